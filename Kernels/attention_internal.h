@@ -1,0 +1,23 @@
+/*
+ * attention_internal.h — helpers shared by the kernel files, not part of the ABI.
+ */
+#ifndef ATTUNE_ATTENTION_INTERNAL_H
+#define ATTUNE_ATTENTION_INTERNAL_H
+
+#include "attune_attention.h"
+
+/* Records an error in `status` (may be NULL) and returns `code`. */
+int32_t attune_fail(attune_status *status, int32_t code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int32_t attune_ok(attune_status *status);
+
+/* Keys [lo, hi) visible to query row i (absolute position q_offset + i);
+ * lo == hi when none is. The one place kernels derive masks from. */
+void attune_visible_range(const attune_attention_problem *p, int64_t q_offset, int64_t i,
+                          int64_t *lo, int64_t *hi);
+
+/* 64-byte aligned scratch; NULL on failure. */
+void *attune_scratch_alloc(size_t bytes);
+void attune_scratch_free(void *ptr);
+
+#endif

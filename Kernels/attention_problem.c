@@ -1,0 +1,201 @@
+/*
+ * attention_problem.c — defaults, validation and mask arithmetic of the
+ * attention ABI (attune_attention.h), shared by every kernel.
+ */
+#include "attune_attention.h"
+#include "attention_internal.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+static void contiguous(attune_strides *s, int64_t heads, int64_t rows, int64_t dim) {
+    s->row = dim;
+    s->head = rows * dim;
+    s->batch = heads * rows * dim;
+}
+
+void attune_attention_problem_init(attune_attention_problem *p,
+                                   int64_t batch, int64_t q_heads, int64_t kv_heads,
+                                   int64_t q_len, int64_t kv_len,
+                                   int64_t qk_dim, int64_t v_dim) {
+    memset(p, 0, sizeof *p);
+    p->batch = batch;
+    p->q_heads = q_heads;
+    p->kv_heads = kv_heads;
+    p->q_len = q_len;
+    p->kv_len = kv_len;
+    p->qk_dim = qk_dim;
+    p->v_dim = v_dim;
+    contiguous(&p->q_stride, q_heads, q_len, qk_dim);
+    contiguous(&p->k_stride, kv_heads, kv_len, qk_dim);
+    contiguous(&p->v_stride, kv_heads, kv_len, v_dim);
+    contiguous(&p->o_stride, q_heads, q_len, v_dim);
+    p->lse_stride_head = q_len;
+    p->lse_stride_batch = q_heads * q_len;
+    p->scale = qk_dim > 0 ? (float)(1.0 / sqrt((double)qk_dim)) : 1.0f;
+    p->q_offset = ATTUNE_Q_OFFSET_DEFAULT;
+}
+
+int32_t attune_fail(attune_status *status, int32_t code, const char *fmt, ...) {
+    if (status) {
+        status->code = code;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(status->message, sizeof status->message, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+int32_t attune_ok(attune_status *status) {
+    if (status) {
+        status->code = ATTUNE_OK;
+        status->message[0] = '\0';
+    }
+    return ATTUNE_OK;
+}
+
+/* Byte range [first, last] touched by a rank-4 strided tensor, for overlap checks. */
+static void span(const float *base, int64_t n0, int64_t n1, int64_t n2, int64_t n3,
+                 const attune_strides *s, const char **lo, const char **hi) {
+    int64_t last = (n0 - 1) * s->batch + (n1 - 1) * s->head + (n2 - 1) * s->row + (n3 - 1);
+    *lo = (const char *)base;
+    *hi = (const char *)(base + last) + sizeof(float) - 1;
+}
+
+static int overlaps(const char *a0, const char *a1, const char *b0, const char *b1) {
+    return a0 <= b1 && b0 <= a1;
+}
+
+#define DIM_LIMIT ((int64_t)1 << 31)
+
+int32_t attune_attention_validate(const attune_attention_problem *p,
+                                  const attune_attention_tensors *t,
+                                  attune_status *status) {
+    if (!p) return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "problem is NULL");
+    const struct { const char *name; int64_t value; int64_t min; } dims[] = {
+        {"batch", p->batch, 1}, {"q_heads", p->q_heads, 1}, {"kv_heads", p->kv_heads, 1},
+        {"q_len", p->q_len, 1}, {"kv_len", p->kv_len, 0}, {"qk_dim", p->qk_dim, 1},
+        {"v_dim", p->v_dim, 1},
+    };
+    for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++) {
+        if (dims[i].value < dims[i].min || dims[i].value >= DIM_LIMIT)
+            return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "%s = %lld is out of range [%lld, 2^31)",
+                               dims[i].name, (long long)dims[i].value, (long long)dims[i].min);
+    }
+    if (p->q_heads % p->kv_heads != 0)
+        return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT,
+                           "q_heads (%lld) must be a multiple of kv_heads (%lld)",
+                           (long long)p->q_heads, (long long)p->kv_heads);
+    if (!isfinite(p->scale))
+        return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "scale must be finite, got %g", (double)p->scale);
+    if (p->causal != 0 && p->causal != 1)
+        return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "causal must be 0 or 1, got %d", p->causal);
+    if (p->window < 0)
+        return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "window must be >= 1 (or 0 for none), got %lld",
+                           (long long)p->window);
+    if (p->q_offset != ATTUNE_Q_OFFSET_DEFAULT && (p->q_offset <= -DIM_LIMIT || p->q_offset >= DIM_LIMIT))
+        return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "q_offset = %lld is out of range (-2^31, 2^31)",
+                           (long long)p->q_offset);
+    const struct { const char *name; const attune_strides *s; } strides[] = {
+        {"q", &p->q_stride}, {"k", &p->k_stride}, {"v", &p->v_stride}, {"o", &p->o_stride},
+    };
+    for (size_t i = 0; i < 4; i++) {
+        const attune_strides *s = strides[i].s;
+        if (s->batch < 0 || s->head < 0 || s->row < 0)
+            return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "%s strides must be non-negative", strides[i].name);
+    }
+    if (p->o_stride.row < p->v_dim)
+        return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT,
+                           "o row stride (%lld) is smaller than v_dim (%lld): output rows would overlap",
+                           (long long)p->o_stride.row, (long long)p->v_dim);
+    if (!t) return attune_ok(status);
+    if (!t->q || !t->o || (p->kv_len > 0 && (!t->k || !t->v)))
+        return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "q, k, v and o must not be NULL");
+
+    /* Outputs must not overlap inputs: kernels read Q/K/V after writing O. */
+    const char *o0, *o1, *x0, *x1;
+    span(t->o, p->batch, p->q_heads, p->q_len, p->v_dim, &p->o_stride, &o0, &o1);
+    span(t->q, p->batch, p->q_heads, p->q_len, p->qk_dim, &p->q_stride, &x0, &x1);
+    if (overlaps(o0, o1, x0, x1))
+        return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "output o overlaps input q");
+    if (p->kv_len > 0) {
+        span(t->k, p->batch, p->kv_heads, p->kv_len, p->qk_dim, &p->k_stride, &x0, &x1);
+        if (overlaps(o0, o1, x0, x1))
+            return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "output o overlaps input k");
+        span(t->v, p->batch, p->kv_heads, p->kv_len, p->v_dim, &p->v_stride, &x0, &x1);
+        if (overlaps(o0, o1, x0, x1))
+            return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "output o overlaps input v");
+    }
+    if (t->lse) {
+        if (p->lse_stride_head < 0 || p->lse_stride_batch < 0)
+            return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "lse strides must be non-negative");
+        if (p->lse_stride_head < p->q_len && p->q_heads > 1)
+            return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT,
+                               "lse head stride (%lld) is smaller than q_len (%lld)",
+                               (long long)p->lse_stride_head, (long long)p->q_len);
+        const char *l0 = (const char *)t->lse;
+        const char *l1 = (const char *)(t->lse + (p->batch - 1) * p->lse_stride_batch +
+                                        (p->q_heads - 1) * p->lse_stride_head + p->q_len - 1) + sizeof(float) - 1;
+        if (overlaps(l0, l1, o0, o1))
+            return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "lse overlaps output o");
+    }
+    return attune_ok(status);
+}
+
+int64_t attune_attention_q_offset(const attune_attention_problem *p) {
+    return p->q_offset == ATTUNE_Q_OFFSET_DEFAULT ? p->kv_len - p->q_len : p->q_offset;
+}
+
+void attune_visible_range(const attune_attention_problem *p, int64_t q_offset, int64_t i,
+                          int64_t *lo, int64_t *hi) {
+    int64_t pos = q_offset + i;
+    int64_t h = p->kv_len, l = 0;
+    if (p->causal && pos + 1 < h) h = pos + 1;
+    if (p->window > 0 && pos - p->window + 1 > l) l = pos - p->window + 1;
+    if (h < l) h = l;
+    if (h < 0) h = l = 0;
+    if (l > p->kv_len) l = h = p->kv_len;
+    *lo = l;
+    *hi = h;
+}
+
+int64_t attune_attention_visible_pairs(const attune_attention_problem *p) {
+    int64_t off = attune_attention_q_offset(p), total = 0;
+    for (int64_t i = 0; i < p->q_len; i++) {
+        int64_t lo, hi;
+        attune_visible_range(p, off, i, &lo, &hi);
+        total += hi - lo;
+    }
+    return total;
+}
+
+int32_t attune_kernels_openmp_enabled(void) {
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+int32_t attune_kernels_max_threads(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+int32_t attune_kernels_has_avx512(void) {
+#if defined(__AVX512F__)
+    return 1;
+#else
+    return 0;
+#endif
+}

@@ -1,0 +1,585 @@
+/*
+ * flash.c — tiled online-softmax attention (FlashAttention-2 style), fp32.
+ *
+ * Work item = (batch, kv head, group of q heads, q tile, kv split). A q tile
+ * stacks the q heads that share a kv head (`hpt` heads x `npos` positions =
+ * `rows`), so every K/V row is read once per tile; in decode (q_len = 1) the
+ * whole GQA group is one tile. Per KV tile of `bk` keys:
+ *
+ *   S  = (scale*log2 e) Q K^T           scores in base-2 units, key-major S^T[j][r]
+ *   m' = max(m, rowmax S);  P = 2^(S - m');  l = 2^(m - m') l + rowsum P
+ *   O  = 2^(m - m') O + P V             unnormalised, divided by l once at the end
+ *
+ * and finally LSE = ln 2 * (m + log2 l). Keeping S key-major lets the softmax
+ * run vertically over 16 query rows per vector, and lets P.V broadcast P[r][j]
+ * from contiguous memory.
+ *
+ * Masking: each row has one visible key interval [lo, hi) (causal, window,
+ * q_offset; attention_problem.c). KV tiles outside every row's interval are
+ * never visited; tiles inside every valid row's interval take the unmasked
+ * path; only boundary tiles select -inf and restrict P.V per row, so NaN/Inf
+ * stored at masked positions never reach the arithmetic (0 * NaN is NaN).
+ *
+ * Scores come from one of two micro-kernels: `wide` (rows >= 16) vectorises
+ * over query rows and broadcasts K elements; `narrow` (decode, short q tiles)
+ * vectorises over the head dim and folds 16 dot products with one transpose
+ * tree. Optionally full tiles use OpenBLAS sgemm instead (params.gemm).
+ *
+ * Split-KV: when there are too few work items to occupy the threads, the
+ * visible key range of each tile is cut into `kv_splits` chunks whose
+ * normalised partials are combined by attune_lse_merge_rows. The split count
+ * depends on the problem only, never on the thread count, so results are
+ * bitwise identical for any number of threads.
+ */
+#include "attune_attention.h"
+#include "attention_internal.h"
+#include "simd.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+enum {
+    DEFAULT_BLOCK_Q = 64,
+    DEFAULT_BLOCK_KV = 256,
+    TARGET_ITEMS = 16,     /* work items wanted before splitting KV */
+    MIN_SPLIT_KEYS = 512,  /* fewer keys per split cost more to merge than they save */
+    MAX_SPLITS = 64,
+    WIDE_MIN_ROWS = 16,
+};
+
+typedef struct {
+    const attune_attention_problem *p;
+    const attune_attention_tensors *t;
+    int64_t q_offset, group, qtiles, hgroups, base_items;
+    int npos, hpt, rows, rp, dvp, bk, splits, wide, use_blas;
+    float qscale;
+    float *part_o;   /* [base_items][splits][rows][dvp] when splits > 1 */
+    float *part_lse; /* [base_items][splits][rows] */
+} plan;
+
+typedef struct {
+    float *qt;      /* [qk_dim][rp]  scaled Q, row-minor (wide) */
+    float *qr;      /* [rows][qk_dim] scaled Q, row-major (narrow, BLAS) */
+    float *st;      /* [bk][rp]      scores, then probabilities */
+    float *acc;     /* [rp][dvp]     unnormalised output */
+    float *m, *l, *alpha;
+    int32_t *lo, *hi; /* visible key interval per row; lo == hi: none */
+    int32_t *valid;   /* row maps to a real (head, position) */
+} scratch;
+
+/* ---------------------------------------------------------------- params */
+
+static int largest_divisor_at_most(int64_t n, int64_t cap) {
+    for (int64_t d = cap < n ? cap : n; d > 1; d--)
+        if (n % d == 0) return (int)d;
+    return 1;
+}
+
+static void resolve(const attune_attention_problem *p, const attune_flash_params *in, attune_flash_params *out,
+                    int *npos, int *hpt) {
+    attune_flash_params r = in ? *in : (attune_flash_params){0};
+    if (r.block_q <= 0) r.block_q = DEFAULT_BLOCK_Q;
+    if (r.block_kv <= 0) r.block_kv = DEFAULT_BLOCK_KV;
+    if (r.gemm == ATTUNE_GEMM_AUTO) r.gemm = ATTUNE_GEMM_NATIVE;
+    int64_t group = p->q_heads / p->kv_heads;
+    int64_t np = p->q_len < r.block_q ? p->q_len : r.block_q;
+    int64_t h = largest_divisor_at_most(group, r.block_q / np > 0 ? r.block_q / np : 1);
+    if (r.kv_splits <= 0) {
+        int64_t items = p->batch * p->kv_heads * (group / h) * ((p->q_len + np - 1) / np);
+        int64_t s = items >= TARGET_ITEMS ? 1 : (TARGET_ITEMS + items - 1) / items;
+        int64_t span = p->window > 0 && p->window < p->kv_len ? p->window + np : p->kv_len;
+        int64_t cap = span / MIN_SPLIT_KEYS;
+        if (s > cap) s = cap;
+        r.kv_splits = s < 1 ? 1 : (int32_t)s;
+    }
+    if (r.kv_splits > MAX_SPLITS) r.kv_splits = MAX_SPLITS;
+    *npos = (int)np;
+    *hpt = (int)h;
+    *out = r;
+}
+
+void attune_flash_resolve_params(const attune_attention_problem *p, const attune_flash_params *in,
+                                 attune_flash_params *out) {
+    int npos, hpt;
+    resolve(p, in, out, &npos, &hpt);
+}
+
+/* --------------------------------------------------------------- scores */
+
+/* S^T[kk][c*16..] for RK keys x CV vectors of query rows. */
+ATTUNE_INLINE void qk_wide_block(const float *k, int64_t ks, const float *qt, int rp, int dqk,
+                                 float *st, const int RK, const int CV) {
+    vf acc[6][4];
+    for (int kk = 0; kk < RK; kk++)
+        for (int c = 0; c < CV; c++) acc[kk][c] = vf_zero();
+    for (int d = 0; d < dqk; d++) {
+        vf q[4];
+        for (int c = 0; c < CV; c++) q[c] = vf_load(qt + (int64_t)d * rp + c * VL);
+        for (int kk = 0; kk < RK; kk++) {
+            vf kb = vf_set1(k[kk * ks + d]);
+            for (int c = 0; c < CV; c++) acc[kk][c] = vf_fma(kb, q[c], acc[kk][c]);
+        }
+    }
+    for (int kk = 0; kk < RK; kk++)
+        for (int c = 0; c < CV; c++) vf_store(st + (int64_t)kk * rp + c * VL, acc[kk][c]);
+}
+
+#define QK_WIDE_CV(RK)                                                     \
+    switch (cv) {                                                          \
+    case 4: qk_wide_block(kp, ks, qt, rp, dqk, sp, RK, 4); break;          \
+    case 3: qk_wide_block(kp, ks, qt, rp, dqk, sp, RK, 3); break;          \
+    case 2: qk_wide_block(kp, ks, qt, rp, dqk, sp, RK, 2); break;          \
+    default: qk_wide_block(kp, ks, qt, rp, dqk, sp, RK, 1); break;         \
+    }
+
+static void scores_wide(const plan *pl, const scratch *sc, const float *kbase, int64_t j0, int n) {
+    const int rp = pl->rp, dqk = (int)pl->p->qk_dim;
+    const int64_t ks = pl->p->k_stride.row;
+    for (int c0 = 0; c0 < rp / VL; c0 += 4) {
+        int cv = rp / VL - c0 < 4 ? rp / VL - c0 : 4;
+        const float *qt = sc->qt + c0 * VL;
+        for (int jj = 0; jj < n; jj += 6) {
+            const float *kp = kbase + (j0 + jj) * ks;
+            float *sp = sc->st + (int64_t)jj * rp + c0 * VL;
+            switch (n - jj < 6 ? n - jj : 6) {
+            case 6: QK_WIDE_CV(6) break;
+            case 5: QK_WIDE_CV(5) break;
+            case 4: QK_WIDE_CV(4) break;
+            case 3: QK_WIDE_CV(3) break;
+            case 2: QK_WIDE_CV(2) break;
+            default: QK_WIDE_CV(1) break;
+            }
+        }
+    }
+}
+
+static void scores_narrow(const plan *pl, const scratch *sc, const float *kbase, int64_t j0, int n) {
+    const int rp = pl->rp, dqk = (int)pl->p->qk_dim;
+    const int64_t ks = pl->p->k_stride.row;
+    for (int jj0 = 0; jj0 < n; jj0 += VL) {
+        int nk = n - jj0 < VL ? n - jj0 : VL;
+        /* Past the tile end, re-read the last key: always valid memory. */
+        const float *kp[VL];
+        for (int kk = 0; kk < VL; kk++) kp[kk] = kbase + (j0 + jj0 + (kk < nk ? kk : nk - 1)) * ks;
+        for (int r = 0; r < pl->rows; r++) {
+            vf acc[VL];
+            for (int kk = 0; kk < VL; kk++) acc[kk] = vf_zero();
+            const float *q = sc->qr + (int64_t)r * dqk;
+            for (int d0 = 0; d0 < dqk; d0 += VL) {
+                vmask m = vm_first(dqk - d0);
+                vf qv = vf_load_n(q + d0, m);
+                for (int kk = 0; kk < VL; kk++) acc[kk] = vf_fma(qv, vf_load_n(kp[kk] + d0, m), acc[kk]);
+            }
+            float s[VL];
+            vf_store(s, vf_transpose_sum16(acc));
+            for (int kk = 0; kk < nk; kk++) sc->st[(int64_t)(jj0 + kk) * rp + r] = s[kk];
+        }
+    }
+}
+
+static void scores_blas(const plan *pl, const scratch *sc, const float *kbase, int64_t j0, int n) {
+    const attune_attention_problem *p = pl->p;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, pl->rows, (int)p->qk_dim, 1.0f,
+                kbase + j0 * p->k_stride.row, (int)p->k_stride.row, sc->qr, (int)p->qk_dim, 0.0f,
+                sc->st, pl->rp);
+}
+
+/* -------------------------------------------------------------- softmax */
+
+/* Online-softmax step over one tile: masks (boundary tiles only), updates
+ * m and l, leaves P in st and the rescale factor of each row in alpha. */
+static void softmax_tile(const plan *pl, const scratch *sc, int64_t j0, int n, int full) {
+    const int rp = pl->rp;
+    const vf neg_inf = vf_set1(-INFINITY);
+    for (int c = 0; c < rp; c += VL) {
+        vf m_old = vf_load(sc->m + c), mt = neg_inf;
+        vi lo = vi_load(sc->lo + c), hi = vi_load(sc->hi + c);
+        float *col = sc->st + c;
+        if (full) {
+            for (int jj = 0; jj < n; jj++) mt = vf_max(mt, vf_load(col + (int64_t)jj * rp));
+        } else {
+            for (int jj = 0; jj < n; jj++) {
+                vf s = vf_load(col + (int64_t)jj * rp);
+                s = vf_blend(vi_in_range(lo, hi, (int32_t)(j0 + jj)), s, neg_inf);
+                vf_store(col + (int64_t)jj * rp, s);
+                mt = vf_max(mt, s);
+            }
+        }
+        vf m_new = vf_max(m_old, mt);
+        /* Rows that have seen no visible key yet keep alpha = 1, P = 0. */
+        vmask dead = vf_eq(m_new, neg_inf);
+        vf alpha = vf_blend(dead, vf_set1(1.0f), vf_exp2(vf_sub(m_old, m_new)));
+        vf m_use = vf_blend(dead, vf_zero(), m_new);
+        vf sum = vf_zero();
+        for (int jj = 0; jj < n; jj++) {
+            vf pr = vf_exp2(vf_sub(vf_load(col + (int64_t)jj * rp), m_use));
+            vf_store(col + (int64_t)jj * rp, pr);
+            sum = vf_add(sum, pr);
+        }
+        vf_store(sc->l + c, vf_fma(vf_load(sc->l + c), alpha, sum));
+        vf_store(sc->m + c, m_new);
+        vf_store(sc->alpha + c, alpha);
+    }
+}
+
+/* ------------------------------------------------------------------- P.V */
+
+/* acc[r][dv0..] = alpha_r acc[r] + sum_{jj in [jb, je)} P[jj][r] V[jj] for RR
+ * rows x CV vectors; `tail` masks the last vector's lanes (v_dim % 16). */
+ATTUNE_INLINE void pv_block(float *acc, int dvp, const float *alpha, int apply_alpha,
+                            const float *pt, int rp, const float *v, int64_t vs,
+                            int jb, int je, vmask tail, const int RR, const int CV) {
+    vf o[6][4];
+    for (int r = 0; r < RR; r++) {
+        vf a = vf_set1(apply_alpha ? alpha[r] : 1.0f);
+        for (int c = 0; c < CV; c++) o[r][c] = vf_mul(vf_load(acc + (int64_t)r * dvp + c * VL), a);
+    }
+    for (int jj = jb; jj < je; jj++) {
+        const float *vr = v + (int64_t)jj * vs;
+        vf vv[4];
+        for (int c = 0; c < CV; c++) vv[c] = c == CV - 1 ? vf_load_n(vr + c * VL, tail) : vf_load(vr + c * VL);
+        const float *pr = pt + (int64_t)jj * rp;
+        for (int r = 0; r < RR; r++) {
+            vf pb = vf_set1(pr[r]);
+            for (int c = 0; c < CV; c++) o[r][c] = vf_fma(pb, vv[c], o[r][c]);
+        }
+    }
+    for (int r = 0; r < RR; r++)
+        for (int c = 0; c < CV; c++) vf_store(acc + (int64_t)r * dvp + c * VL, o[r][c]);
+}
+
+#define PV_CV(RR)                                                                              \
+    switch (cv) {                                                                              \
+    case 4: pv_block(ap, dvp, al, apply, pt, rp, vp, vs, jb, je, tail, RR, 4); break;         \
+    case 3: pv_block(ap, dvp, al, apply, pt, rp, vp, vs, jb, je, tail, RR, 3); break;         \
+    case 2: pv_block(ap, dvp, al, apply, pt, rp, vp, vs, jb, je, tail, RR, 2); break;         \
+    default: pv_block(ap, dvp, al, apply, pt, rp, vp, vs, jb, je, tail, RR, 1); break;        \
+    }
+
+/* Rows [r0, r0+rr) over keys [jb, je) of the tile, all v_dim columns. */
+static void pv_rows(const plan *pl, const scratch *sc, const float *vtile, int r0, int rr,
+                    int jb, int je, int apply) {
+    const int rp = pl->rp, dvp = pl->dvp, dv = (int)pl->p->v_dim;
+    const int64_t vs = pl->p->v_stride.row;
+    const float *pt = sc->st + r0, *al = sc->alpha + r0;
+    for (int d0 = 0; d0 < dv; d0 += 4 * VL) {
+        int cols = dv - d0 < 4 * VL ? dv - d0 : 4 * VL;
+        int cv = (cols + VL - 1) / VL;
+        vmask tail = vm_first(cols - (cv - 1) * VL);
+        float *ap = sc->acc + (int64_t)r0 * dvp + d0;
+        const float *vp = vtile + d0;
+        switch (rr) {
+        case 6: PV_CV(6) break;
+        case 5: PV_CV(5) break;
+        case 4: PV_CV(4) break;
+        case 3: PV_CV(3) break;
+        case 2: PV_CV(2) break;
+        default: PV_CV(1) break;
+        }
+    }
+}
+
+static void pv_tile(const plan *pl, const scratch *sc, const float *vbase, int64_t j0, int n, int full) {
+    const float *vtile = vbase + j0 * pl->p->v_stride.row;
+    if (full && pl->use_blas) {
+        for (int r = 0; r < pl->rows; r++) {
+            float a = sc->alpha[r];
+            float *row = sc->acc + (int64_t)r * pl->dvp;
+            for (int d = 0; d < pl->p->v_dim; d++) row[d] *= a;
+        }
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, pl->rows, (int)pl->p->v_dim, n, 1.0f,
+                    sc->st, pl->rp, vtile, (int)pl->p->v_stride.row, 1.0f, sc->acc, pl->dvp);
+        return;
+    }
+    for (int r0 = 0; r0 < pl->rows; r0 += 6) {
+        int rr = pl->rows - r0 < 6 ? pl->rows - r0 : 6;
+        if (full) {
+            pv_rows(pl, sc, vtile, r0, rr, 0, n, 1);
+            continue;
+        }
+        /* Keys every live row of the block sees go through the block kernel;
+         * each row's remaining keys go row by row, so a row never multiplies
+         * a V row it cannot see. Rows with no visible key are skipped: their
+         * output is forced to 0 at the end. */
+        int64_t a = j0, b = j0 + n;
+        for (int r = r0; r < r0 + rr; r++) {
+            if (sc->lo[r] >= sc->hi[r]) continue;
+            if (sc->lo[r] > a) a = sc->lo[r];
+            if (sc->hi[r] < b) b = sc->hi[r];
+        }
+        if (b < a) b = a;
+        pv_rows(pl, sc, vtile, r0, rr, (int)(a - j0), (int)(b - j0), 1);
+        for (int r = r0; r < r0 + rr; r++) {
+            if (sc->lo[r] >= sc->hi[r]) continue;
+            int64_t lo = sc->lo[r] > j0 ? sc->lo[r] : j0, hi = sc->hi[r] < j0 + n ? sc->hi[r] : j0 + n;
+            if (lo < a) pv_rows(pl, sc, vtile, r, 1, (int)(lo - j0), (int)((hi < a ? hi : a) - j0), 0);
+            if (hi > b) pv_rows(pl, sc, vtile, r, 1, (int)((lo > b ? lo : b) - j0), (int)(hi - j0), 0);
+        }
+    }
+}
+
+/* ----------------------------------------------------------- work items */
+
+typedef struct {
+    int64_t b, g, hg, qt, split, base;
+} item;
+
+static item decode_item(const plan *pl, int64_t it) {
+    item x;
+    x.split = it % pl->splits;
+    int64_t rest = it / pl->splits;
+    /* Last q tiles first: under a causal mask they are the heaviest. */
+    x.qt = pl->qtiles - 1 - rest % pl->qtiles;
+    rest /= pl->qtiles;
+    x.hg = rest % pl->hgroups;
+    rest /= pl->hgroups;
+    x.g = rest % pl->p->kv_heads;
+    x.b = rest / pl->p->kv_heads;
+    x.base = ((x.b * pl->p->kv_heads + x.g) * pl->hgroups + x.hg) * pl->qtiles + x.qt;
+    return x;
+}
+
+static void row_coords(const plan *pl, const item *x, int r, int64_t *head, int64_t *pos) {
+    *head = x->g * pl->group + x->hg * pl->hpt + r / pl->npos;
+    *pos = x->qt * pl->npos + r % pl->npos;
+}
+
+static void run_item(const plan *pl, const scratch *sc, int64_t it) {
+    const attune_attention_problem *p = pl->p;
+    const attune_attention_tensors *t = pl->t;
+    const item x = decode_item(pl, it);
+    const int rp = pl->rp, dqk = (int)p->qk_dim, dvp = pl->dvp;
+
+    /* Rows: visible intervals, and the key range the tile must visit. */
+    int64_t ulo = INT64_MAX, uhi = INT64_MIN, flo = INT64_MIN, fhi = INT64_MAX;
+    for (int r = 0; r < rp; r++) {
+        int64_t head = 0, pos = 0, lo = 0, hi = 0;
+        int ok = r < pl->rows;
+        if (ok) {
+            row_coords(pl, &x, r, &head, &pos);
+            ok = pos < p->q_len;
+        }
+        if (ok) attune_visible_range(p, pl->q_offset, pos, &lo, &hi);
+        sc->valid[r] = ok;
+        sc->lo[r] = (int32_t)lo;
+        sc->hi[r] = (int32_t)hi;
+        if (ok) {
+            if (lo < hi && lo < ulo) ulo = lo;
+            if (lo < hi && hi > uhi) uhi = hi;
+            if (lo > flo) flo = lo;
+            if (hi < fhi) fhi = hi;
+        }
+        sc->m[r] = -INFINITY;
+        sc->l[r] = 0.0f;
+    }
+    if (ulo > uhi) ulo = uhi = 0;
+    int64_t span = uhi - ulo;
+    int64_t chunk = (span + pl->splits - 1) / pl->splits;
+    chunk = (chunk + pl->bk - 1) / pl->bk * pl->bk;
+    int64_t c0 = ulo + x.split * chunk, c1 = c0 + chunk;
+    if (c0 > uhi) c0 = uhi;
+    if (c1 > uhi) c1 = uhi;
+
+    memset(sc->acc, 0, sizeof(float) * (size_t)rp * dvp);
+    if (c0 < c1) {
+        const float qscale = pl->qscale;
+        for (int r = 0; r < rp; r++) {
+            const float *src = NULL;
+            if (sc->valid[r]) {
+                int64_t head, pos;
+                row_coords(pl, &x, r, &head, &pos);
+                src = t->q + x.b * p->q_stride.batch + head * p->q_stride.head + pos * p->q_stride.row;
+            }
+            if (pl->wide)
+                for (int d = 0; d < dqk; d++) sc->qt[(int64_t)d * rp + r] = src ? src[d] * qscale : 0.0f;
+            if ((!pl->wide || pl->use_blas) && r < pl->rows)
+                for (int d = 0; d < dqk; d++) sc->qr[(int64_t)r * dqk + d] = src ? src[d] * qscale : 0.0f;
+        }
+        const float *kbase = t->k + x.b * p->k_stride.batch + x.g * p->k_stride.head;
+        const float *vbase = t->v + x.b * p->v_stride.batch + x.g * p->v_stride.head;
+        for (int64_t j0 = c0; j0 < c1; j0 += pl->bk) {
+            int n = (int)(c1 - j0 < pl->bk ? c1 - j0 : pl->bk);
+            int full = flo <= j0 && j0 + n <= fhi;
+            if (full && pl->use_blas) scores_blas(pl, sc, kbase, j0, n);
+            else if (pl->wide) scores_wide(pl, sc, kbase, j0, n);
+            else scores_narrow(pl, sc, kbase, j0, n);
+            softmax_tile(pl, sc, j0, n, full);
+            pv_tile(pl, sc, vbase, j0, n, full);
+        }
+    }
+
+    /* Normalise; rows that saw nothing are 0 with LSE -inf. */
+    const float ln2 = 0.69314718055994531f;
+    const int64_t dv = p->v_dim;
+    for (int r = 0; r < pl->rows; r++) {
+        if (!sc->valid[r]) continue;
+        float l = sc->l[r], m = sc->m[r];
+        int empty = m == -INFINITY || l == 0.0f;
+        float inv = empty ? 0.0f : 1.0f / l;
+        float lse = empty ? -INFINITY : ln2 * (m + log2f(l));
+        const float *a = sc->acc + (int64_t)r * dvp;
+        float *dst, *lse_dst;
+        if (pl->splits > 1) {
+            int64_t slot = x.base * pl->splits + x.split;
+            dst = pl->part_o + (slot * pl->rows + r) * dvp;
+            lse_dst = pl->part_lse + slot * pl->rows + r;
+        } else {
+            int64_t head, pos;
+            row_coords(pl, &x, r, &head, &pos);
+            dst = t->o + x.b * p->o_stride.batch + head * p->o_stride.head + pos * p->o_stride.row;
+            lse_dst = t->lse ? t->lse + x.b * p->lse_stride_batch + head * p->lse_stride_head + pos : NULL;
+        }
+        for (int64_t d = 0; d < dv; d++) dst[d] = empty ? 0.0f : a[d] * inv;
+        if (lse_dst) *lse_dst = lse;
+    }
+}
+
+/* Combines the splits of one base item into the outputs, head by head. */
+static void merge_item(const plan *pl, int64_t base) {
+    const attune_attention_problem *p = pl->p;
+    item x;
+    x.base = base;
+    x.split = 0;
+    x.qt = base % pl->qtiles;
+    x.hg = base / pl->qtiles % pl->hgroups;
+    x.g = base / pl->qtiles / pl->hgroups % p->kv_heads;
+    x.b = base / pl->qtiles / pl->hgroups / p->kv_heads;
+    const float *parts[MAX_SPLITS], *lses[MAX_SPLITS];
+    int64_t strides[MAX_SPLITS];
+    for (int hh = 0; hh < pl->hpt; hh++) {
+        int64_t head, pos0;
+        row_coords(pl, &x, hh * pl->npos, &head, &pos0);
+        int64_t n = p->q_len - pos0 < pl->npos ? p->q_len - pos0 : pl->npos;
+        for (int s = 0; s < pl->splits; s++) {
+            int64_t slot = base * pl->splits + s;
+            parts[s] = pl->part_o + (slot * pl->rows + hh * pl->npos) * pl->dvp;
+            lses[s] = pl->part_lse + slot * pl->rows + hh * pl->npos;
+            strides[s] = pl->dvp;
+        }
+        float *o = pl->t->o + x.b * p->o_stride.batch + head * p->o_stride.head + pos0 * p->o_stride.row;
+        float *lse = pl->t->lse ? pl->t->lse + x.b * p->lse_stride_batch + head * p->lse_stride_head + pos0 : NULL;
+        attune_lse_merge_rows(pl->splits, n, p->v_dim, parts, strides, lses, o, p->o_stride.row, lse);
+    }
+}
+
+/* ----------------------------------------------------------- entry point */
+
+static void scratch_free(scratch *sc) {
+    attune_scratch_free(sc->qt);
+    attune_scratch_free(sc->qr);
+    attune_scratch_free(sc->st);
+    attune_scratch_free(sc->acc);
+    attune_scratch_free(sc->m);
+    attune_scratch_free(sc->lo);
+}
+
+static int scratch_alloc(const plan *pl, scratch *sc) {
+    const size_t rp = (size_t)pl->rp, f = sizeof(float);
+    memset(sc, 0, sizeof *sc);
+    sc->qt = attune_scratch_alloc(f * (size_t)pl->p->qk_dim * rp);
+    sc->qr = attune_scratch_alloc(f * (size_t)pl->p->qk_dim * rp);
+    sc->st = attune_scratch_alloc(f * (size_t)pl->bk * rp);
+    sc->acc = attune_scratch_alloc(f * rp * (size_t)pl->dvp);
+    sc->m = attune_scratch_alloc(f * rp * 3);
+    sc->lo = attune_scratch_alloc(sizeof(int32_t) * rp * 3);
+    if (!sc->qt || !sc->qr || !sc->st || !sc->acc || !sc->m || !sc->lo) {
+        scratch_free(sc);
+        return 0;
+    }
+    sc->l = sc->m + rp;
+    sc->alpha = sc->m + 2 * rp;
+    sc->hi = sc->lo + rp;
+    sc->valid = sc->lo + 2 * rp;
+    return 1;
+}
+
+int32_t attune_flash_attention(const attune_attention_problem *p, const attune_attention_tensors *t,
+                               const attune_flash_params *params, attune_status *status) {
+    int32_t rc = attune_attention_validate(p, t, status);
+    if (rc != ATTUNE_OK) return rc;
+    if (params && (params->block_q < 0 || params->block_kv < 0 || params->kv_splits < 0 || params->threads < 0))
+        return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "flash parameters must be non-negative");
+    if (params && (params->gemm < ATTUNE_GEMM_AUTO || params->gemm > ATTUNE_GEMM_BLAS))
+        return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "unknown gemm backend %d", params->gemm);
+    if (params && (params->block_q > 4096 || params->block_kv > 8192))
+        return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT,
+                           "block_q must be <= 4096 and block_kv <= 8192 (got %d, %d)", params->block_q,
+                           params->block_kv);
+
+    attune_flash_params r;
+    plan pl = {0};
+    pl.p = p;
+    pl.t = t;
+    resolve(p, params, &r, &pl.npos, &pl.hpt);
+    pl.q_offset = attune_attention_q_offset(p);
+    pl.group = p->q_heads / p->kv_heads;
+    pl.rows = pl.npos * pl.hpt;
+    pl.rp = (pl.rows + VL - 1) / VL * VL;
+    pl.dvp = (int)((p->v_dim + VL - 1) / VL * VL);
+    pl.bk = r.block_kv;
+    pl.splits = r.kv_splits;
+    pl.wide = pl.rows >= WIDE_MIN_ROWS;
+    /* sgemm needs leading dimensions >= the row length. */
+    pl.use_blas = r.gemm == ATTUNE_GEMM_BLAS && p->k_stride.row >= p->qk_dim && p->v_stride.row >= p->v_dim;
+    pl.qscale = (float)((double)p->scale * 1.4426950408889634);
+    pl.qtiles = (p->q_len + pl.npos - 1) / pl.npos;
+    pl.hgroups = pl.group / pl.hpt;
+    pl.base_items = p->batch * p->kv_heads * pl.hgroups * pl.qtiles;
+
+    if (pl.splits > 1) {
+        size_t slots = (size_t)pl.base_items * (size_t)pl.splits;
+        pl.part_o = attune_scratch_alloc(sizeof(float) * slots * (size_t)pl.rows * (size_t)pl.dvp);
+        pl.part_lse = attune_scratch_alloc(sizeof(float) * slots * (size_t)pl.rows);
+        if (!pl.part_o || !pl.part_lse) {
+            attune_scratch_free(pl.part_o);
+            attune_scratch_free(pl.part_lse);
+            return attune_fail(status, ATTUNE_ERR_OUT_OF_MEMORY, "flash: cannot allocate split-KV partials");
+        }
+    }
+
+    int saved_blas_threads = 0;
+    if (pl.use_blas) {
+        /* Each OpenMP thread calls sgemm on its own tile: keep OpenBLAS
+         * from spawning threads of its own inside ours. */
+        saved_blas_threads = openblas_get_num_threads();
+        openblas_set_num_threads(1);
+    }
+    int failed = 0;
+    const int64_t n_items = pl.base_items * pl.splits;
+    int64_t next_item = 0;
+#ifdef _OPENMP
+    int nth = r.threads > 0 ? r.threads : omp_get_max_threads();
+#pragma omp parallel num_threads(nth) reduction(| : failed)
+#endif
+    {
+        scratch sc;
+        if (!scratch_alloc(&pl, &sc)) {
+            failed = 1;
+        } else {
+            /* Dynamic schedule by hand: clang's `schedule(dynamic)` emits
+             * runtime calls newer than Debian's libomp provides. */
+            for (;;) {
+                int64_t it = __atomic_fetch_add(&next_item, 1, __ATOMIC_RELAXED);
+                if (it >= n_items) break;
+                run_item(&pl, &sc, it);
+            }
+            scratch_free(&sc);
+        }
+    }
+    if (!failed && pl.splits > 1) {
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nth)
+#endif
+        for (int64_t b = 0; b < pl.base_items; b++) merge_item(&pl, b);
+    }
+    if (pl.use_blas) openblas_set_num_threads(saved_blas_threads);
+    attune_scratch_free(pl.part_o);
+    attune_scratch_free(pl.part_lse);
+    if (failed) return attune_fail(status, ATTUNE_ERR_OUT_OF_MEMORY, "flash: cannot allocate per-thread scratch");
+    return attune_ok(status);
+}

@@ -1,0 +1,71 @@
+// swift-tools-version:6.0
+import PackageDescription
+import Foundation
+
+// Debian's libomp-dev installs omp.h and libomp.so under LLVM's own folders
+// (/usr/lib/llvm-N/...), which the Swift toolchain's clang does not search.
+// We look for them here so `swift build` works with no extra flags; set
+// ATTUNE_OMP_INCLUDE / ATTUNE_OMP_LIB to override. Without libomp the kernels
+// still build and run, single-threaded (see Docs/BUILDING.md).
+func findOpenMP() -> (include: String, lib: String)? {
+    let env = ProcessInfo.processInfo.environment
+    if let inc = env["ATTUNE_OMP_INCLUDE"], let lib = env["ATTUNE_OMP_LIB"] {
+        return (inc, lib)
+    }
+    let fm = FileManager.default
+    let llvmRoots = ((try? fm.contentsOfDirectory(atPath: "/usr/lib")) ?? [])
+        .filter { $0.hasPrefix("llvm-") }
+        .sorted { (Int($0.dropFirst(5)) ?? 0) > (Int($1.dropFirst(5)) ?? 0) }
+    for root in llvmRoots {
+        let libDir = "/usr/lib/\(root)/lib"
+        guard fm.fileExists(atPath: "\(libDir)/libomp.so") else { continue }
+        let candidates = ["/usr/lib/\(root)/include"] +
+            ((try? fm.contentsOfDirectory(atPath: "\(libDir)/clang")) ?? []).sorted().reversed()
+                .map { "\(libDir)/clang/\($0)/include" }
+        if let inc = candidates.first(where: { fm.fileExists(atPath: "\($0)/omp.h") }) {
+            return (inc, libDir)
+        }
+    }
+    return nil
+}
+
+let openMP = findOpenMP()
+let kernelCFlags: [String] = ["-O3", "-march=native", "-ffp-contract=fast", "-fno-math-errno"]
+    + (openMP.map { ["-fopenmp", "-I\($0.include)"] } ?? [])
+let kernelLinkFlags: [String] = openMP.map { ["-L\($0.lib)", "-Xlinker", "-rpath", "-Xlinker", $0.lib, "-lomp"] } ?? []
+
+let package = Package(
+    name: "Attune",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "attune", targets: ["attune"]),
+        .library(name: "AttuneKernels", targets: ["AttuneKernels"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // The C kernel library: one ABI header, one file per kernel family.
+        .target(
+            name: "CAttuneKernels",
+            path: "Kernels",
+            cSettings: [.unsafeFlags(kernelCFlags)],
+            linkerSettings: [.linkedLibrary("openblas"), .linkedLibrary("m"), .unsafeFlags(kernelLinkFlags)]
+        ),
+        .target(name: "AttuneTensor"),
+        .target(name: "AttuneKernels", dependencies: ["CAttuneKernels", "AttuneTensor"]),
+        .target(name: "AttuneNumerics", dependencies: ["AttuneKernels", "AttuneTensor"]),
+        .target(name: "AttuneBench", dependencies: ["AttuneKernels", "AttuneTensor", "CAttuneKernels"]),
+        .executableTarget(
+            name: "attune",
+            dependencies: [
+                "AttuneKernels", "AttuneTensor", "AttuneBench",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "AttuneTensorTests", dependencies: ["AttuneTensor"]),
+        .testTarget(name: "AttuneNumericsTests", dependencies: ["AttuneNumerics"]),
+        .testTarget(name: "AttuneKernelsTests", dependencies: ["AttuneKernels", "AttuneNumerics", "AttuneTensor"]),
+        .testTarget(name: "attuneCLITests", dependencies: ["AttuneTensor"]),
+    ]
+)

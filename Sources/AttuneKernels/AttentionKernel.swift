@@ -1,0 +1,104 @@
+import AttuneTensor
+
+/// A kernel's tunable parameter: its name, what it does, the default and the values worth trying.
+public struct KernelParameter: Sendable, Equatable {
+    public var name: String
+    public var summary: String
+    /// The value used when a caller gives none; 0 often means "choose from the shape".
+    public var defaultValue: Double
+    /// Candidate values for the tuner.
+    public var candidates: [Double]
+    public var isInteger: Bool
+
+    public init(name: String, summary: String, defaultValue: Double, candidates: [Double], isInteger: Bool = true) {
+        self.name = name
+        self.summary = summary
+        self.defaultValue = defaultValue
+        self.candidates = candidates
+        self.isInteger = isInteger
+    }
+}
+
+/// Named parameter values for one kernel invocation, e.g. `block_kv=128`.
+public typealias KernelParameters = [String: Double]
+
+/// The result of one attention call.
+public struct AttentionOutput: Sendable {
+    public var o: Tensor
+    public var lse: Tensor
+}
+
+/// An attention kernel as the rest of Attune sees it: a value with a name, a numerical
+/// contract, the problems it accepts and the parameters it exposes.
+public protocol AttentionKernel: Sendable {
+    /// The name users type (`--kernel flash`).
+    var name: String { get }
+    /// One line for `--help` and `inspect`.
+    var summary: String { get }
+    /// True when the kernel computes softmax attention to fp32 rounding.
+    var isExact: Bool { get }
+    var parameters: [KernelParameter] { get }
+    /// Human-readable reasons this kernel cannot run `problem`; empty when it can.
+    func unsupportedReasons(_ problem: AttentionProblem) -> [String]
+    /// Runs on contiguous fp32 buffers laid out as `problem` describes.
+    func run(_ problem: AttentionProblem, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
+             v: UnsafePointer<Float>, o: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>?,
+             parameters: KernelParameters) throws
+}
+
+public struct KernelError: Error, CustomStringConvertible, Equatable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+extension AttentionKernel {
+    /// Rejects parameter names this kernel does not declare and values that are not whole
+    /// numbers where integers are expected, so a typo is never silently ignored.
+    public func checkParameters(_ given: KernelParameters) throws {
+        for (key, value) in given.sorted(by: { $0.key < $1.key }) {
+            guard let spec = parameters.first(where: { $0.name == key }) else {
+                let known = parameters.map(\.name).joined(separator: ", ")
+                throw KernelError("kernel '\(name)' has no parameter '\(key)' (parameters: \(known))")
+            }
+            if !value.isFinite || (spec.isInteger && value.rounded() != value) {
+                throw KernelError("parameter '\(key)' of kernel '\(name)' must be \(spec.isInteger ? "an integer" : "finite"), got \(value)")
+            }
+        }
+    }
+
+    /// Validates shapes against `problem`, runs the kernel and returns O and LSE as tensors.
+    public func run(_ problem: AttentionProblem, q: Tensor, k: Tensor, v: Tensor,
+                    parameters: KernelParameters = [:]) throws -> AttentionOutput {
+        if let error = problem.validationError() { throw KernelError(error) }
+        for (label, tensor, shape) in [("q", q, problem.qShape), ("k", k, problem.kShape), ("v", v, problem.vShape)]
+        where tensor.shape != shape {
+            throw KernelError("\(label) has shape \(tensor.shape), expected \(shape) for \(problem)")
+        }
+        let reasons = unsupportedReasons(problem)
+        if !reasons.isEmpty {
+            throw KernelError("kernel '\(name)' cannot run \(problem): " + reasons.joined(separator: "; "))
+        }
+        try checkParameters(parameters)
+        var o = Tensor(zeros: problem.oShape)
+        var lse = Tensor(zeros: problem.lseShape)
+        try q.data.withUnsafeBufferPointer { qb in
+            try k.data.withUnsafeBufferPointer { kb in
+                try v.data.withUnsafeBufferPointer { vb in
+                    try o.data.withUnsafeMutableBufferPointer { ob in
+                        try lse.data.withUnsafeMutableBufferPointer { lb in
+                            // Empty K/V buffers have no base address; the ABI never reads them when kv_len == 0.
+                            let dummy: [Float] = [0]
+                            try dummy.withUnsafeBufferPointer { d in
+                                try run(problem, q: qb.baseAddress ?? d.baseAddress!, k: kb.baseAddress ?? d.baseAddress!,
+                                        v: vb.baseAddress ?? d.baseAddress!, o: ob.baseAddress!,
+                                        lse: lb.baseAddress, parameters: parameters)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return AttentionOutput(o: o, lse: lse)
+    }
+}

@@ -1,0 +1,93 @@
+import CAttuneKernels
+
+/// One attention problem in the terms of the C ABI (`Kernels/include/attune_attention.h`):
+/// q [B, Hq, Lq, Dqk], k [B, Hkv, Lk, Dqk], v [B, Hkv, Lk, Dv] -> o [B, Hq, Lq, Dv], lse [B, Hq, Lq].
+///
+/// Masking is bottom-right aligned: query row `i` sits at absolute position
+/// `qOffset + i` (default `kvLen - qLen`) and sees key `j` iff
+/// `(!causal || j <= qOffset + i) && (window == nil || j > qOffset + i - window)`.
+/// Tensors described by this value are contiguous; strided views are an ABI feature
+/// reached through `AttentionStrides`.
+public struct AttentionProblem: Sendable, Equatable, CustomStringConvertible {
+    public var batch: Int
+    public var qHeads: Int
+    public var kvHeads: Int
+    public var qLen: Int
+    public var kvLen: Int
+    public var qkDim: Int
+    public var vDim: Int
+    /// Softmax temperature; `nil` means 1/sqrt(qkDim).
+    public var scale: Float?
+    public var causal: Bool
+    /// Absolute position of query row 0; `nil` means `kvLen - qLen`.
+    public var qOffset: Int?
+    /// Sliding window length in keys (>= 1); `nil` means none.
+    public var window: Int?
+
+    public init(batch: Int = 1, qHeads: Int, kvHeads: Int? = nil, qLen: Int, kvLen: Int,
+                qkDim: Int, vDim: Int? = nil, scale: Float? = nil, causal: Bool = false,
+                qOffset: Int? = nil, window: Int? = nil) {
+        self.batch = batch
+        self.qHeads = qHeads
+        self.kvHeads = kvHeads ?? qHeads
+        self.qLen = qLen
+        self.kvLen = kvLen
+        self.qkDim = qkDim
+        self.vDim = vDim ?? qkDim
+        self.scale = scale
+        self.causal = causal
+        self.qOffset = qOffset
+        self.window = window
+    }
+
+    public var qShape: [Int] { [batch, qHeads, qLen, qkDim] }
+    public var kShape: [Int] { [batch, kvHeads, kvLen, qkDim] }
+    public var vShape: [Int] { [batch, kvHeads, kvLen, vDim] }
+    public var oShape: [Int] { [batch, qHeads, qLen, vDim] }
+    public var lseShape: [Int] { [batch, qHeads, qLen] }
+
+    public var resolvedScale: Float { scale ?? Float(1.0 / Double(qkDim).squareRoot()) }
+    public var resolvedQOffset: Int { qOffset ?? (kvLen - qLen) }
+
+    /// The C problem for contiguous tensors of this shape.
+    public var cProblem: attune_attention_problem {
+        var p = attune_attention_problem()
+        attune_attention_problem_init(&p, Int64(batch), Int64(qHeads), Int64(kvHeads),
+                                      Int64(qLen), Int64(kvLen), Int64(qkDim), Int64(vDim))
+        if let scale { p.scale = scale }
+        p.causal = causal ? 1 : 0
+        if let qOffset { p.q_offset = Int64(qOffset) }
+        p.window = Int64(window ?? 0)
+        return p
+    }
+
+    /// Visible (query, key) pairs per (batch, q head), counted by the ABI's own mask.
+    public var visiblePairs: Int {
+        var p = cProblem
+        return Int(attune_attention_visible_pairs(&p))
+    }
+
+    /// Problems the ABI rejects outright, independent of any kernel.
+    public func validationError() -> String? {
+        var p = cProblem
+        var status = attune_status()
+        let rc = attune_attention_validate(&p, nil, &status)
+        return rc == 0 ? nil : AttentionProblem.message(of: status)
+    }
+
+    static func message(of status: attune_status) -> String {
+        withUnsafeBytes(of: status.message) { raw in
+            String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+        }
+    }
+
+    public var description: String {
+        var s = "B\(batch) Hq\(qHeads) Hkv\(kvHeads) Lq\(qLen) Lk\(kvLen) d\(qkDim)"
+        if vDim != qkDim { s += " dv\(vDim)" }
+        if causal { s += " causal" }
+        if let qOffset { s += " q_offset=\(qOffset)" }
+        if let window { s += " window=\(window)" }
+        if let scale { s += " scale=\(scale)" }
+        return s
+    }
+}

@@ -1,0 +1,60 @@
+import CAttuneKernels
+
+/// `flash`: tiled online-softmax attention, FlashAttention-2 style (Kernels/flash.c).
+public struct FlashKernel: AttentionKernel {
+    public init() {}
+
+    public let name = "flash"
+    public let summary = "tiled online-softmax attention (FlashAttention-2 style), exact fp32, any mask/GQA/head dim"
+    public let isExact = true
+
+    public let parameters: [KernelParameter] = [
+        KernelParameter(name: "block_q", summary: "query rows per tile (0 = default 64)",
+                        defaultValue: 0, candidates: [32, 64, 96, 128]),
+        KernelParameter(name: "block_kv", summary: "keys per tile (0 = default 256)",
+                        defaultValue: 0, candidates: [64, 128, 256, 512]),
+        KernelParameter(name: "kv_splits", summary: "KV chunks per tile merged by log-sum-exp (0 = auto from the shape)",
+                        defaultValue: 0, candidates: [0, 1, 2, 4, 8, 16]),
+        KernelParameter(name: "threads", summary: "OpenMP threads (0 = all)",
+                        defaultValue: 0, candidates: [0]),
+        KernelParameter(name: "gemm", summary: "inner products: 0 auto, 1 AVX-512 micro-kernels, 2 OpenBLAS for full tiles",
+                        defaultValue: 0, candidates: [1, 2]),
+    ]
+
+    public func unsupportedReasons(_ problem: AttentionProblem) -> [String] {
+        // flash accepts every problem the ABI accepts.
+        problem.validationError().map { [$0] } ?? []
+    }
+
+    func cParams(_ parameters: KernelParameters) -> attune_flash_params {
+        var params = attune_flash_params()
+        params.block_q = Int32(clamping: Int(parameters["block_q"] ?? 0))
+        params.block_kv = Int32(clamping: Int(parameters["block_kv"] ?? 0))
+        params.kv_splits = Int32(clamping: Int(parameters["kv_splits"] ?? 0))
+        params.threads = Int32(clamping: Int(parameters["threads"] ?? 0))
+        params.gemm = Int32(clamping: Int(parameters["gemm"] ?? 0))
+        return params
+    }
+
+    /// The parameter values the kernel will actually use for `problem` (zeros resolved).
+    public func resolvedParameters(_ problem: AttentionProblem, _ parameters: KernelParameters) -> KernelParameters {
+        var p = problem.cProblem
+        var given = cParams(parameters)
+        var out = attune_flash_params()
+        attune_flash_resolve_params(&p, &given, &out)
+        return ["block_q": Double(out.block_q), "block_kv": Double(out.block_kv),
+                "kv_splits": Double(out.kv_splits), "threads": Double(out.threads), "gemm": Double(out.gemm)]
+    }
+
+    public func run(_ problem: AttentionProblem, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
+                    v: UnsafePointer<Float>, o: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>?,
+                    parameters: KernelParameters) throws {
+        try checkParameters(parameters)
+        var p = problem.cProblem
+        var tensors = attune_attention_tensors(q: q, k: k, v: v, o: o, lse: lse)
+        var params = cParams(parameters)
+        var status = attune_status()
+        let rc = attune_flash_attention(&p, &tensors, &params, &status)
+        if rc != 0 { throw KernelError("flash: " + AttentionProblem.message(of: status)) }
+    }
+}

@@ -1,0 +1,74 @@
+import AttuneKernels
+import AttuneTensor
+
+/// Deterministic N(0, 1) inputs: SplitMix64 feeding Box-Muller, so every run and
+/// every machine draws the same tensors.
+struct SeededNormal {
+    private var state: UInt64
+    private var spare: Double?
+
+    init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
+
+    mutating func nextUniform() -> Double {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        z ^= z >> 31
+        return (Double(z >> 11) + 0.5) / Double(1 << 53)
+    }
+
+    mutating func next() -> Double {
+        if let s = spare { spare = nil; return s }
+        let u = nextUniform(), w = nextUniform()
+        let r = (-2 * Foundation.log(u)).squareRoot()
+        spare = r * Foundation.sin(2 * .pi * w)
+        return r * Foundation.cos(2 * .pi * w)
+    }
+
+    mutating func tensor(_ shape: [Int], scale: Float = 1) -> Tensor {
+        let n = shape.reduce(1, *)
+        return Tensor(shape: shape, data: (0..<n).map { _ in Float(next()) * scale })
+    }
+}
+
+import Foundation
+
+/// Q, K, V for one problem.
+struct AttentionInputs {
+    var q: Tensor
+    var k: Tensor
+    var v: Tensor
+
+    init(_ p: AttentionProblem, seed: UInt64, qScale: Float = 1, kScale: Float = 1) {
+        var rng = SeededNormal(seed: seed)
+        q = rng.tensor(p.qShape, scale: qScale)
+        k = rng.tensor(p.kShape, scale: kScale)
+        v = rng.tensor(p.vShape)
+    }
+
+    /// Keys no query row of `p` may see under the test's own reading of the mask.
+    static func keysNoQuerySees(_ p: AttentionProblem) -> [Int] {
+        let off = p.resolvedQOffset
+        return (0..<p.kvLen).filter { j in
+            !(0..<p.qLen).contains { i in
+                let pos = off + i
+                return (!p.causal || j <= pos) && (p.window.map { j > pos - $0 } ?? true)
+            }
+        }
+    }
+
+    /// Writes `value` into every element of K and V rows `keys`, all batches and heads.
+    mutating func poison(keys: [Int], with value: Float, _ p: AttentionProblem) {
+        for b in 0..<p.batch {
+            for h in 0..<p.kvHeads {
+                for j in keys {
+                    let kBase = ((b * p.kvHeads + h) * p.kvLen + j) * p.qkDim
+                    for d in 0..<p.qkDim { k.data[kBase + d] = value }
+                    let vBase = ((b * p.kvHeads + h) * p.kvLen + j) * p.vDim
+                    for d in 0..<p.vDim { v.data[vBase + d] = value }
+                }
+            }
+        }
+    }
+}
