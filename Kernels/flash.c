@@ -85,7 +85,10 @@ static void resolve(const attune_attention_problem *p, const attune_flash_params
     attune_flash_params r = in ? *in : (attune_flash_params){0};
     if (r.block_q <= 0) r.block_q = DEFAULT_BLOCK_Q;
     if (r.block_kv <= 0) r.block_kv = DEFAULT_BLOCK_KV;
-    if (r.gemm == ATTUNE_GEMM_AUTO) r.gemm = ATTUNE_GEMM_NATIVE;
+    /* Measured (Docs/PERFORMANCE.md): the AVX-512 micro-kernels beat sgemm
+     * on every shape we tried; without AVX-512 the portable fallback is far
+     * slower than OpenBLAS, so full tiles go to sgemm there. */
+    if (r.gemm == ATTUNE_GEMM_AUTO) r.gemm = attune_kernels_has_avx512() ? ATTUNE_GEMM_NATIVE : ATTUNE_GEMM_BLAS;
     int64_t group = p->q_heads / p->kv_heads;
     int64_t np = p->q_len < r.block_q ? p->q_len : r.block_q;
     int64_t h = largest_divisor_at_most(group, r.block_q / np > 0 ? r.block_q / np : 1);
@@ -158,28 +161,74 @@ static void scores_wide(const plan *pl, const scratch *sc, const float *kbase, i
     }
 }
 
-static void scores_narrow(const plan *pl, const scratch *sc, const float *kbase, int64_t j0, int n) {
-    const int rp = pl->rp, dqk = (int)pl->p->qk_dim;
-    const int64_t ks = pl->p->k_stride.row;
-    for (int jj0 = 0; jj0 < n; jj0 += VL) {
-        int nk = n - jj0 < VL ? n - jj0 : VL;
-        /* Past the tile end, re-read the last key: always valid memory. */
-        const float *kp[VL];
-        for (int kk = 0; kk < VL; kk++) kp[kk] = kbase + (j0 + jj0 + (kk < nk ? kk : nk - 1)) * ks;
-        for (int r = 0; r < pl->rows; r++) {
-            vf acc[VL];
-            for (int kk = 0; kk < VL; kk++) acc[kk] = vf_zero();
-            const float *q = sc->qr + (int64_t)r * dqk;
-            for (int d0 = 0; d0 < dqk; d0 += VL) {
-                vmask m = vm_first(dqk - d0);
-                vf qv = vf_load_n(q + d0, m);
-                for (int kk = 0; kk < VL; kk++) acc[kk] = vf_fma(qv, vf_load_n(kp[kk] + d0, m), acc[kk]);
-            }
-            float s[VL];
-            vf_store(s, vf_transpose_sum16(acc));
-            for (int kk = 0; kk < nk; kk++) sc->st[(int64_t)(jj0 + kk) * rp + r] = s[kk];
+/* S^T for R rows x KK keys (R * KK == 16): dot products along the head dim,
+ * all 16 folded at once by the transpose tree. */
+ATTUNE_INLINE void qk_narrow_block(const float *q, const float *k, int64_t ks, int dqk,
+                                   float *st, int rp, const int R, const int KK) {
+    vf acc[16];
+    for (int i = 0; i < 16; i++) acc[i] = vf_zero();
+    for (int d0 = 0; d0 < dqk; d0 += VL) {
+        vmask m = vm_first(dqk - d0);
+        vf kv[16];
+        for (int kk = 0; kk < KK; kk++) kv[kk] = vf_load_n(k + kk * ks + d0, m);
+        for (int r = 0; r < R; r++) {
+            vf qv = vf_load_n(q + (int64_t)r * dqk + d0, m);
+            for (int kk = 0; kk < KK; kk++) acc[r * KK + kk] = vf_fma(qv, kv[kk], acc[r * KK + kk]);
         }
     }
+    float out[VL];
+    vf_store(out, vf_transpose_sum16(acc));
+    for (int r = 0; r < R; r++)
+        for (int kk = 0; kk < KK; kk++) st[(int64_t)kk * rp + r] = out[r * KK + kk];
+}
+
+/* One key for rows [0, rows): the tail of a tile. */
+static void qk_narrow_key(const float *qr, int rows, const float *k, int dqk, float *st) {
+    for (int r = 0; r < rows; r++) {
+        vf acc = vf_zero();
+        for (int d0 = 0; d0 < dqk; d0 += VL) {
+            vmask m = vm_first(dqk - d0);
+            acc = vf_fma(vf_load_n(qr + (int64_t)r * dqk + d0, m), vf_load_n(k + d0, m), acc);
+        }
+        st[r] = vf_hsum(acc);
+    }
+}
+
+/* Decode streams K and V from DRAM; one thread's hardware prefetch alone
+ * does not keep enough lines in flight, so ask for them ahead of use. */
+static inline void prefetch_row(const float *row, int64_t dim, int to_l2) {
+    for (int64_t d = 0; d < dim; d += 64 / (int64_t)sizeof(float)) {
+        if (to_l2) __builtin_prefetch(row + d, 0, 2);
+        else __builtin_prefetch(row + d, 0, 3);
+    }
+}
+
+enum { PREFETCH_KEYS_AHEAD = 16 };
+
+static void scores_narrow(const plan *pl, const scratch *sc, const float *kbase, const float *vbase,
+                          int64_t j0, int n) {
+    const int rp = pl->rp, dqk = (int)pl->p->qk_dim;
+    const int64_t ks = pl->p->k_stride.row, vs = pl->p->v_stride.row, dv = pl->p->v_dim;
+    const int64_t kv_end = pl->p->kv_len;
+    /* Rows go in blocks of R (rows past pl->rows are zero Q rows, results unused). */
+    const int R = pl->rows == 1 ? 1 : pl->rows == 2 ? 2 : 4, KK = 16 / R;
+    int jj = 0;
+    for (; jj + KK <= n; jj += KK) {
+        const float *kp = kbase + (j0 + jj) * ks;
+        float *sp = sc->st + (int64_t)jj * rp;
+        for (int kk = 0; kk < KK; kk++) {
+            int64_t ahead = j0 + jj + kk + PREFETCH_KEYS_AHEAD;
+            if (ahead < kv_end) prefetch_row(kbase + ahead * ks, dqk, 0);
+            prefetch_row(vbase + (j0 + jj + kk) * vs, dv, 1);
+        }
+        for (int r0 = 0; r0 < pl->rows; r0 += R) {
+            const float *q = sc->qr + (int64_t)r0 * dqk;
+            if (R == 1) qk_narrow_block(q, kp, ks, dqk, sp + r0, rp, 1, 16);
+            else if (R == 2) qk_narrow_block(q, kp, ks, dqk, sp + r0, rp, 2, 8);
+            else qk_narrow_block(q, kp, ks, dqk, sp + r0, rp, 4, 4);
+        }
+    }
+    for (; jj < n; jj++) qk_narrow_key(sc->qr, pl->rows, kbase + (j0 + jj) * ks, dqk, sc->st + (int64_t)jj * rp);
 }
 
 static void scores_blas(const plan *pl, const scratch *sc, const float *kbase, int64_t j0, int n) {
@@ -397,7 +446,7 @@ static void run_item(const plan *pl, const scratch *sc, int64_t it) {
             }
             if (pl->wide)
                 for (int d = 0; d < dqk; d++) sc->qt[(int64_t)d * rp + r] = src ? src[d] * qscale : 0.0f;
-            if ((!pl->wide || pl->use_blas) && r < pl->rows)
+            if (!pl->wide || pl->use_blas)
                 for (int d = 0; d < dqk; d++) sc->qr[(int64_t)r * dqk + d] = src ? src[d] * qscale : 0.0f;
         }
         const float *kbase = t->k + x.b * p->k_stride.batch + x.g * p->k_stride.head;
@@ -407,7 +456,7 @@ static void run_item(const plan *pl, const scratch *sc, int64_t it) {
             int full = flo <= j0 && j0 + n <= fhi;
             if (full && pl->use_blas) scores_blas(pl, sc, kbase, j0, n);
             else if (pl->wide) scores_wide(pl, sc, kbase, j0, n);
-            else scores_narrow(pl, sc, kbase, j0, n);
+            else scores_narrow(pl, sc, kbase, vbase, j0, n);
             softmax_tile(pl, sc, j0, n, full);
             pv_tile(pl, sc, vbase, j0, n, full);
         }

@@ -1,0 +1,3 @@
+/* Umbrella header of the C kernel library for Swift. */
+#include "attune_attention.h"
+#include "attune_bench.h"

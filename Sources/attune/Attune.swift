@@ -1,0 +1,36 @@
+import ArgumentParser
+import AttuneKernels
+
+@main
+struct Attune: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "attune",
+        abstract: "Compile transformer-decoder graphs for the CPU; run, benchmark and check attention kernels.",
+        subcommands: [KernelCommand.self, BenchCommand.self]
+    )
+}
+
+/// One line on stderr and a non-zero exit: what every user-input error becomes.
+struct CLIError: Error, CustomStringConvertible {
+    var message: String
+    init(_ message: String) { self.message = message }
+    var description: String { message }
+}
+
+/// `--param name=value`, repeatable.
+func parseParameters(_ items: [String]) throws -> KernelParameters {
+    var out: KernelParameters = [:]
+    for item in items {
+        let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+        guard parts.count == 2, !parts[0].isEmpty, let value = Double(parts[1]) else {
+            throw CLIError("--param expects name=number, got '\(item)'")
+        }
+        out[parts[0]] = value
+    }
+    return out
+}
+
+/// Shared help text listing the kernels, so a new kernel shows up without editing the CLI.
+var kernelListHelp: String {
+    "Available kernels:\n" + KernelRegistry.all.map { "  \($0.name) — \($0.summary)" }.joined(separator: "\n")
+}
