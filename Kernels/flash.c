@@ -203,7 +203,8 @@ static inline void prefetch_row(const float *row, int64_t dim, int to_l2) {
     }
 }
 
-enum { PREFETCH_KEYS_AHEAD = 16 };
+#include <stdlib.h>
+static int knob(const char *n, int d) { const char *v = getenv(n); return v ? atoi(v) : d; }
 
 static void scores_narrow(const plan *pl, const scratch *sc, const float *kbase, const float *vbase,
                           int64_t j0, int n) {
@@ -213,13 +214,16 @@ static void scores_narrow(const plan *pl, const scratch *sc, const float *kbase,
     /* Rows go in blocks of R (rows past pl->rows are zero Q rows, results unused). */
     const int R = pl->rows == 1 ? 1 : pl->rows == 2 ? 2 : 4, KK = 16 / R;
     int jj = 0;
+    static int PFK = -1, PFV, HK, HV;
+    if (PFK < 0) { PFK = knob("ATT_PFK", 16); PFV = knob("ATT_PFV", 0); HK = knob("ATT_HK", 0); HV = knob("ATT_HV", 1); }
     for (; jj + KK <= n; jj += KK) {
         const float *kp = kbase + (j0 + jj) * ks;
         float *sp = sc->st + (int64_t)jj * rp;
         for (int kk = 0; kk < KK; kk++) {
-            int64_t ahead = j0 + jj + kk + PREFETCH_KEYS_AHEAD;
-            if (ahead < kv_end) prefetch_row(kbase + ahead * ks, dqk, 0);
-            prefetch_row(vbase + (j0 + jj + kk) * vs, dv, 1);
+            int64_t ahead = j0 + jj + kk + PFK;
+            if (PFK && ahead < kv_end) prefetch_row(kbase + ahead * ks, dqk, HK);
+            ahead = j0 + jj + kk + PFV;
+            if (PFV >= 0 && ahead < kv_end) prefetch_row(vbase + ahead * vs, dv, HV);
         }
         for (int r0 = 0; r0 < pl->rows; r0 += R) {
             const float *q = sc->qr + (int64_t)r0 * dqk;
@@ -468,7 +472,9 @@ static void run_item(const plan *pl, const scratch *sc, int64_t it) {
     for (int r = 0; r < pl->rows; r++) {
         if (!sc->valid[r]) continue;
         float l = sc->l[r], m = sc->m[r];
-        int empty = m == -INFINITY || l == 0.0f;
+        /* m stays -inf for a row whose only visible scores are NaN, but l is
+         * NaN then and the row must come out NaN, not empty. */
+        int empty = l == 0.0f;
         float inv = empty ? 0.0f : 1.0f / l;
         float lse = empty ? -INFINITY : ln2 * (m + log2f(l));
         const float *a = sc->acc + (int64_t)r * dvp;

@@ -1,0 +1,108 @@
+import AttuneTensor
+import Foundation
+import XCTest
+
+final class KernelRunCLITests: XCTestCase {
+    var dir: URL!
+
+    override func setUpWithError() throws {
+        dir = try CLI.temporaryDirectory()
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: dir)
+    }
+
+    func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
+
+    func write(_ name: String, _ shape: [Int], _ f: (Int) -> Float) throws {
+        let n = shape.reduce(1, *)
+        try Npy.write(Tensor(shape: shape, data: (0..<n).map(f)), to: dir.appendingPathComponent(name))
+    }
+
+    /// A version 1.0 .npy file with any dtype, for inputs `Npy.write` cannot produce.
+    func npyFile(descr: String, shape: String, payload: Data) -> Data {
+        var header = "{'descr': '\(descr)', 'fortran_order': False, 'shape': \(shape), }"
+        while (10 + header.utf8.count + 1) % 64 != 0 { header += " " }
+        header += "\n"
+        let n = header.utf8.count
+        return Data([0x93]) + Data("NUMPY".utf8) + Data([1, 0, UInt8(n & 0xff), UInt8(n >> 8)]) + Data(header.utf8) + payload
+    }
+
+    /// With a causal mask, query row 0 of a q_len = kv_len problem sees only key 0,
+    /// so its output is exactly V row 0; LSE is scale * q.k of that one key.
+    func testRunsFlashAndWritesOutputs() throws {
+        try write("q.npy", [1, 2, 3, 4]) { Float($0 % 5) * 0.1 }
+        try write("k.npy", [1, 1, 3, 4]) { Float($0 % 3) * 0.2 }
+        try write("v.npy", [1, 1, 3, 4]) { Float($0) }
+        let r = try CLI.run(["kernel", "run", "--kernel", "flash", "--q", path("q.npy"), "--k", path("k.npy"),
+                             "--v", path("v.npy"), "--causal", "--out", path("o.npy"), "--lse", path("lse.npy")])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let o = try Npy.read(contentsOf: dir.appendingPathComponent("o.npy"))
+        let lse = try Npy.read(contentsOf: dir.appendingPathComponent("lse.npy"))
+        XCTAssertEqual(o.shape, [1, 2, 3, 4])
+        XCTAssertEqual(lse.shape, [1, 2, 3])
+        XCTAssertEqual(Array(o.data[0..<4]), [0, 1, 2, 3])
+        // q row 0 = [0, .1, .2, .3], k row 0 = [0, .2, .4, 0]; scale 1/2.
+        XCTAssertEqual(lse.data[0], 0.5 * (0.1 * 0.2 + 0.2 * 0.4), accuracy: 1e-6)
+    }
+
+    func testFloat64InputsAreConverted() throws {
+        let doubles: [Double] = [1, 0]
+        let payload = doubles.withUnsafeBytes { Data($0) }
+        try npyFile(descr: "<f8", shape: "(1, 1, 1, 2)", payload: payload).write(to: dir.appendingPathComponent("q64.npy"))
+        try write("k.npy", [1, 1, 2, 2]) { [1, 0, 0, 1][$0] }
+        try write("v.npy", [1, 1, 2, 2]) { [10, 20, 30, 40][$0] }
+        let r = try CLI.run(["kernel", "run", "--q", path("q64.npy"), "--k", path("k.npy"), "--v", path("v.npy"),
+                             "--out", path("o.npy")])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let o = try Npy.read(contentsOf: dir.appendingPathComponent("o.npy"))
+        let w = Float(1 / (1 + exp(-1 / 2.0.squareRoot())))  // softmax weight of key 0
+        XCTAssertEqual(o.data[0], 10 * w + 30 * (1 - w), accuracy: 1e-4)
+    }
+
+    func assertFails(_ args: [String], mentions needle: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let r = try CLI.run(args)
+        XCTAssertNotEqual(r.status, 0, "expected failure for \(args)", file: file, line: line)
+        XCTAssertTrue(r.stderr.contains(needle), "stderr '\(r.stderr)' should mention '\(needle)'", file: file, line: line)
+        XCTAssertFalse(r.stderr.contains("Fatal error"), "crashed: \(r.stderr)", file: file, line: line)
+    }
+
+    func testBadInputsGiveOneClearError() throws {
+        try write("q.npy", [1, 3, 4, 8]) { _ in 0.5 }
+        try write("k.npy", [1, 2, 4, 8]) { _ in 0.5 }
+        try write("v.npy", [1, 2, 4, 8]) { _ in 0.5 }
+        try write("k1.npy", [1, 1, 4, 8]) { _ in 0.5 }
+        try write("v1.npy", [1, 1, 4, 8]) { _ in 0.5 }
+        try write("k_len.npy", [1, 1, 5, 8]) { _ in 0.5 }
+        try write("q3.npy", [3, 4, 8]) { _ in 0.5 }
+        try Data("hello".utf8).write(to: dir.appendingPathComponent("text.npy"))
+        let good = try Data(contentsOf: dir.appendingPathComponent("k1.npy"))
+        try good.prefix(good.count - 7).write(to: dir.appendingPathComponent("trunc.npy"))
+        let intFile = npyFile(descr: "<i4", shape: "(1, 1, 4, 8)", payload: Data(count: 4 * 32))
+        try intFile.write(to: dir.appendingPathComponent("ints.npy"))
+
+        func args(q: String = "q.npy", k: String = "k1.npy", v: String = "v1.npy", extra: [String] = []) -> [String] {
+            ["kernel", "run", "--q", path(q), "--k", path(k), "--v", path(v), "--out", path("o.npy")] + extra
+        }
+        try assertFails(args(k: "k.npy", v: "v.npy"), mentions: "multiple of kv heads")
+        try assertFails(args(q: "text.npy"), mentions: "text.npy")
+        try assertFails(args(k: "trunc.npy"), mentions: "trunc.npy")
+        try assertFails(args(k: "ints.npy"), mentions: "<i4")
+        try assertFails(args(k: "k_len.npy"), mentions: "k has 5 keys but v has 4")
+        try assertFails(args(q: "q3.npy"), mentions: "rank 4")
+        try assertFails(args(q: "missing.npy"), mentions: "missing.npy")
+        try assertFails(args(extra: ["--window", "0"]), mentions: "--window")
+        try assertFails(args(extra: ["--kernel", "nope"]), mentions: "unknown kernel 'nope'")
+        try assertFails(args(extra: ["--param", "block_kv"]), mentions: "name=number")
+        try assertFails(args(extra: ["--param", "tile=4"]), mentions: "no parameter 'tile'")
+    }
+
+    func testHelpListsEveryKernel() throws {
+        for command in [["kernel", "run", "--help"], ["bench", "attention", "--help"]] {
+            let r = try CLI.run(command)
+            XCTAssertEqual(r.status, 0)
+            XCTAssertTrue(r.stdout.contains("flash —"), r.stdout)
+        }
+    }
+}
