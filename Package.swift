@@ -53,6 +53,8 @@ let package = Package(
             linkerSettings: [.linkedLibrary("openblas"), .linkedLibrary("m"), .unsafeFlags(kernelLinkFlags)]
         ),
         .target(name: "AttuneTensor"),
+        .target(name: "AttuneIR"),
+        .target(name: "AttuneModels", dependencies: ["AttuneIR", "AttuneTensor"]),
         .target(name: "AttuneKernels", dependencies: ["CAttuneKernels", "AttuneTensor"]),
         .target(name: "AttuneNumerics", dependencies: ["AttuneKernels", "AttuneTensor"]),
         .target(name: "AttuneBench", dependencies: ["AttuneKernels", "AttuneTensor", "CAttuneKernels"]),
@@ -65,6 +67,9 @@ let package = Package(
         ),
         .testTarget(name: "AttuneTensorTests", dependencies: ["AttuneTensor"]),
         .testTarget(name: "AttuneNumericsTests", dependencies: ["AttuneNumerics"]),
+        .testTarget(name: "AttuneIRTests", dependencies: ["AttuneIR"]),
+        // Fixtures live in Tests/Fixtures and are found through #filePath.
+        .testTarget(name: "AttuneModelsTests", dependencies: ["AttuneModels", "AttuneTensor"]),
         .testTarget(name: "AttuneKernelsTests", dependencies: ["AttuneKernels", "AttuneNumerics", "AttuneTensor"]),
         .testTarget(name: "attuneCLITests", dependencies: ["AttuneTensor"]),
     ]

@@ -1,0 +1,171 @@
+/// How attention turns scores into weights.
+public enum AttentionNormalizer: Sendable, Hashable {
+    /// softmax over visible keys.
+    case softmax
+    /// sigmoid(score + bias) per key, no row normalisation (FlashSigmoid). The model's
+    /// semantics: never substituted for softmax by a compiler pass or the tuner.
+    case sigmoid(bias: Double)
+}
+
+/// A kernel chosen for an attention node by kernel selection, with its parameters.
+public struct KernelBinding: Sendable, Hashable {
+    public var kernel: String
+    public var parameters: [String: Double]
+    /// Why this kernel was chosen (a rule's name or a tuning record), shown by `inspect`.
+    public var reason: String
+
+    public init(kernel: String, parameters: [String: Double] = [:], reason: String = "") {
+        self.kernel = kernel
+        self.parameters = parameters
+        self.reason = reason
+    }
+}
+
+/// Attributes of `attention`: q [seq, heads*headDim], k [kv, kvHeads*headDim],
+/// v [kv, kvHeads*vHeadDim] -> [seq, heads*vHeadDim]. Causal masking is bottom-right
+/// aligned: query row i sits at position kv - seq + i.
+public struct AttentionAttrs: Sendable, Hashable {
+    public var heads: Int
+    public var kvHeads: Int
+    public var headDim: Int
+    public var vHeadDim: Int
+    public var scale: Double
+    public var causal: Bool
+    public var window: Int?
+    public var normalizer: AttentionNormalizer
+    public var binding: KernelBinding?
+
+    public init(heads: Int, kvHeads: Int, headDim: Int, vHeadDim: Int? = nil, scale: Double? = nil,
+                causal: Bool = true, window: Int? = nil, normalizer: AttentionNormalizer = .softmax,
+                binding: KernelBinding? = nil) {
+        self.heads = heads
+        self.kvHeads = kvHeads
+        self.headDim = headDim
+        self.vHeadDim = vHeadDim ?? headDim
+        self.scale = scale ?? 1 / Double(headDim).squareRoot()
+        self.causal = causal
+        self.window = window
+        self.normalizer = normalizer
+        self.binding = binding
+    }
+}
+
+/// Rotary position embedding in Hugging Face's "rotate half" layout: within each head,
+/// element i < rotaryDim/2 pairs with i + rotaryDim/2; angle = position * theta^(-2i/rotaryDim).
+public struct RopeAttrs: Sendable, Hashable {
+    public var heads: Int
+    public var headDim: Int
+    public var rotaryDim: Int
+    public var theta: Double
+
+    public init(heads: Int, headDim: Int, rotaryDim: Int? = nil, theta: Double) {
+        self.heads = heads
+        self.headDim = headDim
+        self.rotaryDim = rotaryDim ?? headDim
+        self.theta = theta
+    }
+}
+
+/// Which half of a layer's KV cache a `kv_append` writes.
+public enum KVKind: String, Sendable, Hashable {
+    case key, value
+}
+
+/// Every operation of the IR. Adding a case means: its type rule (`Op+Types.swift`),
+/// its text form (`Op+Text.swift`), the reference interpreter and the C emitter; the
+/// tests enumerate `Op.mnemonics` so a forgotten table fails.
+public enum Op: Sendable, Hashable {
+    // MARK: sources
+
+    /// A value fed at run time: token ids `i32[seq]`, positions `i32[seq]`.
+    case input(name: String)
+    /// A named parameter tensor from the model's weights, in its stored dtype.
+    case weight(name: String)
+
+    // MARK: dense algebra
+
+    /// `table[vocab, hidden]`, `ids i32[seq]` -> `f32[seq, hidden]`: rows of the table.
+    case embedding
+    /// `x[..., in]`, `w[out, in]` (Hugging Face layout), optional `bias[out]` -> `x wᵀ + bias`.
+    case linear(hasBias: Bool)
+    /// Batched `a[..., m, k] · b[..., k, n]`, or `· bᵀ` with `b[..., n, k]` when `transposeB`.
+    case matmul(transposeB: Bool)
+
+    // MARK: elementwise
+
+    /// `a + b`, with `b` broadcast over `a`'s leading dims when `b` has fewer.
+    case add
+    /// `a * b`, broadcast like `add`.
+    case mul
+    /// `x * factor`.
+    case scale(factor: Double)
+    /// `x * sigmoid(x)`.
+    case silu
+    /// `0.5 x (1 + tanh(√(2/π)(x + 0.044715 x³)))` (the tanh approximation, as GPT-2 / `gelu_new`).
+    case gelu
+    /// A chain of elementwise steps over the inputs, with no intermediate tensors (fused).
+    case elementwise(ElementwiseProgram)
+
+    // MARK: normalisation
+
+    /// `x / sqrt(mean(x²) + eps) * weight` over the last axis; inputs `x`, `weight`.
+    case rmsNorm(eps: Double)
+    /// `(x - mean) / sqrt(var + eps) * weight + bias` over the last axis.
+    case layerNorm(eps: Double)
+    /// Fused residual add and RMSNorm: inputs `a`, `b`, `weight`; results `a + b` and its RMSNorm.
+    case addRMSNorm(eps: Double)
+    /// Softmax over the last axis.
+    case softmax
+
+    // MARK: positions and attention
+
+    /// RoPE applied to `x[seq, heads*headDim]` at `positions i32[seq]`.
+    case rope(RopeAttrs)
+    /// Additive mask `f32[seq, kv]` (0 or -inf) for `scores[..., seq, kv]`: causal
+    /// (bottom-right) and/or sliding window, matching `attention`'s convention.
+    case attentionMask(causal: Bool, window: Int?)
+    /// Multi-head attention over q, k, v (see `AttentionAttrs`).
+    case attention(AttentionAttrs)
+    /// Appends `new[seq, width]` to layer `layer`'s cache and returns all cached rows `[kv, width]`.
+    case kvAppend(layer: Int, kind: KVKind)
+
+    // MARK: fused projections
+
+    /// `silu(x W_gᵀ) * (x W_uᵀ)` with `w[2*inter, hidden]` = gate rows then up rows.
+    case swiGLU
+    /// One projection `x W_qkvᵀ (+ bias)` split into q, k, v with RoPE applied to q and k;
+    /// inputs `x`, `w`, (`bias`), `positions`; three results.
+    case qkvRope(QKVRopeAttrs)
+
+    // MARK: layout
+
+    /// Same elements, new shape (element counts must agree).
+    case reshape(shape: [Dim])
+    /// Permuted axes.
+    case transpose(perm: [Int])
+    /// `[start, end)` along `axis` (end may be nil for "to the end").
+    case slice(axis: Int, start: Int, end: Int?)
+    /// Inputs joined along `axis`.
+    case concat(axis: Int)
+    /// Each slice along `axis` repeated `repeats` times in place (GQA's `repeat_kv`).
+    case repeatInterleave(axis: Int, repeats: Int)
+}
+
+/// Attributes of the fused QKV projection with RoPE.
+public struct QKVRopeAttrs: Sendable, Hashable {
+    public var heads: Int
+    public var kvHeads: Int
+    public var headDim: Int
+    public var rotaryDim: Int
+    public var theta: Double
+    public var hasBias: Bool
+
+    public init(heads: Int, kvHeads: Int, headDim: Int, rotaryDim: Int? = nil, theta: Double, hasBias: Bool) {
+        self.heads = heads
+        self.kvHeads = kvHeads
+        self.headDim = headDim
+        self.rotaryDim = rotaryDim ?? headDim
+        self.theta = theta
+        self.hasBias = hasBias
+    }
+}
