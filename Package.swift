@@ -55,22 +55,28 @@ let package = Package(
         .target(name: "AttuneTensor"),
         .target(name: "AttuneIR"),
         .target(name: "AttuneModels", dependencies: ["AttuneIR", "AttuneTensor"]),
+        .target(name: "AttunePasses", dependencies: ["AttuneIR", "AttuneKernels"]),
+        .target(name: "AttuneCodegen", dependencies: ["AttuneIR", "AttunePasses"]),
+        .target(name: "AttuneRuntime", dependencies: ["AttuneIR", "AttunePasses", "AttuneCodegen", "AttuneModels", "AttuneTensor"]),
         .target(name: "AttuneKernels", dependencies: ["CAttuneKernels", "AttuneTensor"]),
-        .target(name: "AttuneNumerics", dependencies: ["AttuneKernels", "AttuneTensor"]),
+        .target(name: "AttuneNumerics", dependencies: ["AttuneIR"]),
         .target(name: "AttuneBench", dependencies: ["AttuneKernels", "AttuneTensor", "CAttuneKernels"]),
         .executableTarget(
             name: "attune",
             dependencies: [
-                "AttuneKernels", "AttuneTensor", "AttuneBench",
+                "AttuneKernels", "AttuneTensor", "AttuneBench", "AttuneIR", "AttunePasses", "AttuneCodegen", "AttuneRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "AttuneTensorTests", dependencies: ["AttuneTensor"]),
-        .testTarget(name: "AttuneNumericsTests", dependencies: ["AttuneNumerics"]),
+        .testTarget(name: "AttuneNumericsTests", dependencies: ["AttuneNumerics", "AttuneIR"]),
         .testTarget(name: "AttuneIRTests", dependencies: ["AttuneIR"]),
+        .testTarget(name: "AttunePassesTests", dependencies: ["AttunePasses", "AttuneIR", "AttuneNumerics", "AttuneModels"]),
+        .testTarget(name: "AttuneCodegenTests", dependencies: ["AttuneCodegen", "AttuneRuntime", "AttunePasses", "AttuneIR", "AttuneNumerics", "AttuneModels", "AttuneTensor"]),
         // Fixtures live in Tests/Fixtures and are found through #filePath.
         .testTarget(name: "AttuneModelsTests", dependencies: ["AttuneModels", "AttuneTensor"]),
         .testTarget(name: "AttuneKernelsTests", dependencies: ["AttuneKernels", "AttuneNumerics", "AttuneTensor"]),
+        .testTarget(name: "AttuneEndToEndTests", dependencies: ["AttuneRuntime", "AttuneNumerics", "AttuneModels", "AttuneTensor", "AttunePasses", "AttuneCodegen", "AttuneIR"]),
         .testTarget(name: "attuneCLITests", dependencies: ["AttuneTensor"]),
     ]
 )

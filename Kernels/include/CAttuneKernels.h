@@ -1,3 +1,4 @@
 /* Umbrella header of the C kernel library for Swift. */
 #include "attune_attention.h"
 #include "attune_bench.h"
+#include "attune_graph_ops.h"

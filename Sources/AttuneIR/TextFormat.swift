@@ -13,16 +13,20 @@
 public enum TextFormat {
     public static func print(_ g: Graph) -> String {
         var out = "graph \(g.name) {\n"
-        for (i, n) in g.nodes.enumerated() {
-            let attrs = n.op.attributes
-            var line = "  %\(i) = \(n.op.mnemonic)(\(n.inputs.map(\.description).joined(separator: ", ")))"
-            if !attrs.isEmpty { line += " " + AttrValue.dict(attrs).description }
-            line += " : " + n.types.map(\.description).joined(separator: ", ")
-            if let label = n.label { line += "  # " + label }
-            out += line + "\n"
-        }
+        for i in g.nodes.indices { out += "  " + line(g, i) + "\n" }
         for o in g.outputs { out += "  output \(o.name) = \(o.value)\n" }
         return out + "}\n"
+    }
+
+    /// One node as printed: `%7 = linear(%5, %6) {bias = false} : f32[seq, 64]  # label`.
+    public static func line(_ g: Graph, _ i: Int) -> String {
+        let n = g.nodes[i]
+        var s = "%\(i) = \(n.op.mnemonic)(\(n.inputs.map(\.description).joined(separator: ", ")))"
+        let attrs = n.op.attributes
+        if !attrs.isEmpty { s += " " + AttrValue.dict(attrs).description }
+        s += " : " + n.types.map(\.description).joined(separator: ", ")
+        if let label = n.label { s += "  # " + label }
+        return s
     }
 
     /// Parses and verifies. Errors carry the line number.

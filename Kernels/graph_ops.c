@@ -1,0 +1,185 @@
+/*
+ * graph_ops.c — the dense and elementwise operations of compiled decoder graphs
+ * (see attune_graph_ops.h). Attention lives in its own kernels; matmuls go to
+ * OpenBLAS; everything here is memory-bound row work, vectorised with simd.h
+ * and parallelised over rows when there are enough of them.
+ */
+#include "attune_graph_ops.h"
+#include "simd.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+/* Rows below this run on one thread: forking costs more than the work. */
+enum { PARALLEL_MIN_ELEMENTS = 1 << 16 };
+
+int64_t attune_op_embedding(const float *table, int64_t vocab, int64_t width,
+                            const int32_t *ids, int64_t rows, float *out) {
+    for (int64_t r = 0; r < rows; r++)
+        if (ids[r] < 0 || ids[r] >= vocab) return r;
+    for (int64_t r = 0; r < rows; r++) memcpy(out + r * width, table + (int64_t)ids[r] * width, sizeof(float) * (size_t)width);
+    return -1;
+}
+
+void attune_op_linear(const float *x, int64_t rows, int64_t in, const float *w, int64_t out,
+                      const float *bias, float *y) {
+    if (rows == 0) return;
+    if (rows == 1) {
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)out, (int)in, 1.0f, w, (int)in, x, 1, 0.0f, y, 1);
+    } else {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)out, (int)in, 1.0f, x, (int)in, w,
+                    (int)in, 0.0f, y, (int)out);
+    }
+    if (bias)
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t c = 0; c < out; c++) y[r * out + c] += bias[c];
+}
+
+static float sum_squares(const float *x, int64_t n) {
+    vf acc = vf_zero();
+    int64_t i = 0;
+    for (; i + VL <= n; i += VL) {
+        vf v = vf_load(x + i);
+        acc = vf_fma(v, v, acc);
+    }
+    if (i < n) {
+        vf v = vf_load_n(x + i, vm_first((int)(n - i)));
+        acc = vf_fma(v, v, acc);
+    }
+    return vf_hsum(acc);
+}
+
+static void rms_row(const float *x, const float *w, int64_t width, float eps, float *out) {
+    float inv = 1.0f / sqrtf(sum_squares(x, width) / (float)width + eps);
+    for (int64_t i = 0; i < width; i++) out[i] = x[i] * inv * w[i];
+}
+
+void attune_op_rms_norm(const float *x, const float *w, int64_t rows, int64_t width, float eps, float *out) {
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (rows * width >= PARALLEL_MIN_ELEMENTS)
+#endif
+    for (int64_t r = 0; r < rows; r++) rms_row(x + r * width, w, width, eps, out + r * width);
+}
+
+void attune_op_add_rms_norm(const float *a, const float *b, const float *w, int64_t rows, int64_t width,
+                            float eps, float *sum, float *out) {
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (rows * width >= PARALLEL_MIN_ELEMENTS)
+#endif
+    for (int64_t r = 0; r < rows; r++) {
+        float *s = sum + r * width;
+        for (int64_t i = 0; i < width; i++) s[i] = a[r * width + i] + b[r * width + i];
+        rms_row(s, w, width, eps, out + r * width);
+    }
+}
+
+void attune_op_layer_norm(const float *x, const float *w, const float *bias, int64_t rows, int64_t width,
+                          float eps, float *out) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * width;
+        double mean = 0, var = 0;
+        for (int64_t i = 0; i < width; i++) mean += xr[i];
+        mean /= (double)width;
+        for (int64_t i = 0; i < width; i++) var += (xr[i] - mean) * (xr[i] - mean);
+        float inv = (float)(1.0 / sqrt(var / (double)width + eps));
+        for (int64_t i = 0; i < width; i++) out[r * width + i] = (float)(xr[i] - mean) * inv * w[i] + bias[i];
+    }
+}
+
+void attune_op_rope(float *x, int64_t stride, const int32_t *positions, int64_t rows, int64_t heads,
+                    int64_t head_dim, int64_t rotary_dim, double theta) {
+    const int64_t half = rotary_dim / 2;
+    for (int64_t r = 0; r < rows; r++) {
+        /* Angles in double: fp32 angles lose ~1e-4 rad by position 2000. */
+        float cs[half > 0 ? half : 1], sn[half > 0 ? half : 1];
+        for (int64_t i = 0; i < half; i++) {
+            double angle = (double)positions[r] * pow(theta, -2.0 * (double)i / (double)rotary_dim);
+            cs[i] = (float)cos(angle);
+            sn[i] = (float)sin(angle);
+        }
+        for (int64_t h = 0; h < heads; h++) {
+            float *v = x + r * stride + h * head_dim;
+            for (int64_t i = 0; i < half; i++) {
+                float x1 = v[i], x2 = v[i + half];
+                v[i] = x1 * cs[i] - x2 * sn[i];
+                v[i + half] = x2 * cs[i] + x1 * sn[i];
+            }
+        }
+    }
+}
+
+void attune_op_add(const float *a, const float *b, int64_t n, int64_t nb, float *out) {
+    if (nb == n) {
+        for (int64_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+        return;
+    }
+    for (int64_t i = 0; i < n; i += nb)
+        for (int64_t j = 0; j < nb; j++) out[i + j] = a[i + j] + b[j];
+}
+
+void attune_op_mul(const float *a, const float *b, int64_t n, int64_t nb, float *out) {
+    if (nb == n) {
+        for (int64_t i = 0; i < n; i++) out[i] = a[i] * b[i];
+        return;
+    }
+    for (int64_t i = 0; i < n; i += nb)
+        for (int64_t j = 0; j < nb; j++) out[i + j] = a[i + j] * b[j];
+}
+
+void attune_op_scale(const float *x, int64_t n, float factor, float *out) {
+    for (int64_t i = 0; i < n; i++) out[i] = x[i] * factor;
+}
+
+static inline float silu1(float x) { return x / (1.0f + expf(-x)); }
+
+static inline float gelu1(float x) {
+    const float k = 0.7978845608028654f; /* sqrt(2/pi) */
+    return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
+}
+
+void attune_op_silu(const float *x, int64_t n, float *out) {
+    for (int64_t i = 0; i < n; i++) out[i] = silu1(x[i]);
+}
+
+void attune_op_gelu(const float *x, int64_t n, float *out) {
+    for (int64_t i = 0; i < n; i++) out[i] = gelu1(x[i]);
+}
+
+void attune_op_swiglu_epilogue(const float *gu, int64_t rows, int64_t inter, float *out) {
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (rows * inter >= PARALLEL_MIN_ELEMENTS)
+#endif
+    for (int64_t r = 0; r < rows; r++) {
+        const float *g = gu + r * 2 * inter, *u = g + inter;
+        for (int64_t i = 0; i < inter; i++) out[r * inter + i] = silu1(g[i]) * u[i];
+    }
+}
+
+void attune_op_softmax_rows(const float *x, int64_t rows, int64_t width, float *out) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * width;
+        float m = -INFINITY;
+        for (int64_t i = 0; i < width; i++) m = xr[i] > m ? xr[i] : m;
+        float *o = out + r * width;
+        if (m == -INFINITY) {
+            for (int64_t i = 0; i < width; i++) o[i] = 0.0f;
+            continue;
+        }
+        double s = 0;
+        for (int64_t i = 0; i < width; i++) {
+            o[i] = expf(xr[i] - m);
+            s += o[i];
+        }
+        float inv = (float)(1.0 / s);
+        for (int64_t i = 0; i < width; i++) o[i] *= inv;
+    }
+}
+
+void attune_op_kv_append(float *cache, int64_t at, const float *src, int64_t src_stride, int64_t rows, int64_t width) {
+    for (int64_t r = 0; r < rows; r++) memcpy(cache + (at + r) * width, src + r * src_stride, sizeof(float) * (size_t)width);
+}
+
+void attune_op_copy_columns(const float *src, int64_t src_stride, int64_t col, int64_t rows, int64_t width, float *dst) {
+    for (int64_t r = 0; r < rows; r++) memcpy(dst + r * width, src + r * src_stride + col, sizeof(float) * (size_t)width);
+}

@@ -1,0 +1,132 @@
+import AttuneIR
+
+/// Values computable at compile time: weights and layout ops applied only to weights
+/// (the concatenated QKV and gate/up matrices the passes create). They are evaluated
+/// once, in fp32, and packed into the weights file the generated code maps.
+struct ConstantFolder {
+    let graph: Graph
+    let weights: WeightSource
+    /// Offset in floats of each constant value inside the packed blob.
+    private(set) var offsets: [Value: Int] = [:]
+    private(set) var blob: [Float] = []
+    private var cache: [Value: [Float]] = [:]
+
+    init(graph: Graph, weights: WeightSource) {
+        self.graph = graph
+        self.weights = weights
+    }
+
+    /// True for values that depend on weights only.
+    static func isConstant(_ g: Graph, _ v: Value, memo: inout [Int: Bool]) -> Bool {
+        if let known = memo[v.node] { return known }
+        let node = g.nodes[v.node]
+        let result: Bool
+        switch node.op {
+        case .weight: result = true
+        case .concat, .slice, .reshape, .transpose, .repeatInterleave:
+            result = node.inputs.allSatisfy { isConstant(g, $0, memo: &memo) }
+        default: result = false
+        }
+        memo[v.node] = result
+        return result
+    }
+
+    /// Places constant `v` in the blob (once) and returns its offset in floats.
+    mutating func place(_ v: Value) throws -> Int {
+        if let o = offsets[v] { return o }
+        let values = try evaluate(v)
+        // 16-float alignment: every weight starts on a 64-byte boundary.
+        while blob.count % 16 != 0 { blob.append(0) }
+        let offset = blob.count
+        blob += values
+        offsets[v] = offset
+        return offset
+    }
+
+    private mutating func evaluate(_ v: Value) throws -> [Float] {
+        if let c = cache[v] { return c }
+        let node = graph.nodes[v.node]
+        let type = node.types[v.result]
+        guard let dims = type.shape.map(\.fixedValue) as? [Int] else {
+            throw CodegenError("node %\(v.node): constant \(type) has a symbolic dim")
+        }
+        var out: [Float]
+        switch node.op {
+        case .weight(let name):
+            out = try weights.floats(name)
+            guard out.count == dims.reduce(1, *) else {
+                throw CodegenError("weight '\(name)' has \(out.count) values, its type \(type) needs \(dims.reduce(1, *))")
+            }
+        case .reshape:
+            out = try evaluate(node.inputs[0])
+        case .concat(let axis):
+            let parts = try node.inputs.map { try evaluate($0) }
+            let outer = dims[..<axis].reduce(1, *)
+            let inner = dims[(axis + 1)...].reduce(1, *)
+            out = []
+            out.reserveCapacity(dims.reduce(1, *))
+            for o in 0..<outer {
+                for (p, input) in node.inputs.enumerated() {
+                    let n = graph.type(of: input).shape[axis].fixedValue! * inner
+                    out += parts[p][(o * n)..<((o + 1) * n)]
+                }
+            }
+        case .slice(let axis, let start, _):
+            let src = try evaluate(node.inputs[0])
+            let inDims = graph.type(of: node.inputs[0]).shape.map { $0.fixedValue! }
+            let outer = dims[..<axis].reduce(1, *), inner = dims[(axis + 1)...].reduce(1, *)
+            out = []
+            for o in 0..<outer {
+                let base = (o * inDims[axis] + start) * inner
+                out += src[base..<(base + dims[axis] * inner)]
+            }
+        case .transpose(let perm):
+            let src = try evaluate(node.inputs[0])
+            let inDims = graph.type(of: node.inputs[0]).shape.map { $0.fixedValue! }
+            out = Self.transpose(src, inDims, perm)
+        case .repeatInterleave(let axis, let repeats):
+            let src = try evaluate(node.inputs[0])
+            let inDims = graph.type(of: node.inputs[0]).shape.map { $0.fixedValue! }
+            let outer = inDims[..<axis].reduce(1, *), inner = inDims[(axis + 1)...].reduce(1, *)
+            out = []
+            for o in 0..<outer {
+                for i in 0..<inDims[axis] {
+                    let row = src[((o * inDims[axis] + i) * inner)..<((o * inDims[axis] + i + 1) * inner)]
+                    for _ in 0..<repeats { out += row }
+                }
+            }
+        default:
+            throw CodegenError("node %\(v.node) (\(node.op.mnemonic)) is not a constant")
+        }
+        cache[v] = out
+        return out
+    }
+
+    private static func transpose(_ src: [Float], _ dims: [Int], _ perm: [Int]) -> [Float] {
+        let outDims = perm.map { dims[$0] }
+        var inStrides = [Int](repeating: 1, count: dims.count)
+        for i in stride(from: dims.count - 2, through: 0, by: -1) { inStrides[i] = inStrides[i + 1] * dims[i + 1] }
+        var out = [Float](repeating: 0, count: src.count)
+        var index = [Int](repeating: 0, count: dims.count)
+        for o in 0..<src.count {
+            var s = 0
+            for a in 0..<dims.count { s += index[a] * inStrides[perm[a]] }
+            out[o] = src[s]
+            var a = dims.count - 1
+            while a >= 0 {
+                index[a] += 1
+                if index[a] < outDims[a] { break }
+                index[a] = 0
+                a -= 1
+            }
+        }
+        return out
+    }
+}
+
+/// A graph the C emitter cannot compile, with the node and the reason.
+public struct CodegenError: Error, CustomStringConvertible, Equatable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}

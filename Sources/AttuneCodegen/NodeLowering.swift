@@ -1,0 +1,286 @@
+import AttuneIR
+
+/// Lowers nodes one at a time to C statements, tracking where every value lives and
+/// which arena buffers each node defines and reads (for memory planning).
+struct NodeLowering {
+    let graph: Graph
+    let options: CodegenOptions
+    var folder: ConstantFolder
+    private(set) var views: [Value: View] = [:]
+    private(set) var buffers: [BufferLifetime] = []
+    /// Row width of each KV cache, by cache index (layer * 2 + 0 for keys, 1 for values).
+    private(set) var cacheWidths: [Int: Int] = [:]
+    private var constantMemo: [Int: Bool] = [:]
+    private let uses: [Value: [Int]]
+    private var current = 0
+
+    init(graph: Graph, weights: WeightSource, options: CodegenOptions) {
+        self.graph = graph
+        self.options = options
+        self.folder = ConstantFolder(graph: graph, weights: weights)
+        self.uses = graph.users()
+    }
+
+    func fail(_ reason: String) -> CodegenError {
+        let n = graph.nodes[current]
+        return CodegenError("node %\(current) (\(n.op.mnemonic)\(n.label.map { ", \($0)" } ?? "")): \(reason)")
+    }
+
+    // MARK: values
+
+    /// The view of an input value, recording the read for liveness.
+    mutating func read(_ v: Value) throws -> View {
+        if views[v] == nil, ConstantFolder.isConstant(graph, v, memo: &constantMemo) {
+            let t = graph.type(of: v)
+            let offset = try folder.place(v)
+            views[v] = View(base: .weights(offset), column: 0, rowStride: t.shape.last?.fixedValue ?? 1,
+                            rows: try Rows.of(t), width: t.shape.last?.fixedValue ?? 1)
+        }
+        guard let view = views[v] else { throw fail("input \(v) has no storage (node %\(v.node) was not lowered)") }
+        if case .buffer(let b) = view.base { buffers[b].lastNode = max(buffers[b].lastNode, current) }
+        return view
+    }
+
+    /// Reads `v` and requires unit row stride (copying into a new buffer otherwise).
+    mutating func readContiguous(_ v: Value, into code: inout [String]) throws -> View {
+        let view = try read(v)
+        if view.isContiguous { return view }
+        let copy = newBuffer(rows: view.rows, width: view.width)
+        code.append("attune_op_copy_columns(\(view.pointer) - \(view.column), \(view.rowStride), \(view.column), \(view.rows.c), \(view.width), \(copy.pointer));")
+        return copy
+    }
+
+    /// A fresh arena buffer for a result, live from this node on.
+    mutating func newBuffer(rows: Rows, width: Int) -> View {
+        buffers.append(BufferLifetime(floats: rows.bound(options) * width, firstNode: current, lastNode: current))
+        return View(base: .buffer(buffers.count - 1), column: 0, rowStride: width, rows: rows, width: width)
+    }
+
+    mutating func result(_ type: TensorType) throws -> View {
+        guard let width = type.shape.last?.fixedValue else { throw fail("the last dim of \(type) must be fixed") }
+        return newBuffer(rows: try Rows.of(type), width: width)
+    }
+
+    func isOnlyUse(_ v: Value) -> Bool { (uses[v] ?? []).count == 1 && !graph.outputs.contains { $0.value == v } }
+
+    /// Keeps output values alive to the end of the forward pass.
+    mutating func keepAlive(_ v: Value) {
+        if case .buffer(let b)? = views[v]?.base { buffers[b].lastNode = graph.nodes.count }
+    }
+
+    // MARK: nodes
+
+    /// C statements for node `index`; empty for nodes that only create a view.
+    mutating func lower(_ index: Int) throws -> [String] {
+        current = index
+        let node = graph.nodes[index]
+        let out = Value(node: index)
+        let type = node.types[0]
+        var code: [String] = []
+
+        if ConstantFolder.isConstant(graph, out, memo: &constantMemo) { return [] }  // placed when first read
+        switch node.op {
+        case .input(let name):
+            switch name {
+            case "tokens": views[out] = View(base: .tokens, column: 0, rowStride: 1, rows: Rows(factor: 1, symbol: "seq"), width: 1)
+            case "positions": views[out] = View(base: .positions, column: 0, rowStride: 1, rows: Rows(factor: 1, symbol: "seq"), width: 1)
+            default: throw fail("compiled graphs take the inputs 'tokens' and 'positions' only, not '\(name)'")
+            }
+
+        case .embedding:
+            let table = try read(node.inputs[0]), ids = try read(node.inputs[1])
+            guard case .weights = table.base else { throw fail("the embedding table must be a weight") }
+            let y = try result(type)
+            let vocab = graph.type(of: node.inputs[0]).shape[0].fixedValue!
+            code.append("int64_t bad = attune_op_embedding(\(table.pointer), \(vocab), \(y.width), \(ids.pointer), \(ids.rows.c), \(y.pointer));")
+            code.append("if (bad >= 0) return fail(m, \"node %%\(index) embedding: token id %d at position %lld is outside the vocabulary of \(vocab)\", \(ids.pointer)[bad], (long long)bad);")
+            views[out] = y
+
+        case .linear(let hasBias):
+            let x = try readContiguous(node.inputs[0], into: &code), w = try read(node.inputs[1])
+            let bias = hasBias ? try read(node.inputs[2]).pointer : "NULL"
+            let y = try result(type)
+            code.append("attune_op_linear(\(x.pointer), \(x.rows.c), \(x.width), \(w.pointer), \(y.width), \(bias), \(y.pointer));")
+            views[out] = y
+
+        case .add, .mul:
+            let a = try readContiguous(node.inputs[0], into: &code), b = try readContiguous(node.inputs[1], into: &code)
+            let y = try result(type)
+            let fn = node.op == .add ? "attune_op_add" : "attune_op_mul"
+            code.append("\(fn)(\(a.pointer), \(b.pointer), \(a.count), \(b.count), \(y.pointer));")
+            views[out] = y
+
+        case .scale(let factor):
+            let x = try readContiguous(node.inputs[0], into: &code)
+            let y = try result(type)
+            code.append("attune_op_scale(\(x.pointer), \(x.count), \(CLiteral.float(factor)), \(y.pointer));")
+            views[out] = y
+
+        case .silu, .gelu:
+            let x = try readContiguous(node.inputs[0], into: &code)
+            let y = try result(type)
+            code.append("attune_op_\(node.op.mnemonic)(\(x.pointer), \(x.count), \(y.pointer));")
+            views[out] = y
+
+        case .elementwise(let program):
+            var ins: [View] = []
+            for v in node.inputs { ins.append(try readContiguous(v, into: &code)) }
+            let y = try result(type)
+            code.append("const int64_t n = \(y.count);")
+            for (i, v) in ins.enumerated() {
+                code.append("const float *in\(i) = \(v.pointer); const int64_t n\(i) = \(v.count);")
+            }
+            code.append("float *out = \(y.pointer);")
+            code.append("for (int64_t i = 0; i < n; i++) {")
+            for i in ins.indices { code.append("    const float x\(i) = in\(i)[n\(i) == n ? i : i % n\(i)];") }
+            code.append("    out[i] = \(Self.cExpr(program.expr));")
+            code.append("}")
+            views[out] = y
+
+        case .rmsNorm(let eps):
+            let x = try readContiguous(node.inputs[0], into: &code), w = try read(node.inputs[1])
+            let y = try result(type)
+            code.append("attune_op_rms_norm(\(x.pointer), \(w.pointer), \(x.rows.c), \(x.width), \(CLiteral.float(eps)), \(y.pointer));")
+            views[out] = y
+
+        case .addRMSNorm(let eps):
+            let a = try readContiguous(node.inputs[0], into: &code), b = try readContiguous(node.inputs[1], into: &code)
+            let w = try read(node.inputs[2])
+            let sum = try result(type), y = try result(type)
+            code.append("attune_op_add_rms_norm(\(a.pointer), \(b.pointer), \(w.pointer), \(a.rows.c), \(a.width), \(CLiteral.float(eps)), \(sum.pointer), \(y.pointer));")
+            views[out] = sum
+            views[Value(node: index, result: 1)] = y
+
+        case .layerNorm(let eps):
+            let x = try readContiguous(node.inputs[0], into: &code), w = try read(node.inputs[1]), b = try read(node.inputs[2])
+            let y = try result(type)
+            code.append("attune_op_layer_norm(\(x.pointer), \(w.pointer), \(b.pointer), \(x.rows.c), \(x.width), \(CLiteral.float(eps)), \(y.pointer));")
+            views[out] = y
+
+        case .softmax:
+            let x = try readContiguous(node.inputs[0], into: &code)
+            let y = try result(type)
+            code.append("attune_op_softmax_rows(\(x.pointer), \(x.rows.c), \(x.width), \(y.pointer));")
+            views[out] = y
+
+        case .rope(let a):
+            let x = try read(node.inputs[0]), pos = try read(node.inputs[1])
+            var y = x
+            if case .buffer = x.base, isOnlyUse(node.inputs[0]) {
+                // Rotate in place: the unrotated value has no other reader.
+            } else {
+                y = try result(type)
+                code.append("attune_op_copy_columns(\(x.pointer), \(x.rowStride), 0, \(x.rows.c), \(x.width), \(y.pointer));")
+            }
+            code.append("attune_op_rope(\(y.pointer), \(y.rowStride), \(pos.pointer), \(y.rows.c), \(a.heads), \(a.headDim), \(a.rotaryDim), \(CLiteral.double(a.theta)));")
+            views[out] = y
+
+        case .qkvRope(let a):
+            let x = try readContiguous(node.inputs[0], into: &code), w = try read(node.inputs[1])
+            let bias = a.hasBias ? try read(node.inputs[2]).pointer : "NULL"
+            let pos = try read(node.inputs[a.hasBias ? 3 : 2])
+            let width = (a.heads + 2 * a.kvHeads) * a.headDim
+            let all = newBuffer(rows: x.rows, width: width)
+            code.append("attune_op_linear(\(x.pointer), \(x.rows.c), \(x.width), \(w.pointer), \(width), \(bias), \(all.pointer));")
+            code.append("attune_op_rope(\(all.pointer), \(width), \(pos.pointer), \(x.rows.c), \(a.heads), \(a.headDim), \(a.rotaryDim), \(CLiteral.double(a.theta)));")
+            var k = all
+            k.column = a.heads * a.headDim
+            code.append("attune_op_rope(\(k.pointer), \(width), \(pos.pointer), \(x.rows.c), \(a.kvHeads), \(a.headDim), \(a.rotaryDim), \(CLiteral.double(a.theta)));")
+            let widths = [a.heads * a.headDim, a.kvHeads * a.headDim, a.kvHeads * a.headDim]
+            var column = 0
+            for r in 0..<3 {
+                views[Value(node: index, result: r)] = View(base: all.base, column: column, rowStride: width, rows: x.rows, width: widths[r])
+                column += widths[r]
+            }
+
+        case .swiGLU:
+            let x = try readContiguous(node.inputs[0], into: &code), w = try read(node.inputs[1])
+            let y = try result(type)
+            let gu = newBuffer(rows: x.rows, width: 2 * y.width)
+            code.append("attune_op_linear(\(x.pointer), \(x.rows.c), \(x.width), \(w.pointer), \(2 * y.width), NULL, \(gu.pointer));")
+            code.append("attune_op_swiglu_epilogue(\(gu.pointer), \(x.rows.c), \(y.width), \(y.pointer));")
+            views[out] = y
+
+        case .kvAppend(let layer, let kind):
+            let x = try read(node.inputs[0])
+            let cache = layer * 2 + (kind == .key ? 0 : 1)
+            cacheWidths[cache] = x.width
+            code.append("attune_op_kv_append(m->kv[\(cache)], m->length, \(x.pointer), \(x.rowStride), \(x.rows.c), \(x.width));")
+            views[out] = View(base: .cache(cache), column: 0, rowStride: x.width, rows: Rows(factor: 1, symbol: "kv"), width: x.width)
+
+        case .attention(let a):
+            code += try attention(a, node, out)
+
+        case .reshape:
+            let x = try read(node.inputs[0])
+            guard x.isContiguous else { throw fail("reshape of a strided view; it must follow a contiguous value") }
+            var y = x
+            y.rows = try Rows.of(type)
+            y.width = type.shape.last?.fixedValue ?? 1
+            y.rowStride = y.width
+            views[out] = y
+
+        case .slice(let axis, let start, let end):
+            let x = try read(node.inputs[0])
+            guard axis == type.rank - 1 else { throw fail("only slices along the last axis have a C lowering") }
+            var y = x
+            y.column += start
+            y.width = (end ?? x.width) - start
+            views[out] = y
+
+        case .concat(let axis):
+            guard axis == type.rank - 1 else { throw fail("only concatenation along the last axis has a C lowering") }
+            let y = try result(type)
+            var column = 0
+            for v in node.inputs {
+                let x = try read(v)
+                code.append("for (int64_t r = 0; r < \(x.rows.c); r++) memcpy(\(y.pointer) + r * \(y.width) + \(column), \(x.pointer) + r * \(x.rowStride), sizeof(float) * \(x.width));")
+                column += x.width
+            }
+            views[out] = y
+
+        case .weight, .matmul, .transpose, .repeatInterleave, .attentionMask:
+            throw fail("\(node.op.mnemonic) on activations has no C lowering: attention-pattern recognition should have replaced it (see `attune inspect`)")
+        }
+        return code
+    }
+
+    private mutating func attention(_ a: AttentionAttrs, _ node: Node, _ out: Value) throws -> [String] {
+        guard let binding = a.binding else { throw fail("attention has no kernel: run kernel selection first") }
+        guard binding.kernel == "flash" else { throw fail("kernel '\(binding.kernel)' has no C binding in compiled graphs yet") }
+        guard case .softmax = a.normalizer else { throw fail("flash computes softmax attention; this node's normaliser is sigmoid") }
+        let q = try read(node.inputs[0]), k = try read(node.inputs[1]), v = try read(node.inputs[2])
+        let y = try result(node.types[0])
+        let params = ["block_q", "block_kv", "kv_splits", "threads", "gemm"].map { ".\($0) = \(Int(binding.parameters[$0] ?? 0))" }
+        var code = [
+            "attune_attention_problem p;",
+            "attune_attention_problem_init(&p, 1, \(a.heads), \(a.kvHeads), \(q.rows.c), \(k.rows.c), \(a.headDim), \(a.vHeadDim));",
+            "p.q_stride = (attune_strides){0, \(a.headDim), \(q.rowStride)};",
+            "p.k_stride = (attune_strides){0, \(a.headDim), \(k.rowStride)};",
+            "p.v_stride = (attune_strides){0, \(a.vHeadDim), \(v.rowStride)};",
+            "p.o_stride = (attune_strides){0, \(a.vHeadDim), \(y.rowStride)};",
+            "p.scale = \(CLiteral.float(a.scale));",
+            "p.causal = \(a.causal ? 1 : 0);",
+        ]
+        if let w = a.window { code.append("p.window = \(w);") }
+        code += [
+            "const attune_attention_tensors t = {\(q.pointer), \(k.pointer), \(v.pointer), \(y.pointer), NULL};",
+            "const attune_flash_params params = {\(params.joined(separator: ", "))};",
+            "attune_status status;",
+            "if (attune_flash_attention(&p, &t, &params, &status)) return fail(m, \"node %%\(out.node) attention: %s\", status.message);",
+        ]
+        views[out] = y
+        return code
+    }
+
+    static func cExpr(_ e: ElementwiseExpr) -> String {
+        switch e {
+        case .input(let i): return "x\(i)"
+        case .constant(let c): return CLiteral.float(c)
+        case .add(let a, let b): return "(\(cExpr(a)) + \(cExpr(b)))"
+        case .mul(let a, let b): return "(\(cExpr(a)) * \(cExpr(b)))"
+        case .silu(let a): return "attune_silu(\(cExpr(a)))"
+        case .gelu(let a): return "attune_gelu(\(cExpr(a)))"
+        }
+    }
+}

@@ -1,0 +1,103 @@
+import AttuneIR
+
+/// Number of rows of a 2-D view: `factor` times a run-time symbol (`seq`, `kv`) or 1.
+struct Rows: Equatable {
+    var factor: Int
+    var symbol: String?
+
+    var c: String {
+        guard let symbol else { return String(factor) }
+        return factor == 1 ? symbol : "(\(factor) * \(symbol))"
+    }
+
+    func bound(_ options: CodegenOptions) -> Int {
+        switch symbol {
+        case nil: return factor
+        case "seq": return factor * options.maxChunk
+        default: return factor * options.maxContext
+        }
+    }
+
+    /// Rows of a tensor seen as [product of leading dims, last dim].
+    static func of(_ t: TensorType) throws -> Rows {
+        var r = Rows(factor: 1, symbol: nil)
+        for d in t.shape.dropLast() {
+            switch d {
+            case .fixed(let n): r.factor *= n
+            case .symbol(let s):
+                guard r.symbol == nil else { throw CodegenError("\(t) has two symbolic dims; compiled graphs allow one") }
+                guard s == "seq" || s == "kv" else { throw CodegenError("\(t): compiled graphs know the symbols seq and kv, not '\(s)'") }
+                r.symbol = s
+            }
+        }
+        return r
+    }
+}
+
+/// Where a view's elements live.
+enum Base: Equatable {
+    case buffer(Int)
+    case weights(Int)
+    case cache(Int)
+    case tokens
+    case positions
+}
+
+/// A value as the generated code addresses it: element (r, c) is at
+/// `base + column + r * rowStride + c`.
+struct View: Equatable {
+    var base: Base
+    var column: Int
+    var rowStride: Int
+    var rows: Rows
+    var width: Int
+
+    var isContiguous: Bool { rowStride == width || (rows.symbol == nil && rows.factor == 1) }
+
+    /// `rows * width` as a C expression.
+    var count: String { width == 1 ? rows.c : "\(rows.c) * \(width)" }
+
+    /// The C pointer expression; arena offsets are filled in after memory planning.
+    var pointer: String {
+        switch base {
+        case .buffer(let b): return "(m->arena + " + CEmitter.bufferToken(b) + (column == 0 ? "" : " + \(column)") + ")"
+        case .weights(let o): return "(m->weights + \(o + column))"
+        case .cache(let i): return column == 0 ? "m->kv[\(i)]" : "(m->kv[\(i)] + \(column))"
+        case .tokens: return "tokens"
+        case .positions: return "m->positions"
+        }
+    }
+}
+
+/// Compile-time bounds and names of a generated module.
+public struct CodegenOptions: Sendable, Equatable {
+    /// Largest number of tokens one forward pass takes; longer prompts run in chunks.
+    public var maxChunk: Int
+    /// KV-cache capacity in positions.
+    public var maxContext: Int
+
+    public init(maxChunk: Int = 256, maxContext: Int = 2048) {
+        self.maxChunk = maxChunk
+        self.maxContext = maxContext
+    }
+}
+
+/// C literals that read back to exactly the same value.
+enum CLiteral {
+    static func float(_ x: Double) -> String {
+        var s = String(Float(x).description)
+        if !s.contains(".") && !s.contains("e") && !s.contains("n") { s += ".0" }
+        if s == "inf" { return "INFINITY" }
+        if s == "-inf" { return "(-INFINITY)" }
+        return s + "f"
+    }
+
+    static func double(_ x: Double) -> String {
+        var s = x.description
+        if !s.contains(".") && !s.contains("e") { s += ".0" }
+        return s
+    }
+
+    /// A C comment body that cannot close the comment early.
+    static func comment(_ s: String) -> String { s.replacingOccurrences(of: "*/", with: "* /") }
+}

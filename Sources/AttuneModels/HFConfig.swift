@@ -1,0 +1,342 @@
+import Foundation
+
+/// A Hugging Face `config.json` for one of the decoder families Attune
+/// imports, decoded and checked for consistency.
+///
+/// Keys, defaults and per-architecture behaviour follow `transformers`:
+/// - `num_key_value_heads` absent or null: equal to `num_attention_heads`;
+///   `head_dim` absent or null: `hidden_size / num_attention_heads`, which
+///   must then divide exactly; `rope_theta` 10000; `rms_norm_eps` 1e-6;
+///   `tie_word_embeddings` false; `hidden_act` "silu" (the only one accepted);
+///   `max_position_embeddings` 2048 (Llama), 131072 (Mistral), 32768 (Qwen2).
+/// - Biases: Llama has q/k/v/o biases iff `attention_bias`; Qwen2 always has
+///   q/k/v biases and no o bias; Mistral has none. Llama's `mlp_bias: true`
+///   is rejected.
+/// - Sliding window: Mistral applies `sliding_window` (absent: 4096, null:
+///   none) to every layer. Qwen2 applies it only if `use_sliding_window`, and
+///   then to the layers `layer_types` marks `"sliding_attention"`, or if that
+///   is absent to layers `>= max_window_layers` (default 28). Llama has none.
+/// - RoPE: `rope_scaling` must be null or of type "default"; scaled variants
+///   (llama3, yarn, linear, dynamic, …) are rejected, as is any
+///   non-default `rope_parameters` (the transformers v5 spelling).
+/// - Attune's own keys: `attention_normalizer` ("softmax" default, or
+///   "sigmoid") and `sigmoid_bias` (a number, only with "sigmoid").
+/// The size keys `vocab_size`, `hidden_size`, `intermediate_size`,
+/// `num_hidden_layers` and `num_attention_heads` are required: their
+/// transformers defaults describe some 7B model, never the file at hand.
+/// Integer keys must be written as integers (`4096`, not `4096.0`).
+/// Sizes must lie in `1 ..< 2^31` (the kernel ABI's range), layers in
+/// `1 ... 10000`.
+public struct HFConfig: Sendable, Equatable {
+    public enum Architecture: String, CaseIterable, Sendable {
+        case llama = "LlamaForCausalLM"
+        case qwen2 = "Qwen2ForCausalLM"
+        case mistral = "MistralForCausalLM"
+    }
+
+    /// How attention turns scores into weights. Not a transformers key:
+    /// Attune's own, so a checkpoint trained with sigmoid attention can say so.
+    public enum AttentionNormalizer: String, Sendable {
+        case softmax
+        case sigmoid
+    }
+
+    public let architecture: Architecture
+    public let vocabSize: Int
+    public let hiddenSize: Int
+    public let intermediateSize: Int
+    public let numHiddenLayers: Int
+    public let numAttentionHeads: Int
+    public let numKeyValueHeads: Int
+    public let headDim: Int
+    public let ropeTheta: Double
+    public let rmsNormEps: Double
+    public let maxPositionEmbeddings: Int
+    /// If true, the output projection reuses `model.embed_tokens.weight` and
+    /// the checkpoint need not hold `lm_head.weight`.
+    public let tieWordEmbeddings: Bool
+    /// q_proj, k_proj and v_proj have biases.
+    public let qkvBias: Bool
+    /// o_proj has a bias.
+    public let outputBias: Bool
+    /// `torch_dtype` (or v5's `dtype`) as written; informational only, since
+    /// the tensors' own dtypes are what is read.
+    public let torchDtype: String?
+    public let attentionNormalizer: AttentionNormalizer
+    /// The sigmoid bias b in `sigmoid(q·k·scale + b)`; nil means the
+    /// attention's default. Only set with `attentionNormalizer == .sigmoid`.
+    public let sigmoidBias: Double?
+    /// One entry per layer.
+    private let slidingWindows: [Int?]
+
+    /// The sliding-window size of layer `layer` (keys at most `window - 1`
+    /// positions back are visible), or nil for full attention.
+    ///
+    /// - Precondition: `0 <= layer < numHiddenLayers`.
+    public func slidingWindow(layer: Int) -> Int? {
+        slidingWindows[layer]
+    }
+
+    /// Reads `config.json` at `url` (a file, or a folder holding `config.json`).
+    public init(contentsOf url: URL) throws {
+        var isDirectory: ObjCBool = false
+        let file = FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) && isDirectory.boolValue
+            ? url.appendingPathComponent("config.json") : url
+        let data: Data
+        do {
+            data = try Data(contentsOf: file)
+        } catch {
+            throw ModelImportError("\(file.path): cannot read: \(error.localizedDescription.split(separator: "\n").joined(separator: " "))")
+        }
+        try self.init(json: data, name: file.path)
+    }
+
+    /// Decodes the contents of a `config.json`; `name` only labels errors.
+    ///
+    /// - Throws: `ModelImportError` "<name>: <problem>" naming the key at fault.
+    public init(json data: Data, name: String) throws {
+        let root: JSON
+        do {
+            root = try JSONParser.parse(data)
+        } catch {
+            throw ModelImportError("\(name): not valid JSON: \(error.reason) at byte \(error.offset)")
+        }
+        guard case .object(let object) = root else {
+            throw ModelImportError("\(name): not a JSON object (it is \(root.kind))")
+        }
+        do {
+            try self.init(ConfigReader(object))
+        } catch let problem as ConfigReader.Problem {
+            throw ModelImportError("\(name): \(problem.reason)")
+        }
+    }
+
+    private init(_ r: ConfigReader) throws {
+        typealias Problem = ConfigReader.Problem
+        let supported = Architecture.allCases.map(\.rawValue).joined(separator: ", ")
+        guard let archList = r["architectures"] else {
+            throw Problem("missing key 'architectures' (supported: \(supported))")
+        }
+        guard case .array(let archs) = archList, case .string(let first)? = archs.first else {
+            throw Problem("architectures must be a non-empty array of strings (supported: \(supported))")
+        }
+        guard let arch = Architecture(rawValue: first) else {
+            throw Problem("unsupported architecture \(quoted(first)) (supported: \(supported))")
+        }
+        architecture = arch
+
+        vocabSize = try r.size("vocab_size")
+        hiddenSize = try r.size("hidden_size")
+        intermediateSize = try r.size("intermediate_size")
+        numHiddenLayers = try r.size("num_hidden_layers", max: 10_000)
+        numAttentionHeads = try r.size("num_attention_heads")
+        numKeyValueHeads = try r.size("num_key_value_heads", default: numAttentionHeads)
+        guard numAttentionHeads % numKeyValueHeads == 0 else {
+            throw Problem("num_attention_heads \(numAttentionHeads) is not divisible by num_key_value_heads \(numKeyValueHeads)")
+        }
+        if r.has("head_dim") {
+            headDim = try r.size("head_dim")
+        } else {
+            guard hiddenSize % numAttentionHeads == 0 else {
+                throw Problem("hidden_size \(hiddenSize) is not divisible by num_attention_heads \(numAttentionHeads), and head_dim is not given")
+            }
+            headDim = hiddenSize / numAttentionHeads
+        }
+        // RoPE rotates pairs of channels.
+        guard headDim % 2 == 0 else { throw Problem("head_dim \(headDim) must be even for rotary embeddings") }
+
+        let hiddenAct = try r.string("hidden_act") ?? "silu"
+        guard hiddenAct == "silu" else {
+            throw Problem("hidden_act \(quoted(hiddenAct)) is not supported (only 'silu')")
+        }
+        rmsNormEps = try r.positiveDouble("rms_norm_eps") ?? 1e-6
+        ropeTheta = try Self.ropeTheta(r)
+        let defaultMaxPositions: Int
+        switch arch {
+        case .llama: defaultMaxPositions = 2048
+        case .mistral: defaultMaxPositions = 131_072
+        case .qwen2: defaultMaxPositions = 32768
+        }
+        maxPositionEmbeddings = try r.size("max_position_embeddings", default: defaultMaxPositions)
+        tieWordEmbeddings = try r.bool("tie_word_embeddings") ?? false
+        torchDtype = try r.string("torch_dtype") ?? r.string("dtype")
+
+        switch arch {
+        case .llama:
+            if try r.bool("mlp_bias") == true { throw Problem("mlp_bias true is not supported") }
+            let bias = try r.bool("attention_bias") ?? false
+            qkvBias = bias
+            outputBias = bias
+            slidingWindows = Array(repeating: nil, count: numHiddenLayers)
+        case .qwen2:
+            qkvBias = true
+            outputBias = false
+            slidingWindows = try Self.qwen2SlidingWindows(r, layers: numHiddenLayers)
+        case .mistral:
+            qkvBias = false
+            outputBias = false
+            let window = try r.window("sliding_window", default: 4096)
+            slidingWindows = Array(repeating: window, count: numHiddenLayers)
+        }
+
+        let normalizer = try r.string("attention_normalizer") ?? "softmax"
+        guard let n = AttentionNormalizer(rawValue: normalizer) else {
+            throw Problem("attention_normalizer \(quoted(normalizer)) is not supported (only 'softmax' or 'sigmoid')")
+        }
+        attentionNormalizer = n
+        sigmoidBias = try r.finiteDouble("sigmoid_bias")
+        if sigmoidBias != nil && n != .sigmoid {
+            throw Problem("sigmoid_bias is set but attention_normalizer is 'softmax'; it applies only to 'sigmoid'")
+        }
+    }
+
+    private static func ropeTheta(_ r: ConfigReader) throws -> Double {
+        typealias Problem = ConfigReader.Problem
+        if let scaling = r["rope_scaling"], !scaling.isNull {
+            try requireDefaultRope(scaling, key: "rope_scaling")
+        }
+        let theta = try r.positiveDouble("rope_theta")
+        guard let params = r["rope_parameters"], !params.isNull else { return theta ?? 10000 }
+        try requireDefaultRope(params, key: "rope_parameters")
+        guard case .object(let p) = params, let nested = try ConfigReader(p).positiveDouble("rope_theta") else {
+            return theta ?? 10000
+        }
+        if let theta, theta != nested {
+            throw Problem("rope_theta \(theta) and rope_parameters.rope_theta \(nested) disagree")
+        }
+        return nested
+    }
+
+    /// Accepts a RoPE description only if it asks for plain RoPE.
+    private static func requireDefaultRope(_ value: JSON, key: String) throws {
+        guard case .object(let o) = value else {
+            throw ConfigReader.Problem("\(key) is \(value.kind), expected an object or null")
+        }
+        let type: String
+        switch o["rope_type"] ?? o["type"] {
+        case .string(let s)?: type = s
+        case nil: type = "default"
+        case let other?: throw ConfigReader.Problem("\(key) type is \(other.kind), expected a string")
+        }
+        guard type == "default" else {
+            throw ConfigReader.Problem("\(key) of type \(quoted(type)) is not supported (only plain RoPE)")
+        }
+    }
+
+    private static func qwen2SlidingWindows(_ r: ConfigReader, layers: Int) throws -> [Int?] {
+        // transformers ignores sliding_window (often set to some large value)
+        // unless use_sliding_window is true, so only then is it read.
+        guard try r.bool("use_sliding_window") == true,
+              let window = try r.window("sliding_window", default: 4096)
+        else {
+            return Array(repeating: nil, count: layers)
+        }
+        let maxWindowLayers = try r.count("max_window_layers") ?? 28
+        var sliding = (0..<layers).map { $0 >= maxWindowLayers }
+        if let types = r["layer_types"], !types.isNull {
+            guard case .array(let list) = types, list.count == layers else {
+                throw ConfigReader.Problem("layer_types must be an array of \(layers) strings, one per layer")
+            }
+            sliding = try list.enumerated().map { i, t in
+                switch t {
+                case .string("sliding_attention"): return true
+                case .string("full_attention"): return false
+                default: throw ConfigReader.Problem("layer_types[\(i)] must be 'full_attention' or 'sliding_attention'")
+                }
+            }
+        }
+        return sliding.map { $0 ? window : nil }
+    }
+}
+
+/// Typed access to a config object's keys, with messages that name the key.
+private struct ConfigReader {
+    struct Problem: Error {
+        let reason: String
+        init(_ reason: String) { self.reason = reason }
+    }
+
+    let object: JSONObject
+    init(_ object: JSONObject) { self.object = object }
+
+    subscript(key: String) -> JSON? { object[key] }
+
+    /// Present and not null.
+    func has(_ key: String) -> Bool { object[key].map { !$0.isNull } ?? false }
+
+    /// An integer in `1 ... max`; `default` when absent or null.
+    func size(_ key: String, default def: Int? = nil, max: Int = Int(Int32.max)) throws -> Int {
+        guard let v = try integer(key) else {
+            if let def { return def }
+            throw Problem("missing key \(quoted(key))")
+        }
+        guard v >= 1 && v <= max else { throw Problem("\(key) is \(v), expected 1 ... \(max)") }
+        return v
+    }
+
+    /// A window size: `default` when absent, nil (no window) when null.
+    func window(_ key: String, default def: Int) throws -> Int? {
+        guard let v = object[key] else { return def }
+        if v.isNull { return nil }
+        return try size(key)
+    }
+
+    /// A non-negative integer, or nil when absent or null.
+    func count(_ key: String) throws -> Int? {
+        guard let v = try integer(key) else { return nil }
+        guard v >= 0 else { throw Problem("\(key) is \(v), expected a non-negative integer") }
+        return v
+    }
+
+    private func integer(_ key: String) throws -> Int? {
+        guard let v = object[key], !v.isNull else { return nil }
+        guard case .number(let n) = v, n.isIntegerLiteral else {
+            throw Problem("\(key) must be an integer, found \(v.describe)")
+        }
+        guard let i = n.int else { throw Problem("\(key) \(n.literal) is too large") }
+        return i
+    }
+
+    func finiteDouble(_ key: String) throws -> Double? {
+        guard let v = object[key], !v.isNull else { return nil }
+        guard case .number(let n) = v, n.double.isFinite else {
+            throw Problem("\(key) must be a finite number, found \(v.describe)")
+        }
+        return n.double
+    }
+
+    func positiveDouble(_ key: String) throws -> Double? {
+        guard let d = try finiteDouble(key) else { return nil }
+        guard d > 0 else { throw Problem("\(key) must be positive, found \(d)") }
+        return d
+    }
+
+    func bool(_ key: String) throws -> Bool? {
+        guard let v = object[key], !v.isNull else { return nil }
+        guard case .bool(let b) = v else { throw Problem("\(key) must be true or false, found \(v.describe)") }
+        return b
+    }
+
+    func string(_ key: String) throws -> String? {
+        guard let v = object[key], !v.isNull else { return nil }
+        guard case .string(let s) = v else { throw Problem("\(key) must be a string, found \(v.describe)") }
+        return s
+    }
+}
+
+extension JSON {
+    fileprivate var isNull: Bool {
+        if case .null = self { return true }
+        return false
+    }
+
+    /// The value itself when short, else its kind.
+    fileprivate var describe: String {
+        switch self {
+        case .number(let n): return n.literal
+        case .bool(let b): return String(b)
+        case .string(let s): return quoted(s)
+        default: return kind
+        }
+    }
+}

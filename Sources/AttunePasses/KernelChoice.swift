@@ -1,0 +1,71 @@
+import Foundation
+import AttuneKernels
+
+/// A kernel named by the user, with parameter values: the value of `--attention
+/// NAME[:k=v,...]`, e.g. `flash:block_kv=128,kv_splits=2`. Parsing checks the name
+/// against `KernelRegistry` and the parameters against the kernel's declared ones, so
+/// a typo fails when the option is read, not silently later.
+public struct KernelChoice: Sendable, Equatable, CustomStringConvertible {
+    public var kernel: String
+    public var parameters: [String: Double]
+
+    public init(kernel: String, parameters: [String: Double] = [:]) {
+        self.kernel = kernel
+        self.parameters = parameters
+    }
+
+    /// Parses `NAME[:k=v,...]` and validates it against the registry.
+    public init(parsing text: String) throws {
+        let (name, rest) = text.firstIndex(of: ":").map { (String(text[..<$0]), String(text[text.index(after: $0)...])) }
+            ?? (text, "")
+        let kernelName = name.trimmingCharacters(in: .whitespaces)
+        guard !kernelName.isEmpty else { throw PassError("--attention '\(text)': missing kernel name (NAME[:k=v,...])") }
+        var parameters: [String: Double] = [:]
+        for item in rest.split(separator: ",", omittingEmptySubsequences: false) where !rest.isEmpty {
+            let pair = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let key = pair[0].trimmingCharacters(in: .whitespaces)
+            guard pair.count == 2, !key.isEmpty, let value = Double(pair[1].trimmingCharacters(in: .whitespaces)) else {
+                throw PassError("--attention '\(text)': '\(item)' is not key=number")
+            }
+            guard parameters.updateValue(value, forKey: key) == nil else {
+                throw PassError("--attention '\(text)': parameter '\(key)' is given twice")
+            }
+        }
+        let kernel: any AttentionKernel
+        do {
+            kernel = try KernelRegistry.kernel(named: kernelName)
+            try kernel.checkParameters(parameters)
+        } catch {
+            throw PassError("--attention '\(text)': \(error)")
+        }
+        self.init(kernel: kernel.name, parameters: parameters)
+    }
+
+    /// `flash:block_kv=128,kv_splits=2` (parameters sorted), the form `init(parsing:)` reads.
+    public var description: String {
+        parameters.isEmpty ? kernel
+            : kernel + ":" + parameters.keys.sorted().map { "\($0)=\(Self.format(parameters[$0]!))" }.joined(separator: ",")
+    }
+
+    private static func format(_ x: Double) -> String {
+        x == x.rounded() && abs(x) < 1e15 ? String(Int(x)) : String(x)
+    }
+}
+
+/// Kernels forced by the user: one for every attention, and per layer (which wins).
+public struct KernelOverrides: Sendable, Equatable {
+    public var global: KernelChoice?
+    public var byLayer: [Int: KernelChoice]
+
+    public init(global: KernelChoice? = nil, byLayer: [Int: KernelChoice] = [:]) {
+        self.global = global
+        self.byLayer = byLayer
+    }
+
+    /// The override for `layer` (nil when the layer is unknown: only the global one applies).
+    public func choice(layer: Int?) -> (KernelChoice, String)? {
+        if let layer, let c = byLayer[layer] { return (c, "override for layer \(layer): \(c)") }
+        if let c = global { return (c, "override --attention \(c)") }
+        return nil
+    }
+}

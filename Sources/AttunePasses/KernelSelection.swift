@@ -1,0 +1,106 @@
+import AttuneIR
+import AttuneKernels
+
+/// Binds every `attention` node to a kernel (`AttentionAttrs.binding`): the kernel's
+/// name, its parameters and why it was chosen, which `inspect` shows.
+///
+/// Rules, in order:
+/// 1. sigmoid attention needs a kernel named `sigmoid`: bound if `KernelRegistry` has
+///    one, otherwise left unbound and refused ("no kernel implements sigmoid attention
+///    yet"). A softmax kernel is never substituted: the normaliser is the model's math.
+/// 2. a user override (per layer, else global) is used if the kernel accepts the
+///    layer's problem; otherwise the node is left unbound and refused with the
+///    kernel's reasons (never silently given another kernel than the one asked for).
+/// 3. exact softmax → `flash`, if `unsupportedReasons` is empty for a representative
+///    problem (the node's heads, head dims, scale, mask; 128 rows where symbolic).
+///
+/// The layer index comes from the `kv_append` feeding k (or the `layers.N` label).
+public enum KernelSelection {
+    public struct Match: RewriteMatch {
+        public var root: Int
+        public var decision: Result<KernelBinding, Unbound>
+        public var nodes: [Int] { [root] }
+        public var replaced: [Value] { [Value(node: root)] }
+    }
+
+    public struct Unbound: Error, Sendable {
+        public var reason: String
+    }
+
+    /// Rows of the representative problem when the graph's are symbolic.
+    static let representativeRows = 128
+
+    public static func rewrite(_ overrides: KernelOverrides) -> RewritePass<Match> {
+        RewritePass<Match>(
+            name: "select-kernels",
+            summary: "bind every attention to a kernel (overrides, then rules)",
+            match: { g, i in
+                guard case .attention(let attrs) = g[i].op else { return nil }
+                let decision = choose(attrs, layer: layer(of: i, in: g), rows: g.type(g[i].inputs[0]).shape[0].fixedValue,
+                                      kvRows: g.type(g[i].inputs[1]).shape[0].fixedValue, overrides: overrides)
+                return Match(root: i, decision: decision)
+            },
+            legality: { _, m in
+                if case .failure(let unbound) = m.decision { return unbound.reason }
+                return nil
+            },
+            rewrite: { r, m in
+                guard case .attention(var attrs) = r.source.nodes[m.root].op else { preconditionFailure() }
+                attrs.binding = try m.decision.get()
+                let node = r.source.nodes[m.root]
+                return [try r.emit(.attention(attrs), node.inputs.map(r.new))]
+            },
+            kind: { m in (try? m.decision.get()).map { "\($0.kernel) (\($0.reason))" } ?? "unbound" })
+    }
+
+    static func choose(_ a: AttentionAttrs, layer: Int?, rows: Int?, kvRows: Int?,
+                       overrides: KernelOverrides) -> Result<KernelBinding, Unbound> {
+        if case .sigmoid = a.normalizer {
+            guard KernelRegistry.names.contains("sigmoid") else {
+                return .failure(Unbound(reason: "no kernel implements sigmoid attention yet"))
+            }
+            if let (choice, why) = overrides.choice(layer: layer), choice.kernel != "sigmoid" {
+                return .failure(Unbound(reason: "\(why): '\(choice.kernel)' is not a sigmoid-attention kernel"))
+            }
+            return .success(KernelBinding(kernel: "sigmoid", reason: "rule: sigmoid attention → sigmoid"))
+        }
+        let problem = AttentionProblem(qHeads: a.heads, kvHeads: a.kvHeads, qLen: rows ?? representativeRows,
+                                       kvLen: kvRows ?? max(rows ?? representativeRows, representativeRows),
+                                       qkDim: a.headDim, vDim: a.vHeadDim, scale: Float(a.scale),
+                                       causal: a.causal, window: a.window)
+        if let (choice, why) = overrides.choice(layer: layer) {
+            if let kernel = try? KernelRegistry.kernel(named: choice.kernel) {
+                let reasons = kernel.unsupportedReasons(problem)
+                if reasons.isEmpty {
+                    return .success(KernelBinding(kernel: kernel.name, parameters: choice.parameters, reason: why))
+                }
+                return .failure(Unbound(reason: "\(why) cannot run \(problem): \(reasons.joined(separator: "; "))"))
+            }
+            return .failure(Unbound(reason: "\(why): unknown kernel '\(choice.kernel)'"))
+        }
+        guard let flash = try? KernelRegistry.kernel(named: "flash"), flash.isExact else {
+            return .failure(Unbound(reason: "no exact softmax kernel named 'flash' is registered"))
+        }
+        let reasons = flash.unsupportedReasons(problem)
+        guard reasons.isEmpty else {
+            return .failure(Unbound(reason: "flash cannot run \(problem): \(reasons.joined(separator: "; "))"))
+        }
+        return .success(KernelBinding(kernel: "flash", reason: "rule: exact softmax → flash"))
+    }
+
+    /// The decoder layer of attention node `i`: from the `kv_append` that feeds its k,
+    /// else from a `layers.N` component of its label.
+    static func layer(of i: Int, in g: IndexedGraph) -> Int? {
+        if case .kvAppend(let layer, _) = g.producer(g[i].inputs[1]).op { return layer }
+        let parts = (g[i].label ?? "").split(separator: ".")
+        guard let at = parts.firstIndex(of: "layers"), at + 1 < parts.count else { return nil }
+        return Int(parts[at + 1])
+    }
+}
+
+extension Pass {
+    /// See `KernelSelection`.
+    public static func selectKernels(_ overrides: KernelOverrides = KernelOverrides()) -> Pass {
+        KernelSelection.rewrite(overrides).pass
+    }
+}

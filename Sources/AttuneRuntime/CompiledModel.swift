@@ -1,0 +1,86 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A compiled model loaded with dlopen: a KV-cache session over the generated entry points.
+public final class CompiledModel {
+    private typealias Open = @convention(c) (UnsafePointer<CChar>, UnsafeMutablePointer<CChar>, Int) -> OpaquePointer?
+    private typealias Close = @convention(c) (OpaquePointer?) -> Void
+    private typealias Prefill = @convention(c) (OpaquePointer?, UnsafePointer<Int32>, Int64, UnsafeMutablePointer<Float>?) -> Int32
+    private typealias Decode = @convention(c) (OpaquePointer?, Int32, UnsafeMutablePointer<Float>?) -> Int32
+    private typealias Reset = @convention(c) (OpaquePointer?) -> Void
+    private typealias Length = @convention(c) (OpaquePointer?) -> Int64
+    private typealias Count = @convention(c) () -> Int64
+    private typealias ErrorText = @convention(c) (OpaquePointer?) -> UnsafePointer<CChar>
+
+    private let handle: UnsafeMutableRawPointer
+    private let model: OpaquePointer
+    private let close: Close
+    private let prefillFn: Prefill
+    private let decodeFn: Decode
+    private let resetFn: Reset
+    private let lengthFn: Length
+    private let errorFn: ErrorText
+    public let vocab: Int
+    public let maxContext: Int
+
+    public init(library: URL, weights: URL) throws {
+        guard let h = dlopen(library.path, RTLD_NOW | RTLD_LOCAL) else {
+            throw RuntimeError("cannot load \(library.path): \(String(cString: dlerror()))")
+        }
+        handle = h
+        func symbol<T>(_ name: String, _: T.Type) throws -> T {
+            guard let s = dlsym(h, name) else { throw RuntimeError("\(library.path) has no symbol \(name)") }
+            return unsafeBitCast(s, to: T.self)
+        }
+        do {
+            let open = try symbol("attune_model_open", Open.self)
+            close = try symbol("attune_model_close", Close.self)
+            prefillFn = try symbol("attune_model_prefill", Prefill.self)
+            decodeFn = try symbol("attune_model_decode_step", Decode.self)
+            resetFn = try symbol("attune_model_reset", Reset.self)
+            lengthFn = try symbol("attune_model_length", Length.self)
+            errorFn = try symbol("attune_model_error", ErrorText.self)
+            vocab = Int(try symbol("attune_model_vocab", Count.self)())
+            maxContext = Int(try symbol("attune_model_max_context", Count.self)())
+            var message = [CChar](repeating: 0, count: 512)
+            guard let m = open(weights.path, &message, message.count) else {
+                throw RuntimeError(String(cString: message))
+            }
+            model = m
+        } catch {
+            dlclose(h)
+            throw error
+        }
+    }
+
+    deinit {
+        close(model)
+        dlclose(handle)
+    }
+
+    /// Cached positions.
+    public var length: Int { Int(lengthFn(model)) }
+
+    /// Runs `tokens` after the cached ones; returns their logits, [tokens.count * vocab].
+    public func prefill(_ tokens: [Int32]) throws -> [Float] {
+        var logits = [Float](repeating: 0, count: tokens.count * vocab)
+        let rc = tokens.withUnsafeBufferPointer { t in
+            logits.withUnsafeMutableBufferPointer { l in prefillFn(model, t.baseAddress ?? UnsafePointer(bitPattern: 8)!, Int64(tokens.count), l.baseAddress) }
+        }
+        if rc != 0 { throw RuntimeError(String(cString: errorFn(model))) }
+        return logits
+    }
+
+    /// One token after the cached ones; returns its logits.
+    public func decodeStep(_ token: Int32) throws -> [Float] {
+        var logits = [Float](repeating: 0, count: vocab)
+        let rc = logits.withUnsafeMutableBufferPointer { decodeFn(model, token, $0.baseAddress) }
+        if rc != 0 { throw RuntimeError(String(cString: errorFn(model))) }
+        return logits
+    }
+
+    public func reset() { resetFn(model) }
+}

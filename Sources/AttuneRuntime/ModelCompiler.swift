@@ -1,0 +1,59 @@
+import AttuneCodegen
+import AttuneIR
+import AttunePasses
+import Foundation
+
+public struct CompileOptions: Sendable {
+    /// `--attention NAME[:k=v,...]` and per-layer choices.
+    public var kernels: KernelOverrides
+    /// Largest forward chunk; nil = 256.
+    public var maxChunk: Int?
+    /// KV-cache capacity; nil = the model's max_position_embeddings, at most 4096.
+    public var maxContext: Int?
+
+    public init(kernels: KernelOverrides = KernelOverrides(), maxChunk: Int? = nil, maxContext: Int? = nil) {
+        self.kernels = kernels
+        self.maxChunk = maxChunk
+        self.maxContext = maxContext
+    }
+}
+
+/// Everything one compilation produced.
+public struct CompiledArtifacts {
+    public var report: PipelineReport
+    public var module: EmittedModule
+    public var library: URL
+    public var weights: URL
+    /// The shared library came from the build cache.
+    public var cached: Bool
+    public var seconds: Double
+}
+
+/// Import → passes → C → shared library, the steps `attune compile` and `attune run` share.
+public enum ModelCompiler {
+    public static func lower(_ model: LoadedModel, _ options: CompileOptions) throws -> PipelineReport {
+        try Pipeline.standard(kernels: options.kernels).run(model.graph)
+    }
+
+    public static func codegenOptions(_ model: LoadedModel, _ options: CompileOptions) throws -> CodegenOptions {
+        let chunk = options.maxChunk ?? 256
+        let context = options.maxContext ?? min(model.config?.maxPositionEmbeddings ?? 4096, 4096)
+        guard chunk >= 1 else { throw RuntimeError("--max-chunk must be >= 1, got \(chunk)") }
+        guard context >= 1 else { throw RuntimeError("--max-context must be >= 1, got \(context)") }
+        return CodegenOptions(maxChunk: chunk, maxContext: context)
+    }
+
+    public static func emit(_ model: LoadedModel, _ options: CompileOptions) throws -> (PipelineReport, EmittedModule) {
+        let report = try lower(model, options)
+        let module = try CEmitter.emit(report.output, weights: model.weights, options: try codegenOptions(model, options))
+        return (report, module)
+    }
+
+    public static func compile(_ model: LoadedModel, _ options: CompileOptions, toolchain: Toolchain) throws -> CompiledArtifacts {
+        let start = Date()
+        let (report, module) = try emit(model, options)
+        let built = try toolchain.build(module)
+        return CompiledArtifacts(report: report, module: module, library: built.library, weights: built.weights,
+                                 cached: built.cached, seconds: Date().timeIntervalSince(start))
+    }
+}

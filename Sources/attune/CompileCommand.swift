@@ -1,0 +1,52 @@
+import ArgumentParser
+import AttuneCodegen
+import AttuneRuntime
+import Foundation
+
+struct CompileCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compile",
+        abstract: "Compile a model to C and a shared library.",
+        discussion: """
+        MODEL is a Hugging Face folder (config.json + model.safetensors or an index with shards; \
+        Llama, Qwen2, Mistral) or an .attn graph (weights from the .safetensors file of the same name).
+        --emit so (default) writes lib<name>.so, <name>.h, <name>.c and weights.bin to OUT.
+        --emit c writes a folder that builds without Swift: the C, the header, weights.bin, \
+        the kernel sources, a Makefile and a main.c driver (make && ./run 1 2 3).
+        """
+    )
+
+    @Argument(help: "Hugging Face model folder or .attn file.") var model: String
+    @Option(name: .shortAndLong, help: "Output folder.") var output: String
+    @Option(help: "so or c.") var emit: String = "so"
+    @OptionGroup var compile: CompileOptionsGroup
+
+    func run() throws {
+        guard emit == "so" || emit == "c" else { throw CLIError("--emit must be so or c, got '\(emit)'") }
+        let loaded = try ModelSource.load(model)
+        let toolchain = try Toolchain.detect()
+        let out = URL(fileURLWithPath: output)
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        let start = Date()
+        if emit == "c" {
+            let (report, module) = try ModelCompiler.emit(loaded, try compile.options())
+            try StandaloneFolder.write(module, to: out, toolchain: toolchain)
+            print(report.summary)
+            print("wrote \(out.path): \(module.name).c, \(module.name).h, weights.bin, kernels/, Makefile, main.c (\(fmt(Date().timeIntervalSince(start), 2)) s)")
+            return
+        }
+        let artifacts = try ModelCompiler.compile(loaded, try compile.options(), toolchain: toolchain)
+        let name = artifacts.module.name
+        for (from, to) in [(artifacts.library, "lib\(name).so"), (artifacts.weights, "weights.bin")] {
+            let dest = out.appendingPathComponent(to)
+            try? FileManager.default.removeItem(at: dest)
+            try FileManager.default.copyItem(at: from, to: dest)
+        }
+        try artifacts.module.source.write(to: out.appendingPathComponent("\(name).c"), atomically: true, encoding: .utf8)
+        try artifacts.module.header.write(to: out.appendingPathComponent("\(name).h"), atomically: true, encoding: .utf8)
+        print(artifacts.report.summary)
+        let plan = artifacts.module.memoryPlan
+        print("arena \(plan.arenaFloats * 4 / 1024) KiB (\(plan.unsharedFloats * 4 / 1024) KiB without reuse), weights \(artifacts.module.weights.count * 4 / 1024) KiB")
+        print("wrote \(out.path)/lib\(name).so (\(artifacts.cached ? "build cache hit" : "compiled with \(toolchain.compiler)"), \(fmt(artifacts.seconds, 2)) s)")
+    }
+}

@@ -1,0 +1,26 @@
+import ArgumentParser
+import AttunePasses
+import AttuneRuntime
+
+/// Options `compile`, `run` and `inspect` share.
+struct CompileOptionsGroup: ParsableArguments {
+    @Option(name: .customLong("attention"), help: "Kernel for every attention node: NAME[:k=v,...], e.g. flash:block_kv=128.")
+    var attention: String?
+    @Option(name: .customLong("layer-attention"), help: "Kernel for one layer: LAYER=NAME[:k=v,...] (repeatable).")
+    var layerAttention: [String] = []
+    @Option(help: "Largest number of tokens per forward pass (longer prompts run in chunks).") var maxChunk: Int?
+    @Option(help: "KV-cache capacity in positions (default: the model's, at most 4096).") var maxContext: Int?
+
+    func options() throws -> CompileOptions {
+        var overrides = KernelOverrides()
+        if let attention { overrides.global = try KernelChoice(parsing: attention) }
+        for item in layerAttention {
+            let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let layer = Int(parts[0]), layer >= 0 else {
+                throw CLIError("--layer-attention expects LAYER=NAME[:k=v,...], got '\(item)'")
+            }
+            overrides.byLayer[layer] = try KernelChoice(parsing: parts[1])
+        }
+        return CompileOptions(kernels: overrides, maxChunk: maxChunk, maxContext: maxContext)
+    }
+}

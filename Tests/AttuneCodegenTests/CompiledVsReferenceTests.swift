@@ -1,0 +1,62 @@
+import AttuneCodegen
+import AttuneIR
+import AttuneNumerics
+import AttuneRuntime
+import XCTest
+
+final class CompiledVsReferenceTests: XCTestCase {
+    func compile(_ g: Graph, _ w: WeightSource, options: CodegenOptions = CodegenOptions(maxChunk: 8, maxContext: 64)) throws -> CompiledModel {
+        let module = try CEmitter.emit(g, weights: w, options: options)
+        let built = try Toolchain.detect().build(module)
+        return try CompiledModel(library: built.library, weights: built.weights)
+    }
+
+    func reference(_ interp: ReferenceInterpreter, tokens: [Int], start: Int) throws -> [Double] {
+        let out = try interp.run(inputs: ["tokens": F64Tensor(ids: tokens), "positions": F64Tensor(ids: Array(start..<(start + tokens.count)))])
+        return out["logits"]!.data
+    }
+
+    func maxDiff(_ a: [Float], _ b: [Double]) -> Double {
+        XCTAssertEqual(a.count, b.count)
+        return zip(a, b).map { abs(Double($0) - $1) }.max() ?? .infinity
+    }
+
+    /// Prefill (in chunks smaller than the prompt), then greedy decode steps: the compiled
+    /// model's logits equal the float64 interpreter's to fp32 rounding.
+    func testCompiledMatchesReferencePrefillAndDecode() throws {
+        for window: Int? in [nil, 5] {
+            let g = try FusedDecoder.graph(window: window)
+            let w = FusedDecoder.weights(for: g)
+            let model = try compile(g, w)
+            let interp = try ReferenceInterpreter(graph: g, weights: w)
+            let prompt = [3, 17, 4, 49, 0, 22, 8, 8, 31, 5, 12]  // 11 tokens, chunk 8: two forward passes
+            let logits = try model.prefill(prompt.map(Int32.init))
+            let ref = try reference(interp, tokens: prompt, start: 0)
+            XCTAssertLessThanOrEqual(maxDiff(logits, ref), 2e-4, "prefill, window \(String(describing: window))")
+            var last = Array(logits.suffix(FusedDecoder.vocab))
+            for step in 0..<4 {
+                let next = last.indices.max { last[$0] < last[$1] }!
+                last = try model.decodeStep(Int32(next))
+                let r = try reference(interp, tokens: [next], start: prompt.count + step)
+                XCTAssertLessThanOrEqual(maxDiff(last, r), 2e-4, "decode step \(step)")
+            }
+            XCTAssertEqual(model.length, prompt.count + 4)
+        }
+    }
+
+    func testRuntimeErrorsAreMessagesNotCrashes() throws {
+        let g = try FusedDecoder.graph()
+        let model = try compile(g, FusedDecoder.weights(for: g), options: CodegenOptions(maxChunk: 4, maxContext: 6))
+        XCTAssertThrowsError(try model.prefill([1, 2, 999])) { XCTAssertTrue("\($0)".contains("token id 999"), "\($0)") }
+        XCTAssertThrowsError(try model.prefill([1, 2, 3, 4, 5, 6, 7])) { XCTAssertTrue("\($0)".contains("context full"), "\($0)") }
+    }
+
+    func testEmittedCIsDeterministic() throws {
+        let g = try FusedDecoder.graph()
+        let w = FusedDecoder.weights(for: g)
+        let a = try CEmitter.emit(g, weights: w), b = try CEmitter.emit(g, weights: w)
+        XCTAssertEqual(a.source, b.source)
+        XCTAssertEqual(a.weightsFile, b.weightsFile)
+        XCTAssertLessThan(a.memoryPlan.arenaFloats, a.memoryPlan.unsharedFloats, "liveness must let buffers share")
+    }
+}

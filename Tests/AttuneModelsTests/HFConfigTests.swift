@@ -1,0 +1,257 @@
+import Foundation
+import XCTest
+import AttuneModels
+
+final class HFConfigTests: XCTestCase {
+    /// TinyLlama-1.1B's config.json, as published.
+    static let tinyLlama = """
+    {
+      "architectures": ["LlamaForCausalLM"], "attention_bias": false, "bos_token_id": 1, "eos_token_id": 2,
+      "hidden_act": "silu", "hidden_size": 2048, "initializer_range": 0.02, "intermediate_size": 5632,
+      "max_position_embeddings": 2048, "model_type": "llama", "num_attention_heads": 32, "num_hidden_layers": 22,
+      "num_key_value_heads": 4, "pretraining_tp": 1, "rms_norm_eps": 1e-05, "rope_scaling": null,
+      "rope_theta": 10000.0, "tie_word_embeddings": false, "torch_dtype": "bfloat16",
+      "transformers_version": "4.35.0", "use_cache": true, "vocab_size": 32000
+    }
+    """
+
+    /// Qwen2.5-0.5B's config.json, as published.
+    static let qwen25 = """
+    {
+      "architectures": ["Qwen2ForCausalLM"], "attention_dropout": 0.0, "bos_token_id": 151643, "eos_token_id": 151643,
+      "hidden_act": "silu", "hidden_size": 896, "initializer_range": 0.02, "intermediate_size": 4864,
+      "max_position_embeddings": 32768, "max_window_layers": 24, "model_type": "qwen2", "num_attention_heads": 14,
+      "num_hidden_layers": 24, "num_key_value_heads": 2, "rms_norm_eps": 1e-06, "rope_theta": 1000000.0,
+      "sliding_window": 32768, "tie_word_embeddings": true, "torch_dtype": "bfloat16",
+      "transformers_version": "4.40.1", "use_cache": true, "use_mrope": false, "use_sliding_window": false,
+      "vocab_size": 151936
+    }
+    """
+
+    /// Mistral-7B-v0.1's config.json, as published.
+    static let mistral = """
+    {
+      "architectures": ["MistralForCausalLM"], "bos_token_id": 1, "eos_token_id": 2, "hidden_act": "silu",
+      "hidden_size": 4096, "initializer_range": 0.02, "intermediate_size": 14336, "max_position_embeddings": 32768,
+      "model_type": "mistral", "num_attention_heads": 32, "num_hidden_layers": 32, "num_key_value_heads": 8,
+      "rms_norm_eps": 1e-05, "rope_theta": 10000.0, "sliding_window": 4096, "tie_word_embeddings": false,
+      "torch_dtype": "bfloat16", "transformers_version": "4.34.0.dev0", "use_cache": true, "vocab_size": 32000
+    }
+    """
+
+    /// The smallest config that names every required key.
+    static func minimal(_ arch: String = "LlamaForCausalLM", _ extra: String = "") -> String {
+        """
+        {"architectures": ["\(arch)"], "vocab_size": 100, "hidden_size": 64, "intermediate_size": 96,
+         "num_hidden_layers": 3, "num_attention_heads": 4\(extra.isEmpty ? "" : ", " + extra)}
+        """
+    }
+
+    func decode(_ text: String) throws -> HFConfig {
+        try HFConfig(json: Data(text.utf8), name: "config.json")
+    }
+
+    func assertConfigError(_ text: String, _ fragments: String..., file: StaticString = #filePath, line: UInt = #line) {
+        do {
+            _ = try decode(text)
+            XCTFail("expected an error containing \(fragments)", file: file, line: line)
+        } catch let e as ModelImportError {
+            XCTAssertTrue(e.message.hasPrefix("config.json: "), e.message, file: file, line: line)
+            XCTAssertFalse(e.message.contains("\n"), e.message, file: file, line: line)
+            for f in fragments {
+                XCTAssertTrue(e.message.contains(f), "\(e.message.debugDescription) lacks \(f.debugDescription)", file: file, line: line)
+            }
+        } catch {
+            XCTFail("unexpected \(error)", file: file, line: line)
+        }
+    }
+
+    func testLlama() throws {
+        let c = try decode(Self.tinyLlama)
+        XCTAssertEqual(c.architecture, .llama)
+        XCTAssertEqual(c.vocabSize, 32000)
+        XCTAssertEqual(c.hiddenSize, 2048)
+        XCTAssertEqual(c.intermediateSize, 5632)
+        XCTAssertEqual(c.numHiddenLayers, 22)
+        XCTAssertEqual(c.numAttentionHeads, 32)
+        XCTAssertEqual(c.numKeyValueHeads, 4)
+        XCTAssertEqual(c.headDim, 64)
+        XCTAssertEqual(c.ropeTheta, 10000)
+        XCTAssertEqual(c.rmsNormEps, 1e-5)
+        XCTAssertEqual(c.maxPositionEmbeddings, 2048)
+        XCTAssertFalse(c.tieWordEmbeddings)
+        XCTAssertFalse(c.qkvBias)
+        XCTAssertFalse(c.outputBias)
+        XCTAssertEqual(c.torchDtype, "bfloat16")
+        XCTAssertEqual(c.attentionNormalizer, .softmax)
+        XCTAssertNil(c.sigmoidBias)
+        XCTAssertNil(c.slidingWindow(layer: 0))
+        XCTAssertNil(c.slidingWindow(layer: 21))
+    }
+
+    func testLlamaAttentionBias() throws {
+        let c = try decode(Self.minimal("LlamaForCausalLM", "\"attention_bias\": true"))
+        XCTAssertTrue(c.qkvBias)
+        XCTAssertTrue(c.outputBias)
+        assertConfigError(Self.minimal("LlamaForCausalLM", "\"mlp_bias\": true"), "mlp_bias true is not supported")
+        XCTAssertNoThrow(try decode(Self.minimal("LlamaForCausalLM", "\"mlp_bias\": false")))
+    }
+
+    func testQwen2() throws {
+        let c = try decode(Self.qwen25)
+        XCTAssertEqual(c.architecture, .qwen2)
+        XCTAssertEqual(c.headDim, 64)
+        XCTAssertEqual(c.numKeyValueHeads, 2)
+        XCTAssertEqual(c.ropeTheta, 1_000_000)
+        XCTAssertEqual(c.rmsNormEps, 1e-6)
+        XCTAssertTrue(c.tieWordEmbeddings)
+        XCTAssertTrue(c.qkvBias)
+        XCTAssertFalse(c.outputBias)
+        // use_sliding_window is false, so sliding_window (32768) is ignored.
+        XCTAssertTrue((0..<24).allSatisfy { c.slidingWindow(layer: $0) == nil })
+        // attention_bias is not a Qwen2 key: its biases are fixed.
+        XCTAssertTrue(try decode(Self.minimal("Qwen2ForCausalLM", "\"attention_bias\": false")).qkvBias)
+    }
+
+    func testQwen2SlidingWindowLayers() throws {
+        let c = try decode(Self.minimal("Qwen2ForCausalLM", "\"use_sliding_window\": true, \"sliding_window\": 512, \"max_window_layers\": 1"))
+        XCTAssertEqual((0..<3).map { c.slidingWindow(layer: $0) }, [nil, 512, 512])
+        // max_window_layers defaults to 28, beyond these 3 layers.
+        let d = try decode(Self.minimal("Qwen2ForCausalLM", "\"use_sliding_window\": true, \"sliding_window\": 512"))
+        XCTAssertEqual((0..<3).map { d.slidingWindow(layer: $0) }, [nil, nil, nil])
+        let e = try decode(Self.minimal("Qwen2ForCausalLM",
+            "\"use_sliding_window\": true, \"layer_types\": [\"sliding_attention\", \"full_attention\", \"sliding_attention\"]"))
+        XCTAssertEqual((0..<3).map { e.slidingWindow(layer: $0) }, [4096, nil, 4096])
+        assertConfigError(Self.minimal("Qwen2ForCausalLM", "\"use_sliding_window\": true, \"layer_types\": [\"full_attention\"]"),
+                          "layer_types must be an array of 3 strings")
+        assertConfigError(Self.minimal("Qwen2ForCausalLM", "\"use_sliding_window\": true, \"sliding_window\": 0"),
+                          "sliding_window is 0, expected 1 ... 2147483647")
+    }
+
+    func testMistral() throws {
+        let c = try decode(Self.mistral)
+        XCTAssertEqual(c.architecture, .mistral)
+        XCTAssertEqual(c.numKeyValueHeads, 8)
+        XCTAssertEqual(c.headDim, 128)
+        XCTAssertEqual(c.maxPositionEmbeddings, 32768)
+        XCTAssertFalse(c.qkvBias)
+        XCTAssertFalse(c.outputBias)
+        XCTAssertEqual(c.slidingWindow(layer: 0), 4096)
+        XCTAssertEqual(c.slidingWindow(layer: 31), 4096)
+        XCTAssertNil(try decode(Self.minimal("MistralForCausalLM", "\"sliding_window\": null")).slidingWindow(layer: 2))
+        // transformers' MistralConfig default.
+        XCTAssertEqual(try decode(Self.minimal("MistralForCausalLM")).slidingWindow(layer: 2), 4096)
+        XCTAssertEqual(try decode(Self.minimal("MistralForCausalLM")).maxPositionEmbeddings, 131_072)
+    }
+
+    func testDefaults() throws {
+        let c = try decode(Self.minimal())
+        XCTAssertEqual(c.numKeyValueHeads, 4)
+        XCTAssertEqual(c.headDim, 16)
+        XCTAssertEqual(c.ropeTheta, 10000)
+        XCTAssertEqual(c.rmsNormEps, 1e-6)
+        XCTAssertEqual(c.maxPositionEmbeddings, 2048)
+        XCTAssertFalse(c.tieWordEmbeddings)
+        XCTAssertNil(c.torchDtype)
+        XCTAssertEqual(c.attentionNormalizer, .softmax)
+        // null means "use the default" too.
+        let n = try decode(Self.minimal("LlamaForCausalLM", "\"num_key_value_heads\": null, \"head_dim\": null, \"rope_theta\": null"))
+        XCTAssertEqual(n.numKeyValueHeads, 4)
+        XCTAssertEqual(n.headDim, 16)
+        XCTAssertEqual(n.ropeTheta, 10000)
+        XCTAssertEqual(try decode(Self.minimal("Qwen2ForCausalLM")).maxPositionEmbeddings, 32768)
+    }
+
+    func testExplicitHeadDim() throws {
+        // Mistral-Nemo style: hidden_size != heads × head_dim.
+        let c = try decode(Self.minimal("MistralForCausalLM", "\"head_dim\": 32"))
+        XCTAssertEqual(c.headDim, 32)
+        XCTAssertEqual(c.expectedTensors.first { $0.name == "model.layers.0.self_attn.q_proj.weight" }?.shape, [128, 64])
+        XCTAssertEqual(c.expectedTensors.first { $0.name == "model.layers.0.self_attn.o_proj.weight" }?.shape, [64, 128])
+    }
+
+    func testUnknownArchitecture() {
+        assertConfigError(Self.minimal("GPT2LMHeadModel"), "unsupported architecture 'GPT2LMHeadModel'",
+                          "supported: LlamaForCausalLM, Qwen2ForCausalLM, MistralForCausalLM")
+        assertConfigError("{\"hidden_size\": 64}", "missing key 'architectures'", "LlamaForCausalLM")
+        assertConfigError("{\"architectures\": []}", "architectures must be a non-empty array of strings")
+        assertConfigError("{\"architectures\": \"LlamaForCausalLM\"}", "architectures must be a non-empty array")
+    }
+
+    func testRopeScalingRejected() throws {
+        assertConfigError(Self.minimal("LlamaForCausalLM",
+            "\"rope_scaling\": {\"factor\": 8.0, \"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, \"original_max_position_embeddings\": 8192, \"rope_type\": \"llama3\"}"),
+            "rope_scaling of type 'llama3' is not supported")
+        assertConfigError(Self.minimal("Qwen2ForCausalLM", "\"rope_scaling\": {\"type\": \"yarn\", \"factor\": 4.0}"),
+                          "rope_scaling of type 'yarn' is not supported")
+        assertConfigError(Self.minimal("LlamaForCausalLM", "\"rope_scaling\": {\"type\": \"linear\", \"factor\": 2.0}"),
+                          "rope_scaling of type 'linear' is not supported")
+        assertConfigError(Self.minimal("LlamaForCausalLM", "\"rope_scaling\": 2"), "rope_scaling is a number, expected an object or null")
+        // Plain RoPE spelled out is not scaling.
+        XCTAssertNoThrow(try decode(Self.minimal("LlamaForCausalLM", "\"rope_scaling\": {\"rope_type\": \"default\"}")))
+    }
+
+    func testRopeParameters() throws {
+        // transformers v5 writes rope_parameters instead of rope_theta.
+        let c = try decode(Self.minimal("LlamaForCausalLM", "\"rope_parameters\": {\"rope_theta\": 500000.0, \"rope_type\": \"default\"}"))
+        XCTAssertEqual(c.ropeTheta, 500_000)
+        assertConfigError(Self.minimal("LlamaForCausalLM", "\"rope_parameters\": {\"rope_theta\": 500000.0, \"rope_type\": \"llama3\"}"),
+                          "rope_parameters of type 'llama3' is not supported")
+        assertConfigError(Self.minimal("LlamaForCausalLM", "\"rope_theta\": 10000, \"rope_parameters\": {\"rope_theta\": 500000.0}"),
+                          "disagree")
+    }
+
+    func testInconsistentHeads() {
+        assertConfigError(Self.minimal("LlamaForCausalLM", "\"num_key_value_heads\": 3"),
+                          "num_attention_heads 4 is not divisible by num_key_value_heads 3")
+        assertConfigError(Self.minimal("LlamaForCausalLM", "\"num_key_value_heads\": 8"),
+                          "num_attention_heads 4 is not divisible by num_key_value_heads 8")
+        assertConfigError(Self.minimal("LlamaForCausalLM").replacingOccurrences(of: "\"num_attention_heads\": 4", with: "\"num_attention_heads\": 5"),
+                          "hidden_size 64 is not divisible by num_attention_heads 5, and head_dim is not given")
+        assertConfigError(Self.minimal("LlamaForCausalLM", "\"head_dim\": 15"), "head_dim 15 must be even")
+    }
+
+    func testBadValues() {
+        assertConfigError(Self.minimal().replacingOccurrences(of: "\"hidden_size\": 64,", with: ""), "missing key 'hidden_size'")
+        assertConfigError(Self.minimal().replacingOccurrences(of: "\"hidden_size\": 64", with: "\"hidden_size\": 64.0"),
+                          "hidden_size must be an integer, found 64.0")
+        assertConfigError(Self.minimal().replacingOccurrences(of: "\"hidden_size\": 64", with: "\"hidden_size\": \"64\""),
+                          "hidden_size must be an integer, found '64'")
+        assertConfigError(Self.minimal().replacingOccurrences(of: "\"vocab_size\": 100", with: "\"vocab_size\": 0"),
+                          "vocab_size is 0, expected 1 ... 2147483647")
+        assertConfigError(Self.minimal().replacingOccurrences(of: "\"vocab_size\": 100", with: "\"vocab_size\": -5"), "vocab_size is -5")
+        assertConfigError(Self.minimal().replacingOccurrences(of: "\"vocab_size\": 100", with: "\"vocab_size\": 99999999999999999999"),
+                          "vocab_size 99999999999999999999 is too large")
+        assertConfigError(Self.minimal().replacingOccurrences(of: "\"num_hidden_layers\": 3", with: "\"num_hidden_layers\": 1000000000000"),
+                          "num_hidden_layers is 1000000000000, expected 1 ... 10000")
+        assertConfigError(Self.minimal("LlamaForCausalLM", "\"hidden_act\": \"gelu\""), "hidden_act 'gelu' is not supported (only 'silu')")
+        assertConfigError(Self.minimal("LlamaForCausalLM", "\"rms_norm_eps\": 0"), "rms_norm_eps must be positive")
+        assertConfigError(Self.minimal("LlamaForCausalLM", "\"rope_theta\": 1e999"), "rope_theta must be a finite number, found 1e999")
+        assertConfigError(Self.minimal("LlamaForCausalLM", "\"tie_word_embeddings\": 1"), "tie_word_embeddings must be true or false, found 1")
+        assertConfigError("[1]", "not a JSON object (it is an array)")
+        assertConfigError("{\"architectures\": [\"LlamaForCausalLM\"],}", "not valid JSON")
+    }
+
+    func testAttuneNormalizerKeys() throws {
+        let s = try decode(Self.minimal("LlamaForCausalLM", "\"attention_normalizer\": \"sigmoid\", \"sigmoid_bias\": -7.62"))
+        XCTAssertEqual(s.attentionNormalizer, .sigmoid)
+        XCTAssertEqual(s.sigmoidBias, -7.62)
+        XCTAssertNil(try decode(Self.minimal("LlamaForCausalLM", "\"attention_normalizer\": \"sigmoid\"")).sigmoidBias)
+        XCTAssertEqual(try decode(Self.minimal("LlamaForCausalLM", "\"attention_normalizer\": \"softmax\"")).attentionNormalizer, .softmax)
+        assertConfigError(Self.minimal("LlamaForCausalLM", "\"attention_normalizer\": \"relu\""), "attention_normalizer 'relu' is not supported")
+        assertConfigError(Self.minimal("LlamaForCausalLM", "\"sigmoid_bias\": -2"), "sigmoid_bias is set but attention_normalizer is 'softmax'")
+        assertConfigError(Self.minimal("LlamaForCausalLM", "\"attention_normalizer\": \"sigmoid\", \"sigmoid_bias\": \"x\""),
+                          "sigmoid_bias must be a finite number")
+    }
+
+    func testReadsFileOrFolder() throws {
+        let dir = try TempDir()
+        let url = try dir.write("config.json", text: Self.qwen25)
+        XCTAssertEqual(try HFConfig(contentsOf: url).architecture, .qwen2)
+        XCTAssertEqual(try HFConfig(contentsOf: dir.url).architecture, .qwen2)
+        let missing = dir.url.appendingPathComponent("nope.json")
+        assertImportError(try HFConfig(contentsOf: missing), prefix: missing.path, "cannot read")
+        let bad = try dir.write("bad.json", text: Self.minimal("BertModel"))
+        assertImportError(try HFConfig(contentsOf: bad), prefix: bad.path, "unsupported architecture 'BertModel'")
+    }
+}

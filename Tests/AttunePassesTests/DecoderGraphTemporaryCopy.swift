@@ -1,0 +1,111 @@
+// TEMPORARY: DecoderGraph.swift with its exclusivity bug fixed; remove once fixed upstream.
+import AttuneIR
+import AttuneModels
+
+/// Builds the IR of a Llama-family decoder exactly as Hugging Face computes it, op by op
+/// and unfused: separate q/k/v projections, RoPE, the explicit attention pattern
+/// (matmul, scale, mask add, softmax, matmul), residual adds, RMSNorm, the gated MLP.
+/// The compiler's passes fuse it; the reference interpreter runs it as is.
+///
+/// Inputs: `tokens i32[seq]`, `positions i32[seq]` (absolute positions, the KV-cache
+/// length before the call plus 0..<seq). Output: `logits f32[seq, vocab]`.
+enum DecoderGraphTemporaryCopy {
+    /// `dtype(name)` gives each weight's stored dtype (from the checkpoint).
+    static func build(_ c: HFConfig, name: String, dtype: (String) throws -> DType) throws -> Graph {
+        var b = GraphBuilder(name: name)
+        let (h, d, hq, hkv) = (c.hiddenSize, c.headDim, c.numAttentionHeads, c.numKeyValueHeads)
+        func weight(_ name: String, _ shape: [Dim]) throws -> Value {
+            b.weight(name, try dtype(name), shape)
+        }
+        func linear(_ x: Value, _ prefix: String, out: Int, in inDim: Int, bias: Bool) throws -> Value {
+            let w = try weight(prefix + ".weight", [.fixed(out), .fixed(inDim)])
+            if bias { return try b.add(.linear(hasBias: true), [x, w, try weight(prefix + ".bias", [.fixed(out)])]) }
+            return try b.add(.linear(hasBias: false), [x, w])
+        }
+
+        let tokens = b.input("tokens", .i32, ["seq"])
+        let positions = b.input("positions", .i32, ["seq"])
+        b.label = "model.embed_tokens"
+        let embed = try weight("model.embed_tokens.weight", [.fixed(c.vocabSize), .fixed(h)])
+        var x = try b.add(.embedding, [embed, tokens])
+
+        for l in 0..<c.numHiddenLayers {
+            let p = "model.layers.\(l)"
+            b.label = "\(p).input_layernorm"
+            let hn = try b.add(.rmsNorm(eps: c.rmsNormEps), [x, try weight("\(p).input_layernorm.weight", [.fixed(h)])])
+
+            b.label = "\(p).self_attn.q_proj"
+            var q = try linear(hn, "\(p).self_attn.q_proj", out: hq * d, in: h, bias: c.qkvBias)
+            b.label = "\(p).self_attn.k_proj"
+            var k = try linear(hn, "\(p).self_attn.k_proj", out: hkv * d, in: h, bias: c.qkvBias)
+            b.label = "\(p).self_attn.v_proj"
+            let v = try linear(hn, "\(p).self_attn.v_proj", out: hkv * d, in: h, bias: c.qkvBias)
+
+            b.label = "\(p).self_attn.rotary_emb"
+            q = try b.add(.rope(RopeAttrs(heads: hq, headDim: d, theta: c.ropeTheta)), [q, positions])
+            k = try b.add(.rope(RopeAttrs(heads: hkv, headDim: d, theta: c.ropeTheta)), [k, positions])
+
+            b.label = "\(p).self_attn.kv_cache"
+            let kc = try b.add(.kvAppend(layer: l, kind: .key), [k])
+            let vc = try b.add(.kvAppend(layer: l, kind: .value), [v])
+
+            b.label = "\(p).self_attn"
+            let attn = try attention(&b, q: q, k: kc, v: vc, config: c, layer: l)
+
+            b.label = "\(p).self_attn.o_proj"
+            let o = try linear(attn, "\(p).self_attn.o_proj", out: h, in: hq * d, bias: c.outputBias)
+            b.label = "\(p).residual"
+            x = try b.add(.add, [x, o])
+
+            b.label = "\(p).post_attention_layernorm"
+            let hn2 = try b.add(.rmsNorm(eps: c.rmsNormEps), [x, try weight("\(p).post_attention_layernorm.weight", [.fixed(h)])])
+            b.label = "\(p).mlp"
+            let gate = try linear(hn2, "\(p).mlp.gate_proj", out: c.intermediateSize, in: h, bias: false)
+            let up = try linear(hn2, "\(p).mlp.up_proj", out: c.intermediateSize, in: h, bias: false)
+            let act = try b.add(.mul, [try b.add(.silu, [gate]), up])
+            let down = try linear(act, "\(p).mlp.down_proj", out: h, in: c.intermediateSize, bias: false)
+            b.label = "\(p).residual"
+            x = try b.add(.add, [x, down])
+        }
+        b.label = "model.norm"
+        x = try b.add(.rmsNorm(eps: c.rmsNormEps), [x, try weight("model.norm.weight", [.fixed(h)])])
+        b.label = "lm_head"
+        let head = c.tieWordEmbeddings ? embed : try weight("lm_head.weight", [.fixed(c.vocabSize), .fixed(h)])
+        let logits = try b.add(.linear(hasBias: false), [x, head])
+        b.output("logits", logits)
+        return b.graph
+    }
+
+    /// The eager attention of transformers: repeat_kv, q kᵀ · scale, additive causal
+    /// (and sliding-window) mask, softmax, · v. Sigmoid attention has no softmax to
+    /// recognise, so it is emitted as the attention op directly.
+    private static func attention(_ b: inout GraphBuilder, q: Value, k: Value, v: Value, config c: HFConfig, layer: Int) throws -> Value {
+        func splitHeads(_ x: Value, _ rows: Dim, _ heads: Int, _ dim: Int) throws -> Value {
+            let r = try b.add(.reshape(shape: [rows, .fixed(heads), .fixed(dim)]), [x])
+            return try b.add(.transpose(perm: [1, 0, 2]), [r])
+        }
+        let (d, hq, hkv) = (c.headDim, c.numAttentionHeads, c.numKeyValueHeads)
+        let window = c.slidingWindow(layer: layer)
+        if c.attentionNormalizer == .sigmoid {
+            let bias = c.sigmoidBias ?? -Foundation.log(Double(c.maxPositionEmbeddings))
+            return try b.add(.attention(AttentionAttrs(heads: hq, kvHeads: hkv, headDim: d, causal: true, window: window,
+                                                       normalizer: .sigmoid(bias: bias))), [q, k, v])
+        }
+        let qh = try splitHeads(q, "seq", hq, d)
+        var kh = try splitHeads(k, "kv", hkv, d)
+        var vh = try splitHeads(v, "kv", hkv, d)
+        if hq != hkv {
+            kh = try b.add(.repeatInterleave(axis: 0, repeats: hq / hkv), [kh])
+            vh = try b.add(.repeatInterleave(axis: 0, repeats: hq / hkv), [vh])
+        }
+        let scores = try b.add(.scale(factor: 1 / Double(d).squareRoot()), [try b.add(.matmul(transposeB: true), [qh, kh])])
+        let mask = try b.add(.attentionMask(causal: true, window: window), [scores])
+        let probs = try b.add(.softmax, [try b.add(.add, [scores, mask])])
+        let out = try b.add(.matmul(transposeB: false), [probs, vh])
+        let merged = try b.add(.transpose(perm: [1, 0, 2]), [out])
+        return try b.add(.reshape(shape: ["seq", .fixed(hq * d)]), [merged])
+    }
+}
+
+
+import Foundation

@@ -1,0 +1,59 @@
+import AttuneIR
+
+/// Builds one eager attention block the way `DecoderGraph` emits it, on graph inputs
+/// `q [seq, H*D]`, `k [kv, Hkv*D]`, `v [kv, Hkv*Dv]`, with knobs that break the
+/// pattern in the ways `fuse-attention` must notice.
+struct EagerAttentionGraph {
+    var heads = 4
+    var kvHeads = 2
+    var headDim = 8
+    var vHeadDim = 8
+    var scale: Double? = 0.25
+    var mask: Mask? = Mask(causal: true, window: nil)
+    /// Split q into this many heads instead of `heads` (a mismatched head split).
+    var qSplitHeads: Int?
+    /// Also output the softmax probabilities.
+    var exposeSoftmax = false
+    /// Add an input `bias [seq, kv]` instead of an `attention_mask`.
+    var addPlainBias = false
+
+    struct Mask {
+        var causal: Bool
+        var window: Int?
+    }
+
+    func build() throws -> Graph {
+        var b = GraphBuilder(name: "attention")
+        b.label = "layers.0.self_attn"
+        let q = b.input("q", .f32, ["seq", .fixed(heads * headDim)])
+        let k = b.input("k", .f32, ["kv", .fixed(kvHeads * headDim)])
+        let v = b.input("v", .f32, ["kv", .fixed(kvHeads * vHeadDim)])
+        let bias = addPlainBias ? b.input("bias", .f32, ["seq", "kv"]) : nil
+        func split(_ x: Value, _ rows: Dim, _ h: Int, _ d: Int) throws -> Value {
+            let r = try b.add(.reshape(shape: [rows, .fixed(h), .fixed(d)]), [x])
+            return try b.add(.transpose(perm: [1, 0, 2]), [r])
+        }
+        let qHeads = qSplitHeads ?? heads
+        let qh = try split(q, "seq", qHeads, heads * headDim / qHeads)
+        var kh = try split(k, "kv", kvHeads, headDim)
+        var vh = try split(v, "kv", kvHeads, vHeadDim)
+        if heads != kvHeads {
+            kh = try b.add(.repeatInterleave(axis: 0, repeats: heads / kvHeads), [kh])
+            vh = try b.add(.repeatInterleave(axis: 0, repeats: heads / kvHeads), [vh])
+        }
+        var scores = try b.add(.matmul(transposeB: true), [qh, kh])
+        if let scale { scores = try b.add(.scale(factor: scale), [scores]) }
+        if let bias {
+            scores = try b.add(.add, [scores, bias])
+        } else if let mask {
+            let m = try b.add(.attentionMask(causal: mask.causal, window: mask.window), [scores])
+            scores = try b.add(.add, [scores, m])
+        }
+        let probs = try b.add(.softmax, [scores])
+        let out = try b.add(.matmul(transposeB: false), [probs, vh])
+        let merged = try b.add(.transpose(perm: [1, 0, 2]), [out])
+        b.output("o", try b.add(.reshape(shape: ["seq", .fixed(heads * vHeadDim)]), [merged]))
+        if exposeSoftmax { b.output("probs", probs) }
+        return b.graph
+    }
+}

@@ -1,0 +1,395 @@
+#!/usr/bin/env python3
+"""Generate Attune's tiny Hugging Face test checkpoints and their golden logits.
+
+    python3 Tests/Fixtures/make_tiny_models.py
+
+On first run this creates Tests/Fixtures/.venv and installs
+Tests/Fixtures/requirements.txt into it (CPU-only torch, everything pinned),
+then re-executes itself with the venv's python. Nothing is downloaded from a
+model hub: the weights are random, drawn from a fixed seed.
+
+Writes Tests/Fixtures/models/{llama,qwen2,mistral}/ (see README.md there for the
+layout). Running it twice on the same machine gives byte-identical files.
+
+Float64 note: `model.double()` alone is NOT a float64 computation in
+transformers -- RMSNorm, the attention softmax and the RoPE cos/sin are all
+forced through float32 inside the modeling code. For the *_f64.npy goldens
+those three spots are patched to stay in the input dtype, and the result is
+cross-checked against an independent numpy float64 forward pass that reads the
+safetensors files directly.
+"""
+import hashlib, json, math, os, re, shutil, subprocess, sys
+from pathlib import Path
+
+FIXTURES = Path(__file__).resolve().parent
+VENV = FIXTURES / ".venv"
+REQS = FIXTURES / "requirements.txt"
+OUT = FIXTURES / "models"
+
+SEED = 1
+SEQUENCES = [
+    [1, 17, 42, 99, 3, 64, 127, 8, 55, 23, 77, 0, 91, 34, 110, 12],  # 16 tokens
+    [5, 120, 33, 33, 71],                                            # 5 tokens
+]
+MAX_NEW_TOKENS = 8
+
+# Random-init scales (HF's initializer_range=0.02 gives near-uniform logits).
+STD_EMBED = 0.3
+STD_LINEAR = 0.2
+STD_BIAS = 0.1
+STD_NORM_NOISE = 0.1   # norm weights are 1 + N(0, this)
+
+
+def ensure_venv():
+    """Create/refresh Tests/Fixtures/.venv, then exec this script with its python."""
+    py = VENV / "bin" / "python"
+    if Path(sys.prefix).resolve() == VENV.resolve() or os.environ.get("ATTUNE_FIXTURES_VENV"):
+        return
+    if not py.exists():
+        print(f"[setup] creating {VENV}", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    # Keep the venv out of git even if the repo's .gitignore doesn't list it
+    # (Python >= 3.13's venv writes the same file itself).
+    if not (VENV / ".gitignore").exists():
+        (VENV / ".gitignore").write_text("*\n")
+    marker = VENV / ".requirements.sha256"
+    want = hashlib.sha256(REQS.read_bytes()).hexdigest()
+    if not marker.exists() or marker.read_text().strip() != want:
+        print(f"[setup] installing {REQS.name} into the venv (torch is large; be patient)",
+              file=sys.stderr)
+        if subprocess.run([str(py), "-m", "pip", "install", "-r", str(REQS)]).returncode:
+            sys.exit("error: pip install into Tests/Fixtures/.venv failed (see above)")
+        marker.write_text(want + "\n")
+    os.environ["ATTUNE_FIXTURES_VENV"] = "1"
+    os.execv(str(py), [str(py), str(Path(__file__).resolve())] + sys.argv[1:])
+
+
+# --------------------------------------------------------------------------- models
+
+def model_specs():
+    import torch
+    from transformers import (LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM,
+                              Qwen2Config, Qwen2ForCausalLM)
+    common = dict(vocab_size=128, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                  max_position_embeddings=256, hidden_act="silu",
+                  bos_token_id=None, eos_token_id=None, pad_token_id=None)
+    return [
+        dict(name="llama", cls=LlamaForCausalLM, store_dtype=torch.float32, shards=1,
+             config=LlamaConfig(**common, num_key_value_heads=2, head_dim=16, intermediate_size=160,
+                                rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+                                rms_norm_eps=1e-5, tie_word_embeddings=False)),
+        dict(name="qwen2", cls=Qwen2ForCausalLM, store_dtype=torch.bfloat16, shards=1,
+             config=Qwen2Config(**common, num_key_value_heads=1, intermediate_size=128,
+                                rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
+                                rms_norm_eps=1e-6, tie_word_embeddings=True,
+                                use_sliding_window=False)),
+        dict(name="mistral", cls=MistralForCausalLM, store_dtype=torch.float16, shards=2,
+             config=MistralConfig(**common, num_key_value_heads=2, head_dim=16, intermediate_size=128,
+                                  rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+                                  rms_norm_eps=1e-5, tie_word_embeddings=False, sliding_window=6)),
+    ]
+
+
+def init_weights(model, seed):
+    """Deterministic, larger-than-default random init (in place, float32)."""
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():  # tied params appear once
+            if name.endswith("norm.weight"):
+                p.copy_(1.0 + STD_NORM_NOISE * torch.randn(p.shape, generator=g))
+            elif name.endswith(".bias"):
+                p.copy_(STD_BIAS * torch.randn(p.shape, generator=g))
+            elif "embed_tokens" in name:
+                p.copy_(STD_EMBED * torch.randn(p.shape, generator=g))
+            else:
+                p.copy_(STD_LINEAR * torch.randn(p.shape, generator=g))
+
+
+def safetensors_header(path):
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        return json.loads(f.read(n))
+
+
+def checkpoint_tensors(folder):
+    """{name: (dtype string, shape, file)} from every safetensors file in folder."""
+    out = {}
+    for f in sorted(folder.glob("*.safetensors")):
+        for k, v in safetensors_header(f).items():
+            if k != "__metadata__":
+                out[k] = (v["dtype"], v["shape"], f.name)
+    return out
+
+
+# --------------------------------------------------------------------------- float64
+
+class TrueFloat64:
+    """Context manager: make transformers' llama/qwen2/mistral code compute in the
+    input dtype where it hard-codes float32 (RMSNorm, softmax, RoPE)."""
+
+    def __enter__(self):
+        import torch
+        from torch import nn
+        import transformers.models.llama.modeling_llama as ml
+        import transformers.models.qwen2.modeling_qwen2 as mq
+        import transformers.models.mistral.modeling_mistral as mm
+
+        def rms_forward(self, x):
+            var = x.pow(2).mean(-1, keepdim=True)
+            return self.weight * (x * torch.rsqrt(var + self.variance_epsilon))
+
+        def rope_forward(self, x, position_ids):
+            cfg = self.config
+            assert self.rope_type == "default" and self.attention_scaling == 1.0
+            dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+            base = float(cfg.rope_parameters["rope_theta"])
+            inv = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim))
+            freqs = position_ids[..., None].to(torch.float64) * inv
+            emb = torch.cat((freqs, freqs), dim=-1)
+            return emb.cos().to(x.dtype), emb.sin().to(x.dtype)
+
+        def make_eager(repeat_kv):
+            def eager(module, query, key, value, attention_mask, scaling, dropout=0.0, **kw):
+                k = repeat_kv(key, module.num_key_value_groups)
+                v = repeat_kv(value, module.num_key_value_groups)
+                w = torch.matmul(query, k.transpose(2, 3)) * scaling
+                if attention_mask is not None:
+                    w = w + attention_mask
+                w = nn.functional.softmax(w, dim=-1)  # in query dtype
+                return torch.matmul(w, v).transpose(1, 2).contiguous(), w
+            return eager
+
+        self.saved = []
+        for mod, prefix in ((ml, "Llama"), (mq, "Qwen2"), (mm, "Mistral")):
+            norm, rope = getattr(mod, prefix + "RMSNorm"), getattr(mod, prefix + "RotaryEmbedding")
+            self.saved += [(norm, "forward", norm.forward), (rope, "forward", rope.forward),
+                           (mod, "eager_attention_forward", mod.eager_attention_forward)]
+            norm.forward = rms_forward
+            rope.forward = rope_forward
+            mod.eager_attention_forward = make_eager(mod.repeat_kv)
+        return self
+
+    def __exit__(self, *exc):
+        for obj, attr, val in reversed(self.saved):
+            setattr(obj, attr, val)
+
+
+def numpy_reference(folder, spec, ids):
+    """Independent float64 forward pass from the safetensors files (numpy only)."""
+    import numpy as np
+    from safetensors.torch import load_file
+    import torch
+    sd = {}
+    for f in sorted(folder.glob("*.safetensors")):
+        sd.update({k: v.to(torch.float64).numpy() for k, v in load_file(str(f)).items()})
+    c = spec["config"]
+    H, Hkv, L = c.num_attention_heads, c.num_key_value_heads, c.num_hidden_layers
+    D = getattr(c, "head_dim", None) or c.hidden_size // H
+    theta = float(c.rope_parameters["rope_theta"])
+    window = getattr(c, "sliding_window", None)
+    eps = c.rms_norm_eps
+    T = len(ids)
+
+    def rms(x, w):
+        return w * (x / np.sqrt((x * x).mean(-1, keepdims=True) + eps))
+
+    def lin(x, name):
+        y = x @ sd[name + ".weight"].T
+        return y + sd[name + ".bias"] if name + ".bias" in sd else y
+
+    inv = 1.0 / theta ** (np.arange(0, D, 2, dtype=np.float64) / D)
+    ang = np.arange(T, dtype=np.float64)[:, None] * inv[None, :]
+    cos, sin = np.cos(np.concatenate([ang, ang], -1)), np.sin(np.concatenate([ang, ang], -1))
+
+    def rope(x):  # [T, heads, D], rotate-half convention
+        rot = np.concatenate([-x[..., D // 2:], x[..., :D // 2]], -1)
+        return x * cos[:, None, :] + rot * sin[:, None, :]
+
+    qi, ki = np.arange(T)[:, None], np.arange(T)[None, :]
+    allowed = ki <= qi
+    if window is not None:
+        allowed &= ki > qi - window
+    x = sd["model.embed_tokens.weight"][ids]
+    for l in range(L):
+        p = f"model.layers.{l}."
+        h = rms(x, sd[p + "input_layernorm.weight"])
+        q = rope(lin(h, p + "self_attn.q_proj").reshape(T, H, D))
+        k = rope(lin(h, p + "self_attn.k_proj").reshape(T, Hkv, D))
+        v = lin(h, p + "self_attn.v_proj").reshape(T, Hkv, D)
+        out = np.empty((T, H, D))
+        for hh in range(H):
+            kv = hh // (H // Hkv)
+            s = q[:, hh, :] @ k[:, kv, :].T / math.sqrt(D)
+            s = np.where(allowed, s, -np.inf)
+            s = np.exp(s - s.max(-1, keepdims=True))
+            out[:, hh, :] = (s / s.sum(-1, keepdims=True)) @ v[:, kv, :]
+        x = x + lin(out.reshape(T, H * D), p + "self_attn.o_proj")
+        h = rms(x, sd[p + "post_attention_layernorm.weight"])
+        g = lin(h, p + "mlp.gate_proj")
+        x = x + lin((g / (1.0 + np.exp(-g))) * lin(h, p + "mlp.up_proj"), p + "mlp.down_proj")
+    x = rms(x, sd["model.norm.weight"])
+    head = sd.get("lm_head.weight", sd["model.embed_tokens.weight"])
+    return x @ head.T
+
+
+# --------------------------------------------------------------------------- main
+
+def build(spec, torch_version, transformers_version):
+    import numpy as np
+    import torch
+    name, cls, config = spec["name"], spec["cls"], spec["config"]
+    folder = OUT / name
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+
+    # 1. Random model, stored in the target dtype.
+    torch.manual_seed(SEED)
+    config._attn_implementation = "eager"
+    model = cls(config).to(torch.float32).eval()
+    init_weights(model, SEED + sum(map(ord, name)))
+    model = model.to(spec["store_dtype"])
+    save_kw = {}
+    if spec["shards"] > 1:
+        # Smallest shard size (in 1 KiB steps) that gives exactly the wanted shard count.
+        from huggingface_hub import split_torch_state_dict_into_shards
+        nbytes = sum(p.numel() * p.element_size() for p in model.parameters())  # tied: once
+        size = nbytes // spec["shards"]
+        while len(split_torch_state_dict_into_shards(
+                model.state_dict(), max_shard_size=size).filename_to_tensors) > spec["shards"]:
+            size += 1024
+        save_kw["max_shard_size"] = size
+    model.save_pretrained(str(folder), **save_kw)
+    del model
+
+    # 2. Check what was written.
+    tensors = checkpoint_tensors(folder)
+    want = {torch.float32: "F32", torch.bfloat16: "BF16", torch.float16: "F16"}[spec["store_dtype"]]
+    dtypes = sorted({d for d, _, _ in tensors.values()})
+    assert dtypes == [want], f"{name}: stored dtypes {dtypes}, want {want}"
+    has_lm_head = "lm_head.weight" in tensors
+    assert has_lm_head == (not config.tie_word_embeddings), f"{name}: lm_head present={has_lm_head}"
+    files = sorted({f for _, _, f in tensors.values()})
+    assert len(files) == spec["shards"], f"{name}: {len(files)} safetensors files"
+    if spec["shards"] > 1:
+        assert (folder / "model.safetensors.index.json").exists()
+    else:
+        assert files == ["model.safetensors"]
+    for f in folder.glob("*.safetensors"):
+        assert safetensors_header(f).get("__metadata__") == {"format": "pt"}, f
+
+    # 3. Reload exactly as stored, compute in float32.
+    def load(**overrides):
+        m = cls.from_pretrained(str(folder), dtype=torch.float32, attn_implementation="eager",
+                                **overrides)
+        return m.eval()
+
+    model = load()
+    if config.tie_word_embeddings:
+        assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
+    seqs, max_diff = [], 0.0
+    for i, ids in enumerate(SEQUENCES):
+        x = torch.tensor([ids])
+        with torch.no_grad():
+            l32 = model(input_ids=x).logits[0].numpy().astype(np.float32)
+            gen = model.generate(input_ids=x, attention_mask=torch.ones_like(x),
+                                 max_new_tokens=MAX_NEW_TOKENS, do_sample=False,
+                                 min_new_tokens=0)
+        new = gen[0, len(ids):].tolist()
+        assert len(new) == MAX_NEW_TOKENS, f"{name}: generated {len(new)} tokens"
+        # Greedy continuation must agree with argmax of a full re-forward.
+        with torch.no_grad():
+            full = model(input_ids=gen).logits[0]
+        steps = full[len(ids) - 1:-1]
+        assert steps.argmax(-1).tolist() == new, f"{name}: generate/forward mismatch"
+        top2 = steps.topk(2, dim=-1).values
+        gap = float((top2[:, 0] - top2[:, 1]).min())
+        assert gap > 1e-3, f"{name}[{i}]: greedy step with top-2 logit gap {gap}; change SEED"
+        np.save(folder / f"logits_{i}.npy", l32)
+        seqs.append(dict(input_ids=ids, greedy_new_ids=new, logits=f"logits_{i}.npy",
+                         logits_f64=f"logits_{i}_f64.npy", min_top2_logit_gap_greedy=gap))
+
+    # 4. Float64: HF's model.double() as is (informational), then true float64.
+    model = model.double()
+    hf_double_diff = 0.0
+    with torch.no_grad():
+        for i, ids in enumerate(SEQUENCES):
+            naive = model(input_ids=torch.tensor([ids])).logits[0].numpy()
+            with TrueFloat64():
+                l64 = model(input_ids=torch.tensor([ids])).logits[0].numpy()
+            assert l64.dtype == np.float64
+            ref = numpy_reference(folder, spec, ids)
+            ref_diff = float(np.abs(ref - l64).max())
+            assert ref_diff < 1e-10, f"{name}[{i}]: numpy reference differs by {ref_diff}"
+            np.save(folder / f"logits_{i}_f64.npy", l64)
+            l32 = np.load(folder / f"logits_{i}.npy")
+            d = float(np.abs(l32.astype(np.float64) - l64).max())
+            seqs[i]["max_abs_diff_f32_vs_f64"] = d
+            seqs[i]["max_abs_logit"] = float(np.abs(l64).max())
+            seqs[i]["argmax_f64_equals_argmax_f32"] = bool((l64.argmax(-1) == l32.argmax(-1)).all())
+            max_diff = max(max_diff, d)
+            hf_double_diff = max(hf_double_diff, float(np.abs(naive - l64).max()))
+            print(f"  {name}[{i}] T={len(ids)} f32-vs-f64 {d:.3e}  numpy-ref-vs-f64 {ref_diff:.1e}"
+                  f"  greedy {seqs[i]['greedy_new_ids']}", file=sys.stderr)
+    del model
+
+    golden = dict(
+        model=name,
+        architecture=cls.__name__,
+        checkpoint_dtype=str(spec["store_dtype"]).replace("torch.", ""),
+        seed=SEED,
+        transformers_version=transformers_version,
+        torch_version=torch_version,
+        logits_layout="[T, vocab] row-major; logits_<i>.npy float32, logits_<i>_f64.npy float64",
+        compute="weights as stored, upcast to float32 (logits_<i>.npy, greedy ids) "
+                "or float64 (logits_<i>_f64.npy); eager attention",
+        max_abs_diff_f32_vs_f64=max_diff,
+        max_abs_diff_hf_double_vs_f64=hf_double_diff,
+        sequences=seqs,
+    )
+
+    # 5. Mistral: the sliding window must change the logits of the long sequence.
+    if getattr(config, "sliding_window", None):
+        nowin = load(sliding_window=None)
+        diffs = []
+        with torch.no_grad():
+            for i, ids in enumerate(SEQUENCES):
+                l = nowin(input_ids=torch.tensor([ids])).logits[0].numpy()
+                diffs.append(float(np.abs(l - np.load(folder / f"logits_{i}.npy")).max()))
+        assert diffs[0] > 1e-2, f"{name}: sliding window has no effect ({diffs[0]})"
+        assert all(d == 0.0 for d, ids in zip(diffs, SEQUENCES) if len(ids) <= config.sliding_window)
+        golden["sliding_window"] = config.sliding_window
+        golden["sliding_window_rule"] = "query q sees keys k with q - window < k <= q (window keys incl. itself)"
+        golden["max_abs_diff_vs_no_sliding_window"] = diffs
+        print(f"  {name}: logits change without the window by {diffs}", file=sys.stderr)
+
+    text = json.dumps(golden, indent=2)
+    # Keep integer lists (token ids) on one line.
+    text = re.sub(r"\[\s*(-?\d+(?:,\s*-?\d+)*)\s*\]",
+                  lambda m: "[" + ", ".join(re.split(r",\s*", m.group(1))) + "]", text)
+    (folder / "golden.json").write_text(text + "\n")
+
+
+def main():
+    ensure_venv()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    import numpy, safetensors, torch, transformers
+    transformers.logging.set_verbosity_error()
+    torch.set_num_threads(1)  # fixed reduction order -> reproducible float32 logits
+    torch.use_deterministic_algorithms(True)
+    print(f"torch {torch.__version__}, transformers {transformers.__version__}, "
+          f"safetensors {safetensors.__version__}, numpy {numpy.__version__}", file=sys.stderr)
+    for spec in model_specs():
+        build(spec, torch.__version__, transformers.__version__)
+    total = 0
+    for f in sorted(OUT.rglob("*")):
+        if f.is_file():
+            total += f.stat().st_size
+            print(f"{f.stat().st_size:9d}  {f.relative_to(FIXTURES)}")
+    print(f"{total:9d}  total")
+
+
+if __name__ == "__main__":
+    main()
