@@ -1,5 +1,5 @@
 # The two commands of the README, plus the pieces they are made of.
-.PHONY: deps example test release bench-pytorch clean
+.PHONY: deps example bench test release bench-pytorch clean
 
 deps:
 	@scripts/install-deps.sh
@@ -7,9 +7,15 @@ deps:
 release: deps
 	swift build -c release --product attune
 
-# The main job on the default example: flash attention on a causal prefill
-# shape, with same-process SGEMM and memory-bandwidth baselines.
+# The main job on the bundled example: compile the tiny Llama checkpoint in
+# Tests/Fixtures/models/llama to C, build it, prefill 16 tokens and greedily
+# generate 8 more (transformers generates the same 8: see its golden.json).
 example: release
+	.build/release/attune run Tests/Fixtures/models/llama --tokens 1,17,42,99,3,64,127,8,55,23,77,0,91,34,110,12 --max-new-tokens 8
+
+# Flash attention on a causal prefill shape, with same-process SGEMM and
+# memory-bandwidth baselines.
+bench: release
 	.build/release/attune bench attention --kernel flash --heads 8 --q-len 2048 --head-dim 128 --causal
 
 test: deps

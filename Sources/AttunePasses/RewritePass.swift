@@ -81,10 +81,10 @@ public struct RewritePass<Match: RewriteMatch>: Sendable {
         for i in 0..<g.count {
             guard let m = match(g, i) else { continue }
             precondition(m.nodes.max() == i, "\(name): a pattern's root must be its last node")
-            if let reason = legality(g, m) ?? sharedChecks(g, m, root: i) {
-                stats.refuse(reason, at: i, label: g[i].label)
-            } else if !taken.isDisjoint(with: m.nodes) {
+            if !taken.isDisjoint(with: m.nodes) {
                 stats.refuse("overlaps a pattern already rewritten", at: i, label: g[i].label)
+            } else if let reason = legality(g, m) ?? sharedChecks(g, m, root: i) {
+                stats.refuse(reason, at: i, label: g[i].label)
             } else {
                 taken.formUnion(m.nodes)
                 accepted[i] = m

@@ -71,8 +71,8 @@ final class AttentionFusionTests: XCTestCase {
     }
 
     func testRefusesMismatchedHeadSplit() throws {
-        try assertRefuses(EagerAttentionGraph(heads: 4, kvHeads: 4, qSplitHeads: 2),
-                          "the head split does not match: 2 query heads vs 4 kv heads repeated ×1")
+        try assertRefuses(EagerAttentionGraph(heads: 4, kvHeads: 2, vHeads: 4),
+                          "the head split does not match: k has 2 heads ×2, v 4 ×1")
     }
 
     func testRefusesAnAddedTensorThatIsNotAMask() throws {

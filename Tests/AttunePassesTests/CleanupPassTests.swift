@@ -30,7 +30,7 @@ final class CleanupPassTests: XCTestCase {
         try Verifier.verify(outcome.graph)
         XCTAssertEqual(outcome.stats.matches, 2)
         XCTAssertEqual(opCounts(outcome.graph), ["input": 2, "silu": 1, "kv_append": 1, "gelu": 1])
-        XCTAssertEqual(outcome.stats.notes, ["removed 2 of 8 nodes"])
+        XCTAssertEqual(outcome.stats.notes, ["removed 2 of 7 nodes"])
     }
 
     func testDCEKeepsALiveGraph() throws {

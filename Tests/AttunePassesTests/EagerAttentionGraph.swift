@@ -10,8 +10,8 @@ struct EagerAttentionGraph {
     var vHeadDim = 8
     var scale: Double? = 0.25
     var mask: Mask? = Mask(causal: true, window: nil)
-    /// Split q into this many heads instead of `heads` (a mismatched head split).
-    var qSplitHeads: Int?
+    /// Give v this many heads instead of `kvHeads` (a head split k and v disagree on).
+    var vHeads: Int?
     /// Also output the softmax probabilities.
     var exposeSoftmax = false
     /// Add an input `bias [seq, kv]` instead of an `attention_mask`.
@@ -27,20 +27,18 @@ struct EagerAttentionGraph {
         b.label = "layers.0.self_attn"
         let q = b.input("q", .f32, ["seq", .fixed(heads * headDim)])
         let k = b.input("k", .f32, ["kv", .fixed(kvHeads * headDim)])
-        let v = b.input("v", .f32, ["kv", .fixed(kvHeads * vHeadDim)])
+        let vH = vHeads ?? kvHeads
+        let v = b.input("v", .f32, ["kv", .fixed(vH * vHeadDim)])
         let bias = addPlainBias ? b.input("bias", .f32, ["seq", "kv"]) : nil
         func split(_ x: Value, _ rows: Dim, _ h: Int, _ d: Int) throws -> Value {
             let r = try b.add(.reshape(shape: [rows, .fixed(h), .fixed(d)]), [x])
             return try b.add(.transpose(perm: [1, 0, 2]), [r])
         }
-        let qHeads = qSplitHeads ?? heads
-        let qh = try split(q, "seq", qHeads, heads * headDim / qHeads)
+        let qh = try split(q, "seq", heads, headDim)
         var kh = try split(k, "kv", kvHeads, headDim)
-        var vh = try split(v, "kv", kvHeads, vHeadDim)
-        if heads != kvHeads {
-            kh = try b.add(.repeatInterleave(axis: 0, repeats: heads / kvHeads), [kh])
-            vh = try b.add(.repeatInterleave(axis: 0, repeats: heads / kvHeads), [vh])
-        }
+        var vh = try split(v, "kv", vH, vHeadDim)
+        if heads != kvHeads { kh = try b.add(.repeatInterleave(axis: 0, repeats: heads / kvHeads), [kh]) }
+        if heads != vH { vh = try b.add(.repeatInterleave(axis: 0, repeats: heads / vH), [vh]) }
         var scores = try b.add(.matmul(transposeB: true), [qh, kh])
         if let scale { scores = try b.add(.scale(factor: scale), [scores]) }
         if let bias {

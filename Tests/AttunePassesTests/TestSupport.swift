@@ -11,7 +11,7 @@ func opCounts(_ g: Graph) -> [String: Int] {
 }
 
 /// The refusal reasons a pass gave, by reason.
-func refusals(_ pass: Pass, _ g: Graph, file: StaticString = #filePath, line: UInt = #line) throws -> [String: Int] {
+func refusals(_ pass: Pass, _ g: Graph) throws -> [String: Int] {
     let outcome = try pass.run(g)
     try Verifier.verify(outcome.graph)
     return outcome.stats.refusals
@@ -69,7 +69,7 @@ enum TinyConfigs {
 }
 
 func decoder(_ c: HFConfig, dtype: DType = .f32) throws -> Graph {
-    try DecoderGraphTemporaryCopy.build(c, name: "tiny", dtype: { _ in dtype })
+    try DecoderGraph.build(c, name: "tiny", dtype: { _ in dtype })
 }
 
 /// A deterministic generator (SplitMix64), so failures reproduce.

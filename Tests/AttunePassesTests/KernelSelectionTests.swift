@@ -1,0 +1,66 @@
+import XCTest
+import AttuneIR
+import AttuneModels
+@testable import AttunePasses
+
+final class KernelSelectionTests: XCTestCase {
+    /// The decoder after attention fusion: attention nodes without a binding.
+    func fusedDecoder(_ c: HFConfig) throws -> Graph {
+        try Pass.fuseAttention.run(try decoder(c)).graph
+    }
+
+    func bindings(_ g: Graph) -> [KernelBinding?] {
+        g.nodes.compactMap { if case .attention(let a) = $0.op { a.binding } else { nil } }
+    }
+
+    func testBindsFlashByRule() throws {
+        let outcome = try Pass.selectKernels().run(try fusedDecoder(try TinyConfigs.mistralWindow()))
+        try Verifier.verify(outcome.graph)
+        XCTAssertEqual(outcome.stats.matches, 2)
+        XCTAssertEqual(bindings(outcome.graph), Array(repeating: KernelBinding(kernel: "flash", reason: "rule: exact softmax → flash"), count: 2))
+    }
+
+    func testGlobalAndPerLayerOverrides() throws {
+        let overrides = KernelOverrides(global: try KernelChoice(parsing: "flash:block_kv=128"),
+                                        byLayer: [1: try KernelChoice(parsing: "flash:block_q=32,kv_splits=2")])
+        let outcome = try Pass.selectKernels(overrides).run(try fusedDecoder(try TinyConfigs.llamaGQA()))
+        XCTAssertEqual(bindings(outcome.graph), [
+            KernelBinding(kernel: "flash", parameters: ["block_kv": 128], reason: "override --attention flash:block_kv=128"),
+            KernelBinding(kernel: "flash", parameters: ["block_q": 32, "kv_splits": 2],
+                          reason: "override for layer 1: flash:block_q=32,kv_splits=2"),
+        ])
+    }
+
+    func testRefusesSigmoidAttentionWithoutAKernel() throws {
+        let g = try fusedDecoder(try TinyConfigs.llamaSigmoid())
+        let outcome = try Pass.selectKernels().run(g)
+        XCTAssertEqual(outcome.stats.matches, 0)
+        XCTAssertEqual(outcome.stats.refusals, ["no kernel implements sigmoid attention yet": 2])
+        XCTAssertEqual(outcome.stats.refusedAt.map(\.label), ["model.layers.0.self_attn", "model.layers.1.self_attn"])
+        XCTAssertEqual(bindings(outcome.graph), [nil, nil])
+    }
+
+    func testParsesKernelChoices() throws {
+        XCTAssertEqual(try KernelChoice(parsing: "flash"), KernelChoice(kernel: "flash"))
+        let c = try KernelChoice(parsing: "flash:block_kv=128, threads=2")
+        XCTAssertEqual(c, KernelChoice(kernel: "flash", parameters: ["block_kv": 128, "threads": 2]))
+        XCTAssertEqual(c.description, "flash:block_kv=128,threads=2")
+        XCTAssertEqual(try KernelChoice(parsing: c.description), c)
+    }
+
+    func testRejectsBadKernelChoices() {
+        for (text, fragment) in [
+            ("", "missing kernel name"),
+            ("turbo", "unknown kernel 'turbo'; available: flash"),
+            ("flash:block_kv", "'block_kv' is not key=number"),
+            ("flash:block_kv=big", "'block_kv=big' is not key=number"),
+            ("flash:blok_kv=128", "kernel 'flash' has no parameter 'blok_kv'"),
+            ("flash:block_kv=1.5", "must be an integer"),
+            ("flash:block_q=32,block_q=64", "parameter 'block_q' is given twice"),
+        ] {
+            XCTAssertThrowsError(try KernelChoice(parsing: text), text) { error in
+                XCTAssertTrue("\(error)".contains(fragment), "\(error) lacks \(fragment)")
+            }
+        }
+    }
+}

@@ -1,0 +1,97 @@
+import XCTest
+import AttuneIR
+import AttuneModels
+@testable import AttunePasses
+
+final class PipelineTests: XCTestCase {
+    /// What a fully compiled Llama-family decoder must look like.
+    func assertFullyFused(_ c: HFConfig, file: StaticString = #filePath, line: UInt = #line) throws {
+        let report = try Pipeline.standard().run(try decoder(c))
+        let g = report.output
+        let counts = opCounts(g)
+        let layers = c.numHiddenLayers
+        for gone in ["matmul", "softmax", "attention_mask", "repeat_interleave", "transpose", "reshape", "rope", "slice", "silu", "mul", "add"] {
+            XCTAssertNil(counts[gone], "\(gone) left after the pipeline", file: file, line: line)
+        }
+        XCTAssertEqual(counts["qkv_rope"], layers, file: file, line: line)
+        XCTAssertEqual(counts["attention"], layers, file: file, line: line)
+        XCTAssertEqual(counts["swiglu"], layers, file: file, line: line)
+        // Every residual add meets a norm: post-attention in each layer, then the next
+        // layer's input norm or the final norm. Only layer 0's input norm has no add.
+        XCTAssertEqual(counts["add_rms_norm"], 2 * layers, file: file, line: line)
+        XCTAssertEqual(counts["rms_norm"], 1, file: file, line: line)
+        // One qkv_rope, attention, swiglu per layer, labelled with the layer's module path.
+        for l in 0..<layers {
+            let inLayer = g.nodes.filter { $0.label?.hasPrefix("model.layers.\(l).") ?? false }.map(\.op.mnemonic)
+            for op in ["qkv_rope", "attention", "swiglu"] {
+                XCTAssertEqual(inLayer.filter { $0 == op }.count, 1, "layer \(l): \(op)", file: file, line: line)
+            }
+        }
+        for node in g.nodes {
+            guard case .attention(let a) = node.op else { continue }
+            XCTAssertEqual(a.binding?.kernel, "flash", file: file, line: line)
+            XCTAssertEqual(a.binding?.reason, "rule: exact softmax → flash", file: file, line: line)
+        }
+        XCTAssertEqual(report.unfused, [], file: file, line: line)
+    }
+
+    func testLlamaWithGQAFusesFully() throws { try assertFullyFused(try TinyConfigs.llamaGQA()) }
+    func testQwen2WithBiasesFusesFully() throws { try assertFullyFused(try TinyConfigs.qwen2Biases()) }
+    func testMistralWithSlidingWindowFusesFully() throws { try assertFullyFused(try TinyConfigs.mistralWindow()) }
+    func testLlamaWithoutGQAFusesFully() throws { try assertFullyFused(try TinyConfigs.llamaMHA()) }
+
+    func testSlidingWindowReachesTheAttentionOp() throws {
+        let g = try Pipeline.standard().run(try decoder(try TinyConfigs.mistralWindow())).output
+        let windows = g.nodes.compactMap { if case .attention(let a) = $0.op { a.window } else { nil } }
+        XCTAssertEqual(windows, [4, 4])
+    }
+
+    func testSnapshotAfterEveryPass() throws {
+        let pipeline = Pipeline.standard()
+        XCTAssertEqual(pipeline.passNames, ["verify", "canonicalize", "dce", "cse", "fuse-attention", "fuse-swiglu",
+                                            "merge-qkv", "fuse-qkv-rope", "fuse-add-rms-norm", "fuse-elementwise",
+                                            "select-kernels"])
+        let report = try pipeline.run(try decoder(try TinyConfigs.llamaGQA()))
+        XCTAssertEqual(report.steps.map(\.pass), pipeline.passNames)
+        for name in pipeline.passNames {
+            let g = try XCTUnwrap(report.graph(after: name), name)
+            XCTAssertNoThrow(try Verifier.verify(g), name)
+        }
+        XCTAssertNil(report.graph(after: "no-such-pass"))
+        let afterAttention = try XCTUnwrap(report.graph(after: "fuse-attention"))
+        XCTAssertEqual(opCounts(afterAttention)["attention"], 2)
+        XCTAssertEqual(opCounts(afterAttention)["swiglu"], nil)
+        XCTAssertEqual(report.stats(of: "fuse-attention")?.matches, 2)
+        XCTAssertEqual(report.stats(of: "fuse-attention")?.notes, ["GQA attention: 2"])
+        XCTAssertTrue(report.summary.contains("fuse-swiglu: 2 matched"), report.summary)
+        // The printed IR after a pass is what `attune inspect --after` shows.
+        XCTAssertTrue(TextFormat.print(afterAttention).contains("attention(%"))
+    }
+
+    func testUnfusedPatternsAreListedWithTheirLabels() throws {
+        let report = try Pipeline.standard().run(try decoder(try TinyConfigs.llamaSigmoid()))
+        XCTAssertEqual(report.unfused.map(\.description), [
+            "select-kernels: %13 (model.layers.0.self_attn): no kernel implements sigmoid attention yet",
+            "select-kernels: %33 (model.layers.1.self_attn): no kernel implements sigmoid attention yet",
+        ])
+        XCTAssertTrue(report.summary.contains("refused 2x: no kernel implements sigmoid attention yet"), report.summary)
+    }
+
+    func testAPassThatBreaksTheGraphIsCaught() throws {
+        let broken = Pass(name: "broken", summary: "drops every node") { g in
+            var out = g
+            out.nodes.removeLast()
+            return PassOutcome(graph: out)
+        }
+        XCTAssertThrowsError(try Pipeline([.verify, broken]).run(try decoder(try TinyConfigs.llamaMHA()))) { error in
+            XCTAssertTrue("\(error)".hasPrefix("pass 'broken' produced a graph that does not verify: output 'logits'"), "\(error)")
+        }
+    }
+
+    func testTheStandardPipelineIsIdempotent() throws {
+        let once = try Pipeline.standard().run(try decoder(try TinyConfigs.qwen2Biases())).output
+        let twice = try Pipeline.standard().run(once)
+        XCTAssertEqual(twice.output, once)
+        XCTAssertEqual(twice.steps.filter { $0.pass != "select-kernels" }.map(\.stats.matches).reduce(0, +), 0)
+    }
+}
