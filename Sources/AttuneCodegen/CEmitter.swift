@@ -113,13 +113,14 @@ public enum CEmitter {
         static inline float attune_silu(float x) { return x / (1.0f + expf(-x)); }
         static inline float attune_gelu(float x) { return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x))); }
 
-        #define NODE_ARGS attune_model *m, const int32_t *tokens, int64_t seq, int64_t kv
+        /* Every node function takes the same arguments; most use only some of them. */
+        #define UNUSED __attribute__((unused))
+        #define NODE_ARGS UNUSED attune_model *m, UNUSED const int32_t *tokens, UNUSED int64_t seq, UNUSED int64_t kv
         """)
         for (index, code) in functions {
             c.add("")
             c.add("/* " + CLiteral.comment(TextFormat.line(graph, index)) + " */")
             c.add("static int node_\(index)(NODE_ARGS) {")
-            c.add("    (void)m; (void)tokens; (void)seq; (void)kv;")
             for line in code { c.add("    " + line) }
             c.add("    return 0;")
             c.add("}")
