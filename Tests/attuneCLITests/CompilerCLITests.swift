@@ -1,0 +1,99 @@
+import AttuneTensor
+import Foundation
+import XCTest
+
+/// `attune compile`, `run` and `inspect` on the bundled fixture models, as a user runs them.
+final class CompilerCLITests: XCTestCase {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/models")
+    let llama = fixtures.appendingPathComponent("llama").path
+    let prompt = "1,17,42,99,3,64,127,8,55,23,77,0,91,34,110,12"
+
+    func testRunGeneratesLikeTransformersAndWritesLogits() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let logits = dir.appendingPathComponent("logits.npy")
+        let r = try CLI.run(["run", llama, "--tokens", prompt, "--max-new-tokens", "8", "--logits-out", logits.path, "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let last = r.stdout.split(separator: "\n").last.map(String.init) ?? ""
+        let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any], last)
+        XCTAssertEqual(json["generated"] as? [Int], [60, 28, 27, 83, 88, 13, 115, 82])  // transformers' greedy ids (golden.json)
+        for key in ["prefill_ms", "decode_ms_per_token"] { XCTAssertGreaterThan(json[key] as? Double ?? 0, 0, key) }
+        let written = try Npy.read(contentsOf: logits)
+        XCTAssertEqual(written.shape, [16, 128])
+        let golden = try Npy.read(contentsOf: Self.fixtures.appendingPathComponent("llama/logits_0.npy"))
+        XCTAssertLessThanOrEqual(zip(written.data, golden.data).map { abs($0 - $1) }.max()!, 1e-4)
+    }
+
+    func testCompileWritesLibraryAndStandaloneFolder() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let so = try CLI.run(["compile", llama, "-o", dir.appendingPathComponent("so").path])
+        XCTAssertEqual(so.status, 0, so.stderr)
+        for file in ["libllama.so", "weights.bin", "llama.h", "llama.c"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("so/\(file)").path), file)
+        }
+        let c = try CLI.run(["compile", llama, "-o", dir.appendingPathComponent("c").path, "--emit", "c"])
+        XCTAssertEqual(c.status, 0, c.stderr)
+        for file in ["llama.c", "llama.h", "weights.bin", "Makefile", "main.c", "kernels/flash.c", "kernels/include/attune_attention.h"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("c/\(file)").path), file)
+        }
+    }
+
+    func testInspectShowsPassesKernelsAndC() throws {
+        let summary = try CLI.run(["inspect", llama])
+        XCTAssertEqual(summary.status, 0, summary.stderr)
+        XCTAssertTrue(summary.stdout.contains("fuse-attention"), summary.stdout)
+        XCTAssertTrue(summary.stdout.contains("qkv_rope("), summary.stdout)
+
+        let before = try CLI.run(["inspect", llama, "--after", "import"])
+        XCTAssertTrue(before.stdout.contains("softmax("), "the imported graph is unfused")
+        let after = try CLI.run(["inspect", llama, "--after", "fuse-attention"])
+        XCTAssertFalse(after.stdout.contains("softmax("), "attention recognised")
+        XCTAssertTrue(after.stdout.contains("attention("))
+
+        let kernels = try CLI.run(["inspect", llama, "--kernels", "--attention", "flash:block_kv=64"])
+        XCTAssertEqual(kernels.status, 0, kernels.stderr)
+        let lines = kernels.stdout.split(separator: "\n")
+        XCTAssertEqual(lines.count, 2, "one line per attention node")
+        XCTAssertTrue(lines.allSatisfy { $0.contains("flash block_kv=64") }, kernels.stdout)
+
+        let c = try CLI.run(["inspect", llama, "--c"])
+        XCTAssertTrue(c.stdout.contains("attune_flash_attention(&p, &t, &params, &status)"))
+    }
+
+    /// An `.attn` graph (here: the llama fixture as printed after the pipeline) runs with
+    /// the weights of the `.safetensors` file of the same name.
+    func testAttnTextGraphRunsWithSiblingWeights() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let snapshots = Self.fixtures.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Snapshots")
+        try FileManager.default.copyItem(at: snapshots.appendingPathComponent("llama.attn"), to: dir.appendingPathComponent("tiny.attn"))
+        let r0 = try CLI.run(["run", dir.appendingPathComponent("tiny.attn").path, "--tokens", prompt])
+        XCTAssertNotEqual(r0.status, 0)
+        XCTAssertTrue(r0.stderr.contains("tiny.safetensors"), r0.stderr)
+        try FileManager.default.copyItem(at: Self.fixtures.appendingPathComponent("llama/model.safetensors"),
+                                         to: dir.appendingPathComponent("tiny.safetensors"))
+        let r = try CLI.run(["run", dir.appendingPathComponent("tiny.attn").path, "--tokens", prompt, "--max-new-tokens", "8", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("\"generated\":[60,28,27,83,88,13,115,82]"), r.stdout)
+    }
+
+    func testErrorsAreOneClearLine() throws {
+        let bad: [([String], String)] = [
+            (["run", "/nonexistent", "--tokens", "1"], "no such file or folder"),
+            (["run", llama, "--tokens", "1,x"], "'x' is not an integer"),
+            (["run", llama, "--tokens", "1,500"], "token id 500"),
+            (["run", llama, "--tokens", "1", "--attention", "nope"], "nope"),
+            (["inspect", llama, "--after", "no-such-pass"], "no pass named 'no-such-pass'"),
+            (["compile", llama, "-o", "/tmp/x", "--emit", "exe"], "--emit must be so or c"),
+            (["run", llama, "--tokens", "1,2,3", "--max-new-tokens", "10", "--max-context", "8"], "exceed the context of 8"),
+        ]
+        for (args, needle) in bad {
+            let r = try CLI.run(args)
+            XCTAssertNotEqual(r.status, 0, "\(args)")
+            XCTAssertTrue(r.stderr.contains(needle), "\(args): '\(r.stderr)' should mention '\(needle)'")
+            XCTAssertFalse(r.stderr.contains("Fatal error"), "\(args) crashed")
+        }
+    }
+}
