@@ -23,6 +23,11 @@ enum KernelSources {
             .sorted { $0.lastPathComponent < $1.lastPathComponent }
     }
 
+    /// The kernel files a compiled model links: all but the benchmark baselines.
+    static func moduleCFiles(_ dir: URL) throws -> [URL] {
+        try cFiles(dir).filter { $0.lastPathComponent != "bench_baselines.c" }
+    }
+
     /// Every file a generated module is built from: sources and headers.
     static func allFiles(_ dir: URL) throws -> [URL] {
         let fm = FileManager.default

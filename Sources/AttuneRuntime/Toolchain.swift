@@ -83,14 +83,20 @@ public struct Toolchain: Sendable {
         let tmp = cacheDirectory.appendingPathComponent("tmp/\(UUID().uuidString)")
         try fm.createDirectory(at: tmp, withIntermediateDirectories: true)
         defer { try? fm.removeItem(at: tmp) }
-        var objects: [String] = []
-        for source in try KernelSources.cFiles(kernelsDirectory) {
-            let object = tmp.appendingPathComponent(source.deletingPathExtension().lastPathComponent + ".o").path
-            _ = try Toolchain.run([compiler] + optimizationFlags + openMPCompileFlags +
-                ["-I", kernelsDirectory.appendingPathComponent("include").path, "-I", kernelsDirectory.path,
-                 "-c", source.path, "-o", object])
-            objects.append(object)
+        // Compile the kernel files side by side: flash.c alone takes about 2 s.
+        let sources = try KernelSources.moduleCFiles(kernelsDirectory)
+        let objects = sources.map { tmp.appendingPathComponent($0.deletingPathExtension().lastPathComponent + ".o").path }
+        let failures = FailureBox()
+        DispatchQueue.concurrentPerform(iterations: sources.count) { i in
+            do {
+                _ = try Toolchain.run([compiler] + optimizationFlags + openMPCompileFlags +
+                    ["-I", kernelsDirectory.appendingPathComponent("include").path, "-I", kernelsDirectory.path,
+                     "-c", sources[i].path, "-o", objects[i]])
+            } catch {
+                failures.record(error)
+            }
         }
+        if let error = failures.first { throw error }
         _ = try Toolchain.run(["ar", "rcs", tmp.appendingPathComponent("libattune_kernels.a").path] + objects)
         try fm.createDirectory(at: dir.deletingLastPathComponent(), withIntermediateDirectories: true)
         if (try? fm.moveItem(at: tmp, to: dir)) == nil, !fm.fileExists(atPath: archive.path) {
@@ -127,6 +133,14 @@ public struct Toolchain: Sendable {
         }
         return String(decoding: o, as: UTF8.self)
     }
+}
+
+/// Collects the first error of concurrent work.
+private final class FailureBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var errors: [Error] = []
+    func record(_ e: Error) { lock.lock(); errors.append(e); lock.unlock() }
+    var first: Error? { lock.lock(); defer { lock.unlock() }; return errors.first }
 }
 
 public struct RuntimeError: Error, CustomStringConvertible, Equatable {
