@@ -25,6 +25,12 @@
  * vectorises over the head dim and folds 16 dot products with one transpose
  * tree. Optionally full tiles use OpenBLAS sgemm instead (params.gemm).
  *
+ * The narrow path works on blocks of R <= 4 rows (R = 1 for MHA decode) and
+ * keeps their S^T packed with row stride R, so one vector holds 16 / R keys
+ * of every row and the softmax spends one exp2 per 16 scores rather than per
+ * 16-row column with only R live lanes. It prefetches K and V a few keys
+ * ahead of use (see PREFETCH_KEYS_AHEAD): decode is a DRAM stream.
+ *
  * Split-KV: when there are too few work items to occupy the threads, the
  * visible key range of each tile is cut into `kv_splits` chunks whose
  * normalised partials are combined by attune_lse_merge_rows. The split count
@@ -161,25 +167,38 @@ static void scores_wide(const plan *pl, const scratch *sc, const float *kbase, i
     }
 }
 
+/* Decode streams K and V from DRAM at a pace the hardware prefetcher alone
+ * does not cover, so the narrow path asks for the rows this many keys ahead:
+ * K while computing scores, V while accumulating P.V, so requests flow in
+ * both phases. Prefetches go to L2, one line per row per vector step, spread
+ * among the FMAs: bursts of a whole row were ~10% slower, and prefetcht0
+ * (L1) far slower, as it holds the L1 miss buffers the demand loads need.
+ * 8..32 keys ahead measured alike. */
+enum { PREFETCH_KEYS_AHEAD = 16 };
+
+/* prefetcht1: to L2 (Zen 4 honours the hint). */
+static inline void prefetch_l2(const float *p) { __builtin_prefetch(p, 0, 2); }
+
 /* S^T for R rows x KK keys (R * KK == 16): dot products along the head dim,
- * all 16 folded at once by the transpose tree. */
-ATTUNE_INLINE void qk_narrow_block(const float *q, const float *k, int64_t ks, int dqk,
-                                   float *st, int rp, const int R, const int KK) {
+ * all 16 folded at once by the transpose tree. The 16 scores land key-major
+ * in one vector (lane kk*R + r), stored as st[kk*R + r]. With pk != NULL
+ * the KK K rows at pk are prefetched along the way. */
+ATTUNE_INLINE void qk_narrow_block(const float *q, const float *k, int64_t ks, int dqk, float *st,
+                                   const float *pk, const int R, const int KK) {
     vf acc[16];
     for (int i = 0; i < 16; i++) acc[i] = vf_zero();
     for (int d0 = 0; d0 < dqk; d0 += VL) {
+        if (pk)
+            for (int kk = 0; kk < KK; kk++) prefetch_l2(pk + kk * ks + d0);
         vmask m = vm_first(dqk - d0);
         vf kv[16];
         for (int kk = 0; kk < KK; kk++) kv[kk] = vf_load_n(k + kk * ks + d0, m);
         for (int r = 0; r < R; r++) {
             vf qv = vf_load_n(q + (int64_t)r * dqk + d0, m);
-            for (int kk = 0; kk < KK; kk++) acc[r * KK + kk] = vf_fma(qv, kv[kk], acc[r * KK + kk]);
+            for (int kk = 0; kk < KK; kk++) acc[kk * R + r] = vf_fma(qv, kv[kk], acc[kk * R + r]);
         }
     }
-    float out[VL];
-    vf_store(out, vf_transpose_sum16(acc));
-    for (int r = 0; r < R; r++)
-        for (int kk = 0; kk < KK; kk++) st[(int64_t)kk * rp + r] = out[r * KK + kk];
+    vf_store(st, vf_transpose_sum16(acc));
 }
 
 /* One key for rows [0, rows): the tail of a tile. */
@@ -194,45 +213,26 @@ static void qk_narrow_key(const float *qr, int rows, const float *k, int dqk, fl
     }
 }
 
-/* Decode streams K and V from DRAM; one thread's hardware prefetch alone
- * does not keep enough lines in flight, so ask for them ahead of use. */
-static inline void prefetch_row(const float *row, int64_t dim, int to_l2) {
-    for (int64_t d = 0; d < dim; d += 64 / (int64_t)sizeof(float)) {
-        if (to_l2) __builtin_prefetch(row + d, 0, 2);
-        else __builtin_prefetch(row + d, 0, 3);
-    }
-}
-
-#include <stdlib.h>
-static int knob(const char *n, int d) { const char *v = getenv(n); return v ? atoi(v) : d; }
-
-static void scores_narrow(const plan *pl, const scratch *sc, const float *kbase, const float *vbase,
-                          int64_t j0, int n) {
-    const int rp = pl->rp, dqk = (int)pl->p->qk_dim;
-    const int64_t ks = pl->p->k_stride.row, vs = pl->p->v_stride.row, dv = pl->p->v_dim;
-    const int64_t kv_end = pl->p->kv_len;
-    /* Rows go in blocks of R (rows past pl->rows are zero Q rows, results unused). */
-    const int R = pl->rows == 1 ? 1 : pl->rows == 2 ? 2 : 4, KK = 16 / R;
+/* Narrow scores of rows [r0, r0 + R) for keys [j0, j0 + n): S^T with row
+ * stride R in st, padded with -inf to a whole vector. */
+static void scores_narrow(const plan *pl, const scratch *sc, const float *kbase, int64_t j0, int n,
+                          int r0, int R, int prefetch) {
+    const int dqk = (int)pl->p->qk_dim, KK = VL / R;
+    const int64_t ks = pl->p->k_stride.row, kv_end = pl->p->kv_len;
+    const float *q = sc->qr + (int64_t)r0 * dqk;
     int jj = 0;
-    static int PFK = -1, PFV, HK, HV;
-    if (PFK < 0) { PFK = knob("ATT_PFK", 16); PFV = knob("ATT_PFV", 0); HK = knob("ATT_HK", 0); HV = knob("ATT_HV", 1); }
     for (; jj + KK <= n; jj += KK) {
         const float *kp = kbase + (j0 + jj) * ks;
-        float *sp = sc->st + (int64_t)jj * rp;
-        for (int kk = 0; kk < KK; kk++) {
-            int64_t ahead = j0 + jj + kk + PFK;
-            if (PFK && ahead < kv_end) prefetch_row(kbase + ahead * ks, dqk, HK);
-            ahead = j0 + jj + kk + PFV;
-            if (PFV >= 0 && ahead < kv_end) prefetch_row(vbase + ahead * vs, dv, HV);
-        }
-        for (int r0 = 0; r0 < pl->rows; r0 += R) {
-            const float *q = sc->qr + (int64_t)r0 * dqk;
-            if (R == 1) qk_narrow_block(q, kp, ks, dqk, sp + r0, rp, 1, 16);
-            else if (R == 2) qk_narrow_block(q, kp, ks, dqk, sp + r0, rp, 2, 8);
-            else qk_narrow_block(q, kp, ks, dqk, sp + r0, rp, 4, 4);
-        }
+        const int64_t ahead = j0 + jj + PREFETCH_KEYS_AHEAD;
+        const float *pk = prefetch && ahead + KK <= kv_end ? kbase + ahead * ks : NULL;
+        float *sp = sc->st + (int64_t)jj * R;
+        if (R == 1) qk_narrow_block(q, kp, ks, dqk, sp, pk, 1, 16);
+        else if (R == 2) qk_narrow_block(q, kp, ks, dqk, sp, pk, 2, 8);
+        else qk_narrow_block(q, kp, ks, dqk, sp, pk, 4, 4);
     }
-    for (; jj < n; jj++) qk_narrow_key(sc->qr, pl->rows, kbase + (j0 + jj) * ks, dqk, sc->st + (int64_t)jj * rp);
+    if (jj == n) return;
+    for (; jj < n; jj++) qk_narrow_key(q, R, kbase + (j0 + jj) * ks, dqk, sc->st + (int64_t)jj * R);
+    for (int i = n * R; i % VL; i++) sc->st[i] = -INFINITY;
 }
 
 static void scores_blas(const plan *pl, const scratch *sc, const float *kbase, int64_t j0, int n) {
@@ -280,13 +280,55 @@ static void softmax_tile(const plan *pl, const scratch *sc, int64_t j0, int n, i
     }
 }
 
+/* The same step for rows [r0, r0 + R) of the narrow path, whose S^T has row
+ * stride R: a vector holds 16 / R keys of all R rows, so one exp2 serves
+ * 16 scores instead of the R live lanes of a 16-row column. */
+static void softmax_packed(const scratch *sc, int r0, int R, int64_t j0, int n, int full) {
+    const int nv = (n * R + VL - 1) / VL, keys_per_vec = VL / R;
+    const vf neg_inf = vf_set1(-INFINITY);
+    float *st = sc->st;
+    vf m_old = vf_row_spread(sc->m + r0, R), mt = neg_inf;
+    if (full) {
+        for (int b = 0; b < nv; b++) mt = vf_max(mt, vf_load(st + b * VL));
+    } else {
+        vi lo = vi_row_spread(sc->lo + r0, R), hi = vi_row_spread(sc->hi + r0, R);
+        for (int b = 0; b < nv; b++) {
+            vf s = vf_load(st + b * VL);
+            s = vf_blend(vi_keys_in_range(lo, hi, (int32_t)(j0 + b * keys_per_vec), R), s, neg_inf);
+            vf_store(st + b * VL, s);
+            mt = vf_max(mt, s);
+        }
+    }
+    vf m_new = vf_max(m_old, vf_row_max(mt, R));
+    /* Rows that have seen no visible key yet keep alpha = 1, P = 0. */
+    vmask dead = vf_eq(m_new, neg_inf);
+    vf alpha = vf_blend(dead, vf_set1(1.0f), vf_exp2(vf_sub(m_old, m_new)));
+    vf m_use = vf_blend(dead, vf_zero(), m_new);
+    vf sum = vf_zero();
+    for (int b = 0; b < nv; b++) {
+        vf pr = vf_exp2(vf_sub(vf_load(st + b * VL), m_use));
+        vf_store(st + b * VL, pr);
+        sum = vf_add(sum, pr);
+    }
+    /* Lanes 0..R-1 hold rows r0..r0+R-1. */
+    vmask rows = vm_first(R);
+    vf l = vf_row_spread(sc->l + r0, R);
+    vf_store_n(sc->l + r0, vf_fma(l, alpha, vf_row_sum(sum, R)), rows);
+    vf_store_n(sc->m + r0, m_new, rows);
+    vf_store_n(sc->alpha + r0, alpha, rows);
+}
+
 /* ------------------------------------------------------------------- P.V */
 
 /* acc[r][dv0..] = alpha_r acc[r] + sum_{jj in [jb, je)} P[jj][r] V[jj] for RR
- * rows x CV vectors; `tail` masks the last vector's lanes (v_dim % 16). */
+ * rows x CV vectors; `tail` masks the last vector's lanes (v_dim % 16).
+ * With PF (decode), for jj < pf_end the same columns of V row
+ * jj + PREFETCH_KEYS_AHEAD are prefetched; it is a compile-time switch
+ * because even a never-taken test in this loop cost prefill 13%. */
 ATTUNE_INLINE void pv_block(float *acc, int dvp, const float *alpha, int apply_alpha,
-                            const float *pt, int rp, const float *v, int64_t vs,
-                            int jb, int je, vmask tail, const int RR, const int CV) {
+                            const float *pt, int ps, const float *v, int64_t vs,
+                            int jb, int je, int pf_end, vmask tail, const int RR, const int CV,
+                            const int PF) {
     vf o[6][4];
     for (int r = 0; r < RR; r++) {
         vf a = vf_set1(apply_alpha ? alpha[r] : 1.0f);
@@ -294,9 +336,11 @@ ATTUNE_INLINE void pv_block(float *acc, int dvp, const float *alpha, int apply_a
     }
     for (int jj = jb; jj < je; jj++) {
         const float *vr = v + (int64_t)jj * vs;
+        if (PF && jj < pf_end)
+            for (int c = 0; c < CV; c++) prefetch_l2(vr + PREFETCH_KEYS_AHEAD * vs + c * VL);
         vf vv[4];
         for (int c = 0; c < CV; c++) vv[c] = c == CV - 1 ? vf_load_n(vr + c * VL, tail) : vf_load(vr + c * VL);
-        const float *pr = pt + (int64_t)jj * rp;
+        const float *pr = pt + (int64_t)jj * ps;
         for (int r = 0; r < RR; r++) {
             vf pb = vf_set1(pr[r]);
             for (int c = 0; c < CV; c++) o[r][c] = vf_fma(pb, vv[c], o[r][c]);
@@ -306,53 +350,71 @@ ATTUNE_INLINE void pv_block(float *acc, int dvp, const float *alpha, int apply_a
         for (int c = 0; c < CV; c++) vf_store(acc + (int64_t)r * dvp + c * VL, o[r][c]);
 }
 
-#define PV_CV(RR)                                                                              \
-    switch (cv) {                                                                              \
-    case 4: pv_block(ap, dvp, al, apply, pt, rp, vp, vs, jb, je, tail, RR, 4); break;         \
-    case 3: pv_block(ap, dvp, al, apply, pt, rp, vp, vs, jb, je, tail, RR, 3); break;         \
-    case 2: pv_block(ap, dvp, al, apply, pt, rp, vp, vs, jb, je, tail, RR, 2); break;         \
-    default: pv_block(ap, dvp, al, apply, pt, rp, vp, vs, jb, je, tail, RR, 1); break;        \
+#define PV_CV(RR, PF)                                                                               \
+    switch (cv) {                                                                                   \
+    case 4: pv_block(ap, dvp, al, apply, pt, ps, vp, vs, jb, je, pf_end, tail, RR, 4, PF); break;  \
+    case 3: pv_block(ap, dvp, al, apply, pt, ps, vp, vs, jb, je, pf_end, tail, RR, 3, PF); break;  \
+    case 2: pv_block(ap, dvp, al, apply, pt, ps, vp, vs, jb, je, pf_end, tail, RR, 2, PF); break;  \
+    default: pv_block(ap, dvp, al, apply, pt, ps, vp, vs, jb, je, pf_end, tail, RR, 1, PF); break; \
     }
 
-/* Rows [r0, r0+rr) over keys [jb, je) of the tile, all v_dim columns. */
-static void pv_rows(const plan *pl, const scratch *sc, const float *vtile, int r0, int rr,
-                    int jb, int je, int apply) {
-    const int rp = pl->rp, dvp = pl->dvp, dv = (int)pl->p->v_dim;
+/* Rows [r0, r0+rr) over keys [jb, je) of the tile, all v_dim columns;
+ * P[r0 + i][jj] is pt[jj * ps + i]. */
+static void pv_rows(const plan *pl, const scratch *sc, const float *vtile, const float *pt, int ps,
+                    int r0, int rr, int jb, int je, int apply, int pf_end) {
+    const int dvp = pl->dvp, dv = (int)pl->p->v_dim;
     const int64_t vs = pl->p->v_stride.row;
-    const float *pt = sc->st + r0, *al = sc->alpha + r0;
+    const float *al = sc->alpha + r0;
     for (int d0 = 0; d0 < dv; d0 += 4 * VL) {
         int cols = dv - d0 < 4 * VL ? dv - d0 : 4 * VL;
         int cv = (cols + VL - 1) / VL;
         vmask tail = vm_first(cols - (cv - 1) * VL);
         float *ap = sc->acc + (int64_t)r0 * dvp + d0;
         const float *vp = vtile + d0;
+        if (pf_end > jb) { /* decode: rr <= 4 */
+            switch (rr) {
+            case 4: PV_CV(4, 1) break;
+            case 3: PV_CV(3, 1) break;
+            case 2: PV_CV(2, 1) break;
+            default: PV_CV(1, 1) break;
+            }
+            continue;
+        }
         switch (rr) {
-        case 6: PV_CV(6) break;
-        case 5: PV_CV(5) break;
-        case 4: PV_CV(4) break;
-        case 3: PV_CV(3) break;
-        case 2: PV_CV(2) break;
-        default: PV_CV(1) break;
+        case 6: PV_CV(6, 0) break;
+        case 5: PV_CV(5, 0) break;
+        case 4: PV_CV(4, 0) break;
+        case 3: PV_CV(3, 0) break;
+        case 2: PV_CV(2, 0) break;
+        default: PV_CV(1, 0) break;
         }
     }
 }
 
-static void pv_tile(const plan *pl, const scratch *sc, const float *vbase, int64_t j0, int n, int full) {
+/* Full tiles on the sgemm backend: acc = alpha acc + P V for all rows. */
+static void pv_blas(const plan *pl, const scratch *sc, const float *vbase, int64_t j0, int n) {
     const float *vtile = vbase + j0 * pl->p->v_stride.row;
-    if (full && pl->use_blas) {
-        for (int r = 0; r < pl->rows; r++) {
-            float a = sc->alpha[r];
-            float *row = sc->acc + (int64_t)r * pl->dvp;
-            for (int d = 0; d < pl->p->v_dim; d++) row[d] *= a;
-        }
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, pl->rows, (int)pl->p->v_dim, n, 1.0f,
-                    sc->st, pl->rp, vtile, (int)pl->p->v_stride.row, 1.0f, sc->acc, pl->dvp);
-        return;
+    for (int r = 0; r < pl->rows; r++) {
+        float a = sc->alpha[r];
+        float *row = sc->acc + (int64_t)r * pl->dvp;
+        for (int d = 0; d < pl->p->v_dim; d++) row[d] *= a;
     }
-    for (int r0 = 0; r0 < pl->rows; r0 += 6) {
-        int rr = pl->rows - r0 < 6 ? pl->rows - r0 : 6;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, pl->rows, (int)pl->p->v_dim, n, 1.0f,
+                sc->st, pl->rp, vtile, (int)pl->p->v_stride.row, 1.0f, sc->acc, pl->dvp);
+}
+
+/* acc = alpha acc + P V for rows [rb, re); P[r][jj] is pt[jj * ps + r - rb]. */
+static void pv_tile(const plan *pl, const scratch *sc, const float *pt, int ps, int rb, int re,
+                    const float *vbase, int64_t j0, int n, int full, int prefetch) {
+    /* Prefetch V rows PREFETCH_KEYS_AHEAD ahead of keys [0, pf_end) of the tile. */
+    int64_t pf_keys = pl->p->kv_len - PREFETCH_KEYS_AHEAD - j0;
+    int pf_end = !prefetch || pf_keys < 0 ? 0 : pf_keys < n ? (int)pf_keys : n;
+    const float *vtile = vbase + j0 * pl->p->v_stride.row;
+    for (int r0 = rb; r0 < re; r0 += 6) {
+        int rr = re - r0 < 6 ? re - r0 : 6;
+        const float *p0 = pt + (r0 - rb);
         if (full) {
-            pv_rows(pl, sc, vtile, r0, rr, 0, n, 1);
+            pv_rows(pl, sc, vtile, p0, ps, r0, rr, 0, n, 1, pf_end);
             continue;
         }
         /* Keys every live row of the block sees go through the block kernel;
@@ -366,13 +428,28 @@ static void pv_tile(const plan *pl, const scratch *sc, const float *vbase, int64
             if (sc->hi[r] < b) b = sc->hi[r];
         }
         if (b < a) b = a;
-        pv_rows(pl, sc, vtile, r0, rr, (int)(a - j0), (int)(b - j0), 1);
+        pv_rows(pl, sc, vtile, p0, ps, r0, rr, (int)(a - j0), (int)(b - j0), 1, 0);
         for (int r = r0; r < r0 + rr; r++) {
             if (sc->lo[r] >= sc->hi[r]) continue;
+            const float *pr = pt + (r - rb);
             int64_t lo = sc->lo[r] > j0 ? sc->lo[r] : j0, hi = sc->hi[r] < j0 + n ? sc->hi[r] : j0 + n;
-            if (lo < a) pv_rows(pl, sc, vtile, r, 1, (int)(lo - j0), (int)((hi < a ? hi : a) - j0), 0);
-            if (hi > b) pv_rows(pl, sc, vtile, r, 1, (int)((lo > b ? lo : b) - j0), (int)(hi - j0), 0);
+            if (lo < a) pv_rows(pl, sc, vtile, pr, ps, r, 1, (int)(lo - j0), (int)((hi < a ? hi : a) - j0), 0, 0);
+            if (hi > b) pv_rows(pl, sc, vtile, pr, ps, r, 1, (int)((lo > b ? lo : b) - j0), (int)(hi - j0), 0, 0);
         }
+    }
+}
+
+/* Narrow (decode) tile: R rows at a time, each block scoring, normalising
+ * and accumulating while its K and V rows are still in cache. */
+static void narrow_tile(const plan *pl, const scratch *sc, const float *kbase, const float *vbase,
+                        int64_t j0, int n, int full) {
+    /* Rows past pl->rows in the last block are zero Q rows, results unused. */
+    const int R = pl->rows == 1 ? 1 : pl->rows == 2 ? 2 : 4;
+    for (int r0 = 0; r0 < pl->rows; r0 += R) {
+        scores_narrow(pl, sc, kbase, j0, n, r0, R, r0 == 0);
+        softmax_packed(sc, r0, R, j0, n, full);
+        int re = r0 + R < pl->rows ? r0 + R : pl->rows;
+        pv_tile(pl, sc, sc->st, R, r0, re, vbase, j0, n, full, r0 == 0);
     }
 }
 
@@ -458,11 +535,17 @@ static void run_item(const plan *pl, const scratch *sc, int64_t it) {
         for (int64_t j0 = c0; j0 < c1; j0 += pl->bk) {
             int n = (int)(c1 - j0 < pl->bk ? c1 - j0 : pl->bk);
             int full = flo <= j0 && j0 + n <= fhi;
-            if (full && pl->use_blas) scores_blas(pl, sc, kbase, j0, n);
-            else if (pl->wide) scores_wide(pl, sc, kbase, j0, n);
-            else scores_narrow(pl, sc, kbase, vbase, j0, n);
-            softmax_tile(pl, sc, j0, n, full);
-            pv_tile(pl, sc, vbase, j0, n, full);
+            if (full && pl->use_blas) {
+                scores_blas(pl, sc, kbase, j0, n);
+                softmax_tile(pl, sc, j0, n, full);
+                pv_blas(pl, sc, vbase, j0, n);
+            } else if (pl->wide) {
+                scores_wide(pl, sc, kbase, j0, n);
+                softmax_tile(pl, sc, j0, n, full);
+                pv_tile(pl, sc, sc->st, pl->rp, 0, pl->rows, vbase, j0, n, full, 0);
+            } else {
+                narrow_tile(pl, sc, kbase, vbase, j0, n, full);
+            }
         }
     }
 

@@ -84,9 +84,8 @@ ATTUNE_INLINE vf vf_transpose_sum16(vf acc[16]) {
      * partials per key and doubles the keys per vector, keeping key order. */
     for (int i = 0; i < 8; i++) {
         vf x = acc[2 * i], y = acc[2 * i + 1];
-        vf xs = _mm512_add_ps(x, _mm512_shuffle_f32x4(x, x, 0x4E));
-        vf ys = _mm512_add_ps(y, _mm512_shuffle_f32x4(y, y, 0x4E));
-        l1[i] = _mm512_mask_blend_ps(0xFF00, xs, ys);
+        /* [x.lo | y.lo] + [x.hi | y.hi] */
+        l1[i] = _mm512_add_ps(_mm512_shuffle_f32x4(x, y, 0x44), _mm512_shuffle_f32x4(x, y, 0xEE));
     }
     for (int i = 0; i < 4; i++) {
         vf a = _mm512_permutex2var_ps(l1[2 * i], ilo, l1[2 * i + 1]);
@@ -101,6 +100,39 @@ ATTUNE_INLINE vf vf_transpose_sum16(vf acc[16]) {
     vf a = _mm512_permutex2var_ps(l3[0], ilo, l3[1]);
     vf b = _mm512_permutex2var_ps(l3[0], ihi, l3[1]);
     return _mm512_add_ps(a, b);
+}
+
+/* Packed row groups: in the narrow decode layout lane l of a vector holds
+ * row l % R (R = 1, 2, 4, 8 or 16) of key l / R. */
+ATTUNE_INLINE __m512i vi_iota_(void) {
+    return _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+}
+/* lane l = p[l % R]; reads only p[0..R). */
+ATTUNE_INLINE vf vf_row_spread(const float *p, int R) {
+    __m512i idx = _mm512_and_si512(vi_iota_(), _mm512_set1_epi32(R - 1));
+    return _mm512_permutexvar_ps(idx, _mm512_maskz_loadu_ps(vm_first(R), p));
+}
+ATTUNE_INLINE vi vi_row_spread(const int32_t *p, int R) {
+    __m512i idx = _mm512_and_si512(vi_iota_(), _mm512_set1_epi32(R - 1));
+    return _mm512_permutexvar_epi32(idx, _mm512_maskz_loadu_epi32(vm_first(R), p));
+}
+/* Every lane gets the max (sum) over the lanes of its row: a butterfly over
+ * the lane-index bits above R. NaN propagation as in vf_max. */
+ATTUNE_INLINE vf vf_row_max(vf x, int R) {
+    for (int s = R; s < 16; s *= 2)
+        x = vf_max(x, _mm512_permutexvar_ps(_mm512_xor_si512(vi_iota_(), _mm512_set1_epi32(s)), x));
+    return x;
+}
+ATTUNE_INLINE vf vf_row_sum(vf x, int R) {
+    for (int s = R; s < 16; s *= 2)
+        x = vf_add(x, _mm512_permutexvar_ps(_mm512_xor_si512(vi_iota_(), _mm512_set1_epi32(s)), x));
+    return x;
+}
+/* Lane l: lo <= j0 + l / R < hi (lo, hi spread by row). */
+ATTUNE_INLINE vmask vi_keys_in_range(vi lo, vi hi, int32_t j0, int R) {
+    vi j = _mm512_add_epi32(_mm512_set1_epi32(j0),
+                            _mm512_srlv_epi32(vi_iota_(), _mm512_set1_epi32(__builtin_ctz((unsigned)R))));
+    return _mm512_cmple_epi32_mask(lo, j) & _mm512_cmplt_epi32_mask(j, hi);
 }
 
 #else /* portable fallback */
@@ -134,6 +166,30 @@ ATTUNE_INLINE vmask vi_in_range(vi lo, vi hi, int32_t j) {
 }
 ATTUNE_INLINE vf vf_exp2(vf x) {
     vf r; for (int i = 0; i < VL; i++) r.v[i] = isnan(x.v[i]) ? x.v[i] : (x.v[i] < -200.0f ? 0.0f : exp2f(x.v[i])); return r;
+}
+ATTUNE_INLINE vf vf_row_spread(const float *p, int R) { vf r; for (int i = 0; i < VL; i++) r.v[i] = p[i % R]; return r; }
+ATTUNE_INLINE vi vi_row_spread(const int32_t *p, int R) { vi r; for (int i = 0; i < VL; i++) r.v[i] = p[i % R]; return r; }
+ATTUNE_INLINE vf vf_row_max(vf x, int R) {
+    vf r;
+    for (int i = 0; i < VL; i++) {
+        float m = x.v[i % R];
+        for (int k = i % R + R; k < VL; k += R) m = (isnan(x.v[k]) || x.v[k] > m) ? x.v[k] : m;
+        r.v[i] = m;
+    }
+    return r;
+}
+ATTUNE_INLINE vf vf_row_sum(vf x, int R) {
+    vf r;
+    for (int i = 0; i < VL; i++) {
+        float t = 0.0f;
+        for (int k = i % R; k < VL; k += R) t += x.v[k];
+        r.v[i] = t;
+    }
+    return r;
+}
+ATTUNE_INLINE vmask vi_keys_in_range(vi lo, vi hi, int32_t j0, int R) {
+    vmask m = 0; for (int i = 0; i < VL; i++) m |= (vmask)(lo.v[i] <= j0 + i / R && j0 + i / R < hi.v[i]) << i;
+    return m;
 }
 ATTUNE_INLINE vf vf_transpose_sum16(vf acc[16]) { vf r; for (int k = 0; k < VL; k++) r.v[k] = vf_hsum(acc[k]); return r; }
 

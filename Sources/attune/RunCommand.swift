@@ -14,6 +14,7 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Prompt token ids, comma-separated.") var tokens: String
     @Option(help: "Tokens to generate greedily after the prompt.") var maxNewTokens: Int = 0
     @Option(help: "Write the prefill logits [tokens, vocab] as float32 .npy.") var logitsOut: String?
+    @Option(help: "Time the prefill this many times (cache reset in between) and report the median.") var repeats: Int = 1
     @Flag(help: "Print one JSON object on the last line.") var json = false
     @OptionGroup var compile: CompileOptionsGroup
 
@@ -24,15 +25,22 @@ struct RunCommand: ParsableCommand {
         }
         guard !ids.isEmpty else { throw CLIError("--tokens needs at least one token id") }
         guard maxNewTokens >= 0 else { throw CLIError("--max-new-tokens must be >= 0") }
+        guard repeats >= 1 else { throw CLIError("--repeats must be >= 1") }
         let loaded = try ModelSource.load(model)
         let artifacts = try ModelCompiler.compile(loaded, try compile.options(), toolchain: try Toolchain.detect())
         let session = try CompiledModel(library: artifacts.library, weights: artifacts.weights)
         if ids.count + maxNewTokens > session.maxContext {
             throw CLIError("\(ids.count) prompt + \(maxNewTokens) new tokens exceed the context of \(session.maxContext) (see --max-context)")
         }
-        let t0 = Date()
-        let logits = try session.prefill(ids)
-        let prefillMs = Date().timeIntervalSince(t0) * 1e3
+        var logits: [Float] = []
+        var prefillTimes: [Double] = []
+        for _ in 0..<repeats {
+            session.reset()
+            let t0 = Date()
+            logits = try session.prefill(ids)
+            prefillTimes.append(Date().timeIntervalSince(t0) * 1e3)
+        }
+        let prefillMs = prefillTimes.sorted()[prefillTimes.count / 2]
         if let logitsOut {
             try Npy.write(Tensor(shape: [ids.count, session.vocab], data: logits), to: URL(fileURLWithPath: logitsOut))
         }
