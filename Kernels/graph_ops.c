@@ -11,6 +11,10 @@
 #include <math.h>
 #include <string.h>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 /* Rows below this run on one thread: forking costs more than the work. */
 enum { PARALLEL_MIN_ELEMENTS = 1 << 16 };
 
@@ -22,18 +26,41 @@ int64_t attune_op_embedding(const float *table, int64_t vocab, int64_t width,
     return -1;
 }
 
+/* Matmuls run on OpenMP threads, each calling single-threaded OpenBLAS on its
+ * share of the output columns. Letting OpenBLAS start its own threads instead
+ * makes its spinning pool and OpenMP's fight over the cores between nodes:
+ * measured 2x slower prefill on 2 cores (Docs/PERFORMANCE.md). */
+enum { LINEAR_PARALLEL_MIN_FLOPS = 1 << 20, LINEAR_COLUMN_ALIGN = 16 };
+
 void attune_op_linear(const float *x, int64_t rows, int64_t in, const float *w, int64_t out,
                       const float *bias, float *y) {
     if (rows == 0) return;
-    if (rows == 1) {
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)out, (int)in, 1.0f, w, (int)in, x, 1, 0.0f, y, 1);
-    } else {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)out, (int)in, 1.0f, x, (int)in, w,
-                    (int)in, 0.0f, y, (int)out);
+    if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
+#ifdef _OPENMP
+#pragma omp parallel if (rows * in * out >= LINEAR_PARALLEL_MIN_FLOPS)
+#endif
+    {
+        int64_t t = 0, nt = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        nt = omp_get_num_threads();
+#endif
+        int64_t per = (out + nt - 1) / nt;
+        per = (per + LINEAR_COLUMN_ALIGN - 1) / LINEAR_COLUMN_ALIGN * LINEAR_COLUMN_ALIGN;
+        int64_t c0 = t * per, c1 = c0 + per < out ? c0 + per : out;
+        if (c0 < c1) {
+            const float *ws = w + c0 * in;
+            if (rows == 1) {
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)(c1 - c0), (int)in, 1.0f, ws, (int)in, x, 1, 0.0f, y + c0, 1);
+            } else {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)(c1 - c0), (int)in, 1.0f, x, (int)in,
+                            ws, (int)in, 0.0f, y + c0, (int)out);
+            }
+            if (bias)
+                for (int64_t r = 0; r < rows; r++)
+                    for (int64_t c = c0; c < c1; c++) y[r * out + c] += bias[c];
+        }
     }
-    if (bias)
-        for (int64_t r = 0; r < rows; r++)
-            for (int64_t c = 0; c < out; c++) y[r * out + c] += bias[c];
 }
 
 static float sum_squares(const float *x, int64_t n) {
@@ -152,7 +179,16 @@ void attune_op_swiglu_epilogue(const float *gu, int64_t rows, int64_t inter, flo
 #endif
     for (int64_t r = 0; r < rows; r++) {
         const float *g = gu + r * 2 * inter, *u = g + inter;
-        for (int64_t i = 0; i < inter; i++) out[r * inter + i] = silu1(g[i]) * u[i];
+        float *o = out + r * inter;
+        int64_t i = 0;
+        /* silu(g) = g / (1 + e^-g), with e^-g = 2^(-g log2 e) from the vector exp2. */
+        const vf one = vf_set1(1.0f), neg_log2e = vf_set1(-1.4426950408889634f);
+        for (; i + VL <= inter; i += VL) {
+            vf gv = vf_load(g + i);
+            vf e = vf_exp2(vf_mul(gv, neg_log2e));
+            vf_store(o + i, vf_mul(vf_div(gv, vf_add(one, e)), vf_load(u + i)));
+        }
+        for (; i < inter; i++) o[i] = silu1(g[i]) * u[i];
     }
 }
 

@@ -35,6 +35,7 @@ ATTUNE_INLINE void vf_store_n(float *p, vf x, vmask m) { _mm512_mask_storeu_ps(p
 ATTUNE_INLINE vf vf_add(vf a, vf b) { return _mm512_add_ps(a, b); }
 ATTUNE_INLINE vf vf_sub(vf a, vf b) { return _mm512_sub_ps(a, b); }
 ATTUNE_INLINE vf vf_mul(vf a, vf b) { return _mm512_mul_ps(a, b); }
+ATTUNE_INLINE vf vf_div(vf a, vf b) { return _mm512_div_ps(a, b); }
 ATTUNE_INLINE vf vf_fma(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
 /* max(lo, x), NaN-propagating in x. */
 ATTUNE_INLINE vf vf_max(vf lo, vf x) { return _mm512_max_ps(lo, x); }
@@ -153,6 +154,7 @@ ATTUNE_INLINE void vf_store_n(float *p, vf x, vmask m) { for (int i = 0; i < VL;
 ATTUNE_LANEWISE(vf_add, x + y)
 ATTUNE_LANEWISE(vf_sub, x - y)
 ATTUNE_LANEWISE(vf_mul, x * y)
+ATTUNE_LANEWISE(vf_div, x / y)
 ATTUNE_LANEWISE(vf_max, (isnan(y) || y > x) ? y : x)
 ATTUNE_LANEWISE(vf_min, (isnan(y) || y < x) ? y : x)
 #undef ATTUNE_LANEWISE

@@ -76,7 +76,7 @@ public struct CodegenOptions: Sendable, Equatable {
     /// KV-cache capacity in positions.
     public var maxContext: Int
 
-    public init(maxChunk: Int = 256, maxContext: Int = 2048) {
+    public init(maxChunk: Int = 512, maxContext: Int = 2048) {
         self.maxChunk = maxChunk
         self.maxContext = maxContext
     }

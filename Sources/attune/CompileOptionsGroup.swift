@@ -8,7 +8,7 @@ struct CompileOptionsGroup: ParsableArguments {
     var attention: String?
     @Option(name: .customLong("layer-attention"), help: "Kernel for one layer: LAYER=NAME[:k=v,...] (repeatable).")
     var layerAttention: [String] = []
-    @Option(help: "Largest number of tokens per forward pass (longer prompts run in chunks).") var maxChunk: Int?
+    @Option(help: "Largest number of tokens per forward pass (default 512; longer prompts run in chunks).") var maxChunk: Int?
     @Option(help: "KV-cache capacity in positions (default: the model's, at most 4096).") var maxContext: Int?
 
     func options() throws -> CompileOptions {
