@@ -56,7 +56,7 @@ let package = Package(
         .target(name: "AttuneIR"),
         .target(name: "AttuneModels", dependencies: ["AttuneIR", "AttuneTensor"]),
         .target(name: "AttunePasses", dependencies: ["AttuneIR", "AttuneKernels"]),
-        .target(name: "AttuneCodegen", dependencies: ["AttuneIR", "AttunePasses"]),
+        .target(name: "AttuneCodegen", dependencies: ["AttuneIR", "AttunePasses", "AttuneKernels"]),
         .target(name: "AttuneRuntime", dependencies: ["AttuneIR", "AttunePasses", "AttuneCodegen", "AttuneModels", "AttuneTensor"]),
         .target(name: "AttuneKernels", dependencies: ["CAttuneKernels", "AttuneTensor"]),
         .target(name: "AttuneNumerics", dependencies: ["AttuneIR"]),

@@ -1,4 +1,5 @@
 import AttuneIR
+import AttuneKernels
 
 /// Lowers nodes one at a time to C statements, tracking where every value lives and
 /// which arena buffers each node defines and reads (for memory planning).
@@ -247,11 +248,17 @@ struct NodeLowering {
 
     private mutating func attention(_ a: AttentionAttrs, _ node: Node, _ out: Value) throws -> [String] {
         guard let binding = a.binding else { throw fail("attention has no kernel: run kernel selection first") }
-        guard binding.kernel == "flash" else { throw fail("kernel '\(binding.kernel)' has no C binding in compiled graphs yet") }
-        guard case .softmax = a.normalizer else { throw fail("flash computes softmax attention; this node's normaliser is sigmoid") }
+        let kernel: any AttentionKernel
+        do { kernel = try KernelRegistry.kernel(named: binding.kernel) } catch { throw fail("\(error)") }
+        guard let invocation = kernel.cInvocation(binding.parameters) else {
+            throw fail("kernel '\(binding.kernel)' has no C binding in compiled graphs yet")
+        }
+        switch (a.normalizer, kernel.normalizer) {
+        case (.softmax, .softmax), (.sigmoid, .sigmoid): break
+        default: throw fail("kernel '\(kernel.name)' computes \(kernel.normalizer.rawValue) attention; this node's normaliser differs")
+        }
         let q = try read(node.inputs[0]), k = try read(node.inputs[1]), v = try read(node.inputs[2])
         let y = try result(node.types[0])
-        let params = ["block_q", "block_kv", "kv_splits", "threads", "gemm"].map { ".\($0) = \(Int(binding.parameters[$0] ?? 0))" }
         var code = [
             "attune_attention_problem p;",
             "attune_attention_problem_init(&p, 1, \(a.heads), \(a.kvHeads), \(q.rows.c), \(k.rows.c), \(a.headDim), \(a.vHeadDim));",
@@ -263,12 +270,10 @@ struct NodeLowering {
             "p.causal = \(a.causal ? 1 : 0);",
         ]
         if let w = a.window { code.append("p.window = \(w);") }
-        code += [
-            "const attune_attention_tensors t = {\(q.pointer), \(k.pointer), \(v.pointer), \(y.pointer), NULL};",
-            "const attune_flash_params params = {\(params.joined(separator: ", "))};",
-            "attune_status status;",
-            "if (attune_flash_attention(&p, &t, &params, &status)) return fail(m, \"node %%\(out.node) attention: %s\", status.message);",
-        ]
+        code.append("const attune_attention_tensors t = {\(q.pointer), \(k.pointer), \(v.pointer), \(y.pointer), NULL};")
+        code.append("attune_status status;")
+        code += invocation
+        code.append("if (rc) return fail(m, \"node %%\(out.node) attention (\(kernel.name)): %s\", status.message);")
         views[out] = y
         return code
     }

@@ -19,6 +19,10 @@ public struct KernelParameter: Sendable, Equatable {
     }
 }
 
+public enum KernelNormalizer: String, Sendable {
+    case softmax, sigmoid
+}
+
 /// Named parameter values for one kernel invocation, e.g. `block_kv=128`.
 public typealias KernelParameters = [String: Double]
 
@@ -38,8 +42,16 @@ public protocol AttentionKernel: Sendable {
     /// True when the kernel computes softmax attention to fp32 rounding.
     var isExact: Bool { get }
     var parameters: [KernelParameter] { get }
+    /// What the kernel computes: softmax attention, or sigmoid attention (its own semantics,
+    /// chosen by the model, never substituted for softmax).
+    var normalizer: KernelNormalizer { get }
     /// Human-readable reasons this kernel cannot run `problem`; empty when it can.
     func unsupportedReasons(_ problem: AttentionProblem) -> [String]
+    /// The C statements generated code uses to call this kernel, given a prepared
+    /// `attune_attention_problem p`, `attune_attention_tensors t` and `attune_status status`;
+    /// they must leave the kernel's return code in `int rc`. Nil when compiled graphs
+    /// cannot call the kernel.
+    func cInvocation(_ parameters: KernelParameters) -> [String]?
     /// Runs on contiguous fp32 buffers laid out as `problem` describes.
     func run(_ problem: AttentionProblem, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
              v: UnsafePointer<Float>, o: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>?,

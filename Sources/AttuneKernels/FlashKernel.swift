@@ -7,6 +7,7 @@ public struct FlashKernel: AttentionKernel {
     public let name = "flash"
     public let summary = "tiled online-softmax attention (FlashAttention-2 style), exact fp32, any mask/GQA/head dim"
     public let isExact = true
+    public let normalizer = KernelNormalizer.softmax
 
     public let parameters: [KernelParameter] = [
         KernelParameter(name: "block_q", summary: "query rows per tile (0 = default 64)",
@@ -24,6 +25,12 @@ public struct FlashKernel: AttentionKernel {
     public func unsupportedReasons(_ problem: AttentionProblem) -> [String] {
         // flash accepts every problem the ABI accepts.
         problem.validationError().map { [$0] } ?? []
+    }
+
+    public func cInvocation(_ parameters: KernelParameters) -> [String]? {
+        let fields = ["block_q", "block_kv", "kv_splits", "threads", "gemm"].map { ".\($0) = \(Int(parameters[$0] ?? 0))" }
+        return ["const attune_flash_params params = {\(fields.joined(separator: ", "))};",
+                "int rc = attune_flash_attention(&p, &t, &params, &status);"]
     }
 
     func cParams(_ parameters: KernelParameters) -> attune_flash_params {

@@ -99,9 +99,10 @@ static int node_13(NODE_ARGS) {
     p.scale = 0.25f;
     p.causal = 1;
     const attune_attention_tensors t = {(m->arena + 4096), m->kv[0], m->kv[1], (m->arena + 2048), NULL};
-    const attune_flash_params params = {.block_q = 0, .block_kv = 0, .kv_splits = 0, .threads = 0, .gemm = 0};
     attune_status status;
-    if (attune_flash_attention(&p, &t, &params, &status)) return fail(m, "node %%13 attention: %s", status.message);
+    const attune_flash_params params = {.block_q = 0, .block_kv = 0, .kv_splits = 0, .threads = 0, .gemm = 0};
+    int rc = attune_flash_attention(&p, &t, &params, &status);
+    if (rc) return fail(m, "node %%13 attention (flash): %s", status.message);
     return 0;
 }
 
@@ -167,9 +168,10 @@ static int node_33(NODE_ARGS) {
     p.scale = 0.25f;
     p.causal = 1;
     const attune_attention_tensors t = {(m->arena + 0), m->kv[2], m->kv[3], (m->arena + 6144), NULL};
-    const attune_flash_params params = {.block_q = 0, .block_kv = 0, .kv_splits = 0, .threads = 0, .gemm = 0};
     attune_status status;
-    if (attune_flash_attention(&p, &t, &params, &status)) return fail(m, "node %%33 attention: %s", status.message);
+    const attune_flash_params params = {.block_q = 0, .block_kv = 0, .kv_splits = 0, .threads = 0, .gemm = 0};
+    int rc = attune_flash_attention(&p, &t, &params, &status);
+    if (rc) return fail(m, "node %%33 attention (flash): %s", status.message);
     return 0;
 }
 
