@@ -85,6 +85,54 @@ def find_attune(explicit):
     return str(binary)
 
 
+class ForeignCPU:
+    """CPU time other processes used while a phase ran (from /proc/stat minus our own
+    process and its waited-for children), as average busy cores. The machine has few
+    cores, so anything well above 0 means the figures of that phase are contended."""
+
+    @staticmethod
+    def _sample():
+        try:
+            with open("/proc/stat") as f:
+                v = [int(x) for x in f.readline().split()[1:]]
+            busy = (v[0] + v[1] + v[2] + v[5] + v[6] + (v[7] if len(v) > 7 else 0)) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            return None
+        t = os.times()
+        return busy, t.user + t.system + t.children_user + t.children_system, time.monotonic()
+
+    def __init__(self):
+        self.phases = {}
+
+    def wait_idle(self, limit_s, threshold=0.15, window_s=2.0):
+        """Wait (at most limit_s) until other processes use < threshold cores over window_s."""
+        deadline = time.monotonic() + limit_s
+        while True:
+            a = self._sample()
+            time.sleep(window_s)
+            b = self._sample()
+            if not a or not b:
+                return None
+            load = max(0.0, ((b[0] - a[0]) - (b[1] - a[1])) / (b[2] - a[2]))
+            if load < threshold or time.monotonic() >= deadline:
+                return load
+            log(f"[idle] other processes use {load:.2f} cores; waiting")
+
+    def __call__(self, name):
+        mon = self
+
+        class Phase:
+            def __enter__(self):
+                self.start = mon._sample()
+
+            def __exit__(self, *exc):
+                end = mon._sample()
+                if self.start and end and end[2] > self.start[2]:
+                    other = (end[0] - self.start[0]) - (end[1] - self.start[1])
+                    mon.phases[name] = max(0.0, other / (end[2] - self.start[2]))
+        return Phase()
+
+
 # --------------------------------------------------------------------------- checkpoint
 
 def make_checkpoint(folder, layers, seed):
@@ -330,6 +378,8 @@ def main():
     ap.add_argument("--torch-only", action="store_true", help="skip attune entirely")
     ap.add_argument("--workdir", metavar="DIR",
                     help="keep the checkpoint and attune's build cache here (default: a temp dir, removed)")
+    ap.add_argument("--wait-idle", type=float, default=0, metavar="SECONDS",
+                    help="before measuring, wait up to this long for other processes to go quiet")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON on the last line")
     args = ap.parse_args()
     if args.prefill_tokens + 1 > MAX_CONTEXT or args.decode_context + args.decode_steps > MAX_CONTEXT:
@@ -350,6 +400,7 @@ def main():
         work = Path(tmp.name)
     folder, cache_dir = work / f"llama-{args.layers}l", work / "attune-cache"
 
+    foreign = ForeignCPU()
     try:
         log(f"[setup] writing a {args.layers}-layer random checkpoint to {folder}")
         read_bytes, total_bytes = make_checkpoint(folder, args.layers, args.seed)
@@ -359,22 +410,27 @@ def main():
         kv_bytes = args.decode_context * args.layers * 2 * KV_HEADS * HEAD_DIM * 4
         step_bytes = read_bytes + kv_bytes
 
+        if args.wait_idle > 0:
+            foreign.wait_idle(args.wait_idle)
         log(f"[bw] numpy sum over {args.bw_mib} MiB float32")
-        bw = read_bandwidth(args.threads, args.bw_mib, 5)
+        with foreign("bandwidth"):
+            bw = read_bandwidth(args.threads, args.bw_mib, 5)
 
         attune, attune_error = {}, None
         if exe:
             try:
-                attune = attune_measure(exe, folder, cache_dir, args.threads, prefill_ids, decode_ids,
-                                        args.attune_runs, args.repeats, args.decode_steps,
-                                        args.attune_arg, work / "attune_logits.npy")
+                with foreign("attune"):
+                    attune = attune_measure(exe, folder, cache_dir, args.threads, prefill_ids, decode_ids,
+                                            args.attune_runs, args.repeats, args.decode_steps,
+                                            args.attune_arg, work / "attune_logits.npy")
             except AttuneError as e:
                 attune_error = str(e)
                 log(f"[attune] {attune_error}")
 
-        torch_res, torch_logits = torch_measure(folder, args.threads, prefill_ids, decode_ids,
-                                                args.warmup, args.repeats, args.decode_steps,
-                                                args.torch_compile)
+        with foreign("torch"):
+            torch_res, torch_logits = torch_measure(folder, args.threads, prefill_ids, decode_ids,
+                                                    args.warmup, args.repeats, args.decode_steps,
+                                                    args.torch_compile)
         check = None
         lp = work / "attune_logits.npy"
         if lp.exists():
@@ -453,6 +509,11 @@ def main():
     for k in ("note_cold", "note_warm"):
         if k in attune:
             notes.append(attune[k])
+    busy = {k: v for k, v in foreign.phases.items() if v > 0.1}
+    if busy:
+        notes.append("CONTENDED: other processes kept " + ", ".join(
+            f"{v:.2f} core(s) busy during the {k} phase" for k, v in busy.items())
+            + f" (machine has {os.cpu_count()}); those figures are unreliable, rerun on an idle machine")
     if "compile_error" in torch_res:
         notes.append(f"torch.compile failed: {torch_res['compile_error']}")
     if attune_error:
@@ -472,7 +533,7 @@ def main():
             "decode_ratio_attune_over_compile": ratio(a_dec, c_dec),
             "attune_decode_bw_fraction": ratio(gbps(a_dec), bwv),
             "torch_decode_bw_fraction": ratio(gbps(t_dec), bwv),
-            "logits_check": check, "notes": notes}))
+            "logits_check": check, "foreign_cpu_cores": foreign.phases, "notes": notes}))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ public struct AttentionBenchResult: Codable, Sendable {
     public var read_gbps: Double
     public var ratio_to_sgemm: Double
     public var ratio_to_read: Double
+    /// What the kernel counted in its last timed call (fallback rows, selected fraction, ...).
+    public var kernel_stats: [String: Double]
 }
 
 public struct AttentionBenchmark {
@@ -62,6 +64,7 @@ public struct AttentionBenchmark {
         var lse = [Float](repeating: 0, count: problem.lseShape.reduce(1, *))
 
         var times: [Double] = []
+        var stats: KernelRunStats = [:]
         try q.withUnsafeBufferPointer { qb in
             try k.withUnsafeBufferPointer { kb in
                 try v.withUnsafeBufferPointer { vb in
@@ -69,7 +72,7 @@ public struct AttentionBenchmark {
                         try lse.withUnsafeMutableBufferPointer { lb in
                             let (op, lp) = (ob.baseAddress!, lb.baseAddress)
                             let call = {
-                                try kernel.run(problem, q: qb.baseAddress!, k: kb.baseAddress ?? qb.baseAddress!,
+                                stats = try kernel.run(problem, q: qb.baseAddress!, k: kb.baseAddress ?? qb.baseAddress!,
                                                v: vb.baseAddress ?? qb.baseAddress!, o: op, lse: lp, parameters: params)
                             }
                             for _ in 0..<warmup { try call() }
@@ -100,7 +103,7 @@ public struct AttentionBenchmark {
             kernel: kernel.name, problem: problem.description, parameters: shown, threads: usedThreads,
             repeats: times.count, ms_median: median * 1e3, ms_min: times.first! * 1e3, ms_max: times.last! * 1e3,
             gflops: gflops, kv_gbps: gbps, sgemm_gflops: sgemm, sgemm_n: sgemmN, read_gbps: read,
-            ratio_to_sgemm: gflops / sgemm, ratio_to_read: gbps / read)
+            ratio_to_sgemm: gflops / sgemm, ratio_to_read: gbps / read, kernel_stats: stats)
     }
 }
 

@@ -250,7 +250,10 @@ struct NodeLowering {
         guard let binding = a.binding else { throw fail("attention has no kernel: run kernel selection first") }
         let kernel: any AttentionKernel
         do { kernel = try KernelRegistry.kernel(named: binding.kernel) } catch { throw fail("\(error)") }
-        guard let invocation = kernel.cInvocation(binding.parameters) else {
+        var parameters = binding.parameters
+        // The sigmoid bias is the model's, carried by the node, not a tuning knob.
+        if case .sigmoid(let bias) = a.normalizer { parameters["bias"] = bias }
+        guard let invocation = kernel.cInvocation(parameters) else {
             throw fail("kernel '\(binding.kernel)' has no C binding in compiled graphs yet")
         }
         switch (a.normalizer, kernel.normalizer) {

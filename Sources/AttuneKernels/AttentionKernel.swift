@@ -26,10 +26,15 @@ public enum KernelNormalizer: String, Sendable {
 /// Named parameter values for one kernel invocation, e.g. `block_kv=128`.
 public typealias KernelParameters = [String: Double]
 
+/// Counters a kernel reports about one call, by name.
+public typealias KernelRunStats = [String: Double]
+
 /// The result of one attention call.
 public struct AttentionOutput: Sendable {
     public var o: Tensor
+    /// Natural-log LSE per row; kernels without a softmax denominator (sigmoid) write 0.
     public var lse: Tensor
+    public var stats: KernelRunStats = [:]
 }
 
 /// An attention kernel as the rest of Attune sees it: a value with a name, a numerical
@@ -52,10 +57,13 @@ public protocol AttentionKernel: Sendable {
     /// they must leave the kernel's return code in `int rc`. Nil when compiled graphs
     /// cannot call the kernel.
     func cInvocation(_ parameters: KernelParameters) -> [String]?
-    /// Runs on contiguous fp32 buffers laid out as `problem` describes.
+    /// Runs on contiguous fp32 buffers laid out as `problem` describes. Returns what the
+    /// kernel counted on the way (e.g. `fallback_rows`, `selected_fraction`); empty for
+    /// kernels that count nothing.
+    @discardableResult
     func run(_ problem: AttentionProblem, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
              v: UnsafePointer<Float>, o: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>?,
-             parameters: KernelParameters) throws
+             parameters: KernelParameters) throws -> KernelRunStats
 }
 
 public struct KernelError: Error, CustomStringConvertible, Equatable {
@@ -94,6 +102,7 @@ extension AttentionKernel {
         try checkParameters(parameters)
         var o = Tensor(zeros: problem.oShape)
         var lse = Tensor(zeros: problem.lseShape)
+        var stats: KernelRunStats = [:]
         try q.data.withUnsafeBufferPointer { qb in
             try k.data.withUnsafeBufferPointer { kb in
                 try v.data.withUnsafeBufferPointer { vb in
@@ -102,7 +111,7 @@ extension AttentionKernel {
                             // Empty K/V buffers have no base address; the ABI never reads them when kv_len == 0.
                             let dummy: [Float] = [0]
                             try dummy.withUnsafeBufferPointer { d in
-                                try run(problem, q: qb.baseAddress ?? d.baseAddress!, k: kb.baseAddress ?? d.baseAddress!,
+                                stats = try run(problem, q: qb.baseAddress ?? d.baseAddress!, k: kb.baseAddress ?? d.baseAddress!,
                                         v: vb.baseAddress ?? d.baseAddress!, o: ob.baseAddress!,
                                         lse: lb.baseAddress, parameters: parameters)
                             }
@@ -111,6 +120,6 @@ extension AttentionKernel {
                 }
             }
         }
-        return AttentionOutput(o: o, lse: lse)
+        return AttentionOutput(o: o, lse: lse, stats: stats)
     }
 }

@@ -55,7 +55,7 @@ public struct FlashKernel: AttentionKernel {
 
     public func run(_ problem: AttentionProblem, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
                     v: UnsafePointer<Float>, o: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>?,
-                    parameters: KernelParameters) throws {
+                    parameters: KernelParameters) throws -> KernelRunStats {
         try checkParameters(parameters)
         var p = problem.cProblem
         var tensors = attune_attention_tensors(q: q, k: k, v: v, o: o, lse: lse)
@@ -63,5 +63,6 @@ public struct FlashKernel: AttentionKernel {
         var status = attune_status()
         let rc = attune_flash_attention(&p, &tensors, &params, &status)
         if rc != 0 { throw KernelError("flash: " + AttentionProblem.message(of: status)) }
+        return [:]
     }
 }

@@ -57,6 +57,9 @@ struct BenchAttention: ParsableCommand {
         print("time        median \(fmt(r.ms_median, 3)) ms  min \(fmt(r.ms_min, 3))  max \(fmt(r.ms_max, 3))  (\(r.repeats) runs)")
         print("compute     \(fmt(r.gflops, 1)) GFLOP/s  = \(fmt(100 * r.ratio_to_sgemm, 1)) % of SGEMM \(r.sgemm_n)^3 (\(fmt(r.sgemm_gflops, 1)) GFLOP/s)")
         print("bandwidth   \(fmt(r.kv_gbps, 2)) GB/s K/V  = \(fmt(100 * r.ratio_to_read, 1)) % of streaming read (\(fmt(r.read_gbps, 2)) GB/s)")
+        if !r.kernel_stats.isEmpty {
+            print("kernel      " + r.kernel_stats.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+        }
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]

@@ -40,6 +40,11 @@ enum Harness {
         }
         let kernel = try KernelRegistry.kernel(named: c.kernel)
         let out = try kernel.run(c.problem, q: inputs.q, k: inputs.k, v: inputs.v, parameters: c.parameters)
+        if kernel.normalizer == .sigmoid {
+            // Sigmoid attention has no softmax denominator: only O is compared.
+            let ref = try ReferenceBridge.sigmoid(c.problem, bias: c.parameters["bias"] ?? 0, inputs)
+            return HarnessResult(o: ErrorMetrics.compare(out.o.data, ref), lseWorst: 0, lseNaN: 0)
+        }
         let ref = try ReferenceBridge.softmax(c.problem, inputs)
         let o = ErrorMetrics.compare(out.o.data, ref.o)
         var worst = 0.0, nan = 0

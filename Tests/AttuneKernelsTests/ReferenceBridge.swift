@@ -11,6 +11,11 @@ enum ReferenceBridge {
                                   qOffset: p.qOffset, window: p.window)
     }
 
+    static func sigmoid(_ p: AttentionProblem, bias: Double, _ x: AttentionInputs) throws -> [Double] {
+        try ReferenceAttention.sigmoid(problem(p), bias: bias, q: x.q.data.map(Double.init),
+                                       k: x.k.data.map(Double.init), v: x.v.data.map(Double.init))
+    }
+
     static func softmax(_ p: AttentionProblem, _ x: AttentionInputs) throws -> (o: [Double], lse: [Double]) {
         try ReferenceAttention.softmax(problem(p), q: x.q.data.map(Double.init),
                                        k: x.k.data.map(Double.init), v: x.v.data.map(Double.init))
