@@ -8,11 +8,14 @@ struct CompileOptionsGroup: ParsableArguments {
     var attention: String?
     @Option(name: .customLong("layer-attention"), help: "Kernel for one layer: LAYER=NAME[:k=v,...] (repeatable).")
     var layerAttention: [String] = []
+    @Option(help: "JSON policy file: {\"default\": \"flash\", \"layers\": {\"3\": \"flash:kv_splits=4\"}}.")
+    var attentionPolicy: String?
     @Option(help: "Largest number of tokens per forward pass (default 512; longer prompts run in chunks).") var maxChunk: Int?
     @Option(help: "KV-cache capacity in positions (default: the model's, at most 4096).") var maxContext: Int?
 
     func options() throws -> CompileOptions {
         var overrides = KernelOverrides()
+        if let attentionPolicy { overrides = try AttentionPolicy.load(attentionPolicy) }
         if let attention { overrides.global = try KernelChoice(parsing: attention) }
         for item in layerAttention {
             let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
