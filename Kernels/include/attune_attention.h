@@ -137,6 +137,21 @@ int32_t attune_flash_attention(const attune_attention_problem *p,
                                attune_status *status);
 
 /* ---------------------------------------------------------------------------
+ * prefix_shared — a batch of sequences sharing a P-key prefix (Hydragen): the
+ * prefix attended once for all sequences' stacked queries, each suffix on its
+ * own, merged by log-sum-exp. Only batch 0's prefix K/V rows are read.
+ * --------------------------------------------------------------------------- */
+typedef struct {
+    int64_t prefix_len;        /* P >= 1 keys shared by every sequence */
+    attune_flash_params flash; /* tiles and threads of both passes */
+} attune_prefix_shared_params;
+
+int32_t attune_prefix_shared_attention(const attune_attention_problem *p,
+                                       const attune_attention_tensors *t,
+                                       const attune_prefix_shared_params *params,
+                                       attune_status *status);
+
+/* ---------------------------------------------------------------------------
  * Build facts, for benchmarks and bug reports.
  * --------------------------------------------------------------------------- */
 int32_t attune_kernels_openmp_enabled(void);

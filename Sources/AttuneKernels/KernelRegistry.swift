@@ -3,6 +3,7 @@
 public enum KernelRegistry {
     public static let all: [any AttentionKernel] = [
         FlashKernel(),
+        PrefixSharedKernel(),
     ]
 
     public static var names: [String] { all.map(\.name) }

@@ -19,6 +19,8 @@ struct HarnessCase: CustomStringConvertible {
     var kScale: Float = 1
     /// Value written into K/V rows no query may see (NaN, Inf, 1e10), if any.
     var poison: Float? = nil
+    /// Copies batch 0's first N keys and values into every batch (a shared prompt prefix).
+    var sharedPrefix: Int? = nil
 
     var description: String { "\(name) [\(kernel) \(parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\(Int($0.value))" }.joined(separator: ","))] \(problem)" }
 }
@@ -38,6 +40,7 @@ enum Harness {
             precondition(!keys.isEmpty, "\(c.name): poison needs masked keys")
             inputs.poison(keys: keys, with: poison, c.problem)
         }
+        if let n = c.sharedPrefix { inputs.sharePrefix(n, c.problem) }
         let kernel = try KernelRegistry.kernel(named: c.kernel)
         let out = try kernel.run(c.problem, q: inputs.q, k: inputs.k, v: inputs.v, parameters: c.parameters)
         if kernel.normalizer == .sigmoid {

@@ -71,4 +71,16 @@ struct AttentionInputs {
             }
         }
     }
+
+    /// Makes keys and values [0, n) of every batch equal to batch 0's.
+    mutating func sharePrefix(_ n: Int, _ p: AttentionProblem) {
+        for b in 1..<max(p.batch, 1) {
+            for h in 0..<p.kvHeads {
+                for j in 0..<n {
+                    for d in 0..<p.qkDim { k.data[((b * p.kvHeads + h) * p.kvLen + j) * p.qkDim + d] = k.data[(h * p.kvLen + j) * p.qkDim + d] }
+                    for d in 0..<p.vDim { v.data[((b * p.kvHeads + h) * p.kvLen + j) * p.vDim + d] = v.data[(h * p.kvLen + j) * p.vDim + d] }
+                }
+            }
+        }
+    }
 }

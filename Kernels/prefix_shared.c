@@ -1,0 +1,114 @@
+/*
+ * prefix_shared.c — attention for a batch of sequences that share a prefix (Hydragen).
+ *
+ * Sequence b's keys are [prefix (P keys, the same for every b) | suffix_b]. Attention
+ * over all keys splits exactly into two parts merged by log-sum-exp:
+ *
+ *   prefix part: the queries of all B sequences stacked into one [B·Lq]-row problem
+ *                against the one shared prefix, non-causal (every query is past the
+ *                prefix) — one GEMM-shaped pass instead of B matrix-vector passes;
+ *   suffix part: each sequence's own suffix, causal with positions shifted by P;
+ *   merge:       L* = ln(e^L1 + e^L2), O = e^(L1-L*) O1 + e^(L2-L*) O2.
+ *
+ * Only batch 0's prefix rows of K and V are read: the caller promises the other
+ * batches hold the same values there. Requirements (else ATTUNE_ERR_UNSUPPORTED):
+ * every query sees the whole prefix (q_offset >= P - 1 under a causal mask) and no
+ * sliding window. Both passes run `flash` with the caller's tile parameters.
+ */
+#include "attune_attention.h"
+#include "attention_internal.h"
+
+#include <math.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+int32_t attune_prefix_shared_attention(const attune_attention_problem *p, const attune_attention_tensors *t,
+                                       const attune_prefix_shared_params *params, attune_status *status) {
+    int32_t rc = attune_attention_validate(p, t, status);
+    if (rc != ATTUNE_OK) return rc;
+    if (!params) return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "prefix_shared needs params with prefix_len");
+    const int64_t P = params->prefix_len, B = p->batch, Lq = p->q_len, Hq = p->q_heads, Dv = p->v_dim;
+    if (P < 1 || P > p->kv_len)
+        return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "prefix_len = %lld must be in [1, kv_len = %lld]",
+                           (long long)P, (long long)p->kv_len);
+    const int64_t q_offset = attune_attention_q_offset(p);
+    if (p->window > 0)
+        return attune_fail(status, ATTUNE_ERR_UNSUPPORTED, "prefix_shared does not support a sliding window");
+    if (p->causal && q_offset < P - 1)
+        return attune_fail(status, ATTUNE_ERR_UNSUPPORTED,
+                           "prefix_shared needs every query past the prefix: q_offset = %lld < prefix_len - 1 = %lld",
+                           (long long)q_offset, (long long)(P - 1));
+
+    /* Scratch: stacked queries, the two partial outputs and their LSEs. */
+    const size_t f = sizeof(float);
+    float *qs = attune_scratch_alloc(f * (size_t)(Hq * B * Lq * p->qk_dim));
+    float *o1 = attune_scratch_alloc(f * (size_t)(Hq * B * Lq * Dv));
+    float *l1 = attune_scratch_alloc(f * (size_t)(Hq * B * Lq));
+    float *o2 = attune_scratch_alloc(f * (size_t)(B * Hq * Lq * Dv));
+    float *l2 = attune_scratch_alloc(f * (size_t)(B * Hq * Lq));
+    if (!qs || !o1 || !l1 || !o2 || !l2) {
+        rc = attune_fail(status, ATTUNE_ERR_OUT_OF_MEMORY, "prefix_shared: cannot allocate scratch");
+        goto done;
+    }
+    for (int64_t h = 0; h < Hq; h++)
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t i = 0; i < Lq; i++)
+                memcpy(qs + ((h * B + b) * Lq + i) * p->qk_dim,
+                       t->q + b * p->q_stride.batch + h * p->q_stride.head + i * p->q_stride.row, f * (size_t)p->qk_dim);
+
+    /* Prefix: one problem, B·Lq query rows per head, the shared prefix keys of batch 0. */
+    attune_attention_problem pre = *p;
+    pre.batch = 1;
+    pre.q_len = B * Lq;
+    pre.kv_len = P;
+    pre.causal = 0;
+    pre.q_offset = ATTUNE_Q_OFFSET_DEFAULT;
+    pre.q_stride = (attune_strides){0, B * Lq * p->qk_dim, p->qk_dim};
+    pre.o_stride = (attune_strides){0, B * Lq * Dv, Dv};
+    pre.lse_stride_batch = 0;
+    pre.lse_stride_head = B * Lq;
+    attune_attention_tensors tp = {qs, t->k, t->v, o1, l1};
+    rc = attune_flash_attention(&pre, &tp, &params->flash, status);
+    if (rc != ATTUNE_OK) goto done;
+
+    /* Suffixes: each sequence's own keys after the prefix, positions shifted by P. */
+    attune_attention_problem suf = *p;
+    suf.kv_len = p->kv_len - P;
+    suf.q_offset = q_offset - P;
+    suf.o_stride = (attune_strides){Hq * Lq * Dv, Lq * Dv, Dv};
+    suf.lse_stride_batch = Hq * Lq;
+    suf.lse_stride_head = Lq;
+    attune_attention_tensors ts = {t->q, t->k + P * p->k_stride.row, t->v + P * p->v_stride.row, o2, l2};
+    if (suf.kv_len > 0) {
+        rc = attune_flash_attention(&suf, &ts, &params->flash, status);
+        if (rc != ATTUNE_OK) goto done;
+    } else {
+        for (int64_t i = 0; i < B * Hq * Lq; i++) l2[i] = -INFINITY;
+        memset(o2, 0, f * (size_t)(B * Hq * Lq * Dv));
+    }
+
+    /* Merge each (sequence, head). */
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(params->flash.threads > 0 ? params->flash.threads : omp_get_max_threads())
+#endif
+    for (int64_t bh = 0; bh < B * Hq; bh++) {
+        const int64_t b = bh / Hq, h = bh % Hq;
+        const float *parts[2] = {o1 + (h * B + b) * Lq * Dv, o2 + (b * Hq + h) * Lq * Dv};
+        const float *lses[2] = {l1 + (h * B + b) * Lq, l2 + (b * Hq + h) * Lq};
+        const int64_t strides[2] = {Dv, Dv};
+        float *lse = t->lse ? t->lse + b * p->lse_stride_batch + h * p->lse_stride_head : NULL;
+        attune_lse_merge_rows(2, Lq, Dv, parts, strides, lses,
+                              t->o + b * p->o_stride.batch + h * p->o_stride.head, p->o_stride.row, lse);
+    }
+    rc = attune_ok(status);
+done:
+    attune_scratch_free(qs);
+    attune_scratch_free(o1);
+    attune_scratch_free(l1);
+    attune_scratch_free(o2);
+    attune_scratch_free(l2);
+    return rc;
+}

@@ -1,0 +1,50 @@
+import CAttuneKernels
+
+/// `prefix_shared`: Hydragen-style attention for a batch whose sequences share their first
+/// `prefix_len` keys (Kernels/prefix_shared.c). Exact: it is softmax attention split into
+/// a prefix part (all sequences' queries stacked, one pass) and per-sequence suffixes,
+/// merged by log-sum-exp. Only batch 0's prefix K/V are read.
+public struct PrefixSharedKernel: AttentionKernel {
+    public init() {}
+
+    public let name = "prefix_shared"
+    public let summary = "batch sharing a prefix: prefix attended once for all queries (Hydragen), suffixes per sequence, LSE merge; needs prefix_len"
+    public let isExact = true
+    public let normalizer = KernelNormalizer.softmax
+
+    public let parameters: [KernelParameter] = [
+        KernelParameter(name: "prefix_len", summary: "keys shared by every sequence (required, >= 1); only batch 0's are read",
+                        defaultValue: 0, candidates: []),
+        KernelParameter(name: "block_q", summary: "flash query rows per tile (0 = default)", defaultValue: 0, candidates: [32, 64, 128]),
+        KernelParameter(name: "block_kv", summary: "flash keys per tile (0 = default)", defaultValue: 0, candidates: [128, 256]),
+        KernelParameter(name: "kv_splits", summary: "flash KV splits (0 = auto)", defaultValue: 0, candidates: [0]),
+        KernelParameter(name: "threads", summary: "OpenMP threads (0 = all)", defaultValue: 0, candidates: [0]),
+    ]
+
+    public func unsupportedReasons(_ problem: AttentionProblem) -> [String] {
+        var reasons = problem.validationError().map { [$0] } ?? []
+        if problem.window != nil { reasons.append("prefix_shared does not support a sliding window") }
+        return reasons
+    }
+
+    /// Compiled graphs run one sequence; prefix sharing is a property of a batch.
+    public func cInvocation(_ parameters: KernelParameters) -> [String]? { nil }
+
+    public func run(_ problem: AttentionProblem, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
+                    v: UnsafePointer<Float>, o: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>?,
+                    parameters: KernelParameters) throws -> KernelRunStats {
+        try checkParameters(parameters)
+        guard let prefix = parameters["prefix_len"], prefix >= 1 else {
+            throw KernelError("prefix_shared needs --param prefix_len=P (the number of keys every sequence shares)")
+        }
+        var p = problem.cProblem
+        var tensors = attune_attention_tensors(q: q, k: k, v: v, o: o, lse: lse)
+        var params = attune_prefix_shared_params()
+        params.prefix_len = Int64(prefix)
+        params.flash = FlashKernel().cParams(parameters)
+        var status = attune_status()
+        let rc = attune_prefix_shared_attention(&p, &tensors, &params, &status)
+        if rc != 0 { throw KernelError("prefix_shared: " + AttentionProblem.message(of: status)) }
+        return ["prefix_len": prefix]
+    }
+}
