@@ -327,6 +327,9 @@ def run_attune(exe, folder, ids, new_tokens, env, extra, repeats=1, logits_out=N
         cmd += ["--logits-out", str(logits_out)]
     cmd += extra
     p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if p.returncode and "ATTUNE_KERNELS_DIR" not in env and "error:" in p.stderr and "Kernels/" in p.stderr:
+        p.stderr += ("\n  (attune compiles Kernels/*.c of the source tree at run time; if someone is "
+                     "mid-edit there, retry later or set ATTUNE_KERNELS_DIR to a consistent copy)")
     lines = p.stdout.strip().splitlines()
     shown = " ".join(c if len(c) < 60 else c[:40] + f"...({len(ids)} ids)" for c in cmd)
     try:
@@ -338,8 +341,11 @@ def run_attune(exe, folder, ids, new_tokens, env, extra, repeats=1, logits_out=N
             raise ValueError(f"JSON lacks {sorted(missing)}")
         return res
     except (ValueError, IndexError) as e:
+        err = p.stderr.strip()
+        if len(err) > 2000:
+            err = err[:1200] + "\n  [...]\n" + err[-700:]
         raise AttuneError(f"attune failed ({e})\n  cmd: {shown}\n  stdout tail: {lines[-3:]}\n"
-                          f"  stderr tail: {p.stderr.strip()[-1500:]}")
+                          f"  stderr: {err}")
 
 
 def attune_measure(exe, folder, cache_dir, threads, prefill_ids, decode_ids, runs, repeats,
@@ -372,9 +378,8 @@ def attune_measure(exe, folder, cache_dir, threads, prefill_ids, decode_ids, run
     res["prefill_ms"] = statistics.median(prefills[2:])
     res["prefill_ms_all_calls"] = prefills
     decodes = []
-    for i in range(max(1, runs // 2 + 1)):
-        log(f"[attune] decode {decode_steps} steps after {len(decode_ids)} tokens "
-            f"({i + 1}/{max(1, runs // 2 + 1)})")
+    for i in range(runs):
+        log(f"[attune] decode {decode_steps} steps after {len(decode_ids)} tokens ({i + 1}/{runs})")
         r = run_attune(exe, folder, decode_ids, decode_steps, env, extra)
         decodes.append(r["decode_ms_per_token"])
         res["prefill_decode_ctx_ms"] = r["prefill_ms"]
@@ -396,7 +401,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=7, help="timed prefills per measurement")
     ap.add_argument("--decode-steps", type=int, default=16,
                     help="timed torch decode steps (median) and attune --max-new-tokens")
-    ap.add_argument("--attune-runs", type=int, default=3, help="warm `attune run` calls for prefill")
+    ap.add_argument("--attune-runs", type=int, default=3, help="warm `attune run` calls for prefill, and calls for decode")
     ap.add_argument("--torch-compile", action="store_true", help="also time torch.compile (slow to compile)")
     ap.add_argument("--bw-mib", type=int, default=512, help="array size for the numpy read bandwidth")
     ap.add_argument("--attune", metavar="PATH", help="attune binary (default: .build/release/attune)")
@@ -526,10 +531,10 @@ def main():
     notes = [f"torch: eager attention, DynamicCache, median of {args.repeats} prefills / "
              f"{args.decode_steps} decode steps after {args.warmup} warm-up; each decode step "
              f"starts from the same {args.decode_context}-token cache (cropped back after each step)",
-             f"attune: OMP_NUM_THREADS={args.threads}, --max-context {MAX_CONTEXT}; prefill = median over "
-             f"{args.attune_runs} warm calls of `run --repeats {attune.get('prefill_repeats_per_call', 1)}`; "
-             f"decode = decode_ms_per_token over steps {args.decode_context}..{args.decode_context + args.decode_steps - 1}"
-             f" (median of calls)"]
+             ] + ([f"attune: OMP_NUM_THREADS={args.threads}, --max-context {MAX_CONTEXT}; prefill = median over "
+                   f"{args.attune_runs} warm calls of `run --repeats {attune['prefill_repeats_per_call']}`; "
+                   f"decode = decode_ms_per_token over steps {args.decode_context}.."
+                   f"{args.decode_context + args.decode_steps - 1} (median of calls)"] if attune else [])
     if check:
         if "error" in check:
             notes.append(f"logits check: {check['error']}")

@@ -158,6 +158,150 @@ int32_t attune_kernels_openmp_enabled(void);
 int32_t attune_kernels_max_threads(void);
 int32_t attune_kernels_has_avx512(void);
 
+/* ---------------------------------------------------------------------------
+ * sigmoid — tiled sigmoid attention (FlashSigmoid), fp32. Not softmax:
+ *     O[b,h,i,:] = sum_{j visible} sigmoid(scale * Q[b,h,i,:] . K[b,g,j,:] + bias) * V[b,g,j,:]
+ * with no normalisation across keys; masked keys contribute exactly 0, a row
+ * with no visible key gives O = 0, split-KV partials are summed. There is no
+ * log-sum-exp: when `t->lse` is given every row's LSE is written as 0.
+ * --------------------------------------------------------------------------- */
+typedef struct {
+    int32_t block_q;    /* query rows per tile (heads of a kv group are stacked); 0 = default 64 */
+    int32_t block_kv;   /* keys per tile; 0 = default 256 */
+    int32_t kv_splits;  /* KV chunks per (batch, kv head, q tile), summed; 0 = auto */
+    int32_t threads;    /* OpenMP threads; 0 = runtime default */
+    float bias;         /* b, the model's; must be finite (NULL params: 0) */
+} attune_sigmoid_params;
+
+int32_t attune_sigmoid_attention(const attune_attention_problem *p,
+                                 const attune_attention_tensors *t,
+                                 const attune_sigmoid_params *params,
+                                 attune_status *status);
+
+/* ---------------------------------------------------------------------------
+ * unified_max — split-KV attention with one fixed max phi per q head instead
+ * of a running max (FlashDecoding++'s asynchronised softmax), fp32. Each KV
+ * split accumulates f_s = sum e^(x - phi) v and l_s = sum e^(x - phi) with no
+ * rescaling; O = sum f_s / sum l_s, LSE = phi + ln sum l_s (x = scale q.k).
+ * Exact: a row whose scores leave the safe range around phi (Kernels/
+ * unified_max.c: max x - phi <= (127 - ceil log2 split_len) ln 2 per split,
+ * >= (ceil log2 kv_len - 102) ln 2 per row), or whose sums are not finite, is
+ * recomputed by attune_flash_attention and counted. A wrong phi costs time only.
+ * --------------------------------------------------------------------------- */
+typedef struct {
+    int32_t block_kv;            /* keys per tile; 0 = default 256 */
+    int32_t kv_splits;           /* KV chunks per (batch, kv head, q tile), summed; 0 = auto */
+    int32_t threads;             /* OpenMP threads; 0 = runtime default */
+    float phi;                   /* fixed max, natural-log score units (the units of LSE); finite */
+    const float *phi_per_head;   /* [q_heads] per-head phi (calibrated), or NULL = `phi` for all */
+    int64_t phi_per_head_count;  /* number of values at phi_per_head: q_heads, or 0 when NULL */
+    int64_t *fallback_rows_out;  /* may be NULL; receives the number of rows recomputed by flash */
+} attune_unified_max_params;
+
+/* `params` may be NULL: defaults and phi = 0. */
+int32_t attune_unified_max_attention(const attune_attention_problem *p,
+                                     const attune_attention_tensors *t,
+                                     const attune_unified_max_params *params,
+                                     attune_status *status);
+
+/* ---------------------------------------------------------------------------
+ * hybrid — a two-tier KV cache (Kernels/hybrid_kv.c) and attention over it
+ * (Kernels/hybrid.c), merged by log-sum-exp (ALGORITHMS.md §6, HGCA).
+ *
+ * One cache holds one sequence's K/V of one layer, for every kv head:
+ *   hot tier:  the most recent tokens, fp32, dense per head, attended exactly
+ *              by `flash`;
+ *   cold tier: every older token, in whole blocks of `block` keys, stored as
+ *              f32, bf16 or int8 (see attune_hybrid_cold_dtype), in anonymous
+ *              memory or in a memory-mapped file that grows as tokens move
+ *              cold, plus per-(block, head) summaries (per-dim min and max of
+ *              the stored keys) kept in RAM for selection.
+ * Tokens move from hot to cold one whole block at a time: after every append
+ * cold_len = max(0, floor((len - window) / block)) * block, so the hot tier
+ * holds between `window` and `window + block - 1` tokens once len >= window
+ * (all of them before). A generated module owns one cache per layer: create it
+ * at model load, append each step's new K/V rows, attend, reset per sequence.
+ * Not thread-safe: one append/attention at a time per cache.
+ * --------------------------------------------------------------------------- */
+typedef enum {
+    ATTUNE_HYBRID_COLD_F32 = 0,  /* exact copy (hybrid == dense attention with budget all) */
+    ATTUNE_HYBRID_COLD_BF16 = 1, /* round-to-nearest-even bf16, K and V */
+    ATTUNE_HYBRID_COLD_INT8 = 2, /* symmetric int8: K scale per (block, head, dim),
+                                    V scale per (token, head); scale = max|x| / 127 */
+} attune_hybrid_cold_dtype;
+
+typedef struct {
+    int64_t kv_heads;
+    int64_t qk_dim;
+    int64_t v_dim;
+    int64_t window;        /* >= 1 hot tokens kept in fp32 */
+    int32_t cold_dtype;    /* attune_hybrid_cold_dtype */
+    int32_t block;         /* cold keys per block: a multiple of 16 in [16, 1024] */
+    int64_t max_tokens;    /* capacity; 0 = 1 << 22. Virtual address space is reserved
+                              for it up front, memory is committed as tokens arrive */
+    const char *cold_path; /* NULL: cold tier in anonymous memory; else a file created
+                              (truncated) here, grown with ftruncate in chunks and mapped
+                              MAP_SHARED, so the cold tier may exceed RAM */
+    int32_t release_written; /* file-backed only: madvise(MADV_DONTNEED) cold pages once
+                                written, so only the pages attention reads stay resident */
+} attune_hybrid_kv_config;
+
+typedef struct attune_hybrid_kv attune_hybrid_kv; /* opaque */
+
+int32_t attune_hybrid_kv_create(const attune_hybrid_kv_config *config, attune_hybrid_kv **out,
+                                attune_status *status);
+/* Unmaps and closes; the cold file, if any, is left on disk. NULL is ignored. */
+void attune_hybrid_kv_destroy(attune_hybrid_kv *cache);
+/* Appends n tokens for every kv head: K row (head g, token t) at
+ * k + g * k_head_stride + t * k_row_stride (qk_dim contiguous floats), V alike. */
+int32_t attune_hybrid_kv_append(attune_hybrid_kv *cache, int64_t n,
+                                const float *k, int64_t k_head_stride, int64_t k_row_stride,
+                                const float *v, int64_t v_head_stride, int64_t v_row_stride,
+                                attune_status *status);
+/* Empties both tiers (keeps the memory and the file's size for reuse). */
+void attune_hybrid_kv_reset(attune_hybrid_kv *cache);
+/* Tokens in total, in the hot tier, in the cold tier (any pointer may be NULL). */
+void attune_hybrid_kv_lengths(const attune_hybrid_kv *cache, int64_t *total, int64_t *hot, int64_t *cold);
+/* The stored (dequantised) K and V rows of token `pos` of kv head `head`;
+ * k_out holds qk_dim floats, v_out v_dim (either may be NULL). */
+int32_t attune_hybrid_kv_read(const attune_hybrid_kv *cache, int64_t head, int64_t pos,
+                              float *k_out, float *v_out, attune_status *status);
+/* Bytes of the cold tier's store (file size when file-backed) and of the summaries. */
+void attune_hybrid_kv_footprint(const attune_hybrid_kv *cache, int64_t *cold_bytes, int64_t *summary_bytes);
+
+typedef struct {
+    double cold_budget;  /* (0, 1]: fraction of visible cold blocks per kv head (rounded up);
+                            > 1: that many blocks (an integer); >= all blocks: exact */
+    int32_t threads;     /* OpenMP threads; 0 = runtime default */
+    int32_t schedule;    /* 0: hot pass on one thread concurrently with cold items on the
+                            others (one work queue); 1: hot with all threads, then cold */
+    attune_flash_params hot; /* tiles of the hot pass (threads is set by `schedule`) */
+} attune_hybrid_params;
+
+typedef struct {
+    int64_t hot_keys, cold_keys;   /* tiers' lengths at the call */
+    int64_t selected_cold_keys;    /* summed over kv heads */
+    double selected_fraction;      /* selected / (cold_keys * kv_heads); 0 when no cold keys */
+    double select_ms, attend_ms;   /* summary scoring + top-k; the whole call */
+} attune_hybrid_stats;
+
+/* Attention of one sequence's queries over everything the cache holds.
+ * q: q_heads x q_len x qk_dim at q + h * q_head_stride + i * q_row_stride;
+ * o: q_heads x q_len x v_dim likewise; lse: q_heads x q_len (h * q_len + i), may be NULL.
+ * Query row i sits at position q_offset + i (ATTUNE_Q_OFFSET_DEFAULT: len - q_len);
+ * causal is bottom-right aligned as in the ABI; q_heads % kv_heads == 0.
+ * Hot tier: flash, exact. Cold tier: per kv head, each block is scored by the
+ * upper bound max over the group's query rows of sum_d max(q_d min_d, q_d max_d)
+ * (Quest-style; exact bound for the stored keys), the top ceil(budget * blocks)
+ * blocks are attended exactly (stored values dequantised in registers), and the
+ * two tiers' (O, LSE) are merged by attune_lse_merge_rows. */
+int32_t attune_hybrid_attention(attune_hybrid_kv *cache, int64_t q_heads, int64_t q_len,
+                                const float *q, int64_t q_head_stride, int64_t q_row_stride,
+                                float *o, int64_t o_head_stride, int64_t o_row_stride, float *lse,
+                                float scale, int32_t causal, int64_t q_offset,
+                                const attune_hybrid_params *params, attune_hybrid_stats *stats,
+                                attune_status *status);
+
 #ifdef __cplusplus
 }
 #endif

@@ -4,6 +4,9 @@ public enum KernelRegistry {
     public static let all: [any AttentionKernel] = [
         FlashKernel(),
         PrefixSharedKernel(),
+        UnifiedMaxKernel(),
+        SigmoidKernel(),
+        HybridKernel(),
     ]
 
     public static var names: [String] { all.map(\.name) }

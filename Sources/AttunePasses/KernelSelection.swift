@@ -56,13 +56,17 @@ public enum KernelSelection {
     static func choose(_ a: AttentionAttrs, layer: Int?, rows: Int?, kvRows: Int?,
                        overrides: KernelOverrides) -> Result<KernelBinding, Unbound> {
         if case .sigmoid = a.normalizer {
-            guard KernelRegistry.names.contains("sigmoid") else {
+            // Sigmoid attention is the model's semantics: only sigmoid kernels qualify.
+            guard let rule = KernelRegistry.all.first(where: { $0.normalizer == .sigmoid }) else {
                 return .failure(Unbound(reason: "no kernel implements sigmoid attention yet"))
             }
-            if let (choice, why) = overrides.choice(layer: layer), choice.kernel != "sigmoid" {
-                return .failure(Unbound(reason: "\(why): '\(choice.kernel)' is not a sigmoid-attention kernel"))
+            if let (choice, why) = overrides.choice(layer: layer) {
+                guard let kernel = try? KernelRegistry.kernel(named: choice.kernel), kernel.normalizer == .sigmoid else {
+                    return .failure(Unbound(reason: "\(why): '\(choice.kernel)' is not a sigmoid-attention kernel"))
+                }
+                return .success(KernelBinding(kernel: kernel.name, parameters: choice.parameters, reason: why))
             }
-            return .success(KernelBinding(kernel: "sigmoid", reason: "rule: sigmoid attention → sigmoid"))
+            return .success(KernelBinding(kernel: rule.name, reason: "rule: sigmoid attention → \(rule.name)"))
         }
         let problem = AttentionProblem(qHeads: a.heads, kvHeads: a.kvHeads, qLen: rows ?? representativeRows,
                                        kvLen: kvRows ?? max(rows ?? representativeRows, representativeRows),
@@ -70,6 +74,9 @@ public enum KernelSelection {
                                        causal: a.causal, window: a.window)
         if let (choice, why) = overrides.choice(layer: layer) {
             if let kernel = try? KernelRegistry.kernel(named: choice.kernel) {
+                guard kernel.normalizer == .softmax else {
+                    return .failure(Unbound(reason: "\(why): '\(kernel.name)' computes \(kernel.normalizer.rawValue) attention, this node softmax"))
+                }
                 let reasons = kernel.unsupportedReasons(problem)
                 if reasons.isEmpty {
                     return .success(KernelBinding(kernel: kernel.name, parameters: choice.parameters, reason: why))

@@ -31,13 +31,23 @@ final class KernelSelectionTests: XCTestCase {
         ])
     }
 
-    func testRefusesSigmoidAttentionWithoutAKernel() throws {
+    func testBindsSigmoidAttentionOnlyToASigmoidKernel() throws {
         let g = try fusedDecoder(try TinyConfigs.llamaSigmoid())
         let outcome = try Pass.selectKernels().run(g)
-        XCTAssertEqual(outcome.stats.matches, 0)
-        XCTAssertEqual(outcome.stats.refusals, ["no kernel implements sigmoid attention yet": 2])
-        XCTAssertEqual(outcome.stats.refusedAt.map(\.label), ["model.layers.0.self_attn", "model.layers.1.self_attn"])
-        XCTAssertEqual(bindings(outcome.graph), [nil, nil])
+        XCTAssertEqual(outcome.stats.matches, 2)
+        XCTAssertEqual(bindings(outcome.graph).map { $0?.kernel }, ["sigmoid", "sigmoid"])
+
+        let tuned = try Pass.selectKernels(KernelOverrides(global: try KernelChoice(parsing: "sigmoid:block_kv=64"))).run(g)
+        XCTAssertEqual(bindings(tuned.graph).map { $0?.parameters["block_kv"] }, [64, 64], "override parameters are kept")
+
+        // Softmax and sigmoid are the model's semantics: neither kernel is swapped in for the other.
+        let refused = try Pass.selectKernels(KernelOverrides(global: KernelChoice(kernel: "flash"))).run(g)
+        XCTAssertEqual(refused.stats.matches, 0)
+        XCTAssertEqual(refused.stats.refusals, ["override --attention flash: 'flash' is not a sigmoid-attention kernel": 2])
+        XCTAssertEqual(refused.stats.refusedAt.map(\.label), ["model.layers.0.self_attn", "model.layers.1.self_attn"])
+        let softmax = try Pass.selectKernels(KernelOverrides(global: KernelChoice(kernel: "sigmoid"))).run(try fusedDecoder(try TinyConfigs.llamaGQA()))
+        XCTAssertEqual(softmax.stats.matches, 0)
+        XCTAssertTrue(softmax.stats.refusals.keys.allSatisfy { $0.contains("computes sigmoid attention, this node softmax") }, "\(softmax.stats.refusals)")
     }
 
     func testParsesKernelChoices() throws {

@@ -69,12 +69,13 @@ final class PipelineTests: XCTestCase {
     }
 
     func testUnfusedPatternsAreListedWithTheirLabels() throws {
-        let report = try Pipeline.standard().run(try decoder(try TinyConfigs.llamaSigmoid()))
+        let overrides = KernelOverrides(global: KernelChoice(kernel: "flash"))
+        let report = try Pipeline.standard(kernels: overrides).run(try decoder(try TinyConfigs.llamaSigmoid()))
         XCTAssertEqual(report.unfused.map(\.description), [
-            "select-kernels: %13 (model.layers.0.self_attn): no kernel implements sigmoid attention yet",
-            "select-kernels: %33 (model.layers.1.self_attn): no kernel implements sigmoid attention yet",
+            "select-kernels: %13 (model.layers.0.self_attn): override --attention flash: 'flash' is not a sigmoid-attention kernel",
+            "select-kernels: %33 (model.layers.1.self_attn): override --attention flash: 'flash' is not a sigmoid-attention kernel",
         ])
-        XCTAssertTrue(report.summary.contains("refused 2x: no kernel implements sigmoid attention yet"), report.summary)
+        XCTAssertTrue(report.summary.contains("refused 2x: override --attention flash: 'flash' is not a sigmoid-attention kernel"), report.summary)
     }
 
     func testAPassThatBreaksTheGraphIsCaught() throws {

@@ -8,8 +8,8 @@ Tests/Fixtures/requirements.txt into it (CPU-only torch, everything pinned),
 then re-executes itself with the venv's python. Nothing is downloaded from a
 model hub: the weights are random, drawn from a fixed seed.
 
-Writes Tests/Fixtures/models/{llama,qwen2,mistral}/ (see README.md there for the
-layout). Running it twice on the same machine gives byte-identical files.
+Writes Tests/Fixtures/models/{llama,qwen2,mistral,llama_sigmoid}/ (see README.md
+there for the layout). Running it twice on the same machine gives byte-identical files.
 
 Float64 note: `model.double()` alone is NOT a float64 computation in
 transformers -- RMSNorm, the attention softmax and the RoPE cos/sin are all
@@ -17,6 +17,13 @@ forced through float32 inside the modeling code. For the *_f64.npy goldens
 those three spots are patched to stay in the input dtype, and the result is
 cross-checked against an independent numpy float64 forward pass that reads the
 safetensors files directly.
+
+llama_sigmoid is a Llama checkpoint whose config asks for Attune's sigmoid
+attention ("attention_normalizer": "sigmoid", "sigmoid_bias"). transformers has
+no sigmoid attention, so its goldens (float64 logits, greedy ids) come from the
+numpy float64 forward pass itself; transformers is used only to cross-check
+that forward: with softmax attention against TrueFloat64, and with its eager
+attention patched to sigmoid (SigmoidEager) as a second implementation.
 """
 import hashlib, json, math, os, re, shutil, subprocess, sys
 from pathlib import Path
@@ -87,6 +94,13 @@ def model_specs():
              config=MistralConfig(**common, num_key_value_heads=2, head_dim=16, intermediate_size=128,
                                   rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
                                   rms_norm_eps=1e-5, tie_word_embeddings=False, sliding_window=6)),
+        # Attune's sigmoid attention (FlashSigmoid): O = sum_j sigmoid(q.k/sqrt(d) + b) v_j,
+        # b = -ln(max_position_embeddings). Goldens from numpy (see build_sigmoid).
+        dict(name="llama_sigmoid", cls=LlamaForCausalLM, store_dtype=torch.float32, shards=1, sigmoid=True,
+             config=LlamaConfig(**common, num_key_value_heads=2, head_dim=16, intermediate_size=160,
+                                rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+                                rms_norm_eps=1e-5, tie_word_embeddings=False,
+                                attention_normalizer="sigmoid", sigmoid_bias=-math.log(256))),
     ]
 
 
@@ -175,8 +189,49 @@ class TrueFloat64:
             setattr(obj, attr, val)
 
 
-def numpy_reference(folder, spec, ids):
-    """Independent float64 forward pass from the safetensors files (numpy only)."""
+class SigmoidEager:
+    """Context manager (inside TrueFloat64): llama's eager attention computes
+    sigmoid(q k^T * scaling + bias) * v instead of softmax, masked keys 0."""
+
+    def __init__(self, bias):
+        self.bias = bias
+
+    def __enter__(self):
+        import torch
+        import transformers.models.llama.modeling_llama as ml
+        bias = self.bias
+
+        def eager(module, query, key, value, attention_mask, scaling, dropout=0.0, **kw):
+            k = ml.repeat_kv(key, module.num_key_value_groups)
+            v = ml.repeat_kv(value, module.num_key_value_groups)
+            w = torch.matmul(query, k.transpose(2, 3)) * scaling + bias
+            if attention_mask is not None:
+                if attention_mask.dtype == torch.bool:
+                    w = w.masked_fill(~attention_mask, float("-inf"))
+                else:
+                    w = w + attention_mask  # dtype min where masked: sigmoid is exactly 0
+            w = torch.sigmoid(w)
+            return torch.matmul(w, v).transpose(1, 2).contiguous(), w
+
+        self.saved = ml.eager_attention_forward
+        ml.eager_attention_forward = eager
+        return self
+
+    def __exit__(self, *exc):
+        import transformers.models.llama.modeling_llama as ml
+        ml.eager_attention_forward = self.saved
+
+
+def stable_sigmoid(z):
+    import numpy as np
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def numpy_reference(folder, spec, ids, normalizer="softmax"):
+    """Independent float64 forward pass from the safetensors files (numpy only).
+    normalizer "sigmoid": attention weights sigmoid(s + sigmoid_bias), masked 0,
+    no normalisation across keys."""
     import numpy as np
     from safetensors.torch import load_file
     import torch
@@ -221,6 +276,10 @@ def numpy_reference(folder, spec, ids):
         for hh in range(H):
             kv = hh // (H // Hkv)
             s = q[:, hh, :] @ k[:, kv, :].T / math.sqrt(D)
+            if normalizer == "sigmoid":
+                w = np.where(allowed, stable_sigmoid(s + c.sigmoid_bias), 0.0)
+                out[:, hh, :] = w @ v[:, kv, :]
+                continue
             s = np.where(allowed, s, -np.inf)
             s = np.exp(s - s.max(-1, keepdims=True))
             out[:, hh, :] = (s / s.sum(-1, keepdims=True)) @ v[:, kv, :]
@@ -235,10 +294,102 @@ def numpy_reference(folder, spec, ids):
 
 # --------------------------------------------------------------------------- main
 
+def dump_golden(folder, golden):
+    text = json.dumps(golden, indent=2)
+    # Keep integer lists (token ids) on one line.
+    text = re.sub(r"\[\s*(-?\d+(?:,\s*-?\d+)*)\s*\]",
+                  lambda m: "[" + ", ".join(re.split(r",\s*", m.group(1))) + "]", text)
+    (folder / "golden.json").write_text(text + "\n")
+
+
+def build_sigmoid(spec, torch_version, transformers_version):
+    """A checkpoint with sigmoid attention; goldens from the numpy float64 forward."""
+    import numpy as np
+    import torch
+    name, cls, config = spec["name"], spec["cls"], spec["config"]
+    folder = OUT / name
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+
+    # 1. Random model, float32, saved as transformers writes it (the config keeps the
+    #    two sigmoid keys; transformers itself ignores them).
+    torch.manual_seed(SEED)
+    config._attn_implementation = "eager"
+    model = cls(config).to(torch.float32).eval()
+    init_weights(model, SEED + sum(map(ord, name)))
+    model.save_pretrained(str(folder))
+    del model
+    cfg = json.loads((folder / "config.json").read_text())
+    assert cfg.get("attention_normalizer") == "sigmoid", cfg
+    assert cfg.get("sigmoid_bias") == config.sigmoid_bias, cfg
+    tensors = checkpoint_tensors(folder)
+    assert sorted({d for d, _, _ in tensors.values()}) == ["F32"]
+    assert "lm_head.weight" in tensors and sorted({f for _, _, f in tensors.values()}) == ["model.safetensors"]
+
+    # 2. Cross-checks of the numpy forward on this checkpoint: with softmax it must equal
+    #    transformers in true float64 (everything but the attention weights), and with
+    #    sigmoid it must equal transformers' eager code patched to sigmoid.
+    model = cls.from_pretrained(str(folder), dtype=torch.float32, attn_implementation="eager").eval().double()
+    cross_softmax = cross_sigmoid = 0.0
+    with torch.no_grad():
+        for ids in SEQUENCES:
+            with TrueFloat64():
+                l64 = model(input_ids=torch.tensor([ids])).logits[0].numpy()
+                with SigmoidEager(config.sigmoid_bias):
+                    s64 = model(input_ids=torch.tensor([ids])).logits[0].numpy()
+            cross_softmax = max(cross_softmax, float(np.abs(numpy_reference(folder, spec, ids) - l64).max()))
+            cross_sigmoid = max(cross_sigmoid, float(np.abs(numpy_reference(folder, spec, ids, "sigmoid") - s64).max()))
+    del model
+    assert cross_softmax < 1e-10, f"{name}: numpy softmax forward differs from transformers by {cross_softmax}"
+    assert cross_sigmoid < 1e-10, f"{name}: numpy sigmoid forward differs from patched transformers by {cross_sigmoid}"
+
+    # 3. Goldens: float64 logits and greedy continuations, all from numpy.
+    seqs = []
+    for i, ids in enumerate(SEQUENCES):
+        l64 = numpy_reference(folder, spec, ids, "sigmoid")
+        softmax = numpy_reference(folder, spec, ids)
+        assert float(np.abs(l64 - softmax).max()) > 1e-1, f"{name}: sigmoid attention has no effect"
+        seq, gaps = list(ids), []
+        for _ in range(MAX_NEW_TOKENS):
+            last = numpy_reference(folder, spec, seq, "sigmoid")[-1]
+            top2 = np.sort(last)[-2:]
+            gaps.append(float(top2[1] - top2[0]))
+            seq.append(int(last.argmax()))
+        gap = min(gaps)
+        assert gap > 1e-3, f"{name}[{i}]: greedy step with top-2 logit gap {gap}; change SEED"
+        np.save(folder / f"logits_{i}_f64.npy", l64)
+        seqs.append(dict(input_ids=ids, greedy_new_ids=seq[len(ids):], logits_f64=f"logits_{i}_f64.npy",
+                         min_top2_logit_gap_greedy=gap, max_abs_logit=float(np.abs(l64).max())))
+        print(f"  {name}[{i}] T={len(ids)} greedy {seqs[i]['greedy_new_ids']} gap {gap:.3e}", file=sys.stderr)
+    print(f"  {name}: numpy vs transformers softmax {cross_softmax:.1e}, vs patched sigmoid {cross_sigmoid:.1e}",
+          file=sys.stderr)
+
+    dump_golden(folder, dict(
+        model=name,
+        architecture=cls.__name__,
+        checkpoint_dtype="float32",
+        seed=SEED,
+        transformers_version=transformers_version,
+        torch_version=torch_version,
+        attention_normalizer="sigmoid",
+        sigmoid_bias=config.sigmoid_bias,
+        logits_layout="[T, vocab] row-major; logits_<i>_f64.npy float64",
+        compute="numpy float64 forward pass from the safetensors file (numpy_reference, "
+                "normalizer sigmoid); greedy ids by full re-forward per step; transformers has no "
+                "sigmoid attention",
+        max_abs_diff_numpy_vs_transformers_softmax_f64=cross_softmax,
+        max_abs_diff_numpy_vs_patched_transformers_sigmoid_f64=cross_sigmoid,
+        sequences=seqs,
+    ))
+
+
 def build(spec, torch_version, transformers_version):
     import numpy as np
     import torch
     name, cls, config = spec["name"], spec["cls"], spec["config"]
+    if spec.get("sigmoid"):
+        return build_sigmoid(spec, torch_version, transformers_version)
     folder = OUT / name
     if folder.exists():
         shutil.rmtree(folder)
@@ -364,11 +515,7 @@ def build(spec, torch_version, transformers_version):
         golden["max_abs_diff_vs_no_sliding_window"] = diffs
         print(f"  {name}: logits change without the window by {diffs}", file=sys.stderr)
 
-    text = json.dumps(golden, indent=2)
-    # Keep integer lists (token ids) on one line.
-    text = re.sub(r"\[\s*(-?\d+(?:,\s*-?\d+)*)\s*\]",
-                  lambda m: "[" + ", ".join(re.split(r",\s*", m.group(1))) + "]", text)
-    (folder / "golden.json").write_text(text + "\n")
+    dump_golden(folder, golden)
 
 
 def main():

@@ -1,0 +1,937 @@
+/*
+ * unified_max.c — split-KV attention with one fixed max per head, the
+ * asynchronised softmax of FlashDecoding++ (ALGORITHMS.md §2), fp32, exact
+ * through a counted fallback.
+ *
+ * Math. softmax(x)_j = e^(x_j - phi) / sum_i e^(x_i - phi) for any constant phi.
+ * With phi fixed in advance (per query head), every KV split s of a row works
+ * on its own, with no running max and no rescaling of its accumulators:
+ *
+ *   t_j = x_j - phi                          x = scale q.k, natural-log units
+ *   f_s = sum_{j in s} e^(t_j) v_j           l_s = sum_{j in s} e^(t_j)
+ *   O   = sum_s f_s / sum_s l_s              LSE = phi + ln sum_s l_s
+ *
+ * so partials combine by plain sums (in double, in split order) instead of a
+ * log-sum-exp merge. As in flash.c the kernel works in base-2 units: Q is
+ * scaled by scale * log2 e when packed, phi2 = phi * log2 e, p_j = 2^(t_j)
+ * with t_j = S_j - phi2, LSE = ln 2 * (phi2 + log2 sum_s l_s).
+ *
+ * Precision: t_j is never formed in fp32. phi2 = k + r with k an integer and
+ * |r| <= 1/2; the kernel computes x_j = S_j - r (as small as the score) and
+ * p_j = 2^(x_j - k) with k applied to the exponent only (exp2_shifted), so
+ * the result does not depend on |phi|. (Rounding t_j = S_j - phi2 to fp32
+ * would cost |t_j| 2^-25 in every exponent: 1.7e-6 relative in each term at
+ * |t| = 60 bits, measured as 1e-6 LSE error before this split.) phi2 is
+ * clamped to +-2^19 (+-363,000 natural units); any constant is a valid max.
+ *
+ * Safe range (base-2 units; N = kv_len, n = keys of the split, both >= 1):
+ *
+ *   high:  max t <= HI = 127 - ceil(log2 n)    per split
+ *          every term is <= 2^HI, so l_s <= n 2^HI <= 2^127 < FLT_MAX, and
+ *          exp2_shifted (exponent clamped to [-200, 128]) is exact. In
+ *          natural units: 88.0 - ln n, one bit inside the paper's 88.7 - ln n.
+ *   low:   max t >= LO = ceil(log2 N) - 102    per row, over all its splits
+ *          A fixed phi only adds underflow error: terms, products and
+ *          partial sums below 2^-126 are denormal (absolute error <= 2^-150)
+ *          or, if the caller runs with FTZ/DAZ, flushed (error < 2^-126).
+ *          Each key adds a few such errors of size <= 2^-126 (1 + |v|), and
+ *          l >= 2^(max t) >= 2^LO, so the extra error in O is below about
+ *          N 2^(-126 - LO) (1 + |v|) <= 2^-24 (1 + |v|): fp32 rounding.
+ *          In natural units LO = ln N - 70.7 (about -61 at N = 16384); the
+ *          paper's "-87" (the max term itself turning denormal) ignores
+ *          the N small terms and FTZ.
+ *
+ * Each split tracks the running row max of t as a by-product (one vmax per
+ * score, fused with the exp2 pass) and flags a row whose max leaves the high
+ * bound; the merge flags rows whose overall max is below the low bound, and
+ * any row whose sum or output is not finite (NaN in the inputs, or |v| near
+ * FLT_MAX / 2^HI). Flagged rows are recomputed exactly by flash, through its
+ * public entry point, and counted (`fallback_rows_out`); a wrong phi
+ * therefore costs time, never accuracy. A split stops early once every row it
+ * serves is flagged. Rows with no visible key give O = 0, LSE = -inf and are
+ * never flagged.
+ *
+ * phi: natural-log score units, the units of LSE. `phi_per_head` (one value
+ * per q head, e.g. calibrated per layer and head from a high quantile of the
+ * observed row maxima) overrides the scalar `phi`. Uncalibrated default:
+ * phi = 0. The fp32 window is wide — at N = 16384 with splits of 8192 keys a
+ * row needs no fallback while its max score lies in (phi - 61, phi + 79) —
+ * so phi = 0 covers rows whose max scale q.k is of the usual size (a few to
+ * a few tens); the fallback count shows when a model's are not. The two
+ * sides cost differently: a row far above phi is flagged by its first tile
+ * and its splits stop early (decode: ~5 % extra), a row far below phi is
+ * only known at the merge (a full extra pass: 2x). A calibrated phi at a
+ * high quantile of row maxima keeps rows on the cheap side.
+ *
+ * Structure (shared with flash.c, whose tiling and masking rules it keeps):
+ * work item = (batch, kv head, group of q heads, q tile, kv split); a q tile
+ * stacks the q heads of a kv group, decode is one tile per group. Each row
+ * sees one key interval [lo, hi): KV tiles outside every interval are not
+ * visited, interior tiles take the unmasked path, boundary tiles select
+ * MASKED (-3e38: p = 0 exactly) and restrict P.V per row, so NaN/Inf in
+ * masked K/V never reach a row. The
+ * split count depends on the problem only, and merges sum in a fixed order,
+ * so results are bitwise identical for any thread count. Decode (< 16 rows
+ * per tile) uses the packed narrow path with K/V prefetch; prefill the wide
+ * micro-kernels. Threads take items from an atomic counter.
+ *
+ * Parameters (attune_unified_max_params): block_kv (keys per tile, 0 = 256),
+ * kv_splits (0 = auto: enough items for 16-way parallelism, >= 512 keys per
+ * split, <= 64 — flash's rule), threads (0 = runtime default), phi,
+ * phi_per_head + phi_per_head_count (NULL = use phi), fallback_rows_out.
+ *
+ * Measured against flash (Docs/KERNELS.md, paired in-process A/B, 2 cores
+ * Zen 4): parity within the noise, about +-2 %, on decode (GQA 32/8 KV 4096
+ * and 16384, MHA 32 KV 8192) and causal prefill (512, 2048). Decode streams
+ * K/V from memory and the work a fixed max removes (the max pass, one exp2 and
+ * one multiply of O per tile, the LSE merge) is a few percent of a tile.
+ */
+#include "attune_attention.h"
+#include "attention_internal.h"
+#include "simd.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+enum {
+    DEFAULT_BLOCK_Q = 64,
+    DEFAULT_BLOCK_KV = 256,
+    MAX_BLOCK_KV = 8192,
+    TARGET_ITEMS = 16,    /* work items wanted before splitting KV */
+    MIN_SPLIT_KEYS = 512, /* shortest split worth its merge */
+    MAX_SPLITS = 64,
+    WIDE_MIN_ROWS = 16,
+    PREFETCH_KEYS_AHEAD = 16, /* as flash.c: K and V rows this far ahead, to L2 */
+    HI_BASE = 127,            /* HI = 127 - ceil(log2 n) */
+    LO_BASE = -102,           /* LO = ceil(log2 N) - 102 */
+    PHI2_LIMIT = 1 << 19,     /* |phi2| clamp, keeps exp2_shifted exact */
+};
+
+/* Masked scores and padding: finite, so that exp2_shifted needs no clamp of
+ * its argument, and far enough below any phi2 (|phi2| <= 2^19) to give 0. */
+#define MASKED (-3.0e38f)
+
+static const double LOG2E = 1.4426950408889634;
+static const double LN2 = 0.69314718055994531;
+
+typedef struct {
+    const attune_attention_problem *p;
+    const attune_attention_tensors *t;
+    int64_t q_offset, group, qtiles, hgroups, base_items;
+    int npos, hpt, rows, rp, dvp, bk, splits, wide;
+    float qscale;
+    float lo_bound;      /* LO, base 2 */
+    const float *phi_int;  /* [q_heads] round(phi2), phi2 = phi log2 e clamped to +-2^19 */
+    const float *phi_frac; /* [q_heads] phi2 - phi_int, in [-1/2, 1/2] */
+    float *part_f;       /* [base_items][splits][rows][dvp] unnormalised f_s */
+    float *part_l;       /* [base_items][splits][rows] l_s */
+    float *part_m;       /* [base_items][splits][rows] max t of the split */
+    uint8_t *part_bad;   /* [base_items][splits][rows] high bound broken */
+    uint8_t *flag;       /* [batch][q_heads][q_len] row needs the fallback */
+} plan;
+
+typedef struct {
+    float *qt;  /* [qk_dim][rp] scaled Q, row-minor (wide) */
+    float *qr;  /* [rows][qk_dim] scaled Q, row-major (narrow) */
+    float *st;  /* [bk][rp] scores, then probabilities */
+    float *acc; /* [rp][dvp] f_s */
+    float *m;           /* running max of S - phi_frac (t + phi_int) per row */
+    float *l;           /* l_s */
+    float *pf, *pk;     /* phi_frac, phi_int per row */
+    int32_t *lo, *hi, *valid, *bad;
+} scratch;
+
+static int ceil_log2(int64_t n) {
+    int k = 0;
+    while (((int64_t)1 << k) < n) k++;
+    return k;
+}
+
+static int largest_divisor_at_most(int64_t n, int64_t cap) {
+    for (int64_t d = cap < n ? cap : n; d > 1; d--)
+        if (n % d == 0) return (int)d;
+    return 1;
+}
+
+/* ---------------------------------------------------------------- scores */
+
+/* S^T[kk][c*16..] for RK keys x CV vectors of query rows (prefill). */
+ATTUNE_INLINE void qk_wide_block(const float *k, int64_t ks, const float *qt, int rp, int dqk,
+                                 float *st, const int RK, const int CV) {
+    vf acc[6][4];
+    for (int kk = 0; kk < RK; kk++)
+        for (int c = 0; c < CV; c++) acc[kk][c] = vf_zero();
+    for (int d = 0; d < dqk; d++) {
+        vf q[4];
+        for (int c = 0; c < CV; c++) q[c] = vf_load(qt + (int64_t)d * rp + c * VL);
+        for (int kk = 0; kk < RK; kk++) {
+            vf kb = vf_set1(k[kk * ks + d]);
+            for (int c = 0; c < CV; c++) acc[kk][c] = vf_fma(kb, q[c], acc[kk][c]);
+        }
+    }
+    for (int kk = 0; kk < RK; kk++)
+        for (int c = 0; c < CV; c++) vf_store(st + (int64_t)kk * rp + c * VL, acc[kk][c]);
+}
+
+#define QK_WIDE_CV(RK)                                                     \
+    switch (cv) {                                                          \
+    case 4: qk_wide_block(kp, ks, qt, rp, dqk, sp, RK, 4); break;          \
+    case 3: qk_wide_block(kp, ks, qt, rp, dqk, sp, RK, 3); break;          \
+    case 2: qk_wide_block(kp, ks, qt, rp, dqk, sp, RK, 2); break;          \
+    default: qk_wide_block(kp, ks, qt, rp, dqk, sp, RK, 1); break;         \
+    }
+
+static void scores_wide(const plan *pl, const scratch *sc, const float *kbase, int64_t j0, int n) {
+    const int rp = pl->rp, dqk = (int)pl->p->qk_dim;
+    const int64_t ks = pl->p->k_stride.row;
+    for (int c0 = 0; c0 < rp / VL; c0 += 4) {
+        int cv = rp / VL - c0 < 4 ? rp / VL - c0 : 4;
+        const float *qt = sc->qt + c0 * VL;
+        for (int jj = 0; jj < n; jj += 6) {
+            const float *kp = kbase + (j0 + jj) * ks;
+            float *sp = sc->st + (int64_t)jj * rp + c0 * VL;
+            switch (n - jj < 6 ? n - jj : 6) {
+            case 6: QK_WIDE_CV(6) break;
+            case 5: QK_WIDE_CV(5) break;
+            case 4: QK_WIDE_CV(4) break;
+            case 3: QK_WIDE_CV(3) break;
+            case 2: QK_WIDE_CV(2) break;
+            default: QK_WIDE_CV(1) break;
+            }
+        }
+    }
+}
+
+static inline void prefetch_l2(const float *p) { __builtin_prefetch(p, 0, 2); }
+
+/* R rows x KK keys (R * KK == 16) of dot products along the head dim, folded
+ * into one key-major vector (lane kk*R + r); pk != NULL prefetches K rows. */
+ATTUNE_INLINE void qk_narrow_block(const float *q, const float *k, int64_t ks, int dqk, float *st,
+                                   const float *pk, const int R, const int KK) {
+    vf acc[16];
+    for (int i = 0; i < 16; i++) acc[i] = vf_zero();
+    for (int d0 = 0; d0 < dqk; d0 += VL) {
+        if (pk)
+            for (int kk = 0; kk < KK; kk++) prefetch_l2(pk + kk * ks + d0);
+        vmask m = vm_first(dqk - d0);
+        vf kv[16];
+        for (int kk = 0; kk < KK; kk++) kv[kk] = vf_load_n(k + kk * ks + d0, m);
+        for (int r = 0; r < R; r++) {
+            vf qv = vf_load_n(q + (int64_t)r * dqk + d0, m);
+            for (int kk = 0; kk < KK; kk++) acc[kk * R + r] = vf_fma(qv, kv[kk], acc[kk * R + r]);
+        }
+    }
+    vf_store(st, vf_transpose_sum16(acc));
+}
+
+static void qk_narrow_key(const float *qr, int rows, const float *k, int dqk, float *st) {
+    for (int r = 0; r < rows; r++) {
+        vf acc = vf_zero();
+        for (int d0 = 0; d0 < dqk; d0 += VL) {
+            vmask m = vm_first(dqk - d0);
+            acc = vf_fma(vf_load_n(qr + (int64_t)r * dqk + d0, m), vf_load_n(k + d0, m), acc);
+        }
+        st[r] = vf_hsum(acc);
+    }
+}
+
+/* Scores of rows [r0, r0 + R) for keys [j0, j0 + n): S^T with row stride R,
+ * padded with -inf to a whole vector. */
+static void scores_narrow(const plan *pl, const scratch *sc, const float *kbase, int64_t j0, int n,
+                          int r0, int R, int prefetch) {
+    const int dqk = (int)pl->p->qk_dim, KK = VL / R;
+    const int64_t ks = pl->p->k_stride.row, kv_end = pl->p->kv_len;
+    const float *q = sc->qr + (int64_t)r0 * dqk;
+    int jj = 0;
+    for (; jj + KK <= n; jj += KK) {
+        const float *kp = kbase + (j0 + jj) * ks;
+        const int64_t ahead = j0 + jj + PREFETCH_KEYS_AHEAD;
+        const float *pk = prefetch && ahead + KK <= kv_end ? kbase + ahead * ks : NULL;
+        float *sp = sc->st + (int64_t)jj * R;
+        if (R == 1) qk_narrow_block(q, kp, ks, dqk, sp, pk, 1, 16);
+        else if (R == 2) qk_narrow_block(q, kp, ks, dqk, sp, pk, 2, 8);
+        else qk_narrow_block(q, kp, ks, dqk, sp, pk, 4, 4);
+    }
+    if (jj == n) return;
+    for (; jj < n; jj++) qk_narrow_key(q, R, kbase + (j0 + jj) * ks, dqk, sc->st + (int64_t)jj * R);
+    for (int i = n * R; i % VL; i++) sc->st[i] = MASKED;
+}
+
+/* ------------------------------------------------------ fixed-max softmax */
+
+/* 2^(x - k) for integer-valued k (|k| <= 2^19): the fraction comes from x
+ * alone and k only shifts the exponent, so the result is as accurate as 2^x
+ * whatever the size of phi — forming t = x - k in fp32 first would round away
+ * |t| 2^-25 of every exponent. Finite x: 0 below 2^-200 (MASKED gives 0), at
+ * most ~2^128 above (such rows are flagged anyway); |x| >= 2^23 is an integer
+ * and exact. x = +-inf or NaN gives NaN: the row is flagged by its sum. */
+#if defined(__AVX512F__)
+ATTUNE_INLINE vf exp2_shifted(vf x, vf k) {
+    vf n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    vf f = vf_sub(x, n);
+    vf e = vf_min(vf_set1(128.0f), vf_max(vf_set1(-200.0f), vf_sub(n, k)));
+    /* The polynomial of simd.h's vf_exp2: 2^f on [-1/2, 1/2], rel. error < 5e-9. */
+    vf p = vf_set1(1.5252733804059840e-5f);
+    p = vf_fma(p, f, vf_set1(1.5403530393381608e-4f));
+    p = vf_fma(p, f, vf_set1(1.3333558146428443e-3f));
+    p = vf_fma(p, f, vf_set1(9.6181291076284772e-3f));
+    p = vf_fma(p, f, vf_set1(5.5504108664821580e-2f));
+    p = vf_fma(p, f, vf_set1(2.4022650695910071e-1f));
+    p = vf_fma(p, f, vf_set1(6.9314718055994531e-1f));
+    p = vf_fma(p, f, vf_set1(1.0f));
+    return _mm512_scalef_ps(p, e);
+}
+#else
+ATTUNE_INLINE vf exp2_shifted(vf x, vf k) {
+    vf r;
+    for (int i = 0; i < VL; i++) {
+        double t = (double)x.v[i] - (double)k.v[i];
+        r.v[i] = !isfinite(x.v[i]) ? NAN : t < -200.0 ? 0.0f : (float)exp2(t < 128.0 ? t : 128.0);
+    }
+    return r;
+}
+#endif
+
+/* One pass per score: (mask on boundary tiles), x = S - phi_frac, max x,
+ * p = 2^(x - phi_int) = 2^(S - phi2), sum. Wide layout: a vector is 16 query
+ * rows of one key. */
+static void softmax_tile(const plan *pl, const scratch *sc, int64_t j0, int n, int full) {
+    const int rp = pl->rp;
+    const vf neg_inf = vf_set1(-INFINITY), masked = vf_set1(MASKED);
+    for (int c = 0; c < rp; c += VL) {
+        vf pf = vf_load(sc->pf + c), pk = vf_load(sc->pk + c), mt = neg_inf, sum = vf_zero();
+        vi lo = vi_load(sc->lo + c), hi = vi_load(sc->hi + c);
+        float *col = sc->st + c;
+        for (int jj = 0; jj < n; jj++) {
+            vf s = vf_load(col + (int64_t)jj * rp);
+            if (!full) s = vf_blend(vi_in_range(lo, hi, (int32_t)(j0 + jj)), s, masked);
+            vf x = vf_sub(s, pf);
+            mt = vf_max(mt, x);
+            vf pr = exp2_shifted(x, pk);
+            vf_store(col + (int64_t)jj * rp, pr);
+            sum = vf_add(sum, pr);
+        }
+        vf_store(sc->l + c, vf_add(vf_load(sc->l + c), sum));
+        vf_store(sc->m + c, vf_max(vf_load(sc->m + c), mt));
+    }
+}
+
+/* The same for rows [r0, r0 + R) of the packed narrow layout (16 / R keys of
+ * all R rows per vector). */
+static void softmax_packed(const scratch *sc, int r0, int R, int64_t j0, int n, int full) {
+    const int nv = (n * R + VL - 1) / VL, keys_per_vec = VL / R;
+    const vf neg_inf = vf_set1(-INFINITY), masked = vf_set1(MASKED);
+    float *st = sc->st;
+    vf pf = vf_row_spread(sc->pf + r0, R), pk = vf_row_spread(sc->pk + r0, R), mt = neg_inf, sum = vf_zero();
+    if (full) {
+        for (int b = 0; b < nv; b++) {
+            vf x = vf_sub(vf_load(st + b * VL), pf);
+            mt = vf_max(mt, x);
+            vf pr = exp2_shifted(x, pk);
+            vf_store(st + b * VL, pr);
+            sum = vf_add(sum, pr);
+        }
+    } else {
+        vi lo = vi_row_spread(sc->lo + r0, R), hi = vi_row_spread(sc->hi + r0, R);
+        for (int b = 0; b < nv; b++) {
+            vf s = vf_load(st + b * VL);
+            s = vf_blend(vi_keys_in_range(lo, hi, (int32_t)(j0 + b * keys_per_vec), R), s, masked);
+            vf x = vf_sub(s, pf);
+            mt = vf_max(mt, x);
+            vf pr = exp2_shifted(x, pk);
+            vf_store(st + b * VL, pr);
+            sum = vf_add(sum, pr);
+        }
+    }
+    vmask rows = vm_first(R);
+    vf_store_n(sc->l + r0, vf_add(vf_row_spread(sc->l + r0, R), vf_row_sum(sum, R)), rows);
+    vf_store_n(sc->m + r0, vf_max(vf_row_spread(sc->m + r0, R), vf_row_max(mt, R)), rows);
+}
+
+/* ------------------------------------------------------------------- P.V */
+
+/* acc[r][dv0..] += sum_{jj in [jb, je)} P[jj][r] V[jj] for RR rows x CV
+ * vectors — no rescale: that is the point of a fixed max. PF: prefetch the
+ * same columns of V row jj + PREFETCH_KEYS_AHEAD while jj < pf_end. */
+ATTUNE_INLINE void pv_block(float *acc, int dvp, const float *pt, int ps, const float *v, int64_t vs,
+                            int jb, int je, int pf_end, vmask tail, const int RR, const int CV,
+                            const int PF) {
+    vf o[6][4];
+    for (int r = 0; r < RR; r++)
+        for (int c = 0; c < CV; c++) o[r][c] = vf_load(acc + (int64_t)r * dvp + c * VL);
+    for (int jj = jb; jj < je; jj++) {
+        const float *vr = v + (int64_t)jj * vs;
+        if (PF && jj < pf_end)
+            for (int c = 0; c < CV; c++) prefetch_l2(vr + PREFETCH_KEYS_AHEAD * vs + c * VL);
+        vf vv[4];
+        for (int c = 0; c < CV; c++) vv[c] = c == CV - 1 ? vf_load_n(vr + c * VL, tail) : vf_load(vr + c * VL);
+        const float *pr = pt + (int64_t)jj * ps;
+        for (int r = 0; r < RR; r++) {
+            vf pb = vf_set1(pr[r]);
+            for (int c = 0; c < CV; c++) o[r][c] = vf_fma(pb, vv[c], o[r][c]);
+        }
+    }
+    for (int r = 0; r < RR; r++)
+        for (int c = 0; c < CV; c++) vf_store(acc + (int64_t)r * dvp + c * VL, o[r][c]);
+}
+
+#define PV_CV(RR, PF)                                                                     \
+    switch (cv) {                                                                         \
+    case 4: pv_block(ap, dvp, pt, ps, vp, vs, jb, je, pf_end, tail, RR, 4, PF); break;    \
+    case 3: pv_block(ap, dvp, pt, ps, vp, vs, jb, je, pf_end, tail, RR, 3, PF); break;    \
+    case 2: pv_block(ap, dvp, pt, ps, vp, vs, jb, je, pf_end, tail, RR, 2, PF); break;    \
+    default: pv_block(ap, dvp, pt, ps, vp, vs, jb, je, pf_end, tail, RR, 1, PF); break;   \
+    }
+
+/* Rows [r0, r0+rr) over keys [jb, je) of the tile; P[r0 + i][jj] = pt[jj * ps + i]. */
+static void pv_rows(const plan *pl, const scratch *sc, const float *vtile, const float *pt, int ps,
+                    int r0, int rr, int jb, int je, int pf_end) {
+    const int dvp = pl->dvp, dv = (int)pl->p->v_dim;
+    const int64_t vs = pl->p->v_stride.row;
+    for (int d0 = 0; d0 < dv; d0 += 4 * VL) {
+        int cols = dv - d0 < 4 * VL ? dv - d0 : 4 * VL;
+        int cv = (cols + VL - 1) / VL;
+        vmask tail = vm_first(cols - (cv - 1) * VL);
+        float *ap = sc->acc + (int64_t)r0 * dvp + d0;
+        const float *vp = vtile + d0;
+        if (pf_end > jb) { /* decode: rr <= 4 */
+            switch (rr) {
+            case 4: PV_CV(4, 1) break;
+            case 3: PV_CV(3, 1) break;
+            case 2: PV_CV(2, 1) break;
+            default: PV_CV(1, 1) break;
+            }
+            continue;
+        }
+        switch (rr) {
+        case 6: PV_CV(6, 0) break;
+        case 5: PV_CV(5, 0) break;
+        case 4: PV_CV(4, 0) break;
+        case 3: PV_CV(3, 0) break;
+        case 2: PV_CV(2, 0) break;
+        default: PV_CV(1, 0) break;
+        }
+    }
+}
+
+/* acc += P V for rows [rb, re); P[r][jj] = pt[jj * ps + r - rb]. On boundary
+ * tiles the block kernel covers only keys every live row of the block sees;
+ * each row's remaining visible keys go row by row, so no row multiplies a V
+ * row it cannot see. */
+static void pv_tile(const plan *pl, const scratch *sc, const float *pt, int ps, int rb, int re,
+                    const float *vbase, int64_t j0, int n, int full, int prefetch) {
+    int64_t pf_keys = pl->p->kv_len - PREFETCH_KEYS_AHEAD - j0;
+    int pf_end = !prefetch || pf_keys < 0 ? 0 : pf_keys < n ? (int)pf_keys : n;
+    const float *vtile = vbase + j0 * pl->p->v_stride.row;
+    for (int r0 = rb; r0 < re; r0 += 6) {
+        int rr = re - r0 < 6 ? re - r0 : 6;
+        const float *p0 = pt + (r0 - rb);
+        if (full) {
+            pv_rows(pl, sc, vtile, p0, ps, r0, rr, 0, n, pf_end);
+            continue;
+        }
+        int64_t a = j0, b = j0 + n;
+        for (int r = r0; r < r0 + rr; r++) {
+            if (sc->lo[r] >= sc->hi[r]) continue;
+            if (sc->lo[r] > a) a = sc->lo[r];
+            if (sc->hi[r] < b) b = sc->hi[r];
+        }
+        if (b < a) b = a;
+        pv_rows(pl, sc, vtile, p0, ps, r0, rr, (int)(a - j0), (int)(b - j0), 0);
+        for (int r = r0; r < r0 + rr; r++) {
+            if (sc->lo[r] >= sc->hi[r]) continue;
+            const float *pr = pt + (r - rb);
+            int64_t lo = sc->lo[r] > j0 ? sc->lo[r] : j0, hi = sc->hi[r] < j0 + n ? sc->hi[r] : j0 + n;
+            if (lo < a) pv_rows(pl, sc, vtile, pr, ps, r, 1, (int)(lo - j0), (int)((hi < a ? hi : a) - j0), 0);
+            if (hi > b) pv_rows(pl, sc, vtile, pr, ps, r, 1, (int)((lo > b ? lo : b) - j0), (int)(hi - j0), 0);
+        }
+    }
+}
+
+/* Decode tile: R rows at a time score, exponentiate and accumulate while
+ * their K and V rows are still in cache. */
+static void narrow_tile(const plan *pl, const scratch *sc, const float *kbase, const float *vbase,
+                        int64_t j0, int n, int full) {
+    const int R = pl->rows == 1 ? 1 : pl->rows == 2 ? 2 : 4;
+    for (int r0 = 0; r0 < pl->rows; r0 += R) {
+        scores_narrow(pl, sc, kbase, j0, n, r0, R, r0 == 0);
+        softmax_packed(sc, r0, R, j0, n, full);
+        int re = r0 + R < pl->rows ? r0 + R : pl->rows;
+        pv_tile(pl, sc, sc->st, R, r0, re, vbase, j0, n, full, r0 == 0);
+    }
+}
+
+/* ----------------------------------------------------------- work items */
+
+typedef struct {
+    int64_t b, g, hg, qt, split, base;
+} item;
+
+static item decode_item(const plan *pl, int64_t it) {
+    item x;
+    x.split = it % pl->splits;
+    int64_t rest = it / pl->splits;
+    x.qt = pl->qtiles - 1 - rest % pl->qtiles; /* heaviest causal tiles first */
+    rest /= pl->qtiles;
+    x.hg = rest % pl->hgroups;
+    rest /= pl->hgroups;
+    x.g = rest % pl->p->kv_heads;
+    x.b = rest / pl->p->kv_heads;
+    x.base = ((x.b * pl->p->kv_heads + x.g) * pl->hgroups + x.hg) * pl->qtiles + x.qt;
+    return x;
+}
+
+static void row_coords(const plan *pl, const item *x, int r, int64_t *head, int64_t *pos) {
+    *head = x->g * pl->group + x->hg * pl->hpt + r / pl->npos;
+    *pos = x->qt * pl->npos + r % pl->npos;
+}
+
+static uint8_t *row_flag(const plan *pl, int64_t b, int64_t head, int64_t pos) {
+    return pl->flag + (b * pl->p->q_heads + head) * pl->p->q_len + pos;
+}
+
+/* What a finished row needs: nothing visible (O = 0, LSE = -inf), the
+ * fallback (flagged), or its sums are in range. NaN fails every comparison,
+ * so a NaN max or sum is flagged. */
+enum { ROW_EMPTY, ROW_FLAGGED, ROW_OK };
+
+static int row_status(const plan *pl, int has_keys, int bad, float tmax, double l) {
+    if (!has_keys) return ROW_EMPTY;
+    if (bad || !(tmax >= pl->lo_bound) || !(l > 0.0) || !isfinite(l)) return ROW_FLAGGED;
+    return ROW_OK;
+}
+
+static float *out_row(const plan *pl, int64_t b, int64_t head, int64_t pos) {
+    const attune_attention_problem *p = pl->p;
+    return pl->t->o + b * p->o_stride.batch + head * p->o_stride.head + pos * p->o_stride.row;
+}
+
+static void write_lse(const plan *pl, int64_t b, int64_t head, int64_t pos, double value) {
+    const attune_attention_problem *p = pl->p;
+    if (pl->t->lse) pl->t->lse[b * p->lse_stride_batch + head * p->lse_stride_head + pos] = (float)value;
+}
+
+/* Writes a row that needs no output (empty) or flags it; ROW_OK is the caller's. */
+static void finish_other(const plan *pl, int64_t b, int64_t head, int64_t pos, int status) {
+    if (status == ROW_FLAGGED) {
+        *row_flag(pl, b, head, pos) = 1;
+        return;
+    }
+    float *o = out_row(pl, b, head, pos);
+    for (int64_t d = 0; d < pl->p->v_dim; d++) o[d] = 0.0f;
+    write_lse(pl, b, head, pos, -INFINITY);
+}
+
+/* phi2 = phi log2 e as the kernel used it (clamped, split exactly). */
+static double phi2_of(const plan *pl, int64_t head) {
+    return (double)pl->phi_int[head] + (double)pl->phi_frac[head];
+}
+
+/* One split: O = f / l, LSE = ln 2 (phi2 + log2 l); or flags the row. */
+static void finish_row(const plan *pl, int64_t b, int64_t head, int64_t pos, int has_keys, int bad,
+                       float tmax, float l, const float *f) {
+    int status = row_status(pl, has_keys, bad, tmax, l);
+    if (status != ROW_OK) {
+        finish_other(pl, b, head, pos, status);
+        return;
+    }
+    /* chk stays 0 unless an output is Inf or NaN (then x * 0 is NaN): f
+     * overflowed (|V| near FLT_MAX / 2^HI) or a visible V is NaN. */
+    float *o = out_row(pl, b, head, pos);
+    const int64_t dv = pl->p->v_dim;
+    const vf inv = vf_set1(1.0f / l);
+    vf chk = vf_zero();
+    for (int64_t d0 = 0; d0 < dv; d0 += VL) {
+        vmask mk = vm_first((int)(dv - d0 < VL ? dv - d0 : VL));
+        vf v = vf_mul(vf_load_n(f + d0, mk), inv);
+        vf_store_n(o + d0, v, mk);
+        chk = vf_add(chk, vf_mul(v, vf_zero()));
+    }
+    if (vf_hsum(chk) != 0.0f) {
+        *row_flag(pl, b, head, pos) = 1;
+        return;
+    }
+    write_lse(pl, b, head, pos, LN2 * (phi2_of(pl, head) + log2((double)l)));
+}
+
+static void run_item(const plan *pl, const scratch *sc, int64_t it) {
+    const attune_attention_problem *p = pl->p;
+    const attune_attention_tensors *t = pl->t;
+    const item x = decode_item(pl, it);
+    const int rp = pl->rp, dqk = (int)p->qk_dim, dvp = pl->dvp;
+
+    int64_t ulo = INT64_MAX, uhi = INT64_MIN, flo = INT64_MIN, fhi = INT64_MAX;
+    for (int r = 0; r < rp; r++) {
+        int64_t head = 0, pos = 0, lo = 0, hi = 0;
+        int ok = r < pl->rows;
+        if (ok) {
+            row_coords(pl, &x, r, &head, &pos);
+            ok = pos < p->q_len;
+        }
+        if (ok) attune_visible_range(p, pl->q_offset, pos, &lo, &hi);
+        sc->valid[r] = ok;
+        sc->lo[r] = (int32_t)lo;
+        sc->hi[r] = (int32_t)hi;
+        sc->pf[r] = ok ? pl->phi_frac[head] : 0.0f;
+        sc->pk[r] = ok ? pl->phi_int[head] : 0.0f;
+        sc->bad[r] = 0;
+        if (ok) {
+            if (lo < hi && lo < ulo) ulo = lo;
+            if (lo < hi && hi > uhi) uhi = hi;
+            if (lo > flo) flo = lo;
+            if (hi < fhi) fhi = hi;
+        }
+        sc->m[r] = -INFINITY;
+        sc->l[r] = 0.0f;
+    }
+    if (ulo > uhi) ulo = uhi = 0;
+    int64_t span = uhi - ulo;
+    int64_t chunk = (span + pl->splits - 1) / pl->splits;
+    chunk = (chunk + pl->bk - 1) / pl->bk * pl->bk;
+    int64_t c0 = ulo + x.split * chunk, c1 = c0 + chunk;
+    if (c0 > uhi) c0 = uhi;
+    if (c1 > uhi) c1 = uhi;
+
+    memset(sc->acc, 0, sizeof(float) * (size_t)rp * dvp);
+    if (c0 < c1) {
+        /* Rows with visible keys in this split: once all are flagged, stop. */
+        int live = 0;
+        for (int r = 0; r < pl->rows; r++)
+            live += sc->valid[r] && sc->lo[r] < sc->hi[r] && sc->lo[r] < c1 && sc->hi[r] > c0;
+        const float hi_bound = (float)(HI_BASE - ceil_log2(c1 - c0));
+        const float qscale = pl->qscale;
+        for (int r = 0; r < rp; r++) {
+            const float *src = NULL;
+            if (sc->valid[r]) {
+                int64_t head, pos;
+                row_coords(pl, &x, r, &head, &pos);
+                src = t->q + x.b * p->q_stride.batch + head * p->q_stride.head + pos * p->q_stride.row;
+            }
+            if (pl->wide)
+                for (int d = 0; d < dqk; d++) sc->qt[(int64_t)d * rp + r] = src ? src[d] * qscale : 0.0f;
+            else
+                for (int d = 0; d < dqk; d++) sc->qr[(int64_t)r * dqk + d] = src ? src[d] * qscale : 0.0f;
+        }
+        const float *kbase = t->k + x.b * p->k_stride.batch + x.g * p->k_stride.head;
+        const float *vbase = t->v + x.b * p->v_stride.batch + x.g * p->v_stride.head;
+        for (int64_t j0 = c0; j0 < c1; j0 += pl->bk) {
+            int n = (int)(c1 - j0 < pl->bk ? c1 - j0 : pl->bk);
+            int full = flo <= j0 && j0 + n <= fhi;
+            if (pl->wide) {
+                scores_wide(pl, sc, kbase, j0, n);
+                softmax_tile(pl, sc, j0, n, full);
+                pv_tile(pl, sc, sc->st, pl->rp, 0, pl->rows, vbase, j0, n, full, 0);
+            } else {
+                narrow_tile(pl, sc, kbase, vbase, j0, n, full);
+            }
+            int nbad = 0;
+            for (int r = 0; r < pl->rows; r++) {
+                if (!sc->valid[r]) continue;
+                if (!(sc->m[r] - sc->pk[r] <= hi_bound)) sc->bad[r] = 1; /* also NaN */
+                nbad += sc->bad[r];
+            }
+            if (nbad == live) break; /* the fallback redoes these rows anyway */
+        }
+    }
+
+    for (int r = 0; r < pl->rows; r++) {
+        if (!sc->valid[r]) continue;
+        int64_t head, pos;
+        row_coords(pl, &x, r, &head, &pos);
+        const float *a = sc->acc + (int64_t)r * dvp;
+        if (pl->splits > 1) {
+            int64_t slot = (x.base * pl->splits + x.split) * pl->rows + r;
+            memcpy(pl->part_f + slot * dvp, a, sizeof(float) * (size_t)p->v_dim);
+            pl->part_l[slot] = sc->l[r];
+            pl->part_m[slot] = sc->m[r];
+            pl->part_bad[slot] = (uint8_t)sc->bad[r];
+        } else {
+            finish_row(pl, x.b, head, pos, sc->lo[r] < sc->hi[r], sc->bad[r], sc->m[r] - sc->pk[r], sc->l[r], a);
+        }
+    }
+}
+
+/* Sums the splits of one base item, row by row, in split order. */
+static void merge_item(const plan *pl, int64_t base) {
+    const attune_attention_problem *p = pl->p;
+    item x;
+    x.base = base;
+    x.split = 0;
+    x.qt = base % pl->qtiles;
+    x.hg = base / pl->qtiles % pl->hgroups;
+    x.g = base / pl->qtiles / pl->hgroups % p->kv_heads;
+    x.b = base / pl->qtiles / pl->hgroups / p->kv_heads;
+    enum { CHUNK = 256 };
+    double f[CHUNK];
+    for (int r = 0; r < pl->rows; r++) {
+        int64_t head, pos, lo, hi;
+        row_coords(pl, &x, r, &head, &pos);
+        if (pos >= p->q_len) continue;
+        attune_visible_range(p, pl->q_offset, pos, &lo, &hi);
+        double l = 0.0;
+        float m = -INFINITY;
+        int bad = 0;
+        for (int s = 0; s < pl->splits; s++) {
+            int64_t slot = (base * pl->splits + s) * pl->rows + r;
+            l += pl->part_l[slot];
+            float ms = pl->part_m[slot];
+            if (ms > m || isnan(ms)) m = ms;
+            bad |= pl->part_bad[slot] | isnan(ms);
+        }
+        int status = row_status(pl, lo < hi, bad, m - pl->phi_int[head], l);
+        if (status != ROW_OK) {
+            finish_other(pl, x.b, head, pos, status);
+            continue;
+        }
+        /* F = sum_s f_s in double, v_dim in chunks. */
+        const int64_t dv = p->v_dim;
+        float *o = out_row(pl, x.b, head, pos);
+        const double inv = 1.0 / l;
+        int overflow = 0;
+        for (int64_t d0 = 0; d0 < dv && !overflow; d0 += CHUNK) {
+            int64_t n = dv - d0 < CHUNK ? dv - d0 : CHUNK;
+            for (int64_t d = 0; d < n; d++) f[d] = 0.0;
+            for (int s = 0; s < pl->splits; s++) {
+                const float *src = pl->part_f + ((base * pl->splits + s) * pl->rows + r) * pl->dvp + d0;
+                for (int64_t d = 0; d < n; d++) f[d] += src[d];
+            }
+            for (int64_t d = 0; d < n; d++) {
+                float v = (float)(f[d] * inv);
+                if (!isfinite(v)) overflow = 1;
+                o[d0 + d] = v;
+            }
+        }
+        if (overflow) {
+            *row_flag(pl, x.b, head, pos) = 1;
+            continue;
+        }
+        write_lse(pl, x.b, head, pos, LN2 * (phi2_of(pl, head) + log2(l)));
+    }
+}
+
+/* ------------------------------------------------------------- fallback */
+
+/* Recomputes flagged rows with flash: the whole problem when every row with
+ * keys is flagged, else per (batch, kv head) the smallest box of heads x
+ * positions holding its flagged rows (rows inside the box that were fine are
+ * recomputed too, exactly). */
+static int32_t recompute(const plan *pl, const attune_unified_max_params *prm, int64_t flagged,
+                         int64_t keyed, attune_status *status) {
+    const attune_attention_problem *p = pl->p;
+    const attune_attention_tensors *t = pl->t;
+    attune_flash_params fp = {0};
+    fp.block_kv = prm->block_kv;
+    fp.kv_splits = prm->kv_splits;
+    fp.threads = prm->threads;
+    if (flagged == keyed) return attune_flash_attention(p, t, &fp, status);
+    for (int64_t b = 0; b < p->batch; b++) {
+        for (int64_t g = 0; g < p->kv_heads; g++) {
+            int64_t h0 = INT64_MAX, h1 = -1, p0 = INT64_MAX, p1 = -1;
+            for (int64_t h = g * pl->group; h < (g + 1) * pl->group; h++)
+                for (int64_t i = 0; i < p->q_len; i++)
+                    if (*row_flag(pl, b, h, i)) {
+                        if (h < h0) h0 = h;
+                        if (h > h1) h1 = h;
+                        if (i < p0) p0 = i;
+                        if (i > p1) p1 = i;
+                    }
+            if (h1 < 0) continue;
+            attune_attention_problem sp = *p;
+            sp.batch = 1;
+            sp.q_heads = h1 - h0 + 1;
+            sp.kv_heads = 1;
+            sp.q_len = p1 - p0 + 1;
+            sp.q_offset = pl->q_offset + p0;
+            attune_attention_tensors st;
+            st.q = t->q + b * p->q_stride.batch + h0 * p->q_stride.head + p0 * p->q_stride.row;
+            st.k = t->k + b * p->k_stride.batch + g * p->k_stride.head;
+            st.v = t->v + b * p->v_stride.batch + g * p->v_stride.head;
+            st.o = t->o + b * p->o_stride.batch + h0 * p->o_stride.head + p0 * p->o_stride.row;
+            st.lse = t->lse ? t->lse + b * p->lse_stride_batch + h0 * p->lse_stride_head + p0 : NULL;
+            int32_t rc = attune_flash_attention(&sp, &st, &fp, status);
+            if (rc != ATTUNE_OK) return rc;
+        }
+    }
+    return attune_ok(status);
+}
+
+/* ----------------------------------------------------------- entry point */
+
+static void scratch_free(scratch *sc) {
+    attune_scratch_free(sc->qt);
+    attune_scratch_free(sc->qr);
+    attune_scratch_free(sc->st);
+    attune_scratch_free(sc->acc);
+    attune_scratch_free(sc->m);
+    attune_scratch_free(sc->lo);
+}
+
+static int scratch_alloc(const plan *pl, scratch *sc) {
+    const size_t rp = (size_t)pl->rp, f = sizeof(float);
+    memset(sc, 0, sizeof *sc);
+    sc->qt = pl->wide ? attune_scratch_alloc(f * (size_t)pl->p->qk_dim * rp) : NULL;
+    sc->qr = pl->wide ? NULL : attune_scratch_alloc(f * (size_t)pl->p->qk_dim * rp);
+    sc->st = attune_scratch_alloc(f * (size_t)pl->bk * rp);
+    sc->acc = attune_scratch_alloc(f * rp * (size_t)pl->dvp);
+    sc->m = attune_scratch_alloc(f * rp * 4);
+    sc->lo = attune_scratch_alloc(sizeof(int32_t) * rp * 4);
+    if ((!sc->qt && !sc->qr) || !sc->st || !sc->acc || !sc->m || !sc->lo) {
+        scratch_free(sc);
+        return 0;
+    }
+    sc->l = sc->m + rp;
+    sc->pf = sc->m + 2 * rp;
+    sc->pk = sc->m + 3 * rp;
+    sc->hi = sc->lo + rp;
+    sc->valid = sc->lo + 2 * rp;
+    sc->bad = sc->lo + 3 * rp;
+    return 1;
+}
+
+static void plan_free(plan *pl) {
+    attune_scratch_free(pl->part_f);
+    attune_scratch_free(pl->part_l);
+    attune_scratch_free(pl->part_m);
+    attune_scratch_free(pl->part_bad);
+    free(pl->flag);
+    free((void *)pl->phi_int);
+}
+
+int32_t attune_unified_max_attention(const attune_attention_problem *p, const attune_attention_tensors *t,
+                                     const attune_unified_max_params *params, attune_status *status) {
+    int32_t rc = attune_attention_validate(p, t, status);
+    if (rc != ATTUNE_OK) return rc;
+    attune_unified_max_params prm = {0};
+    if (params) prm = *params;
+    if (prm.fallback_rows_out) *prm.fallback_rows_out = 0;
+    if (prm.block_kv < 0 || prm.kv_splits < 0 || prm.threads < 0)
+        return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "unified_max parameters must be non-negative");
+    if (prm.block_kv > MAX_BLOCK_KV)
+        return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "block_kv must be <= %d (got %d)", MAX_BLOCK_KV,
+                           prm.block_kv);
+    if (!isfinite(prm.phi))
+        return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "phi must be finite, got %g", (double)prm.phi);
+    if (prm.phi_per_head) {
+        if (prm.phi_per_head_count != p->q_heads)
+            return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT,
+                               "phi_per_head has %lld values but the problem has %lld q heads",
+                               (long long)prm.phi_per_head_count, (long long)p->q_heads);
+        for (int64_t h = 0; h < p->q_heads; h++)
+            if (!isfinite(prm.phi_per_head[h]))
+                return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "phi_per_head[%lld] must be finite, got %g",
+                                   (long long)h, (double)prm.phi_per_head[h]);
+    } else if (prm.phi_per_head_count != 0) {
+        return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT,
+                           "phi_per_head_count is %lld but phi_per_head is NULL", (long long)prm.phi_per_head_count);
+    }
+
+    plan pl = {0};
+    pl.p = p;
+    pl.t = t;
+    const int bk = prm.block_kv > 0 ? prm.block_kv : DEFAULT_BLOCK_KV;
+    pl.group = p->q_heads / p->kv_heads;
+    int64_t np = p->q_len < DEFAULT_BLOCK_Q ? p->q_len : DEFAULT_BLOCK_Q;
+    int64_t hpt = largest_divisor_at_most(pl.group, DEFAULT_BLOCK_Q / np > 0 ? DEFAULT_BLOCK_Q / np : 1);
+    pl.npos = (int)np;
+    pl.hpt = (int)hpt;
+    pl.qtiles = (p->q_len + np - 1) / np;
+    pl.hgroups = pl.group / hpt;
+    pl.base_items = p->batch * p->kv_heads * pl.hgroups * pl.qtiles;
+    int64_t splits = prm.kv_splits;
+    if (splits <= 0) { /* flash's rule: the problem alone decides */
+        int64_t s = pl.base_items >= TARGET_ITEMS ? 1 : (TARGET_ITEMS + pl.base_items - 1) / pl.base_items;
+        int64_t span = p->window > 0 && p->window < p->kv_len ? p->window + np : p->kv_len;
+        int64_t cap = span / MIN_SPLIT_KEYS;
+        if (s > cap) s = cap;
+        splits = s < 1 ? 1 : s;
+    }
+    if (splits > MAX_SPLITS) splits = MAX_SPLITS;
+    pl.splits = (int)splits;
+    pl.q_offset = attune_attention_q_offset(p);
+    pl.rows = pl.npos * pl.hpt;
+    pl.rp = (pl.rows + VL - 1) / VL * VL;
+    pl.dvp = (int)((p->v_dim + VL - 1) / VL * VL);
+    pl.bk = bk;
+    pl.wide = pl.rows >= WIDE_MIN_ROWS;
+    pl.qscale = (float)((double)p->scale * LOG2E);
+    pl.lo_bound = (float)(ceil_log2(p->kv_len > 1 ? p->kv_len : 1) + LO_BASE);
+
+    const size_t n_rows = (size_t)(p->batch * p->q_heads * p->q_len);
+    float *phi_int = malloc(sizeof(float) * 2 * (size_t)p->q_heads);
+    pl.phi_int = phi_int;
+    pl.phi_frac = phi_int ? phi_int + p->q_heads : NULL;
+    pl.flag = calloc(n_rows, 1);
+    if (pl.splits > 1) {
+        size_t slots = (size_t)pl.base_items * (size_t)pl.splits * (size_t)pl.rows;
+        pl.part_f = attune_scratch_alloc(sizeof(float) * slots * (size_t)pl.dvp);
+        pl.part_l = attune_scratch_alloc(sizeof(float) * slots);
+        pl.part_m = attune_scratch_alloc(sizeof(float) * slots);
+        pl.part_bad = attune_scratch_alloc(slots);
+    }
+    if (!phi_int || !pl.flag || (pl.splits > 1 && (!pl.part_f || !pl.part_l || !pl.part_m || !pl.part_bad))) {
+        plan_free(&pl);
+        return attune_fail(status, ATTUNE_ERR_OUT_OF_MEMORY, "unified_max: cannot allocate split partials");
+    }
+    for (int64_t h = 0; h < p->q_heads; h++) {
+        /* Any constant is a valid max: clamping |phi2| to 2^19 (363,000 in
+         * natural units, where every realistic row falls back anyway) keeps
+         * exp2_shifted's integer arithmetic exact. */
+        double phi2 = (double)(prm.phi_per_head ? prm.phi_per_head[h] : prm.phi) * LOG2E;
+        phi2 = phi2 < -PHI2_LIMIT ? -PHI2_LIMIT : phi2 > PHI2_LIMIT ? PHI2_LIMIT : phi2;
+        phi_int[h] = (float)nearbyint(phi2);
+        phi_int[p->q_heads + h] = (float)(phi2 - nearbyint(phi2));
+    }
+
+    int failed = 0;
+    const int64_t n_items = pl.base_items * pl.splits;
+    int64_t next_item = 0;
+#ifdef _OPENMP
+    int nth = prm.threads > 0 ? prm.threads : omp_get_max_threads();
+#pragma omp parallel num_threads(nth) reduction(| : failed)
+#endif
+    {
+        scratch sc;
+        if (!scratch_alloc(&pl, &sc)) {
+            failed = 1;
+        } else {
+            /* Dynamic schedule from an atomic counter (schedule(dynamic)
+             * does not link against Debian's libomp: Docs/BUILDING.md). */
+            for (;;) {
+                int64_t it = __atomic_fetch_add(&next_item, 1, __ATOMIC_RELAXED);
+                if (it >= n_items) break;
+                run_item(&pl, &sc, it);
+            }
+            scratch_free(&sc);
+        }
+    }
+    if (failed) {
+        plan_free(&pl);
+        return attune_fail(status, ATTUNE_ERR_OUT_OF_MEMORY, "unified_max: cannot allocate per-thread scratch");
+    }
+    if (pl.splits > 1) {
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nth)
+#endif
+        for (int64_t b = 0; b < pl.base_items; b++) merge_item(&pl, b);
+    }
+
+    int64_t flagged = 0, keyed_pos = 0;
+    for (size_t i = 0; i < n_rows; i++) flagged += pl.flag[i];
+    rc = attune_ok(status);
+    if (flagged > 0) {
+        for (int64_t i = 0; i < p->q_len; i++) {
+            int64_t lo, hi;
+            attune_visible_range(p, pl.q_offset, i, &lo, &hi);
+            keyed_pos += lo < hi;
+        }
+        rc = recompute(&pl, &prm, flagged, p->batch * p->q_heads * keyed_pos, status);
+    }
+    if (prm.fallback_rows_out) *prm.fallback_rows_out = flagged;
+    plan_free(&pl);
+    return rc;
+}
