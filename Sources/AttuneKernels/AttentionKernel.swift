@@ -26,6 +26,14 @@ public enum KernelNormalizer: String, Sendable {
 /// Named parameter values for one kernel invocation, e.g. `block_kv=128`.
 public typealias KernelParameters = [String: Double]
 
+/// `block_kv=128 bias=-7.62`: whole numbers without a fraction, others as written.
+public func describeParameters(_ p: KernelParameters, separator: String = " ") -> String {
+    p.sorted { $0.key < $1.key }.map { key, value in
+        let text = value.rounded() == value && abs(value) < 1e15 ? String(Int(value)) : String(value)
+        return "\(key)=\(text)"
+    }.joined(separator: separator)
+}
+
 /// Counters a kernel reports about one call, by name.
 public typealias KernelRunStats = [String: Double]
 

@@ -51,7 +51,7 @@ struct BenchAttention: ParsableCommand {
                                        threads: threads)
         bench.repeats = repeats
         let r = try bench.run()
-        let params = r.parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\(fmt($0.value, 0))" }.joined(separator: " ")
+        let params = describeParameters(r.parameters)
         print("kernel      \(r.kernel)  [\(params)]")
         print("problem     \(r.problem)  threads \(r.threads)")
         print("time        median \(fmt(r.ms_median, 3)) ms  min \(fmt(r.ms_min, 3))  max \(fmt(r.ms_max, 3))  (\(r.repeats) runs)")

@@ -1,6 +1,7 @@
 import ArgumentParser
 import AttuneCodegen
 import AttuneIR
+import AttuneKernels
 import AttuneRuntime
 
 struct InspectCommand: ParsableCommand {
@@ -33,7 +34,7 @@ struct InspectCommand: ParsableCommand {
             for (i, node) in g.nodes.enumerated() {
                 guard case .attention(let a) = node.op else { continue }
                 let binding = a.binding.map { b in
-                    "\(b.kernel)\(b.parameters.isEmpty ? "" : " " + b.parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\(fmt($0.value, 0))" }.joined(separator: ","))  (\(b.reason))"
+                    "\(b.kernel)\(b.parameters.isEmpty ? "" : " " + describeParameters(b.parameters, separator: ","))  (\(b.reason))"
                 } ?? "unbound"
                 print("%\(i) \(node.label ?? "attention"): \(binding)")
             }

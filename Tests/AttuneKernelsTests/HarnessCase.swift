@@ -22,7 +22,7 @@ struct HarnessCase: CustomStringConvertible {
     /// Copies batch 0's first N keys and values into every batch (a shared prompt prefix).
     var sharedPrefix: Int? = nil
 
-    var description: String { "\(name) [\(kernel) \(parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\(Int($0.value))" }.joined(separator: ","))] \(problem)" }
+    var description: String { "\(name) [\(kernel) \(describeParameters(parameters, separator: ","))] \(problem)" }
 }
 
 /// Metrics of one harness row, after it ran.
