@@ -18,7 +18,7 @@ struct KernelList: ParsableCommand {
         for kernel in KernelRegistry.all {
             print("\(kernel.name)\(kernel.isExact ? "" : " (approximate)"): \(kernel.summary)")
             for p in kernel.parameters {
-                print("  \(p.name) = \(Int(p.defaultValue)): \(p.summary)")
+                print("  " + describeParameters([p.name: p.defaultValue]) + ": \(p.summary)")
             }
         }
     }
@@ -64,6 +64,11 @@ struct KernelRun: ParsableCommand {
         let output = try kernel.run(problem, q: qt, k: kt, v: vt, parameters: parameters)
         try Npy.write(output.o, to: URL(fileURLWithPath: out))
         if let lse { try Npy.write(output.lse, to: URL(fileURLWithPath: lse)) }
+        // What the kernel counted (fallback rows, selected fraction, ...), one line on stderr
+        // so stdout stays clean for scripts.
+        if !output.stats.isEmpty {
+            FileHandle.standardError.write(Data("stats: \(describeParameters(output.stats))\n".utf8))
+        }
     }
 
     func problemFromShapes(q: [Int], k: [Int], v: [Int]) throws -> AttentionProblem {
