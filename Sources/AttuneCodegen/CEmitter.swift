@@ -13,6 +13,8 @@ public struct EmittedModule: Sendable {
     public var vocab: Int
     public var options: CodegenOptions
     public var memoryPlan: MemoryPlan
+    /// `Kernels/` files the module links: the shared core plus the bound kernels' sources.
+    public var kernelSources: [String]
 
     /// The weights file: a 64-byte header (magic, float count, graph hash) and the floats.
     public var weightsFile: [UInt8] {
@@ -246,8 +248,9 @@ public enum CEmitter {
         #endif
 
         """
+        let sources = Set(["attention_problem.c", "lse_merge.c", "graph_ops.c"]).union(lowering.kernelSources).sorted()
         return EmittedModule(name: graph.name, source: source, header: header, weights: lowering.folder.blob,
-                             graphHash: hash, vocab: vocab, options: options, memoryPlan: plan)
+                             graphHash: hash, vocab: vocab, options: options, memoryPlan: plan, kernelSources: sources)
     }
 
     /// 64-bit FNV-1a: a stable content hash (not for security).

@@ -11,6 +11,8 @@ struct NodeLowering {
     private(set) var buffers: [BufferLifetime] = []
     /// Row width of each KV cache, by cache index (layer * 2 + 0 for keys, 1 for values).
     private(set) var cacheWidths: [Int: Int] = [:]
+    /// C sources of the kernels attention nodes call.
+    private(set) var kernelSources: Set<String> = []
     private var constantMemo: [Int: Bool] = [:]
     private let uses: [Value: [Int]]
     private var current = 0
@@ -260,6 +262,7 @@ struct NodeLowering {
         case (.softmax, .softmax), (.sigmoid, .sigmoid): break
         default: throw fail("kernel '\(kernel.name)' computes \(kernel.normalizer.rawValue) attention; this node's normaliser differs")
         }
+        kernelSources.formUnion(kernel.cSources)
         let q = try read(node.inputs[0]), k = try read(node.inputs[1]), v = try read(node.inputs[2])
         let y = try result(node.types[0])
         var code = [

@@ -55,6 +55,10 @@ public protocol AttentionKernel: Sendable {
     /// True when the kernel computes softmax attention to fp32 rounding.
     var isExact: Bool { get }
     var parameters: [KernelParameter] { get }
+    /// The files of `Kernels/` a compiled model that calls this kernel must link, beyond
+    /// the shared core (ABI, merge, graph ops). Linking only what a model uses keeps its
+    /// first build short.
+    var cSources: [String] { get }
     /// What the kernel computes: softmax attention, or sigmoid attention (its own semantics,
     /// chosen by the model, never substituted for softmax).
     var normalizer: KernelNormalizer { get }

@@ -15,6 +15,7 @@ public struct SigmoidKernel: AttentionKernel {
     public let summary = "tiled sigmoid attention (FlashSigmoid): sum_j sigmoid(scale q.k + bias) v_j, no normalisation; exact fp32 for sigmoid attention (not softmax), LSE = 0; needs the model's bias"
     public let isExact = true
     public let normalizer = KernelNormalizer.sigmoid
+    public let cSources = ["sigmoid.c"]
 
     public let parameters: [KernelParameter] = [
         KernelParameter(name: "block_q", summary: "query rows per tile (0 = default 64)",

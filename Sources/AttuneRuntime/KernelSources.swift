@@ -23,11 +23,6 @@ enum KernelSources {
             .sorted { $0.lastPathComponent < $1.lastPathComponent }
     }
 
-    /// The kernel files a compiled model links: all but the benchmark baselines.
-    static func moduleCFiles(_ dir: URL) throws -> [URL] {
-        try cFiles(dir).filter { $0.lastPathComponent != "bench_baselines.c" }
-    }
-
     /// Every file a generated module is built from: sources and headers.
     static func allFiles(_ dir: URL) throws -> [URL] {
         let fm = FileManager.default
@@ -37,9 +32,12 @@ enum KernelSources {
         return (top + include).sorted { $0.path < $1.path }
     }
 
-    static func contentHash(_ dir: URL) throws -> String {
+    /// Hash of every header plus the named C files: what a module built from them depends on.
+    static func contentHash(_ dir: URL, files: [String]) throws -> String {
         var text = ""
-        for f in try allFiles(dir) { text += f.lastPathComponent + "\u{0}" + (try String(contentsOf: f, encoding: .utf8)) }
+        for f in try allFiles(dir) where f.pathExtension == "h" || files.contains(f.lastPathComponent) {
+            text += f.lastPathComponent + "\u{0}" + (try String(contentsOf: f, encoding: .utf8))
+        }
         return String(CEmitter.fnv1a(text), radix: 16)
     }
 }

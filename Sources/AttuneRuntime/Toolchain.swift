@@ -41,8 +41,8 @@ public struct Toolchain: Sendable {
     /// Builds `module` into a shared library (or returns the cached one) and writes its
     /// weights file next to it. Returns the library path and whether it came from the cache.
     public func build(_ module: EmittedModule) throws -> (library: URL, weights: URL, cached: Bool) {
-        let kernelHash = try KernelSources.contentHash(kernelsDirectory)
-        let key = CEmitter.fnv1a([module.source, module.header, kernelHash, compilerVersion,
+        let sourcesHash = try KernelSources.contentHash(kernelsDirectory, files: module.kernelSources)
+        let key = CEmitter.fnv1a([module.source, module.header, sourcesHash, compilerVersion,
                                   (optimizationFlags + openMPCompileFlags + openMPLinkFlags).joined(separator: " "),
                                   CPUFeatures.signature].joined(separator: "\u{0}"))
         let dir = cacheDirectory.appendingPathComponent("modules/\(module.name)-\(String(key, radix: 16))")
@@ -54,16 +54,16 @@ public struct Toolchain: Sendable {
         let tmp = cacheDirectory.appendingPathComponent("tmp/\(UUID().uuidString)")
         try fm.createDirectory(at: tmp, withIntermediateDirectories: true)
         defer { try? fm.removeItem(at: tmp) }
-        try module.source.write(to: tmp.appendingPathComponent("\(module.name).c"), atomically: true, encoding: .utf8)
+        let source = tmp.appendingPathComponent("\(module.name).c"), object = tmp.appendingPathComponent("\(module.name).o")
+        try module.source.write(to: source, atomically: true, encoding: .utf8)
         try module.header.write(to: tmp.appendingPathComponent("\(module.name).h"), atomically: true, encoding: .utf8)
-        let archive = try kernelArchive(hash: kernelHash)
+        // The model's C compiles beside any kernel object not cached yet.
+        let kernels = try kernelObjects(module.kernelSources, alongside: (source, object, tmp))
         let out = tmp.appendingPathComponent("lib\(module.name).so")
-        _ = try Toolchain.run([compiler] + optimizationFlags + openMPCompileFlags +
-            ["-shared", "-I", kernelsDirectory.appendingPathComponent("include").path, "-I", tmp.path,
-             tmp.appendingPathComponent("\(module.name).c").path, archive.path, "-o", out.path] +
-            openMPLinkFlags + ["-lopenblas", "-lm"])
+        _ = try Toolchain.run([compiler] + optimizationFlags + openMPCompileFlags + ["-shared", object.path] +
+            kernels.map(\.path) + ["-o", out.path] + openMPLinkFlags + ["-lopenblas", "-lm"])
+        try fm.removeItem(at: object)
         try Data(module.weightsFile).write(to: tmp.appendingPathComponent("weights.bin"))
-        try module.source.write(to: tmp.appendingPathComponent("\(module.name).c"), atomically: true, encoding: .utf8)
         // Publish the finished folder in one rename, so a concurrent build never sees half of it.
         try fm.createDirectory(at: dir.deletingLastPathComponent(), withIntermediateDirectories: true)
         if (try? fm.moveItem(at: tmp, to: dir)) == nil, !fm.fileExists(atPath: library.path) {
@@ -72,37 +72,43 @@ public struct Toolchain: Sendable {
         return (library, weights, false)
     }
 
-    /// Kernels/*.c compiled once per (sources, compiler, flags) into a static archive.
-    func kernelArchive(hash kernelHash: String) throws -> URL {
-        let key = CEmitter.fnv1a([kernelHash, compilerVersion, (optimizationFlags + openMPCompileFlags).joined(separator: " "),
-                                  CPUFeatures.signature].joined(separator: "\u{0}"))
-        let dir = cacheDirectory.appendingPathComponent("kernels/\(String(key, radix: 16))")
-        let archive = dir.appendingPathComponent("libattune_kernels.a")
+    /// Objects of the given `Kernels/` files, each compiled once per (its source, the
+    /// headers, compiler, flags, CPU) and cached; missing ones compile concurrently, with
+    /// the model's own source (`alongside`) in the same batch.
+    func kernelObjects(_ files: [String], alongside model: (source: URL, object: URL, includes: URL)) throws -> [URL] {
         let fm = FileManager.default
-        if fm.fileExists(atPath: archive.path) { return archive }
-        let tmp = cacheDirectory.appendingPathComponent("tmp/\(UUID().uuidString)")
-        try fm.createDirectory(at: tmp, withIntermediateDirectories: true)
-        defer { try? fm.removeItem(at: tmp) }
-        // Compile the kernel files side by side: flash.c alone takes about 2 s.
-        let sources = try KernelSources.moduleCFiles(kernelsDirectory)
-        let objects = sources.map { tmp.appendingPathComponent($0.deletingPathExtension().lastPathComponent + ".o").path }
+        let headers = try KernelSources.contentHash(kernelsDirectory, files: [])
+        let flags = (optimizationFlags + openMPCompileFlags).joined(separator: " ")
+        let include = ["-I", kernelsDirectory.appendingPathComponent("include").path, "-I", kernelsDirectory.path]
+        var objects: [URL] = []
+        var jobs: [[String]] = [[compiler] + optimizationFlags + openMPCompileFlags + include +
+                                ["-I", model.includes.path, "-c", model.source.path, "-o", model.object.path]]
+        var publish: [(URL, URL)] = []
+        for file in files {
+            let source = kernelsDirectory.appendingPathComponent(file)
+            let text = try String(contentsOf: source, encoding: .utf8)
+            let key = CEmitter.fnv1a([file, text, headers, compilerVersion, flags, CPUFeatures.signature].joined(separator: "\u{0}"))
+            let cached = cacheDirectory.appendingPathComponent("kernels/\(source.deletingPathExtension().lastPathComponent)-\(String(key, radix: 16)).o")
+            objects.append(cached)
+            if fm.fileExists(atPath: cached.path) { continue }
+            let fresh = model.includes.appendingPathComponent(cached.lastPathComponent)
+            jobs.append([compiler] + optimizationFlags + openMPCompileFlags + include + ["-c", source.path, "-o", fresh.path])
+            publish.append((fresh, cached))
+        }
         let failures = FailureBox()
-        DispatchQueue.concurrentPerform(iterations: sources.count) { i in
-            do {
-                _ = try Toolchain.run([compiler] + optimizationFlags + openMPCompileFlags +
-                    ["-I", kernelsDirectory.appendingPathComponent("include").path, "-I", kernelsDirectory.path,
-                     "-c", sources[i].path, "-o", objects[i]])
-            } catch {
-                failures.record(error)
-            }
+        let commands = jobs
+        DispatchQueue.concurrentPerform(iterations: commands.count) { i in
+            do { _ = try Toolchain.run(commands[i]) } catch { failures.record(error) }
         }
         if let error = failures.first { throw error }
-        _ = try Toolchain.run(["ar", "rcs", tmp.appendingPathComponent("libattune_kernels.a").path] + objects)
-        try fm.createDirectory(at: dir.deletingLastPathComponent(), withIntermediateDirectories: true)
-        if (try? fm.moveItem(at: tmp, to: dir)) == nil, !fm.fileExists(atPath: archive.path) {
-            throw RuntimeError("cannot move the kernel build into \(dir.path)")
+        try fm.createDirectory(at: cacheDirectory.appendingPathComponent("kernels"), withIntermediateDirectories: true)
+        for (fresh, cached) in publish where !fm.fileExists(atPath: cached.path) {
+            // A concurrent build may have published the same object: either copy is right.
+            if (try? fm.moveItem(at: fresh, to: cached)) == nil, !fm.fileExists(atPath: cached.path) {
+                throw RuntimeError("cannot store \(cached.path)")
+            }
         }
-        return archive
+        return objects
     }
 
     static func which(_ name: String) -> String? {
