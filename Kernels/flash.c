@@ -40,6 +40,7 @@
 #include "attune_attention.h"
 #include "attention_internal.h"
 #include "simd.h"
+#include "attention_tiles.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -80,11 +81,6 @@ typedef struct {
 
 /* ---------------------------------------------------------------- params */
 
-static int largest_divisor_at_most(int64_t n, int64_t cap) {
-    for (int64_t d = cap < n ? cap : n; d > 1; d--)
-        if (n % d == 0) return (int)d;
-    return 1;
-}
 
 static void resolve(const attune_attention_problem *p, const attune_flash_params *in, attune_flash_params *out,
                     int *npos, int *hpt) {
@@ -120,31 +116,7 @@ void attune_flash_resolve_params(const attune_attention_problem *p, const attune
 
 /* --------------------------------------------------------------- scores */
 
-/* S^T[kk][c*16..] for RK keys x CV vectors of query rows. */
-ATTUNE_INLINE void qk_wide_block(const float *k, int64_t ks, const float *qt, int rp, int dqk,
-                                 float *st, const int RK, const int CV) {
-    vf acc[6][4];
-    for (int kk = 0; kk < RK; kk++)
-        for (int c = 0; c < CV; c++) acc[kk][c] = vf_zero();
-    for (int d = 0; d < dqk; d++) {
-        vf q[4];
-        for (int c = 0; c < CV; c++) q[c] = vf_load(qt + (int64_t)d * rp + c * VL);
-        for (int kk = 0; kk < RK; kk++) {
-            vf kb = vf_set1(k[kk * ks + d]);
-            for (int c = 0; c < CV; c++) acc[kk][c] = vf_fma(kb, q[c], acc[kk][c]);
-        }
-    }
-    for (int kk = 0; kk < RK; kk++)
-        for (int c = 0; c < CV; c++) vf_store(st + (int64_t)kk * rp + c * VL, acc[kk][c]);
-}
 
-#define QK_WIDE_CV(RK)                                                     \
-    switch (cv) {                                                          \
-    case 4: qk_wide_block(kp, ks, qt, rp, dqk, sp, RK, 4); break;          \
-    case 3: qk_wide_block(kp, ks, qt, rp, dqk, sp, RK, 3); break;          \
-    case 2: qk_wide_block(kp, ks, qt, rp, dqk, sp, RK, 2); break;          \
-    default: qk_wide_block(kp, ks, qt, rp, dqk, sp, RK, 1); break;         \
-    }
 
 static void scores_wide(const plan *pl, const scratch *sc, const float *kbase, int64_t j0, int n) {
     const int rp = pl->rp, dqk = (int)pl->p->qk_dim;
@@ -176,42 +148,8 @@ static void scores_wide(const plan *pl, const scratch *sc, const float *kbase, i
  * 8..32 keys ahead measured alike. */
 enum { PREFETCH_KEYS_AHEAD = 16 };
 
-/* prefetcht1: to L2 (Zen 4 honours the hint). */
-static inline void prefetch_l2(const float *p) { __builtin_prefetch(p, 0, 2); }
 
-/* S^T for R rows x KK keys (R * KK == 16): dot products along the head dim,
- * all 16 folded at once by the transpose tree. The 16 scores land key-major
- * in one vector (lane kk*R + r), stored as st[kk*R + r]. With pk != NULL
- * the KK K rows at pk are prefetched along the way. */
-ATTUNE_INLINE void qk_narrow_block(const float *q, const float *k, int64_t ks, int dqk, float *st,
-                                   const float *pk, const int R, const int KK) {
-    vf acc[16];
-    for (int i = 0; i < 16; i++) acc[i] = vf_zero();
-    for (int d0 = 0; d0 < dqk; d0 += VL) {
-        if (pk)
-            for (int kk = 0; kk < KK; kk++) prefetch_l2(pk + kk * ks + d0);
-        vmask m = vm_first(dqk - d0);
-        vf kv[16];
-        for (int kk = 0; kk < KK; kk++) kv[kk] = vf_load_n(k + kk * ks + d0, m);
-        for (int r = 0; r < R; r++) {
-            vf qv = vf_load_n(q + (int64_t)r * dqk + d0, m);
-            for (int kk = 0; kk < KK; kk++) acc[kk * R + r] = vf_fma(qv, kv[kk], acc[kk * R + r]);
-        }
-    }
-    vf_store(st, vf_transpose_sum16(acc));
-}
 
-/* One key for rows [0, rows): the tail of a tile. */
-static void qk_narrow_key(const float *qr, int rows, const float *k, int dqk, float *st) {
-    for (int r = 0; r < rows; r++) {
-        vf acc = vf_zero();
-        for (int d0 = 0; d0 < dqk; d0 += VL) {
-            vmask m = vm_first(dqk - d0);
-            acc = vf_fma(vf_load_n(qr + (int64_t)r * dqk + d0, m), vf_load_n(k + d0, m), acc);
-        }
-        st[r] = vf_hsum(acc);
-    }
-}
 
 /* Narrow scores of rows [r0, r0 + R) for keys [j0, j0 + n): S^T with row
  * stride R in st, padded with -inf to a whole vector. */

@@ -63,6 +63,7 @@
 #include "attune_attention.h"
 #include "attention_internal.h"
 #include "simd.h"
+#include "attention_tiles.h"
 
 #include <math.h>
 #include <string.h>
@@ -129,11 +130,6 @@ typedef struct {
     int32_t *valid;   /* row maps to a real (head, position) */
 } scratch;
 
-static int largest_divisor_at_most(int64_t n, int64_t cap) {
-    for (int64_t d = cap < n ? cap : n; d > 1; d--)
-        if (n % d == 0) return (int)d;
-    return 1;
-}
 
 static void resolve(const attune_attention_problem *p, const attune_sigmoid_params *in, attune_sigmoid_params *out,
                     int *npos, int *hpt) {
@@ -160,7 +156,7 @@ static void resolve(const attune_attention_problem *p, const attune_sigmoid_para
 /* --------------------------------------------------------------- scores */
 
 /* Z^T[kk][c*16..] = S + b (base 2) for RK keys x CV vectors of query rows. */
-ATTUNE_INLINE void qk_wide_block(const float *k, int64_t ks, const float *qt, int rp, int dqk, vf b2,
+ATTUNE_INLINE void sigmoid_qk_wide_block(const float *k, int64_t ks, const float *qt, int rp, int dqk, vf b2,
                                  float *st, const int RK, const int CV) {
     vf acc[6][4];
     for (int kk = 0; kk < RK; kk++)
@@ -179,16 +175,16 @@ ATTUNE_INLINE void qk_wide_block(const float *k, int64_t ks, const float *qt, in
         for (int c = 0; c < CV; c++) vf_store(st + (int64_t)kk * rp + c * VL, vf_add(acc[kk][c], b2));
 }
 
-#define QK_WIDE_CV(RK)                                                     \
+#define SIGMOID_QK_WIDE_CV(RK)                                                     \
     switch (cv) {                                                          \
-    case 4: qk_wide_block(kp, ks, qt, rp, dqk, b2, sp, RK, 4); break;      \
-    case 3: qk_wide_block(kp, ks, qt, rp, dqk, b2, sp, RK, 3); break;      \
-    case 2: qk_wide_block(kp, ks, qt, rp, dqk, b2, sp, RK, 2); break;      \
-    default: qk_wide_block(kp, ks, qt, rp, dqk, b2, sp, RK, 1); break;     \
+    case 4: sigmoid_qk_wide_block(kp, ks, qt, rp, dqk, b2, sp, RK, 4); break;      \
+    case 3: sigmoid_qk_wide_block(kp, ks, qt, rp, dqk, b2, sp, RK, 3); break;      \
+    case 2: sigmoid_qk_wide_block(kp, ks, qt, rp, dqk, b2, sp, RK, 2); break;      \
+    default: sigmoid_qk_wide_block(kp, ks, qt, rp, dqk, b2, sp, RK, 1); break;     \
     }
 
 /* Sigmoid over the tile's scores, one pass from L2. Applying it to the
- * accumulators inside qk_wide_block instead (no extra pass) measured 1.5-2 %
+ * accumulators inside sigmoid_qk_wide_block instead (no extra pass) measured 1.5-2 %
  * slower on prefill: the epilogue sits between the FMA loops of consecutive
  * blocks. On boundary tiles, entries outside a row's interval become exactly
  * 0 (a select, so a NaN score from a masked key disappears). */
@@ -203,12 +199,12 @@ static void probs_wide(const plan *pl, const scratch *sc, const float *kbase, in
             const float *kp = kbase + (j0 + jj) * ks;
             float *sp = sc->st + (int64_t)jj * rp + c0 * VL;
             switch (n - jj < 6 ? n - jj : 6) {
-            case 6: QK_WIDE_CV(6) break;
-            case 5: QK_WIDE_CV(5) break;
-            case 4: QK_WIDE_CV(4) break;
-            case 3: QK_WIDE_CV(3) break;
-            case 2: QK_WIDE_CV(2) break;
-            default: QK_WIDE_CV(1) break;
+            case 6: SIGMOID_QK_WIDE_CV(6) break;
+            case 5: SIGMOID_QK_WIDE_CV(5) break;
+            case 4: SIGMOID_QK_WIDE_CV(4) break;
+            case 3: SIGMOID_QK_WIDE_CV(3) break;
+            case 2: SIGMOID_QK_WIDE_CV(2) break;
+            default: SIGMOID_QK_WIDE_CV(1) break;
             }
         }
     }
@@ -226,14 +222,12 @@ static void probs_wide(const plan *pl, const scratch *sc, const float *kbase, in
     }
 }
 
-/* prefetcht1: to L2 (see flash.c on why not L1, and not whole rows at once). */
-static inline void prefetch_l2(const float *p) { __builtin_prefetch(p, 0, 2); }
 
 /* Sigmoid of R rows x KK keys (R * KK == 16), key-major in one vector
  * (lane kk*R + r), stored at st. Dot products run along the head dim and are
  * folded by one transpose tree. With pk != NULL the KK K rows at pk are
  * prefetched along the way. */
-ATTUNE_INLINE void qk_narrow_block(const float *q, const float *k, int64_t ks, int dqk, vf b2, float *st,
+ATTUNE_INLINE void sigmoid_qk_narrow_block(const float *q, const float *k, int64_t ks, int dqk, vf b2, float *st,
                                    const float *pk, const int R, const int KK) {
     vf acc[16];
     for (int i = 0; i < 16; i++) acc[i] = vf_zero();
@@ -251,17 +245,6 @@ ATTUNE_INLINE void qk_narrow_block(const float *q, const float *k, int64_t ks, i
     vf_store(st, sg_sigmoid2(vf_add(vf_transpose_sum16(acc), b2)));
 }
 
-/* Raw score of one key for rows [0, rows): the tail of a tile. */
-static void qk_narrow_key(const float *qr, int rows, const float *k, int dqk, float *st) {
-    for (int r = 0; r < rows; r++) {
-        vf acc = vf_zero();
-        for (int d0 = 0; d0 < dqk; d0 += VL) {
-            vmask m = vm_first(dqk - d0);
-            acc = vf_fma(vf_load_n(qr + (int64_t)r * dqk + d0, m), vf_load_n(k + d0, m), acc);
-        }
-        st[r] = vf_hsum(acc);
-    }
-}
 
 /* Narrow probabilities of rows [r0, r0 + R) for keys [j0, j0 + n): P^T with
  * row stride R in st, padded with zeros to a whole vector. */
@@ -277,9 +260,9 @@ static void probs_narrow(const plan *pl, const scratch *sc, const float *kbase, 
         const int64_t ahead = j0 + jj + PREFETCH_KEYS_AHEAD;
         const float *pk = prefetch && ahead + KK <= kv_end ? kbase + ahead * ks : NULL;
         float *sp = sc->st + (int64_t)jj * R;
-        if (R == 1) qk_narrow_block(q, kp, ks, dqk, b2, sp, pk, 1, 16);
-        else if (R == 2) qk_narrow_block(q, kp, ks, dqk, b2, sp, pk, 2, 8);
-        else qk_narrow_block(q, kp, ks, dqk, b2, sp, pk, 4, 4);
+        if (R == 1) sigmoid_qk_narrow_block(q, kp, ks, dqk, b2, sp, pk, 1, 16);
+        else if (R == 2) sigmoid_qk_narrow_block(q, kp, ks, dqk, b2, sp, pk, 2, 8);
+        else sigmoid_qk_narrow_block(q, kp, ks, dqk, b2, sp, pk, 4, 4);
     }
     if (jj == n) return;
     /* Tail: raw scores, -inf padding (sigmoid gives exactly 0), one vector. */
