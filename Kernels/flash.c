@@ -41,6 +41,7 @@
 #include "attention_internal.h"
 #include "simd.h"
 #include "attention_tiles.h"
+#include "flash_internal.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -49,35 +50,6 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-
-enum {
-    DEFAULT_BLOCK_Q = 64,
-    DEFAULT_BLOCK_KV = 256,
-    TARGET_ITEMS = 16,     /* work items wanted before splitting KV */
-    MIN_SPLIT_KEYS = 512,  /* fewer keys per split cost more to merge than they save */
-    MAX_SPLITS = 64,
-    WIDE_MIN_ROWS = 16,
-};
-
-typedef struct {
-    const attune_attention_problem *p;
-    const attune_attention_tensors *t;
-    int64_t q_offset, group, qtiles, hgroups, base_items;
-    int npos, hpt, rows, rp, dvp, bk, splits, wide, use_blas;
-    float qscale;
-    float *part_o;   /* [base_items][splits][rows][dvp] when splits > 1 */
-    float *part_lse; /* [base_items][splits][rows] */
-} plan;
-
-typedef struct {
-    float *qt;      /* [qk_dim][rp]  scaled Q, row-minor (wide) */
-    float *qr;      /* [rows][qk_dim] scaled Q, row-major (narrow, BLAS) */
-    float *st;      /* [bk][rp]      scores, then probabilities */
-    float *acc;     /* [rp][dvp]     unnormalised output */
-    float *m, *l, *alpha;
-    int32_t *lo, *hi; /* visible key interval per row; lo == hi: none */
-    int32_t *valid;   /* row maps to a real (head, position) */
-} scratch;
 
 /* ---------------------------------------------------------------- params */
 
@@ -115,39 +87,6 @@ void attune_flash_resolve_params(const attune_attention_problem *p, const attune
 }
 
 /* --------------------------------------------------------------- scores */
-
-
-
-static void scores_wide(const plan *pl, const scratch *sc, const float *kbase, int64_t j0, int n) {
-    const int rp = pl->rp, dqk = (int)pl->p->qk_dim;
-    const int64_t ks = pl->p->k_stride.row;
-    for (int c0 = 0; c0 < rp / VL; c0 += 4) {
-        int cv = rp / VL - c0 < 4 ? rp / VL - c0 : 4;
-        const float *qt = sc->qt + c0 * VL;
-        for (int jj = 0; jj < n; jj += 6) {
-            const float *kp = kbase + (j0 + jj) * ks;
-            float *sp = sc->st + (int64_t)jj * rp + c0 * VL;
-            switch (n - jj < 6 ? n - jj : 6) {
-            case 6: QK_WIDE_CV(6) break;
-            case 5: QK_WIDE_CV(5) break;
-            case 4: QK_WIDE_CV(4) break;
-            case 3: QK_WIDE_CV(3) break;
-            case 2: QK_WIDE_CV(2) break;
-            default: QK_WIDE_CV(1) break;
-            }
-        }
-    }
-}
-
-/* Decode streams K and V from DRAM at a pace the hardware prefetcher alone
- * does not cover, so the narrow path asks for the rows this many keys ahead:
- * K while computing scores, V while accumulating P.V, so requests flow in
- * both phases. Prefetches go to L2, one line per row per vector step, spread
- * among the FMAs: bursts of a whole row were ~10% slower, and prefetcht0
- * (L1) far slower, as it holds the L1 miss buffers the demand loads need.
- * 8..32 keys ahead measured alike. */
-enum { PREFETCH_KEYS_AHEAD = 16 };
-
 
 
 
@@ -258,77 +197,6 @@ static void softmax_packed(const scratch *sc, int r0, int R, int64_t j0, int n, 
 
 /* ------------------------------------------------------------------- P.V */
 
-/* acc[r][dv0..] = alpha_r acc[r] + sum_{jj in [jb, je)} P[jj][r] V[jj] for RR
- * rows x CV vectors; `tail` masks the last vector's lanes (v_dim % 16).
- * With PF (decode), for jj < pf_end the same columns of V row
- * jj + PREFETCH_KEYS_AHEAD are prefetched; it is a compile-time switch
- * because even a never-taken test in this loop cost prefill 13%. */
-ATTUNE_INLINE void pv_block(float *acc, int dvp, const float *alpha, int apply_alpha,
-                            const float *pt, int ps, const float *v, int64_t vs,
-                            int jb, int je, int pf_end, vmask tail, const int RR, const int CV,
-                            const int PF) {
-    vf o[6][4];
-    for (int r = 0; r < RR; r++) {
-        vf a = vf_set1(apply_alpha ? alpha[r] : 1.0f);
-        for (int c = 0; c < CV; c++) o[r][c] = vf_mul(vf_load(acc + (int64_t)r * dvp + c * VL), a);
-    }
-    for (int jj = jb; jj < je; jj++) {
-        const float *vr = v + (int64_t)jj * vs;
-        if (PF && jj < pf_end)
-            for (int c = 0; c < CV; c++) prefetch_l2(vr + PREFETCH_KEYS_AHEAD * vs + c * VL);
-        vf vv[4];
-        for (int c = 0; c < CV; c++) vv[c] = c == CV - 1 ? vf_load_n(vr + c * VL, tail) : vf_load(vr + c * VL);
-        const float *pr = pt + (int64_t)jj * ps;
-        for (int r = 0; r < RR; r++) {
-            vf pb = vf_set1(pr[r]);
-            for (int c = 0; c < CV; c++) o[r][c] = vf_fma(pb, vv[c], o[r][c]);
-        }
-    }
-    for (int r = 0; r < RR; r++)
-        for (int c = 0; c < CV; c++) vf_store(acc + (int64_t)r * dvp + c * VL, o[r][c]);
-}
-
-#define PV_CV(RR, PF)                                                                               \
-    switch (cv) {                                                                                   \
-    case 4: pv_block(ap, dvp, al, apply, pt, ps, vp, vs, jb, je, pf_end, tail, RR, 4, PF); break;  \
-    case 3: pv_block(ap, dvp, al, apply, pt, ps, vp, vs, jb, je, pf_end, tail, RR, 3, PF); break;  \
-    case 2: pv_block(ap, dvp, al, apply, pt, ps, vp, vs, jb, je, pf_end, tail, RR, 2, PF); break;  \
-    default: pv_block(ap, dvp, al, apply, pt, ps, vp, vs, jb, je, pf_end, tail, RR, 1, PF); break; \
-    }
-
-/* Rows [r0, r0+rr) over keys [jb, je) of the tile, all v_dim columns;
- * P[r0 + i][jj] is pt[jj * ps + i]. */
-static void pv_rows(const plan *pl, const scratch *sc, const float *vtile, const float *pt, int ps,
-                    int r0, int rr, int jb, int je, int apply, int pf_end) {
-    const int dvp = pl->dvp, dv = (int)pl->p->v_dim;
-    const int64_t vs = pl->p->v_stride.row;
-    const float *al = sc->alpha + r0;
-    for (int d0 = 0; d0 < dv; d0 += 4 * VL) {
-        int cols = dv - d0 < 4 * VL ? dv - d0 : 4 * VL;
-        int cv = (cols + VL - 1) / VL;
-        vmask tail = vm_first(cols - (cv - 1) * VL);
-        float *ap = sc->acc + (int64_t)r0 * dvp + d0;
-        const float *vp = vtile + d0;
-        if (pf_end > jb) { /* decode: rr <= 4 */
-            switch (rr) {
-            case 4: PV_CV(4, 1) break;
-            case 3: PV_CV(3, 1) break;
-            case 2: PV_CV(2, 1) break;
-            default: PV_CV(1, 1) break;
-            }
-            continue;
-        }
-        switch (rr) {
-        case 6: PV_CV(6, 0) break;
-        case 5: PV_CV(5, 0) break;
-        case 4: PV_CV(4, 0) break;
-        case 3: PV_CV(3, 0) break;
-        case 2: PV_CV(2, 0) break;
-        default: PV_CV(1, 0) break;
-        }
-    }
-}
-
 /* Full tiles on the sgemm backend: acc = alpha acc + P V for all rows. */
 static void pv_blas(const plan *pl, const scratch *sc, const float *vbase, int64_t j0, int n) {
     const float *vtile = vbase + j0 * pl->p->v_stride.row;
@@ -352,7 +220,7 @@ static void pv_tile(const plan *pl, const scratch *sc, const float *pt, int ps, 
         int rr = re - r0 < 6 ? re - r0 : 6;
         const float *p0 = pt + (r0 - rb);
         if (full) {
-            pv_rows(pl, sc, vtile, p0, ps, r0, rr, 0, n, 1, pf_end);
+            attune_flash_pv_rows(pl, sc, vtile, p0, ps, r0, rr, 0, n, 1, pf_end);
             continue;
         }
         /* Keys every live row of the block sees go through the block kernel;
@@ -366,13 +234,13 @@ static void pv_tile(const plan *pl, const scratch *sc, const float *pt, int ps, 
             if (sc->hi[r] < b) b = sc->hi[r];
         }
         if (b < a) b = a;
-        pv_rows(pl, sc, vtile, p0, ps, r0, rr, (int)(a - j0), (int)(b - j0), 1, 0);
+        attune_flash_pv_rows(pl, sc, vtile, p0, ps, r0, rr, (int)(a - j0), (int)(b - j0), 1, 0);
         for (int r = r0; r < r0 + rr; r++) {
             if (sc->lo[r] >= sc->hi[r]) continue;
             const float *pr = pt + (r - rb);
             int64_t lo = sc->lo[r] > j0 ? sc->lo[r] : j0, hi = sc->hi[r] < j0 + n ? sc->hi[r] : j0 + n;
-            if (lo < a) pv_rows(pl, sc, vtile, pr, ps, r, 1, (int)(lo - j0), (int)((hi < a ? hi : a) - j0), 0, 0);
-            if (hi > b) pv_rows(pl, sc, vtile, pr, ps, r, 1, (int)((lo > b ? lo : b) - j0), (int)(hi - j0), 0, 0);
+            if (lo < a) attune_flash_pv_rows(pl, sc, vtile, pr, ps, r, 1, (int)(lo - j0), (int)((hi < a ? hi : a) - j0), 0, 0);
+            if (hi > b) attune_flash_pv_rows(pl, sc, vtile, pr, ps, r, 1, (int)((lo > b ? lo : b) - j0), (int)(hi - j0), 0, 0);
         }
     }
 }
@@ -478,7 +346,7 @@ static void run_item(const plan *pl, const scratch *sc, int64_t it) {
                 softmax_tile(pl, sc, j0, n, full);
                 pv_blas(pl, sc, vbase, j0, n);
             } else if (pl->wide) {
-                scores_wide(pl, sc, kbase, j0, n);
+                attune_flash_scores_wide(pl, sc, kbase, j0, n);
                 softmax_tile(pl, sc, j0, n, full);
                 pv_tile(pl, sc, sc->st, pl->rp, 0, pl->rows, vbase, j0, n, full, 0);
             } else {

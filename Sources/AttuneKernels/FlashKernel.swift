@@ -8,7 +8,7 @@ public struct FlashKernel: AttentionKernel {
     public let summary = "tiled online-softmax attention (FlashAttention-2 style), exact fp32, any mask/GQA/head dim"
     public let isExact = true
     public let normalizer = KernelNormalizer.softmax
-    public let cSources = ["flash.c"]
+    public let cSources = ["flash.c", "flash_tiles.c"]
 
     public let parameters: [KernelParameter] = [
         KernelParameter(name: "block_q", summary: "query rows per tile (0 = default 64)",
