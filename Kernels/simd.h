@@ -53,13 +53,8 @@ ATTUNE_INLINE vmask vi_in_range(vi lo, vi hi, int32_t j) {
     return _mm512_cmple_epi32_mask(lo, jj) & _mm512_cmplt_epi32_mask(jj, hi);
 }
 
-/* 2^x for x <= 0-ish arguments of softmax; exact 0 below -200, NaN stays NaN.
- * Degree-7 Taylor polynomial of 2^f on [-1/2, 1/2]: relative error < 5e-9. */
-ATTUNE_INLINE vf vf_exp2(vf x) {
-    x = vf_max(vf_set1(-200.0f), x);
-    x = vf_min(vf_set1(127.0f), x);
-    vf n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    vf f = vf_sub(x, n);
+/* 2^f for f in [-1/2, 1/2]: degree-7 Taylor polynomial, relative error < 5e-9. */
+ATTUNE_INLINE vf vf_exp2_fraction(vf f) {
     vf p = vf_set1(1.5252733804059840e-5f);
     p = vf_fma(p, f, vf_set1(1.5403530393381608e-4f));
     p = vf_fma(p, f, vf_set1(1.3333558146428443e-3f));
@@ -67,8 +62,16 @@ ATTUNE_INLINE vf vf_exp2(vf x) {
     p = vf_fma(p, f, vf_set1(5.5504108664821580e-2f));
     p = vf_fma(p, f, vf_set1(2.4022650695910071e-1f));
     p = vf_fma(p, f, vf_set1(6.9314718055994531e-1f));
-    p = vf_fma(p, f, vf_set1(1.0f));
-    return _mm512_scalef_ps(p, n);
+    return vf_fma(p, f, vf_set1(1.0f));
+}
+
+/* 2^x for x <= 0-ish arguments of softmax; exact 0 below -200, NaN stays NaN.
+ * Degree-7 Taylor polynomial of 2^f on [-1/2, 1/2]: relative error < 5e-9. */
+ATTUNE_INLINE vf vf_exp2(vf x) {
+    x = vf_max(vf_set1(-200.0f), x);
+    x = vf_min(vf_set1(127.0f), x);
+    vf n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    return _mm512_scalef_ps(vf_exp2_fraction(vf_sub(x, n)), n);
 }
 
 /* out lane k = sum of all lanes of acc[k], k < 16. */

@@ -217,16 +217,7 @@ ATTUNE_INLINE vf exp2_shifted(vf x, vf k) {
     vf n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     vf f = vf_sub(x, n);
     vf e = vf_min(vf_set1(128.0f), vf_max(vf_set1(-200.0f), vf_sub(n, k)));
-    /* The polynomial of simd.h's vf_exp2: 2^f on [-1/2, 1/2], rel. error < 5e-9. */
-    vf p = vf_set1(1.5252733804059840e-5f);
-    p = vf_fma(p, f, vf_set1(1.5403530393381608e-4f));
-    p = vf_fma(p, f, vf_set1(1.3333558146428443e-3f));
-    p = vf_fma(p, f, vf_set1(9.6181291076284772e-3f));
-    p = vf_fma(p, f, vf_set1(5.5504108664821580e-2f));
-    p = vf_fma(p, f, vf_set1(2.4022650695910071e-1f));
-    p = vf_fma(p, f, vf_set1(6.9314718055994531e-1f));
-    p = vf_fma(p, f, vf_set1(1.0f));
-    return _mm512_scalef_ps(p, e);
+    return _mm512_scalef_ps(vf_exp2_fraction(f), e);
 }
 #else
 ATTUNE_INLINE vf exp2_shifted(vf x, vf k) {

@@ -122,7 +122,7 @@ public struct Toolchain: Sendable {
 
     /// Runs a command; its stdout on success, an error with its stderr otherwise.
     @discardableResult
-    static func run(_ argv: [String]) throws -> String {
+    public static func run(_ argv: [String]) throws -> String {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = argv

@@ -58,20 +58,5 @@ final class CompiledVsTransformersTests: XCTestCase {
     }
 
     @discardableResult
-    func shell(_ command: String) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/sh")
-        p.arguments = ["-c", command]
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        if p.terminationStatus != 0 {
-            throw RuntimeError("\(command) failed: \(String(decoding: e, as: UTF8.self))")
-        }
-        return String(decoding: o, as: UTF8.self)
-    }
+    func shell(_ command: String) throws -> String { try Toolchain.run(["sh", "-c", command]) }
 }
