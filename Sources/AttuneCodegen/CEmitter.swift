@@ -89,7 +89,11 @@ public enum CEmitter {
         #define ARENA_FLOATS \(max(plan.arenaFloats, 16))
         #define WEIGHT_FLOATS \(lowering.folder.blob.count)
         #define N_CACHES \(caches.count)
+        #define N_COUNTERS \(lowering.counterNames.count)
         #define GRAPH_HASH UINT64_C(0x\(String(hash, radix: 16)))
+
+        /* What each kernel counter counts, summed over calls since open or reset. */
+        static const char *const counter_names[N_COUNTERS > 0 ? N_COUNTERS : 1] = {\(lowering.counterNames.isEmpty ? "\"\"" : lowering.counterNames.map { "\"\($0)\"" }.joined(separator: ", "))};
 
         static const int64_t cache_width[N_CACHES > 0 ? N_CACHES : 1] = {\(caches.isEmpty ? "0" : caches.map { String(lowering.cacheWidths[$0]!) }.joined(separator: ", "))};
 
@@ -100,6 +104,7 @@ public enum CEmitter {
             float *arena;
             float *kv[N_CACHES > 0 ? N_CACHES : 1];
             int64_t length;
+            int64_t counters[N_COUNTERS > 0 ? N_COUNTERS : 1];
             int32_t positions[MAX_CHUNK];
             char error[256];
         };
@@ -155,7 +160,14 @@ public enum CEmitter {
             return forward_chunk(m, &token, 1, logits);
         }
 
-        void attune_model_reset(attune_model *m) { m->length = 0; }
+        void attune_model_reset(attune_model *m) {
+            m->length = 0;
+            memset(m->counters, 0, sizeof m->counters);
+        }
+
+        int64_t attune_model_counter_count(void) { return N_COUNTERS; }
+        const char *attune_model_counter_name(int64_t i) { return i >= 0 && i < N_COUNTERS ? counter_names[i] : NULL; }
+        int64_t attune_model_counter_value(const attune_model *m, int64_t i) { return i >= 0 && i < N_COUNTERS ? m->counters[i] : 0; }
         int64_t attune_model_length(const attune_model *m) { return m->length; }
         int64_t attune_model_vocab(void) { return VOCAB; }
         int64_t attune_model_max_context(void) { return MAX_CONTEXT; }
@@ -237,8 +249,12 @@ public enum CEmitter {
         int attune_model_prefill(attune_model *m, const int32_t *tokens, int64_t n, float *logits);
         /* One token after the cached ones; logits (vocab floats) may be NULL. 0 on success. */
         int attune_model_decode_step(attune_model *m, int32_t token, float *logits);
-        /* Forgets the KV cache. */
+        /* Forgets the KV cache and zeroes the kernel counters. */
         void attune_model_reset(attune_model *m);
+        /* Kernel counters (e.g. "layer0.unified_max.fallback_rows"), summed since open or reset. */
+        int64_t attune_model_counter_count(void);
+        const char *attune_model_counter_name(int64_t i);
+        int64_t attune_model_counter_value(const attune_model *m, int64_t i);
         int64_t attune_model_length(const attune_model *m);
         int64_t attune_model_vocab(void);
         int64_t attune_model_max_context(void);

@@ -13,6 +13,8 @@ struct NodeLowering {
     private(set) var cacheWidths: [Int: Int] = [:]
     /// C sources of the kernels attention nodes call.
     private(set) var kernelSources: Set<String> = []
+    /// Names of the kernels' counters (`m->counters[i]`), e.g. `layer0.unified_max.fallback_rows`.
+    private(set) var counterNames: [String] = []
     private var constantMemo: [Int: Bool] = [:]
     private let uses: [Value: [Int]]
     private var current = 0
@@ -255,9 +257,13 @@ struct NodeLowering {
         var parameters = binding.parameters
         // The sigmoid bias is the model's, carried by the node, not a tuning knob.
         if case .sigmoid(let bias) = a.normalizer { parameters["bias"] = bias }
-        guard let invocation = kernel.cInvocation(parameters) else {
-            throw fail("kernel '\(binding.kernel)' has no C binding in compiled graphs yet")
-        }
+        let invocation: [String]
+        do {
+            guard let statements = try kernel.cInvocation(parameters, tables: binding.tables, qHeads: a.heads) else {
+                throw fail("kernel '\(binding.kernel)' has no C binding in compiled graphs yet")
+            }
+            invocation = statements
+        } catch let error as KernelError { throw fail(error.message) }
         switch (a.normalizer, kernel.normalizer) {
         case (.softmax, .softmax), (.sigmoid, .sigmoid): break
         default: throw fail("kernel '\(kernel.name)' computes \(kernel.normalizer.rawValue) attention; this node's normaliser differs")
@@ -278,10 +284,24 @@ struct NodeLowering {
         if let w = a.window { code.append("p.window = \(w);") }
         code.append("const attune_attention_tensors t = {\(q.pointer), \(k.pointer), \(v.pointer), \(y.pointer), NULL};")
         code.append("attune_status status;")
+        for (name, values) in binding.tables.sorted(by: { $0.key < $1.key }) {
+            code.append("static const float table_\(name)[\(values.count)] = {\(values.map { CLiteral.float($0) }.joined(separator: ", "))};")
+        }
+        if !kernel.cCounters.isEmpty {
+            let owner = layer(of: node).map { "layer\($0)" } ?? "node\(out.node)"
+            code.append("int64_t *counters = m->counters + \(counterNames.count);")
+            counterNames += kernel.cCounters.map { "\(owner).\(kernel.name).\($0)" }
+        }
         code += invocation
         code.append("if (rc) return fail(m, \"node %%\(out.node) attention (\(kernel.name)): %s\", status.message);")
         views[out] = y
         return code
+    }
+
+    /// The decoder layer of an attention node: the layer of the `kv_append` feeding its keys.
+    private func layer(of attention: Node) -> Int? {
+        if case .kvAppend(let layer, _) = graph.nodes[attention.inputs[1].node].op { return layer }
+        return nil
     }
 
     static func cExpr(_ e: ElementwiseExpr) -> String {

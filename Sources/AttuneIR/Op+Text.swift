@@ -94,6 +94,7 @@ extension Op {
                 d["kernel"] = .string(b.kernel)
                 if !b.parameters.isEmpty { d["kernel_params"] = .dict(b.parameters.mapValues { .double($0) }) }
                 if !b.reason.isEmpty { d["kernel_reason"] = .string(b.reason) }
+                if !b.tables.isEmpty { d["kernel_tables"] = .dict(b.tables.mapValues { .list($0.map(AttrValue.double)) }) }
             }
             return d
         case .kvAppend(let layer, let kind): return ["layer": .int(layer), "kind": .ident(kind.rawValue)]
@@ -147,7 +148,8 @@ extension Op {
             var binding: KernelBinding?
             if let kernel = try a.optionalString("kernel") {
                 binding = KernelBinding(kernel: kernel, parameters: try a.numberDict("kernel_params"),
-                                        reason: try a.optionalString("kernel_reason") ?? "")
+                                        reason: try a.optionalString("kernel_reason") ?? "",
+                                        tables: try a.numberListDict("kernel_tables"))
             }
             op = .attention(AttentionAttrs(heads: try a.int("heads"), kvHeads: try a.int("kv_heads"),
                                            headDim: try a.int("head_dim"), vHeadDim: try a.optionalInt("v_head_dim"),
@@ -274,6 +276,22 @@ private struct AttrReader {
             case .int(let n): return Double(n)
             case .double(let f): return f
             default: throw wrong(key, "{name = number, ...}", v)
+            }
+        }
+    }
+
+    mutating func numberListDict(_ key: String) throws -> [String: [Double]] {
+        guard let v = get(key) else { return [:] }
+        let expected = "{name = [number, ...], ...}"
+        guard case .dict(let d) = v else { throw wrong(key, expected, v) }
+        return try d.mapValues { list in
+            guard case .list(let xs) = list else { throw wrong(key, expected, v) }
+            return try xs.map { x in
+                switch x {
+                case .int(let n): return Double(n)
+                case .double(let f): return f
+                default: throw wrong(key, expected, v)
+                }
             }
         }
     }

@@ -13,11 +13,15 @@ public struct KernelBinding: Sendable, Hashable {
     public var parameters: [String: Double]
     /// Why this kernel was chosen (a rule's name or a tuning record), shown by `inspect`.
     public var reason: String
+    /// Per-node arrays that do not fit a scalar parameter, by name: e.g. `phi`, one
+    /// calibrated value per q head for `unified_max`. Compiled into the module as constants.
+    public var tables: [String: [Double]]
 
-    public init(kernel: String, parameters: [String: Double] = [:], reason: String = "") {
+    public init(kernel: String, parameters: [String: Double] = [:], reason: String = "", tables: [String: [Double]] = [:]) {
         self.kernel = kernel
         self.parameters = parameters
         self.reason = reason
+        self.tables = tables
     }
 }
 

@@ -69,6 +69,14 @@ public protocol AttentionKernel: Sendable {
     /// they must leave the kernel's return code in `int rc`. Nil when compiled graphs
     /// cannot call the kernel.
     func cInvocation(_ parameters: KernelParameters) -> [String]?
+    /// `cInvocation` with the node's tables (`KernelBinding.tables`, e.g. calibrated
+    /// per-head `phi`), each declared before the statements as `const float table_NAME[]`.
+    /// Throws when a table is unknown or has the wrong length for `qHeads`.
+    func cInvocation(_ parameters: KernelParameters, tables: [String: [Double]], qHeads: Int) throws -> [String]?
+    /// Names of the counters the C statements add to, in `int64_t *counters` (one slot
+    /// each, in this order), summed over calls; a compiled model reports them
+    /// (`attune run --stats`). Empty for kernels that count nothing.
+    var cCounters: [String] { get }
     /// Runs on contiguous fp32 buffers laid out as `problem` describes. Returns what the
     /// kernel counted on the way (e.g. `fallback_rows`, `selected_fraction`); empty for
     /// kernels that count nothing.
@@ -85,6 +93,13 @@ public struct KernelError: Error, CustomStringConvertible, Equatable {
 }
 
 extension AttentionKernel {
+    public var cCounters: [String] { [] }
+
+    public func cInvocation(_ parameters: KernelParameters, tables: [String: [Double]], qHeads: Int) throws -> [String]? {
+        if let name = tables.keys.sorted().first { throw KernelError("kernel '\(self.name)' takes no table '\(name)'") }
+        return cInvocation(parameters)
+    }
+
     /// Rejects parameter names this kernel does not declare and values that are not whole
     /// numbers where integers are expected, so a typo is never silently ignored.
     public func checkParameters(_ given: KernelParameters) throws {

@@ -29,12 +29,31 @@ public struct UnifiedMaxKernel: AttentionKernel {
         problem.validationError().map { [$0] } ?? []
     }
 
+    public let cCounters = ["fallback_rows", "rows"]
+
     public func cInvocation(_ parameters: KernelParameters) -> [String]? {
-        let fields = ["block_kv", "kv_splits", "threads"].map { ".\($0) = \(Int(parameters[$0] ?? 0))" }
+        try? cInvocation(parameters, tables: [:], qHeads: 0)
+    }
+
+    /// Table `phi`: one calibrated value per q head (`attune calibrate`), used instead of
+    /// the scalar parameter.
+    public func cInvocation(_ parameters: KernelParameters, tables: [String: [Double]], qHeads: Int) throws -> [String]? {
+        for (name, values) in tables.sorted(by: { $0.key < $1.key }) {
+            guard name == "phi" else { throw KernelError("kernel 'unified_max' takes only the table 'phi', not '\(name)'") }
+            guard values.count == qHeads, values.allSatisfy({ Float($0).isFinite }) else {
+                throw KernelError("unified_max: table phi needs \(qHeads) finite values (one per q head), got \(values.count)")
+            }
+        }
+        var fields = ["block_kv", "kv_splits", "threads"].map { ".\($0) = \(Int(parameters[$0] ?? 0))" }
         // A Double's description ("0.0", "-3.5", "1e+20") is a valid C literal; phi is finite.
-        let phi = Double(Float(parameters["phi"] ?? 0))
-        return ["const attune_unified_max_params params = {\(fields.joined(separator: ", ")), .phi = \(phi)};",
-                "int rc = attune_unified_max_attention(&p, &t, &params, &status);"]
+        fields.append(".phi = \(Double(Float(parameters["phi"] ?? 0)))")
+        if tables["phi"] != nil { fields += [".phi_per_head = table_phi", ".phi_per_head_count = \(qHeads)"] }
+        fields.append(".fallback_rows_out = &fallback_rows")
+        return ["int64_t fallback_rows = 0;",
+                "const attune_unified_max_params params = {\(fields.joined(separator: ", "))};",
+                "int rc = attune_unified_max_attention(&p, &t, &params, &status);",
+                "counters[0] += fallback_rows;",
+                "counters[1] += p.batch * p.q_heads * p.q_len;"]
     }
 
     public func run(_ problem: AttentionProblem, q: UnsafePointer<Float>, k: UnsafePointer<Float>,

@@ -24,6 +24,10 @@ public final class ReferenceInterpreter {
     public let graph: Graph
     private let weightValues: [String: F64Tensor]
     private var caches: [CacheKey: F64Tensor] = [:]
+    /// Called with every `attention` node's index, attributes and inputs q, k, v (k and v
+    /// are the whole cache after the append) before it is evaluated: calibration reads
+    /// score statistics this way.
+    public var attentionObserver: ((_ node: Int, _ attrs: AttentionAttrs, _ q: F64Tensor, _ k: F64Tensor, _ v: F64Tensor) -> Void)?
 
     private struct CacheKey: Hashable {
         var layer: Int
@@ -183,6 +187,7 @@ public final class ReferenceInterpreter {
             let s = x[0].shape
             return [K.attentionMask(seq: s[s.count - 2], kv: s[s.count - 1], causal: causal, window: window)]
         case .attention(let a):
+            attentionObserver?(index, a, x[0], x[1], x[2])
             return [try K.attention(x[0], x[1], x[2], a)]
         case .kvAppend(let layer, let kind):
             let key = CacheKey(layer: layer, kind: kind)

@@ -52,14 +52,19 @@ public struct KernelChoice: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// Kernels forced by the user: one for every attention, and per layer (which wins).
+/// Kernels forced by the user: one for every attention, and per layer (which wins);
+/// plus calibrated values kernels bound to a layer receive.
 public struct KernelOverrides: Sendable, Equatable {
     public var global: KernelChoice?
     public var byLayer: [Int: KernelChoice]
+    /// `unified_max`'s phi per q head, by layer (`attune calibrate`); used unless the
+    /// choice sets `phi` itself.
+    public var calibratedPhi: [Int: [Double]]
 
-    public init(global: KernelChoice? = nil, byLayer: [Int: KernelChoice] = [:]) {
+    public init(global: KernelChoice? = nil, byLayer: [Int: KernelChoice] = [:], calibratedPhi: [Int: [Double]] = [:]) {
         self.global = global
         self.byLayer = byLayer
+        self.calibratedPhi = calibratedPhi
     }
 
     /// The override for `layer` (nil when the layer is unknown: only the global one applies).

@@ -11,6 +11,8 @@ import AttuneKernels
 /// 2. a user override (per layer, else global) is used if the kernel accepts the
 ///    layer's problem; otherwise the node is left unbound and refused with the
 ///    kernel's reasons (never silently given another kernel than the one asked for).
+///    `unified_max` on a layer with calibrated phi (`KernelOverrides.calibratedPhi`)
+///    gets it as its `phi` table unless the choice sets `phi`.
 /// 3. exact softmax → `flash`, if `unsupportedReasons` is empty for a representative
 ///    problem (the node's heads, head dims, scale, mask; 128 rows where symbolic).
 ///
@@ -79,7 +81,15 @@ public enum KernelSelection {
                 }
                 let reasons = kernel.unsupportedReasons(problem)
                 if reasons.isEmpty {
-                    return .success(KernelBinding(kernel: kernel.name, parameters: choice.parameters, reason: why))
+                    var binding = KernelBinding(kernel: kernel.name, parameters: choice.parameters, reason: why)
+                    if kernel.name == "unified_max", choice.parameters["phi"] == nil, let layer, let phi = overrides.calibratedPhi[layer] {
+                        guard phi.count == a.heads else {
+                            return .failure(Unbound(reason: "calibration has \(phi.count) phi values for layer \(layer), the node has \(a.heads) q heads"))
+                        }
+                        binding.tables["phi"] = phi
+                        binding.reason += "; phi per head from calibration"
+                    }
+                    return .success(binding)
                 }
                 return .failure(Unbound(reason: "\(why) cannot run \(problem): \(reasons.joined(separator: "; "))"))
             }

@@ -14,6 +14,8 @@ public final class CompiledModel {
     private typealias Length = @convention(c) (OpaquePointer?) -> Int64
     private typealias Count = @convention(c) () -> Int64
     private typealias ErrorText = @convention(c) (OpaquePointer?) -> UnsafePointer<CChar>
+    private typealias CounterName = @convention(c) (Int64) -> UnsafePointer<CChar>?
+    private typealias CounterValue = @convention(c) (OpaquePointer?, Int64) -> Int64
 
     private let handle: UnsafeMutableRawPointer
     private let model: OpaquePointer
@@ -23,6 +25,9 @@ public final class CompiledModel {
     private let resetFn: Reset
     private let lengthFn: Length
     private let errorFn: ErrorText
+    private let counterValue: CounterValue
+    /// Names of the kernels' counters, e.g. `layer0.unified_max.fallback_rows`.
+    public let counterNames: [String]
     public let vocab: Int
     public let maxContext: Int
 
@@ -45,6 +50,10 @@ public final class CompiledModel {
             errorFn = try symbol("attune_model_error", ErrorText.self)
             vocab = Int(try symbol("attune_model_vocab", Count.self)())
             maxContext = Int(try symbol("attune_model_max_context", Count.self)())
+            counterValue = try symbol("attune_model_counter_value", CounterValue.self)
+            let counterName = try symbol("attune_model_counter_name", CounterName.self)
+            let counterCount = try symbol("attune_model_counter_count", Count.self)()
+            counterNames = (0..<counterCount).map { String(cString: counterName($0)!) }
             var message = [CChar](repeating: 0, count: 512)
             guard let m = open(weights.path, &message, message.count) else {
                 throw RuntimeError(String(cString: message))
@@ -82,5 +91,11 @@ public final class CompiledModel {
         return logits
     }
 
+    /// Forgets the KV cache and zeroes the counters.
     public func reset() { resetFn(model) }
+
+    /// The kernels' counters summed since open or the last reset, by name.
+    public var counters: [(name: String, value: Int64)] {
+        counterNames.enumerated().map { ($0.element, counterValue(model, Int64($0.offset))) }
+    }
 }

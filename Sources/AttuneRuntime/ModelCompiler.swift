@@ -10,11 +10,15 @@ public struct CompileOptions: Sendable {
     public var maxChunk: Int?
     /// KV-cache capacity; nil = the model's max_position_embeddings, at most 4096.
     public var maxContext: Int?
+    /// `--calibration FILE`: checked against the model, then its phi goes to `unified_max`.
+    public var calibration: (file: Calibration, path: String)?
 
-    public init(kernels: KernelOverrides = KernelOverrides(), maxChunk: Int? = nil, maxContext: Int? = nil) {
+    public init(kernels: KernelOverrides = KernelOverrides(), maxChunk: Int? = nil, maxContext: Int? = nil,
+                calibration: (file: Calibration, path: String)? = nil) {
         self.kernels = kernels
         self.maxChunk = maxChunk
         self.maxContext = maxContext
+        self.calibration = calibration
     }
 }
 
@@ -32,7 +36,12 @@ public struct CompiledArtifacts {
 /// Import → passes → C → shared library, the steps `attune compile` and `attune run` share.
 public enum ModelCompiler {
     public static func lower(_ model: LoadedModel, _ options: CompileOptions) throws -> PipelineReport {
-        try Pipeline.standard(kernels: options.kernels).run(model.graph)
+        var kernels = options.kernels
+        if let (file, path) = options.calibration {
+            try file.check(against: model, path: path)
+            kernels.calibratedPhi = file.phiByLayer
+        }
+        return try Pipeline.standard(kernels: kernels).run(model.graph)
     }
 
     public static func codegenOptions(_ model: LoadedModel, _ options: CompileOptions) throws -> CodegenOptions {

@@ -62,6 +62,49 @@ public enum Npy {
         }
     }
 
+    /// Reads a `.npy` file of integers (`i1`..`i8`, `u1`..`u8`, either byte order), e.g.
+    /// token ids; same checks and messages as `read`. Unsigned 64-bit values above
+    /// `Int64.max` are rejected.
+    public static func readIntegers(contentsOf url: URL) throws -> (shape: [Int], values: [Int64]) {
+        let name = url.path
+        let data: Data
+        do {
+            data = try Data(contentsOf: url, options: .mappedIfSafe)
+        } catch {
+            throw TensorError("\(name): cannot read file: \(oneLine(error.localizedDescription))")
+        }
+        return try readIntegers(data: data, name: name)
+    }
+
+    /// Decodes a `.npy` file of integers; `name` only labels errors.
+    public static func readIntegers(data: Data, name: String) throws -> (shape: [Int], values: [Int64]) {
+        do {
+            let (dtype, shape, count, payload) = try decodeLayout(data, integers: true)
+            let values = try data.withUnsafeBytes { raw in
+                try decodeIntegers(UnsafeRawBufferPointer(rebasing: raw[payload]), count: count, dtype: dtype)
+            }
+            return (shape, values)
+        } catch let problem as Problem {
+            throw TensorError("\(name): \(problem.reason)")
+        }
+    }
+
+    /// Writes integers as `'<i8'` (what `numpy.save` writes for an int64 array).
+    public static func writeIntegers(_ values: [Int64], shape: [Int], to url: URL) throws {
+        guard Tensor.elementCount(of: shape) == values.count else {
+            throw TensorError("\(url.path): cannot write: shape \(pyTuple(shape)) does not hold \(values.count) values")
+        }
+        var dict = "{'descr': '<i8', 'fortran_order': False, 'shape': \(pyTuple(shape)), }"
+        if let first = shape.first { dict += String(repeating: " ", count: max(0, 21 - String(first).utf8.count)) }
+        var out = wrapHeader(Array(dict.utf8), major: 1) ?? wrapHeader(Array(dict.utf8), major: 2)!
+        for v in values { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+        do {
+            try out.write(to: url, options: .atomic)
+        } catch {
+            throw TensorError("\(url.path): cannot write: \(oneLine(error.localizedDescription))")
+        }
+    }
+
     /// The bytes `numpy.save` would write for `t` as a float32 C-order array.
     ///
     /// `t` is written as given: if `t.shape` and `t.data` disagree the result
@@ -129,13 +172,25 @@ public enum Npy {
     enum ByteOrder { case little, big }
 
     struct DType {
+        enum Kind { case float, signed, unsigned }
+        var kind: Kind = .float
         var order: ByteOrder
-        var size: Int  // 4 or 8
+        var size: Int  // floats: 4 or 8; integers: 1, 2, 4 or 8
         /// As written in the file, for messages.
         var descr: String
     }
 
     static func decode(_ data: Data) throws -> Tensor {
+        let (dtype, shape, count, payload) = try decodeLayout(data, integers: false)
+        let values = data.withUnsafeBytes { raw in
+            decodeFloats(UnsafeRawBufferPointer(rebasing: raw[payload]), count: count, dtype: dtype)
+        }
+        return Tensor(shape: shape, data: values)
+    }
+
+    /// Checks preamble, header and sizes; returns the dtype, shape, element count and
+    /// the payload's byte range in `data`.
+    static func decodeLayout(_ data: Data, integers: Bool) throws -> (DType, [Int], Int, Range<Int>) {
         let fileSize = data.count
         let base = data.startIndex
         func byte(_ i: Int) -> UInt8 { data[base + i] }  // callers check i < fileSize
@@ -177,7 +232,7 @@ public enum Npy {
         } catch let e as PyLiteralError {
             throw Problem("unparsable header: \(e.message)")
         }
-        let (dtype, fortranOrder, shape) = try interpretHeader(literal)
+        let (dtype, fortranOrder, shape) = try interpretHeader(literal, integers: integers)
         if fortranOrder {
             throw Problem("fortran_order True not supported (only C-order arrays are)")
         }
@@ -198,11 +253,7 @@ public enum Npy {
             throw Problem("data section too long: shape \(pyTuple(shape)) of '\(clip(dtype.descr))' needs \(needed) bytes, file has \(available)")
         }
 
-        let values = data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> [Float] in
-            let payload = UnsafeRawBufferPointer(rebasing: raw[dataStart..<(dataStart + needed)])
-            return decodeFloats(payload, count: count, dtype: dtype)
-        }
-        return Tensor(shape: shape, data: values)
+        return (dtype, shape, count, dataStart..<(dataStart + needed))
     }
 
     static func decodeFloats(_ payload: UnsafeRawBufferPointer, count: Int, dtype: DType) -> [Float] {
@@ -232,7 +283,31 @@ public enum Npy {
         }
     }
 
-    static func interpretHeader(_ literal: PyLiteral) throws -> (DType, Bool, [Int]) {
+    static func decodeIntegers(_ payload: UnsafeRawBufferPointer, count: Int, dtype: DType) throws -> [Int64] {
+        #if _endian(little)
+        let swap = dtype.order == .big
+        #else
+        let swap = dtype.order == .little
+        #endif
+        var out = [Int64](repeating: 0, count: count)
+        for i in 0..<count {
+            var bits: UInt64 = 0
+            for b in 0..<dtype.size {
+                let byte = UInt64(payload[i * dtype.size + (swap ? dtype.size - 1 - b : b)])
+                bits |= byte << (8 * UInt64(b))
+            }
+            if dtype.kind == .signed {
+                let shift = UInt64(64 - 8 * dtype.size)
+                out[i] = Int64(bitPattern: bits << shift) >> Int64(shift)
+            } else {
+                guard bits <= UInt64(Int64.max) else { throw Problem("value \(bits) at index \(i) does not fit a signed 64-bit integer") }
+                out[i] = Int64(bits)
+            }
+        }
+        return out
+    }
+
+    static func interpretHeader(_ literal: PyLiteral, integers: Bool = false) throws -> (DType, Bool, [Int]) {
         guard case .dict(let entries) = literal else {
             throw Problem("unparsable header: expected a dict, found \(clip(literal.repr))")
         }
@@ -250,7 +325,7 @@ public enum Npy {
         guard let fortran else { throw Problem("header is missing key 'fortran_order'") }
         guard let shape else { throw Problem("header is missing key 'shape'") }
 
-        let dtype = try parseDType(descr)
+        let dtype = try integers ? parseIntegerDType(descr) : parseDType(descr)
         guard case .bool(let fortranOrder) = fortran else {
             throw Problem("fortran_order must be True or False, found \(clip(fortran.repr))")
         }
@@ -294,6 +369,20 @@ public enum Npy {
         case "f8": return DType(order: order, size: 8, descr: s)
         default: throw unsupported()
         }
+    }
+
+    static func parseIntegerDType(_ descr: PyLiteral) throws -> DType {
+        let unsupported = Problem("dtype \(clip(descr.repr)) not supported: expected an integer type ('<i4', '<i8', '<u2', ...)")
+        guard case .string(let s) = descr else { throw unsupported }
+        var rest = Substring(s)
+        var order = ByteOrder.little
+        if let c = rest.first, "<>=|".contains(c) {
+            if c == ">" { order = .big }
+            rest = rest.dropFirst()
+        }
+        guard let letter = rest.first, letter == "i" || letter == "u", let size = Int(rest.dropFirst()),
+              [1, 2, 4, 8].contains(size) else { throw unsupported }
+        return DType(kind: letter == "i" ? .signed : .unsigned, order: order, size: size, descr: s)
     }
 
     /// Keeps file-derived text in messages short and on one line.

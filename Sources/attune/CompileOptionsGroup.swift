@@ -10,6 +10,8 @@ struct CompileOptionsGroup: ParsableArguments {
     var layerAttention: [String] = []
     @Option(help: "JSON policy file: {\"default\": \"flash\", \"layers\": {\"3\": \"flash:kv_splits=4\"}}.")
     var attentionPolicy: String?
+    @Option(help: "Calibration file from `attune calibrate` (this model's only): unified_max uses its phi per head.")
+    var calibration: String?
     @Option(help: "Largest number of tokens per forward pass (default 512; longer prompts run in chunks).") var maxChunk: Int?
     @Option(help: "KV-cache capacity in positions (default: the model's, at most 4096).") var maxContext: Int?
 
@@ -24,6 +26,7 @@ struct CompileOptionsGroup: ParsableArguments {
             }
             overrides.byLayer[layer] = try KernelChoice(parsing: parts[1])
         }
-        return CompileOptions(kernels: overrides, maxChunk: maxChunk, maxContext: maxContext)
+        return CompileOptions(kernels: overrides, maxChunk: maxChunk, maxContext: maxContext,
+                              calibration: try calibration.map { (try Calibration.load($0), $0) })
     }
 }

@@ -7,7 +7,7 @@ struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Compile (cached) and run a model: prefill the tokens, then greedy decode.",
-        discussion: "--json prints one JSON object on the last line: generated, prefill_ms, decode_ms_per_token, compile_ms, build_cached."
+        discussion: "--json prints one JSON object on the last line: generated, prefill_ms, decode_ms_per_token, compile_ms, build_cached, prompt_tokens, and with --stats a stats object (counter name → value). Counters cover the last timed prefill and the decode: the cache and the counters are reset before each prefill repeat."
     )
 
     @Argument(help: "Hugging Face model folder or .attn file.") var model: String
@@ -15,6 +15,7 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Tokens to generate greedily after the prompt.") var maxNewTokens: Int = 0
     @Option(help: "Write the prefill logits [tokens, vocab] as float32 .npy.") var logitsOut: String?
     @Option(help: "Time the prefill this many times (cache reset in between) and report the median.") var repeats: Int = 1
+    @Flag(help: "Print the kernels' counters (e.g. unified_max fallback rows per layer) for the last prefill and the decode.") var stats = false
     @Flag(help: "Print one JSON object on the last line.") var json = false
     @OptionGroup var compile: CompileOptionsGroup
 
@@ -58,10 +59,17 @@ struct RunCommand: ParsableCommand {
         print("prompt     \(ids.count) tokens, prefill \(fmt(prefillMs, 3)) ms")
         print("generated  \(generated.map(String.init).joined(separator: " "))")
         print("decode     \(fmt(decodeMs, 3)) ms/token; compile \(fmt(artifacts.seconds * 1e3, 0)) ms\(artifacts.cached ? " (build cache hit)" : "")")
+        let counters = session.counters
+        if stats {
+            if counters.isEmpty { print("stats      the model's kernels count nothing") }
+            let width = counters.map(\.name.count).max() ?? 0
+            for c in counters { print("stats      \(c.name.padding(toLength: width, withPad: " ", startingAt: 0))  \(c.value)") }
+        }
         if json {
-            let object: [String: Any] = ["generated": generated.map(Int.init), "prefill_ms": prefillMs,
+            var object: [String: Any] = ["generated": generated.map(Int.init), "prefill_ms": prefillMs,
                                          "decode_ms_per_token": decodeMs, "compile_ms": artifacts.seconds * 1e3,
                                          "build_cached": artifacts.cached, "prompt_tokens": ids.count]
+            if stats { object["stats"] = Dictionary(uniqueKeysWithValues: counters.map { ($0.name, $0.value) }) }
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         }

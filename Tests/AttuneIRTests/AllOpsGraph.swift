@@ -34,7 +34,7 @@ enum AllOpsGraph {
         let o = try b.add(.reshape(shape: ["seq", 16]), [try b.add(.transpose(perm: [1, 0, 2]), [try b.add(.matmul(transposeB: false), [p, vh])])])
         // The fused forms of the same things.
         let a = try b.add(.attention(AttentionAttrs(heads: 2, kvHeads: 1, headDim: 8, causal: true, window: 4,
-                                                    binding: KernelBinding(kernel: "flash", parameters: ["block_kv": 64], reason: "rule: default"))),
+                                                    binding: KernelBinding(kernel: "unified_max", parameters: ["block_kv": 64], reason: "rule: default", tables: ["phi": [1.5, -2.0]]))),
                           [qr, kc, vc])
         let sig = try b.add(.attention(AttentionAttrs(heads: 2, kvHeads: 1, headDim: 8, normalizer: .sigmoid(bias: -7.62))), [qr, kc, vc])
         let wqkv = try b.add(.concat(axis: 0), [b.weight("wq2", .f32, [16, 16]), wk, wv])

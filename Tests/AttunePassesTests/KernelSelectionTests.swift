@@ -31,6 +31,26 @@ final class KernelSelectionTests: XCTestCase {
         ])
     }
 
+    func testCalibratedPhiGoesToUnifiedMaxUnlessPhiIsGiven() throws {
+        let g = try fusedDecoder(try TinyConfigs.llamaGQA())
+        let heads = g.nodes.compactMap { if case .attention(let a) = $0.op { a.heads } else { nil } }[0]
+        let phi = (0..<heads).map { Double($0) / 2 }
+        var overrides = KernelOverrides(global: KernelChoice(kernel: "unified_max"), calibratedPhi: [0: phi])
+        let bound = bindings(try Pass.selectKernels(overrides).run(g).graph)
+        XCTAssertEqual(bound[0]?.tables, ["phi": phi])
+        XCTAssertEqual(bound[0]?.reason, "override --attention unified_max; phi per head from calibration")
+        XCTAssertEqual(bound[1]?.tables, [:], "layer 1 has no calibration")
+
+        overrides.global = try KernelChoice(parsing: "unified_max:phi=2")
+        XCTAssertEqual(bindings(try Pass.selectKernels(overrides).run(g).graph)[0]?.tables, [:], "an explicit phi wins")
+        overrides.global = KernelChoice(kernel: "flash")
+        XCTAssertEqual(bindings(try Pass.selectKernels(overrides).run(g).graph)[0]?.tables, [:], "only unified_max takes phi")
+
+        overrides = KernelOverrides(global: KernelChoice(kernel: "unified_max"), calibratedPhi: [0: [1, 2, 3]])
+        let refused = try Pass.selectKernels(overrides).run(g)
+        XCTAssertEqual(refused.stats.refusals, ["calibration has 3 phi values for layer 0, the node has \(heads) q heads": 1])
+    }
+
     func testBindsSigmoidAttentionOnlyToASigmoidKernel() throws {
         let g = try fusedDecoder(try TinyConfigs.llamaSigmoid())
         let outcome = try Pass.selectKernels().run(g)

@@ -25,7 +25,11 @@
 #define ARENA_FLOATS 23552
 #define WEIGHT_FLOATS 102720
 #define N_CACHES 4
+#define N_COUNTERS 0
 #define GRAPH_HASH UINT64_C(0xd02141afffac8022)
+
+/* What each kernel counter counts, summed over calls since open or reset. */
+static const char *const counter_names[N_COUNTERS > 0 ? N_COUNTERS : 1] = {""};
 
 static const int64_t cache_width[N_CACHES > 0 ? N_CACHES : 1] = {32, 32, 32, 32};
 
@@ -36,6 +40,7 @@ struct attune_model {
     float *arena;
     float *kv[N_CACHES > 0 ? N_CACHES : 1];
     int64_t length;
+    int64_t counters[N_COUNTERS > 0 ? N_COUNTERS : 1];
     int32_t positions[MAX_CHUNK];
     char error[256];
 };
@@ -256,7 +261,14 @@ int attune_model_decode_step(attune_model *m, int32_t token, float *logits) {
     return forward_chunk(m, &token, 1, logits);
 }
 
-void attune_model_reset(attune_model *m) { m->length = 0; }
+void attune_model_reset(attune_model *m) {
+    m->length = 0;
+    memset(m->counters, 0, sizeof m->counters);
+}
+
+int64_t attune_model_counter_count(void) { return N_COUNTERS; }
+const char *attune_model_counter_name(int64_t i) { return i >= 0 && i < N_COUNTERS ? counter_names[i] : NULL; }
+int64_t attune_model_counter_value(const attune_model *m, int64_t i) { return i >= 0 && i < N_COUNTERS ? m->counters[i] : 0; }
 int64_t attune_model_length(const attune_model *m) { return m->length; }
 int64_t attune_model_vocab(void) { return VOCAB; }
 int64_t attune_model_max_context(void) { return MAX_CONTEXT; }

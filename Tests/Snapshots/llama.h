@@ -14,8 +14,12 @@ void attune_model_close(attune_model *m);
 int attune_model_prefill(attune_model *m, const int32_t *tokens, int64_t n, float *logits);
 /* One token after the cached ones; logits (vocab floats) may be NULL. 0 on success. */
 int attune_model_decode_step(attune_model *m, int32_t token, float *logits);
-/* Forgets the KV cache. */
+/* Forgets the KV cache and zeroes the kernel counters. */
 void attune_model_reset(attune_model *m);
+/* Kernel counters (e.g. "layer0.unified_max.fallback_rows"), summed since open or reset. */
+int64_t attune_model_counter_count(void);
+const char *attune_model_counter_name(int64_t i);
+int64_t attune_model_counter_value(const attune_model *m, int64_t i);
 int64_t attune_model_length(const attune_model *m);
 int64_t attune_model_vocab(void);
 int64_t attune_model_max_context(void);

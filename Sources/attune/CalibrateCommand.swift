@@ -1,0 +1,52 @@
+import ArgumentParser
+import AttuneRuntime
+import AttuneTensor
+import Foundation
+
+struct CalibrateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "calibrate",
+        abstract: "Measure attention-score statistics on calibration tokens and store unified_max's phi per (layer, head).",
+        discussion: """
+        --data is a .npy of integer token ids: shape [n] (one sequence) or [sequences, n]. Each \
+        sequence runs from an empty cache through the float64 reference interpreter; for every \
+        layer and q head the maximum score of each query row is recorded. The file (JSON) holds \
+        the statistics, phi = the median row maximum, and the model's hash: `--calibration FILE` \
+        on compile/run/inspect refuses it for any other model.
+        """
+    )
+
+    @Argument(help: "Hugging Face model folder or .attn file.") var model: String
+    @Option(help: "Token ids (.npy, integers, [n] or [sequences, n]).") var data: String
+    @Option(name: .shortAndLong, help: "Calibration file to write (JSON).") var output: String
+
+    func run() throws {
+        let (shape, values) = try Npy.readIntegers(contentsOf: URL(fileURLWithPath: data))
+        guard shape.count == 1 || shape.count == 2, let n = shape.last, n > 0, shape.first! > 0 else {
+            throw CLIError("\(data): token ids must have shape [n] or [sequences, n] with n >= 1, got \(shape)")
+        }
+        let sequences = stride(from: 0, to: values.count, by: n).map { start in
+            values[start..<start + n].map { Int32(clamping: $0) }
+        }
+        if let bad = values.first(where: { $0 < 0 || $0 > Int64(Int32.max) }) {
+            throw CLIError("\(data): token id \(bad) is not a valid id")
+        }
+        let loaded = try ModelSource.load(model)
+        let start = Date()
+        let calibration = try Calibrator.calibrate(loaded, sequences: sequences) { done, total in
+            FileHandle.standardError.write(Data("calibrated \(done)/\(total) sequences\n".utf8))
+        }
+        try calibration.encoded().write(to: URL(fileURLWithPath: output), options: .atomic)
+        print("model      \(calibration.model) (hash \(calibration.modelHash))")
+        print("data       \(calibration.sequences) sequences, \(calibration.tokens) tokens, \(fmt(Date().timeIntervalSince(start), 2)) s")
+        print("layer  phi (min .. max over heads)   row max (min .. max)   rows outside fp32 window")
+        for layer in calibration.layers {
+            let phis = layer.heads.map(\.phi)
+            let lo = layer.heads.map(\.rowMaxMin).min()!, hi = layer.heads.map(\.rowMaxMax).max()!
+            let outside = layer.heads.map(\.rowsOutsideWindow).reduce(0, +)
+            print("\(String(layer.layer).padding(toLength: 5, withPad: " ", startingAt: 0))  \(fmt(phis.min()!, 3)) .. \(fmt(phis.max()!, 3))".padding(toLength: 37, withPad: " ", startingAt: 0)
+                  + "\(fmt(lo, 3)) .. \(fmt(hi, 3))".padding(toLength: 23, withPad: " ", startingAt: 0) + "\(outside)")
+        }
+        print("wrote      \(output)")
+    }
+}
