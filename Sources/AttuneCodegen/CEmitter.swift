@@ -46,6 +46,7 @@ public enum CEmitter {
         guard options.maxChunk >= 1, options.maxContext >= 1 else { throw CodegenError("max chunk and context must be >= 1") }
 
         var lowering = NodeLowering(graph: graph, weights: weights, options: options)
+        try lowering.planStores()
         var functions: [(index: Int, code: [String])] = []
         for i in graph.nodes.indices {
             let code = try lowering.lower(i)
@@ -90,6 +91,7 @@ public enum CEmitter {
         #define WEIGHT_FLOATS \(lowering.folder.blob.count)
         #define N_CACHES \(caches.count)
         #define N_COUNTERS \(lowering.counterNames.count)
+        #define N_STORES \(lowering.stores.count)
         #define GRAPH_HASH UINT64_C(0x\(String(hash, radix: 16)))
 
         /* What each kernel counter counts, summed over calls since open or reset. */
@@ -102,7 +104,8 @@ public enum CEmitter {
             void *map;
             size_t map_bytes;
             float *arena;
-            float *kv[N_CACHES > 0 ? N_CACHES : 1];
+            float *kv[N_CACHES > 0 ? N_CACHES : 1];   /* NULL for layers whose kernel keeps its own store */
+            void *store[N_STORES > 0 ? N_STORES : 1];
             int64_t length;
             int64_t counters[N_COUNTERS > 0 ? N_COUNTERS : 1];
             int32_t positions[MAX_CHUNK];
@@ -162,7 +165,7 @@ public enum CEmitter {
 
         void attune_model_reset(attune_model *m) {
             m->length = 0;
-            memset(m->counters, 0, sizeof m->counters);
+            memset(m->counters, 0, sizeof m->counters);\(lines(lowering.stores) { "    \($0.reset)(m->store[\($0.index)]);" })
         }
 
         int64_t attune_model_counter_count(void) { return N_COUNTERS; }
@@ -177,9 +180,9 @@ public enum CEmitter {
             if (!m) return;
             if (m->map) munmap(m->map, m->map_bytes);
             free(m->arena);
-            for (int i = 0; i < N_CACHES; i++) free(m->kv[i]);
+            for (int i = 0; i < N_CACHES; i++) free(m->kv[i]);\(lines(lowering.stores) { "    \($0.destroy)(m->store[\($0.index)]);" })
             free(m);
-        }
+        }\(lines(lowering.stores, storeOpener))
 
         attune_model *attune_model_open(const char *weights_path, char *error, size_t error_size) {
             attune_model *m = calloc(1, sizeof *m);
@@ -220,12 +223,13 @@ public enum CEmitter {
             m->weights = (const float *)(h + 64);
             m->arena = aligned_alloc(64, sizeof(float) * (size_t)ARENA_FLOATS);
             int ok = m->arena != NULL;
-            for (int i = 0; i < N_CACHES && ok; i++) ok = (m->kv[i] = calloc((size_t)MAX_CONTEXT * (size_t)cache_width[i], sizeof(float))) != NULL;
+            for (int i = 0; i < N_CACHES && ok; i++)
+                if (cache_width[i] > 0) ok = (m->kv[i] = calloc((size_t)MAX_CONTEXT * (size_t)cache_width[i], sizeof(float))) != NULL;
             if (!ok) {
                 snprintf(error, error_size, "out of memory allocating the arena and KV cache");
                 attune_model_close(m);
                 return NULL;
-            }
+            }\(lines(lowering.stores) { "    if (open_store_\($0.index)(m, error, error_size)) return NULL;" })
             return m;
         }
         """)
@@ -267,6 +271,28 @@ public enum CEmitter {
         let sources = Set(["attention_problem.c", "lse_merge.c", "graph_ops.c"]).union(lowering.kernelSources).sorted()
         return EmittedModule(name: graph.name, source: source, header: header, weights: lowering.folder.blob,
                              graphHash: hash, vocab: vocab, options: options, memoryPlan: plan, kernelSources: sources)
+    }
+
+    /// Each item's text on its own line after a newline; nothing for no items.
+    static func lines<T>(_ items: [T], _ line: (T) -> String) -> String {
+        items.map { "\n" + line($0) }.joined()
+    }
+
+    /// `open_store_I`: creates layer L's K/V store at model open; closes the model on failure.
+    static func storeOpener(_ s: StoreLayer) -> String {
+        var lines = ["", "/* Layer \(s.layer)'s K/V store (kernel \(s.kernel)). */",
+                     "static int open_store_\(s.index)(attune_model *m, char *error, size_t error_size) {",
+                     "    void *store = NULL;", "    attune_status status;"]
+        lines += s.create.map { "    " + $0 }
+        lines += ["    if (rc) {",
+                  "        snprintf(error, error_size, \"layer \(s.layer) K/V store (\(s.kernel)): %s\", status.message);",
+                  "        attune_model_close(m);",
+                  "        return 1;",
+                  "    }",
+                  "    m->store[\(s.index)] = store;",
+                  "    return 0;",
+                  "}"]
+        return lines.joined(separator: "\n")
     }
 
     /// 64-bit FNV-1a: a stable content hash (not for security).

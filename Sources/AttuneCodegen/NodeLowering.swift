@@ -1,6 +1,17 @@
 import AttuneIR
 import AttuneKernels
 
+/// A layer whose K/V a kernel keeps in its own store, and the C that manages it.
+struct StoreLayer {
+    var index: Int
+    var layer: Int
+    var kernel: String
+    /// Statements creating `void *store` (see `KVStoreKernel.cStoreCreate`).
+    var create: [String]
+    var reset: String
+    var destroy: String
+}
+
 /// Lowers nodes one at a time to C statements, tracking where every value lives and
 /// which arena buffers each node defines and reads (for memory planning).
 struct NodeLowering {
@@ -13,6 +24,12 @@ struct NodeLowering {
     private(set) var cacheWidths: [Int: Int] = [:]
     /// C sources of the kernels attention nodes call.
     private(set) var kernelSources: Set<String> = []
+    /// Layers whose K/V live in a kernel's own store (`KVStoreKernel`), in store order.
+    private(set) var stores: [StoreLayer] = []
+    private var storeLayers: [Int: StoreLayer] = [:]
+    /// The K or V rows each store layer's `kv_append` was given, by the append's value:
+    /// the attention node appends them to its store.
+    private var storeAppends: [Value: Value] = [:]
     /// Names of the kernels' counters (`m->counters[i]`), e.g. `layer0.unified_max.fallback_rows`.
     private(set) var counterNames: [String] = []
     private var constantMemo: [Int: Bool] = [:]
@@ -24,6 +41,27 @@ struct NodeLowering {
         self.options = options
         self.folder = ConstantFolder(graph: graph, weights: weights)
         self.uses = graph.users()
+    }
+
+    /// Finds the attention nodes bound to a `KVStoreKernel` and plans one store per layer;
+    /// run before lowering so the layers' `kv_append` nodes know to leave the dense cache.
+    mutating func planStores() throws {
+        for (i, node) in graph.nodes.enumerated() {
+            guard case .attention(let a) = node.op, let binding = a.binding,
+                  let kernel = (try? KernelRegistry.kernel(named: binding.kernel)) as? any KVStoreKernel else { continue }
+            current = i
+            guard let layer = layer(of: node) else {
+                throw fail("kernel '\(kernel.name)' keeps its own K/V store: its k must come from a layer's kv_append")
+            }
+            guard storeLayers[layer] == nil else { throw fail("layer \(layer) has two attention nodes over its own K/V store") }
+            let layout = KVStoreLayout(layer: layer, kvHeads: a.kvHeads, qkDim: a.headDim, vDim: a.vHeadDim, maxTokens: options.maxContext)
+            let create: [String]
+            do { create = try kernel.cStoreCreate(binding.parameters, layout) } catch let error as KernelError { throw fail(error.message) }
+            let store = StoreLayer(index: stores.count, layer: layer, kernel: kernel.name, create: create,
+                                   reset: kernel.cStoreReset, destroy: kernel.cStoreDestroy)
+            stores.append(store)
+            storeLayers[layer] = store
+        }
     }
 
     func fail(_ reason: String) -> CodegenError {
@@ -206,6 +244,11 @@ struct NodeLowering {
             code.append("attune_op_swiglu_epilogue(\(gu.pointer), \(x.rows.c), \(y.width), \(y.pointer));")
             views[out] = y
 
+        case .kvAppend(let layer, let kind) where storeLayers[layer] != nil:
+            // The layer's attention kernel stores K/V itself: no dense cache rows.
+            cacheWidths[layer * 2 + (kind == .key ? 0 : 1)] = 0
+            storeAppends[out] = node.inputs[0]
+
         case .kvAppend(let layer, let kind):
             let x = try read(node.inputs[0])
             let cache = layer * 2 + (kind == .key ? 0 : 1)
@@ -257,6 +300,10 @@ struct NodeLowering {
         var parameters = binding.parameters
         // The sigmoid bias is the model's, carried by the node, not a tuning knob.
         if case .sigmoid(let bias) = a.normalizer { parameters["bias"] = bias }
+        if let storeKernel = kernel as? any KVStoreKernel {
+            kernelSources.formUnion(kernel.cSources)
+            return try storeAttention(storeKernel, a, parameters, node, out)
+        }
         let invocation: [String]
         do {
             guard let statements = try kernel.cInvocation(parameters, tables: binding.tables, qHeads: a.heads) else {
@@ -287,12 +334,39 @@ struct NodeLowering {
         for (name, values) in binding.tables.sorted(by: { $0.key < $1.key }) {
             code.append("static const float table_\(name)[\(values.count)] = {\(values.map { CLiteral.float($0) }.joined(separator: ", "))};")
         }
-        if !kernel.cCounters.isEmpty {
-            let owner = layer(of: node).map { "layer\($0)" } ?? "node\(out.node)"
-            code.append("int64_t *counters = m->counters + \(counterNames.count);")
-            counterNames += kernel.cCounters.map { "\(owner).\(kernel.name).\($0)" }
-        }
+        code += counterSlots(kernel, node, out)
         code += invocation
+        code.append("if (rc) return fail(m, \"node %%\(out.node) attention (\(kernel.name)): %s\", status.message);")
+        views[out] = y
+        return code
+    }
+
+    /// Declares `counters` for a kernel that counts, naming its slots after the layer.
+    private mutating func counterSlots(_ kernel: any AttentionKernel, _ node: Node, _ out: Value) -> [String] {
+        guard !kernel.cCounters.isEmpty else { return [] }
+        let owner = layer(of: node).map { "layer\($0)" } ?? "node\(out.node)"
+        defer { counterNames += kernel.cCounters.map { "\(owner).\(kernel.name).\($0)" } }
+        return ["int64_t *counters = m->counters + \(counterNames.count);"]
+    }
+
+    /// Attention over a kernel's own K/V store: the chunk's K/V rows (what the layer's
+    /// `kv_append` nodes were given) are appended, then the queries attend.
+    private mutating func storeAttention(_ kernel: any KVStoreKernel, _ a: AttentionAttrs, _ parameters: KernelParameters,
+                                         _ node: Node, _ out: Value) throws -> [String] {
+        guard let layer = layer(of: node), let store = storeLayers[layer]?.index,
+              let kRows = storeAppends[node.inputs[1]], let vRows = storeAppends[node.inputs[2]] else {
+            throw fail("kernel '\(kernel.name)' keeps its own K/V store: its k and v must come straight from this layer's kv_append nodes")
+        }
+        if a.window != nil { throw fail("kernel '\(kernel.name)' does not support a sliding window") }
+        let q = try read(node.inputs[0]), k = try read(kRows), v = try read(vRows)
+        let y = try result(node.types[0])
+        let call = KVStoreCall(store: "m->store[\(store)]", rows: q.rows.c, heads: a.heads, kvHeads: a.kvHeads,
+                               qkDim: a.headDim, vDim: a.vHeadDim, scale: a.scale, causal: a.causal,
+                               q: .init(pointer: q.pointer, rowStride: q.rowStride), k: .init(pointer: k.pointer, rowStride: k.rowStride),
+                               v: .init(pointer: v.pointer, rowStride: v.rowStride), o: .init(pointer: y.pointer, rowStride: y.rowStride))
+        var code = ["attune_status status;"]
+        code += counterSlots(kernel, node, out)
+        do { code += try kernel.cStoreAttention(parameters, call) } catch let error as KernelError { throw fail(error.message) }
         code.append("if (rc) return fail(m, \"node %%\(out.node) attention (\(kernel.name)): %s\", status.message);")
         views[out] = y
         return code

@@ -102,7 +102,7 @@ public final class HybridKVCache: @unchecked Sendable {
 /// attends: the build is part of the call. Stats separate `build_ms` and `attend_ms`; with
 /// `reuse=1` (benchmarks only: the caller promises K/V are unchanged at the same addresses)
 /// the last built caches are kept and later calls time the attention only.
-public struct HybridKernel: AttentionKernel {
+public struct HybridKernel: KVStoreKernel {
     public init() {}
 
     public let name = "hybrid"
@@ -137,8 +137,61 @@ public struct HybridKernel: AttentionKernel {
         return reasons
     }
 
-    /// Compiled graphs do not own a two-tier cache yet.
+    /// Over plain K/V pointers there is nothing to call: compiled graphs give hybrid a
+    /// store per layer instead (`KVStoreKernel`).
     public func cInvocation(_ parameters: KernelParameters) -> [String]? { nil }
+
+    public let cCounters = ["hot_keys", "cold_keys", "cold_keys_selected"]
+    public let cStoreReset = "attune_hybrid_kv_reset"
+    public let cStoreDestroy = "attune_hybrid_kv_destroy"
+
+    /// With `cold_file=1` the cold tier is a file in `$ATTUNE_HYBRID_COLD_DIR` (else
+    /// `$TMPDIR`, else /tmp), named by process id and layer and unlinked once mapped, so
+    /// it disappears with the process.
+    public func cStoreCreate(_ parameters: KernelParameters, _ layout: KVStoreLayout) throws -> [String] {
+        try checkStoreParameters(parameters)
+        let int = { (name: String, fallback: Double) in Int(parameters[name] ?? fallback) }
+        var lines = ["attune_hybrid_kv_config config = {.kv_heads = \(layout.kvHeads), .qk_dim = \(layout.qkDim), .v_dim = \(layout.vDim), "
+            + ".window = \(int("window", 1024)), .cold_dtype = \(int("cold_dtype", 1)), .block = \(int("block", 32)), "
+            + ".max_tokens = \(layout.maxTokens), .cold_path = NULL, .release_written = \(int("release_written", 0))};"]
+        let fileBacked = int("cold_file", 0) != 0
+        if fileBacked {
+            lines += ["char path[4096];",
+                      "const char *dir = getenv(\"ATTUNE_HYBRID_COLD_DIR\");",
+                      "if (!dir || !*dir) dir = getenv(\"TMPDIR\");",
+                      "if (!dir || !*dir) dir = \"/tmp\";",
+                      "snprintf(path, sizeof path, \"%s/attune-%ld-layer\(layout.layer).cold\", dir, (long)getpid());",
+                      "config.cold_path = path;"]
+        }
+        lines.append("int rc = attune_hybrid_kv_create(&config, (attune_hybrid_kv **)&store, &status);")
+        if fileBacked { lines.append("if (rc == 0) unlink(path);") }
+        return lines
+    }
+
+    public func cStoreAttention(_ parameters: KernelParameters, _ c: KVStoreCall) throws -> [String] {
+        try checkStoreParameters(parameters)
+        let budget = parameters["cold_budget"] ?? 0.25
+        return [
+            "int rc = attune_hybrid_kv_append(\(c.store), \(c.rows), \(c.k.pointer), \(c.qkDim), \(c.k.rowStride), \(c.v.pointer), \(c.vDim), \(c.v.rowStride), &status);",
+            "if (rc == 0) {",
+            "    attune_hybrid_params params = {.cold_budget = \(budget), .threads = \(Int(parameters["threads"] ?? 0)), .schedule = \(Int(parameters["schedule"] ?? 0))};",
+            "    attune_hybrid_stats stats;",
+            "    rc = attune_hybrid_attention(\(c.store), \(c.heads), \(c.rows), \(c.q.pointer), \(c.qkDim), \(c.q.rowStride), "
+                + "\(c.o.pointer), \(c.vDim), \(c.o.rowStride), NULL, \(Float(c.scale))f, \(c.causal ? 1 : 0), ATTUNE_Q_OFFSET_DEFAULT, &params, &stats, &status);",
+            "    counters[0] += stats.hot_keys * \(c.kvHeads);",
+            "    counters[1] += stats.cold_keys * \(c.kvHeads);",
+            "    counters[2] += stats.selected_cold_keys;",
+            "}",
+        ]
+    }
+
+    /// `reuse` only makes sense for `run` on fixed buffers; the store itself is the reuse.
+    private func checkStoreParameters(_ parameters: KernelParameters) throws {
+        try checkParameters(parameters)
+        if (parameters["reuse"] ?? 0) != 0 { throw KernelError("hybrid: reuse=1 is for benchmarks of `run`; compiled models keep their store anyway") }
+        let budget = parameters["cold_budget"] ?? 0.25
+        guard budget > 0 else { throw KernelError("hybrid: cold_budget must be > 0, got \(budget)") }
+    }
 
     func config(_ problem: AttentionProblem, _ parameters: KernelParameters) -> HybridKVCache.Config {
         HybridKVCache.Config(kvHeads: problem.kvHeads, qkDim: problem.qkDim, vDim: problem.vDim,

@@ -55,6 +55,10 @@ public enum ModelCompiler {
 
     public static func emit(_ model: LoadedModel, _ options: CompileOptions) throws -> (PipelineReport, EmittedModule) {
         let report = try lower(model, options)
+        // An attention left without a kernel cannot be compiled: say why selection refused it.
+        if let refusal = report.stats(of: "select-kernels")?.refusedAt.first {
+            throw RuntimeError("node %\(refusal.node)\(refusal.label.map { " (\($0))" } ?? ""): no attention kernel: \(refusal.reason)")
+        }
         let module = try CEmitter.emit(report.output, weights: model.weights, options: try codegenOptions(model, options))
         return (report, module)
     }

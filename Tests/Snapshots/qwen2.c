@@ -26,6 +26,7 @@
 #define WEIGHT_FLOATS 78336
 #define N_CACHES 4
 #define N_COUNTERS 0
+#define N_STORES 0
 #define GRAPH_HASH UINT64_C(0xc0e3280696dd0842)
 
 /* What each kernel counter counts, summed over calls since open or reset. */
@@ -38,7 +39,8 @@ struct attune_model {
     void *map;
     size_t map_bytes;
     float *arena;
-    float *kv[N_CACHES > 0 ? N_CACHES : 1];
+    float *kv[N_CACHES > 0 ? N_CACHES : 1];   /* NULL for layers whose kernel keeps its own store */
+    void *store[N_STORES > 0 ? N_STORES : 1];
     int64_t length;
     int64_t counters[N_COUNTERS > 0 ? N_COUNTERS : 1];
     int32_t positions[MAX_CHUNK];
@@ -321,7 +323,8 @@ attune_model *attune_model_open(const char *weights_path, char *error, size_t er
     m->weights = (const float *)(h + 64);
     m->arena = aligned_alloc(64, sizeof(float) * (size_t)ARENA_FLOATS);
     int ok = m->arena != NULL;
-    for (int i = 0; i < N_CACHES && ok; i++) ok = (m->kv[i] = calloc((size_t)MAX_CONTEXT * (size_t)cache_width[i], sizeof(float))) != NULL;
+    for (int i = 0; i < N_CACHES && ok; i++)
+        if (cache_width[i] > 0) ok = (m->kv[i] = calloc((size_t)MAX_CONTEXT * (size_t)cache_width[i], sizeof(float))) != NULL;
     if (!ok) {
         snprintf(error, error_size, "out of memory allocating the arena and KV cache");
         attune_model_close(m);
