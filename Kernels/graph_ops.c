@@ -216,6 +216,10 @@ void attune_op_kv_append(float *cache, int64_t at, const float *src, int64_t src
     for (int64_t r = 0; r < rows; r++) memcpy(cache + (at + r) * width, src + r * src_stride, sizeof(float) * (size_t)width);
 }
 
+void attune_op_kv_scatter(float *cache, const int64_t *slot, const float *src, int64_t src_stride, int64_t rows, int64_t width) {
+    for (int64_t r = 0; r < rows; r++) memcpy(cache + slot[r] * width, src + r * src_stride, sizeof(float) * (size_t)width);
+}
+
 void attune_op_copy_columns(const float *src, int64_t src_stride, int64_t col, int64_t rows, int64_t width, float *dst) {
     for (int64_t r = 0; r < rows; r++) memcpy(dst + r * width, src + r * src_stride + col, sizeof(float) * (size_t)width);
 }

@@ -112,3 +112,86 @@ done:
     attune_scratch_free(l2);
     return rc;
 }
+
+/* Ragged batches (compiled models): see attune_prefix_batch in the header. The
+ * partial outputs are [rows, heads * v_dim] like O itself, their LSEs [heads, rows],
+ * so one merge call per head covers every group. */
+int32_t attune_prefix_batch_attention(const attune_attention_problem *base, const attune_prefix_batch *b,
+                                      attune_attend_fn attend, void *ctx, attune_status *status) {
+    if (!base || !b || !attend)
+        return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "prefix batch: NULL argument");
+    if (base->window > 0)
+        return attune_fail(status, ATTUNE_ERR_UNSUPPORTED, "prefix-shared batches do not support a sliding window");
+    if (b->prefix_len < 0 || b->rows < 0 || b->groups < 0)
+        return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "prefix batch: negative length");
+    int64_t covered = 0;
+    for (int64_t g = 0; g < b->groups; g++) {
+        if (b->first[g] != covered || b->count[g] < 1 || b->suffix_len[g] < b->count[g])
+            return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT,
+                               "prefix batch: group %lld must start at row %lld with 1 <= rows <= its suffix length",
+                               (long long)g, (long long)covered);
+        covered += b->count[g];
+    }
+    if (covered != b->rows)
+        return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "prefix batch: groups cover %lld of %lld rows",
+                           (long long)covered, (long long)b->rows);
+
+    const int64_t H = base->q_heads, Dq = base->qk_dim, Dv = base->v_dim, R = b->rows;
+    const size_t f = sizeof(float);
+    float *o1 = attune_scratch_alloc(f * (size_t)(R * H * Dv)), *l1 = attune_scratch_alloc(f * (size_t)(H * R));
+    float *o2 = attune_scratch_alloc(f * (size_t)(R * H * Dv)), *l2 = attune_scratch_alloc(f * (size_t)(H * R));
+    int32_t rc = ATTUNE_OK;
+    if (!o1 || !l1 || !o2 || !l2) {
+        rc = attune_fail(status, ATTUNE_ERR_OUT_OF_MEMORY, "prefix batch: cannot allocate scratch");
+        goto done;
+    }
+
+    attune_attention_problem p = *base;
+    p.batch = 1;
+    p.q_stride = (attune_strides){0, Dq, b->q_row_stride};
+    p.k_stride = (attune_strides){0, Dq, b->k_row_stride};
+    p.v_stride = (attune_strides){0, Dv, b->v_row_stride};
+    p.o_stride = (attune_strides){0, Dv, H * Dv};
+    p.lse_stride_batch = 0;
+    p.lse_stride_head = R;
+
+    /* Prefix: all R rows at once against the shared keys; no mask, every row is past them. */
+    if (b->prefix_len > 0) {
+        p.q_len = R;
+        p.kv_len = b->prefix_len;
+        p.causal = 0;
+        p.q_offset = ATTUNE_Q_OFFSET_DEFAULT;
+        attune_attention_tensors t = {b->q, b->prefix_k, b->prefix_v, o1, l1};
+        rc = attend(ctx, &p, &t, status);
+        if (rc != ATTUNE_OK) goto done;
+    } else {
+        for (int64_t i = 0; i < H * R; i++) l1[i] = -INFINITY;
+        memset(o1, 0, f * (size_t)(R * H * Dv));
+    }
+
+    /* Suffixes: each group's rows against its own keys, positions counted from the suffix start. */
+    p.causal = base->causal;
+    for (int64_t g = 0; g < b->groups; g++) {
+        p.q_len = b->count[g];
+        p.kv_len = b->suffix_len[g];
+        p.q_offset = ATTUNE_Q_OFFSET_DEFAULT;
+        attune_attention_tensors t = {b->q + b->first[g] * b->q_row_stride, b->suffix_k[g], b->suffix_v[g],
+                                      o2 + b->first[g] * H * Dv, l2 + b->first[g]};
+        rc = attend(ctx, &p, &t, status);
+        if (rc != ATTUNE_OK) goto done;
+    }
+
+    for (int64_t h = 0; h < H; h++) {
+        const float *parts[2] = {o1 + h * Dv, o2 + h * Dv};
+        const float *lses[2] = {l1 + h * R, l2 + h * R};
+        const int64_t strides[2] = {H * Dv, H * Dv};
+        attune_lse_merge_rows(2, R, Dv, parts, strides, lses, b->o + h * Dv, b->o_row_stride, NULL);
+    }
+    rc = attune_ok(status);
+done:
+    attune_scratch_free(o1);
+    attune_scratch_free(l1);
+    attune_scratch_free(o2);
+    attune_scratch_free(l2);
+    return rc;
+}

@@ -152,6 +152,37 @@ int32_t attune_prefix_shared_attention(const attune_attention_problem *p,
                                        attune_status *status);
 
 /* ---------------------------------------------------------------------------
+ * Ragged prefix-shared attention for compiled models' batched sequences: G
+ * groups of query rows, group g being n_g consecutive new rows of one sequence
+ * whose keys are [shared prefix (P keys) | its own suffix]. The prefix pass
+ * attends every row of every group at once (non-causal: all rows are past the
+ * prefix); each group's suffix pass attends its own keys, causal and
+ * bottom-right (the group's rows are its suffix's last n_g keys); the two are
+ * merged by log-sum-exp. Both passes go through `attend`, so any softmax
+ * kernel that writes LSE can run them (the generated module passes the
+ * node's kernel). `base` gives heads, dims, scale and causal; its lengths,
+ * strides, q_offset and LSE strides are set here; window must be 0.
+ * --------------------------------------------------------------------------- */
+typedef int32_t (*attune_attend_fn)(void *ctx, const attune_attention_problem *p,
+                                    const attune_attention_tensors *t, attune_status *status);
+
+typedef struct {
+    const float *q; int64_t q_row_stride;   /* rows x (q_heads * qk_dim), heads side by side */
+    float *o; int64_t o_row_stride;         /* rows x (q_heads * v_dim) */
+    int64_t rows;
+    const float *prefix_k, *prefix_v;       /* P shared rows, row strides below */
+    int64_t prefix_len;                     /* P >= 0 */
+    int64_t k_row_stride, v_row_stride;     /* of the prefix and every suffix */
+    int64_t groups;
+    const int64_t *first, *count;           /* each group's query rows */
+    const float *const *suffix_k, *const *suffix_v;
+    const int64_t *suffix_len;              /* each group's own keys, its new rows included (>= count) */
+} attune_prefix_batch;
+
+int32_t attune_prefix_batch_attention(const attune_attention_problem *base, const attune_prefix_batch *b,
+                                      attune_attend_fn attend, void *ctx, attune_status *status);
+
+/* ---------------------------------------------------------------------------
  * Build facts, for benchmarks and bug reports.
  * --------------------------------------------------------------------------- */
 int32_t attune_kernels_openmp_enabled(void);

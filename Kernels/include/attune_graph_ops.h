@@ -56,6 +56,9 @@ void attune_op_softmax_rows(const float *x, int64_t rows, int64_t width, float *
 /* Copies `rows` rows into cache rows [at, at + rows) (row width `width`). */
 void attune_op_kv_append(float *cache, int64_t at, const float *src, int64_t src_stride, int64_t rows, int64_t width);
 
+/* Copies row r of src into cache row slot[r] (batched sequences: each row to its own sequence's rows). */
+void attune_op_kv_scatter(float *cache, const int64_t *slot, const float *src, int64_t src_stride, int64_t rows, int64_t width);
+
 /* Copies columns [col, col + width) of src [rows, src_stride] into dst [rows, width]. */
 void attune_op_copy_columns(const float *src, int64_t src_stride, int64_t col, int64_t rows, int64_t width, float *dst);
 

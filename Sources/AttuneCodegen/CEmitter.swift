@@ -92,10 +92,14 @@ public enum CEmitter {
         #define N_CACHES \(caches.count)
         #define N_COUNTERS \(lowering.counterNames.count)
         #define N_STORES \(lowering.stores.count)
+
         #define GRAPH_HASH UINT64_C(0x\(String(hash, radix: 16)))
 
         /* What each kernel counter counts, summed over calls since open or reset. */
         static const char *const counter_names[N_COUNTERS > 0 ? N_COUNTERS : 1] = {\(lowering.counterNames.isEmpty ? "\"\"" : lowering.counterNames.map { "\"\($0)\"" }.joined(separator: ", "))};
+
+        /* Why attune_model_fork refuses, or NULL when the graph can run batched sequences. */
+        static const char *const batch_refusal = \(lowering.batchRefusals.first.map { "\"\(CLiteral.escape($0))\"" } ?? "NULL");
 
         static const int64_t cache_width[N_CACHES > 0 ? N_CACHES : 1] = {\(caches.isEmpty ? "0" : caches.map { String(lowering.cacheWidths[$0]!) }.joined(separator: ", "))};
 
@@ -109,6 +113,16 @@ public enum CEmitter {
             int64_t length;
             int64_t counters[N_COUNTERS > 0 ? N_COUNTERS : 1];
             int32_t positions[MAX_CHUNK];
+            /* Batched sequences (attune_model_fork): the cache's first `length` rows are the
+               shared prefix; sequence s keeps its own rows at suffix[c] + s * suffix_cap rows. */
+            int64_t nseq, suffix_cap;
+            int64_t *seq_length;                      /* own tokens of each sequence */
+            float *suffix[N_CACHES > 0 ? N_CACHES : 1];
+            /* The forward pass's groups: group g is rows first..first+count-1 of sequence seq. */
+            int64_t n_groups;
+            int64_t group_first[MAX_CHUNK], group_count[MAX_CHUNK], group_seq[MAX_CHUNK], group_kv[MAX_CHUNK];
+            int64_t row_slot[MAX_CHUNK];              /* suffix row each new K/V row goes to */
+            const float *group_rows[N_CACHES > 0 ? N_CACHES : 1][MAX_CHUNK]; /* each group's suffix rows per cache */
             char error[256];
         };
 
@@ -128,6 +142,10 @@ public enum CEmitter {
         #define NODE_ARGS UNUSED attune_model *m, UNUSED const int32_t *tokens, UNUSED int64_t seq, UNUSED int64_t kv
         """)
         for (index, code) in functions {
+            if let helper = lowering.preludes[index] {
+                c.add("")
+                for line in helper { c.add(line) }
+            }
             c.add("")
             c.add("/* " + CLiteral.comment(TextFormat.line(graph, index)) + " */")
             c.add("static int node_\(index)(NODE_ARGS) {")
@@ -137,21 +155,34 @@ public enum CEmitter {
         }
         c.add("""
 
+        static int run_nodes(attune_model *m, const int32_t *tokens, int64_t seq, int64_t kv) {
+        \(functions.map { "    if (node_\($0.index)(m, tokens, seq, kv)) return 1;" }.joined(separator: "\n"))
+            return 0;
+        }
+
+        static void copy_logits(const attune_model *m, int64_t seq, float *logits) {
+            if (logits)
+                for (int64_t r = 0; r < seq; r++) memcpy(logits + r * VOCAB, \(logits.pointer) + r * \(logits.rowStride), sizeof(float) * VOCAB);
+        }
+
         static int forward_chunk(attune_model *m, const int32_t *tokens, int64_t seq, float *logits) {
             const int64_t kv = m->length + seq;
             if (kv > MAX_CONTEXT) return fail(m, "context full: %lld cached + %lld new positions exceed the %d compiled in", (long long)m->length, (long long)seq, MAX_CONTEXT);
             for (int64_t i = 0; i < seq; i++) m->positions[i] = (int32_t)(m->length + i);
-        """)
-        for (index, _) in functions { c.add("    if (node_\(index)(m, tokens, seq, kv)) return 1;") }
-        c.add("""
-            if (logits)
-                for (int64_t r = 0; r < seq; r++) memcpy(logits + r * VOCAB, \(logits.pointer) + r * \(logits.rowStride), sizeof(float) * VOCAB);
+            if (run_nodes(m, tokens, seq, kv)) return 1;
+            copy_logits(m, seq, logits);
             m->length = kv;
             return 0;
         }
 
+        static int not_forked(attune_model *m) {
+            if (m->nseq == 0) return 0;
+            return fail(m, "the model is forked into %lld sequences: use attune_model_prefill_seq / attune_model_decode_batch, or reset", (long long)m->nseq);
+        }
+
         int attune_model_prefill(attune_model *m, const int32_t *tokens, int64_t n, float *logits) {
             if (n < 0) return fail(m, "token count must be >= 0, got %lld", (long long)n);
+            if (not_forked(m)) return 1;
             for (int64_t at = 0; at < n; at += MAX_CHUNK) {
                 int64_t seq = n - at < MAX_CHUNK ? n - at : MAX_CHUNK;
                 if (forward_chunk(m, tokens + at, seq, logits ? logits + at * VOCAB : NULL)) return 1;
@@ -160,10 +191,98 @@ public enum CEmitter {
         }
 
         int attune_model_decode_step(attune_model *m, int32_t token, float *logits) {
+            if (not_forked(m)) return 1;
             return forward_chunk(m, &token, 1, logits);
         }
 
+        /* One forward pass over the groups set in m (rows grouped by sequence). */
+        static int forward_groups(attune_model *m, const int32_t *tokens, int64_t rows, float *logits) {
+            for (int64_t g = 0; g < m->n_groups; g++) {
+                const int64_t s = m->group_seq[g], own = m->seq_length[s], n = m->group_count[g];
+                if (m->length + own + n > MAX_CONTEXT)
+                    return fail(m, "context full: sequence %lld has %lld cached + %lld new positions, more than the %d compiled in",
+                                (long long)s, (long long)(m->length + own), (long long)n, MAX_CONTEXT);
+                for (int64_t i = 0; i < n; i++) {
+                    const int64_t r = m->group_first[g] + i;
+                    m->positions[r] = (int32_t)(m->length + own + i);
+                    m->row_slot[r] = s * m->suffix_cap + own + i;
+                }
+                m->group_kv[g] = own + n;
+                for (int c = 0; c < N_CACHES; c++)
+                    m->group_rows[c][g] = m->suffix[c] ? m->suffix[c] + s * m->suffix_cap * cache_width[c] : NULL;
+            }
+            if (run_nodes(m, tokens, rows, m->length)) return 1;
+            copy_logits(m, rows, logits);
+            for (int64_t g = 0; g < m->n_groups; g++) m->seq_length[m->group_seq[g]] += m->group_count[g];
+            return 0;
+        }
+
+        int attune_model_fork(attune_model *m, int64_t n) {
+            if (batch_refusal) return fail(m, "this model cannot run batched sequences: %s", batch_refusal);
+            if (m->nseq > 0) return fail(m, "the model is already forked into %lld sequences (reset first)", (long long)m->nseq);
+            if (n < 1) return fail(m, "fork needs at least 1 sequence, got %lld", (long long)n);
+            const int64_t cap = MAX_CONTEXT - m->length;
+            if (cap < 1) return fail(m, "context full: no room after the %lld-token prefix", (long long)m->length);
+            m->seq_length = calloc((size_t)n, sizeof(int64_t));
+            int ok = m->seq_length != NULL;
+            for (int i = 0; i < N_CACHES && ok; i++)
+                if (cache_width[i] > 0) ok = (m->suffix[i] = malloc(sizeof(float) * (size_t)(n * cap * cache_width[i]))) != NULL;
+            if (!ok) {
+                free(m->seq_length);
+                m->seq_length = NULL;
+                for (int i = 0; i < N_CACHES; i++) { free(m->suffix[i]); m->suffix[i] = NULL; }
+                return fail(m, "out of memory for %lld sequences' KV caches", (long long)n);
+            }
+            m->nseq = n;
+            m->suffix_cap = cap;
+            return 0;
+        }
+
+        int attune_model_prefill_seq(attune_model *m, int64_t s, const int32_t *tokens, int64_t n, float *logits) {
+            if (m->nseq == 0) return fail(m, "prefill_seq needs a forked model (attune_model_fork)");
+            if (s < 0 || s >= m->nseq) return fail(m, "sequence %lld does not exist (the model has %lld)", (long long)s, (long long)m->nseq);
+            if (n < 0) return fail(m, "token count must be >= 0, got %lld", (long long)n);
+            for (int64_t at = 0; at < n; at += MAX_CHUNK) {
+                const int64_t rows = n - at < MAX_CHUNK ? n - at : MAX_CHUNK;
+                m->n_groups = 1;
+                m->group_first[0] = 0;
+                m->group_count[0] = rows;
+                m->group_seq[0] = s;
+                if (forward_groups(m, tokens + at, rows, logits ? logits + at * VOCAB : NULL)) return 1;
+            }
+            return 0;
+        }
+
+        int attune_model_decode_batch(attune_model *m, const int32_t *tokens, float *logits) {
+            if (m->nseq == 0) return fail(m, "decode_batch needs a forked model (attune_model_fork)");
+            for (int64_t at = 0; at < m->nseq; at += MAX_CHUNK) {
+                const int64_t rows = m->nseq - at < MAX_CHUNK ? m->nseq - at : MAX_CHUNK;
+                m->n_groups = rows;
+                for (int64_t g = 0; g < rows; g++) {
+                    m->group_first[g] = g;
+                    m->group_count[g] = 1;
+                    m->group_seq[g] = at + g;
+                }
+                if (forward_groups(m, tokens + at, rows, logits ? logits + at * VOCAB : NULL)) return 1;
+            }
+            return 0;
+        }
+
+        int64_t attune_model_sequences(const attune_model *m) { return m->nseq; }
+
+        int64_t attune_model_seq_length(const attune_model *m, int64_t s) {
+            return s >= 0 && s < m->nseq ? m->length + m->seq_length[s] : -1;
+        }
+
+        static void unfork(attune_model *m) {
+            free(m->seq_length);
+            m->seq_length = NULL;
+            for (int i = 0; i < N_CACHES; i++) { free(m->suffix[i]); m->suffix[i] = NULL; }
+            m->nseq = 0;
+        }
+
         void attune_model_reset(attune_model *m) {
+            unfork(m);
             m->length = 0;
             memset(m->counters, 0, sizeof m->counters);\(lines(lowering.stores) { "    \($0.reset)(m->store[\($0.index)]);" })
         }
@@ -179,6 +298,7 @@ public enum CEmitter {
         void attune_model_close(attune_model *m) {
             if (!m) return;
             if (m->map) munmap(m->map, m->map_bytes);
+            unfork(m);
             free(m->arena);
             for (int i = 0; i < N_CACHES; i++) free(m->kv[i]);\(lines(lowering.stores) { "    \($0.destroy)(m->store[\($0.index)]);" })
             free(m);
@@ -253,8 +373,22 @@ public enum CEmitter {
         int attune_model_prefill(attune_model *m, const int32_t *tokens, int64_t n, float *logits);
         /* One token after the cached ones; logits (vocab floats) may be NULL. 0 on success. */
         int attune_model_decode_step(attune_model *m, int32_t token, float *logits);
-        /* Forgets the KV cache and zeroes the kernel counters. */
+        /* Forgets the KV cache (and any forked sequences) and zeroes the kernel counters. */
         void attune_model_reset(attune_model *m);
+        /* Batched sequences sharing a prefix: the tokens cached so far become the prefix of n
+           sequences that continue independently. Each sequence's tokens then attend to the
+           prefix in one pass for all of them (Hydragen) and to their own tokens separately.
+           Fails with a reason for models that cannot (sliding windows, sigmoid attention,
+           hybrid stores). prefill and decode_step are refused until reset. */
+        int attune_model_fork(attune_model *m, int64_t n);
+        /* n tokens for sequence s (0 <= s < sequences); logits n x vocab, may be NULL. */
+        int attune_model_prefill_seq(attune_model *m, int64_t s, const int32_t *tokens, int64_t n, float *logits);
+        /* One token for every sequence in one forward pass; logits sequences x vocab, may be NULL. */
+        int attune_model_decode_batch(attune_model *m, const int32_t *tokens, float *logits);
+        /* 0 until forked. */
+        int64_t attune_model_sequences(const attune_model *m);
+        /* Positions of sequence s: the prefix plus its own tokens; -1 for no such sequence. */
+        int64_t attune_model_seq_length(const attune_model *m, int64_t s);
         /* Kernel counters (e.g. "layer0.unified_max.fallback_rows"), summed since open or reset. */
         int64_t attune_model_counter_count(void);
         const char *attune_model_counter_name(int64_t i);

@@ -30,6 +30,10 @@ struct NodeLowering {
     /// The K or V rows each store layer's `kv_append` was given, by the append's value:
     /// the attention node appends them to its store.
     private var storeAppends: [Value: Value] = [:]
+    /// Helper functions a node's function calls (the attention kernel call), by node.
+    private(set) var preludes: [Int: [String]] = [:]
+    /// Why this graph cannot run batched sequences (`attune_model_fork`); empty when it can.
+    private(set) var batchRefusals: [String] = []
     /// Names of the kernels' counters (`m->counters[i]`), e.g. `layer0.unified_max.fallback_rows`.
     private(set) var counterNames: [String] = []
     private var constantMemo: [Int: Bool] = [:]
@@ -253,7 +257,8 @@ struct NodeLowering {
             let x = try read(node.inputs[0])
             let cache = layer * 2 + (kind == .key ? 0 : 1)
             cacheWidths[cache] = x.width
-            code.append("attune_op_kv_append(m->kv[\(cache)], m->length, \(x.pointer), \(x.rowStride), \(x.rows.c), \(x.width));")
+            code.append("if (m->nseq > 0) attune_op_kv_scatter(m->suffix[\(cache)], m->row_slot, \(x.pointer), \(x.rowStride), \(x.rows.c), \(x.width));")
+            code.append("else attune_op_kv_append(m->kv[\(cache)], m->length, \(x.pointer), \(x.rowStride), \(x.rows.c), \(x.width));")
             views[out] = View(base: .cache(cache), column: 0, rowStride: x.width, rows: Rows(factor: 1, symbol: "kv"), width: x.width)
 
         case .attention(let a):
@@ -307,7 +312,7 @@ struct NodeLowering {
         let invocation: [String]
         do {
             guard let statements = try kernel.cInvocation(parameters, tables: binding.tables, qHeads: a.heads) else {
-                throw fail("kernel '\(binding.kernel)' has no C binding in compiled graphs yet")
+                throw fail("kernel '\(binding.kernel)' cannot be bound to a node: \(kernel.cUnavailableReason)")
             }
             invocation = statements
         } catch let error as KernelError { throw fail(error.message) }
@@ -329,16 +334,54 @@ struct NodeLowering {
             "p.causal = \(a.causal ? 1 : 0);",
         ]
         if let w = a.window { code.append("p.window = \(w);") }
-        code.append("const attune_attention_tensors t = {\(q.pointer), \(k.pointer), \(v.pointer), \(y.pointer), NULL};")
         code.append("attune_status status;")
+
+        // The kernel call lives in its own function so batched sequences can run it for the
+        // shared-prefix pass and for each sequence's suffix (attune_prefix_batch_attention).
+        let attend = "attend_\(out.node)"
+        var helper = ["/* The kernel call of node %\(out.node): every pass of this attention goes through it. */",
+                      "static int32_t \(attend)(void *ctx, const attune_attention_problem *pp, const attune_attention_tensors *tp, attune_status *sp) {",
+                      "    UNUSED attune_model *m = ctx;",
+                      "    attune_attention_problem p = *pp;",
+                      "    attune_attention_tensors t = *tp;",
+                      "    attune_status status;"]
         for (name, values) in binding.tables.sorted(by: { $0.key < $1.key }) {
-            code.append("static const float table_\(name)[\(values.count)] = {\(values.map { CLiteral.float($0) }.joined(separator: ", "))};")
+            helper.append("    static const float table_\(name)[\(values.count)] = {\(values.map { CLiteral.float($0) }.joined(separator: ", "))};")
         }
-        code += counterSlots(kernel, node, out)
-        code += invocation
-        code.append("if (rc) return fail(m, \"node %%\(out.node) attention (\(kernel.name)): %s\", status.message);")
+        helper += counterSlots(kernel, node, out).map { "    " + $0 }
+        helper += invocation.map { "    " + $0 }
+        helper += ["    *sp = status;", "    return rc;", "}"]
+        preludes[out.node] = helper
+
+        let failure = "return fail(m, \"node %%\(out.node) attention (\(kernel.name)): %s\", status.message);"
+        let single = ["const attune_attention_tensors t = {\(q.pointer), \(k.pointer), \(v.pointer), \(y.pointer), NULL};",
+                      "if (\(attend)(m, &p, &t, &status)) \(failure)"]
+        if let reason = batchRefusal(a, kernel, layer: layer(of: node), k: k, v: v) {
+            batchRefusals.append(reason)
+            code += single
+        } else if case .cache(let kc) = k.base, case .cache(let vc) = v.base {
+            kernelSources.insert("prefix_shared.c")
+            code.append("if (m->nseq == 0) {")
+            code += single.map { "    " + $0 }
+            code += ["} else {",
+                     "    const attune_prefix_batch b = {.q = \(q.pointer), .q_row_stride = \(q.rowStride), .o = \(y.pointer), .o_row_stride = \(y.rowStride), .rows = seq,",
+                     "                                   .prefix_k = m->kv[\(kc)], .prefix_v = m->kv[\(vc)], .prefix_len = m->length, .k_row_stride = \(k.rowStride), .v_row_stride = \(v.rowStride),",
+                     "                                   .groups = m->n_groups, .first = m->group_first, .count = m->group_count,",
+                     "                                   .suffix_k = (const float *const *)m->group_rows[\(kc)], .suffix_v = (const float *const *)m->group_rows[\(vc)], .suffix_len = m->group_kv};",
+                     "    if (attune_prefix_batch_attention(&p, &b, \(attend), m, &status)) \(failure)",
+                     "}"]
+        }
         views[out] = y
         return code
+    }
+
+    /// Why attention `a` cannot run batched sequences over a shared prefix, or nil.
+    private func batchRefusal(_ a: AttentionAttrs, _ kernel: any AttentionKernel, layer: Int?, k: View, v: View) -> String? {
+        let which = layer.map { "layer \($0)" } ?? "an attention node"
+        if kernel.normalizer != .softmax { return "\(which) uses \(kernel.normalizer.rawValue) attention, which has no log-sum-exp to merge a shared prefix with" }
+        if a.window != nil { return "\(which) has a sliding window, which a shared prefix would cross" }
+        guard case .cache = k.base, case .cache = v.base else { return "\(which) does not read the KV cache" }
+        return nil
     }
 
     /// Declares `counters` for a kernel that counts, naming its slots after the layer.
@@ -360,6 +403,7 @@ struct NodeLowering {
         if a.window != nil { throw fail("kernel '\(kernel.name)' does not support a sliding window") }
         let q = try read(node.inputs[0]), k = try read(kRows), v = try read(vRows)
         let y = try result(node.types[0])
+        batchRefusals.append("layer \(layer) keeps its K/V in a \(kernel.name) store")
         let call = KVStoreCall(store: "m->store[\(store)]", rows: q.rows.c, heads: a.heads, kvHeads: a.kvHeads,
                                qkDim: a.headDim, vDim: a.vHeadDim, scale: a.scale, causal: a.causal,
                                q: .init(pointer: q.pointer, rowStride: q.rowStride), k: .init(pointer: k.pointer, rowStride: k.rowStride),

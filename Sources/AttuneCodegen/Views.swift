@@ -98,6 +98,11 @@ enum CLiteral {
         return s
     }
 
+    /// The body of a C string literal.
+    static func escape(_ s: String) -> String {
+        s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+    }
+
     /// A C comment body that cannot close the comment early.
     static func comment(_ s: String) -> String { s.replacingOccurrences(of: "*/", with: "* /") }
 }

@@ -77,6 +77,8 @@ public protocol AttentionKernel: Sendable {
     /// each, in this order), summed over calls; a compiled model reports them
     /// (`attune run --stats`). Empty for kernels that count nothing.
     var cCounters: [String] { get }
+    /// Why a compiled graph cannot bind this kernel to a node, when `cInvocation` is nil.
+    var cUnavailableReason: String { get }
     /// Runs on contiguous fp32 buffers laid out as `problem` describes. Returns what the
     /// kernel counted on the way (e.g. `fallback_rows`, `selected_fraction`); empty for
     /// kernels that count nothing.
@@ -94,6 +96,7 @@ public struct KernelError: Error, CustomStringConvertible, Equatable {
 
 extension AttentionKernel {
     public var cCounters: [String] { [] }
+    public var cUnavailableReason: String { "it has no C binding for compiled graphs" }
 
     public func cInvocation(_ parameters: KernelParameters, tables: [String: [Double]], qHeads: Int) throws -> [String]? {
         if let name = tables.keys.sorted().first { throw KernelError("kernel '\(self.name)' takes no table '\(name)'") }

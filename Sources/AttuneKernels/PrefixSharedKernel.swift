@@ -29,7 +29,12 @@ public struct PrefixSharedKernel: AttentionKernel {
     }
 
     /// Compiled graphs run one sequence; prefix sharing is a property of a batch.
+    /// A single sequence has no prefix to share: compiled models use this decomposition
+    /// for batched sequences instead (`attune_prefix_batch_attention`, `attune run` with
+    /// several prompts), whatever kernel their nodes are bound to.
     public func cInvocation(_ parameters: KernelParameters) -> [String]? { nil }
+
+    public let cUnavailableReason = "a node attends for one sequence, which has no prefix to share; compiled models run every softmax attention this way for batched sequences (attune run with several prompts), with the node's own kernel for both passes"
 
     public func run(_ problem: AttentionProblem, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
                     v: UnsafePointer<Float>, o: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>?,

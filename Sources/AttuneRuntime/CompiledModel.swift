@@ -14,6 +14,9 @@ public final class CompiledModel {
     private typealias Length = @convention(c) (OpaquePointer?) -> Int64
     private typealias Count = @convention(c) () -> Int64
     private typealias ErrorText = @convention(c) (OpaquePointer?) -> UnsafePointer<CChar>
+    private typealias Fork = @convention(c) (OpaquePointer?, Int64) -> Int32
+    private typealias PrefillSeq = @convention(c) (OpaquePointer?, Int64, UnsafePointer<Int32>, Int64, UnsafeMutablePointer<Float>?) -> Int32
+    private typealias DecodeBatch = @convention(c) (OpaquePointer?, UnsafePointer<Int32>, UnsafeMutablePointer<Float>?) -> Int32
     private typealias CounterName = @convention(c) (Int64) -> UnsafePointer<CChar>?
     private typealias CounterValue = @convention(c) (OpaquePointer?, Int64) -> Int64
 
@@ -26,6 +29,10 @@ public final class CompiledModel {
     private let lengthFn: Length
     private let errorFn: ErrorText
     private let counterValue: CounterValue
+    private let forkFn: Fork
+    private let prefillSeqFn: PrefillSeq
+    private let decodeBatchFn: DecodeBatch
+    private let sequencesFn: Length
     /// Names of the kernels' counters, e.g. `layer0.unified_max.fallback_rows`.
     public let counterNames: [String]
     public let vocab: Int
@@ -51,6 +58,10 @@ public final class CompiledModel {
             vocab = Int(try symbol("attune_model_vocab", Count.self)())
             maxContext = Int(try symbol("attune_model_max_context", Count.self)())
             counterValue = try symbol("attune_model_counter_value", CounterValue.self)
+            forkFn = try symbol("attune_model_fork", Fork.self)
+            prefillSeqFn = try symbol("attune_model_prefill_seq", PrefillSeq.self)
+            decodeBatchFn = try symbol("attune_model_decode_batch", DecodeBatch.self)
+            sequencesFn = try symbol("attune_model_sequences", Length.self)
             let counterName = try symbol("attune_model_counter_name", CounterName.self)
             let counterCount = try symbol("attune_model_counter_count", Count.self)()
             counterNames = (0..<counterCount).map { String(cString: counterName($0)!) }
@@ -89,6 +100,39 @@ public final class CompiledModel {
         let rc = logits.withUnsafeMutableBufferPointer { decodeFn(model, token, $0.baseAddress) }
         if rc != 0 { throw RuntimeError(String(cString: errorFn(model))) }
         return logits
+    }
+
+    /// Turns the cached tokens into the shared prefix of `n` sequences (`attune_model_fork`).
+    public func fork(_ n: Int) throws {
+        if forkFn(model, Int64(n)) != 0 { throw RuntimeError(String(cString: errorFn(model))) }
+    }
+
+    /// Forked sequences; 0 before `fork`.
+    public var sequences: Int { Int(sequencesFn(model)) }
+
+    /// Runs `tokens` for forked sequence `s`; returns their logits.
+    public func prefill(sequence s: Int, _ tokens: [Int32]) throws -> [Float] {
+        var logits = [Float](repeating: 0, count: tokens.count * vocab)
+        let rc = tokens.withUnsafeBufferPointer { t in
+            logits.withUnsafeMutableBufferPointer { l in
+                prefillSeqFn(model, Int64(s), t.baseAddress ?? UnsafePointer(bitPattern: 8)!, Int64(tokens.count), l.baseAddress)
+            }
+        }
+        if rc != 0 { throw RuntimeError(String(cString: errorFn(model))) }
+        return logits
+    }
+
+    /// One token per forked sequence in one forward pass; returns each sequence's logits.
+    public func decodeBatch(_ tokens: [Int32]) throws -> [[Float]] {
+        guard tokens.count == sequences else {
+            throw RuntimeError("decode_batch needs one token per sequence: \(sequences), got \(tokens.count)")
+        }
+        var logits = [Float](repeating: 0, count: tokens.count * vocab)
+        let rc = tokens.withUnsafeBufferPointer { t in
+            logits.withUnsafeMutableBufferPointer { l in decodeBatchFn(model, t.baseAddress!, l.baseAddress) }
+        }
+        if rc != 0 { throw RuntimeError(String(cString: errorFn(model))) }
+        return (0..<tokens.count).map { Array(logits[$0 * vocab..<($0 + 1) * vocab]) }
     }
 
     /// Forgets the KV cache and zeroes the counters.

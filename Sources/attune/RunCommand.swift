@@ -7,32 +7,66 @@ struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Compile (cached) and run a model: prefill the tokens, then greedy decode.",
-        discussion: "--json prints one JSON object on the last line: generated, prefill_ms, decode_ms_per_token, compile_ms, build_cached, prompt_tokens, and with --stats a stats object (counter name → value). Counters cover the last timed prefill and the decode: the cache and the counters are reset before each prefill repeat."
+        discussion: """
+        Several prompts (--tokens repeated, or --prompts FILE) run as a batch: the prefix they \
+        share is computed once, each prompt's remaining tokens on their own, and every decode \
+        step decodes all of them in one forward pass whose attention reads the shared prefix once \
+        for all (Hydragen). Models that cannot batch (sliding windows, sigmoid attention, hybrid \
+        stores) run the prompts one after another and say why.
+        --json prints one JSON object on the last line: generated, prefill_ms, \
+        decode_ms_per_token, compile_ms, build_cached, prompt_tokens (one prompt) or sequences, \
+        shared_prefix, batched, prefill_ms, decode_ms_per_step (several); with --stats a stats \
+        object (counter name → value). Counters cover the last timed prefill and the decode: the \
+        cache and the counters are reset before each prefill repeat.
+        """
     )
 
     @Argument(help: "Hugging Face model folder or .attn file.") var model: String
-    @Option(help: "Prompt token ids, comma-separated.") var tokens: String
+    @Option(help: "Prompt token ids, comma-separated; repeat for several prompts.") var tokens: [String] = []
+    @Option(help: "Prompts from a file: .npy of integer ids ([n] or [prompts, n]) or text, one comma- or space-separated prompt per line.")
+    var prompts: String?
     @Option(help: "Tokens to generate greedily after the prompt.") var maxNewTokens: Int = 0
-    @Option(help: "Write the prefill logits [tokens, vocab] as float32 .npy.") var logitsOut: String?
-    @Option(help: "Time the prefill this many times (cache reset in between) and report the median.") var repeats: Int = 1
+    @Option(help: "Write the prefill logits [tokens, vocab] as float32 .npy (one prompt).") var logitsOut: String?
+    @Option(help: "Time the prefill this many times (cache reset in between) and report the median (one prompt).") var repeats: Int = 1
     @Flag(help: "Print the kernels' counters (e.g. unified_max fallback rows per layer) for the last prefill and the decode.") var stats = false
     @Flag(help: "Print one JSON object on the last line.") var json = false
     @OptionGroup var compile: CompileOptionsGroup
 
     func run() throws {
-        let ids = try tokens.split(separator: ",").map { part -> Int32 in
-            guard let v = Int32(part.trimmingCharacters(in: .whitespaces)) else { throw CLIError("--tokens: '\(part)' is not an integer") }
-            return v
-        }
-        guard !ids.isEmpty else { throw CLIError("--tokens needs at least one token id") }
+        let all = try tokens.map { try parsePrompt($0, source: "--tokens") } + (try prompts.map(readPrompts) ?? [])
+        guard !all.isEmpty else { throw CLIError("give a prompt: --tokens 1,2,3 (repeatable) or --prompts FILE") }
         guard maxNewTokens >= 0 else { throw CLIError("--max-new-tokens must be >= 0") }
         guard repeats >= 1 else { throw CLIError("--repeats must be >= 1") }
+        if all.count > 1 && (logitsOut != nil || repeats > 1) {
+            throw CLIError("--logits-out and --repeats take one prompt; \(all.count) were given")
+        }
         let loaded = try ModelSource.load(model)
         let artifacts = try ModelCompiler.compile(loaded, try compile.options(), toolchain: try Toolchain.detect())
         let session = try CompiledModel(library: artifacts.library, weights: artifacts.weights)
-        if ids.count + maxNewTokens > session.maxContext {
-            throw CLIError("\(ids.count) prompt + \(maxNewTokens) new tokens exceed the context of \(session.maxContext) (see --max-context)")
+        if let longest = all.map(\.count).max(), longest + maxNewTokens > session.maxContext {
+            throw CLIError("\(longest) prompt + \(maxNewTokens) new tokens exceed the context of \(session.maxContext) (see --max-context)")
         }
+        var object: [String: Any] = ["compile_ms": artifacts.seconds * 1e3, "build_cached": artifacts.cached]
+        if all.count == 1 {
+            try single(session, all[0], &object)
+        } else {
+            try batch(session, all, &object)
+        }
+        print("compile    \(fmt(artifacts.seconds * 1e3, 0)) ms\(artifacts.cached ? " (build cache hit)" : "")")
+        let counters = session.counters
+        if stats {
+            if counters.isEmpty { print("stats      the model's kernels count nothing") }
+            let width = counters.map(\.name.count).max() ?? 0
+            for c in counters { print("stats      \(c.name.padding(toLength: width, withPad: " ", startingAt: 0))  \(c.value)") }
+            object["stats"] = Dictionary(uniqueKeysWithValues: counters.map { ($0.name, $0.value) })
+        }
+        if json {
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        }
+    }
+
+    func single(_ session: CompiledModel, _ ids: [Int32], _ object: inout [String: Any]) throws {
         var logits: [Float] = []
         var prefillTimes: [Double] = []
         for _ in 0..<repeats {
@@ -49,7 +83,7 @@ struct RunCommand: ParsableCommand {
         var generated: [Int32] = []
         let t1 = Date()
         for _ in 0..<maxNewTokens {
-            let next = Int32(last.indices.max { last[$0] < last[$1] }!)
+            let next = argmax(last)
             generated.append(next)
             // Every generated token goes through a decode step, the last one included,
             // so the timing is per decoded token and the cache ends consistent.
@@ -58,20 +92,50 @@ struct RunCommand: ParsableCommand {
         let decodeMs = maxNewTokens > 0 ? Date().timeIntervalSince(t1) * 1e3 / Double(maxNewTokens) : 0
         print("prompt     \(ids.count) tokens, prefill \(fmt(prefillMs, 3)) ms")
         print("generated  \(generated.map(String.init).joined(separator: " "))")
-        print("decode     \(fmt(decodeMs, 3)) ms/token; compile \(fmt(artifacts.seconds * 1e3, 0)) ms\(artifacts.cached ? " (build cache hit)" : "")")
-        let counters = session.counters
-        if stats {
-            if counters.isEmpty { print("stats      the model's kernels count nothing") }
-            let width = counters.map(\.name.count).max() ?? 0
-            for c in counters { print("stats      \(c.name.padding(toLength: width, withPad: " ", startingAt: 0))  \(c.value)") }
+        print("decode     \(fmt(decodeMs, 3)) ms/token")
+        object.merge(["generated": generated.map(Int.init), "prefill_ms": prefillMs, "decode_ms_per_token": decodeMs,
+                      "prompt_tokens": ids.count]) { $1 }
+    }
+
+    func batch(_ session: CompiledModel, _ prompts: [[Int32]], _ object: inout [String: Any]) throws {
+        let result = try BatchedGeneration.run(session, prompts: prompts, maxNewTokens: maxNewTokens)
+        if let reason = result.unbatchedReason {
+            print("batch      \(prompts.count) prompts run one after another: \(reason)")
+        } else {
+            print("batch      \(prompts.count) prompts, shared prefix \(result.sharedPrefix) tokens run once")
         }
-        if json {
-            var object: [String: Any] = ["generated": generated.map(Int.init), "prefill_ms": prefillMs,
-                                         "decode_ms_per_token": decodeMs, "compile_ms": artifacts.seconds * 1e3,
-                                         "build_cached": artifacts.cached, "prompt_tokens": ids.count]
-            if stats { object["stats"] = Dictionary(uniqueKeysWithValues: counters.map { ($0.name, $0.value) }) }
-            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-            print(String(decoding: data, as: UTF8.self))
+        for (s, sequence) in result.sequences.enumerated() {
+            print("sequence \(s) prompt \(sequence.prompt.count) tokens, generated \(sequence.generated.map(String.init).joined(separator: " "))")
         }
+        print("prefill    \(fmt(result.prefillMs, 3)) ms (all prompts)")
+        print("decode     \(fmt(result.decodeMsPerStep, 3)) ms/step (\(prompts.count) tokens per step)")
+        object.merge(["sequences": result.sequences.map { ["prompt_tokens": $0.prompt.count, "generated": $0.generated.map(Int.init)] },
+                      "shared_prefix": result.sharedPrefix, "batched": result.unbatchedReason == nil,
+                      "prefill_ms": result.prefillMs, "decode_ms_per_step": result.decodeMsPerStep]) { $1 }
+    }
+
+    func parsePrompt(_ text: String, source: String) throws -> [Int32] {
+        let parts = text.split(whereSeparator: { $0 == "," || $0 == " " || $0 == "\t" })
+        let ids = try parts.map { part -> Int32 in
+            guard let v = Int32(part) else { throw CLIError("\(source): '\(part)' is not an integer") }
+            return v
+        }
+        guard !ids.isEmpty else { throw CLIError("\(source): a prompt needs at least one token id") }
+        return ids
+    }
+
+    func readPrompts(_ path: String) throws -> [[Int32]] {
+        if path.hasSuffix(".npy") {
+            let (shape, values) = try Npy.readIntegers(contentsOf: URL(fileURLWithPath: path))
+            guard shape.count == 1 || shape.count == 2, let n = shape.last, n > 0, shape.first! > 0 else {
+                throw CLIError("\(path): prompts must have shape [n] or [prompts, n] with n >= 1, got \(shape)")
+            }
+            guard values.allSatisfy({ $0 >= 0 && $0 <= Int64(Int32.max) }) else { throw CLIError("\(path): token ids must be in [0, 2^31)") }
+            return stride(from: 0, to: values.count, by: n).map { values[$0..<$0 + n].map { Int32($0) } }
+        }
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch { throw CLIError("\(path): cannot read prompts: \(error.localizedDescription)") }
+        let lines = text.split(whereSeparator: \.isNewline).filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+        return try lines.enumerated().map { try parsePrompt(String($0.element), source: "\(path) line \($0.offset + 1)") }
     }
 }

@@ -27,10 +27,14 @@
 #define N_CACHES 4
 #define N_COUNTERS 0
 #define N_STORES 0
+
 #define GRAPH_HASH UINT64_C(0xd02141afffac8022)
 
 /* What each kernel counter counts, summed over calls since open or reset. */
 static const char *const counter_names[N_COUNTERS > 0 ? N_COUNTERS : 1] = {""};
+
+/* Why attune_model_fork refuses, or NULL when the graph can run batched sequences. */
+static const char *const batch_refusal = NULL;
 
 static const int64_t cache_width[N_CACHES > 0 ? N_CACHES : 1] = {32, 32, 32, 32};
 
@@ -44,6 +48,16 @@ struct attune_model {
     int64_t length;
     int64_t counters[N_COUNTERS > 0 ? N_COUNTERS : 1];
     int32_t positions[MAX_CHUNK];
+    /* Batched sequences (attune_model_fork): the cache's first `length` rows are the
+       shared prefix; sequence s keeps its own rows at suffix[c] + s * suffix_cap rows. */
+    int64_t nseq, suffix_cap;
+    int64_t *seq_length;                      /* own tokens of each sequence */
+    float *suffix[N_CACHES > 0 ? N_CACHES : 1];
+    /* The forward pass's groups: group g is rows first..first+count-1 of sequence seq. */
+    int64_t n_groups;
+    int64_t group_first[MAX_CHUNK], group_count[MAX_CHUNK], group_seq[MAX_CHUNK], group_kv[MAX_CHUNK];
+    int64_t row_slot[MAX_CHUNK];              /* suffix row each new K/V row goes to */
+    const float *group_rows[N_CACHES > 0 ? N_CACHES : 1][MAX_CHUNK]; /* each group's suffix rows per cache */
     char error[256];
 };
 
@@ -85,14 +99,28 @@ static int node_10(NODE_ARGS) {
 
 /* %11 = kv_append(%10.1) {kind = key, layer = 0} : f32[kv, 32]  # model.layers.0.self_attn.kv_cache */
 static int node_11(NODE_ARGS) {
-    attune_op_kv_append(m->kv[0], m->length, (m->arena + 4096 + 64), 128, seq, 32);
+    if (m->nseq > 0) attune_op_kv_scatter(m->suffix[0], m->row_slot, (m->arena + 4096 + 64), 128, seq, 32);
+    else attune_op_kv_append(m->kv[0], m->length, (m->arena + 4096 + 64), 128, seq, 32);
     return 0;
 }
 
 /* %12 = kv_append(%10.2) {kind = value, layer = 0} : f32[kv, 32]  # model.layers.0.self_attn.kv_cache */
 static int node_12(NODE_ARGS) {
-    attune_op_kv_append(m->kv[1], m->length, (m->arena + 4096 + 96), 128, seq, 32);
+    if (m->nseq > 0) attune_op_kv_scatter(m->suffix[1], m->row_slot, (m->arena + 4096 + 96), 128, seq, 32);
+    else attune_op_kv_append(m->kv[1], m->length, (m->arena + 4096 + 96), 128, seq, 32);
     return 0;
+}
+
+/* The kernel call of node %13: every pass of this attention goes through it. */
+static int32_t attend_13(void *ctx, const attune_attention_problem *pp, const attune_attention_tensors *tp, attune_status *sp) {
+    UNUSED attune_model *m = ctx;
+    attune_attention_problem p = *pp;
+    attune_attention_tensors t = *tp;
+    attune_status status;
+    const attune_flash_params params = {.block_q = 0, .block_kv = 0, .kv_splits = 0, .threads = 0, .gemm = 0};
+    int rc = attune_flash_attention(&p, &t, &params, &status);
+    *sp = status;
+    return rc;
 }
 
 /* %13 = attention(%10, %11, %12) {causal = true, head_dim = 16, heads = 4, kernel = "flash", kernel_reason = "rule: exact softmax → flash", kv_heads = 2, normalizer = softmax, scale = 0.25, v_head_dim = 16} : f32[seq, 64]  # model.layers.0.self_attn */
@@ -105,11 +133,17 @@ static int node_13(NODE_ARGS) {
     p.o_stride = (attune_strides){0, 16, 64};
     p.scale = 0.25f;
     p.causal = 1;
-    const attune_attention_tensors t = {(m->arena + 4096), m->kv[0], m->kv[1], (m->arena + 2048), NULL};
     attune_status status;
-    const attune_flash_params params = {.block_q = 0, .block_kv = 0, .kv_splits = 0, .threads = 0, .gemm = 0};
-    int rc = attune_flash_attention(&p, &t, &params, &status);
-    if (rc) return fail(m, "node %%13 attention (flash): %s", status.message);
+    if (m->nseq == 0) {
+        const attune_attention_tensors t = {(m->arena + 4096), m->kv[0], m->kv[1], (m->arena + 2048), NULL};
+        if (attend_13(m, &p, &t, &status)) return fail(m, "node %%13 attention (flash): %s", status.message);
+    } else {
+        const attune_prefix_batch b = {.q = (m->arena + 4096), .q_row_stride = 128, .o = (m->arena + 2048), .o_row_stride = 64, .rows = seq,
+                                       .prefix_k = m->kv[0], .prefix_v = m->kv[1], .prefix_len = m->length, .k_row_stride = 32, .v_row_stride = 32,
+                                       .groups = m->n_groups, .first = m->group_first, .count = m->group_count,
+                                       .suffix_k = (const float *const *)m->group_rows[0], .suffix_v = (const float *const *)m->group_rows[1], .suffix_len = m->group_kv};
+        if (attune_prefix_batch_attention(&p, &b, attend_13, m, &status)) return fail(m, "node %%13 attention (flash): %s", status.message);
+    }
     return 0;
 }
 
@@ -154,14 +188,28 @@ static int node_30(NODE_ARGS) {
 
 /* %31 = kv_append(%30.1) {kind = key, layer = 1} : f32[kv, 32]  # model.layers.1.self_attn.kv_cache */
 static int node_31(NODE_ARGS) {
-    attune_op_kv_append(m->kv[2], m->length, (m->arena + 0 + 64), 128, seq, 32);
+    if (m->nseq > 0) attune_op_kv_scatter(m->suffix[2], m->row_slot, (m->arena + 0 + 64), 128, seq, 32);
+    else attune_op_kv_append(m->kv[2], m->length, (m->arena + 0 + 64), 128, seq, 32);
     return 0;
 }
 
 /* %32 = kv_append(%30.2) {kind = value, layer = 1} : f32[kv, 32]  # model.layers.1.self_attn.kv_cache */
 static int node_32(NODE_ARGS) {
-    attune_op_kv_append(m->kv[3], m->length, (m->arena + 0 + 96), 128, seq, 32);
+    if (m->nseq > 0) attune_op_kv_scatter(m->suffix[3], m->row_slot, (m->arena + 0 + 96), 128, seq, 32);
+    else attune_op_kv_append(m->kv[3], m->length, (m->arena + 0 + 96), 128, seq, 32);
     return 0;
+}
+
+/* The kernel call of node %33: every pass of this attention goes through it. */
+static int32_t attend_33(void *ctx, const attune_attention_problem *pp, const attune_attention_tensors *tp, attune_status *sp) {
+    UNUSED attune_model *m = ctx;
+    attune_attention_problem p = *pp;
+    attune_attention_tensors t = *tp;
+    attune_status status;
+    const attune_flash_params params = {.block_q = 0, .block_kv = 0, .kv_splits = 0, .threads = 0, .gemm = 0};
+    int rc = attune_flash_attention(&p, &t, &params, &status);
+    *sp = status;
+    return rc;
 }
 
 /* %33 = attention(%30, %31, %32) {causal = true, head_dim = 16, heads = 4, kernel = "flash", kernel_reason = "rule: exact softmax → flash", kv_heads = 2, normalizer = softmax, scale = 0.25, v_head_dim = 16} : f32[seq, 64]  # model.layers.1.self_attn */
@@ -174,11 +222,17 @@ static int node_33(NODE_ARGS) {
     p.o_stride = (attune_strides){0, 16, 64};
     p.scale = 0.25f;
     p.causal = 1;
-    const attune_attention_tensors t = {(m->arena + 0), m->kv[2], m->kv[3], (m->arena + 6144), NULL};
     attune_status status;
-    const attune_flash_params params = {.block_q = 0, .block_kv = 0, .kv_splits = 0, .threads = 0, .gemm = 0};
-    int rc = attune_flash_attention(&p, &t, &params, &status);
-    if (rc) return fail(m, "node %%33 attention (flash): %s", status.message);
+    if (m->nseq == 0) {
+        const attune_attention_tensors t = {(m->arena + 0), m->kv[2], m->kv[3], (m->arena + 6144), NULL};
+        if (attend_33(m, &p, &t, &status)) return fail(m, "node %%33 attention (flash): %s", status.message);
+    } else {
+        const attune_prefix_batch b = {.q = (m->arena + 0), .q_row_stride = 128, .o = (m->arena + 6144), .o_row_stride = 64, .rows = seq,
+                                       .prefix_k = m->kv[2], .prefix_v = m->kv[3], .prefix_len = m->length, .k_row_stride = 32, .v_row_stride = 32,
+                                       .groups = m->n_groups, .first = m->group_first, .count = m->group_count,
+                                       .suffix_k = (const float *const *)m->group_rows[2], .suffix_v = (const float *const *)m->group_rows[3], .suffix_len = m->group_kv};
+        if (attune_prefix_batch_attention(&p, &b, attend_33, m, &status)) return fail(m, "node %%33 attention (flash): %s", status.message);
+    }
     return 0;
 }
 
@@ -219,10 +273,7 @@ static int node_47(NODE_ARGS) {
     return 0;
 }
 
-static int forward_chunk(attune_model *m, const int32_t *tokens, int64_t seq, float *logits) {
-    const int64_t kv = m->length + seq;
-    if (kv > MAX_CONTEXT) return fail(m, "context full: %lld cached + %lld new positions exceed the %d compiled in", (long long)m->length, (long long)seq, MAX_CONTEXT);
-    for (int64_t i = 0; i < seq; i++) m->positions[i] = (int32_t)(m->length + i);
+static int run_nodes(attune_model *m, const int32_t *tokens, int64_t seq, int64_t kv) {
     if (node_3(m, tokens, seq, kv)) return 1;
     if (node_5(m, tokens, seq, kv)) return 1;
     if (node_10(m, tokens, seq, kv)) return 1;
@@ -244,14 +295,32 @@ static int forward_chunk(attune_model *m, const int32_t *tokens, int64_t seq, fl
     if (node_43(m, tokens, seq, kv)) return 1;
     if (node_45(m, tokens, seq, kv)) return 1;
     if (node_47(m, tokens, seq, kv)) return 1;
+    return 0;
+}
+
+static void copy_logits(const attune_model *m, int64_t seq, float *logits) {
     if (logits)
         for (int64_t r = 0; r < seq; r++) memcpy(logits + r * VOCAB, (m->arena + 0) + r * 128, sizeof(float) * VOCAB);
+}
+
+static int forward_chunk(attune_model *m, const int32_t *tokens, int64_t seq, float *logits) {
+    const int64_t kv = m->length + seq;
+    if (kv > MAX_CONTEXT) return fail(m, "context full: %lld cached + %lld new positions exceed the %d compiled in", (long long)m->length, (long long)seq, MAX_CONTEXT);
+    for (int64_t i = 0; i < seq; i++) m->positions[i] = (int32_t)(m->length + i);
+    if (run_nodes(m, tokens, seq, kv)) return 1;
+    copy_logits(m, seq, logits);
     m->length = kv;
     return 0;
 }
 
+static int not_forked(attune_model *m) {
+    if (m->nseq == 0) return 0;
+    return fail(m, "the model is forked into %lld sequences: use attune_model_prefill_seq / attune_model_decode_batch, or reset", (long long)m->nseq);
+}
+
 int attune_model_prefill(attune_model *m, const int32_t *tokens, int64_t n, float *logits) {
     if (n < 0) return fail(m, "token count must be >= 0, got %lld", (long long)n);
+    if (not_forked(m)) return 1;
     for (int64_t at = 0; at < n; at += MAX_CHUNK) {
         int64_t seq = n - at < MAX_CHUNK ? n - at : MAX_CHUNK;
         if (forward_chunk(m, tokens + at, seq, logits ? logits + at * VOCAB : NULL)) return 1;
@@ -260,10 +329,98 @@ int attune_model_prefill(attune_model *m, const int32_t *tokens, int64_t n, floa
 }
 
 int attune_model_decode_step(attune_model *m, int32_t token, float *logits) {
+    if (not_forked(m)) return 1;
     return forward_chunk(m, &token, 1, logits);
 }
 
+/* One forward pass over the groups set in m (rows grouped by sequence). */
+static int forward_groups(attune_model *m, const int32_t *tokens, int64_t rows, float *logits) {
+    for (int64_t g = 0; g < m->n_groups; g++) {
+        const int64_t s = m->group_seq[g], own = m->seq_length[s], n = m->group_count[g];
+        if (m->length + own + n > MAX_CONTEXT)
+            return fail(m, "context full: sequence %lld has %lld cached + %lld new positions, more than the %d compiled in",
+                        (long long)s, (long long)(m->length + own), (long long)n, MAX_CONTEXT);
+        for (int64_t i = 0; i < n; i++) {
+            const int64_t r = m->group_first[g] + i;
+            m->positions[r] = (int32_t)(m->length + own + i);
+            m->row_slot[r] = s * m->suffix_cap + own + i;
+        }
+        m->group_kv[g] = own + n;
+        for (int c = 0; c < N_CACHES; c++)
+            m->group_rows[c][g] = m->suffix[c] ? m->suffix[c] + s * m->suffix_cap * cache_width[c] : NULL;
+    }
+    if (run_nodes(m, tokens, rows, m->length)) return 1;
+    copy_logits(m, rows, logits);
+    for (int64_t g = 0; g < m->n_groups; g++) m->seq_length[m->group_seq[g]] += m->group_count[g];
+    return 0;
+}
+
+int attune_model_fork(attune_model *m, int64_t n) {
+    if (batch_refusal) return fail(m, "this model cannot run batched sequences: %s", batch_refusal);
+    if (m->nseq > 0) return fail(m, "the model is already forked into %lld sequences (reset first)", (long long)m->nseq);
+    if (n < 1) return fail(m, "fork needs at least 1 sequence, got %lld", (long long)n);
+    const int64_t cap = MAX_CONTEXT - m->length;
+    if (cap < 1) return fail(m, "context full: no room after the %lld-token prefix", (long long)m->length);
+    m->seq_length = calloc((size_t)n, sizeof(int64_t));
+    int ok = m->seq_length != NULL;
+    for (int i = 0; i < N_CACHES && ok; i++)
+        if (cache_width[i] > 0) ok = (m->suffix[i] = malloc(sizeof(float) * (size_t)(n * cap * cache_width[i]))) != NULL;
+    if (!ok) {
+        free(m->seq_length);
+        m->seq_length = NULL;
+        for (int i = 0; i < N_CACHES; i++) { free(m->suffix[i]); m->suffix[i] = NULL; }
+        return fail(m, "out of memory for %lld sequences' KV caches", (long long)n);
+    }
+    m->nseq = n;
+    m->suffix_cap = cap;
+    return 0;
+}
+
+int attune_model_prefill_seq(attune_model *m, int64_t s, const int32_t *tokens, int64_t n, float *logits) {
+    if (m->nseq == 0) return fail(m, "prefill_seq needs a forked model (attune_model_fork)");
+    if (s < 0 || s >= m->nseq) return fail(m, "sequence %lld does not exist (the model has %lld)", (long long)s, (long long)m->nseq);
+    if (n < 0) return fail(m, "token count must be >= 0, got %lld", (long long)n);
+    for (int64_t at = 0; at < n; at += MAX_CHUNK) {
+        const int64_t rows = n - at < MAX_CHUNK ? n - at : MAX_CHUNK;
+        m->n_groups = 1;
+        m->group_first[0] = 0;
+        m->group_count[0] = rows;
+        m->group_seq[0] = s;
+        if (forward_groups(m, tokens + at, rows, logits ? logits + at * VOCAB : NULL)) return 1;
+    }
+    return 0;
+}
+
+int attune_model_decode_batch(attune_model *m, const int32_t *tokens, float *logits) {
+    if (m->nseq == 0) return fail(m, "decode_batch needs a forked model (attune_model_fork)");
+    for (int64_t at = 0; at < m->nseq; at += MAX_CHUNK) {
+        const int64_t rows = m->nseq - at < MAX_CHUNK ? m->nseq - at : MAX_CHUNK;
+        m->n_groups = rows;
+        for (int64_t g = 0; g < rows; g++) {
+            m->group_first[g] = g;
+            m->group_count[g] = 1;
+            m->group_seq[g] = at + g;
+        }
+        if (forward_groups(m, tokens + at, rows, logits ? logits + at * VOCAB : NULL)) return 1;
+    }
+    return 0;
+}
+
+int64_t attune_model_sequences(const attune_model *m) { return m->nseq; }
+
+int64_t attune_model_seq_length(const attune_model *m, int64_t s) {
+    return s >= 0 && s < m->nseq ? m->length + m->seq_length[s] : -1;
+}
+
+static void unfork(attune_model *m) {
+    free(m->seq_length);
+    m->seq_length = NULL;
+    for (int i = 0; i < N_CACHES; i++) { free(m->suffix[i]); m->suffix[i] = NULL; }
+    m->nseq = 0;
+}
+
 void attune_model_reset(attune_model *m) {
+    unfork(m);
     m->length = 0;
     memset(m->counters, 0, sizeof m->counters);
 }
@@ -279,6 +436,7 @@ const char *attune_model_error(const attune_model *m) { return m->error; }
 void attune_model_close(attune_model *m) {
     if (!m) return;
     if (m->map) munmap(m->map, m->map_bytes);
+    unfork(m);
     free(m->arena);
     for (int i = 0; i < N_CACHES; i++) free(m->kv[i]);
     free(m);

@@ -14,8 +14,22 @@ void attune_model_close(attune_model *m);
 int attune_model_prefill(attune_model *m, const int32_t *tokens, int64_t n, float *logits);
 /* One token after the cached ones; logits (vocab floats) may be NULL. 0 on success. */
 int attune_model_decode_step(attune_model *m, int32_t token, float *logits);
-/* Forgets the KV cache and zeroes the kernel counters. */
+/* Forgets the KV cache (and any forked sequences) and zeroes the kernel counters. */
 void attune_model_reset(attune_model *m);
+/* Batched sequences sharing a prefix: the tokens cached so far become the prefix of n
+   sequences that continue independently. Each sequence's tokens then attend to the
+   prefix in one pass for all of them (Hydragen) and to their own tokens separately.
+   Fails with a reason for models that cannot (sliding windows, sigmoid attention,
+   hybrid stores). prefill and decode_step are refused until reset. */
+int attune_model_fork(attune_model *m, int64_t n);
+/* n tokens for sequence s (0 <= s < sequences); logits n x vocab, may be NULL. */
+int attune_model_prefill_seq(attune_model *m, int64_t s, const int32_t *tokens, int64_t n, float *logits);
+/* One token for every sequence in one forward pass; logits sequences x vocab, may be NULL. */
+int attune_model_decode_batch(attune_model *m, const int32_t *tokens, float *logits);
+/* 0 until forked. */
+int64_t attune_model_sequences(const attune_model *m);
+/* Positions of sequence s: the prefix plus its own tokens; -1 for no such sequence. */
+int64_t attune_model_seq_length(const attune_model *m, int64_t s);
 /* Kernel counters (e.g. "layer0.unified_max.fallback_rows"), summed since open or reset. */
 int64_t attune_model_counter_count(void);
 const char *attune_model_counter_name(int64_t i);

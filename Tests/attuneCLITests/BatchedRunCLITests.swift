@@ -1,0 +1,54 @@
+import AttuneTensor
+import Foundation
+import XCTest
+
+/// `attune run` with several prompts: one batch over their shared prefix.
+final class BatchedRunCLITests: XCTestCase {
+    let fixtures = CompilerCLITests.fixtures
+    let prompt = "1,17,42,99,3,64,127,8,55,23,77,0,91,34,110,12"  // golden.json sequence 0
+
+    func lastJSON(_ r: CLIResult) throws -> [String: Any] {
+        let last = r.stdout.split(separator: "\n").last.map(String.init) ?? ""
+        return try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any], last)
+    }
+
+    func testSeveralPromptsShareTheirPrefixAndGenerateAsAlone() throws {
+        let llama = fixtures.appendingPathComponent("llama").path
+        let other = "1,17,42,99,3,64,127,8,5,6"
+        let r = try CLI.run(["run", llama, "--tokens", prompt, "--tokens", other, "--max-new-tokens", "8", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let json = try lastJSON(r)
+        XCTAssertEqual(json["batched"] as? Bool, true)
+        XCTAssertEqual(json["shared_prefix"] as? Int, 8)
+        let sequences = try XCTUnwrap(json["sequences"] as? [[String: Any]])
+        XCTAssertEqual(sequences[0]["generated"] as? [Int], [60, 28, 27, 83, 88, 13, 115, 82])  // transformers' greedy ids
+        let alone = try lastJSON(try CLI.run(["run", llama, "--tokens", other, "--max-new-tokens", "8", "--json"]))
+        XCTAssertEqual(sequences[1]["generated"] as? [Int], alone["generated"] as? [Int])
+
+        // The same prompts from files: text lines and an .npy of ids.
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let text = dir.appendingPathComponent("prompts.txt")
+        try "\(prompt)\n\n\(other.replacingOccurrences(of: ",", with: " "))\n".write(to: text, atomically: true, encoding: .utf8)
+        let fromText = try lastJSON(try CLI.run(["run", llama, "--prompts", text.path, "--max-new-tokens", "8", "--json"]))
+        XCTAssertEqual((fromText["sequences"] as? [[String: Any]])?.compactMap { $0["generated"] as? [Int] },
+                       sequences.compactMap { $0["generated"] as? [Int] })
+        let npy = dir.appendingPathComponent("prompts.npy")
+        try Npy.writeIntegers([5, 6, 7, 8, 5, 6, 7, 9], shape: [2, 4], to: npy)
+        let fromNpy = try lastJSON(try CLI.run(["run", llama, "--prompts", npy.path, "--json"]))
+        XCTAssertEqual(fromNpy["shared_prefix"] as? Int, 3)
+    }
+
+    func testModelsThatCannotBatchRunPromptsAloneAndSayWhy() throws {
+        let mistral = fixtures.appendingPathComponent("mistral").path
+        let r = try CLI.run(["run", mistral, "--tokens", "1,2,3,4", "--tokens", "1,2,3,5", "--max-new-tokens", "2", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("run one after another: this model cannot run batched sequences: layer 0 has a sliding window"), r.stdout)
+        XCTAssertEqual(try lastJSON(r)["batched"] as? Bool, false)
+        let bad = try CLI.run(["run", mistral, "--tokens", "1,2", "--tokens", "3", "--logits-out", "/tmp/x.npy"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("take one prompt"), bad.stderr)
+        let none = try CLI.run(["run", mistral])
+        XCTAssertTrue(none.stderr.contains("give a prompt"), none.stderr)
+    }
+}
