@@ -25,14 +25,16 @@ import Foundation
 public enum Npy {
     /// Reads a `.npy` file; errors name the file by its path.
     public static func read(contentsOf url: URL) throws -> Tensor {
-        let name = url.path
-        let bytes: Data
+        try read(data: try contents(of: url), name: url.path)
+    }
+
+    /// The file's bytes (mapped when safe); the error names the file.
+    static func contents(of url: URL) throws -> Data {
         do {
-            bytes = try Data(contentsOf: url, options: .mappedIfSafe)
+            return try Data(contentsOf: url, options: .mappedIfSafe)
         } catch {
-            throw TensorError("\(name): cannot read file: \(oneLine(error.localizedDescription))")
+            throw TensorError("\(url.path): cannot read file: \(oneLine(error.localizedDescription))")
         }
-        return try read(data: bytes, name: name)
     }
 
     /// Decodes the contents of a `.npy` file; `name` only labels errors.
@@ -66,14 +68,7 @@ public enum Npy {
     /// token ids; same checks and messages as `read`. Unsigned 64-bit values above
     /// `Int64.max` are rejected.
     public static func readIntegers(contentsOf url: URL) throws -> (shape: [Int], values: [Int64]) {
-        let name = url.path
-        let data: Data
-        do {
-            data = try Data(contentsOf: url, options: .mappedIfSafe)
-        } catch {
-            throw TensorError("\(name): cannot read file: \(oneLine(error.localizedDescription))")
-        }
-        return try readIntegers(data: data, name: name)
+        try readIntegers(data: try contents(of: url), name: url.path)
     }
 
     /// Decodes a `.npy` file of integers; `name` only labels errors.
