@@ -183,6 +183,54 @@ int32_t attune_prefix_batch_attention(const attune_attention_problem *base, cons
                                       attune_attend_fn attend, void *ctx, attune_status *status);
 
 /* ---------------------------------------------------------------------------
+ * kascade — top-k keys chosen in an anchor layer and reused by later layers
+ * (Kascade, ALGORITHMS.md §5), fp32, causal only.
+ *
+ * Query positions are grouped in tiles of `tile` positions (tile t holds
+ * positions [t*tile, (t+1)*tile)). For a query in tile t the keys are split
+ * into its history [0, t*tile) and its own tile (attended densely, causal).
+ * From the history, an anchor keeps per (batch, kv head, tile) the `count`
+ * keys with the most attention mass: exact softmax probabilities summed over
+ * the q heads sharing the kv head and over the tile's query rows, where
+ *     count = history <= min_k ? history : min(history, max(min_k, floor(fraction * history))).
+ * Anchor and reuse layers both attend over (selected history keys + own tile)
+ * with the softmax renormalised over them; a reuse layer reads the anchor's
+ * selection through `head_map` (its kv head g uses the anchor's kv head
+ * head_map[g]). fraction >= 1 (or histories <= min_k) keeps every key: exact.
+ * --------------------------------------------------------------------------- */
+typedef struct {
+    double fraction;        /* k%: share of the history kept; (0, 1]; default 0.10 */
+    int32_t min_k;          /* keep at least this many history keys (or all); >= 1; default 128 */
+    int32_t tile;           /* query positions per tile; >= 1; default 32 */
+    int32_t threads;        /* OpenMP threads; 0 = runtime default */
+    int64_t *attended_keys_out; /* may be NULL: receives sum over (batch, kv head, tile) of
+                                   selected + own-tile keys, for reporting sparsity */
+} attune_kascade_params;
+
+/* The selection of one call: entry (b, slot, g) holds the selected history key
+ * positions, ascending, at idx + ((b * slots + slot) * kv_heads + g) * k_cap;
+ * slot = t - first_tile, first_tile = q_offset / tile. Unused slots are -1. */
+typedef struct {
+    int32_t *idx;
+    int64_t k_cap;          /* >= attune_kascade_capacity's k_cap */
+    int64_t slots;          /* >= attune_kascade_capacity's slots */
+} attune_kascade_indices;
+
+/* Selected history keys for a history of `history` keys. */
+int64_t attune_kascade_budget(int64_t history, const attune_kascade_params *params);
+/* What a selection for `p` needs: k_cap per entry and tile slots per batch. */
+void attune_kascade_capacity(const attune_attention_problem *p, const attune_kascade_params *params,
+                             int64_t *k_cap, int64_t *slots);
+/* Anchor: selects (writes `out`) and attends over the selection. */
+int32_t attune_kascade_anchor(const attune_attention_problem *p, const attune_attention_tensors *t,
+                              const attune_kascade_params *params, const attune_kascade_indices *out,
+                              attune_status *status);
+/* Reuse: attends over an anchor's selection for the same query positions. */
+int32_t attune_kascade_reuse(const attune_attention_problem *p, const attune_attention_tensors *t,
+                             const attune_kascade_params *params, const attune_kascade_indices *selection,
+                             const int32_t *head_map, attune_status *status);
+
+/* ---------------------------------------------------------------------------
  * Build facts, for benchmarks and bug reports.
  * --------------------------------------------------------------------------- */
 int32_t attune_kernels_openmp_enabled(void);

@@ -1,0 +1,133 @@
+import CAttuneKernels
+import Foundation
+
+/// `kascade`: attention over the top-k history keys of each (kv head, query tile), chosen
+/// by an anchor layer from its exact probabilities summed over the kv head's q heads and
+/// the tile's queries, plus the tile's own keys (Kascade, ALGORITHMS.md §5;
+/// Kernels/kascade.c). Approximate; exact when `fraction=1` or the history is at most
+/// `min_k` keys.
+///
+/// One call is one layer. `role=0` (anchor) selects and attends; `role=1` (reuse) attends
+/// over a selection an anchor made on the same inputs — `run` makes it first (its time is
+/// `select_ms`) and, with `keep=1` (benchmarks only: the caller promises Q/K/V unchanged at
+/// the same addresses), keeps it so later calls time the reuse pass alone.
+public struct KascadeKernel: AttentionKernel {
+    public init() {}
+
+    public let name = "kascade"
+    public let summary = "top-k history keys per (kv head, 32-query tile) chosen by an anchor layer (head- and tile-summed probabilities) and reused by later layers, plus the tile's own keys; exact only with fraction=1"
+    public let isExact = false
+    public let normalizer = KernelNormalizer.softmax
+    public let cSources = ["kascade.c", "flash.c", "flash_tiles.c"]
+
+    public let parameters: [KernelParameter] = [
+        KernelParameter(name: "fraction", summary: "k%: share of each tile's history kept, in (0, 1]; 1 = every key (exact)",
+                        defaultValue: 0.10, candidates: [0.025, 0.05, 0.1, 0.2], isInteger: false),
+        KernelParameter(name: "min_k", summary: "keep at least this many history keys (all when the history is shorter)",
+                        defaultValue: 128, candidates: [64, 128, 256]),
+        KernelParameter(name: "tile", summary: "query positions per tile (one selection per kv head and tile)",
+                        defaultValue: 32, candidates: [16, 32, 64]),
+        KernelParameter(name: "threads", summary: "OpenMP threads (0 = all)", defaultValue: 0, candidates: [0]),
+        KernelParameter(name: "role", summary: "0: anchor (select, then attend); 1: reuse an anchor's selection (run makes one first)",
+                        defaultValue: 0, candidates: [0, 1]),
+        KernelParameter(name: "keep", summary: "with role=1: keep the selection across calls on the same Q/K addresses (benchmarks only)",
+                        defaultValue: 0, candidates: [0, 1]),
+    ]
+
+    public func unsupportedReasons(_ problem: AttentionProblem) -> [String] {
+        var reasons = problem.validationError().map { [$0] } ?? []
+        if !problem.causal { reasons.append("kascade needs a causal mask (its tiles are query positions)") }
+        if problem.window != nil { reasons.append("kascade does not support a sliding window") }
+        if problem.resolvedQOffset < 0 { reasons.append("kascade needs every query at a position >= 0 (q_len <= kv_len)") }
+        return reasons
+    }
+
+    public func cInvocation(_ parameters: KernelParameters) -> [String]? { nil }
+
+    public let cUnavailableReason = "its anchor and reuse layers need the selected indices as a value flowing between attention nodes, which compiled graphs do not carry yet"
+
+    func cParams(_ parameters: KernelParameters, attended: UnsafeMutablePointer<Int64>?) -> attune_kascade_params {
+        var k = attune_kascade_params()
+        k.fraction = parameters["fraction"] ?? 0.10
+        k.min_k = Int32(clamping: Int(parameters["min_k"] ?? 128))
+        k.tile = Int32(clamping: Int(parameters["tile"] ?? 32))
+        k.threads = Int32(clamping: Int(parameters["threads"] ?? 0))
+        k.attended_keys_out = attended
+        return k
+    }
+
+    /// Keys a dense pass would attend per (batch, kv head, tile) item, summed: each tile's
+    /// history plus its own keys, for the `attended_fraction` stat.
+    func denseKeys(_ p: AttentionProblem, tile: Int) -> Int {
+        guard p.qLen > 0 else { return 0 }
+        let q0 = p.resolvedQOffset, first = q0 / tile, last = (q0 + p.qLen - 1) / tile
+        return (first...last).reduce(0) { $0 + min(($1 + 1) * tile, p.kvLen) } * p.batch * p.kvHeads
+    }
+
+    public func run(_ problem: AttentionProblem, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
+                    v: UnsafePointer<Float>, o: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>?,
+                    parameters: KernelParameters) throws -> KernelRunStats {
+        try checkParameters(parameters)
+        let reasons = unsupportedReasons(problem)
+        if !reasons.isEmpty { throw KernelError("kascade: " + reasons.joined(separator: "; ")) }
+        if let f = parameters["fraction"], !(f > 0 && f <= 1) { throw KernelError("kascade: fraction must be in (0, 1], got \(f)") }
+        var p = problem.cProblem
+        var tensors = attune_attention_tensors(q: q, k: k, v: v, o: o, lse: lse)
+        var attended: Int64 = 0
+        var kp = cParams(parameters, attended: &attended)
+        var capacity: Int64 = 0, slots: Int64 = 0
+        attune_kascade_capacity(&p, &kp, &capacity, &slots)
+        let role = Int(parameters["role"] ?? 0), keep = (parameters["keep"] ?? 0) != 0
+        let key = "\(UInt(bitPattern: q))/\(UInt(bitPattern: k))/\(problem)/\(describeParameters(parameters))"
+        var selection: [Int32]
+        var selectMs = 0.0
+        var status = attune_status()
+        if role == 1, keep, let kept = KascadeSelectionStore.shared.get(key) {
+            selection = kept
+        } else {
+            selection = [Int32](repeating: -1, count: Int(Int64(problem.batch) * slots * Int64(problem.kvHeads) * capacity))
+            if role == 1 {
+                // The anchor's selection on the same inputs; its output goes to scratch.
+                var scratch = [Float](repeating: 0, count: problem.batch * problem.qHeads * problem.qLen * problem.vDim)
+                var anchorProblem = p
+                anchorProblem.o_stride = attune_strides(batch: Int64(problem.qHeads * problem.qLen * problem.vDim),
+                                                        head: Int64(problem.qLen * problem.vDim), row: Int64(problem.vDim))
+                let t0 = Date()
+                let rc = scratch.withUnsafeMutableBufferPointer { sb in
+                    selection.withUnsafeMutableBufferPointer { ib in
+                        var anchorTensors = attune_attention_tensors(q: q, k: k, v: v, o: sb.baseAddress, lse: nil)
+                        var table = attune_kascade_indices(idx: ib.baseAddress, k_cap: capacity, slots: slots)
+                        return attune_kascade_anchor(&anchorProblem, &anchorTensors, &kp, &table, &status)
+                    }
+                }
+                selectMs = Date().timeIntervalSince(t0) * 1e3
+                if rc != 0 { throw KernelError("kascade: " + AttentionProblem.message(of: status)) }
+                if keep { KascadeSelectionStore.shared.put(key, selection) } else { KascadeSelectionStore.shared.clear() }
+            }
+        }
+        let t1 = Date()
+        let rc = selection.withUnsafeMutableBufferPointer { ib -> Int32 in
+            var table = attune_kascade_indices(idx: ib.baseAddress, k_cap: capacity, slots: slots)
+            return role == 1
+                ? attune_kascade_reuse(&p, &tensors, &kp, &table, nil, &status)
+                : attune_kascade_anchor(&p, &tensors, &kp, &table, &status)
+        }
+        let attendMs = Date().timeIntervalSince(t1) * 1e3
+        if rc != 0 { throw KernelError("kascade: " + AttentionProblem.message(of: status)) }
+        let dense = denseKeys(problem, tile: Int(kp.tile))
+        return ["attended_keys": Double(attended), "dense_keys": Double(dense),
+                "attended_fraction": dense > 0 ? Double(attended) / Double(dense) : 0,
+                "k": Double(capacity), "select_ms": selectMs, "attend_ms": attendMs]
+    }
+}
+
+/// The selection kept for `keep=1`, keyed by input addresses, problem and parameters.
+final class KascadeSelectionStore: @unchecked Sendable {
+    static let shared = KascadeSelectionStore()
+    private let lock = NSLock()
+    private var entry: (String, [Int32])?
+
+    func get(_ key: String) -> [Int32]? { lock.withLock { entry.flatMap { $0.0 == key ? $0.1 : nil } } }
+    func put(_ key: String, _ value: [Int32]) { lock.withLock { entry = (key, value) } }
+    func clear() { lock.withLock { entry = nil } }
+}
