@@ -7,6 +7,7 @@ public enum KernelRegistry {
         UnifiedMaxKernel(),
         SigmoidKernel(),
         HybridKernel(),
+        SpargeKernel(),
     ]
 
     public static var names: [String] { all.map(\.name) }
