@@ -65,7 +65,7 @@
 #endif
 
 enum {
-    SPARGE_BLOCK_Q = 128,
+    SPARGE_BLOCK_Q = 64,
     SPARGE_BLOCK_KV = 64,
     SPARGE_MAX_BLOCK_Q = 512,
     SPARGE_MAX_BLOCK_KV = 1024,

@@ -333,7 +333,7 @@ typedef struct {
 } attune_sparge_stats;
 
 typedef struct {
-    int32_t block_q;     /* query rows per block, multiple of 16 in [16, 512]; 0 = default 128 */
+    int32_t block_q;     /* query rows per block, multiple of 16 in [16, 512]; 0 = default 64 */
     int32_t block_kv;    /* keys per block, multiple of 16 in [16, 1024]; 0 = default 64 */
     float simthreshd1;   /* theta in [-1, 1]: a block is similar iff its self-similarity > theta */
     float cdfthreshd;    /* tau in (0, 1]: cumulative pooled probability to keep; 1 = every block */
@@ -343,7 +343,7 @@ typedef struct {
     attune_sparge_stats *stats_out; /* may be NULL */
 } attune_sparge_params;
 
-/* The defaults: block_q 128, block_kv 64, theta 0.6, tau 0.98, lambda 50, sink 1. */
+/* The defaults: block_q 64, block_kv 64, theta 0.6, tau 0.98, lambda 50, sink 1. */
 void attune_sparge_default_params(attune_sparge_params *params);
 
 /* `params` may be NULL: the defaults. */

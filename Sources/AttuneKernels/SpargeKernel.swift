@@ -20,7 +20,7 @@ public struct SpargeKernel: AttentionKernel {
 
     public let parameters: [KernelParameter] = [
         KernelParameter(name: "block_q", summary: "query rows per block (prediction and work item), multiple of 16 in [16, 512]",
-                        defaultValue: 128, candidates: [64, 128]),
+                        defaultValue: 64, candidates: [32, 64, 128]),
         KernelParameter(name: "block_kv", summary: "keys per block (the selection unit), multiple of 16 in [16, 1024]",
                         defaultValue: 64, candidates: [32, 64, 128]),
         KernelParameter(name: "simthreshd1", summary: "theta in [-1, 1]: blocks whose mean cosine self-similarity is <= theta are attended densely",

@@ -18,7 +18,10 @@ struct BenchAttention: ParsableCommand {
         discussion: """
         Prints median/min/max ms after warm-up, GFLOP/s (4*d FLOPs per visible query-key pair \
         per head), GB/s of K/V read, and the same-process OpenBLAS SGEMM GFLOP/s and streaming \
-        read GB/s with the kernel's ratio to each. --json prints one JSON object on the last line.
+        read GB/s with the kernel's ratio to each. Approximate softmax kernels (sparge, hybrid) \
+        also run dense flash on the same inputs, alternating call by call: the median paired \
+        speed ratio and the output's rel-L1, cosine and max-abs error against flash. \
+        --json prints one JSON object on the last line.
 
         \(kernelListHelp)
         """
@@ -37,6 +40,8 @@ struct BenchAttention: ParsableCommand {
     @Option(help: "Threads (0 = all cores).") var threads: Int = 0
     @Option(help: "Timed runs (at least; short runs repeat for 0.5 s).") var repeats: Int = 10
     @Option(name: .customLong("param"), help: "Kernel parameter name=value (repeatable).") var params: [String] = []
+    @Option(help: "Inputs: random (uniform in [-1, 1)) or structured (recency, sinks, heavy hitters; Docs/WORKLOADS.md).")
+    var inputs: String = "random"
     @Flag(help: "Print one JSON object on the last line.") var json = false
 
     func run() throws {
@@ -50,15 +55,23 @@ struct BenchAttention: ParsableCommand {
         var bench = AttentionBenchmark(kernel: kernel, problem: problem, parameters: try parseParameters(params),
                                        threads: threads)
         bench.repeats = repeats
+        guard let chosen = BenchInputs(rawValue: inputs) else {
+            throw CLIError("--inputs must be one of \(BenchInputs.allCases.map(\.rawValue).joined(separator: ", ")), got '\(inputs)'")
+        }
+        bench.inputs = chosen
         let r = try bench.run()
         let params = describeParameters(r.parameters)
         print("kernel      \(r.kernel)  [\(params)]")
-        print("problem     \(r.problem)  threads \(r.threads)")
+        print("problem     \(r.problem)  threads \(r.threads)  inputs \(r.inputs)")
         print("time        median \(fmt(r.ms_median, 3)) ms  min \(fmt(r.ms_min, 3))  max \(fmt(r.ms_max, 3))  (\(r.repeats) runs)")
         print("compute     \(fmt(r.gflops, 1)) GFLOP/s  = \(fmt(100 * r.ratio_to_sgemm, 1)) % of SGEMM \(r.sgemm_n)^3 (\(fmt(r.sgemm_gflops, 1)) GFLOP/s)")
         print("bandwidth   \(fmt(r.kv_gbps, 2)) GB/s K/V  = \(fmt(100 * r.ratio_to_read, 1)) % of streaming read (\(fmt(r.read_gbps, 2)) GB/s)")
         if !r.kernel_stats.isEmpty {
             print("kernel      " + r.kernel_stats.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+        }
+        if let f = r.versus_flash {
+            print("vs flash    \(fmt(f.speedup_paired, 2))x flash's speed (median of \(f.pairs) paired runs; flash median \(fmt(f.flash_ms_median, 3)) ms)")
+            print("accuracy    vs flash: rel-L1 \(String(format: "%.3e", f.rel_l1))  cosine \(String(format: "%.6f", f.cosine))  max-abs \(String(format: "%.3e", f.max_abs))")
         }
         if json {
             let encoder = JSONEncoder()

@@ -1,4 +1,5 @@
 import ArgumentParser
+import AttuneBench
 import AttuneKernels
 import AttuneTensor
 import Foundation
@@ -7,7 +8,7 @@ struct KernelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kernel",
         abstract: "Run attention kernels on your own tensors.",
-        subcommands: [KernelRun.self, KernelList.self]
+        subcommands: [KernelRun.self, KernelList.self, KernelGenerate.self]
     )
 }
 
@@ -91,5 +92,42 @@ struct KernelRun: ParsableCommand {
                                        qOffset: qOffset, window: window)
         if let error = problem.validationError() { throw CLIError(error) }
         return problem
+    }
+}
+
+struct KernelGenerate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Write structured attention inputs (q.npy, k.npy, v.npy) for `kernel run`.",
+        discussion: """
+        Seeded Q/K/V whose attention has recency, sinks and heavy-hitter stripes, with head \
+        kinds (local, sink, heavy, diffuse) cycled over the q heads: the inputs `bench attention \
+        --inputs structured` uses (Docs/WORKLOADS.md). float32, q [B, Hq, Lq, D], \
+        k [B, Hkv, Lk, D], v [B, Hkv, Lk, Dv]; positions as a causal `kernel run` with the \
+        default q_offset (Lk - Lq) reads them.
+        """
+    )
+
+    @Option var batch: Int = 1
+    @Option(help: "Query heads.") var heads: Int = 8
+    @Option(help: "KV heads (default: --heads).") var kvHeads: Int?
+    @Option(help: "Query rows.") var qLen: Int = 2048
+    @Option(help: "Keys (default: --q-len).") var kvLen: Int?
+    @Option(help: "Head dim of Q and K.") var headDim: Int = 128
+    @Option(help: "Head dim of V (default: --head-dim).") var vDim: Int?
+    @Option(help: "Seed.") var seed: UInt64 = 42
+    @Option(help: "Output directory (created if missing).") var out: String
+
+    func run() throws {
+        let problem = AttentionProblem(batch: batch, qHeads: heads, kvHeads: kvHeads ?? heads, qLen: qLen,
+                                       kvLen: kvLen ?? qLen, qkDim: headDim, vDim: vDim ?? headDim)
+        if let error = problem.validationError() { throw CLIError(error) }
+        let x = StructuredAttention(problem, seed: seed)
+        let dir = URL(fileURLWithPath: out)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        for (name, data, shape) in [("q", x.q, problem.qShape), ("k", x.k, problem.kShape), ("v", x.v, problem.vShape)] {
+            try Npy.write(Tensor(shape: shape, data: data), to: dir.appendingPathComponent("\(name).npy"))
+        }
+        print("wrote q.npy \(problem.qShape), k.npy \(problem.kShape), v.npy \(problem.vShape) to \(dir.path)")
     }
 }
