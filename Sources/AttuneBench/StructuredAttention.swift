@@ -79,7 +79,7 @@ public struct StructuredAttention: Sendable {
         // with amplitude L / (scale · A).
         let amp = Double(d).squareRoot().squareRoot() * 2
         let qAmp = { (logit: Double) in scale == 0 ? 0 : logit / (scale * amp) }
-        var rng = SplitMixNormal(seed: seed)
+        var rng = SeededNormal(seed: seed)
 
         q = [Float](repeating: 0, count: p.qShape.reduce(1, *))
         k = [Float](repeating: 0, count: p.kShape.reduce(1, *))
@@ -90,8 +90,8 @@ public struct StructuredAttention: Sendable {
             for g in 0..<p.kvHeads {
                 // Per kv head: frequencies, phases, heavy-hitter positions, key offset.
                 let omega = (0..<features).map { _ in rng.next() / knobs.width }
-                let phase = (0..<features).map { _ in rng.uniform() * 2 * .pi }
-                let starts = (0..<heavyDims.count).map { _ in Int(rng.uniform() * Double(max(p.kvLen, 1))) }
+                let phase = (0..<features).map { _ in rng.nextUniform() * 2 * .pi }
+                let starts = (0..<heavyDims.count).map { _ in Int(rng.nextUniform() * Double(max(p.kvLen, 1))) }
                 var offset = (0..<d).map { _ in rng.next() }
                 let norm = offset.reduce(0) { $0 + $1 * $1 }.squareRoot()
                 offset = offset.map { $0 / max(norm, 1e-12) * knobs.keyOffset }
@@ -132,14 +132,15 @@ public struct StructuredAttention: Sendable {
     }
 }
 
-/// SplitMix64 feeding Box-Muller: portable, seedable N(0, 1) and U(0, 1) draws.
-struct SplitMixNormal {
+/// Deterministic N(0, 1) and U(0, 1) draws: SplitMix64 feeding Box-Muller, so every run
+/// and every machine draws the same numbers (the kernel harness draws its inputs with it too).
+public struct SeededNormal: Sendable {
     private var state: UInt64
     private var spare: Double?
 
-    init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
+    public init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
 
-    mutating func uniform() -> Double {
+    public mutating func nextUniform() -> Double {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -148,9 +149,9 @@ struct SplitMixNormal {
         return (Double(z >> 11) + 0.5) / Double(1 << 53)
     }
 
-    mutating func next() -> Double {
+    public mutating func next() -> Double {
         if let s = spare { spare = nil; return s }
-        let u = uniform(), w = uniform()
+        let u = nextUniform(), w = nextUniform()
         let r = (-2 * log(u)).squareRoot()
         spare = r * sin(2 * .pi * w)
         return r * cos(2 * .pi * w)

@@ -28,13 +28,7 @@ struct BenchAttention: ParsableCommand {
     )
 
     @Option(help: "Kernel name.") var kernel: String = "flash"
-    @Option var batch: Int = 1
-    @Option(help: "Query heads.") var heads: Int = 8
-    @Option(help: "KV heads (default: --heads).") var kvHeads: Int?
-    @Option(help: "Query rows.") var qLen: Int = 2048
-    @Option(help: "Keys (default: --q-len).") var kvLen: Int?
-    @Option(help: "Head dim of Q and K.") var headDim: Int = 128
-    @Option(help: "Head dim of V (default: --head-dim).") var vDim: Int?
+    @OptionGroup var shape: ShapeOptions
     @Flag(help: "Causal mask (bottom-right aligned).") var causal = false
     @Option(help: "Sliding window.") var window: Int?
     @Option(help: "Threads (0 = all cores).") var threads: Int = 0
@@ -48,10 +42,7 @@ struct BenchAttention: ParsableCommand {
         let kernel = try KernelRegistry.kernel(named: self.kernel)
         if threads < 0 { throw CLIError("--threads must be >= 0") }
         if repeats < 1 { throw CLIError("--repeats must be >= 1") }
-        let problem = AttentionProblem(batch: batch, qHeads: heads, kvHeads: kvHeads ?? heads, qLen: qLen,
-                                       kvLen: kvLen ?? qLen, qkDim: headDim, vDim: vDim ?? headDim,
-                                       causal: causal, window: window)
-        if let error = problem.validationError() { throw CLIError(error) }
+        let problem = try shape.problem(causal: causal, window: window)
         var bench = AttentionBenchmark(kernel: kernel, problem: problem, parameters: try parseParameters(params),
                                        threads: threads)
         bench.repeats = repeats
@@ -78,6 +69,25 @@ struct BenchAttention: ParsableCommand {
             encoder.outputFormatting = [.sortedKeys]
             print(String(decoding: try encoder.encode(r), as: UTF8.self))
         }
+    }
+}
+
+/// The shape of an attention problem, as `bench attention` and `kernel generate` take it.
+struct ShapeOptions: ParsableArguments {
+    @Option var batch: Int = 1
+    @Option(help: "Query heads.") var heads: Int = 8
+    @Option(help: "KV heads (default: --heads).") var kvHeads: Int?
+    @Option(help: "Query rows.") var qLen: Int = 2048
+    @Option(help: "Keys (default: --q-len).") var kvLen: Int?
+    @Option(help: "Head dim of Q and K.") var headDim: Int = 128
+    @Option(help: "Head dim of V (default: --head-dim).") var vDim: Int?
+
+    func problem(causal: Bool = false, window: Int? = nil) throws -> AttentionProblem {
+        let problem = AttentionProblem(batch: batch, qHeads: heads, kvHeads: kvHeads ?? heads, qLen: qLen,
+                                       kvLen: kvLen ?? qLen, qkDim: headDim, vDim: vDim ?? headDim,
+                                       causal: causal, window: window)
+        if let error = problem.validationError() { throw CLIError(error) }
+        return problem
     }
 }
 

@@ -108,20 +108,12 @@ struct KernelGenerate: ParsableCommand {
         """
     )
 
-    @Option var batch: Int = 1
-    @Option(help: "Query heads.") var heads: Int = 8
-    @Option(help: "KV heads (default: --heads).") var kvHeads: Int?
-    @Option(help: "Query rows.") var qLen: Int = 2048
-    @Option(help: "Keys (default: --q-len).") var kvLen: Int?
-    @Option(help: "Head dim of Q and K.") var headDim: Int = 128
-    @Option(help: "Head dim of V (default: --head-dim).") var vDim: Int?
+    @OptionGroup var shape: ShapeOptions
     @Option(help: "Seed.") var seed: UInt64 = 42
     @Option(help: "Output directory (created if missing).") var out: String
 
     func run() throws {
-        let problem = AttentionProblem(batch: batch, qHeads: heads, kvHeads: kvHeads ?? heads, qLen: qLen,
-                                       kvLen: kvLen ?? qLen, qkDim: headDim, vDim: vDim ?? headDim)
-        if let error = problem.validationError() { throw CLIError(error) }
+        let problem = try shape.problem()
         let x = StructuredAttention(problem, seed: seed)
         let dir = URL(fileURLWithPath: out)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
