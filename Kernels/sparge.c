@@ -69,8 +69,9 @@ enum {
     SPARGE_BLOCK_KV = 64,
     SPARGE_MAX_BLOCK_Q = 512,
     SPARGE_MAX_BLOCK_KV = 1024,
-    /* Keys per stage-2 tile: consecutive kept blocks are merged up to this
-     * (flash's default tile); measured in Docs/KERNELS.md. */
+    /* Keys per stage-2 tile: consecutive kept blocks are merged up to this,
+     * flash's default tile, so with every block kept sparge tiles exactly as
+     * flash does (bitwise-equal outputs at N = 4096, Docs/KERNELS.md). */
     TILE_KEYS = 256,
 };
 
