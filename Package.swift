@@ -60,7 +60,7 @@ let package = Package(
         .target(name: "AttuneRuntime", dependencies: ["AttuneIR", "AttunePasses", "AttuneCodegen", "AttuneModels", "AttuneTensor", "AttuneNumerics"]),
         .target(name: "AttuneKernels", dependencies: ["CAttuneKernels", "AttuneTensor"]),
         .target(name: "AttuneNumerics", dependencies: ["AttuneIR"]),
-        .target(name: "AttuneBench", dependencies: ["AttuneKernels", "AttuneTensor", "CAttuneKernels"]),
+        .target(name: "AttuneBench", dependencies: ["AttuneKernels", "AttuneTensor", "AttuneNumerics", "CAttuneKernels"]),
         .executableTarget(
             name: "attune",
             dependencies: [
@@ -75,7 +75,7 @@ let package = Package(
         .testTarget(name: "AttuneCodegenTests", dependencies: ["AttuneCodegen", "AttuneRuntime", "AttunePasses", "AttuneIR", "AttuneNumerics", "AttuneModels", "AttuneTensor"]),
         // Fixtures live in Tests/Fixtures and are found through #filePath.
         .testTarget(name: "AttuneModelsTests", dependencies: ["AttuneModels", "AttuneTensor"]),
-        .testTarget(name: "AttuneKernelsTests", dependencies: ["AttuneKernels", "AttuneNumerics", "AttuneTensor"]),
+        .testTarget(name: "AttuneKernelsTests", dependencies: ["AttuneKernels", "AttuneNumerics", "AttuneTensor", "AttuneBench"]),
         .testTarget(name: "AttuneEndToEndTests", dependencies: ["AttuneRuntime", "AttuneNumerics", "AttuneModels", "AttuneTensor", "AttunePasses", "AttuneCodegen", "AttuneIR"]),
         .testTarget(name: "attuneCLITests", dependencies: ["AttuneTensor"]),
     ]

@@ -16,6 +16,10 @@ int32_t attune_ok(attune_status *status);
 void attune_visible_range(const attune_attention_problem *p, int64_t q_offset, int64_t i,
                           int64_t *lo, int64_t *hi);
 
+/* Monotonic wall clock in milliseconds (OpenMP's when available), for the
+ * timings kernels report in their stats. */
+double attune_now_ms(void);
+
 /* 64-byte aligned scratch; NULL on failure. */
 void *attune_scratch_alloc(size_t bytes);
 void attune_scratch_free(void *ptr);

@@ -121,42 +121,6 @@ static void scores_blas(const plan *pl, const scratch *sc, const float *kbase, i
 
 /* -------------------------------------------------------------- softmax */
 
-/* Online-softmax step over one tile: masks (boundary tiles only), updates
- * m and l, leaves P in st and the rescale factor of each row in alpha. */
-static void softmax_tile(const plan *pl, const scratch *sc, int64_t j0, int n, int full) {
-    const int rp = pl->rp;
-    const vf neg_inf = vf_set1(-INFINITY);
-    for (int c = 0; c < rp; c += VL) {
-        vf m_old = vf_load(sc->m + c), mt = neg_inf;
-        vi lo = vi_load(sc->lo + c), hi = vi_load(sc->hi + c);
-        float *col = sc->st + c;
-        if (full) {
-            for (int jj = 0; jj < n; jj++) mt = vf_max(mt, vf_load(col + (int64_t)jj * rp));
-        } else {
-            for (int jj = 0; jj < n; jj++) {
-                vf s = vf_load(col + (int64_t)jj * rp);
-                s = vf_blend(vi_in_range(lo, hi, (int32_t)(j0 + jj)), s, neg_inf);
-                vf_store(col + (int64_t)jj * rp, s);
-                mt = vf_max(mt, s);
-            }
-        }
-        vf m_new = vf_max(m_old, mt);
-        /* Rows that have seen no visible key yet keep alpha = 1, P = 0. */
-        vmask dead = vf_eq(m_new, neg_inf);
-        vf alpha = vf_blend(dead, vf_set1(1.0f), vf_exp2(vf_sub(m_old, m_new)));
-        vf m_use = vf_blend(dead, vf_zero(), m_new);
-        vf sum = vf_zero();
-        for (int jj = 0; jj < n; jj++) {
-            vf pr = vf_exp2(vf_sub(vf_load(col + (int64_t)jj * rp), m_use));
-            vf_store(col + (int64_t)jj * rp, pr);
-            sum = vf_add(sum, pr);
-        }
-        vf_store(sc->l + c, vf_fma(vf_load(sc->l + c), alpha, sum));
-        vf_store(sc->m + c, m_new);
-        vf_store(sc->alpha + c, alpha);
-    }
-}
-
 /* The same step for rows [r0, r0 + R) of the narrow path, whose S^T has row
  * stride R: a vector holds 16 / R keys of all R rows, so one exp2 serves
  * 16 scores instead of the R live lanes of a 16-row column. */
@@ -209,42 +173,6 @@ static void pv_blas(const plan *pl, const scratch *sc, const float *vbase, int64
                 sc->st, pl->rp, vtile, (int)pl->p->v_stride.row, 1.0f, sc->acc, pl->dvp);
 }
 
-/* acc = alpha acc + P V for rows [rb, re); P[r][jj] is pt[jj * ps + r - rb]. */
-static void pv_tile(const plan *pl, const scratch *sc, const float *pt, int ps, int rb, int re,
-                    const float *vbase, int64_t j0, int n, int full, int prefetch) {
-    /* Prefetch V rows PREFETCH_KEYS_AHEAD ahead of keys [0, pf_end) of the tile. */
-    int64_t pf_keys = pl->p->kv_len - PREFETCH_KEYS_AHEAD - j0;
-    int pf_end = !prefetch || pf_keys < 0 ? 0 : pf_keys < n ? (int)pf_keys : n;
-    const float *vtile = vbase + j0 * pl->p->v_stride.row;
-    for (int r0 = rb; r0 < re; r0 += 6) {
-        int rr = re - r0 < 6 ? re - r0 : 6;
-        const float *p0 = pt + (r0 - rb);
-        if (full) {
-            attune_flash_pv_rows(pl, sc, vtile, p0, ps, r0, rr, 0, n, 1, pf_end);
-            continue;
-        }
-        /* Keys every live row of the block sees go through the block kernel;
-         * each row's remaining keys go row by row, so a row never multiplies
-         * a V row it cannot see. Rows with no visible key are skipped: their
-         * output is forced to 0 at the end. */
-        int64_t a = j0, b = j0 + n;
-        for (int r = r0; r < r0 + rr; r++) {
-            if (sc->lo[r] >= sc->hi[r]) continue;
-            if (sc->lo[r] > a) a = sc->lo[r];
-            if (sc->hi[r] < b) b = sc->hi[r];
-        }
-        if (b < a) b = a;
-        attune_flash_pv_rows(pl, sc, vtile, p0, ps, r0, rr, (int)(a - j0), (int)(b - j0), 1, 0);
-        for (int r = r0; r < r0 + rr; r++) {
-            if (sc->lo[r] >= sc->hi[r]) continue;
-            const float *pr = pt + (r - rb);
-            int64_t lo = sc->lo[r] > j0 ? sc->lo[r] : j0, hi = sc->hi[r] < j0 + n ? sc->hi[r] : j0 + n;
-            if (lo < a) attune_flash_pv_rows(pl, sc, vtile, pr, ps, r, 1, (int)(lo - j0), (int)((hi < a ? hi : a) - j0), 0, 0);
-            if (hi > b) attune_flash_pv_rows(pl, sc, vtile, pr, ps, r, 1, (int)((lo > b ? lo : b) - j0), (int)(hi - j0), 0, 0);
-        }
-    }
-}
-
 /* Narrow (decode) tile: R rows at a time, each block scoring, normalising
  * and accumulating while its K and V rows are still in cache. */
 static void narrow_tile(const plan *pl, const scratch *sc, const float *kbase, const float *vbase,
@@ -255,7 +183,7 @@ static void narrow_tile(const plan *pl, const scratch *sc, const float *kbase, c
         scores_narrow(pl, sc, kbase, j0, n, r0, R, r0 == 0);
         softmax_packed(sc, r0, R, j0, n, full);
         int re = r0 + R < pl->rows ? r0 + R : pl->rows;
-        pv_tile(pl, sc, sc->st, R, r0, re, vbase, j0, n, full, r0 == 0);
+        attune_flash_pv_tile(pl, sc, sc->st, R, r0, re, vbase, j0, n, full, r0 == 0);
     }
 }
 
@@ -343,12 +271,12 @@ static void run_item(const plan *pl, const scratch *sc, int64_t it) {
             int full = flo <= j0 && j0 + n <= fhi;
             if (full && pl->use_blas) {
                 scores_blas(pl, sc, kbase, j0, n);
-                softmax_tile(pl, sc, j0, n, full);
+                flash_softmax_tile(pl, sc, j0, n, full, 0.0f, NULL, NULL, 0);
                 pv_blas(pl, sc, vbase, j0, n);
             } else if (pl->wide) {
                 attune_flash_scores_wide(pl, sc, kbase, j0, n);
-                softmax_tile(pl, sc, j0, n, full);
-                pv_tile(pl, sc, sc->st, pl->rp, 0, pl->rows, vbase, j0, n, full, 0);
+                flash_softmax_tile(pl, sc, j0, n, full, 0.0f, NULL, NULL, 0);
+                attune_flash_pv_tile(pl, sc, sc->st, pl->rp, 0, pl->rows, vbase, j0, n, full, 0);
             } else {
                 narrow_tile(pl, sc, kbase, vbase, j0, n, full);
             }
@@ -356,17 +284,8 @@ static void run_item(const plan *pl, const scratch *sc, int64_t it) {
     }
 
     /* Normalise; rows that saw nothing are 0 with LSE -inf. */
-    const float ln2 = 0.69314718055994531f;
-    const int64_t dv = p->v_dim;
     for (int r = 0; r < pl->rows; r++) {
         if (!sc->valid[r]) continue;
-        float l = sc->l[r], m = sc->m[r];
-        /* m stays -inf for a row whose only visible scores are NaN, but l is
-         * NaN then and the row must come out NaN, not empty. */
-        int empty = l == 0.0f;
-        float inv = empty ? 0.0f : 1.0f / l;
-        float lse = empty ? -INFINITY : ln2 * (m + log2f(l));
-        const float *a = sc->acc + (int64_t)r * dvp;
         float *dst, *lse_dst;
         if (pl->splits > 1) {
             int64_t slot = x.base * pl->splits + x.split;
@@ -378,8 +297,7 @@ static void run_item(const plan *pl, const scratch *sc, int64_t it) {
             dst = t->o + x.b * p->o_stride.batch + head * p->o_stride.head + pos * p->o_stride.row;
             lse_dst = t->lse ? t->lse + x.b * p->lse_stride_batch + head * p->lse_stride_head + pos : NULL;
         }
-        for (int64_t d = 0; d < dv; d++) dst[d] = empty ? 0.0f : a[d] * inv;
-        if (lse_dst) *lse_dst = lse;
+        flash_finish_row(sc->acc + (int64_t)r * dvp, sc->m[r], sc->l[r], p->v_dim, dst, lse_dst);
     }
 }
 

@@ -1,7 +1,8 @@
 /*
  * flash_tiles.c — the tile loops of flash.c that instantiate the AVX-512
  * micro-kernels for every tile shape (see flash_internal.h for why they are
- * a translation unit of their own).
+ * a translation unit of their own): wide scores, P.V rows, and the P.V tile
+ * loop with per-row masking of boundary tiles (also used by sparge.c).
  */
 #include "attention_internal.h"
 #include "simd.h"
@@ -100,3 +101,37 @@ void attune_flash_pv_rows(const plan *pl, const scratch *sc, const float *vtile,
     }
 }
 
+void attune_flash_pv_tile(const plan *pl, const scratch *sc, const float *pt, int ps, int rb, int re,
+                          const float *vbase, int64_t j0, int n, int full, int prefetch) {
+    /* Prefetch V rows PREFETCH_KEYS_AHEAD ahead of keys [0, pf_end) of the tile. */
+    int64_t pf_keys = pl->p->kv_len - PREFETCH_KEYS_AHEAD - j0;
+    int pf_end = !prefetch || pf_keys < 0 ? 0 : pf_keys < n ? (int)pf_keys : n;
+    const float *vtile = vbase + j0 * pl->p->v_stride.row;
+    for (int r0 = rb; r0 < re; r0 += 6) {
+        int rr = re - r0 < 6 ? re - r0 : 6;
+        const float *p0 = pt + (r0 - rb);
+        if (full) {
+            attune_flash_pv_rows(pl, sc, vtile, p0, ps, r0, rr, 0, n, 1, pf_end);
+            continue;
+        }
+        /* Keys every live row of the block sees go through the block kernel;
+         * each row's remaining keys go row by row, so a row never multiplies
+         * a V row it cannot see. Rows with no visible key are skipped: their
+         * output is forced to 0 at the end. */
+        int64_t a = j0, b = j0 + n;
+        for (int r = r0; r < r0 + rr; r++) {
+            if (sc->lo[r] >= sc->hi[r]) continue;
+            if (sc->lo[r] > a) a = sc->lo[r];
+            if (sc->hi[r] < b) b = sc->hi[r];
+        }
+        if (b < a) b = a;
+        attune_flash_pv_rows(pl, sc, vtile, p0, ps, r0, rr, (int)(a - j0), (int)(b - j0), 1, 0);
+        for (int r = r0; r < r0 + rr; r++) {
+            if (sc->lo[r] >= sc->hi[r]) continue;
+            const float *pr = pt + (r - rb);
+            int64_t lo = sc->lo[r] > j0 ? sc->lo[r] : j0, hi = sc->hi[r] < j0 + n ? sc->hi[r] : j0 + n;
+            if (lo < a) attune_flash_pv_rows(pl, sc, vtile, pr, ps, r, 1, (int)(lo - j0), (int)((hi < a ? hi : a) - j0), 0, 0);
+            if (hi > b) attune_flash_pv_rows(pl, sc, vtile, pr, ps, r, 1, (int)((lo > b ? lo : b) - j0), (int)(hi - j0), 0, 0);
+        }
+    }
+}

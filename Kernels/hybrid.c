@@ -39,7 +39,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -386,21 +385,11 @@ static void merge_head(const plan *pl, int64_t h) {
 
 /* ---------------------------------------------------------- entry point */
 
-static double now_ms(void) {
-#ifdef _OPENMP
-    return omp_get_wtime() * 1e3;
-#else
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
-#endif
-}
-
 int32_t attune_hybrid_attention(attune_hybrid_kv *c, int64_t Hq, int64_t Lq, const float *q, int64_t qhs,
                                 int64_t qrs, float *o, int64_t ohs, int64_t ors, float *lse, float scale,
                                 int32_t causal, int64_t q_offset, const attune_hybrid_params *params,
                                 attune_hybrid_stats *stats, attune_status *status) {
-    const double t_start = now_ms();
+    const double t_start = attune_now_ms();
     if (!c) return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "hybrid: cache is NULL");
     if (Hq < 1 || Hq % c->kv_heads)
         return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT,
@@ -543,7 +532,7 @@ int32_t attune_hybrid_attention(attune_hybrid_kv *c, int64_t Hq, int64_t Lq, con
 #ifdef _OPENMP
 #pragma omp barrier
 #endif
-        if (tid == 0) t_selected = now_ms();
+        if (tid == 0) t_selected = attune_now_ms();
         for (;;) {
             int64_t it = __atomic_fetch_add(&next2, 1, __ATOMIC_RELAXED);
             if (it >= n2) break;
@@ -581,7 +570,7 @@ int32_t attune_hybrid_attention(attune_hybrid_kv *c, int64_t Hq, int64_t Lq, con
         stats->selected_fraction =
             pl.cold_len > 0 ? (double)stats->selected_cold_keys / ((double)pl.cold_len * (double)Hkv) : 0.0;
         stats->select_ms = t_selected - t_start;
-        stats->attend_ms = now_ms() - t_start;
+        stats->attend_ms = attune_now_ms() - t_start;
     }
     rc = attune_ok(status);
 done:

@@ -42,6 +42,8 @@ ATTUNE_INLINE vf vf_max(vf lo, vf x) { return _mm512_max_ps(lo, x); }
 ATTUNE_INLINE vf vf_min(vf hi, vf x) { return _mm512_min_ps(hi, x); }
 ATTUNE_INLINE float vf_hsum(vf x) { return _mm512_reduce_add_ps(x); }
 ATTUNE_INLINE vmask vf_eq(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ); }
+/* a <= b; false when either is NaN */
+ATTUNE_INLINE vmask vf_le(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_LE_OQ); }
 /* where m: a, else b */
 ATTUNE_INLINE vf vf_blend(vmask m, vf a, vf b) { return _mm512_mask_blend_ps(m, b, a); }
 
@@ -164,6 +166,7 @@ ATTUNE_LANEWISE(vf_min, (isnan(y) || y < x) ? y : x)
 ATTUNE_INLINE vf vf_fma(vf a, vf b, vf c) { vf r; for (int i = 0; i < VL; i++) r.v[i] = fmaf(a.v[i], b.v[i], c.v[i]); return r; }
 ATTUNE_INLINE float vf_hsum(vf x) { float s = 0.0f; for (int i = 0; i < VL; i++) s += x.v[i]; return s; }
 ATTUNE_INLINE vmask vf_eq(vf a, vf b) { vmask m = 0; for (int i = 0; i < VL; i++) m |= (vmask)(a.v[i] == b.v[i]) << i; return m; }
+ATTUNE_INLINE vmask vf_le(vf a, vf b) { vmask m = 0; for (int i = 0; i < VL; i++) m |= (vmask)(a.v[i] <= b.v[i]) << i; return m; }
 ATTUNE_INLINE vf vf_blend(vmask m, vf a, vf b) { vf r; for (int i = 0; i < VL; i++) r.v[i] = (m >> i & 1u) ? a.v[i] : b.v[i]; return r; }
 ATTUNE_INLINE vi vi_load(const int32_t *p) { vi r; for (int i = 0; i < VL; i++) r.v[i] = p[i]; return r; }
 ATTUNE_INLINE vmask vi_in_range(vi lo, vi hi, int32_t j) {

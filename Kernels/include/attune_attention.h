@@ -381,6 +381,56 @@ int32_t attune_hybrid_attention(attune_hybrid_kv *cache, int64_t q_heads, int64_
                                 const attune_hybrid_params *params, attune_hybrid_stats *stats,
                                 attune_status *status);
 
+/* ---------------------------------------------------------------------------
+ * sparge — block-sparse softmax attention (SpargeAttn, ALGORITHMS.md §4), fp32.
+ * Approximate. Per (batch, q head) and q block of `block_q` rows:
+ *   stage 1 (prediction): K smoothed by its token mean per (batch, kv head);
+ *     block self-similarity = mean of the Gram matrix of L2-normalised rows;
+ *     pooled scores scale * mean(q block) . mean(k block) over visible k
+ *     blocks, non-similar k blocks excluded, row softmax; kept: the fewest
+ *     blocks (by probability, descending) whose cumulative probability
+ *     reaches cdfthreshd, plus every block of a non-similar q block, every
+ *     non-similar k block, block 0 with `sink`, and under causal/window masks
+ *     the blocks holding each row's last visible key;
+ *   stage 2: online softmax (flash's tiles) over the kept blocks only; per
+ *     16-row micro-tile, a tile whose row maxima all trail the running maxima
+ *     by >= pvthreshd (base-2 units: scores scale * log2(e) * q.k) skips exp,
+ *     the l update and P.V.
+ * Masks are applied per element inside kept blocks (as flash does). Exact
+ * (= flash to fp32 rounding) when cdfthreshd >= 1 and pvthreshd >= 200.
+ * Full description, defaults and measured trade-offs: Docs/KERNELS.md.
+ * --------------------------------------------------------------------------- */
+typedef struct {
+    int64_t kept_blocks;    /* (batch, q head, q block, k block) kept */
+    int64_t visible_blocks; /* ... that some row of the q block can see */
+    double kept_fraction;   /* kept / visible; 0 when nothing is visible */
+    int64_t pv_tiles;       /* (16-row micro-tile, KV tile) pairs with live rows the kernel visited */
+    int64_t pv_skipped;     /* ... whose exp and P.V were skipped by pvthreshd */
+    double skipped_pv_fraction; /* pv_skipped / pv_tiles */
+    double predict_ms;      /* prediction time, summed over threads / threads */
+    double total_ms;        /* the whole call */
+} attune_sparge_stats;
+
+typedef struct {
+    int32_t block_q;     /* query rows per block, multiple of 16 in [16, 512]; 0 = default 64 */
+    int32_t block_kv;    /* keys per block, multiple of 16 in [16, 1024]; 0 = default 64 */
+    float simthreshd1;   /* theta in [-1, 1]: a block is similar iff its self-similarity > theta */
+    float cdfthreshd;    /* tau in (0, 1]: cumulative pooled probability to keep; 1 = every block */
+    float pvthreshd;     /* lambda >= 0, base-2 units; >= 200 (or +inf) = never skip */
+    int32_t sink;        /* 1: always keep k block 0 */
+    int32_t threads;     /* OpenMP threads; 0 = runtime default */
+    attune_sparge_stats *stats_out; /* may be NULL */
+} attune_sparge_params;
+
+/* The defaults: block_q 64, block_kv 64, theta 0.6, tau 0.98, lambda 50, sink 1. */
+void attune_sparge_default_params(attune_sparge_params *params);
+
+/* `params` may be NULL: the defaults. */
+int32_t attune_sparge_attention(const attune_attention_problem *p,
+                                const attune_attention_tensors *t,
+                                const attune_sparge_params *params,
+                                attune_status *status);
+
 #ifdef __cplusplus
 }
 #endif

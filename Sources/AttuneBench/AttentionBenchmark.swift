@@ -1,4 +1,5 @@
 import AttuneKernels
+import AttuneNumerics
 import AttuneTensor
 import CAttuneKernels
 import Foundation
@@ -26,6 +27,32 @@ public struct AttentionBenchResult: Codable, Sendable {
     public var ratio_to_read: Double
     /// What the kernel counted in its last timed call (fallback rows, selected fraction, ...).
     public var kernel_stats: [String: Double]
+    /// `random` (uniform in [-1, 1)) or `structured` (`StructuredAttention`, seed 42).
+    public var inputs: String = "random"
+    /// Approximate softmax kernels only: dense `flash` on the same inputs, same process.
+    public var versus_flash: VersusFlash? = nil
+}
+
+/// An approximate kernel against dense `flash`, timed alternately in one process (the
+/// order swapped every pair) so machine load hits both alike.
+public struct VersusFlash: Codable, Sendable {
+    public var flash_ms_median: Double
+    /// Median over pairs of flash time / kernel time: > 1 means the kernel is faster.
+    public var speedup_paired: Double
+    public var pairs: Int
+    /// Of the kernel's output against flash's: Σ|O − O_flash| / Σ|O_flash|, cosine, max |O − O_flash|.
+    public var rel_l1: Double
+    public var cosine: Double
+    public var max_abs: Double
+}
+
+/// Which inputs a benchmark draws.
+public enum BenchInputs: String, Sendable, CaseIterable {
+    /// Uniform in [-1, 1): near-flat attention, cheap to draw.
+    case random
+    /// `StructuredAttention` (recency, sinks, heavy hitters; seed 42): attention with the block
+    /// structure sparse kernels exploit.
+    case structured
 }
 
 public struct AttentionBenchmark {
@@ -39,6 +66,7 @@ public struct AttentionBenchmark {
     public var minSeconds: Double = 0.5
     public var sgemmN: Int = 2048
     public var readBytes: Int = 512 << 20
+    public var inputs: BenchInputs = .random
 
     public init(kernel: any AttentionKernel, problem: AttentionProblem, parameters: KernelParameters, threads: Int) {
         self.kernel = kernel
@@ -56,31 +84,63 @@ public struct AttentionBenchmark {
         if threads > 0 { params["threads"] = Double(threads) }
         try kernel.checkParameters(params)
 
-        var rng = BenchRandom(seed: 42)
-        let q = rng.array(count: problem.qShape.reduce(1, *))
-        let k = rng.array(count: problem.kShape.reduce(1, *))
-        let v = rng.array(count: problem.vShape.reduce(1, *))
+        let q: [Float], k: [Float], v: [Float]
+        switch inputs {
+        case .random:
+            var rng = BenchRandom(seed: 42)
+            q = rng.array(count: problem.qShape.reduce(1, *))
+            k = rng.array(count: problem.kShape.reduce(1, *))
+            v = rng.array(count: problem.vShape.reduce(1, *))
+        case .structured:
+            let x = StructuredAttention(problem, seed: 42)
+            (q, k, v) = (x.q, x.k, x.v)
+        }
         var o = [Float](repeating: 0, count: problem.oShape.reduce(1, *))
+        var oFlash = o
         var lse = [Float](repeating: 0, count: problem.lseShape.reduce(1, *))
+        // Approximate softmax kernels are timed against dense flash, pair by pair.
+        let flash: (any AttentionKernel)? = !kernel.isExact && kernel.normalizer == .softmax ? FlashKernel() : nil
+        let flashParams: KernelParameters = threads > 0 ? ["threads": Double(threads)] : [:]
 
-        var times: [Double] = []
+        var times: [Double] = [], flashTimes: [Double] = [], ratios: [Double] = []
         var stats: KernelRunStats = [:]
         try q.withUnsafeBufferPointer { qb in
             try k.withUnsafeBufferPointer { kb in
                 try v.withUnsafeBufferPointer { vb in
                     try o.withUnsafeMutableBufferPointer { ob in
-                        try lse.withUnsafeMutableBufferPointer { lb in
-                            let (op, lp) = (ob.baseAddress!, lb.baseAddress)
-                            let call = {
-                                stats = try kernel.run(problem, q: qb.baseAddress!, k: kb.baseAddress ?? qb.baseAddress!,
-                                               v: vb.baseAddress ?? qb.baseAddress!, o: op, lse: lp, parameters: params)
-                            }
-                            for _ in 0..<warmup { try call() }
-                            let start = attune_bench_now()
-                            while times.count < repeats || (attune_bench_now() - start < minSeconds && times.count < 10_000) {
-                                let t0 = attune_bench_now()
-                                try call()
-                                times.append(attune_bench_now() - t0)
+                        try oFlash.withUnsafeMutableBufferPointer { fb in
+                            try lse.withUnsafeMutableBufferPointer { lb in
+                                let (qp, kp, vp) = (qb.baseAddress!, kb.baseAddress ?? qb.baseAddress!, vb.baseAddress ?? qb.baseAddress!)
+                                let (op, fp, lp) = (ob.baseAddress!, fb.baseAddress!, lb.baseAddress)
+                                let call = { stats = try kernel.run(problem, q: qp, k: kp, v: vp, o: op, lse: lp, parameters: params) }
+                                let callFlash = { _ = try flash?.run(problem, q: qp, k: kp, v: vp, o: fp, lse: lp, parameters: flashParams) }
+                                func timed(_ f: () throws -> Void) rethrows -> Double {
+                                    let t0 = attune_bench_now()
+                                    try f()
+                                    return attune_bench_now() - t0
+                                }
+                                for _ in 0..<warmup {
+                                    try call()
+                                    try callFlash()
+                                }
+                                let start = attune_bench_now()
+                                while times.count < repeats || (attune_bench_now() - start < minSeconds && times.count < 10_000) {
+                                    guard flash != nil else {
+                                        times.append(try timed(call))
+                                        continue
+                                    }
+                                    let (a, f): (Double, Double)
+                                    if times.count % 2 == 0 {
+                                        a = try timed(call)
+                                        f = try timed(callFlash)
+                                    } else {
+                                        f = try timed(callFlash)
+                                        a = try timed(call)
+                                    }
+                                    times.append(a)
+                                    flashTimes.append(f)
+                                    ratios.append(f / a)
+                                }
                             }
                         }
                     }
@@ -88,7 +148,13 @@ public struct AttentionBenchmark {
             }
         }
         times.sort()
-        let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
+        let median = Self.median(times)
+        var versus: VersusFlash?
+        if flash != nil {
+            let m = ErrorMetrics.compare(o.map(Double.init), oFlash.map(Double.init))
+            versus = VersusFlash(flash_ms_median: Self.median(flashTimes) * 1e3, speedup_paired: Self.median(ratios),
+                                 pairs: ratios.count, rel_l1: m.relL1, cosine: m.cosine, max_abs: m.maxAbs)
+        }
         let pairs = Double(problem.visiblePairs) * Double(problem.batch * problem.qHeads)
         let flops = pairs * 2 * Double(problem.qkDim + problem.vDim)
         let kvBytes = Double(problem.batch * problem.kvHeads * problem.kvLen * (problem.qkDim + problem.vDim) * 4)
@@ -103,7 +169,13 @@ public struct AttentionBenchmark {
             kernel: kernel.name, problem: problem.description, parameters: shown, threads: usedThreads,
             repeats: times.count, ms_median: median * 1e3, ms_min: times.first! * 1e3, ms_max: times.last! * 1e3,
             gflops: gflops, kv_gbps: gbps, sgemm_gflops: sgemm, sgemm_n: sgemmN, read_gbps: read,
-            ratio_to_sgemm: gflops / sgemm, ratio_to_read: gbps / read, kernel_stats: stats)
+            ratio_to_sgemm: gflops / sgemm, ratio_to_read: gbps / read, kernel_stats: stats,
+            inputs: inputs.rawValue, versus_flash: versus)
+    }
+
+    static func median(_ xs: [Double]) -> Double {
+        let s = xs.sorted()
+        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
     }
 }
 

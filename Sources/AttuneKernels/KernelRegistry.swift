@@ -7,6 +7,7 @@ public enum KernelRegistry {
         UnifiedMaxKernel(),
         SigmoidKernel(),
         HybridKernel(),
+        SpargeKernel(),
         KascadeKernel(),
     ]
 

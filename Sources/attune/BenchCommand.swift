@@ -18,13 +18,62 @@ struct BenchAttention: ParsableCommand {
         discussion: """
         Prints median/min/max ms after warm-up, GFLOP/s (4*d FLOPs per visible query-key pair \
         per head), GB/s of K/V read, and the same-process OpenBLAS SGEMM GFLOP/s and streaming \
-        read GB/s with the kernel's ratio to each. --json prints one JSON object on the last line.
+        read GB/s with the kernel's ratio to each. Approximate softmax kernels (sparge, hybrid) \
+        also run dense flash on the same inputs, alternating call by call: the median paired \
+        speed ratio and the output's rel-L1, cosine and max-abs error against flash. \
+        --json prints one JSON object on the last line.
 
         \(kernelListHelp)
         """
     )
 
     @Option(help: "Kernel name.") var kernel: String = "flash"
+    @OptionGroup var shape: ShapeOptions
+    @Flag(help: "Causal mask (bottom-right aligned).") var causal = false
+    @Option(help: "Sliding window.") var window: Int?
+    @Option(help: "Threads (0 = all cores).") var threads: Int = 0
+    @Option(help: "Timed runs (at least; short runs repeat for 0.5 s).") var repeats: Int = 10
+    @Option(name: .customLong("param"), help: "Kernel parameter name=value (repeatable).") var params: [String] = []
+    @Option(help: "Inputs: random (uniform in [-1, 1)) or structured (recency, sinks, heavy hitters; Docs/WORKLOADS.md).")
+    var inputs: String = "random"
+    @Flag(help: "Print one JSON object on the last line.") var json = false
+
+    func run() throws {
+        let kernel = try KernelRegistry.kernel(named: self.kernel)
+        if threads < 0 { throw CLIError("--threads must be >= 0") }
+        if repeats < 1 { throw CLIError("--repeats must be >= 1") }
+        let problem = try shape.problem(causal: causal, window: window)
+        var bench = AttentionBenchmark(kernel: kernel, problem: problem, parameters: try parseParameters(params),
+                                       threads: threads)
+        bench.repeats = repeats
+        guard let chosen = BenchInputs(rawValue: inputs) else {
+            throw CLIError("--inputs must be one of \(BenchInputs.allCases.map(\.rawValue).joined(separator: ", ")), got '\(inputs)'")
+        }
+        bench.inputs = chosen
+        let r = try bench.run()
+        let params = describeParameters(r.parameters)
+        print("kernel      \(r.kernel)  [\(params)]")
+        print("problem     \(r.problem)  threads \(r.threads)  inputs \(r.inputs)")
+        print("time        median \(fmt(r.ms_median, 3)) ms  min \(fmt(r.ms_min, 3))  max \(fmt(r.ms_max, 3))  (\(r.repeats) runs)")
+        print("compute     \(fmt(r.gflops, 1)) GFLOP/s  = \(fmt(100 * r.ratio_to_sgemm, 1)) % of SGEMM \(r.sgemm_n)^3 (\(fmt(r.sgemm_gflops, 1)) GFLOP/s)")
+        print("bandwidth   \(fmt(r.kv_gbps, 2)) GB/s K/V  = \(fmt(100 * r.ratio_to_read, 1)) % of streaming read (\(fmt(r.read_gbps, 2)) GB/s)")
+        if !r.kernel_stats.isEmpty {
+            print("kernel      " + r.kernel_stats.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+        }
+        if let f = r.versus_flash {
+            print("vs flash    \(fmt(f.speedup_paired, 2))x flash's speed (median of \(f.pairs) paired runs; flash median \(fmt(f.flash_ms_median, 3)) ms)")
+            print("accuracy    vs flash: rel-L1 \(String(format: "%.3e", f.rel_l1))  cosine \(String(format: "%.6f", f.cosine))  max-abs \(String(format: "%.3e", f.max_abs))")
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try encoder.encode(r), as: UTF8.self))
+        }
+    }
+}
+
+/// The shape of an attention problem, as `bench attention` and `kernel generate` take it.
+struct ShapeOptions: ParsableArguments {
     @Option var batch: Int = 1
     @Option(help: "Query heads.") var heads: Int = 8
     @Option(help: "KV heads (default: --heads).") var kvHeads: Int?
@@ -32,39 +81,13 @@ struct BenchAttention: ParsableCommand {
     @Option(help: "Keys (default: --q-len).") var kvLen: Int?
     @Option(help: "Head dim of Q and K.") var headDim: Int = 128
     @Option(help: "Head dim of V (default: --head-dim).") var vDim: Int?
-    @Flag(help: "Causal mask (bottom-right aligned).") var causal = false
-    @Option(help: "Sliding window.") var window: Int?
-    @Option(help: "Threads (0 = all cores).") var threads: Int = 0
-    @Option(help: "Timed runs (at least; short runs repeat for 0.5 s).") var repeats: Int = 10
-    @Option(name: .customLong("param"), help: "Kernel parameter name=value (repeatable).") var params: [String] = []
-    @Flag(help: "Print one JSON object on the last line.") var json = false
 
-    func run() throws {
-        let kernel = try KernelRegistry.kernel(named: self.kernel)
-        if threads < 0 { throw CLIError("--threads must be >= 0") }
-        if repeats < 1 { throw CLIError("--repeats must be >= 1") }
+    func problem(causal: Bool = false, window: Int? = nil) throws -> AttentionProblem {
         let problem = AttentionProblem(batch: batch, qHeads: heads, kvHeads: kvHeads ?? heads, qLen: qLen,
                                        kvLen: kvLen ?? qLen, qkDim: headDim, vDim: vDim ?? headDim,
                                        causal: causal, window: window)
         if let error = problem.validationError() { throw CLIError(error) }
-        var bench = AttentionBenchmark(kernel: kernel, problem: problem, parameters: try parseParameters(params),
-                                       threads: threads)
-        bench.repeats = repeats
-        let r = try bench.run()
-        let params = describeParameters(r.parameters)
-        print("kernel      \(r.kernel)  [\(params)]")
-        print("problem     \(r.problem)  threads \(r.threads)")
-        print("time        median \(fmt(r.ms_median, 3)) ms  min \(fmt(r.ms_min, 3))  max \(fmt(r.ms_max, 3))  (\(r.repeats) runs)")
-        print("compute     \(fmt(r.gflops, 1)) GFLOP/s  = \(fmt(100 * r.ratio_to_sgemm, 1)) % of SGEMM \(r.sgemm_n)^3 (\(fmt(r.sgemm_gflops, 1)) GFLOP/s)")
-        print("bandwidth   \(fmt(r.kv_gbps, 2)) GB/s K/V  = \(fmt(100 * r.ratio_to_read, 1)) % of streaming read (\(fmt(r.read_gbps, 2)) GB/s)")
-        if !r.kernel_stats.isEmpty {
-            print("kernel      " + r.kernel_stats.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
-        }
-        if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            print(String(decoding: try encoder.encode(r), as: UTF8.self))
-        }
+        return problem
     }
 }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import AttuneBench
 import AttuneKernels
 import AttuneTensor
 import Foundation
@@ -7,7 +8,7 @@ struct KernelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kernel",
         abstract: "Run attention kernels on your own tensors.",
-        subcommands: [KernelRun.self, KernelList.self]
+        subcommands: [KernelRun.self, KernelList.self, KernelGenerate.self]
     )
 }
 
@@ -91,5 +92,34 @@ struct KernelRun: ParsableCommand {
                                        qOffset: qOffset, window: window)
         if let error = problem.validationError() { throw CLIError(error) }
         return problem
+    }
+}
+
+struct KernelGenerate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Write structured attention inputs (q.npy, k.npy, v.npy) for `kernel run`.",
+        discussion: """
+        Seeded Q/K/V whose attention has recency, sinks and heavy-hitter stripes, with head \
+        kinds (local, sink, heavy, diffuse) cycled over the q heads: the inputs `bench attention \
+        --inputs structured` uses (Docs/WORKLOADS.md). float32, q [B, Hq, Lq, D], \
+        k [B, Hkv, Lk, D], v [B, Hkv, Lk, Dv]; positions as a causal `kernel run` with the \
+        default q_offset (Lk - Lq) reads them.
+        """
+    )
+
+    @OptionGroup var shape: ShapeOptions
+    @Option(help: "Seed.") var seed: UInt64 = 42
+    @Option(help: "Output directory (created if missing).") var out: String
+
+    func run() throws {
+        let problem = try shape.problem()
+        let x = StructuredAttention(problem, seed: seed)
+        let dir = URL(fileURLWithPath: out)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        for (name, data, shape) in [("q", x.q, problem.qShape), ("k", x.k, problem.kShape), ("v", x.v, problem.vShape)] {
+            try Npy.write(Tensor(shape: shape, data: data), to: dir.appendingPathComponent("\(name).npy"))
+        }
+        print("wrote q.npy \(problem.qShape), k.npy \(problem.kShape), v.npy \(problem.vShape) to \(dir.path)")
     }
 }

@@ -1,3 +1,4 @@
+import AttuneBench
 import AttuneKernels
 import AttuneNumerics
 import AttuneTensor

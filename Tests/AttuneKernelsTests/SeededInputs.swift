@@ -1,31 +1,10 @@
+import AttuneBench
 import AttuneKernels
 import AttuneTensor
 
-/// Deterministic N(0, 1) inputs: SplitMix64 feeding Box-Muller, so every run and
-/// every machine draws the same tensors.
-struct SeededNormal {
-    private var state: UInt64
-    private var spare: Double?
-
-    init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
-
-    mutating func nextUniform() -> Double {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        z ^= z >> 31
-        return (Double(z >> 11) + 0.5) / Double(1 << 53)
-    }
-
-    mutating func next() -> Double {
-        if let s = spare { spare = nil; return s }
-        let u = nextUniform(), w = nextUniform()
-        let r = (-2 * Foundation.log(u)).squareRoot()
-        spare = r * Foundation.sin(2 * .pi * w)
-        return r * Foundation.cos(2 * .pi * w)
-    }
-
+/// Tensors of N(0, 1) draws (`SeededNormal` lives in AttuneBench, shared with
+/// `StructuredAttention`).
+extension SeededNormal {
     mutating func tensor(_ shape: [Int], scale: Float = 1) -> Tensor {
         let n = shape.reduce(1, *)
         return Tensor(shape: shape, data: (0..<n).map { _ in Float(next()) * scale })

@@ -23,4 +23,34 @@ final class BenchCLITests: XCTestCase {
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.stderr.contains("multiple of kv_heads"), r.stderr)
     }
+
+    /// An approximate kernel on structured inputs is compared with flash in the same run.
+    func testSparseKernelReportsFlashComparison() throws {
+        let r = try CLI.run(["bench", "attention", "--kernel", "sparge", "--heads", "4", "--kv-heads", "2", "--q-len", "512",
+                             "--head-dim", "64", "--causal", "--inputs", "structured", "--repeats", "2", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("vs flash"), r.stdout)
+        let last = r.stdout.split(separator: "\n").last.map(String.init) ?? ""
+        let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any])
+        XCTAssertEqual(json["inputs"] as? String, "structured")
+        let versus = try XCTUnwrap(json["versus_flash"] as? [String: Any], "no versus_flash in \(last)")
+        for key in ["flash_ms_median", "speedup_paired", "rel_l1", "cosine"] { XCTAssertNotNil(versus[key] as? Double, key) }
+        XCTAssertLessThan(versus["rel_l1"] as! Double, 0.2)
+        let stats = try XCTUnwrap(json["kernel_stats"] as? [String: Any])
+        XCTAssertLessThan(stats["kept_fraction"] as! Double, 1)
+        let bad = try CLI.run(["bench", "attention", "--inputs", "gaussian"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("--inputs"), bad.stderr)
+    }
+
+    func testKernelGenerateWritesInputsKernelRunReads() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attune-gen-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let g = try CLI.run(["kernel", "generate", "--heads", "4", "--kv-heads", "2", "--q-len", "256", "--head-dim", "64", "--out", dir])
+        XCTAssertEqual(g.status, 0, g.stderr)
+        let r = try CLI.run(["kernel", "run", "--kernel", "sparge", "--q", dir + "/q.npy", "--k", dir + "/k.npy", "--v", dir + "/v.npy",
+                             "--causal", "--out", dir + "/o.npy"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("kept_fraction="), r.stderr)
+    }
 }
