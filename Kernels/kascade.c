@@ -397,9 +397,7 @@ static void choose(const plan *pl, scratch *sc, int64_t b, int64_t g, int64_t i0
     const attune_attention_problem *p = pl->p;
     const int64_t rows = pl->G * n_rows, rp = round16(rows);
     pack_queries(pl, sc, b, g, i0, n_rows, rp);
-    for (int64_t r = 0; r < rp; r++) {
-        /* Pad rows get +inf so their e^(s - LSE) is 0. */
-        if (r >= rows) { sc->lse2[r] = INFINITY; continue; }
+    for (int64_t r = 0; r < rows; r++) {
         const int64_t h = g * pl->G + r / n_rows, i = i0 + r % n_rows;
         sc->lse2[r] = (float)(lse[(b * p->q_heads + h) * p->q_len + i] * LOG2E);
     }
@@ -410,9 +408,12 @@ static void choose(const plan *pl, scratch *sc, int64_t b, int64_t g, int64_t i0
         for (int kk = 0; kk < nk; kk++) keys[kk] = kb + (j0 + kk) * p->k_stride.row;
         score_keys(pl, sc, keys, nk, rows, rp, sc->s);
         for (int kk = 0; kk < nk; kk++) {
+            /* Lanes past the item's rows hold whatever the buffer held: masked out. */
             vf sum = vf_zero();
-            for (int64_t c0 = 0; c0 < rp; c0 += VL)
-                sum = vf_add(sum, vf_exp2(vf_sub(vf_load(sc->s + kk * rp + c0), vf_load(sc->lse2 + c0))));
+            for (int64_t c0 = 0; c0 < rows; c0 += VL) {
+                const vf pk = vf_exp2(vf_sub(vf_load(sc->s + kk * rp + c0), vf_load(sc->lse2 + c0)));
+                sum = vf_add(sum, vf_blend(vm_first((int)(rows - c0)), pk, vf_zero()));
+            }
             sc->mass[j0 + kk] = vf_hsum(sum);
         }
     }

@@ -199,9 +199,9 @@ int32_t attune_prefix_batch_attention(const attune_attention_problem *base, cons
  * head_map[g]). fraction >= 1 (or histories <= min_k) keeps every key: exact.
  * --------------------------------------------------------------------------- */
 typedef struct {
-    double fraction;        /* k%: share of the history kept; (0, 1]; default 0.10 */
-    int32_t min_k;          /* keep at least this many history keys (or all); >= 1; default 128 */
-    int32_t tile;           /* query positions per tile; >= 1; default 32 */
+    double fraction;        /* k%: share of the history kept, (0, 1]; 0 = default 0.10 */
+    int32_t min_k;          /* keep at least this many history keys (or all); 0 = default 128 */
+    int32_t tile;           /* query positions per tile, [1, 256]; 0 = default 32 */
     int32_t threads;        /* OpenMP threads; 0 = runtime default */
     int64_t *attended_keys_out; /* may be NULL: receives sum over (batch, kv head, tile) of
                                    selected + own-tile keys, for reporting sparsity */

@@ -70,7 +70,10 @@ public struct KascadeKernel: AttentionKernel {
         try checkParameters(parameters)
         let reasons = unsupportedReasons(problem)
         if !reasons.isEmpty { throw KernelError("kascade: " + reasons.joined(separator: "; ")) }
+        // C reads 0 as "the default"; a user's explicit 0 is a mistake, said here.
         if let f = parameters["fraction"], !(f > 0 && f <= 1) { throw KernelError("kascade: fraction must be in (0, 1], got \(f)") }
+        if let m = parameters["min_k"], m < 1 { throw KernelError("kascade: min_k must be >= 1, got \(Int(m))") }
+        if let t = parameters["tile"], !(1...256).contains(t) { throw KernelError("kascade: tile must be in [1, 256], got \(Int(t))") }
         var p = problem.cProblem
         var tensors = attune_attention_tensors(q: q, k: k, v: v, o: o, lse: lse)
         var attended: Int64 = 0

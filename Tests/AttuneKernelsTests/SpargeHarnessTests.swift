@@ -255,8 +255,8 @@ final class SpargeHarnessTests: XCTestCase {
 
 extension AttentionInputs {
     /// `StructuredAttention`'s inputs (Docs/WORKLOADS.md) as harness tensors.
-    init(structured p: AttentionProblem, seed: UInt64) {
-        let s = StructuredAttention(p, seed: seed)
+    init(structured p: AttentionProblem, seed: UInt64, knobs: StructuredAttention.Knobs = .init()) {
+        let s = StructuredAttention(p, seed: seed, knobs: knobs)
         q = Tensor(shape: p.qShape, data: s.q)
         k = Tensor(shape: p.kShape, data: s.k)
         v = Tensor(shape: p.vShape, data: s.v)
