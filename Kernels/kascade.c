@@ -40,13 +40,14 @@
 #define KB 16 /* keys per softmax block */
 
 static attune_kascade_params resolve(const attune_kascade_params *p) {
-    attune_kascade_params r = {0.10, 128, 32, 0, NULL};
+    attune_kascade_params r = {0.10, 128, 32, 0, NULL, NULL};
     if (!p) return r;
     if (p->fraction != 0) r.fraction = p->fraction;
     if (p->min_k != 0) r.min_k = p->min_k;
     if (p->tile != 0) r.tile = p->tile;
     r.threads = p->threads;
     r.attended_keys_out = p->attended_keys_out;
+    r.dense_keys_out = p->dense_keys_out;
     return r;
 }
 
@@ -468,7 +469,7 @@ static int32_t run(plan *pl, const float *lse, attune_status *status) {
 #ifdef _OPENMP
     if (pl->k.threads <= 0) nth = omp_get_max_threads();
 #endif
-    int64_t next_choice = 0, next_item = 0, attended = 0;
+    int64_t next_choice = 0, next_item = 0, attended = 0, dense = 0;
     int failed = 0;
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nth)
@@ -516,8 +517,10 @@ static int32_t run(plan *pl, const float *lse, attune_status *status) {
                 const int64_t j1 = j0 + per < count ? j0 + per : count;
                 const int64_t tile_start = history;
                 const int64_t tile_end = tile_start + pl->k.tile < p->kv_len ? tile_start + pl->k.tile : p->kv_len;
-                if (split == S - 1)
+                if (split == S - 1) {
                     __atomic_fetch_add(&attended, count + (tile_end - tile_start), __ATOMIC_RELAXED);
+                    __atomic_fetch_add(&dense, tile_end, __ATOMIC_RELAXED);
+                }
                 float *po = pl->part_o + (item * S + split) * pl->rows_max * p->v_dim;
                 float *pls = pl->part_l + (item * S + split) * pl->rows_max;
                 attend(pl, &sc, b, g, i0, n_rows, list + j0, j1 - j0, split == S - 1, tile_start, tile_end,
@@ -550,6 +553,7 @@ static int32_t run(plan *pl, const float *lse, attune_status *status) {
         }
     }
     if (pl->k.attended_keys_out) *pl->k.attended_keys_out = attended;
+    if (pl->k.dense_keys_out) *pl->k.dense_keys_out = dense;
     return attune_ok(status);
 }
 
@@ -568,6 +572,7 @@ static int32_t execute(const attune_attention_problem *p, const attune_attention
                                    (long long)g, head_map[g]);
     if (p->q_len == 0 || p->batch == 0 || p->q_heads == 0) {
         if (pl.k.attended_keys_out) *pl.k.attended_keys_out = 0;
+        if (pl.k.dense_keys_out) *pl.k.dense_keys_out = 0;
         return attune_ok(status);
     }
     pl.p = p;

@@ -205,6 +205,8 @@ typedef struct {
     int32_t threads;        /* OpenMP threads; 0 = runtime default */
     int64_t *attended_keys_out; /* may be NULL: receives sum over (batch, kv head, tile) of
                                    selected + own-tile keys, for reporting sparsity */
+    int64_t *dense_keys_out;    /* may be NULL: the same sum for dense attention (history +
+                                   own tile), the denominator of the attended fraction */
 } attune_kascade_params;
 
 /* The selection of one call: entry (b, slot, g) holds the selected history key

@@ -349,6 +349,18 @@ struct NodeLowering {
             helper.append("    static const float table_\(name)[\(values.count)] = {\(values.map { CLiteral.float($0) }.joined(separator: ", "))};")
         }
         helper += counterSlots(kernel, node, out).map { "    " + $0 }
+        if let selection = a.selection {
+            // The key selection this node produces (its second result) or reads (its fourth
+            // input): int32 positions in arena floats, one row per query tile of the call.
+            let table: View
+            if case .produce(let w) = selection {
+                table = newBuffer(rows: q.rows, width: w)
+                views[Value(node: out.node, result: 1)] = table
+            } else {
+                table = try read(node.inputs[3])
+            }
+            helper.append("    attune_kascade_indices sel = {(int32_t *)(\(table.pointer)), \(selection.width / a.kvHeads), pp->q_len};")
+        }
         helper += invocation.map { "    " + $0 }
         helper += ["    *sp = status;", "    return rc;", "}"]
         preludes[out.node] = helper
@@ -380,6 +392,7 @@ struct NodeLowering {
         let which = layer.map { "layer \($0)" } ?? "an attention node"
         if kernel.normalizer != .softmax { return "\(which) uses \(kernel.normalizer.rawValue) attention, which has no log-sum-exp to merge a shared prefix with" }
         if a.window != nil { return "\(which) has a sliding window, which a shared prefix would cross" }
+        if a.selection != nil { return "\(which) passes kascade key selections, which are per sequence" }
         guard case .cache = k.base, case .cache = v.base else { return "\(which) does not read the KV cache" }
         return nil
     }

@@ -86,6 +86,11 @@ extension Op {
                 "v_head_dim": .int(a.vHeadDim), "scale": .double(a.scale), "causal": .bool(a.causal),
             ]
             if let w = a.window { d["window"] = .int(w) }
+            switch a.selection {
+            case nil: break
+            case .produce(let w): d["selection"] = .ident("produce"); d["selection_width"] = .int(w)
+            case .consume(let w): d["selection"] = .ident("consume"); d["selection_width"] = .int(w)
+            }
             switch a.normalizer {
             case .softmax: d["normalizer"] = .ident("softmax")
             case .sigmoid(let bias): d["normalizer"] = .ident("sigmoid"); d["sigmoid_bias"] = .double(bias)
@@ -151,10 +156,18 @@ extension Op {
                                         reason: try a.optionalString("kernel_reason") ?? "",
                                         tables: try a.numberListDict("kernel_tables"))
             }
+            var selection: KeySelection?
+            switch try a.ident("selection", default: "none") {
+            case "none": selection = nil
+            case "produce": selection = .produce(width: try a.int("selection_width"))
+            case "consume": selection = .consume(width: try a.int("selection_width"))
+            case let other: throw IRError("attention: selection must be produce or consume, got '\(other)'")
+            }
             op = .attention(AttentionAttrs(heads: try a.int("heads"), kvHeads: try a.int("kv_heads"),
                                            headDim: try a.int("head_dim"), vHeadDim: try a.optionalInt("v_head_dim"),
                                            scale: try a.optionalDouble("scale"), causal: try a.bool("causal", default: true),
-                                           window: try a.optionalInt("window"), normalizer: normalizer, binding: binding))
+                                           window: try a.optionalInt("window"), normalizer: normalizer, binding: binding,
+                                           selection: selection))
         case "kv_append":
             guard let kind = KVKind(rawValue: try a.ident("kind", default: "")) else {
                 throw IRError("kv_append: kind must be key or value")

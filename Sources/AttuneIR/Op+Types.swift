@@ -9,7 +9,10 @@ extension Op {
              .repeatInterleave: return 1
         case .embedding, .add, .mul, .matmul, .rmsNorm, .rope, .swiGLU: return 2
         case .linear(let bias): return bias ? 3 : 2
-        case .layerNorm, .addRMSNorm, .attention: return 3
+        case .layerNorm, .addRMSNorm: return 3
+        case .attention(let a):
+            if case .consume = a.selection { return 4 }
+            return 3
         case .qkvRope(let a): return a.hasBias ? 4 : 3
         case .elementwise(let p): return p.expr.arity
         case .concat: return -1  // one or more
@@ -138,7 +141,17 @@ extension Op {
             try same(t[1].shape[1], .fixed(a.kvHeads * a.headDim), "k width vs kv_heads*head_dim")
             try same(t[2].shape[1], .fixed(a.kvHeads * a.vHeadDim), "v width vs kv_heads*v_head_dim")
             try same(t[1].shape[0], t[2].shape[0], "k rows vs v rows")
-            return [f32([t[0].shape[0], .fixed(a.heads * a.vHeadDim)])]
+            let out = f32([t[0].shape[0], .fixed(a.heads * a.vHeadDim)])
+            let selection = { (w: Int) in TensorType(.i32, [t[0].shape[0], .fixed(w)]) }
+            switch a.selection {
+            case nil: return [out]
+            case .produce(let w):
+                guard w > 0, w % a.kvHeads == 0 else { throw IRError("selection width \(w) must be a positive multiple of kv_heads (\(a.kvHeads))") }
+                return [out, selection(w)]
+            case .consume(let w):
+                guard t[3] == selection(w) else { throw IRError("selection input must be \(selection(w)) (an anchor's keys), got \(t[3])") }
+                return [out]
+            }
 
         case .kvAppend(let layer, _):
             guard layer >= 0 else { throw IRError("layer must be >= 0") }

@@ -25,6 +25,20 @@ public struct KernelBinding: Sendable, Hashable {
     }
 }
 
+/// The part an attention node plays in top-k key selection shared between layers
+/// (`kascade`): an anchor produces its selection as a second result, `i32[seq, width]`
+/// (row s holds query tile s's selected key positions, `width / kv_heads` per kv head),
+/// and each reuse node takes that value as a fourth input. The selection is a value in the
+/// graph, so `inspect` shows which node's keys each layer attends.
+public enum KeySelection: Sendable, Hashable {
+    case produce(width: Int)
+    case consume(width: Int)
+
+    public var width: Int {
+        switch self { case .produce(let w), .consume(let w): return w }
+    }
+}
+
 /// Attributes of `attention`: q [seq, heads*headDim], k [kv, kvHeads*headDim],
 /// v [kv, kvHeads*vHeadDim] -> [seq, heads*vHeadDim]. Causal masking is bottom-right
 /// aligned: query row i sits at position kv - seq + i.
@@ -38,10 +52,12 @@ public struct AttentionAttrs: Sendable, Hashable {
     public var window: Int?
     public var normalizer: AttentionNormalizer
     public var binding: KernelBinding?
+    /// nil for ordinary attention; see `KeySelection`.
+    public var selection: KeySelection?
 
     public init(heads: Int, kvHeads: Int, headDim: Int, vHeadDim: Int? = nil, scale: Double? = nil,
                 causal: Bool = true, window: Int? = nil, normalizer: AttentionNormalizer = .softmax,
-                binding: KernelBinding? = nil) {
+                binding: KernelBinding? = nil, selection: KeySelection? = nil) {
         self.heads = heads
         self.kvHeads = kvHeads
         self.headDim = headDim
@@ -51,6 +67,7 @@ public struct AttentionAttrs: Sendable, Hashable {
         self.window = window
         self.normalizer = normalizer
         self.binding = binding
+        self.selection = selection
     }
 }
 

@@ -30,6 +30,8 @@ public struct KascadeKernel: AttentionKernel {
         KernelParameter(name: "threads", summary: "OpenMP threads (0 = all)", defaultValue: 0, candidates: [0]),
         KernelParameter(name: "role", summary: "0: anchor (select, then attend); 1: reuse an anchor's selection (run makes one first)",
                         defaultValue: 0, candidates: [0, 1]),
+        KernelParameter(name: "anchor", summary: "compiled graphs, role=1: the layer whose selection to reuse (-1 = the nearest earlier anchor)",
+                        defaultValue: -1, candidates: [-1]),
         KernelParameter(name: "keep", summary: "with role=1: keep the selection across calls on the same Q/K addresses (benchmarks only)",
                         defaultValue: 0, candidates: [0, 1]),
     ]
@@ -42,26 +44,54 @@ public struct KascadeKernel: AttentionKernel {
         return reasons
     }
 
-    public func cInvocation(_ parameters: KernelParameters) -> [String]? { nil }
+    public func cInvocation(_ parameters: KernelParameters) -> [String]? {
+        try? cInvocation(parameters, tables: [:], qHeads: 0)
+    }
 
-    public let cUnavailableReason = "its anchor and reuse layers need the selected indices as a value flowing between attention nodes, which compiled graphs do not carry yet"
+    public let cCounters = ["attended_keys", "dense_keys"]
 
-    func cParams(_ parameters: KernelParameters, attended: UnsafeMutablePointer<Int64>?) -> attune_kascade_params {
+    /// Compiled graphs: the generated code declares `attune_kascade_indices sel` (the node's
+    /// `KeySelection` value: its own result for an anchor, its fourth input for a reuse
+    /// node). Table `head_map`: per kv head, the anchor's kv head to read (calibrated).
+    public func cInvocation(_ parameters: KernelParameters, tables: [String: [Double]], qHeads: Int) throws -> [String]? {
+        for name in tables.keys.sorted() where name != "head_map" {
+            throw KernelError("kernel 'kascade' takes only the table 'head_map', not '\(name)'")
+        }
+        let role = Int(parameters["role"] ?? 0)
+        var lines = ["int64_t attended = 0, dense = 0;",
+                     "const attune_kascade_params params = {.fraction = \(parameters["fraction"] ?? 0.10), .min_k = \(Int(parameters["min_k"] ?? 128)), "
+                        + ".tile = \(Int(parameters["tile"] ?? 32)), .threads = \(Int(parameters["threads"] ?? 0)), "
+                        + ".attended_keys_out = &attended, .dense_keys_out = &dense};"]
+        if role == 0 {
+            lines.append("int rc = attune_kascade_anchor(&p, &t, &params, &sel, &status);")
+        } else if let map = tables["head_map"] {
+            lines += ["int32_t head_map[\(map.count)];",
+                      "for (int g = 0; g < \(map.count); g++) head_map[g] = (int32_t)table_head_map[g];",
+                      "int rc = attune_kascade_reuse(&p, &t, &params, &sel, head_map, &status);"]
+        } else {
+            lines.append("int rc = attune_kascade_reuse(&p, &t, &params, &sel, NULL, &status);")
+        }
+        lines += ["counters[0] += attended;", "counters[1] += dense;"]
+        return lines
+    }
+
+    /// Selected keys per kv head a compiled model must hold room for: the budget of the
+    /// longest history its context allows.
+    public static func capacity(context: Int, _ parameters: KernelParameters) -> Int {
+        var k = KascadeKernel().cParams(parameters, attended: nil)
+        return max(1, Int(attune_kascade_budget(Int64(context), &k)))
+    }
+
+    func cParams(_ parameters: KernelParameters, attended: UnsafeMutablePointer<Int64>?,
+                 dense: UnsafeMutablePointer<Int64>? = nil) -> attune_kascade_params {
         var k = attune_kascade_params()
         k.fraction = parameters["fraction"] ?? 0.10
         k.min_k = Int32(clamping: Int(parameters["min_k"] ?? 128))
         k.tile = Int32(clamping: Int(parameters["tile"] ?? 32))
         k.threads = Int32(clamping: Int(parameters["threads"] ?? 0))
         k.attended_keys_out = attended
+        k.dense_keys_out = dense
         return k
-    }
-
-    /// Keys a dense pass would attend per (batch, kv head, tile) item, summed: each tile's
-    /// history plus its own keys, for the `attended_fraction` stat.
-    func denseKeys(_ p: AttentionProblem, tile: Int) -> Int {
-        guard p.qLen > 0 else { return 0 }
-        let q0 = p.resolvedQOffset, first = q0 / tile, last = (q0 + p.qLen - 1) / tile
-        return (first...last).reduce(0) { $0 + min(($1 + 1) * tile, p.kvLen) } * p.batch * p.kvHeads
     }
 
     public func run(_ problem: AttentionProblem, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
@@ -76,8 +106,11 @@ public struct KascadeKernel: AttentionKernel {
         if let t = parameters["tile"], !(1...256).contains(t) { throw KernelError("kascade: tile must be in [1, 256], got \(Int(t))") }
         var p = problem.cProblem
         var tensors = attune_attention_tensors(q: q, k: k, v: v, o: o, lse: lse)
-        var attended: Int64 = 0
-        var kp = cParams(parameters, attended: &attended)
+        // The C call writes its counts here; stable storage, since `kp` keeps the pointers.
+        let counts = UnsafeMutablePointer<Int64>.allocate(capacity: 2)
+        counts.initialize(repeating: 0, count: 2)
+        defer { counts.deallocate() }
+        var kp = cParams(parameters, attended: counts, dense: counts + 1)
         var capacity: Int64 = 0, slots: Int64 = 0
         attune_kascade_capacity(&p, &kp, &capacity, &slots)
         let role = Int(parameters["role"] ?? 0), keep = (parameters["keep"] ?? 0) != 0
@@ -117,9 +150,9 @@ public struct KascadeKernel: AttentionKernel {
         }
         let attendMs = Date().timeIntervalSince(t1) * 1e3
         if rc != 0 { throw KernelError("kascade: " + AttentionProblem.message(of: status)) }
-        let dense = denseKeys(problem, tile: Int(kp.tile))
-        return ["attended_keys": Double(attended), "dense_keys": Double(dense),
-                "attended_fraction": dense > 0 ? Double(attended) / Double(dense) : 0,
+        let attended = Double(counts[0]), dense = Double(counts[1])
+        return ["attended_keys": attended, "dense_keys": dense,
+                "attended_fraction": dense > 0 ? attended / dense : 0,
                 "k": Double(capacity), "select_ms": selectMs, "attend_ms": attendMs]
     }
 }

@@ -188,7 +188,14 @@ public final class ReferenceInterpreter {
             return [K.attentionMask(seq: s[s.count - 2], kv: s[s.count - 1], causal: causal, window: window)]
         case .attention(let a):
             attentionObserver?(index, a, x[0], x[1], x[2])
-            return [try K.attention(x[0], x[1], x[2], a)]
+            let o = try K.attention(x[0], x[1], x[2], a)
+            // The reference attends to every key; a selection it "produces" names none
+            // (-1 throughout) and one it is given is ignored: approximate kernels are
+            // measured against exactly this.
+            if case .produce(let w) = a.selection {
+                return [o, F64Tensor(shape: [x[0].shape[0], w], data: Array(repeating: -1, count: x[0].shape[0] * w))]
+            }
+            return [o]
         case .kvAppend(let layer, let kind):
             let key = CacheKey(layer: layer, kind: kind)
             let width = x[0].shape[1]

@@ -60,6 +60,12 @@ public struct KernelOverrides: Sendable, Equatable {
     /// `unified_max`'s phi per q head, by layer (`attune calibrate`); used unless the
     /// choice sets `phi` itself.
     public var calibratedPhi: [Int: [Double]]
+    /// `kascade`'s anchor layers and, per reuse layer, the anchor kv head each kv head
+    /// reads (`attune calibrate --kascade`); nil anchors: the first kascade layer.
+    public var kascadeAnchors: [Int]?
+    public var kascadeHeadMaps: [Int: [Int]] = [:]
+    /// Positions the compiled model holds: sizes the key selections kascade layers pass on.
+    public var selectionContext: Int = 4096
 
     public init(global: KernelChoice? = nil, byLayer: [Int: KernelChoice] = [:], calibratedPhi: [Int: [Double]] = [:]) {
         self.global = global

@@ -33,6 +33,7 @@ public struct Pipeline: Sendable {
             .fuseAddRMSNorm,
             .fuseElementwise,
             .selectKernels(kernels),
+            KeySelectionLinking.pass(kernels),
         ])
     }
 

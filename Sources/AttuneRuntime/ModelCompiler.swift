@@ -41,6 +41,7 @@ public enum ModelCompiler {
             try file.check(against: model, path: path)
             kernels.calibratedPhi = file.phiByLayer
         }
+        kernels.selectionContext = try codegenOptions(model, options).maxContext
         return try Pipeline.standard(kernels: kernels).run(model.graph)
     }
 

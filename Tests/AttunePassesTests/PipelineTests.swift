@@ -50,7 +50,7 @@ final class PipelineTests: XCTestCase {
         let pipeline = Pipeline.standard()
         XCTAssertEqual(pipeline.passNames, ["verify", "canonicalize", "dce", "cse", "fuse-attention", "fuse-swiglu",
                                             "merge-qkv", "fuse-qkv-rope", "fuse-add-rms-norm", "fuse-elementwise",
-                                            "select-kernels"])
+                                            "select-kernels", "link-kascade"])
         let report = try pipeline.run(try decoder(try TinyConfigs.llamaGQA()))
         XCTAssertEqual(report.steps.map(\.pass), pipeline.passNames)
         for name in pipeline.passNames {

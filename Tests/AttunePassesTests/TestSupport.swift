@@ -32,6 +32,15 @@ enum TinyConfigs {
         """)
     }
 
+    /// Llama with GQA and five layers: room for kascade anchors and reuse layers.
+    static func llamaDeep() throws -> HFConfig {
+        try config("""
+        {"architectures": ["LlamaForCausalLM"], "vocab_size": 40, "hidden_size": 32, "intermediate_size": 48,
+         "num_hidden_layers": 5, "num_attention_heads": 4, "num_key_value_heads": 2, "rms_norm_eps": 1e-5,
+         "rope_theta": 10000.0}
+        """)
+    }
+
     /// Qwen2: q/k/v biases, tied embeddings, 3 layers, MHA-with-GQA 6 over 2.
     static func qwen2Biases() throws -> HFConfig {
         try config("""

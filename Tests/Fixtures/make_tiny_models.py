@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """Generate Attune's tiny Hugging Face test checkpoints and their golden logits.
 
-    python3 Tests/Fixtures/make_tiny_models.py
+    python3 Tests/Fixtures/make_tiny_models.py [NAME ...]   (no names: every model)
 
 On first run this creates Tests/Fixtures/.venv and installs
 Tests/Fixtures/requirements.txt into it (CPU-only torch, everything pinned),
 then re-executes itself with the venv's python. Nothing is downloaded from a
 model hub: the weights are random, drawn from a fixed seed.
 
-Writes Tests/Fixtures/models/{llama,qwen2,mistral,llama_sigmoid}/ (see README.md
+Writes Tests/Fixtures/models/{llama,qwen2,mistral,llama_deep,llama_sigmoid}/ (see README.md
 there for the layout). Running it twice on the same machine gives byte-identical files.
 
 Float64 note: `model.double()` alone is NOT a float64 computation in
@@ -94,6 +94,14 @@ def model_specs():
              config=MistralConfig(**common, num_key_value_heads=2, head_dim=16, intermediate_size=128,
                                   rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
                                   rms_norm_eps=1e-5, tie_word_embeddings=False, sliding_window=6)),
+        # Deeper Llama for layer-to-layer features (kascade anchors and reuse, calibration):
+        # 8 layers, with committed calibration tokens (calibration_tokens.npy).
+        dict(name="llama_deep", cls=LlamaForCausalLM, store_dtype=torch.float32, shards=1,
+             calibration_tokens=(4, 96),
+             config=LlamaConfig(**{**common, "num_hidden_layers": 8}, num_key_value_heads=2, head_dim=16,
+                                intermediate_size=160,
+                                rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+                                rms_norm_eps=1e-5, tie_word_embeddings=False)),
         # Attune's sigmoid attention (FlashSigmoid): O = sum_j sigmoid(q.k/sqrt(d) + b) v_j,
         # b = -ln(max_position_embeddings). Goldens from numpy (see build_sigmoid).
         dict(name="llama_sigmoid", cls=LlamaForCausalLM, store_dtype=torch.float32, shards=1, sigmoid=True,
@@ -515,6 +523,13 @@ def build(spec, torch_version, transformers_version):
         golden["max_abs_diff_vs_no_sliding_window"] = diffs
         print(f"  {name}: logits change without the window by {diffs}", file=sys.stderr)
 
+    # 6. Fixed calibration tokens for `attune calibrate` (int64 [sequences, n], seeded).
+    if spec.get("calibration_tokens"):
+        rows, n = spec["calibration_tokens"]
+        rng = np.random.default_rng(SEED + 1)
+        np.save(folder / "calibration_tokens.npy", rng.integers(0, config.vocab_size, size=(rows, n), dtype=np.int64))
+        golden["calibration_tokens"] = "calibration_tokens.npy"
+
     dump_golden(folder, golden)
 
 
@@ -528,8 +543,10 @@ def main():
     torch.use_deterministic_algorithms(True)
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, "
           f"safetensors {safetensors.__version__}, numpy {numpy.__version__}", file=sys.stderr)
+    only = set(sys.argv[1:])  # model names to (re)build; none = all
     for spec in model_specs():
-        build(spec, torch.__version__, transformers.__version__)
+        if not only or spec["name"] in only:
+            build(spec, torch.__version__, transformers.__version__)
     total = 0
     for f in sorted(OUT.rglob("*")):
         if f.is_file():
