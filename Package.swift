@@ -57,7 +57,7 @@ let package = Package(
         .target(name: "AttuneModels", dependencies: ["AttuneIR", "AttuneTensor"]),
         .target(name: "AttunePasses", dependencies: ["AttuneIR", "AttuneKernels"]),
         .target(name: "AttuneCodegen", dependencies: ["AttuneIR", "AttunePasses", "AttuneKernels"]),
-        .target(name: "AttuneRuntime", dependencies: ["AttuneIR", "AttunePasses", "AttuneCodegen", "AttuneModels", "AttuneTensor", "AttuneNumerics"]),
+        .target(name: "AttuneRuntime", dependencies: ["AttuneIR", "AttunePasses", "AttuneCodegen", "AttuneModels", "AttuneTensor", "AttuneNumerics", "AttuneKernels"]),
         .target(name: "AttuneKernels", dependencies: ["CAttuneKernels", "AttuneTensor"]),
         .target(name: "AttuneNumerics", dependencies: ["AttuneIR"]),
         .target(name: "AttuneBench", dependencies: ["AttuneKernels", "AttuneTensor", "AttuneNumerics", "CAttuneKernels"]),

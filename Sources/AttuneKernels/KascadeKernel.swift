@@ -75,6 +75,12 @@ public struct KascadeKernel: AttentionKernel {
         return lines
     }
 
+    /// Selected history keys for a history of `history` keys (`attune_kascade_budget`).
+    public static func budget(history: Int, _ parameters: KernelParameters) -> Int {
+        var k = KascadeKernel().cParams(parameters, attended: nil)
+        return Int(attune_kascade_budget(Int64(history), &k))
+    }
+
     /// Selected keys per kv head a compiled model must hold room for: the budget of the
     /// longest history its context allows.
     public static func capacity(context: Int, _ parameters: KernelParameters) -> Int {

@@ -21,6 +21,8 @@ public struct Calibration: Codable, Sendable, Equatable {
     public var sequences: Int
     public var tokens: Int
     public var layers: [Layer]
+    /// `attune calibrate --kascade`: anchors and head maps for `kascade`.
+    public var kascade: KascadeCalibration?
 
     public struct Layer: Codable, Sendable, Equatable {
         public var layer: Int

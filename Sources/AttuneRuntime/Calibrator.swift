@@ -1,4 +1,5 @@
 import AttuneIR
+import AttuneKernels
 import AttuneNumerics
 import Foundation
 
@@ -7,8 +8,18 @@ import Foundation
 /// query row: the statistics `Calibration` stores. The reference is slow but exact and
 /// independent of any kernel, so the statistics do not depend on the kernel calibrated.
 public enum Calibrator {
+    /// What `--kascade` asks for: how many anchors, and the kernel settings to measure with.
+    public struct KascadeRequest: Sendable {
+        public var anchors: Int
+        public var parameters: KernelParameters
+        public init(anchors: Int, parameters: KernelParameters = [:]) {
+            self.anchors = anchors
+            self.parameters = parameters
+        }
+    }
+
     /// `sequences`: token ids, each sequence run from an empty cache in one forward pass.
-    public static func calibrate(_ model: LoadedModel, sequences: [[Int32]],
+    public static func calibrate(_ model: LoadedModel, sequences: [[Int32]], kascade: KascadeRequest? = nil,
                                  progress: ((_ done: Int, _ total: Int) -> Void)? = nil) throws -> Calibration {
         guard !sequences.isEmpty, sequences.allSatisfy({ !$0.isEmpty }) else {
             throw RuntimeError("calibration needs at least one non-empty token sequence")
@@ -16,6 +27,8 @@ public enum Calibrator {
         let graph = try ModelCompiler.lower(model, CompileOptions()).output
         let interpreter = try ReferenceInterpreter(graph: graph, weights: model.weights)
         var maxima: [Int: [[Double]]] = [:]   // layer -> q head -> row maxima
+        var probabilities: [Int: [[[Double]]]] = [:]   // this sequence: layer -> kv head -> row -> key
+        var similarity: KascadeSimilarity?
         var failure: Error?
         interpreter.attentionObserver = { node, attrs, q, k, _ in
             guard case .softmax = attrs.normalizer else { return }
@@ -24,6 +37,7 @@ public enum Calibrator {
                 return
             }
             let rows = rowMaxima(q: q, k: k, attrs)
+            if kascade != nil { probabilities[layer] = kvHeadProbabilities(q: q, k: k, attrs) }
             var heads = maxima[layer] ?? Array(repeating: [], count: attrs.heads)
             for h in 0..<attrs.heads { heads[h] += rows[h] }
             maxima[layer] = heads
@@ -32,8 +46,15 @@ public enum Calibrator {
             interpreter.reset()
             let ids = F64Tensor(shape: [tokens.count], data: tokens.map(Double.init))
             let positions = F64Tensor(shape: [tokens.count], data: tokens.indices.map(Double.init))
+            probabilities = [:]
             _ = try interpreter.run(inputs: ["tokens": ids, "positions": positions])
             if let failure { throw failure }
+            if let kascade, let kvHeads = probabilities.values.first?.count {
+                if similarity == nil {
+                    similarity = KascadeSimilarity(layers: (probabilities.keys.max() ?? 0) + 1, kvHeads: kvHeads, parameters: kascade.parameters)
+                }
+                similarity!.add(probabilities)
+            }
             progress?(i + 1, sequences.count)
         }
         guard !maxima.isEmpty else { throw RuntimeError("model '\(model.name)' has no softmax attention to calibrate") }
@@ -43,7 +64,8 @@ public enum Calibrator {
         }
         return Calibration(format: Calibration.formatName, version: Calibration.currentVersion, model: model.name,
                            modelHash: try ModelFingerprint.of(model), sequences: sequences.count,
-                           tokens: lengths.reduce(0, +), layers: layers)
+                           tokens: lengths.reduce(0, +), layers: layers,
+                           kascade: try kascade.map { try similarity!.choose(anchors: $0.anchors) })
     }
 
     /// Maxima of x = scale·q·k over the keys each query row sees, per q head, in row order.
@@ -66,6 +88,30 @@ public enum Calibrator {
                 return best
             }
         }
+    }
+
+    /// Exact probabilities of every query row over the keys it sees, summed over the q heads
+    /// of each kv head: [kv head][row][key] (keys past the row are 0).
+    static func kvHeadProbabilities(q: F64Tensor, k: F64Tensor, _ a: AttentionAttrs) -> [[[Double]]] {
+        let seq = q.shape[0], kv = k.shape[0], d = a.headDim, group = a.heads / a.kvHeads
+        var out = Array(repeating: Array(repeating: Array(repeating: 0.0, count: kv), count: seq), count: a.kvHeads)
+        for h in 0..<a.heads {
+            let g = h / group
+            for i in 0..<seq {
+                let position = kv - seq + i
+                var scores = Array(repeating: -Double.infinity, count: kv)
+                for j in 0..<kv where !(a.causal && j > position) && !(a.window.map { j <= position - $0 } ?? false) {
+                    var dot = 0.0
+                    for c in 0..<d { dot += q.data[i * q.shape[1] + h * d + c] * k.data[j * k.shape[1] + g * d + c] }
+                    scores[j] = a.scale * dot
+                }
+                let m = scores.max() ?? 0
+                guard m > -Double.infinity else { continue }
+                let e = scores.map { exp($0 - m) }, sum = e.reduce(0, +)
+                for j in 0..<kv { out[g][i][j] += e[j] / sum }
+            }
+        }
+        return out
     }
 
     /// `rowLengths` gives each row's key count for the fp32-window estimate: the calibration

@@ -40,6 +40,10 @@ public enum ModelCompiler {
         if let (file, path) = options.calibration {
             try file.check(against: model, path: path)
             kernels.calibratedPhi = file.phiByLayer
+            if let k = file.kascade {
+                kernels.kascadeAnchors = k.anchors
+                kernels.kascadeHeadMaps = k.headMapsByLayer
+            }
         }
         kernels.selectionContext = try codegenOptions(model, options).maxContext
         return try Pipeline.standard(kernels: kernels).run(model.graph)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import AttuneKernels
 import AttuneRuntime
 import AttuneTensor
 import Foundation
@@ -13,12 +14,21 @@ struct CalibrateCommand: ParsableCommand {
         layer and q head the maximum score of each query row is recorded. The file (JSON) holds \
         the statistics, phi = the median row maximum, and the model's hash: `--calibration FILE` \
         on compile/run/inspect refuses it for any other model.
+        --kascade --anchors K also measures, row by row, how much of each layer's own top-k \
+        probability mass an earlier layer's top-k keeps (per kv-head pair, minimum over rows), \
+        and picks K anchor layers (layer 1 first; layer 0 stays dense) by dynamic programming, \
+        with a head map per reuse layer. Measure with the kascade settings you compile with \
+        (--param fraction=, min_k=, tile=).
         """
     )
 
     @Argument(help: "Hugging Face model folder or .attn file.") var model: String
     @Option(help: "Token ids (.npy, integers, [n] or [sequences, n]).") var data: String
     @Option(name: .shortAndLong, help: "Calibration file to write (JSON).") var output: String
+    @Flag(help: "Also choose kascade anchor layers and head maps.") var kascade = false
+    @Option(help: "With --kascade: number of anchor layers.") var anchors: Int = 2
+    @Option(name: .customLong("param"), help: "With --kascade: kascade setting name=value (fraction, min_k, tile; repeatable).")
+    var params: [String] = []
 
     func run() throws {
         let (shape, values) = try Npy.readIntegers(contentsOf: URL(fileURLWithPath: data))
@@ -33,7 +43,15 @@ struct CalibrateCommand: ParsableCommand {
         }
         let loaded = try ModelSource.load(model)
         let start = Date()
-        let calibration = try Calibrator.calibrate(loaded, sequences: sequences) { done, total in
+        var request: Calibrator.KascadeRequest?
+        if kascade {
+            let parameters = try parseParameters(params)
+            try KascadeKernel().checkParameters(parameters)
+            request = Calibrator.KascadeRequest(anchors: anchors, parameters: parameters)
+        } else if !params.isEmpty {
+            throw CLIError("--param is for --kascade")
+        }
+        let calibration = try Calibrator.calibrate(loaded, sequences: sequences, kascade: request) { done, total in
             FileHandle.standardError.write(Data("calibrated \(done)/\(total) sequences\n".utf8))
         }
         try calibration.encoded().write(to: URL(fileURLWithPath: output), options: .atomic)
@@ -46,6 +64,13 @@ struct CalibrateCommand: ParsableCommand {
             let outside = layer.heads.map(\.rowsOutsideWindow).reduce(0, +)
             print("\(String(layer.layer).padding(toLength: 5, withPad: " ", startingAt: 0))  \(fmt(phis.min()!, 3)) .. \(fmt(phis.max()!, 3))".padding(toLength: 37, withPad: " ", startingAt: 0)
                   + "\(fmt(lo, 3)) .. \(fmt(hi, 3))".padding(toLength: 23, withPad: " ", startingAt: 0) + "\(outside)")
+        }
+        if let k = calibration.kascade {
+            print("kascade    anchors \(k.anchors.map(String.init).joined(separator: ", ")) (layer 0 dense), objective \(fmt(k.objective, 4)); fraction \(k.fraction), min_k \(k.minK), tile \(k.tile)")
+            for (layer, map) in k.headMapsByLayer.sorted(by: { $0.key < $1.key }) {
+                let anchor = k.anchors.last { $0 < layer }!
+                print("           layer \(layer) reuses layer \(anchor), kv heads → \(map.map(String.init).joined(separator: " ")), score \(fmt(k.scores[layer][anchor], 4))")
+            }
         }
         print("wrote      \(output)")
     }
