@@ -372,7 +372,7 @@ struct NodeLowering {
             batchRefusals.append(reason)
             code += single
         } else if case .cache(let kc) = k.base, case .cache(let vc) = v.base {
-            kernelSources.insert("prefix_shared.c")
+            kernelSources.formUnion(PrefixSharedKernel().cSources)
             code.append("if (m->nseq == 0) {")
             code += single.map { "    " + $0 }
             code += ["} else {",

@@ -76,6 +76,11 @@ public final class CompiledModel {
         }
     }
 
+    /// Loads what `ModelCompiler.compile` built.
+    public convenience init(artifacts: CompiledArtifacts) throws {
+        try self.init(library: artifacts.library, weights: artifacts.weights)
+    }
+
     deinit {
         close(model)
         dlclose(handle)

@@ -7,7 +7,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks with same-process baselines.",
-        subcommands: [BenchAttention.self, BenchBatch.self]
+        subcommands: [BenchAttention.self, BenchBatch.self, BenchModel.self]
     )
 }
 

@@ -31,6 +31,21 @@ final class ExactKernelsModelTests: XCTestCase {
         }
     }
 
+    /// Every kernel a compiled graph can bind, approximate ones included, links and runs
+    /// (a module links only the kernel files it uses: a missing one fails at load).
+    func testEveryBindableKernelLinksAndRuns() throws {
+        let fixture = try GoldenModel("llama")
+        let model = try ModelSource.load(fixture.folder.path)
+        let bindable = KernelRegistry.all.filter { $0.normalizer == .softmax && ($0.cInvocation([:]) != nil || $0 is any KVStoreKernel) }
+        XCTAssertEqual(Set(bindable.map(\.name)), ["flash", "unified_max", "hybrid", "sparge", "kascade"])
+        for kernel in bindable {
+            let options = CompileOptions(kernels: KernelOverrides(global: KernelChoice(kernel: kernel.name)), maxChunk: 8, maxContext: 64)
+            let session = try CompiledModel(artifacts: try ModelCompiler.compile(model, options, toolchain: try Toolchain.detect()))
+            let logits = try session.prefill(fixture.golden.sequences[0].input_ids.map(Int32.init))
+            XCTAssertTrue(logits.allSatisfy(\.isFinite), kernel.name)
+        }
+    }
+
     func testPolicyFileBindsLayers() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attune-policy-\(UUID().uuidString).json")
         defer { try? FileManager.default.removeItem(at: dir) }

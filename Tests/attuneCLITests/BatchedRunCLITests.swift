@@ -52,3 +52,25 @@ final class BatchedRunCLITests: XCTestCase {
         XCTAssertTrue(none.stderr.contains("give a prompt"), none.stderr)
     }
 }
+
+/// `attune bench model`: a candidate compile against the dense one, same process.
+final class BenchModelCLITests: XCTestCase {
+    func testReportsSpeedAndLogitErrors() throws {
+        let deep = CompilerCLITests.fixtures.appendingPathComponent("llama_deep")
+        let data = deep.appendingPathComponent("calibration_tokens.npy").path
+        let same = try CLI.run(["bench", "model", deep.path, "--data", data, "--attention", "unified_max", "--repeats", "1", "--json"])
+        XCTAssertEqual(same.status, 0, same.stderr)
+        let last = same.stdout.split(separator: "\n").last.map(String.init) ?? ""
+        let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any], last)
+        XCTAssertEqual(json["positions"] as? Int, 4 * 96)
+        XCTAssertEqual(json["top1_agreement"] as? Double, 1)
+        XCTAssertLessThanOrEqual(json["max_abs_logit_diff"] as? Double ?? 1, 1e-4)
+        let sparse = try CLI.run(["bench", "model", deep.path, "--tokens", "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20",
+                                  "--attention", "kascade:fraction=0.25,min_k=2,tile=4", "--repeats", "1", "--json"])
+        XCTAssertEqual(sparse.status, 0, sparse.stderr)
+        let s = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data((sparse.stdout.split(separator: "\n").last.map(String.init) ?? "").utf8)) as? [String: Any])
+        XCTAssertGreaterThan(s["kl_mean"] as? Double ?? 0, 0, "dropping keys moves the distribution")
+        let bad = try CLI.run(["bench", "model", deep.path])
+        XCTAssertTrue(bad.stderr.contains("exactly one of --data"), bad.stderr)
+    }
+}
