@@ -1,5 +1,5 @@
 # The two commands of the README, plus the pieces they are made of.
-.PHONY: deps example bench test release bench-pytorch clean
+.PHONY: deps example bench test release bench-pytorch pareto clean
 
 deps:
 	@scripts/install-deps.sh
@@ -24,6 +24,9 @@ test: deps
 
 bench-pytorch: release
 	python3 Bench/compare_pytorch.py
+
+pareto: release
+	python3 Bench/pareto.py
 
 clean:
 	rm -rf .build
