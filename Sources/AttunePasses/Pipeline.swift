@@ -20,8 +20,9 @@ public struct Pipeline: Sendable {
     /// consumes the scale, softmax and layout ops), SwiGLU before the QKV merge (which
     /// would otherwise merge gate and up), the QKV merge before its RoPE epilogue, and
     /// elementwise fusion last (it takes whatever the named fusions left).
-    public static func standard(kernels: KernelOverrides = KernelOverrides()) -> Pipeline {
-        Pipeline([
+    public static func standard(kernels: KernelOverrides = KernelOverrides(),
+                                tuning: (source: any TunedKernelSource, rows: Int, context: Int)? = nil) -> Pipeline {
+        var passes: [Pass] = [
             .verify,
             .canonicalize,
             .dce,
@@ -34,7 +35,9 @@ public struct Pipeline: Sendable {
             .fuseElementwise,
             .selectKernels(kernels),
             KeySelectionLinking.pass(kernels),
-        ])
+        ]
+        if let tuning { passes.append(ApplyTuning.pass(tuning.source, rows: tuning.rows, context: tuning.context)) }
+        return Pipeline(passes)
     }
 
     public var passNames: [String] { passes.map(\.name) }

@@ -2,10 +2,10 @@ import AttuneCodegen
 import Foundation
 
 /// The C kernel library's sources, which generated modules are compiled against.
-enum KernelSources {
+public enum KernelSources {
     /// `ATTUNE_KERNELS_DIR`, else the `Kernels/` folder of the source tree this binary was
     /// built from.
-    static func directory() throws -> URL {
+    public static func directory() throws -> URL {
         let fm = FileManager.default
         var candidates: [URL] = []
         if let env = ProcessInfo.processInfo.environment["ATTUNE_KERNELS_DIR"] { candidates.append(URL(fileURLWithPath: env)) }
@@ -33,7 +33,7 @@ enum KernelSources {
     }
 
     /// Hash of every header plus the named C files: what a module built from them depends on.
-    static func contentHash(_ dir: URL, files: [String]) throws -> String {
+    public static func contentHash(_ dir: URL, files: [String]) throws -> String {
         var text = ""
         for f in try allFiles(dir) where f.pathExtension == "h" || files.contains(f.lastPathComponent) {
             text += f.lastPathComponent + "\u{0}" + (try String(contentsOf: f, encoding: .utf8))
@@ -42,10 +42,10 @@ enum KernelSources {
     }
 }
 
-/// The CPU's identity and ISA features, part of every build-cache key: `-march=native`
-/// code from one machine must not be reused on another.
-enum CPUFeatures {
-    static let signature: String = {
+/// The CPU's identity and ISA features, part of every build-cache and tuning key:
+/// `-march=native` code (and its timings) from one machine must not be reused on another.
+public enum CPUFeatures {
+    public static let signature: String = {
         guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return "unknown-cpu" }
         var model = "", flags = ""
         for line in text.split(separator: "\n") {

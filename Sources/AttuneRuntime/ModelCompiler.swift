@@ -12,6 +12,8 @@ public struct CompileOptions: Sendable {
     public var maxContext: Int?
     /// `--calibration FILE`: checked against the model, then its phi goes to `unified_max`.
     public var calibration: (file: Calibration, path: String)?
+    /// Tuned parameters for rule-chosen kernels (`attune tune`'s database).
+    public var tuning: (any TunedKernelSource)?
 
     public init(kernels: KernelOverrides = KernelOverrides(), maxChunk: Int? = nil, maxContext: Int? = nil,
                 calibration: (file: Calibration, path: String)? = nil) {
@@ -45,8 +47,10 @@ public enum ModelCompiler {
                 kernels.kascadeHeadMaps = k.headMapsByLayer
             }
         }
-        kernels.selectionContext = try codegenOptions(model, options).maxContext
-        return try Pipeline.standard(kernels: kernels).run(model.graph)
+        let codegen = try codegenOptions(model, options)
+        kernels.selectionContext = codegen.maxContext
+        let tuning = options.tuning.map { (source: $0, rows: codegen.maxChunk, context: codegen.maxContext) }
+        return try Pipeline.standard(kernels: kernels, tuning: tuning).run(model.graph)
     }
 
     public static func codegenOptions(_ model: LoadedModel, _ options: CompileOptions) throws -> CodegenOptions {

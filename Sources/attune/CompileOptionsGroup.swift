@@ -1,6 +1,8 @@
 import ArgumentParser
 import AttunePasses
 import AttuneRuntime
+import AttuneTune
+import Foundation
 
 /// Options `compile`, `run` and `inspect` share.
 struct CompileOptionsGroup: ParsableArguments {
@@ -12,6 +14,9 @@ struct CompileOptionsGroup: ParsableArguments {
     var attentionPolicy: String?
     @Option(help: "Calibration file from `attune calibrate` (this model's only): unified_max uses its phi per head.")
     var calibration: String?
+    @Option(help: "Tuning database to take rule-chosen kernels' parameters from (default: $ATTUNE_TUNING_DB or ~/.cache/attune/tuning.sqlite, if it exists).")
+    var tuningDb: String?
+    @Flag(help: "Ignore the tuning database.") var noTuning = false
     @Option(help: "Largest number of tokens per forward pass (default 512; longer prompts run in chunks).") var maxChunk: Int?
     @Option(help: "KV-cache capacity in positions (default: the model's, at most 4096).") var maxContext: Int?
 
@@ -26,7 +31,14 @@ struct CompileOptionsGroup: ParsableArguments {
             }
             overrides.byLayer[layer] = try KernelChoice(parsing: parts[1])
         }
-        return CompileOptions(kernels: overrides, maxChunk: maxChunk, maxContext: maxContext,
-                              calibration: try calibration.map { (try Calibration.load($0), $0) })
+        var options = CompileOptions(kernels: overrides, maxChunk: maxChunk, maxContext: maxContext,
+                                     calibration: try calibration.map { (try Calibration.load($0), $0) })
+        if !noTuning {
+            let path = tuningDb ?? TuningDatabase.defaultPath
+            if tuningDb != nil || FileManager.default.fileExists(atPath: path) {
+                options.tuning = try DatabaseTuning(try TuningDatabase(path: path))
+            }
+        }
+        return options
     }
 }

@@ -1,0 +1,33 @@
+import AttuneKernels
+import AttunePasses
+import AttuneRuntime
+import Foundation
+
+/// The tuning database as `attune compile` reads it: for a rule-chosen kernel on a
+/// problem, the record made on this machine with this toolchain, if any.
+public struct DatabaseTuning: TunedKernelSource {
+    let database: TuningDatabase
+    /// The key's machine and toolchain fields, read once.
+    let template: TuningKey
+
+    public init(_ database: TuningDatabase) throws {
+        self.database = database
+        template = try TuningKey.current(kernel: FlashKernel(), problem: AttentionProblem(qHeads: 1, qLen: 1, kvLen: 1, qkDim: 16),
+                                         threads: Tuner.defaultThreads)
+    }
+
+    public func tuned(kernel: String, problem: AttentionProblem) -> (parameters: KernelParameters, reason: String)? {
+        guard let k = try? KernelRegistry.kernel(named: kernel),
+              let sourceHash = try? KernelSources.contentHash(try KernelSources.directory(), files: k.cSources) else { return nil }
+        var key = template
+        key.kernel = kernel
+        key.kernelSourceHash = sourceHash
+        key.problem = ProblemSignature.of(problem)
+        guard let r = try? database.record(for: key) else { return nil }
+        let times = "\(String(format: "%.3f", r.medianMs)) ms vs defaults \(String(format: "%.3f", r.defaultMs)) ms, A/A noise \(String(format: "%.1f", 100 * r.noise)) %"
+        if r.better {
+            return (r.parameters, "tuned: record \(r.key.id), \(String(format: "%.2f", r.speedup))x the defaults (\(times))")
+        }
+        return ([:], "rule: exact softmax → \(kernel); tuning record \(r.key.id) kept the defaults (\(times))")
+    }
+}

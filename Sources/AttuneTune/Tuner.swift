@@ -1,0 +1,279 @@
+import AttuneBench
+import AttuneKernels
+import AttuneNumerics
+import AttuneTensor
+import CAttuneKernels
+import Foundation
+
+/// Searches a kernel's parameter space for one problem class and records the winner.
+///
+/// 1. The space: the cartesian product of each parameter's candidates (those with more
+///    than one; benchmark-only switches excluded), with overrides; illegal points are
+///    pruned by the kernel's parameter checks.
+/// 2. Every candidate first passes the numerics check — its output rows against a
+///    float64 reference of those rows (`maxAbs ≤ exactTolerance` for exact kernels,
+///    rel-L1 within the error budget for approximate ones) — and only then is timed:
+///    one warm-up, then repeated runs for at least `minSeconds`, median. A wrong
+///    configuration is never timed, stored or chosen.
+/// 3. The three fastest are re-timed, interleaved with the defaults, and the winner
+///    is the fastest re-timed median.
+/// 4. An A/A run (the defaults against themselves, interleaved) gives the noise: the
+///    spread of the per-pair ratios. The winner is recorded as better only if it beats
+///    the defaults by more than that noise; otherwise the record keeps the defaults.
+/// 5. Measurements are stored per candidate: with a warm database nothing is measured,
+///    and a space grown by a few points measures only those (and re-times the top three
+///    when a new point enters them).
+public struct Tuner {
+    public struct Settings: Sendable {
+        public var minSeconds = 0.2
+        public var minRuns = 3
+        /// Largest space tuned without narrowing (`--space`).
+        public var maxCandidates = 96
+        /// Approximate kernels: the largest rel-L1 against the reference a candidate may have.
+        public var errorBudget = 0.05
+        /// Exact kernels: the largest |O - O_ref| a candidate may have.
+        public var exactTolerance = 1e-4
+        /// Pairs in the A/A run and the re-timing rounds.
+        public var pairs = 7
+        public var seed: UInt64 = 1
+        public init() {}
+    }
+
+    public struct Outcome: Sendable {
+        public var record: TuningRecord
+        /// Candidates timed in this call (0 when the database answered).
+        public var measured: Int
+        /// Candidates that failed the numerics check, with their error.
+        public var rejected: [(KernelParameters, Double)]
+    }
+
+    /// Parameters that are switches for benchmarks or graphs, not performance knobs.
+    static let notTuned: Set<String> = ["reuse", "keep", "role", "anchor", "cold_file", "release_written", "threads", "phi", "prefix_len", "bias"]
+
+    public let kernel: any AttentionKernel
+    public let problem: AttentionProblem
+    public var settings: Settings
+    public var reporter: TuneReporter
+
+    /// OpenMP threads the kernels use when a call does not set them: part of every key.
+    public static var defaultThreads: Int { Int(attune_kernels_max_threads()) }
+
+    public init(kernel: any AttentionKernel, problem: AttentionProblem, settings: Settings = Settings(), reporter: TuneReporter = .silent) {
+        self.kernel = kernel
+        self.problem = problem
+        self.settings = settings
+        self.reporter = reporter
+    }
+
+    /// The candidates: each tuned parameter's values (`overrides` replace a parameter's,
+    /// a single value fixes it), the defaults first.
+    public func space(overrides: [String: [Double]] = [:]) throws -> [KernelParameters] {
+        for name in overrides.keys.sorted() where !kernel.parameters.contains(where: { $0.name == name }) {
+            throw TuneError("kernel '\(kernel.name)' has no parameter '\(name)'")
+        }
+        var axes: [(String, [Double])] = []
+        for p in kernel.parameters {
+            let values = overrides[p.name] ?? (Self.notTuned.contains(p.name) ? [] : p.candidates)
+            if values.count > 1 || overrides[p.name] != nil { axes.append((p.name, values)) }
+        }
+        var points: [KernelParameters] = [[:]]
+        for (name, values) in axes {
+            points = points.flatMap { point in values.map { point.merging([name: $0]) { $1 } } }
+        }
+        guard points.count <= settings.maxCandidates else {
+            throw TuneError("the space of '\(kernel.name)' has \(points.count) candidates (\(axes.map { "\($0.0): \($0.1.count)" }.joined(separator: ", "))); narrow it with --space NAME=v1,v2 or raise --max-candidates")
+        }
+        let legal = points.filter { (try? kernel.checkParameters($0)) != nil }
+        return [[:]] + legal.filter { !$0.isEmpty }
+    }
+
+    public func tune(space: [KernelParameters], database: TuningDatabase, threads: Int? = nil) throws -> Outcome {
+        let reasons = kernel.unsupportedReasons(problem)
+        guard reasons.isEmpty else { throw TuneError("kernel '\(kernel.name)' cannot run \(problem): \(reasons.joined(separator: "; "))") }
+        let key = try TuningKey.current(kernel: kernel, problem: problem, threads: threads ?? Self.defaultThreads)
+        var known = Dictionary(uniqueKeysWithValues: try database.measurements(for: key).map { (TuningDatabase.encode($0.parameters), $0) })
+        let fresh = space.filter { known[TuningDatabase.encode($0)] == nil }
+        if let record = try database.record(for: key), fresh.isEmpty {
+            reporter.note("warm: record for \(key.problem) found, nothing measured")
+            return Outcome(record: record, measured: 0, rejected: [])
+        }
+
+        let bench = Bench(kernel: kernel, problem: problem, seed: settings.seed)
+        let reference = try bench.referenceRows()
+        var rejected: [(KernelParameters, Double)] = []
+        var measured = 0
+        let start = Date()
+        for (i, point) in fresh.enumerated() {
+            let error = try bench.error(point, against: reference)
+            let limit = kernel.isExact ? settings.exactTolerance : settings.errorBudget
+            let metric = kernel.isExact ? error.maxAbs : error.relL1
+            guard error.nanCount == 0, metric <= limit else {
+                rejected.append((point, metric))
+                reporter.note("rejected \(describe(point)): \(kernel.isExact ? "max |error|" : "rel-L1") \(metric) > \(limit)")
+                continue
+            }
+            let ms = try bench.median(point, minSeconds: settings.minSeconds, minRuns: settings.minRuns)
+            let m = TuningMeasurement(parameters: point, medianMs: ms, error: error.relL1)
+            try database.save(m, for: key)
+            known[TuningDatabase.encode(point)] = m
+            measured += 1
+            let best = known.values.min { $0.medianMs < $1.medianMs }!
+            let eta = Date().timeIntervalSince(start) / Double(i + 1) * Double(fresh.count - i - 1)
+            reporter.progress(done: i + 1, of: fresh.count, current: describe(point), currentMs: ms,
+                              best: describe(best.parameters), bestMs: best.medianMs, eta: eta)
+        }
+        reporter.finish()
+        guard let defaults = known[TuningDatabase.encode([:])] else {
+            throw TuneError("the defaults of '\(kernel.name)' fail the numerics check on \(problem) (\(rejected.first.map { "\($0.1)" } ?? "?")): nothing to tune against")
+        }
+
+        // Re-time the top three against the defaults, interleaved; then A/A for the noise.
+        let top = known.values.filter { $0.medianMs.isFinite }.sorted { $0.medianMs < $1.medianMs }.prefix(3).map(\.parameters)
+        var retimed: [(KernelParameters, Double)] = []
+        for point in top {
+            retimed.append((point, try bench.median(point, minSeconds: settings.minSeconds / 2, minRuns: settings.minRuns)))
+        }
+        let (defaultMs, noise) = try bench.aa(pairs: settings.pairs)
+        let winner = retimed.min { $0.1 < $1.1 } ?? ([:], defaults.medianMs)
+        let better = !winner.0.isEmpty && defaultMs / winner.1 - 1 > noise
+        let record = TuningRecord(key: key, parameters: better ? winner.0 : [:], medianMs: better ? winner.1 : defaultMs,
+                                  defaultMs: defaultMs, noise: noise, better: better, candidates: known.count,
+                                  error: known.values.map(\.error).max() ?? 0, created: ISO8601DateFormatter().string(from: Date()))
+        try database.save(record)
+        reporter.note("\(better ? "winner" : "defaults kept") \(better ? describe(winner.0) : "(no candidate beat them by more than the noise)"): \(String(format: "%.3f", record.medianMs)) ms vs defaults \(String(format: "%.3f", defaultMs)) ms, A/A noise \(String(format: "%.1f", noise * 100)) %")
+        return Outcome(record: record, measured: measured + top.count, rejected: rejected)
+    }
+
+    func describe(_ p: KernelParameters) -> String { p.isEmpty ? "defaults" : describeParameters(p) }
+}
+
+/// Inputs, the reference rows and timing for one kernel and problem.
+struct Bench {
+    let kernel: any AttentionKernel
+    let problem: AttentionProblem
+    let q: Tensor, k: Tensor, v: Tensor
+    /// Query rows checked against the float64 reference: the first and last few.
+    let rows: [Int]
+
+    init(kernel: any AttentionKernel, problem: AttentionProblem, seed: UInt64) {
+        self.kernel = kernel
+        self.problem = problem
+        var rng = SeededNormal(seed: seed)
+        func tensor(_ shape: [Int]) -> Tensor { Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in Float(rng.next()) }) }
+        q = tensor(problem.qShape)
+        k = tensor(problem.kShape)
+        v = tensor(problem.vShape)
+        let n = problem.qLen
+        rows = Array(Set(Array(0..<min(8, n)) + Array(max(0, n - 8)..<n))).sorted()
+    }
+
+    /// The float64 reference for `rows`, laid out [batch, head, row, dv].
+    func referenceRows() throws -> [Double] {
+        let p = problem
+        var out: [Double] = []
+        let ref = ReferenceAttentionProblem(batch: p.batch, qHeads: p.qHeads, kvHeads: p.kvHeads, qLen: rows.count, kvLen: p.kvLen,
+                                            qkDim: p.qkDim, vDim: p.vDim, scale: Double(p.resolvedScale), causal: p.causal,
+                                            qOffset: nil, window: p.window)
+        // One row at a time keeps each row's own position (q_offset + row).
+        for (slot, row) in rows.enumerated() {
+            _ = slot
+            var one = ref
+            one.qLen = 1
+            one.qOffset = p.resolvedQOffset + row
+            var qs: [Double] = []
+            for b in 0..<p.batch { for h in 0..<p.qHeads {
+                let base = ((b * p.qHeads + h) * p.qLen + row) * p.qkDim
+                qs += q.data[base..<base + p.qkDim].map(Double.init)
+            } }
+            let o = try ReferenceAttention.softmax(one, q: qs, k: k.data.map(Double.init), v: v.data.map(Double.init)).o
+            out += o
+        }
+        return out
+    }
+
+    /// The kernel's output on `rows` in `referenceRows`' order, compared.
+    func error(_ parameters: KernelParameters, against reference: [Double]) throws -> ErrorMetrics {
+        let o = try kernel.run(problem, q: q, k: k, v: v, parameters: parameters).o
+        let p = problem
+        var picked: [Float] = []
+        for row in rows {
+            for b in 0..<p.batch { for h in 0..<p.qHeads {
+                let base = ((b * p.qHeads + h) * p.qLen + row) * p.vDim
+                picked += o.data[base..<base + p.vDim]
+            } }
+        }
+        return ErrorMetrics.compare(picked, reference)
+    }
+
+    func once(_ parameters: KernelParameters) throws -> Double {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        _ = try kernel.run(problem, q: q, k: k, v: v, parameters: parameters)
+        return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
+    }
+
+    /// One warm-up, then runs for at least `minSeconds` and `minRuns`; the median.
+    func median(_ parameters: KernelParameters, minSeconds: Double, minRuns: Int) throws -> Double {
+        _ = try once(parameters)
+        var times: [Double] = []
+        var total = 0.0
+        while times.count < minRuns || total < minSeconds * 1e3 {
+            let t = try once(parameters)
+            times.append(t)
+            total += t
+            if times.count >= 1000 { break }
+        }
+        return times.sorted()[times.count / 2]
+    }
+
+    /// The defaults against themselves, interleaved: their median and the spread of the
+    /// per-pair ratios (half the range between the 25th and 75th percentiles, plus how far
+    /// the median ratio is from 1).
+    func aa(pairs: Int) throws -> (ms: Double, noise: Double) {
+        _ = try once([:])
+        var a: [Double] = [], ratios: [Double] = []
+        for _ in 0..<max(pairs, 3) {
+            let x = try once([:]), y = try once([:])
+            a += [x, y]
+            ratios.append(x / y)
+        }
+        ratios.sort()
+        let q1 = ratios[ratios.count / 4], q3 = ratios[(3 * ratios.count) / 4], mid = ratios[ratios.count / 2]
+        return (a.sorted()[a.count / 2], (q3 - q1) / 2 + abs(mid - 1))
+    }
+}
+
+/// Where the tuner says what it is doing: a progress bar on a terminal, plain lines
+/// otherwise, or nothing.
+public struct TuneReporter: @unchecked Sendable {
+    let write: ((String) -> Void)?
+    let terminal: Bool
+
+    public static let silent = TuneReporter(write: nil, terminal: false)
+
+    /// stderr; a progress bar when it is a terminal.
+    public static var standardError: TuneReporter {
+        TuneReporter(write: { FileHandle.standardError.write(Data($0.utf8)) }, terminal: isatty(2) != 0)
+    }
+
+    public init(write: ((String) -> Void)?, terminal: Bool) {
+        self.write = write
+        self.terminal = terminal
+    }
+
+    func progress(done: Int, of total: Int, current: String, currentMs: Double, best: String, bestMs: Double, eta: Double) {
+        guard let write else { return }
+        let line = "\(current): \(String(format: "%.3f", currentMs)) ms | best \(best) \(String(format: "%.3f", bestMs)) ms | ETA \(Int(eta.rounded())) s"
+        if terminal {
+            let width = 24, filled = total > 0 ? done * width / total : width
+            write("\r\u{1B}[K[" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] \(done)/\(total) " + line)
+        } else {
+            write("candidate \(done)/\(total) \(line)\n")
+        }
+    }
+
+    func finish() {
+        if terminal, let write { write("\n") }
+    }
+
+    func note(_ s: String) { write?(s + "\n") }
+}

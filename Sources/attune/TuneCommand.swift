@@ -1,0 +1,98 @@
+import ArgumentParser
+import AttuneKernels
+import AttuneTune
+import Foundation
+
+struct TuneCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tune",
+        abstract: "Tune an attention kernel's parameters for a problem and keep the result in the tuning database.",
+        discussion: """
+        attune tune --kernel NAME [shape options] [--causal] [--space NAME=v1,v2 ...]
+        measures the kernel's parameter space on that problem class (lengths rounded up to a \
+        power of two): every candidate first passes a numerics check against a float64 \
+        reference (exact kernels: max |error| <= 1e-4; approximate ones: rel-L1 <= \
+        --error-budget), then is timed (median); the three fastest are re-timed and an A/A run \
+        of the defaults gives the noise; a winner that does not beat the defaults by more \
+        than the noise is not recorded as better. Records are keyed by kernel source hash, \
+        problem class, CPU and ISA features, compiler, flags, thread count and schema, so a \
+        record from another machine or toolchain is simply not found. A warm database \
+        measures nothing; a grown space measures only the new points.
+        attune tune --export FILE.json / --import FILE.json share records between machines \
+        (imports keep records of other machines and versions). `attune compile` reads the \
+        database (--tuning-db, default the same file) and `inspect --kernels` names the \
+        record behind each tuned kernel.
+
+        Database: --db, else $ATTUNE_TUNING_DB, else ~/.cache/attune/tuning.sqlite.
+        """
+    )
+
+    @Option(help: "Kernel to tune.") var kernel: String?
+    @OptionGroup var shape: ShapeOptions
+    @Flag(help: "Causal mask (bottom-right aligned).") var causal = false
+    @Option(help: "Sliding window.") var window: Int?
+    @Option(help: "Candidate values of one parameter, NAME=v1,v2,... (repeatable; replaces its declared candidates).")
+    var space: [String] = []
+    @Option(help: "Approximate kernels: largest rel-L1 against the reference, rel_l1=X (default 0.05).")
+    var errorBudget: String?
+    @Option(help: "Refuse spaces larger than this.") var maxCandidates: Int = 96
+    @Option(help: "Least time spent timing each candidate, in seconds.") var minSeconds: Double = 0.2
+    @Option(help: "Tuning database file.") var db: String?
+    @Option(help: "Write every record to this JSON file.") var export: String?
+    @Option(name: .customLong("import"), help: "Add the records of this JSON file.") var importFile: String?
+    @Flag(help: "Print one JSON object on the last line.") var json = false
+
+    func run() throws {
+        let database = try TuningDatabase(path: db ?? TuningDatabase.defaultPath)
+        if let export {
+            try database.exportJSON().write(to: URL(fileURLWithPath: export), options: .atomic)
+            print("exported   \(try database.allRecords().count) records to \(export)")
+            return
+        }
+        if let importFile {
+            let data: Data
+            do { data = try Data(contentsOf: URL(fileURLWithPath: importFile)) } catch {
+                throw CLIError("\(importFile): cannot read: \(error.localizedDescription)")
+            }
+            print("imported   \(try database.importJSON(data, source: importFile)) records into \(database.path)")
+            return
+        }
+        guard let name = kernel else { throw CLIError("give --kernel NAME (or --export / --import)") }
+        let k = try KernelRegistry.kernel(named: name)
+        var settings = Tuner.Settings()
+        settings.maxCandidates = maxCandidates
+        settings.minSeconds = minSeconds
+        if let errorBudget {
+            let parts = errorBudget.split(separator: "=")
+            guard parts.count == 2, parts[0] == "rel_l1", let v = Double(parts[1]), v > 0 else {
+                throw CLIError("--error-budget expects rel_l1=X with X > 0, got '\(errorBudget)'")
+            }
+            settings.errorBudget = v
+        }
+        var overrides: [String: [Double]] = [:]
+        for item in space {
+            let parts = item.split(separator: "=", maxSplits: 1)
+            let values = parts.count == 2 ? parts[1].split(separator: ",").compactMap { Double($0) } : []
+            guard parts.count == 2, !values.isEmpty, values.count == parts[1].split(separator: ",").count else {
+                throw CLIError("--space expects NAME=v1,v2,..., got '\(item)'")
+            }
+            overrides[String(parts[0])] = values
+        }
+        let problem = try shape.problem(causal: causal, window: window)
+        let tuner = Tuner(kernel: k, problem: problem, settings: settings, reporter: .standardError)
+        let points = try tuner.space(overrides: overrides)
+        let outcome = try tuner.tune(space: points, database: database)
+        let r = outcome.record
+        print("kernel     \(k.name) on \(r.key.problem) (\(points.count) candidates, \(outcome.measured) timed now, \(outcome.rejected.count) failed the numerics check)")
+        print("record     \(r.key.id) in \(database.path)")
+        print("chosen     \(r.parameters.isEmpty ? "defaults" : describeParameters(r.parameters))\(r.better ? "" : " (nothing beat the defaults by more than the noise)")")
+        print("time       \(fmt(r.medianMs, 3)) ms vs defaults \(fmt(r.defaultMs, 3)) ms: \(fmt(r.speedup, 3))x; A/A noise \(fmt(100 * r.noise, 1)) %")
+        if json {
+            let object: [String: Any] = ["id": r.key.id, "kernel": k.name, "problem": r.key.problem, "parameters": r.parameters,
+                                         "median_ms": r.medianMs, "default_ms": r.defaultMs, "speedup": r.speedup, "noise": r.noise,
+                                         "better": r.better, "candidates": points.count, "measured": outcome.measured,
+                                         "rejected": outcome.rejected.count]
+            print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+        }
+    }
+}

@@ -1,0 +1,56 @@
+import Foundation
+import XCTest
+
+/// `attune tune` as a user runs it: two tuners at once on one database, a warm rerun,
+/// export and import, a corrupt file.
+final class TuneCLITests: XCTestCase {
+    func tune(_ db: String, qLen: String, extra: [String] = []) -> Process {
+        let p = Process()
+        p.executableURL = CLI.binary
+        p.arguments = ["tune", "--kernel", "flash", "--heads", "4", "--kv-heads", "2", "--q-len", qLen, "--head-dim", "16", "--causal",
+                       "--space", "block_q=32,64", "--space", "block_kv=64", "--space", "kv_splits=0", "--space", "gemm=1",
+                       "--min-seconds", "0.02", "--db", db, "--json"] + extra
+        p.standardOutput = Pipe()
+        p.standardError = Pipe()
+        return p
+    }
+
+    func testConcurrentTunersWarmRerunsAndSharing() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let db = dir.appendingPathComponent("tuning.sqlite").path
+        // Two tuners on different problem classes, writing the same file at the same time.
+        let a = tune(db, qLen: "64"), b = tune(db, qLen: "256")
+        try a.run(); try b.run()
+        a.waitUntilExit(); b.waitUntilExit()
+        XCTAssertEqual(a.terminationStatus, 0)
+        XCTAssertEqual(b.terminationStatus, 0)
+        let export = dir.appendingPathComponent("records.json")
+        XCTAssertEqual(try CLI.run(["tune", "--export", export.path, "--db", db]).status, 0)
+        let records = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(contentsOf: export)) as? [String: Any])?["records"] as? [[String: Any]])
+        XCTAssertEqual(records.count, 2, "neither tuner lost its record")
+
+        // Warm: the same class (64 → q64) measures nothing.
+        let warm = try CLI.run(["tune", "--kernel", "flash", "--heads", "4", "--kv-heads", "2", "--q-len", "60", "--head-dim", "16", "--causal",
+                                "--space", "block_q=32,64", "--space", "block_kv=64", "--space", "kv_splits=0", "--space", "gemm=1", "--db", db, "--json"])
+        XCTAssertEqual(warm.status, 0, warm.stderr)
+        let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data((warm.stdout.split(separator: "\n").last.map(String.init) ?? "").utf8)) as? [String: Any])
+        XCTAssertEqual(json["measured"] as? Int, 0)
+        XCTAssertTrue(warm.stderr.contains("nothing measured"), warm.stderr)
+
+        // Import into a fresh database.
+        let copy = dir.appendingPathComponent("copy.sqlite").path
+        let imported = try CLI.run(["tune", "--import", export.path, "--db", copy])
+        XCTAssertTrue(imported.stdout.contains("imported   2 records"), imported.stdout)
+
+        try Data("not a database at all".utf8).write(to: URL(fileURLWithPath: dir.appendingPathComponent("bad.sqlite").path))
+        let bad = try CLI.run(["tune", "--kernel", "flash", "--db", dir.appendingPathComponent("bad.sqlite").path])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("not a usable tuning database"), bad.stderr)
+        // compile reads it: inspect names the record.
+        let llama = CompilerCLITests.fixtures.appendingPathComponent("llama").path
+        let inspect = try CLI.run(["inspect", llama, "--kernels", "--tuning-db", db, "--max-chunk", "64", "--max-context", "64"])
+        XCTAssertEqual(inspect.status, 0, inspect.stderr)
+        XCTAssertTrue(inspect.stdout.contains("record "), inspect.stdout)
+    }
+}
