@@ -17,9 +17,10 @@ import Foundation
 ///    configuration is never timed, stored or chosen.
 /// 3. The three fastest are re-timed, interleaved with the defaults, and the winner
 ///    is the fastest re-timed median.
-/// 4. An A/A run (the defaults against themselves, interleaved) gives the noise: the
-///    spread of the per-pair ratios. The winner is recorded as better only if it beats
-///    the defaults by more than that noise; otherwise the record keeps the defaults.
+/// 4. An A/A run (the baseline against itself, interleaved) gives the noise: the spread
+///    of the per-pair ratios. The winner is recorded as better only if it beats the
+///    baseline by more than that noise; otherwise the record keeps the baseline. The
+///    baseline is the defaults, or the first passing candidate when they fail the check.
 /// 5. Measurements are stored per candidate: with a warm database nothing is measured,
 ///    and a space grown by a few points measures only those (and re-times the top three
 ///    when a new point enters them).
@@ -36,6 +37,9 @@ public struct Tuner {
         /// Pairs in the A/A run and the re-timing rounds.
         public var pairs = 7
         public var seed: UInt64 = 1
+        /// Random N(0, 1) inputs, or `StructuredAttention`'s (recency, sinks, heavy hitters):
+        /// approximate kernels only have something to skip on the latter.
+        public var structuredInputs = false
         public init() {}
     }
 
@@ -71,9 +75,18 @@ public struct Tuner {
         for name in overrides.keys.sorted() where !kernel.parameters.contains(where: { $0.name == name }) {
             throw TuneError("kernel '\(kernel.name)' has no parameter '\(name)'")
         }
+        // Switches (benchmark/graph settings) take one value, applied to every point,
+        // the defaults included: they change what is measured, not how fast.
+        var fixed: KernelParameters = [:]
         var axes: [(String, [Double])] = []
         for p in kernel.parameters {
-            let values = overrides[p.name] ?? (Self.notTuned.contains(p.name) ? [] : p.candidates)
+            if Self.notTuned.contains(p.name) {
+                guard let values = overrides[p.name] else { continue }
+                guard values.count == 1 else { throw TuneError("'\(p.name)' is a switch, not a knob: give it one value") }
+                fixed[p.name] = values[0]
+                continue
+            }
+            let values = overrides[p.name] ?? p.candidates
             if values.count > 1 || overrides[p.name] != nil { axes.append((p.name, values)) }
         }
         var points: [KernelParameters] = [[:]]
@@ -83,14 +96,18 @@ public struct Tuner {
         guard points.count <= settings.maxCandidates else {
             throw TuneError("the space of '\(kernel.name)' has \(points.count) candidates (\(axes.map { "\($0.0): \($0.1.count)" }.joined(separator: ", "))); narrow it with --space NAME=v1,v2 or raise --max-candidates")
         }
-        let legal = points.filter { (try? kernel.checkParameters($0)) != nil }
-        return [[:]] + legal.filter { !$0.isEmpty }
+        let legal = points.filter { !$0.isEmpty && (try? kernel.checkParameters($0)) != nil }
+        return ([[:]] + legal).map { $0.merging(fixed) { $1 } }
     }
 
     public func tune(space: [KernelParameters], database: TuningDatabase, threads: Int? = nil) throws -> Outcome {
         let reasons = kernel.unsupportedReasons(problem)
         guard reasons.isEmpty else { throw TuneError("kernel '\(kernel.name)' cannot run \(problem): \(reasons.joined(separator: "; "))") }
-        let key = try TuningKey.current(kernel: kernel, problem: problem, threads: threads ?? Self.defaultThreads)
+        var key = try TuningKey.current(kernel: kernel, problem: problem, threads: threads ?? Self.defaultThreads)
+        if settings.structuredInputs { key.problem += " structured" }
+        // Switches given as a fixed value (e.g. kascade's role=1) change what is measured.
+        let switches = space.first.map { $0.filter { Self.notTuned.contains($0.key) } } ?? [:]
+        if !switches.isEmpty { key.problem += " " + describeParameters(switches) }
         var known = Dictionary(uniqueKeysWithValues: try database.measurements(for: key).map { (TuningDatabase.encode($0.parameters), $0) })
         let fresh = space.filter { known[TuningDatabase.encode($0)] == nil }
         if let record = try database.record(for: key), fresh.isEmpty {
@@ -98,7 +115,7 @@ public struct Tuner {
             return Outcome(record: record, measured: 0, rejected: [])
         }
 
-        let bench = Bench(kernel: kernel, problem: problem, seed: settings.seed)
+        let bench = Bench(kernel: kernel, problem: problem, seed: settings.seed, structured: settings.structuredInputs)
         let reference = try bench.referenceRows()
         var rejected: [(KernelParameters, Double)] = []
         var measured = 0
@@ -123,24 +140,33 @@ public struct Tuner {
                               best: describe(best.parameters), bestMs: best.medianMs, eta: eta)
         }
         reporter.finish()
-        guard let defaults = known[TuningDatabase.encode([:])] else {
-            throw TuneError("the defaults of '\(kernel.name)' fail the numerics check on \(problem) (\(rejected.first.map { "\($0.1)" } ?? "?")): nothing to tune against")
+        // The baseline a winner must beat: the defaults, or — when they fail the budget (an
+        // approximate kernel asked for a tighter error than its defaults give) — the first
+        // candidate of the space that passes.
+        let baseline: KernelParameters
+        if let defaults = space.first, known[TuningDatabase.encode(defaults)] != nil {
+            baseline = defaults
+        } else if let first = space.first(where: { known[TuningDatabase.encode($0)] != nil }) {
+            baseline = first
+            reporter.note("the defaults fail the numerics check; baseline: \(describe(first))")
+        } else {
+            throw TuneError("no candidate of '\(kernel.name)' passes the numerics check on \(problem) (best error \(rejected.map(\.1).min().map { "\($0)" } ?? "?")): widen the budget or the space")
         }
 
-        // Re-time the top three against the defaults, interleaved; then A/A for the noise.
+        // Re-time the top three, then A/A: the baseline against itself, for the noise.
         let top = known.values.filter { $0.medianMs.isFinite }.sorted { $0.medianMs < $1.medianMs }.prefix(3).map(\.parameters)
         var retimed: [(KernelParameters, Double)] = []
         for point in top {
             retimed.append((point, try bench.median(point, minSeconds: settings.minSeconds / 2, minRuns: settings.minRuns)))
         }
-        let (defaultMs, noise) = try bench.aa(pairs: settings.pairs)
-        let winner = retimed.min { $0.1 < $1.1 } ?? ([:], defaults.medianMs)
-        let better = !winner.0.isEmpty && defaultMs / winner.1 - 1 > noise
-        let record = TuningRecord(key: key, parameters: better ? winner.0 : [:], medianMs: better ? winner.1 : defaultMs,
-                                  defaultMs: defaultMs, noise: noise, better: better, candidates: known.count,
+        let (baseMs, noise) = try bench.aa(baseline, pairs: settings.pairs)
+        let winner = retimed.min { $0.1 < $1.1 } ?? (baseline, baseMs)
+        let better = TuningDatabase.encode(winner.0) != TuningDatabase.encode(baseline) && baseMs / winner.1 - 1 > noise
+        let record = TuningRecord(key: key, parameters: better ? winner.0 : baseline, medianMs: better ? winner.1 : baseMs,
+                                  defaultMs: baseMs, noise: noise, better: better, candidates: known.count,
                                   error: known.values.map(\.error).max() ?? 0, created: ISO8601DateFormatter().string(from: Date()))
         try database.save(record)
-        reporter.note("\(better ? "winner" : "defaults kept") \(better ? describe(winner.0) : "(no candidate beat them by more than the noise)"): \(String(format: "%.3f", record.medianMs)) ms vs defaults \(String(format: "%.3f", defaultMs)) ms, A/A noise \(String(format: "%.1f", noise * 100)) %")
+        reporter.note("\(better ? "winner \(describe(winner.0))" : "baseline kept (no candidate beat it by more than the noise)"): \(String(format: "%.3f", record.medianMs)) ms vs baseline \(describe(baseline)) \(String(format: "%.3f", baseMs)) ms, A/A noise \(String(format: "%.1f", noise * 100)) %")
         return Outcome(record: record, measured: measured + top.count, rejected: rejected)
     }
 
@@ -155,14 +181,21 @@ struct Bench {
     /// Query rows checked against the float64 reference: the first and last few.
     let rows: [Int]
 
-    init(kernel: any AttentionKernel, problem: AttentionProblem, seed: UInt64) {
+    init(kernel: any AttentionKernel, problem: AttentionProblem, seed: UInt64, structured: Bool = false) {
         self.kernel = kernel
         self.problem = problem
-        var rng = SeededNormal(seed: seed)
-        func tensor(_ shape: [Int]) -> Tensor { Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in Float(rng.next()) }) }
-        q = tensor(problem.qShape)
-        k = tensor(problem.kShape)
-        v = tensor(problem.vShape)
+        if structured {
+            let s = StructuredAttention(problem, seed: seed)
+            q = Tensor(shape: problem.qShape, data: s.q)
+            k = Tensor(shape: problem.kShape, data: s.k)
+            v = Tensor(shape: problem.vShape, data: s.v)
+        } else {
+            var rng = SeededNormal(seed: seed)
+            func tensor(_ shape: [Int]) -> Tensor { Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in Float(rng.next()) }) }
+            q = tensor(problem.qShape)
+            k = tensor(problem.kShape)
+            v = tensor(problem.vShape)
+        }
         let n = problem.qLen
         rows = Array(Set(Array(0..<min(8, n)) + Array(max(0, n - 8)..<n))).sorted()
     }
@@ -225,14 +258,14 @@ struct Bench {
         return times.sorted()[times.count / 2]
     }
 
-    /// The defaults against themselves, interleaved: their median and the spread of the
+    /// One configuration against itself, interleaved: its median and the spread of the
     /// per-pair ratios (half the range between the 25th and 75th percentiles, plus how far
     /// the median ratio is from 1).
-    func aa(pairs: Int) throws -> (ms: Double, noise: Double) {
-        _ = try once([:])
+    func aa(_ parameters: KernelParameters, pairs: Int) throws -> (ms: Double, noise: Double) {
+        _ = try once(parameters)
         var a: [Double] = [], ratios: [Double] = []
         for _ in 0..<max(pairs, 3) {
-            let x = try once([:]), y = try once([:])
+            let x = try once(parameters), y = try once(parameters)
             a += [x, y]
             ratios.append(x / y)
         }

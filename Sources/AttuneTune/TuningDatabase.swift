@@ -5,14 +5,15 @@ import GRDB
 /// The best configuration found for one key, and what it was measured against.
 public struct TuningRecord: Codable, Sendable, Equatable {
     public var key: TuningKey
-    /// The winner; the kernel's defaults (`[:]`) when nothing beat them by more than the noise.
+    /// The winner; the baseline (the defaults, `[:]`, unless they failed the numerics
+    /// check) when nothing beat it by more than the noise.
     public var parameters: KernelParameters
     public var medianMs: Double
-    /// The defaults' median in the same run.
+    /// The baseline's median in the same run.
     public var defaultMs: Double
-    /// Spread of an A/A run (the defaults against themselves), as a fraction.
+    /// Spread of an A/A run (the baseline against itself), as a fraction.
     public var noise: Double
-    /// The winner beat the defaults by more than `noise`.
+    /// The winner beat the baseline by more than `noise`.
     public var better: Bool
     public var candidates: Int
     /// Worst numerics-check error among stored candidates (rel-L1 against the reference).
@@ -60,12 +61,21 @@ public final class TuningDatabase: @unchecked Sendable {
         config.busyMode = .timeout(30)
         do {
             queue = try DatabaseQueue(path: path, configuration: config)
-            try queue.writeWithoutTransaction { db in
-                try db.execute(sql: "PRAGMA journal_mode = WAL")
+            // Switching to WAL and creating the schema take locks SQLite's busy handler
+            // does not always wait for: a second process opening the file at the same
+            // moment gets SQLITE_BUSY. Retry for up to 30 s rather than fail.
+            let deadline = Date().addingTimeInterval(30)
+            while true {
+                do {
+                    try queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA journal_mode = WAL") }
+                    let check = try queue.read { db in try String.fetchOne(db, sql: "PRAGMA quick_check") } ?? "no answer"
+                    guard check == "ok" else { throw TuneError("\(path): tuning database is corrupt (SQLite quick_check: \(check)); move it away or pass another --db") }
+                    try migrate()
+                    break
+                } catch let error as DatabaseError where [.SQLITE_BUSY, .SQLITE_LOCKED].contains(error.resultCode) && Date() < deadline {
+                    Thread.sleep(forTimeInterval: 0.05)
+                }
             }
-            let check = try queue.read { db in try String.fetchOne(db, sql: "PRAGMA quick_check") } ?? "no answer"
-            guard check == "ok" else { throw TuneError("\(path): tuning database is corrupt (SQLite quick_check: \(check)); move it away or pass another --db") }
-            try migrate()
         } catch let error as TuneError {
             throw error
         } catch let error as DatabaseError {

@@ -1,5 +1,8 @@
 import ArgumentParser
 import AttuneKernels
+import AttunePasses
+import AttuneRuntime
+import AttuneTensor
 import AttuneTune
 import Foundation
 
@@ -18,6 +21,13 @@ struct TuneCommand: ParsableCommand {
         problem class, CPU and ISA features, compiler, flags, thread count and schema, so a \
         record from another machine or toolchain is simply not found. A warm database \
         measures nothing; a grown space measures only the new points.
+        attune tune MODEL --error-budget rel_l1=X --data tokens.npy -o policy.json chooses, per \
+        attention layer, the fastest candidate (--candidate, repeatable; default flash, \
+        unified_max, two sparge settings, hybrid) whose output on that layer's calibration \
+        activations is within the budget of dense attention and beats flash by more than the \
+        noise; calibrates unified_max's φ on the same data (--calibration-out); writes the \
+        choices as an attention policy and reports, end to end, the tuned compile against the \
+        dense one (max logit error, KL, top-1 agreement).
         attune tune --export FILE.json / --import FILE.json share records between machines \
         (imports keep records of other machines and versions). `attune compile` reads the \
         database (--tuning-db, default the same file) and `inspect --kernels` names the \
@@ -27,6 +37,11 @@ struct TuneCommand: ParsableCommand {
         """
     )
 
+    @Argument(help: "A model to tune layer by layer (Hugging Face folder or .attn); omit to tune one kernel.") var model: String?
+    @Option(help: "Model mode: calibration token ids (.npy, [n] or [sequences, n]).") var data: String?
+    @Option(name: .shortAndLong, help: "Model mode: the attention policy to write (JSON).") var output: String?
+    @Option(help: "Model mode: also write the calibration (φ) the policy's unified_max layers need.") var calibrationOut: String?
+    @Option(help: "Model mode: a candidate NAME[:k=v,...] (repeatable; replaces the default set).") var candidate: [String] = []
     @Option(help: "Kernel to tune.") var kernel: String?
     @OptionGroup var shape: ShapeOptions
     @Flag(help: "Causal mask (bottom-right aligned).") var causal = false
@@ -35,6 +50,8 @@ struct TuneCommand: ParsableCommand {
     var space: [String] = []
     @Option(help: "Approximate kernels: largest rel-L1 against the reference, rel_l1=X (default 0.05).")
     var errorBudget: String?
+    @Option(help: "Inputs to tune on: random (N(0,1)) or structured (recency, sinks, heavy hitters; Docs/WORKLOADS.md).")
+    var inputs: String = "random"
     @Option(help: "Refuse spaces larger than this.") var maxCandidates: Int = 96
     @Option(help: "Least time spent timing each candidate, in seconds.") var minSeconds: Double = 0.2
     @Option(help: "Tuning database file.") var db: String?
@@ -43,6 +60,7 @@ struct TuneCommand: ParsableCommand {
     @Flag(help: "Print one JSON object on the last line.") var json = false
 
     func run() throws {
+        if let model { return try tuneModel(model) }
         let database = try TuningDatabase(path: db ?? TuningDatabase.defaultPath)
         if let export {
             try database.exportJSON().write(to: URL(fileURLWithPath: export), options: .atomic)
@@ -57,18 +75,14 @@ struct TuneCommand: ParsableCommand {
             print("imported   \(try database.importJSON(data, source: importFile)) records into \(database.path)")
             return
         }
-        guard let name = kernel else { throw CLIError("give --kernel NAME (or --export / --import)") }
+        guard let name = kernel else { throw CLIError("give --kernel NAME, a MODEL, or --export / --import") }
         let k = try KernelRegistry.kernel(named: name)
         var settings = Tuner.Settings()
         settings.maxCandidates = maxCandidates
         settings.minSeconds = minSeconds
-        if let errorBudget {
-            let parts = errorBudget.split(separator: "=")
-            guard parts.count == 2, parts[0] == "rel_l1", let v = Double(parts[1]), v > 0 else {
-                throw CLIError("--error-budget expects rel_l1=X with X > 0, got '\(errorBudget)'")
-            }
-            settings.errorBudget = v
-        }
+        if let budget = try budget() { settings.errorBudget = budget }
+        guard inputs == "random" || inputs == "structured" else { throw CLIError("--inputs must be random or structured, got '\(inputs)'") }
+        settings.structuredInputs = inputs == "structured"
         var overrides: [String: [Double]] = [:]
         for item in space {
             let parts = item.split(separator: "=", maxSplits: 1)
@@ -85,8 +99,8 @@ struct TuneCommand: ParsableCommand {
         let r = outcome.record
         print("kernel     \(k.name) on \(r.key.problem) (\(points.count) candidates, \(outcome.measured) timed now, \(outcome.rejected.count) failed the numerics check)")
         print("record     \(r.key.id) in \(database.path)")
-        print("chosen     \(r.parameters.isEmpty ? "defaults" : describeParameters(r.parameters))\(r.better ? "" : " (nothing beat the defaults by more than the noise)")")
-        print("time       \(fmt(r.medianMs, 3)) ms vs defaults \(fmt(r.defaultMs, 3)) ms: \(fmt(r.speedup, 3))x; A/A noise \(fmt(100 * r.noise, 1)) %")
+        print("chosen     \(r.parameters.isEmpty ? "defaults" : describeParameters(r.parameters))\(r.better ? "" : " (nothing beat the baseline by more than the noise)")")
+        print("time       \(fmt(r.medianMs, 3)) ms vs baseline \(fmt(r.defaultMs, 3)) ms: \(fmt(r.speedup, 3))x; A/A noise \(fmt(100 * r.noise, 1)) %")
         if json {
             let object: [String: Any] = ["id": r.key.id, "kernel": k.name, "problem": r.key.problem, "parameters": r.parameters,
                                          "median_ms": r.medianMs, "default_ms": r.defaultMs, "speedup": r.speedup, "noise": r.noise,
@@ -94,5 +108,42 @@ struct TuneCommand: ParsableCommand {
                                          "rejected": outcome.rejected.count]
             print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
         }
+    }
+
+    func budget() throws -> Double? {
+        guard let errorBudget else { return nil }
+        let parts = errorBudget.split(separator: "=")
+        guard parts.count == 2, parts[0] == "rel_l1", let v = Double(parts[1]), v > 0 else {
+            throw CLIError("--error-budget expects rel_l1=X with X > 0, got '\(errorBudget)'")
+        }
+        return v
+    }
+
+    func tuneModel(_ path: String) throws {
+        guard let data else { throw CLIError("model mode needs --data tokens.npy (calibration token ids)") }
+        guard let output else { throw CLIError("model mode needs -o policy.json (where the per-layer choices go)") }
+        let (shape, values) = try Npy.readIntegers(contentsOf: URL(fileURLWithPath: data))
+        guard shape.count == 1 || shape.count == 2, let n = shape.last, n > 0, shape.first! > 0 else {
+            throw CLIError("\(data): token ids must have shape [n] or [sequences, n] with n >= 1, got \(shape)")
+        }
+        guard values.allSatisfy({ $0 >= 0 && $0 <= Int64(Int32.max) }) else { throw CLIError("\(data): token ids must be in [0, 2^31)") }
+        let sequences = stride(from: 0, to: values.count, by: n).map { values[$0..<$0 + n].map { Int32($0) } }
+        let candidates = try (candidate.isEmpty ? ModelTuner.defaultCandidates : candidate).map { try KernelChoice(parsing: $0) }
+        var tuner = ModelTuner(budget: try budget() ?? 0.05, candidates: candidates)
+        tuner.reporter = .standardError
+        let start = Date()
+        let result = try tuner.tune(try ModelSource.load(path), sequences: sequences, toolchain: try Toolchain.detect())
+        try result.policyJSON.write(to: URL(fileURLWithPath: output), options: .atomic)
+        if let calibrationOut { try result.calibration.encoded().write(to: URL(fileURLWithPath: calibrationOut), options: .atomic) }
+        print("layer  choice                                          vs flash   rel-L1     cosine     over budget")
+        for c in result.layers {
+            print(String(c.layer).padding(toLength: 7, withPad: " ", startingAt: 0) + c.choice.description.padding(toLength: 48, withPad: " ", startingAt: 0)
+                  + (fmt(c.speedup, 2) + "x").padding(toLength: 11, withPad: " ", startingAt: 0)
+                  + String(format: "%.2e", c.relL1).padding(toLength: 11, withPad: " ", startingAt: 0)
+                  + fmt(c.cosine, 6).padding(toLength: 11, withPad: " ", startingAt: 0) + "\(c.rejected.count)")
+        }
+        let c = result.comparison
+        print("model      prefill \(fmt(result.tunedMs, 3)) ms vs dense \(fmt(result.denseMs, 3)) ms (\(fmt(result.denseMs / result.tunedMs, 2))x); \(c.positions) positions: max logit error \(String(format: "%.3e", c.maxAbs)), KL mean \(String(format: "%.3e", c.meanKL)), top-1 agreement \(fmt(100 * c.top1Agreement, 1)) %")
+        print("wrote      \(output)\(calibrationOut.map { " and \($0)" } ?? "") in \(fmt(Date().timeIntervalSince(start), 1)) s; compile with --attention-policy \(output)\(calibrationOut.map { " --calibration \($0)" } ?? "")")
     }
 }

@@ -58,12 +58,15 @@ final class TunerTests: XCTestCase {
         settings.errorBudget = 1e-4
         let tuner = Tuner(kernel: KascadeKernel(), problem: p, settings: settings)
         let space: [KernelParameters] = [[:], ["fraction": 1], ["fraction": 0.05, "min_k": 16]]
-        XCTAssertThrowsError(try tuner.tune(space: space, database: db)) {
-            XCTAssertTrue("\($0)".contains("defaults of 'kascade' fail the numerics check"), "\($0)")
-        }
+        let outcome = try tuner.tune(space: space, database: db)
+        XCTAssertEqual(outcome.record.parameters, ["fraction": 1], "the defaults fail: the passing point is the baseline and the record")
+        XCTAssertEqual(Set(outcome.rejected.map { TuningDatabase.encode($0.0) }), ["", "fraction=0.05,min_k=16"])
         let key = try TuningKey.current(kernel: KascadeKernel(), problem: p, threads: Tuner.defaultThreads)
         let stored = try db.measurements(for: key).map(\.parameters)
         XCTAssertEqual(stored, [["fraction": 1]], "only the exact configuration was timed and stored")
+        XCTAssertThrowsError(try tuner.tune(space: [[:], ["fraction": 0.05, "min_k": 16]], database: try TuningDatabase(path: dbPath + "2"))) {
+            XCTAssertTrue("\($0)".contains("no candidate of 'kascade' passes the numerics check"), "\($0)")
+        }
     }
 
     func testSpacesAreCheckedAndBounded() throws {

@@ -1,0 +1,184 @@
+import AttuneIR
+import AttuneKernels
+import AttuneNumerics
+import AttunePasses
+import AttuneRuntime
+import AttuneTensor
+import Foundation
+
+/// Accuracy-aware kernel choice for a whole model (`attune tune MODEL --error-budget
+/// rel_l1=X --data tokens.npy`): for every attention layer, the fastest candidate whose
+/// output on that layer's own calibration activations stays within the budget of dense
+/// attention, then the model compiled with those choices against the dense compile.
+///
+/// 1. Calibration (φ per head for `unified_max`) from the float64 reference run.
+/// 2. The same run captures each layer's q, k, v on the longest calibration sequence
+///    (a prefill from an empty cache).
+/// 3. Per layer, per candidate that can run it and be compiled: rel-L1 and cosine against
+///    the float64 reference attention of those activations, and the speed ratio to
+///    `flash` measured pair by pair in this process. Candidates over the budget are
+///    rejected; the fastest remaining one is chosen if it beats flash by more than the
+///    noise (the A/A spread of flash against itself), else flash.
+/// 4. End to end: the dense compile and the tuned compile prefill every calibration
+///    sequence; max logit error, KL and top-1 agreement.
+///
+/// `kascade` is not a per-layer candidate: its reuse layers depend on an anchor layer's
+/// selection, so it is chosen with `attune calibrate --kascade`, not layer by layer.
+public struct ModelTuner {
+    public struct LayerChoice: Sendable {
+        public var layer: Int
+        public var choice: KernelChoice
+        public var speedup: Double
+        public var relL1: Double
+        public var cosine: Double
+        public var rejected: [(String, Double)]
+        public var noise: Double
+    }
+
+    public struct Result {
+        public var layers: [LayerChoice]
+        public var calibration: Calibration
+        public var comparison: LogitComparison
+        public var denseMs: Double
+        public var tunedMs: Double
+        public var overrides: KernelOverrides
+
+        /// The choices as an attention policy file (`--attention-policy`).
+        public var policyJSON: Data {
+            let layersObject = Dictionary(uniqueKeysWithValues: layers.map { (String($0.layer), $0.choice.description) })
+            return (try? JSONSerialization.data(withJSONObject: ["default": "flash", "layers": layersObject],
+                                                options: [.prettyPrinted, .sortedKeys])) ?? Data()
+        }
+    }
+
+    /// Candidates tried on every layer when none are given.
+    public static let defaultCandidates = ["flash", "unified_max", "sparge", "sparge:simthreshd1=0.3,cdfthreshd=0.95,block_kv=32",
+                                           "hybrid:cold_budget=0.25"]
+
+    public var budget: Double
+    public var candidates: [KernelChoice]
+    public var pairs = 9
+    public var reporter: TuneReporter = .silent
+
+    public init(budget: Double, candidates: [KernelChoice]) {
+        self.budget = budget
+        self.candidates = candidates
+    }
+
+    public func tune(_ model: LoadedModel, sequences: [[Int32]], toolchain: Toolchain) throws -> Result {
+        let start = Date()
+        let calibration = try Calibrator.calibrate(model, sequences: sequences)
+        reporter.note("calibrated φ on \(sequences.count) sequences (\(String(format: "%.1f", Date().timeIntervalSince(start))) s)")
+        let activations = try capture(model, tokens: sequences.max { $0.count < $1.count }!)
+        var layers: [LayerChoice] = []
+        for (layer, x) in activations.sorted(by: { $0.key < $1.key }) {
+            layers.append(try choose(layer: layer, x, phi: calibration.layers.first { $0.layer == layer }?.heads.map(\.phi)))
+            let c = layers.last!
+            reporter.note("layer \(layer): \(c.choice) — \(String(format: "%.2f", c.speedup))x flash, rel-L1 \(String(format: "%.2e", c.relL1)) (\(c.rejected.count) over the budget)")
+        }
+
+        var overrides = KernelOverrides(global: KernelChoice(kernel: "flash"))
+        for c in layers { overrides.byLayer[c.layer] = c.choice }
+        let context = max(16, sequences.map(\.count).max()!)
+        let path = "(attune tune)"
+        let dense = try CompiledModel(artifacts: try ModelCompiler.compile(model, CompileOptions(maxContext: context), toolchain: toolchain))
+        let tuned = try CompiledModel(artifacts: try ModelCompiler.compile(
+            model, CompileOptions(kernels: overrides, maxContext: context, calibration: (calibration, path)), toolchain: toolchain))
+        var parts: [LogitComparison] = []
+        var denseMs: [Double] = [], tunedMs: [Double] = []
+        for tokens in sequences {
+            var a: [Float] = [], b: [Float] = []
+            for _ in 0..<3 {
+                dense.reset(); tuned.reset()
+                let t0 = Date(); a = try dense.prefill(tokens); denseMs.append(Date().timeIntervalSince(t0) * 1e3)
+                let t1 = Date(); b = try tuned.prefill(tokens); tunedMs.append(Date().timeIntervalSince(t1) * 1e3)
+            }
+            parts.append(LogitComparison(baseline: a, candidate: b, vocab: dense.vocab))
+        }
+        return Result(layers: layers, calibration: calibration, comparison: LogitComparison.combine(parts),
+                      denseMs: denseMs.sorted()[denseMs.count / 2], tunedMs: tunedMs.sorted()[tunedMs.count / 2], overrides: overrides)
+    }
+
+    /// One layer's attention inputs in kernel layout.
+    struct Activations {
+        var attrs: AttentionAttrs
+        var problem: AttentionProblem
+        var q: Tensor, k: Tensor, v: Tensor
+        var reference: [Double]
+    }
+
+    /// q, k, v of every softmax attention layer on `tokens`, and the float64 reference output.
+    func capture(_ model: LoadedModel, tokens: [Int32]) throws -> [Int: Activations] {
+        let graph = try ModelCompiler.lower(model, CompileOptions()).output
+        let interpreter = try ReferenceInterpreter(graph: graph, weights: model.weights)
+        var out: [Int: Activations] = [:]
+        var failure: Error?
+        interpreter.attentionObserver = { node, a, q, k, v in
+            guard case .softmax = a.normalizer, case .kvAppend(let layer, _) = graph.nodes[graph.nodes[node].inputs[1].node].op else { return }
+            let p = AttentionProblem(qHeads: a.heads, kvHeads: a.kvHeads, qLen: q.shape[0], kvLen: k.shape[0], qkDim: a.headDim,
+                                     vDim: a.vHeadDim, scale: Float(a.scale), causal: a.causal, window: a.window)
+            func heads(_ x: F64Tensor, _ h: Int) -> [Double] {
+                let rows = x.shape[0], d = x.shape[1] / h
+                var o = [Double](repeating: 0, count: x.data.count)
+                for hh in 0..<h { for r in 0..<rows { for c in 0..<d { o[(hh * rows + r) * d + c] = x.data[r * x.shape[1] + hh * d + c] } } }
+                return o
+            }
+            let qh = heads(q, a.heads), kh = heads(k, a.kvHeads), vh = heads(v, a.kvHeads)
+            do {
+                let ref = ReferenceAttentionProblem(qHeads: a.heads, kvHeads: a.kvHeads, qLen: p.qLen, kvLen: p.kvLen, qkDim: a.headDim,
+                                                    vDim: a.vHeadDim, scale: a.scale, causal: a.causal, window: a.window)
+                let o = try ReferenceAttention.softmax(ref, q: qh, k: kh, v: vh).o
+                out[layer] = Activations(attrs: a, problem: p, q: Tensor(shape: p.qShape, data: qh.map(Float.init)),
+                                         k: Tensor(shape: p.kShape, data: kh.map(Float.init)), v: Tensor(shape: p.vShape, data: vh.map(Float.init)),
+                                         reference: o)
+            } catch { failure = error }
+        }
+        let n = tokens.count
+        _ = try interpreter.run(inputs: ["tokens": F64Tensor(shape: [n], data: tokens.map(Double.init)),
+                                         "positions": F64Tensor(shape: [n], data: (0..<n).map(Double.init))])
+        if let failure { throw failure }
+        return out
+    }
+
+    func choose(layer: Int, _ x: Activations, phi: [Double]?) throws -> LayerChoice {
+        let flash = FlashKernel()
+        func time(_ kernel: any AttentionKernel, _ params: KernelParameters) throws -> Double {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            _ = try kernel.run(x.problem, q: x.q, k: x.k, v: x.v, parameters: params)
+            return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
+        }
+        // A/A: flash against itself.
+        _ = try time(flash, [:])
+        var aa: [Double] = []
+        for _ in 0..<pairs { aa.append(try time(flash, [:]) / time(flash, [:])) }
+        aa.sort()
+        let noise = (aa[(3 * aa.count) / 4] - aa[aa.count / 4]) / 2 + abs(aa[aa.count / 2] - 1)
+
+        var best = LayerChoice(layer: layer, choice: KernelChoice(kernel: "flash"), speedup: 1, relL1: 0, cosine: 1, rejected: [], noise: noise)
+        var rejected: [(String, Double)] = []
+        for choice in candidates where choice.kernel != "flash" {
+            guard let kernel = try? KernelRegistry.kernel(named: choice.kernel), kernel.normalizer == .softmax,
+                  kernel.cInvocation([:]) != nil || kernel is any KVStoreKernel, kernel.name != "kascade",
+                  kernel.unsupportedReasons(x.problem).isEmpty else { continue }
+            var params = choice.parameters
+            if kernel.name == "unified_max", params["phi"] == nil, let phi { params["phi"] = phi.sorted()[phi.count / 2] }
+            let out = try kernel.run(x.problem, q: x.q, k: x.k, v: x.v, parameters: params)
+            let m = ErrorMetrics.compare(out.o.data, x.reference)
+            guard m.nanCount == 0, m.relL1 <= budget else { rejected.append((choice.description, m.relL1)); continue }
+            _ = try time(kernel, params)
+            var ratios: [Double] = []
+            for _ in 0..<pairs { ratios.append(try time(flash, [:]) / time(kernel, params)) }
+            let speedup = ratios.sorted()[ratios.count / 2]
+            if speedup > best.speedup, speedup - 1 > noise {
+                best = LayerChoice(layer: layer, choice: choice, speedup: speedup, relL1: m.relL1, cosine: m.cosine, rejected: [], noise: noise)
+            }
+        }
+        if best.choice.kernel == "flash" {
+            let m = ErrorMetrics.compare(try flash.run(x.problem, q: x.q, k: x.k, v: x.v).o.data, x.reference)
+            best.relL1 = m.relL1
+            best.cosine = m.cosine
+        }
+        best.rejected = rejected
+        return best
+    }
+}
