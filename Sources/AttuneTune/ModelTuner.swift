@@ -59,6 +59,9 @@ public struct ModelTuner {
     public var candidates: [KernelChoice]
     public var pairs = 9
     public var reporter: TuneReporter = .silent
+    /// Also choose `kascade` anchors and head maps on the same data (`attune calibrate
+    /// --kascade`), stored in the calibration written next to the policy.
+    public var kascade: Calibrator.KascadeRequest?
 
     public init(budget: Double, candidates: [KernelChoice]) {
         self.budget = budget
@@ -67,7 +70,8 @@ public struct ModelTuner {
 
     public func tune(_ model: LoadedModel, sequences: [[Int32]], toolchain: Toolchain) throws -> Result {
         let start = Date()
-        let calibration = try Calibrator.calibrate(model, sequences: sequences)
+        let calibration = try Calibrator.calibrate(model, sequences: sequences, kascade: kascade)
+        if let k = calibration.kascade { reporter.note("kascade anchors \(k.anchors) (objective \(String(format: "%.4f", k.objective)))") }
         reporter.note("calibrated φ on \(sequences.count) sequences (\(String(format: "%.1f", Date().timeIntervalSince(start))) s)")
         let activations = try capture(model, tokens: sequences.max { $0.count < $1.count }!)
         var layers: [LayerChoice] = []

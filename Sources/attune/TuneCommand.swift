@@ -42,6 +42,8 @@ struct TuneCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Model mode: the attention policy to write (JSON).") var output: String?
     @Option(help: "Model mode: also write the calibration (φ) the policy's unified_max layers need.") var calibrationOut: String?
     @Option(help: "Model mode: a candidate NAME[:k=v,...] (repeatable; replaces the default set).") var candidate: [String] = []
+    @Option(help: "Model mode: also choose this many kascade anchor layers (and head maps) on the data, into --calibration-out.")
+    var kascadeAnchors: Int?
     @Option(help: "Kernel to tune.") var kernel: String?
     @OptionGroup var shape: ShapeOptions
     @Flag(help: "Causal mask (bottom-right aligned).") var causal = false
@@ -131,6 +133,10 @@ struct TuneCommand: ParsableCommand {
         let candidates = try (candidate.isEmpty ? ModelTuner.defaultCandidates : candidate).map { try KernelChoice(parsing: $0) }
         var tuner = ModelTuner(budget: try budget() ?? 0.05, candidates: candidates)
         tuner.reporter = .standardError
+        if let kascadeAnchors {
+            guard calibrationOut != nil else { throw CLIError("--kascade-anchors needs --calibration-out (the anchors are stored there)") }
+            tuner.kascade = Calibrator.KascadeRequest(anchors: kascadeAnchors)
+        }
         let start = Date()
         let result = try tuner.tune(try ModelSource.load(path), sequences: sequences, toolchain: try Toolchain.detect())
         try result.policyJSON.write(to: URL(fileURLWithPath: output), options: .atomic)
@@ -144,6 +150,9 @@ struct TuneCommand: ParsableCommand {
         }
         let c = result.comparison
         print("model      prefill \(fmt(result.tunedMs, 3)) ms vs dense \(fmt(result.denseMs, 3)) ms (\(fmt(result.denseMs / result.tunedMs, 2))x); \(c.positions) positions: max logit error \(String(format: "%.3e", c.maxAbs)), KL mean \(String(format: "%.3e", c.meanKL)), top-1 agreement \(fmt(100 * c.top1Agreement, 1)) %")
+        if let k = result.calibration.kascade {
+            print("kascade    anchors \(k.anchors.map(String.init).joined(separator: ", ")) (layer 0 dense); compile kascade layers with --calibration")
+        }
         print("wrote      \(output)\(calibrationOut.map { " and \($0)" } ?? "") in \(fmt(Date().timeIntervalSince(start), 1)) s; compile with --attention-policy \(output)\(calibrationOut.map { " --calibration \($0)" } ?? "")")
     }
 }

@@ -34,8 +34,11 @@ final class ModelTunerTests: XCTestCase {
         // A usual budget: whatever is chosen is within it, and the policy file reads back.
         var usual = ModelTuner(budget: 0.05, candidates: try ["flash", "unified_max", "sparge"].map { try KernelChoice(parsing: $0) })
         usual.pairs = 3
+        usual.kascade = .init(anchors: 2, parameters: ["fraction": 0.25, "min_k": 4, "tile": 8])
         let u = try usual.tune(model, sequences: sequences, toolchain: try Toolchain.detect())
         XCTAssertTrue(u.layers.allSatisfy { $0.relL1 <= 0.05 })
+        XCTAssertEqual(u.calibration.kascade?.anchors.count, 2, "kascade anchors chosen on the same data")
+        XCTAssertEqual(u.calibration.layers.count, 8, "and φ for every layer")
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("attune-policy-\(UUID().uuidString).json")
         defer { try? FileManager.default.removeItem(at: file) }
         try u.policyJSON.write(to: file)
