@@ -21,6 +21,7 @@ bench: release
 test: deps
 	swift build --build-tests
 	swift test --skip-build --disable-swift-testing
+	.build/debug/attune check
 
 bench-pytorch: release
 	python3 Bench/compare_pytorch.py

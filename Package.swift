@@ -63,11 +63,12 @@ let package = Package(
         .target(name: "AttuneNumerics", dependencies: ["AttuneIR"]),
         .target(name: "AttuneTune", dependencies: ["AttuneKernels", "AttuneNumerics", "AttuneBench", "AttuneRuntime", "AttunePasses",
                                                   .product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "AttuneCheck", dependencies: ["AttuneKernels", "AttuneNumerics", "AttuneBench", "AttuneRuntime", "AttunePasses", "AttuneTensor", "CAttuneKernels"]),
         .target(name: "AttuneBench", dependencies: ["AttuneKernels", "AttuneTensor", "AttuneNumerics", "CAttuneKernels"]),
         .executableTarget(
             name: "attune",
             dependencies: [
-                "AttuneKernels", "AttuneTensor", "AttuneBench", "AttuneIR", "AttunePasses", "AttuneCodegen", "AttuneRuntime", "AttuneTune",
+                "AttuneKernels", "AttuneTensor", "AttuneBench", "AttuneIR", "AttunePasses", "AttuneCodegen", "AttuneRuntime", "AttuneTune", "AttuneCheck",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -79,7 +80,7 @@ let package = Package(
         // Fixtures live in Tests/Fixtures and are found through #filePath.
         .testTarget(name: "AttuneModelsTests", dependencies: ["AttuneModels", "AttuneTensor"]),
         .testTarget(name: "AttuneKernelsTests", dependencies: ["AttuneKernels", "AttuneNumerics", "AttuneTensor", "AttuneBench"]),
-        .testTarget(name: "AttuneEndToEndTests", dependencies: ["AttuneRuntime", "AttuneNumerics", "AttuneModels", "AttuneTensor", "AttunePasses", "AttuneCodegen", "AttuneIR"]),
+        .testTarget(name: "AttuneEndToEndTests", dependencies: ["AttuneCheck", "AttuneRuntime", "AttuneNumerics", "AttuneModels", "AttuneTensor", "AttunePasses", "AttuneCodegen", "AttuneIR"]),
         .testTarget(name: "AttuneTuneTests", dependencies: ["AttuneTune", "AttuneKernels", "AttuneRuntime", "AttunePasses"]),
         .testTarget(name: "attuneCLITests", dependencies: ["AttuneTensor"]),
     ]

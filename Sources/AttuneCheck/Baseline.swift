@@ -1,0 +1,89 @@
+import Foundation
+
+/// The committed metrics every case is compared with, and the rules that decide a
+/// regression (Docs/NUMERICS.md).
+///
+/// A metric regresses when it exceeds its absolute tolerance (exact kernels and compiled
+/// models must stay at fp32 rounding whatever the baseline says) or when it grows by more
+/// than `factor` over the baseline plus a floor (so a baseline of 0 does not make every
+/// rounding difference a failure). A case in the baseline that no longer runs is a
+/// regression too; a new case passes and is reported as new.
+public struct Baseline: Codable, Sendable, Equatable {
+    public var version: Int = 1
+    public var factor: Double = 2
+    public var cases: [String: [String: Double]]
+
+    public init(cases: [String: [String: Double]]) { self.cases = cases }
+
+    public init(_ results: [CheckCase]) {
+        cases = Dictionary(uniqueKeysWithValues: results.map { ($0.id, $0.metrics) })
+    }
+
+    public static func load(_ path: String) throws -> Baseline {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch { throw CheckError("\(path): cannot read the baseline (run attune check --update-baseline)") }
+        do { return try JSONDecoder().decode(Baseline.self, from: data) } catch { throw CheckError("\(path): not an attune check baseline (\(error))") }
+    }
+
+    public func write(_ path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(self).write(to: URL(fileURLWithPath: path), options: .atomic)
+    }
+
+    /// Absolute tolerances by case kind and metric; nil = no absolute bound.
+    static func tolerance(_ c: CheckCase, _ metric: String) -> Double? {
+        switch (c.kind, metric) {
+        case (_, "nan_mismatch"): return 0
+        case (.determinism, _): return 0
+        case (.kernel, "max_abs") where c.exact: return 1e-4
+        case (.kernel, "rel_l1") where c.exact: return 1e-5
+        case (.model, "max_logit_error") where c.exact: return 1e-3
+        case (.model, "top1_miss") where c.exact: return 0
+        case (.inputs, "max_abs") where c.exact: return 1e-4
+        default: return nil
+        }
+    }
+
+    /// Below this, growth over the baseline is rounding, not a regression.
+    static func floor(_ metric: String) -> Double {
+        switch metric {
+        case "max_abs", "max_logit_error": return 1e-6
+        case "rel_l1", "kl_mean", "cosine_gap": return 1e-7
+        case "top1_miss": return 0.02
+        default: return 0
+        }
+    }
+
+    public struct Regression: Sendable, Equatable {
+        public var caseID: String
+        public var metric: String
+        public var value: Double
+        public var baseline: Double?
+        public var limit: Double
+    }
+
+    public func regressions(_ results: [CheckCase]) -> [Regression] {
+        var out: [Regression] = []
+        let seen = Set(results.map(\.id))
+        for c in results {
+            for (metric, value) in c.metrics.sorted(by: { $0.key < $1.key }) {
+                let base = cases[c.id]?[metric]
+                var limit = Double.infinity
+                if let t = Self.tolerance(c, metric) { limit = min(limit, t) }
+                if let base { limit = min(limit, max(base * factor, base + Self.floor(metric))) }
+                if !(value <= limit) { out.append(Regression(caseID: c.id, metric: metric, value: value, baseline: base, limit: limit)) }
+            }
+        }
+        for id in cases.keys.sorted() where !seen.contains(id) && results.contains(where: { $0.kind.rawValue == id.split(separator: "/").first.map(String.init) }) {
+            out.append(Regression(caseID: id, metric: "missing", value: .nan, baseline: nil, limit: .nan))
+        }
+        return out
+    }
+}
+
+public struct CheckError: Error, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}

@@ -1,0 +1,132 @@
+import AttuneKernels
+import AttunePasses
+import AttuneRuntime
+import AttuneTensor
+import Foundation
+
+/// One checked case: its metrics (all "lower is better") and what the report draws.
+public struct CheckCase: Sendable {
+    public enum Kind: String, Sendable, Codable { case kernel, model, determinism, inputs }
+    public var id: String
+    public var kind: Kind
+    public var exact: Bool
+    public var metrics: [String: Double]
+    /// Largest error of each query row (kernel cases), for "where in the sequence".
+    public var rowError: [Double] = []
+    /// Kept/selected key mask of a sparse kernel (rows × columns of 0/1), if it has one.
+    public var mask: [[Bool]] = []
+    public var note: String = ""
+
+    public init(id: String, kind: Kind, exact: Bool, metrics: [String: Double], rowError: [Double] = [], mask: [[Bool]] = [], note: String = "") {
+        self.id = id; self.kind = kind; self.exact = exact; self.metrics = metrics
+        self.rowError = rowError; self.mask = mask; self.note = note
+    }
+}
+
+/// The built-in suite of `attune check`: every kernel on every edge-case problem it
+/// accepts, every bundled model compiled with each exact kernel (and the approximate ones
+/// at their defaults on the deep fixture) against the float64 goldens, and determinism.
+public struct CheckSuite {
+    public var fixtures: URL
+    /// `ATTUNE_CHECK_BREAK_KERNEL`: the named kernel's output is perturbed (tests only).
+    public var brokenKernel: String?
+    public var progress: (_ done: Int, _ total: Int, _ current: String) -> Void = { _, _, _ in }
+
+    public init(fixtures: URL, brokenKernel: String? = ProcessInfo.processInfo.environment["ATTUNE_CHECK_BREAK_KERNEL"]) {
+        self.fixtures = fixtures
+        self.brokenKernel = brokenKernel
+    }
+
+    public enum Part: String, CaseIterable, Sendable { case kernels, models, determinism }
+
+    public func run(_ parts: Set<Part> = Set(Part.allCases)) throws -> [CheckCase] {
+        var cases: [CheckCase] = []
+        var jobs: [(String, () throws -> [CheckCase])] = []
+        if parts.contains(.kernels) {
+            for kernel in KernelRegistry.all {
+                for c in KernelProblem.suite where KernelCheck.supports(kernel, c.problem) {
+                    jobs.append(("kernel \(kernel.name) \(c.name)", { [self] in
+                        let r = try KernelCheck.run(kernel, c, breakOutput: brokenKernel == kernel.name)
+                        var out = CheckCase(id: "kernel/\(kernel.name)/\(c.name)", kind: .kernel, exact: kernel.isExact, metrics: r.metrics, rowError: r.rowError)
+                        if kernel.name == "kascade" { out.mask = KascadeMask.of(c) }
+                        return [out]
+                    }))
+                }
+            }
+        }
+        if parts.contains(.models) {
+            for (model, kernels) in Self.modelKernels {
+                for kernel in kernels {
+                    jobs.append(("model \(model) \(kernel)", { [self] in [try ModelCheck.run(fixtures.appendingPathComponent(model), model: model, kernel: kernel)] }))
+                }
+            }
+        }
+        if parts.contains(.determinism) {
+            for kernel in KernelRegistry.all where kernel.name != "prefix_shared" {
+                for c in KernelProblem.suite.prefix(3) where kernel.unsupportedReasons(c.problem).isEmpty {
+                    jobs.append(("determinism \(kernel.name) \(c.name)", { [Determinism.check(kernel, c)].compactMap { $0 } }))
+                }
+            }
+        }
+        for (i, job) in jobs.enumerated() {
+            progress(i, jobs.count, job.0)
+            cases += try job.1()
+        }
+        progress(jobs.count, jobs.count, "done")
+        return cases
+    }
+
+    /// Bundled models and the kernels each is compiled with: every exact kernel a compiled
+    /// graph can bind (sigmoid attention only with `sigmoid`), and on the 8-layer fixture
+    /// the approximate ones at their defaults.
+    static let modelKernels: [(String, [String])] = [
+        ("llama", ["flash", "unified_max"]), ("qwen2", ["flash", "unified_max"]), ("mistral", ["flash", "unified_max"]),
+        ("llama_sigmoid", ["sigmoid"]), ("llama_deep", ["flash", "unified_max", "sparge", "kascade", "hybrid"]),
+    ]
+}
+
+/// A compiled fixture against its float64 golden logits.
+enum ModelCheck {
+    static func run(_ folder: URL, model: String, kernel: String) throws -> CheckCase {
+        let loaded = try ModelSource.load(folder.path)
+        let golden = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("golden.json"))) as? [String: Any]
+        guard let sequence = (golden?["sequences"] as? [[String: Any]])?.first, let ids = sequence["input_ids"] as? [Int],
+              let file = sequence["logits_f64"] as? String else {
+            throw RuntimeError("\(folder.path)/golden.json: no sequence with input_ids and logits_f64")
+        }
+        let reference = try Npy.read(contentsOf: folder.appendingPathComponent(file))
+        let options = CompileOptions(kernels: KernelOverrides(global: try KernelChoice(parsing: kernel)), maxChunk: 8, maxContext: 128)
+        let session = try CompiledModel(artifacts: try ModelCompiler.compile(loaded, options, toolchain: try Toolchain.detect()))
+        let logits = try session.prefill(ids.map(Int32.init))
+        // The golden is float64; read back as float32 it keeps 24 bits, far below the errors here.
+        let c = LogitComparison(baseline: reference.data, candidate: logits, vocab: session.vocab)
+        let exact = (try? KernelRegistry.kernel(named: kernel))?.isExact ?? false
+        return CheckCase(id: "model/\(model)/\(kernel)", kind: .model, exact: exact,
+                         metrics: ["max_logit_error": c.maxAbs, "kl_mean": c.meanKL, "top1_miss": 1 - c.top1Agreement])
+    }
+}
+
+/// Two runs give the same bits; 1 and 2 threads give the same bits (every kernel splits
+/// work by the shape, not the thread count — Docs/NUMERICS.md).
+enum Determinism {
+    static func check(_ kernel: any AttentionKernel, _ c: KernelProblem) -> CheckCase? {
+        let x = c.inputs()
+        var params = KernelCheck.parameters(kernel, c.problem)
+        guard kernel.parameters.contains(where: { $0.name == "threads" }) else { return nil }
+        do {
+            params["threads"] = 2
+            let a = try kernel.run(c.problem, q: x.q, k: x.k, v: x.v, parameters: params).o.data
+            let b = try kernel.run(c.problem, q: x.q, k: x.k, v: x.v, parameters: params).o.data
+            params["threads"] = 1
+            let one = try kernel.run(c.problem, q: x.q, k: x.k, v: x.v, parameters: params).o.data
+            func diff(_ u: [Float], _ v: [Float]) -> Double {
+                zip(u, v).reduce(0.0) { r, p in (p.0.bitPattern == p.1.bitPattern) ? r : max(r, abs(Double(p.0) - Double(p.1)).isNaN ? 1 : max(abs(Double(p.0) - Double(p.1)), 1e-30)) }
+            }
+            return CheckCase(id: "determinism/\(kernel.name)/\(c.name)", kind: .determinism, exact: true,
+                             metrics: ["rerun_diff": diff(a, b), "threads_diff": diff(a, one)])
+        } catch {
+            return CheckCase(id: "determinism/\(kernel.name)/\(c.name)", kind: .determinism, exact: true,
+                             metrics: ["rerun_diff": 1, "threads_diff": 1], note: "\(error)")
+        }
+    }
+}

@@ -1,0 +1,37 @@
+import AttuneKernels
+import CAttuneKernels
+
+/// Which keys kascade attends, per query tile, for batch 0's kv head 0 at its defaults:
+/// the selected history keys and the tile's own keys (the report draws it as an image).
+enum KascadeMask {
+    static func of(_ c: KernelProblem) -> [[Bool]] {
+        let p = c.problem
+        let x = c.inputs()
+        var cp = p.cProblem
+        var params = attune_kascade_params()
+        var cap: Int64 = 0, slots: Int64 = 0
+        attune_kascade_capacity(&cp, &params, &cap, &slots)
+        var idx = [Int32](repeating: -1, count: Int(Int64(p.batch) * slots * Int64(p.kvHeads) * cap))
+        var o = [Float](repeating: 0, count: p.batch * p.qHeads * p.qLen * p.vDim)
+        var status = attune_status()
+        let rc = x.q.data.withUnsafeBufferPointer { q in x.k.data.withUnsafeBufferPointer { k in x.v.data.withUnsafeBufferPointer { v in
+            o.withUnsafeMutableBufferPointer { ob in idx.withUnsafeMutableBufferPointer { ib in
+                var t = attune_attention_tensors(q: q.baseAddress, k: k.baseAddress, v: v.baseAddress, o: ob.baseAddress, lse: nil)
+                var table = attune_kascade_indices(idx: ib.baseAddress, k_cap: cap, slots: slots)
+                return attune_kascade_anchor(&cp, &t, &params, &table, &status)
+            } }
+        } } }
+        guard rc == 0 else { return [] }
+        let tile = 32, first = max(0, p.resolvedQOffset) / tile
+        return (0..<Int(slots)).map { s in
+            var row = [Bool](repeating: false, count: p.kvLen)
+            for j in 0..<Int(cap) {
+                let key = Int(idx[(s * p.kvHeads) * Int(cap) + j])
+                if key >= 0 && key < p.kvLen { row[key] = true }
+            }
+            let start = (first + s) * tile
+            for key in start..<min(start + tile, p.kvLen) where key >= 0 { row[key] = true }
+            return row
+        }
+    }
+}

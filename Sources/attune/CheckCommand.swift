@@ -1,0 +1,97 @@
+import ArgumentParser
+import AttuneCheck
+import Foundation
+
+struct CheckCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Regression-test numerics: every kernel, every bundled model, determinism; against a committed baseline.",
+        discussion: """
+        The built-in suite runs every kernel on a fixed, seeded set of edge-case problems \
+        (decode, prefill, GQA/MQA/MHA, odd and unequal head dims, windows, rows that see no \
+        key, poisoned masked keys, huge scores), every bundled model compiled with each exact \
+        kernel (and the approximate ones at their defaults on the 8-layer fixture) against \
+        the float64 goldens, and determinism (two runs, 1 and 2 threads, bit for bit). Each \
+        case's metrics are compared with the baseline (default Tests/Baselines/check.json): \
+        a metric over its absolute tolerance, or more than the baseline's factor (2x) over \
+        its baseline value, is a regression; the command then prints a table of them and \
+        exits 1. --update-baseline rewrites the file on purpose. --inputs DIR checks your own \
+        q/k/v .npy for every kernel. --report FILE.html writes a self-contained page with \
+        plots. Docs/NUMERICS.md explains metrics, tolerances and how to add a case.
+        """
+    )
+
+    @Option(help: "Baseline file (JSON).") var baseline: String?
+    @Flag(help: "Write the current metrics as the new baseline.") var updateBaseline = false
+    @Option(help: "Check captured q.npy/k.npy/v.npy (this folder or its subfolders) for every kernel, instead of the suite.")
+    var inputs: String?
+    @Option(help: "Write an HTML report here.") var report: String?
+    @Option(help: "Run only these parts of the suite: kernels, models, determinism (comma-separated).") var only: String?
+    @Flag(help: "Print one JSON object on the last line.") var json = false
+
+    static var sourceRoot: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    }
+
+    func run() throws {
+        let cases: [CheckCase]
+        let baselinePath = baseline ?? Self.sourceRoot.appendingPathComponent("Tests/Baselines/check.json").path
+        if let inputs {
+            cases = try InputsCheck.run(URL(fileURLWithPath: inputs))
+        } else {
+            var parts = Set(CheckSuite.Part.allCases)
+            if let only {
+                parts = try Set(only.split(separator: ",").map { name in
+                    guard let p = CheckSuite.Part(rawValue: String(name)) else { throw CLIError("--only: '\(name)' is not kernels, models or determinism") }
+                    return p
+                })
+            }
+            var suite = CheckSuite(fixtures: Self.sourceRoot.appendingPathComponent("Tests/Fixtures/models"))
+            let terminal = isatty(2) != 0
+            suite.progress = { done, total, current in
+                if terminal {
+                    let width = 30, filled = total > 0 ? done * width / total : width
+                    FileHandle.standardError.write(Data("\r\u{1B}[K[\(String(repeating: "#", count: filled))\(String(repeating: ".", count: width - filled))] \(done)/\(total) \(current)\(done == total ? "\n" : "")".utf8))
+                }
+            }
+            cases = try suite.run(parts)
+        }
+        if updateBaseline {
+            guard inputs == nil else { throw CLIError("--update-baseline is for the built-in suite, not --inputs") }
+            var merged = (try? Baseline.load(baselinePath)) ?? Baseline(cases: [:])
+            for c in cases { merged.cases[c.id] = c.metrics }
+            try merged.write(baselinePath)
+            print("baseline   \(cases.count) cases written to \(baselinePath)")
+            return
+        }
+        let base: Baseline? = inputs == nil ? try Baseline.load(baselinePath) : nil
+        let regressions = (base ?? Baseline(cases: [:])).regressions(cases)
+        let newCases = cases.filter { base != nil && base!.cases[$0.id] == nil }.count
+        if let report {
+            try HTMLReport.render(cases, baseline: base, regressions: regressions, title: "attune check").write(toFile: report, atomically: true, encoding: .utf8)
+        }
+        let counts = Dictionary(grouping: cases, by: \.kind).mapValues(\.count)
+        print("check      \(cases.count) cases (\(counts.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.value) \($0.key.rawValue)" }.joined(separator: ", ")))\(newCases > 0 ? ", \(newCases) new (not in the baseline)" : "")")
+        if inputs != nil {
+            for c in cases {
+                print("\(c.id.count >= 44 ? c.id : c.id.padding(toLength: 44, withPad: " ", startingAt: 0)) max_abs \(String(format: "%.3e", c.metrics["max_abs"] ?? .nan))  rel_l1 \(String(format: "%.3e", c.metrics["rel_l1"] ?? .nan))  cosine gap \(String(format: "%.3e", c.metrics["cosine_gap"] ?? .nan))")
+            }
+        }
+        if !regressions.isEmpty {
+            print("REGRESSED  \(regressions.count) metrics:")
+            print("case".padding(toLength: 48, withPad: " ", startingAt: 0) + "metric".padding(toLength: 18, withPad: " ", startingAt: 0) + "now          baseline     limit")
+            for r in regressions {
+                print((r.caseID.count >= 47 ? r.caseID + " " : r.caseID.padding(toLength: 48, withPad: " ", startingAt: 0)) + r.metric.padding(toLength: 18, withPad: " ", startingAt: 0)
+                      + String(format: "%-12.3e %-12@ %.3e", r.value, r.baseline.map { String(format: "%.3e", $0) } ?? "—", r.limit))
+            }
+        } else {
+            print("ok         no metric regressed\(base == nil ? "" : " against \(baselinePath)")")
+        }
+        if let report { print("report     \(report)") }
+        if json {
+            let object: [String: Any] = ["cases": cases.count, "regressions": regressions.map { ["case": $0.caseID, "metric": $0.metric, "value": $0.value] }]
+            print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+        }
+        if !regressions.isEmpty { throw ExitCode(1) }
+    }
+}

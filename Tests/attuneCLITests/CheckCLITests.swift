@@ -1,0 +1,66 @@
+import AttuneTensor
+import Foundation
+import XCTest
+
+/// `attune check`: passes on this tree, catches a kernel broken on purpose, checks your
+/// own tensors, and writes its report.
+final class CheckCLITests: XCTestCase {
+    func run(_ args: [String], environment: [String: String] = [:]) throws -> CLIResult {
+        let process = Process()
+        process.executableURL = CLI.binary
+        process.arguments = args
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return CLIResult(status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    func testPassesOnMainAndCatchesABrokenKernel() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let report = dir.appendingPathComponent("report.html").path
+        let ok = try run(["check", "--only", "kernels,determinism", "--report", report])
+        XCTAssertEqual(ok.status, 0, ok.stdout + ok.stderr)
+        XCTAssertTrue(ok.stdout.contains("no metric regressed"), ok.stdout)
+        let html = try String(contentsOfFile: report, encoding: .utf8)
+        XCTAssertTrue(html.contains("<svg") && html.contains("kernel/flash/decode-gqa"), "the report has plots and cases")
+
+        // The test-only switch perturbs one output element of flash by 0.05.
+        let broken = try run(["check", "--only", "kernels"], environment: ["ATTUNE_CHECK_BREAK_KERNEL": "flash"])
+        XCTAssertEqual(broken.status, 1)
+        XCTAssertTrue(broken.stdout.contains("REGRESSED"), broken.stdout)
+        XCTAssertTrue(broken.stdout.contains("kernel/flash/decode-gqa"), broken.stdout)
+        XCTAssertFalse(broken.stdout.contains("kernel/unified_max/"), "only the broken kernel regresses")
+
+        // A baseline rewritten on purpose then passes the broken kernel (that is what the flag is for).
+        let baseline = dir.appendingPathComponent("baseline.json").path
+        XCTAssertEqual(try run(["check", "--only", "kernels", "--baseline", baseline, "--update-baseline"], environment: ["ATTUNE_CHECK_BREAK_KERNEL": "sparge"]).status, 0)
+        let approx = try run(["check", "--only", "kernels", "--baseline", baseline], environment: ["ATTUNE_CHECK_BREAK_KERNEL": "sparge"])
+        XCTAssertEqual(approx.status, 0, approx.stdout)
+    }
+
+    func testYourOwnInputs() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var seed: UInt32 = 7
+        func t(_ shape: [Int]) -> Tensor {
+            Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in seed = seed &* 1664525 &+ 1013904223; return Float(seed >> 9) / Float(1 << 23) - 0.5 })
+        }
+        try Npy.write(t([1, 4, 24, 32]), to: dir.appendingPathComponent("q.npy"))
+        try Npy.write(t([1, 2, 24, 32]), to: dir.appendingPathComponent("k.npy"))
+        try Npy.write(t([1, 2, 24, 32]), to: dir.appendingPathComponent("v.npy"))
+        try #"{"causal": true}"#.write(to: dir.appendingPathComponent("problem.json"), atomically: true, encoding: .utf8)
+        let r = try run(["check", "--inputs", dir.path])
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+        XCTAssertTrue(r.stdout.contains("inputs/\(dir.lastPathComponent)/flash"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("inputs/\(dir.lastPathComponent)/kascade"), r.stdout)
+        try Npy.write(t([1, 3, 24, 32]), to: dir.appendingPathComponent("k.npy"))
+        let bad = try run(["check", "--inputs", dir.path])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("q_heads") || bad.stderr.contains("kv"), bad.stderr)
+    }
+}
