@@ -49,7 +49,8 @@ public struct Baseline: Codable, Sendable, Equatable {
     static func floor(_ metric: String) -> Double {
         switch metric {
         case "max_abs", "max_logit_error": return 1e-6
-        case "rel_l1", "kl_mean", "cosine_gap": return 1e-7
+        case "rel_l1": return 1e-6
+        case "kl_mean", "cosine_gap": return 1e-7
         case "top1_miss": return 0.02
         default: return 0
         }
