@@ -304,6 +304,8 @@ static void run_item(const sparge_plan *sp, sparge_scratch *ss, int64_t it) {
     }
     memset(sc->acc, 0, sizeof(float) * (size_t)rp * (size_t)pl->dvp);
 
+    uint8_t *mask_row = sp->prm.mask_out ? sp->prm.mask_out + ((b * p->q_heads + h) * sp->nqb + qb) * sp->nkb : NULL;
+    if (mask_row) memset(mask_row, 0, (size_t)sp->nkb);
     if (ulo < uhi) {
         /* Q packed row-minor and scaled to base-2 units for the wide kernel;
          * while the rows are at hand, their pooled mean and similarity. */
@@ -324,6 +326,8 @@ static void run_item(const sparge_plan *sp, sparge_scratch *ss, int64_t it) {
         select_blocks(sp, ss, b * p->kv_heads + g, jb0, jb1, simq, mask_diag ? last0 / bk : 1,
                       mask_diag ? last1 / bk : 0);
         if (sp->predict) ss->predict_ms += attune_now_ms() - t0;
+        if (mask_row)
+            for (int64_t j = jb0; j < jb1; j++) mask_row[j] = ss->keep[j];
 
         ss->visible += jb1 - jb0;
         const int64_t per_tile = TILE_KEYS / bk > 1 ? TILE_KEYS / bk : 1;

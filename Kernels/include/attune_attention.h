@@ -422,6 +422,9 @@ typedef struct {
     int32_t sink;        /* 1: always keep k block 0 */
     int32_t threads;     /* OpenMP threads; 0 = runtime default */
     attune_sparge_stats *stats_out; /* may be NULL */
+    uint8_t *mask_out;   /* may be NULL: the block mask, [batch][q_heads][ceil(q_len / block_q)]
+                            [ceil(kv_len / block_kv)], 1 = attended (0 also for blocks no row
+                            of the q block can see); for reports, not needed to run */
 } attune_sparge_params;
 
 /* The defaults: block_q 64, block_kv 64, theta 0.6, tau 0.98, lambda 50, sink 1. */

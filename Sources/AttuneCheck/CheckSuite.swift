@@ -49,6 +49,7 @@ public struct CheckSuite {
                         let r = try KernelCheck.run(kernel, c, breakOutput: brokenKernel == kernel.name)
                         var out = CheckCase(id: "kernel/\(kernel.name)/\(c.name)", kind: .kernel, exact: kernel.isExact, metrics: r.metrics, rowError: r.rowError)
                         if kernel.name == "kascade" { out.mask = KascadeMask.of(c) }
+                        if kernel.name == "sparge" && c.problem.qLen > 1 { out.mask = SpargeMask.of(c) }
                         return [out]
                     }))
                 }

@@ -37,7 +37,11 @@ public enum HTMLReport {
         h += "<h2>Where in the sequence the error sits</h2><p>Largest |error| of each query row (over heads and dims), prefill cases, log scale.</p>"
         h += rowPlot(kernels.filter { $0.rowError.count > 1 && $0.id.hasSuffix("/prefill-causal") })
         for c in kernels where !c.mask.isEmpty && c.mask.count > 1 {
-            h += "<h2>kascade: attended keys of \(esc(c.id))</h2><p>Row: query tile; column: key (batch 0, kv head 0). Dark: attended (selected history + own tile).</p>"
+            if c.id.hasPrefix("kernel/sparge/") {
+                h += "<h2>sparge: kept blocks of \(esc(c.id))</h2><p>Row: query block; column: key block (batch 0, q head 0, 64 × 64 blocks, defaults). Dark: kept.</p>"
+            } else {
+                h += "<h2>kascade: attended keys of \(esc(c.id))</h2><p>Row: query tile; column: key (batch 0, kv head 0). Dark: attended (selected history + own tile).</p>"
+            }
             h += maskImage(c.mask)
         }
         let det = cases.filter { $0.kind == .determinism }
@@ -120,7 +124,7 @@ public enum HTMLReport {
     static func maskImage(_ mask: [[Bool]]) -> String {
         let keys = mask.first?.count ?? 0
         let group = max(1, (keys + 399) / 400)
-        let cols = (keys + group - 1) / group, cell = 2, rowH = max(2, min(8, 300 / max(mask.count, 1)))
+        let cols = (keys + group - 1) / group, cell = max(2, min(16, 400 / max(cols, 1))), rowH = max(2, min(16, 300 / max(mask.count, 1)))
         var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(cols * cell + 2)\" height=\"\(mask.count * rowH + 2)\">"
         s += "<rect width=\"100%\" height=\"100%\" fill=\"#f4f4f4\"/>"
         for (r, row) in mask.enumerated() {

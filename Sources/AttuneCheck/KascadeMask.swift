@@ -35,3 +35,33 @@ enum KascadeMask {
         }
     }
 }
+
+/// Which key blocks sparge attends for batch 0's q head 0 at its defaults, per query
+/// block (its prediction, drawn by the report).
+enum SpargeMask {
+    static func of(_ c: KernelProblem) -> [[Bool]] {
+        let p = c.problem
+        let x = c.inputs()
+        var cp = p.cProblem
+        var params = attune_sparge_params()
+        params.block_q = 64
+        params.block_kv = 64
+        params.simthreshd1 = 0.6
+        params.cdfthreshd = 0.98
+        params.pvthreshd = 50
+        params.sink = 1
+        let nqb = (p.qLen + 63) / 64, nkb = (p.kvLen + 63) / 64
+        var mask = [UInt8](repeating: 0, count: p.batch * p.qHeads * nqb * nkb)
+        var o = [Float](repeating: 0, count: p.batch * p.qHeads * p.qLen * p.vDim)
+        var status = attune_status()
+        let rc = x.q.data.withUnsafeBufferPointer { q in x.k.data.withUnsafeBufferPointer { k in x.v.data.withUnsafeBufferPointer { v in
+            o.withUnsafeMutableBufferPointer { ob in mask.withUnsafeMutableBufferPointer { mb in
+                params.mask_out = mb.baseAddress
+                var t = attune_attention_tensors(q: q.baseAddress, k: k.baseAddress, v: v.baseAddress, o: ob.baseAddress, lse: nil)
+                return attune_sparge_attention(&cp, &t, &params, &status)
+            } }
+        } } }
+        guard rc == 0 else { return [] }
+        return (0..<nqb).map { qb in (0..<nkb).map { mask[qb * nkb + $0] != 0 } }
+    }
+}
