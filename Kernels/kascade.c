@@ -14,10 +14,12 @@
  * softmax per row; P.V adds p * v for keys with p != 0 only, so NaN/Inf in a masked
  * key's V never reaches a row.
  *
- * Anchors first run `flash` for every row's LSE, then score the history again to sum
- * each key's probability e^(s - LSE) over the item's rows (the head-aware, tile-summed
- * mass), keep the top `count` keys by quickselect (ties: lower position first, so the
- * selection is deterministic), sort them by position and attend like a reuse layer.
+ * Anchors score every key an item's rows see once, for each row's exact LSE (no P.V,
+ * so about half a flash pass), then sum each history key's probability e^(s - LSE) over
+ * the item's rows (the head-aware, tile-summed mass; from the kept scores, or a second
+ * scoring pass when they do not fit), keep the top `count` keys by quickselect (ties:
+ * lower position first, so the selection is deterministic), sort them by position and
+ * attend like a reuse layer.
  *
  * Decode has few items (one tile, kv_heads items per batch), so the selected list is
  * split into chunks merged by log-sum-exp; the split count comes from the shape only,
@@ -120,6 +122,8 @@ typedef struct {
     float *lse2;    /* [rp] anchors: each row's LSE in base 2 */
     float *mass;    /* [history] anchors */
     int32_t *order; /* [history] anchors */
+    float *kept;    /* anchors: the history's scores between the two passes, if they fit */
+    int64_t kept_floats;
 } scratch;
 
 static int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
@@ -387,34 +391,67 @@ static int by_position(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* The anchor's choice for one (batch, kv head, tile): mass of every history key
- * summed over the item's rows, then the top `count`, by position. */
+/* Scores of the item's rows against keys [j0, j0 + n) into out[kk][rp]; own-tile keys
+ * (at or after `tile_start`) masked per row by position, padding rows -inf. */
+static void score_range(const plan *pl, scratch *sc, const float *kb, int64_t j0, int nk, int64_t i0, int64_t n_rows,
+                        int64_t rows, int64_t rp, int64_t tile_start, float *out) {
+    const float *keys[KB];
+    for (int kk = 0; kk < nk; kk++) keys[kk] = kb + (j0 + kk) * pl->p->k_stride.row;
+    score_keys(pl, sc, keys, nk, rows, rp, out);
+    for (int kk = 0; kk < nk; kk++)
+        for (int64_t r = 0; r < rp; r++) {
+            const int64_t pos = pl->q0 + i0 + (r % (n_rows > 0 ? n_rows : 1));
+            if (r >= rows || (j0 + kk >= tile_start && j0 + kk > pos)) out[kk * rp + r] = -INFINITY;
+        }
+}
+
+/* The anchor's choice for one (batch, kv head, tile): each row's exact LSE over every
+ * key it sees (history and own tile; one scoring pass, keeping the history's scores when
+ * they fit in `kept`), then each history key's probability summed over the item's rows,
+ * the top `count` by quickselect, sorted by position. No P.V: cheaper than a flash pass. */
 static void choose(const plan *pl, scratch *sc, int64_t b, int64_t g, int64_t i0, int64_t n_rows,
-                   const float *lse, int64_t history, int64_t count, int32_t *dst) {
+                   int64_t history, int64_t count, int32_t *dst) {
     if (count == history) {
         for (int64_t j = 0; j < history; j++) dst[j] = (int32_t)j;
         return;
     }
     const attune_attention_problem *p = pl->p;
     const int64_t rows = pl->G * n_rows, rp = round16(rows);
-    pack_queries(pl, sc, b, g, i0, n_rows, rp);
-    for (int64_t r = 0; r < rows; r++) {
-        const int64_t h = g * pl->G + r / n_rows, i = i0 + r % n_rows;
-        sc->lse2[r] = (float)(lse[(b * p->q_heads + h) * p->q_len + i] * LOG2E);
-    }
+    const int64_t tile_end = history + pl->k.tile < p->kv_len ? history + pl->k.tile : p->kv_len;
     const float *kb = pl->t->k + b * p->k_stride.batch + g * p->k_stride.head;
-    const float *keys[KB];
+    float *kept = history * rp <= sc->kept_floats ? sc->kept : NULL;
+    pack_queries(pl, sc, b, g, i0, n_rows, rp);
+
+    /* Pass 1: running max and sum per row (base 2), vectorised over rows. */
+    for (int64_t r = 0; r < rp; r++) { sc->m[r] = -INFINITY; sc->l[r] = 0; }
+    for (int64_t j0 = 0; j0 < tile_end; j0 += KB) {
+        const int nk = (int)(tile_end - j0 < KB ? tile_end - j0 : KB);
+        float *s = kept && j0 + nk <= history ? kept + j0 * rp : sc->s;
+        score_range(pl, sc, kb, j0, nk, i0, n_rows, rows, rp, history, s);
+        for (int64_t c0 = 0; c0 < rp; c0 += VL) {
+            vf mb = vf_set1(-INFINITY);
+            for (int kk = 0; kk < nk; kk++) mb = vf_max(mb, vf_load(s + kk * rp + c0));
+            const vf m_old = vf_load(sc->m + c0), m_new = vf_max(m_old, mb);
+            const vf m_sub = vf_blend(vf_eq(m_new, vf_set1(-INFINITY)), vf_zero(), m_new);
+            vf sum = vf_mul(vf_load(sc->l + c0), vf_exp2(vf_sub(m_old, m_sub)));
+            for (int kk = 0; kk < nk; kk++) sum = vf_add(sum, vf_exp2(vf_sub(vf_load(s + kk * rp + c0), m_sub)));
+            vf_store(sc->l + c0, sum);
+            vf_store(sc->m + c0, m_new);
+        }
+    }
+    for (int64_t r = 0; r < rp; r++)
+        sc->lse2[r] = r < rows && sc->l[r] > 0 ? sc->m[r] + log2f(sc->l[r]) : INFINITY;
+
+    /* Pass 2: mass of each history key (scores from pass 1 when kept, else again). */
     for (int64_t j0 = 0; j0 < history; j0 += KB) {
         const int nk = (int)(history - j0 < KB ? history - j0 : KB);
-        for (int kk = 0; kk < nk; kk++) keys[kk] = kb + (j0 + kk) * p->k_stride.row;
-        score_keys(pl, sc, keys, nk, rows, rp, sc->s);
+        const float *s = kept ? kept + j0 * rp : sc->s;
+        if (!kept) score_range(pl, sc, kb, j0, nk, i0, n_rows, rows, rp, history, sc->s);
         for (int kk = 0; kk < nk; kk++) {
-            /* Lanes past the item's rows hold whatever the buffer held: masked out. */
+            /* Padding rows are -inf and their LSE +inf: e^(-inf) = 0, never NaN. */
             vf sum = vf_zero();
-            for (int64_t c0 = 0; c0 < rows; c0 += VL) {
-                const vf pk = vf_exp2(vf_sub(vf_load(sc->s + kk * rp + c0), vf_load(sc->lse2 + c0)));
-                sum = vf_add(sum, vf_blend(vm_first((int)(rows - c0)), pk, vf_zero()));
-            }
+            for (int64_t c0 = 0; c0 < rp; c0 += VL)
+                sum = vf_add(sum, vf_exp2(vf_sub(vf_load(s + kk * rp + c0), vf_load(sc->lse2 + c0))));
             sc->mass[j0 + kk] = vf_hsum(sum);
         }
     }
@@ -440,6 +477,7 @@ static void scratch_free(scratch *sc) {
     attune_scratch_free(sc->lse2);
     attune_scratch_free(sc->mass);
     attune_scratch_free(sc->order);
+    attune_scratch_free(sc->kept);
 }
 
 static int scratch_init(scratch *sc, const plan *pl, int64_t history_max) {
@@ -455,11 +493,18 @@ static int scratch_init(scratch *sc, const plan *pl, int64_t history_max) {
     sc->lse2 = attune_scratch_alloc(f * (size_t)rp);
     sc->mass = attune_scratch_alloc(f * (size_t)(history_max + 1));
     sc->order = attune_scratch_alloc(sizeof(int32_t) * (size_t)(history_max + 1));
+    /* Keeping an anchor item's scores saves a second scoring pass; beyond 16 MiB per
+     * thread (long prefill tiles), score twice instead. */
+    const int64_t want = history_max * rp;
+    if (history_max > 0 && want <= ((int64_t)1 << 22)) {
+        sc->kept = attune_scratch_alloc(f * (size_t)want);
+        sc->kept_floats = sc->kept ? want : 0;
+    }
     return sc->qt && sc->qn && sc->s && sc->m && sc->l && sc->acc && sc->lse2 && sc->mass && sc->order;
 }
 
-/* Runs every item: anchors (lse != NULL) choose first, then all attend. */
-static int32_t run(plan *pl, const float *lse, attune_status *status) {
+/* Runs every item: anchors choose first, then all attend. */
+static int32_t run(plan *pl, int anchor, attune_status *status) {
     const attune_attention_problem *p = pl->p;
     const attune_kascade_indices *sel = pl->sel;
     const int64_t B = p->batch, Hkv = p->kv_heads, slots = pl->slots, S = pl->splits;
@@ -476,13 +521,13 @@ static int32_t run(plan *pl, const float *lse, attune_status *status) {
 #endif
     {
         scratch sc;
-        const int ok = scratch_init(&sc, pl, lse ? history_max : 0);
+        const int ok = scratch_init(&sc, pl, anchor ? history_max : 0);
         if (!ok) __atomic_store_n(&failed, 1, __ATOMIC_RELAXED);
 #ifdef _OPENMP
 #pragma omp barrier
 #endif
         if (!__atomic_load_n(&failed, __ATOMIC_RELAXED)) {
-            if (lse) {
+            if (anchor) {
                 for (;;) {
                     const int64_t it = __atomic_fetch_add(&next_choice, 1, __ATOMIC_RELAXED);
                     if (it >= items) break;
@@ -492,7 +537,7 @@ static int32_t run(plan *pl, const float *lse, attune_status *status) {
                     int32_t *dst = entry(sel, pl, b, slot, g);
                     for (int64_t j = 0; j < sel->k_cap; j++) dst[j] = -1;
                     const int64_t history = history_of(pl, tile);
-                    choose(pl, &sc, b, g, i0, i1 - i0, lse, history, attune_kascade_budget(history, &pl->k), dst);
+                    choose(pl, &sc, b, g, i0, i1 - i0, history, attune_kascade_budget(history, &pl->k), dst);
                 }
 #ifdef _OPENMP
 #pragma omp barrier
@@ -601,36 +646,14 @@ static int32_t execute(const attune_attention_problem *p, const attune_attention
     const size_t f = sizeof(float);
     pl.part_o = attune_scratch_alloc(f * (size_t)(items * pl.splits * pl.rows_max * p->v_dim));
     pl.part_l = attune_scratch_alloc(f * (size_t)(items * pl.splits * pl.rows_max));
-    float *lse = NULL, *o_dense = NULL;
     if (!pl.part_o || !pl.part_l) {
         rc = attune_fail(status, ATTUNE_ERR_OUT_OF_MEMORY, "kascade: cannot allocate scratch");
         goto done;
     }
-    if (anchor) {
-        /* Every row's exact LSE, for the probabilities the selection sums. */
-        const int64_t rows = p->batch * p->q_heads * p->q_len;
-        lse = attune_scratch_alloc(f * (size_t)rows);
-        o_dense = attune_scratch_alloc(f * (size_t)(rows * p->v_dim));
-        if (!lse || !o_dense) {
-            rc = attune_fail(status, ATTUNE_ERR_OUT_OF_MEMORY, "kascade: cannot allocate scratch");
-            goto done;
-        }
-        attune_attention_problem dense = *p;
-        dense.o_stride = (attune_strides){p->q_heads * p->q_len * p->v_dim, p->q_len * p->v_dim, p->v_dim};
-        dense.lse_stride_batch = p->q_heads * p->q_len;
-        dense.lse_stride_head = p->q_len;
-        attune_attention_tensors dt = {t->q, t->k, t->v, o_dense, lse};
-        attune_flash_params fp = {0};
-        fp.threads = pl.k.threads;
-        rc = attune_flash_attention(&dense, &dt, &fp, status);
-        if (rc != ATTUNE_OK) goto done;
-    }
-    rc = run(&pl, lse, status);
+    rc = run(&pl, anchor, status);
 done:
     attune_scratch_free(pl.part_o);
     attune_scratch_free(pl.part_l);
-    attune_scratch_free(lse);
-    attune_scratch_free(o_dense);
     return rc;
 }
 

@@ -18,7 +18,7 @@ public struct KascadeKernel: AttentionKernel {
     public let summary = "top-k history keys per (kv head, 32-query tile) chosen by an anchor layer (head- and tile-summed probabilities) and reused by later layers, plus the tile's own keys; exact only with fraction=1"
     public let isExact = false
     public let normalizer = KernelNormalizer.softmax
-    public let cSources = ["kascade.c", "flash.c", "flash_tiles.c"]
+    public let cSources = ["kascade.c"]
 
     public let parameters: [KernelParameter] = [
         KernelParameter(name: "fraction", summary: "k%: share of each tile's history kept, in (0, 1]; 1 = every key (exact)",
