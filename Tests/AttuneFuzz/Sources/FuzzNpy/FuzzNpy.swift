@@ -20,11 +20,11 @@ public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let bytes = Data(buffer: input)
     expectOneLine {
         let t = try Npy.read(data: bytes, name: name)
-        check(t.data.count == t.shape.reduce(1, *), "float tensor: \(t.data.count) values for shape \(t.shape)")
+        check(t.data.count == product(t.shape), "float tensor: \(t.data.count) values for shape \(t.shape)")
     }
     expectOneLine {
         let (shape, values) = try Npy.readIntegers(data: bytes, name: name)
-        check(values.count == shape.reduce(1, *), "integers: \(values.count) values for shape \(shape)")
+        check(values.count == product(shape), "integers: \(values.count) values for shape \(shape)")
     }
     // A slice whose indices do not start at 0, as `Data` read from the
     // middle of a buffer would be: the reader must not assume `startIndex == 0`.
@@ -44,6 +44,18 @@ func expectOneLine(_ body: () throws -> Void) {
         check(e.message.hasPrefix(name + ": ") && !e.message.contains("\n"), "bad message: \(e.message)")
     } catch {
         fatalError("unexpected error type \(type(of: error)): \(error)")
+    }
+}
+
+/// The element count of an accepted shape. Checked arithmetic that stops at a
+/// zero: `(2**62, 4, 0)` holds no elements and is valid, but a plain left-to-
+/// right product would overflow before reaching the zero.
+func product(_ shape: [Int]) -> Int {
+    if shape.contains(0) { return 0 }
+    return shape.reduce(1) { n, d in
+        let (p, overflow) = n.multipliedReportingOverflow(by: d)
+        if overflow { fatalError("accepted shape \(shape) whose element count overflows") }
+        return p
     }
 }
 
