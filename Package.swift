@@ -40,6 +40,10 @@ let package = Package(
     products: [
         .executable(name: "attune", targets: ["attune"]),
         .library(name: "AttuneKernels", targets: ["AttuneKernels"]),
+        // The parsers of user files, for the fuzz harnesses in Tests/Fuzz.
+        .library(name: "AttuneTensor", targets: ["AttuneTensor"]),
+        .library(name: "AttuneIR", targets: ["AttuneIR"]),
+        .library(name: "AttuneModels", targets: ["AttuneModels"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

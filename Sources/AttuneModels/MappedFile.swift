@@ -1,3 +1,5 @@
+import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -7,7 +9,8 @@ import Darwin
 #endif
 
 /// A whole file mapped read-only and private, unmapped when the last
-/// reference goes away.
+/// reference goes away; or, for bytes that never were a file (a fuzzer's
+/// input, a download held in memory), a private copy freed the same way.
 ///
 /// Checkpoints are hundreds of megabytes; mapping them costs address space,
 /// not memory, and the kernel pages in only the tensors that are read.
@@ -18,8 +21,10 @@ import Darwin
 final class MappedFile: @unchecked Sendable {  // immutable after init; the mapping is read-only
     let path: String
     let bytes: UnsafeRawBufferPointer
-    /// nil for an empty file, which `mmap` refuses to map.
-    private let mapping: UnsafeMutableRawPointer?
+    /// What `deinit` releases: nothing for empty input, which `mmap`
+    /// refuses to map, the mapping, or the heap copy.
+    private enum Storage { case none, mapped, copied }
+    private let storage: Storage
 
     /// Maps the file at `path`.
     ///
@@ -39,19 +44,40 @@ final class MappedFile: @unchecked Sendable {  // immutable after init; the mapp
         }
         let size = Int(st.st_size)
         if size == 0 {
-            mapping = nil
+            storage = .none
             bytes = UnsafeRawBufferPointer(start: nil, count: 0)
             return
         }
         guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
             throw Self.failure(path, "cannot map", errno)
         }
-        mapping = p
+        storage = .mapped
         bytes = UnsafeRawBufferPointer(start: p, count: size)
     }
 
+    /// Copies `data`; `name` stands in for the path in messages. The copy is
+    /// exactly `data.count` bytes, so any read past the end is an out-of-bounds
+    /// access that AddressSanitizer reports (a mapping would hide it up to the
+    /// end of its last page).
+    init(copying data: Data, name: String) {
+        path = name
+        if data.isEmpty {
+            storage = .none
+            bytes = UnsafeRawBufferPointer(start: nil, count: 0)
+            return
+        }
+        let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: data.count, alignment: 16)
+        copy.copyBytes(from: data)
+        storage = .copied
+        bytes = UnsafeRawBufferPointer(copy)
+    }
+
     deinit {
-        if let mapping { munmap(mapping, bytes.count) }
+        switch storage {
+        case .none: break
+        case .mapped: munmap(UnsafeMutableRawPointer(mutating: bytes.baseAddress), bytes.count)
+        case .copied: bytes.deallocate()
+        }
     }
 
     private static func failure(_ path: String, _ what: String, _ code: Int32) -> ModelImportError {

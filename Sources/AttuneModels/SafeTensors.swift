@@ -80,8 +80,19 @@ public final class SafeTensorsFile: TensorStore {
     }
 
     /// Maps and validates the file at `path`; see `init(contentsOf:)`.
-    public init(path: String) throws {
-        let file = try MappedFile(path: path)
+    public convenience init(path: String) throws {
+        try self.init(file: try MappedFile(path: path))
+    }
+
+    /// Validates `data`, the contents of a `.safetensors` file, keeping a
+    /// copy; `name` stands in for the path in messages and in each tensor's
+    /// `file`. The same checks and errors as `init(contentsOf:)`.
+    public convenience init(data: Data, name: String) throws {
+        try self.init(file: MappedFile(copying: data, name: name))
+    }
+
+    private init(file: MappedFile) throws {
+        let path = file.path
         let layout: SafeTensorsLayout
         do {
             layout = try SafeTensorsLayout(file.bytes, path: path)

@@ -157,4 +157,21 @@ final class SafeTensorsReadTests: XCTestCase {
         try FileManager.default.removeItem(at: url)
         XCTAssertEqual(try f.floats("w"), [1, 2])
     }
+
+    func testParsesFromMemoryLikeFromFile() throws {
+        // `init(data:name:)` (what the fuzz harness uses) must accept and
+        // reject exactly what the file path does, naming `name` instead.
+        let bytes = SafeTensorsWriter.encode([.f32("w", [2], [1, 2]), .bf16("b", [1], bits: [0x3F80])], metadata: ["format": "pt"])
+        let f = try SafeTensorsFile(data: Data(bytes), name: "mem")
+        XCTAssertEqual(f.tensorNames, ["b", "w"])
+        XCTAssertEqual(f.metadata, ["format": "pt"])
+        XCTAssertEqual(try f.floats("w"), [1, 2])
+        XCTAssertEqual(try f.floats("b"), [1])
+        XCTAssertEqual(try f.info("w").file, "mem")
+        // A slice of a larger `Data` (indices not starting at 0) reads the same.
+        let sliced = (Data([0xAA, 0xBB]) + Data(bytes)).dropFirst(2)
+        XCTAssertEqual(try SafeTensorsFile(data: sliced, name: "slice").floats("w"), [1, 2])
+        assertImportError(try SafeTensorsFile(data: Data(), name: "mem"), prefix: "mem", "file is 0 bytes")
+        assertImportError(try SafeTensorsFile(data: Data(bytes.dropLast()), name: "mem"), prefix: "mem", "outside the data section")
+    }
 }
