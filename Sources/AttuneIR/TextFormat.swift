@@ -32,7 +32,8 @@ public enum TextFormat {
     /// Parses and verifies. Errors carry the line number.
     public static func parse(_ text: String) throws -> Graph {
         var parser = TextParser()
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        // "\r\n" is one Character in Swift, so split on either line ending (files written on Windows).
+        let lines = text.split(omittingEmptySubsequences: false) { $0 == "\n" || $0 == "\r\n" || $0 == "\r" }
         for (index, raw) in lines.enumerated() {
             do {
                 try parser.line(String(raw))

@@ -8,6 +8,12 @@ final class TextFormatTests: XCTestCase {
         XCTAssertEqual(Op.mnemonics.count, Set(Op.mnemonics).count)
     }
 
+    func testWindowsLineEndingsParseLikeUnixOnes() throws {
+        let g = try AllOpsGraph.build()
+        let text = TextFormat.print(g)
+        XCTAssertEqual(try TextFormat.parse(text.replacingOccurrences(of: "\n", with: "\r\n")), g)
+    }
+
     func testPrintParseRoundTrip() throws {
         let g = try AllOpsGraph.build()
         try Verifier.verify(g)
