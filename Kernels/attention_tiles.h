@@ -10,11 +10,19 @@
 
 #include <stdint.h>
 
+/* Decode streams K and V from DRAM at a pace the hardware prefetcher alone does
+ * not cover, so the narrow paths ask for the rows this many keys ahead: K while
+ * computing scores, V while accumulating P.V, so requests flow in both phases.
+ * Prefetches go to L2, one line per row per vector step, spread among the FMAs:
+ * bursts of a whole row were ~10% slower, and prefetcht0 (L1) far slower, as it
+ * holds the L1 miss buffers the demand loads need. 8..32 keys ahead measured alike. */
+enum { PREFETCH_KEYS_AHEAD = 16 };
+
 /* prefetcht1: to L2. Zen 4 honours the hint; L1 prefetch measured 30-50 % slower in
  * decode (it holds the miss buffers the demand loads need; see flash.c). */
 static inline void prefetch_l2(const float *p) { __builtin_prefetch(p, 0, 2); }
 
-static int largest_divisor_at_most(int64_t n, int64_t cap) {
+static inline int largest_divisor_at_most(int64_t n, int64_t cap) {
     for (int64_t d = cap < n ? cap : n; d > 1; d--)
         if (n % d == 0) return (int)d;
     return 1;
@@ -69,7 +77,7 @@ ATTUNE_INLINE void qk_narrow_block(const float *q, const float *k, int64_t ks, i
 }
 
 /* One key for rows [0, rows): the tail of a tile. */
-static void qk_narrow_key(const float *qr, int rows, const float *k, int dqk, float *st) {
+static inline void qk_narrow_key(const float *qr, int rows, const float *k, int dqk, float *st) {
     for (int r = 0; r < rows; r++) {
         vf acc = vf_zero();
         for (int d0 = 0; d0 < dqk; d0 += VL) {
@@ -77,6 +85,133 @@ static void qk_narrow_key(const float *qr, int rows, const float *k, int dqk, fl
             acc = vf_fma(vf_load_n(qr + (int64_t)r * dqk + d0, m), vf_load_n(k + d0, m), acc);
         }
         st[r] = vf_hsum(acc);
+    }
+}
+
+/* ------------------------------------------------------------------- P.V */
+
+/* Where a tile's P.V goes: accumulator rows (stride dvp) and how they combine with
+ * the tile. `alpha`: online softmax, each row is rescaled by alpha[r] before the tile
+ * is added (when the call asks for it); `blocked`: the tile is summed from zero and then
+ * added, so fp32 rounding grows with tile length plus tile count rather than with a
+ * row's key count (sigmoid, which has no normaliser to hide it); neither: plain +=.
+ * lo/hi: each row's visible keys [lo, hi). */
+typedef struct {
+    float *acc;
+    int dvp;
+    const float *alpha;
+    int blocked;
+    const int32_t *lo, *hi;
+    int dv;
+    int64_t vs, kv_len;
+} pv_target;
+
+/* RR rows x CV vectors of P.V over keys [jb, je); `tail` masks the last vector's lanes
+ * (v_dim % 16). How acc combines (scale / blocked) is decided outside the key loop. With
+ * PF (decode), for jj < pf_end the same columns of V row jj + PREFETCH_KEYS_AHEAD are
+ * prefetched; a compile-time switch because even a never-taken test in this loop cost
+ * prefill 13%. */
+ATTUNE_INLINE void pv_block(float *acc, int dvp, const float *alpha, int blocked,
+                            const float *pt, int ps, const float *v, int64_t vs,
+                            int jb, int je, int pf_end, vmask tail, const int RR, const int CV,
+                            const int PF) {
+    vf o[6][4];
+    for (int r = 0; r < RR; r++) {
+        const vf a = vf_set1(alpha ? alpha[r] : 1.0f);
+        for (int c = 0; c < CV; c++) o[r][c] = blocked ? vf_zero() : vf_mul(vf_load(acc + (int64_t)r * dvp + c * VL), a);
+    }
+    for (int jj = jb; jj < je; jj++) {
+        const float *vr = v + (int64_t)jj * vs;
+        if (PF && jj < pf_end)
+            for (int c = 0; c < CV; c++) prefetch_l2(vr + PREFETCH_KEYS_AHEAD * vs + c * VL);
+        vf vv[4];
+        for (int c = 0; c < CV; c++) vv[c] = c == CV - 1 ? vf_load_n(vr + c * VL, tail) : vf_load(vr + c * VL);
+        const float *pr = pt + (int64_t)jj * ps;
+        for (int r = 0; r < RR; r++) {
+            vf pb = vf_set1(pr[r]);
+            for (int c = 0; c < CV; c++) o[r][c] = vf_fma(pb, vv[c], o[r][c]);
+        }
+    }
+    for (int r = 0; r < RR; r++)
+        for (int c = 0; c < CV; c++) {
+            float *a = acc + (int64_t)r * dvp + c * VL;
+            vf_store(a, blocked ? vf_add(vf_load(a), o[r][c]) : o[r][c]);
+        }
+}
+
+#define PV_CV(RR, PF)                                                                              \
+    switch (cv) {                                                                                  \
+    case 4: pv_block(ap, dvp, al, blocked, pt, ps, vp, vs, jb, je, pf_end, tail, RR, 4, PF); break;  \
+    case 3: pv_block(ap, dvp, al, blocked, pt, ps, vp, vs, jb, je, pf_end, tail, RR, 3, PF); break;  \
+    case 2: pv_block(ap, dvp, al, blocked, pt, ps, vp, vs, jb, je, pf_end, tail, RR, 2, PF); break;  \
+    default: pv_block(ap, dvp, al, blocked, pt, ps, vp, vs, jb, je, pf_end, tail, RR, 1, PF); break; \
+    }
+
+/* Rows [r0, r0+rr) over keys [jb, je) of the tile, all v_dim columns; P[r0 + i][jj] is
+ * pt[jj * ps + i]; `apply`: rescale by alpha (once per row and tile). */
+static inline void pv_rows(const pv_target *t, const float *vtile, const float *pt, int ps,
+                           int r0, int rr, int jb, int je, int apply, int pf_end) {
+    const int dvp = t->dvp, dv = t->dv, blocked = t->blocked;
+    const int64_t vs = t->vs;
+    const float *al = apply && t->alpha ? t->alpha + r0 : NULL;
+    for (int d0 = 0; d0 < dv; d0 += 4 * VL) {
+        int cols = dv - d0 < 4 * VL ? dv - d0 : 4 * VL;
+        int cv = (cols + VL - 1) / VL;
+        vmask tail = vm_first(cols - (cv - 1) * VL);
+        float *ap = t->acc + (int64_t)r0 * dvp + d0;
+        const float *vp = vtile + d0;
+        if (pf_end > jb) { /* decode: rr <= 4 */
+            switch (rr) {
+            case 4: PV_CV(4, 1) break;
+            case 3: PV_CV(3, 1) break;
+            case 2: PV_CV(2, 1) break;
+            default: PV_CV(1, 1) break;
+            }
+            continue;
+        }
+        switch (rr) {
+        case 6: PV_CV(6, 0) break;
+        case 5: PV_CV(5, 0) break;
+        case 4: PV_CV(4, 0) break;
+        case 3: PV_CV(3, 0) break;
+        case 2: PV_CV(2, 0) break;
+        default: PV_CV(1, 0) break;
+        }
+    }
+}
+
+/* acc (rows [rb, re)) and P V of a tile of n keys at j0; P[r][jj] is pt[jj * ps + r - rb].
+ * Boundary tiles (full == 0): the block kernel covers only the keys every live row of
+ * the block sees, each row's remaining visible keys go row by row, so no row multiplies
+ * a V row it cannot see (NaN/Inf in masked V stay out); rows that see nothing are
+ * skipped. With prefetch (decode), V rows are requested ahead. */
+static inline void pv_accumulate_tile(const pv_target *t, const float *pt, int ps, int rb, int re,
+                           const float *vbase, int64_t j0, int n, int full, int prefetch) {
+    int64_t pf_keys = t->kv_len - PREFETCH_KEYS_AHEAD - j0;
+    int pf_end = !prefetch || pf_keys < 0 ? 0 : pf_keys < n ? (int)pf_keys : n;
+    const float *vtile = vbase + j0 * t->vs;
+    for (int r0 = rb; r0 < re; r0 += 6) {
+        int rr = re - r0 < 6 ? re - r0 : 6;
+        const float *p0 = pt + (r0 - rb);
+        if (full) {
+            pv_rows(t, vtile, p0, ps, r0, rr, 0, n, 1, pf_end);
+            continue;
+        }
+        int64_t a = j0, b = j0 + n;
+        for (int r = r0; r < r0 + rr; r++) {
+            if (t->lo[r] >= t->hi[r]) continue;
+            if (t->lo[r] > a) a = t->lo[r];
+            if (t->hi[r] < b) b = t->hi[r];
+        }
+        if (b < a) b = a;
+        pv_rows(t, vtile, p0, ps, r0, rr, (int)(a - j0), (int)(b - j0), 1, 0);
+        for (int r = r0; r < r0 + rr; r++) {
+            if (t->lo[r] >= t->hi[r]) continue;
+            const float *pr = pt + (r - rb);
+            int64_t lo = t->lo[r] > j0 ? t->lo[r] : j0, hi = t->hi[r] < j0 + n ? t->hi[r] : j0 + n;
+            if (lo < a) pv_rows(t, vtile, pr, ps, r, 1, (int)(lo - j0), (int)((hi < a ? hi : a) - j0), 0, 0);
+            if (hi > b) pv_rows(t, vtile, pr, ps, r, 1, (int)((lo > b ? lo : b) - j0), (int)(hi - j0), 0, 0);
+        }
     }
 }
 

@@ -2,7 +2,7 @@
  * flash_internal.h — what flash.c and flash_tiles.c share, and what kernels
  * built on flash's tiles (sparge.c) reuse: the plan and scratch of a q tile,
  * the wide online-softmax step and the row finish. The two heavy micro-kernel
- * users (wide scores, P.V rows: dozens of tile-shape specialisations) live in
+ * users (wide scores, P.V tiles: dozens of tile-shape specialisations) live in
  * their own translation unit so the two halves compile in parallel when a
  * model is built.
  */
@@ -10,6 +10,7 @@
 #define ATTUNE_FLASH_INTERNAL_H
 
 #include "attune_attention.h"
+#include "attention_tiles.h"
 #include "simd.h"
 
 #include <math.h>
@@ -44,24 +45,10 @@ typedef struct {
     int32_t *valid;   /* row maps to a real (head, position) */
 } scratch;
 
-/* Decode streams K and V from DRAM at a pace the hardware prefetcher alone
- * does not cover, so the narrow path asks for the rows this many keys ahead:
- * K while computing scores, V while accumulating P.V, so requests flow in
- * both phases. Prefetches go to L2, one line per row per vector step, spread
- * among the FMAs: bursts of a whole row were ~10% slower, and prefetcht0
- * (L1) far slower, as it holds the L1 miss buffers the demand loads need.
- * 8..32 keys ahead measured alike. */
-enum { PREFETCH_KEYS_AHEAD = 16 };
-
 #define ATTUNE_HIDDEN __attribute__((visibility("hidden")))
 
 /* S^T of a wide (>= 16 rows) q tile against keys [j0, j0 + n). */
 ATTUNE_HIDDEN void attune_flash_scores_wide(const plan *pl, const scratch *sc, const float *kbase, int64_t j0, int n);
-
-/* acc rows [r0, r0 + rr) = alpha acc + P V over keys [jb, je) of a tile; P[r0 + i][jj] is
- * pt[jj * ps + i]; with pf_end > jb (decode) V rows are prefetched ahead. */
-ATTUNE_HIDDEN void attune_flash_pv_rows(const plan *pl, const scratch *sc, const float *vtile, const float *pt, int ps,
-                                        int r0, int rr, int jb, int je, int apply, int pf_end);
 
 /* acc = alpha acc + P V for rows [rb, re) of a tile of n keys at j0; P[r][jj] is
  * pt[jj * ps + r - rb]. Boundary tiles (full == 0) multiply each row only by

@@ -79,7 +79,6 @@ enum {
     MIN_SPLIT_KEYS = 512,  /* shorter chunks cost more to combine than they save */
     MAX_SPLITS = 64,
     WIDE_MIN_ROWS = 16,
-    PREFETCH_KEYS_AHEAD = 16, /* as flash.c: decode streams K and V from DRAM */
 };
 
 /* ------------------------------------------------------------- sigmoid */
@@ -285,111 +284,13 @@ static void mask_narrow(const scratch *sc, int r0, int R, int64_t j0, int n) {
 
 /* ------------------------------------------------------------------- P.V */
 
-/* acc[r][..] += sum_{jj in [jb, je)} P[jj][r] V[jj] for RR rows x CV vectors;
- * `tail` masks the last vector's lanes (v_dim % 16). With PF (decode), for
- * jj < pf_end the same columns of V row jj + PREFETCH_KEYS_AHEAD are
- * prefetched (a compile-time switch, as in flash.c). */
-ATTUNE_INLINE void pv_block(float *acc, int dvp, const float *pt, int ps, const float *v, int64_t vs,
-                            int jb, int je, int pf_end, vmask tail, const int RR, const int CV, const int PF) {
-    /* The tile's keys are summed from zero and then added to acc: blocked
-     * summation, so fp32 rounding grows with the tile length plus the
-     * number of tiles rather than with the row's key count. */
-    vf o[6][4];
-    for (int r = 0; r < RR; r++)
-        for (int c = 0; c < CV; c++) o[r][c] = vf_zero();
-    for (int jj = jb; jj < je; jj++) {
-        const float *vr = v + (int64_t)jj * vs;
-        if (PF && jj < pf_end)
-            for (int c = 0; c < CV; c++) prefetch_l2(vr + PREFETCH_KEYS_AHEAD * vs + c * VL);
-        vf vv[4];
-        for (int c = 0; c < CV; c++) vv[c] = c == CV - 1 ? vf_load_n(vr + c * VL, tail) : vf_load(vr + c * VL);
-        const float *pr = pt + (int64_t)jj * ps;
-        for (int r = 0; r < RR; r++) {
-            vf pb = vf_set1(pr[r]);
-            for (int c = 0; c < CV; c++) o[r][c] = vf_fma(pb, vv[c], o[r][c]);
-        }
-    }
-    for (int r = 0; r < RR; r++)
-        for (int c = 0; c < CV; c++) {
-            float *a = acc + (int64_t)r * dvp + c * VL;
-            vf_store(a, vf_add(vf_load(a), o[r][c]));
-        }
-}
-
-#define PV_CV(RR, PF)                                                                   \
-    switch (cv) {                                                                       \
-    case 4: pv_block(ap, dvp, pt, ps, vp, vs, jb, je, pf_end, tail, RR, 4, PF); break;  \
-    case 3: pv_block(ap, dvp, pt, ps, vp, vs, jb, je, pf_end, tail, RR, 3, PF); break;  \
-    case 2: pv_block(ap, dvp, pt, ps, vp, vs, jb, je, pf_end, tail, RR, 2, PF); break;  \
-    default: pv_block(ap, dvp, pt, ps, vp, vs, jb, je, pf_end, tail, RR, 1, PF); break; \
-    }
-
-/* Rows [r0, r0+rr) over keys [jb, je) of the tile, all v_dim columns;
- * P[r0 + i][jj] is pt[jj * ps + i]. */
-static void pv_rows(const plan *pl, const scratch *sc, const float *vtile, const float *pt, int ps,
-                    int r0, int rr, int jb, int je, int pf_end) {
-    if (je <= jb) return;
-    const int dvp = pl->dvp, dv = (int)pl->p->v_dim;
-    const int64_t vs = pl->p->v_stride.row;
-    for (int d0 = 0; d0 < dv; d0 += 4 * VL) {
-        int cols = dv - d0 < 4 * VL ? dv - d0 : 4 * VL;
-        int cv = (cols + VL - 1) / VL;
-        vmask tail = vm_first(cols - (cv - 1) * VL);
-        float *ap = sc->acc + (int64_t)r0 * dvp + d0;
-        const float *vp = vtile + d0;
-        if (pf_end > jb) { /* decode: rr <= 4 */
-            switch (rr) {
-            case 4: PV_CV(4, 1) break;
-            case 3: PV_CV(3, 1) break;
-            case 2: PV_CV(2, 1) break;
-            default: PV_CV(1, 1) break;
-            }
-            continue;
-        }
-        switch (rr) {
-        case 6: PV_CV(6, 0) break;
-        case 5: PV_CV(5, 0) break;
-        case 4: PV_CV(4, 0) break;
-        case 3: PV_CV(3, 0) break;
-        case 2: PV_CV(2, 0) break;
-        default: PV_CV(1, 0) break;
-        }
-    }
-}
-
-/* acc += P V for rows [rb, re); P[r][jj] is pt[jj * ps + r - rb]. */
+/* The shared P.V tile (attention_tiles.h): no normaliser, no rescale; each tile is
+ * summed from zero and then added (blocked summation: fp32 rounding grows with tile
+ * length plus tile count, not with a row's key count). */
 static void pv_tile(const plan *pl, const scratch *sc, const float *pt, int ps, int rb, int re,
                     const float *vbase, int64_t j0, int n, int full, int prefetch) {
-    int64_t pf_keys = pl->p->kv_len - PREFETCH_KEYS_AHEAD - j0;
-    int pf_end = !prefetch || pf_keys < 0 ? 0 : pf_keys < n ? (int)pf_keys : n;
-    const float *vtile = vbase + j0 * pl->p->v_stride.row;
-    for (int r0 = rb; r0 < re; r0 += 6) {
-        int rr = re - r0 < 6 ? re - r0 : 6;
-        const float *p0 = pt + (r0 - rb);
-        if (full) {
-            pv_rows(pl, sc, vtile, p0, ps, r0, rr, 0, n, pf_end);
-            continue;
-        }
-        /* Keys every live row of the block sees go through the block kernel;
-         * each row's remaining keys go row by row, so a row never multiplies
-         * a V row it cannot see. Rows with no visible key are skipped here
-         * and forced to 0 at the end. */
-        int64_t a = j0, b = j0 + n;
-        for (int r = r0; r < r0 + rr; r++) {
-            if (sc->lo[r] >= sc->hi[r]) continue;
-            if (sc->lo[r] > a) a = sc->lo[r];
-            if (sc->hi[r] < b) b = sc->hi[r];
-        }
-        if (b < a) b = a;
-        pv_rows(pl, sc, vtile, p0, ps, r0, rr, (int)(a - j0), (int)(b - j0), 0);
-        for (int r = r0; r < r0 + rr; r++) {
-            if (sc->lo[r] >= sc->hi[r]) continue;
-            const float *pr = pt + (r - rb);
-            int64_t lo = sc->lo[r] > j0 ? sc->lo[r] : j0, hi = sc->hi[r] < j0 + n ? sc->hi[r] : j0 + n;
-            if (lo < a) pv_rows(pl, sc, vtile, pr, ps, r, 1, (int)(lo - j0), (int)((hi < a ? hi : a) - j0), 0);
-            if (hi > b) pv_rows(pl, sc, vtile, pr, ps, r, 1, (int)((lo > b ? lo : b) - j0), (int)(hi - j0), 0);
-        }
-    }
+    const pv_target t = {sc->acc, pl->dvp, NULL, 1, sc->lo, sc->hi, (int)pl->p->v_dim, pl->p->v_stride.row, pl->p->kv_len};
+    pv_accumulate_tile(&t, pt, ps, rb, re, vbase, j0, n, full, prefetch);
 }
 
 /* Narrow (decode) tile: R rows at a time, each block scoring and accumulating

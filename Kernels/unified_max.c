@@ -107,7 +107,6 @@ enum {
     MIN_SPLIT_KEYS = 512, /* shortest split worth its merge */
     MAX_SPLITS = 64,
     WIDE_MIN_ROWS = 16,
-    PREFETCH_KEYS_AHEAD = 16, /* as flash.c: K and V rows this far ahead, to L2 */
     HI_BASE = 127,            /* HI = 127 - ceil(log2 n) */
     LO_BASE = -102,           /* LO = ceil(log2 N) - 102 */
     PHI2_LIMIT = 1 << 19,     /* |phi2| clamp, keeps exp2_shifted exact */
@@ -288,102 +287,11 @@ static void softmax_packed(const scratch *sc, int r0, int R, int64_t j0, int n, 
 
 /* ------------------------------------------------------------------- P.V */
 
-/* acc[r][dv0..] += sum_{jj in [jb, je)} P[jj][r] V[jj] for RR rows x CV
- * vectors — no rescale: that is the point of a fixed max. PF: prefetch the
- * same columns of V row jj + PREFETCH_KEYS_AHEAD while jj < pf_end. */
-ATTUNE_INLINE void pv_block(float *acc, int dvp, const float *pt, int ps, const float *v, int64_t vs,
-                            int jb, int je, int pf_end, vmask tail, const int RR, const int CV,
-                            const int PF) {
-    vf o[6][4];
-    for (int r = 0; r < RR; r++)
-        for (int c = 0; c < CV; c++) o[r][c] = vf_load(acc + (int64_t)r * dvp + c * VL);
-    for (int jj = jb; jj < je; jj++) {
-        const float *vr = v + (int64_t)jj * vs;
-        if (PF && jj < pf_end)
-            for (int c = 0; c < CV; c++) prefetch_l2(vr + PREFETCH_KEYS_AHEAD * vs + c * VL);
-        vf vv[4];
-        for (int c = 0; c < CV; c++) vv[c] = c == CV - 1 ? vf_load_n(vr + c * VL, tail) : vf_load(vr + c * VL);
-        const float *pr = pt + (int64_t)jj * ps;
-        for (int r = 0; r < RR; r++) {
-            vf pb = vf_set1(pr[r]);
-            for (int c = 0; c < CV; c++) o[r][c] = vf_fma(pb, vv[c], o[r][c]);
-        }
-    }
-    for (int r = 0; r < RR; r++)
-        for (int c = 0; c < CV; c++) vf_store(acc + (int64_t)r * dvp + c * VL, o[r][c]);
-}
-
-#define PV_CV(RR, PF)                                                                     \
-    switch (cv) {                                                                         \
-    case 4: pv_block(ap, dvp, pt, ps, vp, vs, jb, je, pf_end, tail, RR, 4, PF); break;    \
-    case 3: pv_block(ap, dvp, pt, ps, vp, vs, jb, je, pf_end, tail, RR, 3, PF); break;    \
-    case 2: pv_block(ap, dvp, pt, ps, vp, vs, jb, je, pf_end, tail, RR, 2, PF); break;    \
-    default: pv_block(ap, dvp, pt, ps, vp, vs, jb, je, pf_end, tail, RR, 1, PF); break;   \
-    }
-
-/* Rows [r0, r0+rr) over keys [jb, je) of the tile; P[r0 + i][jj] = pt[jj * ps + i]. */
-static void pv_rows(const plan *pl, const scratch *sc, const float *vtile, const float *pt, int ps,
-                    int r0, int rr, int jb, int je, int pf_end) {
-    const int dvp = pl->dvp, dv = (int)pl->p->v_dim;
-    const int64_t vs = pl->p->v_stride.row;
-    for (int d0 = 0; d0 < dv; d0 += 4 * VL) {
-        int cols = dv - d0 < 4 * VL ? dv - d0 : 4 * VL;
-        int cv = (cols + VL - 1) / VL;
-        vmask tail = vm_first(cols - (cv - 1) * VL);
-        float *ap = sc->acc + (int64_t)r0 * dvp + d0;
-        const float *vp = vtile + d0;
-        if (pf_end > jb) { /* decode: rr <= 4 */
-            switch (rr) {
-            case 4: PV_CV(4, 1) break;
-            case 3: PV_CV(3, 1) break;
-            case 2: PV_CV(2, 1) break;
-            default: PV_CV(1, 1) break;
-            }
-            continue;
-        }
-        switch (rr) {
-        case 6: PV_CV(6, 0) break;
-        case 5: PV_CV(5, 0) break;
-        case 4: PV_CV(4, 0) break;
-        case 3: PV_CV(3, 0) break;
-        case 2: PV_CV(2, 0) break;
-        default: PV_CV(1, 0) break;
-        }
-    }
-}
-
-/* acc += P V for rows [rb, re); P[r][jj] = pt[jj * ps + r - rb]. On boundary
- * tiles the block kernel covers only keys every live row of the block sees;
- * each row's remaining visible keys go row by row, so no row multiplies a V
- * row it cannot see. */
+/* The shared P.V tile (attention_tiles.h): no rescale, that is the point of a fixed max. */
 static void pv_tile(const plan *pl, const scratch *sc, const float *pt, int ps, int rb, int re,
                     const float *vbase, int64_t j0, int n, int full, int prefetch) {
-    int64_t pf_keys = pl->p->kv_len - PREFETCH_KEYS_AHEAD - j0;
-    int pf_end = !prefetch || pf_keys < 0 ? 0 : pf_keys < n ? (int)pf_keys : n;
-    const float *vtile = vbase + j0 * pl->p->v_stride.row;
-    for (int r0 = rb; r0 < re; r0 += 6) {
-        int rr = re - r0 < 6 ? re - r0 : 6;
-        const float *p0 = pt + (r0 - rb);
-        if (full) {
-            pv_rows(pl, sc, vtile, p0, ps, r0, rr, 0, n, pf_end);
-            continue;
-        }
-        int64_t a = j0, b = j0 + n;
-        for (int r = r0; r < r0 + rr; r++) {
-            if (sc->lo[r] >= sc->hi[r]) continue;
-            if (sc->lo[r] > a) a = sc->lo[r];
-            if (sc->hi[r] < b) b = sc->hi[r];
-        }
-        if (b < a) b = a;
-        pv_rows(pl, sc, vtile, p0, ps, r0, rr, (int)(a - j0), (int)(b - j0), 0);
-        for (int r = r0; r < r0 + rr; r++) {
-            if (sc->lo[r] >= sc->hi[r]) continue;
-            const float *pr = pt + (r - rb);
-            int64_t lo = sc->lo[r] > j0 ? sc->lo[r] : j0, hi = sc->hi[r] < j0 + n ? sc->hi[r] : j0 + n;
-            if (lo < a) pv_rows(pl, sc, vtile, pr, ps, r, 1, (int)(lo - j0), (int)((hi < a ? hi : a) - j0), 0);
-            if (hi > b) pv_rows(pl, sc, vtile, pr, ps, r, 1, (int)((lo > b ? lo : b) - j0), (int)(hi - j0), 0);
-        }
-    }
+    const pv_target t = {sc->acc, pl->dvp, NULL, 0, sc->lo, sc->hi, (int)pl->p->v_dim, pl->p->v_stride.row, pl->p->kv_len};
+    pv_accumulate_tile(&t, pt, ps, rb, re, vbase, j0, n, full, prefetch);
 }
 
 /* Decode tile: R rows at a time score, exponentiate and accumulate while
