@@ -9,16 +9,20 @@ public struct DatabaseTuning: TunedKernelSource {
     let database: TuningDatabase
     /// The key's machine and toolchain fields, read once.
     let template: TuningKey
+    /// Each kernel's source hash, read once (a lookup per attention node must not re-read
+    /// every header).
+    let sourceHashes: [String: String]
 
     public init(_ database: TuningDatabase) throws {
         self.database = database
         template = try TuningKey.current(kernel: FlashKernel(), problem: AttentionProblem(qHeads: 1, qLen: 1, kvLen: 1, qkDim: 16),
                                          threads: Tuner.defaultThreads)
+        let dir = try KernelSources.directory()
+        sourceHashes = try Dictionary(uniqueKeysWithValues: KernelRegistry.all.map { ($0.name, try KernelSources.contentHash(dir, files: $0.cSources)) })
     }
 
     public func tuned(kernel: String, problem: AttentionProblem) -> (parameters: KernelParameters, reason: String)? {
-        guard let k = try? KernelRegistry.kernel(named: kernel),
-              let sourceHash = try? KernelSources.contentHash(try KernelSources.directory(), files: k.cSources) else { return nil }
+        guard let sourceHash = sourceHashes[kernel] else { return nil }
         var key = template
         key.kernel = kernel
         key.kernelSourceHash = sourceHash

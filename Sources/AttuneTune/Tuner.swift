@@ -207,9 +207,9 @@ struct Bench {
         let ref = ReferenceAttentionProblem(batch: p.batch, qHeads: p.qHeads, kvHeads: p.kvHeads, qLen: rows.count, kvLen: p.kvLen,
                                             qkDim: p.qkDim, vDim: p.vDim, scale: Double(p.resolvedScale), causal: p.causal,
                                             qOffset: nil, window: p.window)
+        let kd = k.data.map(Double.init), vd = v.data.map(Double.init)
         // One row at a time keeps each row's own position (q_offset + row).
-        for (slot, row) in rows.enumerated() {
-            _ = slot
+        for row in rows {
             var one = ref
             one.qLen = 1
             one.qOffset = p.resolvedQOffset + row
@@ -218,7 +218,7 @@ struct Bench {
                 let base = ((b * p.qHeads + h) * p.qLen + row) * p.qkDim
                 qs += q.data[base..<base + p.qkDim].map(Double.init)
             } }
-            let o = try ReferenceAttention.softmax(one, q: qs, k: k.data.map(Double.init), v: v.data.map(Double.init)).o
+            let o = try ReferenceAttention.softmax(one, q: qs, k: kd, v: vd).o
             out += o
         }
         return out
