@@ -88,6 +88,48 @@ static inline void qk_narrow_key(const float *qr, int rows, const float *k, int 
     }
 }
 
+/* ----------------------------------------------------------- softmax */
+
+/* Online-softmax step for rows [r0, r0 + R) of a packed S^T (row stride R: a vector
+ * holds 16 / R keys of all R rows, so one exp2 serves 16 scores instead of the R live
+ * lanes of a 16-row column) over n keys at j0. Boundary tiles (full == 0) mask keys
+ * outside each row's [lo, hi); the running max m, sum l and rescale alpha of the rows
+ * are updated and P replaces S. */
+ATTUNE_INLINE void softmax_packed_step(float *st, float *m, float *l, float *alpha, const int32_t *lo, const int32_t *hi,
+                                       int r0, int R, int64_t j0, int n, int full) {
+    const int nv = (n * R + VL - 1) / VL, keys_per_vec = VL / R;
+    const vf neg_inf = vf_set1(-INFINITY);
+    vf m_old = vf_row_spread(m + r0, R), mt = neg_inf;
+    if (full) {
+        for (int b = 0; b < nv; b++) mt = vf_max(mt, vf_load(st + b * VL));
+    } else {
+        vi vlo = vi_row_spread(lo + r0, R), vhi = vi_row_spread(hi + r0, R);
+        for (int b = 0; b < nv; b++) {
+            vf s = vf_load(st + b * VL);
+            s = vf_blend(vi_keys_in_range(vlo, vhi, (int32_t)(j0 + b * keys_per_vec), R), s, neg_inf);
+            vf_store(st + b * VL, s);
+            mt = vf_max(mt, s);
+        }
+    }
+    vf m_new = vf_max(m_old, vf_row_max(mt, R));
+    /* Rows that have seen no visible key yet keep alpha = 1, P = 0. */
+    vmask dead = vf_eq(m_new, neg_inf);
+    vf a = vf_blend(dead, vf_set1(1.0f), vf_exp2(vf_sub(m_old, m_new)));
+    vf m_use = vf_blend(dead, vf_zero(), m_new);
+    vf sum = vf_zero();
+    for (int b = 0; b < nv; b++) {
+        vf pr = vf_exp2(vf_sub(vf_load(st + b * VL), m_use));
+        vf_store(st + b * VL, pr);
+        sum = vf_add(sum, pr);
+    }
+    /* Lanes 0..R-1 hold rows r0..r0+R-1. */
+    vmask rows = vm_first(R);
+    vf lv = vf_row_spread(l + r0, R);
+    vf_store_n(l + r0, vf_fma(lv, a, vf_row_sum(sum, R)), rows);
+    vf_store_n(m + r0, m_new, rows);
+    vf_store_n(alpha + r0, a, rows);
+}
+
 /* ------------------------------------------------------------------- P.V */
 
 /* Where a tile's P.V goes: accumulator rows (stride dvp) and how they combine with
@@ -149,7 +191,7 @@ ATTUNE_INLINE void pv_block(float *acc, int dvp, const float *alpha, int blocked
 
 /* Rows [r0, r0+rr) over keys [jb, je) of the tile, all v_dim columns; P[r0 + i][jj] is
  * pt[jj * ps + i]; `apply`: rescale by alpha (once per row and tile). */
-static inline void pv_rows(const pv_target *t, const float *vtile, const float *pt, int ps,
+static inline void pv_accumulate_rows(const pv_target *t, const float *vtile, const float *pt, int ps,
                            int r0, int rr, int jb, int je, int apply, int pf_end) {
     const int dvp = t->dvp, dv = t->dv, blocked = t->blocked;
     const int64_t vs = t->vs;
@@ -194,7 +236,7 @@ static inline void pv_accumulate_tile(const pv_target *t, const float *pt, int p
         int rr = re - r0 < 6 ? re - r0 : 6;
         const float *p0 = pt + (r0 - rb);
         if (full) {
-            pv_rows(t, vtile, p0, ps, r0, rr, 0, n, 1, pf_end);
+            pv_accumulate_rows(t, vtile, p0, ps, r0, rr, 0, n, 1, pf_end);
             continue;
         }
         int64_t a = j0, b = j0 + n;
@@ -204,13 +246,13 @@ static inline void pv_accumulate_tile(const pv_target *t, const float *pt, int p
             if (t->hi[r] < b) b = t->hi[r];
         }
         if (b < a) b = a;
-        pv_rows(t, vtile, p0, ps, r0, rr, (int)(a - j0), (int)(b - j0), 1, 0);
+        pv_accumulate_rows(t, vtile, p0, ps, r0, rr, (int)(a - j0), (int)(b - j0), 1, 0);
         for (int r = r0; r < r0 + rr; r++) {
             if (t->lo[r] >= t->hi[r]) continue;
             const float *pr = pt + (r - rb);
             int64_t lo = t->lo[r] > j0 ? t->lo[r] : j0, hi = t->hi[r] < j0 + n ? t->hi[r] : j0 + n;
-            if (lo < a) pv_rows(t, vtile, pr, ps, r, 1, (int)(lo - j0), (int)((hi < a ? hi : a) - j0), 0, 0);
-            if (hi > b) pv_rows(t, vtile, pr, ps, r, 1, (int)((lo > b ? lo : b) - j0), (int)(hi - j0), 0, 0);
+            if (lo < a) pv_accumulate_rows(t, vtile, pr, ps, r, 1, (int)(lo - j0), (int)((hi < a ? hi : a) - j0), 0, 0);
+            if (hi > b) pv_accumulate_rows(t, vtile, pr, ps, r, 1, (int)((lo > b ? lo : b) - j0), (int)(hi - j0), 0, 0);
         }
     }
 }

@@ -121,42 +121,9 @@ static void scores_blas(const plan *pl, const scratch *sc, const float *kbase, i
 
 /* -------------------------------------------------------------- softmax */
 
-/* The same step for rows [r0, r0 + R) of the narrow path, whose S^T has row
- * stride R: a vector holds 16 / R keys of all R rows, so one exp2 serves
- * 16 scores instead of the R live lanes of a 16-row column. */
+/* The same step for rows [r0, r0 + R) of the narrow path (attention_tiles.h). */
 static void softmax_packed(const scratch *sc, int r0, int R, int64_t j0, int n, int full) {
-    const int nv = (n * R + VL - 1) / VL, keys_per_vec = VL / R;
-    const vf neg_inf = vf_set1(-INFINITY);
-    float *st = sc->st;
-    vf m_old = vf_row_spread(sc->m + r0, R), mt = neg_inf;
-    if (full) {
-        for (int b = 0; b < nv; b++) mt = vf_max(mt, vf_load(st + b * VL));
-    } else {
-        vi lo = vi_row_spread(sc->lo + r0, R), hi = vi_row_spread(sc->hi + r0, R);
-        for (int b = 0; b < nv; b++) {
-            vf s = vf_load(st + b * VL);
-            s = vf_blend(vi_keys_in_range(lo, hi, (int32_t)(j0 + b * keys_per_vec), R), s, neg_inf);
-            vf_store(st + b * VL, s);
-            mt = vf_max(mt, s);
-        }
-    }
-    vf m_new = vf_max(m_old, vf_row_max(mt, R));
-    /* Rows that have seen no visible key yet keep alpha = 1, P = 0. */
-    vmask dead = vf_eq(m_new, neg_inf);
-    vf alpha = vf_blend(dead, vf_set1(1.0f), vf_exp2(vf_sub(m_old, m_new)));
-    vf m_use = vf_blend(dead, vf_zero(), m_new);
-    vf sum = vf_zero();
-    for (int b = 0; b < nv; b++) {
-        vf pr = vf_exp2(vf_sub(vf_load(st + b * VL), m_use));
-        vf_store(st + b * VL, pr);
-        sum = vf_add(sum, pr);
-    }
-    /* Lanes 0..R-1 hold rows r0..r0+R-1. */
-    vmask rows = vm_first(R);
-    vf l = vf_row_spread(sc->l + r0, R);
-    vf_store_n(sc->l + r0, vf_fma(l, alpha, vf_row_sum(sum, R)), rows);
-    vf_store_n(sc->m + r0, m_new, rows);
-    vf_store_n(sc->alpha + r0, alpha, rows);
+    softmax_packed_step(sc->st, sc->m, sc->l, sc->alpha, sc->lo, sc->hi, r0, R, j0, n, full);
 }
 
 /* ------------------------------------------------------------------- P.V */

@@ -35,6 +35,7 @@
 #include "attention_internal.h"
 #include "hybrid_internal.h"
 #include "simd.h"
+#include "attention_tiles.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -181,39 +182,10 @@ ATTUNE_INLINE void scores_block(const float *q, const uint8_t *k, size_t krow, i
     for (int j = 0; j < nkeys; j += KK) qk_block(q, k + (size_t)j * krow, krow, dk, st + j * R, R, DT);
 }
 
-/* Online-softmax step for rows [r0, r0 + R) over one block (packed st, nkeys a
- * multiple of 16 / R); mirrors flash.c's softmax_packed. */
+/* Online-softmax step for rows [r0, r0 + R) of the packed scores (nkeys a
+ * multiple of 16 / R): flash's narrow step, shared (attention_tiles.h). */
 static void softmax_block(scratch *sc, const int32_t *hi, int r0, int R, int32_t k0, int nkeys, int full) {
-    const int nv = nkeys * R / VL, keys_per_vec = VL / R;
-    const vf neg_inf = vf_set1(-INFINITY);
-    float *st = sc->st;
-    vf m_old = vf_row_spread(sc->m + r0, R), mt = neg_inf;
-    if (full) {
-        for (int b = 0; b < nv; b++) mt = vf_max(mt, vf_load(st + b * VL));
-    } else {
-        vi lo = vi_row_spread(sc->lo + r0, R), h = vi_row_spread(hi + r0, R);
-        for (int b = 0; b < nv; b++) {
-            vf s = vf_load(st + b * VL);
-            s = vf_blend(vi_keys_in_range(lo, h, k0 + b * keys_per_vec, R), s, neg_inf);
-            vf_store(st + b * VL, s);
-            mt = vf_max(mt, s);
-        }
-    }
-    vf m_new = vf_max(m_old, vf_row_max(mt, R));
-    vmask dead = vf_eq(m_new, neg_inf);
-    vf alpha = vf_blend(dead, vf_set1(1.0f), vf_exp2(vf_sub(m_old, m_new)));
-    vf m_use = vf_blend(dead, vf_zero(), m_new);
-    vf sum = vf_zero();
-    for (int b = 0; b < nv; b++) {
-        vf pr = vf_exp2(vf_sub(vf_load(st + b * VL), m_use));
-        vf_store(st + b * VL, pr);
-        sum = vf_add(sum, pr);
-    }
-    vmask rows = vm_first(R);
-    vf l = vf_row_spread(sc->l + r0, R);
-    vf_store_n(sc->l + r0, vf_fma(l, alpha, vf_row_sum(sum, R)), rows);
-    vf_store_n(sc->m + r0, m_new, rows);
-    vf_store_n(sc->alpha + r0, alpha, rows);
+    softmax_packed_step(sc->st, sc->m, sc->l, sc->alpha, sc->lo, hi, r0, R, k0, nkeys, full);
 }
 
 /* acc[r] += sum_{j in [jb, je)} p[j * R + ro + r] (· vs[j]) V_j for RR rows, all of dv. */
