@@ -19,7 +19,11 @@ public enum Calibrator {
     }
 
     /// `sequences`: token ids, each sequence run from an empty cache in one forward pass.
+    /// `observe` sees every softmax attention layer's inputs of every sequence, in the same
+    /// run (the model tuner captures activations there instead of running the model twice).
     public static func calibrate(_ model: LoadedModel, sequences: [[Int32]], kascade: KascadeRequest? = nil,
+                                 observe: ((_ sequence: Int, _ layer: Int, _ attrs: AttentionAttrs,
+                                            _ q: F64Tensor, _ k: F64Tensor, _ v: F64Tensor) -> Void)? = nil,
                                  progress: ((_ done: Int, _ total: Int) -> Void)? = nil) throws -> Calibration {
         guard !sequences.isEmpty, sequences.allSatisfy({ !$0.isEmpty }) else {
             throw RuntimeError("calibration needs at least one non-empty token sequence")
@@ -30,12 +34,14 @@ public enum Calibrator {
         var probabilities: [Int: [[[Double]]]] = [:]   // this sequence: layer -> kv head -> row -> key
         var similarity: KascadeSimilarity?
         var failure: Error?
-        interpreter.attentionObserver = { node, attrs, q, k, _ in
+        var sequence = 0
+        interpreter.attentionObserver = { node, attrs, q, k, v in
             guard case .softmax = attrs.normalizer else { return }
             guard case .kvAppend(let layer, _) = graph.nodes[graph.nodes[node].inputs[1].node].op else {
                 failure = RuntimeError("attention node %\(node) does not read a layer's KV cache; cannot calibrate it")
                 return
             }
+            observe?(sequence, layer, attrs, q, k, v)
             let rows = rowMaxima(q: q, k: k, attrs)
             if kascade != nil { probabilities[layer] = kvHeadProbabilities(q: q, k: k, attrs) }
             var heads = maxima[layer] ?? Array(repeating: [], count: attrs.heads)
@@ -43,6 +49,7 @@ public enum Calibrator {
             maxima[layer] = heads
         }
         for (i, tokens) in sequences.enumerated() {
+            sequence = i
             interpreter.reset()
             let ids = F64Tensor(shape: [tokens.count], data: tokens.map(Double.init))
             let positions = F64Tensor(shape: [tokens.count], data: tokens.indices.map(Double.init))

@@ -13,7 +13,7 @@ import Foundation
 ///
 /// 1. Calibration (φ per head for `unified_max`) from the float64 reference run.
 /// 2. The same run captures each layer's q, k, v on the longest calibration sequence
-///    (a prefill from an empty cache).
+///    (a prefill from an empty cache): the model is interpreted once.
 /// 3. Per layer, per candidate that can run it and be compiled: rel-L1 and cosine against
 ///    the float64 reference attention of those activations, and the speed ratio to
 ///    `flash` measured pair by pair in this process. Candidates over the budget are
@@ -70,10 +70,17 @@ public struct ModelTuner {
 
     public func tune(_ model: LoadedModel, sequences: [[Int32]], toolchain: Toolchain) throws -> Result {
         let start = Date()
-        let calibration = try Calibrator.calibrate(model, sequences: sequences, kascade: kascade)
+        // One float64 run: calibration, and every layer's inputs on the longest sequence.
+        let longest = sequences.indices.max { sequences[$0].count < sequences[$1].count }!
+        var activations: [Int: Activations] = [:]
+        var failure: Error?
+        let calibration = try Calibrator.calibrate(model, sequences: sequences, kascade: kascade, observe: { sequence, layer, a, q, k, v in
+            guard sequence == longest else { return }
+            do { activations[layer] = try Self.activations(a, q: q, k: k, v: v) } catch { failure = error }
+        })
+        if let failure { throw failure }
         if let k = calibration.kascade { reporter.note("kascade anchors \(k.anchors) (objective \(String(format: "%.4f", k.objective)))") }
         reporter.note("calibrated φ on \(sequences.count) sequences (\(String(format: "%.1f", Date().timeIntervalSince(start))) s)")
-        let activations = try capture(model, tokens: sequences.max { $0.count < $1.count }!)
         var layers: [LayerChoice] = []
         for (layer, x) in activations.sorted(by: { $0.key < $1.key }) {
             layers.append(try choose(layer: layer, x, phi: calibration.layers.first { $0.layer == layer }?.heads.map(\.phi)))
@@ -111,37 +118,23 @@ public struct ModelTuner {
         var reference: [Double]
     }
 
-    /// q, k, v of every softmax attention layer on `tokens`, and the float64 reference output.
-    func capture(_ model: LoadedModel, tokens: [Int32]) throws -> [Int: Activations] {
-        let graph = try ModelCompiler.lower(model, CompileOptions()).output
-        let interpreter = try ReferenceInterpreter(graph: graph, weights: model.weights)
-        var out: [Int: Activations] = [:]
-        var failure: Error?
-        interpreter.attentionObserver = { node, a, q, k, v in
-            guard case .softmax = a.normalizer, case .kvAppend(let layer, _) = graph.nodes[graph.nodes[node].inputs[1].node].op else { return }
-            let p = AttentionProblem(qHeads: a.heads, kvHeads: a.kvHeads, qLen: q.shape[0], kvLen: k.shape[0], qkDim: a.headDim,
-                                     vDim: a.vHeadDim, scale: Float(a.scale), causal: a.causal, window: a.window)
-            func heads(_ x: F64Tensor, _ h: Int) -> [Double] {
-                let rows = x.shape[0], d = x.shape[1] / h
-                var o = [Double](repeating: 0, count: x.data.count)
-                for hh in 0..<h { for r in 0..<rows { for c in 0..<d { o[(hh * rows + r) * d + c] = x.data[r * x.shape[1] + hh * d + c] } } }
-                return o
-            }
-            let qh = heads(q, a.heads), kh = heads(k, a.kvHeads), vh = heads(v, a.kvHeads)
-            do {
-                let ref = ReferenceAttentionProblem(qHeads: a.heads, kvHeads: a.kvHeads, qLen: p.qLen, kvLen: p.kvLen, qkDim: a.headDim,
-                                                    vDim: a.vHeadDim, scale: a.scale, causal: a.causal, window: a.window)
-                let o = try ReferenceAttention.softmax(ref, q: qh, k: kh, v: vh).o
-                out[layer] = Activations(attrs: a, problem: p, q: Tensor(shape: p.qShape, data: qh.map(Float.init)),
-                                         k: Tensor(shape: p.kShape, data: kh.map(Float.init)), v: Tensor(shape: p.vShape, data: vh.map(Float.init)),
-                                         reference: o)
-            } catch { failure = error }
+    /// One layer's q, k, v in kernel layout, and the float64 reference output.
+    static func activations(_ a: AttentionAttrs, q: F64Tensor, k: F64Tensor, v: F64Tensor) throws -> Activations {
+        let p = AttentionProblem(qHeads: a.heads, kvHeads: a.kvHeads, qLen: q.shape[0], kvLen: k.shape[0], qkDim: a.headDim,
+                                 vDim: a.vHeadDim, scale: Float(a.scale), causal: a.causal, window: a.window)
+        func heads(_ x: F64Tensor, _ h: Int) -> [Double] {
+            let rows = x.shape[0], d = x.shape[1] / h
+            var o = [Double](repeating: 0, count: x.data.count)
+            for hh in 0..<h { for r in 0..<rows { for c in 0..<d { o[(hh * rows + r) * d + c] = x.data[r * x.shape[1] + hh * d + c] } } }
+            return o
         }
-        let n = tokens.count
-        _ = try interpreter.run(inputs: ["tokens": F64Tensor(shape: [n], data: tokens.map(Double.init)),
-                                         "positions": F64Tensor(shape: [n], data: (0..<n).map(Double.init))])
-        if let failure { throw failure }
-        return out
+        let qh = heads(q, a.heads), kh = heads(k, a.kvHeads), vh = heads(v, a.kvHeads)
+        let ref = ReferenceAttentionProblem(qHeads: a.heads, kvHeads: a.kvHeads, qLen: p.qLen, kvLen: p.kvLen, qkDim: a.headDim,
+                                            vDim: a.vHeadDim, scale: a.scale, causal: a.causal, window: a.window)
+        let o = try ReferenceAttention.softmax(ref, q: qh, k: kh, v: vh).o
+        return Activations(attrs: a, problem: p, q: Tensor(shape: p.qShape, data: qh.map(Float.init)),
+                           k: Tensor(shape: p.kShape, data: kh.map(Float.init)), v: Tensor(shape: p.vShape, data: vh.map(Float.init)),
+                           reference: o)
     }
 
     func choose(layer: Int, _ x: Activations, phi: [Double]?) throws -> LayerChoice {

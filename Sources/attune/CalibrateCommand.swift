@@ -51,9 +51,9 @@ struct CalibrateCommand: ParsableCommand {
         } else if !params.isEmpty {
             throw CLIError("--param is for --kascade")
         }
-        let calibration = try Calibrator.calibrate(loaded, sequences: sequences, kascade: request) { done, total in
+        let calibration = try Calibrator.calibrate(loaded, sequences: sequences, kascade: request, progress: { done, total in
             FileHandle.standardError.write(Data("calibrated \(done)/\(total) sequences\n".utf8))
-        }
+        })
         try calibration.encoded().write(to: URL(fileURLWithPath: output), options: .atomic)
         print("model      \(calibration.model) (hash \(calibration.modelHash))")
         print("data       \(calibration.sequences) sequences, \(calibration.tokens) tokens, \(fmt(Date().timeIntervalSince(start), 2)) s")
