@@ -270,6 +270,8 @@ public enum CEmitter {
 
         int64_t attune_model_sequences(const attune_model *m) { return m->nseq; }
 
+        const char *attune_model_batch_refusal(void) { return batch_refusal; }
+
         int64_t attune_model_seq_length(const attune_model *m, int64_t s) {
             return s >= 0 && s < m->nseq ? m->length + m->seq_length[s] : -1;
         }
@@ -387,6 +389,8 @@ public enum CEmitter {
         int attune_model_decode_batch(attune_model *m, const int32_t *tokens, float *logits);
         /* 0 until forked. */
         int64_t attune_model_sequences(const attune_model *m);
+        /* Why this model cannot fork (NULL when it can): known before any token runs. */
+        const char *attune_model_batch_refusal(void);
         /* Positions of sequence s: the prefix plus its own tokens; -1 for no such sequence. */
         int64_t attune_model_seq_length(const attune_model *m, int64_t s);
         /* Kernel counters (e.g. "layer0.unified_max.fallback_rows"), summed since open or reset. */

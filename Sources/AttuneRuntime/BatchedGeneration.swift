@@ -38,6 +38,11 @@ public struct BatchedGeneration {
     public static func run(_ session: CompiledModel, prompts: [[Int32]], maxNewTokens: Int) throws -> BatchedGeneration {
         guard !prompts.isEmpty, prompts.allSatisfy({ !$0.isEmpty }) else { throw RuntimeError("every prompt needs at least one token") }
         var result = BatchedGeneration(sequences: prompts.map { Sequence(prompt: $0) })
+        if let reason = session.batchRefusal {
+            // Known before any token runs: no prefix is prefilled for nothing.
+            result.unbatchedReason = "this model cannot run batched sequences: \(reason)"
+            return try runAlone(session, result, maxNewTokens: maxNewTokens)
+        }
         let shared = sharedPrefixLength(prompts)
         session.reset()
         let t0 = Date()

@@ -18,6 +18,7 @@ public final class CompiledModel {
     private typealias PrefillSeq = @convention(c) (OpaquePointer?, Int64, UnsafePointer<Int32>, Int64, UnsafeMutablePointer<Float>?) -> Int32
     private typealias DecodeBatch = @convention(c) (OpaquePointer?, UnsafePointer<Int32>, UnsafeMutablePointer<Float>?) -> Int32
     private typealias CounterName = @convention(c) (Int64) -> UnsafePointer<CChar>?
+    private typealias BatchRefusal = @convention(c) () -> UnsafePointer<CChar>?
     private typealias CounterValue = @convention(c) (OpaquePointer?, Int64) -> Int64
 
     private let handle: UnsafeMutableRawPointer
@@ -35,6 +36,8 @@ public final class CompiledModel {
     private let sequencesFn: Length
     /// Names of the kernels' counters, e.g. `layer0.unified_max.fallback_rows`.
     public let counterNames: [String]
+    /// Why the model cannot run batched sequences (`fork`), or nil.
+    public let batchRefusal: String?
     public let vocab: Int
     public let maxContext: Int
 
@@ -62,6 +65,7 @@ public final class CompiledModel {
             prefillSeqFn = try symbol("attune_model_prefill_seq", PrefillSeq.self)
             decodeBatchFn = try symbol("attune_model_decode_batch", DecodeBatch.self)
             sequencesFn = try symbol("attune_model_sequences", Length.self)
+            batchRefusal = try symbol("attune_model_batch_refusal", BatchRefusal.self)().map { String(cString: $0) }
             let counterName = try symbol("attune_model_counter_name", CounterName.self)
             let counterCount = try symbol("attune_model_counter_count", Count.self)()
             counterNames = (0..<counterCount).map { String(cString: counterName($0)!) }

@@ -408,6 +408,8 @@ int attune_model_decode_batch(attune_model *m, const int32_t *tokens, float *log
 
 int64_t attune_model_sequences(const attune_model *m) { return m->nseq; }
 
+const char *attune_model_batch_refusal(void) { return batch_refusal; }
+
 int64_t attune_model_seq_length(const attune_model *m, int64_t s) {
     return s >= 0 && s < m->nseq ? m->length + m->seq_length[s] : -1;
 }

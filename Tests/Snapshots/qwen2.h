@@ -28,6 +28,8 @@ int attune_model_prefill_seq(attune_model *m, int64_t s, const int32_t *tokens, 
 int attune_model_decode_batch(attune_model *m, const int32_t *tokens, float *logits);
 /* 0 until forked. */
 int64_t attune_model_sequences(const attune_model *m);
+/* Why this model cannot fork (NULL when it can): known before any token runs. */
+const char *attune_model_batch_refusal(void);
 /* Positions of sequence s: the prefix plus its own tokens; -1 for no such sequence. */
 int64_t attune_model_seq_length(const attune_model *m, int64_t s);
 /* Kernel counters (e.g. "layer0.unified_max.fallback_rows"), summed since open or reset. */
