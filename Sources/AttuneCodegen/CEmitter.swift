@@ -1,30 +1,23 @@
 import AttuneIR
 import AttunePasses
 
-/// A compiled graph as C: the source, its header, and the packed weights it maps.
+/// A compiled graph as C: the source, its header, and where its constants come from.
 public struct EmittedModule: Sendable {
     public var name: String
     public var source: String
     public var header: String
-    /// fp32 values the generated code addresses by offset (`m->weights + N`).
-    public var weights: [Float]
-    /// Identifies the graph the weights belong to; the generated code refuses other files.
+    /// The constants the generated code addresses as `m->w[slot]`, in slot order; a
+    /// weights manifest (`WeightsManifest`) tells the module where each one lies.
+    public var constants: [ConstantSlot]
+    /// fp32 values computed at compile time that some slots' parts point into.
+    public var derived: [Float]
+    /// Identifies the graph the weights belong to; the generated code refuses other manifests.
     public var graphHash: UInt64
     public var vocab: Int
     public var options: CodegenOptions
     public var memoryPlan: MemoryPlan
     /// `Kernels/` files the module links: the shared core plus the bound kernels' sources.
     public var kernelSources: [String]
-
-    /// The weights file: a 64-byte header (magic, float count, graph hash) and the floats.
-    public var weightsFile: [UInt8] {
-        var bytes = [UInt8](repeating: 0, count: 64)
-        for (i, c) in "ATTUNEW1".utf8.enumerated() { bytes[i] = c }
-        withUnsafeBytes(of: UInt64(weights.count).littleEndian) { bytes.replaceSubrange(8..<16, with: $0) }
-        withUnsafeBytes(of: graphHash.littleEndian) { bytes.replaceSubrange(16..<24, with: $0) }
-        weights.withUnsafeBytes { bytes += $0 }
-        return bytes
-    }
 }
 
 /// Emits one C file per graph: one static function per computing node (with a comment
@@ -68,11 +61,12 @@ public enum CEmitter {
          * Input: tokens i32[seq] (positions are the cache length + 0..seq-1); output: logits f32[seq, \(vocab)].
          * Forward passes take at most \(options.maxChunk) tokens (longer prompts run in chunks); the KV cache
          * holds \(options.maxContext) positions. Arena: \(plan.arenaFloats) floats (\(plan.unsharedFloats) without reuse);
-         * weights: \(lowering.folder.blob.count) floats.
+         * constants: \(lowering.folder.slots.count) slots, \(lowering.folder.slots.reduce(0) { $0 + $1.floats }) floats, mapped through a weights manifest.
          */
         #include "\(graph.name).h"
         #include "attune_attention.h"
         #include "attune_graph_ops.h"
+        #include "attune_weights.h"
 
         #include <fcntl.h>
         #include <math.h>
@@ -88,7 +82,7 @@ public enum CEmitter {
         #define MAX_CONTEXT \(options.maxContext)
         #define VOCAB \(vocab)
         #define ARENA_FLOATS \(max(plan.arenaFloats, 16))
-        #define WEIGHT_FLOATS \(lowering.folder.blob.count)
+        #define N_CONSTANTS \(lowering.folder.slots.count)
         #define N_CACHES \(caches.count)
         #define N_COUNTERS \(lowering.counterNames.count)
         #define N_STORES \(lowering.stores.count)
@@ -101,16 +95,19 @@ public enum CEmitter {
         /* Why attune_model_fork refuses, or NULL when the graph can run batched sequences. */
         static const char *const batch_refusal = \(lowering.batchRefusals.first.map { "\"\(CLiteral.escape($0))\"" } ?? "NULL");
 
+        /* Floats of each constant slot m->w[i] (where they lie: the weights manifest). */
+        static const int64_t constant_floats[N_CONSTANTS > 0 ? N_CONSTANTS : 1] = {\(lowering.folder.slots.isEmpty ? "0" : lowering.folder.slots.map { String($0.floats) }.joined(separator: ", "))};
+
         static const int64_t cache_width[N_CACHES > 0 ? N_CACHES : 1] = {\(caches.isEmpty ? "0" : caches.map { String(lowering.cacheWidths[$0]!) }.joined(separator: ", "))};
 
         struct attune_model {
-            const float *weights;
-            void *map;
-            size_t map_bytes;
+            attune_weights *weights;
+            const float *w[N_CONSTANTS > 0 ? N_CONSTANTS : 1];
             float *arena;
             float *kv[N_CACHES > 0 ? N_CACHES : 1];   /* NULL for layers whose kernel keeps its own store */
             void *store[N_STORES > 0 ? N_STORES : 1];
             int64_t length;
+            int64_t logits_from;                      /* first row of this forward pass whose logits are used */
             int64_t counters[N_COUNTERS > 0 ? N_COUNTERS : 1];
             int32_t positions[MAX_CHUNK];
             /* Batched sequences (attune_model_fork): the cache's first `length` rows are the
@@ -160,15 +157,20 @@ public enum CEmitter {
             return 0;
         }
 
+        /* Rows logits_from..seq-1 of the logits, to logits[0..]. */
         static void copy_logits(const attune_model *m, int64_t seq, float *logits) {
             if (logits)
-                for (int64_t r = 0; r < seq; r++) memcpy(logits + r * VOCAB, \(logits.pointer) + r * \(logits.rowStride), sizeof(float) * VOCAB);
+                for (int64_t r = m->logits_from; r < seq; r++)
+                    memcpy(logits + (r - m->logits_from) * VOCAB, \(logits.pointer) + r * \(logits.rowStride), sizeof(float) * VOCAB);
         }
 
-        static int forward_chunk(attune_model *m, const int32_t *tokens, int64_t seq, float *logits) {
+        /* One forward pass; logits of rows logits_from..seq-1 go to `logits` (the vocabulary
+           projection runs only for those rows: logits_from = seq computes none). */
+        static int forward_chunk(attune_model *m, const int32_t *tokens, int64_t seq, int64_t logits_from, float *logits) {
             const int64_t kv = m->length + seq;
             if (kv > MAX_CONTEXT) return fail(m, "context full: %lld cached + %lld new positions exceed the %d compiled in", (long long)m->length, (long long)seq, MAX_CONTEXT);
             for (int64_t i = 0; i < seq; i++) m->positions[i] = (int32_t)(m->length + i);
+            m->logits_from = logits ? logits_from : seq;
             if (run_nodes(m, tokens, seq, kv)) return 1;
             copy_logits(m, seq, logits);
             m->length = kv;
@@ -185,14 +187,25 @@ public enum CEmitter {
             if (not_forked(m)) return 1;
             for (int64_t at = 0; at < n; at += MAX_CHUNK) {
                 int64_t seq = n - at < MAX_CHUNK ? n - at : MAX_CHUNK;
-                if (forward_chunk(m, tokens + at, seq, logits ? logits + at * VOCAB : NULL)) return 1;
+                if (forward_chunk(m, tokens + at, seq, 0, logits ? logits + at * VOCAB : NULL)) return 1;
+            }
+            return 0;
+        }
+
+        int attune_model_prefill_last(attune_model *m, const int32_t *tokens, int64_t n, float *logits) {
+            if (n < 1) return fail(m, "prefill_last needs at least one token, got %lld", (long long)n);
+            if (not_forked(m)) return 1;
+            for (int64_t at = 0; at < n; at += MAX_CHUNK) {
+                int64_t seq = n - at < MAX_CHUNK ? n - at : MAX_CHUNK;
+                const int last = at + seq == n;
+                if (forward_chunk(m, tokens + at, seq, seq - 1, last ? logits : NULL)) return 1;
             }
             return 0;
         }
 
         int attune_model_decode_step(attune_model *m, int32_t token, float *logits) {
             if (not_forked(m)) return 1;
-            return forward_chunk(m, &token, 1, logits);
+            return forward_chunk(m, &token, 1, 0, logits);
         }
 
         /* One forward pass over the groups set in m (rows grouped by sequence). */
@@ -211,6 +224,7 @@ public enum CEmitter {
                 for (int c = 0; c < N_CACHES; c++)
                     m->group_rows[c][g] = m->suffix[c] ? m->suffix[c] + s * m->suffix_cap * cache_width[c] : NULL;
             }
+            m->logits_from = logits ? 0 : rows;
             if (run_nodes(m, tokens, rows, m->length)) return 1;
             copy_logits(m, rows, logits);
             for (int64_t g = 0; g < m->n_groups; g++) m->seq_length[m->group_seq[g]] += m->group_count[g];
@@ -299,50 +313,21 @@ public enum CEmitter {
 
         void attune_model_close(attune_model *m) {
             if (!m) return;
-            if (m->map) munmap(m->map, m->map_bytes);
+            attune_weights_close(m->weights);
             unfork(m);
             free(m->arena);
             for (int i = 0; i < N_CACHES; i++) free(m->kv[i]);\(lines(lowering.stores) { "    \($0.destroy)(m->store[\($0.index)]);" })
             free(m);
         }\(lines(lowering.stores, storeOpener))
 
-        attune_model *attune_model_open(const char *weights_path, char *error, size_t error_size) {
+        attune_model *attune_model_open(const char *manifest_path, char *error, size_t error_size) {
             attune_model *m = calloc(1, sizeof *m);
             if (!m) { snprintf(error, error_size, "out of memory"); return NULL; }
-            int fd = open(weights_path, O_RDONLY);
-            struct stat st;
-            if (fd < 0 || fstat(fd, &st) != 0) {
-                snprintf(error, error_size, "%s: cannot open weights file", weights_path);
-                if (fd >= 0) close(fd);
+            m->weights = attune_weights_open(manifest_path, GRAPH_HASH, N_CONSTANTS, constant_floats, m->w, error, error_size);
+            if (!m->weights) {
                 free(m);
                 return NULL;
             }
-            const size_t want = 64 + sizeof(float) * (size_t)WEIGHT_FLOATS;
-            if ((size_t)st.st_size != want) {
-                snprintf(error, error_size, "%s: %lld bytes, this module needs %zu", weights_path, (long long)st.st_size, want);
-                close(fd);
-                free(m);
-                return NULL;
-            }
-            m->map_bytes = want;
-            m->map = mmap(NULL, want, PROT_READ, MAP_PRIVATE, fd, 0);
-            close(fd);
-            if (m->map == MAP_FAILED) {
-                m->map = NULL;
-                snprintf(error, error_size, "%s: mmap failed", weights_path);
-                attune_model_close(m);
-                return NULL;
-            }
-            const unsigned char *h = m->map;
-            uint64_t count, hash;
-            memcpy(&count, h + 8, 8);
-            memcpy(&hash, h + 16, 8);
-            if (memcmp(h, "ATTUNEW1", 8) != 0 || count != (uint64_t)WEIGHT_FLOATS || hash != GRAPH_HASH) {
-                snprintf(error, error_size, "%s: not the weights of this module (header mismatch)", weights_path);
-                attune_model_close(m);
-                return NULL;
-            }
-            m->weights = (const float *)(h + 64);
             m->arena = aligned_alloc(64, sizeof(float) * (size_t)ARENA_FLOATS);
             int ok = m->arena != NULL;
             for (int i = 0; i < N_CACHES && ok; i++)
@@ -368,11 +353,14 @@ public enum CEmitter {
 
         typedef struct attune_model attune_model;
 
-        /* Maps the weights file written next to this module; NULL with a message on error. */
-        attune_model *attune_model_open(const char *weights_path, char *error, size_t error_size);
+        /* Maps the weights its manifest lists (attune_weights.h); NULL with a message on error. */
+        attune_model *attune_model_open(const char *manifest_path, char *error, size_t error_size);
         void attune_model_close(attune_model *m);
         /* Runs n tokens after the cached ones; logits (n x vocab floats) may be NULL. 0 on success. */
         int attune_model_prefill(attune_model *m, const int32_t *tokens, int64_t n, float *logits);
+        /* Like prefill, but only the last token's logits (vocab floats) are computed and written:
+           the vocabulary projection runs for one row instead of n. n >= 1. */
+        int attune_model_prefill_last(attune_model *m, const int32_t *tokens, int64_t n, float *logits);
         /* One token after the cached ones; logits (vocab floats) may be NULL. 0 on success. */
         int attune_model_decode_step(attune_model *m, int32_t token, float *logits);
         /* Forgets the KV cache (and any forked sequences) and zeroes the kernel counters. */
@@ -406,8 +394,8 @@ public enum CEmitter {
         #endif
 
         """
-        let sources = Set(["attention_problem.c", "lse_merge.c", "graph_ops.c"]).union(lowering.kernelSources).sorted()
-        return EmittedModule(name: graph.name, source: source, header: header, weights: lowering.folder.blob,
+        let sources = Set(["attention_problem.c", "lse_merge.c", "graph_ops.c", "weights_loader.c"]).union(lowering.kernelSources).sorted()
+        return EmittedModule(name: graph.name, source: source, header: header, constants: lowering.folder.slots, derived: lowering.folder.derived,
                              graphHash: hash, vocab: vocab, options: options, memoryPlan: plan, kernelSources: sources)
     }
 

@@ -1,14 +1,40 @@
 import AttuneIR
 
+/// A constant the generated code addresses as `m->w[slot]`: `floats` fp32 values,
+/// row-major, made of parts laid end to end (one part for a plain weight; several for
+/// weights the passes concatenated, e.g. the merged QKV matrix).
+public struct ConstantSlot: Sendable, Equatable {
+    public var floats: Int
+    public var parts: [ConstantPart]
+}
+
+/// A run of a constant's elements: in a checkpoint file, where the module maps them, or
+/// in the module's derived blob (values Attune computed at compile time).
+public struct ConstantPart: Sendable, Equatable {
+    public enum Source: Sendable, Equatable {
+        case file(WeightLocation)
+        /// Floats `offset ..< offset + count` of `EmittedModule.derived`.
+        case derived(offset: Int)
+    }
+    /// The weight's name, or a description of a derived value, for messages.
+    public var name: String
+    public var count: Int
+    public var source: Source
+}
+
 /// Values computable at compile time: weights and layout ops applied only to weights
-/// (the concatenated QKV and gate/up matrices the passes create). They are evaluated
-/// once, in fp32, and packed into the weights file the generated code maps.
+/// (the concatenated QKV and gate/up matrices the passes create). Weights that lie in a
+/// file, and row-wise concatenations of them, become slots that point at the file: the
+/// generated module maps them at open, so compiling reads no weight values. Anything
+/// else (a transpose of a weight, weights held in memory) is evaluated once in fp32 into
+/// the derived blob.
 struct ConstantFolder {
     let graph: Graph
     let weights: WeightSource
-    /// Offset in floats of each constant value inside the packed blob.
-    private(set) var offsets: [Value: Int] = [:]
-    private(set) var blob: [Float] = []
+    /// Slot of each constant value.
+    private(set) var slotOf: [Value: Int] = [:]
+    private(set) var slots: [ConstantSlot] = []
+    private(set) var derived: [Float] = []
     private var cache: [Value: [Float]] = [:]
 
     init(graph: Graph, weights: WeightSource) {
@@ -31,16 +57,52 @@ struct ConstantFolder {
         return result
     }
 
-    /// Places constant `v` in the blob (once) and returns its offset in floats.
+    /// The slot of constant `v`, created on first use.
     mutating func place(_ v: Value) throws -> Int {
-        if let o = offsets[v] { return o }
-        let values = try evaluate(v)
-        // 16-float alignment: every weight starts on a 64-byte boundary.
-        while blob.count % 16 != 0 { blob.append(0) }
-        let offset = blob.count
-        blob += values
-        offsets[v] = offset
-        return offset
+        if let s = slotOf[v] { return s }
+        let type = graph.type(of: v)
+        guard let dims = type.shape.map(\.fixedValue) as? [Int] else {
+            throw CodegenError("node %\(v.node): constant \(type) has a symbolic dim")
+        }
+        let count = dims.reduce(1, *)
+        var parts = try fileParts(v) ?? []
+        if parts.isEmpty {
+            let values = try evaluate(v)
+            // 16-float alignment: every derived constant starts on a 64-byte boundary.
+            while derived.count % 16 != 0 { derived.append(0) }
+            parts = [ConstantPart(name: "derived value %\(v.node) \(type)", count: values.count, source: .derived(offset: derived.count))]
+            derived += values
+        }
+        guard parts.reduce(0, { $0 + $1.count }) == count else {
+            throw CodegenError("node %\(v.node): constant of type \(type) has \(parts.reduce(0) { $0 + $1.count }) values in its source, needs \(count)")
+        }
+        slots.append(ConstantSlot(floats: count, parts: parts))
+        slotOf[v] = slots.count - 1
+        return slots.count - 1
+    }
+
+    /// The file runs holding `v` in order, or nil when `v` is not a weight in a file, a
+    /// reshape of one, or a concatenation of such along its outermost non-unit axis.
+    private func fileParts(_ v: Value) throws -> [ConstantPart]? {
+        let node = graph.nodes[v.node]
+        switch node.op {
+        case .weight(let name):
+            guard let location = try weights.location(name) else { return nil }
+            return [ConstantPart(name: name, count: location.count, source: .file(location))]
+        case .reshape:
+            return try fileParts(node.inputs[0])
+        case .concat(let axis):
+            let dims = graph.type(of: v).shape
+            guard dims[..<axis].allSatisfy({ $0 == .fixed(1) }) else { return nil }
+            var parts: [ConstantPart] = []
+            for input in node.inputs {
+                guard let p = try fileParts(input) else { return nil }
+                parts += p
+            }
+            return parts
+        default:
+            return nil
+        }
     }
 
     private mutating func evaluate(_ v: Value) throws -> [Float] {

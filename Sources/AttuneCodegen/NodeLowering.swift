@@ -79,8 +79,8 @@ struct NodeLowering {
     mutating func read(_ v: Value) throws -> View {
         if views[v] == nil, ConstantFolder.isConstant(graph, v, memo: &constantMemo) {
             let t = graph.type(of: v)
-            let offset = try folder.place(v)
-            views[v] = View(base: .weights(offset), column: 0, rowStride: t.shape.last?.fixedValue ?? 1,
+            let slot = try folder.place(v)
+            views[v] = View(base: .constant(slot), column: 0, rowStride: t.shape.last?.fixedValue ?? 1,
                             rows: try Rows.of(t), width: t.shape.last?.fixedValue ?? 1)
         }
         guard let view = views[v] else { throw fail("input \(v) has no storage (node %\(v.node) was not lowered)") }
@@ -136,7 +136,7 @@ struct NodeLowering {
 
         case .embedding:
             let table = try read(node.inputs[0]), ids = try read(node.inputs[1])
-            guard case .weights = table.base else { throw fail("the embedding table must be a weight") }
+            guard case .constant = table.base else { throw fail("the embedding table must be a weight") }
             let y = try result(type)
             let vocab = graph.type(of: node.inputs[0]).shape[0].fixedValue!
             code.append("int64_t bad = attune_op_embedding(\(table.pointer), \(vocab), \(y.width), \(ids.pointer), \(ids.rows.c), \(y.pointer));")
@@ -147,7 +147,13 @@ struct NodeLowering {
             let x = try readContiguous(node.inputs[0], into: &code), w = try read(node.inputs[1])
             let bias = hasBias ? try read(node.inputs[2]).pointer : "NULL"
             let y = try result(type)
-            code.append("attune_op_linear(\(x.pointer), \(x.rows.c), \(x.width), \(w.pointer), \(y.width), \(bias), \(y.pointer));")
+            if graph.outputs.contains(where: { $0.value == out }), x.rows == Rows(factor: 1, symbol: "seq") {
+                // The vocabulary projection: only rows whose logits the caller uses (a prompt
+                // needs the last one), which for a large vocabulary is much of a prefill's work.
+                code.append("attune_op_linear(\(x.pointer) + m->logits_from * \(x.width), seq - m->logits_from, \(x.width), \(w.pointer), \(y.width), \(bias), \(y.pointer) + m->logits_from * \(y.width));")
+            } else {
+                code.append("attune_op_linear(\(x.pointer), \(x.rows.c), \(x.width), \(w.pointer), \(y.width), \(bias), \(y.pointer));")
+            }
             views[out] = y
 
         case .add, .mul:

@@ -37,7 +37,8 @@ struct Rows: Equatable {
 /// Where a view's elements live.
 enum Base: Equatable {
     case buffer(Int)
-    case weights(Int)
+    /// A constant's slot (`m->w[slot]`, see ConstantFolder).
+    case constant(Int)
     case cache(Int)
     case tokens
     case positions
@@ -61,7 +62,7 @@ struct View: Equatable {
     var pointer: String {
         switch base {
         case .buffer(let b): return "(m->arena + " + CEmitter.bufferToken(b) + (column == 0 ? "" : " + \(column)") + ")"
-        case .weights(let o): return "(m->weights + \(o + column))"
+        case .constant(let s): return column == 0 ? "m->w[\(s)]" : "(m->w[\(s)] + \(column))"
         case .cache(let i): return column == 0 ? "m->kv[\(i)]" : "(m->kv[\(i)] + \(column))"
         case .tokens: return "tokens"
         case .positions: return "m->positions"

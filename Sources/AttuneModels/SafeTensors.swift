@@ -13,6 +13,11 @@ public struct SafeTensorInfo: Sendable, Equatable {
     public let elementCount: Int
     /// Byte range relative to the start of the file's data section.
     let dataRange: Range<Int>
+    /// Where the file's data section starts (8 + the header's length).
+    let dataStart: Int
+
+    /// Byte offset of the tensor's first element from the start of the file.
+    public var fileOffset: Int { dataStart + dataRange.lowerBound }
 
     /// `elementCount × dtype.size`, as validated when the file was opened.
     public var byteCount: Int { dataRange.count }

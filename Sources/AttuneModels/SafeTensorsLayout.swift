@@ -64,7 +64,7 @@ struct SafeTensorsLayout {
             if key == "__metadata__" {
                 metadata = try Self.metadata(value)
             } else {
-                tensors.append(try Self.tensor(key, value, dataSize: dataSize, path: path))
+                tensors.append(try Self.tensor(key, value, dataSize: dataSize, dataStart: dataStart, path: path))
             }
         }
         try Self.checkTiling(tensors, dataSize: dataSize)
@@ -84,7 +84,7 @@ struct SafeTensorsLayout {
         return out
     }
 
-    private static func tensor(_ name: String, _ value: JSON, dataSize: Int, path: String) throws -> SafeTensorInfo {
+    private static func tensor(_ name: String, _ value: JSON, dataSize: Int, dataStart: Int, path: String) throws -> SafeTensorInfo {
         let label = "tensor \(quoted(name))"
         guard case .object(let entry) = value else {
             throw Problem("\(label): entry is \(value.kind), expected an object")
@@ -146,7 +146,8 @@ struct SafeTensorsLayout {
         guard end - begin == needed else {
             throw Problem("\(label): data_offsets [\(begin), \(end)] span \(end - begin) bytes, but \(dtype.rawValue) shape \(shape) needs \(needed)")
         }
-        return SafeTensorInfo(name: name, dtype: dtype, shape: shape, file: path, elementCount: elements, dataRange: begin..<end)
+        return SafeTensorInfo(name: name, dtype: dtype, shape: shape, file: path, elementCount: elements, dataRange: begin..<end,
+                              dataStart: dataStart)
     }
 
     private static func nonNegativeInteger(_ v: JSON, what: String, label: String) throws -> Int {

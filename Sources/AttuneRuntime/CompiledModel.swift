@@ -1,3 +1,4 @@
+import AttuneCodegen
 import Foundation
 
 #if canImport(Glibc)
@@ -25,6 +26,7 @@ public final class CompiledModel {
     private let model: OpaquePointer
     private let close: Close
     private let prefillFn: Prefill
+    private let prefillLastFn: Prefill
     private let decodeFn: Decode
     private let resetFn: Reset
     private let lengthFn: Length
@@ -41,7 +43,7 @@ public final class CompiledModel {
     public let vocab: Int
     public let maxContext: Int
 
-    public init(library: URL, weights: URL) throws {
+    public init(library: URL, manifest: URL) throws {
         guard let h = dlopen(library.path, RTLD_NOW | RTLD_LOCAL) else {
             throw RuntimeError("cannot load \(library.path): \(String(cString: dlerror()))")
         }
@@ -54,6 +56,7 @@ public final class CompiledModel {
             let open = try symbol("attune_model_open", Open.self)
             close = try symbol("attune_model_close", Close.self)
             prefillFn = try symbol("attune_model_prefill", Prefill.self)
+            prefillLastFn = try symbol("attune_model_prefill_last", Prefill.self)
             decodeFn = try symbol("attune_model_decode_step", Decode.self)
             resetFn = try symbol("attune_model_reset", Reset.self)
             lengthFn = try symbol("attune_model_length", Length.self)
@@ -70,7 +73,7 @@ public final class CompiledModel {
             let counterCount = try symbol("attune_model_counter_count", Count.self)()
             counterNames = (0..<counterCount).map { String(cString: counterName($0)!) }
             var message = [CChar](repeating: 0, count: 512)
-            guard let m = open(weights.path, &message, message.count) else {
+            guard let m = open(manifest.path, &message, message.count) else {
                 throw RuntimeError(String(cString: message))
             }
             model = m
@@ -80,9 +83,17 @@ public final class CompiledModel {
         }
     }
 
+    /// Builds `module` (or takes it from the cache), writes its weights manifest into the
+    /// cache and loads it.
+    public convenience init(module: EmittedModule, toolchain: Toolchain, allowNonfinite: Bool = false) throws {
+        let built = try toolchain.build(module)
+        let manifest = try WeightsManifest.cached(module, cacheDirectory: toolchain.cacheDirectory, allowNonfinite: allowNonfinite)
+        try self.init(library: built.library, manifest: manifest)
+    }
+
     /// Loads what `ModelCompiler.compile` built.
     public convenience init(artifacts: CompiledArtifacts) throws {
-        try self.init(library: artifacts.library, weights: artifacts.weights)
+        try self.init(library: artifacts.library, manifest: artifacts.manifest)
     }
 
     deinit {
@@ -98,6 +109,17 @@ public final class CompiledModel {
         var logits = [Float](repeating: 0, count: tokens.count * vocab)
         let rc = tokens.withUnsafeBufferPointer { t in
             logits.withUnsafeMutableBufferPointer { l in prefillFn(model, t.baseAddress ?? UnsafePointer(bitPattern: 8)!, Int64(tokens.count), l.baseAddress) }
+        }
+        if rc != 0 { throw RuntimeError(String(cString: errorFn(model))) }
+        return logits
+    }
+
+    /// Runs `tokens` (at least one) after the cached ones; returns the last one's logits
+    /// only, [vocab]: the vocabulary projection runs for that row alone.
+    public func prefillLast(_ tokens: [Int32]) throws -> [Float] {
+        var logits = [Float](repeating: 0, count: vocab)
+        let rc = tokens.withUnsafeBufferPointer { t in
+            logits.withUnsafeMutableBufferPointer { l in prefillLastFn(model, t.baseAddress ?? UnsafePointer(bitPattern: 8)!, Int64(tokens.count), l.baseAddress) }
         }
         if rc != 0 { throw RuntimeError(String(cString: errorFn(model))) }
         return logits

@@ -14,6 +14,8 @@ public struct CompileOptions: Sendable {
     public var calibration: (file: Calibration, path: String)?
     /// Tuned parameters for rule-chosen kernels (`attune tune`'s database).
     public var tuning: (any TunedKernelSource)?
+    /// Load weights holding NaN or Inf instead of refusing them (`--allow-nonfinite`).
+    public var allowNonfinite = false
 
     public init(kernels: KernelOverrides = KernelOverrides(), maxChunk: Int? = nil, maxContext: Int? = nil,
                 calibration: (file: Calibration, path: String)? = nil) {
@@ -29,7 +31,8 @@ public struct CompiledArtifacts {
     public var report: PipelineReport
     public var module: EmittedModule
     public var library: URL
-    public var weights: URL
+    /// The weights manifest the library opens (`WeightsManifest`).
+    public var manifest: URL
     /// The shared library came from the build cache.
     public var cached: Bool
     public var seconds: Double
@@ -76,7 +79,8 @@ public enum ModelCompiler {
         let start = Date()
         let (report, module) = try emit(model, options)
         let built = try toolchain.build(module)
-        return CompiledArtifacts(report: report, module: module, library: built.library, weights: built.weights,
+        let manifest = try WeightsManifest.cached(module, cacheDirectory: toolchain.cacheDirectory, allowNonfinite: options.allowNonfinite)
+        return CompiledArtifacts(report: report, module: module, library: built.library, manifest: manifest,
                                  cached: built.cached, seconds: Date().timeIntervalSince(start))
     }
 }

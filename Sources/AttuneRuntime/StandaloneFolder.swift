@@ -5,7 +5,10 @@ import Foundation
 /// C and header, the weights file, copies of the kernel sources, a small driver program
 /// and a Makefile (`make` builds `lib<name>.so` and `run`).
 public enum StandaloneFolder {
-    public static func write(_ module: EmittedModule, to dir: URL, toolchain: Toolchain) throws {
+    /// The weights stay where they are: `weights.manifest` names the checkpoint files by
+    /// absolute path (moving or changing them needs a new compile); values Attune derived
+    /// at compile time, if any, are in `constants.bin` beside it.
+    public static func write(_ module: EmittedModule, to dir: URL, toolchain: Toolchain, allowNonfinite: Bool = false) throws {
         let fm = FileManager.default
         let kernels = dir.appendingPathComponent("kernels")
         try fm.createDirectory(at: kernels.appendingPathComponent("include"), withIntermediateDirectories: true)
@@ -18,7 +21,7 @@ public enum StandaloneFolder {
         }
         try module.source.write(to: dir.appendingPathComponent("\(module.name).c"), atomically: true, encoding: .utf8)
         try module.header.write(to: dir.appendingPathComponent("\(module.name).h"), atomically: true, encoding: .utf8)
-        try Data(module.weightsFile).write(to: dir.appendingPathComponent("weights.bin"))
+        try WeightsManifest.write(module, to: dir, allowNonfinite: allowNonfinite)
         try driver(module).write(to: dir.appendingPathComponent("main.c"), atomically: true, encoding: .utf8)
         try makefile(module).write(to: dir.appendingPathComponent("Makefile"), atomically: true, encoding: .utf8)
     }
@@ -60,7 +63,7 @@ public enum StandaloneFolder {
 
         int main(int argc, char **argv) {
             char error[512];
-            attune_model *m = attune_model_open("weights.bin", error, sizeof error);
+            attune_model *m = attune_model_open("\(WeightsManifest.fileName)", error, sizeof error);
             if (!m) { fprintf(stderr, "error: %s\\n", error); return 1; }
             int n = argc - 1;
             if (n < 1) { fprintf(stderr, "usage: %s TOKEN...\\n", argv[0]); return 2; }

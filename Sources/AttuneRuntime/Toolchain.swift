@@ -38,18 +38,32 @@ public struct Toolchain: Sendable {
                          kernelsDirectory: try KernelSources.directory(), cacheDirectory: cache)
     }
 
-    /// Builds `module` into a shared library (or returns the cached one) and writes its
-    /// weights file next to it. Returns the library path and whether it came from the cache.
-    public func build(_ module: EmittedModule) throws -> (library: URL, weights: URL, cached: Bool) {
+    /// Layout and writer of the module cache. Part of every cache key: a change to how
+    /// cached files are written (e.g. the chunked writer that replaced single writes which
+    /// truncated files over 2 GiB) never reuses what an older writer left.
+    static let cacheFormat = "modules-v2"
+
+    /// Builds `module` into a shared library, or returns the cached one after checking it
+    /// against the checksum recorded when it was built; a damaged cached library is
+    /// reported on stderr and rebuilt. Returns the library path and whether it came from
+    /// the cache. Weights are not part of it: they come through a weights manifest.
+    public func build(_ module: EmittedModule) throws -> (library: URL, cached: Bool) {
         let sourcesHash = try KernelSources.contentHash(kernelsDirectory, files: module.kernelSources)
-        let key = CEmitter.fnv1a([module.source, module.header, sourcesHash, compilerVersion,
+        let key = CEmitter.fnv1a([Self.cacheFormat, module.source, module.header, sourcesHash, compilerVersion,
                                   (optimizationFlags + openMPCompileFlags + openMPLinkFlags).joined(separator: " "),
                                   CPUFeatures.signature].joined(separator: "\u{0}"))
         let dir = cacheDirectory.appendingPathComponent("modules/\(module.name)-\(String(key, radix: 16))")
         let library = dir.appendingPathComponent("lib\(module.name).so")
-        let weights = dir.appendingPathComponent("weights.bin")
+        let sums = dir.appendingPathComponent("payload.sum")
         let fm = FileManager.default
-        if fm.fileExists(atPath: library.path), fm.fileExists(atPath: weights.path) { return (library, weights, true) }
+        if fm.fileExists(atPath: dir.path) {
+            if let problem = Self.damage(library, sums) {
+                FileHandle.standardError.write(Data("attune: cached module \(dir.path) is damaged (\(problem)); rebuilding it\n".utf8))
+                try? fm.removeItem(at: dir)
+            } else {
+                return (library, true)
+            }
+        }
 
         let tmp = cacheDirectory.appendingPathComponent("tmp/\(UUID().uuidString)")
         try fm.createDirectory(at: tmp, withIntermediateDirectories: true)
@@ -63,13 +77,26 @@ public struct Toolchain: Sendable {
         _ = try Toolchain.run([compiler] + optimizationFlags + openMPCompileFlags + ["-shared", object.path] +
             kernels.map(\.path) + ["-o", out.path] + openMPLinkFlags + ["-lopenblas", "-lm"])
         try fm.removeItem(at: object)
-        try Data(module.weightsFile).write(to: tmp.appendingPathComponent("weights.bin"))
+        let (size, hash) = try PayloadFile.hash(ofFileAt: out)
+        try PayloadFile.write(Data("\(library.lastPathComponent) \(size) \(WeightsManifest.hex(hash))\n".utf8),
+                              to: tmp.appendingPathComponent(sums.lastPathComponent))
         // Publish the finished folder in one rename, so a concurrent build never sees half of it.
         try fm.createDirectory(at: dir.deletingLastPathComponent(), withIntermediateDirectories: true)
         if (try? fm.moveItem(at: tmp, to: dir)) == nil, !fm.fileExists(atPath: library.path) {
             throw RuntimeError("cannot move the build into \(dir.path)")
         }
-        return (library, weights, false)
+        return (library, false)
+    }
+
+    /// Why the cached `library` does not match its recorded size and checksum, or nil.
+    static func damage(_ library: URL, _ sums: URL) -> String? {
+        guard let record = try? String(contentsOf: sums, encoding: .utf8) else { return "no payload.sum" }
+        let fields = record.split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+        guard fields.count == 3, fields[0] == library.lastPathComponent, let size = Int(fields[1]) else { return "payload.sum unreadable" }
+        guard let actual = try? PayloadFile.hash(ofFileAt: library) else { return "\(library.lastPathComponent) missing" }
+        if actual.size != size { return "\(library.lastPathComponent) has \(actual.size) bytes, \(size) were written" }
+        if WeightsManifest.hex(actual.hash) != fields[2] { return "\(library.lastPathComponent) checksum differs from the one recorded" }
+        return nil
     }
 
     /// Objects of the given `Kernels/` files, each compiled once per (its source, the

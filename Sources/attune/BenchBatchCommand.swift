@@ -30,7 +30,7 @@ struct BenchBatch: ParsableCommand {
         var options = try compile.options()
         if options.maxContext == nil { options.maxContext = prefix + suffix + 2 * steps + batch + 2 }
         let artifacts = try ModelCompiler.compile(loaded, options, toolchain: try Toolchain.detect())
-        let session = try CompiledModel(library: artifacts.library, weights: artifacts.weights)
+        let session = try CompiledModel(artifacts: artifacts)
         let vocab = session.vocab
         func token(_ i: Int) -> Int32 { Int32(i % vocab) }
         let shared = (0..<prefix).map { token($0 * 7) }

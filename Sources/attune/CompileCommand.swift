@@ -10,9 +10,12 @@ struct CompileCommand: ParsableCommand {
         discussion: """
         MODEL is a Hugging Face folder (config.json + model.safetensors or an index with shards; \
         Llama, Qwen2, Mistral) or an .attn graph (weights from the .safetensors file of the same name).
-        --emit so (default) writes lib<name>.so, <name>.h, <name>.c and weights.bin to OUT.
-        --emit c writes a folder that builds without Swift: the C, the header, weights.bin, \
+        --emit so (default) writes lib<name>.so, <name>.h, <name>.c and weights.manifest to OUT.
+        --emit c writes a folder that builds without Swift: the C, the header, weights.manifest, \
         the kernel sources, a Makefile and a main.c driver (make && ./run 1 2 3).
+        Weights are not copied: weights.manifest names the checkpoint's files by absolute path \
+        and the module maps them when it opens (values derived at compile time, if any, go to \
+        constants.bin beside it). Moving or changing the checkpoint needs a new compile.
         """
     )
 
@@ -30,23 +33,22 @@ struct CompileCommand: ParsableCommand {
         let start = Date()
         if emit == "c" {
             let (report, module) = try ModelCompiler.emit(loaded, try compile.options())
-            try StandaloneFolder.write(module, to: out, toolchain: toolchain)
+            try StandaloneFolder.write(module, to: out, toolchain: toolchain, allowNonfinite: try compile.options().allowNonfinite)
             print(report.summary)
-            print("wrote \(out.path): \(module.name).c, \(module.name).h, weights.bin, kernels/, Makefile, main.c (\(fmt(Date().timeIntervalSince(start), 2)) s)")
+            print("wrote \(out.path): \(module.name).c, \(module.name).h, weights.manifest, kernels/, Makefile, main.c (\(fmt(Date().timeIntervalSince(start), 2)) s)")
             return
         }
         let artifacts = try ModelCompiler.compile(loaded, try compile.options(), toolchain: toolchain)
         let name = artifacts.module.name
-        for (from, to) in [(artifacts.library, "lib\(name).so"), (artifacts.weights, "weights.bin")] {
-            let dest = out.appendingPathComponent(to)
-            try? FileManager.default.removeItem(at: dest)
-            try FileManager.default.copyItem(at: from, to: dest)
-        }
+        let dest = out.appendingPathComponent("lib\(name).so")
+        try? FileManager.default.removeItem(at: dest)
+        try FileManager.default.copyItem(at: artifacts.library, to: dest)
+        try WeightsManifest.write(artifacts.module, to: out, allowNonfinite: try compile.options().allowNonfinite)
         try artifacts.module.source.write(to: out.appendingPathComponent("\(name).c"), atomically: true, encoding: .utf8)
         try artifacts.module.header.write(to: out.appendingPathComponent("\(name).h"), atomically: true, encoding: .utf8)
         print(artifacts.report.summary)
         let plan = artifacts.module.memoryPlan
-        print("arena \(plan.arenaFloats * 4 / 1024) KiB (\(plan.unsharedFloats * 4 / 1024) KiB without reuse), weights \(artifacts.module.weights.count * 4 / 1024) KiB")
+        print("arena \(plan.arenaFloats * 4 / 1024) KiB (\(plan.unsharedFloats * 4 / 1024) KiB without reuse), weights \(artifacts.module.constants.reduce(0) { $0 + $1.floats } * 4 / 1024) KiB in \(artifacts.module.constants.count) slots")
         print("wrote \(out.path)/lib\(name).so (\(artifacts.cached ? "build cache hit" : "compiled with \(toolchain.compiler)"), \(fmt(artifacts.seconds, 2)) s)")
     }
 }

@@ -18,7 +18,8 @@ struct CompileOptionsGroup: ParsableArguments {
     var tuningDb: String?
     @Flag(help: "Ignore the tuning database.") var noTuning = false
     @Option(help: "Largest number of tokens per forward pass (default 512; longer prompts run in chunks).") var maxChunk: Int?
-    @Option(help: "KV-cache capacity in positions (default: the model's, at most 4096).") var maxContext: Int?
+    @Option(help: "KV-cache capacity in positions (default: the model's max_position_embeddings, capped so the cache fits in available memory).") var maxContext: Int?
+    @Flag(help: "Load weights that hold NaN or Inf instead of refusing them.") var allowNonfinite = false
 
     func options() throws -> CompileOptions {
         var overrides = KernelOverrides()
@@ -33,6 +34,7 @@ struct CompileOptionsGroup: ParsableArguments {
         }
         var options = CompileOptions(kernels: overrides, maxChunk: maxChunk, maxContext: maxContext,
                                      calibration: try calibration.map { (try Calibration.load($0), $0) })
+        options.allowNonfinite = allowNonfinite
         if !noTuning {
             let path = tuningDb ?? TuningDatabase.defaultPath
             if tuningDb != nil || FileManager.default.fileExists(atPath: path) {

@@ -42,7 +42,7 @@ struct RunCommand: ParsableCommand {
         }
         let loaded = try ModelSource.load(model)
         let artifacts = try ModelCompiler.compile(loaded, try compile.options(), toolchain: try Toolchain.detect())
-        let session = try CompiledModel(library: artifacts.library, weights: artifacts.weights)
+        let session = try CompiledModel(artifacts: artifacts)
         if let longest = all.map(\.count).max(), longest + maxNewTokens > session.maxContext {
             throw CLIError("\(longest) prompt + \(maxNewTokens) new tokens exceed the context of \(session.maxContext) (see --max-context)")
         }
@@ -72,7 +72,8 @@ struct RunCommand: ParsableCommand {
         for _ in 0..<repeats {
             session.reset()
             let t0 = Date()
-            logits = try session.prefill(ids)
+            // Only --logits-out needs every position's logits; generation needs the last.
+            logits = logitsOut != nil ? try session.prefill(ids) : try session.prefillLast(ids)
             prefillTimes.append(Date().timeIntervalSince(t0) * 1e3)
         }
         let prefillMs = prefillTimes.sorted()[prefillTimes.count / 2]

@@ -7,8 +7,7 @@ import XCTest
 final class CompiledVsReferenceTests: XCTestCase {
     func compile(_ g: Graph, _ w: WeightSource, options: CodegenOptions = CodegenOptions(maxChunk: 8, maxContext: 64)) throws -> CompiledModel {
         let module = try CEmitter.emit(g, weights: w, options: options)
-        let built = try Toolchain.detect().build(module)
-        return try CompiledModel(library: built.library, weights: built.weights)
+        return try CompiledModel(module: module, toolchain: try Toolchain.detect())
     }
 
     func reference(_ interp: ReferenceInterpreter, tokens: [Int], start: Int) throws -> [Double] {
@@ -56,7 +55,8 @@ final class CompiledVsReferenceTests: XCTestCase {
         let w = FusedDecoder.weights(for: g)
         let a = try CEmitter.emit(g, weights: w), b = try CEmitter.emit(g, weights: w)
         XCTAssertEqual(a.source, b.source)
-        XCTAssertEqual(a.weightsFile, b.weightsFile)
+        XCTAssertEqual(a.constants, b.constants)
+        XCTAssertEqual(a.derived, b.derived)
         XCTAssertLessThan(a.memoryPlan.arenaFloats, a.memoryPlan.unsharedFloats, "liveness must let buffers share")
     }
 }

@@ -14,7 +14,7 @@ final class BatchedSequencesTests: XCTestCase {
         let model = try ModelSource.load(try GoldenModel(name).folder.path)
         let options = CompileOptions(kernels: KernelOverrides(global: try KernelChoice(parsing: kernel)), maxChunk: chunk, maxContext: 64)
         let artifacts = try ModelCompiler.compile(model, options, toolchain: try Toolchain.detect())
-        return try CompiledModel(library: artifacts.library, weights: artifacts.weights)
+        return try CompiledModel(artifacts: artifacts)
     }
 
     func maxError(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).map { abs($0 - $1) }.max() ?? .infinity }

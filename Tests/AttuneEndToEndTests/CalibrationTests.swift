@@ -58,7 +58,7 @@ final class CalibrationTests: XCTestCase {
             let options = CompileOptions(kernels: KernelOverrides(global: try KernelChoice(parsing: kernel)), maxChunk: 16, maxContext: 64,
                                          calibration: calibration)
             let artifacts = try ModelCompiler.compile(model, options, toolchain: toolchain)
-            let session = try CompiledModel(library: artifacts.library, weights: artifacts.weights)
+            let session = try CompiledModel(artifacts: artifacts)
             var logits = try session.prefill(Self.sequences[0])
             logits += try session.decodeStep(7)
             return (logits, Dictionary(uniqueKeysWithValues: session.counters.map { ($0.name, $0.value) }), artifacts.module.source)

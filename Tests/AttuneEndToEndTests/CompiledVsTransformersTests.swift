@@ -14,7 +14,7 @@ final class CompiledVsTransformersTests: XCTestCase {
             let artifacts = try ModelCompiler.compile(model, CompileOptions(maxChunk: 6, maxContext: 64), toolchain: toolchain)
             let g = artifacts.report.output
             XCTAssertFalse(g.nodes.contains { if case .softmax = $0.op { return true } else { return false } }, "\(name): attention not fused")
-            let session = try CompiledModel(library: artifacts.library, weights: artifacts.weights)
+            let session = try CompiledModel(artifacts: artifacts)
             for (i, seq) in fixture.golden.sequences.enumerated() {
                 session.reset()
                 let logits = try session.prefill(seq.input_ids.map(Int32.init))

@@ -18,7 +18,7 @@ final class ExactKernelsModelTests: XCTestCase {
             for kernel in kernels {
                 let options = CompileOptions(kernels: KernelOverrides(global: KernelChoice(kernel: kernel.name)), maxChunk: 8, maxContext: 64)
                 let artifacts = try ModelCompiler.compile(model, options, toolchain: toolchain)
-                let session = try CompiledModel(library: artifacts.library, weights: artifacts.weights)
+                let session = try CompiledModel(artifacts: artifacts)
                 var logits = try session.prefill(prompt)
                 logits += try session.decodeStep(3)
                 if let reference {

@@ -20,7 +20,7 @@ final class HybridModelTests: XCTestCase {
     func run(_ model: LoadedModel, _ kernel: String) throws -> Run {
         let options = CompileOptions(kernels: KernelOverrides(global: try KernelChoice(parsing: kernel)), maxChunk: 8, maxContext: 64)
         let artifacts = try ModelCompiler.compile(model, options, toolchain: try Toolchain.detect())
-        let session = try CompiledModel(library: artifacts.library, weights: artifacts.weights)
+        let session = try CompiledModel(artifacts: artifacts)
         var logits: [Float] = []
         // Twice, with a reset in between: the stores must forget the first sequence.
         for _ in 0..<2 {

@@ -85,7 +85,7 @@ final class KascadeCalibrationTests: XCTestCase {
         }
         XCTAssertEqual(producers.filter { $0 }.count, 3, "one producing node per calibrated anchor")
         let artifacts = try ModelCompiler.compile(model, options, toolchain: try Toolchain.detect())
-        let session = try CompiledModel(library: artifacts.library, weights: artifacts.weights)
+        let session = try CompiledModel(artifacts: artifacts)
         XCTAssertTrue(try session.prefill(sequences[2].map { $0 }).allSatisfy(\.isFinite))
     }
 }

@@ -12,7 +12,7 @@ final class KascadeModelTests: XCTestCase {
         let model = try ModelSource.load(try GoldenModel("llama_deep").folder.path)
         let options = CompileOptions(kernels: KernelOverrides(global: try KernelChoice(parsing: kernel)), maxChunk: 16, maxContext: 64)
         let artifacts = try ModelCompiler.compile(model, options, toolchain: try Toolchain.detect())
-        let session = try CompiledModel(library: artifacts.library, weights: artifacts.weights)
+        let session = try CompiledModel(artifacts: artifacts)
         var logits = try session.prefill(Self.prompt)
         for t: Int32 in [3, 99, 42] { logits += try session.decodeStep(t) }
         return (logits, Dictionary(uniqueKeysWithValues: session.counters.map { ($0.name, $0.value) }))
@@ -45,7 +45,7 @@ final class KascadeModelTests: XCTestCase {
         let model = try ModelSource.load(try GoldenModel("llama_deep").folder.path)
         let options = CompileOptions(kernels: KernelOverrides(global: KernelChoice(kernel: "kascade")), maxChunk: 16, maxContext: 64)
         let artifacts = try ModelCompiler.compile(model, options, toolchain: try Toolchain.detect())
-        let session = try CompiledModel(library: artifacts.library, weights: artifacts.weights)
+        let session = try CompiledModel(artifacts: artifacts)
         XCTAssertThrowsError(try session.fork(2)) { XCTAssertTrue("\($0)".contains("kascade key selections"), "\($0)") }
     }
 }

@@ -111,7 +111,7 @@ final class SigmoidModelTests: XCTestCase {
             return nil
         }
         XCTAssertEqual(bindings, ["sigmoid", "sigmoid"])
-        let session = try CompiledModel(library: artifacts.library, weights: artifacts.weights)
+        let session = try CompiledModel(artifacts: artifacts)
         for (i, seq) in g.sequences.enumerated() {
             session.reset()
             let logits = try session.prefill(seq.input_ids.map(Int32.init))

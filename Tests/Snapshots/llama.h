@@ -7,11 +7,14 @@
 
 typedef struct attune_model attune_model;
 
-/* Maps the weights file written next to this module; NULL with a message on error. */
-attune_model *attune_model_open(const char *weights_path, char *error, size_t error_size);
+/* Maps the weights its manifest lists (attune_weights.h); NULL with a message on error. */
+attune_model *attune_model_open(const char *manifest_path, char *error, size_t error_size);
 void attune_model_close(attune_model *m);
 /* Runs n tokens after the cached ones; logits (n x vocab floats) may be NULL. 0 on success. */
 int attune_model_prefill(attune_model *m, const int32_t *tokens, int64_t n, float *logits);
+/* Like prefill, but only the last token's logits (vocab floats) are computed and written:
+   the vocabulary projection runs for one row instead of n. n >= 1. */
+int attune_model_prefill_last(attune_model *m, const int32_t *tokens, int64_t n, float *logits);
 /* One token after the cached ones; logits (vocab floats) may be NULL. 0 on success. */
 int attune_model_decode_step(attune_model *m, int32_t token, float *logits);
 /* Forgets the KV cache (and any forked sequences) and zeroes the kernel counters. */

@@ -3,11 +3,12 @@
  * Input: tokens i32[seq] (positions are the cache length + 0..seq-1); output: logits f32[seq, 128].
  * Forward passes take at most 32 tokens (longer prompts run in chunks); the KV cache
  * holds 256 positions. Arena: 20480 floats (67584 without reuse);
- * weights: 78336 floats.
+ * constants: 16 slots, 78336 floats, mapped through a weights manifest.
  */
 #include "qwen2.h"
 #include "attune_attention.h"
 #include "attune_graph_ops.h"
+#include "attune_weights.h"
 
 #include <fcntl.h>
 #include <math.h>
@@ -23,7 +24,7 @@
 #define MAX_CONTEXT 256
 #define VOCAB 128
 #define ARENA_FLOATS 20480
-#define WEIGHT_FLOATS 78336
+#define N_CONSTANTS 16
 #define N_CACHES 4
 #define N_COUNTERS 0
 #define N_STORES 0
@@ -36,16 +37,19 @@ static const char *const counter_names[N_COUNTERS > 0 ? N_COUNTERS : 1] = {""};
 /* Why attune_model_fork refuses, or NULL when the graph can run batched sequences. */
 static const char *const batch_refusal = NULL;
 
+/* Floats of each constant slot m->w[i] (where they lie: the weights manifest). */
+static const int64_t constant_floats[N_CONSTANTS > 0 ? N_CONSTANTS : 1] = {8192, 64, 6144, 96, 4096, 64, 16384, 8192, 64, 6144, 96, 4096, 64, 16384, 8192, 64};
+
 static const int64_t cache_width[N_CACHES > 0 ? N_CACHES : 1] = {16, 16, 16, 16};
 
 struct attune_model {
-    const float *weights;
-    void *map;
-    size_t map_bytes;
+    attune_weights *weights;
+    const float *w[N_CONSTANTS > 0 ? N_CONSTANTS : 1];
     float *arena;
     float *kv[N_CACHES > 0 ? N_CACHES : 1];   /* NULL for layers whose kernel keeps its own store */
     void *store[N_STORES > 0 ? N_STORES : 1];
     int64_t length;
+    int64_t logits_from;                      /* first row of this forward pass whose logits are used */
     int64_t counters[N_COUNTERS > 0 ? N_COUNTERS : 1];
     int32_t positions[MAX_CHUNK];
     /* Batched sequences (attune_model_fork): the cache's first `length` rows are the
@@ -78,20 +82,20 @@ static inline float attune_gelu(float x) { return 0.5f * x * (1.0f + tanhf(0.797
 
 /* %3 = embedding(%2, %0) : f32[seq, 64]  # model.embed_tokens */
 static int node_3(NODE_ARGS) {
-    int64_t bad = attune_op_embedding((m->weights + 0), 128, 64, tokens, seq, (m->arena + 0));
+    int64_t bad = attune_op_embedding(m->w[0], 128, 64, tokens, seq, (m->arena + 0));
     if (bad >= 0) return fail(m, "node %%3 embedding: token id %d at position %lld is outside the vocabulary of 128", tokens[bad], (long long)bad);
     return 0;
 }
 
 /* %5 = rms_norm(%3, %4) {eps = 1e-06} : f32[seq, 64]  # model.layers.0.input_layernorm */
 static int node_5(NODE_ARGS) {
-    attune_op_rms_norm((m->arena + 0), (m->weights + 8192), seq, 64, 1e-06f, (m->arena + 2048));
+    attune_op_rms_norm((m->arena + 0), m->w[1], seq, 64, 1e-06f, (m->arena + 2048));
     return 0;
 }
 
 /* %14 = qkv_rope(%5, %12, %13, %1) {bias = true, head_dim = 16, heads = 4, kv_heads = 1, rotary_dim = 16, theta = 1000000.0} : f32[seq, 64], f32[seq, 16], f32[seq, 16]  # model.layers.0.self_attn.{q_proj,k_proj,v_proj} */
 static int node_14(NODE_ARGS) {
-    attune_op_linear((m->arena + 2048), seq, 64, (m->weights + 8256), 96, (m->weights + 14400), (m->arena + 4096));
+    attune_op_linear((m->arena + 2048), seq, 64, m->w[2], 96, m->w[3], (m->arena + 4096));
     attune_op_rope((m->arena + 4096), 96, m->positions, seq, 4, 16, 16, 1000000.0);
     attune_op_rope((m->arena + 4096 + 64), 96, m->positions, seq, 1, 16, 16, 1000000.0);
     return 0;
@@ -149,38 +153,38 @@ static int node_17(NODE_ARGS) {
 
 /* %19 = linear(%17, %18) {bias = false} : f32[seq, 64]  # model.layers.0.self_attn.o_proj */
 static int node_19(NODE_ARGS) {
-    attune_op_linear((m->arena + 2048), seq, 64, (m->weights + 14496), 64, NULL, (m->arena + 4096));
+    attune_op_linear((m->arena + 2048), seq, 64, m->w[4], 64, NULL, (m->arena + 4096));
     return 0;
 }
 
 /* %21 = add_rms_norm(%3, %19, %20) {eps = 1e-06} : f32[seq, 64], f32[seq, 64]  # model.layers.0.post_attention_layernorm */
 static int node_21(NODE_ARGS) {
-    attune_op_add_rms_norm((m->arena + 0), (m->arena + 4096), (m->weights + 18592), seq, 64, 1e-06f, (m->arena + 2048), (m->arena + 6144));
+    attune_op_add_rms_norm((m->arena + 0), (m->arena + 4096), m->w[5], seq, 64, 1e-06f, (m->arena + 2048), (m->arena + 6144));
     return 0;
 }
 
 /* %25 = swiglu(%21.1, %24) : f32[seq, 128]  # model.layers.0.mlp */
 static int node_25(NODE_ARGS) {
-    attune_op_linear((m->arena + 6144), seq, 64, (m->weights + 18656), 256, NULL, (m->arena + 8192));
+    attune_op_linear((m->arena + 6144), seq, 64, m->w[6], 256, NULL, (m->arena + 8192));
     attune_op_swiglu_epilogue((m->arena + 8192), seq, 128, (m->arena + 16384));
     return 0;
 }
 
 /* %27 = linear(%25, %26) {bias = false} : f32[seq, 64]  # model.layers.0.mlp */
 static int node_27(NODE_ARGS) {
-    attune_op_linear((m->arena + 16384), seq, 128, (m->weights + 35040), 64, NULL, (m->arena + 0));
+    attune_op_linear((m->arena + 16384), seq, 128, m->w[7], 64, NULL, (m->arena + 0));
     return 0;
 }
 
 /* %29 = add_rms_norm(%21, %27, %28) {eps = 1e-06} : f32[seq, 64], f32[seq, 64]  # model.layers.1.input_layernorm */
 static int node_29(NODE_ARGS) {
-    attune_op_add_rms_norm((m->arena + 2048), (m->arena + 0), (m->weights + 43232), seq, 64, 1e-06f, (m->arena + 4096), (m->arena + 6144));
+    attune_op_add_rms_norm((m->arena + 2048), (m->arena + 0), m->w[8], seq, 64, 1e-06f, (m->arena + 4096), (m->arena + 6144));
     return 0;
 }
 
 /* %38 = qkv_rope(%29.1, %36, %37, %1) {bias = true, head_dim = 16, heads = 4, kv_heads = 1, rotary_dim = 16, theta = 1000000.0} : f32[seq, 64], f32[seq, 16], f32[seq, 16]  # model.layers.1.self_attn.{q_proj,k_proj,v_proj} */
 static int node_38(NODE_ARGS) {
-    attune_op_linear((m->arena + 6144), seq, 64, (m->weights + 43296), 96, (m->weights + 49440), (m->arena + 0));
+    attune_op_linear((m->arena + 6144), seq, 64, m->w[9], 96, m->w[10], (m->arena + 0));
     attune_op_rope((m->arena + 0), 96, m->positions, seq, 4, 16, 16, 1000000.0);
     attune_op_rope((m->arena + 0 + 64), 96, m->positions, seq, 1, 16, 16, 1000000.0);
     return 0;
@@ -238,38 +242,38 @@ static int node_41(NODE_ARGS) {
 
 /* %43 = linear(%41, %42) {bias = false} : f32[seq, 64]  # model.layers.1.self_attn.o_proj */
 static int node_43(NODE_ARGS) {
-    attune_op_linear((m->arena + 6144), seq, 64, (m->weights + 49536), 64, NULL, (m->arena + 0));
+    attune_op_linear((m->arena + 6144), seq, 64, m->w[11], 64, NULL, (m->arena + 0));
     return 0;
 }
 
 /* %45 = add_rms_norm(%29, %43, %44) {eps = 1e-06} : f32[seq, 64], f32[seq, 64]  # model.layers.1.post_attention_layernorm */
 static int node_45(NODE_ARGS) {
-    attune_op_add_rms_norm((m->arena + 4096), (m->arena + 0), (m->weights + 53632), seq, 64, 1e-06f, (m->arena + 2048), (m->arena + 6144));
+    attune_op_add_rms_norm((m->arena + 4096), (m->arena + 0), m->w[12], seq, 64, 1e-06f, (m->arena + 2048), (m->arena + 6144));
     return 0;
 }
 
 /* %49 = swiglu(%45.1, %48) : f32[seq, 128]  # model.layers.1.mlp */
 static int node_49(NODE_ARGS) {
-    attune_op_linear((m->arena + 6144), seq, 64, (m->weights + 53696), 256, NULL, (m->arena + 8192));
+    attune_op_linear((m->arena + 6144), seq, 64, m->w[13], 256, NULL, (m->arena + 8192));
     attune_op_swiglu_epilogue((m->arena + 8192), seq, 128, (m->arena + 16384));
     return 0;
 }
 
 /* %51 = linear(%49, %50) {bias = false} : f32[seq, 64]  # model.layers.1.mlp */
 static int node_51(NODE_ARGS) {
-    attune_op_linear((m->arena + 16384), seq, 128, (m->weights + 70080), 64, NULL, (m->arena + 0));
+    attune_op_linear((m->arena + 16384), seq, 128, m->w[14], 64, NULL, (m->arena + 0));
     return 0;
 }
 
 /* %53 = add_rms_norm(%45, %51, %52) {eps = 1e-06} : f32[seq, 64], f32[seq, 64]  # model.norm */
 static int node_53(NODE_ARGS) {
-    attune_op_add_rms_norm((m->arena + 2048), (m->arena + 0), (m->weights + 78272), seq, 64, 1e-06f, (m->arena + 4096), (m->arena + 6144));
+    attune_op_add_rms_norm((m->arena + 2048), (m->arena + 0), m->w[15], seq, 64, 1e-06f, (m->arena + 4096), (m->arena + 6144));
     return 0;
 }
 
 /* %54 = linear(%53.1, %2) {bias = false} : f32[seq, 128]  # lm_head */
 static int node_54(NODE_ARGS) {
-    attune_op_linear((m->arena + 6144), seq, 64, (m->weights + 0), 128, NULL, (m->arena + 0));
+    attune_op_linear((m->arena + 6144) + m->logits_from * 64, seq - m->logits_from, 64, m->w[0], 128, NULL, (m->arena + 0) + m->logits_from * 128);
     return 0;
 }
 
@@ -298,15 +302,20 @@ static int run_nodes(attune_model *m, const int32_t *tokens, int64_t seq, int64_
     return 0;
 }
 
+/* Rows logits_from..seq-1 of the logits, to logits[0..]. */
 static void copy_logits(const attune_model *m, int64_t seq, float *logits) {
     if (logits)
-        for (int64_t r = 0; r < seq; r++) memcpy(logits + r * VOCAB, (m->arena + 0) + r * 128, sizeof(float) * VOCAB);
+        for (int64_t r = m->logits_from; r < seq; r++)
+            memcpy(logits + (r - m->logits_from) * VOCAB, (m->arena + 0) + r * 128, sizeof(float) * VOCAB);
 }
 
-static int forward_chunk(attune_model *m, const int32_t *tokens, int64_t seq, float *logits) {
+/* One forward pass; logits of rows logits_from..seq-1 go to `logits` (the vocabulary
+   projection runs only for those rows: logits_from = seq computes none). */
+static int forward_chunk(attune_model *m, const int32_t *tokens, int64_t seq, int64_t logits_from, float *logits) {
     const int64_t kv = m->length + seq;
     if (kv > MAX_CONTEXT) return fail(m, "context full: %lld cached + %lld new positions exceed the %d compiled in", (long long)m->length, (long long)seq, MAX_CONTEXT);
     for (int64_t i = 0; i < seq; i++) m->positions[i] = (int32_t)(m->length + i);
+    m->logits_from = logits ? logits_from : seq;
     if (run_nodes(m, tokens, seq, kv)) return 1;
     copy_logits(m, seq, logits);
     m->length = kv;
@@ -323,14 +332,25 @@ int attune_model_prefill(attune_model *m, const int32_t *tokens, int64_t n, floa
     if (not_forked(m)) return 1;
     for (int64_t at = 0; at < n; at += MAX_CHUNK) {
         int64_t seq = n - at < MAX_CHUNK ? n - at : MAX_CHUNK;
-        if (forward_chunk(m, tokens + at, seq, logits ? logits + at * VOCAB : NULL)) return 1;
+        if (forward_chunk(m, tokens + at, seq, 0, logits ? logits + at * VOCAB : NULL)) return 1;
+    }
+    return 0;
+}
+
+int attune_model_prefill_last(attune_model *m, const int32_t *tokens, int64_t n, float *logits) {
+    if (n < 1) return fail(m, "prefill_last needs at least one token, got %lld", (long long)n);
+    if (not_forked(m)) return 1;
+    for (int64_t at = 0; at < n; at += MAX_CHUNK) {
+        int64_t seq = n - at < MAX_CHUNK ? n - at : MAX_CHUNK;
+        const int last = at + seq == n;
+        if (forward_chunk(m, tokens + at, seq, seq - 1, last ? logits : NULL)) return 1;
     }
     return 0;
 }
 
 int attune_model_decode_step(attune_model *m, int32_t token, float *logits) {
     if (not_forked(m)) return 1;
-    return forward_chunk(m, &token, 1, logits);
+    return forward_chunk(m, &token, 1, 0, logits);
 }
 
 /* One forward pass over the groups set in m (rows grouped by sequence). */
@@ -349,6 +369,7 @@ static int forward_groups(attune_model *m, const int32_t *tokens, int64_t rows, 
         for (int c = 0; c < N_CACHES; c++)
             m->group_rows[c][g] = m->suffix[c] ? m->suffix[c] + s * m->suffix_cap * cache_width[c] : NULL;
     }
+    m->logits_from = logits ? 0 : rows;
     if (run_nodes(m, tokens, rows, m->length)) return 1;
     copy_logits(m, rows, logits);
     for (int64_t g = 0; g < m->n_groups; g++) m->seq_length[m->group_seq[g]] += m->group_count[g];
@@ -437,50 +458,21 @@ const char *attune_model_error(const attune_model *m) { return m->error; }
 
 void attune_model_close(attune_model *m) {
     if (!m) return;
-    if (m->map) munmap(m->map, m->map_bytes);
+    attune_weights_close(m->weights);
     unfork(m);
     free(m->arena);
     for (int i = 0; i < N_CACHES; i++) free(m->kv[i]);
     free(m);
 }
 
-attune_model *attune_model_open(const char *weights_path, char *error, size_t error_size) {
+attune_model *attune_model_open(const char *manifest_path, char *error, size_t error_size) {
     attune_model *m = calloc(1, sizeof *m);
     if (!m) { snprintf(error, error_size, "out of memory"); return NULL; }
-    int fd = open(weights_path, O_RDONLY);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        snprintf(error, error_size, "%s: cannot open weights file", weights_path);
-        if (fd >= 0) close(fd);
+    m->weights = attune_weights_open(manifest_path, GRAPH_HASH, N_CONSTANTS, constant_floats, m->w, error, error_size);
+    if (!m->weights) {
         free(m);
         return NULL;
     }
-    const size_t want = 64 + sizeof(float) * (size_t)WEIGHT_FLOATS;
-    if ((size_t)st.st_size != want) {
-        snprintf(error, error_size, "%s: %lld bytes, this module needs %zu", weights_path, (long long)st.st_size, want);
-        close(fd);
-        free(m);
-        return NULL;
-    }
-    m->map_bytes = want;
-    m->map = mmap(NULL, want, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (m->map == MAP_FAILED) {
-        m->map = NULL;
-        snprintf(error, error_size, "%s: mmap failed", weights_path);
-        attune_model_close(m);
-        return NULL;
-    }
-    const unsigned char *h = m->map;
-    uint64_t count, hash;
-    memcpy(&count, h + 8, 8);
-    memcpy(&hash, h + 16, 8);
-    if (memcmp(h, "ATTUNEW1", 8) != 0 || count != (uint64_t)WEIGHT_FLOATS || hash != GRAPH_HASH) {
-        snprintf(error, error_size, "%s: not the weights of this module (header mismatch)", weights_path);
-        attune_model_close(m);
-        return NULL;
-    }
-    m->weights = (const float *)(h + 64);
     m->arena = aligned_alloc(64, sizeof(float) * (size_t)ARENA_FLOATS);
     int ok = m->arena != NULL;
     for (int i = 0; i < N_CACHES && ok; i++)

@@ -30,12 +30,12 @@ final class CompilerCLITests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: dir) }
         let so = try CLI.run(["compile", llama, "-o", dir.appendingPathComponent("so").path])
         XCTAssertEqual(so.status, 0, so.stderr)
-        for file in ["libllama.so", "weights.bin", "llama.h", "llama.c"] {
+        for file in ["libllama.so", "weights.manifest", "llama.h", "llama.c"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("so/\(file)").path), file)
         }
         let c = try CLI.run(["compile", llama, "-o", dir.appendingPathComponent("c").path, "--emit", "c"])
         XCTAssertEqual(c.status, 0, c.stderr)
-        for file in ["llama.c", "llama.h", "weights.bin", "Makefile", "main.c", "kernels/flash.c", "kernels/include/attune_attention.h"] {
+        for file in ["llama.c", "llama.h", "weights.manifest", "Makefile", "main.c", "kernels/flash.c", "kernels/include/attune_attention.h"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("c/\(file)").path), file)
         }
     }

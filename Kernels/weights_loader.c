@@ -1,0 +1,376 @@
+/*
+ * weights_loader.c — maps a compiled model's weights as its manifest describes
+ * (format and contract in include/attune_weights.h).
+ *
+ * Why a manifest instead of one packed weights file: a packed fp32 copy doubled the
+ * disk and memory footprint of every checkpoint (and of bf16 ones quadrupled it), made
+ * compile time grow with the weights, and writing it in one call silently truncated
+ * files over 2 GiB. Checkpoint tensors are now used where they lie.
+ */
+#define _GNU_SOURCE
+#include "attune_weights.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#if defined(__F16C__)
+#include <immintrin.h>
+#endif
+
+enum dtype { DT_F32, DT_BF16, DT_F16 };
+
+typedef struct {
+    char *path;
+    const unsigned char *map;
+    size_t size;
+} mapped_file;
+
+typedef struct {
+    int64_t file, offset, count;
+    enum dtype dtype;
+    char *name;
+    float *dst;              /* where the part's floats go; NULL when the slot points into the file */
+    int64_t bad;             /* first non-finite element, or -1 */
+} part;
+
+struct attune_weights {
+    mapped_file *files;
+    int64_t n_files;
+    part *parts;
+    int64_t n_parts;
+    float **owned;           /* materialised slots */
+    int64_t n_owned;
+};
+
+static int failf(char *error, size_t size, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(error, size, fmt, ap);
+    va_end(ap);
+    return 1;
+}
+
+uint64_t attune_payload_hash(const void *data, size_t bytes) {
+    const unsigned char *p = data;
+    uint64_t h = UINT64_C(0xcbf29ce484222325);
+    const uint64_t prime = UINT64_C(0x100000001b3);
+    size_t i = 0;
+    for (; i + 8 <= bytes; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);   /* little-endian machines only, like the rest of Attune */
+        h = (h ^ w) * prime;
+    }
+    for (; i < bytes; i++) h = (h ^ p[i]) * prime;
+    return h;
+}
+
+static size_t dtype_size(enum dtype t) { return t == DT_F32 ? 4 : 2; }
+
+static const char *dtype_name(enum dtype t) { return t == DT_F32 ? "f32" : t == DT_BF16 ? "bf16" : "f16"; }
+
+static float f16_to_f32(uint16_t h) {
+    const uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+    uint32_t bits;
+    if (exp == 0x1f) {
+        bits = sign | 0x7f800000u | (man << 13);
+    } else if (exp != 0) {
+        bits = sign | ((exp + 112) << 23) | (man << 13);
+    } else if (man == 0) {
+        bits = sign;
+    } else {                 /* subnormal: normalise */
+        int e = -1;
+        uint32_t m = man;
+        do { e++; m <<= 1; } while (!(m & 0x400));
+        bits = sign | ((uint32_t)(112 - e) << 23) | ((m & 0x3ff) << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+/* Converts (when dst is set) and scans elements [first, first + n) of a part; returns the
+ * index of the first non-finite one, or -1. */
+static int64_t process(const unsigned char *src, enum dtype t, float *dst, int64_t first, int64_t n) {
+    int bad = 0;
+    if (t == DT_F32) {
+        const uint32_t *u = (const uint32_t *)(const void *)src + first;   /* offsets are 4-aligned or copied below */
+        uint32_t any = 0;
+        if (dst) memcpy(dst + first, u, sizeof(float) * (size_t)n);
+        for (int64_t i = 0; i < n; i++) any |= (u[i] & 0x7f800000u) == 0x7f800000u;
+        bad = any != 0;
+    } else if (t == DT_BF16) {
+        uint16_t any = 0;
+        for (int64_t i = 0; i < n; i++) {
+            uint16_t b;
+            memcpy(&b, src + 2 * (first + i), 2);
+            any |= (uint16_t)((b & 0x7f80) == 0x7f80);
+            uint32_t bits = (uint32_t)b << 16;
+            memcpy(dst + first + i, &bits, 4);
+        }
+        bad = any != 0;
+    } else {
+        uint16_t any = 0;
+        int64_t i = 0;
+#if defined(__F16C__)
+        for (; i + 8 <= n; i += 8) {
+            __m128i h = _mm_loadu_si128((const __m128i *)(const void *)(src + 2 * (first + i)));
+            any |= (uint16_t)(_mm_movemask_epi8(_mm_cmpeq_epi16(_mm_and_si128(h, _mm_set1_epi16(0x7c00)), _mm_set1_epi16(0x7c00))) != 0);
+            _mm256_storeu_ps(dst + first + i, _mm256_cvtph_ps(h));
+        }
+#endif
+        for (; i < n; i++) {
+            uint16_t b;
+            memcpy(&b, src + 2 * (first + i), 2);
+            any |= (uint16_t)((b & 0x7c00) == 0x7c00);
+            dst[first + i] = f16_to_f32(b);
+        }
+        bad = any != 0;
+    }
+    if (!bad) return -1;
+    for (int64_t i = first; i < first + n; i++) {
+        uint32_t e;
+        if (t == DT_F32) { memcpy(&e, src + 4 * i, 4); if ((e & 0x7f800000u) == 0x7f800000u) return i; }
+        else { uint16_t b; memcpy(&b, src + 2 * i, 2); if ((b & (t == DT_BF16 ? 0x7f80 : 0x7c00)) == (t == DT_BF16 ? 0x7f80 : 0x7c00)) return i; }
+    }
+    return -1;
+}
+
+/* The rest of `line` after `skip` characters, without the newline. */
+static char *rest_of(char *line, int skip) {
+    char *s = line + skip;
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r')) s[--n] = 0;
+    return strdup(s);
+}
+
+void attune_weights_close(attune_weights *w) {
+    if (!w) return;
+    for (int64_t i = 0; i < w->n_files; i++) {
+        if (w->files[i].map) munmap((void *)w->files[i].map, w->files[i].size);
+        free(w->files[i].path);
+    }
+    for (int64_t i = 0; i < w->n_parts; i++) free(w->parts[i].name);
+    for (int64_t i = 0; i < w->n_owned; i++) free(w->owned[i]);
+    free(w->files);
+    free(w->parts);
+    free(w->owned);
+    free(w);
+}
+
+static int map_file(mapped_file *f, const char *checksum, char *error, size_t error_size, int64_t expected) {
+    int fd = open(f->path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        int e = errno;
+        if (fd >= 0) close(fd);
+        return failf(error, error_size, "%s: cannot open weights: %s", f->path, strerror(e));
+    }
+    if ((int64_t)st.st_size != expected) {
+        close(fd);
+        return failf(error, error_size, "%s: %lld bytes, the weights manifest expects %lld: the file changed since the model was compiled; compile again",
+                     f->path, (long long)st.st_size, (long long)expected);
+    }
+    f->size = (size_t)st.st_size;
+    if (f->size > 0) {
+        void *p = mmap(NULL, f->size, PROT_READ, MAP_SHARED, fd, 0);
+        if (p == MAP_FAILED) {
+            int e = errno;
+            close(fd);
+            return failf(error, error_size, "%s: cannot map weights: %s", f->path, strerror(e));
+        }
+        f->map = p;
+    }
+    close(fd);
+    if (strcmp(checksum, "-") != 0) {
+        char have[17];
+        snprintf(have, sizeof have, "%016llx", (unsigned long long)attune_payload_hash(f->map, f->size));
+        if (strcmp(have, checksum) != 0)
+            return failf(error, error_size, "%s is damaged: checksum %s, the manifest recorded %s; delete it and compile again", f->path, have, checksum);
+    }
+    return 0;
+}
+
+/* One unit of parallel work: elements [first, first + n) of part p. */
+typedef struct { int64_t p, first, n; } job;
+
+attune_weights *attune_weights_open(const char *path, uint64_t graph_hash, int64_t n_slots,
+                                    const int64_t *slot_floats, const float **slots,
+                                    char *error, size_t error_size) {
+    FILE *in = fopen(path, "r");
+    if (!in) { failf(error, error_size, "%s: cannot open weights manifest: %s", path, strerror(errno)); return NULL; }
+    attune_weights *w = calloc(1, sizeof *w);
+    int64_t *slot_first = calloc((size_t)(n_slots > 0 ? n_slots : 1), sizeof(int64_t));
+    int64_t *slot_parts = calloc((size_t)(n_slots > 0 ? n_slots : 1), sizeof(int64_t));
+    char *line = NULL, *dir = strdup(path);
+    size_t cap = 0;
+    int allow_nonfinite = 0, ok = w && slot_first && slot_parts && dir;
+    int64_t line_no = 0, declared_slots = -1, files_cap = 0, parts_cap = 0, current_slot = -1;
+    char *slash = dir ? strrchr(dir, '/') : NULL;
+    if (slash) slash[1] = 0; else if (dir) dir[0] = 0;
+    if (!ok) failf(error, error_size, "out of memory reading %s", path);
+#define BAD(...) do { failf(error, error_size, __VA_ARGS__); ok = 0; } while (0)
+    while (ok && getline(&line, &cap, in) > 0) {
+        line_no++;
+        unsigned long long hash;
+        long long a, b, c, d;
+        int skip = 0;
+        char word[32];
+        if (line_no == 1) {
+            if (sscanf(line, "attune-weights %lld", &a) != 1 || a != 1) BAD("%s is not an Attune weights manifest (version 1)", path);
+        } else if (sscanf(line, "graph %llx", &hash) == 1) {
+            if (hash != graph_hash) BAD("%s: the weights manifest belongs to another graph (hash %016llx, this module is %016llx): compile again", path, hash, (unsigned long long)graph_hash);
+        } else if (sscanf(line, "slots %lld", &a) == 1) {
+            declared_slots = a;
+            if (a != n_slots) BAD("%s: %lld weight slots, this module has %lld: compile again", path, a, (long long)n_slots);
+        } else if (sscanf(line, "nonfinite %31s", word) == 1) {
+            allow_nonfinite = strcmp(word, "allow") == 0;
+        } else if (sscanf(line, "file %lld %lld %31s %n", &a, &b, word, &skip) == 3 && skip > 0) {
+            if (a != w->n_files || b < 0) { BAD("%s line %lld: bad file entry", path, (long long)line_no); break; }
+            if (w->n_files == files_cap) {
+                files_cap = files_cap ? files_cap * 2 : 8;
+                mapped_file *grown = realloc(w->files, sizeof *grown * (size_t)files_cap);
+                if (!grown) { BAD("out of memory"); break; }
+                w->files = grown;
+            }
+            mapped_file *f = &w->files[w->n_files];
+            memset(f, 0, sizeof *f);
+            char *name = rest_of(line, skip);
+            if (name && name[0] != '/') {
+                char *full = malloc(strlen(dir) + strlen(name) + 1);
+                if (full) { strcpy(full, dir); strcat(full, name); }
+                free(name);
+                name = full;
+            }
+            f->path = name;
+            w->n_files++;
+            if (!name) { BAD("out of memory"); break; }
+            if (map_file(f, word, error, error_size, b)) ok = 0;
+        } else if (sscanf(line, "slot %lld %lld %lld", &a, &b, &c) == 3) {
+            if (a < 0 || a >= n_slots || a != current_slot + 1) { BAD("%s line %lld: slot %lld out of order", path, (long long)line_no, a); break; }
+            if (b != slot_floats[a]) { BAD("%s: slot %lld holds %lld floats, this module needs %lld: compile again", path, a, b, (long long)slot_floats[a]); break; }
+            current_slot = a;
+            slot_first[a] = w->n_parts;
+            slot_parts[a] = c;
+        } else if (sscanf(line, "part %lld %lld %31s %lld %n", &a, &b, word, &d, &skip) == 4 && skip > 0) {
+            if (current_slot < 0) { BAD("%s line %lld: part before any slot", path, (long long)line_no); break; }
+            if (w->n_parts == parts_cap) {
+                parts_cap = parts_cap ? parts_cap * 2 : 64;
+                part *grown = realloc(w->parts, sizeof *grown * (size_t)parts_cap);
+                if (!grown) { BAD("out of memory"); break; }
+                w->parts = grown;
+            }
+            part *p = &w->parts[w->n_parts++];
+            memset(p, 0, sizeof *p);
+            p->name = rest_of(line, skip);
+            p->file = a; p->offset = b; p->count = d; p->bad = -1;
+            if (strcmp(word, "f32") == 0) p->dtype = DT_F32;
+            else if (strcmp(word, "bf16") == 0) p->dtype = DT_BF16;
+            else if (strcmp(word, "f16") == 0) p->dtype = DT_F16;
+            else { BAD("%s: tensor '%s' has dtype %s; weights are f32, bf16 or f16", path, p->name, word); break; }
+            if (a < 0 || a >= w->n_files || b < 0 || d < 0 ||
+                (uint64_t)b + (uint64_t)d * dtype_size(p->dtype) > (uint64_t)w->files[a].size)
+                BAD("%s: tensor '%s' lies outside %s", path, p->name, a >= 0 && a < w->n_files ? w->files[a].path : "any file");
+        } else {
+            BAD("%s line %lld: cannot read '%.40s'", path, (long long)line_no, line);
+        }
+    }
+    free(line);
+    fclose(in);
+    if (ok && declared_slots != n_slots) BAD("%s: no 'slots' line; not a complete weights manifest", path);
+    if (ok && current_slot != n_slots - 1) BAD("%s: %lld of %lld weight slots listed", path, (long long)(current_slot + 1), (long long)n_slots);
+
+    /* Decide each slot's storage: into the mapping, or materialised. */
+    if (ok) w->owned = calloc((size_t)(n_slots > 0 ? n_slots : 1), sizeof(float *));
+    if (ok && !w->owned) BAD("out of memory");
+    for (int64_t s = 0; ok && s < n_slots; s++) {
+        part *first = &w->parts[slot_first[s]];
+        int64_t total = 0;
+        for (int64_t k = 0; k < slot_parts[s]; k++) total += first[k].count;
+        if (slot_first[s] + slot_parts[s] > w->n_parts || total != slot_floats[s]) { BAD("%s: slot %lld's parts hold %lld floats, not %lld", path, (long long)s, (long long)total, (long long)slot_floats[s]); break; }
+        if (slot_parts[s] == 1 && first->dtype == DT_F32 && first->offset % 4 == 0) {
+            slots[s] = (const float *)(const void *)(w->files[first->file].map + first->offset);
+            continue;
+        }
+        float *buf = aligned_alloc(64, ((size_t)total * sizeof(float) + 63) / 64 * 64 + 64);
+        if (!buf) { BAD("out of memory for weight '%s' (%lld floats)", first->name, (long long)total); break; }
+        w->owned[w->n_owned++] = buf;
+        slots[s] = buf;
+        int64_t at = 0;
+        for (int64_t k = 0; k < slot_parts[s]; k++) { first[k].dst = buf + at; at += first[k].count; }
+    }
+
+    /* Convert and scan in parallel, in chunks of 1 Mi elements. */
+    job *jobs = NULL;
+    int64_t n_jobs = 0;
+    if (ok) {
+        const int64_t chunk = 1 << 20;
+        for (int64_t p = 0; p < w->n_parts; p++) n_jobs += (w->parts[p].count + chunk - 1) / chunk;
+        jobs = malloc(sizeof *jobs * (size_t)(n_jobs > 0 ? n_jobs : 1));
+        if (!jobs) BAD("out of memory");
+        int64_t j = 0;
+        for (int64_t p = 0; ok && p < w->n_parts; p++)
+            for (int64_t e = 0; e < w->parts[p].count; e += chunk)
+                jobs[j++] = (job){p, e, w->parts[p].count - e < chunk ? w->parts[p].count - e : chunk};
+    }
+    if (ok) {
+        const long page = sysconf(_SC_PAGESIZE);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static, 1)
+#endif
+        for (int64_t j = 0; j < n_jobs; j++) {
+            part *p = &w->parts[jobs[j].p];
+            const unsigned char *src = w->files[p->file].map + p->offset;
+            float *dst = p->dst;
+            int64_t bad;
+            if (!dst && allow_nonfinite) continue;      /* mapped in place and nothing to check */
+            if (p->dtype == DT_F32 && !dst) {
+                bad = process(src, DT_F32, NULL, jobs[j].first, jobs[j].n);
+            } else if (p->dtype == DT_F32 && p->offset % 4 != 0) {
+                /* unaligned f32: copy first, then scan the aligned copy */
+                memcpy(dst + jobs[j].first, src + 4 * jobs[j].first, sizeof(float) * (size_t)jobs[j].n);
+                bad = process((const unsigned char *)dst, DT_F32, NULL, jobs[j].first, jobs[j].n);
+            } else {
+                bad = process(src, p->dtype, dst, jobs[j].first, jobs[j].n);
+            }
+            if (dst) {
+                /* The source pages were read once; drop them from this process (the page
+                   cache keeps them) so resident memory counts the weights once. */
+                uintptr_t lo = (uintptr_t)(src + dtype_size(p->dtype) * (size_t)jobs[j].first);
+                uintptr_t hi = lo + dtype_size(p->dtype) * (size_t)jobs[j].n;
+                lo = (lo + (uintptr_t)page - 1) / (uintptr_t)page * (uintptr_t)page;
+                hi = hi / (uintptr_t)page * (uintptr_t)page;
+                if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+            }
+            if (bad >= 0) {
+#ifdef _OPENMP
+#pragma omp critical(attune_weights_bad)
+#endif
+                if (p->bad < 0 || bad < p->bad) p->bad = bad;
+            }
+        }
+    }
+    free(jobs);
+    for (int64_t p = 0; ok && !allow_nonfinite && p < w->n_parts; p++) {
+        const part *q = &w->parts[p];
+        if (q->bad < 0) continue;
+        float v;
+        if (q->dtype == DT_F32) memcpy(&v, w->files[q->file].map + q->offset + 4 * q->bad, 4);
+        else if (q->dst) v = q->dst[q->bad];
+        else v = 0;
+        BAD("weight '%s' holds %s at element %lld of %lld (%s): the checkpoint is damaged; pass --allow-nonfinite to load it anyway",
+            q->name, v != v ? "NaN" : v > 0 ? "+Inf" : "-Inf", (long long)q->bad, (long long)q->count, dtype_name(q->dtype));
+    }
+#undef BAD
+    free(slot_first);
+    free(slot_parts);
+    free(dir);
+    if (!ok) { attune_weights_close(w); return NULL; }
+    return w;
+}

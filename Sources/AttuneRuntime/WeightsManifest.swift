@@ -1,0 +1,91 @@
+import AttuneCodegen
+import AttuneIR
+import Foundation
+
+/// The weights manifest a compiled module opens (format: Kernels/include/attune_weights.h):
+/// which file and byte range each constant slot comes from. Checkpoint tensors are
+/// referenced where they lie (absolute paths, checked by size at open); values derived at
+/// compile time go to `constants.bin` beside the manifest, with a checksum of its whole
+/// payload that the module verifies before use.
+public enum WeightsManifest {
+    public static let fileName = "weights.manifest"
+    public static let derivedFileName = "constants.bin"
+
+    /// Writes the manifest (and the derived blob when the module has one) into `dir`.
+    /// `allowNonfinite` lets the module load NaN/Inf weights instead of refusing them.
+    @discardableResult
+    public static func write(_ module: EmittedModule, to dir: URL, allowNonfinite: Bool = false) throws -> URL {
+        var derived: (size: Int, hash: UInt64)?
+        if !module.derived.isEmpty {
+            derived = try module.derived.withUnsafeBytes { bytes in
+                try PayloadFile.write(bytes, to: dir.appendingPathComponent(derivedFileName))
+                return (bytes.count, PayloadFile.hash(bytes))
+            }
+        }
+        let url = dir.appendingPathComponent(fileName)
+        try PayloadFile.write(Data(try text(module, derived: derived, allowNonfinite: allowNonfinite).utf8), to: url)
+        return url
+    }
+
+    /// The manifest in the build cache, under a folder named by its content: rewritten only
+    /// when the checkpoint files, the module's slots or the options change.
+    public static func cached(_ module: EmittedModule, cacheDirectory: URL, allowNonfinite: Bool) throws -> URL {
+        let derivedHash = module.derived.withUnsafeBytes { PayloadFile.hash($0) }
+        let key = CEmitter.fnv1a(try text(module, derived: module.derived.isEmpty ? nil : (module.derived.count * 4, derivedHash),
+                                          allowNonfinite: allowNonfinite))
+        let dir = cacheDirectory.appendingPathComponent("weights/\(module.name)-\(String(key, radix: 16))")
+        let manifest = dir.appendingPathComponent(fileName)
+        let fm = FileManager.default
+        if fm.fileExists(atPath: manifest.path) { return manifest }
+        let tmp = cacheDirectory.appendingPathComponent("tmp/\(UUID().uuidString)")
+        try fm.createDirectory(at: tmp, withIntermediateDirectories: true)
+        defer { try? fm.removeItem(at: tmp) }
+        try write(module, to: tmp, allowNonfinite: allowNonfinite)
+        try fm.createDirectory(at: dir.deletingLastPathComponent(), withIntermediateDirectories: true)
+        if (try? fm.moveItem(at: tmp, to: dir)) == nil, !fm.fileExists(atPath: manifest.path) {
+            throw RuntimeError("cannot store the weights manifest in \(dir.path)")
+        }
+        return manifest
+    }
+
+    static func text(_ module: EmittedModule, derived: (size: Int, hash: UInt64)?, allowNonfinite: Bool) throws -> String {
+        var files: [String] = []
+        var index: [String: Int] = [:]
+        var lines = ["attune-weights 1", "graph \(hex(module.graphHash))", "slots \(module.constants.count)",
+                     "nonfinite \(allowNonfinite ? "allow" : "reject")"]
+        func fileIndex(_ path: String) -> Int {
+            if let i = index[path] { return i }
+            files.append(path)
+            index[path] = files.count - 1
+            return files.count - 1
+        }
+        var body: [String] = []
+        for (s, slot) in module.constants.enumerated() {
+            body.append("slot \(s) \(slot.floats) \(slot.parts.count)")
+            for part in slot.parts {
+                switch part.source {
+                case .file(let at):
+                    body.append("part \(fileIndex(at.path)) \(at.offset) \(at.dtype.rawValue) \(part.count) \(part.name)")
+                case .derived(let offset):
+                    body.append("part \(fileIndex("")) \(offset * 4) f32 \(part.count) \(part.name)")
+                }
+            }
+        }
+        for (i, path) in files.enumerated() {
+            if path.isEmpty {
+                guard let derived else { throw RuntimeError("module \(module.name) has derived constants but no blob was written") }
+                lines.append("file \(i) \(derived.size) \(hex(derived.hash)) \(derivedFileName)")
+            } else {
+                let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
+                guard let size else { throw RuntimeError("\(path): cannot read the checkpoint file's size") }
+                lines.append("file \(i) \(size) - \(path)")
+            }
+        }
+        return (lines + body).joined(separator: "\n") + "\n"
+    }
+
+    static func hex(_ v: UInt64) -> String {
+        let s = String(v, radix: 16)
+        return String(repeating: "0", count: 16 - s.count) + s
+    }
+}
