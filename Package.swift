@@ -80,7 +80,7 @@ let package = Package(
         .testTarget(name: "AttuneNumericsTests", dependencies: ["AttuneNumerics", "AttuneIR"]),
         .testTarget(name: "AttuneIRTests", dependencies: ["AttuneIR"]),
         .testTarget(name: "AttunePassesTests", dependencies: ["AttunePasses", "AttuneIR", "AttuneNumerics", "AttuneModels"]),
-        .testTarget(name: "AttuneCodegenTests", dependencies: ["AttuneCodegen", "AttuneRuntime", "AttunePasses", "AttuneIR", "AttuneNumerics", "AttuneModels", "AttuneTensor"]),
+        .testTarget(name: "AttuneCodegenTests", dependencies: ["AttuneCodegen", "AttuneRuntime", "AttunePasses", "AttuneIR", "AttuneNumerics", "AttuneModels", "AttuneTensor", "CAttuneKernels"]),
         // Fixtures live in Tests/Fixtures and are found through #filePath.
         .testTarget(name: "AttuneModelsTests", dependencies: ["AttuneModels", "AttuneTensor"]),
         .testTarget(name: "AttuneKernelsTests", dependencies: ["AttuneKernels", "AttuneNumerics", "AttuneTensor", "AttuneBench"]),

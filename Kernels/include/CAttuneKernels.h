@@ -2,3 +2,4 @@
 #include "attune_attention.h"
 #include "attune_bench.h"
 #include "attune_graph_ops.h"
+#include "attune_weights.h"

@@ -89,7 +89,7 @@ public struct Toolchain: Sendable {
     }
 
     /// Why the cached `library` does not match its recorded size and checksum, or nil.
-    static func damage(_ library: URL, _ sums: URL) -> String? {
+    public static func damage(_ library: URL, _ sums: URL) -> String? {
         guard let record = try? String(contentsOf: sums, encoding: .utf8) else { return "no payload.sum" }
         let fields = record.split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
         guard fields.count == 3, fields[0] == library.lastPathComponent, let size = Int(fields[1]) else { return "payload.sum unreadable" }
