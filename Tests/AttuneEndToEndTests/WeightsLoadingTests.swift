@@ -98,4 +98,66 @@ final class WeightsLoadingTests: XCTestCase {
         XCTAssertNil(Toolchain.damage(second.library, second.library.deletingLastPathComponent().appendingPathComponent("payload.sum")))
         XCTAssertEqual(try CompiledModel(artifacts: second).prefillLast([1, 2, 3]).count, 128)
     }
+
+    /// A model whose weights pass 2 GiB and 4 GiB: a tied embedding table of 16.8M rows
+    /// (4.3 GB, a sparse file: zeros except three planted rows, one near the start, one past
+    /// 2 GiB, one past 4 GiB). The last position's logits must be exactly those the planted
+    /// rows give, computed here in float64, and zero everywhere else.
+    func testModelOver4GiBRunsCorrectly() throws {
+        let vocab = 16_800_000, width = 64
+        let tableBytes = vocab * width * 4
+        XCTAssertGreaterThan(tableBytes, 1 << 32)
+        let header = #"{"embed":{"dtype":"F32","shape":[\#(vocab),\#(width)],"data_offsets":[0,\#(tableBytes)]},"#
+            + #""norm":{"dtype":"F32","shape":[\#(width)],"data_offsets":[\#(tableBytes),\#(tableBytes + width * 4)]}}"#
+        var headerBytes = Array(header.utf8)
+        while headerBytes.count % 8 != 0 { headerBytes.append(0x20) }
+        let dataStart = 8 + headerBytes.count
+        let file = dir.appendingPathComponent("big.safetensors")
+        FileManager.default.createFile(atPath: file.path, contents: Data(le(UInt64(headerBytes.count)) + headerBytes))
+        let handle = try FileHandle(forWritingTo: file)
+        try handle.truncate(atOffset: UInt64(dataStart + tableBytes + width * 4))
+        func row(_ r: Int) -> [Float] { (0..<width).map { Float(sin(Double(r % 1000 + 7 * $0))) * 0.5 } }
+        let planted = [3, (1 << 31) / (width * 4) + 12_345, vocab - 1]
+        XCTAssertGreaterThan(planted[1] * width * 4, 1 << 31)
+        XCTAssertGreaterThan(planted[2] * width * 4, 1 << 32)
+        let norm = (0..<width).map { 1 + Float($0) / 64 }
+        for r in planted {
+            try handle.seek(toOffset: UInt64(dataStart + r * width * 4))
+            try handle.write(contentsOf: Data(row(r).flatMap { le($0.bitPattern) }))
+        }
+        try handle.seek(toOffset: UInt64(dataStart + tableBytes))
+        try handle.write(contentsOf: Data(norm.flatMap { le($0.bitPattern) }))
+        try handle.close()
+        let graph = """
+        graph big {
+          %0 = input() {name = "tokens"} : i32[seq]
+          %1 = weight() {name = "embed"} : f32[\(vocab), \(width)]
+          %2 = embedding(%1, %0) : f32[seq, \(width)]
+          %3 = weight() {name = "norm"} : f32[\(width)]
+          %4 = rms_norm(%2, %3) {eps = 1e-05} : f32[seq, \(width)]
+          %5 = linear(%4, %1) {bias = false} : f32[seq, \(vocab)]
+          output logits = %5
+        }
+        """
+        let attn = dir.appendingPathComponent("big.attn")
+        try graph.write(to: attn, atomically: true, encoding: .utf8)
+        let artifacts = try ModelCompiler.compile(try ModelSource.load(attn.path), CompileOptions(maxChunk: 4, maxContext: 8), toolchain: toolchain)
+        let logits = try CompiledModel(artifacts: artifacts).prefillLast(planted.map(Int32.init))
+
+        let e = row(planted[2]).map(Double.init)
+        let rms = (e.map { $0 * $0 }.reduce(0, +) / Double(width) + 1e-5).squareRoot()
+        let x = zip(e, norm).map { $0 / rms * Double($1) }
+        for r in planted {
+            let expected = zip(x, row(r)).map { $0 * Double($1) }.reduce(0, +)
+            XCTAssertEqual(Double(logits[r]), expected, accuracy: 1e-4 * max(1, abs(expected)), "row \(r)")
+        }
+        var others = logits
+        for r in planted { others[r] = 0 }
+        XCTAssertEqual(others.firstIndex { $0 != 0 }, nil, "rows that are zero on disk give logit 0")
+    }
+}
+
+/// Little-endian bytes of an integer.
+private func le<T: FixedWidthInteger>(_ x: T) -> [UInt8] {
+    withUnsafeBytes(of: x.littleEndian) { Array($0) }
 }
