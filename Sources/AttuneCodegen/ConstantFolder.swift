@@ -6,6 +6,13 @@ import AttuneIR
 public struct ConstantSlot: Sendable, Equatable {
     public var floats: Int
     public var parts: [ConstantPart]
+
+    /// The module points into the file (one 4-byte-aligned f32 part); otherwise it
+    /// materialises the slot in fp32 memory when it opens (attune_weights.h).
+    public var isMappedInPlace: Bool {
+        guard parts.count == 1, case .file(let at) = parts[0].source else { return false }
+        return at.dtype == .f32 && at.offset % 4 == 0
+    }
 }
 
 /// A run of a constant's elements: in a checkpoint file, where the module maps them, or

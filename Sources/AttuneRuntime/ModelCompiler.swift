@@ -8,7 +8,7 @@ public struct CompileOptions: Sendable {
     public var kernels: KernelOverrides
     /// Largest forward chunk; nil = 512.
     public var maxChunk: Int?
-    /// KV-cache capacity; nil = the model's max_position_embeddings, at most 4096.
+    /// KV-cache capacity; nil = the model's max_position_embeddings, capped by available memory.
     public var maxContext: Int?
     /// `--calibration FILE`: checked against the model, then its phi goes to `unified_max`.
     public var calibration: (file: Calibration, path: String)?
@@ -35,6 +35,8 @@ public struct CompiledArtifacts {
     public var manifest: URL
     /// The shared library came from the build cache.
     public var cached: Bool
+    /// What the user should know about the compile (e.g. a capped KV cache), one line each.
+    public var notes: [String]
     public var seconds: Double
 }
 
@@ -57,13 +59,50 @@ public enum ModelCompiler {
     }
 
     public static func codegenOptions(_ model: LoadedModel, _ options: CompileOptions) throws -> CodegenOptions {
+        try contextPlan(model, options).options
+    }
+
+    /// The chunk and KV-cache capacity, and what the user should know about the capacity:
+    /// by default the model's `max_position_embeddings`, capped so the KV cache (fp32,
+    /// allocated lazily: pages count only once written) plus the weights fit in the memory
+    /// available now.
+    public static func contextPlan(_ model: LoadedModel, _ options: CompileOptions,
+                                   availableBytes: Int? = SystemMemory.availableBytes) throws -> (options: CodegenOptions, notes: [String]) {
         // 512 rows keep sgemm near its peak; 256 measured ~10% slower prefill (Docs/PERFORMANCE.md).
         let chunk = options.maxChunk ?? 512
-        let context = options.maxContext ?? min(model.config?.maxPositionEmbeddings ?? 4096, 4096)
         guard chunk >= 1 else { throw RuntimeError("--max-chunk must be >= 1, got \(chunk)") }
-        guard context >= 1 else { throw RuntimeError("--max-context must be >= 1, got \(context)") }
-        return CodegenOptions(maxChunk: chunk, maxContext: context)
+        let trained = model.config?.maxPositionEmbeddings
+        var notes: [String] = []
+        if let asked = options.maxContext {
+            guard asked >= 1 else { throw RuntimeError("--max-context must be >= 1, got \(asked)") }
+            if let trained, asked > trained {
+                notes.append("--max-context \(asked) is beyond the model's max_position_embeddings \(trained): positions past it were not trained")
+            }
+            return (CodegenOptions(maxChunk: chunk, maxContext: asked), notes)
+        }
+        var context = trained ?? 4096
+        let perPosition = kvBytesPerPosition(model.graph)
+        if let available = availableBytes, perPosition > 0 {
+            let weights = model.graph.weights.reduce(0) { $0 + 4 * $1.type.shape.reduce(1) { $0 * ($1.fixedValue ?? 1) } }
+            let fits = max(0, (available - weights) * 9 / 10) / perPosition
+            if fits < context {
+                let capped = max(256, fits / 256 * 256)
+                notes.append("KV cache capped at \(capped) positions: the model's \(context) need \(gib(context * perPosition)) and \(gib(available)) of memory is available (use --max-context to choose)")
+                context = capped
+            }
+        }
+        return (CodegenOptions(maxChunk: chunk, maxContext: context), notes)
     }
+
+    /// Bytes of fp32 K and V one position adds over all layers.
+    static func kvBytesPerPosition(_ graph: Graph) -> Int {
+        graph.nodes.reduce(0) { total, node in
+            guard case .kvAppend = node.op, let width = graph.type(of: node.inputs[0]).shape.last?.fixedValue else { return total }
+            return total + 4 * width
+        }
+    }
+
+    static func gib(_ bytes: Int) -> String { String(format: "%.1f GiB", Double(bytes) / Double(1 << 30)) }
 
     public static func emit(_ model: LoadedModel, _ options: CompileOptions) throws -> (PipelineReport, EmittedModule) {
         let report = try lower(model, options)
@@ -78,9 +117,10 @@ public enum ModelCompiler {
     public static func compile(_ model: LoadedModel, _ options: CompileOptions, toolchain: Toolchain) throws -> CompiledArtifacts {
         let start = Date()
         let (report, module) = try emit(model, options)
+        let notes = try contextPlan(model, options).notes
         let built = try toolchain.build(module)
         let manifest = try WeightsManifest.cached(module, cacheDirectory: toolchain.cacheDirectory, allowNonfinite: options.allowNonfinite)
         return CompiledArtifacts(report: report, module: module, library: built.library, manifest: manifest,
-                                 cached: built.cached, seconds: Date().timeIntervalSince(start))
+                                 cached: built.cached, notes: notes, seconds: Date().timeIntervalSince(start))
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import AttuneKernels
 
@@ -15,6 +16,11 @@ struct CLIError: Error, CustomStringConvertible {
     var message: String
     init(_ message: String) { self.message = message }
     var description: String { message }
+}
+
+/// A line the user should see that is not an error, on stderr so stdout stays parseable.
+func printNote(_ note: String) {
+    FileHandle.standardError.write(Data("note: \(note)\n".utf8))
 }
 
 /// `--param name=value`, repeatable.

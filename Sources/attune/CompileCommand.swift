@@ -39,6 +39,7 @@ struct CompileCommand: ParsableCommand {
             return
         }
         let artifacts = try ModelCompiler.compile(loaded, try compile.options(), toolchain: toolchain)
+        for note in artifacts.notes { printNote(note) }
         let name = artifacts.module.name
         let dest = out.appendingPathComponent("lib\(name).so")
         try? FileManager.default.removeItem(at: dest)

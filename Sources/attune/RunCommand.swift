@@ -14,7 +14,7 @@ struct RunCommand: ParsableCommand {
         for all (Hydragen). Models that cannot batch (sliding windows, sigmoid attention, hybrid \
         stores) run the prompts one after another and say why.
         --json prints one JSON object on the last line: generated, prefill_ms, \
-        decode_ms_per_token, compile_ms, build_cached, prompt_tokens (one prompt) or sequences, \
+        decode_ms_per_token, import_ms, compile_ms, build_cached, load_ms, prompt_tokens (one prompt) or sequences, \
         shared_prefix, batched, prefill_ms, decode_ms_per_step (several); with --stats a stats \
         object (counter name → value). Counters cover the last timed prefill and the decode: the \
         cache and the counters are reset before each prefill repeat.
@@ -40,19 +40,28 @@ struct RunCommand: ParsableCommand {
         if all.count > 1 && (logitsOut != nil || repeats > 1) {
             throw CLIError("--logits-out and --repeats take one prompt; \(all.count) were given")
         }
+        let started = Date()
         let loaded = try ModelSource.load(model)
+        let importMs = Date().timeIntervalSince(started) * 1e3
         let artifacts = try ModelCompiler.compile(loaded, try compile.options(), toolchain: try Toolchain.detect())
+        for note in artifacts.notes { printNote(note) }
+        let opening = Date()
         let session = try CompiledModel(artifacts: artifacts)
+        let loadMs = Date().timeIntervalSince(opening) * 1e3
         if let longest = all.map(\.count).max(), longest + maxNewTokens > session.maxContext {
             throw CLIError("\(longest) prompt + \(maxNewTokens) new tokens exceed the context of \(session.maxContext) (see --max-context)")
         }
-        var object: [String: Any] = ["compile_ms": artifacts.seconds * 1e3, "build_cached": artifacts.cached]
+        var object: [String: Any] = ["import_ms": importMs, "compile_ms": artifacts.seconds * 1e3, "build_cached": artifacts.cached,
+                                     "load_ms": loadMs]
         if all.count == 1 {
             try single(session, all[0], &object)
         } else {
             try batch(session, all, &object)
         }
+        print("import     \(fmt(importMs, 0)) ms (config, checkpoint headers, graph)")
         print("compile    \(fmt(artifacts.seconds * 1e3, 0)) ms\(artifacts.cached ? " (build cache hit)" : "")")
+        let materialised = artifacts.module.constants.filter { !$0.isMappedInPlace }.reduce(0) { $0 + $1.floats }
+        print("load       \(fmt(loadMs, 0)) ms (weights mapped; \((materialised * 4) >> 20) MiB materialised in fp32)")
         let counters = session.counters
         if stats {
             if counters.isEmpty { print("stats      the model's kernels count nothing") }
