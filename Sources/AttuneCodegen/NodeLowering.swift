@@ -47,6 +47,13 @@ struct NodeLowering {
         self.uses = graph.users()
     }
 
+    /// A batched decode pass holds rows of several sequences, and one length-dependent
+    /// table per pass would be that of the longest, not each sequence's own.
+    private mutating func refuseBatchIfLengthDependent(_ f: RopeFrequencies) {
+        let reason = "its RoPE table depends on each pass's length (dynamic NTK or LongRoPE)"
+        if f.dependsOnLength && !batchRefusals.contains(reason) { batchRefusals.append(reason) }
+    }
+
     /// How a node rotates by `f`: declarations of its `inv_freq` table (none for plain
     /// RoPE, which `attune_op_rope` computes from theta) and the call for one q or k block.
     /// Fixed tables are `static const double` with every digit the IR holds; LongRoPE
@@ -257,6 +264,7 @@ struct NodeLowering {
                 code.append("attune_op_copy_columns(\(x.pointer), \(x.rowStride), 0, \(x.rows.c), \(x.width), \(y.pointer));")
             }
             let rope = Self.ropeCall(a.frequencies, rotaryDim: a.rotaryDim, positions: pos.pointer, rows: y.rows.c)
+            refuseBatchIfLengthDependent(a.frequencies)
             code += rope.setup
             code.append(rope.call(y.pointer, y.rowStride, a.heads, a.headDim))
             views[out] = y
@@ -269,6 +277,7 @@ struct NodeLowering {
             let all = newBuffer(rows: x.rows, width: width)
             code.append("attune_op_linear(\(x.pointer), \(x.rows.c), \(x.width), \(w.pointer), \(width), \(bias), \(all.pointer));")
             let rope = Self.ropeCall(a.frequencies, rotaryDim: a.rotaryDim, positions: pos.pointer, rows: x.rows.c)
+            refuseBatchIfLengthDependent(a.frequencies)
             code += rope.setup
             code.append(rope.call(all.pointer, width, a.heads, a.headDim))
             var k = all
