@@ -114,16 +114,16 @@ void attune_op_layer_norm(const float *x, const float *w, const float *bias, int
     }
 }
 
-void attune_op_rope(float *x, int64_t stride, const int32_t *positions, int64_t rows, int64_t heads,
-                    int64_t head_dim, int64_t rotary_dim, double theta) {
+void attune_op_rope_freqs(float *x, int64_t stride, const int32_t *positions, int64_t rows, int64_t heads,
+                          int64_t head_dim, int64_t rotary_dim, const double *inv_freq, double scaling) {
     const int64_t half = rotary_dim / 2;
     for (int64_t r = 0; r < rows; r++) {
         /* Angles in double: fp32 angles lose ~1e-4 rad by position 2000. */
         float cs[half > 0 ? half : 1], sn[half > 0 ? half : 1];
         for (int64_t i = 0; i < half; i++) {
-            double angle = (double)positions[r] * pow(theta, -2.0 * (double)i / (double)rotary_dim);
-            cs[i] = (float)cos(angle);
-            sn[i] = (float)sin(angle);
+            double angle = (double)positions[r] * inv_freq[i];
+            cs[i] = (float)(cos(angle) * scaling);
+            sn[i] = (float)(sin(angle) * scaling);
         }
         for (int64_t h = 0; h < heads; h++) {
             float *v = x + r * stride + h * head_dim;
@@ -134,6 +134,30 @@ void attune_op_rope(float *x, int64_t stride, const int32_t *positions, int64_t 
             }
         }
     }
+}
+
+void attune_op_rope(float *x, int64_t stride, const int32_t *positions, int64_t rows, int64_t heads,
+                    int64_t head_dim, int64_t rotary_dim, double theta) {
+    const int64_t half = rotary_dim / 2;
+    double inv_freq[half > 0 ? half : 1];
+    for (int64_t i = 0; i < half; i++) inv_freq[i] = pow(theta, -2.0 * (double)i / (double)rotary_dim);
+    attune_op_rope_freqs(x, stride, positions, rows, heads, head_dim, rotary_dim, inv_freq, 1.0);
+}
+
+int64_t attune_rope_length(const int32_t *positions, int64_t rows) {
+    int64_t length = 0;
+    for (int64_t r = 0; r < rows; r++)
+        if ((int64_t)positions[r] + 1 > length) length = (int64_t)positions[r] + 1;
+    return length;
+}
+
+void attune_rope_dynamic_ntk(double *inv_freq, int64_t rotary_dim, double theta, double factor,
+                             int64_t original_length, int64_t length) {
+    /* transformers' _compute_dynamic_ntk_parameters with seq_len = max(length, original). */
+    const double n = (double)(length > original_length ? length : original_length);
+    const double d = (double)rotary_dim;
+    const double base = theta * pow(factor * n / (double)original_length - (factor - 1.0), d / (d - 2.0));
+    for (int64_t i = 0; i < rotary_dim / 2; i++) inv_freq[i] = 1.0 / pow(base, (double)(2 * i) / d);
 }
 
 void attune_op_add(const float *a, const float *b, int64_t n, int64_t nb, float *out) {

@@ -40,6 +40,22 @@ void attune_op_layer_norm(const float *x, const float *w, const float *bias, int
 void attune_op_rope(float *x, int64_t stride, const int32_t *positions, int64_t rows, int64_t heads,
                     int64_t head_dim, int64_t rotary_dim, double theta);
 
+/* The same with inverse frequencies inv_freq[rotary_dim / 2] (angle = position * inv_freq[i])
+ * and cos/sin multiplied by `scaling` (transformers' attention_scaling); the pass-through
+ * columns >= rotary_dim are not scaled. */
+void attune_op_rope_freqs(float *x, int64_t stride, const int32_t *positions, int64_t rows, int64_t heads,
+                          int64_t head_dim, int64_t rotary_dim, const double *inv_freq, double scaling);
+
+/* The total length a forward pass over `positions` reaches, max(positions) + 1: the
+ * length transformers' length-dependent RoPE types (dynamic, longrope) use. */
+int64_t attune_rope_length(const int32_t *positions, int64_t rows);
+
+/* Dynamic NTK RoPE: inv_freq[rotary_dim / 2] for a pass reaching `length`, with base
+ * theta * (factor * L / original - (factor - 1))^(d / (d - 2)), L = max(length, original),
+ * d = rotary_dim (> 2). */
+void attune_rope_dynamic_ntk(double *inv_freq, int64_t rotary_dim, double theta, double factor,
+                             int64_t original_length, int64_t length);
+
 /* out[i] = a[i] ∘ b[i % nb] for i < n, ∘ = + or *; in place allowed. */
 void attune_op_add(const float *a, const float *b, int64_t n, int64_t nb, float *out);
 void attune_op_mul(const float *a, const float *b, int64_t n, int64_t nb, float *out);

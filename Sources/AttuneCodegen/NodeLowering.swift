@@ -47,6 +47,50 @@ struct NodeLowering {
         self.uses = graph.users()
     }
 
+    /// A batched decode pass holds rows of several sequences, and one length-dependent
+    /// table per pass would be that of the longest, not each sequence's own.
+    private mutating func refuseBatchIfLengthDependent(_ f: RopeFrequencies) {
+        let reason = "its RoPE table depends on each pass's length (dynamic NTK or LongRoPE)"
+        if f.dependsOnLength && !batchRefusals.contains(reason) { batchRefusals.append(reason) }
+    }
+
+    /// How a node rotates by `f`: declarations of its `inv_freq` table (none for plain
+    /// RoPE, which `attune_op_rope` computes from theta) and the call for one q or k block.
+    /// Fixed tables are `static const double` with every digit the IR holds; LongRoPE
+    /// picks one of two tables and dynamic NTK recomputes its table from this pass's
+    /// length (`attune_rope_length`: max position + 1, as transformers).
+    static func ropeCall(_ f: RopeFrequencies, rotaryDim: Int, positions: String, rows: String)
+        -> (setup: [String], call: (_ x: String, _ stride: Int, _ heads: Int, _ headDim: Int) -> String) {
+        func table(_ name: String, _ values: [Double]) -> String {
+            "static const double \(name)[\(values.count)] = {\(values.map(CLiteral.double).joined(separator: ", "))};"
+        }
+        let half = rotaryDim / 2
+        var setup: [String]
+        switch f.source {
+        case .theta(let theta) where f.attentionScaling == 1:
+            return ([], { x, stride, heads, headDim in
+                "attune_op_rope(\(x), \(stride), \(positions), \(rows), \(heads), \(headDim), \(rotaryDim), \(CLiteral.double(theta)));"
+            })
+        case .theta(let theta):
+            setup = [table("inv_freq", RopeFrequencies.plain(base: theta, rotaryDim: rotaryDim))]
+        case .table(let values):
+            setup = [table("inv_freq", values)]
+        case .longrope(let short, let long, let originalLength):
+            setup = [table("short_inv_freq", short), table("long_inv_freq", long),
+                     "/* LongRoPE: the long factors once this pass reaches past position \(originalLength - 1). */",
+                     "const double *inv_freq = attune_rope_length(\(positions), \(rows)) > \(originalLength) ? long_inv_freq : short_inv_freq;"]
+        case .dynamicNTK(let theta, let factor, let originalLength):
+            setup = ["/* Dynamic NTK: the table for the length this pass reaches. */",
+                     "double inv_freq[\(half)];",
+                     "attune_rope_dynamic_ntk(inv_freq, \(rotaryDim), \(CLiteral.double(theta)), \(CLiteral.double(factor)), "
+                         + "\(originalLength), attune_rope_length(\(positions), \(rows)));"]
+        }
+        let scaling = CLiteral.double(f.attentionScaling)
+        return (setup, { x, stride, heads, headDim in
+            "attune_op_rope_freqs(\(x), \(stride), \(positions), \(rows), \(heads), \(headDim), \(rotaryDim), inv_freq, \(scaling));"
+        })
+    }
+
     /// Finds the attention nodes bound to a `KVStoreKernel` and plans one store per layer;
     /// run before lowering so the layers' `kv_append` nodes know to leave the dense cache.
     mutating func planStores() throws {
@@ -225,7 +269,10 @@ struct NodeLowering {
                 y = try result(type)
                 code.append("attune_op_copy_columns(\(x.pointer), \(x.rowStride), 0, \(x.rows.c), \(x.width), \(y.pointer));")
             }
-            code.append("attune_op_rope(\(y.pointer), \(y.rowStride), \(pos.pointer), \(y.rows.c), \(a.heads), \(a.headDim), \(a.rotaryDim), \(CLiteral.double(a.theta)));")
+            let rope = Self.ropeCall(a.frequencies, rotaryDim: a.rotaryDim, positions: pos.pointer, rows: y.rows.c)
+            refuseBatchIfLengthDependent(a.frequencies)
+            code += rope.setup
+            code.append(rope.call(y.pointer, y.rowStride, a.heads, a.headDim))
             views[out] = y
 
         case .qkvRope(let a):
@@ -235,10 +282,13 @@ struct NodeLowering {
             let width = (a.heads + 2 * a.kvHeads) * a.headDim
             let all = newBuffer(rows: x.rows, width: width)
             code.append("attune_op_linear(\(x.pointer), \(x.rows.c), \(x.width), \(w.pointer), \(width), \(bias), \(all.pointer));")
-            code.append("attune_op_rope(\(all.pointer), \(width), \(pos.pointer), \(x.rows.c), \(a.heads), \(a.headDim), \(a.rotaryDim), \(CLiteral.double(a.theta)));")
+            let rope = Self.ropeCall(a.frequencies, rotaryDim: a.rotaryDim, positions: pos.pointer, rows: x.rows.c)
+            refuseBatchIfLengthDependent(a.frequencies)
+            code += rope.setup
+            code.append(rope.call(all.pointer, width, a.heads, a.headDim))
             var k = all
             k.column = a.heads * a.headDim
-            code.append("attune_op_rope(\(k.pointer), \(width), \(pos.pointer), \(x.rows.c), \(a.kvHeads), \(a.headDim), \(a.rotaryDim), \(CLiteral.double(a.theta)));")
+            code.append(rope.call(k.pointer, width, a.kvHeads, a.headDim))
             let widths = [a.heads * a.headDim, a.kvHeads * a.headDim, a.kvHeads * a.headDim]
             var column = 0
             for r in 0..<3 {

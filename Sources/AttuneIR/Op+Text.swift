@@ -75,7 +75,7 @@ extension Op {
         case .elementwise(let p): return ["program": .string(p.description)]
         case .rmsNorm(let eps), .layerNorm(let eps), .addRMSNorm(let eps): return ["eps": .double(eps)]
         case .rope(let a):
-            return ["heads": .int(a.heads), "head_dim": .int(a.headDim), "rotary_dim": .int(a.rotaryDim), "theta": .double(a.theta)]
+            return a.frequencies.attributes.merging(["heads": .int(a.heads), "head_dim": .int(a.headDim), "rotary_dim": .int(a.rotaryDim)]) { $1 }
         case .attentionMask(let causal, let window):
             var d: [String: AttrValue] = ["causal": .bool(causal)]
             if let window { d["window"] = .int(window) }
@@ -104,8 +104,8 @@ extension Op {
             return d
         case .kvAppend(let layer, let kind): return ["layer": .int(layer), "kind": .ident(kind.rawValue)]
         case .qkvRope(let a):
-            return ["heads": .int(a.heads), "kv_heads": .int(a.kvHeads), "head_dim": .int(a.headDim),
-                    "rotary_dim": .int(a.rotaryDim), "theta": .double(a.theta), "bias": .bool(a.hasBias)]
+            return a.frequencies.attributes.merging(["heads": .int(a.heads), "kv_heads": .int(a.kvHeads), "head_dim": .int(a.headDim),
+                                                     "rotary_dim": .int(a.rotaryDim), "bias": .bool(a.hasBias)]) { $1 }
         case .reshape(let shape):
             return ["shape": .list(shape.map { d in d.fixedValue.map(AttrValue.int) ?? .ident(d.description) })]
         case .transpose(let perm): return ["perm": .list(perm.map(AttrValue.int))]
@@ -141,7 +141,7 @@ extension Op {
         case "softmax": op = .softmax
         case "rope":
             op = .rope(RopeAttrs(heads: try a.int("heads"), headDim: try a.int("head_dim"),
-                                 rotaryDim: try a.optionalInt("rotary_dim"), theta: try a.double("theta")))
+                                 rotaryDim: try a.optionalInt("rotary_dim"), frequencies: try a.ropeFrequencies()))
         case "attention_mask": op = .attentionMask(causal: try a.bool("causal", default: true), window: try a.optionalInt("window"))
         case "attention":
             let normalizer: AttentionNormalizer
@@ -176,7 +176,7 @@ extension Op {
         case "swiglu": op = .swiGLU
         case "qkv_rope":
             op = .qkvRope(QKVRopeAttrs(heads: try a.int("heads"), kvHeads: try a.int("kv_heads"), headDim: try a.int("head_dim"),
-                                       rotaryDim: try a.optionalInt("rotary_dim"), theta: try a.double("theta"),
+                                       rotaryDim: try a.optionalInt("rotary_dim"), frequencies: try a.ropeFrequencies(),
                                        hasBias: try a.bool("bias", default: false)))
         case "reshape": op = .reshape(shape: try a.dims("shape"))
         case "transpose": op = .transpose(perm: try a.intList("perm"))
@@ -307,6 +307,27 @@ private struct AttrReader {
                 }
             }
         }
+    }
+
+    mutating func optionalNumberList(_ key: String) throws -> [Double]? {
+        guard let v = get(key) else { return nil }
+        guard case .list(let xs) = v else { throw wrong(key, "a list of numbers", v) }
+        return try xs.map { x in
+            switch x {
+            case .int(let n): return Double(n)
+            case .double(let f): return f
+            default: throw wrong(key, "a list of numbers", v)
+            }
+        }
+    }
+
+    /// The attributes `RopeFrequencies.attributes` prints.
+    mutating func ropeFrequencies() throws -> RopeFrequencies {
+        try RopeFrequencies.make(theta: try optionalDouble("theta"), invFreq: try optionalNumberList("inv_freq"),
+                                 longInvFreq: try optionalNumberList("long_inv_freq"),
+                                 dynamicFactor: try optionalDouble("dynamic_factor"),
+                                 originalLength: try optionalInt("original_length"),
+                                 attentionScaling: try optionalDouble("attention_scaling"), op: mnemonic)
     }
 
     func rejectUnused() throws {

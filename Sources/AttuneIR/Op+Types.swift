@@ -117,7 +117,7 @@ extension Op {
             return [f32(t[0].shape)]
 
         case .rope(let a):
-            try checkRope(heads: a.heads, headDim: a.headDim, rotaryDim: a.rotaryDim, theta: a.theta)
+            try checkRope(heads: a.heads, headDim: a.headDim, rotaryDim: a.rotaryDim, frequencies: a.frequencies)
             try float(0, "x"); try rank(0, 2, "x [seq, heads*head_dim]")
             try same(t[0].shape[1], .fixed(a.heads * a.headDim), "x's width vs heads*head_dim")
             try positions(t[1], seq: t[0].shape[0])
@@ -168,7 +168,7 @@ extension Op {
             return [f32(Array(t[0].shape.dropLast()) + [.fixed(rows / 2)])]
 
         case .qkvRope(let a):
-            try checkRope(heads: a.heads, headDim: a.headDim, rotaryDim: a.rotaryDim, theta: a.theta)
+            try checkRope(heads: a.heads, headDim: a.headDim, rotaryDim: a.rotaryDim, frequencies: a.frequencies)
             guard a.kvHeads > 0, a.heads % a.kvHeads == 0 else {
                 throw IRError("heads (\(a.heads)) must be a multiple of kv_heads (\(a.kvHeads))")
             }
@@ -234,12 +234,12 @@ extension Op {
         }
     }
 
-    private func checkRope(heads: Int, headDim: Int, rotaryDim: Int, theta: Double) throws {
+    private func checkRope(heads: Int, headDim: Int, rotaryDim: Int, frequencies: RopeFrequencies) throws {
         guard heads > 0, headDim > 0 else { throw IRError("heads and head_dim must be positive") }
         guard rotaryDim > 0, rotaryDim % 2 == 0, rotaryDim <= headDim else {
             throw IRError("rotary_dim must be even and in 2...\(headDim), got \(rotaryDim)")
         }
-        guard theta > 0, theta.isFinite else { throw IRError("theta must be positive, got \(theta)") }
+        try frequencies.check(rotaryDim: rotaryDim)
     }
 
     private func positions(_ p: TensorType, seq: Dim) throws {

@@ -72,18 +72,25 @@ public struct AttentionAttrs: Sendable, Hashable {
 }
 
 /// Rotary position embedding in Hugging Face's "rotate half" layout: within each head,
-/// element i < rotaryDim/2 pairs with i + rotaryDim/2; angle = position * theta^(-2i/rotaryDim).
+/// element i < rotaryDim/2 pairs with i + rotaryDim/2; angle = position * invFreq[i], and
+/// cos/sin are scaled by the attention scaling (see `RopeFrequencies`; plain RoPE:
+/// invFreq[i] = theta^(-2i/rotaryDim), scaling 1). Elements >= rotaryDim pass through.
 public struct RopeAttrs: Sendable, Hashable {
     public var heads: Int
     public var headDim: Int
     public var rotaryDim: Int
-    public var theta: Double
+    public var frequencies: RopeFrequencies
 
-    public init(heads: Int, headDim: Int, rotaryDim: Int? = nil, theta: Double) {
+    public init(heads: Int, headDim: Int, rotaryDim: Int? = nil, frequencies: RopeFrequencies) {
         self.heads = heads
         self.headDim = headDim
         self.rotaryDim = rotaryDim ?? headDim
-        self.theta = theta
+        self.frequencies = frequencies
+    }
+
+    /// Plain RoPE with base `theta`.
+    public init(heads: Int, headDim: Int, rotaryDim: Int? = nil, theta: Double) {
+        self.init(heads: heads, headDim: headDim, rotaryDim: rotaryDim, frequencies: .theta(theta))
     }
 }
 
@@ -178,15 +185,20 @@ public struct QKVRopeAttrs: Sendable, Hashable {
     public var kvHeads: Int
     public var headDim: Int
     public var rotaryDim: Int
-    public var theta: Double
+    public var frequencies: RopeFrequencies
     public var hasBias: Bool
 
-    public init(heads: Int, kvHeads: Int, headDim: Int, rotaryDim: Int? = nil, theta: Double, hasBias: Bool) {
+    public init(heads: Int, kvHeads: Int, headDim: Int, rotaryDim: Int? = nil, frequencies: RopeFrequencies, hasBias: Bool) {
         self.heads = heads
         self.kvHeads = kvHeads
         self.headDim = headDim
         self.rotaryDim = rotaryDim ?? headDim
-        self.theta = theta
+        self.frequencies = frequencies
         self.hasBias = hasBias
+    }
+
+    /// Plain RoPE with base `theta`.
+    public init(heads: Int, kvHeads: Int, headDim: Int, rotaryDim: Int? = nil, theta: Double, hasBias: Bool) {
+        self.init(heads: heads, kvHeads: kvHeads, headDim: headDim, rotaryDim: rotaryDim, frequencies: .theta(theta), hasBias: hasBias)
     }
 }

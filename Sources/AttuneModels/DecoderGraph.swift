@@ -41,8 +41,8 @@ public enum DecoderGraph {
             let v = try linear(hn, "\(p).self_attn.v_proj", out: hkv * d, in: h, bias: c.qkvBias)
 
             b.label = "\(p).self_attn.rotary_emb"
-            q = try b.add(.rope(RopeAttrs(heads: hq, headDim: d, theta: c.ropeTheta)), [q, positions])
-            k = try b.add(.rope(RopeAttrs(heads: hkv, headDim: d, theta: c.ropeTheta)), [k, positions])
+            q = try b.add(.rope(RopeAttrs(heads: hq, headDim: d, rotaryDim: c.rope.rotaryDim, frequencies: c.rope.frequencies)), [q, positions])
+            k = try b.add(.rope(RopeAttrs(heads: hkv, headDim: d, rotaryDim: c.rope.rotaryDim, frequencies: c.rope.frequencies)), [k, positions])
 
             b.label = "\(p).self_attn.kv_cache"
             let kc = try b.add(.kvAppend(layer: l, kind: .key), [k])

@@ -16,9 +16,8 @@ import Foundation
 ///   none) to every layer. Qwen2 applies it only if `use_sliding_window`, and
 ///   then to the layers `layer_types` marks `"sliding_attention"`, or if that
 ///   is absent to layers `>= max_window_layers` (default 28). Llama has none.
-/// - RoPE: `rope_scaling` must be null or of type "default"; scaled variants
-///   (llama3, yarn, linear, dynamic, …) are rejected, as is any
-///   non-default `rope_parameters` (the transformers v5 spelling).
+/// - RoPE: `rope_theta` + `rope_scaling`, or transformers v5's `rope_parameters`,
+///   of type default, linear, dynamic, yarn, longrope or llama3 (`RopeScaling`).
 /// - Attune's own keys: `attention_normalizer` ("softmax" default, or
 ///   "sigmoid") and `sigmoid_bias` (a number, only with "sigmoid").
 /// The size keys `vocab_size`, `hidden_size`, `intermediate_size`,
@@ -50,6 +49,8 @@ public struct HFConfig: Sendable, Equatable {
     public let numKeyValueHeads: Int
     public let headDim: Int
     public let ropeTheta: Double
+    /// The RoPE variant and its parameters; `rope.frequencies` is what the IR rotates by.
+    public let rope: RopeScaling
     public let rmsNormEps: Double
     public let maxPositionEmbeddings: Int
     /// If true, the output projection reuses `model.embed_tokens.weight` and
@@ -150,7 +151,6 @@ public struct HFConfig: Sendable, Equatable {
             throw Problem("hidden_act \(quoted(hiddenAct)) is not supported (only 'silu')")
         }
         rmsNormEps = try r.positiveDouble("rms_norm_eps") ?? 1e-6
-        ropeTheta = try Self.ropeTheta(r)
         let defaultMaxPositions: Int
         switch arch {
         case .llama: defaultMaxPositions = 2048
@@ -158,6 +158,8 @@ public struct HFConfig: Sendable, Equatable {
         case .qwen2: defaultMaxPositions = 32768
         }
         maxPositionEmbeddings = try r.size("max_position_embeddings", default: defaultMaxPositions)
+        rope = try RopeScaling(r, headDim: headDim, maxPositionEmbeddings: maxPositionEmbeddings, appliesPartialRotary: false)
+        ropeTheta = rope.theta
         tieWordEmbeddings = try r.bool("tie_word_embeddings") ?? false
         torchDtype = try r.string("torch_dtype") ?? r.string("dtype")
 
@@ -190,39 +192,6 @@ public struct HFConfig: Sendable, Equatable {
         }
     }
 
-    private static func ropeTheta(_ r: ConfigReader) throws -> Double {
-        typealias Problem = ConfigReader.Problem
-        if let scaling = r["rope_scaling"], !scaling.isNull {
-            try requireDefaultRope(scaling, key: "rope_scaling")
-        }
-        let theta = try r.positiveDouble("rope_theta")
-        guard let params = r["rope_parameters"], !params.isNull else { return theta ?? 10000 }
-        try requireDefaultRope(params, key: "rope_parameters")
-        guard case .object(let p) = params, let nested = try ConfigReader(p).positiveDouble("rope_theta") else {
-            return theta ?? 10000
-        }
-        if let theta, theta != nested {
-            throw Problem("rope_theta \(theta) and rope_parameters.rope_theta \(nested) disagree")
-        }
-        return nested
-    }
-
-    /// Accepts a RoPE description only if it asks for plain RoPE.
-    private static func requireDefaultRope(_ value: JSON, key: String) throws {
-        guard case .object(let o) = value else {
-            throw ConfigReader.Problem("\(key) is \(value.kind), expected an object or null")
-        }
-        let type: String
-        switch o["rope_type"] ?? o["type"] {
-        case .string(let s)?: type = s
-        case nil: type = "default"
-        case let other?: throw ConfigReader.Problem("\(key) type is \(other.kind), expected a string")
-        }
-        guard type == "default" else {
-            throw ConfigReader.Problem("\(key) of type \(quoted(type)) is not supported (only plain RoPE)")
-        }
-    }
-
     private static func qwen2SlidingWindows(_ r: ConfigReader, layers: Int) throws -> [Int?] {
         // transformers ignores sliding_window (often set to some large value)
         // unless use_sliding_window is true, so only then is it read.
@@ -250,7 +219,7 @@ public struct HFConfig: Sendable, Equatable {
 }
 
 /// Typed access to a config object's keys, with messages that name the key.
-private struct ConfigReader {
+struct ConfigReader {
     struct Problem: Error {
         let reason: String
         init(_ reason: String) { self.reason = reason }
@@ -325,13 +294,13 @@ private struct ConfigReader {
 }
 
 extension JSON {
-    fileprivate var isNull: Bool {
+    var isNull: Bool {
         if case .null = self { return true }
         return false
     }
 
     /// The value itself when short, else its kind.
-    fileprivate var describe: String {
+    var describe: String {
         switch self {
         case .number(let n): return n.literal
         case .bool(let b): return String(b)

@@ -182,7 +182,7 @@ public final class ReferenceInterpreter {
             return [K.softmax(x[0])]
 
         case .rope(let a):
-            return [K.rope(x[0], positions: x[1], heads: a.heads, headDim: a.headDim, rotaryDim: a.rotaryDim, theta: a.theta)]
+            return [K.rope(x[0], positions: x[1], heads: a.heads, headDim: a.headDim, rotaryDim: a.rotaryDim, frequencies: a.frequencies)]
         case .attentionMask(let causal, let window):
             let s = x[0].shape
             return [K.attentionMask(seq: s[s.count - 2], kv: s[s.count - 1], causal: causal, window: window)]

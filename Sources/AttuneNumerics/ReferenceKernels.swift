@@ -182,18 +182,22 @@ enum ReferenceKernels {
     // MARK: positions and attention
 
     /// RoPE in the rotate-half layout on `x[seq, heads*headDim]` at `positions[seq]`:
-    /// within each head, for i < rotaryDim/2, angle = pos * theta^(-2i/rotaryDim) (computed
-    /// as `1 / theta^(2i/rotaryDim)`, like Hugging Face's `inv_freq`);
-    /// `out[i] = x[i] cos - x[i + rd/2] sin`, `out[i + rd/2] = x[i + rd/2] cos + x[i] sin`;
+    /// within each head, for i < rotaryDim/2, angle = pos * invFreq[i], with invFreq the
+    /// table for this pass's total length L = max(positions) + 1 (transformers' `seq_len`);
+    /// c = cos(angle)·s, n = sin(angle)·s with s the attention scaling;
+    /// `out[i] = x[i] c - x[i + rd/2] n`, `out[i + rd/2] = x[i + rd/2] c + x[i] n`;
     /// dims >= rotaryDim pass through.
-    static func rope(_ x: F64Tensor, positions: F64Tensor, heads: Int, headDim: Int, rotaryDim: Int, theta: Double) -> F64Tensor {
+    static func rope(_ x: F64Tensor, positions: F64Tensor, heads: Int, headDim: Int, rotaryDim: Int,
+                     frequencies: RopeFrequencies) -> F64Tensor {
         let seq = x.shape[0], width = x.shape[1], half = rotaryDim / 2
-        let invFreq = (0..<half).map { i in 1 / Foundation.pow(theta, Double(2 * i) / Double(rotaryDim)) }
+        let length = Int(positions.data.max() ?? -1) + 1
+        let invFreq = frequencies.inverseFrequencies(rotaryDim: rotaryDim, totalLength: length)
+        let scaling = frequencies.attentionScaling
         var out = x.data
         for s in 0..<seq {
             let pos = positions.data[s]
-            let cosines = invFreq.map { Foundation.cos(pos * $0) }
-            let sines = invFreq.map { Foundation.sin(pos * $0) }
+            let cosines = invFreq.map { Foundation.cos(pos * $0) * scaling }
+            let sines = invFreq.map { Foundation.sin(pos * $0) * scaling }
             for h in 0..<heads {
                 let base = s * width + h * headDim
                 for i in 0..<half {
@@ -290,8 +294,8 @@ enum ReferenceKernels {
         let k = slice(y, axis: 1, start: qw, end: qw + kw)
         let v = slice(y, axis: 1, start: qw + kw, end: qw + 2 * kw)
         return [
-            rope(q, positions: positions, heads: a.heads, headDim: a.headDim, rotaryDim: a.rotaryDim, theta: a.theta),
-            rope(k, positions: positions, heads: a.kvHeads, headDim: a.headDim, rotaryDim: a.rotaryDim, theta: a.theta),
+            rope(q, positions: positions, heads: a.heads, headDim: a.headDim, rotaryDim: a.rotaryDim, frequencies: a.frequencies),
+            rope(k, positions: positions, heads: a.kvHeads, headDim: a.headDim, rotaryDim: a.rotaryDim, frequencies: a.frequencies),
             v,
         ]
     }

@@ -12,7 +12,7 @@ import AttuneIR
 ///
 /// Refuses when the projection is not split into exactly three contiguous slices
 /// (q, k, v in order), q or k is not rotated (or v is), the rope attributes (head_dim,
-/// rotary_dim, theta) differ between q and k, q and k use different positions, the
+/// rotary_dim, frequencies) differ between q and k, q and k use different positions, the
 /// widths do not match the heads, or x is not 2-D.
 public enum QKVRopeFusion {
     public struct Match: RewriteMatch {
@@ -104,7 +104,14 @@ public enum QKVRopeFusion {
         var differences: [String] = []
         if qa.headDim != ka.headDim { differences.append("head_dim \(qa.headDim) vs \(ka.headDim)") }
         if qa.rotaryDim != ka.rotaryDim { differences.append("rotary_dim \(qa.rotaryDim) vs \(ka.rotaryDim)") }
-        if qa.theta != ka.theta { differences.append("theta \(qa.theta) vs \(ka.theta)") }
+        switch (qa.frequencies.source, ka.frequencies.source) {
+        case (.theta(let qt), .theta(let kt)) where qa.frequencies.attentionScaling == ka.frequencies.attentionScaling:
+            if qt != kt { differences.append("theta \(qt) vs \(kt)") }
+        default:
+            if qa.frequencies != ka.frequencies {
+                differences.append("frequencies \(AttrValue.dict(qa.frequencies.attributes)) vs \(AttrValue.dict(ka.frequencies.attributes))")
+            }
+        }
         guard differences.isEmpty else {
             throw Mismatch("rope attributes differ between q and k (\(differences.joined(separator: ", ")))")
         }
@@ -117,7 +124,7 @@ public enum QKVRopeFusion {
         }
         let hasBias = linear.inputs.count == 3
         let attrs = QKVRopeAttrs(heads: qa.heads, kvHeads: ka.heads, headDim: qa.headDim, rotaryDim: qa.rotaryDim,
-                                 theta: qa.theta, hasBias: hasBias)
+                                 frequencies: qa.frequencies, hasBias: hasBias)
         return Parts(projection: y.node, x: x, weight: linear.inputs[1], bias: hasBias ? linear.inputs[2] : nil,
                      positions: g[qRope].inputs[1], attrs: attrs)
     }

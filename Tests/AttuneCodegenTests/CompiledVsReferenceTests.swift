@@ -43,6 +43,43 @@ final class CompiledVsReferenceTests: XCTestCase {
         }
     }
 
+    /// Every RoPE frequency source, on a partial rotary dim (4 of 8) so the pass-through
+    /// columns are checked too: the C (its own tables, its own dynamic NTK) equals the
+    /// reference through chunked prefill and decode steps that cross the switch length 6.
+    func testEveryRopeFrequencySourceMatchesReference() throws {
+        let sources: [RopeFrequencies] = [
+            RopeFrequencies(.theta(500), attentionScaling: 1.2),
+            RopeFrequencies(.table([0.9, 0.05])),
+            RopeFrequencies(.longrope(short: [1, 0.01], long: [0.3, 0.001], originalLength: 6), attentionScaling: 1.3),
+            RopeFrequencies(.dynamicNTK(theta: 100, factor: 4, originalLength: 6)),
+        ]
+        for f in sources {
+            var g = try FusedDecoder.graph()
+            for i in g.nodes.indices {
+                guard case .qkvRope(var a) = g.nodes[i].op else { continue }
+                a.frequencies = f
+                a.rotaryDim = 4
+                g.nodes[i].op = .qkvRope(a)
+            }
+            try Verifier.verify(g)
+            let w = FusedDecoder.weights(for: g)
+            let model = try compile(g, w, options: CodegenOptions(maxChunk: 4, maxContext: 64))
+            let interp = try ReferenceInterpreter(graph: g, weights: w)
+            let prompt = [3, 17, 4, 49, 0]  // chunks of 4 and 1: lengths 4 and 5
+            let logits = try model.prefill(prompt.map(Int32.init))
+            var ref = try reference(interp, tokens: Array(prompt[0..<4]), start: 0)
+            ref += try reference(interp, tokens: [prompt[4]], start: 4)
+            XCTAssertLessThanOrEqual(maxDiff(logits, ref), 2e-4, "prefill, \(f)")
+            var last = Array(logits.suffix(FusedDecoder.vocab))
+            for step in 0..<4 {  // lengths 6 ... 9
+                let next = last.indices.max { last[$0] < last[$1] }!
+                last = try model.decodeStep(Int32(next))
+                XCTAssertLessThanOrEqual(maxDiff(last, try reference(interp, tokens: [next], start: prompt.count + step)), 2e-4,
+                                         "decode step \(step), \(f)")
+            }
+        }
+    }
+
     func testRuntimeErrorsAreMessagesNotCrashes() throws {
         let g = try FusedDecoder.graph()
         let model = try compile(g, FusedDecoder.weights(for: g), options: CodegenOptions(maxChunk: 4, maxContext: 6))

@@ -178,17 +178,13 @@ final class HFConfigTests: XCTestCase {
         assertConfigError("{\"architectures\": \"LlamaForCausalLM\"}", "architectures must be a non-empty array")
     }
 
-    func testRopeScalingRejected() throws {
-        assertConfigError(Self.minimal("LlamaForCausalLM",
-            "\"rope_scaling\": {\"factor\": 8.0, \"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, \"original_max_position_embeddings\": 8192, \"rope_type\": \"llama3\"}"),
-            "rope_scaling of type 'llama3' is not supported")
-        assertConfigError(Self.minimal("Qwen2ForCausalLM", "\"rope_scaling\": {\"type\": \"yarn\", \"factor\": 4.0}"),
-                          "rope_scaling of type 'yarn' is not supported")
-        assertConfigError(Self.minimal("LlamaForCausalLM", "\"rope_scaling\": {\"type\": \"linear\", \"factor\": 2.0}"),
-                          "rope_scaling of type 'linear' is not supported")
+    func testRopeScalingMustBeAnObjectOfAKnownType() throws {
+        // Every scaled type is covered in RopeScalingTests; here only what is refused.
+        assertConfigError(Self.minimal("LlamaForCausalLM", "\"rope_scaling\": {\"type\": \"su\", \"factor\": 4.0}"),
+                          "rope_scaling of type 'su' is not supported (supported: default, linear, dynamic, yarn, longrope, llama3)")
         assertConfigError(Self.minimal("LlamaForCausalLM", "\"rope_scaling\": 2"), "rope_scaling is a number, expected an object or null")
         // Plain RoPE spelled out is not scaling.
-        XCTAssertNoThrow(try decode(Self.minimal("LlamaForCausalLM", "\"rope_scaling\": {\"rope_type\": \"default\"}")))
+        XCTAssertEqual(try decode(Self.minimal("LlamaForCausalLM", "\"rope_scaling\": {\"rope_type\": \"default\"}")).rope.kind, .plain)
     }
 
     func testRopeParameters() throws {
@@ -196,7 +192,7 @@ final class HFConfigTests: XCTestCase {
         let c = try decode(Self.minimal("LlamaForCausalLM", "\"rope_parameters\": {\"rope_theta\": 500000.0, \"rope_type\": \"default\"}"))
         XCTAssertEqual(c.ropeTheta, 500_000)
         assertConfigError(Self.minimal("LlamaForCausalLM", "\"rope_parameters\": {\"rope_theta\": 500000.0, \"rope_type\": \"llama3\"}"),
-                          "rope_parameters of type 'llama3' is not supported")
+                          "rope_parameters of type 'llama3': missing key 'low_freq_factor'")
         assertConfigError(Self.minimal("LlamaForCausalLM", "\"rope_theta\": 10000, \"rope_parameters\": {\"rope_theta\": 500000.0}"),
                           "disagree")
     }

@@ -8,8 +8,8 @@ Tests/Fixtures/requirements.txt into it (CPU-only torch, everything pinned),
 then re-executes itself with the venv's python. Nothing is downloaded from a
 model hub: the weights are random, drawn from a fixed seed.
 
-Writes Tests/Fixtures/models/{llama,qwen2,mistral,llama_deep,llama_sigmoid}/ (see README.md
-there for the layout). Running it twice on the same machine gives byte-identical files.
+Writes Tests/Fixtures/models/{llama,qwen2,mistral,llama_deep,llama_sigmoid,llama_rope_*}/
+(see README.md there for the layout) and Tests/Fixtures/rope_tables.json (name: rope_tables). Running it twice on the same machine gives byte-identical files.
 
 Float64 note: `model.double()` alone is NOT a float64 computation in
 transformers -- RMSNorm, the attention softmax and the RoPE cos/sin are all
@@ -109,7 +109,160 @@ def model_specs():
                                 rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
                                 rms_norm_eps=1e-5, tie_word_embeddings=False,
                                 attention_normalizer="sigmoid", sigmoid_bias=-math.log(256))),
+    ] + rope_specs(common)
+
+
+# Scaled-RoPE Llamas (sizes as `llama`). `legacy`: config.json rewritten to the published
+# spelling, top-level rope_theta + rope_scaling with the type under that key. The
+# length-dependent types (dynamic at max_position_embeddings, longrope at
+# original_max_position_embeddings) switch at 8, so the 16-token prompt runs past it and
+# the 5-token one crosses it while generating.
+ROPE_FIXTURES = [
+    ("llama_rope_linear", 256, None, {"rope_type": "linear", "factor": 2.0}),
+    ("llama_rope_dynamic", 8, "type", {"rope_type": "dynamic", "factor": 3.0}),
+    ("llama_rope_yarn", 256, None, {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 8,
+                                    "beta_fast": 2.0, "beta_slow": 0.05, "mscale": 1.0, "mscale_all_dim": 0.5,
+                                    "truncate": False}),
+    ("llama_rope_longrope", 256, "rope_type", {
+        "rope_type": "longrope", "original_max_position_embeddings": 8,
+        "short_factor": [1.0, 1.02, 1.05, 1.1, 1.2, 1.35, 1.5, 1.7],
+        "long_factor": [1.0, 1.3, 1.9, 2.8, 4.0, 6.5, 9.0, 12.0]}),
+    ("llama_rope_llama3", 256, "rope_type", {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                             "high_freq_factor": 4.0, "original_max_position_embeddings": 32}),
+]
+
+
+def rope_specs(common):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+    specs = []
+    for name, max_positions, legacy, rope in ROPE_FIXTURES:
+        specs.append(dict(
+            name=name, cls=LlamaForCausalLM, store_dtype=torch.float32, shards=1, legacy_rope=legacy,
+            length_dependent_rope=rope["rope_type"] in ("dynamic", "longrope"),
+            config=LlamaConfig(**{**common, "max_position_embeddings": max_positions}, num_key_value_heads=2,
+                               head_dim=16, intermediate_size=160, rope_parameters={**rope, "rope_theta": 10000.0},
+                               rms_norm_eps=1e-5, tie_word_embeddings=False)))
+    return specs
+
+
+def rope_inv_freq_f64(rp, head_dim, max_positions, seq_len):
+    """Float64 inverse frequencies and attention scaling for standardized rope_parameters
+    `rp`, for a forward pass reaching `seq_len`: transformers' formulas
+    (modeling_rope_utils.py), written again in numpy float64. Plain RoPE rotates the whole
+    head (Llama's own default ignores partial_rotary_factor)."""
+    import numpy as np
+    kind, base = rp.get("rope_type", "default"), float(rp["rope_theta"])
+    dim = head_dim if kind == "default" else int(head_dim * rp.get("partial_rotary_factor", 1.0))
+    expo = np.arange(0, dim, 2, dtype=np.float64) / dim
+    plain = 1.0 / base ** expo
+    if kind == "default":
+        return plain, 1.0
+    if kind == "linear":
+        return plain / rp["factor"], 1.0
+    if kind == "dynamic":
+        n, f = max(seq_len, max_positions), rp["factor"]
+        return 1.0 / (base * (f * n / max_positions - (f - 1)) ** (dim / (dim - 2))) ** expo, 1.0
+    orig = rp["original_max_position_embeddings"]
+    if kind == "yarn":
+        f = rp["factor"] if rp["factor"] is not None else max_positions / orig
+        def mscale(scale, m=1.0):
+            return 1.0 if scale <= 1 else 0.1 * m * math.log(scale) + 1.0
+        scaling = rp.get("attention_factor")
+        if scaling is None:
+            ms, msa = rp.get("mscale"), rp.get("mscale_all_dim")
+            scaling = mscale(f, ms) / mscale(f, msa) if ms and msa else mscale(f)
+        def corr(rot):
+            return dim * math.log(orig / (rot * 2 * math.pi)) / (2 * math.log(base))
+        low, high = corr(rp.get("beta_fast") or 32), corr(rp.get("beta_slow") or 1)
+        if rp.get("truncate", True):
+            low, high = math.floor(low), math.ceil(high)
+        low, high = max(low, 0), min(high, dim - 1)
+        if low == high:
+            high += 0.001
+        extrapolation = 1.0 - np.clip((np.arange(dim // 2, dtype=np.float64) - low) / (high - low), 0, 1)
+        pos = base ** expo
+        return (1.0 / (f * pos)) * (1 - extrapolation) + (1.0 / pos) * extrapolation, scaling
+    if kind == "longrope":
+        f = rp.get("factor") or max_positions / orig
+        scaling = rp.get("attention_factor")
+        if scaling is None:
+            scaling = 1.0 if f <= 1 else math.sqrt(1 + math.log(f) / math.log(orig))
+        ext = np.array(rp["long_factor"] if seq_len > orig else rp["short_factor"], dtype=np.float64)
+        return 1.0 / (ext * base ** expo), scaling
+    if kind == "llama3":
+        f, lo, hi = rp["factor"], rp["low_freq_factor"], rp["high_freq_factor"]
+        wavelen = 2 * math.pi / plain
+        scaled = np.where(wavelen > orig / lo, plain / f, plain)
+        smooth = (orig / wavelen - lo) / (hi - lo)
+        smoothed = (1 - smooth) * scaled / f + smooth * scaled
+        medium = ~(wavelen < orig / hi) & ~(wavelen > orig / lo)
+        return np.where(medium, smoothed, scaled), 1.0
+    raise ValueError(f"rope_type {kind}")
+
+
+def rope_tables(out):
+    """Tests/Fixtures/rope_tables.json: transformers' own inv_freq (float32) and attention
+    scaling, from LlamaRotaryEmbedding after one forward over positions 0..seq_len-1 (so
+    dynamic_rope_update picks or recomputes the table), for configs in both spellings and
+    the options' edge cases; each is also checked against rope_inv_freq_f64."""
+    import numpy as np
+    import torch
+    from transformers import LlamaConfig
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+    from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
+    base = {"hidden_size": 64, "num_attention_heads": 4, "head_dim": 16, "max_position_embeddings": 64}
+    lr = {"short_factor": [1.0, 1.1, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0], "long_factor": [2.0, 3.0, 4.0, 6.0, 8.0, 10.0, 12.0, 16.0]}
+    cases = [
+        ({"rope_theta": 500000.0, "rope_scaling": None}, [8]),
+        ({"rope_parameters": {"rope_type": "linear", "factor": 4.0, "rope_theta": 1000.0}}, [8]),
+        ({"rope_theta": 10000.0, "rope_scaling": {"type": "dynamic", "factor": 2.0}}, [8, 64, 65, 200]),
+        ({"rope_parameters": {"rope_type": "dynamic", "factor": 0.5, "rope_theta": 10000.0}}, [100]),
+        ({"rope_scaling": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 16}}, [8]),
+        ({"rope_scaling": {"rope_type": "yarn", "factor": None, "original_max_position_embeddings": 16,
+                           "truncate": False, "beta_fast": 8, "beta_slow": 0.5}}, [8]),
+        ({"rope_scaling": {"rope_type": "yarn", "factor": 8.0, "mscale": 0.707, "mscale_all_dim": 0.707}}, [8]),
+        ({"rope_scaling": {"rope_type": "yarn", "factor": 2.0, "attention_factor": 0.9, "beta_fast": 0,
+                           "original_max_position_embeddings": 32}}, [8]),
+        ({"rope_theta": 10000.0, "rope_scaling": {"type": "longrope", **lr, "original_max_position_embeddings": 16}}, [16, 17]),
+        ({"rope_parameters": {"rope_type": "longrope", **lr, "factor": 1.0, "original_max_position_embeddings": 16}}, [40]),
+        ({"rope_parameters": {"rope_type": "longrope", **lr, "attention_factor": 1.25}}, [64, 65]),
+        ({"rope_theta": 500000.0, "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                                   "high_freq_factor": 4.0, "original_max_position_embeddings": 32}}, [8]),
     ]
+    # partial_rotary_factor: Llama's attention cannot use it, so these call transformers'
+    # init functions directly (the architectures that apply it share them).
+    partial = [
+        ({"partial_rotary_factor": 0.5, "rope_parameters": {"rope_type": "linear", "factor": 2.0, "rope_theta": 10000.0}}, [8]),
+        ({"rope_parameters": {"rope_type": "yarn", "factor": 4.0, "partial_rotary_factor": 0.75,
+                              "original_max_position_embeddings": 16}}, [8]),
+        ({"partial_rotary_factor": 0.5, "rope_scaling": {"type": "dynamic", "factor": 2.0}}, [100]),
+        ({"partial_rotary_factor": 0.5, "rope_scaling": {"type": "longrope", "short_factor": lr["short_factor"][:4],
+                                                         "long_factor": lr["long_factor"][:4]}}, [65]),
+    ]
+    entries = []
+    for (extra, lengths), applies_partial in [(c, False) for c in cases] + [(c, True) for c in partial]:
+        config_json = {"architectures": ["LlamaForCausalLM"], **base, **extra}
+        for n in lengths:
+            cfg = LlamaConfig.from_dict(json.loads(json.dumps(config_json)))
+            rp = cfg.rope_parameters
+            if applies_partial:
+                inv, scaling = ROPE_INIT_FUNCTIONS[rp["rope_type"]](cfg, None, seq_len=n)
+            else:
+                emb = LlamaRotaryEmbedding(cfg)
+                emb(torch.zeros(1), torch.arange(n)[None])
+                inv, scaling = emb.inv_freq, emb.attention_scaling
+            inv = inv.to(torch.float32).numpy()
+            ref, ref_scaling = rope_inv_freq_f64(rp, 16, 64, n)
+            assert inv.shape == ref.shape and np.allclose(inv, ref, rtol=2e-6, atol=0), (extra, n, inv, ref)
+            assert abs(float(scaling) - ref_scaling) < 1e-12, (extra, n, scaling, ref_scaling)
+            entries.append(dict(config=config_json, applies_partial_rotary=applies_partial, length=n,
+                                inv_freq=[float(x) for x in inv], attention_scaling=float(scaling)))
+    text = json.dumps(dict(
+        note="transformers' inv_freq (float32) and attention_scaling after one forward over positions "
+             "0..length-1; made by make_tiny_models.py rope_tables", entries=entries), indent=1)
+    out.write_text(text + "\n")
+    print(f"  rope_tables: {len(entries)} entries", file=sys.stderr)
 
 
 def init_weights(model, seed):
@@ -163,13 +316,19 @@ class TrueFloat64:
 
         def rope_forward(self, x, position_ids):
             cfg = self.config
-            assert self.rope_type == "default" and self.attention_scaling == 1.0
             dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-            base = float(cfg.rope_parameters["rope_theta"])
-            inv = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim))
+            if self.rope_type == "default":
+                assert self.attention_scaling == 1.0
+                base = float(cfg.rope_parameters["rope_theta"])
+                inv = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim))
+                scaling = 1.0
+            else:  # scaled RoPE: the table for this pass's length, max(position_ids) + 1
+                inv, scaling = rope_inv_freq_f64(cfg.rope_parameters, dim, cfg.max_position_embeddings,
+                                                 int(position_ids.max()) + 1)
+                inv = torch.from_numpy(inv)
             freqs = position_ids[..., None].to(torch.float64) * inv
             emb = torch.cat((freqs, freqs), dim=-1)
-            return emb.cos().to(x.dtype), emb.sin().to(x.dtype)
+            return (emb.cos() * scaling).to(x.dtype), (emb.sin() * scaling).to(x.dtype)
 
         def make_eager(repeat_kv):
             def eager(module, query, key, value, attention_mask, scaling, dropout=0.0, **kw):
@@ -261,9 +420,13 @@ def numpy_reference(folder, spec, ids, normalizer="softmax"):
         y = x @ sd[name + ".weight"].T
         return y + sd[name + ".bias"] if name + ".bias" in sd else y
 
-    inv = 1.0 / theta ** (np.arange(0, D, 2, dtype=np.float64) / D)
+    if c.rope_parameters.get("rope_type", "default") == "default":
+        inv, scaling = 1.0 / theta ** (np.arange(0, D, 2, dtype=np.float64) / D), 1.0
+    else:
+        inv, scaling = rope_inv_freq_f64(c.rope_parameters, D, c.max_position_embeddings, T)
     ang = np.arange(T, dtype=np.float64)[:, None] * inv[None, :]
-    cos, sin = np.cos(np.concatenate([ang, ang], -1)), np.sin(np.concatenate([ang, ang], -1))
+    cos = np.cos(np.concatenate([ang, ang], -1)) * scaling
+    sin = np.sin(np.concatenate([ang, ang], -1)) * scaling
 
     def rope(x):  # [T, heads, D], rotate-half convention
         rot = np.concatenate([-x[..., D // 2:], x[..., :D // 2]], -1)
@@ -298,6 +461,35 @@ def numpy_reference(folder, spec, ids, normalizer="softmax"):
     x = rms(x, sd["model.norm.weight"])
     head = sd.get("lm_head.weight", sd["model.embed_tokens.weight"])
     return x @ head.T
+
+
+def rewrite_rope_legacy(folder, type_key):
+    """config.json in the published pre-v5 spelling: top-level rope_theta and rope_scaling
+    (type under `type_key`), as Llama 3.1 / Phi-3 checkpoints carry them."""
+    path = folder / "config.json"
+    cfg = json.loads(path.read_text())
+    rope = dict(cfg.pop("rope_parameters"))
+    cfg["rope_theta"] = rope.pop("rope_theta")
+    kind = rope.pop("rope_type")
+    cfg["rope_scaling"] = {type_key: kind, **rope}
+    path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+
+
+def check_rope(model, config):
+    """The reloaded model runs the intended RoPE, and rope_inv_freq_f64 agrees with
+    transformers' own float32 tables at the lengths the goldens use."""
+    import numpy as np
+    import torch
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+    rp = model.config.rope_parameters
+    want = config.rope_parameters
+    for k, v in want.items():
+        assert rp.get(k) == v, f"reloaded rope_parameters[{k}] = {rp.get(k)}, want {v}"
+    for n in sorted({len(ids) + k for ids in SEQUENCES for k in range(MAX_NEW_TOKENS + 1)}):
+        inv, scaling = ROPE_INIT_FUNCTIONS[rp["rope_type"]](model.config, None, seq_len=n)
+        ref, ref_scaling = rope_inv_freq_f64(rp, config.head_dim, config.max_position_embeddings, n)
+        assert np.allclose(inv.numpy(), ref, rtol=2e-6, atol=0), (n, inv, ref)
+        assert abs(scaling - ref_scaling) < 1e-12, (n, scaling, ref_scaling)
 
 
 # --------------------------------------------------------------------------- main
@@ -421,6 +613,8 @@ def build(spec, torch_version, transformers_version):
         save_kw["max_shard_size"] = size
     model.save_pretrained(str(folder), **save_kw)
     del model
+    if spec.get("legacy_rope"):
+        rewrite_rope_legacy(folder, spec["legacy_rope"])
 
     # 2. Check what was written.
     tensors = checkpoint_tensors(folder)
@@ -445,6 +639,8 @@ def build(spec, torch_version, transformers_version):
         return m.eval()
 
     model = load()
+    if spec.get("legacy_rope") is not None or config.rope_parameters.get("rope_type") != "default":
+        check_rope(model, config)
     if config.tie_word_embeddings:
         assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
     seqs, max_diff = [], 0.0
@@ -454,13 +650,18 @@ def build(spec, torch_version, transformers_version):
             l32 = model(input_ids=x).logits[0].numpy().astype(np.float32)
             gen = model.generate(input_ids=x, attention_mask=torch.ones_like(x),
                                  max_new_tokens=MAX_NEW_TOKENS, do_sample=False,
-                                 min_new_tokens=0)
-        new = gen[0, len(ids):].tolist()
+                                 min_new_tokens=0, return_dict_in_generate=True, output_logits=True)
+        new = gen.sequences[0, len(ids):].tolist()
         assert len(new) == MAX_NEW_TOKENS, f"{name}: generated {len(new)} tokens"
-        # Greedy continuation must agree with argmax of a full re-forward.
-        with torch.no_grad():
-            full = model(input_ids=gen).logits[0]
-        steps = full[len(ids) - 1:-1]
+        if spec.get("length_dependent_rope"):
+            # Cached generation rotates each step's keys with the table of that step's length,
+            # so only generate's own logits describe it (a full re-forward uses one table).
+            steps = torch.stack([l[0] for l in gen.logits])
+        else:
+            # Greedy continuation must agree with argmax of a full re-forward.
+            with torch.no_grad():
+                full = model(input_ids=gen.sequences).logits[0]
+            steps = full[len(ids) - 1:-1]
         assert steps.argmax(-1).tolist() == new, f"{name}: generate/forward mismatch"
         top2 = steps.topk(2, dim=-1).values
         gap = float((top2[:, 0] - top2[:, 1]).min())
@@ -547,6 +748,8 @@ def main():
     for spec in model_specs():
         if not only or spec["name"] in only:
             build(spec, torch.__version__, transformers.__version__)
+    if not only or "rope_tables" in only:
+        rope_tables(FIXTURES / "rope_tables.json")
     total = 0
     for f in sorted(OUT.rglob("*")):
         if f.is_file():
