@@ -56,7 +56,7 @@ final class RopeScalingModelTests: XCTestCase {
             let artifacts = try ModelCompiler.compile(model, options, toolchain: toolchain)
             XCTAssertEqual(artifacts.report.output.nodes.filter { if case .qkvRope = $0.op { return true } else { return false } }.count, 2,
                            "\(name): RoPE not fused into the projection")
-            let session = try CompiledModel(library: artifacts.library, weights: artifacts.weights)
+            let session = try CompiledModel(artifacts: artifacts)
             for (i, seq) in fixture.golden.sequences.enumerated() {
                 session.reset()
                 let logits = try session.prefill(seq.input_ids.map(Int32.init))
@@ -111,7 +111,7 @@ final class RopeScalingModelTests: XCTestCase {
             let model = try ModelSource.load(fixture.folder.path)
             let artifacts = try ModelCompiler.compile(model, CompileOptions(maxChunk: 6, maxContext: 64), toolchain: toolchain)
             XCTAssertTrue(artifacts.module.source.contains("attune_rope_length("), "\(name): the C does not pick its table from the length")
-            let session = try CompiledModel(library: artifacts.library, weights: artifacts.weights)
+            let session = try CompiledModel(artifacts: artifacts)
             // One batched pass would share one table among sequences of different lengths.
             XCTAssertEqual(session.batchRefusal, "its RoPE table depends on each pass's length (dynamic NTK or LongRoPE)", name)
             XCTAssertThrowsError(try session.fork(2), name)
