@@ -16,7 +16,7 @@ struct EmbedKernelsPlugin: BuildToolPlugin {
                 .filter { ["c", "h"].contains($0.pathExtension) }
         } + [kernels, include]
         let output = context.pluginWorkDirectoryURL.appending(path: "EmbeddedKernels.swift")
-        return [.buildCommand(displayName: "Embedding Kernels/ sources",
+        return [.buildCommand(displayName: "Embedding the kernel sources into AttuneRuntime",
                               executable: try context.tool(named: "EmbedKernels").url,
                               arguments: [kernels.path, output.path],
                               inputFiles: inputs.sorted { $0.path < $1.path },
