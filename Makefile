@@ -1,11 +1,24 @@
 # The two commands of the README, plus the pieces they are made of.
-.PHONY: deps example bench test release bench-pytorch pareto clean
+.PHONY: deps example bench test release install uninstall bench-pytorch pareto clean
+
+PREFIX ?= /usr/local
+BINDIR = $(DESTDIR)$(PREFIX)/bin
 
 deps:
 	@scripts/install-deps.sh
 
+# The Swift runtime is linked statically, so the binary runs without the toolchain's
+# .so files (Docs/BUILDING.md, "Installing").
 release: deps
-	swift build -c release --product attune
+	swift build -c release --product attune --static-swift-stdlib
+
+# The release binary alone, stripped: it carries the kernel sources and needs no source tree.
+install: release
+	install -d $(BINDIR)
+	install -m 755 -s .build/release/attune $(BINDIR)/attune
+
+uninstall:
+	rm -f $(BINDIR)/attune
 
 # The main job on the bundled example: compile the tiny Llama checkpoint in
 # Tests/Fixtures/models/llama to C, build it, prefill 16 tokens and greedily

@@ -62,7 +62,12 @@ let package = Package(
         .target(name: "AttuneModels", dependencies: ["AttuneIR", "AttuneTensor"]),
         .target(name: "AttunePasses", dependencies: ["AttuneIR", "AttuneKernels"]),
         .target(name: "AttuneCodegen", dependencies: ["AttuneIR", "AttunePasses", "AttuneKernels"]),
-        .target(name: "AttuneRuntime", dependencies: ["AttuneIR", "AttunePasses", "AttuneCodegen", "AttuneModels", "AttuneTensor", "AttuneNumerics", "AttuneKernels"]),
+        .target(name: "AttuneRuntime", dependencies: ["AttuneIR", "AttunePasses", "AttuneCodegen", "AttuneModels", "AttuneTensor", "AttuneNumerics", "AttuneKernels"],
+                plugins: ["EmbedKernelsPlugin"]),
+        // Kernels/ embedded into AttuneRuntime at build time, so an installed binary needs
+        // no source tree (see Docs/BUILDING.md).
+        .executableTarget(name: "EmbedKernels"),
+        .plugin(name: "EmbedKernelsPlugin", capability: .buildTool(), dependencies: ["EmbedKernels"]),
         .target(name: "AttuneKernels", dependencies: ["CAttuneKernels", "AttuneTensor"]),
         .target(name: "AttuneNumerics", dependencies: ["AttuneIR"]),
         .target(name: "AttuneTune", dependencies: ["AttuneKernels", "AttuneNumerics", "AttuneBench", "AttuneRuntime", "AttunePasses",

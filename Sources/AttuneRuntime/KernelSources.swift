@@ -3,18 +3,39 @@ import Foundation
 
 /// The C kernel library's sources, which generated modules are compiled against.
 public enum KernelSources {
-    /// `ATTUNE_KERNELS_DIR`, else the `Kernels/` folder of the source tree this binary was
-    /// built from.
-    public static func directory() throws -> URL {
-        let fm = FileManager.default
-        var candidates: [URL] = []
-        if let env = ProcessInfo.processInfo.environment["ATTUNE_KERNELS_DIR"] { candidates.append(URL(fileURLWithPath: env)) }
-        candidates.append(URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("Kernels"))
-        for dir in candidates where fm.fileExists(atPath: dir.appendingPathComponent("include/attune_attention.h").path) {
+    /// `ATTUNE_KERNELS_DIR` (for kernel development: edits take effect without rebuilding
+    /// attune), else the sources built into this binary, unpacked into the cache.
+    public static func directory(cache: URL? = nil) throws -> URL {
+        if let env = ProcessInfo.processInfo.environment["ATTUNE_KERNELS_DIR"], !env.isEmpty {
+            let dir = URL(fileURLWithPath: env)
+            guard FileManager.default.fileExists(atPath: dir.appendingPathComponent("include/attune_attention.h").path) else {
+                throw RuntimeError("ATTUNE_KERNELS_DIR=\(env) is not Attune's Kernels/ folder (no include/attune_attention.h); fix it or unset it to use the sources built into attune")
+            }
             return dir
         }
-        throw RuntimeError("cannot find Attune's Kernels/ sources (looked in \(candidates.map(\.path).joined(separator: ", "))); set ATTUNE_KERNELS_DIR")
+        return try unpacked(into: cache ?? CacheLocation.prepared())
+    }
+
+    /// `<cache>/kernel-sources/<hash of the embedded files>`, written on first use. The
+    /// files go to a private temporary folder that is then renamed into place, so a
+    /// concurrent process sees either no folder or a complete one.
+    static func unpacked(into cache: URL) throws -> URL {
+        let fm = FileManager.default
+        let dir = cache.appendingPathComponent("kernel-sources/\(EmbeddedKernels.hash)")
+        if fm.fileExists(atPath: dir.path) { return dir }
+        let tmp = cache.appendingPathComponent("tmp/kernel-sources-\(UUID().uuidString)")
+        defer { try? fm.removeItem(at: tmp) }
+        try fm.createDirectory(at: tmp.appendingPathComponent("include"), withIntermediateDirectories: true)
+        for (path, base64) in EmbeddedKernels.files {
+            guard let bytes = Data(base64Encoded: base64) else { throw RuntimeError("embedded kernel source \(path) is corrupt; rebuild attune") }
+            try bytes.write(to: tmp.appendingPathComponent(path))
+        }
+        try fm.createDirectory(at: dir.deletingLastPathComponent(), withIntermediateDirectories: true)
+        // Losing the race to another process is fine: its folder holds the same bytes.
+        if (try? fm.moveItem(at: tmp, to: dir)) == nil, !fm.fileExists(atPath: dir.path) {
+            throw RuntimeError("cannot unpack the kernel sources into \(dir.path)")
+        }
+        return dir
     }
 
     static func cFiles(_ dir: URL) throws -> [URL] {

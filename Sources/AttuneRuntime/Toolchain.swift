@@ -15,13 +15,14 @@ public struct Toolchain: Sendable {
 
     /// Finds everything or throws a message saying what is missing and how to provide it.
     /// `CC` picks the compiler (default: `clang` when on PATH — the same OpenMP runtime as
-    /// this process — else `cc`); `ATTUNE_KERNELS_DIR` the kernel sources;
-    /// `ATTUNE_CACHE_DIR` the cache (default `~/.cache/attune`).
+    /// this process — else `cc`); `ATTUNE_KERNELS_DIR` the kernel sources (default: the
+    /// ones built into attune); the cache is `CacheLocation.prepared()`. What the
+    /// generated C needs from the system (OpenBLAS, OpenMP) is checked by `SystemLibraries`.
     public static func detect() throws -> Toolchain {
         let env = ProcessInfo.processInfo.environment
-        let compiler = env["CC"] ?? (which("clang") != nil ? "clang" : "cc")
-        guard which(compiler) != nil || FileManager.default.isExecutableFile(atPath: compiler) else {
-            throw RuntimeError("C compiler '\(compiler)' not found; install clang or gcc, or set CC")
+        let compiler = env["CC"].flatMap { $0.isEmpty ? nil : $0 } ?? (which("clang") != nil ? "clang" : "cc")
+        guard which(compiler) != nil else {
+            throw RuntimeError("C compiler '\(compiler)' not found; install the Debian package clang or gcc, or set CC")
         }
         let version = try run([compiler, "--version"]).split(separator: "\n").first.map(String.init) ?? compiler
         let isGCC = !version.lowercased().contains("clang")
@@ -30,12 +31,13 @@ public struct Toolchain: Sendable {
             ompCompile += ["-I\(omp.include)"]
             ompLink = ["-fopenmp", "-L\(omp.lib)", "-Wl,-rpath,\(omp.lib)"]
         }
-        let cache = env["ATTUNE_CACHE_DIR"].map { URL(fileURLWithPath: $0) }
-            ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/attune")
-        return Toolchain(compiler: compiler, compilerVersion: version,
-                         optimizationFlags: ["-O3", "-march=native", "-ffp-contract=fast", "-fno-math-errno", "-fPIC"],
-                         openMPCompileFlags: ompCompile, openMPLinkFlags: ompLink,
-                         kernelsDirectory: try KernelSources.directory(), cacheDirectory: cache)
+        let cache = try CacheLocation.prepared(env)
+        let toolchain = Toolchain(compiler: compiler, compilerVersion: version,
+                                  optimizationFlags: ["-O3", "-march=native", "-ffp-contract=fast", "-fno-math-errno", "-fPIC"],
+                                  openMPCompileFlags: ompCompile, openMPLinkFlags: ompLink,
+                                  kernelsDirectory: try KernelSources.directory(cache: cache), cacheDirectory: cache)
+        try SystemLibraries.check(toolchain, isGCC: isGCC)
+        return toolchain
     }
 
     /// Layout and writer of the module cache. Part of every cache key: a change to how

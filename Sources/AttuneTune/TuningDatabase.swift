@@ -1,4 +1,5 @@
 import AttuneKernels
+import AttuneRuntime
 import Foundation
 import GRDB
 
@@ -45,12 +46,10 @@ public final class TuningDatabase: @unchecked Sendable {
     public let path: String
     private let queue: DatabaseQueue
 
-    /// `$ATTUNE_TUNING_DB`, else ~/.cache/attune/tuning.sqlite.
+    /// `$ATTUNE_TUNING_DB`, else `tuning.sqlite` in the cache folder (`CacheLocation`).
     public static var defaultPath: String {
         if let env = ProcessInfo.processInfo.environment["ATTUNE_TUNING_DB"], !env.isEmpty { return env }
-        let cache = ProcessInfo.processInfo.environment["ATTUNE_CACHE_DIR"].map { URL(fileURLWithPath: $0) }
-            ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/attune")
-        return cache.appendingPathComponent("tuning.sqlite").path
+        return CacheLocation.resolve().url.appendingPathComponent("tuning.sqlite").path
     }
 
     public init(path: String) throws {

@@ -14,10 +14,15 @@ enum CLI {
         Bundle.main.bundleURL.appendingPathComponent("attune")
     }
 
-    static func run(_ args: [String]) throws -> CLIResult {
+    /// `environment` and `directory` default to the test process's own; `executable` to
+    /// the built binary.
+    static func run(_ args: [String], executable: URL? = nil, environment: [String: String]? = nil,
+                    directory: URL? = nil) throws -> CLIResult {
         let process = Process()
-        process.executableURL = binary
+        process.executableURL = executable ?? binary
         process.arguments = args
+        if let environment { process.environment = environment }
+        if let directory { process.currentDirectoryURL = directory }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
