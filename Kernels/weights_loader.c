@@ -179,7 +179,9 @@ static int map_file(mapped_file *f, const char *checksum, char *error, size_t er
     }
     f->size = (size_t)st.st_size;
     if (f->size > 0) {
-        void *p = mmap(NULL, f->size, PROT_READ, MAP_SHARED, fd, 0);
+        /* MAP_POPULATE: every page is read right after (converted or scanned); one
+           populating call costs about half of faulting them in one by one. */
+        void *p = mmap(NULL, f->size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
         if (p == MAP_FAILED) {
             int e = errno;
             close(fd);
