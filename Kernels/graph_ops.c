@@ -34,7 +34,31 @@ enum { LINEAR_PARALLEL_MIN_FLOPS = 1 << 20, LINEAR_COLUMN_ALIGN = 16 };
 
 void attune_op_linear(const float *x, int64_t rows, int64_t in, const float *w, int64_t out,
                       const float *bias, float *y) {
+    attune_op_linear_blocks(x, rows, in, &w, &out, 1, bias, y);
+}
+
+/* Output columns [c0, c1) of the blocked weight: the part of each block inside them. */
+static void linear_columns(const float *x, int64_t rows, int64_t in, const float *const *w, const int64_t *block_rows,
+                           int64_t blocks, int64_t out, int64_t c0, int64_t c1, float *y) {
+    int64_t start = 0;
+    for (int64_t b = 0; b < blocks; start += block_rows[b], b++) {
+        int64_t lo = c0 > start ? c0 : start, hi = c1 < start + block_rows[b] ? c1 : start + block_rows[b];
+        if (lo >= hi) continue;
+        const float *ws = w[b] + (lo - start) * in;
+        if (rows == 1) {
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)(hi - lo), (int)in, 1.0f, ws, (int)in, x, 1, 0.0f, y + lo, 1);
+        } else {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)(hi - lo), (int)in, 1.0f, x, (int)in,
+                        ws, (int)in, 0.0f, y + lo, (int)out);
+        }
+    }
+}
+
+void attune_op_linear_blocks(const float *x, int64_t rows, int64_t in, const float *const *w, const int64_t *block_rows,
+                             int64_t blocks, const float *bias, float *y) {
     if (rows == 0) return;
+    int64_t out = 0;
+    for (int64_t b = 0; b < blocks; b++) out += block_rows[b];
     if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
 #ifdef _OPENMP
 #pragma omp parallel if (rows * in * out >= LINEAR_PARALLEL_MIN_FLOPS)
@@ -49,13 +73,7 @@ void attune_op_linear(const float *x, int64_t rows, int64_t in, const float *w, 
         per = (per + LINEAR_COLUMN_ALIGN - 1) / LINEAR_COLUMN_ALIGN * LINEAR_COLUMN_ALIGN;
         int64_t c0 = t * per, c1 = c0 + per < out ? c0 + per : out;
         if (c0 < c1) {
-            const float *ws = w + c0 * in;
-            if (rows == 1) {
-                cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)(c1 - c0), (int)in, 1.0f, ws, (int)in, x, 1, 0.0f, y + c0, 1);
-            } else {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)(c1 - c0), (int)in, 1.0f, x, (int)in,
-                            ws, (int)in, 0.0f, y + c0, (int)out);
-            }
+            linear_columns(x, rows, in, w, block_rows, blocks, out, c0, c1, y);
             if (bias)
                 for (int64_t r = 0; r < rows; r++)
                     for (int64_t c = c0; c < c1; c++) y[r * out + c] += bias[c];

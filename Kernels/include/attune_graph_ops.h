@@ -24,6 +24,12 @@ int64_t attune_op_embedding(const float *table, int64_t vocab, int64_t width,
 void attune_op_linear(const float *x, int64_t rows, int64_t in, const float *w, int64_t out,
                       const float *bias, float *y);
 
+/* The same with w given as `blocks` row blocks laid end to end: block b holds
+ * block_rows[b] rows of `in` floats at w[b]. Merged projections (QKV, gate/up) use it
+ * so the checkpoint's separate tensors are read where they lie, never concatenated. */
+void attune_op_linear_blocks(const float *x, int64_t rows, int64_t in, const float *const *w, const int64_t *block_rows,
+                             int64_t blocks, const float *bias, float *y);
+
 /* out = x / sqrt(mean(x²) + eps) * w per row; in place allowed. */
 void attune_op_rms_norm(const float *x, const float *w, int64_t rows, int64_t width, float eps, float *out);
 

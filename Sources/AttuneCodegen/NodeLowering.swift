@@ -159,6 +159,24 @@ struct NodeLowering {
         if case .buffer(let b)? = views[v]?.base { buffers[b].lastNode = graph.nodes.count }
     }
 
+    /// `y = x wᵀ + bias` for a weight [out, in]. A weight the passes concatenated from
+    /// constants along rows (merged QKV, gate/up) is passed as its blocks, each its own
+    /// slot, so the module reads the checkpoint's tensors where they lie instead of
+    /// materialising the concatenation.
+    mutating func linearCall(x: String, rows: String, in inWidth: Int, weight: Value, bias: String, y: String) throws -> String {
+        let node = graph.nodes[weight.node]
+        if case .concat(axis: 0) = node.op, node.inputs.count > 1,
+           node.inputs.allSatisfy({ graph.type(of: $0).rank == 2 && ConstantFolder.isConstant(graph, $0, memo: &constantMemo) }) {
+            let blocks = try node.inputs.map { try read($0) }
+            let counts = node.inputs.map { graph.type(of: $0).shape[0].fixedValue! }
+            return "attune_op_linear_blocks(\(x), \(rows), \(inWidth), (const float *const[]){\(blocks.map(\.pointer).joined(separator: ", "))}, "
+                + "(const int64_t[]){\(counts.map(String.init).joined(separator: ", "))}, \(blocks.count), \(bias), \(y));"
+        }
+        let w = try read(weight)
+        guard let outWidth = graph.type(of: weight).shape.first?.fixedValue else { throw fail("linear weight \(graph.type(of: weight)) needs a fixed row count") }
+        return "attune_op_linear(\(x), \(rows), \(inWidth), \(w.pointer), \(outWidth), \(bias), \(y));"
+    }
+
     // MARK: nodes
 
     /// C statements for node `index`; empty for nodes that only create a view.
@@ -188,15 +206,16 @@ struct NodeLowering {
             views[out] = y
 
         case .linear(let hasBias):
-            let x = try readContiguous(node.inputs[0], into: &code), w = try read(node.inputs[1])
+            let x = try readContiguous(node.inputs[0], into: &code)
             let bias = hasBias ? try read(node.inputs[2]).pointer : "NULL"
             let y = try result(type)
             if graph.outputs.contains(where: { $0.value == out }), x.rows == Rows(factor: 1, symbol: "seq") {
                 // The vocabulary projection: only rows whose logits the caller uses (a prompt
                 // needs the last one), which for a large vocabulary is much of a prefill's work.
-                code.append("attune_op_linear(\(x.pointer) + m->logits_from * \(x.width), seq - m->logits_from, \(x.width), \(w.pointer), \(y.width), \(bias), \(y.pointer) + m->logits_from * \(y.width));")
+                code.append(try linearCall(x: "\(x.pointer) + m->logits_from * \(x.width)", rows: "seq - m->logits_from", in: x.width,
+                                           weight: node.inputs[1], bias: bias, y: "\(y.pointer) + m->logits_from * \(y.width)"))
             } else {
-                code.append("attune_op_linear(\(x.pointer), \(x.rows.c), \(x.width), \(w.pointer), \(y.width), \(bias), \(y.pointer));")
+                code.append(try linearCall(x: x.pointer, rows: x.rows.c, in: x.width, weight: node.inputs[1], bias: bias, y: y.pointer))
             }
             views[out] = y
 
@@ -276,12 +295,12 @@ struct NodeLowering {
             views[out] = y
 
         case .qkvRope(let a):
-            let x = try readContiguous(node.inputs[0], into: &code), w = try read(node.inputs[1])
+            let x = try readContiguous(node.inputs[0], into: &code)
             let bias = a.hasBias ? try read(node.inputs[2]).pointer : "NULL"
             let pos = try read(node.inputs[a.hasBias ? 3 : 2])
             let width = (a.heads + 2 * a.kvHeads) * a.headDim
             let all = newBuffer(rows: x.rows, width: width)
-            code.append("attune_op_linear(\(x.pointer), \(x.rows.c), \(x.width), \(w.pointer), \(width), \(bias), \(all.pointer));")
+            code.append(try linearCall(x: x.pointer, rows: x.rows.c, in: x.width, weight: node.inputs[1], bias: bias, y: all.pointer))
             let rope = Self.ropeCall(a.frequencies, rotaryDim: a.rotaryDim, positions: pos.pointer, rows: x.rows.c)
             refuseBatchIfLengthDependent(a.frequencies)
             code += rope.setup
@@ -297,10 +316,10 @@ struct NodeLowering {
             }
 
         case .swiGLU:
-            let x = try readContiguous(node.inputs[0], into: &code), w = try read(node.inputs[1])
+            let x = try readContiguous(node.inputs[0], into: &code)
             let y = try result(type)
             let gu = newBuffer(rows: x.rows, width: 2 * y.width)
-            code.append("attune_op_linear(\(x.pointer), \(x.rows.c), \(x.width), \(w.pointer), \(2 * y.width), NULL, \(gu.pointer));")
+            code.append(try linearCall(x: x.pointer, rows: x.rows.c, in: x.width, weight: node.inputs[1], bias: "NULL", y: gu.pointer))
             code.append("attune_op_swiglu_epilogue(\(gu.pointer), \(x.rows.c), \(y.width), \(y.pointer));")
             views[out] = y
 

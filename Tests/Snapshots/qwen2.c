@@ -3,7 +3,7 @@
  * Input: tokens i32[seq] (positions are the cache length + 0..seq-1); output: logits f32[seq, 128].
  * Forward passes take at most 32 tokens (longer prompts run in chunks); the KV cache
  * holds 256 positions. Arena: 20480 floats (67584 without reuse);
- * constants: 16 slots, 78336 floats, mapped through a weights manifest.
+ * constants: 22 slots, 78336 floats, mapped through a weights manifest.
  */
 #include "qwen2.h"
 #include "attune_attention.h"
@@ -24,7 +24,7 @@
 #define MAX_CONTEXT 256
 #define VOCAB 128
 #define ARENA_FLOATS 20480
-#define N_CONSTANTS 16
+#define N_CONSTANTS 22
 #define N_CACHES 4
 #define N_COUNTERS 0
 #define N_STORES 0
@@ -38,7 +38,7 @@ static const char *const counter_names[N_COUNTERS > 0 ? N_COUNTERS : 1] = {""};
 static const char *const batch_refusal = NULL;
 
 /* Floats of each constant slot m->w[i] (where they lie: the weights manifest). */
-static const int64_t constant_floats[N_CONSTANTS > 0 ? N_CONSTANTS : 1] = {8192, 64, 6144, 96, 4096, 64, 16384, 8192, 64, 6144, 96, 4096, 64, 16384, 8192, 64};
+static const int64_t constant_floats[N_CONSTANTS > 0 ? N_CONSTANTS : 1] = {8192, 64, 96, 4096, 1024, 1024, 4096, 64, 8192, 8192, 8192, 64, 96, 4096, 1024, 1024, 4096, 64, 8192, 8192, 8192, 64};
 
 static const int64_t cache_width[N_CACHES > 0 ? N_CACHES : 1] = {16, 16, 16, 16};
 
@@ -95,7 +95,7 @@ static int node_5(NODE_ARGS) {
 
 /* %14 = qkv_rope(%5, %12, %13, %1) {bias = true, head_dim = 16, heads = 4, kv_heads = 1, rotary_dim = 16, theta = 1000000.0} : f32[seq, 64], f32[seq, 16], f32[seq, 16]  # model.layers.0.self_attn.{q_proj,k_proj,v_proj} */
 static int node_14(NODE_ARGS) {
-    attune_op_linear((m->arena + 2048), seq, 64, m->w[2], 96, m->w[3], (m->arena + 4096));
+    attune_op_linear_blocks((m->arena + 2048), seq, 64, (const float *const[]){m->w[3], m->w[4], m->w[5]}, (const int64_t[]){64, 16, 16}, 3, m->w[2], (m->arena + 4096));
     attune_op_rope((m->arena + 4096), 96, m->positions, seq, 4, 16, 16, 1000000.0);
     attune_op_rope((m->arena + 4096 + 64), 96, m->positions, seq, 1, 16, 16, 1000000.0);
     return 0;
@@ -153,38 +153,38 @@ static int node_17(NODE_ARGS) {
 
 /* %19 = linear(%17, %18) {bias = false} : f32[seq, 64]  # model.layers.0.self_attn.o_proj */
 static int node_19(NODE_ARGS) {
-    attune_op_linear((m->arena + 2048), seq, 64, m->w[4], 64, NULL, (m->arena + 4096));
+    attune_op_linear((m->arena + 2048), seq, 64, m->w[6], 64, NULL, (m->arena + 4096));
     return 0;
 }
 
 /* %21 = add_rms_norm(%3, %19, %20) {eps = 1e-06} : f32[seq, 64], f32[seq, 64]  # model.layers.0.post_attention_layernorm */
 static int node_21(NODE_ARGS) {
-    attune_op_add_rms_norm((m->arena + 0), (m->arena + 4096), m->w[5], seq, 64, 1e-06f, (m->arena + 2048), (m->arena + 6144));
+    attune_op_add_rms_norm((m->arena + 0), (m->arena + 4096), m->w[7], seq, 64, 1e-06f, (m->arena + 2048), (m->arena + 6144));
     return 0;
 }
 
 /* %25 = swiglu(%21.1, %24) : f32[seq, 128]  # model.layers.0.mlp */
 static int node_25(NODE_ARGS) {
-    attune_op_linear((m->arena + 6144), seq, 64, m->w[6], 256, NULL, (m->arena + 8192));
+    attune_op_linear_blocks((m->arena + 6144), seq, 64, (const float *const[]){m->w[8], m->w[9]}, (const int64_t[]){128, 128}, 2, NULL, (m->arena + 8192));
     attune_op_swiglu_epilogue((m->arena + 8192), seq, 128, (m->arena + 16384));
     return 0;
 }
 
 /* %27 = linear(%25, %26) {bias = false} : f32[seq, 64]  # model.layers.0.mlp */
 static int node_27(NODE_ARGS) {
-    attune_op_linear((m->arena + 16384), seq, 128, m->w[7], 64, NULL, (m->arena + 0));
+    attune_op_linear((m->arena + 16384), seq, 128, m->w[10], 64, NULL, (m->arena + 0));
     return 0;
 }
 
 /* %29 = add_rms_norm(%21, %27, %28) {eps = 1e-06} : f32[seq, 64], f32[seq, 64]  # model.layers.1.input_layernorm */
 static int node_29(NODE_ARGS) {
-    attune_op_add_rms_norm((m->arena + 2048), (m->arena + 0), m->w[8], seq, 64, 1e-06f, (m->arena + 4096), (m->arena + 6144));
+    attune_op_add_rms_norm((m->arena + 2048), (m->arena + 0), m->w[11], seq, 64, 1e-06f, (m->arena + 4096), (m->arena + 6144));
     return 0;
 }
 
 /* %38 = qkv_rope(%29.1, %36, %37, %1) {bias = true, head_dim = 16, heads = 4, kv_heads = 1, rotary_dim = 16, theta = 1000000.0} : f32[seq, 64], f32[seq, 16], f32[seq, 16]  # model.layers.1.self_attn.{q_proj,k_proj,v_proj} */
 static int node_38(NODE_ARGS) {
-    attune_op_linear((m->arena + 6144), seq, 64, m->w[9], 96, m->w[10], (m->arena + 0));
+    attune_op_linear_blocks((m->arena + 6144), seq, 64, (const float *const[]){m->w[13], m->w[14], m->w[15]}, (const int64_t[]){64, 16, 16}, 3, m->w[12], (m->arena + 0));
     attune_op_rope((m->arena + 0), 96, m->positions, seq, 4, 16, 16, 1000000.0);
     attune_op_rope((m->arena + 0 + 64), 96, m->positions, seq, 1, 16, 16, 1000000.0);
     return 0;
@@ -242,32 +242,32 @@ static int node_41(NODE_ARGS) {
 
 /* %43 = linear(%41, %42) {bias = false} : f32[seq, 64]  # model.layers.1.self_attn.o_proj */
 static int node_43(NODE_ARGS) {
-    attune_op_linear((m->arena + 6144), seq, 64, m->w[11], 64, NULL, (m->arena + 0));
+    attune_op_linear((m->arena + 6144), seq, 64, m->w[16], 64, NULL, (m->arena + 0));
     return 0;
 }
 
 /* %45 = add_rms_norm(%29, %43, %44) {eps = 1e-06} : f32[seq, 64], f32[seq, 64]  # model.layers.1.post_attention_layernorm */
 static int node_45(NODE_ARGS) {
-    attune_op_add_rms_norm((m->arena + 4096), (m->arena + 0), m->w[12], seq, 64, 1e-06f, (m->arena + 2048), (m->arena + 6144));
+    attune_op_add_rms_norm((m->arena + 4096), (m->arena + 0), m->w[17], seq, 64, 1e-06f, (m->arena + 2048), (m->arena + 6144));
     return 0;
 }
 
 /* %49 = swiglu(%45.1, %48) : f32[seq, 128]  # model.layers.1.mlp */
 static int node_49(NODE_ARGS) {
-    attune_op_linear((m->arena + 6144), seq, 64, m->w[13], 256, NULL, (m->arena + 8192));
+    attune_op_linear_blocks((m->arena + 6144), seq, 64, (const float *const[]){m->w[18], m->w[19]}, (const int64_t[]){128, 128}, 2, NULL, (m->arena + 8192));
     attune_op_swiglu_epilogue((m->arena + 8192), seq, 128, (m->arena + 16384));
     return 0;
 }
 
 /* %51 = linear(%49, %50) {bias = false} : f32[seq, 64]  # model.layers.1.mlp */
 static int node_51(NODE_ARGS) {
-    attune_op_linear((m->arena + 16384), seq, 128, m->w[14], 64, NULL, (m->arena + 0));
+    attune_op_linear((m->arena + 16384), seq, 128, m->w[20], 64, NULL, (m->arena + 0));
     return 0;
 }
 
 /* %53 = add_rms_norm(%45, %51, %52) {eps = 1e-06} : f32[seq, 64], f32[seq, 64]  # model.norm */
 static int node_53(NODE_ARGS) {
-    attune_op_add_rms_norm((m->arena + 2048), (m->arena + 0), m->w[15], seq, 64, 1e-06f, (m->arena + 4096), (m->arena + 6144));
+    attune_op_add_rms_norm((m->arena + 2048), (m->arena + 0), m->w[21], seq, 64, 1e-06f, (m->arena + 4096), (m->arena + 6144));
     return 0;
 }
 
