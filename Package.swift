@@ -70,6 +70,8 @@ let package = Package(
         .plugin(name: "EmbedKernelsPlugin", capability: .buildTool(), dependencies: ["EmbedKernels"]),
         .target(name: "AttuneKernels", dependencies: ["CAttuneKernels", "AttuneTensor"]),
         .target(name: "AttuneNumerics", dependencies: ["AttuneIR"]),
+        // Text: tokenizers (tokenizer.json), chat templates, sampling. The runtime never sees text.
+        .target(name: "AttuneText", dependencies: ["AttuneModels"]),
         .target(name: "AttuneTune", dependencies: ["AttuneKernels", "AttuneNumerics", "AttuneBench", "AttuneRuntime", "AttunePasses",
                                                   .product(name: "GRDB", package: "GRDB.swift")]),
         .target(name: "AttuneCheck", dependencies: ["AttuneKernels", "AttuneNumerics", "AttuneBench", "AttuneRuntime", "AttunePasses", "AttuneTensor", "CAttuneKernels"]),
@@ -77,7 +79,7 @@ let package = Package(
         .executableTarget(
             name: "attune",
             dependencies: [
-                "AttuneKernels", "AttuneTensor", "AttuneBench", "AttuneIR", "AttunePasses", "AttuneCodegen", "AttuneRuntime", "AttuneTune", "AttuneCheck",
+                "AttuneKernels", "AttuneTensor", "AttuneBench", "AttuneIR", "AttunePasses", "AttuneCodegen", "AttuneRuntime", "AttuneTune", "AttuneCheck", "AttuneText",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -91,6 +93,7 @@ let package = Package(
         .testTarget(name: "AttuneKernelsTests", dependencies: ["AttuneKernels", "AttuneNumerics", "AttuneTensor", "AttuneBench"]),
         .testTarget(name: "AttuneEndToEndTests", dependencies: ["AttuneCheck", "AttuneRuntime", "AttuneNumerics", "AttuneModels", "AttuneTensor", "AttunePasses", "AttuneCodegen", "AttuneIR"]),
         .testTarget(name: "AttuneTuneTests", dependencies: ["AttuneTune", "AttuneKernels", "AttuneRuntime", "AttunePasses"]),
+        .testTarget(name: "AttuneTextTests", dependencies: ["AttuneText"]),
         .testTarget(name: "attuneCLITests", dependencies: ["AttuneTensor"]),
     ]
 )
