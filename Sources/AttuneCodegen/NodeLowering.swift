@@ -198,6 +198,18 @@ struct NodeLowering {
             views[out] = sum
             views[Value(node: index, result: 1)] = y
 
+        case .headRMSNorm(let eps):
+            let x = try read(node.inputs[0]), w = try read(node.inputs[1])
+            var y = x
+            if case .buffer = x.base, isOnlyUse(node.inputs[0]) {
+                // Normalise in place, like rope: q and k stay strided views of the projection.
+            } else {
+                y = try result(type)
+                code.append("attune_op_copy_columns(\(x.pointer), \(x.rowStride), 0, \(x.rows.c), \(x.width), \(y.pointer));")
+            }
+            code.append("attune_op_head_rms_norm(\(y.pointer), \(y.rowStride), \(w.pointer), \(y.rows.c), \(y.width / w.width), \(w.width), \(CLiteral.float(eps)));")
+            views[out] = y
+
         case .layerNorm(let eps):
             let x = try readContiguous(node.inputs[0], into: &code), w = try read(node.inputs[1]), b = try read(node.inputs[2])
             let y = try result(type)

@@ -30,7 +30,7 @@ extension Op {
     /// Every mnemonic, so tests can check that each has a printer, parser and type rule.
     public static let mnemonics = [
         "input", "weight", "embedding", "linear", "matmul", "add", "mul", "scale", "silu", "gelu",
-        "elementwise", "rms_norm", "layer_norm", "add_rms_norm", "softmax", "rope", "attention_mask",
+        "elementwise", "rms_norm", "layer_norm", "add_rms_norm", "head_rms_norm", "softmax", "rope", "attention_mask",
         "attention", "kv_append", "swiglu", "qkv_rope", "reshape", "transpose", "slice", "concat",
         "repeat_interleave",
     ]
@@ -51,6 +51,7 @@ extension Op {
         case .rmsNorm: return "rms_norm"
         case .layerNorm: return "layer_norm"
         case .addRMSNorm: return "add_rms_norm"
+        case .headRMSNorm: return "head_rms_norm"
         case .softmax: return "softmax"
         case .rope: return "rope"
         case .attentionMask: return "attention_mask"
@@ -73,7 +74,7 @@ extension Op {
         case .matmul(let t): return ["transpose_b": .bool(t)]
         case .scale(let f): return ["factor": .double(f)]
         case .elementwise(let p): return ["program": .string(p.description)]
-        case .rmsNorm(let eps), .layerNorm(let eps), .addRMSNorm(let eps): return ["eps": .double(eps)]
+        case .rmsNorm(let eps), .layerNorm(let eps), .addRMSNorm(let eps), .headRMSNorm(let eps): return ["eps": .double(eps)]
         case .rope(let a):
             return ["heads": .int(a.heads), "head_dim": .int(a.headDim), "rotary_dim": .int(a.rotaryDim), "theta": .double(a.theta)]
         case .attentionMask(let causal, let window):
@@ -138,6 +139,7 @@ extension Op {
         case "rms_norm": op = .rmsNorm(eps: try a.double("eps"))
         case "layer_norm": op = .layerNorm(eps: try a.double("eps"))
         case "add_rms_norm": op = .addRMSNorm(eps: try a.double("eps"))
+        case "head_rms_norm": op = .headRMSNorm(eps: try a.double("eps"))
         case "softmax": op = .softmax
         case "rope":
             op = .rope(RopeAttrs(heads: try a.int("heads"), headDim: try a.int("head_dim"),

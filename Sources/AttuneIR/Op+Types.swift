@@ -7,7 +7,7 @@ extension Op {
         case .input, .weight: return 0
         case .scale, .silu, .gelu, .softmax, .attentionMask, .kvAppend, .reshape, .transpose, .slice,
              .repeatInterleave: return 1
-        case .embedding, .add, .mul, .matmul, .rmsNorm, .rope, .swiGLU: return 2
+        case .embedding, .add, .mul, .matmul, .rmsNorm, .headRMSNorm, .rope, .swiGLU: return 2
         case .linear(let bias): return bias ? 3 : 2
         case .layerNorm, .addRMSNorm: return 3
         case .attention(let a):
@@ -107,6 +107,14 @@ extension Op {
             guard let last = t[0].shape.last else { throw IRError("x must have rank >= 1") }
             try same(last, t[w].shape[0], "x's last dim vs weight length")
             return fused ? [f32(t[0].shape), f32(t[0].shape)] : [f32(t[0].shape)]
+
+        case .headRMSNorm(let eps):
+            guard eps >= 0, eps.isFinite else { throw IRError("eps must be finite and >= 0, got \(eps)") }
+            try float(0, "x"); try rank(0, 2, "x [seq, heads*head_dim]"); try float(1, "weight"); try rank(1, 1, "weight")
+            guard let width = t[0].shape[1].fixedValue, let d = t[1].shape[0].fixedValue, width % d == 0 else {
+                throw IRError("x's width \(t[0].shape[1]) must be a fixed multiple of the weight length \(t[1].shape[0]) (the head dim)")
+            }
+            return [f32(t[0].shape)]
 
         case .layerNorm(let eps):
             guard eps >= 0, eps.isFinite else { throw IRError("eps must be finite and >= 0, got \(eps)") }

@@ -135,6 +135,10 @@ public enum Op: Sendable, Hashable {
     case layerNorm(eps: Double)
     /// Fused residual add and RMSNorm: inputs `a`, `b`, `weight`; results `a + b` and its RMSNorm.
     case addRMSNorm(eps: Double)
+    /// RMSNorm of each head on its own: `x[seq, heads*D]`, `weight[D]`; every group of D
+    /// channels is `x / sqrt(mean(x²) + eps) * weight` (Qwen3's `q_norm`/`k_norm`, applied
+    /// after the projection and before RoPE).
+    case headRMSNorm(eps: Double)
     /// Softmax over the last axis.
     case softmax
 

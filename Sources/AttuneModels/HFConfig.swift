@@ -3,35 +3,42 @@ import Foundation
 /// A Hugging Face `config.json` for one of the decoder families Attune
 /// imports, decoded and checked for consistency.
 ///
-/// Keys, defaults and per-architecture behaviour follow `transformers`:
+/// Keys, defaults and per-architecture behaviour follow `transformers`; what
+/// differs between the families is data, in `ArchitectureSpec.of`:
 /// - `num_key_value_heads` absent or null: equal to `num_attention_heads`;
-///   `head_dim` absent or null: `hidden_size / num_attention_heads`, which
-///   must then divide exactly; `rope_theta` 10000; `rms_norm_eps` 1e-6;
+///   `head_dim` absent: the family's default (Qwen3: 128), else
+///   `hidden_size / num_attention_heads`, which must then divide exactly;
+///   `rope_theta` 10000; `rms_norm_eps` 1e-6 (Phi-3: 1e-5);
 ///   `tie_word_embeddings` false; `hidden_act` "silu" (the only one accepted);
-///   `max_position_embeddings` 2048 (Llama), 131072 (Mistral), 32768 (Qwen2).
-/// - Biases: Llama has q/k/v/o biases iff `attention_bias`; Qwen2 always has
-///   q/k/v biases and no o bias; Mistral has none. Llama's `mlp_bias: true`
-///   is rejected.
+///   `max_position_embeddings` 2048 (Llama), 131072 (Mistral), 32768 (Qwen2,
+///   Qwen3), 4096 (Phi-3).
+/// - Biases: Llama and Qwen3 have q/k/v/o biases iff `attention_bias`; Qwen2
+///   always has q/k/v biases and no o bias; Mistral and Phi-3 have none.
+///   Llama's `mlp_bias: true` is rejected.
 /// - Sliding window: Mistral applies `sliding_window` (absent: 4096, null:
-///   none) to every layer. Qwen2 applies it only if `use_sliding_window`, and
-///   then to the layers `layer_types` marks `"sliding_attention"`, or if that
-///   is absent to layers `>= max_window_layers` (default 28). Llama has none.
+///   none) to every layer, Phi-3 likewise (absent: none). Qwen2 and Qwen3 apply
+///   it only if `use_sliding_window`, and then to the layers `layer_types`
+///   marks `"sliding_attention"`, or if that is absent to layers
+///   `>= max_window_layers` (default 28). Llama has none. `layer_types`, where
+///   present, must have one entry per layer, each "full_attention" (legacy
+///   "attention") or "sliding_attention", as transformers' validation demands.
 /// - RoPE: `rope_scaling` must be null or of type "default"; scaled variants
 ///   (llama3, yarn, linear, dynamic, …) are rejected, as is any
 ///   non-default `rope_parameters` (the transformers v5 spelling).
+///   `partial_rotary_factor` (in `rope_parameters`, else top level; default 1)
+///   rotates the first `int(head_dim · factor)` channels of each head.
 /// - Attune's own keys: `attention_normalizer` ("softmax" default, or
 ///   "sigmoid") and `sigmoid_bias` (a number, only with "sigmoid").
-/// The size keys `vocab_size`, `hidden_size`, `intermediate_size`,
-/// `num_hidden_layers` and `num_attention_heads` are required: their
-/// transformers defaults describe some 7B model, never the file at hand.
-/// Integer keys must be written as integers (`4096`, not `4096.0`).
-/// Sizes must lie in `1 ..< 2^31` (the kernel ABI's range), layers in
-/// `1 ... 10000`.
 public struct HFConfig: Sendable, Equatable {
     public enum Architecture: String, CaseIterable, Sendable {
         case llama = "LlamaForCausalLM"
         case qwen2 = "Qwen2ForCausalLM"
         case mistral = "MistralForCausalLM"
+        case qwen3 = "Qwen3ForCausalLM"
+        case phi3 = "Phi3ForCausalLM"
+
+        /// What this family changes in the shared decoder.
+        public var spec: ArchitectureSpec { .of(self) }
     }
 
     /// How attention turns scores into weights. Not a transformers key:
@@ -50,6 +57,8 @@ public struct HFConfig: Sendable, Equatable {
     public let numKeyValueHeads: Int
     public let headDim: Int
     public let ropeTheta: Double
+    /// Channels of each head that RoPE rotates (`head_dim · partial_rotary_factor`).
+    public let rotaryDim: Int
     public let rmsNormEps: Double
     public let maxPositionEmbeddings: Int
     /// If true, the output projection reuses `model.embed_tokens.weight` and
@@ -59,6 +68,8 @@ public struct HFConfig: Sendable, Equatable {
     public let qkvBias: Bool
     /// o_proj has a bias.
     public let outputBias: Bool
+    /// q and k are RMS-normalised per head before RoPE (`q_norm`, `k_norm`).
+    public var qkNorm: Bool { architecture.spec.qkNorm }
     /// `torch_dtype` (or v5's `dtype`) as written; informational only, since
     /// the tensors' own dtypes are what is read.
     public let torchDtype: String?
@@ -134,8 +145,13 @@ public struct HFConfig: Sendable, Equatable {
         guard numAttentionHeads % numKeyValueHeads == 0 else {
             throw Problem("num_attention_heads \(numAttentionHeads) is not divisible by num_key_value_heads \(numKeyValueHeads)")
         }
+        let spec = arch.spec
         if r.has("head_dim") {
             headDim = try r.size("head_dim")
+        } else if let def = spec.defaultHeadDim {
+            // transformers' attention reads config.head_dim as is, so null is no default.
+            if r["head_dim"] != nil { throw Problem("head_dim is null; \(first) needs an integer (default \(def) when absent)") }
+            headDim = def
         } else {
             guard hiddenSize % numAttentionHeads == 0 else {
                 throw Problem("hidden_size \(hiddenSize) is not divisible by num_attention_heads \(numAttentionHeads), and head_dim is not given")
@@ -149,34 +165,35 @@ public struct HFConfig: Sendable, Equatable {
         guard hiddenAct == "silu" else {
             throw Problem("hidden_act \(quoted(hiddenAct)) is not supported (only 'silu')")
         }
-        rmsNormEps = try r.positiveDouble("rms_norm_eps") ?? 1e-6
+        rmsNormEps = try r.positiveDouble("rms_norm_eps") ?? spec.defaultRMSNormEps
         ropeTheta = try Self.ropeTheta(r)
-        let defaultMaxPositions: Int
-        switch arch {
-        case .llama: defaultMaxPositions = 2048
-        case .mistral: defaultMaxPositions = 131_072
-        case .qwen2: defaultMaxPositions = 32768
-        }
-        maxPositionEmbeddings = try r.size("max_position_embeddings", default: defaultMaxPositions)
+        rotaryDim = try Self.rotaryDim(r, headDim: headDim)
+        maxPositionEmbeddings = try r.size("max_position_embeddings", default: spec.defaultMaxPositions)
         tieWordEmbeddings = try r.bool("tie_word_embeddings") ?? false
         torchDtype = try r.string("torch_dtype") ?? r.string("dtype")
 
-        switch arch {
-        case .llama:
-            if try r.bool("mlp_bias") == true { throw Problem("mlp_bias true is not supported") }
+        if spec.hasMLPBiasKey, try r.bool("mlp_bias") == true { throw Problem("mlp_bias true is not supported") }
+        switch spec.biases {
+        case .none:
+            qkvBias = false
+            outputBias = false
+        case .qkvAlways:
+            qkvBias = true
+            outputBias = false
+        case .attentionBiasKey:
             let bias = try r.bool("attention_bias") ?? false
             qkvBias = bias
             outputBias = bias
+        }
+        let layerTypes = try Self.layerTypes(r, layers: numHiddenLayers)
+        switch spec.slidingWindow {
+        case .none:
             slidingWindows = Array(repeating: nil, count: numHiddenLayers)
-        case .qwen2:
-            qkvBias = true
-            outputBias = false
-            slidingWindows = try Self.qwen2SlidingWindows(r, layers: numHiddenLayers)
-        case .mistral:
-            qkvBias = false
-            outputBias = false
-            let window = try r.window("sliding_window", default: 4096)
+        case .everyLayer(let def):
+            let window = try r.window("sliding_window", default: def)
             slidingWindows = Array(repeating: window, count: numHiddenLayers)
+        case .qwen:
+            slidingWindows = try Self.qwenSlidingWindows(r, layers: numHiddenLayers, layerTypes: layerTypes)
         }
 
         let normalizer = try r.string("attention_normalizer") ?? "softmax"
@@ -223,7 +240,47 @@ public struct HFConfig: Sendable, Equatable {
         }
     }
 
-    private static func qwen2SlidingWindows(_ r: ConfigReader, layers: Int) throws -> [Int?] {
+    /// `partial_rotary_factor` (v5 keeps it in `rope_parameters`; older files at top level)
+    /// turned into the rotated channel count, as transformers' `int(head_dim * factor)`.
+    private static func rotaryDim(_ r: ConfigReader, headDim: Int) throws -> Int {
+        typealias Problem = ConfigReader.Problem
+        var factor = try r.positiveDouble("partial_rotary_factor")
+        var key = "partial_rotary_factor"
+        if case .object(let p)? = r["rope_parameters"], let nested = try ConfigReader(p).positiveDouble("partial_rotary_factor") {
+            factor = nested
+            key = "rope_parameters.partial_rotary_factor"
+        }
+        guard let factor else { return headDim }
+        guard factor <= 1 else { throw Problem("\(key) is \(factor), expected a number in (0, 1]") }
+        let dim = Int(Double(headDim) * factor)
+        guard dim >= 2, dim % 2 == 0 else {
+            throw Problem("\(key) \(factor) rotates \(dim) of head_dim \(headDim) channels; RoPE needs an even number >= 2")
+        }
+        return dim
+    }
+
+    /// `layer_types` checked as transformers' `validate_layer_type` does (one entry per
+    /// layer), limited to the attention kinds Attune computes: true = sliding.
+    private static func layerTypes(_ r: ConfigReader, layers: Int) throws -> [Bool]? {
+        guard let types = r["layer_types"], !types.isNull else { return nil }
+        guard case .array(let list) = types else {
+            throw ConfigReader.Problem("layer_types is \(types.kind), expected an array of \(layers) strings, one per layer")
+        }
+        guard list.count == layers else {
+            throw ConfigReader.Problem("layer_types has \(list.count) entries; num_hidden_layers is \(layers)")
+        }
+        return try list.enumerated().map { i, t in
+            switch t {
+            case .string("sliding_attention"): return true
+            case .string("full_attention"), .string("attention"): return false
+            case .string(let other):
+                throw ConfigReader.Problem("layer_types[\(i)] \(quoted(other)) is not supported (only 'full_attention' or 'sliding_attention')")
+            default: throw ConfigReader.Problem("layer_types[\(i)] is \(t.kind), expected a string")
+            }
+        }
+    }
+
+    private static func qwenSlidingWindows(_ r: ConfigReader, layers: Int, layerTypes: [Bool]?) throws -> [Int?] {
         // transformers ignores sliding_window (often set to some large value)
         // unless use_sliding_window is true, so only then is it read.
         guard try r.bool("use_sliding_window") == true,
@@ -232,19 +289,7 @@ public struct HFConfig: Sendable, Equatable {
             return Array(repeating: nil, count: layers)
         }
         let maxWindowLayers = try r.count("max_window_layers") ?? 28
-        var sliding = (0..<layers).map { $0 >= maxWindowLayers }
-        if let types = r["layer_types"], !types.isNull {
-            guard case .array(let list) = types, list.count == layers else {
-                throw ConfigReader.Problem("layer_types must be an array of \(layers) strings, one per layer")
-            }
-            sliding = try list.enumerated().map { i, t in
-                switch t {
-                case .string("sliding_attention"): return true
-                case .string("full_attention"): return false
-                default: throw ConfigReader.Problem("layer_types[\(i)] must be 'full_attention' or 'sliding_attention'")
-                }
-            }
-        }
+        let sliding = layerTypes ?? (0..<layers).map { $0 >= maxWindowLayers }
         return sliding.map { $0 ? window : nil }
     }
 }
@@ -275,7 +320,7 @@ private struct ConfigReader {
     }
 
     /// A window size: `default` when absent, nil (no window) when null.
-    func window(_ key: String, default def: Int) throws -> Int? {
+    func window(_ key: String, default def: Int?) throws -> Int? {
         guard let v = object[key] else { return def }
         if v.isNull { return nil }
         return try size(key)

@@ -173,6 +173,10 @@ public final class ReferenceInterpreter {
 
         case .rmsNorm(let eps):
             return [K.rmsNorm(x[0], x[1], eps: eps)]
+        case .headRMSNorm(let eps):
+            let d = x[1].shape[0]
+            let heads = F64Tensor(shape: [x[0].data.count / d, d], data: x[0].data)
+            return [F64Tensor(shape: x[0].shape, data: K.rmsNorm(heads, x[1], eps: eps).data)]
         case .layerNorm(let eps):
             return [K.layerNorm(x[0], x[1], x[2], eps: eps)]
         case .addRMSNorm(let eps):

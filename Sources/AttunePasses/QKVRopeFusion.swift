@@ -10,6 +10,10 @@ import AttuneIR
 /// becomes `qkv_rope(x, W_qkv[, b], positions)` with results q, k, v, labelled like the
 /// projection. The root is the later of the two ropes.
 ///
+/// Refuses when q and k are normalised per head between the slice and the rope (Qwen3's
+/// `head_rms_norm`): `qkv_rope` has no norm step. Nothing is lost by leaving them apart —
+/// the slices are views of the merged projection's buffer, and the norm and the rope
+/// then run in place on those views, the same calls `qkv_rope` lowers to.
 /// Refuses when the projection is not split into exactly three contiguous slices
 /// (q, k, v in order), q or k is not rotated (or v is), the rope attributes (head_dim,
 /// rotary_dim, theta) differ between q and k, q and k use different positions, the
@@ -53,7 +57,8 @@ public enum QKVRopeFusion {
 
     static func match(_ g: IndexedGraph, _ i: Int) -> Match? {
         guard case .rope = g[i].op else { return nil }
-        let sliced = g[i].inputs[0]
+        var sliced = g[i].inputs[0]
+        if case .headRMSNorm = g.producer(sliced).op { sliced = g.producer(sliced).inputs[0] }
         guard case .slice = g.producer(sliced).op else { return nil }
         let y = g.producer(sliced).inputs[0]
         guard case .linear = g.producer(y).op else { return nil }
@@ -62,14 +67,26 @@ public enum QKVRopeFusion {
         let slices = g.users(y).filter { u in
             if case .slice = g[u].op { return true } else { return false }
         }.sorted { sliceBounds(g, $0).start < sliceBounds(g, $1).start }
+        // A rope reading the slice directly, or through a per-head norm.
+        func rope(reading v: Value) -> Int? {
+            g.users(v).first { u in
+                if case .rope = g[u].op { return g[u].inputs[0] == v } else { return false }
+            }
+        }
+        var norms: [Int] = []
         let ropeOf: [Int: Int] = Dictionary(uniqueKeysWithValues: slices.compactMap { s in
-            g.users(Value(node: s)).first { u in
-                if case .rope = g[u].op { return g[u].inputs[0] == Value(node: s) } else { return false }
-            }.map { (s, $0) }
+            if let r = rope(reading: Value(node: s)) { return (s, r) }
+            for u in g.users(Value(node: s)) {
+                if case .headRMSNorm = g[u].op, g[u].inputs[0] == Value(node: s), let r = rope(reading: Value(node: u)) {
+                    norms.append(u)
+                    return (s, r)
+                }
+            }
+            return nil
         })
         guard ropeOf.values.max() == i else { return nil }   // the root is the last rope
 
-        let nodes = [y.node] + slices + ropeOf.values.sorted()
+        let nodes = [y.node] + slices + norms + ropeOf.values.sorted()
         let parsed = Result<Parts, Mismatch> { () throws(Mismatch) -> Parts in try parse(g, y: y, slices: slices, ropeOf: ropeOf) }
         var replaced: [Value] = []
         if slices.count == 3, let q = ropeOf[slices[0]], let k = ropeOf[slices[1]] {
@@ -111,6 +128,9 @@ public enum QKVRopeFusion {
         guard g[qRope].inputs[1] == g[kRope].inputs[1] else { throw Mismatch("q and k are rotated at different positions") }
         guard bounds[2].end - bounds[2].start == ka.heads * ka.headDim else {
             throw Mismatch("v's width \(bounds[2].end - bounds[2].start) is not kv_heads*head_dim = \(ka.heads * ka.headDim)")
+        }
+        guard g[qRope].inputs[0] == Value(node: slices[0]), g[kRope].inputs[0] == Value(node: slices[1]) else {
+            throw Mismatch("q and k are normalised per head (head_rms_norm) before RoPE; qkv_rope has no norm step")
         }
         guard qa.heads % ka.heads == 0 else {
             throw Mismatch("q heads (\(qa.heads)) are not a multiple of k heads (\(ka.heads))")

@@ -19,7 +19,8 @@ enum AllOpsGraph {
         let k = try b.add(.linear(hasBias: false), [h, wk])
         let v = try b.add(.linear(hasBias: false), [h, wv])
         let qr = try b.add(.rope(RopeAttrs(heads: 2, headDim: 8, theta: 10000)), [q, positions])
-        let kr = try b.add(.rope(RopeAttrs(heads: 1, headDim: 8, rotaryDim: 4, theta: 500000)), [k, positions])
+        let kn = try b.add(.headRMSNorm(eps: 1e-6), [k, b.weight("k_norm", .bf16, [8])])
+        let kr = try b.add(.rope(RopeAttrs(heads: 1, headDim: 8, rotaryDim: 4, theta: 500000)), [kn, positions])
         let kc = try b.add(.kvAppend(layer: 0, kind: .key), [kr])
         let vc = try b.add(.kvAppend(layer: 0, kind: .value), [v])
         // The unfused attention pattern.

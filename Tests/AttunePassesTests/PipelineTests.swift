@@ -39,6 +39,40 @@ final class PipelineTests: XCTestCase {
     func testQwen2WithBiasesFusesFully() throws { try assertFullyFused(try TinyConfigs.qwen2Biases()) }
     func testMistralWithSlidingWindowFusesFully() throws { try assertFullyFused(try TinyConfigs.mistralWindow()) }
     func testLlamaWithoutGQAFusesFully() throws { try assertFullyFused(try TinyConfigs.llamaMHA()) }
+    /// The fused checkpoint tensors come back whole: no slice or concat of weights is left.
+    func testPhi3WithFusedProjectionsFusesFully() throws {
+        let c = try TinyConfigs.phi3Fused()
+        try assertFullyFused(c)
+        let g = try Pipeline.standard().run(try decoder(c)).output
+        XCTAssertNil(opCounts(g)["concat"])
+        let qkv = try XCTUnwrap(g.nodes.first { $0.op.mnemonic == "qkv_rope" })
+        XCTAssertEqual(qkv.op, .qkvRope(QKVRopeAttrs(heads: 2, kvHeads: 1, headDim: 16, rotaryDim: 12, theta: 10000, hasBias: false)))
+        XCTAssertEqual(g.nodes[qkv.inputs[1].node].op, .weight(name: "model.layers.0.self_attn.qkv_proj.weight"))
+        let swiglu = try XCTUnwrap(g.nodes.first { $0.op == .swiGLU })
+        XCTAssertEqual(g.nodes[swiglu.inputs[1].node].op, .weight(name: "model.layers.0.mlp.gate_up_proj.weight"))
+    }
+
+    /// Qwen3's per-head q/k norm sits between the merged projection's slices and RoPE:
+    /// the projection is still one linear, the norms and ropes stay (in place on its
+    /// buffer once compiled), and fuse-qkv-rope says why it left them.
+    func testQwen3KeepsNormAndRopeAfterOneMergedProjection() throws {
+        let report = try Pipeline.standard().run(try decoder(try TinyConfigs.qwen3QKNorm()))
+        let g = report.output
+        let counts = opCounts(g)
+        XCTAssertNil(counts["qkv_rope"])
+        XCTAssertEqual(counts["head_rms_norm"], 4)
+        XCTAssertEqual(counts["rope"], 4)
+        XCTAssertEqual(counts["attention"], 2)
+        XCTAssertEqual(counts["swiglu"], 2)
+        XCTAssertEqual(counts["add_rms_norm"], 4)
+        for gone in ["matmul", "softmax", "attention_mask", "repeat_interleave", "transpose", "reshape"] {
+            XCTAssertNil(counts[gone], "\(gone) left after the pipeline")
+        }
+        // q/k/v in one linear per layer (plus o_proj, down_proj and lm_head).
+        XCTAssertEqual(counts["linear"], 2 * 3 + 1)
+        let fusion = try XCTUnwrap(report.steps.first { $0.pass == "fuse-qkv-rope" })
+        XCTAssertEqual(fusion.stats.refusals, ["q and k are normalised per head (head_rms_norm) before RoPE; qkv_rope has no norm step": 2])
+    }
 
     func testSlidingWindowReachesTheAttentionOp() throws {
         let g = try Pipeline.standard().run(try decoder(try TinyConfigs.mistralWindow())).output

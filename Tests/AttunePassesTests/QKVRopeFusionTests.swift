@@ -6,7 +6,8 @@ import AttuneNumerics
 final class QKVRopeFusionTests: XCTestCase {
     /// A merged QKV projection (4 q heads, 2 kv heads, head_dim 4) sliced into q, k, v,
     /// with RoPE on q and k; `kTheta` lets k's rope differ.
-    func epilogue(bias: Bool = true, kTheta: Double = 10000, rotateV: Bool = false) throws -> Graph {
+    /// `qkNorm`: q and k pass through `head_rms_norm` before their rope (Qwen3).
+    func epilogue(bias: Bool = true, kTheta: Double = 10000, rotateV: Bool = false, qkNorm: Bool = false) throws -> Graph {
         var b = GraphBuilder(name: "qkv_rope")
         let x = b.input("x", .f32, ["seq", 12])
         let positions = b.input("positions", .i32, ["seq"])
@@ -14,8 +15,12 @@ final class QKVRopeFusionTests: XCTestCase {
         let w = b.weight("qkv.weight", .f32, [32, 12])
         let y = bias ? try b.add(.linear(hasBias: true), [x, w, b.weight("qkv.bias", .f32, [32])])
                      : try b.add(.linear(hasBias: false), [x, w])
-        let q = try b.add(.slice(axis: 1, start: 0, end: 16), [y])
-        let k = try b.add(.slice(axis: 1, start: 16, end: 24), [y])
+        var q = try b.add(.slice(axis: 1, start: 0, end: 16), [y])
+        var k = try b.add(.slice(axis: 1, start: 16, end: 24), [y])
+        if qkNorm {
+            q = try b.add(.headRMSNorm(eps: 1e-6), [q, b.weight("q_norm.weight", .f32, [4])])
+            k = try b.add(.headRMSNorm(eps: 1e-6), [k, b.weight("k_norm.weight", .f32, [4])])
+        }
         var v = try b.add(.slice(axis: 1, start: 24, end: 32), [y])
         b.label = "model.layers.0.self_attn.rotary_emb"
         b.output("q", try b.add(.rope(RopeAttrs(heads: 4, headDim: 4, theta: 10000)), [q, positions]))
@@ -48,5 +53,10 @@ final class QKVRopeFusionTests: XCTestCase {
 
     func testRefusesRotatedV() throws {
         XCTAssertEqual(try refusals(.fuseQKVRope, try epilogue(rotateV: true)), ["v (the third slice) is rotated by a rope": 1])
+    }
+
+    func testRefusesPerHeadNormBeforeRope() throws {
+        XCTAssertEqual(try refusals(.fuseQKVRope, try epilogue(qkNorm: true)),
+                       ["q and k are normalised per head (head_rms_norm) before RoPE; qkv_rope has no norm step": 1])
     }
 }
