@@ -20,7 +20,7 @@ public struct EmbeddingTensors: Sendable, Equatable {
         self.init(embedding: HFConfig.embeddingName, lmHead: config.tieWordEmbeddings ? HFConfig.embeddingName : HFConfig.lmHeadName)
     }
 
-    init(embedding: String, lmHead: String) {
+    public init(embedding: String, lmHead: String) {
         self.embedding = embedding
         self.lmHead = lmHead
     }

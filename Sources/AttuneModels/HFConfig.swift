@@ -267,7 +267,7 @@ public struct HFConfig: Sendable, Equatable {
             throw ConfigReader.Problem("layer_types is \(types.kind), expected an array of \(layers) strings, one per layer")
         }
         guard list.count == layers else {
-            throw ConfigReader.Problem("layer_types has \(list.count) entries; num_hidden_layers is \(layers)")
+            throw ConfigReader.Problem("layer_types has length \(list.count); num_hidden_layers is \(layers)")
         }
         return try list.enumerated().map { i, t in
             switch t {
