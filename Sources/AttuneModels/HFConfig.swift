@@ -27,8 +27,15 @@ import Foundation
 ///   non-default `rope_parameters` (the transformers v5 spelling).
 ///   `partial_rotary_factor` (in `rope_parameters`, else top level; default 1)
 ///   rotates the first `int(head_dim · factor)` channels of each head.
+/// - `quantization_config` (a quantized export) is refused.
 /// - Attune's own keys: `attention_normalizer` ("softmax" default, or
 ///   "sigmoid") and `sigmoid_bias` (a number, only with "sigmoid").
+/// The size keys `vocab_size`, `hidden_size`, `intermediate_size`,
+/// `num_hidden_layers` and `num_attention_heads` are required: their
+/// transformers defaults describe some 7B model, never the file at hand.
+/// Integer keys must be written as integers (`4096`, not `4096.0`).
+/// Sizes must lie in `1 ..< 2^31` (the kernel ABI's range), layers in
+/// `1 ... 10000`.
 public struct HFConfig: Sendable, Equatable {
     public enum Architecture: String, CaseIterable, Sendable {
         case llama = "LlamaForCausalLM"
@@ -135,6 +142,11 @@ public struct HFConfig: Sendable, Equatable {
             throw Problem("unsupported architecture \(quoted(first)) (supported: \(supported))")
         }
         architecture = arch
+        // A quantized export stores packed integer tensors and scales in place of the
+        // weights; its numbers are not the ones this importer reads.
+        if r.has("quantization_config") {
+            throw Problem("quantization_config is set: quantized checkpoints are not supported (only F32, BF16 and F16 weights)")
+        }
 
         vocabSize = try r.size("vocab_size")
         hiddenSize = try r.size("hidden_size")

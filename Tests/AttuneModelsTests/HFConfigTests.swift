@@ -244,6 +244,11 @@ final class HFConfigTests: XCTestCase {
         XCTAssertNoThrow(try decode(Self.minimal("Qwen2ForCausalLM", "\"layer_types\": [\"attention\", \"attention\", \"full_attention\"]")))
     }
 
+    func testQuantizedCheckpointRefused() {
+        assertConfigError(Self.minimal("Qwen3ForCausalLM", "\"quantization_config\": {\"quant_method\": \"fp8\", \"weight_block_size\": [128, 128]}"),
+                          "quantization_config is set: quantized checkpoints are not supported (only F32, BF16 and F16 weights)")
+    }
+
     func testMaxPositionEmbeddingsValidated() {
         assertConfigError(Self.minimal("Phi3ForCausalLM", "\"max_position_embeddings\": 0"), "max_position_embeddings is 0, expected 1 ... 2147483647")
         assertConfigError(Self.minimal("Qwen3ForCausalLM", "\"max_position_embeddings\": 4096.5"), "max_position_embeddings must be an integer, found 4096.5")
