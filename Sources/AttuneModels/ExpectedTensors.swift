@@ -130,7 +130,8 @@ extension HFConfig {
         var problems: [String] = []
         for t in expected {
             guard let info = try? weights.info(t.name) else {
-                problems.append("missing tensor \(quoted(t.name))")
+                let why = t.name == Self.lmHeadName ? " (tie_word_embeddings is false)" : ""
+                problems.append("missing tensor \(quoted(t.name))\(why)")
                 continue
             }
             if info.shape != t.shape {

@@ -105,7 +105,7 @@ final class ExpectedTensorsTests: XCTestCase {
         let tied = try Self.config("LlamaForCausalLM", ", \"tie_word_embeddings\": true")
         XCTAssertNoThrow(try tied.check(try writeCheckpoint(tied, in: dir)))
         let untied = try Self.config("LlamaForCausalLM")
-        assertImportError(try untied.check(try Checkpoint(directory: dir.url)), prefix: dir.url.path, "missing tensor 'lm_head.weight'")
+        assertImportError(try untied.check(try Checkpoint(directory: dir.url)), prefix: dir.url.path, "missing tensor 'lm_head.weight' (tie_word_embeddings is false)")
     }
 
     func testQwen3AndPhi3TensorLists() throws {
