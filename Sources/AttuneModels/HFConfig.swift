@@ -170,6 +170,12 @@ public struct HFConfig: Sendable, Equatable {
             }
             headDim = hiddenSize / numAttentionHeads
         }
+        // The q, k and v rows together are one dimension of the merged (or Phi-3's fused)
+        // projection; bounding it keeps every shape product below 2^62.
+        let qkvRows = (numAttentionHeads + 2 * numKeyValueHeads).multipliedReportingOverflow(by: headDim)
+        guard !qkvRows.overflow, qkvRows.partialValue <= Int(Int32.max) else {
+            throw Problem("(num_attention_heads + 2·num_key_value_heads)·head_dim is \(qkvRows.overflow ? "too large" : String(qkvRows.partialValue)), expected at most \(Int32.max)")
+        }
         // RoPE rotates pairs of channels.
         guard headDim % 2 == 0 else { throw Problem("head_dim \(headDim) must be even for rotary embeddings") }
 

@@ -244,6 +244,12 @@ final class HFConfigTests: XCTestCase {
         XCTAssertNoThrow(try decode(Self.minimal("Qwen2ForCausalLM", "\"layer_types\": [\"attention\", \"attention\", \"full_attention\"]")))
     }
 
+    func testProjectionRowsBounded() {
+        // Each size is in range, but q + k + v rows together are not a valid dimension.
+        assertConfigError(Self.minimal("Phi3ForCausalLM", "\"head_dim\": 1073741824"),
+                          "(num_attention_heads + 2·num_key_value_heads)·head_dim is 12884901888, expected at most 2147483647")
+    }
+
     func testQuantizedCheckpointRefused() {
         assertConfigError(Self.minimal("Qwen3ForCausalLM", "\"quantization_config\": {\"quant_method\": \"fp8\", \"weight_block_size\": [128, 128]}"),
                           "quantization_config is set: quantized checkpoints are not supported (only F32, BF16 and F16 weights)")
