@@ -68,8 +68,9 @@ public struct HFConfig: Sendable, Equatable {
     public let rotaryDim: Int
     public let rmsNormEps: Double
     public let maxPositionEmbeddings: Int
-    /// If true, the output projection reuses `model.embed_tokens.weight` and
-    /// the checkpoint need not hold `lm_head.weight`.
+    /// If true, the checkpoint need hold only one of `model.embed_tokens.weight`
+    /// and `lm_head.weight`, which then serves both; a file holding both uses
+    /// each for its own layer, as transformers does (`check` resolves which).
     public let tieWordEmbeddings: Bool
     /// q_proj, k_proj and v_proj have biases.
     public let qkvBias: Bool
