@@ -236,11 +236,18 @@ struct NodeLowering {
 
         case .qkvRope(let a):
             let x = try readContiguous(node.inputs[0], into: &code), w = try read(node.inputs[1])
-            let bias = a.hasBias ? try read(node.inputs[2]).pointer : "NULL"
-            let pos = try read(node.inputs[a.hasBias ? 3 : 2])
+            let bias = try a.biasInput.map { try read(node.inputs[$0]).pointer } ?? "NULL"
+            let pos = try read(node.inputs[a.positionsInput])
             let width = (a.heads + 2 * a.kvHeads) * a.headDim
             let all = newBuffer(rows: x.rows, width: width)
             code.append("attune_op_linear(\(x.pointer), \(x.rows.c), \(x.width), \(w.pointer), \(width), \(bias), \(all.pointer));")
+            if let n = a.qNormInput, let eps = a.qkNormEps {
+                let qn = try read(node.inputs[n]), kn = try read(node.inputs[n + 1])
+                var kAt = all
+                kAt.column = a.heads * a.headDim
+                code.append("attune_op_head_rms_norm(\(all.pointer), \(width), \(qn.pointer), \(x.rows.c), \(a.heads), \(a.headDim), \(CLiteral.float(eps)));")
+                code.append("attune_op_head_rms_norm(\(kAt.pointer), \(width), \(kn.pointer), \(x.rows.c), \(a.kvHeads), \(a.headDim), \(CLiteral.float(eps)));")
+            }
             code.append("attune_op_rope(\(all.pointer), \(width), \(pos.pointer), \(x.rows.c), \(a.heads), \(a.headDim), \(a.rotaryDim), \(CLiteral.double(a.theta)));")
             var k = all
             k.column = a.heads * a.headDim

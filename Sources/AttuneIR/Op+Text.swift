@@ -105,8 +105,10 @@ extension Op {
             return d
         case .kvAppend(let layer, let kind): return ["layer": .int(layer), "kind": .ident(kind.rawValue)]
         case .qkvRope(let a):
-            return ["heads": .int(a.heads), "kv_heads": .int(a.kvHeads), "head_dim": .int(a.headDim),
-                    "rotary_dim": .int(a.rotaryDim), "theta": .double(a.theta), "bias": .bool(a.hasBias)]
+            var d: [String: AttrValue] = ["heads": .int(a.heads), "kv_heads": .int(a.kvHeads), "head_dim": .int(a.headDim),
+                                          "rotary_dim": .int(a.rotaryDim), "theta": .double(a.theta), "bias": .bool(a.hasBias)]
+            if let eps = a.qkNormEps { d["qk_norm_eps"] = .double(eps) }
+            return d
         case .reshape(let shape):
             return ["shape": .list(shape.map { d in d.fixedValue.map(AttrValue.int) ?? .ident(d.description) })]
         case .transpose(let perm): return ["perm": .list(perm.map(AttrValue.int))]
@@ -179,7 +181,7 @@ extension Op {
         case "qkv_rope":
             op = .qkvRope(QKVRopeAttrs(heads: try a.int("heads"), kvHeads: try a.int("kv_heads"), headDim: try a.int("head_dim"),
                                        rotaryDim: try a.optionalInt("rotary_dim"), theta: try a.double("theta"),
-                                       hasBias: try a.bool("bias", default: false)))
+                                       hasBias: try a.bool("bias", default: false), qkNormEps: try a.optionalDouble("qk_norm_eps")))
         case "reshape": op = .reshape(shape: try a.dims("shape"))
         case "transpose": op = .transpose(perm: try a.intList("perm"))
         case "slice": op = .slice(axis: try a.int("axis"), start: try a.int("start"), end: try a.optionalInt("end"))

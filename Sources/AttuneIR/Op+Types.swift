@@ -13,7 +13,7 @@ extension Op {
         case .attention(let a):
             if case .consume = a.selection { return 4 }
             return 3
-        case .qkvRope(let a): return a.hasBias ? 4 : 3
+        case .qkvRope(let a): return a.positionsInput + 1
         case .elementwise(let p): return p.expr.arity
         case .concat: return -1  // one or more
         }
@@ -184,8 +184,15 @@ extension Op {
             let width = (a.heads + 2 * a.kvHeads) * a.headDim
             try same(t[1].shape[0], .fixed(width), "weight rows vs (heads + 2*kv_heads)*head_dim")
             try same(t[1].shape[1], t[0].shape[1], "weight's in dim vs x's width")
-            if a.hasBias { try rank(2, 1, "bias"); try same(t[2].shape[0], .fixed(width), "bias length") }
-            try positions(t[a.hasBias ? 3 : 2], seq: t[0].shape[0])
+            if let b = a.biasInput { try rank(b, 1, "bias"); try same(t[b].shape[0], .fixed(width), "bias length") }
+            if let n = a.qNormInput {
+                guard let eps = a.qkNormEps, eps >= 0, eps.isFinite else { throw IRError("qk_norm_eps must be finite and >= 0") }
+                for (i, what) in [(n, "q_norm"), (n + 1, "k_norm")] {
+                    try float(i, what); try rank(i, 1, what)
+                    try same(t[i].shape[0], .fixed(a.headDim), "\(what) length vs head_dim")
+                }
+            }
+            try positions(t[a.positionsInput], seq: t[0].shape[0])
             let s = t[0].shape[0]
             return [f32([s, .fixed(a.heads * a.headDim)]), f32([s, .fixed(a.kvHeads * a.headDim)]),
                     f32([s, .fixed(a.kvHeads * a.headDim)])]

@@ -159,7 +159,8 @@ public enum Op: Sendable, Hashable {
     /// `silu(x W_gᵀ) * (x W_uᵀ)` with `w[2*inter, hidden]` = gate rows then up rows.
     case swiGLU
     /// One projection `x W_qkvᵀ (+ bias)` split into q, k, v with RoPE applied to q and k;
-    /// inputs `x`, `w`, (`bias`), `positions`; three results.
+    /// with `qkNormEps`, q and k are first RMS-normalised per head (`head_rms_norm`, Qwen3).
+    /// Inputs `x`, `w`, (`bias`), (`q_norm[D]`, `k_norm[D]`), `positions`; three results.
     case qkvRope(QKVRopeAttrs)
 
     // MARK: layout
@@ -184,13 +185,23 @@ public struct QKVRopeAttrs: Sendable, Hashable {
     public var rotaryDim: Int
     public var theta: Double
     public var hasBias: Bool
+    /// The eps of q's and k's per-head RMSNorm before RoPE; nil = no norm.
+    public var qkNormEps: Double?
 
-    public init(heads: Int, kvHeads: Int, headDim: Int, rotaryDim: Int? = nil, theta: Double, hasBias: Bool) {
+    public init(heads: Int, kvHeads: Int, headDim: Int, rotaryDim: Int? = nil, theta: Double, hasBias: Bool,
+                qkNormEps: Double? = nil) {
         self.heads = heads
         self.kvHeads = kvHeads
         self.headDim = headDim
         self.rotaryDim = rotaryDim ?? headDim
         self.theta = theta
         self.hasBias = hasBias
+        self.qkNormEps = qkNormEps
     }
+
+    /// Where the optional inputs sit: `x`, `w`, then these.
+    public var biasInput: Int? { hasBias ? 2 : nil }
+    /// q's norm weight; k's follows it.
+    public var qNormInput: Int? { qkNormEps == nil ? nil : (hasBias ? 3 : 2) }
+    public var positionsInput: Int { 2 + (hasBias ? 1 : 0) + (qkNormEps == nil ? 0 : 2) }
 }

@@ -10,14 +10,15 @@ import AttuneIR
 /// becomes `qkv_rope(x, W_qkv[, b], positions)` with results q, k, v, labelled like the
 /// projection. The root is the later of the two ropes.
 ///
-/// Refuses when q and k are normalised per head between the slice and the rope (Qwen3's
-/// `head_rms_norm`): `qkv_rope` has no norm step. Nothing is lost by leaving them apart —
-/// the slices are views of the merged projection's buffer, and the norm and the rope
-/// then run in place on those views, the same calls `qkv_rope` lowers to.
+/// When q and k are normalised per head between the slice and the rope (Qwen3's
+/// `head_rms_norm`), the norms join the fused op too (`qk_norm_eps`, with both weights
+/// as inputs before `positions`).
+///
 /// Refuses when the projection is not split into exactly three contiguous slices
 /// (q, k, v in order), q or k is not rotated (or v is), the rope attributes (head_dim,
-/// rotary_dim, theta) differ between q and k, q and k use different positions, the
-/// widths do not match the heads, or x is not 2-D.
+/// rotary_dim, theta) differ between q and k, q and k use different positions, only one
+/// of q and k is normalised or their norms differ in eps or width, the widths do not
+/// match the heads, or x is not 2-D.
 public enum QKVRopeFusion {
     public struct Match: RewriteMatch {
         public var root: Int
@@ -32,6 +33,8 @@ public enum QKVRopeFusion {
         public var x: Value
         public var weight: Value
         public var bias: Value?
+        /// q's and k's per-head norm weights (Qwen3), in that order.
+        public var norms: [Value]
         public var positions: Value
         public var attrs: QKVRopeAttrs
     }
@@ -51,7 +54,7 @@ public enum QKVRopeFusion {
         },
         rewrite: { r, m in
             let p = try m.parsed.get()
-            let inputs = [p.x, p.weight] + (p.bias.map { [$0] } ?? []) + [p.positions]
+            let inputs = [p.x, p.weight] + (p.bias.map { [$0] } ?? []) + p.norms + [p.positions]
             return try r.emitResults(.qkvRope(p.attrs), inputs.map(r.new), label: r.source.nodes[p.projection].label)
         })
 
@@ -129,17 +132,34 @@ public enum QKVRopeFusion {
         guard bounds[2].end - bounds[2].start == ka.heads * ka.headDim else {
             throw Mismatch("v's width \(bounds[2].end - bounds[2].start) is not kv_heads*head_dim = \(ka.heads * ka.headDim)")
         }
-        guard g[qRope].inputs[0] == Value(node: slices[0]), g[kRope].inputs[0] == Value(node: slices[1]) else {
-            throw Mismatch("q and k are normalised per head (head_rms_norm) before RoPE; qkv_rope has no norm step")
+        // The per-head norm between a slice and its rope, if any.
+        func norm(_ rope: Int) -> Node? {
+            let n = g.producer(g[rope].inputs[0])
+            if case .headRMSNorm = n.op { return n } else { return nil }
+        }
+        var norms: [Value] = []
+        var qkNormEps: Double?
+        switch (norm(qRope), norm(kRope)) {
+        case (nil, nil): break
+        case let (qn?, kn?):
+            guard case .headRMSNorm(let qe) = qn.op, case .headRMSNorm(let ke) = kn.op else { preconditionFailure() }
+            guard qe == ke else { throw Mismatch("q and k are normalised with different eps (\(qe) vs \(ke))") }
+            for n in [qn, kn] where g.type(n.inputs[1]).shape[0] != .fixed(qa.headDim) {
+                throw Mismatch("a per-head norm's weight \(g.type(n.inputs[1])) does not match head_dim \(qa.headDim)")
+            }
+            norms = [qn.inputs[1], kn.inputs[1]]
+            qkNormEps = qe
+        default:
+            throw Mismatch("only one of q and k is normalised per head before RoPE")
         }
         guard qa.heads % ka.heads == 0 else {
             throw Mismatch("q heads (\(qa.heads)) are not a multiple of k heads (\(ka.heads))")
         }
         let hasBias = linear.inputs.count == 3
         let attrs = QKVRopeAttrs(heads: qa.heads, kvHeads: ka.heads, headDim: qa.headDim, rotaryDim: qa.rotaryDim,
-                                 theta: qa.theta, hasBias: hasBias)
+                                 theta: qa.theta, hasBias: hasBias, qkNormEps: qkNormEps)
         return Parts(projection: y.node, x: x, weight: linear.inputs[1], bias: hasBias ? linear.inputs[2] : nil,
-                     positions: g[qRope].inputs[1], attrs: attrs)
+                     norms: norms, positions: g[qRope].inputs[1], attrs: attrs)
     }
 }
 

@@ -42,6 +42,8 @@ enum AllOpsGraph {
         let bqkv = b.weight("bqkv", .f32, [32])
         let fused = try b.addMulti(.qkvRope(QKVRopeAttrs(heads: 2, kvHeads: 1, headDim: 8, theta: 10000, hasBias: true)),
                                    [h, wqkv, bqkv, positions])
+        let normed = try b.addMulti(.qkvRope(QKVRopeAttrs(heads: 2, kvHeads: 1, headDim: 8, rotaryDim: 4, theta: 10000, hasBias: false,
+                                                          qkNormEps: 1e-6)), [h, wqkv, b.weight("qn", .f32, [8]), b.weight("kn", .f32, [8]), positions])
         let sum = try b.addMulti(.addRMSNorm(eps: 1e-6), [o, a, ln])
         let wgu = b.weight("wgu", .f32, [24, 16])
         let g = try b.add(.swiGLU, [sum[1], wgu])
@@ -56,6 +58,7 @@ enum AllOpsGraph {
         b.output("hidden", out)
         b.output("mlp", chain)
         b.output("k", fused[1])
+        b.output("normed_q", normed[0])
         return b.graph
     }
 }

@@ -52,26 +52,16 @@ final class PipelineTests: XCTestCase {
         XCTAssertEqual(g.nodes[swiglu.inputs[1].node].op, .weight(name: "model.layers.0.mlp.gate_up_proj.weight"))
     }
 
-    /// Qwen3's per-head q/k norm sits between the merged projection's slices and RoPE:
-    /// the projection is still one linear, the norms and ropes stay (in place on its
-    /// buffer once compiled), and fuse-qkv-rope says why it left them.
-    func testQwen3KeepsNormAndRopeAfterOneMergedProjection() throws {
-        let report = try Pipeline.standard().run(try decoder(try TinyConfigs.qwen3QKNorm()))
-        let g = report.output
-        let counts = opCounts(g)
-        XCTAssertNil(counts["qkv_rope"])
-        XCTAssertEqual(counts["head_rms_norm"], 4)
-        XCTAssertEqual(counts["rope"], 4)
-        XCTAssertEqual(counts["attention"], 2)
-        XCTAssertEqual(counts["swiglu"], 2)
-        XCTAssertEqual(counts["add_rms_norm"], 4)
-        for gone in ["matmul", "softmax", "attention_mask", "repeat_interleave", "transpose", "reshape"] {
-            XCTAssertNil(counts[gone], "\(gone) left after the pipeline")
-        }
-        // q/k/v in one linear per layer (plus o_proj, down_proj and lm_head).
-        XCTAssertEqual(counts["linear"], 2 * 3 + 1)
-        let fusion = try XCTUnwrap(report.steps.first { $0.pass == "fuse-qkv-rope" })
-        XCTAssertEqual(fusion.stats.refusals, ["q and k are normalised per head (head_rms_norm) before RoPE; qkv_rope has no norm step": 2])
+    /// Qwen3's per-head q/k norms end up inside the qkv_rope: nothing of them is left.
+    func testQwen3WithQKNormFusesFully() throws {
+        let c = try TinyConfigs.qwen3QKNorm()
+        try assertFullyFused(c)
+        let g = try Pipeline.standard().run(try decoder(c)).output
+        XCTAssertNil(opCounts(g)["head_rms_norm"])
+        let qkv = try XCTUnwrap(g.nodes.first { $0.op.mnemonic == "qkv_rope" })
+        XCTAssertEqual(qkv.op, .qkvRope(QKVRopeAttrs(heads: 4, kvHeads: 2, headDim: 12, theta: 1_000_000, hasBias: true, qkNormEps: 1e-6)))
+        XCTAssertEqual(qkv.inputs[3...4].map { g.nodes[$0.node].op },
+                       [.weight(name: "model.layers.0.self_attn.q_norm.weight"), .weight(name: "model.layers.0.self_attn.k_norm.weight")])
     }
 
     func testSlidingWindowReachesTheAttentionOp() throws {
