@@ -111,7 +111,7 @@ extension Op {
         case .headRMSNorm(let eps):
             guard eps >= 0, eps.isFinite else { throw IRError("eps must be finite and >= 0, got \(eps)") }
             try float(0, "x"); try rank(0, 2, "x [seq, heads*head_dim]"); try float(1, "weight"); try rank(1, 1, "weight")
-            guard let width = t[0].shape[1].fixedValue, let d = t[1].shape[0].fixedValue, width % d == 0 else {
+            guard let width = t[0].shape[1].fixedValue, let d = t[1].shape[0].fixedValue, d > 0, width % d == 0 else {
                 throw IRError("x's width \(t[0].shape[1]) must be a fixed multiple of the weight length \(t[1].shape[0]) (the head dim)")
             }
             return [f32(t[0].shape)]
