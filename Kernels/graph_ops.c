@@ -119,6 +119,18 @@ void attune_op_add_rms_norm(const float *a, const float *b, const float *w, int6
     }
 }
 
+void attune_op_head_rms_norm(float *x, int64_t stride, const float *w, int64_t rows, int64_t heads,
+                             int64_t head_dim, float eps) {
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (rows * heads * head_dim >= PARALLEL_MIN_ELEMENTS)
+#endif
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t h = 0; h < heads; h++) {
+            float *v = x + r * stride + h * head_dim;
+            rms_row(v, w, head_dim, eps, v);  /* in place: each element is read before it is written */
+        }
+}
+
 void attune_op_layer_norm(const float *x, const float *w, const float *bias, int64_t rows, int64_t width,
                           float eps, float *out) {
     for (int64_t r = 0; r < rows; r++) {

@@ -41,6 +41,11 @@ void attune_op_add_rms_norm(const float *a, const float *b, const float *w, int6
 void attune_op_layer_norm(const float *x, const float *w, const float *bias, int64_t rows, int64_t width,
                           float eps, float *out);
 
+/* RMSNorm of each head of x's rows, in place (row stride `stride`, `heads` groups of
+ * `head_dim` starting at column 0, one weight[head_dim] shared by every head). */
+void attune_op_head_rms_norm(float *x, int64_t stride, const float *w, int64_t rows, int64_t heads,
+                             int64_t head_dim, float eps);
+
 /* Rotary embedding, Hugging Face "rotate half" layout, in place on x's rows
  * (row stride `stride`, heads of `head_dim` starting at column 0). */
 void attune_op_rope(float *x, int64_t stride, const int32_t *positions, int64_t rows, int64_t heads,

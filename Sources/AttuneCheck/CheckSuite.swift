@@ -82,6 +82,7 @@ public struct CheckSuite {
     /// the approximate ones at their defaults.
     static let modelKernels: [(String, [String])] = [
         ("llama", ["flash", "unified_max"]), ("qwen2", ["flash", "unified_max"]), ("mistral", ["flash", "unified_max"]),
+        ("qwen3", ["flash", "unified_max"]), ("phi3", ["flash", "unified_max"]),
         ("llama_sigmoid", ["sigmoid"]), ("llama_deep", ["flash", "unified_max", "sparge", "kascade", "hybrid"]),
     ]
 }

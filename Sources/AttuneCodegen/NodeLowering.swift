@@ -267,6 +267,18 @@ struct NodeLowering {
             views[out] = sum
             views[Value(node: index, result: 1)] = y
 
+        case .headRMSNorm(let eps):
+            let x = try read(node.inputs[0]), w = try read(node.inputs[1])
+            var y = x
+            if case .buffer = x.base, isOnlyUse(node.inputs[0]) {
+                // Normalise in place, like rope: q and k stay strided views of the projection.
+            } else {
+                y = try result(type)
+                code.append("attune_op_copy_columns(\(x.pointer), \(x.rowStride), 0, \(x.rows.c), \(x.width), \(y.pointer));")
+            }
+            code.append("attune_op_head_rms_norm(\(y.pointer), \(y.rowStride), \(w.pointer), \(y.rows.c), \(y.width / w.width), \(w.width), \(CLiteral.float(eps)));")
+            views[out] = y
+
         case .layerNorm(let eps):
             let x = try readContiguous(node.inputs[0], into: &code), w = try read(node.inputs[1]), b = try read(node.inputs[2])
             let y = try result(type)
@@ -296,11 +308,18 @@ struct NodeLowering {
 
         case .qkvRope(let a):
             let x = try readContiguous(node.inputs[0], into: &code)
-            let bias = a.hasBias ? try read(node.inputs[2]).pointer : "NULL"
-            let pos = try read(node.inputs[a.hasBias ? 3 : 2])
+            let bias = try a.biasInput.map { try read(node.inputs[$0]).pointer } ?? "NULL"
+            let pos = try read(node.inputs[a.positionsInput])
             let width = (a.heads + 2 * a.kvHeads) * a.headDim
             let all = newBuffer(rows: x.rows, width: width)
             code.append(try linearCall(x: x.pointer, rows: x.rows.c, in: x.width, weight: node.inputs[1], bias: bias, y: all.pointer))
+            if let n = a.qNormInput, let eps = a.qkNormEps {
+                let qn = try read(node.inputs[n]), kn = try read(node.inputs[n + 1])
+                var kAt = all
+                kAt.column = a.heads * a.headDim
+                code.append("attune_op_head_rms_norm(\(all.pointer), \(width), \(qn.pointer), \(x.rows.c), \(a.heads), \(a.headDim), \(CLiteral.float(eps)));")
+                code.append("attune_op_head_rms_norm(\(kAt.pointer), \(width), \(kn.pointer), \(x.rows.c), \(a.kvHeads), \(a.headDim), \(CLiteral.float(eps)));")
+            }
             let rope = Self.ropeCall(a.frequencies, rotaryDim: a.rotaryDim, positions: pos.pointer, rows: x.rows.c)
             refuseBatchIfLengthDependent(a.frequencies)
             code += rope.setup

@@ -30,7 +30,7 @@ extension Op {
     /// Every mnemonic, so tests can check that each has a printer, parser and type rule.
     public static let mnemonics = [
         "input", "weight", "embedding", "linear", "matmul", "add", "mul", "scale", "silu", "gelu",
-        "elementwise", "rms_norm", "layer_norm", "add_rms_norm", "softmax", "rope", "attention_mask",
+        "elementwise", "rms_norm", "layer_norm", "add_rms_norm", "head_rms_norm", "softmax", "rope", "attention_mask",
         "attention", "kv_append", "swiglu", "qkv_rope", "reshape", "transpose", "slice", "concat",
         "repeat_interleave",
     ]
@@ -51,6 +51,7 @@ extension Op {
         case .rmsNorm: return "rms_norm"
         case .layerNorm: return "layer_norm"
         case .addRMSNorm: return "add_rms_norm"
+        case .headRMSNorm: return "head_rms_norm"
         case .softmax: return "softmax"
         case .rope: return "rope"
         case .attentionMask: return "attention_mask"
@@ -73,7 +74,7 @@ extension Op {
         case .matmul(let t): return ["transpose_b": .bool(t)]
         case .scale(let f): return ["factor": .double(f)]
         case .elementwise(let p): return ["program": .string(p.description)]
-        case .rmsNorm(let eps), .layerNorm(let eps), .addRMSNorm(let eps): return ["eps": .double(eps)]
+        case .rmsNorm(let eps), .layerNorm(let eps), .addRMSNorm(let eps), .headRMSNorm(let eps): return ["eps": .double(eps)]
         case .rope(let a):
             return a.frequencies.attributes.merging(["heads": .int(a.heads), "head_dim": .int(a.headDim), "rotary_dim": .int(a.rotaryDim)]) { $1 }
         case .attentionMask(let causal, let window):
@@ -104,8 +105,10 @@ extension Op {
             return d
         case .kvAppend(let layer, let kind): return ["layer": .int(layer), "kind": .ident(kind.rawValue)]
         case .qkvRope(let a):
-            return a.frequencies.attributes.merging(["heads": .int(a.heads), "kv_heads": .int(a.kvHeads), "head_dim": .int(a.headDim),
-                                                     "rotary_dim": .int(a.rotaryDim), "bias": .bool(a.hasBias)]) { $1 }
+            var d = a.frequencies.attributes.merging(["heads": .int(a.heads), "kv_heads": .int(a.kvHeads), "head_dim": .int(a.headDim),
+                                                      "rotary_dim": .int(a.rotaryDim), "bias": .bool(a.hasBias)]) { $1 }
+            if let eps = a.qkNormEps { d["qk_norm_eps"] = .double(eps) }
+            return d
         case .reshape(let shape):
             return ["shape": .list(shape.map { d in d.fixedValue.map(AttrValue.int) ?? .ident(d.description) })]
         case .transpose(let perm): return ["perm": .list(perm.map(AttrValue.int))]
@@ -138,6 +141,7 @@ extension Op {
         case "rms_norm": op = .rmsNorm(eps: try a.double("eps"))
         case "layer_norm": op = .layerNorm(eps: try a.double("eps"))
         case "add_rms_norm": op = .addRMSNorm(eps: try a.double("eps"))
+        case "head_rms_norm": op = .headRMSNorm(eps: try a.double("eps"))
         case "softmax": op = .softmax
         case "rope":
             op = .rope(RopeAttrs(heads: try a.int("heads"), headDim: try a.int("head_dim"),
@@ -177,7 +181,7 @@ extension Op {
         case "qkv_rope":
             op = .qkvRope(QKVRopeAttrs(heads: try a.int("heads"), kvHeads: try a.int("kv_heads"), headDim: try a.int("head_dim"),
                                        rotaryDim: try a.optionalInt("rotary_dim"), frequencies: try a.ropeFrequencies(),
-                                       hasBias: try a.bool("bias", default: false)))
+                                       hasBias: try a.bool("bias", default: false), qkNormEps: try a.optionalDouble("qk_norm_eps")))
         case "reshape": op = .reshape(shape: try a.dims("shape"))
         case "transpose": op = .transpose(perm: try a.intList("perm"))
         case "slice": op = .slice(axis: try a.int("axis"), start: try a.int("start"), end: try a.optionalInt("end"))

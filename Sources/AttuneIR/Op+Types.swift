@@ -7,13 +7,13 @@ extension Op {
         case .input, .weight: return 0
         case .scale, .silu, .gelu, .softmax, .attentionMask, .kvAppend, .reshape, .transpose, .slice,
              .repeatInterleave: return 1
-        case .embedding, .add, .mul, .matmul, .rmsNorm, .rope, .swiGLU: return 2
+        case .embedding, .add, .mul, .matmul, .rmsNorm, .headRMSNorm, .rope, .swiGLU: return 2
         case .linear(let bias): return bias ? 3 : 2
         case .layerNorm, .addRMSNorm: return 3
         case .attention(let a):
             if case .consume = a.selection { return 4 }
             return 3
-        case .qkvRope(let a): return a.hasBias ? 4 : 3
+        case .qkvRope(let a): return a.positionsInput + 1
         case .elementwise(let p): return p.expr.arity
         case .concat: return -1  // one or more
         }
@@ -108,6 +108,14 @@ extension Op {
             try same(last, t[w].shape[0], "x's last dim vs weight length")
             return fused ? [f32(t[0].shape), f32(t[0].shape)] : [f32(t[0].shape)]
 
+        case .headRMSNorm(let eps):
+            guard eps >= 0, eps.isFinite else { throw IRError("eps must be finite and >= 0, got \(eps)") }
+            try float(0, "x"); try rank(0, 2, "x [seq, heads*head_dim]"); try float(1, "weight"); try rank(1, 1, "weight")
+            guard let width = t[0].shape[1].fixedValue, let d = t[1].shape[0].fixedValue, d > 0, width % d == 0 else {
+                throw IRError("x's width \(t[0].shape[1]) must be a fixed multiple of the weight length \(t[1].shape[0]) (the head dim)")
+            }
+            return [f32(t[0].shape)]
+
         case .layerNorm(let eps):
             guard eps >= 0, eps.isFinite else { throw IRError("eps must be finite and >= 0, got \(eps)") }
             try float(0, "x"); try rank(1, 1, "weight"); try rank(2, 1, "bias")
@@ -176,8 +184,15 @@ extension Op {
             let width = (a.heads + 2 * a.kvHeads) * a.headDim
             try same(t[1].shape[0], .fixed(width), "weight rows vs (heads + 2*kv_heads)*head_dim")
             try same(t[1].shape[1], t[0].shape[1], "weight's in dim vs x's width")
-            if a.hasBias { try rank(2, 1, "bias"); try same(t[2].shape[0], .fixed(width), "bias length") }
-            try positions(t[a.hasBias ? 3 : 2], seq: t[0].shape[0])
+            if let b = a.biasInput { try rank(b, 1, "bias"); try same(t[b].shape[0], .fixed(width), "bias length") }
+            if let n = a.qNormInput {
+                guard let eps = a.qkNormEps, eps >= 0, eps.isFinite else { throw IRError("qk_norm_eps must be finite and >= 0") }
+                for (i, what) in [(n, "q_norm"), (n + 1, "k_norm")] {
+                    try float(i, what); try rank(i, 1, what)
+                    try same(t[i].shape[0], .fixed(a.headDim), "\(what) length vs head_dim")
+                }
+            }
+            try positions(t[a.positionsInput], seq: t[0].shape[0])
             let s = t[0].shape[0]
             return [f32([s, .fixed(a.heads * a.headDim)]), f32([s, .fixed(a.kvHeads * a.headDim)]),
                     f32([s, .fixed(a.kvHeads * a.headDim)])]

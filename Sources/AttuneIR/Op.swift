@@ -142,6 +142,10 @@ public enum Op: Sendable, Hashable {
     case layerNorm(eps: Double)
     /// Fused residual add and RMSNorm: inputs `a`, `b`, `weight`; results `a + b` and its RMSNorm.
     case addRMSNorm(eps: Double)
+    /// RMSNorm of each head on its own: `x[seq, heads*D]`, `weight[D]`; every group of D
+    /// channels is `x / sqrt(mean(x²) + eps) * weight` (Qwen3's `q_norm`/`k_norm`, applied
+    /// after the projection and before RoPE).
+    case headRMSNorm(eps: Double)
     /// Softmax over the last axis.
     case softmax
 
@@ -162,7 +166,8 @@ public enum Op: Sendable, Hashable {
     /// `silu(x W_gᵀ) * (x W_uᵀ)` with `w[2*inter, hidden]` = gate rows then up rows.
     case swiGLU
     /// One projection `x W_qkvᵀ (+ bias)` split into q, k, v with RoPE applied to q and k;
-    /// inputs `x`, `w`, (`bias`), `positions`; three results.
+    /// with `qkNormEps`, q and k are first RMS-normalised per head (`head_rms_norm`, Qwen3).
+    /// Inputs `x`, `w`, (`bias`), (`q_norm[D]`, `k_norm[D]`), `positions`; three results.
     case qkvRope(QKVRopeAttrs)
 
     // MARK: layout
@@ -187,18 +192,29 @@ public struct QKVRopeAttrs: Sendable, Hashable {
     public var rotaryDim: Int
     public var frequencies: RopeFrequencies
     public var hasBias: Bool
+    /// The eps of q's and k's per-head RMSNorm before RoPE; nil = no norm.
+    public var qkNormEps: Double?
 
-    public init(heads: Int, kvHeads: Int, headDim: Int, rotaryDim: Int? = nil, frequencies: RopeFrequencies, hasBias: Bool) {
+    public init(heads: Int, kvHeads: Int, headDim: Int, rotaryDim: Int? = nil, frequencies: RopeFrequencies, hasBias: Bool,
+                qkNormEps: Double? = nil) {
         self.heads = heads
         self.kvHeads = kvHeads
         self.headDim = headDim
         self.rotaryDim = rotaryDim ?? headDim
         self.frequencies = frequencies
         self.hasBias = hasBias
+        self.qkNormEps = qkNormEps
     }
 
     /// Plain RoPE with base `theta`.
-    public init(heads: Int, kvHeads: Int, headDim: Int, rotaryDim: Int? = nil, theta: Double, hasBias: Bool) {
-        self.init(heads: heads, kvHeads: kvHeads, headDim: headDim, rotaryDim: rotaryDim, frequencies: .theta(theta), hasBias: hasBias)
+    public init(heads: Int, kvHeads: Int, headDim: Int, rotaryDim: Int? = nil, theta: Double, hasBias: Bool, qkNormEps: Double? = nil) {
+        self.init(heads: heads, kvHeads: kvHeads, headDim: headDim, rotaryDim: rotaryDim, frequencies: .theta(theta), hasBias: hasBias,
+                  qkNormEps: qkNormEps)
     }
+
+    /// Where the optional inputs sit: `x`, `w`, then these.
+    public var biasInput: Int? { hasBias ? 2 : nil }
+    /// q's norm weight; k's follows it.
+    public var qNormInput: Int? { qkNormEps == nil ? nil : (hasBias ? 3 : 2) }
+    public var positionsInput: Int { 2 + (hasBias ? 1 : 0) + (qkNormEps == nil ? 0 : 2) }
 }

@@ -4,15 +4,25 @@ import Foundation
 /// Builds the IR of a Llama-family decoder exactly as Hugging Face computes it, op by op
 /// and unfused: separate q/k/v projections, RoPE, the explicit attention pattern
 /// (matmul, scale, mask add, softmax, matmul), residual adds, RMSNorm, the gated MLP.
+/// What a family changes comes from its `ArchitectureSpec`: biases, Qwen3's per-head
+/// q/k norm before RoPE, and Phi-3's fused `qkv_proj`/`gate_up_proj`, which are split
+/// here into row slices of the stored weight, so every family reaches the passes in the
+/// same unfused form (`merge-qkv` and `fuse-swiglu` re-join them; the slices and the
+/// concatenation of weights are constants, folded at compile time).
 /// The compiler's passes fuse it; the reference interpreter runs it as is.
 ///
 /// Inputs: `tokens i32[seq]`, `positions i32[seq]` (absolute positions, the KV-cache
 /// length before the call plus 0..<seq). Output: `logits f32[seq, vocab]`.
 public enum DecoderGraph {
+    /// `tensors` says which checkpoint tensors hold the embedding table and the output
+    /// projection (`HFConfig.check` resolves them; nil: the names of `expectedTensors`);
     /// `dtype(name)` gives each weight's stored dtype (from the checkpoint).
-    public static func build(_ c: HFConfig, name: String, dtype: (String) throws -> DType) throws -> Graph {
+    public static func build(_ c: HFConfig, tensors: EmbeddingTensors? = nil, name: String,
+                             dtype: (String) throws -> DType) throws -> Graph {
+        let tensors = tensors ?? EmbeddingTensors(expectedBy: c)
         var b = GraphBuilder(name: name)
-        let (h, d, hq, hkv) = (c.hiddenSize, c.headDim, c.numAttentionHeads, c.numKeyValueHeads)
+        let spec = c.architecture.spec
+        let (h, d, hq, hkv, inter) = (c.hiddenSize, c.headDim, c.numAttentionHeads, c.numKeyValueHeads, c.intermediateSize)
         func weight(_ name: String, _ shape: [Dim]) throws -> Value {
             b.weight(name, try dtype(name), shape)
         }
@@ -21,11 +31,29 @@ public enum DecoderGraph {
             if bias { return try b.add(.linear(hasBias: true), [x, w, try weight(prefix + ".bias", [.fixed(out)])]) }
             return try b.add(.linear(hasBias: false), [x, w])
         }
+        /// Linears whose weights (and biases) are consecutive row blocks of one stored
+        /// fused tensor `prefix`, in `rows` order.
+        func splitLinear(_ x: Value, _ prefix: String, rows: [Int], in inDim: Int, bias: Bool) throws -> [Value] {
+            let w = try weight(prefix + ".weight", [.fixed(rows.reduce(0, +)), .fixed(inDim)])
+            let bv = bias ? try weight(prefix + ".bias", [.fixed(rows.reduce(0, +))]) : nil
+            var start = 0
+            return try rows.map { n in
+                defer { start += n }
+                let slice = Op.slice(axis: 0, start: start, end: start + n)
+                var inputs = [x, try b.add(slice, [w])]
+                if let bv { inputs.append(try b.add(slice, [bv])) }
+                return try b.add(.linear(hasBias: bias), inputs)
+            }
+        }
+        /// RoPE of `x` with `heads` heads: the one place the rotary settings are read.
+        func rope(_ x: Value, heads: Int) throws -> Value {
+            try b.add(.rope(RopeAttrs(heads: heads, headDim: d, rotaryDim: c.rope.rotaryDim, frequencies: c.rope.frequencies)), [x, positions])
+        }
 
         let tokens = b.input("tokens", .i32, ["seq"])
         let positions = b.input("positions", .i32, ["seq"])
         b.label = "model.embed_tokens"
-        let embed = try weight("model.embed_tokens.weight", [.fixed(c.vocabSize), .fixed(h)])
+        let embed = try weight(tensors.embedding, [.fixed(c.vocabSize), .fixed(h)])
         var x = try b.add(.embedding, [embed, tokens])
 
         for l in 0..<c.numHiddenLayers {
@@ -33,16 +61,30 @@ public enum DecoderGraph {
             b.label = "\(p).input_layernorm"
             let hn = try b.add(.rmsNorm(eps: c.rmsNormEps), [x, try weight("\(p).input_layernorm.weight", [.fixed(h)])])
 
-            b.label = "\(p).self_attn.q_proj"
-            var q = try linear(hn, "\(p).self_attn.q_proj", out: hq * d, in: h, bias: c.qkvBias)
-            b.label = "\(p).self_attn.k_proj"
-            var k = try linear(hn, "\(p).self_attn.k_proj", out: hkv * d, in: h, bias: c.qkvBias)
-            b.label = "\(p).self_attn.v_proj"
-            let v = try linear(hn, "\(p).self_attn.v_proj", out: hkv * d, in: h, bias: c.qkvBias)
+            var q: Value, k: Value, v: Value
+            switch spec.attention {
+            case .separate:
+                b.label = "\(p).self_attn.q_proj"
+                q = try linear(hn, "\(p).self_attn.q_proj", out: hq * d, in: h, bias: c.qkvBias)
+                b.label = "\(p).self_attn.k_proj"
+                k = try linear(hn, "\(p).self_attn.k_proj", out: hkv * d, in: h, bias: c.qkvBias)
+                b.label = "\(p).self_attn.v_proj"
+                v = try linear(hn, "\(p).self_attn.v_proj", out: hkv * d, in: h, bias: c.qkvBias)
+            case .fused:
+                b.label = "\(p).self_attn.qkv_proj"
+                let qkv = try splitLinear(hn, "\(p).self_attn.qkv_proj", rows: [hq * d, hkv * d, hkv * d], in: h, bias: c.qkvBias)
+                (q, k, v) = (qkv[0], qkv[1], qkv[2])
+            }
+            if spec.qkNorm {
+                b.label = "\(p).self_attn.q_norm"
+                q = try b.add(.headRMSNorm(eps: c.rmsNormEps), [q, try weight("\(p).self_attn.q_norm.weight", [.fixed(d)])])
+                b.label = "\(p).self_attn.k_norm"
+                k = try b.add(.headRMSNorm(eps: c.rmsNormEps), [k, try weight("\(p).self_attn.k_norm.weight", [.fixed(d)])])
+            }
 
             b.label = "\(p).self_attn.rotary_emb"
-            q = try b.add(.rope(RopeAttrs(heads: hq, headDim: d, rotaryDim: c.rope.rotaryDim, frequencies: c.rope.frequencies)), [q, positions])
-            k = try b.add(.rope(RopeAttrs(heads: hkv, headDim: d, rotaryDim: c.rope.rotaryDim, frequencies: c.rope.frequencies)), [k, positions])
+            q = try rope(q, heads: hq)
+            k = try rope(k, heads: hkv)
 
             b.label = "\(p).self_attn.kv_cache"
             let kc = try b.add(.kvAppend(layer: l, kind: .key), [k])
@@ -59,17 +101,24 @@ public enum DecoderGraph {
             b.label = "\(p).post_attention_layernorm"
             let hn2 = try b.add(.rmsNorm(eps: c.rmsNormEps), [x, try weight("\(p).post_attention_layernorm.weight", [.fixed(h)])])
             b.label = "\(p).mlp"
-            let gate = try linear(hn2, "\(p).mlp.gate_proj", out: c.intermediateSize, in: h, bias: false)
-            let up = try linear(hn2, "\(p).mlp.up_proj", out: c.intermediateSize, in: h, bias: false)
+            let gate: Value, up: Value
+            switch spec.mlp {
+            case .separate:
+                gate = try linear(hn2, "\(p).mlp.gate_proj", out: inter, in: h, bias: false)
+                up = try linear(hn2, "\(p).mlp.up_proj", out: inter, in: h, bias: false)
+            case .fused:
+                let gu = try splitLinear(hn2, "\(p).mlp.gate_up_proj", rows: [inter, inter], in: h, bias: false)
+                (gate, up) = (gu[0], gu[1])
+            }
             let act = try b.add(.mul, [try b.add(.silu, [gate]), up])
-            let down = try linear(act, "\(p).mlp.down_proj", out: h, in: c.intermediateSize, bias: false)
+            let down = try linear(act, "\(p).mlp.down_proj", out: h, in: inter, bias: false)
             b.label = "\(p).residual"
             x = try b.add(.add, [x, down])
         }
         b.label = "model.norm"
         x = try b.add(.rmsNorm(eps: c.rmsNormEps), [x, try weight("model.norm.weight", [.fixed(h)])])
         b.label = "lm_head"
-        let head = c.tieWordEmbeddings ? embed : try weight("lm_head.weight", [.fixed(c.vocabSize), .fixed(h)])
+        let head = tensors.lmHead == tensors.embedding ? embed : try weight(tensors.lmHead, [.fixed(c.vocabSize), .fixed(h)])
         let logits = try b.add(.linear(hasBias: false), [x, head])
         b.output("logits", logits)
         return b.graph

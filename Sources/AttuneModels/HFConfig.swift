@@ -3,21 +3,31 @@ import Foundation
 /// A Hugging Face `config.json` for one of the decoder families Attune
 /// imports, decoded and checked for consistency.
 ///
-/// Keys, defaults and per-architecture behaviour follow `transformers`:
+/// Keys, defaults and per-architecture behaviour follow `transformers`; what
+/// differs between the families is data, in `ArchitectureSpec.of`:
 /// - `num_key_value_heads` absent or null: equal to `num_attention_heads`;
-///   `head_dim` absent or null: `hidden_size / num_attention_heads`, which
-///   must then divide exactly; `rope_theta` 10000; `rms_norm_eps` 1e-6;
+///   `head_dim` absent: the family's default (Qwen3: 128), else
+///   `hidden_size / num_attention_heads`, which must then divide exactly;
+///   `rope_theta` 10000; `rms_norm_eps` 1e-6 (Phi-3: 1e-5);
 ///   `tie_word_embeddings` false; `hidden_act` "silu" (the only one accepted);
-///   `max_position_embeddings` 2048 (Llama), 131072 (Mistral), 32768 (Qwen2).
-/// - Biases: Llama has q/k/v/o biases iff `attention_bias`; Qwen2 always has
-///   q/k/v biases and no o bias; Mistral has none. Llama's `mlp_bias: true`
-///   is rejected.
+///   `max_position_embeddings` 2048 (Llama), 131072 (Mistral), 32768 (Qwen2,
+///   Qwen3), 4096 (Phi-3).
+/// - Biases: Llama and Qwen3 have q/k/v/o biases iff `attention_bias`; Qwen2
+///   always has q/k/v biases and no o bias; Mistral and Phi-3 have none.
+///   Llama's `mlp_bias: true` is rejected.
 /// - Sliding window: Mistral applies `sliding_window` (absent: 4096, null:
-///   none) to every layer. Qwen2 applies it only if `use_sliding_window`, and
-///   then to the layers `layer_types` marks `"sliding_attention"`, or if that
-///   is absent to layers `>= max_window_layers` (default 28). Llama has none.
+///   none) to every layer, Phi-3 likewise (absent: none). Qwen2 and Qwen3 apply
+///   it only if `use_sliding_window`, and then to the layers `layer_types`
+///   marks `"sliding_attention"`, or if that is absent to layers
+///   `>= max_window_layers` (default 28). Llama has none. `layer_types`, where
+///   present, must have one entry per layer, each "full_attention" (legacy
+///   "attention") or "sliding_attention", as transformers' validation demands.
 /// - RoPE: `rope_theta` + `rope_scaling`, or transformers v5's `rope_parameters`,
 ///   of type default, linear, dynamic, yarn, longrope or llama3 (`RopeScaling`).
+///   `partial_rotary_factor` rotates the first `int(head_dim · factor)` channels
+///   of each head in the families whose attention applies it (Phi-3); Llama,
+///   Qwen2/3 and Mistral rotate whole heads, as transformers does.
+/// - `quantization_config` (a quantized export) is refused.
 /// - Attune's own keys: `attention_normalizer` ("softmax" default, or
 ///   "sigmoid") and `sigmoid_bias` (a number, only with "sigmoid").
 /// The size keys `vocab_size`, `hidden_size`, `intermediate_size`,
@@ -31,6 +41,11 @@ public struct HFConfig: Sendable, Equatable {
         case llama = "LlamaForCausalLM"
         case qwen2 = "Qwen2ForCausalLM"
         case mistral = "MistralForCausalLM"
+        case qwen3 = "Qwen3ForCausalLM"
+        case phi3 = "Phi3ForCausalLM"
+
+        /// What this family changes in the shared decoder.
+        public var spec: ArchitectureSpec { .of(self) }
     }
 
     /// How attention turns scores into weights. Not a transformers key:
@@ -51,15 +66,20 @@ public struct HFConfig: Sendable, Equatable {
     public let ropeTheta: Double
     /// The RoPE variant and its parameters; `rope.frequencies` is what the IR rotates by.
     public let rope: RopeScaling
+    /// Channels of each head that RoPE rotates (`rope.rotaryDim`).
+    public var rotaryDim: Int { rope.rotaryDim }
     public let rmsNormEps: Double
     public let maxPositionEmbeddings: Int
-    /// If true, the output projection reuses `model.embed_tokens.weight` and
-    /// the checkpoint need not hold `lm_head.weight`.
+    /// If true, the checkpoint need hold only one of `model.embed_tokens.weight`
+    /// and `lm_head.weight`, which then serves both; a file holding both uses
+    /// each for its own layer, as transformers does (`check` resolves which).
     public let tieWordEmbeddings: Bool
     /// q_proj, k_proj and v_proj have biases.
     public let qkvBias: Bool
     /// o_proj has a bias.
     public let outputBias: Bool
+    /// q and k are RMS-normalised per head before RoPE (`q_norm`, `k_norm`).
+    public var qkNorm: Bool { architecture.spec.qkNorm }
     /// `torch_dtype` (or v5's `dtype`) as written; informational only, since
     /// the tensors' own dtypes are what is read.
     public let torchDtype: String?
@@ -125,6 +145,11 @@ public struct HFConfig: Sendable, Equatable {
             throw Problem("unsupported architecture \(quoted(first)) (supported: \(supported))")
         }
         architecture = arch
+        // A quantized export stores packed integer tensors and scales in place of the
+        // weights; its numbers are not the ones this importer reads.
+        if r.has("quantization_config") {
+            throw Problem("quantization_config is set: quantized checkpoints are not supported (only F32, BF16 and F16 weights)")
+        }
 
         vocabSize = try r.size("vocab_size")
         hiddenSize = try r.size("hidden_size")
@@ -135,13 +160,24 @@ public struct HFConfig: Sendable, Equatable {
         guard numAttentionHeads % numKeyValueHeads == 0 else {
             throw Problem("num_attention_heads \(numAttentionHeads) is not divisible by num_key_value_heads \(numKeyValueHeads)")
         }
+        let spec = arch.spec
         if r.has("head_dim") {
             headDim = try r.size("head_dim")
+        } else if let def = spec.defaultHeadDim {
+            // transformers' attention reads config.head_dim as is, so null is no default.
+            if r["head_dim"] != nil { throw Problem("head_dim is null; \(first) needs an integer (default \(def) when absent)") }
+            headDim = def
         } else {
             guard hiddenSize % numAttentionHeads == 0 else {
                 throw Problem("hidden_size \(hiddenSize) is not divisible by num_attention_heads \(numAttentionHeads), and head_dim is not given")
             }
             headDim = hiddenSize / numAttentionHeads
+        }
+        // The q, k and v rows together are one dimension of the merged (or Phi-3's fused)
+        // projection; bounding it keeps every shape product below 2^62.
+        let qkvRows = (numAttentionHeads + 2 * numKeyValueHeads).multipliedReportingOverflow(by: headDim)
+        guard !qkvRows.overflow, qkvRows.partialValue <= Int(Int32.max) else {
+            throw Problem("(num_attention_heads + 2·num_key_value_heads)·head_dim is \(qkvRows.overflow ? "too large" : String(qkvRows.partialValue)), expected at most \(Int32.max)")
         }
         // RoPE rotates pairs of channels.
         guard headDim % 2 == 0 else { throw Problem("head_dim \(headDim) must be even for rotary embeddings") }
@@ -150,35 +186,35 @@ public struct HFConfig: Sendable, Equatable {
         guard hiddenAct == "silu" else {
             throw Problem("hidden_act \(quoted(hiddenAct)) is not supported (only 'silu')")
         }
-        rmsNormEps = try r.positiveDouble("rms_norm_eps") ?? 1e-6
-        let defaultMaxPositions: Int
-        switch arch {
-        case .llama: defaultMaxPositions = 2048
-        case .mistral: defaultMaxPositions = 131_072
-        case .qwen2: defaultMaxPositions = 32768
-        }
-        maxPositionEmbeddings = try r.size("max_position_embeddings", default: defaultMaxPositions)
-        rope = try RopeScaling(r, headDim: headDim, maxPositionEmbeddings: maxPositionEmbeddings, appliesPartialRotary: false)
+        rmsNormEps = try r.positiveDouble("rms_norm_eps") ?? spec.defaultRMSNormEps
+        maxPositionEmbeddings = try r.size("max_position_embeddings", default: spec.defaultMaxPositions)
+        rope = try RopeScaling(r, headDim: headDim, maxPositionEmbeddings: maxPositionEmbeddings, appliesPartialRotary: spec.partialRotary)
         ropeTheta = rope.theta
         tieWordEmbeddings = try r.bool("tie_word_embeddings") ?? false
         torchDtype = try r.string("torch_dtype") ?? r.string("dtype")
 
-        switch arch {
-        case .llama:
-            if try r.bool("mlp_bias") == true { throw Problem("mlp_bias true is not supported") }
+        if spec.hasMLPBiasKey, try r.bool("mlp_bias") == true { throw Problem("mlp_bias true is not supported") }
+        switch spec.biases {
+        case .none:
+            qkvBias = false
+            outputBias = false
+        case .qkvAlways:
+            qkvBias = true
+            outputBias = false
+        case .attentionBiasKey:
             let bias = try r.bool("attention_bias") ?? false
             qkvBias = bias
             outputBias = bias
+        }
+        let layerTypes = try Self.layerTypes(r, layers: numHiddenLayers)
+        switch spec.slidingWindow {
+        case .none:
             slidingWindows = Array(repeating: nil, count: numHiddenLayers)
-        case .qwen2:
-            qkvBias = true
-            outputBias = false
-            slidingWindows = try Self.qwen2SlidingWindows(r, layers: numHiddenLayers)
-        case .mistral:
-            qkvBias = false
-            outputBias = false
-            let window = try r.window("sliding_window", default: 4096)
+        case .everyLayer(let def):
+            let window = try r.window("sliding_window", default: def)
             slidingWindows = Array(repeating: window, count: numHiddenLayers)
+        case .qwen:
+            slidingWindows = try Self.qwenSlidingWindows(r, layers: numHiddenLayers, layerTypes: layerTypes)
         }
 
         let normalizer = try r.string("attention_normalizer") ?? "softmax"
@@ -192,7 +228,28 @@ public struct HFConfig: Sendable, Equatable {
         }
     }
 
-    private static func qwen2SlidingWindows(_ r: ConfigReader, layers: Int) throws -> [Int?] {
+    /// `layer_types` checked as transformers' `validate_layer_type` does (one entry per
+    /// layer), limited to the attention kinds Attune computes: true = sliding.
+    private static func layerTypes(_ r: ConfigReader, layers: Int) throws -> [Bool]? {
+        guard let types = r["layer_types"], !types.isNull else { return nil }
+        guard case .array(let list) = types else {
+            throw ConfigReader.Problem("layer_types is \(types.kind), expected an array of \(layers) strings, one per layer")
+        }
+        guard list.count == layers else {
+            throw ConfigReader.Problem("layer_types has length \(list.count); num_hidden_layers is \(layers)")
+        }
+        return try list.enumerated().map { i, t in
+            switch t {
+            case .string("sliding_attention"): return true
+            case .string("full_attention"), .string("attention"): return false
+            case .string(let other):
+                throw ConfigReader.Problem("layer_types[\(i)] \(quoted(other)) is not supported (only 'full_attention' or 'sliding_attention')")
+            default: throw ConfigReader.Problem("layer_types[\(i)] is \(t.kind), expected a string")
+            }
+        }
+    }
+
+    private static func qwenSlidingWindows(_ r: ConfigReader, layers: Int, layerTypes: [Bool]?) throws -> [Int?] {
         // transformers ignores sliding_window (often set to some large value)
         // unless use_sliding_window is true, so only then is it read.
         guard try r.bool("use_sliding_window") == true,
@@ -201,19 +258,7 @@ public struct HFConfig: Sendable, Equatable {
             return Array(repeating: nil, count: layers)
         }
         let maxWindowLayers = try r.count("max_window_layers") ?? 28
-        var sliding = (0..<layers).map { $0 >= maxWindowLayers }
-        if let types = r["layer_types"], !types.isNull {
-            guard case .array(let list) = types, list.count == layers else {
-                throw ConfigReader.Problem("layer_types must be an array of \(layers) strings, one per layer")
-            }
-            sliding = try list.enumerated().map { i, t in
-                switch t {
-                case .string("sliding_attention"): return true
-                case .string("full_attention"): return false
-                default: throw ConfigReader.Problem("layer_types[\(i)] must be 'full_attention' or 'sliding_attention'")
-                }
-            }
-        }
+        let sliding = layerTypes ?? (0..<layers).map { $0 >= maxWindowLayers }
         return sliding.map { $0 ? window : nil }
     }
 }
@@ -244,7 +289,7 @@ struct ConfigReader {
     }
 
     /// A window size: `default` when absent, nil (no window) when null.
-    func window(_ key: String, default def: Int) throws -> Int? {
+    func window(_ key: String, default def: Int?) throws -> Int? {
         guard let v = object[key] else { return def }
         if v.isNull { return nil }
         return try size(key)

@@ -173,6 +173,8 @@ public final class ReferenceInterpreter {
 
         case .rmsNorm(let eps):
             return [K.rmsNorm(x[0], x[1], eps: eps)]
+        case .headRMSNorm(let eps):
+            return [K.headRMSNorm(x[0], x[1], eps: eps)]
         case .layerNorm(let eps):
             return [K.layerNorm(x[0], x[1], x[2], eps: eps)]
         case .addRMSNorm(let eps):
@@ -211,7 +213,8 @@ public final class ReferenceInterpreter {
         case .swiGLU:
             return [K.swiGLU(x[0], x[1])]
         case .qkvRope(let a):
-            return K.qkvRope(x[0], x[1], bias: a.hasBias ? x[2] : nil, positions: x[a.hasBias ? 3 : 2], a)
+            let norms = a.qNormInput.map { (x[$0], x[$0 + 1]) }
+            return K.qkvRope(x[0], x[1], bias: a.biasInput.map { x[$0] }, norms: norms, positions: x[a.positionsInput], a)
 
         case .reshape(let dims):
             let shape = try symbols.resolveReshape(dims, count: x[0].data.count, from: x[0].shape,

@@ -151,6 +151,13 @@ enum ReferenceKernels {
         }
     }
 
+    /// RMSNorm of each group of `w.count` channels of `x`'s rows on its own, with one weight.
+    static func headRMSNorm(_ x: F64Tensor, _ w: F64Tensor, eps: Double) -> F64Tensor {
+        let d = w.shape[0]
+        let heads = rmsNorm(F64Tensor(shape: [x.data.count / d, d], data: x.data), w, eps: eps)
+        return F64Tensor(shape: x.shape, data: heads.data)
+    }
+
     /// `(x - mean) / sqrt(var + eps) * weight + bias` over the last axis (population variance).
     static func layerNorm(_ x: F64Tensor, _ w: F64Tensor, _ b: F64Tensor, eps: Double) -> F64Tensor {
         rows(x) { row, out in
@@ -286,12 +293,18 @@ enum ReferenceKernels {
         return F64Tensor(shape: Array(x.shape.dropLast()) + [inter], data: out)
     }
 
-    /// `x Wᵀ (+ bias)` split by columns into q [H*D], k [Hkv*D], v [Hkv*D], with RoPE on q and k.
-    static func qkvRope(_ x: F64Tensor, _ w: F64Tensor, bias: F64Tensor?, positions: F64Tensor, _ a: QKVRopeAttrs) -> [F64Tensor] {
+    /// `x Wᵀ (+ bias)` split by columns into q [H*D], k [Hkv*D], v [Hkv*D], with RoPE on q and k
+    /// (after their per-head RMSNorm when `norms` = (q_norm, k_norm) are given).
+    static func qkvRope(_ x: F64Tensor, _ w: F64Tensor, bias: F64Tensor?, norms: (F64Tensor, F64Tensor)?,
+                        positions: F64Tensor, _ a: QKVRopeAttrs) -> [F64Tensor] {
         let y = linear(x, w, bias: bias)
         let qw = a.heads * a.headDim, kw = a.kvHeads * a.headDim
-        let q = slice(y, axis: 1, start: 0, end: qw)
-        let k = slice(y, axis: 1, start: qw, end: qw + kw)
+        var q = slice(y, axis: 1, start: 0, end: qw)
+        var k = slice(y, axis: 1, start: qw, end: qw + kw)
+        if let (qn, kn) = norms, let eps = a.qkNormEps {
+            q = headRMSNorm(q, qn, eps: eps)
+            k = headRMSNorm(k, kn, eps: eps)
+        }
         let v = slice(y, axis: 1, start: qw + kw, end: qw + 2 * kw)
         return [
             rope(q, positions: positions, heads: a.heads, headDim: a.headDim, rotaryDim: a.rotaryDim, frequencies: a.frequencies),

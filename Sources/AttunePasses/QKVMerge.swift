@@ -4,6 +4,8 @@ import AttuneIR
 /// one: `linear(x, concat(axis 0)(W…), concat(axis 0)(b…))` followed by one `slice`
 /// per projection along the last axis, in node order. One wide GEMM instead of three
 /// narrow ones; `fuse-qkv-rope` then folds the slices and RoPE into the epilogue.
+/// Weights that are row slices of one fused checkpoint tensor (Phi-3's `qkv_proj`) are
+/// rejoined into that tensor rather than concatenated (`Rewriter.emitConcat`).
 ///
 /// Refuses when some projections have a bias and others do not, or their weights (or
 /// biases) have different dtypes and so cannot be concatenated.
@@ -24,9 +26,9 @@ public enum QKVMerge {
             let nodes = m.projections.map { r.source.nodes[$0] }
             let merged = mergedLabel(nodes.map(\.label))
             let hasBias = nodes[0].inputs.count == 3
-            let weight = try r.emit(.concat(axis: 0), nodes.map { r.new($0.inputs[1]) }, label: merged)
+            let weight = try r.emitConcat(of: nodes.map { $0.inputs[1] }, axis: 0, label: merged)
             var inputs = [r.new(nodes[0].inputs[0]), weight]
-            if hasBias { inputs.append(try r.emit(.concat(axis: 0), nodes.map { r.new($0.inputs[2]) }, label: merged)) }
+            if hasBias { inputs.append(try r.emitConcat(of: nodes.map { $0.inputs[2] }, axis: 0, label: merged)) }
             let y = try r.emit(.linear(hasBias: hasBias), inputs, label: merged)
             let axis = r.type(ofNew: y).rank - 1
             var start = 0

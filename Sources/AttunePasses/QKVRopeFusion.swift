@@ -10,10 +10,15 @@ import AttuneIR
 /// becomes `qkv_rope(x, W_qkv[, b], positions)` with results q, k, v, labelled like the
 /// projection. The root is the later of the two ropes.
 ///
+/// When q and k are normalised per head between the slice and the rope (Qwen3's
+/// `head_rms_norm`), the norms join the fused op too (`qk_norm_eps`, with both weights
+/// as inputs before `positions`).
+///
 /// Refuses when the projection is not split into exactly three contiguous slices
 /// (q, k, v in order), q or k is not rotated (or v is), the rope attributes (head_dim,
-/// rotary_dim, frequencies) differ between q and k, q and k use different positions, the
-/// widths do not match the heads, or x is not 2-D.
+/// rotary_dim, frequencies) differ between q and k, q and k use different positions, only
+/// one of q and k is normalised or their norms differ in eps or width, the widths do not
+/// match the heads, or x is not 2-D.
 public enum QKVRopeFusion {
     public struct Match: RewriteMatch {
         public var root: Int
@@ -28,6 +33,8 @@ public enum QKVRopeFusion {
         public var x: Value
         public var weight: Value
         public var bias: Value?
+        /// q's and k's per-head norm weights (Qwen3), in that order.
+        public var norms: [Value]
         public var positions: Value
         public var attrs: QKVRopeAttrs
     }
@@ -47,13 +54,14 @@ public enum QKVRopeFusion {
         },
         rewrite: { r, m in
             let p = try m.parsed.get()
-            let inputs = [p.x, p.weight] + (p.bias.map { [$0] } ?? []) + [p.positions]
+            let inputs = [p.x, p.weight] + (p.bias.map { [$0] } ?? []) + p.norms + [p.positions]
             return try r.emitResults(.qkvRope(p.attrs), inputs.map(r.new), label: r.source.nodes[p.projection].label)
         })
 
     static func match(_ g: IndexedGraph, _ i: Int) -> Match? {
         guard case .rope = g[i].op else { return nil }
-        let sliced = g[i].inputs[0]
+        var sliced = g[i].inputs[0]
+        if case .headRMSNorm = g.producer(sliced).op { sliced = g.producer(sliced).inputs[0] }
         guard case .slice = g.producer(sliced).op else { return nil }
         let y = g.producer(sliced).inputs[0]
         guard case .linear = g.producer(y).op else { return nil }
@@ -62,14 +70,26 @@ public enum QKVRopeFusion {
         let slices = g.users(y).filter { u in
             if case .slice = g[u].op { return true } else { return false }
         }.sorted { sliceBounds(g, $0).start < sliceBounds(g, $1).start }
+        // A rope reading the slice directly, or through a per-head norm.
+        func rope(reading v: Value) -> Int? {
+            g.users(v).first { u in
+                if case .rope = g[u].op { return g[u].inputs[0] == v } else { return false }
+            }
+        }
+        var norms: [Int] = []
         let ropeOf: [Int: Int] = Dictionary(uniqueKeysWithValues: slices.compactMap { s in
-            g.users(Value(node: s)).first { u in
-                if case .rope = g[u].op { return g[u].inputs[0] == Value(node: s) } else { return false }
-            }.map { (s, $0) }
+            if let r = rope(reading: Value(node: s)) { return (s, r) }
+            for u in g.users(Value(node: s)) {
+                if case .headRMSNorm = g[u].op, g[u].inputs[0] == Value(node: s), let r = rope(reading: Value(node: u)) {
+                    norms.append(u)
+                    return (s, r)
+                }
+            }
+            return nil
         })
         guard ropeOf.values.max() == i else { return nil }   // the root is the last rope
 
-        let nodes = [y.node] + slices + ropeOf.values.sorted()
+        let nodes = [y.node] + slices + norms + ropeOf.values.sorted()
         let parsed = Result<Parts, Mismatch> { () throws(Mismatch) -> Parts in try parse(g, y: y, slices: slices, ropeOf: ropeOf) }
         var replaced: [Value] = []
         if slices.count == 3, let q = ropeOf[slices[0]], let k = ropeOf[slices[1]] {
@@ -119,14 +139,34 @@ public enum QKVRopeFusion {
         guard bounds[2].end - bounds[2].start == ka.heads * ka.headDim else {
             throw Mismatch("v's width \(bounds[2].end - bounds[2].start) is not kv_heads*head_dim = \(ka.heads * ka.headDim)")
         }
+        // The per-head norm between a slice and its rope, if any.
+        func norm(_ rope: Int) -> Node? {
+            let n = g.producer(g[rope].inputs[0])
+            if case .headRMSNorm = n.op { return n } else { return nil }
+        }
+        var norms: [Value] = []
+        var qkNormEps: Double?
+        switch (norm(qRope), norm(kRope)) {
+        case (nil, nil): break
+        case let (qn?, kn?):
+            guard case .headRMSNorm(let qe) = qn.op, case .headRMSNorm(let ke) = kn.op else { preconditionFailure() }
+            guard qe == ke else { throw Mismatch("q and k are normalised with different eps (\(qe) vs \(ke))") }
+            for n in [qn, kn] where g.type(n.inputs[1]).shape[0] != .fixed(qa.headDim) {
+                throw Mismatch("a per-head norm's weight \(g.type(n.inputs[1])) does not match head_dim \(qa.headDim)")
+            }
+            norms = [qn.inputs[1], kn.inputs[1]]
+            qkNormEps = qe
+        default:
+            throw Mismatch("only one of q and k is normalised per head before RoPE")
+        }
         guard qa.heads % ka.heads == 0 else {
             throw Mismatch("q heads (\(qa.heads)) are not a multiple of k heads (\(ka.heads))")
         }
         let hasBias = linear.inputs.count == 3
         let attrs = QKVRopeAttrs(heads: qa.heads, kvHeads: ka.heads, headDim: qa.headDim, rotaryDim: qa.rotaryDim,
-                                 frequencies: qa.frequencies, hasBias: hasBias)
+                                 frequencies: qa.frequencies, hasBias: hasBias, qkNormEps: qkNormEps)
         return Parts(projection: y.node, x: x, weight: linear.inputs[1], bias: hasBias ? linear.inputs[2] : nil,
-                     positions: g[qRope].inputs[1], attrs: attrs)
+                     norms: norms, positions: g[qRope].inputs[1], attrs: attrs)
     }
 }
 

@@ -37,6 +37,30 @@ public struct Rewriter {
         return try builder.addMulti(op, inputs)
     }
 
+    /// `concat(axis)` of the new values of `old` — or, when `old` are consecutive slices
+    /// that together cover one value along `axis` (a fused checkpoint weight such as
+    /// Phi-3's `qkv_proj`, split at import), that value itself: rejoining what was split
+    /// costs nothing and leaves no layout op behind.
+    public mutating func emitConcat(of old: [Value], axis: Int, label: String? = nil) throws -> Value {
+        if let whole = rejoined(old, axis: axis) { return new(whole) }
+        return try emit(.concat(axis: axis), old.map(new), label: label)
+    }
+
+    private func rejoined(_ old: [Value], axis: Int) -> Value? {
+        var base: Value?
+        var next = 0
+        for v in old {
+            let node = source.nodes[v.node]
+            guard v.result == 0, case .slice(let a, let start, let end) = node.op, a == axis, start == next,
+                  base == nil || base == node.inputs[0],
+                  let dim = source.type(of: node.inputs[0]).shape[axis].fixedValue else { return nil }
+            base = node.inputs[0]
+            next = end ?? dim
+        }
+        guard let base, next == source.type(of: base).shape[axis].fixedValue else { return nil }
+        return base
+    }
+
     /// Copies source node `i` with its inputs mapped and its label kept.
     public mutating func copy(_ i: Int) throws {
         let node = source.nodes[i]

@@ -2,7 +2,8 @@ import AttuneIR
 
 /// Fuses the gated MLP `mul(silu(linear(x, W_gate)), linear(x, W_up))` (either operand
 /// order) into `swiglu(x, concat(axis 0)(W_gate, W_up))`, whose weight holds the gate
-/// rows then the up rows.
+/// rows then the up rows. Phi-3's `gate_up_proj` (split into two row slices at import)
+/// is rejoined into the stored tensor, which already has that layout.
 ///
 /// Refuses when a projection has a bias (`swiglu` has none), gate and up read different
 /// inputs, their weights have different dtypes (they are concatenated), or the gate,
@@ -25,7 +26,7 @@ public enum SwiGLUFusion {
         rewrite: { r, m in
             let source = r.source
             let (gate, up) = (source.nodes[m.gate], source.nodes[m.up])
-            let weight = try r.emit(.concat(axis: 0), [r.new(gate.inputs[1]), r.new(up.inputs[1])])
+            let weight = try r.emitConcat(of: [gate.inputs[1], up.inputs[1]], axis: 0)
             return [try r.emit(.swiGLU, [r.new(gate.inputs[0]), weight])]
         })
 

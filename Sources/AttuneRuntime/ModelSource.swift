@@ -33,9 +33,9 @@ public enum ModelSource {
         }
         let config = try HFConfig(contentsOf: dir)
         let checkpoint = try Checkpoint(directory: dir)
-        try config.check(checkpoint)
+        let tensors = try config.check(checkpoint)
         let name = cIdentifier(dir.lastPathComponent)
-        let graph = try DecoderGraph.build(config, name: name) { tensor in try dtype(of: tensor, in: checkpoint) }
+        let graph = try DecoderGraph.build(config, tensors: tensors, name: name) { tensor in try dtype(of: tensor, in: checkpoint) }
         return LoadedModel(name: name, graph: graph, weights: checkpoint, config: config)
     }
 

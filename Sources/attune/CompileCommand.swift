@@ -9,7 +9,7 @@ struct CompileCommand: ParsableCommand {
         abstract: "Compile a model to C and a shared library.",
         discussion: """
         MODEL is a Hugging Face folder (config.json + model.safetensors or an index with shards; \
-        Llama, Qwen2, Mistral) or an .attn graph (weights from the .safetensors file of the same name).
+        Llama, Qwen2, Mistral, Qwen3, Phi-3) or an .attn graph (weights from the .safetensors file of the same name).
         --emit so (default) writes lib<name>.so, <name>.h, <name>.c and weights.manifest to OUT.
         --emit c writes a folder that builds without Swift: the C, the header, weights.manifest, \
         the kernel sources, a Makefile and a main.c driver (make && ./run 1 2 3).

@@ -80,6 +80,27 @@ final class CompiledVsReferenceTests: XCTestCase {
         }
     }
 
+    /// `head_rms_norm` (Qwen3's q/k norm) normalises in place when nothing else reads its
+    /// input, and on a copy when something does (here the residual add reads it too).
+    func testHeadRMSNormInPlaceAndOnACopy() throws {
+        for shared in [false, true] {
+            var b = GraphBuilder(name: "head_norm")
+            let tokens = b.input("tokens", .i32, ["seq"])
+            _ = b.input("positions", .i32, ["seq"])
+            let x = try b.add(.embedding, [b.weight("embed", .f32, [16, 12]), tokens])
+            let y = try b.add(.linear(hasBias: false), [x, b.weight("proj", .f32, [12, 12])])
+            let n = try b.add(.headRMSNorm(eps: 1e-6), [y, b.weight("ln_head", .f32, [4])])
+            let h = shared ? try b.add(.add, [y, n]) : n
+            b.output("logits", try b.add(.linear(hasBias: false), [h, b.weight("head", .f32, [16, 12])]))
+            let w = FusedDecoder.weights(for: b.graph)
+            let model = try compile(b.graph, w)
+            let interp = try ReferenceInterpreter(graph: b.graph, weights: w)
+            let prompt = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3]
+            let logits = try model.prefill(prompt.map(Int32.init))
+            XCTAssertLessThanOrEqual(maxDiff(logits, try reference(interp, tokens: prompt, start: 0)), 1e-5, "shared \(shared)")
+        }
+    }
+
     func testRuntimeErrorsAreMessagesNotCrashes() throws {
         let g = try FusedDecoder.graph()
         let model = try compile(g, FusedDecoder.weights(for: g), options: CodegenOptions(maxChunk: 4, maxContext: 6))

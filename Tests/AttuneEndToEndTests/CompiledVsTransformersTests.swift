@@ -3,7 +3,7 @@ import AttuneRuntime
 import XCTest
 
 /// The whole compiler — import, passes, C, cc, dlopen — against transformers' fp32
-/// logits and greedy generations on the three fixture models.
+/// logits and greedy generations on the fixture models (`GoldenModel.names`).
 final class CompiledVsTransformersTests: XCTestCase {
     func testLogitsAndGreedyGenerationMatchTransformers() throws {
         let toolchain = try Toolchain.detect()

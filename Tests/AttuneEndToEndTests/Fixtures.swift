@@ -19,7 +19,7 @@ struct GoldenModel {
     let folder: URL
     let golden: Golden
 
-    static let names = ["llama", "qwen2", "mistral"]
+    static let names = ["llama", "qwen2", "mistral", "qwen3", "phi3"]
 
     static var root: URL {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

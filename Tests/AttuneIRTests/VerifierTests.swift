@@ -37,6 +37,15 @@ final class VerifierTests: XCTestCase {
             try b.add(.slice(axis: 0, start: 0, end: 3), [x])
         }, "cannot slice the symbolic dim")
         assertRejects({ b in
+            let x = b.input("x", .f32, ["seq", 64])
+            try b.add(.headRMSNorm(eps: 1e-6), [x, b.weight("n", .f32, [24])])
+        }, "x's width 64 must be a fixed multiple of the weight length 24 (the head dim)")
+        assertRejects({ b in
+            let x = b.input("x", .f32, ["seq", 12]), w = b.weight("w", .f32, [32, 12])
+            try b.addMulti(.qkvRope(QKVRopeAttrs(heads: 4, kvHeads: 2, headDim: 4, theta: 1e4, hasBias: false, qkNormEps: 1e-6)),
+                           [x, w, b.weight("qn", .f32, [4]), b.weight("kn", .f32, [8]), b.input("p", .i32, ["seq"])])
+        }, "k_norm length vs head_dim: 8 != 4")
+        assertRejects({ b in
             let ids = b.input("ids", .f32, ["seq"]), t = b.weight("t", .f32, [10, 4])
             try b.add(.embedding, [t, ids])
         }, "token ids must be i32")

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import AttuneIR
 import AttuneModels
 
 final class ExpectedTensorsTests: XCTestCase {
@@ -68,7 +69,7 @@ final class ExpectedTensorsTests: XCTestCase {
     func testCheckAcceptsCompleteCheckpoint() throws {
         let dir = try TempDir()
         let c = try Self.config("Qwen2ForCausalLM")
-        // Extra tensors are fine (old Llama exports carry inv_freq buffers).
+        // RoPE buffers of old Llama exports are ignored (as transformers does).
         let ckpt = try writeCheckpoint(c, in: dir, dtype: ["model.norm.weight": "F32", "lm_head.weight": "F16"],
                                        extra: [.zeros("model.layers.0.self_attn.rotary_emb.inv_freq", [2], dtype: "F32")])
         XCTAssertNoThrow(try c.check(ckpt))
@@ -104,6 +105,86 @@ final class ExpectedTensorsTests: XCTestCase {
         let tied = try Self.config("LlamaForCausalLM", ", \"tie_word_embeddings\": true")
         XCTAssertNoThrow(try tied.check(try writeCheckpoint(tied, in: dir)))
         let untied = try Self.config("LlamaForCausalLM")
-        assertImportError(try untied.check(try Checkpoint(directory: dir.url)), prefix: dir.url.path, "missing tensor 'lm_head.weight'")
+        assertImportError(try untied.check(try Checkpoint(directory: dir.url)), prefix: dir.url.path, "missing tensor 'lm_head.weight' (tie_word_embeddings is false)")
+    }
+
+    func testQwen3AndPhi3TensorLists() throws {
+        let qwen3 = try Self.config("Qwen3ForCausalLM", ", \"head_dim\": 4, \"attention_bias\": true").expectedTensors
+        XCTAssertEqual(Array(qwen3.prefix(13)).map(\.name), [
+            "model.embed_tokens.weight", "model.layers.0.input_layernorm.weight",
+            "model.layers.0.self_attn.q_proj.weight", "model.layers.0.self_attn.q_proj.bias",
+            "model.layers.0.self_attn.k_proj.weight", "model.layers.0.self_attn.k_proj.bias",
+            "model.layers.0.self_attn.v_proj.weight", "model.layers.0.self_attn.v_proj.bias",
+            "model.layers.0.self_attn.q_norm.weight", "model.layers.0.self_attn.k_norm.weight",
+            "model.layers.0.self_attn.o_proj.weight", "model.layers.0.self_attn.o_proj.bias",
+            "model.layers.0.post_attention_layernorm.weight",
+        ])
+        XCTAssertTrue(qwen3.contains(ExpectedTensor(name: "model.layers.1.self_attn.q_norm.weight", shape: [4])))
+
+        let phi3 = try Self.config("Phi3ForCausalLM").expectedTensors
+        XCTAssertEqual(phi3, [ExpectedTensor(name: "model.embed_tokens.weight", shape: [16, 8])] + (0..<2).flatMap { l in [
+            ExpectedTensor(name: "model.layers.\(l).input_layernorm.weight", shape: [8]),
+            ExpectedTensor(name: "model.layers.\(l).self_attn.qkv_proj.weight", shape: [16, 8]),
+            ExpectedTensor(name: "model.layers.\(l).self_attn.o_proj.weight", shape: [8, 8]),
+            ExpectedTensor(name: "model.layers.\(l).post_attention_layernorm.weight", shape: [8]),
+            ExpectedTensor(name: "model.layers.\(l).mlp.gate_up_proj.weight", shape: [24, 8]),
+            ExpectedTensor(name: "model.layers.\(l).mlp.down_proj.weight", shape: [8, 12]),
+        ] } + [ExpectedTensor(name: "model.norm.weight", shape: [8]), ExpectedTensor(name: "lm_head.weight", shape: [16, 8])])
+    }
+
+    // transformers' tie rule (PreTrainedModel.tie_weights during from_pretrained): with
+    // tie_word_embeddings true it ties only when one of the two tensors is missing or both
+    // are equal; both present and different are NOT tied, each layer keeps its own.
+
+    func testTiedConfigWithItsOwnLMHeadUsesIt() throws {
+        let dir = try TempDir()
+        let c = try Self.config("LlamaForCausalLM", ", \"tie_word_embeddings\": true")
+        let ckpt = try writeCheckpoint(c, in: dir, extra: [.zeros("lm_head.weight", [16, 8], dtype: "BF16")])
+        XCTAssertEqual(try c.check(ckpt), EmbeddingTensors(embedding: "model.embed_tokens.weight", lmHead: "lm_head.weight"))
+    }
+
+    func testTiedConfigWithOnlyTheLMHeadUsesItForBoth() throws {
+        let dir = try TempDir()
+        let c = try Self.config("LlamaForCausalLM", ", \"tie_word_embeddings\": true")
+        let ckpt = try writeCheckpoint(c, in: dir, dropping: ["model.embed_tokens.weight"],
+                                       extra: [.zeros("lm_head.weight", [16, 8], dtype: "F32")])
+        XCTAssertEqual(try c.check(ckpt), EmbeddingTensors(embedding: "lm_head.weight", lmHead: "lm_head.weight"))
+        let graph = try DecoderGraph.build(c, tensors: try c.check(ckpt), name: "t") { _ in .f32 }
+        XCTAssertEqual(graph.weights.map(\.name).filter { $0.contains("embed") || $0.contains("lm_head") }, ["lm_head.weight"])
+    }
+
+    func testTiedConfigWithNeitherTensorNamesTheEmbedding() throws {
+        let dir = try TempDir()
+        let c = try Self.config("LlamaForCausalLM", ", \"tie_word_embeddings\": true")
+        let ckpt = try writeCheckpoint(c, in: dir, dropping: ["model.embed_tokens.weight"])
+        assertImportError(try c.check(ckpt), prefix: dir.url.path, "missing tensor 'model.embed_tokens.weight'")
+        XCTAssertEqual(try c.check(try writeCheckpoint(c, in: dir)),
+                       EmbeddingTensors(embedding: "model.embed_tokens.weight", lmHead: "model.embed_tokens.weight"))
+    }
+
+    func testLayerBeyondNumHiddenLayersIsRefused() throws {
+        let dir = try TempDir()
+        let c = try Self.config("LlamaForCausalLM")
+        let ckpt = try writeCheckpoint(c, in: dir, extra: [.zeros("model.layers.2.mlp.up_proj.weight", [12, 8])])
+        assertImportError(try c.check(ckpt), prefix: dir.url.path,
+                          "unexpected tensor 'model.layers.2.mlp.up_proj.weight' (num_hidden_layers is 2)")
+    }
+
+    func testAnotherFamilysTensorIsRefused() throws {
+        let dir = try TempDir()
+        let c = try Self.config("Qwen2ForCausalLM")
+        // A Qwen3 checkpoint labelled Qwen2 would silently lose its q/k norms.
+        let ckpt = try writeCheckpoint(c, in: dir, extra: [.zeros("model.layers.0.self_attn.q_norm.weight", [4]),
+                                                           .zeros("model.layers.0.self_attn.k_norm.weight", [4])])
+        assertImportError(try c.check(ckpt), prefix: dir.url.path,
+                          "unexpected tensor 'model.layers.0.self_attn.k_norm.weight' (not a tensor of Qwen2ForCausalLM) (and 1 more problem)")
+    }
+
+    func testRotaryBuffersAreIgnoredAsInTransformers() throws {
+        let dir = try TempDir()
+        let c = try Self.config("MistralForCausalLM")
+        let ckpt = try writeCheckpoint(c, in: dir, extra: [.zeros("model.layers.1.self_attn.rotary_emb.inv_freq", [2], dtype: "F32"),
+                                                           .zeros("model.rotary_emb.inv_freq", [2], dtype: "F32")])
+        XCTAssertNoThrow(try c.check(ckpt))
     }
 }

@@ -39,6 +39,32 @@ final class HFConfigTests: XCTestCase {
     }
     """
 
+    /// Modelled on Qwen3-0.6B's config.json (tied embeddings, head_dim 128 ≠ 1024 / 16).
+    static let qwen3 = """
+    {
+      "architectures": ["Qwen3ForCausalLM"], "attention_bias": false, "attention_dropout": 0.0, "bos_token_id": 151643,
+      "eos_token_id": 151645, "head_dim": 128, "hidden_act": "silu", "hidden_size": 1024, "initializer_range": 0.02,
+      "intermediate_size": 3072, "max_position_embeddings": 40960, "max_window_layers": 28, "model_type": "qwen3",
+      "num_attention_heads": 16, "num_hidden_layers": 28, "num_key_value_heads": 8, "rms_norm_eps": 1e-06,
+      "rope_scaling": null, "rope_theta": 1000000, "sliding_window": null, "tie_word_embeddings": true,
+      "torch_dtype": "bfloat16", "transformers_version": "4.51.0", "use_cache": true, "use_sliding_window": false,
+      "vocab_size": 151936
+    }
+    """
+
+    /// Modelled on Phi-3-mini-4k-instruct's config.json (rope_scaling null, sliding_window 2047).
+    static let phi3 = """
+    {
+      "architectures": ["Phi3ForCausalLM"], "attention_bias": false, "attention_dropout": 0.0, "bos_token_id": 1,
+      "embd_pdrop": 0.0, "eos_token_id": 32000, "hidden_act": "silu", "hidden_size": 3072, "initializer_range": 0.02,
+      "intermediate_size": 8192, "max_position_embeddings": 4096, "model_type": "phi3", "num_attention_heads": 32,
+      "num_hidden_layers": 32, "num_key_value_heads": 32, "original_max_position_embeddings": 4096,
+      "pad_token_id": 32000, "resid_pdrop": 0.0, "rms_norm_eps": 1e-05, "rope_scaling": null, "rope_theta": 10000.0,
+      "sliding_window": 2047, "tie_word_embeddings": false, "torch_dtype": "bfloat16",
+      "transformers_version": "4.40.2", "use_cache": true, "vocab_size": 32064
+    }
+    """
+
     /// The smallest config that names every required key.
     static func minimal(_ arch: String = "LlamaForCausalLM", _ extra: String = "") -> String {
         """
@@ -123,9 +149,117 @@ final class HFConfigTests: XCTestCase {
             "\"use_sliding_window\": true, \"layer_types\": [\"sliding_attention\", \"full_attention\", \"sliding_attention\"]"))
         XCTAssertEqual((0..<3).map { e.slidingWindow(layer: $0) }, [4096, nil, 4096])
         assertConfigError(Self.minimal("Qwen2ForCausalLM", "\"use_sliding_window\": true, \"layer_types\": [\"full_attention\"]"),
-                          "layer_types must be an array of 3 strings")
+                          "layer_types has length 1; num_hidden_layers is 3")
         assertConfigError(Self.minimal("Qwen2ForCausalLM", "\"use_sliding_window\": true, \"sliding_window\": 0"),
                           "sliding_window is 0, expected 1 ... 2147483647")
+    }
+
+    func testQwen3() throws {
+        let c = try decode(Self.qwen3)
+        XCTAssertEqual(c.architecture, .qwen3)
+        XCTAssertEqual(c.headDim, 128)
+        XCTAssertEqual(c.numKeyValueHeads, 8)
+        XCTAssertEqual(c.ropeTheta, 1_000_000)
+        XCTAssertEqual(c.rotaryDim, 128)
+        XCTAssertEqual(c.maxPositionEmbeddings, 40960)
+        XCTAssertTrue(c.tieWordEmbeddings)
+        XCTAssertTrue(c.qkNorm)
+        XCTAssertFalse(c.qkvBias)
+        XCTAssertFalse(c.outputBias)
+        XCTAssertTrue((0..<28).allSatisfy { c.slidingWindow(layer: $0) == nil })
+        let names = Set(c.expectedTensors.map(\.name))
+        XCTAssertTrue(names.isSuperset(of: ["model.layers.27.self_attn.q_norm.weight", "model.layers.27.self_attn.k_norm.weight"]))
+        XCTAssertEqual(c.expectedTensors.first { $0.name == "model.layers.0.self_attn.k_norm.weight" }?.shape, [128])
+        XCTAssertEqual(c.expectedTensors.first { $0.name == "model.layers.0.self_attn.q_proj.weight" }?.shape, [2048, 1024])
+
+        // transformers' Qwen3Config defaults: head_dim 128 (not hidden/heads), 32768 positions;
+        // attention_bias gives q/k/v and o biases, as for Llama.
+        let d = try decode(Self.minimal("Qwen3ForCausalLM", "\"attention_bias\": true"))
+        XCTAssertEqual(d.headDim, 128)
+        XCTAssertEqual(d.maxPositionEmbeddings, 32768)
+        XCTAssertEqual(d.rmsNormEps, 1e-6)
+        XCTAssertTrue(d.qkvBias)
+        XCTAssertTrue(d.outputBias)
+        // Qwen3's attention reads config.head_dim as is: null is not "use the default".
+        assertConfigError(Self.minimal("Qwen3ForCausalLM", "\"head_dim\": null"),
+                          "head_dim is null; Qwen3ForCausalLM needs an integer (default 128 when absent)")
+        // Same sliding-window rule as Qwen2.
+        let w = try decode(Self.minimal("Qwen3ForCausalLM",
+            "\"use_sliding_window\": true, \"sliding_window\": 64, \"layer_types\": [\"full_attention\", \"sliding_attention\", \"full_attention\"]"))
+        XCTAssertEqual((0..<3).map { w.slidingWindow(layer: $0) }, [nil, 64, nil])
+    }
+
+    func testPhi3() throws {
+        let c = try decode(Self.phi3)
+        XCTAssertEqual(c.architecture, .phi3)
+        XCTAssertEqual(c.headDim, 96)
+        XCTAssertEqual(c.rotaryDim, 96)
+        XCTAssertEqual(c.rmsNormEps, 1e-5)
+        XCTAssertFalse(c.qkvBias)
+        XCTAssertFalse(c.outputBias)
+        XCTAssertFalse(c.qkNorm)
+        XCTAssertEqual(c.slidingWindow(layer: 0), 2047)
+        XCTAssertEqual(c.slidingWindow(layer: 31), 2047)
+        let shapes = Dictionary(uniqueKeysWithValues: c.expectedTensors.map { ($0.name, $0.shape) })
+        XCTAssertEqual(shapes["model.layers.0.self_attn.qkv_proj.weight"], [9216, 3072])
+        XCTAssertEqual(shapes["model.layers.0.mlp.gate_up_proj.weight"], [16384, 3072])
+        XCTAssertNil(shapes["model.layers.0.self_attn.q_proj.weight"])
+        XCTAssertNil(shapes["model.layers.0.mlp.gate_proj.weight"])
+
+        // transformers' Phi3Config defaults: no window, 4096 positions, eps 1e-5.
+        let d = try decode(Self.minimal("Phi3ForCausalLM"))
+        XCTAssertNil(d.slidingWindow(layer: 0))
+        XCTAssertEqual(d.maxPositionEmbeddings, 4096)
+        XCTAssertEqual(d.rmsNormEps, 1e-5)
+        // attention_bias is not a Phi-3 key: its projections have no biases.
+        XCTAssertFalse(try decode(Self.minimal("Phi3ForCausalLM", "\"attention_bias\": true")).qkvBias)
+    }
+
+    func testPartialRotaryFactor() throws {
+        // v5 keeps it in rope_parameters (Phi-4-mini: 0.75); older files at top level.
+        let c = try decode(Self.minimal("Phi3ForCausalLM", "\"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": 10000.0, \"partial_rotary_factor\": 0.75}"))
+        XCTAssertEqual(c.rotaryDim, 12)
+        XCTAssertEqual(try decode(Self.minimal("Phi3ForCausalLM", "\"partial_rotary_factor\": 0.5")).rotaryDim, 8)
+        // rope_parameters wins, as in transformers' standardisation (setdefault).
+        let both = "\"partial_rotary_factor\": 0.5, \"rope_parameters\": {\"rope_theta\": 10000.0, \"partial_rotary_factor\": 0.25}"
+        XCTAssertEqual(try decode(Self.minimal("Phi3ForCausalLM", both)).rotaryDim, 4)
+        // int(16 * 0.3) = 4; int(16 * 0.3125) = 5 is odd.
+        XCTAssertEqual(try decode(Self.minimal("Phi3ForCausalLM", "\"partial_rotary_factor\": 0.3")).rotaryDim, 4)
+        assertConfigError(Self.minimal("Phi3ForCausalLM", "\"partial_rotary_factor\": 0.3125"),
+                          "partial_rotary_factor 0.3125 gives rotary dim 5 for head_dim 16; it must be even and >= 2")
+        assertConfigError(Self.minimal("Phi3ForCausalLM", "\"rope_parameters\": {\"partial_rotary_factor\": 1.5}"),
+                          "partial_rotary_factor is 1.5, expected a number in (0, 1]")
+        // Llama's attention rotates whole heads: transformers ignores the factor for plain RoPE.
+        XCTAssertEqual(try decode(Self.minimal("LlamaForCausalLM", "\"partial_rotary_factor\": 0.5")).rotaryDim, 16)
+    }
+
+    func testLayerTypesValidatedForEveryFamily() throws {
+        // transformers validates layer_types on every config: one entry per layer, known kinds.
+        assertConfigError(Self.minimal("LlamaForCausalLM", "\"layer_types\": [\"full_attention\", \"full_attention\"]"),
+                          "layer_types has length 2; num_hidden_layers is 3")
+        assertConfigError(Self.minimal("Qwen3ForCausalLM", "\"layer_types\": [\"full_attention\", \"chunked_attention\", \"full_attention\"]"),
+                          "layer_types[1] 'chunked_attention' is not supported (only 'full_attention' or 'sliding_attention')")
+        assertConfigError(Self.minimal("Phi3ForCausalLM", "\"layer_types\": \"full_attention\""),
+                          "layer_types is a string, expected an array of 3 strings, one per layer")
+        assertConfigError(Self.minimal("MistralForCausalLM", "\"layer_types\": [1, 2, 3]"), "layer_types[0] is a number, expected a string")
+        // The legacy spelling "attention" is full attention (transformers remaps it).
+        XCTAssertNoThrow(try decode(Self.minimal("Qwen2ForCausalLM", "\"layer_types\": [\"attention\", \"attention\", \"full_attention\"]")))
+    }
+
+    func testProjectionRowsBounded() {
+        // Each size is in range, but q + k + v rows together are not a valid dimension.
+        assertConfigError(Self.minimal("Phi3ForCausalLM", "\"head_dim\": 1073741824"),
+                          "(num_attention_heads + 2·num_key_value_heads)·head_dim is 12884901888, expected at most 2147483647")
+    }
+
+    func testQuantizedCheckpointRefused() {
+        assertConfigError(Self.minimal("Qwen3ForCausalLM", "\"quantization_config\": {\"quant_method\": \"fp8\", \"weight_block_size\": [128, 128]}"),
+                          "quantization_config is set: quantized checkpoints are not supported (only F32, BF16 and F16 weights)")
+    }
+
+    func testMaxPositionEmbeddingsValidated() {
+        assertConfigError(Self.minimal("Phi3ForCausalLM", "\"max_position_embeddings\": 0"), "max_position_embeddings is 0, expected 1 ... 2147483647")
+        assertConfigError(Self.minimal("Qwen3ForCausalLM", "\"max_position_embeddings\": 4096.5"), "max_position_embeddings must be an integer, found 4096.5")
     }
 
     func testMistral() throws {
@@ -172,7 +306,7 @@ final class HFConfigTests: XCTestCase {
 
     func testUnknownArchitecture() {
         assertConfigError(Self.minimal("GPT2LMHeadModel"), "unsupported architecture 'GPT2LMHeadModel'",
-                          "supported: LlamaForCausalLM, Qwen2ForCausalLM, MistralForCausalLM")
+                          "supported: LlamaForCausalLM, Qwen2ForCausalLM, MistralForCausalLM, Qwen3ForCausalLM, Phi3ForCausalLM")
         assertConfigError("{\"hidden_size\": 64}", "missing key 'architectures'", "LlamaForCausalLM")
         assertConfigError("{\"architectures\": []}", "architectures must be a non-empty array of strings")
         assertConfigError("{\"architectures\": \"LlamaForCausalLM\"}", "architectures must be a non-empty array")

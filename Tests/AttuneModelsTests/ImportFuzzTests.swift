@@ -108,10 +108,10 @@ final class ImportFuzzTests: XCTestCase {
 
     func testConfigMutationsNeverTrap() {
         var rng = Rng(state: 0xC0F1_6000)
-        let seed = Array(HFConfigTests.qwen25.utf8)
+        let seeds = [HFConfigTests.qwen25, HFConfigTests.qwen3, HFConfigTests.phi3].map { Array($0.utf8) }
         var accepted = 0
         for i in 0..<3000 {
-            var b = seed
+            var b = seeds[i % seeds.count]
             for _ in 0...rng.below(2) {
                 switch rng.below(3) {
                 case 0: b[rng.below(b.count)] = Self.tokens[rng.below(Self.tokens.count)]

@@ -214,7 +214,8 @@ final class ReferenceInterpreterGraphTests: XCTestCase {
         let k = try b.add(.linear(hasBias: false), [h, wk])
         let v = try b.add(.linear(hasBias: false), [h, wv])
         let qr = try b.add(.rope(RopeAttrs(heads: 2, headDim: 8, theta: 10000)), [q, positions])
-        let kr = try b.add(.rope(RopeAttrs(heads: 1, headDim: 8, rotaryDim: 4, theta: 500000)), [k, positions])
+        let kn = try b.add(.headRMSNorm(eps: 1e-6), [k, b.weight("k_norm", .bf16, [8])])
+        let kr = try b.add(.rope(RopeAttrs(heads: 1, headDim: 8, rotaryDim: 4, theta: 500000)), [kn, positions])
         let kc = try b.add(.kvAppend(layer: 0, kind: .key), [kr])
         let vc = try b.add(.kvAppend(layer: 0, kind: .value), [v])
         let qh = try b.add(.transpose(perm: [1, 0, 2]), [try b.add(.reshape(shape: ["seq", 2, 8]), [qr])])
@@ -234,6 +235,8 @@ final class ReferenceInterpreterGraphTests: XCTestCase {
         let bqkv = b.weight("bqkv", .f32, [32])
         let fused = try b.addMulti(.qkvRope(QKVRopeAttrs(heads: 2, kvHeads: 1, headDim: 8, theta: 10000, hasBias: true)),
                                    [h, wqkv, bqkv, positions])
+        let normed = try b.addMulti(.qkvRope(QKVRopeAttrs(heads: 2, kvHeads: 1, headDim: 8, rotaryDim: 4, theta: 10000, hasBias: false,
+                                                          qkNormEps: 1e-6)), [h, wqkv, b.weight("qn", .f32, [8]), b.weight("kn", .f32, [8]), positions])
         let sum = try b.addMulti(.addRMSNorm(eps: 1e-6), [o, a, ln])
         let wgu = b.weight("wgu", .f32, [24, 16])
         let g = try b.add(.swiGLU, [sum[1], wgu])
@@ -248,6 +251,7 @@ final class ReferenceInterpreterGraphTests: XCTestCase {
         b.output("hidden", out)
         b.output("mlp", chain)
         b.output("k", fused[1])
+        b.output("normed_q", normed[0])
         b.output("unfused_attention", o)
         b.output("attention", a)
         b.output("swiglu", g)

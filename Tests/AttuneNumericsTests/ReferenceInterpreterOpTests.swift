@@ -64,6 +64,17 @@ final class ReferenceInterpreterOpTests: XCTestCase {
                     [1 * r0, 2 * r0, 6 * r0, 2 * r0, 0, 0, 0, 1 * r1])
     }
 
+    func testHeadRMSNormNormalisesEachHeadAlone() throws {
+        // Two heads of 2: [3, 4] and [0, 2] in row 0; one weight [1, 2] for both.
+        let x = F64Tensor(shape: [2, 4], data: [3, 4, 0, 2, 1, 1, 5, 5])
+        let w = F64Tensor(shape: [2], data: [1, 2])
+        let eps = 1e-6
+        let a = 1 / (12.5 + eps).squareRoot(), b = 1 / (2 + eps).squareRoot(), c = 1 / (1 + eps).squareRoot()
+        let d = 1 / (25 + eps).squareRoot()
+        assertClose(try runOp(.headRMSNorm(eps: eps), [x, w])[0], shape: [2, 4],
+                    [3 * a, 8 * a, 0, 4 * b, c, 2 * c, 5 * d, 10 * d])
+    }
+
     func testLayerNorm() throws {
         let x = F64Tensor(shape: [1, 4], data: [1, 2, 3, 4])
         let w = F64Tensor(shape: [4], data: [1, 2, 1, 1])

@@ -24,5 +24,7 @@ final class DecoderNumericsTests: XCTestCase {
     func testLlamaWithGQA() throws { try assertSameLogits(try TinyConfigs.llamaGQA()) }
     func testQwen2WithBiasesInBF16() throws { try assertSameLogits(try TinyConfigs.qwen2Biases(), dtype: .bf16) }
     func testMistralWithSlidingWindow() throws { try assertSameLogits(try TinyConfigs.mistralWindow()) }
+    func testQwen3WithQKNormInBF16() throws { try assertSameLogits(try TinyConfigs.qwen3QKNorm(), dtype: .bf16) }
+    func testPhi3WithFusedProjections() throws { try assertSameLogits(try TinyConfigs.phi3Fused()) }
     func testLlamaWithSigmoidAttention() throws { try assertSameLogits(try TinyConfigs.llamaSigmoid()) }
 }

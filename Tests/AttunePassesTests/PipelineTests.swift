@@ -39,6 +39,30 @@ final class PipelineTests: XCTestCase {
     func testQwen2WithBiasesFusesFully() throws { try assertFullyFused(try TinyConfigs.qwen2Biases()) }
     func testMistralWithSlidingWindowFusesFully() throws { try assertFullyFused(try TinyConfigs.mistralWindow()) }
     func testLlamaWithoutGQAFusesFully() throws { try assertFullyFused(try TinyConfigs.llamaMHA()) }
+    /// The fused checkpoint tensors come back whole: no slice or concat of weights is left.
+    func testPhi3WithFusedProjectionsFusesFully() throws {
+        let c = try TinyConfigs.phi3Fused()
+        try assertFullyFused(c)
+        let g = try Pipeline.standard().run(try decoder(c)).output
+        XCTAssertNil(opCounts(g)["concat"])
+        let qkv = try XCTUnwrap(g.nodes.first { $0.op.mnemonic == "qkv_rope" })
+        XCTAssertEqual(qkv.op, .qkvRope(QKVRopeAttrs(heads: 2, kvHeads: 1, headDim: 16, rotaryDim: 12, theta: 10000, hasBias: false)))
+        XCTAssertEqual(g.nodes[qkv.inputs[1].node].op, .weight(name: "model.layers.0.self_attn.qkv_proj.weight"))
+        let swiglu = try XCTUnwrap(g.nodes.first { $0.op == .swiGLU })
+        XCTAssertEqual(g.nodes[swiglu.inputs[1].node].op, .weight(name: "model.layers.0.mlp.gate_up_proj.weight"))
+    }
+
+    /// Qwen3's per-head q/k norms end up inside the qkv_rope: nothing of them is left.
+    func testQwen3WithQKNormFusesFully() throws {
+        let c = try TinyConfigs.qwen3QKNorm()
+        try assertFullyFused(c)
+        let g = try Pipeline.standard().run(try decoder(c)).output
+        XCTAssertNil(opCounts(g)["head_rms_norm"])
+        let qkv = try XCTUnwrap(g.nodes.first { $0.op.mnemonic == "qkv_rope" })
+        XCTAssertEqual(qkv.op, .qkvRope(QKVRopeAttrs(heads: 4, kvHeads: 2, headDim: 12, theta: 1_000_000, hasBias: true, qkNormEps: 1e-6)))
+        XCTAssertEqual(qkv.inputs[3...4].map { g.nodes[$0.node].op },
+                       [.weight(name: "model.layers.0.self_attn.q_norm.weight"), .weight(name: "model.layers.0.self_attn.k_norm.weight")])
+    }
 
     func testSlidingWindowReachesTheAttentionOp() throws {
         let g = try Pipeline.standard().run(try decoder(try TinyConfigs.mistralWindow())).output

@@ -59,6 +59,25 @@ enum TinyConfigs {
         """)
     }
 
+    /// Qwen3: per-head q/k RMSNorm before RoPE, explicit head_dim 12 (not hidden/heads = 8),
+    /// q/k/v/o biases, GQA 4 over 2.
+    static func qwen3QKNorm() throws -> HFConfig {
+        try config("""
+        {"architectures": ["Qwen3ForCausalLM"], "vocab_size": 40, "hidden_size": 32, "intermediate_size": 48,
+         "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 12,
+         "attention_bias": true, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0}
+        """)
+    }
+
+    /// Phi-3: fused qkv_proj and gate_up_proj, partial rotary (12 of 16 channels), a window of 5.
+    static func phi3Fused() throws -> HFConfig {
+        try config("""
+        {"architectures": ["Phi3ForCausalLM"], "vocab_size": 40, "hidden_size": 32, "intermediate_size": 40,
+         "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1, "sliding_window": 5,
+         "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.75}}
+        """)
+    }
+
     /// Llama without GQA (kv heads = heads), so no repeat_interleave.
     static func llamaMHA() throws -> HFConfig {
         try config("""

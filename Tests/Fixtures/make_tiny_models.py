@@ -8,12 +8,13 @@ Tests/Fixtures/requirements.txt into it (CPU-only torch, everything pinned),
 then re-executes itself with the venv's python. Nothing is downloaded from a
 model hub: the weights are random, drawn from a fixed seed.
 
-Writes Tests/Fixtures/models/{llama,qwen2,mistral,llama_deep,llama_sigmoid,llama_rope_*}/
+Writes Tests/Fixtures/models/{llama,qwen2,mistral,llama_deep,llama_sigmoid,qwen3,phi3,llama_rope_*}/
 (see README.md there for the layout) and Tests/Fixtures/rope_tables.json (name: rope_tables). Running it twice on the same machine gives byte-identical files.
 
 Float64 note: `model.double()` alone is NOT a float64 computation in
 transformers -- RMSNorm, the attention softmax and the RoPE cos/sin are all
-forced through float32 inside the modeling code. For the *_f64.npy goldens
+forced through float32 inside the modeling code (Qwen3's q_norm/k_norm are the
+same RMSNorm class, and Phi-3 has the same three spots). For the *_f64.npy goldens
 those three spots are patched to stay in the input dtype, and the result is
 cross-checked against an independent numpy float64 forward pass that reads the
 safetensors files directly.
@@ -76,7 +77,8 @@ def ensure_venv():
 def model_specs():
     import torch
     from transformers import (LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM,
-                              Qwen2Config, Qwen2ForCausalLM)
+                              Phi3Config, Phi3ForCausalLM, Qwen2Config, Qwen2ForCausalLM,
+                              Qwen3Config, Qwen3ForCausalLM)
     common = dict(vocab_size=128, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
                   max_position_embeddings=256, hidden_act="silu",
                   bos_token_id=None, eos_token_id=None, pad_token_id=None)
@@ -109,6 +111,20 @@ def model_specs():
                                 rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
                                 rms_norm_eps=1e-5, tie_word_embeddings=False,
                                 attention_normalizer="sigmoid", sigmoid_bias=-math.log(256))),
+        # Qwen3: per-head RMSNorm of q and k before RoPE, explicit head_dim 32 (not
+        # hidden/heads = 16), attention_bias (q/k/v and o biases), bf16.
+        dict(name="qwen3", cls=Qwen3ForCausalLM, store_dtype=torch.bfloat16, shards=1,
+             config=Qwen3Config(**common, num_key_value_heads=2, head_dim=32, intermediate_size=128,
+                                rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
+                                rms_norm_eps=1e-6, attention_bias=True, tie_word_embeddings=False,
+                                use_sliding_window=False)),
+        # Phi-3: fused qkv_proj and gate_up_proj, partial rotary (12 of 16 channels, as
+        # Phi-4-mini's Phi3ForCausalLM does), a sliding window on every layer, no RoPE scaling.
+        dict(name="phi3", cls=Phi3ForCausalLM, store_dtype=torch.float32, shards=1,
+             config=Phi3Config(**common, num_key_value_heads=2, intermediate_size=128,
+                               rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                                                "partial_rotary_factor": 0.75},
+                               rms_norm_eps=1e-5, tie_word_embeddings=False, sliding_window=6)),
     ] + rope_specs(common)
 
 
@@ -309,6 +325,8 @@ class TrueFloat64:
         import transformers.models.llama.modeling_llama as ml
         import transformers.models.qwen2.modeling_qwen2 as mq
         import transformers.models.mistral.modeling_mistral as mm
+        import transformers.models.qwen3.modeling_qwen3 as mq3
+        import transformers.models.phi3.modeling_phi3 as mp3
 
         def rms_forward(self, x):
             var = x.pow(2).mean(-1, keepdim=True)
@@ -316,14 +334,15 @@ class TrueFloat64:
 
         def rope_forward(self, x, position_ids):
             cfg = self.config
-            dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+            head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
             if self.rope_type == "default":
                 assert self.attention_scaling == 1.0
+                dim = int(head_dim * cfg.rope_parameters.get("partial_rotary_factor", 1.0))
                 base = float(cfg.rope_parameters["rope_theta"])
                 inv = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim))
                 scaling = 1.0
             else:  # scaled RoPE: the table for this pass's length, max(position_ids) + 1
-                inv, scaling = rope_inv_freq_f64(cfg.rope_parameters, dim, cfg.max_position_embeddings,
+                inv, scaling = rope_inv_freq_f64(cfg.rope_parameters, head_dim, cfg.max_position_embeddings,
                                                  int(position_ids.max()) + 1)
                 inv = torch.from_numpy(inv)
             freqs = position_ids[..., None].to(torch.float64) * inv
@@ -342,7 +361,7 @@ class TrueFloat64:
             return eager
 
         self.saved = []
-        for mod, prefix in ((ml, "Llama"), (mq, "Qwen2"), (mm, "Mistral")):
+        for mod, prefix in ((ml, "Llama"), (mq, "Qwen2"), (mm, "Mistral"), (mq3, "Qwen3"), (mp3, "Phi3")):
             norm, rope = getattr(mod, prefix + "RMSNorm"), getattr(mod, prefix + "RotaryEmbedding")
             self.saved += [(norm, "forward", norm.forward), (rope, "forward", rope.forward),
                            (mod, "eager_attention_forward", mod.eager_attention_forward)]
@@ -408,6 +427,7 @@ def numpy_reference(folder, spec, ids, normalizer="softmax"):
     c = spec["config"]
     H, Hkv, L = c.num_attention_heads, c.num_key_value_heads, c.num_hidden_layers
     D = getattr(c, "head_dim", None) or c.hidden_size // H
+    R = int(D * c.rope_parameters.get("partial_rotary_factor", 1.0))  # rotated channels per head
     theta = float(c.rope_parameters["rope_theta"])
     window = getattr(c, "sliding_window", None)
     eps = c.rms_norm_eps
@@ -421,16 +441,17 @@ def numpy_reference(folder, spec, ids, normalizer="softmax"):
         return y + sd[name + ".bias"] if name + ".bias" in sd else y
 
     if c.rope_parameters.get("rope_type", "default") == "default":
-        inv, scaling = 1.0 / theta ** (np.arange(0, D, 2, dtype=np.float64) / D), 1.0
+        inv, scaling = 1.0 / theta ** (np.arange(0, R, 2, dtype=np.float64) / R), 1.0
     else:
         inv, scaling = rope_inv_freq_f64(c.rope_parameters, D, c.max_position_embeddings, T)
     ang = np.arange(T, dtype=np.float64)[:, None] * inv[None, :]
     cos = np.cos(np.concatenate([ang, ang], -1)) * scaling
     sin = np.sin(np.concatenate([ang, ang], -1)) * scaling
 
-    def rope(x):  # [T, heads, D], rotate-half convention
-        rot = np.concatenate([-x[..., D // 2:], x[..., :D // 2]], -1)
-        return x * cos[:, None, :] + rot * sin[:, None, :]
+    def rope(x):  # [T, heads, D], rotate-half convention on the first R channels
+        r, rest = x[..., :R], x[..., R:]
+        rot = np.concatenate([-r[..., R // 2:], r[..., :R // 2]], -1)
+        return np.concatenate([r * cos[:, None, :] + rot * sin[:, None, :], rest], -1)
 
     qi, ki = np.arange(T)[:, None], np.arange(T)[None, :]
     allowed = ki <= qi
@@ -440,9 +461,15 @@ def numpy_reference(folder, spec, ids, normalizer="softmax"):
     for l in range(L):
         p = f"model.layers.{l}."
         h = rms(x, sd[p + "input_layernorm.weight"])
-        q = rope(lin(h, p + "self_attn.q_proj").reshape(T, H, D))
-        k = rope(lin(h, p + "self_attn.k_proj").reshape(T, Hkv, D))
-        v = lin(h, p + "self_attn.v_proj").reshape(T, Hkv, D)
+        if p + "self_attn.qkv_proj.weight" in sd:  # Phi-3: q rows, k rows, v rows
+            qkv = lin(h, p + "self_attn.qkv_proj")
+            q, k, v = np.split(qkv, [H * D, (H + Hkv) * D], axis=-1)
+        else:
+            q, k, v = (lin(h, p + f"self_attn.{n}_proj") for n in "qkv")
+        q, k, v = q.reshape(T, H, D), k.reshape(T, Hkv, D), v.reshape(T, Hkv, D)
+        if p + "self_attn.q_norm.weight" in sd:  # Qwen3: RMSNorm per head, before RoPE
+            q, k = rms(q, sd[p + "self_attn.q_norm.weight"]), rms(k, sd[p + "self_attn.k_norm.weight"])
+        q, k = rope(q), rope(k)
         out = np.empty((T, H, D))
         for hh in range(H):
             kv = hh // (H // Hkv)
@@ -456,8 +483,11 @@ def numpy_reference(folder, spec, ids, normalizer="softmax"):
             out[:, hh, :] = (s / s.sum(-1, keepdims=True)) @ v[:, kv, :]
         x = x + lin(out.reshape(T, H * D), p + "self_attn.o_proj")
         h = rms(x, sd[p + "post_attention_layernorm.weight"])
-        g = lin(h, p + "mlp.gate_proj")
-        x = x + lin((g / (1.0 + np.exp(-g))) * lin(h, p + "mlp.up_proj"), p + "mlp.down_proj")
+        if p + "mlp.gate_up_proj.weight" in sd:  # Phi-3: gate rows, then up rows
+            g, u = np.split(lin(h, p + "mlp.gate_up_proj"), 2, axis=-1)
+        else:
+            g, u = lin(h, p + "mlp.gate_proj"), lin(h, p + "mlp.up_proj")
+        x = x + lin((g / (1.0 + np.exp(-g))) * u, p + "mlp.down_proj")
     x = rms(x, sd["model.norm.weight"])
     head = sd.get("lm_head.weight", sd["model.embed_tokens.weight"])
     return x @ head.T
