@@ -45,6 +45,9 @@ public struct ArchitectureSpec: Sendable, Equatable {
     /// Attention rotates only the first `int(head_dim · partial_rotary_factor)` channels
     /// (Phi-3); the other families' attention rotates whole heads whatever the key says.
     public var partialRotary = false
+    /// The config declares `original_max_position_embeddings` at top level with this
+    /// default (Phi-3: 4096); it then wins over the RoPE object's for scaled RoPE.
+    public var topLevelOriginalMaxPositions: Int?
     public var slidingWindow: SlidingWindow
     /// `head_dim` when the key is absent; nil = `hidden_size / num_attention_heads`.
     public var defaultHeadDim: Int?
@@ -92,6 +95,7 @@ public struct ArchitectureSpec: Sendable, Equatable {
             s.defaultMaxPositions = 4096
             s.defaultRMSNormEps = 1e-5
             s.partialRotary = true
+            s.topLevelOriginalMaxPositions = 4096
             return s
         }
     }

@@ -188,7 +188,9 @@ public struct HFConfig: Sendable, Equatable {
         }
         rmsNormEps = try r.positiveDouble("rms_norm_eps") ?? spec.defaultRMSNormEps
         maxPositionEmbeddings = try r.size("max_position_embeddings", default: spec.defaultMaxPositions)
-        rope = try RopeScaling(r, headDim: headDim, maxPositionEmbeddings: maxPositionEmbeddings, appliesPartialRotary: spec.partialRotary)
+        let topLevelOriginal = try spec.topLevelOriginalMaxPositions.map { try r.size("original_max_position_embeddings", default: $0) }
+        rope = try RopeScaling(r, headDim: headDim, maxPositionEmbeddings: maxPositionEmbeddings, appliesPartialRotary: spec.partialRotary,
+                               topLevelOriginal: topLevelOriginal)
         ropeTheta = rope.theta
         tieWordEmbeddings = try r.bool("tie_word_embeddings") ?? false
         torchDtype = try r.string("torch_dtype") ?? r.string("dtype")

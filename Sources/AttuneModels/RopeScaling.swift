@@ -119,7 +119,11 @@ extension RopeScaling {
     /// the first `int(head_dim * partial_rotary_factor)` channels (Llama, Qwen2 and
     /// Mistral rotate whole heads: their plain RoPE ignores the factor and their scaled
     /// types fail on it in transformers, so Attune refuses that combination).
-    init(_ r: ConfigReader, headDim: Int, maxPositionEmbeddings: Int, appliesPartialRotary: Bool) throws {
+    /// `topLevelOriginal`: the architecture's config declares `original_max_position_embeddings`
+    /// itself (Phi-3, default 4096), and transformers' standardisation then gives that value
+    /// priority over the one in the RoPE object for llama3, yarn and longrope.
+    init(_ r: ConfigReader, headDim: Int, maxPositionEmbeddings: Int, appliesPartialRotary: Bool,
+         topLevelOriginal: Int? = nil) throws {
         typealias Problem = ConfigReader.Problem
         func object(_ key: String) throws -> JSONObject? {
             guard let v = r[key], !v.isNull else { return nil }
@@ -150,6 +154,7 @@ extension RopeScaling {
             do { return try p.positiveDouble(k) } catch let e as Problem { throw problem(e.reason) }
         }
         func original() throws -> Int {
+            if let topLevelOriginal { return topLevelOriginal }
             do { return try p.size("original_max_position_embeddings", default: maxPositionEmbeddings) } catch let e as Problem {
                 throw problem(e.reason)
             }

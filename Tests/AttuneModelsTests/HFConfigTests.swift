@@ -233,6 +233,30 @@ final class HFConfigTests: XCTestCase {
         XCTAssertEqual(try decode(Self.minimal("LlamaForCausalLM", "\"partial_rotary_factor\": 0.5")).rotaryDim, 16)
     }
 
+    /// Phi-3 declares `original_max_position_embeddings` at top level (default 4096), and
+    /// transformers' standardisation gives it priority over the RoPE object's own: here 8,
+    /// not 16. Goldens: Phi3RotaryEmbedding's inv_freq and attention_scaling (transformers
+    /// 5.24) after a forward over 8 and 9 positions, printed to 9 decimals.
+    func testPhi3LongropeTakesTheTopLevelOriginalLength() throws {
+        let sf = "[1.0,1.1,1.2,1.3,1.5,2.0,3.0,4.0]", lf = "[2.0,2.5,3.0,4.0,6.0,8.0,12.0,16.0]"
+        let rope = "\"max_position_embeddings\": 64, \"original_max_position_embeddings\": 8, \"rope_scaling\": {\"type\": \"longrope\", "
+            + "\"short_factor\": \(sf), \"long_factor\": \(lf), \"original_max_position_embeddings\": 16}"
+        let c = try decode(Self.minimal("Phi3ForCausalLM", rope))
+        let short = [1.0, 0.287479758, 0.083333336, 0.024325214, 0.006666667, 0.001581139, 0.000333333, 7.9057e-05]
+        let long = [0.5, 0.126491114, 0.033333335, 0.007905695, 0.001666667, 0.000395285, 8.3333e-05, 1.9764e-05]
+        for (length, want) in [(8, short), (9, long)] {
+            let got = c.rope.frequencies.inverseFrequencies(rotaryDim: 16, totalLength: length)
+            XCTAssertEqual(got.count, want.count)
+            for (g, w) in zip(got, want) { XCTAssertEqual(g, w, accuracy: 2e-6 * w + 1e-9, "length \(length)") }
+        }
+        XCTAssertEqual(c.rope.frequencies.attentionScaling, 2.0.squareRoot(), accuracy: 1e-12)
+        // Absent at top level: Phi3Config's default 4096, beyond max_position_embeddings 64, so
+        // the short factors always apply and the scaling is 1.
+        let d = try decode(Self.minimal("Phi3ForCausalLM", rope.replacingOccurrences(of: "\"original_max_position_embeddings\": 8, ", with: "")))
+        for (g, w) in zip(d.rope.frequencies.inverseFrequencies(rotaryDim: 16, totalLength: 60), short) { XCTAssertEqual(g, w, accuracy: 2e-6 * w + 1e-9) }
+        XCTAssertEqual(d.rope.frequencies.attentionScaling, 1.0)
+    }
+
     func testLayerTypesValidatedForEveryFamily() throws {
         // transformers validates layer_types on every config: one entry per layer, known kinds.
         assertConfigError(Self.minimal("LlamaForCausalLM", "\"layer_types\": [\"full_attention\", \"full_attention\"]"),
