@@ -12,7 +12,7 @@ struct CompileCommand: ParsableCommand {
         Llama, Qwen2, Mistral, Qwen3, Phi-3) or an .attn graph (weights from the .safetensors file of the same name).
         --emit so (default) writes lib<name>.so, <name>.h, <name>.c and weights.manifest to OUT.
         --emit c writes a folder that builds without Swift: the C, the header, weights.manifest, \
-        the kernel sources, a Makefile and a main.c driver (make && ./run 1 2 3).
+        the kernel sources, a Makefile and a run-model.c driver (make && ./run 1 2 3).
         Weights are not copied: weights.manifest names the checkpoint's files by absolute path \
         and the module maps them when it opens (values derived at compile time, if any, go to \
         constants.bin beside it). Moving or changing the checkpoint needs a new compile.
@@ -35,7 +35,7 @@ struct CompileCommand: ParsableCommand {
             let (report, module) = try ModelCompiler.emit(loaded, try compile.options())
             try StandaloneFolder.write(module, to: out, toolchain: toolchain, allowNonfinite: try compile.options().allowNonfinite)
             print(report.summary)
-            print("wrote \(out.path): \(module.name).c, \(module.name).h, weights.manifest, kernels/, Makefile, main.c (\(fmt(Date().timeIntervalSince(start), 2)) s)")
+            print("wrote \(out.path): \(module.name).c, \(module.name).h, weights.manifest, kernels/, Makefile, run-model.c (\(fmt(Date().timeIntervalSince(start), 2)) s)")
             return
         }
         let artifacts = try ModelCompiler.compile(loaded, try compile.options(), toolchain: toolchain)

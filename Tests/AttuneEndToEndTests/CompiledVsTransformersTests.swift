@@ -57,6 +57,33 @@ final class CompiledVsTransformersTests: XCTestCase {
                        "generated: " + seq.greedy_new_ids.map(String.init).joined(separator: " "))
     }
 
+    /// The standalone driver refuses what is not a token id (it once read "abc" as 0 and let
+    /// 99999999999 wrap) and a model named like a driver file cannot lose its C.
+    func testStandaloneDriverRefusesBadArgumentsAndNamesCannotCollide() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attune-emit-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let folder = dir.appendingPathComponent("main")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: try GoldenModel("llama").folder, to: folder)
+        let model = try ModelSource.load(folder.path)
+        XCTAssertEqual(model.name, "main")
+        let (_, module) = try ModelCompiler.emit(model, CompileOptions(maxChunk: 16, maxContext: 64))
+        let out = dir.appendingPathComponent("out")
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        try StandaloneFolder.write(module, to: out, toolchain: try Toolchain.detect())
+        XCTAssertEqual(try String(contentsOf: out.appendingPathComponent("main.c"), encoding: .utf8), module.source)
+        try shell("cd '\(out.path)' && make -s CC=cc")
+        for bad in ["abc", "99999999999", "-1", "12x", "128"] {
+            XCTAssertThrowsError(try shell("cd '\(out.path)' && ./run 1 \(bad)"), bad) { error in
+                XCTAssertTrue("\(error)".contains("'\(bad)' (argument 2) is not a token id in [0, 128)"), "\(error)")
+                XCTAssertTrue("\(error)".contains("exit 2"), "\(error)")
+            }
+        }
+        XCTAssertThrowsError(try shell("cd '\(out.path)' && ATTUNE_NEW_TOKENS=x ./run 1")) { error in
+            XCTAssertTrue("\(error)".contains("ATTUNE_NEW_TOKENS='x' is not a count"), "\(error)")
+        }
+    }
+
     @discardableResult
     func shell(_ command: String) throws -> String { try Toolchain.run(["sh", "-c", command]) }
 }

@@ -35,7 +35,7 @@ final class CompilerCLITests: XCTestCase {
         }
         let c = try CLI.run(["compile", llama, "-o", dir.appendingPathComponent("c").path, "--emit", "c"])
         XCTAssertEqual(c.status, 0, c.stderr)
-        for file in ["llama.c", "llama.h", "weights.manifest", "Makefile", "main.c", "kernels/flash.c", "kernels/include/attune_attention.h"] {
+        for file in ["llama.c", "llama.h", "weights.manifest", "Makefile", "run-model.c", "kernels/flash.c", "kernels/include/attune_attention.h"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("c/\(file)").path), file)
         }
     }
