@@ -86,14 +86,17 @@ public struct CodegenOptions: Sendable, Equatable {
 /// C literals that read back to exactly the same value.
 enum CLiteral {
     static func float(_ x: Double) -> String {
-        var s = String(Float(x).description)
-        if !s.contains(".") && !s.contains("e") && !s.contains("n") { s += ".0" }
-        if s == "inf" { return "INFINITY" }
-        if s == "-inf" { return "(-INFINITY)" }
+        let f = Float(x)
+        if f.isNaN { return "NAN" }
+        if f.isInfinite { return f > 0 ? "INFINITY" : "(-INFINITY)" }
+        var s = f.description
+        if !s.contains(".") && !s.contains("e") { s += ".0" }
         return s + "f"
     }
 
     static func double(_ x: Double) -> String {
+        if x.isNaN { return "NAN" }
+        if x.isInfinite { return x > 0 ? "INFINITY" : "(-INFINITY)" }
         var s = x.description
         if !s.contains(".") && !s.contains("e") { s += ".0" }
         return s

@@ -114,6 +114,14 @@ extension AttentionKernel {
             if !value.isFinite || (spec.isInteger && value.rounded() != value) {
                 throw KernelError("parameter '\(key)' of kernel '\(name)' must be \(spec.isInteger ? "an integer" : "finite"), got \(value)")
             }
+            // Values reach the C kernels as int32 or float: out of those ranges they would
+            // wrap or become inf (and a generated module would not compile).
+            if spec.isInteger, abs(value) > Double(Int32.max) {
+                throw KernelError("parameter '\(key)' of kernel '\(name)' must be an integer of at most \(Int32.max) in magnitude, got \(value)")
+            }
+            if !spec.isInteger, !Float(value).isFinite {
+                throw KernelError("parameter '\(key)' of kernel '\(name)' must be finite in fp32 (magnitude below 3.4e38), got \(value)")
+            }
         }
     }
 

@@ -26,25 +26,28 @@ struct CompileCommand: ParsableCommand {
 
     func run() throws {
         guard emit == "so" || emit == "c" else { throw CLIError("--emit must be so or c, got '\(emit)'") }
+        // Everything that can be refused is checked before OUT is created or touched.
+        let options = try compile.options()
         let loaded = try ModelSource.load(model)
         let toolchain = try Toolchain.detect()
         let out = URL(fileURLWithPath: output)
-        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
         let start = Date()
         if emit == "c" {
-            let (report, module) = try ModelCompiler.emit(loaded, try compile.options())
-            try StandaloneFolder.write(module, to: out, toolchain: toolchain, allowNonfinite: try compile.options().allowNonfinite)
+            let (report, module) = try ModelCompiler.emit(loaded, options)
+            try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+            try StandaloneFolder.write(module, to: out, toolchain: toolchain, allowNonfinite: options.allowNonfinite)
             print(report.summary)
             print("wrote \(out.path): \(module.name).c, \(module.name).h, weights.manifest, kernels/, Makefile, run-model.c (\(fmt(Date().timeIntervalSince(start), 2)) s)")
             return
         }
-        let artifacts = try ModelCompiler.compile(loaded, try compile.options(), toolchain: toolchain)
+        let artifacts = try ModelCompiler.compile(loaded, options, toolchain: toolchain)
         for note in artifacts.notes { printNote(note) }
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
         let name = artifacts.module.name
         let dest = out.appendingPathComponent("lib\(name).so")
         try? FileManager.default.removeItem(at: dest)
         try FileManager.default.copyItem(at: artifacts.library, to: dest)
-        try WeightsManifest.write(artifacts.module, to: out, allowNonfinite: try compile.options().allowNonfinite)
+        try WeightsManifest.write(artifacts.module, to: out, allowNonfinite: options.allowNonfinite)
         try artifacts.module.source.write(to: out.appendingPathComponent("\(name).c"), atomically: true, encoding: .utf8)
         try artifacts.module.header.write(to: out.appendingPathComponent("\(name).h"), atomically: true, encoding: .utf8)
         print(artifacts.report.summary)

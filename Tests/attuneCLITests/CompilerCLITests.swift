@@ -88,6 +88,10 @@ final class CompilerCLITests: XCTestCase {
             (["inspect", llama, "--after", "no-such-pass"], "no pass named 'no-such-pass'"),
             (["compile", llama, "-o", "/tmp/x", "--emit", "exe"], "--emit must be so or c"),
             (["run", llama, "--tokens", "1,2,3", "--max-new-tokens", "10", "--max-context", "8"], "exceed the context of 8"),
+            // Values the C kernels receive as float or int32 must fit them (1e300 became `inf` in the C).
+            (["compile", llama, "-o", "/tmp/attune-never-written", "--emit", "c", "--attention", "unified_max:phi=1e300"],
+             "parameter 'phi' of kernel 'unified_max' must be finite in fp32"),
+            (["run", llama, "--tokens", "1", "--attention", "flash:block_kv=1e12"], "must be an integer of at most 2147483647"),
         ]
         for (args, needle) in bad {
             let r = try CLI.run(args)
@@ -95,5 +99,6 @@ final class CompilerCLITests: XCTestCase {
             XCTAssertTrue(r.stderr.contains(needle), "\(args): '\(r.stderr)' should mention '\(needle)'")
             XCTAssertFalse(r.stderr.contains("Fatal error"), "\(args) crashed")
         }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "/tmp/attune-never-written"), "refused before any output")
     }
 }
