@@ -44,6 +44,15 @@ public struct CompiledArtifacts {
 public enum ModelCompiler {
     public static func lower(_ model: LoadedModel, _ options: CompileOptions) throws -> PipelineReport {
         var kernels = options.kernels
+        // A choice for a layer the model does not have would be silently unused.
+        let layers = Set(model.graph.nodes.compactMap { node -> Int? in
+            if case .kvAppend(let layer, _) = node.op { return layer }
+            return nil
+        })
+        if let missing = kernels.byLayer.keys.sorted().first(where: { !layers.contains($0) }) {
+            let have = layers.isEmpty ? "no attention layers" : "layers \(layers.min()!)...\(layers.max()!)"
+            throw RuntimeError("a per-layer kernel choice (--layer-attention or a policy file) names layer \(missing), but the model has \(have)")
+        }
         if let (file, path) = options.calibration {
             try file.check(against: model, path: path)
             kernels.calibratedPhi = file.phiByLayer

@@ -92,6 +92,7 @@ final class CompilerCLITests: XCTestCase {
             (["compile", llama, "-o", "/tmp/attune-never-written", "--emit", "c", "--attention", "unified_max:phi=1e300"],
              "parameter 'phi' of kernel 'unified_max' must be finite in fp32"),
             (["run", llama, "--tokens", "1", "--attention", "flash:block_kv=1e12"], "must be an integer of at most 2147483647"),
+            (["run", llama, "--tokens", "1", "--layer-attention", "7=flash"], "names layer 7, but the model has layers 0...1"),
         ]
         for (args, needle) in bad {
             let r = try CLI.run(args)
