@@ -135,7 +135,14 @@ private struct TextParser {
         return TensorType(dtype, shape)
     }
 
-    func attr(_ t: inout TokenStream) throws -> AttrValue {
+    /// Deepest nesting of lists and dicts in attributes. Attune's own go three deep; the
+    /// limit keeps a hostile file (60 000 levels) from overflowing the stack.
+    static let maxAttributeDepth = 32
+
+    func attr(_ t: inout TokenStream, depth: Int = 0) throws -> AttrValue {
+        guard depth <= Self.maxAttributeDepth else {
+            throw IRError("attributes nested deeper than \(Self.maxAttributeDepth) levels")
+        }
         switch t.next() {
         case .int(let n)?: return .int(n)
         case .double(let d)?: return .double(d)
@@ -146,7 +153,7 @@ private struct TextParser {
         case .punct("[")?:
             var xs: [AttrValue] = []
             if t.take(.punct("]")) { return .list(xs) }
-            repeat { xs.append(try attr(&t)) } while t.take(.punct(","))
+            repeat { xs.append(try attr(&t, depth: depth + 1)) } while t.take(.punct(","))
             guard t.take(.punct("]")) else { throw IRError("expected ']'") }
             return .list(xs)
         case .punct("{")?:
@@ -155,7 +162,7 @@ private struct TextParser {
             repeat {
                 guard case .word(let key)? = t.next(), t.take(.punct("=")) else { throw IRError("expected 'name = value'") }
                 guard d[key] == nil else { throw IRError("attribute '\(key)' given twice") }
-                d[key] = try attr(&t)
+                d[key] = try attr(&t, depth: depth + 1)
             } while t.take(.punct(","))
             guard t.take(.punct("}")) else { throw IRError("expected '}' closing the attributes") }
             return .dict(d)

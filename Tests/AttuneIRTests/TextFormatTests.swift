@@ -60,6 +60,9 @@ final class TextFormatTests: XCTestCase {
             ("graph g {\n  %0 = input() {name = \"x\"} : f32[2, 4]\n  %1 = weight() {name = \"w\"} : f32[3, 5]\n  %2 = linear(%0, %1) : f32[2, 3]\n}",
              "node %2 (linear): x's last dim vs weight's in dim: 4 != 5"),
             ("graph g {\n  %0 = input() {name = \"x\"} : f32[2]\n  output y = %7\n}", "line 3: %7 is not defined"),
+            // 60 000 nested lists once overflowed the parser's stack (SIGSEGV).
+            ("graph g {\n  %0 = input() {name = \(String(repeating: "[", count: 60_000))1\(String(repeating: "]", count: 60_000))} : f32[2]\n}",
+             "line 2: attributes nested deeper than 32 levels"),
         ]
         for (text, needle) in cases {
             XCTAssertThrowsError(try TextFormat.parse(text), needle) { error in
