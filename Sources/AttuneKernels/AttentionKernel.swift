@@ -9,14 +9,26 @@ public struct KernelParameter: Sendable, Equatable {
     /// Candidate values for the tuner.
     public var candidates: [Double]
     public var isInteger: Bool
+    /// Values outside it are refused before any work; nil = anything C can take.
+    public var validRange: ClosedRange<Double>?
 
-    public init(name: String, summary: String, defaultValue: Double, candidates: [Double], isInteger: Bool = true) {
+    public init(name: String, summary: String, defaultValue: Double, candidates: [Double], isInteger: Bool = true,
+                validRange: ClosedRange<Double>? = nil) {
         self.name = name
         self.summary = summary
         self.defaultValue = defaultValue
         self.candidates = candidates
         self.isInteger = isInteger
+        self.validRange = validRange
     }
+
+    /// Most thread counts Attune accepts: OpenMP tries to start what it is asked for, and
+    /// 100 000 threads hang the machine.
+    public static let maxThreads = 1024
+
+    /// The OpenMP thread count every kernel takes.
+    public static let threads = KernelParameter(name: "threads", summary: "OpenMP threads (0 = all)", defaultValue: 0, candidates: [0],
+                                                validRange: 0...Double(maxThreads))
 }
 
 public enum KernelNormalizer: String, Sendable {
@@ -28,10 +40,12 @@ public typealias KernelParameters = [String: Double]
 
 /// `block_kv=128 bias=-7.62`: whole numbers without a fraction, others as written.
 public func describeParameters(_ p: KernelParameters, separator: String = " ") -> String {
-    p.sorted { $0.key < $1.key }.map { key, value in
-        let text = value.rounded() == value && abs(value) < 1e15 ? String(Int(value)) : String(value)
-        return "\(key)=\(text)"
-    }.joined(separator: separator)
+    p.sorted { $0.key < $1.key }.map { key, value in "\(key)=\(describeParameterValue(value))" }.joined(separator: separator)
+}
+
+/// `128`, `-7.62`: whole numbers without a fraction.
+public func describeParameterValue(_ value: Double) -> String {
+    value.rounded() == value && abs(value) < 1e15 ? String(Int(value)) : String(value)
 }
 
 /// Counters a kernel reports about one call, by name.
@@ -118,6 +132,10 @@ extension AttentionKernel {
             // wrap or become inf (and a generated module would not compile).
             if spec.isInteger, abs(value) > Double(Int32.max) {
                 throw KernelError("parameter '\(key)' of kernel '\(name)' must be an integer of at most \(Int32.max) in magnitude, got \(value)")
+            }
+            if let range = spec.validRange, !range.contains(value) {
+                throw KernelError("parameter '\(key)' of kernel '\(name)' must be in \(describeParameterValue(range.lowerBound))..."
+                                  + "\(describeParameterValue(range.upperBound)), got \(describeParameterValue(value))")
             }
             if !spec.isInteger, !Float(value).isFinite {
                 throw KernelError("parameter '\(key)' of kernel '\(name)' must be finite in fp32 (magnitude below 3.4e38), got \(value)")

@@ -17,8 +17,7 @@ public struct FlashKernel: AttentionKernel {
                         defaultValue: 0, candidates: [64, 128, 256, 512]),
         KernelParameter(name: "kv_splits", summary: "KV chunks per tile merged by log-sum-exp (0 = auto from the shape)",
                         defaultValue: 0, candidates: [0, 1, 2, 4, 8, 16]),
-        KernelParameter(name: "threads", summary: "OpenMP threads (0 = all)",
-                        defaultValue: 0, candidates: [0]),
+        .threads,
         KernelParameter(name: "gemm", summary: "inner products: 0 auto, 1 AVX-512 micro-kernels, 2 OpenBLAS for full tiles",
                         defaultValue: 0, candidates: [1, 2]),
     ]

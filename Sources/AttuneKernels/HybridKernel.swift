@@ -120,7 +120,7 @@ public struct HybridKernel: KVStoreKernel {
                         defaultValue: 0.25, candidates: [0.0625, 0.125, 0.25, 0.5, 1], isInteger: false),
         KernelParameter(name: "block", summary: "cold keys per block (selection and int8 scale unit), multiple of 16 in [16, 1024]",
                         defaultValue: 32, candidates: [16, 32, 64, 128]),
-        KernelParameter(name: "threads", summary: "OpenMP threads (0 = all)", defaultValue: 0, candidates: [0]),
+        .threads,
         KernelParameter(name: "schedule", summary: "0: hot on one thread concurrently with cold items; 1: hot with all threads, then cold",
                         defaultValue: 0, candidates: [0, 1]),
         KernelParameter(name: "cold_file", summary: "1: cold tier in a memory-mapped temporary file (deleted afterwards)",

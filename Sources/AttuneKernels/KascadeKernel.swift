@@ -27,7 +27,7 @@ public struct KascadeKernel: AttentionKernel {
                         defaultValue: 128, candidates: [64, 128, 256]),
         KernelParameter(name: "tile", summary: "query positions per tile (one selection per kv head and tile)",
                         defaultValue: 32, candidates: [16, 32, 64]),
-        KernelParameter(name: "threads", summary: "OpenMP threads (0 = all)", defaultValue: 0, candidates: [0]),
+        .threads,
         KernelParameter(name: "role", summary: "0: anchor (select, then attend); 1: reuse an anchor's selection (run makes one first)",
                         defaultValue: 0, candidates: [0, 1]),
         KernelParameter(name: "anchor", summary: "compiled graphs, role=1: the layer whose selection to reuse (-1 = the nearest earlier anchor)",

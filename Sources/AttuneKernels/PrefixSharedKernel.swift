@@ -19,7 +19,7 @@ public struct PrefixSharedKernel: AttentionKernel {
         KernelParameter(name: "block_q", summary: "flash query rows per tile (0 = default)", defaultValue: 0, candidates: [32, 64, 128]),
         KernelParameter(name: "block_kv", summary: "flash keys per tile (0 = default)", defaultValue: 0, candidates: [128, 256]),
         KernelParameter(name: "kv_splits", summary: "flash KV splits (0 = auto)", defaultValue: 0, candidates: [0]),
-        KernelParameter(name: "threads", summary: "OpenMP threads (0 = all)", defaultValue: 0, candidates: [0]),
+        .threads,
     ]
 
     public func unsupportedReasons(_ problem: AttentionProblem) -> [String] {

@@ -24,8 +24,7 @@ public struct SigmoidKernel: AttentionKernel {
                         defaultValue: 0, candidates: [64, 128, 256, 512]),
         KernelParameter(name: "kv_splits", summary: "KV chunks per tile, partial sums added (0 = auto from the shape)",
                         defaultValue: 0, candidates: [0, 1, 2, 4, 8, 16]),
-        KernelParameter(name: "threads", summary: "OpenMP threads (0 = all)",
-                        defaultValue: 0, candidates: [0]),
+        .threads,
         KernelParameter(name: "bias", summary: "the model's sigmoid bias b (finite; usually -ln(training length)); not a tuning knob",
                         defaultValue: 0, candidates: [], isInteger: false),
     ]

@@ -31,7 +31,7 @@ public struct SpargeKernel: AttentionKernel {
                         defaultValue: 50, candidates: [20, 50, 200], isInteger: false),
         KernelParameter(name: "sink", summary: "1: always keep key block 0 (attention sinks)",
                         defaultValue: 1, candidates: [0, 1]),
-        KernelParameter(name: "threads", summary: "OpenMP threads (0 = all)", defaultValue: 0, candidates: [0]),
+        .threads,
     ]
 
     public func unsupportedReasons(_ problem: AttentionProblem) -> [String] {

@@ -20,8 +20,7 @@ public struct UnifiedMaxKernel: AttentionKernel {
                         defaultValue: 0, candidates: [128, 256, 512]),
         KernelParameter(name: "kv_splits", summary: "KV chunks per tile, summed (0 = auto from the shape)",
                         defaultValue: 0, candidates: [0, 1, 2, 4, 8, 16]),
-        KernelParameter(name: "threads", summary: "OpenMP threads (0 = all)",
-                        defaultValue: 0, candidates: [0]),
+        .threads,
     ]
 
     public func unsupportedReasons(_ problem: AttentionProblem) -> [String] {

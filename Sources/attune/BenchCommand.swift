@@ -40,7 +40,9 @@ struct BenchAttention: ParsableCommand {
 
     func run() throws {
         let kernel = try KernelRegistry.kernel(named: self.kernel)
-        if threads < 0 { throw CLIError("--threads must be >= 0") }
+        guard (0...KernelParameter.maxThreads).contains(threads) else {
+            throw CLIError("--threads must be in 0...\(KernelParameter.maxThreads) (0 = all cores), got \(threads)")
+        }
         if repeats < 1 { throw CLIError("--repeats must be >= 1") }
         let problem = try shape.problem(causal: causal, window: window)
         var bench = AttentionBenchmark(kernel: kernel, problem: problem, parameters: try parseParameters(params),

@@ -60,7 +60,9 @@ struct KernelRun: ParsableCommand {
         let vt = try Npy.read(contentsOf: URL(fileURLWithPath: v))
         let problem = try problemFromShapes(q: qt.shape, k: kt.shape, v: vt.shape)
         var parameters = try parseParameters(params)
-        if threads < 0 { throw CLIError("--threads must be >= 0") }
+        guard (0...KernelParameter.maxThreads).contains(threads) else {
+            throw CLIError("--threads must be in 0...\(KernelParameter.maxThreads) (0 = all cores), got \(threads)")
+        }
         if threads > 0 { parameters["threads"] = Double(threads) }
         let output = try kernel.run(problem, q: qt, k: kt, v: vt, parameters: parameters)
         try Npy.write(output.o, to: URL(fileURLWithPath: out))

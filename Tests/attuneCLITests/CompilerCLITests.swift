@@ -92,6 +92,9 @@ final class CompilerCLITests: XCTestCase {
             (["compile", llama, "-o", "/tmp/attune-never-written", "--emit", "c", "--attention", "unified_max:phi=1e300"],
              "parameter 'phi' of kernel 'unified_max' must be finite in fp32"),
             (["run", llama, "--tokens", "1", "--attention", "flash:block_kv=1e12"], "must be an integer of at most 2147483647"),
+            // OpenMP tries to start as many threads as asked: 100 000 hung the machine.
+            (["run", llama, "--tokens", "1", "--attention", "flash:threads=100000"], "parameter 'threads' of kernel 'flash' must be in 0...1024, got 100000"),
+            (["bench", "attention", "--kernel", "flash", "--threads", "100000"], "--threads must be in 0...1024"),
             (["run", llama, "--tokens", "1", "--layer-attention", "7=flash"], "names layer 7, but the model has layers 0...1"),
         ]
         for (args, needle) in bad {
