@@ -31,6 +31,7 @@ struct CalibrateCommand: ParsableCommand {
     var params: [String] = []
 
     func run() throws {
+        try OutputPath.requireWritableFile(output, option: "-o")
         let (shape, values) = try Npy.readIntegers(contentsOf: URL(fileURLWithPath: data))
         guard shape.count == 1 || shape.count == 2, let n = shape.last, n > 0, shape.first! > 0 else {
             throw CLIError("\(data): token ids must have shape [n] or [sequences, n] with n >= 1, got \(shape)")

@@ -34,6 +34,7 @@ struct CheckCommand: ParsableCommand {
     }
 
     func run() throws {
+        if let report { try OutputPath.requireWritableFile(report, option: "--report") }
         let cases: [CheckCase]
         let baselinePath = baseline ?? Self.sourceRoot.appendingPathComponent("Tests/Baselines/check.json").path
         if let inputs {

@@ -28,6 +28,7 @@ struct CompileCommand: ParsableCommand {
         guard emit == "so" || emit == "c" else { throw CLIError("--emit must be so or c, got '\(emit)'") }
         // Everything that can be refused is checked before OUT is created or touched.
         let options = try compile.options()
+        try OutputPath.requireWritableFolder(output, option: "-o")
         let loaded = try ModelSource.load(model)
         let toolchain = try Toolchain.detect()
         let out = URL(fileURLWithPath: output)

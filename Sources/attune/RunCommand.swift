@@ -40,6 +40,7 @@ struct RunCommand: ParsableCommand {
         if all.count > 1 && (logitsOut != nil || repeats > 1) {
             throw CLIError("--logits-out and --repeats take one prompt; \(all.count) were given")
         }
+        if let logitsOut { try OutputPath.requireWritableFile(logitsOut, option: "--logits-out") }
         let started = Date()
         let loaded = try ModelSource.load(model)
         let importMs = Date().timeIntervalSince(started) * 1e3
@@ -48,6 +49,14 @@ struct RunCommand: ParsableCommand {
         let opening = Date()
         let session = try CompiledModel(artifacts: artifacts)
         let loadMs = Date().timeIntervalSince(opening) * 1e3
+        // Every id is checked before anything runs (a bad id in the last prompt once failed
+        // only after the shared prefix had been prefilled), and named as the user counts.
+        for (p, prompt) in all.enumerated() {
+            if let i = prompt.firstIndex(where: { $0 < 0 || Int($0) >= session.vocab }) {
+                let which = all.count > 1 ? " of prompt \(p + 1)" : ""
+                throw CLIError("token \(i + 1)\(which) is \(prompt[i]), outside the vocabulary of \(session.vocab) (ids 0...\(session.vocab - 1))")
+            }
+        }
         if let longest = all.map(\.count).max(), longest + maxNewTokens > session.maxContext {
             throw CLIError("\(longest) prompt + \(maxNewTokens) new tokens exceed the context of \(session.maxContext) (see --max-context)")
         }

@@ -62,6 +62,9 @@ struct TuneCommand: ParsableCommand {
     @Flag(help: "Print one JSON object on the last line.") var json = false
 
     func run() throws {
+        for (path, option) in [(output, "-o"), (calibrationOut, "--calibration-out"), (export, "--export")] {
+            if let path { try OutputPath.requireWritableFile(path, option: option) }
+        }
         if let model { return try tuneModel(model) }
         let database = try TuningDatabase(path: db ?? TuningDatabase.defaultPath)
         if let export {

@@ -83,7 +83,8 @@ final class CompilerCLITests: XCTestCase {
         let bad: [([String], String)] = [
             (["run", "/nonexistent", "--tokens", "1"], "no such file or folder"),
             (["run", llama, "--tokens", "1,x"], "'x' is not an integer"),
-            (["run", llama, "--tokens", "1,500"], "token id 500"),
+            (["run", llama, "--tokens", "1,500"], "token 2 is 500, outside the vocabulary of 128 (ids 0...127)"),
+            (["run", llama, "--tokens", "1,2,3", "--tokens", "1,2,-4"], "token 3 of prompt 2 is -4, outside the vocabulary of 128"),
             (["run", llama, "--tokens", "1", "--attention", "nope"], "nope"),
             (["inspect", llama, "--after", "no-such-pass"], "no pass named 'no-such-pass'"),
             (["compile", llama, "-o", "/tmp/x", "--emit", "exe"], "--emit must be so or c"),
@@ -95,6 +96,12 @@ final class CompilerCLITests: XCTestCase {
             // OpenMP tries to start as many threads as asked: 100 000 hung the machine.
             (["run", llama, "--tokens", "1", "--attention", "flash:threads=100000"], "parameter 'threads' of kernel 'flash' must be in 0...1024, got 100000"),
             (["bench", "attention", "--kernel", "flash", "--threads", "100000"], "--threads must be in 0...1024"),
+            // Output paths are checked before the work (the data file here does not even exist).
+            (["calibrate", llama, "--data", "/nonexistent.npy", "-o", "/etc/hostname/c.json"], "-o /etc/hostname/c.json: /etc/hostname is a file, not a folder"),
+            (["compile", llama, "-o", "/etc/hostname/out"], "-o /etc/hostname/out: /etc/hostname is a file, not a folder"),
+            (["check", "--report", "/etc/hostname/r.html"], "--report /etc/hostname/r.html: /etc/hostname is a file"),
+            (["tune", "--export", "/etc/hostname/x.json"], "--export /etc/hostname/x.json: /etc/hostname is a file"),
+            (["run", llama, "--tokens", "1", "--logits-out", "/tmp"], "--logits-out /tmp: is a folder"),
             (["run", llama, "--tokens", "1", "--layer-attention", "7=flash"], "names layer 7, but the model has layers 0...1"),
         ]
         for (args, needle) in bad {
