@@ -39,22 +39,50 @@ public enum InputsCheck {
         guard q.shape.count == 4, k.shape.count == 4, v.shape.count == 4 else {
             throw CheckError("\(folder.path): q, k, v must be [B, H, L, D] (got \(q.shape), \(k.shape), \(v.shape))")
         }
-        var meta: [String: Any] = [:]
-        let metaURL = folder.appendingPathComponent("problem.json")
-        if FileManager.default.fileExists(atPath: metaURL.path) {
-            guard let object = try JSONSerialization.jsonObject(with: Data(contentsOf: metaURL)) as? [String: Any] else {
-                throw CheckError("\(metaURL.path): expected a JSON object")
-            }
-            meta = object
-        }
+        let meta = try problemSettings(folder.appendingPathComponent("problem.json"))
         let problem = AttentionProblem(batch: q.shape[0], qHeads: q.shape[1], kvHeads: k.shape[1], qLen: q.shape[2], kvLen: k.shape[2],
-                                       qkDim: q.shape[3], vDim: v.shape[3], scale: (meta["scale"] as? Double).map(Float.init),
-                                       causal: meta["causal"] as? Bool ?? false, qOffset: meta["q_offset"] as? Int,
-                                       window: meta["window"] as? Int)
+                                       qkDim: q.shape[3], vDim: v.shape[3], scale: meta.scale.map(Float.init),
+                                       causal: meta.causal, qOffset: meta.qOffset, window: meta.window)
         if let error = problem.validationError() { throw CheckError("\(folder.path): \(error)") }
         for (name, t, shape) in [("k", k, problem.kShape), ("v", v, problem.vShape)] where t.shape != shape {
             throw CheckError("\(folder.path): \(name).npy has shape \(t.shape), expected \(shape) for q \(q.shape)")
         }
         return (problem, q, k, v)
+    }
+
+    /// problem.json, strictly: unknown or mistyped keys are refused by name (a misspelt
+    /// "casual" once silently ran a non-causal check).
+    static func problemSettings(_ url: URL) throws -> (causal: Bool, window: Int?, qOffset: Int?, scale: Double?) {
+        guard FileManager.default.fileExists(atPath: url.path) else { return (false, nil, nil, nil) }
+        let object: Any
+        do { object = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) } catch {
+            let detail = (error as NSError).userInfo["NSDebugDescription"] as? String ?? error.localizedDescription
+            throw CheckError("\(url.path): not valid JSON: \(detail)")
+        }
+        guard let meta = object as? [String: Any] else { throw CheckError("\(url.path): expected a JSON object like {\"causal\": true}") }
+        let known = ["causal", "window", "q_offset", "scale"]
+        if let unknown = meta.keys.sorted().first(where: { !known.contains($0) }) {
+            throw CheckError("\(url.path): unknown key '\(unknown)' (keys: \(known.joined(separator: ", ")))")
+        }
+        // JSON true/false arrive as NSNumbers of type "c" (char); numbers as other types.
+        func isBool(_ v: Any) -> Bool { (v as? NSNumber).map { String(cString: $0.objCType) == "c" } ?? false }
+        func integer(_ key: String) throws -> Int? {
+            guard let v = meta[key] else { return nil }
+            guard !isBool(v), let n = v as? NSNumber, let i = Int(exactly: n.doubleValue) else {
+                throw CheckError("\(url.path): '\(key)' must be an integer, got \(v)")
+            }
+            return i
+        }
+        var causal = false
+        if let v = meta["causal"] {
+            guard isBool(v), let b = v as? Bool else { throw CheckError("\(url.path): 'causal' must be true or false, got \(v)") }
+            causal = b
+        }
+        var scale: Double?
+        if let v = meta["scale"] {
+            guard !isBool(v), let n = v as? NSNumber else { throw CheckError("\(url.path): 'scale' must be a number, got \(v)") }
+            scale = n.doubleValue
+        }
+        return (causal, try integer("window"), try integer("q_offset"), scale)
     }
 }

@@ -62,5 +62,19 @@ final class CheckCLITests: XCTestCase {
         let bad = try run(["check", "--inputs", dir.path])
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.stderr.contains("q_heads") || bad.stderr.contains("kv"), bad.stderr)
+
+        // problem.json is read strictly: a misspelt key once ran a non-causal check silently.
+        try Npy.write(t([1, 2, 24, 32]), to: dir.appendingPathComponent("k.npy"))
+        let json = dir.appendingPathComponent("problem.json")
+        for (text, message) in [(#"{"casual": true}"#, "unknown key 'casual' (keys: causal, window, q_offset, scale)"),
+                                (#"{"causal": 1}"#, "'causal' must be true or false"),
+                                (#"{"causal": true, "window": 2.5}"#, "'window' must be an integer"),
+                                ("causal: true", "not valid JSON")] {
+            try text.write(to: json, atomically: true, encoding: .utf8)
+            let r = try run(["check", "--inputs", dir.path])
+            XCTAssertNotEqual(r.status, 0, text)
+            XCTAssertTrue(r.stderr.contains("problem.json: " + message), "\(text): \(r.stderr)")
+            XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, "one line: \(r.stderr)")
+        }
     }
 }
