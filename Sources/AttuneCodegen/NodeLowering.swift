@@ -397,8 +397,15 @@ struct NodeLowering {
         let kernel: any AttentionKernel
         do { kernel = try KernelRegistry.kernel(named: binding.kernel) } catch { throw fail("\(error)") }
         var parameters = binding.parameters
-        // The sigmoid bias is the model's, carried by the node, not a tuning knob.
-        if case .sigmoid(let bias) = a.normalizer { parameters["bias"] = bias }
+        // The sigmoid bias is the model's, carried by the node, not a tuning knob: a
+        // different one asked for on the command line would change the model (it was once
+        // dropped silently), so it is refused.
+        if case .sigmoid(let bias) = a.normalizer {
+            if let asked = parameters["bias"], Float(asked) != Float(bias) {
+                throw fail("sigmoid's bias is the model's (\(bias), from sigmoid_bias or -ln(max_position_embeddings)); a kernel parameter bias=\(asked) would change the model, so it is refused")
+            }
+            parameters["bias"] = bias
+        }
         if let storeKernel = kernel as? any KVStoreKernel {
             kernelSources.formUnion(kernel.cSources)
             return try storeAttention(storeKernel, a, parameters, node, out)

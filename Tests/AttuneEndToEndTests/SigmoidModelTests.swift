@@ -1,5 +1,6 @@
 import AttuneIR
 import AttuneNumerics
+import AttunePasses
 import AttuneRuntime
 import Foundation
 import XCTest
@@ -129,5 +130,18 @@ final class SigmoidModelTests: XCTestCase {
             }
             XCTAssertEqual(generated, seq.greedy_new_ids, "seq \(i) greedy")
         }
+    }
+
+    /// The bias is the model's: asking the kernel for another one is refused, not dropped;
+    /// repeating the model's own is fine.
+    func testAnotherBiasIsRefused() throws {
+        let model = try ModelSource.load(Self.folder.path)
+        func options(_ bias: Double) throws -> CompileOptions {
+            CompileOptions(kernels: KernelOverrides(global: try KernelChoice(parsing: "sigmoid:bias=\(bias)")), maxChunk: 6, maxContext: 64)
+        }
+        XCTAssertThrowsError(try ModelCompiler.emit(model, try options(-3))) { error in
+            XCTAssertTrue("\(error)".contains("a kernel parameter bias=-3.0 would change the model, so it is refused"), "\(error)")
+        }
+        XCTAssertNoThrow(try ModelCompiler.emit(model, try options(-Foundation.log(256.0))))
     }
 }
