@@ -83,6 +83,9 @@ public struct AttentionBenchmark {
         var params = parameters
         if threads > 0 { params["threads"] = Double(threads) }
         try kernel.checkParameters(params)
+        // Inputs, two outputs (the kernel's and flash's for comparison) and a margin.
+        try SystemMemory.require(problem.tensorBytes.flatMap { $0.multipliedReportingOverflow(by: 2).overflow ? nil : $0 * 2 },
+                                 for: "the problem \(problem)")
 
         let q: [Float], k: [Float], v: [Float]
         switch inputs {

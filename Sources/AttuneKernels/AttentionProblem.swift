@@ -40,6 +40,23 @@ public struct AttentionProblem: Sendable, Equatable, CustomStringConvertible {
         self.window = window
     }
 
+    /// Bytes of q, k, v, o and the LSE as fp32; nil when the count overflows.
+    public var tensorBytes: Int? {
+        var total = 0
+        for shape in [qShape, kShape, vShape, oShape, lseShape] {
+            var n = 4
+            for d in shape {
+                let (m, o) = n.multipliedReportingOverflow(by: max(d, 0))
+                if o { return nil }
+                n = m
+            }
+            let (t, o) = total.addingReportingOverflow(n)
+            if o { return nil }
+            total = t
+        }
+        return total
+    }
+
     public var qShape: [Int] { [batch, qHeads, qLen, qkDim] }
     public var kShape: [Int] { [batch, kvHeads, kvLen, qkDim] }
     public var vShape: [Int] { [batch, kvHeads, kvLen, vDim] }

@@ -1,6 +1,7 @@
 import AttuneCodegen
 import AttuneIR
 import AttunePasses
+import AttuneTensor
 import Foundation
 
 public struct CompileOptions: Sendable {

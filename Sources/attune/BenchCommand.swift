@@ -1,6 +1,7 @@
 import ArgumentParser
 import AttuneBench
 import AttuneKernels
+import AttuneTensor
 import Foundation
 
 struct BenchCommand: ParsableCommand {
@@ -89,6 +90,9 @@ struct ShapeOptions: ParsableArguments {
                                        kvLen: kvLen ?? qLen, qkDim: headDim, vDim: vDim ?? headDim,
                                        causal: causal, window: window)
         if let error = problem.validationError() { throw CLIError(error) }
+        // Every command taking a shape (bench, tune, kernel generate) allocates its tensors:
+        // refuse up front what cannot fit, naming the sizes.
+        try SystemMemory.require(problem.tensorBytes, for: "the problem \(problem)")
         return problem
     }
 }

@@ -96,6 +96,9 @@ final class CompilerCLITests: XCTestCase {
             // OpenMP tries to start as many threads as asked: 100 000 hung the machine.
             (["run", llama, "--tokens", "1", "--attention", "flash:threads=100000"], "parameter 'threads' of kernel 'flash' must be in 0...1024, got 100000"),
             (["bench", "attention", "--kernel", "flash", "--threads", "100000"], "--threads must be in 0...1024"),
+            // Shapes that cannot fit are refused before allocating (this one ended in a Swift trap).
+            (["bench", "attention", "--kernel", "flash", "--q-len", "10000000"], "Lq10000000 Lk10000000 d128 needs 152.9 GiB;"),
+            (["tune", "--kernel", "flash", "--heads", "64", "--q-len", "100000000"], "of memory is available"),
             // Output paths are checked before the work (the data file here does not even exist).
             (["calibrate", llama, "--data", "/nonexistent.npy", "-o", "/etc/hostname/c.json"], "-o /etc/hostname/c.json: /etc/hostname is a file, not a folder"),
             (["compile", llama, "-o", "/etc/hostname/out"], "-o /etc/hostname/out: /etc/hostname is a file, not a folder"),
