@@ -85,6 +85,8 @@ public enum ModelCompiler {
         var notes: [String] = []
         if let asked = options.maxContext {
             guard asked >= 1 else { throw RuntimeError("--max-context must be >= 1, got \(asked)") }
+            let (bytes, overflow) = kvBytesPerPosition(model.graph).multipliedReportingOverflow(by: asked)
+            try SystemMemory.require(overflow ? nil : bytes, for: "--max-context \(asked) (the fp32 KV cache)")
             if let trained, asked > trained {
                 notes.append("--max-context \(asked) is beyond the model's max_position_embeddings \(trained): positions past it were not trained")
             }
