@@ -44,6 +44,9 @@ public struct TuneError: Error, CustomStringConvertible, Equatable {
 /// reported, never used.
 public final class TuningDatabase: @unchecked Sendable {
     public let path: String
+    /// The file (or its folder) cannot be written: records are read, saving them fails
+    /// with a message. Compiling with a shared read-only database must still work.
+    public let isReadOnly: Bool
     private let queue: DatabaseQueue
 
     /// `$ATTUNE_TUNING_DB`, else `tuning.sqlite` in the cache folder (`CacheLocation`).
@@ -58,6 +61,26 @@ public final class TuningDatabase: @unchecked Sendable {
         try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         var config = Configuration()
         config.busyMode = .timeout(30)
+        // access(2) also sees read-only mounts, which root's permission bypass does not.
+        isReadOnly = FileManager.default.fileExists(atPath: path)
+            && (access(path, W_OK) != 0 || access(dir.path, W_OK) != 0)
+        if isReadOnly {
+            // A WAL database normally needs its -shm file created next to it; `immutable`
+            // tells SQLite nobody writes it while we read, so nothing is created.
+            config.readonly = true
+            do {
+                queue = try DatabaseQueue(path: "file:\(path)?immutable=1", configuration: config)
+                let check = try queue.read { db in try String.fetchOne(db, sql: "PRAGMA quick_check") } ?? "no answer"
+                guard check == "ok" else { throw TuneError("\(path): tuning database is corrupt (SQLite quick_check: \(check)); move it away or pass another --db") }
+                let schema = try queue.read { db in try String.fetchOne(db, sql: "SELECT value FROM meta WHERE name = 'schema'") }
+                guard schema == String(TuningKey.schemaVersion) else {
+                    throw TuneError("\(path): read-only tuning database of schema \(schema ?? "none"); this Attune reads schema \(TuningKey.schemaVersion)")
+                }
+            } catch let error as DatabaseError {
+                throw TuneError("\(path): not a usable tuning database (\(error.message ?? "\(error.resultCode)")); move it away or pass another --db")
+            }
+            return
+        }
         do {
             queue = try DatabaseQueue(path: path, configuration: config)
             // Switching to WAL and creating the schema take locks SQLite's busy handler
@@ -112,6 +135,7 @@ public final class TuningDatabase: @unchecked Sendable {
     }
 
     public func save(_ r: TuningRecord) throws {
+        try requireWritable()
         try queue.write { db in
             try db.execute(sql: """
                 INSERT OR REPLACE INTO records (id, kernel, kernel_source_hash, problem, cpu, compiler, flags, threads, schema,
@@ -138,10 +162,16 @@ public final class TuningDatabase: @unchecked Sendable {
     }
 
     public func save(_ m: TuningMeasurement, for key: TuningKey) throws {
+        try requireWritable()
         try queue.write { db in
             try db.execute(sql: "INSERT OR REPLACE INTO measurements (id, parameters, median_ms, error) VALUES (?, ?, ?, ?)",
                            arguments: [key.id, Self.encode(m.parameters), m.medianMs, m.error])
         }
+    }
+
+    /// Throws, naming the file, when records cannot be saved.
+    public func requireWritable() throws {
+        if isReadOnly { throw TuneError("\(path) is read-only: records can be read but not saved; pass a writable --db") }
     }
 
     // MARK: sharing between machines

@@ -72,6 +72,8 @@ struct TuneCommand: ParsableCommand {
             print("exported   \(try database.allRecords().count) records to \(export)")
             return
         }
+        // Importing and tuning write records: a read-only database is refused before any work.
+        try database.requireWritable()
         if let importFile {
             let data: Data
             do { data = try Data(contentsOf: URL(fileURLWithPath: importFile)) } catch {

@@ -64,6 +64,32 @@ final class TuningDatabaseTests: XCTestCase {
         XCTAssertThrowsError(try other.importJSON(Data("{}".utf8), source: "bad.json")) { XCTAssertTrue("\($0)".contains("bad.json"), "\($0)") }
     }
 
+    /// A database on a read-only file system (shared, or a packaged one) is read; only
+    /// saving fails, naming the file. Every compile once failed on it. Needs a read-only
+    /// bind mount (root, as on CI); skipped where mounting is not allowed.
+    func testReadOnlyDatabaseIsReadAndOnlyWritesFail() throws {
+        let source = dir.appendingPathComponent("src"), mount = dir.appendingPathComponent("ro")
+        try FileManager.default.createDirectory(at: source, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: mount, withIntermediateDirectories: true)
+        do {
+            let db = try TuningDatabase(path: source.appendingPathComponent("tuning.sqlite").path)
+            try db.save(record(key()))
+        }
+        guard (try? Toolchain.run(["mount", "--bind", source.path, mount.path])) != nil else {
+            throw XCTSkip("cannot bind-mount here (needs root)")
+        }
+        defer { _ = try? Toolchain.run(["umount", mount.path]) }
+        try Toolchain.run(["mount", "-o", "remount,bind,ro", mount.path])
+        let ro = mount.appendingPathComponent("tuning.sqlite").path
+        let db = try TuningDatabase(path: ro)
+        XCTAssertTrue(db.isReadOnly)
+        XCTAssertEqual(try db.record(for: key()), record(key()))
+        XCTAssertThrowsError(try db.save(record(key("q")))) { error in
+            XCTAssertEqual("\(error)", "\(ro) is read-only: records can be read but not saved; pass a writable --db")
+        }
+        XCTAssertFalse(try TuningDatabase(path: source.appendingPathComponent("tuning.sqlite").path).isReadOnly)
+    }
+
     /// Errors from the writer threads.
     final class Failures: @unchecked Sendable {
         private let lock = NSLock()
