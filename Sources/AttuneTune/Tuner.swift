@@ -93,8 +93,15 @@ public struct Tuner {
         for (name, values) in axes {
             points = points.flatMap { point in values.map { point.merging([name: $0]) { $1 } } }
         }
-        guard points.count <= settings.maxCandidates else {
-            throw TuneError("the space of '\(kernel.name)' has \(points.count) candidates (\(axes.map { "\($0.0): \($0.1.count)" }.joined(separator: ", "))); narrow it with --space NAME=v1,v2 or raise --max-candidates")
+        guard settings.maxCandidates >= 1 else { throw TuneError("--max-candidates must be >= 1, got \(settings.maxCandidates)") }
+        if points.count > settings.maxCandidates {
+            // A fixed-seed sample, kept in the space's order: the same points every run, so a
+            // warm database stays warm and a grown cap only adds points.
+            var rng = SeededNormal(seed: 0x5EED)
+            let keep = Set((0..<points.count).map { ($0, rng.nextUniform()) }.sorted { $0.1 < $1.1 }.prefix(settings.maxCandidates).map(\.0))
+            reporter.note("the space of '\(kernel.name)' has \(points.count) candidates (\(axes.map { "\($0.0): \($0.1.count)" }.joined(separator: ", "))); "
+                          + "timing a fixed sample of \(settings.maxCandidates) (narrow it with --space NAME=v1,v2 or raise --max-candidates to time all)")
+            points = points.indices.filter { keep.contains($0) }.map { points[$0] }
         }
         let legal = points.filter { !$0.isEmpty && (try? kernel.checkParameters($0)) != nil }
         return ([[:]] + legal).map { $0.merging(fixed) { $1 } }

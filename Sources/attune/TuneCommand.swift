@@ -66,15 +66,15 @@ struct TuneCommand: ParsableCommand {
             if let path { try OutputPath.requireWritableFile(path, option: option) }
         }
         if let model { return try tuneModel(model) }
-        let database = try TuningDatabase(path: db ?? TuningDatabase.defaultPath)
         if let export {
+            let database = try TuningDatabase(path: db ?? TuningDatabase.defaultPath)
             try database.exportJSON().write(to: URL(fileURLWithPath: export), options: .atomic)
             print("exported   \(try database.allRecords().count) records to \(export)")
             return
         }
-        // Importing and tuning write records: a read-only database is refused before any work.
-        try database.requireWritable()
         if let importFile {
+            let database = try TuningDatabase(path: db ?? TuningDatabase.defaultPath)
+            try database.requireWritable()
             let data: Data
             do { data = try Data(contentsOf: URL(fileURLWithPath: importFile)) } catch {
                 throw CLIError("\(importFile): cannot read: \(error.localizedDescription)")
@@ -102,6 +102,10 @@ struct TuneCommand: ParsableCommand {
         let problem = try shape.problem(causal: causal, window: window)
         let tuner = Tuner(kernel: k, problem: problem, settings: settings, reporter: .standardError)
         let points = try tuner.space(overrides: overrides)
+        // Opened only once everything else is known to be right, so a refused run leaves
+        // no database file behind; tuning writes records, so a read-only one is refused here.
+        let database = try TuningDatabase(path: db ?? TuningDatabase.defaultPath)
+        try database.requireWritable()
         let outcome = try tuner.tune(space: points, database: database)
         let r = outcome.record
         print("kernel     \(k.name) on \(r.key.problem) (\(points.count) candidates, \(outcome.measured) timed now, \(outcome.rejected.count) failed the numerics check)")

@@ -72,9 +72,16 @@ final class TunerTests: XCTestCase {
     func testSpacesAreCheckedAndBounded() throws {
         let tuner = Tuner(kernel: FlashKernel(), problem: AttentionProblem(qHeads: 2, qLen: 8, kvLen: 8, qkDim: 16))
         XCTAssertThrowsError(try tuner.space(overrides: ["nope": [1]])) { XCTAssertTrue("\($0)".contains("no parameter 'nope'"), "\($0)") }
+        // Too large a space is sampled (fixed seed: the same points every time), defaults first.
         var small = tuner
         small.settings.maxCandidates = 10
-        XCTAssertThrowsError(try small.space()) { XCTAssertTrue("\($0)".contains("--space"), "\($0)") }
+        let sample = try small.space()
+        XCTAssertEqual(sample.count, 11, "10 sampled points + the defaults")
+        XCTAssertEqual(sample.first, [:])
+        XCTAssertEqual(try small.space(), sample)
+        XCTAssertGreaterThan(try tuner.space().count, 11)
+        small.settings.maxCandidates = 0
+        XCTAssertThrowsError(try small.space()) { XCTAssertTrue("\($0)".contains("--max-candidates must be >= 1"), "\($0)") }
         // Benchmark switches are never part of a space.
         let kascade = Tuner(kernel: KascadeKernel(), problem: AttentionProblem(qHeads: 2, qLen: 1, kvLen: 8, qkDim: 16, causal: true))
         XCTAssertTrue(try kascade.space().allSatisfy { $0["role"] == nil && $0["keep"] == nil })

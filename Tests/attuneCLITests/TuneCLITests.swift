@@ -53,4 +53,22 @@ final class TuneCLITests: XCTestCase {
         XCTAssertEqual(inspect.status, 0, inspect.stderr)
         XCTAssertTrue(inspect.stdout.contains("record "), inspect.stdout)
     }
+
+    /// The documented headline (`tune --kernel flash ... --causal`, 192 candidates) once
+    /// failed on the 96-candidate cap after creating an empty database: a large space is now
+    /// sampled with a note, and a refused run leaves no file.
+    func testLargeSpacesAreSampledAndRefusalsLeaveNothing() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let db = dir.appendingPathComponent("tuning.sqlite").path
+        let base = ["tune", "--kernel", "flash", "--heads", "2", "--q-len", "32", "--head-dim", "16", "--causal", "--min-seconds", "0.01", "--db", db]
+        let refused = try CLI.run(base + ["--max-candidates", "0"])
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.stderr.contains("--max-candidates must be >= 1"), refused.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: db), "a refused run leaves no database")
+        let sampled = try CLI.run(base + ["--max-candidates", "3"])
+        XCTAssertEqual(sampled.status, 0, sampled.stderr)
+        XCTAssertTrue(sampled.stderr.contains("the space of 'flash' has 192 candidates"), sampled.stderr)
+        XCTAssertTrue(sampled.stderr.contains("timing a fixed sample of 3"), sampled.stderr)
+    }
 }
