@@ -1,0 +1,103 @@
+import AttuneText
+import Foundation
+import XCTest
+
+/// Every case of Tests/Fixtures/chat_template_goldens.json (rendered by transformers'
+/// render_jinja_template, see make_chat_goldens.py) must come out byte for byte, and every
+/// raise_exception as a TextError carrying exactly its message.
+final class ChatTemplateGoldenTests: XCTestCase {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures")
+
+    struct Case: Decodable {
+        var template: String
+        var conversation: String
+        var messages: [[String: String]]
+        var add_generation_prompt: Bool
+        var bos_token: String?
+        var eos_token: String?
+        var extra: [String: String]
+        var output: String?
+        var error: String?
+    }
+
+    func testGoldensMatchTransformers() throws {
+        let data = try Data(contentsOf: Self.fixtures.appendingPathComponent("chat_template_goldens.json"))
+        let cases = try JSONDecoder().decode([String: [Case]].self, from: data)["cases"]!
+        XCTAssertEqual(cases.count, 128)
+        var templates: [String: ChatTemplate] = [:]
+        var checked = Set<String>()
+        for c in cases {
+            let template: ChatTemplate
+            if let cached = templates[c.template] {
+                template = cached
+            } else {
+                let source = try String(contentsOf: Self.fixtures.appendingPathComponent("chat_templates/\(c.template).jinja"), encoding: .utf8)
+                template = try ChatTemplate(source: source)
+                templates[c.template] = template
+            }
+            let label = "\(c.template) / \(c.conversation) / add_generation_prompt=\(c.add_generation_prompt)"
+            do {
+                let rendered = try template.render(messages: c.messages, addGenerationPrompt: c.add_generation_prompt,
+                                                   bosToken: c.bos_token, eosToken: c.eos_token, extra: c.extra)
+                XCTAssertNil(c.error, "\(label): rendered, but transformers raised \(c.error ?? "")")
+                XCTAssertEqual(rendered, c.output, label)
+            } catch let error as TextError {
+                XCTAssertEqual(error.message, c.error, label)
+            }
+            checked.insert(c.template)
+        }
+        XCTAssertEqual(checked, ["llama3", "llama3_1", "llama3_2", "qwen2_5", "mistral_7b_v0_1", "mixtral_8x7b_v0_1", "mistral_7b_v0_3", "zephyr"])
+    }
+
+    func testTokenizerConfigSingleTemplateAndSpecialTokens() throws {
+        let dir = try Self.temporaryDirectory()
+        let config: [String: Any] = [
+            "bos_token": ["content": "<s>", "lstrip": false],
+            "eos_token": "</s>",
+            "unk_token": "<unk>",
+            "chat_template": "{{ bos_token }}|{{ eos_token }}|{{ unk_token }}|{{ pad_token is defined }}|{{ messages[0].content }}",
+        ]
+        try JSONSerialization.data(withJSONObject: config).write(to: dir.appendingPathComponent("tokenizer_config.json"))
+        let template = try ChatTemplate(tokenizerConfigAt: dir)
+        XCTAssertEqual(template.specialTokens, ["bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"])
+        let hi = [["role": "user", "content": "hi"]]
+        XCTAssertEqual(try template.render(messages: hi, addGenerationPrompt: false, bosToken: nil, eosToken: nil), "<s>|</s>|<unk>|False|hi")
+        XCTAssertEqual(try template.render(messages: hi, addGenerationPrompt: false, bosToken: "B", eosToken: "E", extra: ["unk_token": "U"]),
+                       "B|E|U|False|hi")
+    }
+
+    func testTokenizerConfigNamedTemplates() throws {
+        let dir = try Self.temporaryDirectory()
+        let config: [String: Any] = [
+            "chat_template": [["name": "default", "template": "D{{ messages|length }}"], ["name": "tool_use", "template": "T"]],
+        ]
+        try JSONSerialization.data(withJSONObject: config).write(to: dir.appendingPathComponent("tokenizer_config.json"))
+        let hi = [["role": "user", "content": "hi"]]
+        XCTAssertEqual(try ChatTemplate(tokenizerConfigAt: dir).render(messages: hi, addGenerationPrompt: false, bosToken: nil, eosToken: nil), "D1")
+        XCTAssertEqual(try ChatTemplate(tokenizerConfigAt: dir, name: "tool_use").render(messages: hi, addGenerationPrompt: false, bosToken: nil, eosToken: nil), "T")
+        XCTAssertThrowsError(try ChatTemplate(tokenizerConfigAt: dir, name: "rag")) { error in
+            XCTAssertEqual((error as? TextError)?.message,
+                           "\(dir.appendingPathComponent("tokenizer_config.json").path): chat_template has no template named 'rag' (has default, tool_use)")
+        }
+    }
+
+    func testTokenizerConfigWithoutTemplateOrWithBadTemplate() throws {
+        let dir = try Self.temporaryDirectory()
+        let path = dir.appendingPathComponent("tokenizer_config.json")
+        try JSONSerialization.data(withJSONObject: ["eos_token": "</s>"]).write(to: path)
+        XCTAssertThrowsError(try ChatTemplate(tokenizerConfigAt: dir)) { error in
+            XCTAssertEqual((error as? TextError)?.message, "\(path.path): no chat_template (the model ships no chat format)")
+        }
+        try JSONSerialization.data(withJSONObject: ["chat_template": "ok\n{{ x|wordcount }}"]).write(to: path)
+        XCTAssertThrowsError(try ChatTemplate(tokenizerConfigAt: dir)) { error in
+            XCTAssertEqual((error as? TextError)?.message, "\(path.path): chat template line 2: filter 'wordcount' is not supported")
+        }
+    }
+
+    static func temporaryDirectory() throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attune-chat-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir
+    }
+}

@@ -1,0 +1,113 @@
+"""Render the chat-template fixtures with transformers' own machinery -> chat_template_goldens.json.
+
+Run from the package root:  /work/venv/bin/python Tests/Fixtures/make_chat_goldens.py
+No network: the templates are the files in Tests/Fixtures/chat_templates/ (see README.md
+there for where each came from). Each case is rendered by
+transformers.utils.chat_template_utils.render_jinja_template, which is what
+apply_chat_template(tokenize=False) calls, with the special tokens passed the way
+apply_chat_template passes a tokenizer's special_tokens_map. Attune's ChatTemplate must
+reproduce every output byte for byte, and every raise_exception message exactly.
+"""
+
+import json
+import pathlib
+
+import jinja2
+from transformers.utils.chat_template_utils import render_jinja_template
+
+HERE = pathlib.Path(__file__).resolve().parent
+TEMPLATES = HERE / "chat_templates"
+
+# Special tokens of the published checkpoints' tokenizer configs (strings only: what
+# special_tokens_map hands the template). bos/eos go through ChatTemplate.render's
+# parameters, the rest through `extra`.
+LLAMA3 = {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>"}
+QWEN = {"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"}
+MISTRAL = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}
+ZEPHYR = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "</s>"}
+
+FAMILIES = {
+    "llama3": LLAMA3,
+    "llama3_1": LLAMA3,
+    "llama3_2": LLAMA3,
+    "qwen2_5": QWEN,
+    "mistral_7b_v0_1": MISTRAL,
+    "mixtral_8x7b_v0_1": MISTRAL,
+    "mistral_7b_v0_3": MISTRAL,
+    "zephyr": ZEPHYR,
+}
+
+SYSTEM = {"role": "system", "content": "You are a terse assistant. Answer in one line."}
+CONVERSATIONS = {
+    "single_user": [{"role": "user", "content": "Hello!"}],
+    "system_user": [SYSTEM, {"role": "user", "content": "What is 2+2?"}],
+    "multi_turn": [
+        {"role": "user", "content": "Name a prime."},
+        {"role": "assistant", "content": "7"},
+        {"role": "user", "content": "Another one?"},
+    ],
+    "system_multi_turn": [
+        SYSTEM,
+        {"role": "user", "content": "Name a prime."},
+        {"role": "assistant", "content": "7"},
+        {"role": "user", "content": "Another one?"},
+        {"role": "assistant", "content": "11"},
+    ],
+    "special_characters": [
+        {"role": "user", "content": "  Line one\nline two\ttab \"quotes\" 'single' \\backslash {{ not_a_var }} {% raw %}  \n\n"},
+        {"role": "assistant", "content": "\n Unicode: caf\u00e9, \u65e5\u672c\u8a9e, \U0001F600, <|im_end|> </s> [INST] \n"},
+        {"role": "user", "content": "\u00a0non-breaking\u00a0 and trailing newline\n"},
+    ],
+    "empty_content": [{"role": "user", "content": ""}],
+    "system_only": [SYSTEM],
+    "tool_turn": [
+        {"role": "user", "content": "What is 6*7?"},
+        {"role": "tool", "content": "42"},
+    ],
+}
+
+# Llama 3.2 prints today's date through strftime_now unless date_string is given; pin it
+# so the goldens do not depend on the day they are checked.
+EXTRA = {"llama3_2": {"date_string": "26 Jul 2024"}}
+
+
+def render(template, messages, add_generation_prompt, tokens, extra):
+    try:
+        rendered, _ = render_jinja_template(
+            conversations=[messages],
+            chat_template=template,
+            add_generation_prompt=add_generation_prompt,
+            **tokens,
+            **extra,
+        )
+        return {"output": rendered[0]}
+    except jinja2.exceptions.TemplateError as error:
+        return {"error": str(error)}
+
+
+def main():
+    cases = []
+    for family, tokens in FAMILIES.items():
+        template = (TEMPLATES / f"{family}.jinja").read_text(encoding="utf-8")
+        extra = EXTRA.get(family, {})
+        for name, messages in CONVERSATIONS.items():
+            for add_generation_prompt in (False, True):
+                case = {
+                    "template": family,
+                    "conversation": name,
+                    "messages": messages,
+                    "add_generation_prompt": add_generation_prompt,
+                    "bos_token": tokens.get("bos_token"),
+                    "eos_token": tokens.get("eos_token"),
+                    "extra": {**{k: v for k, v in tokens.items() if k not in ("bos_token", "eos_token")}, **extra},
+                }
+                case.update(render(template, messages, add_generation_prompt, tokens, extra))
+                cases.append(case)
+    out = HERE / "chat_template_goldens.json"
+    out.write_text(json.dumps({"cases": cases}, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    errors = sum("error" in c for c in cases)
+    print(f"wrote {len(cases)} cases ({errors} raise_exception) to {out}")
+
+
+if __name__ == "__main__":
+    main()
