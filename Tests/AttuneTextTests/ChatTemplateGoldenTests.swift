@@ -16,15 +16,44 @@ final class ChatTemplateGoldenTests: XCTestCase {
         var add_generation_prompt: Bool
         var bos_token: String?
         var eos_token: String?
-        var extra: [String: String]
+        var extra: [String: JSONValue]
         var output: String?
         var error: String?
+    }
+
+    /// Any JSON value, decoded so that booleans stay Bool and integers Int (which
+    /// JSONSerialization's NSNumbers do not guarantee), then handed over as plain Swift values.
+    enum JSONValue: Decodable {
+        case bool(Bool), int(Int), double(Double), string(String), array([JSONValue]), object([String: JSONValue]), null
+
+        init(from decoder: Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if c.decodeNil() { self = .null }
+            else if let b = try? c.decode(Bool.self) { self = .bool(b) }
+            else if let i = try? c.decode(Int.self) { self = .int(i) }
+            else if let d = try? c.decode(Double.self) { self = .double(d) }
+            else if let s = try? c.decode(String.self) { self = .string(s) }
+            else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
+            else { self = .object(try c.decode([String: JSONValue].self)) }
+        }
+
+        var plain: Any {
+            switch self {
+            case .bool(let b): return b
+            case .int(let i): return i
+            case .double(let d): return d
+            case .string(let s): return s
+            case .array(let a): return a.map(\.plain)
+            case .object(let o): return o.mapValues(\.plain)
+            case .null: return NSNull()
+            }
+        }
     }
 
     func testGoldensMatchTransformers() throws {
         let data = try Data(contentsOf: Self.fixtures.appendingPathComponent("chat_template_goldens.json"))
         let cases = try JSONDecoder().decode([String: [Case]].self, from: data)["cases"]!
-        XCTAssertEqual(cases.count, 128)
+        XCTAssertEqual(cases.count, 142)
         var templates: [String: ChatTemplate] = [:]
         var checked = Set<String>()
         for c in cases {
@@ -39,7 +68,7 @@ final class ChatTemplateGoldenTests: XCTestCase {
             let label = "\(c.template) / \(c.conversation) / add_generation_prompt=\(c.add_generation_prompt)"
             do {
                 let rendered = try template.render(messages: c.messages, addGenerationPrompt: c.add_generation_prompt,
-                                                   bosToken: c.bos_token, eosToken: c.eos_token, extra: c.extra)
+                                                   bosToken: c.bos_token, eosToken: c.eos_token, extra: c.extra.mapValues(\.plain))
                 XCTAssertNil(c.error, "\(label): rendered, but transformers raised \(c.error ?? "")")
                 XCTAssertEqual(rendered, c.output, label)
             } catch let error as TextError {

@@ -66,6 +66,38 @@ CONVERSATIONS = {
     ],
 }
 
+# A tool schema in the OpenAI style the templates expect; its keys are in sorted order at
+# every level so that Swift callers (whose dictionaries have no order) pass the same JSON.
+WEATHER_TOOL = {
+    "function": {
+        "description": "Get the current weather in a city.",
+        "name": "get_weather",
+        "parameters": {
+            "properties": {
+                "city": {"description": "City name, e.g. \"Paris\"", "type": "string"},
+                "unit": {"enum": ["celsius", "fahrenheit"], "type": "string"},
+            },
+            "required": ["city"],
+            "type": "object",
+        },
+    },
+    "type": "function",
+}
+# Extra template variables that switch on the templates' tool branches.
+TOOL_VARIANTS = {
+    "llama3_1": {
+        "tools": {"tools": [WEATHER_TOOL]},
+        "tools_in_system": {"tools": [WEATHER_TOOL], "tools_in_user_message": False, "date_string": "01 Jan 2025"},
+        "builtin_tools": {"builtin_tools": ["brave_search", "code_interpreter", "wolfram_alpha"]},
+    },
+    "llama3_2": {
+        "tools": {"tools": [WEATHER_TOOL], "date_string": "26 Jul 2024"},
+        "tools_in_system": {"tools": [WEATHER_TOOL], "tools_in_user_message": False, "date_string": "26 Jul 2024"},
+    },
+    "qwen2_5": {"tools": {"tools": [WEATHER_TOOL]}},
+    "mistral_7b_v0_3": {"tools": {"tools": [WEATHER_TOOL]}},
+}
+
 # Llama 3.2 prints today's date through strftime_now unless date_string is given; pin it
 # so the goldens do not depend on the day they are checked.
 EXTRA = {"llama3_2": {"date_string": "26 Jul 2024"}}
@@ -102,6 +134,23 @@ def main():
                     "extra": {**{k: v for k, v in tokens.items() if k not in ("bos_token", "eos_token")}, **extra},
                 }
                 case.update(render(template, messages, add_generation_prompt, tokens, extra))
+                cases.append(case)
+    for family, variants in TOOL_VARIANTS.items():
+        tokens = FAMILIES[family]
+        template = (TEMPLATES / f"{family}.jinja").read_text(encoding="utf-8")
+        for variant, extra in variants.items():
+            for name in ("system_multi_turn", "tool_turn"):
+                messages = CONVERSATIONS[name]
+                case = {
+                    "template": family,
+                    "conversation": f"{name} + {variant}",
+                    "messages": messages,
+                    "add_generation_prompt": True,
+                    "bos_token": tokens.get("bos_token"),
+                    "eos_token": tokens.get("eos_token"),
+                    "extra": {**{k: v for k, v in tokens.items() if k not in ("bos_token", "eos_token")}, **extra},
+                }
+                case.update(render(template, messages, True, tokens, extra))
                 cases.append(case)
     out = HERE / "chat_template_goldens.json"
     out.write_text(json.dumps({"cases": cases}, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
