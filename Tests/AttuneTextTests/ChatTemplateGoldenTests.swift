@@ -79,6 +79,28 @@ final class ChatTemplateGoldenTests: XCTestCase {
         XCTAssertEqual(checked, ["llama3", "llama3_1", "llama3_2", "qwen2_5", "mistral_7b_v0_1", "mixtral_8x7b_v0_1", "mistral_7b_v0_3", "zephyr"])
     }
 
+    struct WhitespaceCase: Decodable {
+        var source: String
+        var variables: [String: JSONValue]
+        var output: String
+    }
+
+    /// 400 random mixes of text, tags, comments and every whitespace-control marker
+    /// (`-`, `+`, trim_blocks, lstrip_blocks), rendered by transformers' jinja2 environment.
+    func testRandomWhitespaceControlMatchesJinja2() throws {
+        let data = try Data(contentsOf: Self.fixtures.appendingPathComponent("jinja_whitespace_goldens.json"))
+        let cases = try JSONDecoder().decode([String: [WhitespaceCase]].self, from: data)["cases"]!
+        XCTAssertEqual(cases.count, 400)
+        var failures = 0
+        for c in cases {
+            let rendered = try ChatTemplate(source: c.source).render(messages: [], addGenerationPrompt: false, bosToken: nil, eosToken: nil,
+                                                                     extra: c.variables.mapValues(\.plain))
+            if rendered != c.output { failures += 1 }
+            XCTAssertEqual(rendered, c.output, c.source)
+            if failures > 5 { break }
+        }
+    }
+
     func testTokenizerConfigSingleTemplateAndSpecialTokens() throws {
         let dir = try Self.temporaryDirectory()
         let config: [String: Any] = [

@@ -43,6 +43,12 @@ final class JinjaEngineTests: XCTestCase {
         ("a {% if true %}b{% endif %}\n  {{ 'c' }}\n", [:], "a b  c"),
         ("{%+ if true %}keep{% endif +%}\nnext", [:], "keep\nnext"),
         ("{{ strftime_now('%Y') | length }}", [:], "4"),
+        ("a\n  {{ 'x' }}\n  {# c #}\n  {%- set y = 1 -%}\n  b {{ y }}", [:], "a\n  x\nb 1"),
+        ("{% for o in [1, 2] %}{% for i in 'ab' %}{{ loop.index }}{{ i }}{{ o }}{% if loop.previtem is defined %}<{{ loop.previtem }}{% endif %} {% endfor %}{{ loop.index }}|{% endfor %}", [:], "1a1 2b1<a 1|1a2 2b2<a 2|"),
+        ("{{ 'hello'[::-1] }} {{ 'hello'[-3:] }} {{ [1,2,3,4,5][1::2] }} {{ [1,2,3][5:] }} {{ 'y' if false }}| {{ n | default('d') }} {% for k, v in {'a': 1, 'b': [none]} | items %}{{ k }}{{ v }}{% endfor %}", ["n": NSNull()], "olleh llo [2, 4] [] | None a1b[None]"),
+        ("{% for k in {'z': 1, 'a': 2} %}{{ k }}{% endfor %} {{ '}}' }} {{ \"{%\" }} {{ 1e16 }} {{ 1.5e-5 }} {{ 10 / 4 }} {{ 2 ** -1 }} {{ 'café' | length }} {{ 'straße' | upper }}", [:], "za }} {% 1e+16 1.5e-05 2.5 0.5 4 STRASSE"),
+        ("{% if messages %}{{ messages[0]['content'] if messages else '' }}{% endif %}{% for m in messages %}{% if m.role == 'user' %}{% set last = m.content %}{% endif %}{% endfor %}[{{ last }}]", ["messages": [["role": "user", "content": "q"]]], "q[]"),
+        ("{{- ' lead' }}\n\n   {%- if true %}\n   kept   \n   {%- endif %}   \ntail", [:], " lead   kept   \ntail"),
     ] }
 
     func render(_ source: String, _ variables: [String: Any] = [:]) throws -> String {

@@ -11,6 +11,7 @@ reproduce every output byte for byte, and every raise_exception message exactly.
 
 import json
 import pathlib
+import random
 
 import jinja2
 from transformers.utils.chat_template_utils import render_jinja_template
@@ -117,6 +118,49 @@ def render(template, messages, add_generation_prompt, tokens, extra):
         return {"error": str(error)}
 
 
+def random_template(rng, depth=0, in_loop=False):
+    """A random mix of text and tags with every whitespace-control marker, to pin down
+    trim_blocks / lstrip_blocks / `-` / `+` behaviour beyond what the real templates use."""
+    texts = ["", " ", "\n", "  \n", "\t", "a", " b ", "\n  ", "c\n", "  ", "\n\n", " \t\n d"]
+    def text():
+        return "".join(rng.choice(texts) for _ in range(rng.randint(0, 3)))
+    def block(body):
+        return rng.choice(["{%", "{%-", "{%+"]) + " " + body + " " + rng.choice(["%}", "-%}", "+%}"])
+    exprs = ["x", "'s'", "xs | length", "x ~ 'y'", "c"] + (["loop.index", "item"] if in_loop else [])
+    parts = []
+    for _ in range(rng.randint(1, 4)):
+        kind = rng.choice(["text", "output", "comment", "set"] + (["if", "for"] if depth < 2 else []))
+        parts.append(text())
+        if kind == "output":
+            parts.append(rng.choice(["{{", "{{-"]) + " " + rng.choice(exprs) + " " + rng.choice(["}}", "-}}"]))
+        elif kind == "comment":
+            parts.append(rng.choice(["{#", "{#-"]) + " note " + rng.choice(["#}", "-#}"]))
+        elif kind == "set":
+            parts.append(block("set z = " + rng.choice(exprs)))
+        elif kind == "if":
+            parts.append(block("if c") + random_template(rng, depth + 1, in_loop))
+            if rng.random() < 0.5:
+                parts.append(block("else") + random_template(rng, depth + 1, in_loop))
+            parts.append(block("endif"))
+        elif kind == "for":
+            parts.append(block("for item in xs") + random_template(rng, depth + 1, True) + block("endfor"))
+        parts.append(text())
+    return "".join(parts)
+
+
+def whitespace_cases():
+    from transformers.utils.chat_template_utils import _compile_jinja_template
+
+    rng = random.Random(20261203)
+    cases = []
+    for _ in range(400):
+        source = random_template(rng)
+        variables = {"x": "X", "xs": ["p", "q"], "c": rng.random() < 0.5}
+        cases.append({"source": source, "variables": variables,
+                      "output": _compile_jinja_template(source).render(**variables)})
+    return cases
+
+
 def main():
     cases = []
     for family, tokens in FAMILIES.items():
@@ -156,6 +200,9 @@ def main():
     out.write_text(json.dumps({"cases": cases}, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     errors = sum("error" in c for c in cases)
     print(f"wrote {len(cases)} cases ({errors} raise_exception) to {out}")
+    ws = HERE / "jinja_whitespace_goldens.json"
+    ws.write_text(json.dumps({"cases": whitespace_cases()}, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"wrote 400 random whitespace-control cases to {ws}")
 
 
 if __name__ == "__main__":
