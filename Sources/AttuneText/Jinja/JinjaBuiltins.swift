@@ -51,7 +51,7 @@ enum JinjaBuiltins {
     static func filter(_ name: String, _ value: JinjaValue, _ positional: [JinjaValue], _ keyword: Keywords,
                        line: Int) throws -> JinjaValue {
         let what = "filter '\(name)'"
-        let interp = JinjaInterpreter(variables: [:])
+        let interp = JinjaInterpreter.self
         switch name {
         case "trim":
             let a = try bind(what, positional, keyword, ["chars"], line: line)
@@ -314,7 +314,7 @@ enum JinjaBuiltins {
             return .int(s.unicodeScalars.distance(from: s.unicodeScalars.startIndex, to: range.lowerBound))
         case "join":
             let a = try bind(what, positional, keyword, ["iterable"], line: line)
-            let items = try JinjaInterpreter(variables: [:]).iterate(a[0] ?? .list([]), line: line)
+            let items = try JinjaInterpreter.iterate(a[0] ?? .list([]), line: line)
             return .string(try items.map { try string($0, what, line: line) }.joined(separator: s))
         default:
             throw TextError("chat template line \(line): \(what) is not supported on str")

@@ -75,7 +75,7 @@ final class JinjaInterpreter {
     }
 
     private func unpack(_ value: JinjaValue, count: Int, line: Int) throws -> [JinjaValue] {
-        let items = try iterate(value, line: line)
+        let items = try JinjaInterpreter.iterate(value, line: line)
         guard items.count == count else {
             throw TextError("chat template line \(line): cannot unpack \(items.count) values into \(count) names")
         }
@@ -84,7 +84,7 @@ final class JinjaInterpreter {
 
     private func forLoop(targets: [String], iterable: JinjaExpr, filter: JinjaExpr?, body: [JinjaStmt],
                          otherwise: [JinjaStmt], line: Int) throws -> Flow {
-        var items = try iterate(try eval(iterable), line: line)
+        var items = try JinjaInterpreter.iterate(try eval(iterable), line: line)
         func bind(_ item: JinjaValue) throws -> [String: JinjaValue] {
             if targets.count == 1 { return [targets[0]: item] }
             return Dictionary(uniqueKeysWithValues: zip(targets, try unpack(item, count: targets.count, line: line)))
@@ -117,7 +117,7 @@ final class JinjaInterpreter {
     }
 
     /// Python iteration: list items, dict keys, string characters; Undefined iterates as empty.
-    func iterate(_ value: JinjaValue, line: Int) throws -> [JinjaValue] {
+    static func iterate(_ value: JinjaValue, line: Int) throws -> [JinjaValue] {
         switch value {
         case .list(let items): return items
         case .dict(let d): return d.keys.map { .string($0) }
@@ -155,7 +155,7 @@ final class JinjaInterpreter {
             }
             return .dict(d)
         case .attribute(let base, let name, let line):
-            return try attribute(try eval(base), name, line: line)
+            return try JinjaInterpreter.attribute(try eval(base), name, line: line)
         case .item(let base, let index, let line):
             return try item(try eval(base), try eval(index), line: line)
         case .slice(let base, let start, let stop, let step, let line):
@@ -215,7 +215,7 @@ final class JinjaInterpreter {
     }
 
     /// `a.b`: a dict key or namespace attribute; anything missing is Undefined.
-    func attribute(_ base: JinjaValue, _ name: String, line: Int) throws -> JinjaValue {
+    static func attribute(_ base: JinjaValue, _ name: String, line: Int) throws -> JinjaValue {
         switch try JinjaInterpreter.defined(base, line: line) {
         case .dict(let d):
             return d[name] ?? .undefined(hint: "'dict object' has no attribute '\(name)'")
@@ -239,7 +239,7 @@ final class JinjaInterpreter {
             let k = i < 0 ? scalars.count + i : i
             return scalars.indices.contains(k) ? .string(String(scalars[k])) : .undefined(hint: "str object has no element \(i)")
         case (.dict, .string(let key)), (.namespace, .string(let key)):
-            return try attribute(base, key, line: line)
+            return try JinjaInterpreter.attribute(base, key, line: line)
         case (let other, _):
             return .undefined(hint: "'\(other.typeName) object' has no attribute \(JinjaFormat.repr(index))")
         }

@@ -93,7 +93,7 @@ struct JinjaLexer {
     }
 
     /// Consumes the end of a tag (`-X}`, `+X}` or `X}`) at `i` and the whitespace it eats.
-    private mutating func endTag(close: Unicode.Scalar, trims: Bool) {
+    private mutating func endTag(trims: Bool) {
         let start = i
         let stripAfter = s[i] == "-"
         let keep = s[i] == "+"
@@ -114,7 +114,7 @@ struct JinjaLexer {
         let bodyEnd = (q > i && (s[q - 1] == "-" || s[q - 1] == "+")) ? q - 1 : q
         line += newlines(i, bodyEnd)
         i = bodyEnd
-        endTag(close: "#", trims: true)
+        endTag(trims: true)
     }
 
     private static let twoCharOps: Set<String> = ["//", "**", "==", "!=", ">=", "<="]
@@ -137,7 +137,7 @@ struct JinjaLexer {
                 throw TextError("chat template line \(tagLine): tag is not closed with '\(close == "%" ? "%}" : "}}")'")
             }
             if depth.isEmpty, isEnd(close) {
-                endTag(close: close, trims: close == "%")
+                endTag(trims: close == "%")
                 return tokens
             }
             let c = s[i]

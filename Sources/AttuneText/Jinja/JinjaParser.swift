@@ -8,9 +8,8 @@ struct JinjaParser {
 
     static func parse(_ source: String) throws -> [JinjaStmt] {
         var parser = JinjaParser(segments: try JinjaLexer.segments(source))
-        let (body, end) = try parser.block(until: [])
-        if let end { throw TextError("chat template line \(end.line): unexpected '\(end.name)'") }
-        return body
+        // With nothing to stop at, a stray end tag is refused by `statement` instead.
+        return try parser.block(until: []).0
     }
 
     private init(segments: [JinjaSegment]) { self.segments = segments }
