@@ -8,6 +8,7 @@ final class JinjaEngineTests: XCTestCase {
     /// Dicts whose key order matters (Swift dictionary literals have none).
     enum JinjaDictLiteral {
         static var ordered: JinjaValue { JinjaValue.dict(JinjaDict([("b", .int(1)), ("a", .int(2))])) }
+        static var tuples: JinjaValue { .dict(JinjaDict([("b", .list([.int(1), .int(2)])), ("a", .none)])) }
         static var toolCall: JinjaValue {
             JinjaValue.dict(JinjaDict([
             ("name", .string("f")), ("args", .list([.int(1), .double(2.5), .bool(true), .none])), ("nested", .dict(JinjaDict())),
@@ -49,6 +50,7 @@ final class JinjaEngineTests: XCTestCase {
         ("{% for k in {'z': 1, 'a': 2} %}{{ k }}{% endfor %} {{ '}}' }} {{ \"{%\" }} {{ 1e16 }} {{ 1.5e-5 }} {{ 10 / 4 }} {{ 2 ** -1 }} {{ 'café' | length }} {{ 'straße' | upper }}", [:], "za }} {% 1e+16 1.5e-05 2.5 0.5 4 STRASSE"),
         ("{% if messages %}{{ messages[0]['content'] if messages else '' }}{% endif %}{% for m in messages %}{% if m.role == 'user' %}{% set last = m.content %}{% endif %}{% endfor %}[{{ last }}]", ["messages": [["role": "user", "content": "q"]]], "q[]"),
         ("{{- ' lead' }}\n\n   {%- if true %}\n   kept   \n   {%- endif %}   \ntail", [:], " lead   kept   \ntail"),
+        ("{{ (1, 'a') }} {{ (1,) }} {{ () }} {{ 'b' in ('a', 'b') }} {{ {'k': 1}.items() | list }} {{ {'k': 1} | items | list }} {{ (1, 2) + (3,) }} {{ (1, 2) == [1, 2] }} {{ d | tojson(separators=(',', ':')) }} {{ d | tojson(indent=2, sort_keys=true) }}", ["d": JinjaDictLiteral.tuples], "(1, 'a') (1,) () True [('k', 1)] [('k', 1)] (1, 2, 3) False {\"b\":[1,2],\"a\":null} {\n  \"a\": null,\n  \"b\": [\n    1,\n    2\n  ]\n}"),
     ] }
 
     func render(_ source: String, _ variables: [String: Any] = [:]) throws -> String {
@@ -78,7 +80,7 @@ final class JinjaEngineTests: XCTestCase {
         assertFails("{{ messages.append(1) }}", "chat template line 1: method '.append()' is not supported")
         assertFails("{% macro f() %}{% endmacro %}", "chat template line 1: tag 'macro' is not supported")
         assertFails("{% include 'x' %}", "chat template line 1: tag 'include' is not supported")
-        assertFails("{{ (1, 2) }}", "chat template line 1: tuple literals are not supported")
+        assertFails("{% set a, b = 1, 2 %}", "chat template line 1: unexpected ','")
         assertFails("{{ '%s' % x }}", vars: ["x": 1], "chat template line 1: string formatting with '%' is not supported")
         assertFails("{{ xs | map('wordcount') }}", vars: ["xs": ["a"]], "chat template line 1: filter 'wordcount' is not supported")
     }

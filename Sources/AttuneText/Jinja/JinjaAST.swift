@@ -4,6 +4,7 @@ indirect enum JinjaExpr {
     case literal(JinjaValue)
     case name(String, line: Int)
     case list([JinjaExpr])
+    case tuple([JinjaExpr])
     case dict([(JinjaExpr, JinjaExpr)])
     case attribute(JinjaExpr, String, line: Int)
     case item(JinjaExpr, JinjaExpr, line: Int)

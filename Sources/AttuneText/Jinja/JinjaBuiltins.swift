@@ -59,7 +59,7 @@ enum JinjaBuiltins {
         case "length", "count":
             switch value {
             case .string(let s): return .int(s.unicodeScalars.count)
-            case .list(let l): return .int(l.count)
+            case .list(let l), .tuple(let l): return .int(l.count)
             case .dict(let d): return .int(d.keys.count)
             case .undefined: return .int(0)
             default: throw TextError("chat template line \(line): object of type '\(value.typeName)' has no len()")
@@ -92,7 +92,7 @@ enum JinjaBuiltins {
             return .list(try interp.iterate(value, line: line))
         case "items":
             switch value {
-            case .dict(let d): return .list(d.pairs.map { .list([.string($0.0), $0.1]) })
+            case .dict(let d): return .list(d.pairs.map { .tuple([.string($0.0), $0.1]) })
             case .undefined: return .list([])
             default: throw TextError("chat template line \(line): filter 'items' expects a mapping, got \(value.typeName)")
             }
@@ -132,8 +132,14 @@ enum JinjaBuiltins {
             case let other?: throw TextError("chat template line \(line): tojson indent must be an int or a string, got \(other.typeName)")
             }
             var separators: (String, String)?
-            if case .list(let seps)? = a[2], seps.count == 2, case .string(let x) = seps[0], case .string(let y) = seps[1] {
+            switch a[2] {
+            case .list(let seps)?, .tuple(let seps)?:
+                guard seps.count == 2, case .string(let x) = seps[0], case .string(let y) = seps[1] else {
+                    throw TextError("chat template line \(line): tojson separators must be two strings")
+                }
                 separators = (x, y)
+            case nil, .none?: separators = nil
+            case let other?: throw TextError("chat template line \(line): tojson separators must be two strings, got \(other.typeName)")
             }
             do {
                 return .string(try JinjaFormat.json(value, indent: indent, separators: separators, sortKeys: a[3]?.truthy ?? false))
@@ -199,7 +205,7 @@ enum JinjaBuiltins {
         case "callable": if case .function = value { return true } else { return false }
         case "iterable", "sequence":
             switch value {
-            case .list, .dict, .string, .undefined: return true
+            case .list, .tuple, .dict, .string, .undefined: return true
             default: return false
             }
         case "lower": if case .string(let s) = value { return s == s.lowercased() } else { return false }
@@ -269,7 +275,7 @@ enum JinjaBuiltins {
         let what = "method '.\(name)()'"
         if case .dict(let d) = value {
             switch name {
-            case "items": return .list(d.pairs.map { .list([.string($0.0), $0.1]) })
+            case "items": return .list(d.pairs.map { .tuple([.string($0.0), $0.1]) })
             case "keys": return .list(d.keys.map { .string($0) })
             case "values": return .list(d.pairs.map { $0.1 })
             case "get":
@@ -290,7 +296,10 @@ enum JinjaBuiltins {
         case "startswith", "endswith":
             let a = try bind(what, positional, keyword, ["prefix"], line: line)
             let candidates: [JinjaValue]
-            if case .list(let l)? = a[0] { candidates = l } else { candidates = a[0].map { [$0] } ?? [] }
+            switch a[0] {
+            case .list(let l)?, .tuple(let l)?: candidates = l
+            default: candidates = a[0].map { [$0] } ?? []
+            }
             return .bool(try candidates.contains { c in
                 let affix = try string(c, what, line: line)
                 return name == "startswith" ? s.unicodeScalars.starts(with: affix.unicodeScalars)

@@ -21,6 +21,7 @@ enum JinjaFormat {
         case .double(let d): return float(d)
         case .string(let s): return reprString(s)
         case .list(let items): return "[" + items.map(repr).joined(separator: ", ") + "]"
+        case .tuple(let items): return "(" + items.map(repr).joined(separator: ", ") + (items.count == 1 ? ",)" : ")")
         case .dict(let d): return "{" + d.pairs.map { reprString($0.0) + ": " + repr($0.1) }.joined(separator: ", ") + "}"
         case .namespace(let ns): return "<Namespace " + repr(.dict(ns.attributes)) + ">"
         case .function(let name): return "<function \(name)>"
@@ -92,7 +93,7 @@ enum JinjaFormat {
             case .int(let i): out += String(i)
             case .double(let d): out += d.isNaN ? "NaN" : d.isInfinite ? (d < 0 ? "-Infinity" : "Infinity") : d.description
             case .string(let s): out += jsonString(s)
-            case .list(let items):
+            case .list(let items), .tuple(let items):
                 try container("[", "]", items.count, level) { try emit(items[$0], level: level + 1) }
             case .dict(let d):
                 let pairs = sortKeys ? d.pairs.sorted { $0.0.unicodeScalars.lexicographicallyPrecedes($1.0.unicodeScalars) } : d.pairs

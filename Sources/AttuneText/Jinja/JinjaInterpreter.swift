@@ -119,7 +119,7 @@ final class JinjaInterpreter {
     /// Python iteration: list items, dict keys, string characters; Undefined iterates as empty.
     static func iterate(_ value: JinjaValue, line: Int) throws -> [JinjaValue] {
         switch value {
-        case .list(let items): return items
+        case .list(let items), .tuple(let items): return items
         case .dict(let d): return d.keys.map { .string($0) }
         case .string(let s): return s.unicodeScalars.map { .string(String($0)) }
         case .undefined: return []
@@ -145,6 +145,8 @@ final class JinjaInterpreter {
             return lookup(name)
         case .list(let items):
             return .list(try items.map(eval))
+        case .tuple(let items):
+            return .tuple(try items.map(eval))
         case .dict(let pairs):
             var d = JinjaDict()
             for (keyExpr, valueExpr) in pairs {
@@ -229,7 +231,7 @@ final class JinjaInterpreter {
     /// `a[b]`: list and string indices (negative from the end), dict keys; misses are Undefined.
     func item(_ base: JinjaValue, _ index: JinjaValue, line: Int) throws -> JinjaValue {
         switch (try JinjaInterpreter.defined(base, line: line), index) {
-        case (.list(let items), _):
+        case (.list(let items), _), (.tuple(let items), _):
             guard let i = index.integer else { return .undefined(hint: "list indices must be integers") }
             let k = i < 0 ? items.count + i : i
             return items.indices.contains(k) ? items[k] : .undefined(hint: "list object has no element \(i)")
@@ -255,6 +257,8 @@ final class JinjaInterpreter {
         switch try JinjaInterpreter.defined(base, line: line) {
         case .list(let items):
             return .list(indices(items.count).map { items[$0] })
+        case .tuple(let items):
+            return .tuple(indices(items.count).map { items[$0] })
         case .string(let s):
             let scalars = Array(s.unicodeScalars)
             var view = String.UnicodeScalarView()

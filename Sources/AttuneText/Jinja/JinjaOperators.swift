@@ -12,6 +12,7 @@ enum JinjaOperators {
         switch (op, a, b) {
         case ("+", .string(let x), .string(let y)): return .string(x + y)
         case ("+", .list(let x), .list(let y)): return .list(x + y)
+        case ("+", .tuple(let x), .tuple(let y)): return .tuple(x + y)
         case ("*", .string(let x), _) where b.integer != nil: return .string(String(repeating: x, count: max(0, b.integer!)))
         case ("*", .list(let x), _) where b.integer != nil: return .list(Array(repeating: x, count: max(0, b.integer!)).flatMap { $0 })
         case ("*", _, .string) where a.integer != nil: return try binary(op, b, a, line: line)
@@ -86,7 +87,7 @@ enum JinjaOperators {
                 throw TextError("chat template line \(line): 'in <string>' requires string as left operand, not \(needle.typeName)")
             }
             return n.isEmpty || s.range(of: n, options: .literal) != nil
-        case .list(let items): return items.contains(needle)
+        case .list(let items), .tuple(let items): return items.contains(needle)
         case .dict(let d):
             guard case .string(let key) = needle else { return false }
             return d[key] != nil

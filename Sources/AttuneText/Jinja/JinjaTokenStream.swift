@@ -169,10 +169,18 @@ struct TokenStream {
             return .literal(.double(Double(token.text)!))
         case .op:
             if accept("(") {
+                if accept(")") { return .tuple([]) }
                 let inner = try expression()
-                if peek(",") { throw TextError("chat template line \(token.line): tuple literals are not supported") }
-                try expect(")")
-                return inner
+                guard accept(",") else {
+                    try expect(")")
+                    return inner
+                }
+                var items = [inner]
+                while !accept(")") {
+                    items.append(try expression())
+                    if !accept(",") { try expect(")"); break }
+                }
+                return .tuple(items)
             }
             if accept("[") {
                 var items: [JinjaExpr] = []

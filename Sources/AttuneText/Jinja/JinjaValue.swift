@@ -14,6 +14,8 @@ indirect enum JinjaValue {
     case double(Double)
     case string(String)
     case list([JinjaValue])
+    /// A Python tuple: `items()` pairs and `(a, b)` literals; prints as `(a, b)`.
+    case tuple([JinjaValue])
     case dict(JinjaDict)
     /// `namespace(...)`: the one mutable object, shared by reference across loop scopes.
     case namespace(JinjaNamespace)
@@ -30,7 +32,7 @@ indirect enum JinjaValue {
         case .int(let i): return i != 0
         case .double(let d): return d != 0
         case .string(let s): return !s.isEmpty
-        case .list(let l): return !l.isEmpty
+        case .list(let l), .tuple(let l): return !l.isEmpty
         case .dict(let d): return !d.keys.isEmpty
         case .namespace, .function: return true
         }
@@ -46,6 +48,7 @@ indirect enum JinjaValue {
         case .double: return "float"
         case .string: return "str"
         case .list: return "list"
+        case .tuple: return "tuple"
         case .dict: return "dict"
         case .namespace: return "Namespace"
         case .function: return "function"
@@ -116,7 +119,7 @@ extension JinjaValue: Equatable {
         switch (lhs, rhs) {
         case (.undefined, .undefined), (.none, .none): return true
         case (.string(let a), .string(let b)): return a == b
-        case (.list(let a), .list(let b)): return a == b
+        case (.list(let a), .list(let b)), (.tuple(let a), .tuple(let b)): return a == b
         case (.dict(let a), .dict(let b)):
             return a.keys.count == b.keys.count && a.keys.allSatisfy { b[$0] != nil && a[$0] == b[$0] }
         case (.namespace(let a), .namespace(let b)): return a === b
