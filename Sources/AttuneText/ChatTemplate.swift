@@ -25,16 +25,32 @@ public struct ChatTemplate {
         program = try JinjaParser.parse(source)
     }
 
-    /// Reads `chat_template` from `directory/tokenizer_config.json`. A list of named
-    /// templates yields the one called `name`, or "default" when no name is given.
+    /// Reads a model folder's chat template the way transformers' tokenizer loading does:
+    /// `chat_template.jinja` (named "default") and `additional_chat_templates/NAME.jinja`
+    /// when present, which take priority; otherwise tokenizer_config.json's `chat_template`
+    /// (a string, or a list of `{name, template}`). With several templates, `name` picks
+    /// one and nil means "default". Special tokens come from tokenizer_config.json.
     public init(tokenizerConfigAt directory: URL, name: String? = nil) throws {
-        let url = directory.appendingPathComponent("tokenizer_config.json")
-        let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw TextError("\(url.path): cannot read tokenizer_config.json (\(error.localizedDescription))")
+        let fm = FileManager.default
+        let configURL = directory.appendingPathComponent("tokenizer_config.json")
+        var named: [String: String] = [:]
+        let defaultFile = directory.appendingPathComponent("chat_template.jinja")
+        if fm.fileExists(atPath: defaultFile.path) { named["default"] = try Self.read(defaultFile) }
+        let extraDir = directory.appendingPathComponent("additional_chat_templates")
+        for file in (try? fm.contentsOfDirectory(atPath: extraDir.path)) ?? [] where file.hasSuffix(".jinja") {
+            named[String(file.dropLast(".jinja".count))] = try Self.read(extraDir.appendingPathComponent(file))
         }
-        guard let config = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw TextError("\(url.path): not a JSON object")
+
+        var config: [String: Any] = [:]
+        if fm.fileExists(atPath: configURL.path) || named.isEmpty {
+            let data: Data
+            do { data = try Data(contentsOf: configURL) } catch {
+                throw TextError("\(configURL.path): cannot read tokenizer_config.json (\(error.localizedDescription))")
+            }
+            guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+                throw TextError("\(configURL.path): not a JSON object")
+            }
+            config = object
         }
         var tokens: [String: String] = [:]
         for key in Self.specialTokenNames {
@@ -44,34 +60,50 @@ public struct ChatTemplate {
                 tokens[key] = content
             }
         }
+
+        var origin = configURL.path
         let source: String
-        switch config["chat_template"] {
-        case let text as String:
-            if let name { throw TextError("\(url.path): chat_template is a single template, so there is no template named '\(name)'") }
-            source = text
-        case let list as [Any]:
-            var named: [String: String] = [:]
-            for entry in list {
-                guard let entry = entry as? [String: Any], let entryName = entry["name"] as? String,
-                      let template = entry["template"] as? String
-                else { throw TextError("\(url.path): chat_template list entries need string 'name' and 'template'") }
-                named[entryName] = template
+        if !named.isEmpty {
+            origin = directory.path
+            source = try Self.pick(named, name, origin: origin)
+        } else {
+            switch config["chat_template"] {
+            case let text as String:
+                if let name { throw TextError("\(origin): chat_template is a single template, so there is no template named '\(name)'") }
+                source = text
+            case let list as [Any]:
+                for entry in list {
+                    guard let entry = entry as? [String: Any], let entryName = entry["name"] as? String,
+                          let template = entry["template"] as? String
+                    else { throw TextError("\(origin): chat_template list entries need string 'name' and 'template'") }
+                    named[entryName] = template
+                }
+                source = try Self.pick(named, name, origin: origin)
+            case nil, is NSNull:
+                throw TextError("\(origin): no chat_template (the model ships no chat format)")
+            default:
+                throw TextError("\(origin): chat_template must be a string or a list of {name, template}")
             }
-            let wanted = name ?? "default"
-            guard let template = named[wanted] else {
-                throw TextError("\(url.path): chat_template has no template named '\(wanted)' (has \(named.keys.sorted().joined(separator: ", ")))")
-            }
-            source = template
-        case nil, is NSNull:
-            throw TextError("\(url.path): no chat_template (the model ships no chat format)")
-        default:
-            throw TextError("\(url.path): chat_template must be a string or a list of {name, template}")
         }
         do {
             try self.init(source: source, specialTokens: tokens)
         } catch let error as TextError {
-            throw TextError("\(url.path): \(error.message)")
+            throw TextError("\(origin): \(error.message)")
         }
+    }
+
+    private static func read(_ url: URL) throws -> String {
+        do { return try String(contentsOf: url, encoding: .utf8) } catch {
+            throw TextError("\(url.path): cannot read the chat template (\(error.localizedDescription))")
+        }
+    }
+
+    private static func pick(_ named: [String: String], _ name: String?, origin: String) throws -> String {
+        let wanted = name ?? "default"
+        guard let template = named[wanted] else {
+            throw TextError("\(origin): chat_template has no template named '\(wanted)' (has \(named.keys.sorted().joined(separator: ", ")))")
+        }
+        return template
     }
 
     /// Renders a conversation. The template sees what transformers passes: `messages`,

@@ -146,6 +146,20 @@ final class ChatTemplateGoldenTests: XCTestCase {
         }
     }
 
+    /// transformers' newer layout: chat_template.jinja and additional_chat_templates/ win
+    /// over tokenizer_config.json's chat_template, whose special tokens still apply.
+    func testJinjaFilesTakePriorityOverTheConfig() throws {
+        let dir = try Self.temporaryDirectory()
+        try JSONSerialization.data(withJSONObject: ["eos_token": "</s>", "chat_template": "config"])
+            .write(to: dir.appendingPathComponent("tokenizer_config.json"))
+        try "file {{ eos_token }}\n".write(to: dir.appendingPathComponent("chat_template.jinja"), atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("additional_chat_templates"), withIntermediateDirectories: true)
+        try "tools".write(to: dir.appendingPathComponent("additional_chat_templates/tool_use.jinja"), atomically: true, encoding: .utf8)
+        let hi = [["role": "user", "content": "hi"]]
+        XCTAssertEqual(try ChatTemplate(tokenizerConfigAt: dir).render(messages: hi, addGenerationPrompt: false, bosToken: nil, eosToken: nil), "file </s>")
+        XCTAssertEqual(try ChatTemplate(tokenizerConfigAt: dir, name: "tool_use").render(messages: hi, addGenerationPrompt: false, bosToken: nil, eosToken: nil), "tools")
+    }
+
     static func temporaryDirectory() throws -> URL {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attune-chat-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
