@@ -1,4 +1,4 @@
-import AttuneText
+@testable import AttuneText
 import Foundation
 import XCTest
 
@@ -98,6 +98,32 @@ final class ChatTemplateGoldenTests: XCTestCase {
             if rendered != c.output { failures += 1 }
             XCTAssertEqual(rendered, c.output, c.source)
             if failures > 5 { break }
+        }
+    }
+
+    struct ExpressionCase: Decodable {
+        var source: String
+        var output: String?
+        var error: String?
+    }
+
+    /// 600 random expressions (operators, subscripts, slices, filters, tests, literals over
+    /// str / int / float / bool / None / list / tuple / dict / Undefined) rendered by jinja2:
+    /// Attune must print the same text, or fail where jinja2 fails.
+    func testRandomExpressionsMatchJinja2() throws {
+        let data = try Data(contentsOf: Self.fixtures.appendingPathComponent("jinja_expression_goldens.json"))
+        let cases = try JSONDecoder().decode([String: [ExpressionCase]].self, from: data)["cases"]!
+        XCTAssertEqual(cases.count, 600)
+        let variables: [String: Any] = ["x": "X", "n": 3, "ls": [3, 1, 2],
+                                        "d": JinjaValue.dict(JinjaDict([("b", .int(1)), ("a", .list([.int(1), .string("z")]))]))]
+        for c in cases {
+            do {
+                let rendered = try ChatTemplate(source: c.source).render(messages: [], addGenerationPrompt: false, bosToken: nil, eosToken: nil,
+                                                                         extra: variables)
+                XCTAssertEqual(rendered, c.output, "\(c.source) (jinja2: \(c.error ?? "rendered"))")
+            } catch {
+                XCTAssertNotNil(c.error, "\(c.source): Attune failed (\(error)) where jinja2 rendered \(c.output ?? "")")
+            }
         }
     }
 

@@ -161,6 +161,50 @@ def whitespace_cases():
     return cases
 
 
+def random_expression(rng, depth=0):
+    """A random expression over a few values, operators, filters and tests."""
+    atoms = ["0", "1", "-2", "2.5", "'a'", "'Ab c '", "''", "none", "true", "false", "[1, 'a']", "[]",
+             "{'k': 1}", "x", "n", "ls", "d", "u", "(1, 'a')"]
+    if depth >= 3 or rng.random() < 0.3:
+        return rng.choice(atoms)
+    e = lambda: random_expression(rng, depth + 1)
+    subscripts = ["0", "-1", "1:", ":-1", "::-1", "'k'"]
+    # Not `items` / `reverse`: jinja2 returns iterators for those, which print as object addresses.
+    filters = ["length", "trim", "string", "tojson", "default(7)", "first", "last", "list", "join('-')", "lower",
+               "upper", "capitalize", "int", "float", "abs"]
+    forms = [
+        lambda: f"not {e()}", lambda: f"-{e()}",
+        lambda: f"({e()} {rng.choice(['+', '-', '*', '/', '//', '%', '~', '==', '!=', '<', '>=', 'in', 'not in', 'and', 'or'])} {e()})",
+        lambda: f"{e()} {rng.choice(['+', '~', 'and', 'or', '=='])} {e()}",
+        lambda: f"({e()} if {e()} else {e()})",
+        # Subscripts only on variables: jinja2 constant-folds literal ones, hiding their TypeErrors.
+        lambda: f"{rng.choice(['x', 'n', 'ls', 'd', 'u'])}[{rng.choice(subscripts)}]",
+        lambda: f"{e()}.{rng.choice(['k', 'b'])}",
+        lambda: f"({e()} | {rng.choice(filters)})",
+        lambda: f"({e()} is {rng.choice(['not ', ''])}{rng.choice(['defined', 'none', 'string', 'number', 'mapping', 'iterable', 'sequence', 'integer', 'boolean', 'odd', 'equalto 1', 'in [1, 2]'])})",
+        lambda: f"[{e()}, {e()}]",
+        lambda: f"{{'k': {e()}}}",
+    ]
+    return rng.choice(forms)()
+
+
+def expression_cases():
+    from transformers.utils.chat_template_utils import _compile_jinja_template
+
+    rng = random.Random(7)
+    variables = {"x": "X", "n": 3, "ls": [3, 1, 2], "d": {"b": 1, "a": [1, "z"]}}
+    cases = []
+    while len(cases) < 600:
+        source = "{{ " + random_expression(rng) + " }}"
+        try:
+            cases.append({"source": source, "output": _compile_jinja_template(source).render(**variables)})
+        except jinja2.exceptions.TemplateSyntaxError:
+            continue
+        except Exception as error:  # any failure: Attune must fail too
+            cases.append({"source": source, "error": f"{type(error).__name__}: {error}"})
+    return cases
+
+
 def main():
     cases = []
     for family, tokens in FAMILIES.items():
@@ -203,6 +247,9 @@ def main():
     ws = HERE / "jinja_whitespace_goldens.json"
     ws.write_text(json.dumps({"cases": whitespace_cases()}, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"wrote 400 random whitespace-control cases to {ws}")
+    ex = HERE / "jinja_expression_goldens.json"
+    ex.write_text(json.dumps({"cases": expression_cases()}, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"wrote 600 random expression cases to {ex}")
 
 
 if __name__ == "__main__":

@@ -73,7 +73,7 @@ enum JinjaBuiltins {
             let useDefault = (a[1]?.truthy ?? false) ? !value.truthy : value.isUndefined
             return useDefault ? (a[0] ?? .string("")) : value
         case "first", "last":
-            let items = try interp.iterate(try JinjaInterpreter.defined(value, line: line), line: line)
+            let items = try interp.iterate(value, line: line)
             guard let item = name == "first" ? items.first : items.last else {
                 return .undefined(hint: "No \(name) item, sequence was empty.")
             }
@@ -110,7 +110,7 @@ enum JinjaBuiltins {
             }
         case "int":
             let a = try bind(what, positional, keyword, ["default", "base"], line: line)
-            switch value {
+            switch try JinjaInterpreter.defined(value, line: line) {
             case .int, .bool: return .int(value.integer!)
             case .double(let d): return d.isFinite ? .int(Int(d)) : (a[0] ?? .int(0))
             case .string(let s): return Int(s.trimmingCharacters(in: .whitespaces)).map { .int($0) } ?? Double(s).map { .int(Int($0)) } ?? (a[0] ?? .int(0))
@@ -118,7 +118,7 @@ enum JinjaBuiltins {
             }
         case "float":
             let a = try bind(what, positional, keyword, ["default"], line: line)
-            if let n = value.numeric { return .double(n) }
+            if let n = try JinjaInterpreter.defined(value, line: line).numeric { return .double(n) }
             if case .string(let s) = value, let d = Double(s.trimmingCharacters(in: .whitespaces)) { return .double(d) }
             return a[0] ?? .double(0)
         case "tojson":

@@ -3,7 +3,7 @@ import Foundation
 /// Python's `str()`, `repr()` and transformers' `tojson` (json.dumps with ensure_ascii=False),
 /// so printed values match the rendered prompt transformers produces.
 enum JinjaFormat {
-    /// `str(value)`, as `{{ value }}` prints it; Undefined prints as "".
+    /// `str(value)`, as `{{ value }}` prints it; Undefined prints as "" (but as `Undefined` inside a container).
     static func str(_ value: JinjaValue) -> String {
         switch value {
         case .undefined: return ""
@@ -14,7 +14,7 @@ enum JinjaFormat {
 
     static func repr(_ value: JinjaValue) -> String {
         switch value {
-        case .undefined: return ""
+        case .undefined: return "Undefined"
         case .none: return "None"
         case .bool(let b): return b ? "True" : "False"
         case .int(let i): return String(i)

@@ -89,6 +89,10 @@ enum JinjaOperators {
             return n.isEmpty || s.range(of: n, options: .literal) != nil
         case .list(let items), .tuple(let items): return items.contains(needle)
         case .dict(let d):
+            switch needle {
+            case .list, .dict: throw TextError("chat template line \(line): unhashable type: '\(needle.typeName)'")
+            default: break
+            }
             guard case .string(let key) = needle else { return false }
             return d[key] != nil
         case .undefined: return false
