@@ -211,12 +211,11 @@ enum JinjaBuiltins {
         case "lower": if case .string(let s) = value { return s == s.lowercased() } else { return false }
         case "upper": if case .string(let s) = value { return s == s.uppercased() } else { return false }
         case "odd", "even", "divisibleby":
-            guard let i = value.integer else { throw TextError("chat template line \(line): test '\(name)' needs an integer, got \(value.typeName)") }
-            if name == "divisibleby" {
-                guard let n = try arg().integer, n != 0 else { throw TextError("chat template line \(line): test 'divisibleby' needs a non-zero integer") }
-                return i % n == 0
-            }
-            return (i % 2 != 0) == (name == "odd")
+            // jinja2: value % 2 == 1, value % 2 == 0, value % num == 0 (Python modulo, floats too).
+            guard value.numeric != nil else { throw TextError("chat template line \(line): test '\(name)' needs a number, got \(value.typeName)") }
+            let divisor = name == "divisibleby" ? try arg() : .int(2)
+            let remainder = try JinjaOperators.binary("%", value, divisor, line: line)
+            return remainder == .int(name == "odd" ? 1 : 0)
         case "sameas":
             let other = try arg()
             switch (value, other) {

@@ -17,6 +17,8 @@ enum JinjaOperators {
         case ("*", .list(let x), _) where b.integer != nil: return .list(Array(repeating: x, count: max(0, b.integer!)).flatMap { $0 })
         case ("*", _, .string) where a.integer != nil: return try binary(op, b, a, line: line)
         case ("*", _, .list) where a.integer != nil: return try binary(op, b, a, line: line)
+        case ("*", .tuple(let x), _) where b.integer != nil: return .tuple(Array(repeating: x, count: max(0, b.integer!)).flatMap { $0 })
+        case ("*", _, .tuple) where a.integer != nil: return try binary(op, b, a, line: line)
         case ("%", .string, _):
             throw TextError("chat template line \(line): string formatting with '%' is not supported")
         default: break
