@@ -51,6 +51,7 @@ final class JinjaEngineTests: XCTestCase {
         ("{% if messages %}{{ messages[0]['content'] if messages else '' }}{% endif %}{% for m in messages %}{% if m.role == 'user' %}{% set last = m.content %}{% endif %}{% endfor %}[{{ last }}]", ["messages": [["role": "user", "content": "q"]]], "q[]"),
         ("{{- ' lead' }}\n\n   {%- if true %}\n   kept   \n   {%- endif %}   \ntail", [:], " lead   kept   \ntail"),
         ("{{ (1, 'a') }} {{ (1,) }} {{ () }} {{ 'b' in ('a', 'b') }} {{ {'k': 1}.items() | list }} {{ {'k': 1} | items | list }} {{ (1, 2) + (3,) }} {{ (1, 2) == [1, 2] }} {{ d | tojson(separators=(',', ':')) }} {{ d | tojson(indent=2, sort_keys=true) }}", ["d": JinjaDictLiteral.tuples], "(1, 'a') (1,) () True [('k', 1)] [('k', 1)] (1, 2, 3) False {\"b\":[1,2],\"a\":null} {\n  \"a\": null,\n  \"b\": [\n    1,\n    2\n  ]\n}"),
+        ("{{ s | trim }}|{{ s.split() }}|{{ s.strip() | length }}", ["s": "\u{1C} a\u{1F}b\u{3000}\u{A0}"], "a\u{1F}b|['a', 'b']|3"),
     ] }
 
     func render(_ source: String, _ variables: [String: Any] = [:]) throws -> String {

@@ -71,12 +71,12 @@ struct JinjaLexer {
             if k < s.count, s[k] == "-" || s[k] == "+" { sign = s[k]; k += 1 }
             var textEnd = j
             if sign == "-" {
-                while textEnd > i, s[textEnd - 1].properties.isWhitespace { textEnd -= 1 }
+                while textEnd > i, s[textEnd - 1].isPythonSpace { textEnd -= 1 }
             } else if sign != "+", kind != "{" {
                 var lpos = textEnd
                 while lpos > i, s[lpos - 1] != "\n" { lpos -= 1 }
                 let afterNewline = lpos > i
-                if (afterNewline || lineStarting), lpos < textEnd, s[lpos..<textEnd].allSatisfy({ $0.properties.isWhitespace }) {
+                if (afterNewline || lineStarting), lpos < textEnd, s[lpos..<textEnd].allSatisfy({ $0.isPythonSpace }) {
                     textEnd = lpos
                 }
             }
@@ -99,7 +99,7 @@ struct JinjaLexer {
         let keep = s[i] == "+"
         i += (stripAfter || keep) ? 3 : 2
         if stripAfter {
-            while i < s.count, s[i].properties.isWhitespace { i += 1 }
+            while i < s.count, s[i].isPythonSpace { i += 1 }
         } else if trims, !keep, i < s.count, s[i] == "\n" {
             i += 1
         }
@@ -129,7 +129,7 @@ struct JinjaLexer {
         var tokens: [JinjaToken] = []
         var depth: [Unicode.Scalar] = []
         while true {
-            while i < s.count, s[i].properties.isWhitespace {
+            while i < s.count, s[i].isPythonSpace {
                 if s[i] == "\n" { line += 1 }
                 i += 1
             }

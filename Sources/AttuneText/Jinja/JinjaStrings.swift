@@ -5,7 +5,7 @@ extension JinjaBuiltins {
     /// str.strip / lstrip / rstrip: `chars` nil means whitespace.
     static func strip(_ s: String, chars: String?, left: Bool, right: Bool) -> String {
         let set = chars.map { Set($0.unicodeScalars) }
-        let drop: (Unicode.Scalar) -> Bool = { set?.contains($0) ?? $0.properties.isWhitespace }
+        let drop: (Unicode.Scalar) -> Bool = { set?.contains($0) ?? $0.isPythonSpace }
         var scalars = Array(s.unicodeScalars)[...]
         if left { while let f = scalars.first, drop(f) { scalars = scalars.dropFirst() } }
         if right { while let l = scalars.last, drop(l) { scalars = scalars.dropLast() } }
@@ -52,11 +52,11 @@ extension JinjaBuiltins {
         var current = String.UnicodeScalarView()
         var scalars = Array(s.unicodeScalars)[...]
         while let c = scalars.first {
-            if c.properties.isWhitespace {
+            if c.isPythonSpace {
                 if !current.isEmpty { out.append(String(current)); current = String.UnicodeScalarView() }
                 scalars = scalars.dropFirst()
                 if maxSplit >= 0, out.count == maxSplit {
-                    while let w = scalars.first, w.properties.isWhitespace { scalars = scalars.dropFirst() }
+                    while let w = scalars.first, w.isPythonSpace { scalars = scalars.dropFirst() }
                     if !scalars.isEmpty { out.append(String(String.UnicodeScalarView(scalars))) }
                     return out
                 }
@@ -109,4 +109,10 @@ extension JinjaBuiltins {
         }
         return out
     }
+}
+
+extension Unicode.Scalar {
+    /// Python's str.isspace (and `\s` in jinja2's lexer): Unicode White_Space plus the
+    /// ASCII separators U+001C...U+001F, which Python also counts.
+    var isPythonSpace: Bool { properties.isWhitespace || (0x1C...0x1F).contains(value) }
 }
