@@ -51,7 +51,6 @@ enum JinjaBuiltins {
     static func filter(_ name: String, _ value: JinjaValue, _ positional: [JinjaValue], _ keyword: Keywords,
                        line: Int) throws -> JinjaValue {
         let what = "filter '\(name)'"
-        let interp = JinjaInterpreter.self
         switch name {
         case "trim":
             let a = try bind(what, positional, keyword, ["chars"], line: line)
@@ -73,7 +72,7 @@ enum JinjaBuiltins {
             let useDefault = (a[1]?.truthy ?? false) ? !value.truthy : value.isUndefined
             return useDefault ? (a[0] ?? .string("")) : value
         case "first", "last":
-            let items = try interp.iterate(value, line: line)
+            let items = try JinjaInterpreter.iterate(value, line: line)
             guard let item = name == "first" ? items.first : items.last else {
                 return .undefined(hint: "No \(name) item, sequence was empty.")
             }
@@ -81,15 +80,15 @@ enum JinjaBuiltins {
         case "join":
             let a = try bind(what, positional, keyword, ["d", "attribute"], line: line)
             let separator = a[0].map(JinjaFormat.str) ?? ""
-            var items = try interp.iterate(value, line: line)
-            if case .string(let attr)? = a[1] { items = try items.map { try interp.attribute($0, attr, line: line) } }
+            var items = try JinjaInterpreter.iterate(value, line: line)
+            if case .string(let attr)? = a[1] { items = try items.map { try JinjaInterpreter.attribute($0, attr, line: line) } }
             return .string(items.map(JinjaFormat.str).joined(separator: separator))
         case "replace":
             let a = try bind(what, positional, keyword, ["old", "new", "count"], line: line)
             return .string(replace(JinjaFormat.str(value), try string(a[0], what, line: line), try string(a[1], what, line: line),
                                    count: a[2]?.integer ?? -1))
         case "list":
-            return .list(try interp.iterate(value, line: line))
+            return .list(try JinjaInterpreter.iterate(value, line: line))
         case "items":
             switch value {
             case .dict(let d): return .list(d.pairs.map { .tuple([.string($0.0), $0.1]) })
@@ -99,7 +98,7 @@ enum JinjaBuiltins {
         case "reverse":
             switch value {
             case .string(let s): return .string(String(String.UnicodeScalarView(s.unicodeScalars.reversed())))
-            default: return .list(try interp.iterate(value, line: line).reversed())
+            default: return .list(try JinjaInterpreter.iterate(value, line: line).reversed())
             }
         case "abs":
             switch try JinjaInterpreter.defined(value, line: line) {
@@ -159,18 +158,18 @@ enum JinjaBuiltins {
             if let testName, !tests.contains(testName) {
                 throw TextError("chat template line \(line): test '\(testName)' is not supported")
             }
-            return .list(try interp.iterate(value, line: line).filter { item in
-                let subject = try attribute.map { try interp.attribute(item, $0, line: line) } ?? item
+            return .list(try JinjaInterpreter.iterate(value, line: line).filter { item in
+                let subject = try attribute.map { try JinjaInterpreter.attribute(item, $0, line: line) } ?? item
                 let passes = try testName.map { try test($0, subject, args, line: line) } ?? subject.truthy
                 return passes == keep
             })
         case "map":
-            let items = try interp.iterate(value, line: line)
+            let items = try JinjaInterpreter.iterate(value, line: line)
             if let attr = keyword.first(where: { $0.0 == "attribute" })?.1 {
                 let key = try string(attr, what, line: line)
                 let fallback = keyword.first(where: { $0.0 == "default" })?.1
                 return .list(try items.map { item in
-                    let v = try interp.attribute(item, key, line: line)
+                    let v = try JinjaInterpreter.attribute(item, key, line: line)
                     return v.isUndefined ? (fallback ?? v) : v
                 })
             }
