@@ -92,6 +92,7 @@ final class JinjaEngineTests: XCTestCase {
         assertFails("{{ 'open }}", "chat template line 1: string literal is not closed")
         assertFails("{# no end", "chat template line 1: comment is not closed with '#}'")
         assertFails("{{ x + }}", "chat template line 1: unexpected end of tag")
+        assertFails("{% for x in xs %}{% endfor %}\n{% break %}", "chat template line 2: 'break' outside a loop")
     }
 
     func testRuntimeErrorsFollowJinja() {

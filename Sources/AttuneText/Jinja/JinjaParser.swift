@@ -4,6 +4,8 @@
 struct JinjaParser {
     private let segments: [JinjaSegment]
     private var index = 0
+    /// How many `for` bodies enclose the statement being parsed (`break` needs one).
+    private var loopDepth = 0
 
     static func parse(_ source: String) throws -> [JinjaStmt] {
         var parser = JinjaParser(segments: try JinjaLexer.segments(source))
@@ -83,7 +85,9 @@ struct JinjaParser {
             if stream.acceptName("if") { filter = try stream.expression(allowConditional: false) }
             if stream.acceptName("recursive") { throw TextError("chat template line \(line): recursive loops are not supported") }
             try stream.expectEnd()
+            loopDepth += 1
             let (loopBody, end) = try body(until: ["else", "endfor"], opener: "for", line: line)
+            loopDepth -= 1
             var tokens = end.tokens
             try tokens.expectEnd()
             var otherwise: [JinjaStmt] = []
@@ -119,6 +123,7 @@ struct JinjaParser {
             return [.set(target, value, line: line)]
         case "break", "continue":
             try stream.expectEnd()
+            guard loopDepth > 0 else { throw TextError("chat template line \(line): '\(keyword)' outside a loop") }
             return [keyword == "break" ? .breakLoop : .continueLoop]
         case "generation":
             // transformers' {% generation %} only marks assistant tokens for masks; it renders its body.
