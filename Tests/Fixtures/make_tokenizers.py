@@ -17,6 +17,7 @@ tokenizer.json copies the family it is named after; the vocabularies are small.
 import glob
 import json
 import os
+import random
 import sys
 
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
@@ -54,6 +55,17 @@ CORPUS = [
     "control \x01\x02 and zero width \u200b\u200d joiner",
     "ﬁ ligature and ℌ and ① and Ⅻ",
 ]
+
+# Random mixtures of the pieces the split patterns treat differently, for edge cases.
+FRAGMENTS = ["the", "The", " ", "  ", "\t", "\n", "\r\n", " \n ", "'s", "'S", "'ll", "'Re", "'x", "'", "7", "42",
+             "12345", "3.5", ",", "!", "?!", "...", "--", "(", ")", "_", "é", "e\u0301", "Ω", "ß", "ſ", "日本", "語", "한",
+             "😀", "👨‍👩‍👧", "🏽", "\u00a0", "\u2003", "\u200b", "\x00", "\x7f", "ﬁ", "①", "Ⅻ", "٣", "\u0300", "<", ">", "|"]
+
+
+def random_strings(count):
+    rng = random.Random(1234)
+    return ["".join(rng.choice(FRAGMENTS) for _ in range(rng.randint(1, 24))) for _ in range(count)]
+
 
 # Per-family strings with special tokens in the text.
 SPECIAL_STRINGS = {
@@ -208,7 +220,7 @@ def write(name, tok, config, family):
     tok = Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
     hf = transformers.AutoTokenizer.from_pretrained(folder)
     cases = []
-    for text in CORPUS + SPECIAL_STRINGS[family]:
+    for text in CORPUS + SPECIAL_STRINGS[family] + random_strings(80):
         with_special = tok.encode(text, add_special_tokens=True).ids
         cases.append({
             "text": text,
