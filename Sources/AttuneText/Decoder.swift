@@ -37,6 +37,14 @@ indirect enum Decoder {
         }
     }
 
+    var containsByteFallback: Bool {
+        switch self {
+        case .byteFallback: return true
+        case .sequence(let all): return all.contains { $0.containsByteFallback }
+        default: return false
+        }
+    }
+
     func decodeChain(_ tokens: [String]) -> [String] {
         switch self {
         case .sequence(let all):

@@ -47,7 +47,7 @@ indirect enum Normalizer {
 func literalReplacement(_ f: JSONFields) throws -> (pattern: [Unicode.Scalar], content: [Unicode.Scalar]) {
     let pattern = try f.fields("pattern")
     guard let literal = pattern.object["String"] as? String else {
-        throw TextError("tokenizer.json: \(f.path) Replace with a Regex pattern is not supported")
+        throw TextError("\(f.path): Replace with a Regex pattern is not supported")
     }
     guard !literal.isEmpty else { throw TextError("\(f.path).pattern: empty string") }
     return (Array(literal.unicodeScalars), Array(try f.string("content").unicodeScalars))

@@ -17,6 +17,7 @@ public struct Tokenizer: Sendable {
     private let specialContents: Set<String>
     private let rawMatcher: AddedTokenMatcher
     private let normalizedMatcher: AddedTokenMatcher
+    private let decoderHasByteFallback: Bool
 
     /// The id the model expects first, from tokenizer_config's bos_token; nil if none.
     public let bosTokenId: Int32?
@@ -48,13 +49,14 @@ public struct Tokenizer: Sendable {
         preTokenizer = try root.optionalFields("pre_tokenizer").map(PreTokenizer.init)
         postProcessor = try root.optionalFields("post_processor").map(PostProcessor.init)
         decoder = try root.optionalFields("decoder").map(Decoder.init)
+        decoderHasByteFallback = decoder?.containsByteFallback ?? false
 
         var added: [Int32: AddedToken] = [:]
         var addedText: [Int32: String] = [:]
         var byContent: [String: Int32] = [:]
         var raw: [([Unicode.Scalar], AddedToken)] = [], normalized: [([Unicode.Scalar], AddedToken)] = []
         for (n, item) in (root.isNull("added_tokens") ? [] : try root.array("added_tokens")).enumerated() {
-            let token = try AddedToken(JSONFields(item, path: "tokenizer.json: added_tokens[\(n)]"))
+            let token = try AddedToken(JSONFields(item, path: "tokenizer.json.added_tokens[\(n)]"))
             added[token.id] = token
             byContent[token.content] = token.id
             let scalars = Array(token.content.unicodeScalars)
@@ -136,11 +138,8 @@ public struct Tokenizer: Sendable {
     /// with `skipSpecialTokens` so are the special added tokens.
     public func decode(_ ids: [Int32], skipSpecialTokens: Bool = false) -> String {
         let tokens = ids.compactMap { id -> String? in
-            if let token = addedTokens[id] {
-                return skipSpecialTokens && token.special ? nil : addedTokenText[id]
-            }
-            guard let t = model.tokens[id] else { return nil }
-            return skipSpecialTokens && specialContents.contains(t) ? nil : t
+            guard decodes(id, skipSpecialTokens: skipSpecialTokens) else { return nil }
+            return addedTokenText[id] ?? model.tokens[id]
         }
         guard let decoder else { return tokens.joined(separator: " ") }
         return decoder.decodeChain(tokens).joined()
@@ -152,6 +151,18 @@ public struct Tokenizer: Sendable {
     /// The id of a token string, added tokens first.
     public func tokenToId(_ token: String) -> Int32? {
         addedByContent[token] ?? model.vocab[token.unicodeScalars.map(\.value)]
+    }
+
+    /// Whether `decode` keeps `id` (it is known, and not skipped as special).
+    func decodes(_ id: Int32, skipSpecialTokens: Bool) -> Bool {
+        if let token = addedTokens[id] { return !(skipSpecialTokens && token.special) }
+        guard let t = model.tokens[id] else { return false }
+        return !(skipSpecialTokens && specialContents.contains(t))
+    }
+
+    /// Whether `id` is a "<0xNN>" token that the decoder turns into its byte.
+    func isFallbackByte(_ id: Int32) -> Bool {
+        decoderHasByteFallback && addedTokens[id] == nil && model.tokens[id].flatMap(byteToken) != nil
     }
 
     /// Whether `id` is a special added token (skipped by `decode(_:skipSpecialTokens: true)`).
