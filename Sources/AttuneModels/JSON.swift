@@ -7,7 +7,7 @@ import Foundation
 /// integer (`2` vs `2.0` vs `true`, which `NSNumber` conflates), integers
 /// beyond 2^53 kept exact or reported as too large, duplicate keys reported
 /// instead of silently overwritten, and key order kept for stable messages.
-enum JSON: Sendable {
+package enum JSON: Sendable {
     case null
     case bool(Bool)
     case number(JSONNumber)
@@ -16,7 +16,7 @@ enum JSON: Sendable {
     case object(JSONObject)
 
     /// "a string", "an object", …: for messages about a value of the wrong type.
-    var kind: String {
+    package var kind: String {
         switch self {
         case .null: return "null"
         case .bool: return "a boolean"
@@ -29,26 +29,26 @@ enum JSON: Sendable {
 }
 
 /// A JSON number, kept as written.
-struct JSONNumber: Sendable {
+package struct JSONNumber: Sendable {
     /// The literal exactly as in the input, e.g. `-12`, `1e-05`, `1000000.0`.
-    let literal: String
+    package let literal: String
     /// True if the literal has neither fraction nor exponent.
-    let isIntegerLiteral: Bool
+    package let isIntegerLiteral: Bool
 
     /// The value as an `Int` if it is an integer literal that fits; nil for
     /// `2.0`, `1e3` and integers beyond `Int`'s range.
-    var int: Int? { isIntegerLiteral ? Int(literal) : nil }
+    package var int: Int? { isIntegerLiteral ? Int(literal) : nil }
 
     /// The nearest `Double`; ±infinity for literals beyond its range.
-    var double: Double { Double(literal) ?? .nan }  // a grammatical literal always parses
+    package var double: Double { Double(literal) ?? .nan }  // a grammatical literal always parses
 }
 
 /// A JSON object with its keys in input order and no duplicates.
-struct JSONObject: Sendable {
-    private(set) var entries: [(key: String, value: JSON)] = []
+package struct JSONObject: Sendable {
+    package private(set) var entries: [(key: String, value: JSON)] = []
     private var index: [String: Int] = [:]
 
-    subscript(key: String) -> JSON? {
+    package subscript(key: String) -> JSON? {
         index[key].map { entries[$0].value }
     }
 
@@ -62,9 +62,9 @@ struct JSONObject: Sendable {
 }
 
 /// A syntax error, located by byte offset in the parsed text.
-struct JSONSyntaxError: Error {
-    let reason: String
-    let offset: Int
+package struct JSONSyntaxError: Error {
+    package let reason: String
+    package let offset: Int
 }
 
 /// A strict RFC 8259 parser over bytes.
@@ -74,7 +74,7 @@ struct JSONSyntaxError: Error {
 /// duplicate keys, invalid UTF-8, unpaired surrogate escapes, control
 /// characters in strings, leading zeros, and nesting deeper than `maxDepth`,
 /// so that hostile input cannot exhaust the stack.
-struct JSONParser {
+package struct JSONParser {
     static let maxDepth = 128
 
     private let bytes: UnsafeRawBufferPointer
@@ -94,7 +94,7 @@ struct JSONParser {
         return v
     }
 
-    static func parse(_ data: Data) throws(JSONSyntaxError) -> JSON {
+    package static func parse(_ data: Data) throws(JSONSyntaxError) -> JSON {
         let result: Result<JSON, JSONSyntaxError> = data.withUnsafeBytes { raw in
             do throws(JSONSyntaxError) { return .success(try parse(raw)) } catch { return .failure(error) }
         }

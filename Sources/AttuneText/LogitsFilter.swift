@@ -1,0 +1,215 @@
+import Foundation
+
+/// transformers' logits processors (`LogitsStep`) over one row of logits, computed on the
+/// set of tokens still allowed rather than on a full sorted copy, so a 150k vocabulary
+/// costs a few passes over the row per token.
+///
+/// Arithmetic on logits is Float, as in transformers (the penalty and temperature are
+/// rounded to Float, as torch does with a Python scalar), so processed logits match bit for
+/// bit. Probabilities for top-p and min-p are Double; a top-p or min-p decision can differ
+/// from transformers' float32 one only when a token sits within rounding of the threshold.
+/// Ties: top-k keeps every token equal to the k-th score (as torch); top-p ranks equal
+/// scores by lower token id first (torch's order among ties is unspecified).
+struct LogitsFilter {
+    let steps: [LogitsStep]
+    /// The processed scores of the last row: the input after the penalty and temperature.
+    private(set) var scores: [Float] = []
+    /// Token ids still allowed after the filters; meaningful only when `allKept` is false.
+    private(set) var kept: [Int32] = []
+    /// True while no filter has run: every token with a finite score is allowed.
+    private(set) var allKept = true
+
+    /// Per-token marks for deduplicating the history; `stamp` changes per row.
+    private var seen: [UInt32] = []
+    private var stamp: UInt32 = 0
+
+    init(steps: [LogitsStep]) { self.steps = steps }
+
+    /// Runs every step on `logits`. Throws for an empty row, NaN or +inf (the model is broken:
+    /// no token can be chosen from them) and for a row where every logit is -inf.
+    mutating func run(logits: [Float], history: [Int32]) throws {
+        guard !logits.isEmpty else { throw TextError("sampling: empty logits row") }
+        var anyFinite = false
+        for (i, v) in logits.enumerated() {
+            if v.isNaN || v == .infinity { throw TextError("sampling: logit of token \(i) is \(v)") }
+            if v != -.infinity { anyFinite = true }
+        }
+        guard anyFinite else { throw TextError("sampling: every logit is -inf") }
+        scores = logits
+        allKept = true
+        kept.removeAll(keepingCapacity: true)
+        for step in steps {
+            switch step {
+            case .repetitionPenalty(let p): penalize(history, p)
+            case .temperature(let t): for i in scores.indices { scores[i] /= t }
+            case .topK(let k): keepTopK(k)
+            case .topP(let p): keepTopP(p)
+            case .minP(let m): keepMinP(m)
+            }
+        }
+    }
+
+    /// The scores transformers' processors output: -inf for every filtered token.
+    var maskedScores: [Float] {
+        if allKept { return scores }
+        var out = [Float](repeating: -.infinity, count: scores.count)
+        for id in kept { out[Int(id)] = scores[Int(id)] }
+        return out
+    }
+
+    /// Calls `body` with each allowed token id.
+    @inline(__always)
+    func forEachAllowed(_ body: (Int) -> Void) {
+        if allKept {
+            for i in scores.indices where scores[i] != -.infinity { body(i) }
+        } else {
+            for id in kept { body(Int(id)) }
+        }
+    }
+
+    /// The largest allowed score.
+    func maxScore() -> Float {
+        var m = -Float.infinity
+        forEachAllowed { m = max(m, scores[$0]) }
+        return m
+    }
+
+    /// Divides positive and multiplies negative logits of each distinct id in `history` by
+    /// `p`. Ids outside the row are ignored (transformers drops them too).
+    private mutating func penalize(_ history: [Int32], _ p: Float) {
+        if seen.count != scores.count { seen = [UInt32](repeating: 0, count: scores.count); stamp = 0 }
+        if stamp == .max { for i in seen.indices { seen[i] = 0 }; stamp = 0 }
+        stamp += 1
+        for id in history where id >= 0 && Int(id) < scores.count && seen[Int(id)] != stamp {
+            seen[Int(id)] = stamp
+            let s = scores[Int(id)]
+            scores[Int(id)] = s < 0 ? s * p : s / p
+        }
+    }
+
+    /// Keeps the scores ≥ the k-th largest, found with a size-k min-heap (O(n log k)).
+    private mutating func keepTopK(_ k: Int) {
+        var heap = MinHeap(capacity: k)
+        forEachAllowed { heap.offer(scores[$0]) }
+        guard let threshold = heap.kthLargest else { return }  // at most k tokens allowed: all stay
+        var next: [Int32] = []
+        forEachAllowed { i in if scores[i] >= threshold { next.append(Int32(i)) } }
+        kept = next
+        allKept = false
+    }
+
+    /// Keeps the most likely tokens, in order, while the probability mass ranked above each
+    /// is below `p` (transformers removes ascending-sorted tokens whose cumulative mass is
+    /// ≤ 1 − p: the same set). The top token is always kept. Tokens are ranked through a
+    /// max-heap so only the kept ones are popped.
+    private mutating func keepTopP(_ p: Double) {
+        let top = Double(maxScore())
+        var total = 0.0
+        var ranking = Ranking(scores: scores)
+        forEachAllowed { i in
+            total += exp(Double(scores[i]) - top)
+            ranking.ids.append(Int32(i))
+        }
+        ranking.heapify()
+        var next: [Int32] = []
+        var massAbove = 0.0
+        while let id = ranking.popFirst() {
+            next.append(id)
+            massAbove += exp(Double(scores[Int(id)]) - top)
+            if massAbove >= p * total { break }
+        }
+        kept = next
+        allKept = false
+    }
+
+    /// Keeps the tokens whose probability is at least `m` times the top one's:
+    /// exp(score − max) ≥ m.
+    private mutating func keepMinP(_ m: Double) {
+        let top = Double(maxScore())
+        var next: [Int32] = []
+        forEachAllowed { i in if exp(Double(scores[i]) - top) >= m { next.append(Int32(i)) } }
+        kept = next
+        allKept = false
+    }
+}
+
+/// The k largest values seen, as a min-heap: its root is the k-th largest.
+private struct MinHeap {
+    let capacity: Int
+    private var values: [Float] = []
+
+    init(capacity: Int) {
+        self.capacity = capacity
+        values.reserveCapacity(capacity)
+    }
+
+    /// The k-th largest value offered, or nil if fewer than k were.
+    var kthLargest: Float? { values.count == capacity ? values[0] : nil }
+
+    mutating func offer(_ v: Float) {
+        if values.count < capacity {
+            values.append(v)
+            var i = values.count - 1
+            while i > 0 {
+                let parent = (i - 1) / 2
+                if values[parent] <= values[i] { return }
+                values.swapAt(parent, i)
+                i = parent
+            }
+        } else if v > values[0] {
+            values[0] = v
+            var i = 0
+            while true {
+                let l = 2 * i + 1, r = l + 1
+                var smallest = i
+                if l < values.count && values[l] < values[smallest] { smallest = l }
+                if r < values.count && values[r] < values[smallest] { smallest = r }
+                if smallest == i { return }
+                values.swapAt(i, smallest)
+                i = smallest
+            }
+        }
+    }
+}
+
+/// Token ids in a max-heap by score, equal scores by lower id first; pops in rank order.
+private struct Ranking {
+    let scores: [Float]
+    var ids: [Int32] = []
+    private var size = 0
+
+    init(scores: [Float]) { self.scores = scores }
+
+    mutating func heapify() {
+        size = ids.count
+        for i in stride(from: size / 2 - 1, through: 0, by: -1) { siftDown(i) }
+    }
+
+    mutating func popFirst() -> Int32? {
+        guard size > 0 else { return nil }
+        let first = ids[0]
+        size -= 1
+        ids[0] = ids[size]
+        siftDown(0)
+        return first
+    }
+
+    @inline(__always)
+    private func ranksBefore(_ a: Int32, _ b: Int32) -> Bool {
+        let sa = scores[Int(a)], sb = scores[Int(b)]
+        return sa > sb || (sa == sb && a < b)
+    }
+
+    private mutating func siftDown(_ start: Int) {
+        var i = start
+        while true {
+            let l = 2 * i + 1, r = l + 1
+            var best = i
+            if l < size && ranksBefore(ids[l], ids[best]) { best = l }
+            if r < size && ranksBefore(ids[r], ids[best]) { best = r }
+            if best == i { return }
+            ids.swapAt(i, best)
+            i = best
+        }
+    }
+}
