@@ -26,7 +26,7 @@ final class ChatTemplateGoldenTests: XCTestCase {
     enum JSONValue: Decodable {
         case bool(Bool), int(Int), double(Double), string(String), array([JSONValue]), object([String: JSONValue]), null
 
-        init(from decoder: Decoder) throws {
+        init(from decoder: any Swift.Decoder) throws {
             let c = try decoder.singleValueContainer()
             if c.decodeNil() { self = .null }
             else if let b = try? c.decode(Bool.self) { self = .bool(b) }
