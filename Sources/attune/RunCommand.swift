@@ -25,17 +25,28 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Prompt token ids, comma-separated; repeat for several prompts.") var tokens: [String] = []
     @Option(help: "Prompts from a file: .npy of integer ids ([n] or [prompts, n]) or text, one comma- or space-separated prompt per line.")
     var prompts: String?
-    @Option(help: "Tokens to generate greedily after the prompt.") var maxNewTokens: Int = 0
+    @Option(help: "Tokens to generate after the prompt (default: 0 after --tokens; until end of sequence or a full context after --prompt).")
+    var maxNewTokens: Int?
     @Option(help: "Write the prefill logits [tokens, vocab] as float32 .npy (one prompt).") var logitsOut: String?
     @Option(help: "Time the prefill this many times (cache reset in between) and report the median (one prompt).") var repeats: Int = 1
     @Flag(help: "Print the kernels' counters (e.g. unified_max fallback rows per layer) for the last prefill and the decode.") var stats = false
     @Flag(help: "Print one JSON object on the last line.") var json = false
+    @OptionGroup var text: TextOptions
     @OptionGroup var compile: CompileOptionsGroup
 
     func run() throws {
         let all = try tokens.map { try parsePrompt($0, source: "--tokens") } + (try prompts.map(readPrompts) ?? [])
-        guard !all.isEmpty else { throw CLIError("give a prompt: --tokens 1,2,3 (repeatable) or --prompts FILE") }
-        guard maxNewTokens >= 0 else { throw CLIError("--max-new-tokens must be >= 0") }
+        if text.isText && !all.isEmpty { throw CLIError("give text (--prompt, --prompt-file) or token ids (--tokens, --prompts), not both") }
+        guard text.isText || !all.isEmpty else {
+            throw CLIError("give a prompt: --prompt TEXT, --prompt-file FILE, --tokens 1,2,3 (repeatable) or --prompts FILE")
+        }
+        if let maxNewTokens, maxNewTokens < 0 { throw CLIError("--max-new-tokens must be >= 0") }
+        if text.isText && (logitsOut != nil || repeats > 1) { throw CLIError("--logits-out and --repeats take token ids (--tokens)") }
+        if !text.isText, text.chat || text.system != nil || text.printIds || !text.stop.isEmpty {
+            throw CLIError("--chat, --system, --stop and --print-ids work on text: give --prompt or --prompt-file")
+        }
+        // Text mode reads the tokenizer, the generation settings and the chat template first.
+        let textSetup = text.isText ? try TextSetup(model: model, options: text, maxNewTokens: maxNewTokens) : nil
         guard repeats >= 1 else { throw CLIError("--repeats must be >= 1") }
         if all.count > 1 && (logitsOut != nil || repeats > 1) {
             throw CLIError("--logits-out and --repeats take one prompt; \(all.count) were given")
@@ -57,25 +68,30 @@ struct RunCommand: ParsableCommand {
                 throw CLIError("token \(i + 1)\(which) is \(prompt[i]), outside the vocabulary of \(session.vocab) (ids 0...\(session.vocab - 1))")
             }
         }
-        if let longest = all.map(\.count).max(), longest + maxNewTokens > session.maxContext {
-            throw CLIError("\(longest) prompt + \(maxNewTokens) new tokens exceed the context of \(session.maxContext) (see --max-context)")
+        let newTokens = maxNewTokens ?? 0
+        if let longest = all.map(\.count).max(), longest + newTokens > session.maxContext {
+            throw CLIError("\(longest) prompt + \(newTokens) new tokens exceed the context of \(session.maxContext) (see --max-context)")
         }
         var object: [String: Any] = ["import_ms": importMs, "compile_ms": artifacts.seconds * 1e3, "build_cached": artifacts.cached,
                                      "load_ms": loadMs]
-        if all.count == 1 {
+        if let textSetup {
+            try runText(textSetup, session, &object)
+        } else if all.count == 1 {
             try single(session, all[0], &object)
         } else {
             try batch(session, all, &object)
         }
-        print("import     \(fmt(importMs, 0)) ms (config, checkpoint headers, graph)")
-        print("compile    \(fmt(artifacts.seconds * 1e3, 0)) ms\(artifacts.cached ? " (build cache hit)" : "")")
+        // In text mode stdout is the text: the rest goes to stderr.
+        let report: (String) -> Void = textSetup == nil ? { print($0) } : { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+        report("import     \(fmt(importMs, 0)) ms (config, checkpoint headers, graph)")
+        report("compile    \(fmt(artifacts.seconds * 1e3, 0)) ms\(artifacts.cached ? " (build cache hit)" : "")")
         let materialised = artifacts.module.constants.filter { !$0.isMappedInPlace }.reduce(0) { $0 + $1.floats }
-        print("load       \(fmt(loadMs, 0)) ms (weights mapped; \((materialised * 4) >> 20) MiB materialised in fp32)")
+        report("load       \(fmt(loadMs, 0)) ms (weights mapped; \((materialised * 4) >> 20) MiB materialised in fp32)")
         let counters = session.counters
         if stats {
-            if counters.isEmpty { print("stats      the model's kernels count nothing") }
+            if counters.isEmpty { report("stats      the model's kernels count nothing") }
             let width = counters.map(\.name.count).max() ?? 0
-            for c in counters { print("stats      \(c.name.padding(toLength: width, withPad: " ", startingAt: 0))  \(c.value)") }
+            for c in counters { report("stats      \(c.name.padding(toLength: width, withPad: " ", startingAt: 0))  \(c.value)") }
             object["stats"] = Dictionary(uniqueKeysWithValues: counters.map { ($0.name, $0.value) })
         }
         if json {
@@ -101,14 +117,14 @@ struct RunCommand: ParsableCommand {
         var last = Array(logits.suffix(session.vocab))
         var generated: [Int32] = []
         let t1 = Date()
-        for _ in 0..<maxNewTokens {
+        for _ in 0..<(maxNewTokens ?? 0) {
             let next = argmax(last)
             generated.append(next)
             // Every generated token goes through a decode step, the last one included,
             // so the timing is per decoded token and the cache ends consistent.
             last = try session.decodeStep(next)
         }
-        let decodeMs = maxNewTokens > 0 ? Date().timeIntervalSince(t1) * 1e3 / Double(maxNewTokens) : 0
+        let decodeMs = (maxNewTokens ?? 0) > 0 ? Date().timeIntervalSince(t1) * 1e3 / Double(maxNewTokens ?? 0) : 0
         print("prompt     \(ids.count) tokens, prefill \(fmt(prefillMs, 3)) ms")
         print("generated  \(generated.map(String.init).joined(separator: " "))")
         print("decode     \(fmt(decodeMs, 3)) ms/token")
@@ -117,7 +133,7 @@ struct RunCommand: ParsableCommand {
     }
 
     func batch(_ session: CompiledModel, _ prompts: [[Int32]], _ object: inout [String: Any]) throws {
-        let result = try BatchedGeneration.run(session, prompts: prompts, maxNewTokens: maxNewTokens)
+        let result = try BatchedGeneration.run(session, prompts: prompts, maxNewTokens: maxNewTokens ?? 0)
         if let reason = result.unbatchedReason {
             print("batch      \(prompts.count) prompts run one after another: \(reason)")
         } else {
