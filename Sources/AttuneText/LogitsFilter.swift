@@ -89,7 +89,7 @@ struct LogitsFilter {
 
     /// Keeps the scores ≥ the k-th largest, found with a size-k min-heap (O(n log k)).
     private mutating func keepTopK(_ k: Int) {
-        var heap = MinHeap(capacity: k)
+        var heap = MinHeap(capacity: k, expected: allKept ? scores.count : kept.count)
         forEachAllowed { heap.offer(scores[$0]) }
         guard let threshold = heap.kthLargest else { return }  // at most k tokens allowed: all stay
         var next: [Int32] = []
@@ -172,9 +172,10 @@ private struct MinHeap {
     let capacity: Int
     private var values: [Float] = []
 
-    init(capacity: Int) {
+    /// `expected`: how many values will be offered (bounds the allocation for a huge k).
+    init(capacity: Int, expected: Int) {
         self.capacity = capacity
-        values.reserveCapacity(capacity)
+        values.reserveCapacity(min(capacity, expected))
     }
 
     /// The k-th largest value offered, or nil if fewer than k were.

@@ -189,6 +189,17 @@ final class SamplerTests: XCTestCase {
         }
     }
 
+    func testTopKLargerThanTheRowKeepsEveryToken() throws {
+        var config = GenerationConfig()
+        config.doSample = true
+        config.topK = Int.max
+        var sampler = Sampler(config: config, seed: 0)
+        XCTAssertEqual(try sampler.processedLogits([0.5, -2, 3], history: []), [0.5, -2, 3])
+        config.topK = 2
+        sampler = Sampler(config: config, seed: 0)
+        XCTAssertEqual(try sampler.processedLogits([0.5, -2, 3], history: []), [0.5, -.infinity, 3])
+    }
+
     func testMaskedTokensAreNeverDrawn() throws {
         var config = GenerationConfig()
         config.doSample = true
