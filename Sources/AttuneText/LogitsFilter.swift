@@ -41,7 +41,7 @@ struct LogitsFilter {
         for step in steps {
             switch step {
             case .repetitionPenalty(let p): penalize(history, p)
-            case .temperature(let t): for i in scores.indices { scores[i] /= t }
+            case .temperature(let t): try divide(by: t)
             case .topK(let k): keepTopK(k)
             case .topP(let p): keepTopP(p)
             case .minP(let m): keepMinP(m)
@@ -84,6 +84,15 @@ struct LogitsFilter {
             seen[Int(id)] = stamp
             let s = scores[Int(id)]
             scores[Int(id)] = s < 0 ? s * p : s / p
+        }
+    }
+
+    /// Divides every score by the temperature. A tiny temperature can overflow a score to
+    /// +inf (or, rounded to Float 0, make 0/0): refused, since no softmax is left to draw from.
+    private mutating func divide(by t: Float) throws {
+        for i in scores.indices { scores[i] /= t }
+        if let i = scores.firstIndex(where: { $0.isNaN || $0 == .infinity }) {
+            throw TextError("sampling: temperature \(t) turns the logit of token \(i) into \(scores[i])")
         }
     }
 

@@ -187,6 +187,13 @@ final class SamplerTests: XCTestCase {
         XCTAssertThrowsError(try sampler.next(logits: [-.infinity, -.infinity], history: [])) {
             XCTAssertEqual("\($0)", "sampling: every logit is -inf")
         }
+        var cold = GenerationConfig()
+        cold.doSample = true
+        cold.temperature = 1e-38
+        var frozen = Sampler(config: cold, seed: 0)
+        XCTAssertThrowsError(try frozen.next(logits: [1, 5], history: [])) {
+            XCTAssertEqual("\($0)", "sampling: temperature 1e-38 turns the logit of token 1 into inf")
+        }
     }
 
     func testTopKLargerThanTheRowKeepsEveryToken() throws {
