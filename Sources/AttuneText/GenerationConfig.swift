@@ -37,6 +37,9 @@ public struct GenerationConfig: Equatable, Sendable {
     public var lengthLimit = LengthLimit.newTokens(20)
     /// `stop_strings`: generation ends when the text contains one (see `StopStringMatcher`).
     public var stopStrings: [String] = []
+    /// Settings in the file that Attune does not implement but that change what transformers'
+    /// `generate` does, as `key value` (`"num_beams 4"`), for a warning.
+    public var unsupportedSettings: [String] = []
 
     /// transformers' global defaults.
     public init() {}

@@ -18,29 +18,38 @@ extension GenerationConfig {
         self.init()
         let generation = directory.appendingPathComponent("generation_config.json")
         let model = directory.appendingPathComponent("config.json")
+        let file: String
+        let lookup: (String) -> Setting?
         if FileManager.default.fileExists(atPath: generation.path) {
             let root = try Self.readObject(generation)
-            try apply(Self.keys.compactMap { key in root[key].flatMap { Setting(key: key, value: $0) } },
-                      file: "generation_config.json")
+            file = "generation_config.json"
+            lookup = { key in root[key].flatMap { Setting(key: key, value: $0) } }
         } else if FileManager.default.fileExists(atPath: model.path) {
             let root = try Self.readObject(model)
             let nested = ["decoder", "generator", "text_config"].lazy.compactMap { name -> (String, JSONObject)? in
                 if case .object(let o)? = root[name], o.isNonEmpty { return (name, o) }
                 return nil
             }.first
-            try apply(Self.keys.compactMap { key in
+            file = "config.json"
+            lookup = { key in
                 if let v = root[key], !v.isNull { return Setting(key: key, value: v) }
                 if let (name, object) = nested, let v = object[key] { return Setting(key: key, path: "\(name).\(key)", value: v) }
                 return nil
-            }, file: "config.json")
+            }
+        } else {
+            return
         }
+        try apply(Self.keys.compactMap(lookup), file: file)
+        unsupportedSettings = Self.unsupportedKeys.compactMap(lookup).filter { $0.value.changesGeneration(Self.inactive[$0.key]) }
+            .map { "\($0.path) \($0.value.shown)" }
     }
 
-    /// The keys read; transformers' other generation keys (beams, n-gram bans, ...) are ignored.
+    /// The keys read; transformers' other generation keys are reported in
+    /// `unsupportedSettings` when their value would change what `generate` does.
     static let keys = ["eos_token_id", "bos_token_id", "pad_token_id", "do_sample", "temperature", "top_k", "top_p",
                        "min_p", "repetition_penalty", "max_new_tokens", "max_length", "stop_strings"]
 
-    private struct Setting {
+    fileprivate struct Setting {
         var key: String
         var path: String
         var value: JSON
@@ -134,6 +143,19 @@ extension GenerationConfig {
 }
 
 extension JSON {
+    /// False if this is null, or the value that leaves the processor out (`inactive`:
+    /// equal to it; nil: an empty array or object, or false, is inactive too).
+    fileprivate func changesGeneration(_ inactive: Double?) -> Bool {
+        switch self {
+        case .null: return false
+        case .bool(let b): return b
+        case .number(let n): return inactive.map { n.double != $0 } ?? true
+        case .array(let items): return !items.isEmpty
+        case .object(let o): return o.isNonEmpty
+        case .string: return true
+        }
+    }
+
     fileprivate var isNull: Bool {
         if case .null = self { return true }
         return false

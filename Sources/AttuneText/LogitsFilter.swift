@@ -41,7 +41,7 @@ struct LogitsFilter {
         for step in steps {
             switch step {
             case .repetitionPenalty(let p): penalize(history, p)
-            case .temperature(let t): for i in scores.indices { scores[i] /= t }
+            case .temperature(let t): try divide(by: t)
             case .topK(let k): keepTopK(k)
             case .topP(let p): keepTopP(p)
             case .minP(let m): keepMinP(m)
@@ -87,9 +87,18 @@ struct LogitsFilter {
         }
     }
 
+    /// Divides every score by the temperature. A tiny temperature can overflow a score to
+    /// +inf (or, rounded to Float 0, make 0/0): refused, since no softmax is left to draw from.
+    private mutating func divide(by t: Float) throws {
+        for i in scores.indices { scores[i] /= t }
+        if let i = scores.firstIndex(where: { $0.isNaN || $0 == .infinity }) {
+            throw TextError("sampling: temperature \(t) turns the logit of token \(i) into \(scores[i])")
+        }
+    }
+
     /// Keeps the scores ≥ the k-th largest, found with a size-k min-heap (O(n log k)).
     private mutating func keepTopK(_ k: Int) {
-        var heap = MinHeap(capacity: k)
+        var heap = MinHeap(capacity: k, expected: allKept ? scores.count : kept.count)
         forEachAllowed { heap.offer(scores[$0]) }
         guard let threshold = heap.kthLargest else { return }  // at most k tokens allowed: all stay
         var next: [Int32] = []
@@ -98,29 +107,63 @@ struct LogitsFilter {
         allKept = false
     }
 
-    /// Keeps the most likely tokens, in order, while the probability mass ranked above each
-    /// is below `p` (transformers removes ascending-sorted tokens whose cumulative mass is
-    /// ≤ 1 − p: the same set). The top token is always kept. Tokens are ranked through a
-    /// max-heap so only the kept ones are popped.
+    /// Keeps the most likely tokens while the probability mass ranked above each is below
+    /// `p` (transformers removes ascending-sorted tokens whose cumulative mass
+    /// is ≤ 1 − p: the same set). The top token is always kept.
+    ///
+    /// Only the tokens near the cut are sorted: scores are binned into `Self.bins` equal
+    /// score ranges below the maximum; whole bins are kept while the mass above stays below
+    /// the limit, and only the bin where it crosses is ranked token by token.
     private mutating func keepTopP(_ p: Double) {
-        let top = Double(maxScore())
+        let top = maxScore()
+        var low = top
+        var ids: [Int32] = [], weights: [Double] = []
+        ids.reserveCapacity(allKept ? scores.count : kept.count)
+        weights.reserveCapacity(ids.capacity)
         var total = 0.0
-        var ranking = Ranking(scores: scores)
         forEachAllowed { i in
-            total += exp(Double(scores[i]) - top)
-            ranking.ids.append(Int32(i))
+            let w = exp(Double(scores[i]) - Double(top))
+            ids.append(Int32(i))
+            weights.append(w)
+            total += w
+            low = min(low, scores[i])
         }
-        ranking.heapify()
+        let limit = p * total
         var next: [Int32] = []
         var massAbove = 0.0
-        while let id = ranking.popFirst() {
-            next.append(id)
-            massAbove += exp(Double(scores[Int(id)]) - top)
-            if massAbove >= p * total { break }
+        var boundary: [Int] = []  // positions in `ids` to rank one by one
+        if ids.count <= Self.bins || low == top {
+            boundary = Array(ids.indices)
+        } else {
+            let scale = Double(Self.bins) / (Double(top) - Double(low))
+            let scores = self.scores
+            func bin(_ j: Int) -> Int { min(Self.bins - 1, Int((Double(top) - Double(scores[Int(ids[j])])) * scale)) }
+            var mass = [Double](repeating: 0, count: Self.bins)
+            for j in ids.indices { mass[bin(j)] += weights[j] }
+            var cut = 0
+            while cut < Self.bins - 1 && massAbove + mass[cut] < limit {
+                massAbove += mass[cut]
+                cut += 1
+            }
+            for j in ids.indices {
+                let b = bin(j)
+                if b < cut { next.append(ids[j]) } else if b == cut { boundary.append(j) }
+            }
+        }
+        boundary.sort { a, b in
+            let sa = scores[Int(ids[a])], sb = scores[Int(ids[b])]
+            return sa > sb || (sa == sb && ids[a] < ids[b])
+        }
+        for j in boundary {
+            if !next.isEmpty && massAbove >= limit { break }
+            next.append(ids[j])
+            massAbove += weights[j]
         }
         kept = next
         allKept = false
     }
+
+    static let bins = 1024
 
     /// Keeps the tokens whose probability is at least `m` times the top one's:
     /// exp(score − max) ≥ m.
@@ -138,9 +181,10 @@ private struct MinHeap {
     let capacity: Int
     private var values: [Float] = []
 
-    init(capacity: Int) {
+    /// `expected`: how many values will be offered (bounds the allocation for a huge k).
+    init(capacity: Int, expected: Int) {
         self.capacity = capacity
-        values.reserveCapacity(capacity)
+        values.reserveCapacity(min(capacity, expected))
     }
 
     /// The k-th largest value offered, or nil if fewer than k were.
@@ -168,48 +212,6 @@ private struct MinHeap {
                 values.swapAt(i, smallest)
                 i = smallest
             }
-        }
-    }
-}
-
-/// Token ids in a max-heap by score, equal scores by lower id first; pops in rank order.
-private struct Ranking {
-    let scores: [Float]
-    var ids: [Int32] = []
-    private var size = 0
-
-    init(scores: [Float]) { self.scores = scores }
-
-    mutating func heapify() {
-        size = ids.count
-        for i in stride(from: size / 2 - 1, through: 0, by: -1) { siftDown(i) }
-    }
-
-    mutating func popFirst() -> Int32? {
-        guard size > 0 else { return nil }
-        let first = ids[0]
-        size -= 1
-        ids[0] = ids[size]
-        siftDown(0)
-        return first
-    }
-
-    @inline(__always)
-    private func ranksBefore(_ a: Int32, _ b: Int32) -> Bool {
-        let sa = scores[Int(a)], sb = scores[Int(b)]
-        return sa > sb || (sa == sb && a < b)
-    }
-
-    private mutating func siftDown(_ start: Int) {
-        var i = start
-        while true {
-            let l = 2 * i + 1, r = l + 1
-            var best = i
-            if l < size && ranksBefore(ids[l], ids[best]) { best = l }
-            if r < size && ranksBefore(ids[r], ids[best]) { best = r }
-            if best == i { return }
-            ids.swapAt(i, best)
-            i = best
         }
     }
 }

@@ -12,6 +12,8 @@ public struct Sampler {
     public let config: GenerationConfig
     private var filter: LogitsFilter
     private var random: RandomStream
+    private var drawIDs: [Int32] = []
+    private var drawWeights: [Double] = []
 
     /// `stream` separates the sequences of a batch: sequence i uses stream i.
     public init(config: GenerationConfig, seed: UInt64, stream: Int = 0) {
@@ -31,21 +33,29 @@ public struct Sampler {
             filter.forEachAllowed { i in if best < 0 || scores[i] > scores[best] { best = i } }
             return Int32(best)
         }
+        // One pass for the weights, one for the draw (the ids and weights are reused buffers).
         let top = Double(filter.maxScore())
+        var ids: [Int32] = [], weights: [Double] = []
+        swap(&ids, &drawIDs)  // take the buffers without a copy
+        swap(&weights, &drawWeights)
+        ids.removeAll(keepingCapacity: true)
+        weights.removeAll(keepingCapacity: true)
         var total = 0.0
-        filter.forEachAllowed { total += exp(Double(scores[$0]) - top) }
+        filter.forEachAllowed { i in
+            let w = exp(Double(scores[i]) - top)
+            ids.append(Int32(i))
+            weights.append(w)
+            total += w
+        }
+        defer { (drawIDs, drawWeights) = (ids, weights) }
         let u = random.nextUnitInterval() * total
         var cumulative = 0.0
-        var chosen = -1
-        filter.forEachAllowed { i in
-            guard chosen < 0 else { return }
-            cumulative += exp(Double(scores[i]) - top)
-            if cumulative > u { chosen = i }
+        for (j, w) in weights.enumerated() {
+            cumulative += w
+            if cumulative > u { return ids[j] }
         }
-        if chosen < 0 {  // rounding left u at the total: the last token with any weight
-            filter.forEachAllowed { i in if exp(Double(scores[i]) - top) > 0 { chosen = i } }
-        }
-        return Int32(chosen)
+        // Rounding left u at the total: the last token with any weight (the top one has 1).
+        return ids[weights.lastIndex { $0 > 0 }!]
     }
 
     /// The scores transformers' logits processors would output for this row: -inf for every

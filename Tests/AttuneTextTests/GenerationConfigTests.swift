@@ -96,6 +96,18 @@ final class GenerationConfigTests: XCTestCase {
         }
     }
 
+    /// Keys Attune does not implement are reported when their value changes what
+    /// transformers' generate does, and not when it leaves it alone.
+    func testUnsupportedSettingsAreReported() throws {
+        let text = #"{"num_beams": 4, "no_repeat_ngram_size": 0, "suppress_tokens": [], "typical_p": 0.9, "bad_words_ids": [[5]], "min_length": 0, "renormalize_logits": false, "forced_eos_token_id": 2, "top_k": 5}"#
+        let config = try TempModelFolder(files: ["generation_config.json": text]).config()
+        XCTAssertEqual(config.unsupportedSettings, ["num_beams 4", "bad_words_ids an array", "forced_eos_token_id 2", "typical_p 0.9"])
+        XCTAssertEqual(config.topK, 5)
+        let fromModel = try TempModelFolder(files: ["config.json": #"{"text_config": {"no_repeat_ngram_size": 3}}"#]).config()
+        XCTAssertEqual(fromModel.unsupportedSettings, ["text_config.no_repeat_ngram_size 3"])
+        XCTAssertEqual(try TempModelFolder(files: ["generation_config.json": #"{"num_beams": 1}"#]).config().unsupportedSettings, [])
+    }
+
     func testTransformersAcceptsTopPZeroAndMinPZero() throws {
         let config = try TempModelFolder(files: ["generation_config.json": #"{"do_sample": true, "top_p": 0, "min_p": 0}"#]).config()
         XCTAssertEqual(config.logitsSteps, [.topK(50), .topP(0), .minP(0)])

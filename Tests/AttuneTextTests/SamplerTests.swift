@@ -132,6 +132,35 @@ final class SamplerTests: XCTestCase {
         XCTAssertGreaterThan(rawChi2, 100)
     }
 
+    /// Top-p over a large row (the binned path) keeps exactly the set a full sort gives,
+    /// with many tied scores ranked by lower id first.
+    func testTopPOnALargeRowEqualsAFullSort() throws {
+        var rng = RandomStream(seed: 5, stream: 0)
+        let logits = (0..<20_000).map { _ in Float(Int(rng.nextUnitInterval() * 48)) / 4 }
+        for p in [0.0, 0.5, 0.9, 0.99] {
+            var config = GenerationConfig()
+            config.doSample = true
+            config.topK = 0
+            config.topP = p
+            var sampler = Sampler(config: config, seed: 0)
+            let out = try sampler.processedLogits(logits, history: [])
+            let kept = Set(out.indices.filter { out[$0] != -.infinity })
+
+            let top = Double(logits.max()!)
+            let weights = logits.map { exp(Double($0) - top) }
+            let total = weights.reduce(0, +)
+            let ranked = logits.indices.sorted { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
+            var expected = Set<Int>()
+            var massAbove = 0.0
+            for i in ranked where expected.isEmpty || massAbove < p * total {
+                expected.insert(i)
+                massAbove += weights[i]
+            }
+            XCTAssertEqual(kept, expected, "top_p \(p)")
+            XCTAssertGreaterThan(kept.count, p == 0 ? 0 : 100)
+        }
+    }
+
     func testRepetitionPenaltyAsTransformersDefinesIt() throws {
         var config = GenerationConfig()
         config.repetitionPenalty = 2
@@ -158,6 +187,24 @@ final class SamplerTests: XCTestCase {
         XCTAssertThrowsError(try sampler.next(logits: [-.infinity, -.infinity], history: [])) {
             XCTAssertEqual("\($0)", "sampling: every logit is -inf")
         }
+        var cold = GenerationConfig()
+        cold.doSample = true
+        cold.temperature = 1e-38
+        var frozen = Sampler(config: cold, seed: 0)
+        XCTAssertThrowsError(try frozen.next(logits: [1, 5], history: [])) {
+            XCTAssertEqual("\($0)", "sampling: temperature 1e-38 turns the logit of token 1 into inf")
+        }
+    }
+
+    func testTopKLargerThanTheRowKeepsEveryToken() throws {
+        var config = GenerationConfig()
+        config.doSample = true
+        config.topK = Int.max
+        var sampler = Sampler(config: config, seed: 0)
+        XCTAssertEqual(try sampler.processedLogits([0.5, -2, 3], history: []), [0.5, -2, 3])
+        config.topK = 2
+        sampler = Sampler(config: config, seed: 0)
+        XCTAssertEqual(try sampler.processedLogits([0.5, -2, 3], history: []), [0.5, -.infinity, 3])
     }
 
     func testMaskedTokensAreNeverDrawn() throws {

@@ -99,6 +99,8 @@ def processor_cases():
         ("top_p_0_9", {"do_sample": True, "top_k": 0, "top_p": 0.9}, 64, 0),
         ("top_p_0_3_hot", {"do_sample": True, "top_k": 0, "top_p": 0.3, "temperature": 1.7}, 200, 0),
         ("top_p_0", {"do_sample": True, "top_k": 0, "top_p": 0.0}, 32, 0),
+        # More tokens than Attune's top-p score bins (1024): the binned path.
+        ("top_p_0_8_large_vocab", {"do_sample": True, "top_k": 0, "top_p": 0.8, "temperature": 1.3}, 3000, 0),
         ("min_p_0_1", {"do_sample": True, "top_k": 0, "min_p": 0.1}, 64, 0),
         ("min_p_0_3_cold", {"do_sample": True, "top_k": 0, "min_p": 0.3, "temperature": 0.6}, 64, 0),
         ("all_filters", {"do_sample": True, "temperature": 0.8, "top_k": 20, "top_p": 0.85, "min_p": 0.05,
