@@ -5,6 +5,8 @@ import Foundation
 
 /// `attune run MODEL --prompt TEXT`: text in, streamed text out, with the checkpoint's
 /// tokenizer, generation settings and (with --chat) chat template.
+/// Numeric options parse `.unconditional`ly: `--temperature -1` is a value to check (and
+/// refuse with its rule), not an unknown flag `-1`.
 struct TextOptions: ParsableArguments {
     @Option(help: "Prompt text (the model's tokenizer encodes it); the continuation is printed as it is generated.")
     var prompt: String?
@@ -15,12 +17,12 @@ struct TextOptions: ParsableArguments {
     @Flag(help: "Also print the prompt's and the generated token ids (on stderr).") var printIds = false
     @Flag(help: "Keep generating past end-of-sequence tokens.") var ignoreEos = false
     @Option(help: "Stop when the generated text contains this string (repeatable; not printed).") var stop: [String] = []
-    @Option(help: "Sampling temperature (0 = greedy; default: the model's generation_config.json).") var temperature: Double?
-    @Option(help: "Keep the k most likely tokens (0 = off).") var topK: Int?
-    @Option(help: "Keep the most likely tokens up to this cumulative probability.") var topP: Double?
-    @Option(help: "Drop tokens below this fraction of the top probability.") var minP: Double?
-    @Option(help: "Divide (multiply, if negative) the logits of tokens already seen by this.") var repetitionPenalty: Double?
-    @Option(help: "Random seed for sampling (default: a random one, printed with --json).") var seed: UInt64?
+    @Option(parsing: .unconditional, help: "Sampling temperature (0 = greedy; default: the model's generation_config.json).") var temperature: Double?
+    @Option(parsing: .unconditional, help: "Keep the k most likely tokens (0 = off).") var topK: Int?
+    @Option(parsing: .unconditional, help: "Keep the most likely tokens up to this cumulative probability.") var topP: Double?
+    @Option(parsing: .unconditional, help: "Drop tokens below this fraction of the top probability.") var minP: Double?
+    @Option(parsing: .unconditional, help: "Divide (multiply, if negative) the logits of tokens already seen by this.") var repetitionPenalty: Double?
+    @Option(parsing: .unconditional, help: "Random seed for sampling (default: a random one, printed with --json).") var seed: UInt64?
 
     var isText: Bool { prompt != nil || promptFile != nil }
 
