@@ -161,8 +161,9 @@ public struct Tokenizer: Sendable {
 
     /// Whether `decode` keeps `id` (it is known, and not skipped as special).
     func decodes(_ id: Int32, skipSpecialTokens: Bool) -> Bool {
-        if let token = addedTokens[id] { return !(skipSpecialTokens && token.special) }
-        guard let t = model.tokens[id] else { return false }
+        // tokenizers tests the string it decodes (for a normalized added token, its normalized
+        // form) against the special tokens' contents, so "▁<mask>" is not skipped.
+        guard let t = addedTokenText[id] ?? model.tokens[id] else { return false }
         return !(skipSpecialTokens && specialContents.contains(t))
     }
 

@@ -79,6 +79,7 @@ SPECIAL_STRINGS = {
     ],
     "sp": [
         "<s>Hello</s>",
+        "zzword and zzword, x<mask>y and  <mask>  z",
         "text <s> inside </s> text",
         " <unk> literal",
         "</s></s>",
@@ -268,6 +269,11 @@ VARIANTS = [
     ("mistral_sp", "metaspace_never", {
         "pre_tokenizer": {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "never", "split": False},
         "decoder": {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "never", "split": False}}),
+    ("llama2_sp", "normalized_added_tokens", {"added_tokens": [
+        {"id": i, "content": c, "single_word": False, "lstrip": False, "rstrip": False, "normalized": False, "special": True}
+        for i, c in enumerate(["<unk>", "<s>", "</s>"])] + [
+        {"id": 4000, "content": "zzword", "single_word": False, "lstrip": False, "rstrip": False, "normalized": True, "special": False},
+        {"id": 4001, "content": "<mask>", "single_word": False, "lstrip": True, "rstrip": True, "normalized": True, "special": True}]}),
     ("mistral_sp", "no_decoder_roberta", {"decoder": None,
                                           "post_processor": {"type": "RobertaProcessing", "sep": ["</s>", 2], "cls": ["<s>", 1],
                                                              "trim_offsets": True, "add_prefix_space": False}}),
