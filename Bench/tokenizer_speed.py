@@ -40,9 +40,9 @@ def main():
     ap.add_argument("--attune", default=os.path.join(ROOT, ".build/release/attune"))
     args = ap.parse_args()
     dirs = args.dirs or sorted(glob.glob(os.path.join(ROOT, "Tests/Fixtures/tokenizers/*/")))
-    text = open(args.text_file, encoding="utf-8").read() if args.text_file else english_text(1_000_000)
+    text = open(args.text_file, encoding="utf-8", newline="").read() if args.text_file else english_text(1_000_000)
     path = "/tmp/attune_tokenizer_speed.txt"
-    with open(path, "w", encoding="utf-8") as f:
+    with open(path, "w", encoding="utf-8", newline="") as f:
         f.write(text)
     nbytes = len(text.encode("utf-8"))
     print(f"text: {nbytes} bytes")

@@ -43,8 +43,6 @@ struct AddedTokenMatcher {
         self.byFirst = byFirst.mapValues { $0.sorted { $0.scalars.count > $1.scalars.count } }
     }
 
-    var isEmpty: Bool { byFirst.isEmpty }
-
     /// Splits one piece into text and added-token segments.
     func split(_ piece: Piece) -> [Segment] {
         let t = piece.text

@@ -49,15 +49,6 @@ indirect enum PreTokenizer {
         }
     }
 
-    /// Whether the model needs byte-level pieces (each UTF-8 byte as its GPT-2 character).
-    var isByteLevel: Bool {
-        switch self {
-        case .byteLevel: return true
-        case .sequence(let all): return all.contains { $0.isByteLevel }
-        default: return false
-        }
-    }
-
     func apply(_ pieces: [Piece]) -> [Piece] {
         switch self {
         case .sequence(let all):

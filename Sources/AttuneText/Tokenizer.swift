@@ -76,6 +76,12 @@ public struct Tokenizer: Sendable {
         rawMatcher = AddedTokenMatcher(raw.map { (pattern: $0.0, token: $0.1) })
         normalizedMatcher = AddedTokenMatcher(normalized.map { (pattern: $0.0, token: $0.1) })
         vocabSize = Int(max(model.tokens.keys.max() ?? -1, added.keys.max() ?? -1)) + 1
+        // Foundation's JSON reader keys objects by String, which merges canonically
+        // equivalent keys ("é" as one or as two code points): the token lost leaves a hole.
+        let modelTokens = model.tokens
+        if let hole = (0..<Int32(vocabSize)).first(where: { modelTokens[$0] == nil && added[$0] == nil }) {
+            throw TextError("tokenizer.json: no token has id \(hole) (a vocabulary with gaps, or with canonically equivalent tokens such as \"é\" spelt with one and with two code points, is not supported)")
+        }
 
         // Special token names: tokenizer_config first, special_tokens_map as a fallback.
         let configFields = try config.map { try JSONFields($0, path: "tokenizer_config.json") }
@@ -155,8 +161,9 @@ public struct Tokenizer: Sendable {
 
     /// Whether `decode` keeps `id` (it is known, and not skipped as special).
     func decodes(_ id: Int32, skipSpecialTokens: Bool) -> Bool {
-        if let token = addedTokens[id] { return !(skipSpecialTokens && token.special) }
-        guard let t = model.tokens[id] else { return false }
+        // tokenizers tests the string it decodes (for a normalized added token, its normalized
+        // form) against the special tokens' contents, so "▁<mask>" is not skipped.
+        guard let t = addedTokenText[id] ?? model.tokens[id] else { return false }
         return !(skipSpecialTokens && specialContents.contains(t))
     }
 

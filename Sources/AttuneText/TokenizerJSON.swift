@@ -48,11 +48,6 @@ struct JSONFields {
         return i
     }
 
-    func optionalInt(_ key: String) throws -> Int? {
-        if isNull(key) { return nil }
-        return try int(key)
-    }
-
     func array(_ key: String) throws -> [Any] {
         guard let a = object[key] as? [Any] else { throw TextError("\(path).\(key) must be an array") }
         return a

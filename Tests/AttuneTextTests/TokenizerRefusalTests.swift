@@ -81,6 +81,23 @@ final class TokenizerRefusalTests: XCTestCase {
         assertRefused("tokenizer_config.json: eos_token '<|nope|>' is not a token of tokenizer.json", config: ["eos_token": "<|nope|>"]) { _ in }
     }
 
+    /// Two vocabulary keys that differ only in Unicode normalization would be merged by the
+    /// JSON reader; the hole this leaves is reported instead of mis-encoding.
+    func testCanonicallyEquivalentTokensAreRefused() throws {
+        let source = TokenizerFixtures.directory("gpt2_bpe").appendingPathComponent("tokenizer.json")
+        let text = try String(contentsOf: source, encoding: .utf8)
+        // Written as JSON text: a Swift dictionary would itself merge the two keys.
+        let patched = text.replacingOccurrences(of: #""vocab":{"#, with: #""vocab":{"\u00e9\u00e9\u00e9":4005,"e\u0301\u00e9\u00e9":4006,"#)
+        XCTAssertNotEqual(patched, text)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attune-tok-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try patched.write(to: dir.appendingPathComponent("tokenizer.json"), atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try Tokenizer(directory: dir)) { error in
+            XCTAssertEqual("\(error)", #"tokenizer.json: no token has id 4005 (a vocabulary with gaps, or with canonically equivalent tokens such as "é" spelt with one and with two code points, is not supported)"#)
+        }
+    }
+
     func testMissingFolder() {
         XCTAssertThrowsError(try Tokenizer(directory: URL(fileURLWithPath: "/nonexistent/model"))) { error in
             XCTAssertEqual("\(error)", "/nonexistent/model: no tokenizer.json (Attune reads Hugging Face fast tokenizers only)")

@@ -79,6 +79,7 @@ SPECIAL_STRINGS = {
     ],
     "sp": [
         "<s>Hello</s>",
+        "zzword and zzword, x<mask>y and  <mask>  z",
         "text <s> inside </s> text",
         " <unk> literal",
         "</s></s>",
@@ -238,6 +239,69 @@ def write(name, tok, config, family):
     print(name, tok.get_vocab_size(), os.path.getsize(os.path.join(folder, "tokenizer.json")), "bytes")
 
 
+# Variants of the fixtures above for the options they do not exercise: each patches
+# tokenizer.json (top-level keys replaced; "model" keys merged into the model) and records
+# the encodings of `tokenizers` in variants.json.
+VARIANTS = [
+    ("gpt2_bpe", "prefix_space", {"pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True}}),
+    ("gpt2_bpe", "lowercase_nfkc", {"normalizer": {"type": "Sequence", "normalizers": [{"type": "NFKC"}, {"type": "Lowercase"}]}}),
+    ("gpt2_bpe", "nfd_no_regex", {"normalizer": {"type": "NFD"},
+                                  "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}}),
+    ("llama3_bpe", "split_space_previous", {"pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"String": " "}, "behavior": "MergedWithPrevious", "invert": False},
+        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]}}),
+    ("llama3_bpe", "split_removed_contiguous", {"pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"String": "e"}, "behavior": "Removed", "invert": False},
+        {"type": "Split", "pattern": {"String": " "}, "behavior": "Contiguous", "invert": False},
+        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]}}),
+    ("llama3_bpe", "split_inverted_next", {"pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"String": "a"}, "behavior": "MergedWithNext", "invert": True},
+        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]},
+        "model": {"ignore_merges": False}}),
+    ("llama3_bpe", "gpt2_split_regex", {"pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"Regex": GPT2_PATTERN}, "behavior": "Isolated", "invert": False},
+        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]}}),
+    ("llama2_sp", "unk_fused", {"model": {"byte_fallback": False, "fuse_unk": True}}),
+    ("llama2_sp", "unk_not_fused", {"model": {"byte_fallback": False, "fuse_unk": False}}),
+    ("mistral_sp", "metaspace_always_split", {
+        "pre_tokenizer": {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": True},
+        "decoder": {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": True}}),
+    ("mistral_sp", "metaspace_never", {
+        "pre_tokenizer": {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "never", "split": False},
+        "decoder": {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "never", "split": False}}),
+    ("llama2_sp", "normalized_added_tokens", {"added_tokens": [
+        {"id": i, "content": c, "single_word": False, "lstrip": False, "rstrip": False, "normalized": False, "special": True}
+        for i, c in enumerate(["<unk>", "<s>", "</s>"])] + [
+        {"id": 4000, "content": "zzword", "single_word": False, "lstrip": False, "rstrip": False, "normalized": True, "special": False},
+        {"id": 4001, "content": "<mask>", "single_word": False, "lstrip": True, "rstrip": True, "normalized": True, "special": True}]}),
+    ("mistral_sp", "no_decoder_roberta", {"decoder": None,
+                                          "post_processor": {"type": "RobertaProcessing", "sep": ["</s>", 2], "cls": ["<s>", 1],
+                                                             "trim_offsets": True, "add_prefix_space": False}}),
+]
+
+
+def write_variants():
+    out = []
+    for base, name, patch in VARIANTS:
+        spec = json.load(open(os.path.join(OUT, base, "tokenizer.json"), encoding="utf-8"))
+        for key, value in patch.items():
+            if key == "model":
+                spec["model"].update(value)
+            else:
+                spec[key] = value
+        tok = Tokenizer.from_str(json.dumps(spec))
+        cases = []
+        for text in CORPUS + SPECIAL_STRINGS["sp" if base.endswith("_sp") else "byte"] + random_strings(20):
+            ids = tok.encode(text).ids
+            cases.append({"text": text, "ids": ids, "ids_no_special": tok.encode(text, add_special_tokens=False).ids,
+                          "decoded": tok.decode(ids, skip_special_tokens=False),
+                          "decoded_skip_special": tok.decode(ids, skip_special_tokens=True)})
+        out.append({"base": base, "name": name, "patch": patch, "cases": cases})
+    with open(os.path.join(OUT, "variants.json"), "w") as f:
+        json.dump(out, f, ensure_ascii=False)
+        f.write("\n")
+
+
 def main():
     tok, config = gpt2()
     write("gpt2_bpe", tok, config, "byte")
@@ -253,6 +317,7 @@ def main():
     config = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "add_bos_token": True, "add_eos_token": True,
               "model_max_length": 32768, "tokenizer_class": "PreTrainedTokenizerFast"}
     write("mistral_sp", sp_tokenizer(vocab, merges, metaspace=True), config, "sp")
+    write_variants()
 
 
 if __name__ == "__main__":
