@@ -557,7 +557,8 @@ def main():
         work = Path(tempfile.mkdtemp(prefix="attune-realistic-", dir="/tmp"))
     attune_commit = None
     if not attune_skip:
-        src = Path(args.attune).resolve().parents[2]
+        # The commit of the repository the binary was built in, if it lies in one.
+        src = Path(args.attune).resolve().parent
         g = subprocess.run(["git", "-C", str(src), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
         attune_commit = g.stdout.strip() or None
     foreign = ForeignCPU()
