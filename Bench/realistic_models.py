@@ -243,9 +243,13 @@ def measure_torch(folder, ids, threads, foreign, name, work, timeout):
 
 # --------------------------------------------------------------------------- attune
 
-def attune_call(exe, folder, ids, new, env, timeout, logits_out=None):
+def attune_call(exe, folder, ids, new, env, timeout, logits_out=None, repeats=1):
     cmd = [exe, "run", str(folder), "--tokens", ",".join(map(str, ids)), "--max-new-tokens", str(new),
            "--max-context", str(MAX_CONTEXT), "--json"]
+    if repeats > 1:
+        # The median of several prefills, the first of which touches fresh pages: llama-bench
+        # likewise warms up before its -r repetitions.
+        cmd += ["--repeats", str(repeats)]
     if logits_out:
         cmd += ["--logits-out", str(logits_out)]
     c = run_child(cmd, env=env, timeout=timeout)
@@ -274,7 +278,7 @@ def measure_attune(exe, folder, ids, threads, foreign, name, work, timeout):
     res["cold_prefill_tok_s"] = PREFILL / (cold["prefill_ms"] / 1e3)
     log(f"[attune] {name}: cached build + prefill {PREFILL} + decode {DECODE}")
     with Timed(foreign, f"attune {name}"):
-        warm, c = attune_call(exe, folder, ids["prefill"], DECODE, env, timeout)
+        warm, c = attune_call(exe, folder, ids["prefill"], DECODE, env, timeout, repeats=3)
     res["peak_rss_gib"], res["warm_wall_s"] = c.maxrss_gib, c.wall_s
     if "error" in warm:
         return dict(res, error=warm["error"])
