@@ -69,7 +69,11 @@ struct TextSetup {
             var messages: [[String: String]] = []
             if let system = options.system { messages.append(["role": "system", "content": system]) }
             messages.append(["role": "user", "content": text])
-            let rendered = try template.render(messages: messages, addGenerationPrompt: true, bosToken: nil, eosToken: nil)
+            // The tokenizer's special tokens, as apply_chat_template passes them (a template
+            // from --chat-template has no tokenizer_config.json of its own to read them from).
+            let bos = tokenizer.bosTokenId.flatMap(tokenizer.idToToken)
+            let eos = tokenizer.eosTokenIds.first.flatMap(tokenizer.idToToken)
+            let rendered = try template.render(messages: messages, addGenerationPrompt: true, bosToken: bos, eosToken: eos)
             // The template writes the special tokens itself, as apply_chat_template does.
             promptIds = tokenizer.encode(rendered, addSpecialTokens: false)
         } else {

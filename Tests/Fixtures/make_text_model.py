@@ -58,7 +58,16 @@ def main():
             cases.append(dict(prompt=prompt, ignore_eos=ignore_eos, prompt_ids=ids[0].tolist(), generated=out,
                               text=tok.decode([t for t in out if t not in eos] if not ignore_eos else out,
                                               skip_special_tokens=True)))
-    (OUT / "golden_text.json").write_text(json.dumps(dict(max_new_tokens=NEW, eos_token_ids=eos, cases=cases), indent=1) + "\n")
+    # --chat: the prompt ids apply_chat_template gives with the committed Llama 3 template.
+    template = (FIXTURES / "chat_templates" / "llama3.jinja").read_text()
+    chats = []
+    for system, user in [(None, "Hello there"), ("Be brief.", "What is 2 + 2?\nAnswer: ")]:
+        messages = ([dict(role="system", content=system)] if system else []) + [dict(role="user", content=user)]
+        ids = tok.apply_chat_template(messages, chat_template=template, add_generation_prompt=True, tokenize=True,
+                                      return_dict=False)
+        chats.append(dict(system=system, user=user, prompt_ids=list(ids)))
+    (OUT / "golden_text.json").write_text(json.dumps(dict(max_new_tokens=NEW, eos_token_ids=eos, cases=cases, chat=chats),
+                                                      indent=1) + "\n")
     print(json.dumps(cases, indent=1))
 
 

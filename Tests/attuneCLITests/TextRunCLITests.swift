@@ -13,8 +13,14 @@ final class TextRunCLITests: XCTestCase {
             var generated: [Int]
             var text: String
         }
+        struct Chat: Decodable {
+            var system: String?
+            var user: String
+            var prompt_ids: [Int]
+        }
         var max_new_tokens: Int
         var cases: [Case]
+        var chat: [Chat]
     }
 
     let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -70,5 +76,21 @@ final class TextRunCLITests: XCTestCase {
             XCTAssertNotEqual(bad.status, 0)
             XCTAssertTrue(bad.stderr.contains(message), "\(args): \(bad.stderr)")
         }
+    }
+
+    /// --chat renders the prompt (and --system) with the template, as apply_chat_template
+    /// does with the same template and tokenizer: the same prompt ids.
+    func testChatPromptsEqualApplyChatTemplate() throws {
+        let golden = try JSONDecoder().decode(Golden.self, from: Data(contentsOf: folder.appendingPathComponent("golden_text.json")))
+        let template = folder.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("chat_templates/llama3.jinja")
+        for c in golden.chat {
+            var args = ["run", folder.path, "--prompt", c.user, "--chat", "--chat-template", template.path, "--max-new-tokens", "1", "--json"]
+            if let system = c.system { args += ["--system", system] }
+            let r = try CLI.run(args)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertEqual(try lastJSON(r.stdout)["prompt_ids"] as? [Int], c.prompt_ids, c.user)
+        }
+        let none = try CLI.run(["run", folder.path, "--prompt", "hi", "--chat"])
+        XCTAssertTrue(none.stderr.contains("no chat_template"), none.stderr)
     }
 }
