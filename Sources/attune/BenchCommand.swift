@@ -31,7 +31,7 @@ struct BenchAttention: ParsableCommand {
     @Option(help: "Kernel name.") var kernel: String = "flash"
     @OptionGroup var shape: ShapeOptions
     @Flag(help: "Causal mask (bottom-right aligned).") var causal = false
-    @Option(help: "Sliding window.") var window: Int?
+    @Option(parsing: .unconditional, help: "Sliding window.") var window: Int?
     @Option(help: "Threads (0 = all cores).") var threads: Int = 0
     @Option(help: "Timed runs (at least; short runs repeat for 0.5 s).") var repeats: Int = 10
     @Option(name: .customLong("param"), help: "Kernel parameter name=value (repeatable).") var params: [String] = []

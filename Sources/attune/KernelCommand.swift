@@ -45,9 +45,9 @@ struct KernelRun: ParsableCommand {
     @Option(help: "Keys, .npy [B, Hkv, Lk, D].") var k: String
     @Option(help: "Values, .npy [B, Hkv, Lk, Dv].") var v: String
     @Flag(help: "Causal mask (bottom-right aligned).") var causal = false
-    @Option(help: "Absolute position of query row 0 (default Lk - Lq).") var qOffset: Int?
-    @Option(help: "Sliding window: query at position p sees keys j > p - W.") var window: Int?
-    @Option(help: "Score scale (default 1/sqrt(D)).") var scale: Float?
+    @Option(parsing: .unconditional, help: "Absolute position of query row 0 (default Lk - Lq).") var qOffset: Int?
+    @Option(parsing: .unconditional, help: "Sliding window: query at position p sees keys j > p - W.") var window: Int?
+    @Option(parsing: .unconditional, help: "Score scale (default 1/sqrt(D)).") var scale: Float?
     @Option(help: "Output file for O.") var out: String
     @Option(help: "Output file for the per-row log-sum-exp.") var lse: String?
     @Option(name: .customLong("param"), help: "Kernel parameter name=value (repeatable).") var params: [String] = []

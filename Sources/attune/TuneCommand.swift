@@ -47,7 +47,7 @@ struct TuneCommand: ParsableCommand {
     @Option(help: "Kernel to tune.") var kernel: String?
     @OptionGroup var shape: ShapeOptions
     @Flag(help: "Causal mask (bottom-right aligned).") var causal = false
-    @Option(help: "Sliding window.") var window: Int?
+    @Option(parsing: .unconditional, help: "Sliding window.") var window: Int?
     @Option(help: "Candidate values of one parameter, NAME=v1,v2,... (repeatable; replaces its declared candidates).")
     var space: [String] = []
     @Option(help: "Approximate kernels: largest rel-L1 against the reference, rel_l1=X (default 0.05).")

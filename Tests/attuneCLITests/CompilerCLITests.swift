@@ -96,6 +96,8 @@ final class CompilerCLITests: XCTestCase {
             // OpenMP tries to start as many threads as asked: 100 000 hung the machine.
             (["run", llama, "--tokens", "1", "--attention", "flash:threads=100000"], "parameter 'threads' of kernel 'flash' must be in 0...1024, got 100000"),
             (["bench", "attention", "--kernel", "flash", "--threads", "100000"], "--threads must be in 0...1024"),
+            // A negative number is a value to check, not an unknown flag ("Missing value for '--window'").
+            (["bench", "attention", "--kernel", "flash", "--q-len", "64", "--window", "-2"], "window must be >= 1 (or 0 for none), got -2"),
             // Shapes that cannot fit are refused before allocating (this one ended in a Swift trap).
             (["bench", "attention", "--kernel", "flash", "--q-len", "10000000"], "Lq10000000 Lk10000000 d128 needs 152.9 GiB;"),
             (["tune", "--kernel", "flash", "--heads", "64", "--q-len", "100000000"], "of memory is available"),
