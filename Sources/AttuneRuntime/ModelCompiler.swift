@@ -44,6 +44,12 @@ public struct CompiledArtifacts {
 /// Import → passes → C → shared library, the steps `attune compile` and `attune run` share.
 public enum ModelCompiler {
     public static func lower(_ model: LoadedModel, _ options: CompileOptions) throws -> PipelineReport {
+        try lower(model, options, codegen: try codegenOptions(model, options))
+    }
+
+    /// `codegen`: the chunk and context `contextPlan` chose (computed once per compile: it
+    /// reads the machine's available memory).
+    static func lower(_ model: LoadedModel, _ options: CompileOptions, codegen: CodegenOptions) throws -> PipelineReport {
         var kernels = options.kernels
         // A choice for a layer the model does not have would be silently unused.
         let layers = Set(model.graph.nodes.compactMap { node -> Int? in
@@ -62,7 +68,6 @@ public enum ModelCompiler {
                 kernels.kascadeHeadMaps = k.headMapsByLayer
             }
         }
-        let codegen = try codegenOptions(model, options)
         kernels.selectionContext = codegen.maxContext
         let tuning = options.tuning.map { (source: $0, rows: codegen.maxChunk, context: codegen.maxContext) }
         return try Pipeline.standard(kernels: kernels, tuning: tuning).run(model.graph)
@@ -117,22 +122,26 @@ public enum ModelCompiler {
     static func gib(_ bytes: Int) -> String { String(format: "%.1f GiB", Double(bytes) / Double(1 << 30)) }
 
     public static func emit(_ model: LoadedModel, _ options: CompileOptions) throws -> (PipelineReport, EmittedModule) {
-        let report = try lower(model, options)
+        try emit(model, options, codegen: try codegenOptions(model, options))
+    }
+
+    static func emit(_ model: LoadedModel, _ options: CompileOptions, codegen: CodegenOptions) throws -> (PipelineReport, EmittedModule) {
+        let report = try lower(model, options, codegen: codegen)
         // An attention left without a kernel cannot be compiled: say why selection refused it.
         if let refusal = report.stats(of: "select-kernels")?.refusedAt.first {
             throw RuntimeError("node %\(refusal.node)\(refusal.label.map { " (\($0))" } ?? ""): no attention kernel: \(refusal.reason)")
         }
-        let module = try CEmitter.emit(report.output, weights: model.weights, options: try codegenOptions(model, options))
+        let module = try CEmitter.emit(report.output, weights: model.weights, options: codegen)
         return (report, module)
     }
 
     public static func compile(_ model: LoadedModel, _ options: CompileOptions, toolchain: Toolchain) throws -> CompiledArtifacts {
         let start = Date()
-        let (report, module) = try emit(model, options)
-        let notes = try contextPlan(model, options).notes
+        let plan = try contextPlan(model, options)
+        let (report, module) = try emit(model, options, codegen: plan.options)
         let built = try toolchain.build(module)
         let manifest = try WeightsManifest.cached(module, cacheDirectory: toolchain.cacheDirectory, allowNonfinite: options.allowNonfinite)
         return CompiledArtifacts(report: report, module: module, library: built.library, manifest: manifest,
-                                 cached: built.cached, notes: notes, seconds: Date().timeIntervalSince(start))
+                                 cached: built.cached, notes: plan.notes, seconds: Date().timeIntervalSince(start))
     }
 }

@@ -15,37 +15,41 @@ public enum WeightsManifest {
     /// `allowNonfinite` lets the module load NaN/Inf weights instead of refusing them.
     @discardableResult
     public static func write(_ module: EmittedModule, to dir: URL, allowNonfinite: Bool = false) throws -> URL {
-        var derived: (size: Int, hash: UInt64)?
-        if !module.derived.isEmpty {
-            derived = try module.derived.withUnsafeBytes { bytes in
-                try PayloadFile.write(bytes, to: dir.appendingPathComponent(derivedFileName))
-                return (bytes.count, PayloadFile.hash(bytes))
-            }
-        }
-        let url = dir.appendingPathComponent(fileName)
-        try PayloadFile.write(Data(try text(module, derived: derived, allowNonfinite: allowNonfinite).utf8), to: url)
-        return url
+        try write(module, text: try text(module, derived: derivedRecord(module), allowNonfinite: allowNonfinite), to: dir)
     }
 
     /// The manifest in the build cache, under a folder named by its content: rewritten only
     /// when the checkpoint files, the module's slots or the options change.
     public static func cached(_ module: EmittedModule, cacheDirectory: URL, allowNonfinite: Bool) throws -> URL {
-        let derivedHash = module.derived.withUnsafeBytes { PayloadFile.hash($0) }
-        let key = CEmitter.fnv1a(try text(module, derived: module.derived.isEmpty ? nil : (module.derived.count * 4, derivedHash),
-                                          allowNonfinite: allowNonfinite))
-        let dir = cacheDirectory.appendingPathComponent("weights/\(module.name)-\(String(key, radix: 16))")
+        let manifestText = try text(module, derived: derivedRecord(module), allowNonfinite: allowNonfinite)
+        let dir = cacheDirectory.appendingPathComponent("weights/\(module.name)-\(String(CEmitter.fnv1a(manifestText), radix: 16))")
         let manifest = dir.appendingPathComponent(fileName)
         let fm = FileManager.default
         if fm.fileExists(atPath: manifest.path) { return manifest }
         let tmp = cacheDirectory.appendingPathComponent("tmp/\(UUID().uuidString)")
         try fm.createDirectory(at: tmp, withIntermediateDirectories: true)
         defer { try? fm.removeItem(at: tmp) }
-        try write(module, to: tmp, allowNonfinite: allowNonfinite)
+        try write(module, text: manifestText, to: tmp)
         try fm.createDirectory(at: dir.deletingLastPathComponent(), withIntermediateDirectories: true)
         if (try? fm.moveItem(at: tmp, to: dir)) == nil, !fm.fileExists(atPath: manifest.path) {
             throw RuntimeError("cannot store the weights manifest in \(dir.path)")
         }
         return manifest
+    }
+
+    /// Size and checksum of the derived blob, nil when the module has none.
+    static func derivedRecord(_ module: EmittedModule) -> (size: Int, hash: UInt64)? {
+        module.derived.isEmpty ? nil : module.derived.withUnsafeBytes { ($0.count, PayloadFile.hash($0)) }
+    }
+
+    @discardableResult
+    private static func write(_ module: EmittedModule, text: String, to dir: URL) throws -> URL {
+        if !module.derived.isEmpty {
+            try module.derived.withUnsafeBytes { try PayloadFile.write($0, to: dir.appendingPathComponent(derivedFileName)) }
+        }
+        let url = dir.appendingPathComponent(fileName)
+        try PayloadFile.write(Data(text.utf8), to: url)
+        return url
     }
 
     static func text(_ module: EmittedModule, derived: (size: Int, hash: UInt64)?, allowNonfinite: Bool) throws -> String {

@@ -115,7 +115,7 @@ final class WeightsLoadingTests: XCTestCase {
         while headerBytes.count % 8 != 0 { headerBytes.append(0x20) }
         let dataStart = 8 + headerBytes.count
         let file = dir.appendingPathComponent("big.safetensors")
-        FileManager.default.createFile(atPath: file.path, contents: Data(le(UInt64(headerBytes.count)) + headerBytes))
+        _ = FileManager.default.createFile(atPath: file.path, contents: Data(le(UInt64(headerBytes.count)) + headerBytes))
         let handle = try FileHandle(forWritingTo: file)
         try handle.truncate(atOffset: UInt64(dataStart + tableBytes + width * 4))
         func row(_ r: Int) -> [Float] { (0..<width).map { Float(sin(Double(r % 1000 + 7 * $0))) * 0.5 } }
