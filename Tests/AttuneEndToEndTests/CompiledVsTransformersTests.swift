@@ -15,22 +15,7 @@ final class CompiledVsTransformersTests: XCTestCase {
             let g = artifacts.report.output
             XCTAssertFalse(g.nodes.contains { if case .softmax = $0.op { return true } else { return false } }, "\(name): attention not fused")
             let session = try CompiledModel(artifacts: artifacts)
-            for (i, seq) in fixture.golden.sequences.enumerated() {
-                session.reset()
-                let logits = try session.prefill(seq.input_ids.map(Int32.init))
-                let want = try fixture.logits(seq.logits)
-                XCTAssertEqual(logits.count, want.count)
-                let err = zip(logits, want.data).map { abs($0 - $1) }.max() ?? .infinity
-                XCTAssertLessThanOrEqual(err, 1e-4, "\(name) seq \(i) logits")
-                var last = Array(logits.suffix(session.vocab))
-                var generated: [Int] = []
-                for _ in seq.greedy_new_ids {
-                    let next = last.indices.max { last[$0] < last[$1] }!
-                    generated.append(next)
-                    last = try session.decodeStep(Int32(next))
-                }
-                XCTAssertEqual(generated, seq.greedy_new_ids, "\(name) seq \(i) greedy")
-            }
+            try fixture.assertCompiledMatchesGoldens(session)
         }
     }
 
