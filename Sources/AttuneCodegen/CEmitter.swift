@@ -303,6 +303,17 @@ public enum CEmitter {
             memset(m->counters, 0, sizeof m->counters);\(lines(lowering.stores) { "    \($0.reset)(m->store[\($0.index)]);" })
         }
 
+        /* Keeps the first n cached positions and forgets the rest (a chat whose re-rendered
+           conversation diverges from what was cached): the rows past n are simply overwritten
+           later. Kernels with their own K/V store keep state a position count cannot undo. */
+        int attune_model_truncate(attune_model *m, int64_t n) {
+            if (not_forked(m)) return 1;
+            if (n < 0 || n > m->length) return fail(m, "truncate to %lld positions: the cache holds %lld", (long long)n, (long long)m->length);
+            if (N_STORES > 0 && n < m->length) return fail(m, "this model's K/V stores cannot forget positions (reset instead)");
+            m->length = n;
+            return 0;
+        }
+
         int64_t attune_model_counter_count(void) { return N_COUNTERS; }
         const char *attune_model_counter_name(int64_t i) { return i >= 0 && i < N_COUNTERS ? counter_names[i] : NULL; }
         int64_t attune_model_counter_value(const attune_model *m, int64_t i) { return i >= 0 && i < N_COUNTERS ? m->counters[i] : 0; }
@@ -364,6 +375,9 @@ public enum CEmitter {
         int attune_model_decode_step(attune_model *m, int32_t token, float *logits);
         /* Forgets the KV cache (and any forked sequences) and zeroes the kernel counters. */
         void attune_model_reset(attune_model *m);
+        /* Keeps the first n (<= length) cached positions; fails for forked models and for
+           models whose kernels keep their own K/V store (reset and prefill again there). */
+        int attune_model_truncate(attune_model *m, int64_t n);
         /* Batched sequences sharing a prefix: the tokens cached so far become the prefix of n
            sequences that continue independently. Each sequence's tokens then attend to the
            prefix in one pass for all of them (Hydragen) and to their own tokens separately.

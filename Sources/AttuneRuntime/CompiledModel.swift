@@ -16,6 +16,7 @@ public final class CompiledModel {
     private typealias Count = @convention(c) () -> Int64
     private typealias ErrorText = @convention(c) (OpaquePointer?) -> UnsafePointer<CChar>
     private typealias Fork = @convention(c) (OpaquePointer?, Int64) -> Int32
+    private typealias Truncate = @convention(c) (OpaquePointer?, Int64) -> Int32
     private typealias PrefillSeq = @convention(c) (OpaquePointer?, Int64, UnsafePointer<Int32>, Int64, UnsafeMutablePointer<Float>?) -> Int32
     private typealias DecodeBatch = @convention(c) (OpaquePointer?, UnsafePointer<Int32>, UnsafeMutablePointer<Float>?) -> Int32
     private typealias CounterName = @convention(c) (Int64) -> UnsafePointer<CChar>?
@@ -33,6 +34,7 @@ public final class CompiledModel {
     private let errorFn: ErrorText
     private let counterValue: CounterValue
     private let forkFn: Fork
+    private let truncateFn: Truncate
     private let prefillSeqFn: PrefillSeq
     private let decodeBatchFn: DecodeBatch
     private let sequencesFn: Length
@@ -65,6 +67,7 @@ public final class CompiledModel {
             maxContext = Int(try symbol("attune_model_max_context", Count.self)())
             counterValue = try symbol("attune_model_counter_value", CounterValue.self)
             forkFn = try symbol("attune_model_fork", Fork.self)
+            truncateFn = try symbol("attune_model_truncate", Truncate.self)
             prefillSeqFn = try symbol("attune_model_prefill_seq", PrefillSeq.self)
             decodeBatchFn = try symbol("attune_model_decode_batch", DecodeBatch.self)
             sequencesFn = try symbol("attune_model_sequences", Length.self)
@@ -164,6 +167,13 @@ public final class CompiledModel {
         }
         if rc != 0 { throw RuntimeError(String(cString: errorFn(model))) }
         return (0..<tokens.count).map { Array(logits[$0 * vocab..<($0 + 1) * vocab]) }
+    }
+
+    /// Keeps the first `n` cached positions (a chat turn reuses what its re-rendered
+    /// conversation shares with the cache). Throws for forked models and for models whose
+    /// kernels keep their own K/V store; `reset` and prefill again there.
+    public func truncate(to n: Int) throws {
+        if truncateFn(model, Int64(n)) != 0 { throw RuntimeError(String(cString: errorFn(model))) }
     }
 
     /// Forgets the KV cache and zeroes the counters.

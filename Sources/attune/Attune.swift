@@ -7,7 +7,7 @@ struct Attune: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "attune",
         abstract: "Compile transformer-decoder graphs for the CPU; run, benchmark and check attention kernels.",
-        subcommands: [CompileCommand.self, RunCommand.self, CalibrateCommand.self, TuneCommand.self, CheckCommand.self, InspectCommand.self, KernelCommand.self, BenchCommand.self, TokenizeCommand.self]
+        subcommands: [CompileCommand.self, RunCommand.self, CalibrateCommand.self, TuneCommand.self, ChatCommand.self, CheckCommand.self, InspectCommand.self, KernelCommand.self, BenchCommand.self, TokenizeCommand.self]
     )
 }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import AttuneRuntime
 import AttuneTensor
+import AttuneText
 import Foundation
 
 struct RunCommand: ParsableCommand {
@@ -116,9 +117,10 @@ struct RunCommand: ParsableCommand {
         }
         var last = Array(logits.suffix(session.vocab))
         var generated: [Int32] = []
+        let choose = try tokenChooser()
         let t1 = Date()
         for _ in 0..<(maxNewTokens ?? 0) {
-            let next = argmax(last)
+            let next = try choose(0, ids + generated, last)
             generated.append(next)
             // Every generated token goes through a decode step, the last one included,
             // so the timing is per decoded token and the cache ends consistent.
@@ -133,7 +135,13 @@ struct RunCommand: ParsableCommand {
     }
 
     func batch(_ session: CompiledModel, _ prompts: [[Int32]], _ object: inout [String: Any]) throws {
-        let result = try BatchedGeneration.run(session, prompts: prompts, maxNewTokens: maxNewTokens ?? 0)
+        let choose = try tokenChooser()
+        var generated = prompts.map { _ in [Int32]() }
+        let result = try BatchedGeneration.run(session, prompts: prompts, maxNewTokens: maxNewTokens ?? 0) { s, logits in
+            let token = try choose(s, prompts[s] + generated[s], logits)
+            generated[s].append(token)
+            return .init(token: token)
+        }
         if let reason = result.unbatchedReason {
             print("batch      \(prompts.count) prompts run one after another: \(reason)")
         } else {
@@ -147,6 +155,21 @@ struct RunCommand: ParsableCommand {
         object.merge(["sequences": result.sequences.map { ["prompt_tokens": $0.prompt.count, "generated": $0.generated.map(Int.init)] },
                       "shared_prefix": result.sharedPrefix, "batched": result.unbatchedReason == nil,
                       "prefill_ms": result.prefillMs, "decode_ms_per_step": result.decodeMsPerStep]) { $1 }
+    }
+
+    /// Token-id runs decode greedily unless a sampling flag is given; then sequence s is
+    /// sampled from stream s of the seed (the model's generation_config.json is not read:
+    /// an .attn graph has none, and --tokens runs stay comparable across checkpoints).
+    func tokenChooser() throws -> (Int, [Int32], [Float]) throws -> Int32 {
+        guard text.sampling.isGiven else { return { _, _, logits in argmax(logits) } }
+        let config = try GenerationConfig().merging(text.sampling.overrides(maxNewTokens: nil))
+        let seed = text.sampling.resolvedSeed()
+        var samplers: [Int: Sampler] = [:]
+        return { s, seen, logits in
+            var sampler = samplers[s] ?? Sampler(config: config, seed: seed, stream: s)
+            defer { samplers[s] = sampler }
+            return try sampler.next(logits: logits, history: seen)
+        }
     }
 
     func parsePrompt(_ text: String, source: String) throws -> [Int32] {

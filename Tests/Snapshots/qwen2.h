@@ -19,6 +19,9 @@ int attune_model_prefill_last(attune_model *m, const int32_t *tokens, int64_t n,
 int attune_model_decode_step(attune_model *m, int32_t token, float *logits);
 /* Forgets the KV cache (and any forked sequences) and zeroes the kernel counters. */
 void attune_model_reset(attune_model *m);
+/* Keeps the first n (<= length) cached positions; fails for forked models and for
+   models whose kernels keep their own K/V store (reset and prefill again there). */
+int attune_model_truncate(attune_model *m, int64_t n);
 /* Batched sequences sharing a prefix: the tokens cached so far become the prefix of n
    sequences that continue independently. Each sequence's tokens then attend to the
    prefix in one pass for all of them (Hydragen) and to their own tokens separately.

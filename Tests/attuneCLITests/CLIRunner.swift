@@ -17,7 +17,7 @@ enum CLI {
     /// `environment` and `directory` default to the test process's own; `executable` to
     /// the built binary.
     static func run(_ args: [String], executable: URL? = nil, environment: [String: String]? = nil,
-                    directory: URL? = nil) throws -> CLIResult {
+                    directory: URL? = nil, input: String? = nil) throws -> CLIResult {
         let process = Process()
         process.executableURL = executable ?? binary
         process.arguments = args
@@ -26,7 +26,14 @@ enum CLI {
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
+        let stdin = Pipe()
+        if input != nil { process.standardInput = stdin }
         try process.run()
+        if let input {
+            // Small inputs only: written whole before the outputs are read.
+            stdin.fileHandleForWriting.write(Data(input.utf8))
+            try stdin.fileHandleForWriting.close()
+        }
         // Read before waiting: a full pipe would block the child.
         let o = out.fileHandleForReading.readDataToEndOfFile()
         let e = err.fileHandleForReading.readDataToEndOfFile()
