@@ -122,6 +122,7 @@ public struct Tuner {
             return Outcome(record: record, measured: 0, rejected: [])
         }
 
+        let tuningStarted = Date()
         let bench = Bench(kernel: kernel, problem: problem, seed: settings.seed, structured: settings.structuredInputs)
         let reference = try bench.referenceRows()
         var rejected: [(KernelParameters, Double)] = []
@@ -172,7 +173,11 @@ public struct Tuner {
         let record = TuningRecord(key: key, parameters: better ? winner.0 : baseline, medianMs: better ? winner.1 : baseMs,
                                   defaultMs: baseMs, noise: noise, better: better, candidates: known.count,
                                   error: known.values.map(\.error).max() ?? 0, created: ISO8601DateFormatter().string(from: Date()))
-        try database.save(record)
+        let kept = try database.save(record, tunedSince: tuningStarted)
+        if kept != record {
+            reporter.note("another tuner saved a faster record for \(key.problem) while this one ran (\(String(format: "%.3f", kept.medianMs)) ms vs \(String(format: "%.3f", record.medianMs)) ms): it is kept")
+            return Outcome(record: kept, measured: measured + top.count, rejected: rejected)
+        }
         reporter.note("\(better ? "winner \(describe(winner.0))" : "baseline kept (no candidate beat it by more than the noise)"): \(String(format: "%.3f", record.medianMs)) ms vs baseline \(describe(baseline)) \(String(format: "%.3f", baseMs)) ms, A/A noise \(String(format: "%.1f", noise * 100)) %")
         return Outcome(record: record, measured: measured + top.count, rejected: rejected)
     }

@@ -134,9 +134,22 @@ public final class TuningDatabase: @unchecked Sendable {
         }
     }
 
-    public func save(_ r: TuningRecord) throws {
+    /// Saves `r` for its key. A tuner passes when it started (`tunedSince`): if another
+    /// tuner of the same problem class saved a record in the meantime (two `attune tune`
+    /// processes at once), the faster of the two is kept, whichever finishes last; a record
+    /// from before the tuner started is replaced (a re-tune). Read and write are one
+    /// transaction, so the rule holds however the writers interleave. Returns the record
+    /// the database holds afterwards.
+    @discardableResult
+    public func save(_ r: TuningRecord, tunedSince start: Date? = nil) throws -> TuningRecord {
         try requireWritable()
-        try queue.write { db in
+        return try queue.write { db in
+            if let start, let existing = try Row.fetchOne(db, sql: "SELECT * FROM records WHERE id = ?", arguments: [r.key.id]).map(Self.record),
+               let created = ISO8601DateFormatter().date(from: existing.created),
+               created >= start.addingTimeInterval(-1), existing.medianMs <= r.medianMs {
+                // `created` has whole seconds: a record saved in the tuner's first second counts as concurrent.
+                return existing
+            }
             try db.execute(sql: """
                 INSERT OR REPLACE INTO records (id, kernel, kernel_source_hash, problem, cpu, compiler, flags, threads, schema,
                     parameters, median_ms, default_ms, noise, better, candidates, error, created)
@@ -144,6 +157,7 @@ public final class TuningDatabase: @unchecked Sendable {
                 """, arguments: [r.key.id, r.key.kernel, r.key.kernelSourceHash, r.key.problem, r.key.cpu, r.key.compiler, r.key.flags,
                                  r.key.threads, r.key.schema, Self.encode(r.parameters), r.medianMs, r.defaultMs, r.noise,
                                  r.better ? 1 : 0, r.candidates, r.error, r.created])
+            return r
         }
     }
 

@@ -90,6 +90,33 @@ final class TuningDatabaseTests: XCTestCase {
         XCTAssertFalse(try TuningDatabase(path: source.appendingPathComponent("tuning.sqlite").path).isReadOnly)
     }
 
+    /// The rule for two tuners of one problem class: a record saved by another tuner after
+    /// this one started is replaced only by a faster one; an older record is replaced (a
+    /// re-tune).
+    func testARecordSavedMeanwhileIsReplacedOnlyByAFasterOne() throws {
+        let db = try TuningDatabase(path: path())
+        let stamp = ISO8601DateFormatter()
+        let started = Date()
+        func timed(_ ms: Double, at: Date, _ params: KernelParameters) -> TuningRecord {
+            var r = record(key(), params)
+            r.medianMs = ms
+            r.created = stamp.string(from: at)
+            return r
+        }
+        let other = timed(1.0, at: started.addingTimeInterval(2), ["block_q": 64])
+        try db.save(other)
+        let slower = timed(2.0, at: started.addingTimeInterval(3), ["block_q": 32])
+        XCTAssertEqual(try db.save(slower, tunedSince: started), other)
+        XCTAssertEqual(try db.record(for: key()), other)
+        let faster = timed(0.5, at: started.addingTimeInterval(3), ["block_q": 16])
+        XCTAssertEqual(try db.save(faster, tunedSince: started), faster)
+        XCTAssertEqual(try db.record(for: key()), faster)
+        // A re-tune started later replaces even a faster record from before it started.
+        let retune = timed(0.9, at: started.addingTimeInterval(60), ["block_q": 128])
+        XCTAssertEqual(try db.save(retune, tunedSince: started.addingTimeInterval(30)), retune)
+        XCTAssertEqual(try db.record(for: key()), retune)
+    }
+
     /// Errors from the writer threads.
     final class Failures: @unchecked Sendable {
         private let lock = NSLock()

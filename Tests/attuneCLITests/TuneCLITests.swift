@@ -54,6 +54,30 @@ final class TuneCLITests: XCTestCase {
         XCTAssertTrue(inspect.stdout.contains("record "), inspect.stdout)
     }
 
+    /// Two tuners of the same problem class at once: the faster record is kept, whichever
+    /// finishes last (the last writer used to win silently).
+    func testConcurrentTunersOfOneClassKeepTheFasterRecord() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let db = dir.appendingPathComponent("tuning.sqlite").path
+        let runs = [tune(db, qLen: "128"), tune(db, qLen: "128")]
+        for p in runs { try p.run() }
+        var medians: [Double] = []
+        for p in runs {
+            let out = (p.standardOutput as! Pipe).fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            XCTAssertEqual(p.terminationStatus, 0)
+            let last = String(decoding: out, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? ""
+            let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any], last)
+            medians.append(try XCTUnwrap(json["median_ms"] as? Double))
+        }
+        let export = dir.appendingPathComponent("records.json")
+        XCTAssertEqual(try CLI.run(["tune", "--export", export.path, "--db", db]).status, 0)
+        let records = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(contentsOf: export)) as? [String: Any])?["records"] as? [[String: Any]])
+        XCTAssertEqual(records.count, 1)
+        XCTAssertEqual(try XCTUnwrap(records[0]["median_ms"] as? Double), medians.min()!)
+    }
+
     /// The documented headline (`tune --kernel flash ... --causal`, 192 candidates) once
     /// failed on the 96-candidate cap after creating an empty database: a large space is now
     /// sampled with a note, and a refused run leaves no file.
