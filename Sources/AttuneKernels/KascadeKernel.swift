@@ -22,11 +22,11 @@ public struct KascadeKernel: AttentionKernel {
 
     public let parameters: [KernelParameter] = [
         KernelParameter(name: "fraction", summary: "k%: share of each tile's history kept, in (0, 1]; 1 = every key (exact)",
-                        defaultValue: 0.10, candidates: [0.025, 0.05, 0.1, 0.2], isInteger: false),
+                        defaultValue: 0.10, candidates: [0.025, 0.05, 0.1, 0.2], isInteger: false, validRange: 0...1),
         KernelParameter(name: "min_k", summary: "keep at least this many history keys (all when the history is shorter)",
-                        defaultValue: 128, candidates: [64, 128, 256]),
+                        defaultValue: 128, candidates: [64, 128, 256], validRange: 1...Double(Int32.max)),
         KernelParameter(name: "tile", summary: "query positions per tile (one selection per kv head and tile)",
-                        defaultValue: 32, candidates: [16, 32, 64]),
+                        defaultValue: 32, candidates: [16, 32, 64], validRange: 1...256),
         .threads,
         KernelParameter(name: "role", summary: "0: anchor (select, then attend); 1: reuse an anchor's selection (run makes one first)",
                         defaultValue: 0, candidates: [0, 1]),
@@ -106,10 +106,9 @@ public struct KascadeKernel: AttentionKernel {
         try checkParameters(parameters)
         let reasons = unsupportedReasons(problem)
         if !reasons.isEmpty { throw KernelError("kascade: " + reasons.joined(separator: "; ")) }
-        // C reads 0 as "the default"; a user's explicit 0 is a mistake, said here.
-        if let f = parameters["fraction"], !(f > 0 && f <= 1) { throw KernelError("kascade: fraction must be in (0, 1], got \(f)") }
-        if let m = parameters["min_k"], m < 1 { throw KernelError("kascade: min_k must be >= 1, got \(Int(m))") }
-        if let t = parameters["tile"], !(1...256).contains(t) { throw KernelError("kascade: tile must be in [1, 256], got \(Int(t))") }
+        // C reads 0 as "the default"; a user's explicit 0 is a mistake, said here (the
+        // declared range 0...1 refuses the rest).
+        if parameters["fraction"] == 0 { throw KernelError("kascade: fraction must be in (0, 1], got 0") }
         var p = problem.cProblem
         var tensors = attune_attention_tensors(q: q, k: k, v: v, o: o, lse: lse)
         // The C call writes its counts here; stable storage, since `kp` keeps the pointers.

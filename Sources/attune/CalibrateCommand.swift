@@ -1,4 +1,5 @@
 import ArgumentParser
+import AttuneIR
 import AttuneKernels
 import AttuneRuntime
 import AttuneTensor
@@ -42,8 +43,8 @@ struct CalibrateCommand: ParsableCommand {
         if let bad = values.first(where: { $0 < 0 || $0 > Int64(Int32.max) }) {
             throw CLIError("\(data): token id \(bad) is not a valid id")
         }
-        let loaded = try ModelSource.load(model)
-        let start = Date()
+        // Everything the calibration would trip on is checked before it runs (it takes
+        // minutes on a real model): settings, then ids and anchors against the model.
         var request: Calibrator.KascadeRequest?
         if kascade {
             let parameters = try parseParameters(params)
@@ -52,6 +53,19 @@ struct CalibrateCommand: ParsableCommand {
         } else if !params.isEmpty {
             throw CLIError("--param is for --kascade")
         }
+        let loaded = try ModelSource.load(model)
+        if let vocab = Self.vocabulary(loaded.graph), let i = values.firstIndex(where: { $0 >= Int64(vocab) }) {
+            throw CLIError("\(data): token \(i % n + 1) of sequence \(i / n + 1) is \(values[i]), outside the vocabulary of \(vocab) (ids 0...\(vocab - 1))")
+        }
+        if kascade {
+            let layers = Set(loaded.graph.nodes.compactMap { node -> Int? in
+                if case .kvAppend(let layer, _) = node.op { return layer } else { return nil }
+            }).count
+            guard anchors >= 1, anchors <= layers - 1 else {
+                throw CLIError("--anchors must be in 1...\(max(1, layers - 1)) for \(layers) layers, got \(anchors)")
+            }
+        }
+        let start = Date()
         let calibration = try Calibrator.calibrate(loaded, sequences: sequences, kascade: request, progress: { done, total in
             FileHandle.standardError.write(Data("calibrated \(done)/\(total) sequences\n".utf8))
         })
@@ -74,5 +88,15 @@ struct CalibrateCommand: ParsableCommand {
             }
         }
         print("wrote      \(output)")
+    }
+
+    /// Rows of the graph's embedding table (nil for a graph without one).
+    static func vocabulary(_ graph: Graph) -> Int? {
+        for node in graph.nodes {
+            if case .embedding = node.op, let table = node.inputs.first {
+                return graph.nodes[table.node].types[table.result].shape.first?.fixedValue
+            }
+        }
+        return nil
     }
 }

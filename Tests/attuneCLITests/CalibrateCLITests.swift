@@ -38,4 +38,28 @@ final class CalibrateCLITests: XCTestCase {
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.stderr.contains("not a .npy file"), bad.stderr)
     }
+
+    /// Bad data and settings are refused before calibration runs (an id outside the
+    /// vocabulary used to fail in the middle of it, a bad --anchors after all of it), and
+    /// nothing is written.
+    func testBadDataAndSettingsAreRefusedBeforeCalibrating() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let data = dir.appendingPathComponent("tokens.npy"), out = dir.appendingPathComponent("calibration.json")
+        try Npy.writeIntegers((0..<64).map { $0 == 40 ? 500 : Int64($0) }, shape: [2, 32], to: data)
+        let vocab = try CLI.run(["calibrate", llama, "--data", data.path, "-o", out.path])
+        XCTAssertEqual(vocab.status, 1)
+        XCTAssertTrue(vocab.stderr.contains("token 9 of sequence 2 is 500, outside the vocabulary of 128 (ids 0...127)"), vocab.stderr)
+        XCTAssertFalse(vocab.stderr.contains("calibrated"), "refused before the first sequence ran")
+        try Npy.writeIntegers((0..<64).map { Int64($0) }, shape: [2, 32], to: data)
+        for (args, message) in [(["--kascade", "--anchors", "5"], "--anchors must be in 1...1 for 2 layers, got 5"),
+                                (["--kascade", "--param", "fraction=-1"], "fraction"),
+                                (["--param", "fraction=0.5"], "--param is for --kascade")] {
+            let r = try CLI.run(["calibrate", llama, "--data", data.path, "-o", out.path] + args)
+            XCTAssertEqual(r.status, 1, "\(args)")
+            XCTAssertTrue(r.stderr.contains(message), "\(args): \(r.stderr)")
+            XCTAssertFalse(r.stderr.contains("calibrated"), "\(args): refused before calibrating")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.path))
+    }
 }
