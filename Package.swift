@@ -71,7 +71,7 @@ let package = Package(
         .target(name: "AttuneKernels", dependencies: ["CAttuneKernels", "AttuneTensor"]),
         .target(name: "AttuneNumerics", dependencies: ["AttuneIR"]),
         // Text: tokenizers (tokenizer.json), chat templates, sampling. The runtime never sees text.
-        .target(name: "AttuneText", dependencies: ["AttuneModels"]),
+        .target(name: "AttuneText", dependencies: ["AttuneModels", "AttuneTensor"]),
         .target(name: "AttuneTune", dependencies: ["AttuneKernels", "AttuneNumerics", "AttuneBench", "AttuneRuntime", "AttunePasses",
                                                   .product(name: "GRDB", package: "GRDB.swift")]),
         .target(name: "AttuneCheck", dependencies: ["AttuneKernels", "AttuneNumerics", "AttuneBench", "AttuneRuntime", "AttunePasses", "AttuneTensor", "CAttuneKernels"]),

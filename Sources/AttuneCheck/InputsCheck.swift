@@ -54,9 +54,11 @@ public enum InputsCheck {
     /// "casual" once silently ran a non-causal check).
     static func problemSettings(_ url: URL) throws -> (causal: Bool, window: Int?, qOffset: Int?, scale: Double?) {
         guard FileManager.default.fileExists(atPath: url.path) else { return (false, nil, nil, nil) }
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch { throw CheckError("\(url.path): cannot read: \(FileProblem.reading(url.path, error))") }
         let object: Any
-        do { object = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) } catch {
-            let detail = (error as NSError).userInfo["NSDebugDescription"] as? String ?? error.localizedDescription
+        do { object = try JSONSerialization.jsonObject(with: data) } catch {
+            let detail = (error as NSError).userInfo["NSDebugDescription"] as? String ?? "not parseable"
             throw CheckError("\(url.path): not valid JSON: \(detail)")
         }
         guard let meta = object as? [String: Any] else { throw CheckError("\(url.path): expected a JSON object like {\"causal\": true}") }

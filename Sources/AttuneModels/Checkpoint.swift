@@ -1,3 +1,4 @@
+import AttuneTensor
 import Foundation
 
 /// The weights of a Hugging Face checkpoint folder.
@@ -63,7 +64,7 @@ public final class Checkpoint: TensorStore {
         do {
             data = try Data(contentsOf: index)
         } catch {
-            throw fail("cannot read: \(error.localizedDescription.split(separator: "\n").joined(separator: " "))")
+            throw fail("cannot read: \(FileProblem.reading(index.path, error))")
         }
         let json: JSON
         do {

@@ -1,3 +1,4 @@
+import AttuneTensor
 import Foundation
 
 /// A Hugging Face `config.json` for one of the decoder families Attune
@@ -107,7 +108,7 @@ public struct HFConfig: Sendable, Equatable {
         do {
             data = try Data(contentsOf: file)
         } catch {
-            throw ModelImportError("\(file.path): cannot read: \(error.localizedDescription.split(separator: "\n").joined(separator: " "))")
+            throw ModelImportError("\(file.path): cannot read: \(FileProblem.reading(file.path, error))")
         }
         try self.init(json: data, name: file.path)
     }

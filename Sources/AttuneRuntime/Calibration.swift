@@ -1,4 +1,5 @@
 import AttuneIR
+import AttuneTensor
 import Foundation
 
 /// What `attune calibrate` measured on a model, stored as JSON with the model's hash so
@@ -60,7 +61,7 @@ public struct Calibration: Codable, Sendable, Equatable {
     public static func load(_ path: String) throws -> Calibration {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw RuntimeError("\(path): cannot read calibration file: \(error.localizedDescription)")
+            throw RuntimeError("\(path): cannot read calibration file: \(FileProblem.reading(path, error))")
         }
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase

@@ -1,5 +1,6 @@
 import AttuneIR
 import AttuneModels
+import AttuneTensor
 import Foundation
 
 /// A model as `attune compile/run/inspect` take it: the graph and where its weights come from.
@@ -42,7 +43,7 @@ public enum ModelSource {
     static func textGraph(_ file: URL) throws -> LoadedModel {
         let text: String
         do { text = try String(contentsOf: file, encoding: .utf8) } catch {
-            throw RuntimeError("\(file.path): cannot read: \(error.localizedDescription)")
+            throw RuntimeError("\(file.path): cannot read: \(FileProblem.reading(file.path, error))")
         }
         let graph: Graph
         do { graph = try TextFormat.parse(text) } catch { throw RuntimeError("\(file.path): \(error)") }

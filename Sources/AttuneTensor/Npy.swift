@@ -33,7 +33,7 @@ public enum Npy {
         do {
             return try Data(contentsOf: url, options: .mappedIfSafe)
         } catch {
-            throw TensorError("\(url.path): cannot read file: \(oneLine(error.localizedDescription))")
+            throw TensorError("\(url.path): cannot read file: \(FileProblem.reading(url.path, error))")
         }
     }
 
@@ -60,7 +60,7 @@ public enum Npy {
         do {
             try encode(t).write(to: url, options: .atomic)
         } catch {
-            throw TensorError("\(url.path): cannot write: \(oneLine(error.localizedDescription))")
+            throw TensorError("\(url.path): cannot write: \(FileProblem.writing(url.path, error))")
         }
     }
 
@@ -96,7 +96,7 @@ public enum Npy {
         do {
             try out.write(to: url, options: .atomic)
         } catch {
-            throw TensorError("\(url.path): cannot write: \(oneLine(error.localizedDescription))")
+            throw TensorError("\(url.path): cannot write: \(FileProblem.writing(url.path, error))")
         }
     }
 

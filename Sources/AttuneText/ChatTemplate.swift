@@ -1,3 +1,4 @@
+import AttuneTensor
 import Foundation
 
 /// A Hugging Face chat template (the jinja2 template in tokenizer_config.json's
@@ -45,7 +46,7 @@ public struct ChatTemplate {
         if fm.fileExists(atPath: configURL.path) || named.isEmpty {
             let data: Data
             do { data = try Data(contentsOf: configURL) } catch {
-                throw TextError("\(configURL.path): cannot read tokenizer_config.json (\(error.localizedDescription))")
+                throw TextError("\(configURL.path): cannot read tokenizer_config.json (\(FileProblem.reading(configURL.path, error)))")
             }
             guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
                 throw TextError("\(configURL.path): not a JSON object")
@@ -94,7 +95,7 @@ public struct ChatTemplate {
 
     private static func read(_ url: URL) throws -> String {
         do { return try String(contentsOf: url, encoding: .utf8) } catch {
-            throw TextError("\(url.path): cannot read the chat template (\(error.localizedDescription))")
+            throw TextError("\(url.path): cannot read the chat template (\(FileProblem.reading(url.path, error)))")
         }
     }
 

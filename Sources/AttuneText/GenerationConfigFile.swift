@@ -1,4 +1,5 @@
 import AttuneModels
+import AttuneTensor
 import Foundation
 
 extension GenerationConfig {
@@ -64,7 +65,7 @@ extension GenerationConfig {
     private static func readObject(_ url: URL) throws -> JSONObject {
         let name = url.lastPathComponent
         let data: Data
-        do { data = try Data(contentsOf: url) } catch { throw TextError("\(name): cannot read (\(error.localizedDescription))") }
+        do { data = try Data(contentsOf: url) } catch { throw TextError("\(name): cannot read (\(FileProblem.reading(url.path, error)))") }
         let root: JSON
         do { root = try JSONParser.parse(data) } catch {
             throw TextError("\(name): not valid JSON: \(error.reason) at byte \(error.offset)")

@@ -1,3 +1,4 @@
+import AttuneTensor
 import Foundation
 
 /// Read access to one JSON object of tokenizer.json, with errors that name the file and key.
@@ -65,7 +66,7 @@ struct JSONFields {
 func readJSONFile(_ url: URL) throws -> Any {
     let data: Data
     do { data = try Data(contentsOf: url) } catch {
-        throw TextError("\(url.lastPathComponent): cannot read (\(error.localizedDescription))")
+        throw TextError("\(url.lastPathComponent): cannot read (\(FileProblem.reading(url.path, error)))")
     }
     return try parseJSON(data, name: url.lastPathComponent)
 }

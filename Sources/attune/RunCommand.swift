@@ -192,7 +192,7 @@ struct RunCommand: ParsableCommand {
             return stride(from: 0, to: values.count, by: n).map { values[$0..<$0 + n].map { Int32($0) } }
         }
         let text: String
-        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch { throw CLIError("\(path): cannot read prompts: \(error.localizedDescription)") }
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch { throw CLIError("\(path): cannot read prompts: \(FileProblem.reading(path, error))") }
         let lines = text.split(whereSeparator: \.isNewline).filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
         return try lines.enumerated().map { try parsePrompt(String($0.element), source: "\(path) line \($0.offset + 1)") }
     }

@@ -77,7 +77,7 @@ struct TuneCommand: ParsableCommand {
             try database.requireWritable()
             let data: Data
             do { data = try Data(contentsOf: URL(fileURLWithPath: importFile)) } catch {
-                throw CLIError("\(importFile): cannot read: \(error.localizedDescription)")
+                throw CLIError("\(importFile): cannot read: \(FileProblem.reading(importFile, error))")
             }
             print("imported   \(try database.importJSON(data, source: importFile)) records into \(database.path)")
             return

@@ -22,6 +22,6 @@ final class TokenizeCLITests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: dir) }
         let result = try CLI.run(["tokenize", dir.path, "--text", "x"])
         XCTAssertNotEqual(result.status, 0)
-        XCTAssertEqual(result.stderr, "Error: \(dir.path): no tokenizer.json (Attune reads Hugging Face fast tokenizers only)\n")
+        XCTAssertEqual(result.stderr, "error: \(dir.path): no tokenizer.json (Attune reads Hugging Face fast tokenizers only)\n")
     }
 }
