@@ -82,11 +82,14 @@ enum JinjaBuiltins {
             let separator = a[0].map(JinjaFormat.str) ?? ""
             var items = try JinjaInterpreter.iterate(value, line: line)
             if case .string(let attr)? = a[1] { items = try items.map { try JinjaInterpreter.attribute($0, attr, line: line) } }
-            return .string(items.map(JinjaFormat.str).joined(separator: separator))
+            let parts = items.map(JinjaFormat.str)
+            try JinjaLimits.checkBytes(parts.reduce(0) { $0 + $1.utf8.count } + max(0, parts.count - 1) * separator.utf8.count, line: line)
+            return .string(parts.joined(separator: separator))
         case "replace":
             let a = try bind(what, positional, keyword, ["old", "new", "count"], line: line)
-            return .string(replace(JinjaFormat.str(value), try string(a[0], what, line: line), try string(a[1], what, line: line),
-                                   count: a[2]?.integer ?? -1))
+            let (text, old, new) = (JinjaFormat.str(value), try string(a[0], what, line: line), try string(a[1], what, line: line))
+            try JinjaLimits.checkBytes(replacedBytes(text, old, new), line: line)
+            return .string(replace(text, old, new, count: a[2]?.integer ?? -1))
         case "list":
             return .list(try JinjaInterpreter.iterate(value, line: line))
         case "items":
@@ -102,7 +105,7 @@ enum JinjaBuiltins {
             }
         case "abs":
             switch try JinjaInterpreter.defined(value, line: line) {
-            case .int(let i): return .int(abs(i))
+            case .int(let i): return try JinjaLimits.exact(i == Int.min ? (0, true) : (abs(i), false), "abs", line: line)
             case .bool(let b): return .int(b ? 1 : 0)
             case .double(let d): return .double(abs(d))
             default: throw TextError("chat template line \(line): bad operand type for abs(): '\(value.typeName)'")
@@ -125,7 +128,9 @@ enum JinjaBuiltins {
             if a[0]?.truthy == true { throw TextError("chat template line \(line): tojson(ensure_ascii=true) is not supported") }
             var indent: String?
             switch a[1] {
-            case .int(let n)?: indent = String(repeating: " ", count: max(0, n))
+            case .int(let n)?:
+                guard n <= 64 else { throw TextError("chat template line \(line): tojson indent of more than 64 spaces") }
+                indent = String(repeating: " ", count: max(0, n))
             case .string(let s)?: indent = s
             case nil, .none?: indent = nil
             case let other?: throw TextError("chat template line \(line): tojson indent must be an int or a string, got \(other.typeName)")
@@ -251,7 +256,10 @@ enum JinjaBuiltins {
                 for (k, v) in d.pairs { attributes[k] = v }
             }
             for (k, v) in keyword { attributes[k] = v }
-            return name == "dict" ? .dict(attributes) : .namespace(JinjaNamespace(attributes))
+            if name == "namespace", attributes.pairs.contains(where: { JinjaLimits.containsNamespace($0.1) }) {
+                throw TextError("chat template line \(line): a namespace attribute cannot hold a namespace")
+            }
+            return name == "dict" ? try JinjaLimits.checkDepth(.dict(attributes), line: line) : .namespace(JinjaNamespace(attributes))
         case "range":
             let ints = try positional.map { v -> Int in
                 guard let i = v.integer else { throw TextError("chat template line \(line): range() takes integers") }
@@ -260,6 +268,11 @@ enum JinjaBuiltins {
             guard (1...3).contains(ints.count), keyword.isEmpty else { throw TextError("chat template line \(line): range() takes 1 to 3 integers") }
             let (start, stop, step) = ints.count == 1 ? (0, ints[0], 1) : (ints[0], ints[1], ints.count == 3 ? ints[2] : 1)
             guard step != 0 else { throw TextError("chat template line \(line): range() step must not be zero") }
+            // Counted before anything is allocated, in Double so no bound overflows.
+            let count = max(0, ((Double(stop) - Double(start)) / Double(step)).rounded(.up))
+            guard count <= Double(JinjaLimits.rangeItems) else {
+                throw TextError("chat template line \(line): range() of more than \(JinjaLimits.rangeItems) items (the limit for templates)")
+            }
             return .list(Array(stride(from: start, to: stop, by: step)).map { .int($0) })
         default:
             throw TextError("chat template line \(line): function '\(name)' is not supported")
@@ -312,7 +325,9 @@ enum JinjaBuiltins {
         case "title": return .string(title(s))
         case "replace":
             let a = try bind(what, positional, keyword, ["old", "new", "count"], line: line)
-            return .string(replace(s, try string(a[0], what, line: line), try string(a[1], what, line: line), count: a[2]?.integer ?? -1))
+            let (old, new) = (try string(a[0], what, line: line), try string(a[1], what, line: line))
+            try JinjaLimits.checkBytes(replacedBytes(s, old, new), line: line)
+            return .string(replace(s, old, new, count: a[2]?.integer ?? -1))
         case "find", "count":
             let a = try bind(what, positional, keyword, ["sub"], line: line)
             let sub = try string(a[0], what, line: line)

@@ -6,6 +6,10 @@ import Foundation
 final class JinjaInterpreter {
     private var scopes: [[String: JinjaValue]]
     private var output = ""
+    /// Statements run and loop iterations so far (`JinjaLimits.steps`).
+    private var steps = 0
+    /// The line of the last statement that has one: where a limit was reached.
+    private var line = 1
 
     private enum Flow { case normal, breakLoop, continueLoop }
 
@@ -26,12 +30,26 @@ final class JinjaInterpreter {
         return .normal
     }
 
+    private func step(line: Int) throws {
+        steps += 1
+        if steps > JinjaLimits.steps {
+            throw TextError("chat template line \(line): more than \(JinjaLimits.steps) steps (the limit for templates; a loop that does not end?)")
+        }
+    }
+
     private func execute(_ stmt: JinjaStmt) throws -> Flow {
+        switch stmt {
+        case .output(_, let at), .forLoop(_, _, _, _, _, let at), .set(_, _, let at): line = at
+        default: break
+        }
+        try step(line: line)
         switch stmt {
         case .text(let text):
             output += text
-        case .output(let expr, _):
+            try JinjaLimits.checkBytes(output.utf8.count, line: line)
+        case .output(let expr, let line):
             output += JinjaFormat.str(try eval(expr))
+            try JinjaLimits.checkBytes(output.utf8.count, line: line)
         case .ifChain(let branches, let otherwise):
             for (condition, body) in branches {
                 if try eval(condition).truthy { return try run(body) }
@@ -70,6 +88,9 @@ final class JinjaInterpreter {
             guard !attribute.hasPrefix("_") else {
                 throw TextError("chat template line \(line): namespace attributes cannot start with '_' ('\(attribute)')")
             }
+            if JinjaLimits.containsNamespace(value) {
+                throw TextError("chat template line \(line): a namespace attribute cannot hold a namespace")
+            }
             ns.attributes[attribute] = value
         }
     }
@@ -107,6 +128,7 @@ final class JinjaInterpreter {
             ])
             if index > 0 { loop["previtem"] = items[index - 1] }
             if index + 1 < items.count { loop["nextitem"] = items[index + 1] }
+            try step(line: line)
             frame["loop"] = .dict(loop)
             scopes.append(frame)
             let flow = try run(body)
@@ -143,10 +165,12 @@ final class JinjaInterpreter {
             return value
         case .name(let name, _):
             return lookup(name)
+        // Literals are the one way to nest values deeper than the template's text does
+        // (`{% set ns.x = [ns.x] %}` in a loop), so their depth is checked.
         case .list(let items):
-            return .list(try items.map(eval))
+            return try JinjaLimits.checkDepth(.list(try items.map(eval)), line: line)
         case .tuple(let items):
-            return .tuple(try items.map(eval))
+            return try JinjaLimits.checkDepth(.tuple(try items.map(eval)), line: line)
         case .dict(let pairs):
             var d = JinjaDict()
             for (keyExpr, valueExpr) in pairs {
@@ -155,7 +179,7 @@ final class JinjaInterpreter {
                 }
                 d[key] = try eval(valueExpr)
             }
-            return .dict(d)
+            return try JinjaLimits.checkDepth(.dict(d), line: line)
         case .attribute(let base, let name, let line):
             return try JinjaInterpreter.attribute(try eval(base), name, line: line)
         case .item(let base, let index, let line):
@@ -166,15 +190,15 @@ final class JinjaInterpreter {
             let positional = try args.positional.map(eval)
             let keyword = try args.keyword.map { ($0.0, try eval($0.1)) }
             if case .attribute(let base, let method, _) = callee {
-                return try JinjaBuiltins.method(method, on: try JinjaInterpreter.defined(try eval(base), line: line),
-                                                positional, keyword, line: line)
+                return try JinjaLimits.check(try JinjaBuiltins.method(method, on: try JinjaInterpreter.defined(try eval(base), line: line),
+                                                                      positional, keyword, line: line), line: line)
             }
             guard case .name(let name, _) = callee else { throw TextError("chat template line \(line): not callable") }
-            return try JinjaBuiltins.call(name, positional, keyword, line: line)
+            return try JinjaLimits.check(try JinjaBuiltins.call(name, positional, keyword, line: line), line: line)
         case .filter(let base, let name, let args, let line):
             let positional = try args.positional.map(eval)
             let keyword = try args.keyword.map { ($0.0, try eval($0.1)) }
-            return try JinjaBuiltins.filter(name, try eval(base), positional, keyword, line: line)
+            return try JinjaLimits.check(try JinjaBuiltins.filter(name, try eval(base), positional, keyword, line: line), line: line)
         case .test(let base, let name, let args, let negated, let line):
             let positional = try args.positional.map(eval)
             let result = try JinjaBuiltins.test(name, try eval(base), positional, line: line)
@@ -183,7 +207,7 @@ final class JinjaInterpreter {
             return .bool(!(try eval(inner)).truthy)
         case .negate(let inner, let line):
             switch try JinjaInterpreter.defined(try eval(inner), line: line) {
-            case .int(let i): return .int(-i)
+            case .int(let i): return try JinjaLimits.exact((0).subtractingReportingOverflow(i), "-", line: line)
             case .bool(let b): return .int(b ? -1 : 0)
             case .double(let d): return .double(-d)
             case let other: throw TextError("chat template line \(line): bad operand type for unary -: '\(other.typeName)'")

@@ -3,21 +3,31 @@ import Foundation
 /// Python semantics of the binary and comparison operators on template values.
 enum JinjaOperators {
     static func binary(_ op: String, _ lhs: JinjaValue, _ rhs: JinjaValue, line: Int) throws -> JinjaValue {
-        if op == "~" { return .string(JinjaFormat.str(lhs) + JinjaFormat.str(rhs)) }
+        if op == "~" { return try JinjaLimits.check(.string(JinjaFormat.str(lhs) + JinjaFormat.str(rhs)), line: line) }
         let a = try JinjaInterpreter.defined(lhs, line: line)
         let b = try JinjaInterpreter.defined(rhs, line: line)
         func mismatch() -> TextError {
             TextError("chat template line \(line): unsupported operand types for \(op): '\(a.typeName)' and '\(b.typeName)'")
         }
+        // Repetition is checked before it allocates: 'x' * 10**12 must not try.
+        func repeated(_ unit: Int, _ count: Int?, bytes: Bool) throws -> Int {
+            let n = max(0, count!)
+            let (total, overflow) = unit.multipliedReportingOverflow(by: n)
+            if bytes { try JinjaLimits.checkBytes(overflow ? Int.max : total, line: line) } else { try JinjaLimits.checkItems(overflow ? Int.max : total, line: line) }
+            return n
+        }
         switch (op, a, b) {
-        case ("+", .string(let x), .string(let y)): return .string(x + y)
-        case ("+", .list(let x), .list(let y)): return .list(x + y)
-        case ("+", .tuple(let x), .tuple(let y)): return .tuple(x + y)
-        case ("*", .string(let x), _) where b.integer != nil: return .string(String(repeating: x, count: max(0, b.integer!)))
-        case ("*", .list(let x), _) where b.integer != nil: return .list(Array(repeating: x, count: max(0, b.integer!)).flatMap { $0 })
+        case ("+", .string(let x), .string(let y)): return try JinjaLimits.check(.string(x + y), line: line)
+        case ("+", .list(let x), .list(let y)): return try JinjaLimits.check(.list(x + y), line: line)
+        case ("+", .tuple(let x), .tuple(let y)): return try JinjaLimits.check(.tuple(x + y), line: line)
+        case ("*", .string(let x), _) where b.integer != nil:
+            return .string(String(repeating: x, count: try repeated(x.utf8.count, b.integer, bytes: true)))
+        case ("*", .list(let x), _) where b.integer != nil:
+            return .list(Array(repeating: x, count: try repeated(x.count, b.integer, bytes: false)).flatMap { $0 })
         case ("*", _, .string) where a.integer != nil: return try binary(op, b, a, line: line)
         case ("*", _, .list) where a.integer != nil: return try binary(op, b, a, line: line)
-        case ("*", .tuple(let x), _) where b.integer != nil: return .tuple(Array(repeating: x, count: max(0, b.integer!)).flatMap { $0 })
+        case ("*", .tuple(let x), _) where b.integer != nil:
+            return .tuple(Array(repeating: x, count: try repeated(x.count, b.integer, bytes: false)).flatMap { $0 })
         case ("*", _, .tuple) where a.integer != nil: return try binary(op, b, a, line: line)
         case ("%", .string, _):
             throw TextError("chat template line \(line): string formatting with '%' is not supported")
@@ -25,18 +35,19 @@ enum JinjaOperators {
         }
         if let x = a.integer, let y = b.integer {
             switch op {
-            case "+": return .int(x + y)
-            case "-": return .int(x - y)
-            case "*": return .int(x * y)
+            case "+": return try JinjaLimits.exact(x.addingReportingOverflow(y), op, line: line)
+            case "-": return try JinjaLimits.exact(x.subtractingReportingOverflow(y), op, line: line)
+            case "*": return try JinjaLimits.exact(x.multipliedReportingOverflow(by: y), op, line: line)
             case "/":
                 guard y != 0 else { throw TextError("chat template line \(line): division by zero") }
                 return .double(Double(x) / Double(y))
             case "//", "%":
                 guard y != 0 else { throw TextError("chat template line \(line): integer division or modulo by zero") }
+                if x == Int.min && y == -1 { return try JinjaLimits.exact((0, true), op, line: line) }
                 let q = x / y - ((x % y != 0 && (x < 0) != (y < 0)) ? 1 : 0)
                 return op == "//" ? .int(q) : .int(x - q * y)
             case "**":
-                if y >= 0 { return .int((0..<y).reduce(1) { acc, _ in acc * x }) }
+                if y >= 0 { return try JinjaLimits.power(x, y, line: line) }
                 return .double(pow(Double(x), Double(y)))
             default: break
             }

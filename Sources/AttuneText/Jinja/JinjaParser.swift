@@ -6,6 +6,8 @@ struct JinjaParser {
     private var index = 0
     /// How many `for` bodies enclose the statement being parsed (`break` needs one).
     private var loopDepth = 0
+    /// How many blocks enclose it (`JinjaLimits.nesting`: the parser and the interpreter recurse per block).
+    private var blockDepth = 0
 
     static func parse(_ source: String) throws -> [JinjaStmt] {
         var parser = JinjaParser(segments: try JinjaLexer.segments(source))
@@ -46,6 +48,11 @@ struct JinjaParser {
     }
 
     private mutating func body(until: Set<String>, opener: String, line: Int) throws -> ([JinjaStmt], EndTag) {
+        blockDepth += 1
+        defer { blockDepth -= 1 }
+        guard blockDepth <= JinjaLimits.nesting else {
+            throw TextError("chat template line \(line): blocks nest deeper than \(JinjaLimits.nesting) levels (the limit for templates)")
+        }
         let (stmts, end) = try block(until: until)
         guard let end else { throw TextError("chat template line \(line): '\(opener)' is never closed (expected \(until.sorted().map { "'\($0)'" }.joined(separator: " or ")))") }
         return (stmts, end)

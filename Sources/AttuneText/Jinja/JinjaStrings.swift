@@ -31,6 +31,15 @@ extension JinjaBuiltins {
         return out
     }
 
+    /// The most UTF-8 bytes `replace(s, old, new)` can produce (every occurrence replaced),
+    /// known before replacing: a small text with a large `new` must not be built to learn it.
+    static func replacedBytes(_ s: String, _ old: String, _ new: String) -> Int {
+        guard !old.isEmpty, new.utf8.count > old.utf8.count else { return s.utf8.count }
+        let occurrences = s.utf8.count / old.utf8.count
+        let (grow, overflow) = occurrences.multipliedReportingOverflow(by: new.utf8.count - old.utf8.count)
+        return overflow ? Int.max : s.utf8.count + grow
+    }
+
     static func replace(_ s: String, _ old: String, _ new: String, count: Int) -> String {
         guard !old.isEmpty else { return s }
         var parts = s.components(separatedBy: old)

@@ -6,6 +6,11 @@ struct TokenStream {
     let tokens: [JinjaToken]
     let line: Int
     private var pos = 0
+    /// Expressions (and unary operators) being parsed inside one another (`JinjaLimits.nesting`).
+    private var depth = 0
+    /// Operators chained so far in this tag (`a + b + …`, `x|f|g…`, `a.b.c…`): each wraps the
+    /// expression before it, so the chain is as deep as it is long.
+    private var chained = 0
 
     init(tokens: [JinjaToken], line: Int) {
         self.tokens = tokens
@@ -51,7 +56,25 @@ struct TokenStream {
         return token.text
     }
 
+    /// Counts one level of nesting for the parse that follows (the parser recurses per level).
+    private mutating func enter() throws {
+        depth += 1
+        if depth > JinjaLimits.nesting {
+            throw TextError("chat template line \(currentLine): expressions nest deeper than \(JinjaLimits.nesting) levels (the limit for templates)")
+        }
+    }
+
+    /// Counts one chained operator.
+    private mutating func chain() throws {
+        chained += 1
+        if chained > JinjaLimits.chainedOperators {
+            throw TextError("chat template line \(currentLine): more than \(JinjaLimits.chainedOperators) operators in one tag (the limit for templates)")
+        }
+    }
+
     mutating func expression(allowConditional: Bool = true) throws -> JinjaExpr {
+        try enter()
+        defer { depth -= 1 }
         let value = try orExpr()
         guard allowConditional, acceptName("if") else { return value }
         let condition = try orExpr()
@@ -61,18 +84,22 @@ struct TokenStream {
 
     private mutating func orExpr() throws -> JinjaExpr {
         var left = try andExpr()
-        while acceptName("or") { left = .or(left, try andExpr()) }
+        while acceptName("or") { try chain(); left = .or(left, try andExpr()) }
         return left
     }
 
     private mutating func andExpr() throws -> JinjaExpr {
         var left = try notExpr()
-        while acceptName("and") { left = .and(left, try notExpr()) }
+        while acceptName("and") { try chain(); left = .and(left, try notExpr()) }
         return left
     }
 
     private mutating func notExpr() throws -> JinjaExpr {
-        if acceptName("not") { return .not(try notExpr()) }
+        if acceptName("not") {
+            try enter()
+            defer { depth -= 1 }
+            return .not(try notExpr())
+        }
         return try compare()
     }
 
@@ -99,6 +126,7 @@ struct TokenStream {
     private mutating func math1() throws -> JinjaExpr {
         var left = try concat()
         while let token = current, token.kind == .op, token.text == "+" || token.text == "-" {
+            try chain()
             pos += 1
             left = .binary(token.text, left, try concat(), line: token.line)
         }
@@ -108,6 +136,7 @@ struct TokenStream {
     private mutating func concat() throws -> JinjaExpr {
         var left = try math2()
         while let token = current, token.kind == .op, token.text == "~" {
+            try chain()
             pos += 1
             left = .binary("~", left, try math2(), line: token.line)
         }
@@ -117,6 +146,7 @@ struct TokenStream {
     private mutating func math2() throws -> JinjaExpr {
         var left = try power()
         while let token = current, token.kind == .op, ["*", "/", "//", "%"].contains(token.text) {
+            try chain()
             pos += 1
             left = .binary(token.text, left, try power(), line: token.line)
         }
@@ -126,6 +156,7 @@ struct TokenStream {
     private mutating func power() throws -> JinjaExpr {
         var left = try unary(withFilter: true)
         while let token = current, token.kind == .op, token.text == "**" {
+            try chain()
             pos += 1
             left = .binary("**", left, try unary(withFilter: true), line: token.line)
         }
@@ -136,8 +167,12 @@ struct TokenStream {
         var node: JinjaExpr
         if let token = current, token.kind == .op, token.text == "-" {
             pos += 1
+            try enter()
+            defer { depth -= 1 }
             node = .negate(try unary(withFilter: false), line: token.line)
         } else if accept("+") {
+            try enter()
+            defer { depth -= 1 }
             node = try unary(withFilter: false)
         } else {
             node = try postfix(try primary())
@@ -207,6 +242,7 @@ struct TokenStream {
     private mutating func postfix(_ start: JinjaExpr) throws -> JinjaExpr {
         var node = start
         while let token = current, token.kind == .op {
+            try chain()
             if token.text == "." {
                 pos += 1
                 guard let attr = current, attr.kind == .name || attr.kind == .integer else { throw unexpected() }
@@ -283,6 +319,7 @@ struct TokenStream {
     private mutating func filters(_ start: JinjaExpr) throws -> JinjaExpr {
         var node = start
         while true {
+            try chain()
             if accept("|") {
                 guard let token = current, token.kind == .name else { throw unexpected() }
                 pos += 1
