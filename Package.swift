@@ -44,6 +44,7 @@ let package = Package(
         .library(name: "AttuneTensor", targets: ["AttuneTensor"]),
         .library(name: "AttuneIR", targets: ["AttuneIR"]),
         .library(name: "AttuneModels", targets: ["AttuneModels"]),
+        .library(name: "AttuneText", targets: ["AttuneText"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

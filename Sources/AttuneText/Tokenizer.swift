@@ -41,6 +41,14 @@ public struct Tokenizer: Sendable {
                       generationConfig: try optional("generation_config.json"))
     }
 
+    /// A tokenizer from the bytes of tokenizer.json (and tokenizer_config.json), as the
+    /// folder initialiser reads them: for callers that hold the files in memory.
+    public init(tokenizerJSON: Data, configJSON: Data? = nil) throws {
+        try self.init(tokenizerJSON: try parseJSON(tokenizerJSON, name: "tokenizer.json"),
+                      config: try configJSON.map { try parseJSON($0, name: "tokenizer_config.json") },
+                      specialTokensMap: nil, generationConfig: nil)
+    }
+
     /// Builds a tokenizer from already-parsed JSON values (Foundation objects).
     init(tokenizerJSON: Any, config: Any?, specialTokensMap: Any?, generationConfig: Any?) throws {
         let root = try JSONFields(tokenizerJSON, path: "tokenizer.json")

@@ -15,5 +15,8 @@ let package = Package(
         .executableTarget(name: "FuzzSafeTensors", dependencies: ["FuzzSupport", .product(name: "AttuneModels", package: "Attune")]),
         .executableTarget(name: "FuzzNpy", dependencies: ["FuzzSupport", .product(name: "AttuneTensor", package: "Attune")]),
         .executableTarget(name: "FuzzTextFormat", dependencies: ["FuzzSupport", .product(name: "AttuneIR", package: "Attune")]),
+        .executableTarget(name: "FuzzTokenizer", dependencies: ["FuzzSupport", .product(name: "AttuneText", package: "Attune")]),
+        .executableTarget(name: "FuzzHFConfig", dependencies: ["FuzzSupport", .product(name: "AttuneModels", package: "Attune")]),
+        .executableTarget(name: "FuzzChatTemplate", dependencies: ["FuzzSupport", .product(name: "AttuneText", package: "Attune")]),
     ]
 )

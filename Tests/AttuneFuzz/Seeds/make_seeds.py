@@ -28,6 +28,7 @@ def safetensors(tensors, metadata=None, pad_to=8):
 
 
 def write(folder, name, data):
+    os.makedirs(os.path.join(HERE, folder), exist_ok=True)
     with open(os.path.join(HERE, folder, name), "wb") as f:
         f.write(data)
 
@@ -64,3 +65,39 @@ write("npy", "u2_big_endian.npy", npy(np.array([7, 8], dtype=">u2")))
 write("npy", "i1_empty.npy", npy(np.zeros((0, 3), dtype="i1")))
 write("npy", "f4_v2.npy", npy(np.ones(2, dtype="<f4"), version=(2, 0)))
 write("npy", "f4_v3.npy", npy(np.ones(1, dtype="<f4"), version=(3, 0)))
+
+
+# Text-side files: small tokenizers cut from the committed fixtures (the first 300 ids
+# and the merges among them, so inputs stay small enough to mutate quickly), the fixture
+# models' config.json files and the published chat templates.
+FIXTURES = os.path.join(HERE, "..", "..", "Fixtures")
+
+
+def small_tokenizer(path, keep=300):
+    with open(path) as f:
+        tok = json.load(f)
+    model = tok["model"]
+    vocab = {t: i for t, i in model["vocab"].items() if i < keep}
+    merges = []
+    for m in model.get("merges", []):
+        a, b = m if isinstance(m, list) else m.split(" ", 1)
+        if a in vocab and b in vocab and a + b in vocab:
+            merges.append(m)
+    model["vocab"], model["merges"] = vocab, merges
+    tok["added_tokens"] = [t for t in tok.get("added_tokens", [])][:4]
+    return json.dumps(tok, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+for name in sorted(os.listdir(os.path.join(FIXTURES, "tokenizers"))):
+    path = os.path.join(FIXTURES, "tokenizers", name, "tokenizer.json")
+    if os.path.exists(path):
+        write("tokenizer", name + ".json", small_tokenizer(path))
+for name in sorted(os.listdir(os.path.join(FIXTURES, "models"))):
+    path = os.path.join(FIXTURES, "models", name, "config.json")
+    if os.path.exists(path):
+        with open(path, "rb") as f:
+            write("config", name + ".json", f.read())
+for name in sorted(os.listdir(os.path.join(FIXTURES, "chat_templates"))):
+    if name.endswith(".jinja"):
+        with open(os.path.join(FIXTURES, "chat_templates", name), "rb") as f:
+            write("chat_template", name, f.read())
