@@ -7,7 +7,7 @@ struct Attune: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "attune",
         abstract: "Compile transformer-decoder graphs for the CPU; run, benchmark and check attention kernels.",
-        subcommands: [CompileCommand.self, RunCommand.self, CalibrateCommand.self, TuneCommand.self, ChatCommand.self, CheckCommand.self, InspectCommand.self, KernelCommand.self, BenchCommand.self, TokenizeCommand.self]
+        subcommands: [CompileCommand.self, RunCommand.self, CalibrateCommand.self, TuneCommand.self, ChatCommand.self, PerplexityCommand.self, CheckCommand.self, InspectCommand.self, KernelCommand.self, BenchCommand.self, TokenizeCommand.self]
     )
 
     /// ArgumentParser's `main`, with one error style: `error: <what>` on one line of stderr,
