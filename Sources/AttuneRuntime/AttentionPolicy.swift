@@ -6,7 +6,20 @@ import Foundation
 ///     {"default": "flash", "layers": {"0": "flash", "3": "flash:kv_splits=4"}}
 ///
 /// Both keys are optional; each value is `NAME[:k=v,...]` as `--attention` takes it.
+/// `attune tune MODEL` adds `evidence`: the budgets it met and what it measured.
 public enum AttentionPolicy {
+    /// The evidence `attune tune` stored with a policy, in one line; nil when it has none.
+    public static func evidenceSummary(_ path: String) -> String? {
+        guard let data = try? Data(contentsOf: URL(fileURLWithPath: path)),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let e = object["evidence"] as? [String: Any] else { return nil }
+        func number(_ key: String, _ format: String) -> String { (e[key] as? Double).map { String(format: format, $0) } ?? "?" }
+        let budgets = (e["budgets"] as? [String])?.joined(separator: ", ") ?? "?"
+        return "chosen by attune tune under \(budgets) on \(e["data"] as? String ?? "?"): KL \(number("kl_mean", "%.3e")), "
+            + "perplexity ×\(number("perplexity_ratio", "%.5f")), top-1 agreement \(number("top1_agreement", "%.4f")), "
+            + "prefill \(number("speedup", "%.2f"))x dense (\(e["created"] as? String ?? "?"))"
+    }
+
     public static func load(_ path: String) throws -> KernelOverrides {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
@@ -16,8 +29,11 @@ public enum AttentionPolicy {
             throw RuntimeError("\(path): an attention policy is a JSON object {\"default\": ..., \"layers\": {...}}")
         }
         var overrides = KernelOverrides()
-        for key in object.keys where key != "default" && key != "layers" {
-            throw RuntimeError("\(path): unknown key '\(key)' (expected default, layers)")
+        for key in object.keys where !["default", "layers", "evidence"].contains(key) {
+            throw RuntimeError("\(path): unknown key '\(key)' (expected default, layers, evidence)")
+        }
+        if let evidence = object["evidence"], !(evidence is [String: Any]) {
+            throw RuntimeError("\(path): 'evidence' must be an object (attune tune writes it)")
         }
         if let d = object["default"] {
             guard let text = d as? String else { throw RuntimeError("\(path): 'default' must be a string like \"flash:block_kv=128\"") }

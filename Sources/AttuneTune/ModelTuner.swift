@@ -39,14 +39,19 @@ public struct ModelTuner {
         public var layers: [LayerChoice]
         public var calibration: Calibration
         public var comparison: LogitComparison
+        public var quality: ModelQuality
         public var denseMs: Double
         public var tunedMs: Double
         public var overrides: KernelOverrides
+        /// Layers whose choice went back to flash to meet the model budgets, in that order.
+        public var reverted: [Int] = []
+        /// What the choice was measured to cost and gain, stored in the policy file.
+        public var evidence: [String: Any] = [:]
 
-        /// The choices as an attention policy file (`--attention-policy`).
+        /// The choices as an attention policy file (`--attention-policy`), with the evidence.
         public var policyJSON: Data {
             let layersObject = Dictionary(uniqueKeysWithValues: layers.map { (String($0.layer), $0.choice.description) })
-            return (try? JSONSerialization.data(withJSONObject: ["default": "flash", "layers": layersObject],
+            return (try? JSONSerialization.data(withJSONObject: ["default": "flash", "layers": layersObject, "evidence": evidence],
                                                 options: [.prettyPrinted, .sortedKeys])) ?? Data()
         }
     }
@@ -56,6 +61,8 @@ public struct ModelTuner {
                                            "hybrid:cold_budget=0.25"]
 
     public var budget: Double
+    /// End-to-end budgets (`kl=`, `ppl=`, `top1=`); every one must hold.
+    public var modelBudgets: [ModelBudget] = []
     public var candidates: [KernelChoice]
     public var pairs = 9
     public var reporter: TuneReporter = .silent
@@ -91,12 +98,57 @@ public struct ModelTuner {
         var overrides = KernelOverrides(global: KernelChoice(kernel: "flash"))
         for c in layers { overrides.byLayer[c.layer] = c.choice }
         let context = max(16, sequences.map(\.count).max()!)
-        let path = "(attune tune)"
         let dense = try CompiledModel(artifacts: try ModelCompiler.compile(model, CompileOptions(maxContext: context), toolchain: toolchain))
-        let tuned = try CompiledModel(artifacts: try ModelCompiler.compile(
-            model, CompileOptions(kernels: overrides, maxContext: context, calibration: (calibration, path)), toolchain: toolchain))
+        func evaluate() throws -> (LogitComparison, ModelQuality, Double, Double) {
+            let tuned = try CompiledModel(artifacts: try ModelCompiler.compile(
+                model, CompileOptions(kernels: overrides, maxContext: context, calibration: (calibration, "(attune tune)")), toolchain: toolchain))
+            return try Self.compare(dense: dense, tuned: tuned, sequences: sequences)
+        }
+        var (comparison, quality, denseMs, tunedMs) = try evaluate()
+        let reverted = try Self.enforce(modelBudgets, layers: &layers, quality: quality, reporter: reporter) { layers in
+            for c in layers { overrides.byLayer[c.layer] = c.choice }
+            (comparison, quality, denseMs, tunedMs) = try evaluate()
+            return quality
+        }
+        var result = Result(layers: layers, calibration: calibration, comparison: comparison, quality: quality,
+                            denseMs: denseMs, tunedMs: tunedMs, overrides: overrides, reverted: reverted)
+        result.evidence = [
+            "budgets": ["rel_l1=\(budget)"] + modelBudgets.map(\.description),
+            "kl_mean": quality.meanKL, "kl_max": quality.maxKL, "top1_agreement": quality.top1Agreement,
+            "perplexity_ratio": quality.perplexityRatio, "max_logit_error": quality.maxAbs,
+            "speedup": denseMs / tunedMs, "positions": quality.positions,
+            "data": Self.dataHash(sequences), "reverted_layers": reverted,
+            "created": ISO8601DateFormatter().string(from: Date()),
+        ]
+        return result
+    }
+
+    /// The per-layer budget is a proxy; the model budgets are what the user asked for. While
+    /// one fails, the approximate layer with the largest error goes back to flash and the
+    /// model is measured again (`evaluate`). Returns the layers reverted, in order.
+    static func enforce(_ budgets: [ModelBudget], layers: inout [LayerChoice], quality start: ModelQuality, reporter: TuneReporter,
+                        evaluate: ([LayerChoice]) throws -> ModelQuality) throws -> [Int] {
+        var quality = start
+        var reverted: [Int] = []
+        while let failed = budgets.first(where: { !$0.holds(quality) }),
+              let worst = layers.indices.filter({ layers[$0].choice.kernel != "flash" }).max(by: { layers[$0].relL1 < layers[$1].relL1 }) {
+            let old = layers[worst]
+            reporter.note("\(failed) not met (KL \(String(format: "%.3e", quality.meanKL)), perplexity ×\(String(format: "%.5f", quality.perplexityRatio)), "
+                          + "top-1 \(String(format: "%.4f", quality.top1Agreement))): layer \(old.layer) (\(old.choice)) back to flash")
+            reverted.append(old.layer)
+            layers[worst] = LayerChoice(layer: old.layer, choice: KernelChoice(kernel: "flash"), speedup: 1, relL1: 0, cosine: 1,
+                                        rejected: old.rejected + [(old.choice.description, old.relL1)], noise: old.noise)
+            quality = try evaluate(layers)
+        }
+        return reverted
+    }
+
+    /// Dense and tuned compiles prefill every sequence three times, alternating (the
+    /// timings share the machine's state); logits of the last run are compared.
+    static func compare(dense: CompiledModel, tuned: CompiledModel, sequences: [[Int32]]) throws -> (LogitComparison, ModelQuality, Double, Double) {
         var parts: [LogitComparison] = []
         var denseMs: [Double] = [], tunedMs: [Double] = []
+        var nllDense = 0.0, nllTuned = 0.0, predictions = 0
         for tokens in sequences {
             var a: [Float] = [], b: [Float] = []
             for _ in 0..<3 {
@@ -105,9 +157,30 @@ public struct ModelTuner {
                 let t1 = Date(); b = try tuned.prefill(tokens); tunedMs.append(Date().timeIntervalSince(t1) * 1e3)
             }
             parts.append(LogitComparison(baseline: a, candidate: b, vocab: dense.vocab))
+            for i in 0..<(tokens.count - 1) {
+                nllDense -= logProbability(a, row: i, vocab: dense.vocab, token: Int(tokens[i + 1]))
+                nllTuned -= logProbability(b, row: i, vocab: dense.vocab, token: Int(tokens[i + 1]))
+                predictions += 1
+            }
         }
-        return Result(layers: layers, calibration: calibration, comparison: LogitComparison.combine(parts),
-                      denseMs: denseMs.sorted()[denseMs.count / 2], tunedMs: tunedMs.sorted()[tunedMs.count / 2], overrides: overrides)
+        let c = LogitComparison.combine(parts)
+        let ratio = predictions > 0 ? exp((nllTuned - nllDense) / Double(predictions)) : 1
+        let quality = ModelQuality(meanKL: c.meanKL, maxKL: c.maxKL, top1Agreement: c.top1Agreement, maxAbs: c.maxAbs,
+                                   perplexityRatio: ratio, positions: c.positions)
+        return (c, quality, denseMs.sorted()[denseMs.count / 2], tunedMs.sorted()[tunedMs.count / 2])
+    }
+
+    static func logProbability(_ logits: [Float], row: Int, vocab: Int, token: Int) -> Double {
+        let r = logits[row * vocab..<(row + 1) * vocab]
+        let top = Double(r.max()!)
+        return Double(r[r.startIndex + token]) - top - log(r.reduce(0.0) { $0 + exp(Double($1) - top) })
+    }
+
+    /// Names the tuning data in the evidence: 64-bit FNV-1a of the ids, with their shape.
+    static func dataHash(_ sequences: [[Int32]]) -> String {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for s in sequences { for t in s { for b in withUnsafeBytes(of: t.littleEndian, Array.init) { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 } } }
+        return String(format: "fnv64:%016llx (%d × %d ids)", h, sequences.count, sequences.first?.count ?? 0)
     }
 
     /// One layer's attention inputs in kernel layout.

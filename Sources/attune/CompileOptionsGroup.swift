@@ -23,7 +23,10 @@ struct CompileOptionsGroup: ParsableArguments {
 
     func options() throws -> CompileOptions {
         var overrides = KernelOverrides()
-        if let attentionPolicy { overrides = try AttentionPolicy.load(attentionPolicy) }
+        if let attentionPolicy {
+            overrides = try AttentionPolicy.load(attentionPolicy)
+            if let evidence = AttentionPolicy.evidenceSummary(attentionPolicy) { printNote("\(attentionPolicy): \(evidence)") }
+        }
         if let attention { overrides.global = try KernelChoice(parsing: attention) }
         for item in layerAttention {
             let parts = item.split(separator: "=", maxSplits: 1).map(String.init)

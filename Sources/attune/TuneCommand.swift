@@ -50,8 +50,8 @@ struct TuneCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Sliding window.") var window: Int?
     @Option(help: "Candidate values of one parameter, NAME=v1,v2,... (repeatable; replaces its declared candidates).")
     var space: [String] = []
-    @Option(help: "Approximate kernels: largest rel-L1 against the reference, rel_l1=X (default 0.05).")
-    var errorBudget: String?
+    @Option(help: "Error budget (repeatable): rel_l1=X per layer or kernel (default 0.05); model mode also kl=X (mean KL, nats), ppl=+X% (perplexity increase), top1=X (agreement), measured end to end on --data.")
+    var errorBudget: [String] = []
     @Option(help: "Inputs to tune on: random (N(0,1)) or structured (recency, sinks, heavy hitters; Docs/WORKLOADS.md).")
     var inputs: String = "random"
     @Option(help: "Refuse spaces larger than this.") var maxCandidates: Int = 96
@@ -88,6 +88,7 @@ struct TuneCommand: ParsableCommand {
         settings.maxCandidates = maxCandidates
         settings.minSeconds = minSeconds
         if let budget = try budget() { settings.errorBudget = budget }
+        if let model = try modelBudgets().first { throw CLIError("--error-budget \(model) is measured on a model: give MODEL and --data") }
         guard inputs == "random" || inputs == "structured" else { throw CLIError("--inputs must be random or structured, got '\(inputs)'") }
         settings.structuredInputs = inputs == "structured"
         var overrides: [String: [Double]] = [:]
@@ -121,14 +122,17 @@ struct TuneCommand: ParsableCommand {
         }
     }
 
+    /// The per-layer rel-L1 budget (the last `rel_l1=` given), if any.
     func budget() throws -> Double? {
-        guard let errorBudget else { return nil }
-        let parts = errorBudget.split(separator: "=")
-        guard parts.count == 2, parts[0] == "rel_l1", let v = Double(parts[1]), v > 0 else {
-            throw CLIError("--error-budget expects rel_l1=X with X > 0, got '\(errorBudget)'")
+        var relL1: Double?
+        for item in errorBudget {
+            if try ModelBudget.parse(item) == nil { relL1 = Double(item.split(separator: "=")[1]) }
         }
-        return v
+        return relL1
     }
+
+    /// The end-to-end budgets (`kl=`, `ppl=`, `top1=`).
+    func modelBudgets() throws -> [ModelBudget] { try errorBudget.compactMap(ModelBudget.parse) }
 
     func tuneModel(_ path: String) throws {
         guard let data else { throw CLIError("model mode needs --data tokens.npy (calibration token ids)") }
@@ -141,6 +145,7 @@ struct TuneCommand: ParsableCommand {
         let sequences = stride(from: 0, to: values.count, by: n).map { values[$0..<$0 + n].map { Int32($0) } }
         let candidates = try (candidate.isEmpty ? ModelTuner.defaultCandidates : candidate).map { try KernelChoice(parsing: $0) }
         var tuner = ModelTuner(budget: try budget() ?? 0.05, candidates: candidates)
+        tuner.modelBudgets = try modelBudgets()
         tuner.reporter = .standardError
         if let kascadeAnchors {
             guard calibrationOut != nil else { throw CLIError("--kascade-anchors needs --calibration-out (the anchors are stored there)") }
@@ -158,7 +163,10 @@ struct TuneCommand: ParsableCommand {
                   + fmt(c.cosine, 6).padding(toLength: 11, withPad: " ", startingAt: 0) + "\(c.rejected.count)")
         }
         let c = result.comparison
-        print("model      prefill \(fmt(result.tunedMs, 3)) ms vs dense \(fmt(result.denseMs, 3)) ms (\(fmt(result.denseMs / result.tunedMs, 2))x); \(c.positions) positions: max logit error \(String(format: "%.3e", c.maxAbs)), KL mean \(String(format: "%.3e", c.meanKL)), top-1 agreement \(fmt(100 * c.top1Agreement, 1)) %")
+        print("model      prefill \(fmt(result.tunedMs, 3)) ms vs dense \(fmt(result.denseMs, 3)) ms (\(fmt(result.denseMs / result.tunedMs, 2))x); \(c.positions) positions: max logit error \(String(format: "%.3e", c.maxAbs)), KL mean \(String(format: "%.3e", c.meanKL)), top-1 agreement \(fmt(100 * c.top1Agreement, 1)) %, perplexity ×\(fmt(result.quality.perplexityRatio, 5))")
+        if !result.reverted.isEmpty {
+            print("budget     \(try modelBudgets().map(\.description).joined(separator: ", ")): layers \(result.reverted.map(String.init).joined(separator: ", ")) went back to flash")
+        }
         if let k = result.calibration.kascade {
             print("kascade    anchors \(k.anchors.map(String.init).joined(separator: ", ")) (layer 0 dense); compile kascade layers with --calibration")
         }

@@ -46,4 +46,56 @@ final class ModelTunerTests: XCTestCase {
         XCTAssertEqual(overrides.byLayer.count, 8)
         XCTAssertEqual(overrides.byLayer.mapValues(\.kernel), Dictionary(uniqueKeysWithValues: u.layers.map { ($0.layer, $0.choice.kernel) }))
     }
+
+    /// Model budgets: while one fails, the approximate layer with the largest rel-L1 goes
+    /// back to flash, until every budget holds.
+    func testModelBudgetsRevertTheWorstLayersFirst() throws {
+        func choice(_ layer: Int, _ kernel: String, _ relL1: Double) -> ModelTuner.LayerChoice {
+            .init(layer: layer, choice: KernelChoice(kernel: kernel), speedup: 1.5, relL1: relL1, cosine: 1, rejected: [], noise: 0.01)
+        }
+        // Each approximate layer adds its rel-L1 / 10 to the KL in this made-up model.
+        func quality(_ layers: [ModelTuner.LayerChoice]) -> ModelQuality {
+            let kl = layers.filter { $0.choice.kernel != "flash" }.reduce(0) { $0 + $1.relL1 / 10 }
+            return ModelQuality(meanKL: kl, maxKL: kl, top1Agreement: 1 - kl, maxAbs: kl, perplexityRatio: 1 + kl, positions: 10)
+        }
+        var layers = [choice(0, "flash", 0), choice(1, "sparge", 0.04), choice(2, "unified_max", 1e-7), choice(3, "sparge", 0.02)]
+        let reverted = try ModelTuner.enforce([.kl(0.001)], layers: &layers, quality: quality(layers), reporter: .silent) { quality($0) }
+        XCTAssertEqual(reverted, [1, 3], "largest error first, until KL <= 0.001")
+        XCTAssertEqual(layers.map(\.choice.kernel), ["flash", "flash", "unified_max", "flash"])
+        XCTAssertEqual(layers[1].rejected.map(\.0), ["sparge"])
+        var kept = [choice(0, "sparge", 0.04)]
+        XCTAssertEqual(try ModelTuner.enforce([.top1(0.99), .perplexity(relativeIncrease: 0.01)], layers: &kept,
+                                              quality: quality(kept), reporter: .silent) { quality($0) }, [],
+                       "0.004 of KL keeps top-1 at 0.996 and perplexity within +1 %")
+
+        XCTAssertEqual(try ModelBudget.parse("kl=0.01"), .kl(0.01))
+        XCTAssertEqual(try ModelBudget.parse("ppl=+1%"), .perplexity(relativeIncrease: 0.01))
+        XCTAssertEqual(try ModelBudget.parse("top1=99%"), .top1(0.99))
+        XCTAssertNil(try ModelBudget.parse("rel_l1=0.05"))
+        for (bad, message) in [("kl=-1", "kl must be >= 0"), ("top1=2", "top1 must be in 0...1"), ("bleu=3", "unknown measure 'bleu'"),
+                               ("kl", "expects NAME=VALUE"), ("ppl=x%", "'x%' is not a number")] {
+            XCTAssertThrowsError(try ModelBudget.parse(bad), bad) { XCTAssertTrue("\($0)".contains(message), "\(bad): \($0)") }
+        }
+    }
+
+    /// End to end: a KL budget is met as measured, and the policy file carries the evidence.
+    func testAKLBudgetIsMetAndRecordedWithThePolicy() throws {
+        var tuner = ModelTuner(budget: 0.5, candidates: try ["flash", "unified_max", "sparge:cdfthreshd=0.5,simthreshd1=0.9,block_q=16,block_kv=16"]
+            .map { try KernelChoice(parsing: $0) })
+        tuner.pairs = 3
+        tuner.modelBudgets = [.kl(1e-6)]
+        let r = try tuner.tune(model, sequences: sequences, toolchain: try Toolchain.detect())
+        XCTAssertLessThanOrEqual(r.quality.meanKL, 1e-6)
+        XCTAssertTrue(r.layers.allSatisfy { $0.choice.kernel != "sparge" }, "sparge at these settings costs far more than 1e-6 of KL")
+        let evidence = try XCTUnwrap(try JSONSerialization.jsonObject(with: r.policyJSON) as? [String: Any])["evidence"] as? [String: Any]
+        XCTAssertEqual(evidence?["budgets"] as? [String], ["rel_l1=0.5", "kl=1e-06"])
+        XCTAssertEqual(evidence?["kl_mean"] as? Double, r.quality.meanKL)
+        XCTAssertEqual(evidence?["positions"] as? Int, 2 * 96)
+        XCTAssertTrue((evidence?["data"] as? String)?.hasPrefix("fnv64:") == true)
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("attune-policy-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try r.policyJSON.write(to: file)
+        XCTAssertNoThrow(try AttentionPolicy.load(file.path))
+        XCTAssertTrue(AttentionPolicy.evidenceSummary(file.path)?.hasPrefix("chosen by attune tune under rel_l1=0.5, kl=1e-06 on fnv64:") == true)
+    }
 }
