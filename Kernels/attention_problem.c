@@ -75,6 +75,9 @@ static int overlaps(const char *a0, const char *a1, const char *b0, const char *
 }
 
 #define DIM_LIMIT ((int64_t)1 << 31)
+/* Head dims of real models are at most 256 (a few 512); 4096 leaves room and keeps a
+ * mistyped dim (100000) from starting hours of work. hybrid's store has the same bound. */
+#define HEAD_DIM_LIMIT 4096
 
 int32_t attune_attention_validate(const attune_attention_problem *p,
                                   const attune_attention_tensors *t,
@@ -90,6 +93,10 @@ int32_t attune_attention_validate(const attune_attention_problem *p,
             return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "%s = %lld is out of range [%lld, 2^31)",
                                dims[i].name, (long long)dims[i].value, (long long)dims[i].min);
     }
+    if (p->qk_dim > HEAD_DIM_LIMIT || p->v_dim > HEAD_DIM_LIMIT)
+        return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "%s = %lld is above %d, the largest head dim Attune's kernels take",
+                           p->qk_dim > HEAD_DIM_LIMIT ? "qk_dim" : "v_dim",
+                           (long long)(p->qk_dim > HEAD_DIM_LIMIT ? p->qk_dim : p->v_dim), HEAD_DIM_LIMIT);
     if (p->q_heads % p->kv_heads != 0)
         return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT,
                            "q_heads (%lld) must be a multiple of kv_heads (%lld)",

@@ -30,6 +30,14 @@ final class TokenizerRefusalTests: XCTestCase {
         XCTAssertEqual(try load { _ in }.encode("Hello world"), try TokenizerFixtures.load("gpt2_bpe").encode("Hello world"))
     }
 
+    /// Found by FuzzTokenizer: a vocabulary key holding a newline made a two-line message.
+    func testQuotedFileTextStaysOnOneLine() throws {
+        let json = Data(#"{"model": {"type": "BPE", "vocab": {"a\nb\u0007": -1}, "merges": []}}"#.utf8)
+        XCTAssertThrowsError(try Tokenizer(tokenizerJSON: json)) { error in
+            XCTAssertEqual("\(error)", #"tokenizer.json.model.vocab['a\nb\u{7}'] must be a non-negative integer id"#)
+        }
+    }
+
     func testModelTypes() {
         for type in ["WordPiece", "Unigram", "WordLevel"] {
             assertRefused("tokenizer.json: model type '\(type)' is not supported") { root in
