@@ -12,8 +12,12 @@ thread count (2) and the corpus, which is whatever these paths hold on the machi
 dropped). Files whose path hashes to 0 mod 40 are held out: neither the tokenizer nor the model
 sees them. The corpus is never written to the repository.
 
-Recorded run (AMD EPYC, 2 cores, torch 2.13 CPU, other builds on the machine): see RESULTS below
-and Tests/Fixtures/README.md.
+Recorded run (AMD EPYC, 2 cores, torch 2.13 CPU, nice 10 while other builds and benchmarks ran):
+3,868,928 parameters, 600 steps / 2.46 M tokens in 55 min (about 1.2 s per step on an idle machine,
+5-9 s under that load), held-out loss 4.687 at 1024 tokens (perplexity 108.5), 4.766 at 2048
+(117.5). That is undertrained: the continuations are code-shaped but repetitive. More steps in
+PHASES (on an idle machine 3000 steps fit in about an hour) is the way to a better example; rerun,
+then pick PROMPTS whose greedy gaps clear MIN_GAP and update the Makefile's `example` prompt.
 
 Model: hidden 256, 4 layers, 8 query heads / 2 KV heads (head_dim 32), SiLU MLP 704, vocab 4096,
 tied embeddings, RoPE theta 10000, max_position_embeddings 2048. Trained with AdamW on random
@@ -26,7 +30,7 @@ json.dumps do?" -> its docstring's first paragraph), so `--chat` answers in the 
 
 Goldens (golden_text.json): transformers loads the committed bf16 checkpoint as float32 (as
 Attune converts bf16 weights today) and greedily generates for a few prompts, one of them a held-out
-file's first LONG_PROMPT tokens; they record prompt ids, generated ids and text, the last
+file's first LONG_PROMPT or more tokens; they record prompt ids, generated ids and text, the last
 position's logits and the smallest top-1/top-2 logit gap seen while generating.
 """
 import argparse
@@ -62,8 +66,10 @@ LR, WARMUP, MIN_LR_FRACTION, WEIGHT_DECAY = 2e-3, 40, 0.1, 0.1
 EVAL_WINDOWS = 32  # held-out windows of 2048 tokens (or fewer if the held-out text is shorter)
 LONG_PROMPT = 1200
 NEW_TOKENS = 48  # as `make example`
+LONG_NEW_TOKENS = 32
 MIN_GAP = 0.05  # smallest top-1/top-2 logit gap a golden greedy step may have
-PROMPTS = ["The GNU General Public License is a free, copyleft license for",
+# Prompts whose greedy continuation has no near tie (see MIN_GAP); the first is `make example`'s.
+PROMPTS = ["        return None",
            "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n"]
 CHAT_PROMPT = "What does os.path.join do?"
 
@@ -256,14 +262,16 @@ def greedy(model, ids, new_tokens):
 
 
 def long_prompt(tok, model):
-    """The first LONG_PROMPT tokens of a held-out Python file (the longest first) whose greedy
-    continuation keeps a top-1/top-2 gap of at least 2 * MIN_GAP, so it survives small numeric changes."""
+    """A held-out Python file (the longest first) cut at a line end after at least LONG_PROMPT tokens,
+    the first whose greedy continuation keeps every top-1/top-2 gap at least MIN_GAP."""
     held = sorted(((p, t) for p, t in corpus() if is_held_out(p) and p.endswith(".py")), key=lambda pt: -len(pt[1]))
     for path, text in held:
-        ids = tok(text)["input_ids"][:LONG_PROMPT]
-        prompt = tok.decode(ids)
-        if len(ids) == LONG_PROMPT and tok(prompt)["input_ids"] == ids and greedy(model, ids, NEW_TOKENS)[1] >= 2 * MIN_GAP:
-            return path, prompt
+        ids = tok(text)["input_ids"]
+        cuts = [n for n in range(LONG_PROMPT, min(len(ids), LONG_PROMPT + 400)) if tok.decode(ids[n - 1:n]).endswith("\n")]
+        for n in cuts[:4]:
+            prompt = tok.decode(ids[:n])
+            if tok(prompt)["input_ids"] == ids[:n] and greedy(model, ids[:n], LONG_NEW_TOKENS)[1] >= MIN_GAP:
+                return path, prompt
     raise SystemExit("no held-out Python file gives a long prompt with clear greedy margins")
 
 
@@ -277,15 +285,16 @@ def goldens():
     eos = model.generation_config.eos_token_id
     long_path, long_text = long_prompt(tok, model)
     cases, last_logits = [], []
-    for name, prompt in [("gpl", PROMPTS[0]), ("python", PROMPTS[1]), ("long", long_text)]:
+    for name, prompt in [("make_example", PROMPTS[0]), ("python", PROMPTS[1]), ("long", long_text)]:
         ids = tok(prompt)["input_ids"]
         with torch.no_grad():
             logits = model(torch.tensor([ids])).logits[0, -1]
-        generated, gap = greedy(model, ids, NEW_TOKENS)
+        new_tokens = LONG_NEW_TOKENS if name == "long" else NEW_TOKENS
+        generated, gap = greedy(model, ids, new_tokens)
         assert gap >= MIN_GAP, f"{name}: greedy top-2 gap {gap:.4f} is below {MIN_GAP}; choose another prompt"
         last_logits.append(logits.numpy())
         cases.append(dict(name=name, source=long_path if name == "long" else None, prompt=prompt, prompt_ids=ids,
-                          generated=generated, text=tok.decode([t for t in generated if t not in eos], skip_special_tokens=True),
+                          max_new_tokens=new_tokens, generated=generated, text=tok.decode([t for t in generated if t not in eos], skip_special_tokens=True),
                           min_top2_gap=round(gap, 4), last_argmax=int(logits.argmax()), last_max=round(float(logits.max()), 5)))
         print(name, len(ids), "prompt tokens; min gap", round(gap, 4), repr(cases[-1]["text"]), flush=True)
     np.save(OUT / "golden_last_logits.npy", np.stack(last_logits).astype(np.float32))
@@ -296,7 +305,7 @@ def goldens():
                 prompt_ids=chat_ids, generated=chat_out,
                 text=tok.decode([t for t in chat_out if t not in eos], skip_special_tokens=True))
     print("chat", repr(chat["text"]), flush=True)
-    (OUT / "golden_text.json").write_text(json.dumps(dict(max_new_tokens=NEW_TOKENS, eos_token_ids=eos, cases=cases, chat=chat),
+    (OUT / "golden_text.json").write_text(json.dumps(dict(eos_token_ids=eos, cases=cases, chat=chat),
                                                      indent=1, ensure_ascii=False) + "\n")
 
 
