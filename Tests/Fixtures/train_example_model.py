@@ -9,8 +9,9 @@ machine, with its own byte-level BPE tokenizer, published as a Hugging Face chec
 thread count (2) and the corpus, which is whatever these paths hold on the machine: the Python
 3.11 standard library sources (Debian's /usr/lib/python3.11), /usr/share/common-licenses, and the
 .txt/.md/.rst/README/copyright files under /usr/share/doc (each at most 200 kB, duplicates
-dropped). Files whose path hashes to 0 mod 40 are held out: neither the tokenizer nor the model
-sees them. The corpus is never written to the repository.
+dropped); example_corpus.sha1 lists those files and their SHA-1s, so a rerun reads the same ones.
+Files whose path hashes to 0 mod 40 are held out: neither the tokenizer nor the model sees them.
+The corpus text is never written to the repository.
 
 Recorded run (AMD EPYC, 2 cores, torch 2.13 CPU, nice 10 while other builds and benchmarks ran):
 3,868,928 parameters, 600 steps / 2.46 M tokens in 55 min (about 1.2 s per step on an idle machine,
@@ -48,6 +49,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "models" / "example"
+MANIFEST = HERE / "example_corpus.sha1"  # the corpus's files (not their text), see corpus()
 sys.path.insert(0, str(HERE))
 from make_tokenizers import LLAMA3_PATTERN  # noqa: E402 (the split regex Attune's tokenizer tests cover)
 
@@ -84,7 +86,18 @@ def read(path):
 
 
 def corpus():
-    """[(path, text)] sorted by path, duplicates (by content) dropped."""
+    """[(path, text)] sorted by path, duplicates (by content) dropped. The files and SHA-1s of the
+    committed model's corpus are in MANIFEST; when it exists exactly those are read (installing a
+    package adds files under /usr/share/doc), and a missing or changed one stops the run."""
+    if MANIFEST.exists():
+        docs = []
+        for line in MANIFEST.read_text().splitlines():
+            digest, path = line.split("  ", 1)
+            text = read(path) if os.path.isfile(path) else ""
+            if hashlib.sha1(text.encode()).hexdigest() != digest:
+                raise SystemExit(f"{path}: missing or changed since the example model was trained ({MANIFEST.name})")
+            docs.append((path, text))
+        return docs
     paths = [p for p in glob.glob("/usr/lib/python3.11/**/*.py", recursive=True) if "-packages/" not in p]
     paths += glob.glob("/usr/share/common-licenses/*")
     for pattern in ["*.txt", "*.md", "*.rst", "README*", "copyright"]:
@@ -99,6 +112,7 @@ def corpus():
             continue
         seen.add(digest)
         docs.append((path, text))
+    MANIFEST.write_text("".join(f"{hashlib.sha1(t.encode()).hexdigest()}  {p}\n" for p, t in docs))
     return docs
 
 
