@@ -6,10 +6,10 @@ machine, with its own byte-level BPE tokenizer, published as a Hugging Face chec
     /work/venv/bin/python Tests/Fixtures/train_example_model.py --goldens             # goldens only
 
 (venv: torch, transformers, tokenizers, safetensors; no network.) Deterministic given SEED, the
-thread count (2) and the corpus, which is whatever these paths hold on the machine: the Python
+thread count (2) and the corpus, the files of this machine listed in example_corpus.sha1: the Python
 3.11 standard library sources (Debian's /usr/lib/python3.11), /usr/share/common-licenses, and the
 .txt/.md/.rst/README/copyright files under /usr/share/doc (each at most 200 kB, duplicates
-dropped); example_corpus.sha1 lists those files and their SHA-1s, so a rerun reads the same ones.
+dropped; the list keeps their SHA-1s, so a rerun reads the same ones or stops).
 Files whose path hashes to 0 mod 40 are held out: neither the tokenizer nor the model sees them.
 The corpus text is never written to the repository.
 
@@ -24,10 +24,13 @@ Model: hidden 256, 4 layers, 8 query heads / 2 KV heads (head_dim 32), SiLU MLP 
 tied embeddings, RoPE theta 10000, max_position_embeddings 2048. Trained with AdamW on random
 windows of the concatenated training files (each file followed by <|endoftext|>): first at
 sequence length 1024, then 2048. Source files repeat identifiers and structure over thousands of
-tokens, so copying from far back in the context lowers the loss: attention heads learn it.
+tokens, so copying from far back in the context lowers the loss: the aim is attention heads
+that learn it (at this training length the model has not got far: held-out loss at 2048 tokens
+is not below the loss at 1024).
 
 A few percent of the training text is ChatML conversations built from docstrings ("What does
-json.dumps do?" -> its docstring's first paragraph), so `--chat` answers in the right shape.
+json.dumps do?" -> its docstring's first paragraph), meant to make `--chat` answer in that
+shape; undertrained, the model mostly learnt to emit <|im_end|> (EOS) at line ends from them.
 
 Goldens (golden_text.json): transformers loads the committed bf16 checkpoint as float32 (as
 Attune converts bf16 weights today) and greedily generates for a few prompts, one of them a held-out
