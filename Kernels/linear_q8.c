@@ -275,27 +275,32 @@ typedef struct {
     __m512i lane_index; /* groups within a superblock: lane -> its scale */
 } q8_scales;
 
-static inline __attribute__((always_inline)) __m512 load_scales(const uint8_t *p, int n, int32_t scale) {
-    __mmask16 m = (__mmask16)((1u << n) - 1u);
+/* Up to 16 scales at p as f32; `exact` reads only the n stored ones (masked), else a
+ * full vector whose extra lanes (the quants that follow) the lane index never picks. */
+static inline __attribute__((always_inline)) __m512 load_scales(const uint8_t *p, int n, int32_t scale, int exact) {
+    __mmask16 m = (__mmask16)(exact ? (1u << n) - 1u : 0xFFFF);
     return scale == ATTUNE_Q8_SCALE_F16 ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)) : _mm512_maskz_loadu_ps(m, p);
 }
 
-/* One superblock of `lanes` runs (a constant 16 in the main loop, so its loads are
- * plain) for R activation rows: 8 × (one weight load, R vpdpbusd) leave each run's
- * exact integer dot product in its lane; one convert and one FMA per row scale them. */
-static inline __attribute__((always_inline)) void superblock(const int R, const int lanes, const uint8_t *p,
-                                                             const q8_act *a, int64_t in, int64_t runs, int64_t s0,
-                                                             __m512 ws, __m512 *acc) {
+/* One superblock of `lanes` runs for R activation rows: 8 × (one weight load, R
+ * vpdpbusd) leave each run's exact integer dot product in its lane; one convert and
+ * one FMA per row scale them. Weight loads are full 64-byte loads unless `exact`:
+ * masked loads that miss the caches measured 2-3x slower here (AMD Zen 5), so a
+ * short last superblock reads past its end into the next row (lanes beyond `lanes`
+ * are zeroed after the load), and only the last row of a block loads exactly. */
+static inline __attribute__((always_inline)) void superblock(const int R, const int lanes, const int exact,
+                                                             const uint8_t *p, const q8_act *a, int64_t in,
+                                                             int64_t runs, int64_t s0, __m512 ws, __m512 *acc) {
     const __mmask16 m = (__mmask16)(lanes == LANES ? 0xFFFF : (1u << lanes) - 1u);
-    const __mmask64 bm = lanes == LANES ? ~0ULL : (1ULL << (4 * lanes)) - 1ULL;
+    const __mmask64 bm = exact && lanes != LANES ? (1ULL << (4 * lanes)) - 1ULL : ~0ULL;
     const __m512i flip = _mm512_set1_epi8((char)0x80);
     const int64_t g0 = s0 / RUN;
     __m512i isum[ATTUNE_Q8_GEMV_MAX_ROWS];
     for (int r = 0; r < R; r++) isum[r] = _mm512_maskz_loadu_epi32(m, a->corr + r * runs + g0);
     for (int v = 0; v < VECS; v++) {
-        __m512i w = _mm512_xor_si512(_mm512_maskz_loadu_epi8(bm, p + v * 4 * lanes), flip);
+        __m512i w = _mm512_maskz_xor_epi32(m, _mm512_maskz_loadu_epi8(bm, p + v * 4 * lanes), flip);
         for (int r = 0; r < R; r++)
-            isum[r] = _mm512_dpbusd_epi32(isum[r], w, _mm512_maskz_loadu_epi8(bm, a->xq + r * in + s0 + v * 4 * lanes));
+            isum[r] = _mm512_dpbusd_epi32(isum[r], w, _mm512_loadu_si512(a->xq + r * in + s0 + v * 4 * lanes));
     }
     for (int r = 0; r < R; r++) {
         __m512 s = _mm512_mul_ps(ws, _mm512_maskz_loadu_ps(m, a->sx + r * runs + g0));
@@ -305,12 +310,12 @@ static inline __attribute__((always_inline)) void superblock(const int R, const 
 
 /* The scales of the superblock at p (advancing p past them); `k` counts superblocks
  * of a group spanning several, `current` holds its scale. */
-static inline __attribute__((always_inline)) __m512 superblock_scales(const uint8_t **p, int lanes,
+static inline __attribute__((always_inline)) __m512 superblock_scales(const uint8_t **p, int lanes, int exact,
                                                                       const q8_scales *sc, int *k, __m512 *current) {
     const int64_t sbytes = scale_bytes(sc->scale);
     if (sc->sb_per_group == 0) {
         int n = lanes * RUN / (int)sc->group;
-        __m512 ws = _mm512_permutexvar_ps(sc->lane_index, load_scales(*p, n, sc->scale));
+        __m512 ws = _mm512_permutexvar_ps(sc->lane_index, load_scales(*p, n, sc->scale, exact));
         *p += n * sbytes;
         return ws;
     }
@@ -322,22 +327,29 @@ static inline __attribute__((always_inline)) __m512 superblock_scales(const uint
     return *current;
 }
 
-/* y_r = ŵ_row · x̂_r for R activation rows (R a constant after inlining). */
-static inline __attribute__((always_inline)) void dot_row(const int R, const uint8_t *p, const q8_act *a, int64_t in,
-                                                          const q8_scales *sc, float *out) {
+/* y_r = ŵ_row · x̂_r for R activation rows (R a constant after inlining). `exact`:
+ * fewer than 64 readable bytes follow the row (the last row of its block). */
+static inline __attribute__((always_inline)) void dot_row(const int R, const uint8_t *p, int exact, const q8_act *a,
+                                                          int64_t in, const q8_scales *sc, float *out) {
     const int64_t runs = in / RUN, full = in / SB * SB;
     __m512 acc[ATTUNE_Q8_GEMV_MAX_ROWS], current = _mm512_setzero_ps();
     int k = 0;
     for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
     for (int64_t s0 = 0; s0 < full; s0 += SB) {
-        __m512 ws = superblock_scales(&p, LANES, sc, &k, &current);
-        superblock(R, LANES, p, a, in, runs, s0, ws, acc);
+        __m512 ws = superblock_scales(&p, LANES, 0, sc, &k, &current);
+        superblock(R, LANES, 0, p, a, in, runs, s0, ws, acc);
         p += SB;
     }
     if (full < in) {
         int lanes = (int)((in - full) / RUN);
-        __m512 ws = superblock_scales(&p, lanes, sc, &k, &current);
-        superblock(R, lanes, p, a, in, runs, full, ws, acc);
+        __m512 ws;
+        if (exact) {
+            ws = superblock_scales(&p, lanes, 1, sc, &k, &current);
+            superblock(R, lanes, 1, p, a, in, runs, full, ws, acc);
+        } else {
+            ws = superblock_scales(&p, lanes, 0, sc, &k, &current);
+            superblock(R, lanes, 0, p, a, in, runs, full, ws, acc);
+        }
     }
     for (int r = 0; r < R; r++) out[r] = _mm512_reduce_add_ps(acc[r]);
 }
@@ -405,8 +417,9 @@ static void gemv_rows(const q8_weight *wt, const q8_act *a, int R, int64_t in, i
         }
         float v[ATTUNE_Q8_GEMV_MAX_ROWS];
 #ifdef Q8_VNNI
+        int exact = (start + wt->block_rows[b] - 1 - r) * wt->row_bytes < 64;
         switch (R) {
-#define Q8_CASE(n) case n: dot_row(n, p, a, in, &sc, v); break;
+#define Q8_CASE(n) case n: dot_row(n, p, exact, a, in, &sc, v); break;
             Q8_CASE(1) Q8_CASE(2) Q8_CASE(3) Q8_CASE(4) Q8_CASE(5) Q8_CASE(6) Q8_CASE(7) Q8_CASE(8)
 #undef Q8_CASE
         }
@@ -422,7 +435,8 @@ static int gemv(const float *x, int64_t rows, int64_t in, const q8_weight *wt, i
                 int32_t scale, const float *bias, float *y, int nt) {
     int64_t runs = in / RUN;
     q8_act a;
-    a.xq = attune_scratch_alloc((size_t)(rows * in));
+    /* + 64: the kernel's full-vector loads of a short last superblock read past the end. */
+    a.xq = attune_scratch_alloc((size_t)(rows * in + 64));
     a.sx = attune_scratch_alloc(sizeof(float) * (size_t)(rows * runs));
     a.corr = attune_scratch_alloc(sizeof(int32_t) * (size_t)(rows * runs));
     if (!a.xq || !a.sx || !a.corr) {
