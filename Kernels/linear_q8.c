@@ -303,7 +303,8 @@ static inline __attribute__((always_inline)) void superblock(const int R, const 
             isum[r] = _mm512_dpbusd_epi32(isum[r], w, _mm512_loadu_si512(a->xq + r * in + s0 + v * 4 * lanes));
     }
     for (int r = 0; r < R; r++) {
-        __m512 s = _mm512_mul_ps(ws, _mm512_maskz_loadu_ps(m, a->sx + r * runs + g0));
+        /* maskz: lanes past a short superblock may hold a stray (even NaN) scale. */
+        __m512 s = _mm512_maskz_mul_ps(m, ws, _mm512_maskz_loadu_ps(m, a->sx + r * runs + g0));
         acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[r]), s, acc[r]);
     }
 }
