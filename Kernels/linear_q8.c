@@ -275,6 +275,13 @@ typedef struct {
     __m512i lane_index; /* groups within a superblock: lane -> its scale */
 } q8_scales;
 
+static q8_scales scales_of(int64_t group, int32_t scale) {
+    int idx[LANES];
+    for (int l = 0; l < LANES; l++) idx[l] = group <= SB ? l * RUN / (int)group : 0;
+    q8_scales sc = {group, scale, group <= SB ? 0 : (int)((group + SB - 1) / SB), _mm512_loadu_si512(idx)};
+    return sc;
+}
+
 /* Up to 16 scales at p as f32; `exact` reads only the n stored ones (masked), else a
  * full vector whose extra lanes (the quants that follow) the lane index never picks. */
 static inline __attribute__((always_inline)) __m512 load_scales(const uint8_t *p, int n, int32_t scale, int exact) {
@@ -406,9 +413,7 @@ static void gemv_rows(const q8_weight *wt, const q8_act *a, int R, int64_t in, i
     while (r0 >= start + wt->block_rows[b]) start += wt->block_rows[b++];
     const uint8_t *p = (const uint8_t *)wt->w[b] + (r0 - start) * wt->row_bytes;
 #ifdef Q8_VNNI
-    int idx[LANES];
-    for (int l = 0; l < LANES; l++) idx[l] = group <= SB ? l * RUN / (int)group : 0;
-    q8_scales sc = {group, scale, group <= SB ? 0 : (int)((group + SB - 1) / SB), _mm512_loadu_si512(idx)};
+    q8_scales sc = scales_of(group, scale);
 #endif
     for (int64_t r = r0; r < r1; r++) {
         if (r == start + wt->block_rows[b]) {
@@ -465,7 +470,147 @@ static int gemv(const float *x, int64_t rows, int64_t in, const q8_weight *wt, i
     return 0;
 }
 
-/* ---- prefill: dequantised tiles + SGEMM --------------------------------------- */
+/* ---- prefill ----------------------------------------------------------------- */
+
+/* x's rows with columns permuted into the weights' stored order (any order of the sum
+ * is the same sum, and the weights then dequantise without a transpose). */
+static void permute_columns(const float *x, int64_t rows, int64_t in, float *xp) {
+    for (int64_t s0 = 0; s0 < in; s0 += SB) {
+        int lanes = sb_lanes(in, s0);
+        for (int64_t j = 0; j < (int64_t)lanes * RUN; j++) {
+            int64_t at = s0 + stored_offset(j, lanes);
+            for (int64_t r = 0; r < rows; r++) xp[r * in + at] = x[r * in + s0 + j];
+        }
+    }
+}
+
+#if defined(Q8_VNNI) && defined(__AVX512BF16__)
+/* Prefill with bf16 dot products (vdpbf16ps: 2x the multiply-adds of an f32 FMA per
+ * instruction; measured 3-4x dequantise + SGEMM here, Docs/PERFORMANCE.md). Panels of 32
+ * weight rows are dequantised to bf16 as [in/2][32] words (the pair k, k+1 of each row),
+ * x to bf16 pairs; an 8 x 32 micro-kernel broadcasts one pair of x per row against two
+ * panel vectors. Rounding ŵ and x to bf16 adds at most 2^-8 relative per product
+ * (Docs/NUMERICS.md). */
+enum { PANEL = 32, MR = 8 };
+
+static inline uint32_t bf16_bits(float f) {
+    uint32_t b;
+    memcpy(&b, &f, sizeof b);
+    if ((b & 0x7FFFFFFFu) > 0x7F800000u) return (b >> 16) | 0x40u; /* NaN stays NaN (quiet) */
+    return (b + 0x7FFFu + ((b >> 16) & 1u)) >> 16;                /* round to nearest even */
+}
+
+static inline __attribute__((always_inline)) void micro(const int R, const uint32_t *xw, int64_t kp, const uint32_t *panel,
+                                                        float *c, int64_t ldc, int cols, const float *bias) {
+    __m512 acc[MR][2];
+    for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < kp; k++) {
+        __m512bh b0 = (__m512bh)_mm512_loadu_si512(panel + k * PANEL), b1 = (__m512bh)_mm512_loadu_si512(panel + k * PANEL + 16);
+        for (int r = 0; r < R; r++) {
+            __m512bh a = (__m512bh)_mm512_set1_epi32((int)xw[r * kp + k]);
+            acc[r][0] = _mm512_dpbf16_ps(acc[r][0], a, b0);
+            acc[r][1] = _mm512_dpbf16_ps(acc[r][1], a, b1);
+        }
+    }
+    __mmask16 m0 = (__mmask16)(cols >= 16 ? 0xFFFF : (1u << cols) - 1u);
+    __mmask16 m1 = (__mmask16)(cols >= 32 ? 0xFFFF : cols <= 16 ? 0 : (1u << (cols - 16)) - 1u);
+    __m512 b0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
+    __m512 b1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
+    for (int r = 0; r < R; r++) {
+        _mm512_mask_storeu_ps(c + r * ldc, m0, _mm512_add_ps(acc[r][0], b0));
+        _mm512_mask_storeu_ps(c + r * ldc + 16, m1, _mm512_add_ps(acc[r][1], b1));
+    }
+}
+
+/* One stored row dequantised to bf16 pairs, in stored order, as column j of a panel
+ * ([in/2][PANEL] words): per 64 weight bytes, 4 x (widen, convert, scale) and two
+ * pair-packing conversions, scattered with the panel's stride. */
+static void pack_row(const uint8_t *p, int64_t in, const q8_scales *sc, uint32_t *col) {
+    const __m512i stride = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                              _mm512_set1_epi32(PANEL));
+    __m512i expand[4];
+    for (int c = 0; c < 4; c++)
+        expand[c] = _mm512_add_epi32(_mm512_set1_epi32(4 * c), _mm512_srli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 2));
+    __m512 current = _mm512_setzero_ps();
+    int k = 0;
+    for (int64_t s0 = 0; s0 < in; s0 += SB) {
+        int lanes = sb_lanes(in, s0);
+        __m512 ws = superblock_scales(&p, lanes, 1, sc, &k, &current);
+        __m512 lane_scale[4];
+        for (int c = 0; c < 4; c++) lane_scale[c] = _mm512_permutexvar_ps(expand[c], ws);
+        for (int v = 0; v < VECS; v++) {
+            int8_t w[64];
+            _mm512_storeu_si512(w, _mm512_maskz_loadu_epi8(lanes == LANES ? ~0ULL : (1ULL << (4 * lanes)) - 1ULL, p + v * 4 * lanes));
+            for (int h = 0; h < 2; h++) {
+                /* stored weights 32h .. 32h+31 of this vector (lanes 8h .. 8h+7), as 16 pair words */
+                int words = (4 * lanes - 32 * h) / 2;
+                if (words <= 0) break;
+                __m512 f0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(w + 32 * h)))), lane_scale[2 * h]);
+                __m512 f1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(w + 32 * h + 16)))), lane_scale[2 * h + 1]);
+                __mmask16 m = (__mmask16)(words >= 16 ? 0xFFFF : (1u << words) - 1u);
+                _mm512_mask_i32scatter_epi32(col + (s0 + v * 4 * lanes + 32 * h) / 2 * PANEL, m, stride,
+                                             (__m512i)_mm512_cvtne2ps_pbh(f1, f0), 4);
+            }
+        }
+        p += lanes * RUN;
+    }
+}
+
+/* Rows [c0, c0 + cols) of the weight as a bf16 panel (columns past `cols` zero). */
+static void pack_panel(const q8_weight *wt, int64_t in, const q8_scales *sc, int64_t c0, int cols, uint32_t *panel) {
+    for (int j = 0; j < PANEL; j++) {
+        if (j < cols) {
+            pack_row(row_at(wt, c0 + j), in, sc, panel + j);
+        } else {
+            for (int64_t k = 0; k < in / 2; k++) panel[k * PANEL + j] = 0;
+        }
+    }
+}
+
+static int gemm(const float *x, int64_t rows, int64_t in, const q8_weight *wt, int64_t out, int64_t group,
+                int32_t scale, const float *bias, float *y, int nt) {
+    int64_t kp = in / 2;
+    float *xp = attune_scratch_alloc(sizeof(float) * (size_t)(rows * in));
+    uint32_t *xw = attune_scratch_alloc(sizeof(uint32_t) * (size_t)(rows * kp));
+    uint32_t *panels = attune_scratch_alloc(sizeof(uint32_t) * (size_t)(nt * kp * PANEL));
+    if (!xp || !xw || !panels) {
+        attune_scratch_free(xp); attune_scratch_free(xw); attune_scratch_free(panels);
+        return -1;
+    }
+    q8_scales sc = scales_of(group, scale);
+    permute_columns(x, rows, in, xp);
+    for (int64_t i = 0; i < rows * kp; i++) xw[i] = bf16_bits(xp[2 * i]) | bf16_bits(xp[2 * i + 1]) << 16;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt) if (nt > 1)
+#endif
+    {
+        int64_t t = 0, n = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        n = omp_get_num_threads();
+#endif
+        int64_t np = (out + PANEL - 1) / PANEL, p0 = np * t / n, p1 = np * (t + 1) / n;
+        uint32_t *panel = panels + t * kp * PANEL;
+        for (int64_t p = p0; p < p1; p++) {
+            int64_t c0 = p * PANEL;
+            int cols = (int)(out - c0 < PANEL ? out - c0 : PANEL);
+            pack_panel(wt, in, &sc, c0, cols, panel);
+            const float *b = bias ? bias + c0 : NULL;
+            int64_t r = 0;
+            for (; r + MR <= rows; r += MR) micro(MR, xw + r * kp, kp, panel, y + r * out + c0, out, cols, b);
+            switch (rows - r) {
+#define Q8_TAIL(m) case m: micro(m, xw + r * kp, kp, panel, y + r * out + c0, out, cols, b); break;
+                Q8_TAIL(1) Q8_TAIL(2) Q8_TAIL(3) Q8_TAIL(4) Q8_TAIL(5) Q8_TAIL(6) Q8_TAIL(7)
+#undef Q8_TAIL
+                default: break;
+            }
+        }
+    }
+    attune_scratch_free(xp); attune_scratch_free(xw); attune_scratch_free(panels);
+    return 0;
+}
+#else
+/* Without AVX512-BF16: tiles of weight rows dequantised to f32, then SGEMM. */
 
 /* y = x ŵᵀ with x's columns permuted into the weights' stored order, so each tile of
  * weight rows is dequantised straight (no transpose) and SGEMM sums in that order. */
@@ -479,13 +624,7 @@ static int gemm(const float *x, int64_t rows, int64_t in, const q8_weight *wt, i
         attune_scratch_free(xp); attune_scratch_free(tiles);
         return -1;
     }
-    for (int64_t s0 = 0; s0 < in; s0 += SB) {
-        int lanes = sb_lanes(in, s0);
-        for (int64_t j = 0; j < (int64_t)lanes * RUN; j++) {
-            int64_t at = s0 + stored_offset(j, lanes);
-            for (int64_t r = 0; r < rows; r++) xp[r * in + at] = x[r * in + s0 + j];
-        }
-    }
+    permute_columns(x, rows, in, xp);
     if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nt) if (nt > 1)
@@ -513,6 +652,7 @@ static int gemm(const float *x, int64_t rows, int64_t in, const q8_weight *wt, i
     attune_scratch_free(xp); attune_scratch_free(tiles);
     return 0;
 }
+#endif
 
 int32_t attune_q8_linear_blocks(const float *x, int64_t rows, int64_t in, const void *const *w,
                                 const int64_t *block_rows, int64_t blocks, int64_t group, int32_t scale,

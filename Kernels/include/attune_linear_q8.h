@@ -33,9 +33,10 @@
  * and takes u8×s8 VNNI dot products (the weights are offset by 128 to make
  * them unsigned; the offset is subtracted exactly with the activations' sums),
  * f32 accumulation of the scaled per-run sums; OpenMP over output rows. Longer
- * inputs (prefill) dequantise tiles of weight rows to f32 and call SGEMM with
- * the f32 activations (not quantised). Without AVX512-VNNI the same math runs
- * in portable C.
+ * inputs (prefill) dequantise panels of 32 weight rows to bf16 and take bf16 dot
+ * products (vdpbf16ps, f32 accumulation) with the activations rounded to bf16 (not
+ * int8). Without AVX512-VNNI the GEMV runs in portable C; without AVX512-BF16
+ * prefill dequantises f32 tiles for SGEMM.
  */
 #ifndef ATTUNE_LINEAR_Q8_H
 #define ATTUNE_LINEAR_Q8_H

@@ -205,8 +205,9 @@ final class LinearQ8Tests: XCTestCase {
         }
     }
 
-    /// Prefill rows (dequantised tiles + SGEMM): f32 activations, so only the weights'
-    /// rounding separates the result from the f32 operands.
+    /// Prefill rows (bf16 panels of ŵ, vdpbf16ps): activations are rounded to bf16, not
+    /// int8, so besides the weights' rounding only bf16's 2^-9 per operand separates the
+    /// result from the f32 operands.
     func testGEMMMatchesFloat64OverDequantisedWeightsAndTheFormatBound() throws {
         for (width, group, n, out) in [(1088, 32, 9, 37), (896, 64, 33, 70), (96, 96, 40, 17), (3072, 1024, 12, 100)] {
             for scale in [Self.f32, Self.f16] {
@@ -224,7 +225,8 @@ final class LinearQ8Tests: XCTestCase {
                             exact += a * Double(w[o * width + i])
                             bound += abs(a) * Double(qw.scales[o][i / group]) / 2
                         }
-                        let tight = Double(width + 8) * 0x1p-23 * mag
+                        // x and ŵ are rounded to bf16 (2^-9 relative each) for vdpbf16ps; f32 sums.
+                        let tight = (0x1p-8 + 0x1p-18 + Double(width + 8) * 0x1p-23) * mag
                         for (t, y) in [(1, y1), (2, y2)] {
                             let got = Double(y[r * out + o])
                             XCTAssertLessThanOrEqual(abs(got - ref), tight, "width \(width) rows \(n) threads \(t) [\(r), \(o)]")
@@ -236,23 +238,26 @@ final class LinearQ8Tests: XCTestCase {
         }
     }
 
-    func testThreadCountAndRowBlocksDoNotChangeGEMVBits() throws {
+    func testThreadCountAndRowBlocksDoNotChangeTheBits() throws {
         let (width, out) = (1088, 301)
-        let w = normals(out * width, seed: 31, scale: 0.1), x = normals(5 * width, seed: 32)
+        let w = normals(out * width, seed: 31, scale: 0.1)
         let qw = try Quantised(w, rows: out, width: width, group: 32, scale: Self.f16)
-        let one = qw.linear(x, rows: 5, threads: 1)
-        XCTAssertEqual(qw.linear(x, rows: 5, threads: 2).map(\.bitPattern), one.map(\.bitPattern))
         // The same rows as three blocks (one empty), as a merged projection passes them.
         let rowBytes = qw.bytes.count / out
         let parts = [Array(qw.bytes[0..<(100 * rowBytes)]), [UInt8](), Array(qw.bytes[(100 * rowBytes)...])]
         let blockRows: [Int64] = [100, 0, Int64(out - 100)]
-        var y = [Float](repeating: .nan, count: 5 * out)
-        let rc = parts[0].withUnsafeBytes { a in parts[1].withUnsafeBytes { b in parts[2].withUnsafeBytes { c in
-            let ptrs: [UnsafeRawPointer?] = [a.baseAddress, b.baseAddress ?? a.baseAddress, c.baseAddress]
-            return attune_q8_linear_blocks(x, 5, Int64(width), ptrs, blockRows, 3, 32, Self.f16, nil, &y, 2)
-        } } }
-        XCTAssertEqual(rc, 0)
-        XCTAssertEqual(y.map(\.bitPattern), one.map(\.bitPattern))
+        for n in [5, 12] { // GEMV and GEMM
+            let x = normals(n * width, seed: 32)
+            let one = qw.linear(x, rows: n, threads: 1)
+            XCTAssertEqual(qw.linear(x, rows: n, threads: 2).map(\.bitPattern), one.map(\.bitPattern), "rows \(n)")
+            var y = [Float](repeating: .nan, count: n * out)
+            let rc = parts[0].withUnsafeBytes { a in parts[1].withUnsafeBytes { b in parts[2].withUnsafeBytes { c in
+                let ptrs: [UnsafeRawPointer?] = [a.baseAddress, b.baseAddress ?? a.baseAddress, c.baseAddress]
+                return attune_q8_linear_blocks(x, Int64(n), Int64(width), ptrs, blockRows, 3, 32, Self.f16, nil, &y, 2)
+            } } }
+            XCTAssertEqual(rc, 0)
+            XCTAssertEqual(y.map(\.bitPattern), one.map(\.bitPattern), "rows \(n): blocks")
+        }
     }
 
     func testZeroWeightsOrActivationsGiveTheBiasAndNaNActivationsPropagate() throws {
