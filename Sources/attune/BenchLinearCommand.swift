@@ -13,8 +13,8 @@ struct BenchLinear: ParsableCommand {
         Rows up to \(ATTUNE_Q8_GEMV_MAX_ROWS) run the int8 VNNI GEMV (decode), more the dequantise + SGEMM \
         path (prefill). The weights are cycled through copies totalling at least 256 MiB so every call \
         reads them from memory. In each of --rounds rounds: one pass of the int8 kernel, one pass of \
-        attune_op_linear on f32 weights (all threads), a 256 MiB streaming read and, for prefill, a \
-        2048³ SGEMM; printed figures are medians over the rounds, ratios are per-round ratios' medians. \
+        attune_op_linear on f32 weights (all threads), a streaming read (median of 9 passes over \
+        64 MiB) and, for prefill, a 2048³ SGEMM; printed figures are medians over the rounds, ratios are per-round ratios' medians. \
         --model runs every matmul shape of qwen2.5-0.5b or tinyllama-1.1b instead of --in/--out.
         """
     )
@@ -57,8 +57,9 @@ struct BenchLinear: ParsableCommand {
             let label = s.name.isEmpty ? "" : "\(s.name)  "
             print("\(label)q8 g\(r.group) \(scale)  rows \(r.rows)  \(r.width) -> \(r.out)  threads \(r.threads)  (\(r.weight_bytes) weight bytes)")
             print("  time     \(fmt(r.ms_median, 3)) ms  = \(fmt(r.speedup_vs_f32, 2))x the f32 path (\(fmt(r.f32_ms_median, 3)) ms)")
-            print("  memory   \(fmt(r.gbps, 2)) GB/s of weights  = \(fmt(100 * r.ratio_to_read, 1)) % of streaming read (\(fmt(r.read_gbps, 2)) GB/s)")
-            if r.sgemm_gflops > 0 {
+            if r.sgemm_gflops == 0 {
+                print("  memory   \(fmt(r.gbps, 2)) GB/s of weights  = \(fmt(100 * r.ratio_to_read, 1)) % of streaming read (\(fmt(r.read_gbps, 2)) GB/s)")
+            } else {
                 print("  compute  \(fmt(r.gflops, 1)) GFLOP/s  = \(fmt(100 * r.ratio_to_sgemm, 1)) % of SGEMM 2048^3 (\(fmt(r.sgemm_gflops, 1)) GFLOP/s)")
             }
             if json {
