@@ -292,7 +292,7 @@ static inline __attribute__((always_inline)) __m512 load_scales(const uint8_t *p
 /* One superblock of `lanes` runs for R activation rows: 8 × (one weight load, R
  * vpdpbusd) leave each run's exact integer dot product in its lane; one convert and
  * one FMA per row scale them. Weight loads are full 64-byte loads unless `exact`:
- * masked loads that miss the caches measured 2-3x slower here (AMD Zen 5), so a
+ * masked loads that miss the caches measured 2-3x slower here (AMD EPYC), so a
  * short last superblock reads past its end into the next row (lanes beyond `lanes`
  * are zeroed after the load), and only the last row of a block loads exactly. */
 static inline __attribute__((always_inline)) void superblock(const int R, const int lanes, const int exact,
@@ -303,15 +303,21 @@ static inline __attribute__((always_inline)) void superblock(const int R, const 
     const __m512i flip = _mm512_set1_epi8((char)0x80);
     const int64_t g0 = s0 / RUN;
     __m512i isum[ATTUNE_Q8_GEMV_MAX_ROWS];
-    for (int r = 0; r < R; r++) isum[r] = _mm512_maskz_loadu_epi32(m, a->corr + r * runs + g0);
+    /* Full superblocks use no masked instruction at all: on this CPU a masked op with a
+     * memory operand misses the caches slowly even when its mask is all ones. */
+    const int full = lanes == LANES;
+    for (int r = 0; r < R; r++)
+        isum[r] = full ? _mm512_loadu_si512(a->corr + r * runs + g0) : _mm512_maskz_loadu_epi32(m, a->corr + r * runs + g0);
     for (int v = 0; v < VECS; v++) {
-        __m512i w = _mm512_maskz_xor_epi32(m, _mm512_maskz_loadu_epi8(bm, p + v * 4 * lanes), flip);
+        __m512i w = _mm512_xor_si512(exact ? _mm512_maskz_loadu_epi8(bm, p + v * 4 * lanes) : _mm512_loadu_si512(p + v * 4 * lanes), flip);
+        if (!full) w = _mm512_maskz_mov_epi32(m, w); /* lanes past a short superblock: next row's bytes */
         for (int r = 0; r < R; r++)
             isum[r] = _mm512_dpbusd_epi32(isum[r], w, _mm512_loadu_si512(a->xq + r * in + s0 + v * 4 * lanes));
     }
     for (int r = 0; r < R; r++) {
         /* maskz: lanes past a short superblock may hold a stray (even NaN) scale. */
-        __m512 s = _mm512_maskz_mul_ps(m, ws, _mm512_maskz_loadu_ps(m, a->sx + r * runs + g0));
+        __m512 s = full ? _mm512_mul_ps(ws, _mm512_loadu_ps(a->sx + r * runs + g0))
+                        : _mm512_maskz_mul_ps(m, ws, _mm512_maskz_loadu_ps(m, a->sx + r * runs + g0));
         acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[r]), s, acc[r]);
     }
 }
