@@ -4,13 +4,13 @@
  * Quantisation is symmetric: each group of `group` consecutive weights of one
  * output row shares a scale s = max|w| / 127 (rounded to the stored precision,
  * then nudged up by one unit if needed so that |w| / s < 127.5), and stores
- * q = round(w / s) in [-127, 127]; the weight it stands for is ŵ = q·s, so
+ * q = rint(w / s) (ties to even) in [-127, 127]; the weight it stands for is ŵ = q·s, so
  * |w − ŵ| ≤ s/2 for every element (Docs/NUMERICS.md). A group of zeros has
  * s = 0. group = in is per-output-channel quantisation.
  *
  * STORAGE LAYOUT (written once into the compile cache, then mmapped): `out`
  * rows of attune_q8_row_bytes() bytes each, back to back, no padding, no
- * alignment needed. A row is split into superblocks of 512 weights (the last
+ * alignment needed (the kernels never read outside the rows they are given). A row is split into superblocks of 512 weights (the last
  * may be shorter: `lanes` = its weight count / 32, 1..16). A superblock is
  *
  *   scales : one per weight group that starts in it (f16 or f32, little endian)
@@ -30,8 +30,9 @@
  *
  * KERNELS. Decode (rows ≤ ATTUNE_Q8_GEMV_MAX_ROWS) quantises each activation
  * row to int8 per run of 32 (scale max|x|/127, same rounding as the weights)
- * and takes u8×s8 VNNI dot products (the weights are offset by 128 to make
- * them unsigned; the offset is subtracted exactly with the activations' sums),
+ * and takes u8×s8 VNNI dot products (the stored int8 weights are offset by 128
+ * at load, one XOR, to make them unsigned; the offset is cancelled exactly by
+ * starting each run's sum at −128·Σ of its activations),
  * f32 accumulation of the scaled per-run sums; OpenMP over output rows. Longer
  * inputs (prefill) dequantise panels of 32 weight rows to bf16 and take bf16 dot
  * products (vdpbf16ps, f32 accumulation) with the activations rounded to bf16 (not
