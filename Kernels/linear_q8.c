@@ -443,6 +443,7 @@ static void gemv_rows(const q8_weight *wt, const q8_act *a, int R, int64_t in, i
     }
 }
 
+/* rows ≤ ATTUNE_Q8_GEMV_MAX_ROWS */
 static int gemv(const float *x, int64_t rows, int64_t in, const q8_weight *wt, int64_t out, int64_t group,
                 int32_t scale, const float *bias, float *y, int nt) {
     int64_t runs = in / RUN;
@@ -466,11 +467,7 @@ static int gemv(const float *x, int64_t rows, int64_t in, const q8_weight *wt, i
         t = omp_get_thread_num();
         n = omp_get_num_threads();
 #endif
-        for (int64_t i = 0; i < rows; i += ATTUNE_Q8_GEMV_MAX_ROWS) {
-            int R = (int)(rows - i < ATTUNE_Q8_GEMV_MAX_ROWS ? rows - i : ATTUNE_Q8_GEMV_MAX_ROWS);
-            q8_act part = {a.xq + i * in, a.sx + i * runs, a.corr + i * runs};
-            gemv_rows(wt, &part, R, in, out, group, scale, bias, y + i * out, out * t / n, out * (t + 1) / n);
-        }
+        gemv_rows(wt, &a, (int)rows, in, out, group, scale, bias, y, out * t / n, out * (t + 1) / n);
     }
     attune_scratch_free(a.xq); attune_scratch_free(a.sx); attune_scratch_free(a.corr);
     return 0;
