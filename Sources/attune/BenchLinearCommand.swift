@@ -13,8 +13,8 @@ struct BenchLinear: ParsableCommand {
         Rows up to \(ATTUNE_Q8_GEMV_MAX_ROWS) run the int8 VNNI GEMV (decode), more the dequantise + SGEMM \
         path (prefill). The weights are cycled through copies totalling at least 256 MiB so every call \
         reads them from memory. In each of --rounds rounds: one pass of the int8 kernel, one pass of \
-        attune_op_linear on f32 weights (all threads), a streaming read (median of 9 passes over \
-        64 MiB) and, for prefill, a 2048³ SGEMM; printed figures are medians over the rounds, ratios are per-round ratios' medians. \
+        attune_op_linear on f32 weights (all threads), a streaming read (median of 3 passes over \
+        256 MiB) and, for prefill, a 2048³ SGEMM; printed figures are medians over the rounds, ratios are per-round ratios' medians. \
         --model runs every matmul shape of qwen2.5-0.5b or tinyllama-1.1b instead of --in/--out.
         """
     )
