@@ -2,4 +2,5 @@
 #include "attune_attention.h"
 #include "attune_bench.h"
 #include "attune_graph_ops.h"
+#include "attune_linear_q8.h"
 #include "attune_weights.h"

@@ -8,7 +8,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks with same-process baselines.",
-        subcommands: [BenchAttention.self, BenchBatch.self, BenchModel.self]
+        subcommands: [BenchAttention.self, BenchBatch.self, BenchModel.self, BenchLinear.self]
     )
 }
 

@@ -1,0 +1,680 @@
+/*
+ * linear_q8.c — linear layers with int8 weights: the stored format (layout and
+ * rounding rules in include/attune_linear_q8.h), quantisation, and the two
+ * kernels: an AVX512-VNNI GEMV for decode and dequantise-tiles + SGEMM for
+ * prefill. Measurements behind the choices: Docs/PERFORMANCE.md.
+ */
+#include "attune_linear_q8.h"
+#include "attention_internal.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
+#include <immintrin.h>
+#define Q8_VNNI 1
+#endif
+
+/* RUN: weights per 32-bit lane of the layout (and activation quantisation run);
+ * SB: weights per superblock = 16 lanes × RUN. */
+enum { RUN = 32, SB = 512, LANES = 16, VECS = RUN / 4 };
+
+/* Below this many weight bytes a call stays on one thread: forking costs more. */
+enum { PARALLEL_MIN_BYTES = 1 << 16 };
+
+/* Prefill dequantises this many bytes of f32 weight rows per tile (an L2-sized share). */
+enum { TILE_BYTES = 512 << 10, TILE_ROW_ALIGN = 16 };
+
+const char *attune_q8_check(int64_t in, int64_t group, int32_t scale) {
+    if (scale != ATTUNE_Q8_SCALE_F32 && scale != ATTUNE_Q8_SCALE_F16)
+        return "int8 weights: the scale type must be f32 or f16";
+    if (in <= 0 || in % RUN) return "int8 weights: the input width must be a positive multiple of 32";
+    if (group <= 0 || group % RUN || in % group)
+        return "int8 weights: the group size must be a multiple of 32 that divides the input width";
+    if (group != in && SB % group && group % SB)
+        return "int8 weights: the group size must divide 512, be a multiple of 512 or equal the input width";
+    return NULL;
+}
+
+static int64_t scale_bytes(int32_t scale) { return scale == ATTUNE_Q8_SCALE_F16 ? 2 : 4; }
+
+int64_t attune_q8_row_bytes(int64_t in, int64_t group, int32_t scale) {
+    if (attune_q8_check(in, group, scale)) return -1;
+    return in + in / group * scale_bytes(scale);
+}
+
+/* Lanes (runs of 32) of the superblock starting at weight s0. */
+static int sb_lanes(int64_t in, int64_t s0) { return in - s0 >= SB ? LANES : (int)((in - s0) / RUN); }
+
+/* Scales stored in the superblock starting at s0: the groups that start in it. */
+static int sb_scales(int64_t group, int64_t s0, int lanes) {
+    return group <= SB ? lanes * RUN / (int)group : (s0 % group == 0);
+}
+
+/* Byte offset, inside a superblock's quants, of its weight j (0 ≤ j < lanes·32). */
+static int64_t stored_offset(int64_t j, int lanes) {
+    int64_t lane = j / RUN, k = j % RUN;
+    return k / 4 * 4 * lanes + lane * 4 + k % 4;
+}
+
+static float load_scale(const uint8_t *p, int32_t scale) {
+    if (scale == ATTUNE_Q8_SCALE_F16) {
+        _Float16 h;
+        memcpy(&h, p, sizeof h);
+        return (float)h;
+    }
+    float s;
+    memcpy(&s, p, sizeof s);
+    return s;
+}
+
+/* The scale of a run with largest magnitude amax, as stored: max|w| / 127 rounded
+ * to the stored precision and nudged up one unit when rounding went down so far that
+ * |w| / s could reach 127.5 (q would then leave [-127, 127]). Returns 0 when it does
+ * not fit (f16 overflow). */
+static int make_scale(float amax, int32_t scale, float *used) {
+    float s = amax / 127.0f;
+    if (scale == ATTUNE_Q8_SCALE_F16) {
+        if (!(s <= 65504.0f)) return 0;
+        _Float16 h = (_Float16)s;
+        if ((float)h * 127.5f < amax) {
+            uint16_t bits;
+            memcpy(&bits, &h, sizeof bits);
+            bits++;
+            memcpy(&h, &bits, sizeof h);
+        }
+        if (!((float)h <= 65504.0f)) return 0;
+        *used = (float)h;
+    } else {
+        if (s * 127.5f < amax) s = nextafterf(s, INFINITY);
+        *used = s;
+    }
+    return 1;
+}
+
+static int8_t quantize_one(float w, float s) {
+    if (s == 0.0f) return 0;
+    float q = rintf(w / s);
+    return (int8_t)(q > 127.0f ? 127.0f : q < -127.0f ? -127.0f : q);
+}
+
+/* One row of `in` f32 weights into its stored bytes; 0 when it cannot be stored. */
+static int quantize_row(const float *w, int64_t in, int64_t group, int32_t scale, float *group_scale, uint8_t *dst) {
+    int64_t sbytes = scale_bytes(scale);
+    for (int64_t g = 0; g < in / group; g++) {
+        float amax = 0.0f;
+        for (int64_t i = g * group; i < (g + 1) * group; i++) {
+            if (!isfinite(w[i])) return 0;
+            amax = fmaxf(amax, fabsf(w[i]));
+        }
+        if (!make_scale(amax, scale, &group_scale[g])) return 0;
+    }
+    for (int64_t s0 = 0; s0 < in; s0 += SB) {
+        int lanes = sb_lanes(in, s0);
+        int nsc = sb_scales(group, s0, lanes);
+        for (int i = 0; i < nsc; i++) {
+            /* group_scale holds the stored value exactly (f16 scales were rounded to it). */
+            float s = group_scale[(s0 + (group <= SB ? i * group : 0)) / group];
+            if (scale == ATTUNE_Q8_SCALE_F16) {
+                _Float16 h = (_Float16)s;
+                memcpy(dst, &h, sizeof h);
+            } else {
+                memcpy(dst, &s, sizeof s);
+            }
+            dst += sbytes;
+        }
+        for (int64_t j = 0; j < (int64_t)lanes * RUN; j++)
+            dst[stored_offset(j, lanes)] = (uint8_t)quantize_one(w[s0 + j], group_scale[(s0 + j) / group]);
+        dst += lanes * RUN;
+    }
+    return 1;
+}
+
+static int64_t quantize(const float *wf, const uint16_t *wb, int64_t out, int64_t in, int64_t group, int32_t scale,
+                        void *dst) {
+    if (attune_q8_check(in, group, scale)) return 0;
+    int64_t row_bytes = attune_q8_row_bytes(in, group, scale);
+    float *tmp = attune_scratch_alloc(sizeof(float) * (size_t)(in + in / group));
+    if (!tmp) return 0;
+    float *scales = tmp + in;
+    int64_t bad = -1;
+    for (int64_t r = 0; r < out && bad < 0; r++) {
+        const float *row = wf ? wf + r * in : tmp;
+        if (wb)
+            for (int64_t i = 0; i < in; i++) {
+                uint32_t bits = (uint32_t)wb[r * in + i] << 16;
+                memcpy(&tmp[i], &bits, sizeof bits);
+            }
+        if (!quantize_row(row, in, group, scale, scales, (uint8_t *)dst + r * row_bytes)) bad = r;
+    }
+    attune_scratch_free(tmp);
+    return bad;
+}
+
+int64_t attune_q8_quantize_f32(const float *w, int64_t out, int64_t in, int64_t group, int32_t scale, void *dst) {
+    return quantize(w, NULL, out, in, group, scale, dst);
+}
+
+int64_t attune_q8_quantize_bf16(const uint16_t *w, int64_t out, int64_t in, int64_t group, int32_t scale, void *dst) {
+    return quantize(NULL, w, out, in, group, scale, dst);
+}
+
+/* ŵ of one stored row into dst, in natural order (stored = 0) or in the stored
+ * order of the quants (stored = 1, what the prefill tiles use). */
+static void decode_row(const uint8_t *p, int64_t in, int64_t group, int32_t scale, int stored, float *dst) {
+    int64_t sbytes = scale_bytes(scale);
+    float lane_scale[LANES], current = 0.0f;
+    for (int64_t s0 = 0; s0 < in; s0 += SB) {
+        int lanes = sb_lanes(in, s0);
+        int nsc = sb_scales(group, s0, lanes);
+        if (group > SB && nsc) current = load_scale(p, scale);
+        for (int l = 0; l < lanes; l++)
+            lane_scale[l] = group > SB ? current : load_scale(p + (int64_t)l * RUN / group * sbytes, scale);
+        p += nsc * sbytes;
+        for (int64_t j = 0; j < (int64_t)lanes * RUN; j++) {
+            int64_t at = stored_offset(j, lanes);
+            dst[s0 + (stored ? at : j)] = (float)(int8_t)p[at] * lane_scale[j / RUN];
+        }
+        p += lanes * RUN;
+    }
+}
+
+void attune_q8_dequantize(const void *q, int64_t out, int64_t in, int64_t group, int32_t scale, float *w) {
+    int64_t row_bytes = attune_q8_row_bytes(in, group, scale);
+    if (row_bytes < 0) return;
+    for (int64_t r = 0; r < out; r++) decode_row((const uint8_t *)q + r * row_bytes, in, group, scale, 0, w + r * in);
+}
+
+/* ---- activations (decode) ------------------------------------------------- */
+
+/* x's rows quantised per run of 32, in the weights' stored order: xq [rows, in]
+ * int8, sx [rows, in/32] scales (NaN for a run holding a non-finite value), corr
+ * [rows, in/32] = -128 · Σ q of the run (cancels the weights' +128 offset). */
+typedef struct {
+    int8_t *xq;
+    float *sx;
+    int32_t *corr;
+} q8_act;
+
+/* One run of 32 activations: its scale (NaN when the run holds a non-finite value,
+ * which then reaches every output it feeds) and q; returns Σ q. Same rounding as
+ * the weights (f32 scale). */
+static int32_t quantize_activation_run(const float *x, float *s, int8_t *q) {
+    float amax = 0.0f;
+    int finite = 1;
+#ifdef Q8_VNNI
+    __m512 x0 = _mm512_loadu_ps(x), x1 = _mm512_loadu_ps(x + 16);
+    /* fpclass 0x99: QNaN, +Inf, -Inf, SNaN */
+    finite = !(_mm512_fpclass_ps_mask(x0, 0x99) | _mm512_fpclass_ps_mask(x1, 0x99));
+    if (finite) amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
+#else
+    for (int i = 0; i < RUN; i++) {
+        finite &= isfinite(x[i]);
+        amax = fmaxf(amax, fabsf(x[i]));
+    }
+#endif
+    float scale = amax / 127.0f;
+    if (scale * 127.5f < amax) scale = nextafterf(scale, INFINITY);
+    if (!finite) scale = NAN;
+    *s = scale;
+    if (!finite || scale == 0.0f) {
+        memset(q, 0, RUN);
+        return 0;
+    }
+#ifdef Q8_VNNI
+    const __m512 sv = _mm512_set1_ps(scale), hi = _mm512_set1_ps(127.0f), lo = _mm512_set1_ps(-127.0f);
+    __m512i q0 = _mm512_cvtps_epi32(_mm512_max_ps(lo, _mm512_min_ps(hi, _mm512_roundscale_ps(_mm512_div_ps(x0, sv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))));
+    __m512i q1 = _mm512_cvtps_epi32(_mm512_max_ps(lo, _mm512_min_ps(hi, _mm512_roundscale_ps(_mm512_div_ps(x1, sv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))));
+    _mm_storeu_si128((__m128i *)q, _mm512_cvtepi32_epi8(q0));
+    _mm_storeu_si128((__m128i *)(q + 16), _mm512_cvtepi32_epi8(q1));
+    return _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+#else
+    int32_t sum = 0;
+    for (int i = 0; i < RUN; i++) sum += q[i] = quantize_one(x[i], scale);
+    return sum;
+#endif
+}
+
+static void quantize_activations(const float *x, int64_t rows, int64_t in, q8_act *a) {
+    int64_t runs = in / RUN;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t g = 0; g < runs; g++) {
+            int8_t q[RUN];
+            int32_t sum = quantize_activation_run(x + r * in + g * RUN, &a->sx[r * runs + g], q);
+            int64_t s0 = g / LANES * SB;
+            int lanes = sb_lanes(in, s0);
+            /* Run g is lane g % 16 of its superblock: 4 bytes in each of its 8 vectors. */
+            for (int v = 0; v < VECS; v++) memcpy(a->xq + r * in + s0 + v * 4 * lanes + g % LANES * 4, q + 4 * v, 4);
+            a->corr[r * runs + g] = -128 * sum;
+        }
+}
+
+void attune_q8_round_activations(const float *x, int64_t rows, int64_t in, float *xhat) {
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t g = 0; g < in / RUN; g++) {
+            float s;
+            int8_t q[RUN];
+            (void)quantize_activation_run(x + r * in + g * RUN, &s, q);
+            for (int i = 0; i < RUN; i++) xhat[r * in + g * RUN + i] = (float)q[i] * s;
+        }
+}
+
+/* ---- decode GEMV ------------------------------------------------------------ */
+
+#ifdef Q8_VNNI
+/* How a row's superblocks find their weight scales (fixed per call). */
+typedef struct {
+    int64_t group;
+    int32_t scale;
+    int sb_per_group;   /* groups spanning superblocks: a scale every this many */
+    __m512i lane_index; /* groups within a superblock: lane -> its scale */
+} q8_scales;
+
+static q8_scales scales_of(int64_t group, int32_t scale) {
+    int idx[LANES];
+    for (int l = 0; l < LANES; l++) idx[l] = group <= SB ? l * RUN / (int)group : 0;
+    q8_scales sc = {group, scale, group <= SB ? 0 : (int)((group + SB - 1) / SB), _mm512_loadu_si512(idx)};
+    return sc;
+}
+
+/* Up to 16 scales at p as f32; `exact` reads only the n stored ones (masked), else a
+ * full vector whose extra lanes (the quants that follow) the lane index never picks. */
+static inline __attribute__((always_inline)) __m512 load_scales(const uint8_t *p, int n, int32_t scale, int exact) {
+    __mmask16 m = (__mmask16)(exact ? (1u << n) - 1u : 0xFFFF);
+    return scale == ATTUNE_Q8_SCALE_F16 ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)) : _mm512_maskz_loadu_ps(m, p);
+}
+
+/* One superblock of `lanes` runs for R activation rows: 8 × (one weight load, R
+ * vpdpbusd) leave each run's exact integer dot product in its lane; one convert and
+ * one FMA per row scale them. Weight loads are full 64-byte loads unless `exact`:
+ * masked loads that miss the caches measured 2-3x slower here (AMD EPYC), so a
+ * short last superblock reads past its end into the next row (lanes beyond `lanes`
+ * are zeroed after the load), and only the last row of a block loads exactly. */
+static inline __attribute__((always_inline)) void superblock(const int R, const int lanes, const int exact,
+                                                             const uint8_t *p, const q8_act *a, int64_t in,
+                                                             int64_t runs, int64_t s0, __m512 ws, __m512 *acc) {
+    const __mmask16 m = (__mmask16)(lanes == LANES ? 0xFFFF : (1u << lanes) - 1u);
+    const __mmask64 bm = exact && lanes != LANES ? (1ULL << (4 * lanes)) - 1ULL : ~0ULL;
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    const int64_t g0 = s0 / RUN;
+    __m512i isum[ATTUNE_Q8_GEMV_MAX_ROWS];
+    /* Full superblocks use no masked instruction at all: on this CPU a masked op with a
+     * memory operand misses the caches slowly even when its mask is all ones. */
+    const int full = lanes == LANES;
+    for (int r = 0; r < R; r++)
+        isum[r] = full ? _mm512_loadu_si512(a->corr + r * runs + g0) : _mm512_maskz_loadu_epi32(m, a->corr + r * runs + g0);
+    for (int v = 0; v < VECS; v++) {
+        __m512i w = _mm512_xor_si512(exact ? _mm512_maskz_loadu_epi8(bm, p + v * 4 * lanes) : _mm512_loadu_si512(p + v * 4 * lanes), flip);
+        if (!full) w = _mm512_maskz_mov_epi32(m, w); /* lanes past a short superblock: next row's bytes */
+        for (int r = 0; r < R; r++)
+            isum[r] = _mm512_dpbusd_epi32(isum[r], w, _mm512_loadu_si512(a->xq + r * in + s0 + v * 4 * lanes));
+    }
+    for (int r = 0; r < R; r++) {
+        /* maskz: lanes past a short superblock may hold a stray (even NaN) scale. */
+        __m512 s = full ? _mm512_mul_ps(ws, _mm512_loadu_ps(a->sx + r * runs + g0))
+                        : _mm512_maskz_mul_ps(m, ws, _mm512_maskz_loadu_ps(m, a->sx + r * runs + g0));
+        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[r]), s, acc[r]);
+    }
+}
+
+/* The scales of the superblock at p (advancing p past them); `k` counts superblocks
+ * of a group spanning several, `current` holds its scale. */
+static inline __attribute__((always_inline)) __m512 superblock_scales(const uint8_t **p, int lanes, int exact,
+                                                                      const q8_scales *sc, int *k, __m512 *current) {
+    const int64_t sbytes = scale_bytes(sc->scale);
+    if (sc->sb_per_group == 0) {
+        int n = lanes * RUN / (int)sc->group;
+        __m512 ws = _mm512_permutexvar_ps(sc->lane_index, load_scales(*p, n, sc->scale, exact));
+        *p += n * sbytes;
+        return ws;
+    }
+    if (*k == 0) {
+        *current = _mm512_set1_ps(load_scale(*p, sc->scale));
+        *p += sbytes;
+    }
+    *k = *k + 1 == sc->sb_per_group ? 0 : *k + 1;
+    return *current;
+}
+
+/* y_r = ŵ_row · x̂_r for R activation rows (R a constant after inlining). `exact`:
+ * fewer than 64 readable bytes follow the row (the last row of its block). */
+static inline __attribute__((always_inline)) void dot_row(const int R, const uint8_t *p, int exact, const q8_act *a,
+                                                          int64_t in, const q8_scales *sc, float *out) {
+    const int64_t runs = in / RUN, full = in / SB * SB;
+    __m512 acc[ATTUNE_Q8_GEMV_MAX_ROWS], current = _mm512_setzero_ps();
+    int k = 0;
+    for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
+    for (int64_t s0 = 0; s0 < full; s0 += SB) {
+        __m512 ws = superblock_scales(&p, LANES, 0, sc, &k, &current);
+        superblock(R, LANES, 0, p, a, in, runs, s0, ws, acc);
+        p += SB;
+    }
+    if (full < in) {
+        int lanes = (int)((in - full) / RUN);
+        __m512 ws;
+        if (exact) {
+            ws = superblock_scales(&p, lanes, 1, sc, &k, &current);
+            superblock(R, lanes, 1, p, a, in, runs, full, ws, acc);
+        } else {
+            ws = superblock_scales(&p, lanes, 0, sc, &k, &current);
+            superblock(R, lanes, 0, p, a, in, runs, full, ws, acc);
+        }
+    }
+    for (int r = 0; r < R; r++) out[r] = _mm512_reduce_add_ps(acc[r]);
+}
+#else
+/* Portable version of the same sums (same integer dot products, same scaling). */
+static void dot_row_portable(int R, const uint8_t *p, const q8_act *a, int64_t in, int64_t group, int32_t scale,
+                             float *out) {
+    const int64_t runs = in / RUN, sbytes = scale_bytes(scale);
+    float acc[ATTUNE_Q8_GEMV_MAX_ROWS][LANES] = {{0}}, current = 0.0f;
+    for (int64_t s0 = 0, sb = 0; s0 < in; s0 += SB, sb++) {
+        int lanes = sb_lanes(in, s0), nsc = sb_scales(group, s0, lanes);
+        float ws[LANES];
+        if (group > SB && nsc) current = load_scale(p, scale);
+        for (int l = 0; l < lanes; l++) ws[l] = group > SB ? current : load_scale(p + (int64_t)l * RUN / group * sbytes, scale);
+        p += nsc * sbytes;
+        for (int r = 0; r < R; r++)
+            for (int l = 0; l < lanes; l++) {
+                int32_t sum = 0;
+                for (int k = 0; k < RUN; k++) {
+                    int64_t at = stored_offset(l * RUN + k, lanes);
+                    sum += (int32_t)(int8_t)p[at] * a->xq[r * in + s0 + at];
+                }
+                acc[r][l] += (float)sum * (ws[l] * a->sx[r * runs + sb * LANES + l]);
+            }
+        p += lanes * RUN;
+    }
+    for (int r = 0; r < R; r++) {
+        float t = 0.0f;
+        for (int l = 0; l < LANES; l++) t += acc[r][l];
+        out[r] = t;
+    }
+}
+#endif
+
+/* Stored row `r` of a blocked weight. */
+typedef struct {
+    const void *const *w;
+    const int64_t *block_rows;
+    int64_t blocks, row_bytes;
+} q8_weight;
+
+static const uint8_t *row_at(const q8_weight *wt, int64_t r) {
+    for (int64_t b = 0; b < wt->blocks; r -= wt->block_rows[b], b++)
+        if (r < wt->block_rows[b]) return (const uint8_t *)wt->w[b] + r * wt->row_bytes;
+    return NULL;
+}
+
+/* Output rows [r0, r1) of the GEMV for R ≤ 8 activation rows. */
+static void gemv_rows(const q8_weight *wt, const q8_act *a, int R, int64_t in, int64_t out, int64_t group,
+                      int32_t scale, const float *bias, float *y, int64_t r0, int64_t r1) {
+    if (r0 >= r1) return;
+    int64_t b = 0, start = 0;
+    while (r0 >= start + wt->block_rows[b]) start += wt->block_rows[b++];
+    const uint8_t *p = (const uint8_t *)wt->w[b] + (r0 - start) * wt->row_bytes;
+#ifdef Q8_VNNI
+    q8_scales sc = scales_of(group, scale);
+#endif
+    for (int64_t r = r0; r < r1; r++) {
+        if (r == start + wt->block_rows[b]) {
+            start += wt->block_rows[b++];
+            while (wt->block_rows[b] == 0) b++;
+            p = (const uint8_t *)wt->w[b];
+        }
+        float v[ATTUNE_Q8_GEMV_MAX_ROWS];
+#ifdef Q8_VNNI
+        int exact = (start + wt->block_rows[b] - 1 - r) * wt->row_bytes < 64;
+        switch (R) {
+#define Q8_CASE(n) case n: dot_row(n, p, exact, a, in, &sc, v); break;
+            Q8_CASE(1) Q8_CASE(2) Q8_CASE(3) Q8_CASE(4) Q8_CASE(5) Q8_CASE(6) Q8_CASE(7) Q8_CASE(8)
+#undef Q8_CASE
+        }
+#else
+        dot_row_portable(R, p, a, in, group, scale, v);
+#endif
+        for (int i = 0; i < R; i++) y[i * out + r] = v[i] + (bias ? bias[r] : 0.0f);
+        p += wt->row_bytes;
+    }
+}
+
+/* rows ≤ ATTUNE_Q8_GEMV_MAX_ROWS */
+static int gemv(const float *x, int64_t rows, int64_t in, const q8_weight *wt, int64_t out, int64_t group,
+                int32_t scale, const float *bias, float *y, int nt) {
+    int64_t runs = in / RUN;
+    q8_act a;
+    /* + 64: the kernel's full-vector loads of a short last superblock read past the end. */
+    a.xq = attune_scratch_alloc((size_t)(rows * in + 64));
+    a.sx = attune_scratch_alloc(sizeof(float) * (size_t)(rows * runs));
+    a.corr = attune_scratch_alloc(sizeof(int32_t) * (size_t)(rows * runs));
+    if (!a.xq || !a.sx || !a.corr) {
+        attune_scratch_free(a.xq); attune_scratch_free(a.sx); attune_scratch_free(a.corr);
+        return -1;
+    }
+    quantize_activations(x, rows, in, &a);
+    (void)nt;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt) if (nt > 1 && out * wt->row_bytes >= PARALLEL_MIN_BYTES)
+#endif
+    {
+        int64_t t = 0, n = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        n = omp_get_num_threads();
+#endif
+        gemv_rows(wt, &a, (int)rows, in, out, group, scale, bias, y, out * t / n, out * (t + 1) / n);
+    }
+    attune_scratch_free(a.xq); attune_scratch_free(a.sx); attune_scratch_free(a.corr);
+    return 0;
+}
+
+/* ---- prefill ----------------------------------------------------------------- */
+
+/* x's rows with columns permuted into the weights' stored order (any order of the sum
+ * is the same sum, and the weights then dequantise without a transpose). */
+static void permute_columns(const float *x, int64_t rows, int64_t in, float *xp) {
+    for (int64_t s0 = 0; s0 < in; s0 += SB) {
+        int lanes = sb_lanes(in, s0);
+        for (int64_t j = 0; j < (int64_t)lanes * RUN; j++) {
+            int64_t at = s0 + stored_offset(j, lanes);
+            for (int64_t r = 0; r < rows; r++) xp[r * in + at] = x[r * in + s0 + j];
+        }
+    }
+}
+
+#if defined(Q8_VNNI) && defined(__AVX512BF16__)
+/* Prefill with bf16 dot products (vdpbf16ps: 2x the multiply-adds of an f32 FMA per
+ * instruction; measured 3-4x dequantise + SGEMM here, Docs/PERFORMANCE.md). Panels of 32
+ * weight rows are dequantised to bf16 as [in/2][32] words (the pair k, k+1 of each row),
+ * x to bf16 pairs; an 8 x 32 micro-kernel broadcasts one pair of x per row against two
+ * panel vectors. Rounding ŵ and x to bf16 adds at most 2^-8 relative per product
+ * (Docs/NUMERICS.md). */
+enum { PANEL = 32, MR = 8 };
+
+static inline uint32_t bf16_bits(float f) {
+    uint32_t b;
+    memcpy(&b, &f, sizeof b);
+    if ((b & 0x7FFFFFFFu) > 0x7F800000u) return (b >> 16) | 0x40u; /* NaN stays NaN (quiet) */
+    return (b + 0x7FFFu + ((b >> 16) & 1u)) >> 16;                /* round to nearest even */
+}
+
+static inline __attribute__((always_inline)) void micro(const int R, const uint32_t *xw, int64_t kp, const uint32_t *panel,
+                                                        float *c, int64_t ldc, int cols, const float *bias) {
+    __m512 acc[MR][2];
+    for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < kp; k++) {
+        __m512bh b0 = (__m512bh)_mm512_loadu_si512(panel + k * PANEL), b1 = (__m512bh)_mm512_loadu_si512(panel + k * PANEL + 16);
+        for (int r = 0; r < R; r++) {
+            __m512bh a = (__m512bh)_mm512_set1_epi32((int)xw[r * kp + k]);
+            acc[r][0] = _mm512_dpbf16_ps(acc[r][0], a, b0);
+            acc[r][1] = _mm512_dpbf16_ps(acc[r][1], a, b1);
+        }
+    }
+    __mmask16 m0 = (__mmask16)(cols >= 16 ? 0xFFFF : (1u << cols) - 1u);
+    __mmask16 m1 = (__mmask16)(cols >= 32 ? 0xFFFF : cols <= 16 ? 0 : (1u << (cols - 16)) - 1u);
+    __m512 b0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
+    __m512 b1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
+    for (int r = 0; r < R; r++) {
+        _mm512_mask_storeu_ps(c + r * ldc, m0, _mm512_add_ps(acc[r][0], b0));
+        _mm512_mask_storeu_ps(c + r * ldc + 16, m1, _mm512_add_ps(acc[r][1], b1));
+    }
+}
+
+/* One stored row dequantised to bf16 pairs, in stored order, as column j of a panel
+ * ([in/2][PANEL] words): per 64 weight bytes, 4 x (widen, convert, scale) and two
+ * pair-packing conversions, scattered with the panel's stride. */
+static void pack_row(const uint8_t *p, int64_t in, const q8_scales *sc, uint32_t *col) {
+    const __m512i stride = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                              _mm512_set1_epi32(PANEL));
+    __m512i expand[4];
+    for (int c = 0; c < 4; c++)
+        expand[c] = _mm512_add_epi32(_mm512_set1_epi32(4 * c), _mm512_srli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 2));
+    __m512 current = _mm512_setzero_ps();
+    int k = 0;
+    for (int64_t s0 = 0; s0 < in; s0 += SB) {
+        int lanes = sb_lanes(in, s0);
+        __m512 ws = superblock_scales(&p, lanes, 1, sc, &k, &current);
+        __m512 lane_scale[4];
+        for (int c = 0; c < 4; c++) lane_scale[c] = _mm512_permutexvar_ps(expand[c], ws);
+        for (int v = 0; v < VECS; v++) {
+            int8_t w[64];
+            _mm512_storeu_si512(w, _mm512_maskz_loadu_epi8(lanes == LANES ? ~0ULL : (1ULL << (4 * lanes)) - 1ULL, p + v * 4 * lanes));
+            for (int h = 0; h < 2; h++) {
+                /* stored weights 32h .. 32h+31 of this vector (lanes 8h .. 8h+7), as 16 pair words */
+                int words = (4 * lanes - 32 * h) / 2;
+                if (words <= 0) break;
+                __m512 f0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(w + 32 * h)))), lane_scale[2 * h]);
+                __m512 f1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(w + 32 * h + 16)))), lane_scale[2 * h + 1]);
+                __mmask16 m = (__mmask16)(words >= 16 ? 0xFFFF : (1u << words) - 1u);
+                _mm512_mask_i32scatter_epi32(col + (s0 + v * 4 * lanes + 32 * h) / 2 * PANEL, m, stride,
+                                             (__m512i)_mm512_cvtne2ps_pbh(f1, f0), 4);
+            }
+        }
+        p += lanes * RUN;
+    }
+}
+
+/* Rows [c0, c0 + cols) of the weight as a bf16 panel (columns past `cols` zero). */
+static void pack_panel(const q8_weight *wt, int64_t in, const q8_scales *sc, int64_t c0, int cols, uint32_t *panel) {
+    for (int j = 0; j < PANEL; j++) {
+        if (j < cols) {
+            pack_row(row_at(wt, c0 + j), in, sc, panel + j);
+        } else {
+            for (int64_t k = 0; k < in / 2; k++) panel[k * PANEL + j] = 0;
+        }
+    }
+}
+
+static int gemm(const float *x, int64_t rows, int64_t in, const q8_weight *wt, int64_t out, int64_t group,
+                int32_t scale, const float *bias, float *y, int nt) {
+    int64_t kp = in / 2;
+    float *xp = attune_scratch_alloc(sizeof(float) * (size_t)(rows * in));
+    uint32_t *xw = attune_scratch_alloc(sizeof(uint32_t) * (size_t)(rows * kp));
+    uint32_t *panels = attune_scratch_alloc(sizeof(uint32_t) * (size_t)(nt * kp * PANEL));
+    if (!xp || !xw || !panels) {
+        attune_scratch_free(xp); attune_scratch_free(xw); attune_scratch_free(panels);
+        return -1;
+    }
+    q8_scales sc = scales_of(group, scale);
+    permute_columns(x, rows, in, xp);
+    for (int64_t i = 0; i < rows * kp; i++) xw[i] = bf16_bits(xp[2 * i]) | bf16_bits(xp[2 * i + 1]) << 16;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt) if (nt > 1)
+#endif
+    {
+        int64_t t = 0, n = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        n = omp_get_num_threads();
+#endif
+        int64_t np = (out + PANEL - 1) / PANEL, p0 = np * t / n, p1 = np * (t + 1) / n;
+        uint32_t *panel = panels + t * kp * PANEL;
+        for (int64_t p = p0; p < p1; p++) {
+            int64_t c0 = p * PANEL;
+            int cols = (int)(out - c0 < PANEL ? out - c0 : PANEL);
+            pack_panel(wt, in, &sc, c0, cols, panel);
+            const float *b = bias ? bias + c0 : NULL;
+            int64_t r = 0;
+            for (; r + MR <= rows; r += MR) micro(MR, xw + r * kp, kp, panel, y + r * out + c0, out, cols, b);
+            switch (rows - r) {
+#define Q8_TAIL(m) case m: micro(m, xw + r * kp, kp, panel, y + r * out + c0, out, cols, b); break;
+                Q8_TAIL(1) Q8_TAIL(2) Q8_TAIL(3) Q8_TAIL(4) Q8_TAIL(5) Q8_TAIL(6) Q8_TAIL(7)
+#undef Q8_TAIL
+                default: break;
+            }
+        }
+    }
+    attune_scratch_free(xp); attune_scratch_free(xw); attune_scratch_free(panels);
+    return 0;
+}
+#else
+/* Without AVX512-BF16: tiles of weight rows dequantised to f32, then SGEMM. */
+
+/* y = x ŵᵀ with x's columns permuted into the weights' stored order, so each tile of
+ * weight rows is dequantised straight (no transpose) and SGEMM sums in that order. */
+static int gemm(const float *x, int64_t rows, int64_t in, const q8_weight *wt, int64_t out, int64_t group,
+                int32_t scale, const float *bias, float *y, int nt) {
+    int64_t tile = TILE_BYTES / (int64_t)sizeof(float) / in / TILE_ROW_ALIGN * TILE_ROW_ALIGN;
+    if (tile < TILE_ROW_ALIGN) tile = TILE_ROW_ALIGN;
+    float *xp = attune_scratch_alloc(sizeof(float) * (size_t)(rows * in));
+    float *tiles = attune_scratch_alloc(sizeof(float) * (size_t)(nt * tile * in));
+    if (!xp || !tiles) {
+        attune_scratch_free(xp); attune_scratch_free(tiles);
+        return -1;
+    }
+    permute_columns(x, rows, in, xp);
+    if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt) if (nt > 1)
+#endif
+    {
+        int64_t t = 0, n = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        n = omp_get_num_threads();
+#endif
+        int64_t per = (out + n - 1) / n;
+        per = (per + TILE_ROW_ALIGN - 1) / TILE_ROW_ALIGN * TILE_ROW_ALIGN;
+        int64_t c0 = t * per, c1 = c0 + per < out ? c0 + per : out;
+        float *buf = tiles + t * tile * in;
+        for (int64_t t0 = c0; t0 < c1; t0 += tile) {
+            int64_t nb = c1 - t0 < tile ? c1 - t0 : tile;
+            for (int64_t r = 0; r < nb; r++) decode_row(row_at(wt, t0 + r), in, group, scale, 1, buf + r * in);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)nb, (int)in, 1.0f, xp, (int)in, buf,
+                        (int)in, 0.0f, y + t0, (int)out);
+            if (bias)
+                for (int64_t r = 0; r < rows; r++)
+                    for (int64_t c = t0; c < t0 + nb; c++) y[r * out + c] += bias[c];
+        }
+    }
+    attune_scratch_free(xp); attune_scratch_free(tiles);
+    return 0;
+}
+#endif
+
+int32_t attune_q8_linear_blocks(const float *x, int64_t rows, int64_t in, const void *const *w,
+                                const int64_t *block_rows, int64_t blocks, int64_t group, int32_t scale,
+                                const float *bias, float *y, int32_t threads) {
+    int64_t out = 0;
+    for (int64_t b = 0; b < blocks; b++) out += block_rows[b];
+    if (rows <= 0 || out == 0) return 0;
+    q8_weight wt = {w, block_rows, blocks, attune_q8_row_bytes(in, group, scale)};
+    int nt = 1;
+#ifdef _OPENMP
+    nt = threads > 0 ? threads : omp_get_max_threads();
+#else
+    (void)threads;
+#endif
+    return rows <= ATTUNE_Q8_GEMV_MAX_ROWS ? gemv(x, rows, in, &wt, out, group, scale, bias, y, nt)
+                                           : gemm(x, rows, in, &wt, out, group, scale, bias, y, nt);
+}
+
+int32_t attune_q8_linear(const float *x, int64_t rows, int64_t in, const void *w, int64_t out, int64_t group,
+                         int32_t scale, const float *bias, float *y, int32_t threads) {
+    return attune_q8_linear_blocks(x, rows, in, &w, &out, 1, group, scale, bias, y, threads);
+}
