@@ -73,6 +73,10 @@ final class CLIFuzzTests: XCTestCase {
                                             ("--q-len", ["1", "16", "64", "0", "-5", "10000000000"]), ("--kv-len", ["16", "0", "-1", "x"]),
                                             ("--head-dim", ["16", "64", "3", "0", "100000"]), ("--causal", nil), ("--json", nil),
                                             ("--threads", ["1", "0", "100000", "-2"])]),
+            (["bench", "linear"], nil, [("--weights", ["q8", "q4", ""]), ("--rows", ["1", "0", "-1", "9", "100000000000"]),
+                                         ("--in", ["64", "96", "0", "-32", "100000000"]), ("--out", ["16", "0", "-1", "100000000"]),
+                                         ("--model", ["qwen2.5-0.5b", "nope"]), ("--group", ["32", "0", "48", "-32"]),
+                                         ("--scale", ["f16", "f32", "f8"]), ("--threads", ["1", "0", "100000"]), ("--rounds", ["1", "0", "-1"])]),
             (["tune"], nil, [("--kernel", names), ("--heads", ["1", "2", "0", "x"]), ("--q-len", ["16", "32", "0", "-1"]),
                              ("--head-dim", ["16", "0"]), ("--causal", nil), ("--db", paths), ("--export", paths), ("--import", paths)]),
             (["check"], nil, [("--inputs", paths), ("--report", paths)]),
@@ -93,6 +97,7 @@ final class CLIFuzzTests: XCTestCase {
             if args.first == "tune" { args += ["--max-candidates", "2", "--min-seconds", "0.01", "--db", dir.appendingPathComponent("t.sqlite").path] }
             if args.first == "check" && !args.contains("--inputs") { args += ["--inputs", emptyDir.path] }
             if args.first == "run" || args.first == "chat" { args += ["--max-context", "128"] }
+            if args.starts(with: ["bench", "linear"]) { args += ["--rounds", "1"] }
             let r = try run(args, timeout: 120)
             runs += 1
             let shown = args.map { $0.contains(" ") || $0.isEmpty ? "'\($0)'" : $0 }.joined(separator: " ")
