@@ -122,6 +122,9 @@ int32_t attune_prefix_batch_attention(const attune_attention_problem *base, cons
         return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "prefix batch: NULL argument");
     if (base->window > 0)
         return attune_fail(status, ATTUNE_ERR_UNSUPPORTED, "prefix-shared batches do not support a sliding window");
+    if (base->kv.format != ATTUNE_KV_F32)
+        return attune_fail(status, ATTUNE_ERR_UNSUPPORTED, "prefix-shared batches read f32 K/V only, not %s",
+                           attune_kv_format_name(base->kv.format));
     if (b->prefix_len < 0 || b->rows < 0 || b->groups < 0)
         return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "prefix batch: negative length");
     int64_t covered = 0;
