@@ -14,6 +14,9 @@
 
 enum { KV_F32 = ATTUNE_KV_F32, KV_BF16 = ATTUNE_KV_BF16, KV_INT8 = ATTUNE_KV_INT8 };
 
+/* The `formats` mask of attune_attention_validate_kv for a kernel reading every format. */
+#define ATTUNE_KV_ALL_FORMATS ((1u << ATTUNE_KV_F32) | (1u << ATTUNE_KV_BF16) | (1u << ATTUNE_KV_INT8))
+
 /* Round to nearest even; NaN stays a (quiet) NaN, Inf stays Inf. */
 static inline uint16_t kv_to_bf16(float x) {
     uint32_t u;

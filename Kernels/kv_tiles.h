@@ -15,9 +15,6 @@
 
 #include <stdint.h>
 
-/* The `formats` mask of attune_attention_validate_kv for a kernel reading every format. */
-#define ATTUNE_KV_ALL_FORMATS ((1u << ATTUNE_KV_F32) | (1u << ATTUNE_KV_BF16) | (1u << ATTUNE_KV_INT8))
-
 /* One (batch, kv head)'s keys and values as stored. */
 typedef struct {
     int fmt;                 /* attune_kv_format */

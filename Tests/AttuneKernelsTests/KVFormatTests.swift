@@ -125,6 +125,24 @@ final class KVFormatTests: XCTestCase {
         XCTAssertTrue(KVFormat.bf16.unpack(KVFormat.bf16.pack([.infinity, .nan], dim: 2), rows: 1, dim: 2)[1].isNaN)
     }
 
+    /// prefix_shared runs both passes through flash: exact over the stored values too, with the
+    /// suffix's keys (and int8 scales) addressed past the prefix.
+    func testPrefixSharedReadsTheFormats() throws {
+        let base = AttentionProblem(batch: 3, qHeads: 4, kvHeads: 2, qLen: 1, kvLen: 300, qkDim: 64, causal: true)
+        var x = AttentionInputs(base, seed: 5)
+        x.sharePrefix(200, base)
+        for format in Self.formats {
+            var problem = base
+            problem.kvFormat = format
+            let out = try KernelRegistry.kernel(named: "prefix_shared").runStored(problem, q: x.q, k: x.k, v: x.v, parameters: ["prefix_len": 200])
+            let rows = base.batch * base.kvHeads * base.kvLen
+            let k = format.unpack(format.pack(x.k.data, dim: 64), rows: rows, dim: 64)
+            let v = format.unpack(format.pack(x.v.data, dim: 64), rows: rows, dim: 64)
+            let exact = try ReferenceAttention.softmax(ReferenceBridge.problem(base), q: x.q.data.map(Double.init), k: k, v: v)
+            XCTAssertLessThanOrEqual(ErrorMetrics.compare(out.o.data, exact.o).maxAbs, 2e-5, format.rawValue)
+        }
+    }
+
     /// Non-finite values in keys no query sees never reach the output (as with f32 K/V).
     func testPoisonedMaskedKeysStayOut() throws {
         let base = AttentionProblem(qHeads: 4, kvHeads: 2, qLen: 1, kvLen: 600, qkDim: 64, causal: true, window: 300)
@@ -150,7 +168,7 @@ final class KVFormatTests: XCTestCase {
         var problem = AttentionProblem(qHeads: 2, qLen: 1, kvLen: 64, qkDim: 64, causal: true)
         problem.kvFormat = .bf16
         let x = AttentionInputs(problem, seed: 1)
-        for name in ["sigmoid", "sparge", "kascade", "prefix_shared"] {
+        for name in ["sigmoid", "sparge", "kascade"] {
             let kernel = try KernelRegistry.kernel(named: name)
             XCTAssertThrowsError(try kernel.runStored(problem, q: x.q, k: x.k, v: x.v)) { error in
                 XCTAssertTrue("\(error)".contains("reads K/V as f32"), "\(name): \(error)")
@@ -165,9 +183,6 @@ final class KVFormatTests: XCTestCase {
                 var t = attune_attention_tensors(q: d.baseAddress, k: d.baseAddress, v: d.baseAddress, o: ob.baseAddress, lse: nil)
                 XCTAssertEqual(attune_sigmoid_attention(&p, &t, nil, &status), Int32(ATTUNE_ERR_UNSUPPORTED.rawValue))
                 XCTAssertEqual(attune_sparge_attention(&p, &t, nil, &status), Int32(ATTUNE_ERR_UNSUPPORTED.rawValue))
-                var pp = attune_prefix_shared_params()
-                pp.prefix_len = 16
-                XCTAssertEqual(attune_prefix_shared_attention(&p, &t, &pp, &status), Int32(ATTUNE_ERR_UNSUPPORTED.rawValue))
                 XCTAssertTrue(message(status).contains("bf16"))
                 // flash checks int8's scales before reading anything.
                 p.kv.format = Int32(ATTUNE_KV_INT8.rawValue)
