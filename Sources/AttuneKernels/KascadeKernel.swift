@@ -18,7 +18,8 @@ public struct KascadeKernel: AttentionKernel {
     public let summary = "top-k history keys per (kv head, 32-query tile) chosen by an anchor layer (head- and tile-summed probabilities) and reused by later layers, plus the tile's own keys; exact only with fraction=1"
     public let isExact = false
     public let normalizer = KernelNormalizer.softmax
-    public let cSources = ["kascade.c"]
+    public let kvFormats: [KVFormat] = [.f32, .bf16, .int8]
+    public let cSources = ["kascade.c", "kv_tiles.c"]
 
     public let parameters: [KernelParameter] = [
         KernelParameter(name: "fraction", summary: "k%: share of each tile's history kept, in (0, 1]; 1 = every key (exact)",
@@ -110,7 +111,7 @@ public struct KascadeKernel: AttentionKernel {
         if let f = parameters["fraction"], !(f > 0 && f <= 1) { throw KernelError("kascade: fraction must be in (0, 1], got \(f)") }
         if let m = parameters["min_k"], m < 1 { throw KernelError("kascade: min_k must be >= 1, got \(Int(m))") }
         if let t = parameters["tile"], !(1...256).contains(t) { throw KernelError("kascade: tile must be in [1, 256], got \(Int(t))") }
-        var p = problem.cProblem
+        var p = problem.cProblem(k: k, v: v)
         var tensors = attune_attention_tensors(q: q, k: k, v: v, o: o, lse: lse)
         // The C call writes its counts here; stable storage, since `kp` keeps the pointers.
         let counts = UnsafeMutablePointer<Int64>.allocate(capacity: 2)

@@ -57,7 +57,7 @@ final class KVCacheFormatModelTests: XCTestCase {
     func testKernelsAndFeaturesThatCannotReadTheFormatAreRefused() throws {
         let fixture = try GoldenModel("llama")
         let model = try ModelSource.load(fixture.folder.path)
-        for (kernel, words) in [("kascade", "reads K/V as f32 only"), ("sparge", "reads K/V as f32 only"), ("hybrid", "keeps its own K/V store")] {
+        for (kernel, words) in [("sparge", "reads K/V as f32 only"), ("hybrid", "keeps its own K/V store")] {
             var options = CompileOptions(kernels: KernelOverrides(global: KernelChoice(kernel: kernel)), maxChunk: 8, maxContext: 64)
             options.kvFormat = .bf16
             XCTAssertThrowsError(try ModelCompiler.emit(model, options)) { XCTAssertTrue("\($0)".contains(words), "\(kernel): \($0)") }
@@ -65,6 +65,17 @@ final class KVCacheFormatModelTests: XCTestCase {
         let session = try compile(model, .int8)
         _ = try session.prefill([1, 2, 3])
         XCTAssertThrowsError(try session.fork(2)) { XCTAssertTrue("\($0)".contains("--kv f32"), "\($0)") }
+    }
+
+    /// kascade (anchor and reuse layers) reads the int8 cache: within int8's bound of its f32 run.
+    func testKascadeReadsAnInt8Cache() throws {
+        let fixture = try GoldenModel("llama")
+        let model = try ModelSource.load(fixture.folder.path)
+        let prompt = fixture.golden.sequences[0].input_ids.map(Int32.init)
+        let want = try compile(model, .f32, kernel: "kascade").prefill(prompt)
+        let got = try compile(model, .int8, kernel: "kascade").prefill(prompt)
+        let scale = want.map(abs).max()!
+        XCTAssertLessThanOrEqual(zip(want, got).map { abs($0 - $1) }.max()!, Self.relativeBound[.int8]! * scale)
     }
 
     /// Memory planning counts the stored bytes: bf16 half of f32, int8 a quarter plus one

@@ -143,6 +143,30 @@ final class KVFormatTests: XCTestCase {
         }
     }
 
+    /// kascade gathers its selected keys row by row, widening each block's rows: with
+    /// fraction=1 (every key kept) it is exact over the stored values, and at its default it
+    /// matches its own run over fp32 copies of the stored values (same selection, same sums).
+    func testKascadeReadsTheFormats() throws {
+        let base = AttentionProblem(qHeads: 8, kvHeads: 2, qLen: 40, kvLen: 600, qkDim: 64, causal: true)
+        let x = AttentionInputs(base, seed: 9)
+        let kernel = try KernelRegistry.kernel(named: "kascade")
+        for format in Self.formats {
+            var problem = base
+            problem.kvFormat = format
+            let rows = base.batch * base.kvHeads * base.kvLen
+            let k = format.unpack(format.pack(x.k.data, dim: 64), rows: rows, dim: 64)
+            let v = format.unpack(format.pack(x.v.data, dim: 64), rows: rows, dim: 64)
+            let exact = try ReferenceAttention.softmax(ReferenceBridge.problem(base), q: x.q.data.map(Double.init), k: k, v: v)
+            let all = try kernel.runStored(problem, q: x.q, k: x.k, v: x.v, parameters: ["fraction": 1])
+            XCTAssertLessThanOrEqual(ErrorMetrics.compare(all.o.data, exact.o).maxAbs, 2e-5, format.rawValue)
+            let sparse = try kernel.runStored(problem, q: x.q, k: x.k, v: x.v, parameters: ["fraction": 0.1, "min_k": 16, "tile": 16])
+            let widened = try kernel.run(base, q: x.q, k: Tensor(shape: base.kShape, data: k.map(Float.init)),
+                                         v: Tensor(shape: base.vShape, data: v.map(Float.init)),
+                                         parameters: ["fraction": 0.1, "min_k": 16, "tile": 16])
+            XCTAssertLessThanOrEqual(ErrorMetrics.compare(sparse.o.data, widened.o.data.map(Double.init)).maxAbs, 1e-5, format.rawValue)
+        }
+    }
+
     /// Non-finite values in keys no query sees never reach the output (as with f32 K/V).
     func testPoisonedMaskedKeysStayOut() throws {
         let base = AttentionProblem(qHeads: 4, kvHeads: 2, qLen: 1, kvLen: 600, qkDim: 64, causal: true, window: 300)
@@ -168,7 +192,7 @@ final class KVFormatTests: XCTestCase {
         var problem = AttentionProblem(qHeads: 2, qLen: 1, kvLen: 64, qkDim: 64, causal: true)
         problem.kvFormat = .bf16
         let x = AttentionInputs(problem, seed: 1)
-        for name in ["sigmoid", "sparge", "kascade"] {
+        for name in ["sigmoid", "sparge", "hybrid"] {
             let kernel = try KernelRegistry.kernel(named: name)
             XCTAssertThrowsError(try kernel.runStored(problem, q: x.q, k: x.k, v: x.v)) { error in
                 XCTAssertTrue("\(error)".contains("reads K/V as f32"), "\(name): \(error)")
