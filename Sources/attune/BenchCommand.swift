@@ -38,7 +38,7 @@ struct BenchAttention: ParsableCommand {
     @Option(help: "Inputs: random (uniform in [-1, 1)) or structured (recency, sinks, heavy hitters; Docs/WORKLOADS.md).")
     var inputs: String = "random"
     @Flag(help: "Print one JSON object on the last line.") var json = false
-    @Option(help: "K/V stored as f32, bf16 or int8 (flash, unified_max); GB/s counts the bytes stored.") var kv: String = "f32"
+    @Option(help: "K/V stored as f32, bf16 or int8 (flash, unified_max, prefix_shared, kascade); GB/s counts the bytes stored.") var kv: String = "f32"
 
     func run() throws {
         let kernel = try KernelRegistry.kernel(named: self.kernel)
