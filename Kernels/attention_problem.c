@@ -63,11 +63,29 @@ int32_t attune_ok(attune_status *status) {
 }
 
 /* Byte range [first, last] touched by a rank-4 strided tensor, for overlap checks. */
-static void span(const float *base, int64_t n0, int64_t n1, int64_t n2, int64_t n3,
+static void span(const void *base, int64_t elem_bytes, int64_t n0, int64_t n1, int64_t n2, int64_t n3,
                  const attune_strides *s, const char **lo, const char **hi) {
     int64_t last = (n0 - 1) * s->batch + (n1 - 1) * s->head + (n2 - 1) * s->row + (n3 - 1);
     *lo = (const char *)base;
-    *hi = (const char *)(base + last) + sizeof(float) - 1;
+    *hi = (const char *)base + (last + 1) * elem_bytes - 1;
+}
+
+int64_t attune_kv_element_bytes(int32_t format) {
+    switch (format) {
+    case ATTUNE_KV_F32: return 4;
+    case ATTUNE_KV_BF16: return 2;
+    case ATTUNE_KV_INT8: return 1;
+    default: return 0;
+    }
+}
+
+const char *attune_kv_format_name(int32_t format) {
+    switch (format) {
+    case ATTUNE_KV_F32: return "f32";
+    case ATTUNE_KV_BF16: return "bf16";
+    case ATTUNE_KV_INT8: return "int8";
+    default: return "unknown";
+    }
 }
 
 static int overlaps(const char *a0, const char *a1, const char *b0, const char *b1) {
@@ -79,10 +97,50 @@ static int overlaps(const char *a0, const char *a1, const char *b0, const char *
  * mistyped dim (100000) from starting hours of work. hybrid's store has the same bound. */
 #define HEAD_DIM_LIMIT 4096
 
-int32_t attune_attention_validate(const attune_attention_problem *p,
-                                  const attune_attention_tensors *t,
+/* The K/V format of `p`: known, read by the kernel, with int8 scales that can be addressed. */
+static int32_t validate_format(const attune_attention_problem *p, const attune_attention_tensors *t,
+                               uint32_t formats, const char *kernel, attune_status *status) {
+    const attune_kv_storage *kv = &p->kv;
+    if (attune_kv_element_bytes(kv->format) == 0)
+        return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT,
+                           "kv format %d is not one of 0 (f32), 1 (bf16), 2 (int8)", kv->format);
+    if (!(formats >> kv->format & 1u)) {
+        if (kernel)
+            return attune_fail(status, ATTUNE_ERR_UNSUPPORTED, "%s does not read K/V stored as %s",
+                               kernel, attune_kv_format_name(kv->format));
+        return attune_fail(status, ATTUNE_ERR_UNSUPPORTED,
+                           "K/V stored as %s: this kernel reads f32 K/V only", attune_kv_format_name(kv->format));
+    }
+    if (kv->format != ATTUNE_KV_INT8) return ATTUNE_OK;
+    const attune_strides *ss[2] = {&kv->k_scale_stride, &kv->v_scale_stride};
+    for (int i = 0; i < 2; i++)
+        if (ss[i]->batch < 0 || ss[i]->head < 0 || ss[i]->row < 0)
+            return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "int8 %s scale strides must be non-negative",
+                               i ? "v" : "k");
+    if (t && p->kv_len > 0 && (!kv->k_scale || !kv->v_scale))
+        return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "int8 K/V needs k_scale and v_scale");
+    return ATTUNE_OK;
+}
+
+static int32_t validate(const attune_attention_problem *p, const attune_attention_tensors *t,
+                        uint32_t formats, const char *kernel, attune_status *status);
+
+int32_t attune_attention_validate(const attune_attention_problem *p, const attune_attention_tensors *t,
                                   attune_status *status) {
+    return validate(p, t, 1u << ATTUNE_KV_F32, NULL, status);
+}
+
+int32_t attune_attention_validate_kv(const attune_attention_problem *p, const attune_attention_tensors *t,
+                                     uint32_t formats, const char *kernel, attune_status *status) {
+    return validate(p, t, formats, kernel, status);
+}
+
+static int32_t validate(const attune_attention_problem *p, const attune_attention_tensors *t,
+                        uint32_t formats, const char *kernel, attune_status *status) {
     if (!p) return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "problem is NULL");
+    int32_t rc = validate_format(p, t, formats, kernel, status);
+    if (rc != ATTUNE_OK) return rc;
+    const int64_t kv_bytes = attune_kv_element_bytes(p->kv.format);
     const struct { const char *name; int64_t value; int64_t min; } dims[] = {
         {"batch", p->batch, 1}, {"q_heads", p->q_heads, 1}, {"kv_heads", p->kv_heads, 1},
         {"q_len", p->q_len, 1}, {"kv_len", p->kv_len, 0}, {"qk_dim", p->qk_dim, 1},
@@ -129,15 +187,15 @@ int32_t attune_attention_validate(const attune_attention_problem *p,
 
     /* Outputs must not overlap inputs: kernels read Q/K/V after writing O. */
     const char *o0, *o1, *x0, *x1;
-    span(t->o, p->batch, p->q_heads, p->q_len, p->v_dim, &p->o_stride, &o0, &o1);
-    span(t->q, p->batch, p->q_heads, p->q_len, p->qk_dim, &p->q_stride, &x0, &x1);
+    span(t->o, 4, p->batch, p->q_heads, p->q_len, p->v_dim, &p->o_stride, &o0, &o1);
+    span(t->q, 4, p->batch, p->q_heads, p->q_len, p->qk_dim, &p->q_stride, &x0, &x1);
     if (overlaps(o0, o1, x0, x1))
         return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "output o overlaps input q");
     if (p->kv_len > 0) {
-        span(t->k, p->batch, p->kv_heads, p->kv_len, p->qk_dim, &p->k_stride, &x0, &x1);
+        span(t->k, kv_bytes, p->batch, p->kv_heads, p->kv_len, p->qk_dim, &p->k_stride, &x0, &x1);
         if (overlaps(o0, o1, x0, x1))
             return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "output o overlaps input k");
-        span(t->v, p->batch, p->kv_heads, p->kv_len, p->v_dim, &p->v_stride, &x0, &x1);
+        span(t->v, kv_bytes, p->batch, p->kv_heads, p->kv_len, p->v_dim, &p->v_stride, &x0, &x1);
         if (overlaps(o0, o1, x0, x1))
             return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "output o overlaps input v");
     }

@@ -7,6 +7,7 @@
 #define ATTUNE_ATTENTION_TILES_H
 
 #include "simd.h"
+#include "kv_format.h"
 
 #include <stdint.h>
 
@@ -20,7 +21,13 @@ enum { PREFETCH_KEYS_AHEAD = 16 };
 
 /* prefetcht1: to L2. Zen 4 honours the hint; L1 prefetch measured 30-50 % slower in
  * decode (it holds the miss buffers the demand loads need; see flash.c). */
-static inline void prefetch_l2(const float *p) { __builtin_prefetch(p, 0, 2); }
+static inline void prefetch_l2(const void *p) { __builtin_prefetch(p, 0, 2); }
+
+/* Whether elements [i, i + 16) of format FMT start a cache line (assuming the row
+ * does): narrower formats prefetch once per 64 bytes, not once per vector. */
+ATTUNE_INLINE int kv_line_start(int64_t i, const int FMT) {
+    return FMT == KV_F32 || (i * (FMT == KV_BF16 ? 2 : 1)) % 64 == 0;
+}
 
 static inline int largest_divisor_at_most(int64_t n, int64_t cap) {
     for (int64_t d = cap < n ? cap : n; d > 1; d--)
@@ -57,17 +64,19 @@ ATTUNE_INLINE void qk_wide_block(const float *k, int64_t ks, const float *qt, in
 /* S^T for R rows x KK keys (R * KK == 16): dot products along the head dim,
  * all 16 folded at once by the transpose tree. The 16 scores land key-major
  * in one vector (lane kk*R + r), stored as st[kk*R + r]. With pk != NULL
- * the KK K rows at pk are prefetched along the way. */
-ATTUNE_INLINE void qk_narrow_block(const float *q, const float *k, int64_t ks, int dqk, float *st,
-                                   const float *pk, const int R, const int KK) {
+ * the KK K rows at pk are prefetched along the way. K elements are of format
+ * FMT (ks counts them), widened in registers; int8 gives q . k_int, the
+ * caller applies the key's scale. */
+ATTUNE_INLINE void qk_narrow_block_fmt(const float *q, const void *k, int64_t ks, int dqk, float *st,
+                                       const void *pk, const int R, const int KK, const int FMT) {
     vf acc[16];
     for (int i = 0; i < 16; i++) acc[i] = vf_zero();
     for (int d0 = 0; d0 < dqk; d0 += VL) {
-        if (pk)
-            for (int kk = 0; kk < KK; kk++) prefetch_l2(pk + kk * ks + d0);
+        if (pk && kv_line_start(d0, FMT))
+            for (int kk = 0; kk < KK; kk++) prefetch_l2(kv_at(pk, kk * ks + d0, FMT));
         vmask m = vm_first(dqk - d0);
         vf kv[16];
-        for (int kk = 0; kk < KK; kk++) kv[kk] = vf_load_n(k + kk * ks + d0, m);
+        for (int kk = 0; kk < KK; kk++) kv[kk] = kv_load_n(kv_at(k, kk * ks + d0, FMT), m, FMT);
         for (int r = 0; r < R; r++) {
             vf qv = vf_load_n(q + (int64_t)r * dqk + d0, m);
             for (int kk = 0; kk < KK; kk++) acc[kk * R + r] = vf_fma(qv, kv[kk], acc[kk * R + r]);
@@ -76,16 +85,25 @@ ATTUNE_INLINE void qk_narrow_block(const float *q, const float *k, int64_t ks, i
     vf_store(st, vf_transpose_sum16(acc));
 }
 
-/* One key for rows [0, rows): the tail of a tile. */
-static inline void qk_narrow_key(const float *qr, int rows, const float *k, int dqk, float *st) {
+ATTUNE_INLINE void qk_narrow_block(const float *q, const float *k, int64_t ks, int dqk, float *st,
+                                   const float *pk, const int R, const int KK) {
+    qk_narrow_block_fmt(q, k, ks, dqk, st, pk, R, KK, KV_F32);
+}
+
+/* One key for rows [0, rows): the tail of a tile (K of format FMT, as above). */
+ATTUNE_INLINE void qk_narrow_key_fmt(const float *qr, int rows, const void *k, int dqk, float *st, const int FMT) {
     for (int r = 0; r < rows; r++) {
         vf acc = vf_zero();
         for (int d0 = 0; d0 < dqk; d0 += VL) {
             vmask m = vm_first(dqk - d0);
-            acc = vf_fma(vf_load_n(qr + (int64_t)r * dqk + d0, m), vf_load_n(k + d0, m), acc);
+            acc = vf_fma(vf_load_n(qr + (int64_t)r * dqk + d0, m), kv_load_n(kv_at(k, d0, FMT), m, FMT), acc);
         }
         st[r] = vf_hsum(acc);
     }
+}
+
+static inline void qk_narrow_key(const float *qr, int rows, const float *k, int dqk, float *st) {
+    qk_narrow_key_fmt(qr, rows, k, dqk, st, KV_F32);
 }
 
 /* ----------------------------------------------------------- softmax */
@@ -146,6 +164,12 @@ typedef struct {
     const int32_t *lo, *hi;
     int dv;
     int64_t vs, kv_len;
+    /* V of another format (attune_kv_format; 0 = fp32, what zero-initialised targets
+     * get): only in translation units that define ATTUNE_TILES_KV before including
+     * this header. int8: vscale[j * vscale_stride] is key j's scale (from vbase's key 0). */
+    int fmt;
+    const float *vscale;
+    int64_t vscale_stride;
 } pv_target;
 
 /* RR rows x CV vectors of P.V over keys [jb, je); `tail` masks the last vector's lanes
@@ -154,23 +178,29 @@ typedef struct {
  * prefetched; a compile-time switch because even a never-taken test in this loop cost
  * prefill 13%. */
 ATTUNE_INLINE void pv_block(float *acc, int dvp, const float *alpha, int blocked,
-                            const float *pt, int ps, const float *v, int64_t vs,
+                            const float *pt, int ps, const void *v, int64_t vs, const float *vsc, int64_t vss,
                             int jb, int je, int pf_end, vmask tail, const int RR, const int CV,
-                            const int PF) {
+                            const int PF, const int FMT) {
     vf o[6][4];
     for (int r = 0; r < RR; r++) {
         const vf a = vf_set1(alpha ? alpha[r] : 1.0f);
         for (int c = 0; c < CV; c++) o[r][c] = blocked ? vf_zero() : vf_mul(vf_load(acc + (int64_t)r * dvp + c * VL), a);
     }
     for (int jj = jb; jj < je; jj++) {
-        const float *vr = v + (int64_t)jj * vs;
+        const void *vr = kv_at(v, (int64_t)jj * vs, FMT);
         if (PF && jj < pf_end)
-            for (int c = 0; c < CV; c++) prefetch_l2(vr + PREFETCH_KEYS_AHEAD * vs + c * VL);
+            for (int c = 0; c < CV; c++)
+                if (kv_line_start(c * VL, FMT)) prefetch_l2(kv_at(vr, PREFETCH_KEYS_AHEAD * vs + c * VL, FMT));
         vf vv[4];
-        for (int c = 0; c < CV; c++) vv[c] = c == CV - 1 ? vf_load_n(vr + c * VL, tail) : vf_load(vr + c * VL);
+        for (int c = 0; c < CV; c++)
+            vv[c] = FMT != KV_F32       ? kv_load_n(kv_at(vr, c * VL, FMT), c == CV - 1 ? tail : vm_first(VL), FMT)
+                    : c == CV - 1 ? vf_load_n((const float *)vr + c * VL, tail)
+                                  : vf_load((const float *)vr + c * VL);
         const float *pr = pt + (int64_t)jj * ps;
+        /* int8: the key's scale joins the probability, one multiply per row and key. */
+        const float sv = FMT == KV_INT8 ? vsc[(int64_t)jj * vss] : 1.0f;
         for (int r = 0; r < RR; r++) {
-            vf pb = vf_set1(pr[r]);
+            vf pb = vf_set1(FMT == KV_INT8 ? pr[r] * sv : pr[r]);
             for (int c = 0; c < CV; c++) o[r][c] = vf_fma(pb, vv[c], o[r][c]);
         }
     }
@@ -181,27 +211,42 @@ ATTUNE_INLINE void pv_block(float *acc, int dvp, const float *alpha, int blocked
         }
 }
 
-#define PV_CV(RR, PF)                                                                              \
-    switch (cv) {                                                                                  \
-    case 4: pv_block(ap, dvp, al, blocked, pt, ps, vp, vs, jb, je, pf_end, tail, RR, 4, PF); break;  \
-    case 3: pv_block(ap, dvp, al, blocked, pt, ps, vp, vs, jb, je, pf_end, tail, RR, 3, PF); break;  \
-    case 2: pv_block(ap, dvp, al, blocked, pt, ps, vp, vs, jb, je, pf_end, tail, RR, 2, PF); break;  \
-    default: pv_block(ap, dvp, al, blocked, pt, ps, vp, vs, jb, je, pf_end, tail, RR, 1, PF); break; \
+#define PV_CVF(RR, PF, FMT)                                                                                 \
+    switch (cv) {                                                                                           \
+    case 4: pv_block(ap, dvp, al, blocked, pt, ps, vp, vs, vsc, vss, jb, je, pf_end, tail, RR, 4, PF, FMT); break;  \
+    case 3: pv_block(ap, dvp, al, blocked, pt, ps, vp, vs, vsc, vss, jb, je, pf_end, tail, RR, 3, PF, FMT); break;  \
+    case 2: pv_block(ap, dvp, al, blocked, pt, ps, vp, vs, vsc, vss, jb, je, pf_end, tail, RR, 2, PF, FMT); break;  \
+    default: pv_block(ap, dvp, al, blocked, pt, ps, vp, vs, vsc, vss, jb, je, pf_end, tail, RR, 1, PF, FMT); break; \
+    }
+#define PV_CV(RR, PF) PV_CVF(RR, PF, KV_F32)
+
+/* Narrow-format V (rows <= 4, the decode path's blocks): the prefetching instance serves
+ * every call, pf_end = 0 turning its prefetch off. */
+#define PV_RR_FMT(FMT)                       \
+    switch (rr) {                            \
+    case 4: PV_CVF(4, 1, FMT) break;         \
+    case 3: PV_CVF(3, 1, FMT) break;         \
+    case 2: PV_CVF(2, 1, FMT) break;         \
+    default: PV_CVF(1, 1, FMT) break;        \
     }
 
 /* Rows [r0, r0+rr) over keys [jb, je) of the tile, all v_dim columns; P[r0 + i][jj] is
  * pt[jj * ps + i]; `apply`: rescale by alpha (once per row and tile). */
-static inline void pv_accumulate_rows(const pv_target *t, const float *vtile, const float *pt, int ps,
+static inline void pv_accumulate_rows(const pv_target *t, const void *vtile, const float *vsc, const float *pt, int ps,
                            int r0, int rr, int jb, int je, int apply, int pf_end) {
     const int dvp = t->dvp, dv = t->dv, blocked = t->blocked;
-    const int64_t vs = t->vs;
+    const int64_t vs = t->vs, vss = t->vscale_stride;
     const float *al = apply && t->alpha ? t->alpha + r0 : NULL;
     for (int d0 = 0; d0 < dv; d0 += 4 * VL) {
         int cols = dv - d0 < 4 * VL ? dv - d0 : 4 * VL;
         int cv = (cols + VL - 1) / VL;
         vmask tail = vm_first(cols - (cv - 1) * VL);
         float *ap = t->acc + (int64_t)r0 * dvp + d0;
-        const float *vp = vtile + d0;
+        const void *vp = kv_at_rt(vtile, d0, t->fmt);
+#ifdef ATTUNE_TILES_KV
+        if (t->fmt == KV_BF16) { PV_RR_FMT(KV_BF16) continue; }
+        if (t->fmt == KV_INT8) { PV_RR_FMT(KV_INT8) continue; }
+#endif
         if (pf_end > jb) { /* decode: rr <= 4 */
             switch (rr) {
             case 4: PV_CV(4, 1) break;
@@ -228,15 +273,16 @@ static inline void pv_accumulate_rows(const pv_target *t, const float *vtile, co
  * a V row it cannot see (NaN/Inf in masked V stay out); rows that see nothing are
  * skipped. With prefetch (decode), V rows are requested ahead. */
 static inline void pv_accumulate_tile(const pv_target *t, const float *pt, int ps, int rb, int re,
-                           const float *vbase, int64_t j0, int n, int full, int prefetch) {
+                           const void *vbase, int64_t j0, int n, int full, int prefetch) {
     int64_t pf_keys = t->kv_len - PREFETCH_KEYS_AHEAD - j0;
     int pf_end = !prefetch || pf_keys < 0 ? 0 : pf_keys < n ? (int)pf_keys : n;
-    const float *vtile = vbase + j0 * t->vs;
+    const void *vtile = kv_at_rt(vbase, j0 * t->vs, t->fmt);
+    const float *vsc = t->vscale ? t->vscale + j0 * t->vscale_stride : NULL;
     for (int r0 = rb; r0 < re; r0 += 6) {
         int rr = re - r0 < 6 ? re - r0 : 6;
         const float *p0 = pt + (r0 - rb);
         if (full) {
-            pv_accumulate_rows(t, vtile, p0, ps, r0, rr, 0, n, 1, pf_end);
+            pv_accumulate_rows(t, vtile, vsc, p0, ps, r0, rr, 0, n, 1, pf_end);
             continue;
         }
         int64_t a = j0, b = j0 + n;
@@ -246,13 +292,13 @@ static inline void pv_accumulate_tile(const pv_target *t, const float *pt, int p
             if (t->hi[r] < b) b = t->hi[r];
         }
         if (b < a) b = a;
-        pv_accumulate_rows(t, vtile, p0, ps, r0, rr, (int)(a - j0), (int)(b - j0), 1, 0);
+        pv_accumulate_rows(t, vtile, vsc, p0, ps, r0, rr, (int)(a - j0), (int)(b - j0), 1, 0);
         for (int r = r0; r < r0 + rr; r++) {
             if (t->lo[r] >= t->hi[r]) continue;
             const float *pr = pt + (r - rb);
             int64_t lo = t->lo[r] > j0 ? t->lo[r] : j0, hi = t->hi[r] < j0 + n ? t->hi[r] : j0 + n;
-            if (lo < a) pv_accumulate_rows(t, vtile, pr, ps, r, 1, (int)(lo - j0), (int)((hi < a ? hi : a) - j0), 0, 0);
-            if (hi > b) pv_accumulate_rows(t, vtile, pr, ps, r, 1, (int)((lo > b ? lo : b) - j0), (int)(hi - j0), 0, 0);
+            if (lo < a) pv_accumulate_rows(t, vtile, vsc, pr, ps, r, 1, (int)(lo - j0), (int)((hi < a ? hi : a) - j0), 0, 0);
+            if (hi > b) pv_accumulate_rows(t, vtile, vsc, pr, ps, r, 1, (int)((lo > b ? lo : b) - j0), (int)(hi - j0), 0, 0);
         }
     }
 }

@@ -31,6 +31,12 @@
  * 16-row column with only R live lanes. It prefetches K and V a few keys
  * ahead of use (see PREFETCH_KEYS_AHEAD): decode is a DRAM stream.
  *
+ * K/V stored as bf16 or int8 (p->kv, attune_kv_format): narrow tiles widen
+ * them in registers (kv_tiles.c), wide and sgemm tiles first dequantise the
+ * tile's block_kv rows into per-thread fp32 buffers (`pack`) and then run
+ * the fp32 tile code over them, addressed through a copy of the problem
+ * whose K/V row strides are the packed ones.
+ *
  * Split-KV: when there are too few work items to occupy the threads, the
  * visible key range of each tile is cut into `kv_splits` chunks whose
  * normalised partials are combined by attune_lse_merge_rows. The split count
@@ -42,6 +48,7 @@
 #include "simd.h"
 #include "attention_tiles.h"
 #include "flash_internal.h"
+#include "kv_tiles.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -154,6 +161,18 @@ static void narrow_tile(const plan *pl, const scratch *sc, const float *kbase, c
     }
 }
 
+/* Narrow tile over bf16/int8 K/V: as narrow_tile, the widening done in registers. */
+static void narrow_tile_kv(const plan *pl, const scratch *sc, const kv_head *kh, int64_t j0, int n, int full) {
+    const int R = pl->rows == 1 ? 1 : pl->rows == 2 ? 2 : 4;
+    const pv_target target = {sc->acc, pl->dvp, sc->alpha, 0, sc->lo, sc->hi, (int)pl->p->v_dim, 0, 0, 0, NULL, 0};
+    for (int r0 = 0; r0 < pl->rows; r0 += R) {
+        attune_kv_scores_narrow(kh, sc->qr + (int64_t)r0 * pl->p->qk_dim, R, j0, n, r0 == 0, -INFINITY, sc->st);
+        softmax_packed(sc, r0, R, j0, n, full);
+        int re = r0 + R < pl->rows ? r0 + R : pl->rows;
+        attune_kv_pv_tile(kh, &target, sc->st, R, r0, re, j0, n, full, r0 == 0);
+    }
+}
+
 /* ----------------------------------------------------------- work items */
 
 typedef struct {
@@ -180,7 +199,10 @@ static void row_coords(const plan *pl, const item *x, int r, int64_t *head, int6
     *pos = x->qt * pl->npos + r % pl->npos;
 }
 
-static void run_item(const plan *pl, const scratch *sc, int64_t it) {
+/* `packed`: pl with the problem's K/V as dequantised tiles (rows of qk_dim and v_dim
+ * floats), for the wide and sgemm paths over bf16/int8 K/V; `pack` its per-thread
+ * buffers: block_kv rows of K, then block_kv rows of V. */
+static void run_item(const plan *pl, const plan *packed, float *pack, const scratch *sc, int64_t it) {
     const attune_attention_problem *p = pl->p;
     const attune_attention_tensors *t = pl->t;
     const item x = decode_item(pl, it);
@@ -231,19 +253,36 @@ static void run_item(const plan *pl, const scratch *sc, int64_t it) {
             if (!pl->wide || pl->use_blas)
                 for (int d = 0; d < dqk; d++) sc->qr[(int64_t)r * dqk + d] = src ? src[d] * qscale : 0.0f;
         }
-        const float *kbase = t->k + x.b * p->k_stride.batch + x.g * p->k_stride.head;
-        const float *vbase = t->v + x.b * p->v_stride.batch + x.g * p->v_stride.head;
+        const int quantised = p->kv.format != ATTUNE_KV_F32;
+        kv_head kh;
+        if (quantised) attune_kv_head(p, t, x.b, x.g, &kh);
+        const float *kbase = quantised ? NULL : t->k + x.b * p->k_stride.batch + x.g * p->k_stride.head;
+        const float *vbase = quantised ? NULL : t->v + x.b * p->v_stride.batch + x.g * p->v_stride.head;
         for (int64_t j0 = c0; j0 < c1; j0 += pl->bk) {
             int n = (int)(c1 - j0 < pl->bk ? c1 - j0 : pl->bk);
             int full = flo <= j0 && j0 + n <= fhi;
+            if (quantised && !pl->wide && !(full && pl->use_blas)) {
+                narrow_tile_kv(pl, sc, &kh, j0, n, full);
+                continue;
+            }
+            const plan *tp = pl;
+            if (quantised) {
+                /* K at key j0 is pack row 0 (so the K tile's j0 is 0 below), V's base shifted. */
+                float *vpack = pack + (int64_t)pl->bk * dqk;
+                attune_kv_unpack(&kh, 0, j0, n, pack);
+                attune_kv_unpack(&kh, 1, j0, n, vpack);
+                tp = packed;
+                kbase = kv_tile_base(pack, j0, dqk);
+                vbase = kv_tile_base(vpack, j0, p->v_dim);
+            }
             if (full && pl->use_blas) {
-                scores_blas(pl, sc, kbase, j0, n);
-                flash_softmax_tile(pl, sc, j0, n, full, 0.0f, NULL, NULL, 0);
-                pv_blas(pl, sc, vbase, j0, n);
+                scores_blas(tp, sc, kbase, j0, n);
+                flash_softmax_tile(tp, sc, j0, n, full, 0.0f, NULL, NULL, 0);
+                pv_blas(tp, sc, vbase, j0, n);
             } else if (pl->wide) {
-                attune_flash_scores_wide(pl, sc, kbase, j0, n);
-                flash_softmax_tile(pl, sc, j0, n, full, 0.0f, NULL, NULL, 0);
-                attune_flash_pv_tile(pl, sc, sc->st, pl->rp, 0, pl->rows, vbase, j0, n, full, 0);
+                attune_flash_scores_wide(tp, sc, kbase, j0, n);
+                flash_softmax_tile(tp, sc, j0, n, full, 0.0f, NULL, NULL, 0);
+                attune_flash_pv_tile(tp, sc, sc->st, pl->rp, 0, pl->rows, vbase, j0, n, full, 0);
             } else {
                 narrow_tile(pl, sc, kbase, vbase, j0, n, full);
             }
@@ -329,7 +368,7 @@ static int scratch_alloc(const plan *pl, scratch *sc) {
 
 int32_t attune_flash_attention(const attune_attention_problem *p, const attune_attention_tensors *t,
                                const attune_flash_params *params, attune_status *status) {
-    int32_t rc = attune_attention_validate(p, t, status);
+    int32_t rc = attune_attention_validate_kv(p, t, ATTUNE_KV_ALL_FORMATS, "flash", status);
     if (rc != ATTUNE_OK) return rc;
     if (params && (params->block_q < 0 || params->block_kv < 0 || params->kv_splits < 0 || params->threads < 0))
         return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "flash parameters must be non-negative");
@@ -360,6 +399,15 @@ int32_t attune_flash_attention(const attune_attention_problem *p, const attune_a
     pl.hgroups = pl.group / pl.hpt;
     pl.base_items = p->batch * p->kv_heads * pl.hgroups * pl.qtiles;
 
+    /* bf16/int8 K/V on the wide or sgemm path: the fp32 tile code reads packed tiles. */
+    attune_attention_problem packed_problem = *p;
+    packed_problem.k_stride.row = p->qk_dim;
+    packed_problem.v_stride.row = p->v_dim;
+    packed_problem.kv.format = ATTUNE_KV_F32;
+    plan packed = pl;
+    packed.p = &packed_problem;
+    const int packs = p->kv.format != ATTUNE_KV_F32 && (pl.wide || pl.use_blas);
+
     if (pl.splits > 1) {
         size_t slots = (size_t)pl.base_items * (size_t)pl.splits;
         pl.part_o = attune_scratch_alloc(sizeof(float) * slots * (size_t)pl.rows * (size_t)pl.dvp);
@@ -387,7 +435,10 @@ int32_t attune_flash_attention(const attune_attention_problem *p, const attune_a
 #endif
     {
         scratch sc;
-        if (!scratch_alloc(&pl, &sc)) {
+        float *pack = packs ? attune_scratch_alloc(sizeof(float) * (size_t)pl.bk * (size_t)(p->qk_dim + p->v_dim)) : NULL;
+        const int have_scratch = scratch_alloc(&pl, &sc);
+        if (!have_scratch || (packs && !pack)) {
+            if (have_scratch) scratch_free(&sc);
             failed = 1;
         } else {
             /* Dynamic schedule by hand: clang's `schedule(dynamic)` emits
@@ -395,10 +446,11 @@ int32_t attune_flash_attention(const attune_attention_problem *p, const attune_a
             for (;;) {
                 int64_t it = __atomic_fetch_add(&next_item, 1, __ATOMIC_RELAXED);
                 if (it >= n_items) break;
-                run_item(&pl, &sc, it);
+                run_item(&pl, &packed, pack, &sc, it);
             }
             scratch_free(&sc);
         }
+        attune_scratch_free(pack);
     }
     if (!failed && pl.splits > 1) {
 #ifdef _OPENMP

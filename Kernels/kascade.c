@@ -28,6 +28,8 @@
 #include "attune_attention.h"
 #include "attention_internal.h"
 #include "simd.h"
+#include "kv_format.h"
+#include "kv_tiles.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -77,7 +79,7 @@ void attune_kascade_capacity(const attune_attention_problem *p, const attune_kas
 
 static int32_t check(const attune_attention_problem *p, const attune_attention_tensors *t,
                      const attune_kascade_params *k, const attune_kascade_indices *sel, attune_status *status) {
-    int32_t rc = attune_attention_validate(p, t, status);
+    int32_t rc = attune_attention_validate_kv(p, t, ATTUNE_KV_ALL_FORMATS, "kascade", status);
     if (rc != ATTUNE_OK) return rc;
     if (!(k->fraction > 0 && k->fraction <= 1))
         return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "kascade: fraction must be in (0, 1], got %g", k->fraction);
@@ -124,6 +126,7 @@ typedef struct {
     int32_t *order; /* [history] anchors */
     float *kept;    /* anchors: the history's scores between the two passes, if they fit */
     int64_t kept_floats;
+    float *kpack, *vpack; /* bf16/int8 K/V: [KB][dqk], [KB][dv], the block's rows widened */
 } scratch;
 
 static int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
@@ -300,13 +303,22 @@ typedef struct {
     float *lse;         /* row r at lse[r] */
 } item_out;
 
+/* Row j of a head's K (v = 0) or V (v = 1) for slot kk of a block: in place for fp32;
+ * bf16/int8 rows are widened into the thread's pack as the block gathers them (kascade's
+ * keys are scattered, so there is no contiguous tile to widen in registers). */
+static const float *kv_row(scratch *sc, const kv_head *h, int v, int64_t j, int kk) {
+    if (h->fmt == ATTUNE_KV_F32) return (const float *)kv_at_rt(v ? h->v : h->k, j * (v ? h->vs : h->ks), ATTUNE_KV_F32);
+    float *dst = v ? sc->vpack + (int64_t)kk * h->dv : sc->kpack + (int64_t)kk * h->dk;
+    attune_kv_unpack(h, v, j, 1, dst);
+    return dst;
+}
+
 static void attend(const plan *pl, scratch *sc, int64_t b, int64_t g, int64_t i0, int64_t n_rows,
                    const int32_t *list, int64_t n, int own, int64_t tile_start, int64_t tile_end, item_out out) {
     const attune_attention_problem *p = pl->p;
     const int64_t rows = pl->G * n_rows, rp = round16(rows), dv = p->v_dim;
-    const int64_t ks = p->k_stride.row, vs = p->v_stride.row;
-    const float *kb = pl->t->k + b * p->k_stride.batch + g * p->k_stride.head;
-    const float *vb = pl->t->v + b * p->v_stride.batch + g * p->v_stride.head;
+    kv_head h;
+    attune_kv_head(p, pl->t, b, g, &h);
     pack_queries(pl, sc, b, g, i0, n_rows, rp);
     for (int64_t r = 0; r < rp; r++) { sc->m[r] = -INFINITY; sc->l[r] = 0; }
     memset(sc->acc, 0, sizeof(float) * (size_t)(rows * dv));
@@ -314,14 +326,14 @@ static void attend(const plan *pl, scratch *sc, int64_t b, int64_t g, int64_t i0
     for (int64_t j0 = 0; j0 < n; j0 += KB) {
         const int nk = (int)(n - j0 < KB ? n - j0 : KB);
         for (int kk = 0; kk < nk; kk++) {
-            keys[kk] = kb + (int64_t)list[j0 + kk] * ks;
-            vals[kk] = vb + (int64_t)list[j0 + kk] * vs;
+            keys[kk] = kv_row(sc, &h, 0, list[j0 + kk], kk);
+            vals[kk] = kv_row(sc, &h, 1, list[j0 + kk], kk);
         }
         if (j0 + KB < n)   /* the next block's rows are scattered: ask for them early */
             for (int kk = 0; kk < KB && j0 + KB + kk < n; kk++) {
                 const int64_t j = list[j0 + KB + kk];
-                for (int64_t d = 0; d < p->qk_dim; d += VL) __builtin_prefetch(kb + j * ks + d, 0, 2);
-                for (int64_t d = 0; d < dv; d += VL) __builtin_prefetch(vb + j * vs + d, 0, 2);
+                for (int64_t d = 0; d < p->qk_dim; d += VL) __builtin_prefetch(kv_at_rt(h.k, j * h.ks + d, h.fmt), 0, 2);
+                for (int64_t d = 0; d < dv; d += VL) __builtin_prefetch(kv_at_rt(h.v, j * h.vs + d, h.fmt), 0, 2);
             }
         score_keys(pl, sc, keys, nk, rows, rp, sc->s);
         for (int kk = 0; kk < nk; kk++)   /* padding rows never count */
@@ -332,8 +344,8 @@ static void attend(const plan *pl, scratch *sc, int64_t b, int64_t g, int64_t i0
         for (int64_t j0 = tile_start; j0 < tile_end; j0 += KB) {
             const int nk = (int)(tile_end - j0 < KB ? tile_end - j0 : KB);
             for (int kk = 0; kk < nk; kk++) {
-                keys[kk] = kb + (j0 + kk) * ks;
-                vals[kk] = vb + (j0 + kk) * vs;
+                keys[kk] = kv_row(sc, &h, 0, j0 + kk, kk);
+                vals[kk] = kv_row(sc, &h, 1, j0 + kk, kk);
             }
             score_keys(pl, sc, keys, nk, rows, rp, sc->s);
             for (int kk = 0; kk < nk; kk++)
@@ -393,10 +405,10 @@ static int by_position(const void *a, const void *b) {
 
 /* Scores of the item's rows against keys [j0, j0 + n) into out[kk][rp]; own-tile keys
  * (at or after `tile_start`) masked per row by position, padding rows -inf. */
-static void score_range(const plan *pl, scratch *sc, const float *kb, int64_t j0, int nk, int64_t i0, int64_t n_rows,
+static void score_range(const plan *pl, scratch *sc, const kv_head *h, int64_t j0, int nk, int64_t i0, int64_t n_rows,
                         int64_t rows, int64_t rp, int64_t tile_start, float *out) {
     const float *keys[KB];
-    for (int kk = 0; kk < nk; kk++) keys[kk] = kb + (j0 + kk) * pl->p->k_stride.row;
+    for (int kk = 0; kk < nk; kk++) keys[kk] = kv_row(sc, h, 0, j0 + kk, kk);
     score_keys(pl, sc, keys, nk, rows, rp, out);
     for (int kk = 0; kk < nk; kk++)
         for (int64_t r = 0; r < rp; r++) {
@@ -418,7 +430,8 @@ static void choose(const plan *pl, scratch *sc, int64_t b, int64_t g, int64_t i0
     const attune_attention_problem *p = pl->p;
     const int64_t rows = pl->G * n_rows, rp = round16(rows);
     const int64_t tile_end = history + pl->k.tile < p->kv_len ? history + pl->k.tile : p->kv_len;
-    const float *kb = pl->t->k + b * p->k_stride.batch + g * p->k_stride.head;
+    kv_head h;
+    attune_kv_head(p, pl->t, b, g, &h);
     float *kept = history * rp <= sc->kept_floats ? sc->kept : NULL;
     pack_queries(pl, sc, b, g, i0, n_rows, rp);
 
@@ -427,7 +440,7 @@ static void choose(const plan *pl, scratch *sc, int64_t b, int64_t g, int64_t i0
     for (int64_t j0 = 0; j0 < tile_end; j0 += KB) {
         const int nk = (int)(tile_end - j0 < KB ? tile_end - j0 : KB);
         float *s = kept && j0 + nk <= history ? kept + j0 * rp : sc->s;
-        score_range(pl, sc, kb, j0, nk, i0, n_rows, rows, rp, history, s);
+        score_range(pl, sc, &h, j0, nk, i0, n_rows, rows, rp, history, s);
         for (int64_t c0 = 0; c0 < rp; c0 += VL) {
             vf mb = vf_set1(-INFINITY);
             for (int kk = 0; kk < nk; kk++) mb = vf_max(mb, vf_load(s + kk * rp + c0));
@@ -446,7 +459,7 @@ static void choose(const plan *pl, scratch *sc, int64_t b, int64_t g, int64_t i0
     for (int64_t j0 = 0; j0 < history; j0 += KB) {
         const int nk = (int)(history - j0 < KB ? history - j0 : KB);
         const float *s = kept ? kept + j0 * rp : sc->s;
-        if (!kept) score_range(pl, sc, kb, j0, nk, i0, n_rows, rows, rp, history, sc->s);
+        if (!kept) score_range(pl, sc, &h, j0, nk, i0, n_rows, rows, rp, history, sc->s);
         for (int kk = 0; kk < nk; kk++) {
             /* Padding rows are -inf and their LSE +inf: e^(-inf) = 0, never NaN. */
             vf sum = vf_zero();
@@ -478,6 +491,8 @@ static void scratch_free(scratch *sc) {
     attune_scratch_free(sc->mass);
     attune_scratch_free(sc->order);
     attune_scratch_free(sc->kept);
+    attune_scratch_free(sc->kpack);
+    attune_scratch_free(sc->vpack);
 }
 
 static int scratch_init(scratch *sc, const plan *pl, int64_t history_max) {
@@ -500,7 +515,13 @@ static int scratch_init(scratch *sc, const plan *pl, int64_t history_max) {
         sc->kept = attune_scratch_alloc(f * (size_t)want);
         sc->kept_floats = sc->kept ? want : 0;
     }
-    return sc->qt && sc->qn && sc->s && sc->m && sc->l && sc->acc && sc->lse2 && sc->mass && sc->order;
+    const int packs = pl->p->kv.format != ATTUNE_KV_F32;
+    if (packs) {
+        sc->kpack = attune_scratch_alloc(f * (size_t)(KB * pl->p->qk_dim));
+        sc->vpack = attune_scratch_alloc(f * (size_t)(KB * pl->p->v_dim));
+    }
+    return sc->qt && sc->qn && sc->s && sc->m && sc->l && sc->acc && sc->lse2 && sc->mass && sc->order &&
+           (!packs || (sc->kpack && sc->vpack));
 }
 
 /* Runs every item: anchors choose first, then all attend. */

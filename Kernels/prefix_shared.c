@@ -13,10 +13,12 @@
  * Only batch 0's prefix rows of K and V are read: the caller promises the other
  * batches hold the same values there. Requirements (else ATTUNE_ERR_UNSUPPORTED):
  * every query sees the whole prefix (q_offset >= P - 1 under a causal mask) and no
- * sliding window. Both passes run `flash` with the caller's tile parameters.
+ * sliding window. Both passes run `flash` with the caller's tile parameters, so K/V
+ * stored as bf16 or int8 (p->kv) are read as flash reads them.
  */
 #include "attune_attention.h"
 #include "attention_internal.h"
+#include "kv_format.h"
 
 #include <math.h>
 #include <string.h>
@@ -27,7 +29,7 @@
 
 int32_t attune_prefix_shared_attention(const attune_attention_problem *p, const attune_attention_tensors *t,
                                        const attune_prefix_shared_params *params, attune_status *status) {
-    int32_t rc = attune_attention_validate(p, t, status);
+    int32_t rc = attune_attention_validate_kv(p, t, ATTUNE_KV_ALL_FORMATS, "prefix_shared", status);
     if (rc != ATTUNE_OK) return rc;
     if (!params) return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "prefix_shared needs params with prefix_len");
     const int64_t P = params->prefix_len, B = p->batch, Lq = p->q_len, Hq = p->q_heads, Dv = p->v_dim;
@@ -81,7 +83,12 @@ int32_t attune_prefix_shared_attention(const attune_attention_problem *p, const 
     suf.o_stride = (attune_strides){Hq * Lq * Dv, Lq * Dv, Dv};
     suf.lse_stride_batch = Hq * Lq;
     suf.lse_stride_head = Lq;
-    attune_attention_tensors ts = {t->q, t->k + P * p->k_stride.row, t->v + P * p->v_stride.row, o2, l2};
+    attune_attention_tensors ts = {t->q, kv_at_rt(t->k, P * p->k_stride.row, p->kv.format),
+                                   kv_at_rt(t->v, P * p->v_stride.row, p->kv.format), o2, l2};
+    if (p->kv.format == ATTUNE_KV_INT8) {
+        suf.kv.k_scale += P * p->kv.k_scale_stride.row;
+        suf.kv.v_scale += P * p->kv.v_scale_stride.row;
+    }
     if (suf.kv_len > 0) {
         rc = attune_flash_attention(&suf, &ts, &params->flash, status);
         if (rc != ATTUNE_OK) goto done;
@@ -122,6 +129,9 @@ int32_t attune_prefix_batch_attention(const attune_attention_problem *base, cons
         return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "prefix batch: NULL argument");
     if (base->window > 0)
         return attune_fail(status, ATTUNE_ERR_UNSUPPORTED, "prefix-shared batches do not support a sliding window");
+    if (base->kv.format != ATTUNE_KV_F32)
+        return attune_fail(status, ATTUNE_ERR_UNSUPPORTED, "prefix-shared batches read f32 K/V only, not %s",
+                           attune_kv_format_name(base->kv.format));
     if (b->prefix_len < 0 || b->rows < 0 || b->groups < 0)
         return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "prefix batch: negative length");
     int64_t covered = 0;

@@ -73,7 +73,9 @@
  * split count depends on the problem only, and merges sum in a fixed order,
  * so results are bitwise identical for any thread count. Decode (< 16 rows
  * per tile) uses the packed narrow path with K/V prefetch; prefill the wide
- * micro-kernels. Threads take items from an atomic counter.
+ * micro-kernels. Threads take items from an atomic counter. K/V stored as
+ * bf16 or int8 (p->kv) are widened in registers on the narrow path and
+ * dequantised into packed fp32 tiles on the wide one, as in flash.c.
  *
  * Parameters (attune_unified_max_params): block_kv (keys per tile, 0 = 256),
  * kv_splits (0 = auto: enough items for 16-way parallelism, >= 512 keys per
@@ -90,6 +92,7 @@
 #include "attention_internal.h"
 #include "simd.h"
 #include "attention_tiles.h"
+#include "kv_tiles.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -307,6 +310,18 @@ static void narrow_tile(const plan *pl, const scratch *sc, const float *kbase, c
     }
 }
 
+/* The same over bf16/int8 K/V, widened in registers (kv_tiles.c). */
+static void narrow_tile_kv(const plan *pl, const scratch *sc, const kv_head *kh, int64_t j0, int n, int full) {
+    const int R = pl->rows == 1 ? 1 : pl->rows == 2 ? 2 : 4;
+    const pv_target target = {sc->acc, pl->dvp, NULL, 0, sc->lo, sc->hi, (int)pl->p->v_dim, 0, 0, 0, NULL, 0};
+    for (int r0 = 0; r0 < pl->rows; r0 += R) {
+        attune_kv_scores_narrow(kh, sc->qr + (int64_t)r0 * pl->p->qk_dim, R, j0, n, r0 == 0, MASKED, sc->st);
+        softmax_packed(sc, r0, R, j0, n, full);
+        int re = r0 + R < pl->rows ? r0 + R : pl->rows;
+        attune_kv_pv_tile(kh, &target, sc->st, R, r0, re, j0, n, full, r0 == 0);
+    }
+}
+
 /* ----------------------------------------------------------- work items */
 
 typedef struct {
@@ -400,7 +415,9 @@ static void finish_row(const plan *pl, int64_t b, int64_t head, int64_t pos, int
     write_lse(pl, b, head, pos, LN2 * (phi2_of(pl, head) + log2((double)l)));
 }
 
-static void run_item(const plan *pl, const scratch *sc, int64_t it) {
+/* `packed`: pl over dequantised K/V tiles (bf16/int8 K/V on the wide path); `pack`
+ * its per-thread buffers, block_kv rows of K then of V. */
+static void run_item(const plan *pl, const plan *packed, float *pack, const scratch *sc, int64_t it) {
     const attune_attention_problem *p = pl->p;
     const attune_attention_tensors *t = pl->t;
     const item x = decode_item(pl, it);
@@ -458,15 +475,27 @@ static void run_item(const plan *pl, const scratch *sc, int64_t it) {
             else
                 for (int d = 0; d < dqk; d++) sc->qr[(int64_t)r * dqk + d] = src ? src[d] * qscale : 0.0f;
         }
-        const float *kbase = t->k + x.b * p->k_stride.batch + x.g * p->k_stride.head;
-        const float *vbase = t->v + x.b * p->v_stride.batch + x.g * p->v_stride.head;
+        const int quantised = p->kv.format != ATTUNE_KV_F32;
+        kv_head kh;
+        if (quantised) attune_kv_head(p, t, x.b, x.g, &kh);
+        const float *kbase = quantised ? NULL : t->k + x.b * p->k_stride.batch + x.g * p->k_stride.head;
+        const float *vbase = quantised ? NULL : t->v + x.b * p->v_stride.batch + x.g * p->v_stride.head;
         for (int64_t j0 = c0; j0 < c1; j0 += pl->bk) {
             int n = (int)(c1 - j0 < pl->bk ? c1 - j0 : pl->bk);
             int full = flo <= j0 && j0 + n <= fhi;
-            if (pl->wide) {
+            if (pl->wide && quantised) {
+                float *vpack = pack + (int64_t)pl->bk * dqk;
+                attune_kv_unpack(&kh, 0, j0, n, pack);
+                attune_kv_unpack(&kh, 1, j0, n, vpack);
+                scores_wide(packed, sc, pack, 0, n);
+                softmax_tile(packed, sc, j0, n, full);
+                pv_tile(packed, sc, sc->st, pl->rp, 0, pl->rows, kv_tile_base(vpack, j0, p->v_dim), j0, n, full, 0);
+            } else if (pl->wide) {
                 scores_wide(pl, sc, kbase, j0, n);
                 softmax_tile(pl, sc, j0, n, full);
                 pv_tile(pl, sc, sc->st, pl->rp, 0, pl->rows, vbase, j0, n, full, 0);
+            } else if (quantised) {
+                narrow_tile_kv(pl, sc, &kh, j0, n, full);
             } else {
                 narrow_tile(pl, sc, kbase, vbase, j0, n, full);
             }
@@ -590,8 +619,12 @@ static int32_t recompute(const plan *pl, const attune_unified_max_params *prm, i
             sp.q_offset = pl->q_offset + p0;
             attune_attention_tensors st;
             st.q = t->q + b * p->q_stride.batch + h0 * p->q_stride.head + p0 * p->q_stride.row;
-            st.k = t->k + b * p->k_stride.batch + g * p->k_stride.head;
-            st.v = t->v + b * p->v_stride.batch + g * p->v_stride.head;
+            st.k = kv_at_rt(t->k, b * p->k_stride.batch + g * p->k_stride.head, p->kv.format);
+            st.v = kv_at_rt(t->v, b * p->v_stride.batch + g * p->v_stride.head, p->kv.format);
+            if (p->kv.format == ATTUNE_KV_INT8) {
+                sp.kv.k_scale += b * p->kv.k_scale_stride.batch + g * p->kv.k_scale_stride.head;
+                sp.kv.v_scale += b * p->kv.v_scale_stride.batch + g * p->kv.v_scale_stride.head;
+            }
             st.o = t->o + b * p->o_stride.batch + h0 * p->o_stride.head + p0 * p->o_stride.row;
             st.lse = t->lse ? t->lse + b * p->lse_stride_batch + h0 * p->lse_stride_head + p0 : NULL;
             int32_t rc = attune_flash_attention(&sp, &st, &fp, status);
@@ -645,7 +678,7 @@ static void plan_free(plan *pl) {
 
 int32_t attune_unified_max_attention(const attune_attention_problem *p, const attune_attention_tensors *t,
                                      const attune_unified_max_params *params, attune_status *status) {
-    int32_t rc = attune_attention_validate(p, t, status);
+    int32_t rc = attune_attention_validate_kv(p, t, ATTUNE_KV_ALL_FORMATS, "unified_max", status);
     if (rc != ATTUNE_OK) return rc;
     attune_unified_max_params prm = {0};
     if (params) prm = *params;
@@ -728,6 +761,15 @@ int32_t attune_unified_max_attention(const attune_attention_problem *p, const at
         phi_int[p->q_heads + h] = (float)(phi2 - nearbyint(phi2));
     }
 
+    /* bf16/int8 K/V on the wide path: the fp32 tile code reads packed tiles. */
+    attune_attention_problem packed_problem = *p;
+    packed_problem.k_stride.row = p->qk_dim;
+    packed_problem.v_stride.row = p->v_dim;
+    packed_problem.kv.format = ATTUNE_KV_F32;
+    plan packed = pl;
+    packed.p = &packed_problem;
+    const int packs = p->kv.format != ATTUNE_KV_F32 && pl.wide;
+
     int failed = 0;
     const int64_t n_items = pl.base_items * pl.splits;
     int64_t next_item = 0;
@@ -737,7 +779,10 @@ int32_t attune_unified_max_attention(const attune_attention_problem *p, const at
 #endif
     {
         scratch sc;
-        if (!scratch_alloc(&pl, &sc)) {
+        float *pack = packs ? attune_scratch_alloc(sizeof(float) * (size_t)pl.bk * (size_t)(p->qk_dim + p->v_dim)) : NULL;
+        const int have_scratch = scratch_alloc(&pl, &sc);
+        if (!have_scratch || (packs && !pack)) {
+            if (have_scratch) scratch_free(&sc);
             failed = 1;
         } else {
             /* Dynamic schedule from an atomic counter (schedule(dynamic)
@@ -745,10 +790,11 @@ int32_t attune_unified_max_attention(const attune_attention_problem *p, const at
             for (;;) {
                 int64_t it = __atomic_fetch_add(&next_item, 1, __ATOMIC_RELAXED);
                 if (it >= n_items) break;
-                run_item(&pl, &sc, it);
+                run_item(&pl, &packed, pack, &sc, it);
             }
             scratch_free(&sc);
         }
+        attune_scratch_free(pack);
     }
     if (failed) {
         plan_free(&pl);

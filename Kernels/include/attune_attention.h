@@ -52,6 +52,53 @@ typedef struct {
 /* Sentinel for `q_offset`: use kv_len - q_len. */
 #define ATTUNE_Q_OFFSET_DEFAULT INT64_MIN
 
+/* ---------------------------------------------------------------------------
+ * KV element formats. K and V may be stored in a narrower format than fp32
+ * (a KV cache in bf16 or int8 halves or quarters the bytes decode reads). The
+ * problem's `kv` field says which; `t->k` and `t->v` then point at elements of
+ * that format (cast to const float *), and every K/V stride counts elements of
+ * that format. Kernels dequantise tiles in registers (or while packing prefill
+ * tiles); no kernel makes an fp32 copy of the cache. The format is exact
+ * input: a kernel computes attention over the dequantised values
+ *     bf16: x = the bf16 value (the top 16 bits of an fp32);
+ *     int8: x = q * s, q in [-127, 127], s the fp32 scale of the element's
+ *           (batch, kv head, key) (attune_kv_quantize writes both).
+ * Kernels that read only fp32 K/V refuse other formats with
+ * ATTUNE_ERR_UNSUPPORTED (attune_attention_validate does it for them).
+ * --------------------------------------------------------------------------- */
+typedef enum {
+    ATTUNE_KV_F32 = 0,
+    ATTUNE_KV_BF16 = 1,  /* uint16_t elements, round-to-nearest-even from fp32 */
+    ATTUNE_KV_INT8 = 2,  /* int8_t elements, symmetric, one fp32 scale per (batch, kv head, key) */
+} attune_kv_format;
+
+typedef struct {
+    int32_t format;                  /* attune_kv_format; 0 (f32) after attune_attention_problem_init */
+    const float *k_scale, *v_scale;  /* int8: scale of key/value row (b, g, j) at
+                                        b * stride.batch + g * stride.head + j * stride.row */
+    attune_strides k_scale_stride, v_scale_stride;
+} attune_kv_storage;
+
+/* Bytes per K/V element of a format (0 for an unknown format). */
+int64_t attune_kv_element_bytes(int32_t format);
+/* "f32", "bf16", "int8" or "unknown". */
+const char *attune_kv_format_name(int32_t format);
+
+/* Quantises `rows` rows of `heads` x `dim` fp32 values (row r, head h, element d at
+ * src[r * src_row_stride + h * dim + d]) into `format` elements at
+ * dst + (r * dst_row_stride + h * dim + d) * element bytes; int8 also writes the
+ * scale of (row r, head h) to scale[r * scale_row_stride + h] (scale may be NULL
+ * otherwise). int8: s = max_d |x_d| / 127 and q = round-to-nearest(x / s); a row
+ * of zeros has s = 0; a row holding NaN or Inf gets s = NaN, so it dequantises to
+ * NaN rather than to plausible numbers. bf16 keeps NaN and Inf. */
+void attune_kv_quantize(int32_t format, int64_t rows, int64_t heads, int64_t dim,
+                        const float *src, int64_t src_row_stride,
+                        void *dst, int64_t dst_row_stride, float *scale, int64_t scale_row_stride);
+/* The stored values back as fp32 (the exact values kernels compute with), same layout. */
+void attune_kv_dequantize(int32_t format, int64_t rows, int64_t heads, int64_t dim,
+                          const void *src, int64_t src_row_stride, const float *scale, int64_t scale_row_stride,
+                          float *dst, int64_t dst_row_stride);
+
 typedef struct {
     int64_t batch;
     int64_t q_heads;
@@ -66,6 +113,7 @@ typedef struct {
     int32_t causal;     /* 0 or 1 */
     int64_t q_offset;   /* absolute position of query row 0, or ATTUNE_Q_OFFSET_DEFAULT */
     int64_t window;     /* 0 = none; otherwise >= 1 keys ending at the query's position */
+    attune_kv_storage kv; /* K/V element format (zeroed by init: fp32) */
 } attune_attention_problem;
 
 /* The tensors of one call. `lse` may be NULL. */
@@ -88,6 +136,15 @@ void attune_attention_problem_init(attune_attention_problem *p,
 int32_t attune_attention_validate(const attune_attention_problem *p,
                                   const attune_attention_tensors *t,
                                   attune_status *status);
+
+/* attune_attention_validate for a kernel that reads the K/V formats whose bits
+ * are set in `formats` (bit 1 << attune_kv_format); others are refused with
+ * ATTUNE_ERR_UNSUPPORTED naming `kernel`. attune_attention_validate itself
+ * accepts fp32 K/V only. */
+int32_t attune_attention_validate_kv(const attune_attention_problem *p,
+                                     const attune_attention_tensors *t,
+                                     uint32_t formats, const char *kernel,
+                                     attune_status *status);
 
 /* The q_offset in force (resolves ATTUNE_Q_OFFSET_DEFAULT). */
 int64_t attune_attention_q_offset(const attune_attention_problem *p);

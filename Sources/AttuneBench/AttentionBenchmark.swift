@@ -16,7 +16,7 @@ public struct AttentionBenchResult: Codable, Sendable {
     public var ms_max: Double
     /// 2 * (qkDim + vDim) FLOPs per visible (query, key) pair per head (4d when the dims agree).
     public var gflops: Double
-    /// K and V bytes of the problem read once, per second.
+    /// K and V bytes of the problem as stored (`problem.kvFormat`: elements and int8 scales) read once, per second.
     public var kv_gbps: Double
     /// OpenBLAS SGEMM on `sgemm_n`^3 with the same thread count, same process.
     public var sgemm_gflops: Double
@@ -76,6 +76,7 @@ public struct AttentionBenchmark {
     }
 
     public func run() throws -> AttentionBenchResult {
+        if let refusal = kernel.kvFormatRefusal(problem.kvFormat) { throw KernelError(refusal) }
         let reasons = kernel.unsupportedReasons(problem)
         if !reasons.isEmpty {
             throw KernelError("kernel '\(kernel.name)' cannot run \(problem): " + reasons.joined(separator: "; "))
@@ -98,6 +99,14 @@ public struct AttentionBenchmark {
             let x = StructuredAttention(problem, seed: 42)
             (q, k, v) = (x.q, x.k, x.v)
         }
+        // K/V as the kernel reads them: fp32, or packed in the problem's format (KVFormat).
+        let format = problem.kvFormat
+        let kStored = Self.aligned(format == .f32 ? [] : format.pack(k, dim: problem.qkDim))
+        let vStored = Self.aligned(format == .f32 ? [] : format.pack(v, dim: problem.vDim))
+        defer {
+            kStored.deallocate()
+            vStored.deallocate()
+        }
         var o = [Float](repeating: 0, count: problem.oShape.reduce(1, *))
         var oFlash = o
         var lse = [Float](repeating: 0, count: problem.lseShape.reduce(1, *))
@@ -113,7 +122,11 @@ public struct AttentionBenchmark {
                     try o.withUnsafeMutableBufferPointer { ob in
                         try oFlash.withUnsafeMutableBufferPointer { fb in
                             try lse.withUnsafeMutableBufferPointer { lb in
-                                let (qp, kp, vp) = (qb.baseAddress!, kb.baseAddress ?? qb.baseAddress!, vb.baseAddress ?? qb.baseAddress!)
+                                var (qp, kp, vp) = (qb.baseAddress!, kb.baseAddress ?? qb.baseAddress!, vb.baseAddress ?? qb.baseAddress!)
+                                if format != .f32 {
+                                    kp = UnsafePointer(kStored.baseAddress!.assumingMemoryBound(to: Float.self))
+                                    vp = UnsafePointer(vStored.baseAddress!.assumingMemoryBound(to: Float.self))
+                                }
                                 let (op, fp, lp) = (ob.baseAddress!, fb.baseAddress!, lb.baseAddress)
                                 let call = { stats = try kernel.run(problem, q: qp, k: kp, v: vp, o: op, lse: lp, parameters: params) }
                                 let callFlash = { _ = try flash?.run(problem, q: qp, k: kp, v: vp, o: fp, lse: lp, parameters: flashParams) }
@@ -160,7 +173,7 @@ public struct AttentionBenchmark {
         }
         let pairs = Double(problem.visiblePairs) * Double(problem.batch * problem.qHeads)
         let flops = pairs * 2 * Double(problem.qkDim + problem.vDim)
-        let kvBytes = Double(problem.batch * problem.kvHeads * problem.kvLen * (problem.qkDim + problem.vDim) * 4)
+        let kvBytes = Double(problem.kvBytes)
         let sgemm = attune_bench_sgemm_gflops(Int32(sgemmN), Int32(threads), 3)
         let read = attune_bench_read_gbps(readBytes, Int32(threads), 5)
         let gflops = flops / median * 1e-9
@@ -174,6 +187,13 @@ public struct AttentionBenchmark {
             gflops: gflops, kv_gbps: gbps, sgemm_gflops: sgemm, sgemm_n: sgemmN, read_gbps: read,
             ratio_to_sgemm: gflops / sgemm, ratio_to_read: gbps / read, kernel_stats: stats,
             inputs: inputs.rawValue, versus_flash: versus)
+    }
+
+    /// `bytes` in a 64-byte aligned buffer the caller deallocates (at least one byte).
+    static func aligned(_ bytes: [UInt8]) -> UnsafeMutableRawBufferPointer {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bytes.count, 1), alignment: 64)
+        buffer.copyBytes(from: bytes)
+        return buffer
     }
 
     static func median(_ xs: [Double]) -> Double {

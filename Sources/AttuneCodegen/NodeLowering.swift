@@ -22,6 +22,9 @@ struct NodeLowering {
     private(set) var buffers: [BufferLifetime] = []
     /// Row width of each KV cache, by cache index (layer * 2 + 0 for keys, 1 for values).
     private(set) var cacheWidths: [Int: Int] = [:]
+    /// KV heads of each cache a non-f32 `options.kvFormat` stores (int8 keeps one scale per
+    /// position and head), by cache index.
+    private(set) var cacheHeads: [Int: Int] = [:]
     /// C sources of the kernels attention nodes call.
     private(set) var kernelSources: Set<String> = []
     /// Layers whose K/V live in a kernel's own store (`KVStoreKernel`), in store order.
@@ -347,6 +350,13 @@ struct NodeLowering {
             cacheWidths[layer * 2 + (kind == .key ? 0 : 1)] = 0
             storeAppends[out] = node.inputs[0]
 
+        case .kvAppend(let layer, let kind) where options.kvFormat != .f32:
+            let x = try read(node.inputs[0])
+            let cache = layer * 2 + (kind == .key ? 0 : 1)
+            cacheWidths[cache] = x.width
+            code += try quantisedAppend(cache: cache, x: x, layer: layer, node: out.node)
+            views[out] = View(base: .cache(cache), column: 0, rowStride: x.width, rows: Rows(factor: 1, symbol: "kv"), width: x.width)
+
         case .kvAppend(let layer, let kind):
             let x = try read(node.inputs[0])
             let cache = layer * 2 + (kind == .key ? 0 : 1)
@@ -435,6 +445,7 @@ struct NodeLowering {
             "p.causal = \(a.causal ? 1 : 0);",
         ]
         if let w = a.window { code.append("p.window = \(w);") }
+        code += try kvFormatFields(a, kernel, k: k, v: v)
         code.append("attune_status status;")
 
         // The kernel call lives in its own function so batched sequences can run it for the
@@ -488,6 +499,55 @@ struct NodeLowering {
         return code
     }
 
+    /// The K/V rows of a non-f32 KV cache, quantised as they are appended (`attune_kv_quantize`:
+    /// int8 per position and kv head, so the heads come from the attention node reading the cache).
+    private mutating func quantisedAppend(cache: Int, x: View, layer: Int, node: Int) throws -> [String] {
+        let format = options.kvFormat
+        var heads = 1
+        if let (h, dim) = headsOfCache(appendedBy: node) {
+            guard h * dim == x.width else { throw fail("KV cache rows of \(x.width) values are not \(h) heads of \(dim)") }
+            heads = h
+        } else if format == .int8 {
+            throw fail("--kv int8 keeps one scale per kv head: layer \(layer)'s cache must be read by an attention node")
+        }
+        cacheHeads[cache] = heads
+        let reason = "its KV cache is stored as \(format.rawValue); batched sequences need --kv f32"
+        if !batchRefusals.contains(reason) { batchRefusals.append(reason) }
+        let at = "(char *)m->kv[\(cache)] + m->length * \(x.width * format.elementBytes)"
+        let scale = format == .int8 ? "m->kv_scale[\(cache)] + m->length * \(heads)" : "NULL"
+        return ["attune_kv_quantize(\(format.cName), \(x.rows.c), \(heads), \(x.width / heads), \(x.pointer), \(x.rowStride), \(at), \(x.width), \(scale), \(heads));"]
+    }
+
+    /// Kv heads and head dim of the attention node reading the cache `kv_append` node `node` fills.
+    private func headsOfCache(appendedBy node: Int) -> (Int, Int)? {
+        for n in graph.nodes {
+            guard case .attention(let a) = n.op else { continue }
+            if n.inputs[1].node == node { return (a.kvHeads, a.headDim) }
+            if n.inputs[2].node == node { return (a.kvHeads, a.vHeadDim) }
+        }
+        return nil
+    }
+
+    /// The problem's K/V format fields when this attention reads a non-f32 KV cache.
+    private func kvFormatFields(_ a: AttentionAttrs, _ kernel: any AttentionKernel, k: View, v: View) throws -> [String] {
+        let format = options.kvFormat
+        let kc: Int, vc: Int
+        switch (k.base, v.base) {
+        case (.cache(let x), .cache(let y)): (kc, vc) = (x, y)
+        case (.cache, _), (_, .cache): throw fail("--kv \(format.rawValue): K and V must both come from the KV cache")
+        default: return []
+        }
+        if format == .f32 { return [] }
+        if let refusal = kernel.kvFormatRefusal(format) { throw fail(refusal + "; choose another kernel or --kv f32") }
+        guard k.column == 0, v.column == 0 else { throw fail("--kv \(format.rawValue) reads whole cache rows; this node reads a column slice") }
+        var lines = ["p.kv.format = \(format.cName);"]
+        if format == .int8 {
+            lines += ["p.kv.k_scale = m->kv_scale[\(kc)];", "p.kv.v_scale = m->kv_scale[\(vc)];",
+                      "p.kv.k_scale_stride = p.kv.v_scale_stride = (attune_strides){0, 1, \(a.kvHeads)};"]
+        }
+        return lines
+    }
+
     /// Why attention `a` cannot run batched sequences over a shared prefix, or nil.
     private func batchRefusal(_ a: AttentionAttrs, _ kernel: any AttentionKernel, layer: Int?, k: View, v: View) -> String? {
         let which = layer.map { "layer \($0)" } ?? "an attention node"
@@ -515,6 +575,9 @@ struct NodeLowering {
             throw fail("kernel '\(kernel.name)' keeps its own K/V store: its k and v must come straight from this layer's kv_append nodes")
         }
         if a.window != nil { throw fail("kernel '\(kernel.name)' does not support a sliding window") }
+        if options.kvFormat != .f32 {
+            throw fail("kernel '\(kernel.name)' keeps its own K/V store (hot tier f32): --kv \(options.kvFormat.rawValue) stores the dense KV cache, which this layer does not use; compile it with --kv f32")
+        }
         let q = try read(node.inputs[0]), k = try read(kRows), v = try read(vRows)
         let y = try result(node.types[0])
         batchRefusals.append("layer \(layer) keeps its K/V in a \(kernel.name) store")

@@ -1,4 +1,5 @@
 import AttuneIR
+import AttuneKernels
 
 /// Number of rows of a 2-D view: `factor` times a run-time symbol (`seq`, `kv`) or 1.
 struct Rows: Equatable {
@@ -76,10 +77,13 @@ public struct CodegenOptions: Sendable, Equatable {
     public var maxChunk: Int
     /// KV-cache capacity in positions.
     public var maxContext: Int
+    /// How the KV cache stores K and V (`--kv`): appends quantise, attention kernels read it as stored.
+    public var kvFormat: KVFormat
 
-    public init(maxChunk: Int = 512, maxContext: Int = 2048) {
+    public init(maxChunk: Int = 512, maxContext: Int = 2048, kvFormat: KVFormat = .f32) {
         self.maxChunk = maxChunk
         self.maxContext = maxContext
+        self.kvFormat = kvFormat
     }
 }
 

@@ -76,6 +76,8 @@ public protocol AttentionKernel: Sendable {
     /// What the kernel computes: softmax attention, or sigmoid attention (its own semantics,
     /// chosen by the model, never substituted for softmax).
     var normalizer: KernelNormalizer { get }
+    /// The K/V formats the kernel reads (`problem.kvFormat`); f32 only unless it says more.
+    var kvFormats: [KVFormat] { get }
     /// Human-readable reasons this kernel cannot run `problem`; empty when it can.
     func unsupportedReasons(_ problem: AttentionProblem) -> [String]
     /// The C statements generated code uses to call this kernel, given a prepared
@@ -109,6 +111,7 @@ public struct KernelError: Error, CustomStringConvertible, Equatable {
 }
 
 extension AttentionKernel {
+    public var kvFormats: [KVFormat] { [.f32] }
     public var cCounters: [String] { [] }
     public var cUnavailableReason: String { "it has no C binding for compiled graphs" }
 
@@ -154,6 +157,9 @@ extension AttentionKernel {
         let reasons = unsupportedReasons(problem)
         if !reasons.isEmpty {
             throw KernelError("kernel '\(name)' cannot run \(problem): " + reasons.joined(separator: "; "))
+        }
+        guard problem.kvFormat == .f32 else {
+            throw KernelError("fp32 tensors hold f32 K/V; a \(problem.kvFormat.rawValue) problem runs on packed buffers (KVFormat.pack)")
         }
         try checkParameters(parameters)
         var o = Tensor(zeros: problem.oShape)

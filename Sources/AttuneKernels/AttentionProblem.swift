@@ -23,6 +23,9 @@ public struct AttentionProblem: Sendable, Equatable, CustomStringConvertible {
     public var qOffset: Int?
     /// Sliding window length in keys (>= 1); `nil` means none.
     public var window: Int?
+    /// How K and V are stored (`KVFormat`); kernels given another format than f32 take
+    /// packed buffers (`KVFormat.pack`).
+    public var kvFormat: KVFormat = .f32
 
     public init(batch: Int = 1, qHeads: Int, kvHeads: Int? = nil, qLen: Int, kvLen: Int,
                 qkDim: Int, vDim: Int? = nil, scale: Float? = nil, causal: Bool = false,
@@ -75,6 +78,11 @@ public struct AttentionProblem: Sendable, Equatable, CustomStringConvertible {
         p.causal = causal ? 1 : 0
         if let qOffset { p.q_offset = Int64(qOffset) }
         p.window = Int64(window ?? 0)
+        p.kv.format = kvFormat.cValue
+        // int8 scales: one per (batch, kv head, key), contiguous (KVFormat's packed buffers).
+        let scaleStrides = attune_strides(batch: Int64(kvHeads * kvLen), head: Int64(kvLen), row: 1)
+        p.kv.k_scale_stride = scaleStrides
+        p.kv.v_scale_stride = scaleStrides
         return p
     }
 
@@ -88,7 +96,9 @@ public struct AttentionProblem: Sendable, Equatable, CustomStringConvertible {
     public func validationError() -> String? {
         var p = cProblem
         var status = attune_status()
-        let rc = attune_attention_validate(&p, nil, &status)
+        // Structure only: whether a kernel reads the K/V format is the kernel's question.
+        let formats = KVFormat.allCases.reduce(UInt32(0)) { $0 | (1 << UInt32($1.cValue)) }
+        let rc = attune_attention_validate_kv(&p, nil, formats, "the ABI", &status)
         return rc == 0 ? nil : AttentionProblem.message(of: status)
     }
 
@@ -105,6 +115,7 @@ public struct AttentionProblem: Sendable, Equatable, CustomStringConvertible {
         if let qOffset { s += " q_offset=\(qOffset)" }
         if let window { s += " window=\(window)" }
         if let scale { s += " scale=\(scale)" }
+        if kvFormat != .f32 { s += " kv=\(kvFormat.rawValue)" }
         return s
     }
 }

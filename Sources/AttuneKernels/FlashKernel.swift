@@ -8,7 +8,8 @@ public struct FlashKernel: AttentionKernel {
     public let summary = "tiled online-softmax attention (FlashAttention-2 style), exact fp32, any mask/GQA/head dim"
     public let isExact = true
     public let normalizer = KernelNormalizer.softmax
-    public let cSources = ["flash.c", "flash_tiles.c"]
+    public let kvFormats: [KVFormat] = [.f32, .bf16, .int8]
+    public let cSources = ["flash.c", "flash_tiles.c", "kv_tiles.c"]
 
     public let parameters: [KernelParameter] = [
         KernelParameter(name: "block_q", summary: "query rows per tile (0 = default 64)",
@@ -57,7 +58,7 @@ public struct FlashKernel: AttentionKernel {
                     v: UnsafePointer<Float>, o: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>?,
                     parameters: KernelParameters) throws -> KernelRunStats {
         try checkParameters(parameters)
-        var p = problem.cProblem
+        var p = problem.cProblem(k: k, v: v)
         var tensors = attune_attention_tensors(q: q, k: k, v: v, o: o, lse: lse)
         var params = cParams(parameters)
         var status = attune_status()

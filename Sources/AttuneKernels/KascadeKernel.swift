@@ -18,7 +18,8 @@ public struct KascadeKernel: AttentionKernel {
     public let summary = "top-k history keys per (kv head, 32-query tile) chosen by an anchor layer (head- and tile-summed probabilities) and reused by later layers, plus the tile's own keys; exact only with fraction=1"
     public let isExact = false
     public let normalizer = KernelNormalizer.softmax
-    public let cSources = ["kascade.c"]
+    public let kvFormats: [KVFormat] = [.f32, .bf16, .int8]
+    public let cSources = ["kascade.c", "kv_tiles.c"]
 
     public let parameters: [KernelParameter] = [
         KernelParameter(name: "fraction", summary: "k%: share of each tile's history kept, in (0, 1]; 1 = every key (exact)",
@@ -109,7 +110,7 @@ public struct KascadeKernel: AttentionKernel {
         // C reads 0 as "the default"; a user's explicit 0 is a mistake, said here (the
         // declared range 0...1 refuses the rest).
         if parameters["fraction"] == 0 { throw KernelError("kascade: fraction must be in (0, 1], got 0") }
-        var p = problem.cProblem
+        var p = problem.cProblem(k: k, v: v)
         var tensors = attune_attention_tensors(q: q, k: k, v: v, o: o, lse: lse)
         // The C call writes its counts here; stable storage, since `kp` keeps the pointers.
         let counts = UnsafeMutablePointer<Int64>.allocate(capacity: 2)

@@ -11,7 +11,8 @@ public struct PrefixSharedKernel: AttentionKernel {
     public let summary = "batch sharing a prefix: prefix attended once for all queries (Hydragen), suffixes per sequence, LSE merge; needs prefix_len"
     public let isExact = true
     public let normalizer = KernelNormalizer.softmax
-    public let cSources = ["prefix_shared.c", "flash.c", "flash_tiles.c"]
+    public let kvFormats: [KVFormat] = [.f32, .bf16, .int8]
+    public let cSources = ["prefix_shared.c", "flash.c", "flash_tiles.c", "kv_tiles.c"]
 
     public let parameters: [KernelParameter] = [
         KernelParameter(name: "prefix_len", summary: "keys shared by every sequence (required, >= 1); only batch 0's are read",
@@ -43,7 +44,7 @@ public struct PrefixSharedKernel: AttentionKernel {
         guard let prefix = parameters["prefix_len"], prefix >= 1 else {
             throw KernelError("prefix_shared needs --param prefix_len=P (the number of keys every sequence shares)")
         }
-        var p = problem.cProblem
+        var p = problem.cProblem(k: k, v: v)
         var tensors = attune_attention_tensors(q: q, k: k, v: v, o: o, lse: lse)
         var params = attune_prefix_shared_params()
         params.prefix_len = Int64(prefix)

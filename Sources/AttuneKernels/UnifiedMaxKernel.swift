@@ -11,7 +11,8 @@ public struct UnifiedMaxKernel: AttentionKernel {
     public let summary = "split-KV softmax with a fixed max phi per head (FlashDecoding++), no rescaling; out-of-range rows recomputed exactly, counted as fallback_rows"
     public let isExact = true
     public let normalizer = KernelNormalizer.softmax
-    public let cSources = ["unified_max.c", "flash.c", "flash_tiles.c"]
+    public let kvFormats: [KVFormat] = [.f32, .bf16, .int8]
+    public let cSources = ["unified_max.c", "flash.c", "flash_tiles.c", "kv_tiles.c"]
 
     public let parameters: [KernelParameter] = [
         KernelParameter(name: "phi", summary: "the fixed max, in units of scale*q.k (natural log); 0 when uncalibrated",
@@ -61,7 +62,7 @@ public struct UnifiedMaxKernel: AttentionKernel {
         try checkParameters(parameters)
         let phi = Float(parameters["phi"] ?? 0)
         if !phi.isFinite { throw KernelError("unified_max: phi must be finite in fp32, got \(parameters["phi"] ?? 0)") }
-        var p = problem.cProblem
+        var p = problem.cProblem(k: k, v: v)
         var tensors = attune_attention_tensors(q: q, k: k, v: v, o: o, lse: lse)
         var fallback: Int64 = 0
         var status = attune_status()

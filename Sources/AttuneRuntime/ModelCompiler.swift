@@ -1,3 +1,4 @@
+import AttuneKernels
 import AttuneCodegen
 import AttuneIR
 import AttunePasses
@@ -17,6 +18,8 @@ public struct CompileOptions: Sendable {
     public var tuning: (any TunedKernelSource)?
     /// Load weights holding NaN or Inf instead of refusing them (`--allow-nonfinite`).
     public var allowNonfinite = false
+    /// How the KV cache stores K and V (`--kv f32|bf16|int8`).
+    public var kvFormat: KVFormat = .f32
 
     public init(kernels: KernelOverrides = KernelOverrides(), maxChunk: Int? = nil, maxContext: Int? = nil,
                 calibration: (file: Calibration, path: String)? = nil) {
@@ -78,7 +81,7 @@ public enum ModelCompiler {
     }
 
     /// The chunk and KV-cache capacity, and what the user should know about the capacity:
-    /// by default the model's `max_position_embeddings`, capped so the KV cache (fp32,
+    /// by default the model's `max_position_embeddings`, capped so the KV cache (in the `--kv` format,
     /// allocated lazily: pages count only once written) plus the weights fit in the memory
     /// available now.
     public static func contextPlan(_ model: LoadedModel, _ options: CompileOptions,
@@ -90,15 +93,15 @@ public enum ModelCompiler {
         var notes: [String] = []
         if let asked = options.maxContext {
             guard asked >= 1 else { throw RuntimeError("--max-context must be >= 1, got \(asked)") }
-            let (bytes, overflow) = kvBytesPerPosition(model.graph).multipliedReportingOverflow(by: asked)
-            try SystemMemory.require(overflow ? nil : bytes, for: "--max-context \(asked) (the fp32 KV cache)")
+            let (bytes, overflow) = kvBytesPerPosition(model.graph, options.kvFormat).multipliedReportingOverflow(by: asked)
+            try SystemMemory.require(overflow ? nil : bytes, for: "--max-context \(asked) (the \(options.kvFormat.rawValue) KV cache)")
             if let trained, asked > trained {
                 notes.append("--max-context \(asked) is beyond the model's max_position_embeddings \(trained): positions past it were not trained")
             }
-            return (CodegenOptions(maxChunk: chunk, maxContext: asked), notes)
+            return (CodegenOptions(maxChunk: chunk, maxContext: asked, kvFormat: options.kvFormat), notes)
         }
         var context = trained ?? 4096
-        let perPosition = kvBytesPerPosition(model.graph)
+        let perPosition = kvBytesPerPosition(model.graph, options.kvFormat)
         if let available = availableBytes, perPosition > 0 {
             let weights = model.graph.weights.reduce(0) { $0 + 4 * $1.type.shape.reduce(1) { $0 * ($1.fixedValue ?? 1) } }
             let fits = max(0, (available - weights) * 9 / 10) / perPosition
@@ -108,14 +111,24 @@ public enum ModelCompiler {
                 context = capped
             }
         }
-        return (CodegenOptions(maxChunk: chunk, maxContext: context), notes)
+        return (CodegenOptions(maxChunk: chunk, maxContext: context, kvFormat: options.kvFormat), notes)
     }
 
-    /// Bytes of fp32 K and V one position adds over all layers.
-    static func kvBytesPerPosition(_ graph: Graph) -> Int {
-        graph.nodes.reduce(0) { total, node in
+    /// Bytes of K and V one position adds over all layers, stored as `format`: its elements,
+    /// and for int8 one fp32 scale per kv head (the heads of the attention reading the cache).
+    static func kvBytesPerPosition(_ graph: Graph, _ format: KVFormat = .f32) -> Int {
+        graph.nodes.indices.reduce(0) { total, i in
+            let node = graph.nodes[i]
             guard case .kvAppend = node.op, let width = graph.type(of: node.inputs[0]).shape.last?.fixedValue else { return total }
-            return total + 4 * width
+            var scales = 0
+            if format == .int8 {
+                let heads = graph.nodes.lazy.compactMap { n -> Int? in
+                    guard case .attention(let a) = n.op, n.inputs[1].node == i || n.inputs[2].node == i else { return nil }
+                    return a.kvHeads
+                }.first
+                scales = 4 * (heads ?? 1)
+            }
+            return total + format.elementBytes * width + scales
         }
     }
 

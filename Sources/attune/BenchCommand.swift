@@ -38,6 +38,7 @@ struct BenchAttention: ParsableCommand {
     @Option(help: "Inputs: random (uniform in [-1, 1)) or structured (recency, sinks, heavy hitters; Docs/WORKLOADS.md).")
     var inputs: String = "random"
     @Flag(help: "Print one JSON object on the last line.") var json = false
+    @Option(help: "K/V stored as f32, bf16 or int8 (flash, unified_max, prefix_shared, kascade); GB/s counts the bytes stored.") var kv: String = "f32"
 
     func run() throws {
         let kernel = try KernelRegistry.kernel(named: self.kernel)
@@ -45,7 +46,9 @@ struct BenchAttention: ParsableCommand {
             throw CLIError("--threads must be in 0...\(KernelParameter.maxThreads) (0 = all cores), got \(threads)")
         }
         if repeats < 1 { throw CLIError("--repeats must be >= 1") }
-        let problem = try shape.problem(causal: causal, window: window)
+        var problem = try shape.problem(causal: causal, window: window)
+        do { problem.kvFormat = try KVFormat(parsing: kv) } catch let error as KernelError { throw CLIError("--kv: " + error.message) }
+        if let refusal = kernel.kvFormatRefusal(problem.kvFormat) { throw CLIError("--kv \(kv): " + refusal) }
         var bench = AttentionBenchmark(kernel: kernel, problem: problem, parameters: try parseParameters(params),
                                        threads: threads)
         bench.repeats = repeats
@@ -59,7 +62,7 @@ struct BenchAttention: ParsableCommand {
         print("problem     \(r.problem)  threads \(r.threads)  inputs \(r.inputs)")
         print("time        median \(fmt(r.ms_median, 3)) ms  min \(fmt(r.ms_min, 3))  max \(fmt(r.ms_max, 3))  (\(r.repeats) runs)")
         print("compute     \(fmt(r.gflops, 1)) GFLOP/s  = \(fmt(100 * r.ratio_to_sgemm, 1)) % of SGEMM \(r.sgemm_n)^3 (\(fmt(r.sgemm_gflops, 1)) GFLOP/s)")
-        print("bandwidth   \(fmt(r.kv_gbps, 2)) GB/s K/V  = \(fmt(100 * r.ratio_to_read, 1)) % of streaming read (\(fmt(r.read_gbps, 2)) GB/s)")
+        print("bandwidth   \(fmt(r.kv_gbps, 2)) GB/s K/V (\(problem.kvFormat.rawValue))  = \(fmt(100 * r.ratio_to_read, 1)) % of streaming read (\(fmt(r.read_gbps, 2)) GB/s)")
         if !r.kernel_stats.isEmpty {
             print("kernel      " + r.kernel_stats.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         }

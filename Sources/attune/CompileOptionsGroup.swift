@@ -1,4 +1,5 @@
 import ArgumentParser
+import AttuneKernels
 import AttunePasses
 import AttuneRuntime
 import AttuneTune
@@ -20,6 +21,8 @@ struct CompileOptionsGroup: ParsableArguments {
     @Option(help: "Largest number of tokens per forward pass (default 512; longer prompts run in chunks).") var maxChunk: Int?
     @Option(help: "KV-cache capacity in positions (default: the model's max_position_embeddings, capped so the cache fits in available memory).") var maxContext: Int?
     @Flag(help: "Load weights that hold NaN or Inf instead of refusing them.") var allowNonfinite = false
+    @Option(help: "KV-cache format: f32, bf16 or int8 (one scale per position and kv head); read by flash, unified_max and kascade (Docs/NUMERICS.md gives the error bounds).")
+    var kv: String = "f32"
 
     func options() throws -> CompileOptions {
         var overrides = KernelOverrides()
@@ -38,6 +41,7 @@ struct CompileOptionsGroup: ParsableArguments {
         var options = CompileOptions(kernels: overrides, maxChunk: maxChunk, maxContext: maxContext,
                                      calibration: try calibration.map { (try Calibration.load($0), $0) })
         options.allowNonfinite = allowNonfinite
+        do { options.kvFormat = try KVFormat(parsing: kv) } catch let error as KernelError { throw CLIError("--kv: " + error.message) }
         if !noTuning {
             let path = tuningDb ?? TuningDatabase.defaultPath
             if tuningDb != nil || FileManager.default.fileExists(atPath: path) {

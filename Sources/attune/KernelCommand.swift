@@ -52,19 +52,25 @@ struct KernelRun: ParsableCommand {
     @Option(help: "Output file for the per-row log-sum-exp.") var lse: String?
     @Option(name: .customLong("param"), help: "Kernel parameter name=value (repeatable).") var params: [String] = []
     @Option(help: "Threads (0 = all cores).") var threads: Int = 0
+    @Option(help: "Store K and V as f32, bf16 or int8 (per key and head scale) before attending, as a KV cache in that format would.")
+    var kv: String = "f32"
 
     func run() throws {
         let kernel = try KernelRegistry.kernel(named: self.kernel)
+        let format: KVFormat
+        do { format = try KVFormat(parsing: kv) } catch let error as KernelError { throw CLIError("--kv: " + error.message) }
+        if let refusal = kernel.kvFormatRefusal(format) { throw CLIError("--kv \(kv): " + refusal) }
         let qt = try Npy.read(contentsOf: URL(fileURLWithPath: q))
         let kt = try Npy.read(contentsOf: URL(fileURLWithPath: k))
         let vt = try Npy.read(contentsOf: URL(fileURLWithPath: v))
-        let problem = try problemFromShapes(q: qt.shape, k: kt.shape, v: vt.shape)
+        var problem = try problemFromShapes(q: qt.shape, k: kt.shape, v: vt.shape)
+        problem.kvFormat = format
         var parameters = try parseParameters(params)
         guard (0...KernelParameter.maxThreads).contains(threads) else {
             throw CLIError("--threads must be in 0...\(KernelParameter.maxThreads) (0 = all cores), got \(threads)")
         }
         if threads > 0 { parameters["threads"] = Double(threads) }
-        let output = try kernel.run(problem, q: qt, k: kt, v: vt, parameters: parameters)
+        let output = try kernel.runStored(problem, q: qt, k: kt, v: vt, parameters: parameters)
         try Npy.write(output.o, to: URL(fileURLWithPath: out))
         if let lse { try Npy.write(output.lse, to: URL(fileURLWithPath: lse)) }
         // What the kernel counted (fallback rows, selected fraction, ...), one line on stderr

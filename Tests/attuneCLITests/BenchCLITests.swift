@@ -18,6 +18,21 @@ final class BenchCLITests: XCTestCase {
         XCTAssertLessThanOrEqual(median, max)
     }
 
+    /// --kv int8: GB/s counts the stored bytes (1 per element plus a 4-byte scale per key
+    /// and kv head), so the same time gives a quarter-and-a-bit of f32's bytes.
+    func testKVFormatCountsStoredBytes() throws {
+        let r = try CLI.run(["bench", "attention", "--kernel", "flash", "--heads", "4", "--kv-heads", "2", "--q-len", "1",
+                             "--kv-len", "1024", "--head-dim", "64", "--kv", "int8", "--repeats", "3", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("K/V (int8)"), r.stdout)
+        let last = r.stdout.split(separator: "\n").last.map(String.init) ?? ""
+        let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any])
+        XCTAssertTrue((json["problem"] as? String ?? "").contains("kv=int8"))
+        let bytes = 2.0 * 2 * 1024 * (64 + 4)
+        let ms = try XCTUnwrap(json["ms_median"] as? Double), gbps = try XCTUnwrap(json["kv_gbps"] as? Double)
+        XCTAssertEqual(gbps, bytes / (ms * 1e-3) * 1e-9, accuracy: gbps * 1e-6)
+    }
+
     func testRejectsInvalidShapes() throws {
         let r = try CLI.run(["bench", "attention", "--heads", "6", "--kv-heads", "4"])
         XCTAssertNotEqual(r.status, 0)

@@ -103,7 +103,7 @@ final class CompilerCLITests: XCTestCase {
             (["tune", "--kernel", "flash", "--heads", "64", "--q-len", "100000000"], "of memory is available"),
             // Found by CLIFuzzTests: a mistyped head dim started minutes of work.
             (["bench", "attention", "--kernel", "flash", "--head-dim", "100000"], "qk_dim = 100000 is above 4096, the largest head dim Attune's kernels take"),
-            (["run", llama, "--tokens", "1", "--max-context", "1000000000"], "--max-context 1000000000 (the fp32 KV cache) needs 476.8 GiB"),
+            (["run", llama, "--tokens", "1", "--max-context", "1000000000"], "--max-context 1000000000 (the f32 KV cache) needs 476.8 GiB"),
             // Output paths are checked before the work (the data file here does not even exist).
             (["calibrate", llama, "--data", "/nonexistent.npy", "-o", "/etc/hostname/c.json"], "-o /etc/hostname/c.json: /etc/hostname is a file, not a folder"),
             (["compile", llama, "-o", "/etc/hostname/out"], "-o /etc/hostname/out: /etc/hostname is a file, not a folder"),

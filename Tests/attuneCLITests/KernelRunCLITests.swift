@@ -47,6 +47,26 @@ final class KernelRunCLITests: XCTestCase {
         XCTAssertEqual(lse.data[0], 0.5 * (0.1 * 0.2 + 0.2 * 0.4), accuracy: 1e-6)
     }
 
+    /// --kv stores K and V in the format first: bf16 V rows come back rounded to 8 bits
+    /// (query row 0 sees only key 0, so its output is V row 0 as stored); other kernels and
+    /// unknown formats are refused with the option named.
+    func testKVFormatStoresKeysAndValuesFirst() throws {
+        try write("q.npy", [1, 1, 2, 4]) { Float($0 % 3) * 0.1 }
+        try write("k.npy", [1, 1, 2, 4]) { Float($0 % 2) * 0.3 }
+        try write("v.npy", [1, 1, 2, 4]) { [1.00390625 + 1.0 / 1024, 3, 5, 7, 0, 0, 0, 0][$0] }
+        let args = ["kernel", "run", "--q", path("q.npy"), "--k", path("k.npy"), "--v", path("v.npy"), "--causal", "--out", path("o.npy")]
+        var r = try CLI.run(args + ["--kv", "bf16"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let o = try Npy.read(contentsOf: dir.appendingPathComponent("o.npy"))
+        XCTAssertEqual(Array(o.data[0..<4]), [1.0078125, 3, 5, 7])  // 1 + 2^-8 + 2^-10 rounds up to 1 + 2^-7
+        r = try CLI.run(args + ["--kv", "int4"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("--kv") && r.stderr.contains("f32, bf16, int8"), r.stderr)
+        r = try CLI.run(args + ["--kernel", "sigmoid", "--kv", "int8"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("reads K/V as f32 only"), r.stderr)
+    }
+
     func testFloat64InputsAreConverted() throws {
         let doubles: [Double] = [1, 0]
         let payload = doubles.withUnsafeBytes { Data($0) }
