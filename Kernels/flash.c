@@ -23,7 +23,8 @@
  * Scores come from one of two micro-kernels: `wide` (rows >= 16) vectorises
  * over query rows and broadcasts K elements; `narrow` (decode, short q tiles)
  * vectorises over the head dim and folds 16 dot products with one transpose
- * tree. Optionally full tiles use OpenBLAS sgemm instead (params.gemm).
+ * tree. Optionally full tiles use OpenBLAS sgemm instead (params.gemm), or
+ * (params.precision = bf16) wide tiles use bf16 dot products (flash_bf16.c).
  *
  * The narrow path works on blocks of R <= 4 rows (R = 1 for MHA decode) and
  * keeps their S^T packed with row stride R, so one vector holds 16 / R keys
@@ -231,12 +232,17 @@ static void run_item(const plan *pl, const scratch *sc, int64_t it) {
             if (!pl->wide || pl->use_blas)
                 for (int d = 0; d < dqk; d++) sc->qr[(int64_t)r * dqk + d] = src ? src[d] * qscale : 0.0f;
         }
+        if (pl->bf16) attune_flash_bf16_pack_q(pl, sc);
         const float *kbase = t->k + x.b * p->k_stride.batch + x.g * p->k_stride.head;
         const float *vbase = t->v + x.b * p->v_stride.batch + x.g * p->v_stride.head;
         for (int64_t j0 = c0; j0 < c1; j0 += pl->bk) {
             int n = (int)(c1 - j0 < pl->bk ? c1 - j0 : pl->bk);
             int full = flo <= j0 && j0 + n <= fhi;
-            if (full && pl->use_blas) {
+            if (pl->bf16) {
+                attune_flash_bf16_scores(pl, sc, x.b * p->kv_heads + x.g, j0, n);
+                flash_softmax_tile(pl, sc, j0, n, full, 0.0f, NULL, NULL, 0);
+                attune_flash_bf16_pv_tile(pl, sc, 0, pl->rows, x.b * p->kv_heads + x.g, vbase, j0, n, full);
+            } else if (full && pl->use_blas) {
                 scores_blas(pl, sc, kbase, j0, n);
                 flash_softmax_tile(pl, sc, j0, n, full, 0.0f, NULL, NULL, 0);
                 pv_blas(pl, sc, vbase, j0, n);
@@ -305,6 +311,7 @@ static void scratch_free(scratch *sc) {
     attune_scratch_free(sc->acc);
     attune_scratch_free(sc->m);
     attune_scratch_free(sc->lo);
+    attune_flash_bf16_scratch_free(sc);
 }
 
 static int scratch_alloc(const plan *pl, scratch *sc) {
@@ -316,7 +323,7 @@ static int scratch_alloc(const plan *pl, scratch *sc) {
     sc->acc = attune_scratch_alloc(f * rp * (size_t)pl->dvp);
     sc->m = attune_scratch_alloc(f * rp * 3);
     sc->lo = attune_scratch_alloc(sizeof(int32_t) * rp * 3);
-    if (!sc->qt || !sc->qr || !sc->st || !sc->acc || !sc->m || !sc->lo) {
+    if (!sc->qt || !sc->qr || !sc->st || !sc->acc || !sc->m || !sc->lo || (pl->bf16 && !attune_flash_bf16_scratch_alloc(pl, sc, pl->bk))) {
         scratch_free(sc);
         return 0;
     }
@@ -335,6 +342,9 @@ int32_t attune_flash_attention(const attune_attention_problem *p, const attune_a
         return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "flash parameters must be non-negative");
     if (params && (params->gemm < ATTUNE_GEMM_AUTO || params->gemm > ATTUNE_GEMM_BLAS))
         return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "unknown gemm backend %d", params->gemm);
+    if (params && (params->precision < ATTUNE_PRECISION_F32 || params->precision > ATTUNE_PRECISION_BF16))
+        return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "unknown precision %d (0 = f32, 1 = bf16)",
+                           params->precision);
     if (params && (params->block_q > 4096 || params->block_kv > 8192))
         return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT,
                            "block_q must be <= 4096 and block_kv <= 8192 (got %d, %d)", params->block_q,
@@ -353,6 +363,7 @@ int32_t attune_flash_attention(const attune_attention_problem *p, const attune_a
     pl.bk = r.block_kv;
     pl.splits = r.kv_splits;
     pl.wide = pl.rows >= WIDE_MIN_ROWS;
+    pl.bf16 = pl.wide && r.precision == ATTUNE_PRECISION_BF16;
     /* sgemm needs leading dimensions >= the row length. */
     pl.use_blas = r.gemm == ATTUNE_GEMM_BLAS && p->k_stride.row >= p->qk_dim && p->v_stride.row >= p->v_dim;
     pl.qscale = (float)((double)p->scale * 1.4426950408889634);
@@ -381,13 +392,17 @@ int32_t attune_flash_attention(const attune_attention_problem *p, const attune_a
     int failed = 0;
     const int64_t n_items = pl.base_items * pl.splits;
     int64_t next_item = 0;
+    int nth = 1;
 #ifdef _OPENMP
-    int nth = r.threads > 0 ? r.threads : omp_get_max_threads();
+    nth = r.threads > 0 ? r.threads : omp_get_max_threads();
+#endif
+    const int packed = !pl.bf16 || attune_flash_bf16_prepack(&pl, nth);
+#ifdef _OPENMP
 #pragma omp parallel num_threads(nth) reduction(| : failed)
 #endif
     {
         scratch sc;
-        if (!scratch_alloc(&pl, &sc)) {
+        if (!packed || !scratch_alloc(&pl, &sc)) {
             failed = 1;
         } else {
             /* Dynamic schedule by hand: clang's `schedule(dynamic)` emits
@@ -407,8 +422,10 @@ int32_t attune_flash_attention(const attune_attention_problem *p, const attune_a
         for (int64_t b = 0; b < pl.base_items; b++) merge_item(&pl, b);
     }
     if (pl.use_blas) openblas_set_num_threads(saved_blas_threads);
+    attune_flash_bf16_release(&pl);
     attune_scratch_free(pl.part_o);
     attune_scratch_free(pl.part_lse);
+    if (!packed) return attune_fail(status, ATTUNE_ERR_OUT_OF_MEMORY, "flash: cannot allocate the bf16 K/V tiles");
     if (failed) return attune_fail(status, ATTUNE_ERR_OUT_OF_MEMORY, "flash: cannot allocate per-thread scratch");
     return attune_ok(status);
 }

@@ -118,12 +118,20 @@ typedef enum {
     ATTUNE_GEMM_BLAS = 2,   /* OpenBLAS sgemm for full tiles */
 } attune_gemm_backend;
 
+/* Arithmetic of the prefill (wide, >= 16 rows) tiles' inner products. Softmax
+ * state, accumulators and outputs are f32 either way; decode tiles stay f32. */
+typedef enum {
+    ATTUNE_PRECISION_F32 = 0,
+    ATTUNE_PRECISION_BF16 = 1, /* Q.K^T and P.V on bf16-rounded operands (vdpbf16ps), f32 sums */
+} attune_precision;
+
 typedef struct {
     int32_t block_q;    /* query rows per tile (heads of a kv group are stacked); 0 = default */
     int32_t block_kv;   /* keys per tile; 0 = default */
     int32_t kv_splits;  /* KV chunks per (batch, kv head, q tile), merged by LSE; 0 = auto */
     int32_t threads;    /* OpenMP threads; 0 = runtime default */
     int32_t gemm;       /* attune_gemm_backend */
+    int32_t precision;  /* attune_precision; bf16 takes precedence over gemm in wide tiles */
 } attune_flash_params;
 
 /* The defaults the kernel uses for zeros in `params` (for reporting). */

@@ -5,10 +5,10 @@ public struct FlashKernel: AttentionKernel {
     public init() {}
 
     public let name = "flash"
-    public let summary = "tiled online-softmax attention (FlashAttention-2 style), exact fp32, any mask/GQA/head dim"
+    public let summary = "tiled online-softmax attention (FlashAttention-2 style), exact fp32, any mask/GQA/head dim; precision=bf16: bf16 prefill tiles (approximate)"
     public let isExact = true
     public let normalizer = KernelNormalizer.softmax
-    public let cSources = ["flash.c", "flash_tiles.c"]
+    public let cSources = ["flash.c", "flash_tiles.c", "flash_bf16.c"]
 
     public let parameters: [KernelParameter] = [
         KernelParameter(name: "block_q", summary: "query rows per tile (0 = default 64)",
@@ -20,6 +20,7 @@ public struct FlashKernel: AttentionKernel {
         .threads,
         KernelParameter(name: "gemm", summary: "inner products: 0 auto, 1 AVX-512 micro-kernels, 2 OpenBLAS for full tiles",
                         defaultValue: 0, candidates: [1, 2]),
+        .precision,
     ]
 
     public func unsupportedReasons(_ problem: AttentionProblem) -> [String] {
@@ -28,7 +29,7 @@ public struct FlashKernel: AttentionKernel {
     }
 
     public func cInvocation(_ parameters: KernelParameters) -> [String]? {
-        let fields = ["block_q", "block_kv", "kv_splits", "threads", "gemm"].map { ".\($0) = \(Int(parameters[$0] ?? 0))" }
+        let fields = ["block_q", "block_kv", "kv_splits", "threads", "gemm", "precision"].map { ".\($0) = \(Int(parameters[$0] ?? 0))" }
         return ["const attune_flash_params params = {\(fields.joined(separator: ", "))};",
                 "int rc = attune_flash_attention(&p, &t, &params, &status);"]
     }
@@ -40,6 +41,7 @@ public struct FlashKernel: AttentionKernel {
         params.kv_splits = Int32(clamping: Int(parameters["kv_splits"] ?? 0))
         params.threads = Int32(clamping: Int(parameters["threads"] ?? 0))
         params.gemm = Int32(clamping: Int(parameters["gemm"] ?? 0))
+        params.precision = Int32(clamping: Int(parameters["precision"] ?? 0))
         return params
     }
 
@@ -50,7 +52,8 @@ public struct FlashKernel: AttentionKernel {
         var out = attune_flash_params()
         attune_flash_resolve_params(&p, &given, &out)
         return ["block_q": Double(out.block_q), "block_kv": Double(out.block_kv),
-                "kv_splits": Double(out.kv_splits), "threads": Double(out.threads), "gemm": Double(out.gemm)]
+                "kv_splits": Double(out.kv_splits), "threads": Double(out.threads), "gemm": Double(out.gemm),
+                "precision": Double(out.precision)]
     }
 
     public func run(_ problem: AttentionProblem, q: UnsafePointer<Float>, k: UnsafePointer<Float>,

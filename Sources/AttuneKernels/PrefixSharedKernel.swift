@@ -11,7 +11,7 @@ public struct PrefixSharedKernel: AttentionKernel {
     public let summary = "batch sharing a prefix: prefix attended once for all queries (Hydragen), suffixes per sequence, LSE merge; needs prefix_len"
     public let isExact = true
     public let normalizer = KernelNormalizer.softmax
-    public let cSources = ["prefix_shared.c", "flash.c", "flash_tiles.c"]
+    public let cSources = ["prefix_shared.c", "flash.c", "flash_tiles.c", "flash_bf16.c"]
 
     public let parameters: [KernelParameter] = [
         KernelParameter(name: "prefix_len", summary: "keys shared by every sequence (required, >= 1); only batch 0's are read",

@@ -11,7 +11,7 @@ public struct UnifiedMaxKernel: AttentionKernel {
     public let summary = "split-KV softmax with a fixed max phi per head (FlashDecoding++), no rescaling; out-of-range rows recomputed exactly, counted as fallback_rows"
     public let isExact = true
     public let normalizer = KernelNormalizer.softmax
-    public let cSources = ["unified_max.c", "flash.c", "flash_tiles.c"]
+    public let cSources = ["unified_max.c", "flash.c", "flash_tiles.c", "flash_bf16.c"]
 
     public let parameters: [KernelParameter] = [
         KernelParameter(name: "phi", summary: "the fixed max, in units of scale*q.k (natural log); 0 when uncalibrated",

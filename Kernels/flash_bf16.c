@@ -1,0 +1,270 @@
+/*
+ * flash_bf16.c — the `precision=bf16` wide tiles of flash (and sparge, which
+ * runs on flash's tiles): Q.K^T and P.V as bf16 dot products with f32
+ * accumulation (attention_tiles_bf16.h), everything else as in the f32 tiles.
+ *
+ * Q, K and V stay fp32 in memory and are rounded to bf16 while packed: K and V
+ * once per call, for the keys some query sees, into per-(batch, kv head)
+ * buffers every q tile then reads (half the bytes of the f32 rows; packing
+ * them per q tile instead cost ~20 % of the run, Docs/PERFORMANCE.md); Q once
+ * per work item, from the scaled row-minor qt. The softmax state (running max,
+ * sum, rescale) and the output accumulator are f32; P is rounded to bf16 only
+ * as the left operand of P.V (the row sum l uses the unrounded P). The error
+ * bound is in Docs/NUMERICS.md.
+ *
+ * V pairs are aligned to even key indices (pair i = keys 2i, 2i + 1); keys
+ * no query sees are packed as zeros. Masked scores are -inf and P = 0, as in
+ * the f32 tiles, so when every packed V value of a kv head is finite (checked
+ * while packing) a tile's P.V is one pair kernel over all its pairs: 0 * v = 0
+ * exactly for the keys a row does not see. Otherwise (NaN/Inf in V), per
+ * 6-row block the pair kernel covers only the whole pairs every live row of
+ * the block sees, and each row's other visible keys (a causal diagonal's
+ * staircase, an odd tile edge) go through the f32 kernel row by row, so no
+ * row multiplies a V row it cannot see, as in flash.
+ */
+#include "attention_internal.h"
+#include "simd.h"
+#include "attention_tiles.h"
+#include "attention_tiles_bf16.h"
+#include "flash_internal.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+enum { PV_ROWS = 6, PV_COLS = 4, QK_KEYS = 6, QK_COLS = 4, PACK_KEYS = 64 };
+
+static const uint16_t *k_rows(const plan *pl, int64_t bg, int64_t j) {
+    return pl->kpk + (bg * pl->klen + (j - pl->klo)) * pl->ks2;
+}
+/* V pair i (keys 2i, 2i + 1) of batch x kv head bg. */
+static const uint16_t *v_pairs(const plan *pl, int64_t bg, int64_t i) {
+    return pl->vpk + (bg * (pl->klen / 2) + (i - pl->klo / 2)) * 2 * pl->dvp;
+}
+
+/* Keys [j0, j1) of batch x kv head bg (j0 even), zeros for keys before lo or
+ * from hi on; flags the head when a V value is NaN or Inf. */
+static void pack_keys(plan *pl, int64_t bg, int64_t j0, int64_t j1, int64_t lo, int64_t hi) {
+    const attune_attention_problem *p = pl->p;
+    const int dqk = (int)p->qk_dim, dv = (int)p->v_dim, dvp = pl->dvp;
+    const int64_t b = bg / p->kv_heads, g = bg % p->kv_heads;
+    const float *kbase = pl->t->k + b * p->k_stride.batch + g * p->k_stride.head;
+    const float *vbase = pl->t->v + b * p->v_stride.batch + g * p->v_stride.head;
+    for (int64_t j = j0 > lo ? j0 : lo; j < j1 && j < hi; j++) {
+        const float *k = kbase + j * p->k_stride.row;
+        uint16_t *dst = (uint16_t *)k_rows(pl, bg, j);
+        for (int d0 = 0; d0 < pl->ks2; d0 += 2 * VL) {
+            vf x = d0 < dqk ? vf_load_n(k + d0, vm_first(dqk - d0)) : vf_zero();
+            vf y = d0 + VL < dqk ? vf_load_n(k + d0 + VL, vm_first(dqk - d0 - VL)) : vf_zero();
+            vbf_store_row(dst + d0, x, y);
+        }
+    }
+    vmask finite = vm_first(VL);
+    for (int64_t j = j0; j < j1; j += 2) {
+        const float *x = vbase + j * p->v_stride.row, *y = x + p->v_stride.row;
+        const int has_x = j >= lo && j < hi, has_y = j + 1 >= lo && j + 1 < hi;
+        uint16_t *dst = (uint16_t *)v_pairs(pl, bg, j / 2);
+        for (int c = 0; c < dvp; c += VL) {
+            const vmask m = vm_first(dv - c);
+            const vf a = has_x ? vf_load_n(x + c, m) : vf_zero(), b = has_y ? vf_load_n(y + c, m) : vf_zero();
+            /* v - v is 0 for finite v, NaN for NaN and Inf. */
+            finite &= vf_eq(vf_sub(a, a), vf_zero()) & vf_eq(vf_sub(b, b), vf_zero());
+            vbf_store_pairs(dst + 2 * c, a, b);
+        }
+    }
+    if (finite != vm_first(VL)) __atomic_store_n(pl->vbad + bg, 1, __ATOMIC_RELAXED);
+}
+
+int attune_flash_bf16_prepack(plan *pl, int threads) {
+    const attune_attention_problem *p = pl->p;
+    int64_t lo = INT64_MAX, hi = 0;
+    for (int64_t i = 0; i < p->q_len; i++) {
+        int64_t l, h;
+        attune_visible_range(p, pl->q_offset, i, &l, &h);
+        if (l < h && l < lo) lo = l;
+        if (l < h && h > hi) hi = h;
+    }
+    if (lo > hi) lo = hi = 0;
+    pl->klo = lo / 2 * 2;
+    pl->klen = (hi - pl->klo + 1) / 2 * 2;
+    pl->ks2 = (int)((p->qk_dim + 2 * VL - 1) / (2 * VL) * (2 * VL));
+    const int64_t heads = p->batch * p->kv_heads;
+    pl->kpk = attune_scratch_alloc(sizeof(uint16_t) * (size_t)(heads * pl->klen * pl->ks2) + 64);
+    pl->vpk = attune_scratch_alloc(sizeof(uint16_t) * (size_t)(heads * pl->klen * pl->dvp) + 64);
+    pl->vbad = attune_scratch_alloc((size_t)heads + 64);
+    if (!pl->kpk || !pl->vpk || !pl->vbad) {
+        attune_flash_bf16_release(pl);
+        return 0;
+    }
+    memset(pl->vbad, 0, (size_t)heads);
+    const int64_t chunks = (pl->klen + PACK_KEYS - 1) / PACK_KEYS, n = heads * chunks;
+    (void)threads;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(threads)
+#endif
+    for (int64_t it = 0; it < n; it++) {
+        const int64_t j0 = pl->klo + it % chunks * PACK_KEYS;
+        pack_keys(pl, it / chunks, j0, j0 + PACK_KEYS < pl->klo + pl->klen ? j0 + PACK_KEYS : pl->klo + pl->klen, lo, hi);
+    }
+    return 1;
+}
+
+void attune_flash_bf16_release(plan *pl) {
+    attune_scratch_free(pl->kpk);
+    attune_scratch_free(pl->vpk);
+    attune_scratch_free(pl->vbad);
+    pl->kpk = pl->vpk = NULL;
+    pl->vbad = NULL;
+}
+
+int attune_flash_bf16_scratch_alloc(const plan *pl, scratch *sc, int keys) {
+    const size_t rp = (size_t)pl->rp, h = sizeof(uint16_t);
+    sc->qb = attune_scratch_alloc(h * (size_t)((pl->p->qk_dim + 1) / 2) * 2 * rp);
+    sc->pb = attune_scratch_alloc(h * (size_t)(keys / 2 + 1) * 2 * rp);
+    if (sc->qb && sc->pb) return 1;
+    attune_flash_bf16_scratch_free(sc);
+    return 0;
+}
+
+void attune_flash_bf16_scratch_free(scratch *sc) {
+    attune_scratch_free(sc->qb);
+    attune_scratch_free(sc->pb);
+    sc->qb = sc->pb = NULL;
+}
+
+void attune_flash_bf16_pack_q(const plan *pl, const scratch *sc) {
+    const int rp = pl->rp, dqk = (int)pl->p->qk_dim;
+    for (int d = 0; d < dqk; d += 2) {
+        const float *a = sc->qt + (int64_t)d * rp;
+        const float *b = d + 1 < dqk ? a + rp : NULL;
+        uint16_t *dst = sc->qb + (int64_t)d * rp; /* pair d / 2 starts at (d / 2) * rp * 2 */
+        for (int c = 0; c < rp; c += VL) vbf_store_pairs(dst + 2 * c, vf_load(a + c), b ? vf_load(b + c) : vf_zero());
+    }
+}
+
+void attune_flash_bf16_scores(const plan *pl, const scratch *sc, int64_t bg, int64_t j0, int n) {
+    const int rp = pl->rp, ks2 = pl->ks2, dq2 = (int)(pl->p->qk_dim + 1) / 2;
+    for (int c0 = 0; c0 < rp / VL; c0 += QK_COLS) {
+        const int cv = rp / VL - c0 < QK_COLS ? rp / VL - c0 : QK_COLS;
+        const uint16_t *q = sc->qb + (int64_t)c0 * VL * 2;
+        for (int jj = 0; jj < n; jj += QK_KEYS) {
+            const uint16_t *k = k_rows(pl, bg, j0 + jj);
+            float *st = sc->st + (int64_t)jj * rp + c0 * VL;
+#define QK_CV(RK)                                                          \
+    switch (cv) {                                                          \
+    case 4: qk_bf16_block(k, ks2, q, rp, dq2, st, RK, 4); break;           \
+    case 3: qk_bf16_block(k, ks2, q, rp, dq2, st, RK, 3); break;           \
+    case 2: qk_bf16_block(k, ks2, q, rp, dq2, st, RK, 2); break;           \
+    default: qk_bf16_block(k, ks2, q, rp, dq2, st, RK, 1); break;          \
+    }
+            switch (n - jj < QK_KEYS ? n - jj : QK_KEYS) {
+            case 6: QK_CV(6) break;
+            case 5: QK_CV(5) break;
+            case 4: QK_CV(4) break;
+            case 3: QK_CV(3) break;
+            case 2: QK_CV(2) break;
+            default: QK_CV(1) break;
+            }
+#undef QK_CV
+        }
+    }
+}
+
+/* Rows [r0, r0 + rr) over the np pairs at pt (P, pair stride 2 rp, row r0 first)
+ * and v (V, pair stride 2 dvp), all columns; acc rows are rescaled by alpha first. */
+static void pv_rows_bf16(const plan *pl, const scratch *sc, int r0, int rr, const uint16_t *pt, const uint16_t *v,
+                         int np) {
+    const int dvp = pl->dvp, rp = pl->rp;
+    const float *al = sc->alpha + r0;
+    for (int d0 = 0; d0 < dvp; d0 += PV_COLS * VL) {
+        const int cv = (dvp - d0) / VL < PV_COLS ? (dvp - d0) / VL : PV_COLS;
+        float *acc = sc->acc + (int64_t)r0 * dvp + d0;
+        const uint16_t *vc = v + (int64_t)d0 * 2;
+#define PV_BF16_CV(RR)                                                                 \
+    switch (cv) {                                                                      \
+    case 4: pv_bf16_block(acc, dvp, al, pt, 2 * rp, vc, 2 * dvp, 0, np, RR, 4); break;  \
+    case 3: pv_bf16_block(acc, dvp, al, pt, 2 * rp, vc, 2 * dvp, 0, np, RR, 3); break;  \
+    case 2: pv_bf16_block(acc, dvp, al, pt, 2 * rp, vc, 2 * dvp, 0, np, RR, 2); break;  \
+    default: pv_bf16_block(acc, dvp, al, pt, 2 * rp, vc, 2 * dvp, 0, np, RR, 1); break; \
+    }
+        switch (rr) {
+        case 6: PV_BF16_CV(6) break;
+        case 5: PV_BF16_CV(5) break;
+        case 4: PV_BF16_CV(4) break;
+        case 3: PV_BF16_CV(3) break;
+        case 2: PV_BF16_CV(2) break;
+        default: PV_BF16_CV(1) break;
+        }
+#undef PV_BF16_CV
+    }
+}
+
+/* f32 P.V of row r over keys [jb, je) of the tile (no rescale). */
+static void pv_row_f32(const plan *pl, const scratch *sc, int r, const float *vtile, int jb, int je) {
+    const int dv = (int)pl->p->v_dim, dvp = pl->dvp;
+    const int64_t vs = pl->p->v_stride.row;
+    float *acc = sc->acc + (int64_t)r * dvp;
+    const float *pt = sc->st + r;
+    for (int d0 = 0; d0 < dv; d0 += 4 * VL) {
+        const int cols = dv - d0 < 4 * VL ? dv - d0 : 4 * VL, cv = (cols + VL - 1) / VL;
+        const vmask tail = vm_first(cols - (cv - 1) * VL);
+        switch (cv) {
+        case 4: pv_block(acc + d0, dvp, NULL, 0, pt, pl->rp, vtile + d0, vs, jb, je, 0, tail, 1, 4, 0); break;
+        case 3: pv_block(acc + d0, dvp, NULL, 0, pt, pl->rp, vtile + d0, vs, jb, je, 0, tail, 1, 3, 0); break;
+        case 2: pv_block(acc + d0, dvp, NULL, 0, pt, pl->rp, vtile + d0, vs, jb, je, 0, tail, 1, 2, 0); break;
+        default: pv_block(acc + d0, dvp, NULL, 0, pt, pl->rp, vtile + d0, vs, jb, je, 0, tail, 1, 1, 0); break;
+        }
+    }
+}
+
+void attune_flash_bf16_pv_tile(const plan *pl, const scratch *sc, int rb, int re, int64_t bg, const float *vbase,
+                               int64_t j0, int n, int full) {
+    const int rp = pl->rp, finite = !pl->vbad[bg];
+    /* P of rows [rb, re) as pairs i in [i0, i1): every pair touching the tile
+     * (P = 0 outside it) when V is finite, else the whole pairs inside it. */
+    const int64_t i0 = finite ? j0 / 2 : (j0 + 1) / 2, i1 = finite ? (j0 + n + 1) / 2 : (j0 + n) / 2;
+    for (int64_t i = i0; i < i1; i++) {
+        const int64_t ja = 2 * i - j0;
+        const float *a = sc->st + ja * rp;
+        for (int c = rb / VL * VL; c < re; c += VL)
+            vbf_store_pairs(sc->pb + ((i - i0) * rp + c) * 2, ja >= 0 ? vf_load(a + c) : vf_zero(),
+                            ja + 1 < n ? vf_load(a + rp + c) : vf_zero());
+    }
+    if (finite) {
+        for (int r0 = rb; r0 < re; r0 += PV_ROWS)
+            pv_rows_bf16(pl, sc, r0, re - r0 < PV_ROWS ? re - r0 : PV_ROWS, sc->pb + (int64_t)r0 * 2, v_pairs(pl, bg, i0),
+                         (int)(i1 - i0));
+        return;
+    }
+    const float *vtile = vbase + j0 * pl->p->v_stride.row;
+    for (int r0 = rb; r0 < re; r0 += PV_ROWS) {
+        const int rr = re - r0 < PV_ROWS ? re - r0 : PV_ROWS;
+        /* Keys [a, b) every live row of the block sees, shrunk to whole pairs [ia, ib). */
+        int64_t a = j0, b = j0 + n;
+        if (!full)
+            for (int r = r0; r < r0 + rr; r++) {
+                if (sc->lo[r] >= sc->hi[r]) continue;
+                if (sc->lo[r] > a) a = sc->lo[r];
+                if (sc->hi[r] < b) b = sc->hi[r];
+            }
+        int64_t ia = (a + 1) / 2, ib = b > 0 ? b / 2 : 0;
+        if (ia > i1) ia = i1;
+        if (ib < ia) ib = ia;
+        pv_rows_bf16(pl, sc, r0, rr, sc->pb + ((ia - i0) * rp + r0) * 2, v_pairs(pl, bg, ia), (int)(ib - ia));
+        const int64_t ka = 2 * ia, kb = 2 * ib;
+        if (full && ka == j0 && kb == j0 + n) continue;
+        for (int r = r0; r < r0 + rr; r++) {
+            int64_t lo = j0, hi = j0 + n;
+            if (!full) {
+                if (sc->lo[r] >= sc->hi[r]) continue;
+                lo = sc->lo[r] > j0 ? sc->lo[r] : j0;
+                hi = sc->hi[r] < j0 + n ? sc->hi[r] : j0 + n;
+            }
+            if (lo < ka) pv_row_f32(pl, sc, r, vtile, (int)(lo - j0), (int)((hi < ka ? hi : ka) - j0));
+            if (hi > kb) pv_row_f32(pl, sc, r, vtile, (int)((lo > kb ? lo : kb) - j0), (int)(hi - j0));
+        }
+    }
+}
