@@ -433,6 +433,7 @@ typedef struct {
     uint8_t *mask_out;   /* may be NULL: the block mask, [batch][q_heads][ceil(q_len / block_q)]
                             [ceil(kv_len / block_kv)], 1 = attended (0 also for blocks no row
                             of the q block can see); for reports, not needed to run */
+    int32_t precision;   /* attune_precision of stage 2's tiles (prediction stays f32) */
 } attune_sparge_params;
 
 /* The defaults: block_q 64, block_kv 64, theta 0.6, tau 0.98, lambda 50, sink 1. */

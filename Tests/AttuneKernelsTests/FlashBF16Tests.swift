@@ -12,13 +12,12 @@ final class FlashBF16Tests: XCTestCase {
     /// Runs flash in bf16 and f32; asserts the bound element by element and returns
     /// (rel-L1 of bf16, rel-L1 of f32) against the reference.
     @discardableResult
-    func check(_ name: String, _ p: AttentionProblem, parameters: KernelParameters = [:], seed: UInt64 = 7,
-               poisonFuture: Bool = false, file: StaticString = #filePath, line: UInt = #line) throws -> (Double, Double) {
+    func check(_ name: String, _ p: AttentionProblem, kernel: any AttentionKernel = FlashKernel(), parameters: KernelParameters = [:],
+               seed: UInt64 = 7, poisonFuture: Bool = false, file: StaticString = #filePath, line: UInt = #line) throws -> (Double, Double) {
         var x = AttentionInputs(p, seed: seed)
         if poisonFuture { x.poison(keys: AttentionInputs.keysNoQuerySees(p), with: .nan, p) }
-        let flash = FlashKernel()
-        let out = try flash.run(p, q: x.q, k: x.k, v: x.v, parameters: parameters.merging(Self.bf16) { $1 })
-        let f32 = try flash.run(p, q: x.q, k: x.k, v: x.v, parameters: parameters)
+        let out = try kernel.run(p, q: x.q, k: x.k, v: x.v, parameters: parameters.merging(Self.bf16) { $1 })
+        let f32 = try kernel.run(p, q: x.q, k: x.k, v: x.v, parameters: parameters)
         let r = ReferenceBridge.problem(p)
         let (q, k, v) = (x.q.data.map(Double.init), x.k.data.map(Double.init), x.v.data.map(Double.init))
         let exact = try ReferenceAttention.softmax(r, q: q, k: k, v: v)
@@ -69,6 +68,16 @@ final class FlashBF16Tests: XCTestCase {
         try check("rows past the window", .init(qHeads: 2, qLen: 60, kvLen: 40, qkDim: 64, causal: true, qOffset: 20, window: 30),
                   parameters: ["block_q": 16])
         try check("split KV", .init(qHeads: 1, qLen: 16, kvLen: 3000, qkDim: 64, causal: true), parameters: ["kv_splits": 3])
+    }
+
+    /// sparge runs flash's tiles: with every block kept and no P.V skipped (its exact
+    /// setting) its bf16 tiles keep the same bound, tiles starting at odd keys included.
+    func testSpargeExactSettingKeepsTheBound() throws {
+        let exact: KernelParameters = ["cdfthreshd": 1, "pvthreshd": 200]
+        try check("sparge causal", .init(qHeads: 4, kvHeads: 2, qLen: 200, kvLen: 200, qkDim: 64, causal: true), kernel: SpargeKernel(),
+                  parameters: exact)
+        try check("sparge window", .init(qHeads: 2, qLen: 130, kvLen: 300, qkDim: 128, causal: true, window: 41), kernel: SpargeKernel(),
+                  parameters: exact.merging(["block_kv": 32]) { $1 })
     }
 
     /// NaN stored where no query looks never reaches an output, although the bf16 pair
