@@ -119,14 +119,15 @@ ATTUNE_INLINE void qk_bf16_block(const uint16_t *k, int ks2, const uint16_t *q, 
 }
 
 /* RR rows x CV vectors of columns of P.V over key pairs [ib, ie): acc rows (stride
- * dvp) are scaled by alpha[r] first when alpha != NULL. P pairs of row r of the block
- * at pt[i * ps + 2 r], V pairs at v[i * vs + 2 c]. */
+ * dvp) are scaled by alpha[r] first, or with alpha == NULL the block is summed from
+ * zero and then added (blocked summation). P pairs of row r of the block at
+ * pt[i * ps + 2 r], V pairs at v[i * vs + 2 c]. */
 ATTUNE_INLINE void pv_bf16_block(float *acc, int dvp, const float *alpha, const uint16_t *pt, int ps,
                                  const uint16_t *v, int vs, int ib, int ie, const int RR, const int CV) {
     vf o[6][4];
     for (int r = 0; r < RR; r++) {
-        const vf a = vf_set1(alpha ? alpha[r] : 1.0f);
-        for (int c = 0; c < CV; c++) o[r][c] = vf_mul(vf_load(acc + (int64_t)r * dvp + c * VL), a);
+        for (int c = 0; c < CV; c++)
+            o[r][c] = alpha ? vf_mul(vf_load(acc + (int64_t)r * dvp + c * VL), vf_set1(alpha[r])) : vf_zero();
     }
     for (int i = ib; i < ie; i++) {
         vbf vv[4];
@@ -138,7 +139,10 @@ ATTUNE_INLINE void pv_bf16_block(float *acc, int dvp, const float *alpha, const 
         }
     }
     for (int r = 0; r < RR; r++)
-        for (int c = 0; c < CV; c++) vf_store(acc + (int64_t)r * dvp + c * VL, o[r][c]);
+        for (int c = 0; c < CV; c++) {
+            float *a = acc + (int64_t)r * dvp + c * VL;
+            vf_store(a, alpha ? o[r][c] : vf_add(vf_load(a), o[r][c]));
+        }
 }
 
 #endif

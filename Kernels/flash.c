@@ -232,16 +232,16 @@ static void run_item(const plan *pl, const scratch *sc, int64_t it) {
             if (!pl->wide || pl->use_blas)
                 for (int d = 0; d < dqk; d++) sc->qr[(int64_t)r * dqk + d] = src ? src[d] * qscale : 0.0f;
         }
-        if (pl->bf16) attune_flash_bf16_pack_q(pl, sc);
+        if (pl->bf16) attune_bf16_pack_q(sc->qt, sc->qb, rp, dqk);
         const float *kbase = t->k + x.b * p->k_stride.batch + x.g * p->k_stride.head;
         const float *vbase = t->v + x.b * p->v_stride.batch + x.g * p->v_stride.head;
         for (int64_t j0 = c0; j0 < c1; j0 += pl->bk) {
             int n = (int)(c1 - j0 < pl->bk ? c1 - j0 : pl->bk);
             int full = flo <= j0 && j0 + n <= fhi;
             if (pl->bf16) {
-                attune_flash_bf16_scores(pl, sc, x.b * p->kv_heads + x.g, j0, n);
+                attune_bf16_scores(&pl->kv16, sc->qb, sc->st, rp, x.b * p->kv_heads + x.g, j0, n);
                 flash_softmax_tile(pl, sc, j0, n, full, 0.0f, NULL, NULL, 0);
-                attune_flash_bf16_pv_tile(pl, sc, 0, pl->rows, x.b * p->kv_heads + x.g, vbase, j0, n, full);
+                flash_bf16_pv_tile(pl, sc, 0, pl->rows, x.b * p->kv_heads + x.g, vbase, j0, n, full);
             } else if (full && pl->use_blas) {
                 scores_blas(pl, sc, kbase, j0, n);
                 flash_softmax_tile(pl, sc, j0, n, full, 0.0f, NULL, NULL, 0);
@@ -311,7 +311,8 @@ static void scratch_free(scratch *sc) {
     attune_scratch_free(sc->acc);
     attune_scratch_free(sc->m);
     attune_scratch_free(sc->lo);
-    attune_flash_bf16_scratch_free(sc);
+    attune_scratch_free(sc->qb);
+    attune_scratch_free(sc->pb);
 }
 
 static int scratch_alloc(const plan *pl, scratch *sc) {
@@ -323,7 +324,7 @@ static int scratch_alloc(const plan *pl, scratch *sc) {
     sc->acc = attune_scratch_alloc(f * rp * (size_t)pl->dvp);
     sc->m = attune_scratch_alloc(f * rp * 3);
     sc->lo = attune_scratch_alloc(sizeof(int32_t) * rp * 3);
-    if (!sc->qt || !sc->qr || !sc->st || !sc->acc || !sc->m || !sc->lo || (pl->bf16 && !attune_flash_bf16_scratch_alloc(pl, sc, pl->bk))) {
+    if (!sc->qt || !sc->qr || !sc->st || !sc->acc || !sc->m || !sc->lo || (pl->bf16 && (!(sc->qb = attune_bf16_alloc_q(pl->rp, pl->p->qk_dim)) || !(sc->pb = attune_bf16_alloc_p(pl->rp, pl->bk))))) {
         scratch_free(sc);
         return 0;
     }
@@ -364,6 +365,7 @@ int32_t attune_flash_attention(const attune_attention_problem *p, const attune_a
     pl.splits = r.kv_splits;
     pl.wide = pl.rows >= WIDE_MIN_ROWS;
     pl.bf16 = pl.wide && r.precision == ATTUNE_PRECISION_BF16;
+    pl.kv16 = (attune_bf16_kv){.p = p, .t = t, .q_offset = pl.q_offset, .dvp = pl.dvp};
     /* sgemm needs leading dimensions >= the row length. */
     pl.use_blas = r.gemm == ATTUNE_GEMM_BLAS && p->k_stride.row >= p->qk_dim && p->v_stride.row >= p->v_dim;
     pl.qscale = (float)((double)p->scale * 1.4426950408889634);
@@ -396,7 +398,7 @@ int32_t attune_flash_attention(const attune_attention_problem *p, const attune_a
 #ifdef _OPENMP
     nth = r.threads > 0 ? r.threads : omp_get_max_threads();
 #endif
-    const int packed = !pl.bf16 || attune_flash_bf16_prepack(&pl, nth);
+    const int packed = !pl.bf16 || attune_bf16_prepack(&pl.kv16, nth);
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nth) reduction(| : failed)
 #endif
@@ -422,7 +424,7 @@ int32_t attune_flash_attention(const attune_attention_problem *p, const attune_a
         for (int64_t b = 0; b < pl.base_items; b++) merge_item(&pl, b);
     }
     if (pl.use_blas) openblas_set_num_threads(saved_blas_threads);
-    attune_flash_bf16_release(&pl);
+    attune_bf16_release(&pl.kv16);
     attune_scratch_free(pl.part_o);
     attune_scratch_free(pl.part_lse);
     if (!packed) return attune_fail(status, ATTUNE_ERR_OUT_OF_MEMORY, "flash: cannot allocate the bf16 K/V tiles");

@@ -1,7 +1,8 @@
 /*
- * flash_bf16.c — the `precision=bf16` wide tiles of flash (and sparge, which
- * runs on flash's tiles): Q.K^T and P.V as bf16 dot products with f32
- * accumulation (attention_tiles_bf16.h), everything else as in the f32 tiles.
+ * flash_bf16.c — the `precision=bf16` wide tiles (attention_bf16.h) of flash,
+ * sparge (which runs on flash's tiles) and sigmoid: Q.K^T and P.V as bf16 dot
+ * products with f32 accumulation (attention_tiles_bf16.h), everything else as
+ * in the kernels' f32 tiles.
  *
  * Q, K and V stay fp32 in memory and are rounded to bf16 while packed: K and V
  * once per call, for the keys some query sees, into per-(batch, kv head)
@@ -22,11 +23,11 @@
  * staircase, an odd tile edge) go through the f32 kernel row by row, so no
  * row multiplies a V row it cannot see, as in flash.
  */
+#include "attention_bf16.h"
 #include "attention_internal.h"
 #include "simd.h"
 #include "attention_tiles.h"
 #include "attention_tiles_bf16.h"
-#include "flash_internal.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -37,17 +38,17 @@
 
 enum { PV_ROWS = 6, PV_COLS = 4, QK_KEYS = 6, QK_COLS = 4, PACK_KEYS = 64 };
 
-static const uint16_t *k_rows(const plan *pl, int64_t bg, int64_t j) {
+static const uint16_t *k_rows(const attune_bf16_kv *pl, int64_t bg, int64_t j) {
     return pl->kpk + (bg * pl->klen + (j - pl->klo)) * pl->ks2;
 }
 /* V pair i (keys 2i, 2i + 1) of batch x kv head bg. */
-static const uint16_t *v_pairs(const plan *pl, int64_t bg, int64_t i) {
+static const uint16_t *v_pairs(const attune_bf16_kv *pl, int64_t bg, int64_t i) {
     return pl->vpk + (bg * (pl->klen / 2) + (i - pl->klo / 2)) * 2 * pl->dvp;
 }
 
 /* Keys [j0, j1) of batch x kv head bg (j0 even), zeros for keys before lo or
  * from hi on; flags the head when a V value is NaN or Inf. */
-static void pack_keys(plan *pl, int64_t bg, int64_t j0, int64_t j1, int64_t lo, int64_t hi) {
+static void pack_keys(attune_bf16_kv *pl, int64_t bg, int64_t j0, int64_t j1, int64_t lo, int64_t hi) {
     const attune_attention_problem *p = pl->p;
     const int dqk = (int)p->qk_dim, dv = (int)p->v_dim, dvp = pl->dvp;
     const int64_t b = bg / p->kv_heads, g = bg % p->kv_heads;
@@ -78,7 +79,7 @@ static void pack_keys(plan *pl, int64_t bg, int64_t j0, int64_t j1, int64_t lo, 
     if (finite != vm_first(VL)) __atomic_store_n(pl->vbad + bg, 1, __ATOMIC_RELAXED);
 }
 
-int attune_flash_bf16_prepack(plan *pl, int threads) {
+int attune_bf16_prepack(attune_bf16_kv *pl, int threads) {
     const attune_attention_problem *p = pl->p;
     int64_t lo = INT64_MAX, hi = 0;
     for (int64_t i = 0; i < p->q_len; i++) {
@@ -96,7 +97,7 @@ int attune_flash_bf16_prepack(plan *pl, int threads) {
     pl->vpk = attune_scratch_alloc(sizeof(uint16_t) * (size_t)(heads * pl->klen * pl->dvp) + 64);
     pl->vbad = attune_scratch_alloc((size_t)heads + 64);
     if (!pl->kpk || !pl->vpk || !pl->vbad) {
-        attune_flash_bf16_release(pl);
+        attune_bf16_release(pl);
         return 0;
     }
     memset(pl->vbad, 0, (size_t)heads);
@@ -112,7 +113,7 @@ int attune_flash_bf16_prepack(plan *pl, int threads) {
     return 1;
 }
 
-void attune_flash_bf16_release(plan *pl) {
+void attune_bf16_release(attune_bf16_kv *pl) {
     attune_scratch_free(pl->kpk);
     attune_scratch_free(pl->vpk);
     attune_scratch_free(pl->vbad);
@@ -120,39 +121,33 @@ void attune_flash_bf16_release(plan *pl) {
     pl->vbad = NULL;
 }
 
-int attune_flash_bf16_scratch_alloc(const plan *pl, scratch *sc, int keys) {
-    const size_t rp = (size_t)pl->rp, h = sizeof(uint16_t);
-    sc->qb = attune_scratch_alloc(h * (size_t)((pl->p->qk_dim + 1) / 2) * 2 * rp);
-    sc->pb = attune_scratch_alloc(h * (size_t)(keys / 2 + 1) * 2 * rp);
-    if (sc->qb && sc->pb) return 1;
-    attune_flash_bf16_scratch_free(sc);
-    return 0;
+uint16_t *attune_bf16_alloc_q(int rp, int64_t qk_dim) {
+    return attune_scratch_alloc(sizeof(uint16_t) * (size_t)((qk_dim + 1) / 2) * 2 * (size_t)rp);
 }
 
-void attune_flash_bf16_scratch_free(scratch *sc) {
-    attune_scratch_free(sc->qb);
-    attune_scratch_free(sc->pb);
-    sc->qb = sc->pb = NULL;
+uint16_t *attune_bf16_alloc_p(int rp, int keys) {
+    return attune_scratch_alloc(sizeof(uint16_t) * (size_t)(keys / 2 + 1) * 2 * (size_t)rp);
 }
 
-void attune_flash_bf16_pack_q(const plan *pl, const scratch *sc) {
-    const int rp = pl->rp, dqk = (int)pl->p->qk_dim;
+void attune_bf16_pack_q(const float *qt, uint16_t *qb, int rp, int64_t qk_dim) {
+    const int dqk = (int)qk_dim;
     for (int d = 0; d < dqk; d += 2) {
-        const float *a = sc->qt + (int64_t)d * rp;
+        const float *a = qt + (int64_t)d * rp;
         const float *b = d + 1 < dqk ? a + rp : NULL;
-        uint16_t *dst = sc->qb + (int64_t)d * rp; /* pair d / 2 starts at (d / 2) * rp * 2 */
+        uint16_t *dst = qb + (int64_t)d * rp; /* pair d / 2 starts at (d / 2) * rp * 2 */
         for (int c = 0; c < rp; c += VL) vbf_store_pairs(dst + 2 * c, vf_load(a + c), b ? vf_load(b + c) : vf_zero());
     }
 }
 
-void attune_flash_bf16_scores(const plan *pl, const scratch *sc, int64_t bg, int64_t j0, int n) {
-    const int rp = pl->rp, ks2 = pl->ks2, dq2 = (int)(pl->p->qk_dim + 1) / 2;
+void attune_bf16_scores(const attune_bf16_kv *pl, const uint16_t *qb, float *st_all, int rp, int64_t bg, int64_t j0,
+                        int n) {
+    const int ks2 = pl->ks2, dq2 = (int)(pl->p->qk_dim + 1) / 2;
     for (int c0 = 0; c0 < rp / VL; c0 += QK_COLS) {
         const int cv = rp / VL - c0 < QK_COLS ? rp / VL - c0 : QK_COLS;
-        const uint16_t *q = sc->qb + (int64_t)c0 * VL * 2;
+        const uint16_t *q = qb + (int64_t)c0 * VL * 2;
         for (int jj = 0; jj < n; jj += QK_KEYS) {
             const uint16_t *k = k_rows(pl, bg, j0 + jj);
-            float *st = sc->st + (int64_t)jj * rp + c0 * VL;
+            float *st = st_all + (int64_t)jj * rp + c0 * VL;
 #define QK_CV(RK)                                                          \
     switch (cv) {                                                          \
     case 4: qk_bf16_block(k, ks2, q, rp, dq2, st, RK, 4); break;           \
@@ -174,14 +169,15 @@ void attune_flash_bf16_scores(const plan *pl, const scratch *sc, int64_t bg, int
 }
 
 /* Rows [r0, r0 + rr) over the np pairs at pt (P, pair stride 2 rp, row r0 first)
- * and v (V, pair stride 2 dvp), all columns; acc rows are rescaled by alpha first. */
-static void pv_rows_bf16(const plan *pl, const scratch *sc, int r0, int rr, const uint16_t *pt, const uint16_t *v,
-                         int np) {
-    const int dvp = pl->dvp, rp = pl->rp;
-    const float *al = sc->alpha + r0;
+ * and v (V, pair stride 2 dvp), all columns; acc rows are rescaled by alpha first
+ * (or, without alpha, the block is summed from zero and added). */
+static void pv_rows_bf16(const attune_bf16_kv *pl, const attune_bf16_tile *t, int r0, int rr, const uint16_t *pt,
+                         const uint16_t *v, int np) {
+    const int dvp = pl->dvp, rp = t->rp;
+    const float *al = t->alpha ? t->alpha + r0 : NULL;
     for (int d0 = 0; d0 < dvp; d0 += PV_COLS * VL) {
         const int cv = (dvp - d0) / VL < PV_COLS ? (dvp - d0) / VL : PV_COLS;
-        float *acc = sc->acc + (int64_t)r0 * dvp + d0;
+        float *acc = t->acc + (int64_t)r0 * dvp + d0;
         const uint16_t *vc = v + (int64_t)d0 * 2;
 #define PV_BF16_CV(RR)                                                                 \
     switch (cv) {                                                                      \
@@ -202,40 +198,41 @@ static void pv_rows_bf16(const plan *pl, const scratch *sc, int r0, int rr, cons
     }
 }
 
-/* f32 P.V of row r over keys [jb, je) of the tile (no rescale). */
-static void pv_row_f32(const plan *pl, const scratch *sc, int r, const float *vtile, int jb, int je) {
-    const int dv = (int)pl->p->v_dim, dvp = pl->dvp;
+/* f32 P.V of row r over keys [jb, je) of the tile (no rescale; blocked as the
+ * bf16 block is when there is no alpha). */
+static void pv_row_f32(const attune_bf16_kv *pl, const attune_bf16_tile *t, int r, const float *vtile, int jb, int je) {
+    const int dv = (int)pl->p->v_dim, dvp = pl->dvp, bl = t->alpha == NULL;
     const int64_t vs = pl->p->v_stride.row;
-    float *acc = sc->acc + (int64_t)r * dvp;
-    const float *pt = sc->st + r;
+    float *acc = t->acc + (int64_t)r * dvp;
+    const float *pt = t->st + r;
     for (int d0 = 0; d0 < dv; d0 += 4 * VL) {
         const int cols = dv - d0 < 4 * VL ? dv - d0 : 4 * VL, cv = (cols + VL - 1) / VL;
         const vmask tail = vm_first(cols - (cv - 1) * VL);
         switch (cv) {
-        case 4: pv_block(acc + d0, dvp, NULL, 0, pt, pl->rp, vtile + d0, vs, jb, je, 0, tail, 1, 4, 0); break;
-        case 3: pv_block(acc + d0, dvp, NULL, 0, pt, pl->rp, vtile + d0, vs, jb, je, 0, tail, 1, 3, 0); break;
-        case 2: pv_block(acc + d0, dvp, NULL, 0, pt, pl->rp, vtile + d0, vs, jb, je, 0, tail, 1, 2, 0); break;
-        default: pv_block(acc + d0, dvp, NULL, 0, pt, pl->rp, vtile + d0, vs, jb, je, 0, tail, 1, 1, 0); break;
+        case 4: pv_block(acc + d0, dvp, NULL, bl, pt, t->rp, vtile + d0, vs, jb, je, 0, tail, 1, 4, 0); break;
+        case 3: pv_block(acc + d0, dvp, NULL, bl, pt, t->rp, vtile + d0, vs, jb, je, 0, tail, 1, 3, 0); break;
+        case 2: pv_block(acc + d0, dvp, NULL, bl, pt, t->rp, vtile + d0, vs, jb, je, 0, tail, 1, 2, 0); break;
+        default: pv_block(acc + d0, dvp, NULL, bl, pt, t->rp, vtile + d0, vs, jb, je, 0, tail, 1, 1, 0); break;
         }
     }
 }
 
-void attune_flash_bf16_pv_tile(const plan *pl, const scratch *sc, int rb, int re, int64_t bg, const float *vbase,
-                               int64_t j0, int n, int full) {
-    const int rp = pl->rp, finite = !pl->vbad[bg];
+void attune_bf16_pv_tile(const attune_bf16_kv *pl, const attune_bf16_tile *t, int rb, int re, int64_t bg,
+                         const float *vbase, int64_t j0, int n, int full) {
+    const int rp = t->rp, finite = !pl->vbad[bg];
     /* P of rows [rb, re) as pairs i in [i0, i1): every pair touching the tile
      * (P = 0 outside it) when V is finite, else the whole pairs inside it. */
     const int64_t i0 = finite ? j0 / 2 : (j0 + 1) / 2, i1 = finite ? (j0 + n + 1) / 2 : (j0 + n) / 2;
     for (int64_t i = i0; i < i1; i++) {
         const int64_t ja = 2 * i - j0;
-        const float *a = sc->st + ja * rp;
+        const float *a = t->st + ja * rp;
         for (int c = rb / VL * VL; c < re; c += VL)
-            vbf_store_pairs(sc->pb + ((i - i0) * rp + c) * 2, ja >= 0 ? vf_load(a + c) : vf_zero(),
+            vbf_store_pairs(t->pb + ((i - i0) * rp + c) * 2, ja >= 0 ? vf_load(a + c) : vf_zero(),
                             ja + 1 < n ? vf_load(a + rp + c) : vf_zero());
     }
     if (finite) {
         for (int r0 = rb; r0 < re; r0 += PV_ROWS)
-            pv_rows_bf16(pl, sc, r0, re - r0 < PV_ROWS ? re - r0 : PV_ROWS, sc->pb + (int64_t)r0 * 2, v_pairs(pl, bg, i0),
+            pv_rows_bf16(pl, t, r0, re - r0 < PV_ROWS ? re - r0 : PV_ROWS, t->pb + (int64_t)r0 * 2, v_pairs(pl, bg, i0),
                          (int)(i1 - i0));
         return;
     }
@@ -246,25 +243,25 @@ void attune_flash_bf16_pv_tile(const plan *pl, const scratch *sc, int rb, int re
         int64_t a = j0, b = j0 + n;
         if (!full)
             for (int r = r0; r < r0 + rr; r++) {
-                if (sc->lo[r] >= sc->hi[r]) continue;
-                if (sc->lo[r] > a) a = sc->lo[r];
-                if (sc->hi[r] < b) b = sc->hi[r];
+                if (t->lo[r] >= t->hi[r]) continue;
+                if (t->lo[r] > a) a = t->lo[r];
+                if (t->hi[r] < b) b = t->hi[r];
             }
         int64_t ia = (a + 1) / 2, ib = b > 0 ? b / 2 : 0;
         if (ia > i1) ia = i1;
         if (ib < ia) ib = ia;
-        pv_rows_bf16(pl, sc, r0, rr, sc->pb + ((ia - i0) * rp + r0) * 2, v_pairs(pl, bg, ia), (int)(ib - ia));
+        pv_rows_bf16(pl, t, r0, rr, t->pb + ((ia - i0) * rp + r0) * 2, v_pairs(pl, bg, ia), (int)(ib - ia));
         const int64_t ka = 2 * ia, kb = 2 * ib;
         if (full && ka == j0 && kb == j0 + n) continue;
         for (int r = r0; r < r0 + rr; r++) {
             int64_t lo = j0, hi = j0 + n;
             if (!full) {
-                if (sc->lo[r] >= sc->hi[r]) continue;
-                lo = sc->lo[r] > j0 ? sc->lo[r] : j0;
-                hi = sc->hi[r] < j0 + n ? sc->hi[r] : j0 + n;
+                if (t->lo[r] >= t->hi[r]) continue;
+                lo = t->lo[r] > j0 ? t->lo[r] : j0;
+                hi = t->hi[r] < j0 + n ? t->hi[r] : j0 + n;
             }
-            if (lo < ka) pv_row_f32(pl, sc, r, vtile, (int)(lo - j0), (int)((hi < ka ? hi : ka) - j0));
-            if (hi > kb) pv_row_f32(pl, sc, r, vtile, (int)((lo > kb ? lo : kb) - j0), (int)(hi - j0));
+            if (lo < ka) pv_row_f32(pl, t, r, vtile, (int)(lo - j0), (int)((hi < ka ? hi : ka) - j0));
+            if (hi > kb) pv_row_f32(pl, t, r, vtile, (int)((lo > kb ? lo : kb) - j0), (int)(hi - j0));
         }
     }
 }

@@ -10,6 +10,7 @@
 #define ATTUNE_FLASH_INTERNAL_H
 
 #include "attune_attention.h"
+#include "attention_bf16.h"
 #include "attention_tiles.h"
 #include "simd.h"
 
@@ -30,13 +31,8 @@ typedef struct {
     const attune_attention_tensors *t;
     int64_t q_offset, group, qtiles, hgroups, base_items;
     int npos, hpt, rows, rp, dvp, bk, splits, wide, use_blas;
-    int bf16;        /* wide tiles in bf16 (flash_bf16.c) */
-    /* bf16: K and V of every (batch, kv head), packed once per call for keys
-     * [klo, klo + klen) (klo even): K [klen][ks2], V [klen/2][dvp][2]. */
-    uint16_t *kpk, *vpk;
-    uint8_t *vbad;   /* per (batch, kv head): a packed V value is NaN or Inf */
-    int64_t klo, klen;
-    int ks2;
+    int bf16;           /* wide tiles in bf16 (attention_bf16.h) */
+    attune_bf16_kv kv16; /* their packed K and V */
     float qscale;
     float *part_o;   /* [base_items][splits][rows][dvp] when splits > 1 */
     float *part_lse; /* [base_items][splits][rows] */
@@ -66,24 +62,13 @@ ATTUNE_HIDDEN void attune_flash_scores_wide(const plan *pl, const scratch *sc, c
 ATTUNE_HIDDEN void attune_flash_pv_tile(const plan *pl, const scratch *sc, const float *pt, int ps, int rb, int re,
                                         const float *vbase, int64_t j0, int n, int full, int prefetch);
 
-/* bf16 wide tiles (flash_bf16.c). Once per call, prepack rounds K and V of
- * the keys some query row sees (every batch and kv head) into pl->kpk and
- * pl->vpk (0: out of memory); release frees them. Per work item pack_q
- * rounds the scaled Q of qt; per KV tile (bg = batch * kv_heads + kv head):
- * scores writes S^T into st, flash's softmax step runs, then pv_tile adds P.V
- * for rows [rb, re) (rb a multiple of 16) with P read from st and the f32 V
- * at vbase for the keys a row sees but the pair kernel does not cover.
- * Boundary tiles (full == 0) keep every row to the keys it sees, as
- * attune_flash_pv_tile does. scratch_alloc gives a work item's bf16 buffers
- * for tiles of up to `keys` keys. */
-ATTUNE_HIDDEN int attune_flash_bf16_prepack(plan *pl, int threads);
-ATTUNE_HIDDEN void attune_flash_bf16_release(plan *pl);
-ATTUNE_HIDDEN int attune_flash_bf16_scratch_alloc(const plan *pl, scratch *sc, int keys);
-ATTUNE_HIDDEN void attune_flash_bf16_scratch_free(scratch *sc);
-ATTUNE_HIDDEN void attune_flash_bf16_pack_q(const plan *pl, const scratch *sc);
-ATTUNE_HIDDEN void attune_flash_bf16_scores(const plan *pl, const scratch *sc, int64_t bg, int64_t j0, int n);
-ATTUNE_HIDDEN void attune_flash_bf16_pv_tile(const plan *pl, const scratch *sc, int rb, int re, int64_t bg,
-                                             const float *vbase, int64_t j0, int n, int full);
+/* flash's view of the bf16 tiles (attention_bf16.h): the online-softmax
+ * rescale by alpha, P^T in st. */
+static inline void flash_bf16_pv_tile(const plan *pl, const scratch *sc, int rb, int re, int64_t bg,
+                                      const float *vbase, int64_t j0, int n, int full) {
+    const attune_bf16_tile t = {sc->st, pl->rp, sc->pb, sc->acc, sc->alpha, sc->lo, sc->hi};
+    attune_bf16_pv_tile(&pl->kv16, &t, rb, re, bg, vbase, j0, n, full);
+}
 
 /* What flash_softmax_tile did to a 16-row column when skipping is on. */
 enum { COLUMN_DONE = 0, COLUMN_SKIPPED = 1, COLUMN_EMPTY = 2 };

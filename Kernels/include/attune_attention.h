@@ -260,6 +260,7 @@ typedef struct {
     int32_t kv_splits;  /* KV chunks per (batch, kv head, q tile), summed; 0 = auto */
     int32_t threads;    /* OpenMP threads; 0 = runtime default */
     float bias;         /* b, the model's; must be finite (NULL params: 0) */
+    int32_t precision;  /* attune_precision of the wide (prefill) tiles */
 } attune_sigmoid_params;
 
 int32_t attune_sigmoid_attention(const attune_attention_problem *p,

@@ -139,17 +139,26 @@ enum KernelCheck {
         if breakOutput, !out.o.data.isEmpty { out.o.data[out.o.data.count / 2] += 0.05 }
         let ref = try reference(kernel, c.problem, x, bias: params["bias"] ?? 0)
         var (metrics, rows) = compare(out.o.data, ref, c.problem)
-        if params["precision"] == 1, kernel.isExact { metrics["bf16_bound_ratio"] = try bf16BoundRatio(c.problem, x, out) }
+        if params["precision"] == 1, kernel.isExact {
+            metrics["bf16_bound_ratio"] = try bf16BoundRatio(c.problem, x, out, sigmoidBias: kernel.normalizer == .sigmoid ? params["bias"] ?? 0 : nil)
+        }
         return KernelResult(metrics: metrics, rowError: rows, stats: out.stats)
     }
 
-    /// The largest |error| / bound over O and LSE with bf16 tiles (BF16AttentionBound):
-    /// at most 1 when the kernel keeps the bound; NaN counts as over it.
-    static func bf16BoundRatio(_ p: AttentionProblem, _ x: (q: Tensor, k: Tensor, v: Tensor), _ out: AttentionOutput) throws -> Double {
+    /// The largest |error| / bound over O and LSE (softmax) with bf16 tiles
+    /// (BF16AttentionBound): at most 1 when the kernel keeps the bound; NaN counts as over it.
+    static func bf16BoundRatio(_ p: AttentionProblem, _ x: (q: Tensor, k: Tensor, v: Tensor), _ out: AttentionOutput,
+                               sigmoidBias: Double?) throws -> Double {
         let r = ReferenceAttentionProblem(batch: p.batch, qHeads: p.qHeads, kvHeads: p.kvHeads, qLen: p.qLen, kvLen: p.kvLen,
                                           qkDim: p.qkDim, vDim: p.vDim, scale: Double(p.resolvedScale), causal: p.causal,
                                           qOffset: p.qOffset, window: p.window)
         let q = x.q.data.map(Double.init), k = x.k.data.map(Double.init), v = x.v.data.map(Double.init)
+        if let bias = sigmoidBias {
+            let exact = try ReferenceAttention.sigmoid(r, bias: bias, q: q, k: k, v: v)
+            let bound = try BF16AttentionBound.sigmoid(r, bias: bias, q: q, k: k, v: v)
+            let ratios = zip(out.o.data, zip(exact, bound)).map { abs(Double($0.0) - $0.1.0) / $0.1.1 }
+            return ratios.contains { $0.isNaN } ? .infinity : ratios.max() ?? 0
+        }
         let exact = try ReferenceAttention.softmax(r, q: q, k: k, v: v)
         let bound = try BF16AttentionBound.bound(r, q: q, k: k, v: v)
         var worst = 0.0

@@ -69,4 +69,38 @@ public enum BF16AttentionBound {
         }
         return (o, lse)
     }
+
+    /// Sigmoid attention `O = Σ_j σ(scale q·k_j + bias) v_j` (`ReferenceAttention.sigmoid`) on
+    /// bf16 operands: a score off by E_j (base 2; the bias is added in f32) moves σ by at
+    /// most ln 2 · E_j / 4 (σ' ≤ 1/4), and rounding p and v adds 2u + u²:
+    ///
+    ///     |Õ_c − O_c| ≤ Σ_j ((ln 2 / 4) E_j (1 + 2u + u²) + (2u + u²) σ_j) |v_jc|  + f32 rounding
+    public static func sigmoid(_ p: ReferenceAttentionProblem, bias: Double, q: [Double], k: [Double], v: [Double]) throws -> [Double] {
+        _ = try ReferenceAttention.sigmoid(p, bias: bias, q: q, k: k, v: v)  // validates shapes
+        let u = unitRoundoff, log2e = 1.4426950408889634, r = 2 * u + u * u
+        let perProduct = r + Double(p.qkDim) * 0x1p-24
+        var o = [Double](repeating: 0, count: p.oCount)
+        let group = p.qHeads / p.kvHeads, off = p.resolvedQOffset
+        for b in 0..<p.batch {
+            for h in 0..<p.qHeads {
+                let kv = b * p.kvHeads + h / group
+                for i in 0..<p.qLen {
+                    let row = (b * p.qHeads + h) * p.qLen + i
+                    for j in 0..<p.kvLen where ReferenceAttention.isVisible(key: j, queryPosition: off + i, causal: p.causal, window: p.window) {
+                        var a = 0.0, s = 0.0
+                        for d in 0..<p.qkDim {
+                            let x = q[row * p.qkDim + d] * p.scale, y = k[(kv * p.kvLen + j) * p.qkDim + d]
+                            a += abs(x * log2e * y)
+                            s += x * y
+                        }
+                        let sigma = 1 / (1 + exp(-(s + bias)))
+                        let weight = log(2) / 4 * perProduct * a * (1 + r) + (r + f32Relative) * sigma
+                        for c in 0..<p.vDim { o[row * p.vDim + c] += weight * abs(v[(kv * p.kvLen + j) * p.vDim + c]) }
+                    }
+                    for c in 0..<p.vDim { o[row * p.vDim + c] += 1e-6 }
+                }
+            }
+        }
+        return o
+    }
 }

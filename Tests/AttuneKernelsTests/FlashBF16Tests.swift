@@ -80,6 +80,32 @@ final class FlashBF16Tests: XCTestCase {
                   parameters: exact.merging(["block_kv": 32]) { $1 })
     }
 
+    /// sigmoid's wide tiles in bf16 (blocked sums, bias added after the bf16 dot
+    /// products) keep the sigmoid bound; decode stays f32.
+    func testSigmoidKeepsItsBound() throws {
+        let cases: [(String, AttentionProblem, Bool)] = [
+            ("causal ragged", .init(qHeads: 4, kvHeads: 2, qLen: 150, kvLen: 150, qkDim: 64, causal: true), false),
+            ("window odd dims", .init(qHeads: 2, qLen: 70, kvLen: 301, qkDim: 80, vDim: 48, causal: true, window: 45), false),
+            ("poison", .init(qHeads: 2, qLen: 40, kvLen: 300, qkDim: 128, causal: true, qOffset: 201), true),
+        ]
+        for (name, p, poison) in cases {
+            var x = AttentionInputs(p, seed: 11)
+            if poison { x.poison(keys: AttentionInputs.keysNoQuerySees(p), with: .nan, p) }
+            let params: KernelParameters = ["bias": -4, "precision": 1]
+            let out = try SigmoidKernel().run(p, q: x.q, k: x.k, v: x.v, parameters: params)
+            let f32 = try SigmoidKernel().run(p, q: x.q, k: x.k, v: x.v, parameters: ["bias": -4])
+            let r = ReferenceBridge.problem(p)
+            let (q, k, v) = (x.q.data.map(Double.init), x.k.data.map(Double.init), x.v.data.map(Double.init))
+            let exact = try ReferenceAttention.sigmoid(r, bias: -4, q: q, k: k, v: v)
+            let bound = try BF16AttentionBound.sigmoid(r, bias: -4, q: q, k: k, v: v)
+            for i in exact.indices {
+                XCTAssertLessThanOrEqual(abs(Double(out.o.data[i]) - exact[i]), bound[i], "\(name) at \(i)")
+            }
+            let e16 = ErrorMetrics.compare(out.o.data, exact).relL1, e32 = ErrorMetrics.compare(f32.o.data, exact).relL1
+            XCTAssertGreaterThan(e16, 50 * e32, "\(name): bf16 tiles not used")
+        }
+    }
+
     /// NaN stored where no query looks never reaches an output, although the bf16 pair
     /// kernel reads V two keys at a time (those heads fall back to row-exact P.V).
     func testPoisonedFutureStaysUnread() throws {
