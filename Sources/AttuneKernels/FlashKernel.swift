@@ -29,7 +29,9 @@ public struct FlashKernel: AttentionKernel {
     }
 
     public func cInvocation(_ parameters: KernelParameters) -> [String]? {
-        let fields = ["block_q", "block_kv", "kv_splits", "threads", "gemm", "precision"].map { ".\($0) = \(Int(parameters[$0] ?? 0))" }
+        // precision only when set: the default C stays as it was before the parameter existed.
+        let names = ["block_q", "block_kv", "kv_splits", "threads", "gemm"] + ((parameters["precision"] ?? 0) != 0 ? ["precision"] : [])
+        let fields = names.map { ".\($0) = \(Int(parameters[$0] ?? 0))" }
         return ["const attune_flash_params params = {\(fields.joined(separator: ", "))};",
                 "int rc = attune_flash_attention(&p, &t, &params, &status);"]
     }

@@ -36,7 +36,9 @@ public struct SigmoidKernel: AttentionKernel {
     }
 
     public func cInvocation(_ parameters: KernelParameters) -> [String]? {
-        let fields = ["block_q", "block_kv", "kv_splits", "threads", "precision"].map { ".\($0) = \(Int(parameters[$0] ?? 0))" }
+        // precision only when set: the default C stays as it was before the parameter existed.
+        let names = ["block_q", "block_kv", "kv_splits", "threads"] + ((parameters["precision"] ?? 0) != 0 ? ["precision"] : [])
+        let fields = names.map { ".\($0) = \(Int(parameters[$0] ?? 0))" }
             + [".bias = \(Self.cFloat(parameters["bias"] ?? 0))"]
         return ["const attune_sigmoid_params params = {\(fields.joined(separator: ", "))};",
                 "int rc = attune_sigmoid_attention(&p, &t, &params, &status);"]

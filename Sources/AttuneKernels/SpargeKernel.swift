@@ -45,7 +45,7 @@ public struct SpargeKernel: AttentionKernel {
 
     public func cInvocation(_ parameters: KernelParameters) -> [String]? {
         let v = { (name: String) in parameters[name] ?? Self.defaults[name]! }
-        let ints = ["block_q", "block_kv", "sink", "threads", "precision"].map { ".\($0) = \(Int(v($0)))" }
+        let ints = (["block_q", "block_kv", "sink", "threads"] + (v("precision") != 0 ? ["precision"] : [])).map { ".\($0) = \(Int(v($0)))" }
         let floats = ["simthreshd1", "cdfthreshd", "pvthreshd"].map { ".\($0) = \(SigmoidKernel.cFloat(v($0)))" }
         return ["const attune_sparge_params params = {\((ints + floats).joined(separator: ", "))};",
                 "int rc = attune_sparge_attention(&p, &t, &params, &status);"]
