@@ -31,12 +31,14 @@ typedef struct {
     uint8_t *vbad; /* per batch x kv head: a packed V value is NaN or Inf */
     int64_t klo, klen;
     int ks2;
+    size_t bytes; /* of the buffer kpk starts */
 } attune_bf16_kv;
 
 /* Where a tile's P.V goes: P^T in st ([n][rp], f32), bf16 P pairs scratch pb,
  * accumulator rows acc (stride dvp); alpha: each row is rescaled by alpha[r]
  * first (online softmax), NULL: the tile is summed from zero and then added
- * (sigmoid's blocked summation). lo/hi: each row's visible keys. */
+ * (sigmoid's blocked summation). lo/hi: each row's visible keys. packed: pb
+ * already holds P for every row (attune_bf16_softmax_tile), st is not read. */
 typedef struct {
     const float *st;
     int rp;
@@ -44,6 +46,7 @@ typedef struct {
     float *acc;
     const float *alpha;
     const int32_t *lo, *hi;
+    int packed;
 } attune_bf16_tile;
 
 #define ATTUNE_BF16_HIDDEN __attribute__((visibility("hidden")))
@@ -56,6 +59,13 @@ ATTUNE_BF16_HIDDEN uint16_t *attune_bf16_alloc_p(int rp, int keys);
 ATTUNE_BF16_HIDDEN void attune_bf16_pack_q(const float *qt, uint16_t *qb, int rp, int64_t qk_dim);
 ATTUNE_BF16_HIDDEN void attune_bf16_scores(const attune_bf16_kv *kv, const uint16_t *qb, float *st, int rp, int64_t bg,
                                            int64_t j0, int n);
+/* flash's online-softmax step (flash_internal.h: flash_softmax_tile) for the rows
+ * [0, rp) of S^T in st, writing P straight into pb as bf16 pairs (every pair
+ * touching the tile, zeros outside it) instead of back into st, with a shorter
+ * exp2 polynomial (relative error < 5e-5, far below bf16's 2^-9; l sums the same
+ * values). Only for a batch x kv head whose packed V is finite (kv->vbad). */
+ATTUNE_BF16_HIDDEN void attune_bf16_softmax_tile(float *st, int rp, uint16_t *pb, float *m, float *l, float *alpha,
+                                                 const int32_t *lo, const int32_t *hi, int64_t j0, int n, int full);
 ATTUNE_BF16_HIDDEN void attune_bf16_pv_tile(const attune_bf16_kv *kv, const attune_bf16_tile *t, int rb, int re,
                                             int64_t bg, const float *vbase, int64_t j0, int n, int full);
 

@@ -99,6 +99,33 @@ ATTUNE_INLINE void vbf_store_row(uint16_t *dst, vf a, vf b) {
 
 #endif
 
+/* 2^x as simd.h's vf_exp2 (same range reduction, exact 0 below -200, NaN stays NaN)
+ * with a degree-4 Taylor polynomial of 2^f on [-1/2, 1/2]: relative error < 4.3e-5
+ * (|f ln 2|^5 / 5!), enough for probabilities rounded to bf16 (2^-9) next. */
+ATTUNE_INLINE vf vf_exp2_bf16(vf x) {
+    x = vf_max(vf_set1(-200.0f), x);
+    x = vf_min(vf_set1(127.0f), x);
+#if defined(__AVX512F__)
+    vf n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+#else
+    vf n;
+    for (int i = 0; i < VL; i++) n.v[i] = nearbyintf(x.v[i]);
+#endif
+    vf f = vf_sub(x, n);
+    vf p = vf_set1(9.6181291076284772e-3f);
+    p = vf_fma(p, f, vf_set1(5.5504108664821580e-2f));
+    p = vf_fma(p, f, vf_set1(2.4022650695910071e-1f));
+    p = vf_fma(p, f, vf_set1(6.9314718055994531e-1f));
+    p = vf_fma(p, f, vf_set1(1.0f));
+#if defined(__AVX512F__)
+    return _mm512_scalef_ps(p, n);
+#else
+    vf r;
+    for (int i = 0; i < VL; i++) r.v[i] = isnan(x.v[i]) ? x.v[i] : ldexpf(p.v[i], (int)n.v[i]);
+    return r;
+#endif
+}
+
 /* S^T[kk][c*16..] for RK keys x CV vectors of query rows: dq2 pairs of the packed
  * Q (pair stride 2 rp) against K rows of stride ks2 (bf16 elements). */
 ATTUNE_INLINE void qk_bf16_block(const uint16_t *k, int ks2, const uint16_t *q, int rp, int dq2, float *st,

@@ -239,9 +239,13 @@ static void run_item(const plan *pl, const scratch *sc, int64_t it) {
             int n = (int)(c1 - j0 < pl->bk ? c1 - j0 : pl->bk);
             int full = flo <= j0 && j0 + n <= fhi;
             if (pl->bf16) {
-                attune_bf16_scores(&pl->kv16, sc->qb, sc->st, rp, x.b * p->kv_heads + x.g, j0, n);
-                flash_softmax_tile(pl, sc, j0, n, full, 0.0f, NULL, NULL, 0);
-                flash_bf16_pv_tile(pl, sc, 0, pl->rows, x.b * p->kv_heads + x.g, vbase, j0, n, full);
+                const int64_t bg = x.b * p->kv_heads + x.g;
+                attune_bf16_scores(&pl->kv16, sc->qb, sc->st, rp, bg, j0, n);
+                /* Finite V (the rule): P goes straight to bf16 pairs. Else the row-exact P.V needs P in st. */
+                const int packed = !pl->kv16.vbad[bg];
+                if (packed) attune_bf16_softmax_tile(sc->st, rp, sc->pb, sc->m, sc->l, sc->alpha, sc->lo, sc->hi, j0, n, full);
+                else flash_softmax_tile(pl, sc, j0, n, full, 0.0f, NULL, NULL, 0);
+                flash_bf16_pv_tile(pl, sc, 0, pl->rows, bg, vbase, j0, n, full, packed);
             } else if (full && pl->use_blas) {
                 scores_blas(pl, sc, kbase, j0, n);
                 flash_softmax_tile(pl, sc, j0, n, full, 0.0f, NULL, NULL, 0);

@@ -79,6 +79,51 @@ static void pack_keys(attune_bf16_kv *pl, int64_t bg, int64_t j0, int64_t j1, in
     if (finite != vm_first(VL)) __atomic_store_n(pl->vbad + bg, 1, __ATOMIC_RELAXED);
 }
 
+/* One packed buffer kept between calls: a fresh one of tens of MiB costs a page
+ * fault per 4 KiB on every call (about 5 % of a causal N=2048 prefill; a compiled
+ * model calls once per layer). A call takes it when it is large enough, else
+ * allocates; release keeps the larger of the two. At most one buffer stays. */
+static struct {
+    void *ptr;
+    size_t bytes;
+    int lock;
+} kept;
+
+static void kept_lock(void) {
+    while (__atomic_test_and_set(&kept.lock, __ATOMIC_ACQUIRE)) {
+    }
+}
+static void kept_unlock(void) { __atomic_clear(&kept.lock, __ATOMIC_RELEASE); }
+
+static void *buffer_take(size_t bytes, size_t *got) {
+    void *p = NULL;
+    kept_lock();
+    if (kept.ptr && kept.bytes >= bytes) {
+        p = kept.ptr;
+        *got = kept.bytes;
+        kept.ptr = NULL;
+    }
+    kept_unlock();
+    if (!p) {
+        p = attune_scratch_alloc(bytes);
+        *got = bytes;
+    }
+    return p;
+}
+
+static void buffer_give(void *p, size_t bytes) {
+    if (!p) return;
+    kept_lock();
+    if (!kept.ptr || kept.bytes < bytes) {
+        void *old = kept.ptr;
+        kept.ptr = p;
+        kept.bytes = bytes;
+        p = old;
+    }
+    kept_unlock();
+    attune_scratch_free(p);
+}
+
 int attune_bf16_prepack(attune_bf16_kv *pl, int threads) {
     const attune_attention_problem *p = pl->p;
     int64_t lo = INT64_MAX, hi = 0;
@@ -93,13 +138,14 @@ int attune_bf16_prepack(attune_bf16_kv *pl, int threads) {
     pl->klen = (hi - pl->klo + 1) / 2 * 2;
     pl->ks2 = (int)((p->qk_dim + 2 * VL - 1) / (2 * VL) * (2 * VL));
     const int64_t heads = p->batch * p->kv_heads;
-    pl->kpk = attune_scratch_alloc(sizeof(uint16_t) * (size_t)(heads * pl->klen * pl->ks2) + 64);
-    pl->vpk = attune_scratch_alloc(sizeof(uint16_t) * (size_t)(heads * pl->klen * pl->dvp) + 64);
-    pl->vbad = attune_scratch_alloc((size_t)heads + 64);
-    if (!pl->kpk || !pl->vpk || !pl->vbad) {
-        attune_bf16_release(pl);
-        return 0;
-    }
+    /* K, V and the flags in one buffer, each part 64-byte aligned. */
+    const size_t kbytes = (sizeof(uint16_t) * (size_t)(heads * pl->klen * pl->ks2) + 63) / 64 * 64;
+    const size_t vbytes = (sizeof(uint16_t) * (size_t)(heads * pl->klen * pl->dvp) + 63) / 64 * 64;
+    uint8_t *buf = buffer_take(kbytes + vbytes + (size_t)heads + 64, &pl->bytes);
+    if (!buf) return 0;
+    pl->kpk = (uint16_t *)buf;
+    pl->vpk = (uint16_t *)(buf + kbytes);
+    pl->vbad = buf + kbytes + vbytes;
     memset(pl->vbad, 0, (size_t)heads);
     const int64_t chunks = (pl->klen + PACK_KEYS - 1) / PACK_KEYS, n = heads * chunks;
     (void)threads;
@@ -114,9 +160,7 @@ int attune_bf16_prepack(attune_bf16_kv *pl, int threads) {
 }
 
 void attune_bf16_release(attune_bf16_kv *pl) {
-    attune_scratch_free(pl->kpk);
-    attune_scratch_free(pl->vpk);
-    attune_scratch_free(pl->vbad);
+    buffer_give(pl->kpk, pl->bytes);
     pl->kpk = pl->vpk = NULL;
     pl->vbad = NULL;
 }
@@ -217,13 +261,49 @@ static void pv_row_f32(const attune_bf16_kv *pl, const attune_bf16_tile *t, int 
     }
 }
 
+void attune_bf16_softmax_tile(float *st, int rp, uint16_t *pb, float *m, float *l, float *alpha,
+                              const int32_t *lo, const int32_t *hi, int64_t j0, int n, int full) {
+    const vf neg_inf = vf_set1(-INFINITY);
+    const int64_t i0 = j0 / 2, i1 = (j0 + n + 1) / 2;
+    for (int c = 0; c < rp; c += VL) {
+        vf m_old = vf_load(m + c), mt = neg_inf;
+        vi vlo = vi_load(lo + c), vhi = vi_load(hi + c);
+        float *col = st + c;
+        if (full) {
+            for (int jj = 0; jj < n; jj++) mt = vf_max(mt, vf_load(col + (int64_t)jj * rp));
+        } else {
+            for (int jj = 0; jj < n; jj++) {
+                vf s = vf_blend(vi_in_range(vlo, vhi, (int32_t)(j0 + jj)), vf_load(col + (int64_t)jj * rp), neg_inf);
+                vf_store(col + (int64_t)jj * rp, s);
+                mt = vf_max(mt, s);
+            }
+        }
+        vf m_new = vf_max(m_old, mt);
+        /* Rows that have seen no visible key yet keep alpha = 1, P = 0. */
+        vmask dead = vf_eq(m_new, neg_inf);
+        vf a = vf_blend(dead, vf_set1(1.0f), vf_exp2(vf_sub(m_old, m_new)));
+        vf m_use = vf_blend(dead, vf_zero(), m_new);
+        vf sum = vf_zero();
+        for (int64_t i = i0; i < i1; i++) {
+            const int64_t ja = 2 * i - j0;
+            vf x = ja >= 0 ? vf_exp2_bf16(vf_sub(vf_load(col + ja * rp), m_use)) : vf_zero();
+            vf y = ja + 1 < n ? vf_exp2_bf16(vf_sub(vf_load(col + (ja + 1) * rp), m_use)) : vf_zero();
+            vbf_store_pairs(pb + ((i - i0) * rp + c) * 2, x, y);
+            sum = vf_add(sum, vf_add(x, y));
+        }
+        vf_store(l + c, vf_fma(vf_load(l + c), a, sum));
+        vf_store(m + c, m_new);
+        vf_store(alpha + c, a);
+    }
+}
+
 void attune_bf16_pv_tile(const attune_bf16_kv *pl, const attune_bf16_tile *t, int rb, int re, int64_t bg,
                          const float *vbase, int64_t j0, int n, int full) {
     const int rp = t->rp, finite = !pl->vbad[bg];
     /* P of rows [rb, re) as pairs i in [i0, i1): every pair touching the tile
      * (P = 0 outside it) when V is finite, else the whole pairs inside it. */
     const int64_t i0 = finite ? j0 / 2 : (j0 + 1) / 2, i1 = finite ? (j0 + n + 1) / 2 : (j0 + n) / 2;
-    for (int64_t i = i0; i < i1; i++) {
+    for (int64_t i = i0; i < i1 && !t->packed; i++) {
         const int64_t ja = 2 * i - j0;
         const float *a = t->st + ja * rp;
         for (int c = rb / VL * VL; c < re; c += VL)

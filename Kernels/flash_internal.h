@@ -65,8 +65,8 @@ ATTUNE_HIDDEN void attune_flash_pv_tile(const plan *pl, const scratch *sc, const
 /* flash's view of the bf16 tiles (attention_bf16.h): the online-softmax
  * rescale by alpha, P^T in st. */
 static inline void flash_bf16_pv_tile(const plan *pl, const scratch *sc, int rb, int re, int64_t bg,
-                                      const float *vbase, int64_t j0, int n, int full) {
-    const attune_bf16_tile t = {sc->st, pl->rp, sc->pb, sc->acc, sc->alpha, sc->lo, sc->hi};
+                                      const float *vbase, int64_t j0, int n, int full, int packed) {
+    const attune_bf16_tile t = {sc->st, pl->rp, sc->pb, sc->acc, sc->alpha, sc->lo, sc->hi, packed};
     attune_bf16_pv_tile(&pl->kv16, &t, rb, re, bg, vbase, j0, n, full);
 }
 

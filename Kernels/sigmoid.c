@@ -409,7 +409,7 @@ static void run_item(const plan *pl, const scratch *sc, int64_t it) {
                 probs_wide(pl, sc, kbase, bg, j0, n, full);
                 if (pl->bf16) {
                     /* Blocked like the f32 tile (no alpha): summed from zero, then added. */
-                    const attune_bf16_tile bt = {sc->st, pl->rp, sc->pb, sc->acc, NULL, sc->lo, sc->hi};
+                    const attune_bf16_tile bt = {sc->st, pl->rp, sc->pb, sc->acc, NULL, sc->lo, sc->hi, 0};
                     attune_bf16_pv_tile(&pl->kv16, &bt, 0, pl->rows, bg, vbase, j0, n, full);
                 } else {
                     pv_tile(pl, sc, sc->st, pl->rp, 0, pl->rows, vbase, j0, n, full, 0);

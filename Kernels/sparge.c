@@ -258,7 +258,7 @@ static void pv_unskipped(const sparge_plan *sp, sparge_scratch *ss, int rows, in
             ce++;
         }
         const int rb = c * VL, re = ce * VL < rows ? ce * VL : rows;
-        if (rb < re && pl->bf16) flash_bf16_pv_tile(pl, &ss->fs, rb, re, bg, vbase, k0, n, full);
+        if (rb < re && pl->bf16) flash_bf16_pv_tile(pl, &ss->fs, rb, re, bg, vbase, k0, n, full, 0);
         else if (rb < re) attune_flash_pv_tile(pl, &ss->fs, ss->fs.st + rb, pl->rp, rb, re, vbase, k0, n, full, 0);
         c = ce;
     }
@@ -354,7 +354,7 @@ static void run_item(const sparge_plan *sp, sparge_scratch *ss, int64_t it) {
                 pv_unskipped(sp, ss, rows, bg, vbase, k0, n, full);
             } else {
                 flash_softmax_tile(pl, sc, k0, n, full, 0.0f, NULL, NULL, 0);
-                if (pl->bf16) flash_bf16_pv_tile(pl, sc, 0, rows, bg, vbase, k0, n, full);
+                if (pl->bf16) flash_bf16_pv_tile(pl, sc, 0, rows, bg, vbase, k0, n, full, 0);
                 else attune_flash_pv_tile(pl, sc, sc->st, rp, 0, rows, vbase, k0, n, full, 0);
                 for (int c = 0; c < rp / VL; c++) ss->pv_tiles += ss->live[c] != 0;
             }

@@ -18,12 +18,17 @@ import Foundation
 ///
 /// where w_j are the exact softmax weights of the row (each weight moves by a factor in
 /// [2^(−2E), 2^(2E)] when every score moves by at most E; rounding p and v adds 2u + u²).
+/// flash's fused bf16 softmax step computes p with a shorter exp2 (relative error ≤ ε =
+/// 4.3e-5, in the numerator and in l alike): 2^(2E) becomes 2^(2E)(1 + 2ε), and the LSE
+/// gains ε.
 /// The f32 terms are those the exact kernels are held to (1e-5 relative, Docs/NUMERICS.md).
 public enum BF16AttentionBound {
     /// Unit roundoff of bf16 (8 significant bits, round to nearest even).
     public static let unitRoundoff = 0x1p-8
     /// f32 arithmetic outside the bf16 roundings: the exact kernels' own tolerance.
     static let f32Relative = 1e-5
+    /// Relative error of the bf16 softmax step's exp2 (degree-4 polynomial, attention_tiles_bf16.h).
+    public static let expError = 4.3e-5
 
     public static func bound(_ p: ReferenceAttentionProblem, q: [Double], k: [Double], v: [Double]) throws
         -> (o: [Double], lse: [Double]) {
@@ -57,13 +62,14 @@ public enum BF16AttentionBound {
                     let m = scores.max()!
                     let weights = scores.map { exp($0 - m) }
                     let total = weights.reduce(0, +)
-                    let factor = (exp2(2 * e) - 1) + (2 * u + u * u) * exp2(2 * e)
+                    let g = exp2(2 * e) * (1 + 2 * expError)
+                    let factor = (g - 1) + (2 * u + u * u) * g
                     for c in 0..<p.vDim {
                         var spread = 0.0
                         for (n, j) in visible.enumerated() { spread += weights[n] / total * abs(v[(kv * p.kvLen + j) * p.vDim + c]) }
                         o[row * p.vDim + c] = (factor + f32Relative) * spread + 1e-7
                     }
-                    lse[row] = log(2) * e + f32Relative * max(1, abs(exact.lse[row]))
+                    lse[row] = log(2) * e + expError + f32Relative * max(1, abs(exact.lse[row]))
                 }
             }
         }
