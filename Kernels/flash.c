@@ -23,7 +23,8 @@
  * Scores come from one of two micro-kernels: `wide` (rows >= 16) vectorises
  * over query rows and broadcasts K elements; `narrow` (decode, short q tiles)
  * vectorises over the head dim and folds 16 dot products with one transpose
- * tree. Optionally full tiles use OpenBLAS sgemm instead (params.gemm).
+ * tree. Optionally full tiles use OpenBLAS sgemm instead (params.gemm), or
+ * (params.precision = bf16) wide tiles use bf16 dot products (flash_bf16.c).
  *
  * The narrow path works on blocks of R <= 4 rows (R = 1 for MHA decode) and
  * keeps their S^T packed with row stride R, so one vector holds 16 / R keys
@@ -253,6 +254,7 @@ static void run_item(const plan *pl, const plan *packed, float *pack, const scra
             if (!pl->wide || pl->use_blas)
                 for (int d = 0; d < dqk; d++) sc->qr[(int64_t)r * dqk + d] = src ? src[d] * qscale : 0.0f;
         }
+        if (pl->bf16) attune_bf16_pack_q(sc->qt, sc->qb, rp, dqk);
         const int quantised = p->kv.format != ATTUNE_KV_F32;
         kv_head kh;
         if (quantised) attune_kv_head(p, t, x.b, x.g, &kh);
@@ -261,6 +263,17 @@ static void run_item(const plan *pl, const plan *packed, float *pack, const scra
         for (int64_t j0 = c0; j0 < c1; j0 += pl->bk) {
             int n = (int)(c1 - j0 < pl->bk ? c1 - j0 : pl->bk);
             int full = flo <= j0 && j0 + n <= fhi;
+            if (pl->bf16) {
+                /* f32 K/V only (checked at entry): packed to bf16 once per call. */
+                const int64_t bg = x.b * p->kv_heads + x.g;
+                attune_bf16_scores(&pl->kv16, sc->qb, sc->st, rp, bg, j0, n);
+                /* Finite V (the rule): P goes straight to bf16 pairs. Else the row-exact P.V needs P in st. */
+                const int vfinite = !pl->kv16.vbad[bg];
+                if (vfinite) attune_bf16_softmax_tile(sc->st, rp, sc->pb, sc->m, sc->l, sc->alpha, sc->lo, sc->hi, j0, n, full);
+                else flash_softmax_tile(pl, sc, j0, n, full, 0.0f, NULL, NULL, 0);
+                flash_bf16_pv_tile(pl, sc, 0, pl->rows, bg, vbase, j0, n, full, vfinite);
+                continue;
+            }
             if (quantised && !pl->wide && !(full && pl->use_blas)) {
                 narrow_tile_kv(pl, sc, &kh, j0, n, full);
                 continue;
@@ -344,6 +357,8 @@ static void scratch_free(scratch *sc) {
     attune_scratch_free(sc->acc);
     attune_scratch_free(sc->m);
     attune_scratch_free(sc->lo);
+    attune_scratch_free(sc->qb);
+    attune_scratch_free(sc->pb);
 }
 
 static int scratch_alloc(const plan *pl, scratch *sc) {
@@ -355,7 +370,7 @@ static int scratch_alloc(const plan *pl, scratch *sc) {
     sc->acc = attune_scratch_alloc(f * rp * (size_t)pl->dvp);
     sc->m = attune_scratch_alloc(f * rp * 3);
     sc->lo = attune_scratch_alloc(sizeof(int32_t) * rp * 3);
-    if (!sc->qt || !sc->qr || !sc->st || !sc->acc || !sc->m || !sc->lo) {
+    if (!sc->qt || !sc->qr || !sc->st || !sc->acc || !sc->m || !sc->lo || (pl->bf16 && (!(sc->qb = attune_bf16_alloc_q(pl->rp, pl->p->qk_dim)) || !(sc->pb = attune_bf16_alloc_p(pl->rp, pl->bk))))) {
         scratch_free(sc);
         return 0;
     }
@@ -374,6 +389,13 @@ int32_t attune_flash_attention(const attune_attention_problem *p, const attune_a
         return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "flash parameters must be non-negative");
     if (params && (params->gemm < ATTUNE_GEMM_AUTO || params->gemm > ATTUNE_GEMM_BLAS))
         return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "unknown gemm backend %d", params->gemm);
+    if (params && (params->precision < ATTUNE_PRECISION_F32 || params->precision > ATTUNE_PRECISION_BF16))
+        return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "unknown precision %d (0 = f32, 1 = bf16)",
+                           params->precision);
+    /* bf16 tiles pack f32 K/V themselves; reading a bf16/int8 cache directly is not done yet. */
+    if (params && params->precision == ATTUNE_PRECISION_BF16 && p->kv.format != ATTUNE_KV_F32)
+        return attune_fail(status, ATTUNE_ERR_UNSUPPORTED, "flash: precision=bf16 reads f32 K/V only (this K/V is %s)",
+                           p->kv.format == ATTUNE_KV_BF16 ? "bf16" : "int8");
     if (params && (params->block_q > 4096 || params->block_kv > 8192))
         return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT,
                            "block_q must be <= 4096 and block_kv <= 8192 (got %d, %d)", params->block_q,
@@ -392,6 +414,8 @@ int32_t attune_flash_attention(const attune_attention_problem *p, const attune_a
     pl.bk = r.block_kv;
     pl.splits = r.kv_splits;
     pl.wide = pl.rows >= WIDE_MIN_ROWS;
+    pl.bf16 = pl.wide && r.precision == ATTUNE_PRECISION_BF16;
+    pl.kv16 = (attune_bf16_kv){.p = p, .t = t, .q_offset = pl.q_offset, .dvp = pl.dvp};
     /* sgemm needs leading dimensions >= the row length. */
     pl.use_blas = r.gemm == ATTUNE_GEMM_BLAS && p->k_stride.row >= p->qk_dim && p->v_stride.row >= p->v_dim;
     pl.qscale = (float)((double)p->scale * 1.4426950408889634);
@@ -429,14 +453,18 @@ int32_t attune_flash_attention(const attune_attention_problem *p, const attune_a
     int failed = 0;
     const int64_t n_items = pl.base_items * pl.splits;
     int64_t next_item = 0;
+    int nth = 1;
 #ifdef _OPENMP
-    int nth = r.threads > 0 ? r.threads : omp_get_max_threads();
+    nth = r.threads > 0 ? r.threads : omp_get_max_threads();
+#endif
+    const int prepacked = !pl.bf16 || attune_bf16_prepack(&pl.kv16, nth);
+#ifdef _OPENMP
 #pragma omp parallel num_threads(nth) reduction(| : failed)
 #endif
     {
         scratch sc;
         float *pack = packs ? attune_scratch_alloc(sizeof(float) * (size_t)pl.bk * (size_t)(p->qk_dim + p->v_dim)) : NULL;
-        const int have_scratch = scratch_alloc(&pl, &sc);
+        const int have_scratch = prepacked && scratch_alloc(&pl, &sc);
         if (!have_scratch || (packs && !pack)) {
             if (have_scratch) scratch_free(&sc);
             failed = 1;
@@ -459,8 +487,10 @@ int32_t attune_flash_attention(const attune_attention_problem *p, const attune_a
         for (int64_t b = 0; b < pl.base_items; b++) merge_item(&pl, b);
     }
     if (pl.use_blas) openblas_set_num_threads(saved_blas_threads);
+    attune_bf16_release(&pl.kv16);
     attune_scratch_free(pl.part_o);
     attune_scratch_free(pl.part_lse);
+    if (!prepacked) return attune_fail(status, ATTUNE_ERR_OUT_OF_MEMORY, "flash: cannot allocate the bf16 K/V tiles");
     if (failed) return attune_fail(status, ATTUNE_ERR_OUT_OF_MEMORY, "flash: cannot allocate per-thread scratch");
     return attune_ok(status);
 }

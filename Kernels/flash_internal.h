@@ -10,6 +10,7 @@
 #define ATTUNE_FLASH_INTERNAL_H
 
 #include "attune_attention.h"
+#include "attention_bf16.h"
 #include "attention_tiles.h"
 #include "simd.h"
 
@@ -30,6 +31,8 @@ typedef struct {
     const attune_attention_tensors *t;
     int64_t q_offset, group, qtiles, hgroups, base_items;
     int npos, hpt, rows, rp, dvp, bk, splits, wide, use_blas;
+    int bf16;           /* wide tiles in bf16 (attention_bf16.h) */
+    attune_bf16_kv kv16; /* their packed K and V */
     float qscale;
     float *part_o;   /* [base_items][splits][rows][dvp] when splits > 1 */
     float *part_lse; /* [base_items][splits][rows] */
@@ -43,6 +46,9 @@ typedef struct {
     float *m, *l, *alpha;
     int32_t *lo, *hi; /* visible key interval per row; lo == hi: none */
     int32_t *valid;   /* row maps to a real (head, position) */
+    /* bf16 tiles only (attention_tiles_bf16.h has the layouts): */
+    uint16_t *qb;     /* [qk_dim/2][rp][2]  scaled Q */
+    uint16_t *pb;     /* [bk/2][rp][2]      P tile */
 } scratch;
 
 #define ATTUNE_HIDDEN __attribute__((visibility("hidden")))
@@ -55,6 +61,14 @@ ATTUNE_HIDDEN void attune_flash_scores_wide(const plan *pl, const scratch *sc, c
  * the V rows it sees. With prefetch (decode) V rows are requested ahead. */
 ATTUNE_HIDDEN void attune_flash_pv_tile(const plan *pl, const scratch *sc, const float *pt, int ps, int rb, int re,
                                         const float *vbase, int64_t j0, int n, int full, int prefetch);
+
+/* flash's view of the bf16 tiles (attention_bf16.h): the online-softmax
+ * rescale by alpha, P^T in st. */
+static inline void flash_bf16_pv_tile(const plan *pl, const scratch *sc, int rb, int re, int64_t bg,
+                                      const float *vbase, int64_t j0, int n, int full, int packed) {
+    const attune_bf16_tile t = {sc->st, pl->rp, sc->pb, sc->acc, sc->alpha, sc->lo, sc->hi, packed};
+    attune_bf16_pv_tile(&pl->kv16, &t, rb, re, bg, vbase, j0, n, full);
+}
 
 /* What flash_softmax_tile did to a 16-row column when skipping is on. */
 enum { COLUMN_DONE = 0, COLUMN_SKIPPED = 1, COLUMN_EMPTY = 2 };

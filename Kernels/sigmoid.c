@@ -37,6 +37,10 @@
  * over each row's remaining keys, so NaN/Inf stored in K/V a row cannot see
  * never reach that row. A row with no visible key (or kv_len = 0) gives O = 0.
  *
+ * precision = bf16: wide tiles take Q.K^T and P.V from the bf16 tiles
+ * (attention_bf16.h, flash_bf16.c; the bias is added to the scores in the
+ * sigmoid pass), summed blocked as above; decode tiles stay f32.
+ *
  * Split-KV: when there are fewer than 16 work items the visible key range of a
  * q tile is cut into `kv_splits` chunks; each chunk writes its partial sum and
  * the partials are added in split order (no LSE). The split count depends on
@@ -64,6 +68,7 @@
 #include "attention_internal.h"
 #include "simd.h"
 #include "attention_tiles.h"
+#include "attention_bf16.h"
 
 #include <math.h>
 #include <string.h>
@@ -116,6 +121,8 @@ typedef struct {
     const attune_attention_tensors *t;
     int64_t q_offset, group, qtiles, hgroups, base_items;
     int npos, hpt, rows, rp, dvp, bk, splits, wide;
+    int bf16;             /* wide tiles in bf16 (attention_bf16.h) */
+    attune_bf16_kv kv16;  /* their packed K and V */
     float qscale, bias2;
     float *part_o; /* [base_items][splits][rows][dvp] when splits > 1 */
 } plan;
@@ -127,6 +134,7 @@ typedef struct {
     float *acc;       /* [rp][dvp] */
     int32_t *lo, *hi; /* visible key interval per row; lo == hi: none */
     int32_t *valid;   /* row maps to a real (head, position) */
+    uint16_t *qb, *pb; /* bf16 tiles: packed Q, P pairs */
 } scratch;
 
 
@@ -187,11 +195,14 @@ ATTUNE_INLINE void sigmoid_qk_wide_block(const float *k, int64_t ks, const float
  * slower on prefill: the epilogue sits between the FMA loops of consecutive
  * blocks. On boundary tiles, entries outside a row's interval become exactly
  * 0 (a select, so a NaN score from a masked key disappears). */
-static void probs_wide(const plan *pl, const scratch *sc, const float *kbase, int64_t j0, int n, int full) {
+static void probs_wide(const plan *pl, const scratch *sc, const float *kbase, int64_t bg, int64_t j0, int n, int full) {
     const int rp = pl->rp, dqk = (int)pl->p->qk_dim;
     const int64_t ks = pl->p->k_stride.row;
     const vf b2 = vf_set1(pl->bias2);
-    for (int c0 = 0; c0 < rp / VL; c0 += 4) {
+    /* bf16 scores come without the bias: it is added in the sigmoid pass (+0 in f32). */
+    const vf b2_late = vf_set1(pl->bf16 ? pl->bias2 : 0.0f);
+    if (pl->bf16) attune_bf16_scores(&pl->kv16, sc->qb, sc->st, rp, bg, j0, n);
+    for (int c0 = 0; c0 < (pl->bf16 ? 0 : rp / VL); c0 += 4) {
         int cv = rp / VL - c0 < 4 ? rp / VL - c0 : 4;
         const float *qt = sc->qt + c0 * VL;
         for (int jj = 0; jj < n; jj += 6) {
@@ -208,7 +219,7 @@ static void probs_wide(const plan *pl, const scratch *sc, const float *kbase, in
         }
     }
     if (full) {
-        for (int64_t i = 0; i < (int64_t)n * rp; i += VL) vf_store(sc->st + i, sg_sigmoid2(vf_load(sc->st + i)));
+        for (int64_t i = 0; i < (int64_t)n * rp; i += VL) vf_store(sc->st + i, sg_sigmoid2(vf_add(vf_load(sc->st + i), b2_late)));
         return;
     }
     for (int c = 0; c < rp; c += VL) {
@@ -216,7 +227,7 @@ static void probs_wide(const plan *pl, const scratch *sc, const float *kbase, in
         float *col = sc->st + c;
         for (int jj = 0; jj < n; jj++) {
             float *pp = col + (int64_t)jj * rp;
-            vf_store(pp, vf_blend(vi_in_range(lo, hi, (int32_t)(j0 + jj)), sg_sigmoid2(vf_load(pp)), vf_zero()));
+            vf_store(pp, vf_blend(vi_in_range(lo, hi, (int32_t)(j0 + jj)), sg_sigmoid2(vf_add(vf_load(pp), b2_late)), vf_zero()));
         }
     }
 }
@@ -387,14 +398,22 @@ static void run_item(const plan *pl, const scratch *sc, int64_t it) {
             else
                 for (int d = 0; d < dqk; d++) sc->qr[(int64_t)r * dqk + d] = src ? src[d] * qscale : 0.0f;
         }
+        if (pl->bf16) attune_bf16_pack_q(sc->qt, sc->qb, rp, dqk);
         const float *kbase = t->k + x.b * p->k_stride.batch + x.g * p->k_stride.head;
         const float *vbase = t->v + x.b * p->v_stride.batch + x.g * p->v_stride.head;
         for (int64_t j0 = c0; j0 < c1; j0 += pl->bk) {
             int n = (int)(c1 - j0 < pl->bk ? c1 - j0 : pl->bk);
             int full = flo <= j0 && j0 + n <= fhi;
             if (pl->wide) {
-                probs_wide(pl, sc, kbase, j0, n, full);
-                pv_tile(pl, sc, sc->st, pl->rp, 0, pl->rows, vbase, j0, n, full, 0);
+                const int64_t bg = x.b * p->kv_heads + x.g;
+                probs_wide(pl, sc, kbase, bg, j0, n, full);
+                if (pl->bf16) {
+                    /* Blocked like the f32 tile (no alpha): summed from zero, then added. */
+                    const attune_bf16_tile bt = {sc->st, pl->rp, sc->pb, sc->acc, NULL, sc->lo, sc->hi, 0};
+                    attune_bf16_pv_tile(&pl->kv16, &bt, 0, pl->rows, bg, vbase, j0, n, full);
+                } else {
+                    pv_tile(pl, sc, sc->st, pl->rp, 0, pl->rows, vbase, j0, n, full, 0);
+                }
             } else {
                 narrow_tile(pl, sc, kbase, vbase, j0, n, full);
             }
@@ -451,6 +470,8 @@ static void scratch_free(scratch *sc) {
     attune_scratch_free(sc->st);
     attune_scratch_free(sc->acc);
     attune_scratch_free(sc->lo);
+    attune_scratch_free(sc->qb);
+    attune_scratch_free(sc->pb);
 }
 
 static int scratch_alloc(const plan *pl, scratch *sc) {
@@ -461,7 +482,11 @@ static int scratch_alloc(const plan *pl, scratch *sc) {
     sc->st = attune_scratch_alloc(f * (size_t)pl->bk * rp);
     sc->acc = attune_scratch_alloc(f * rp * (size_t)pl->dvp);
     sc->lo = attune_scratch_alloc(sizeof(int32_t) * rp * 3);
-    if (!(sc->qt || sc->qr) || !sc->st || !sc->acc || !sc->lo) {
+    if (pl->bf16) {
+        sc->qb = attune_bf16_alloc_q(pl->rp, pl->p->qk_dim);
+        sc->pb = attune_bf16_alloc_p(pl->rp, pl->bk);
+    }
+    if (!(sc->qt || sc->qr) || !sc->st || !sc->acc || !sc->lo || (pl->bf16 && (!sc->qb || !sc->pb))) {
         scratch_free(sc);
         return 0;
     }
@@ -480,6 +505,9 @@ int32_t attune_sigmoid_attention(const attune_attention_problem *p, const attune
         return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT,
                            "block_q must be <= 4096 and block_kv <= 8192 (got %d, %d)", params->block_q,
                            params->block_kv);
+    if (params && (params->precision < ATTUNE_PRECISION_F32 || params->precision > ATTUNE_PRECISION_BF16))
+        return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "unknown precision %d (0 = f32, 1 = bf16)",
+                           params->precision);
     const float bias = params ? params->bias : 0.0f;
     if (!isfinite(bias))
         return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "sigmoid bias must be finite, got %g", (double)bias);
@@ -497,6 +525,8 @@ int32_t attune_sigmoid_attention(const attune_attention_problem *p, const attune
     pl.bk = r.block_kv;
     pl.splits = r.kv_splits;
     pl.wide = pl.rows >= WIDE_MIN_ROWS;
+    pl.bf16 = pl.wide && r.precision == ATTUNE_PRECISION_BF16;
+    pl.kv16 = (attune_bf16_kv){.p = p, .t = t, .q_offset = pl.q_offset, .dvp = pl.dvp};
     pl.qscale = (float)((double)p->scale * 1.4426950408889634);
     pl.bias2 = (float)((double)bias * 1.4426950408889634);
     pl.qtiles = (p->q_len + pl.npos - 1) / pl.npos;
@@ -509,16 +539,19 @@ int32_t attune_sigmoid_attention(const attune_attention_problem *p, const attune
         if (!pl.part_o) return attune_fail(status, ATTUNE_ERR_OUT_OF_MEMORY, "sigmoid: cannot allocate split-KV partials");
     }
 
-    int failed = 0;
+    int failed = 0, nth = 1;
     const int64_t n_items = pl.base_items * pl.splits;
     int64_t next_item = 0;
 #ifdef _OPENMP
-    int nth = r.threads > 0 ? r.threads : omp_get_max_threads();
+    nth = r.threads > 0 ? r.threads : omp_get_max_threads();
+#endif
+    const int packed = !pl.bf16 || attune_bf16_prepack(&pl.kv16, nth);
+#ifdef _OPENMP
 #pragma omp parallel num_threads(nth) reduction(| : failed)
 #endif
     {
         scratch sc;
-        if (!scratch_alloc(&pl, &sc)) {
+        if (!packed || !scratch_alloc(&pl, &sc)) {
             failed = 1;
         } else {
             /* Dynamic schedule from an atomic counter: `schedule(dynamic)` does
@@ -538,6 +571,8 @@ int32_t attune_sigmoid_attention(const attune_attention_problem *p, const attune
         for (int64_t b = 0; b < pl.base_items; b++) combine_item(&pl, b);
     }
     attune_scratch_free(pl.part_o);
+    attune_bf16_release(&pl.kv16);
+    if (!packed) return attune_fail(status, ATTUNE_ERR_OUT_OF_MEMORY, "sigmoid: cannot allocate the bf16 K/V tiles");
     if (failed) return attune_fail(status, ATTUNE_ERR_OUT_OF_MEMORY, "sigmoid: cannot allocate per-thread scratch");
     return attune_ok(status);
 }

@@ -25,8 +25,9 @@
  * is left without its own position). Blocks no row of the item sees are
  * never kept; partly visible ones are masked per element in stage 2.
  *
- * Stage 2: flash's online softmax (flash_internal.h, flash_tiles.c) over the
- * kept blocks only. Runs of consecutive kept blocks are attended as one KV
+ * Stage 2: flash's online softmax (flash_internal.h, flash_tiles.c; with
+ * precision = bf16 the bf16 tiles, attention_bf16.h) over the kept blocks
+ * only. Runs of consecutive kept blocks are attended as one KV
  * tile of up to TILE_KEYS keys, which keeps flash's per-tile overheads (the
  * max pass, reloading the O accumulator) as rare as in flash. Per tile and
  * 16-row micro-tile (one vector column of S^T), if every live row's tile max
@@ -238,8 +239,8 @@ static void select_blocks(const sparge_plan *sp, sparge_scratch *ss, int64_t bg,
 
 /* P.V of a tile for the micro-tiles the softmax step did not skip, in runs
  * of adjacent ones; counts visited and skipped micro-tiles. */
-static void pv_unskipped(const sparge_plan *sp, sparge_scratch *ss, int rows, const float *vbase, int64_t k0, int n,
-                         int full) {
+static void pv_unskipped(const sparge_plan *sp, sparge_scratch *ss, int rows, int64_t bg, const float *vbase,
+                         int64_t k0, int n, int full) {
     const plan *pl = &sp->fl;
     const int cols = pl->rp / VL;
     for (int c = 0; c < cols;) {
@@ -257,7 +258,8 @@ static void pv_unskipped(const sparge_plan *sp, sparge_scratch *ss, int rows, co
             ce++;
         }
         const int rb = c * VL, re = ce * VL < rows ? ce * VL : rows;
-        if (rb < re) attune_flash_pv_tile(pl, &ss->fs, ss->fs.st + rb, pl->rp, rb, re, vbase, k0, n, full, 0);
+        if (rb < re && pl->bf16) flash_bf16_pv_tile(pl, &ss->fs, rb, re, bg, vbase, k0, n, full, 0);
+        else if (rb < re) attune_flash_pv_tile(pl, &ss->fs, ss->fs.st + rb, pl->rp, rb, re, vbase, k0, n, full, 0);
         c = ce;
     }
 }
@@ -320,6 +322,7 @@ static void run_item(const sparge_plan *sp, sparge_scratch *ss, int64_t it) {
             for (int i = 0; i < d; i++) sc->qt[(int64_t)i * rp + r] = src ? src[i] * pl->qscale : 0.0f;
             if (src && sp->predict) accumulate_row(src, NULL, d, ss->qbar, ss->usum);
         }
+        if (pl->bf16) attune_bf16_pack_q(sc->qt, sc->qb, rp, d);
         const float simq = sp->predict ? finish_block(ss->qbar, ss->usum, d, rows) : 0.0f;
         const int64_t jb0 = ulo / bk, jb1 = (uhi + bk - 1) / bk;
         const int mask_diag = p->causal || p->window > 0;
@@ -343,13 +346,16 @@ static void run_item(const sparge_plan *sp, sparge_scratch *ss, int64_t it) {
             ss->kept += je - j;
             const int64_t k0 = j * bk > ulo ? j * bk : ulo, k1 = je * bk < uhi ? je * bk : uhi;
             const int n = (int)(k1 - k0), full = flo <= k0 && k1 <= fhi;
-            attune_flash_scores_wide(pl, sc, kbase, k0, n);
+            const int64_t bg = b * p->kv_heads + g;
+            if (pl->bf16) attune_bf16_scores(&pl->kv16, sc->qb, sc->st, rp, bg, k0, n);
+            else attune_flash_scores_wide(pl, sc, kbase, k0, n);
             if (sp->skip) {
                 flash_softmax_tile(pl, sc, k0, n, full, sp->prm.pvthreshd, ss->live, ss->column, 1);
-                pv_unskipped(sp, ss, rows, vbase, k0, n, full);
+                pv_unskipped(sp, ss, rows, bg, vbase, k0, n, full);
             } else {
                 flash_softmax_tile(pl, sc, k0, n, full, 0.0f, NULL, NULL, 0);
-                attune_flash_pv_tile(pl, sc, sc->st, rp, 0, rows, vbase, k0, n, full, 0);
+                if (pl->bf16) flash_bf16_pv_tile(pl, sc, 0, rows, bg, vbase, k0, n, full, 0);
+                else attune_flash_pv_tile(pl, sc, sc->st, rp, 0, rows, vbase, k0, n, full, 0);
                 for (int c = 0; c < rp / VL; c++) ss->pv_tiles += ss->live[c] != 0;
             }
             j = je;
@@ -375,6 +381,8 @@ static void scratch_free(sparge_scratch *ss) {
     attune_scratch_free(ss->qbar);
     attune_scratch_free(ss->rank);
     attune_scratch_free(ss->keep);
+    attune_scratch_free(ss->fs.qb);
+    attune_scratch_free(ss->fs.pb);
 }
 
 static int scratch_alloc(const sparge_plan *sp, sparge_scratch *ss) {
@@ -391,7 +399,9 @@ static int scratch_alloc(const sparge_plan *sp, sparge_scratch *ss) {
     ss->qbar = attune_scratch_alloc(f * d * 3);
     ss->rank = attune_scratch_alloc(sizeof(ranked) * nkb);
     ss->keep = attune_scratch_alloc(nkb + cols + sizeof(vmask) * cols + 64);
-    if (!ss->fs.qt || !ss->fs.st || !ss->fs.acc || !ss->fs.m || !ss->fs.lo || !ss->qbar || !ss->rank || !ss->keep) {
+    if (!ss->fs.qt || !ss->fs.st || !ss->fs.acc || !ss->fs.m || !ss->fs.lo || !ss->qbar || !ss->rank || !ss->keep ||
+        (pl->bf16 && (!(ss->fs.qb = attune_bf16_alloc_q(pl->rp, pl->p->qk_dim)) ||
+                      !(ss->fs.pb = attune_bf16_alloc_p(pl->rp, (int)tile))))) {
         scratch_free(ss);
         return 0;
     }
@@ -427,6 +437,8 @@ static int32_t check_params(const attune_sparge_params *q, attune_status *status
     if (q->sink != 0 && q->sink != 1)
         return attune_fail(status, bad, "sparge: sink must be 0 or 1, got %d", q->sink);
     if (q->threads < 0) return attune_fail(status, bad, "sparge: threads must be >= 0, got %d", q->threads);
+    if (q->precision < ATTUNE_PRECISION_F32 || q->precision > ATTUNE_PRECISION_BF16)
+        return attune_fail(status, bad, "sparge: unknown precision %d (0 = f32, 1 = bf16)", q->precision);
     return ATTUNE_OK;
 }
 
@@ -450,6 +462,9 @@ int32_t attune_sparge_attention(const attune_attention_problem *p, const attune_
     sp.fl.dvp = (int)((p->v_dim + VL - 1) / VL * VL);
     sp.fl.qscale = (float)((double)p->scale * 1.4426950408889634);
     sp.q_offset = attune_attention_q_offset(p);
+    sp.fl.q_offset = sp.q_offset;
+    sp.fl.bf16 = sp.prm.precision == ATTUNE_PRECISION_BF16;
+    sp.fl.kv16 = (attune_bf16_kv){.p = p, .t = t, .q_offset = sp.q_offset, .dvp = sp.fl.dvp};
     sp.group = p->q_heads / p->kv_heads;
     sp.nqb = (p->q_len + sp.prm.block_q - 1) / sp.prm.block_q;
     sp.nkb = (p->kv_len + sp.prm.block_kv - 1) / sp.prm.block_kv;
@@ -486,6 +501,13 @@ int32_t attune_sparge_attention(const attune_attention_problem *p, const attune_
     double predict_ms = 0.0;
 #ifdef _OPENMP
     nth = sp.prm.threads > 0 ? sp.prm.threads : omp_get_max_threads();
+#endif
+    if (sp.fl.bf16 && !attune_bf16_prepack(&sp.fl.kv16, nth)) {
+        attune_scratch_free(sp.kbar);
+        attune_scratch_free(sp.ksim);
+        return attune_fail(status, ATTUNE_ERR_OUT_OF_MEMORY, "sparge: cannot allocate the bf16 K/V tiles");
+    }
+#ifdef _OPENMP
 #pragma omp parallel num_threads(nth) reduction(| : failed) reduction(+ : kept, visible, pv_tiles, pv_skipped, predict_ms)
 #endif
     {
@@ -522,6 +544,7 @@ int32_t attune_sparge_attention(const attune_attention_problem *p, const attune_
     }
     attune_scratch_free(sp.kbar);
     attune_scratch_free(sp.ksim);
+    attune_bf16_release(&sp.fl.kv16);
     if (failed) return attune_fail(status, ATTUNE_ERR_OUT_OF_MEMORY, "sparge: cannot allocate per-thread scratch");
     if (sp.prm.stats_out) {
         attune_sparge_stats *st = sp.prm.stats_out;

@@ -175,12 +175,20 @@ typedef enum {
     ATTUNE_GEMM_BLAS = 2,   /* OpenBLAS sgemm for full tiles */
 } attune_gemm_backend;
 
+/* Arithmetic of the prefill (wide, >= 16 rows) tiles' inner products. Softmax
+ * state, accumulators and outputs are f32 either way; decode tiles stay f32. */
+typedef enum {
+    ATTUNE_PRECISION_F32 = 0,
+    ATTUNE_PRECISION_BF16 = 1, /* Q.K^T and P.V on bf16-rounded operands (vdpbf16ps), f32 sums */
+} attune_precision;
+
 typedef struct {
     int32_t block_q;    /* query rows per tile (heads of a kv group are stacked); 0 = default */
     int32_t block_kv;   /* keys per tile; 0 = default */
     int32_t kv_splits;  /* KV chunks per (batch, kv head, q tile), merged by LSE; 0 = auto */
     int32_t threads;    /* OpenMP threads; 0 = runtime default */
     int32_t gemm;       /* attune_gemm_backend */
+    int32_t precision;  /* attune_precision; bf16 takes precedence over gemm in wide tiles */
 } attune_flash_params;
 
 /* The defaults the kernel uses for zeros in `params` (for reporting). */
@@ -309,6 +317,7 @@ typedef struct {
     int32_t kv_splits;  /* KV chunks per (batch, kv head, q tile), summed; 0 = auto */
     int32_t threads;    /* OpenMP threads; 0 = runtime default */
     float bias;         /* b, the model's; must be finite (NULL params: 0) */
+    int32_t precision;  /* attune_precision of the wide (prefill) tiles */
 } attune_sigmoid_params;
 
 int32_t attune_sigmoid_attention(const attune_attention_problem *p,
@@ -482,6 +491,7 @@ typedef struct {
     uint8_t *mask_out;   /* may be NULL: the block mask, [batch][q_heads][ceil(q_len / block_q)]
                             [ceil(kv_len / block_kv)], 1 = attended (0 also for blocks no row
                             of the q block can see); for reports, not needed to run */
+    int32_t precision;   /* attune_precision of stage 2's tiles (prediction stays f32) */
 } attune_sparge_params;
 
 /* The defaults: block_q 64, block_kv 64, theta 0.6, tau 0.98, lambda 50, sink 1. */

@@ -111,7 +111,7 @@ public struct AttentionBenchmark {
         var oFlash = o
         var lse = [Float](repeating: 0, count: problem.lseShape.reduce(1, *))
         // Approximate softmax kernels are timed against dense flash, pair by pair.
-        let flash: (any AttentionKernel)? = !kernel.isExact && kernel.normalizer == .softmax ? FlashKernel() : nil
+        let flash: (any AttentionKernel)? = !kernel.isExact(with: params) && kernel.normalizer == .softmax ? FlashKernel() : nil
         let flashParams: KernelParameters = threads > 0 ? ["threads": Double(threads)] : [:]
 
         var times: [Double] = [], flashTimes: [Double] = [], ratios: [Double] = []

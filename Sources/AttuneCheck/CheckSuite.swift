@@ -44,14 +44,18 @@ public struct CheckSuite {
         var jobs: [(String, () throws -> [CheckCase])] = []
         if parts.contains(.kernels) {
             for kernel in KernelRegistry.all {
-                for c in KernelProblem.suite where KernelCheck.supports(kernel, c.problem) {
-                    jobs.append(("kernel \(kernel.name) \(c.name)", { [self] in
-                        let r = try KernelCheck.run(kernel, c, breakOutput: brokenKernel == kernel.name)
-                        var out = CheckCase(id: "kernel/\(kernel.name)/\(c.name)", kind: .kernel, exact: kernel.isExact, metrics: r.metrics, rowError: r.rowError)
-                        if kernel.name == "kascade" { out.mask = KascadeMask.of(c) }
-                        if kernel.name == "sparge" && c.problem.qLen > 1 { out.mask = SpargeMask.of(c) }
-                        return [out]
-                    }))
+                for variant in [[:]] + KernelCheck.variants(kernel) {
+                    let label = KernelCheck.label(kernel, variant)
+                    for c in KernelProblem.suite where KernelCheck.supports(kernel, c.problem) {
+                        jobs.append(("kernel \(label) \(c.name)", { [self] in
+                            let r = try KernelCheck.run(kernel, c, variant: variant, breakOutput: brokenKernel == kernel.name)
+                            var out = CheckCase(id: "kernel/\(label)/\(c.name)", kind: .kernel, exact: kernel.isExact(with: variant),
+                                                metrics: r.metrics, rowError: r.rowError)
+                            if kernel.name == "kascade" { out.mask = KascadeMask.of(c) }
+                            if kernel.name == "sparge" && c.problem.qLen > 1 && variant.isEmpty { out.mask = SpargeMask.of(c) }
+                            return [out]
+                        }))
+                    }
                 }
             }
         }
@@ -79,11 +83,11 @@ public struct CheckSuite {
 
     /// Bundled models and the kernels each is compiled with: every exact kernel a compiled
     /// graph can bind (sigmoid attention only with `sigmoid`), and on the 8-layer fixture
-    /// the approximate ones at their defaults.
+    /// the approximate ones at their defaults; flash's bf16 tiles on two of them.
     static let modelKernels: [(String, [String])] = [
-        ("llama", ["flash", "unified_max"]), ("qwen2", ["flash", "unified_max"]), ("mistral", ["flash", "unified_max"]),
+        ("llama", ["flash", "unified_max", "flash:precision=bf16"]), ("qwen2", ["flash", "unified_max"]), ("mistral", ["flash", "unified_max"]),
         ("qwen3", ["flash", "unified_max"]), ("phi3", ["flash", "unified_max"]),
-        ("llama_sigmoid", ["sigmoid"]), ("llama_deep", ["flash", "unified_max", "sparge", "kascade", "hybrid"]),
+        ("llama_sigmoid", ["sigmoid"]), ("llama_deep", ["flash", "unified_max", "sparge", "kascade", "hybrid", "flash:precision=bf16"]),
     ]
 }
 
@@ -102,7 +106,8 @@ enum ModelCheck {
         let logits = try session.prefill(ids.map(Int32.init))
         // The golden is float64; read back as float32 it keeps 24 bits, far below the errors here.
         let c = LogitComparison(baseline: reference.data, candidate: logits, vocab: session.vocab)
-        let exact = (try? KernelRegistry.kernel(named: kernel))?.isExact ?? false
+        let choice = try KernelChoice(parsing: kernel)
+        let exact = (try? KernelRegistry.kernel(named: choice.kernel))?.isExact(with: choice.parameters) ?? false
         return CheckCase(id: "model/\(model)/\(kernel)", kind: .model, exact: exact,
                          metrics: ["max_logit_error": c.maxAbs, "kl_mean": c.meanKL, "top1_miss": 1 - c.top1Agreement])
     }

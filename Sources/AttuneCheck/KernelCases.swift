@@ -117,15 +117,57 @@ enum KernelCheck {
         return true
     }
 
-    static func run(_ kernel: any AttentionKernel, _ c: KernelProblem, breakOutput: Bool) throws -> KernelResult {
+    /// Variants of a kernel the suite also runs, beyond its defaults: `precision=bf16` for
+    /// kernels with bf16 prefill tiles (approximate, held to the bf16 bound).
+    static func variants(_ kernel: any AttentionKernel) -> [KernelParameters] {
+        kernel.parameters.contains { $0.name == "precision" } ? [["precision": 1]] : []
+    }
+
+    /// `flash:precision=bf16`: the case name of a variant.
+    static func label(_ kernel: any AttentionKernel, _ variant: KernelParameters) -> String {
+        variant.isEmpty ? kernel.name
+            : kernel.name + ":" + variant.keys.sorted().map { "\($0)=\(kernel.describeValue($0, variant[$0]!))" }.joined(separator: ",")
+    }
+
+    static func run(_ kernel: any AttentionKernel, _ c: KernelProblem, variant: KernelParameters = [:],
+                    breakOutput: Bool) throws -> KernelResult {
         let x = c.inputs()
-        let params = parameters(kernel, c.problem)
+        let params = parameters(kernel, c.problem).merging(variant) { $1 }
         var out = try kernel.run(c.problem, q: x.q, k: x.k, v: x.v, parameters: params)
         // The test-only switch (`ATTUNE_CHECK_BREAK_KERNEL`): a kernel made wrong on purpose,
         // to prove the check notices.
         if breakOutput, !out.o.data.isEmpty { out.o.data[out.o.data.count / 2] += 0.05 }
         let ref = try reference(kernel, c.problem, x, bias: params["bias"] ?? 0)
-        let (metrics, rows) = compare(out.o.data, ref, c.problem)
+        var (metrics, rows) = compare(out.o.data, ref, c.problem)
+        if params["precision"] == 1, kernel.isExact {
+            metrics["bf16_bound_ratio"] = try bf16BoundRatio(c.problem, x, out, sigmoidBias: kernel.normalizer == .sigmoid ? params["bias"] ?? 0 : nil)
+        }
         return KernelResult(metrics: metrics, rowError: rows, stats: out.stats)
+    }
+
+    /// The largest |error| / bound over O and LSE (softmax) with bf16 tiles
+    /// (BF16AttentionBound): at most 1 when the kernel keeps the bound; NaN counts as over it.
+    static func bf16BoundRatio(_ p: AttentionProblem, _ x: (q: Tensor, k: Tensor, v: Tensor), _ out: AttentionOutput,
+                               sigmoidBias: Double?) throws -> Double {
+        let r = ReferenceAttentionProblem(batch: p.batch, qHeads: p.qHeads, kvHeads: p.kvHeads, qLen: p.qLen, kvLen: p.kvLen,
+                                          qkDim: p.qkDim, vDim: p.vDim, scale: Double(p.resolvedScale), causal: p.causal,
+                                          qOffset: p.qOffset, window: p.window)
+        let q = x.q.data.map(Double.init), k = x.k.data.map(Double.init), v = x.v.data.map(Double.init)
+        if let bias = sigmoidBias {
+            let exact = try ReferenceAttention.sigmoid(r, bias: bias, q: q, k: k, v: v)
+            let bound = try BF16AttentionBound.sigmoid(r, bias: bias, q: q, k: k, v: v)
+            let ratios = zip(out.o.data, zip(exact, bound)).map { abs(Double($0.0) - $0.1.0) / $0.1.1 }
+            return ratios.contains { $0.isNaN } ? .infinity : ratios.max() ?? 0
+        }
+        let exact = try ReferenceAttention.softmax(r, q: q, k: k, v: v)
+        let bound = try BF16AttentionBound.bound(r, q: q, k: k, v: v)
+        var worst = 0.0
+        for (got, (want, limit)) in zip(out.o.data, zip(exact.o, bound.o)) where !(want.isNaN && got.isNaN) {
+            worst = max(worst, abs(Double(got) - want) / limit)
+        }
+        for (got, (want, limit)) in zip(out.lse.data, zip(exact.lse, bound.lse)) where Double(got) != want {
+            worst = max(worst, abs(Double(got) - want) / limit)
+        }
+        return worst.isNaN ? .infinity : worst
     }
 }

@@ -11,16 +11,24 @@ public struct KernelParameter: Sendable, Equatable {
     public var isInteger: Bool
     /// Values outside it are refused before any work; nil = anything C can take.
     public var validRange: ClosedRange<Double>?
+    /// Names users may type for values (`precision=bf16` for 1); numbers work too.
+    public var valueNames: [String: Double]
 
     public init(name: String, summary: String, defaultValue: Double, candidates: [Double], isInteger: Bool = true,
-                validRange: ClosedRange<Double>? = nil) {
+                validRange: ClosedRange<Double>? = nil, valueNames: [String: Double] = [:]) {
         self.name = name
         self.summary = summary
         self.defaultValue = defaultValue
         self.candidates = candidates
         self.isInteger = isInteger
         self.validRange = validRange
+        self.valueNames = valueNames
     }
+
+    /// The `precision` of kernels whose prefill tiles can run in bf16 (flash, sparge).
+    public static let precision = KernelParameter(
+        name: "precision", summary: "prefill tiles' Q.K^T and P.V: f32 (0, exact) or bf16 (1: bf16 operands, f32 sums and softmax; approximate, Docs/NUMERICS.md)",
+        defaultValue: 0, candidates: [], validRange: 0...1, valueNames: ["f32": 0, "bf16": 1])
 
     /// Most thread counts Attune accepts: OpenMP tries to start what it is asked for, and
     /// 100 000 threads hang the machine.
@@ -66,8 +74,10 @@ public protocol AttentionKernel: Sendable {
     var name: String { get }
     /// One line for `--help` and `inspect`.
     var summary: String { get }
-    /// True when the kernel computes softmax attention to fp32 rounding.
+    /// True when the kernel computes softmax attention to fp32 rounding at its defaults.
     var isExact: Bool { get }
+    /// Whether it still is with these parameter values (`precision=bf16` is not).
+    func isExact(with parameters: KernelParameters) -> Bool
     var parameters: [KernelParameter] { get }
     /// The files of `Kernels/` a compiled model that calls this kernel must link, beyond
     /// the shared core (ABI, merge, graph ops). Linking only what a model uses keeps its
@@ -113,6 +123,28 @@ public struct KernelError: Error, CustomStringConvertible, Equatable {
 extension AttentionKernel {
     public var kvFormats: [KVFormat] { [.f32] }
     public var cCounters: [String] { [] }
+
+    /// A bf16 `precision` makes an exact kernel approximate.
+    public func isExact(with parameters: KernelParameters) -> Bool {
+        isExact && (parameters["precision"] ?? 0) == 0
+    }
+
+    /// `text` as a value of parameter `name`: a number, or one of its value names.
+    public func parameterValue(_ name: String, _ text: String) throws -> Double {
+        let text = text.trimmingCharacters(in: .whitespaces)
+        if let x = Double(text) { return x }
+        let spec = parameters.first { $0.name == name }
+        if let x = spec?.valueNames[text] { return x }
+        if let spec, !spec.valueNames.isEmpty {
+            throw KernelError("parameter '\(name)' of kernel '\(self.name)' takes a number or one of \(spec.valueNames.keys.sorted().joined(separator: ", ")), got '\(text)'")
+        }
+        throw KernelError("'\(name)=\(text)' is not key=number")
+    }
+
+    /// `value` as users type it: its name when the parameter has one for it.
+    public func describeValue(_ name: String, _ value: Double) -> String {
+        parameters.first { $0.name == name }?.valueNames.first { $0.value == value }?.key ?? describeParameterValue(value)
+    }
     public var cUnavailableReason: String { "it has no C binding for compiled graphs" }
 
     public func cInvocation(_ parameters: KernelParameters, tables: [String: [Double]], qHeads: Int) throws -> [String]? {

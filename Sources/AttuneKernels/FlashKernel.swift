@@ -5,11 +5,11 @@ public struct FlashKernel: AttentionKernel {
     public init() {}
 
     public let name = "flash"
-    public let summary = "tiled online-softmax attention (FlashAttention-2 style), exact fp32, any mask/GQA/head dim"
+    public let summary = "tiled online-softmax attention (FlashAttention-2 style), exact fp32, any mask/GQA/head dim; precision=bf16: bf16 prefill tiles (approximate)"
     public let isExact = true
     public let normalizer = KernelNormalizer.softmax
     public let kvFormats: [KVFormat] = [.f32, .bf16, .int8]
-    public let cSources = ["flash.c", "flash_tiles.c", "kv_tiles.c"]
+    public let cSources = ["flash.c", "flash_tiles.c", "kv_tiles.c", "flash_bf16.c"]
 
     public let parameters: [KernelParameter] = [
         KernelParameter(name: "block_q", summary: "query rows per tile (0 = default 64)",
@@ -21,6 +21,7 @@ public struct FlashKernel: AttentionKernel {
         .threads,
         KernelParameter(name: "gemm", summary: "inner products: 0 auto, 1 AVX-512 micro-kernels, 2 OpenBLAS for full tiles",
                         defaultValue: 0, candidates: [1, 2]),
+        .precision,
     ]
 
     public func unsupportedReasons(_ problem: AttentionProblem) -> [String] {
@@ -29,7 +30,9 @@ public struct FlashKernel: AttentionKernel {
     }
 
     public func cInvocation(_ parameters: KernelParameters) -> [String]? {
-        let fields = ["block_q", "block_kv", "kv_splits", "threads", "gemm"].map { ".\($0) = \(Int(parameters[$0] ?? 0))" }
+        // precision only when set: the default C stays as it was before the parameter existed.
+        let names = ["block_q", "block_kv", "kv_splits", "threads", "gemm"] + ((parameters["precision"] ?? 0) != 0 ? ["precision"] : [])
+        let fields = names.map { ".\($0) = \(Int(parameters[$0] ?? 0))" }
         return ["const attune_flash_params params = {\(fields.joined(separator: ", "))};",
                 "int rc = attune_flash_attention(&p, &t, &params, &status);"]
     }
@@ -41,6 +44,7 @@ public struct FlashKernel: AttentionKernel {
         params.kv_splits = Int32(clamping: Int(parameters["kv_splits"] ?? 0))
         params.threads = Int32(clamping: Int(parameters["threads"] ?? 0))
         params.gemm = Int32(clamping: Int(parameters["gemm"] ?? 0))
+        params.precision = Int32(clamping: Int(parameters["precision"] ?? 0))
         return params
     }
 
@@ -51,7 +55,8 @@ public struct FlashKernel: AttentionKernel {
         var out = attune_flash_params()
         attune_flash_resolve_params(&p, &given, &out)
         return ["block_q": Double(out.block_q), "block_kv": Double(out.block_kv),
-                "kv_splits": Double(out.kv_splits), "threads": Double(out.threads), "gemm": Double(out.gemm)]
+                "kv_splits": Double(out.kv_splits), "threads": Double(out.threads), "gemm": Double(out.gemm),
+                "precision": Double(out.precision)]
     }
 
     public func run(_ problem: AttentionProblem, q: UnsafePointer<Float>, k: UnsafePointer<Float>,

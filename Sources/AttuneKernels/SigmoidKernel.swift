@@ -15,7 +15,7 @@ public struct SigmoidKernel: AttentionKernel {
     public let summary = "tiled sigmoid attention (FlashSigmoid): sum_j sigmoid(scale q.k + bias) v_j, no normalisation; exact fp32 for sigmoid attention (not softmax), LSE = 0; needs the model's bias"
     public let isExact = true
     public let normalizer = KernelNormalizer.sigmoid
-    public let cSources = ["sigmoid.c"]
+    public let cSources = ["sigmoid.c", "flash_bf16.c"]
 
     public let parameters: [KernelParameter] = [
         KernelParameter(name: "block_q", summary: "query rows per tile (0 = default 64)",
@@ -27,6 +27,7 @@ public struct SigmoidKernel: AttentionKernel {
         .threads,
         KernelParameter(name: "bias", summary: "the model's sigmoid bias b (finite; usually -ln(training length)); not a tuning knob",
                         defaultValue: 0, candidates: [], isInteger: false),
+        .precision,
     ]
 
     public func unsupportedReasons(_ problem: AttentionProblem) -> [String] {
@@ -35,7 +36,9 @@ public struct SigmoidKernel: AttentionKernel {
     }
 
     public func cInvocation(_ parameters: KernelParameters) -> [String]? {
-        let fields = ["block_q", "block_kv", "kv_splits", "threads"].map { ".\($0) = \(Int(parameters[$0] ?? 0))" }
+        // precision only when set: the default C stays as it was before the parameter existed.
+        let names = ["block_q", "block_kv", "kv_splits", "threads"] + ((parameters["precision"] ?? 0) != 0 ? ["precision"] : [])
+        let fields = names.map { ".\($0) = \(Int(parameters[$0] ?? 0))" }
             + [".bias = \(Self.cFloat(parameters["bias"] ?? 0))"]
         return ["const attune_sigmoid_params params = {\(fields.joined(separator: ", "))};",
                 "int rc = attune_sigmoid_attention(&p, &t, &params, &status);"]
@@ -58,6 +61,7 @@ public struct SigmoidKernel: AttentionKernel {
         params.kv_splits = Int32(clamping: Int(parameters["kv_splits"] ?? 0))
         params.threads = Int32(clamping: Int(parameters["threads"] ?? 0))
         params.bias = Float(parameters["bias"] ?? 0)
+        params.precision = Int32(clamping: Int(parameters["precision"] ?? 0))
         return params
     }
 

@@ -16,7 +16,7 @@ public struct SpargeKernel: AttentionKernel {
     public let summary = "block-sparse softmax (SpargeAttn): block-mean prediction keeps cdfthreshd of the pooled attention per q block, flash over kept blocks, P.V skipped below pvthreshd; exact with cdfthreshd=1 pvthreshd=200"
     public let isExact = false
     public let normalizer = KernelNormalizer.softmax
-    public let cSources = ["sparge.c", "flash_tiles.c"]
+    public let cSources = ["sparge.c", "flash_tiles.c", "flash_bf16.c"]
 
     public let parameters: [KernelParameter] = [
         KernelParameter(name: "block_q", summary: "query rows per block (prediction and work item), multiple of 16 in [16, 512]",
@@ -32,6 +32,7 @@ public struct SpargeKernel: AttentionKernel {
         KernelParameter(name: "sink", summary: "1: always keep key block 0 (attention sinks)",
                         defaultValue: 1, candidates: [0, 1]),
         .threads,
+        .precision,
     ]
 
     public func unsupportedReasons(_ problem: AttentionProblem) -> [String] {
@@ -44,7 +45,7 @@ public struct SpargeKernel: AttentionKernel {
 
     public func cInvocation(_ parameters: KernelParameters) -> [String]? {
         let v = { (name: String) in parameters[name] ?? Self.defaults[name]! }
-        let ints = ["block_q", "block_kv", "sink", "threads"].map { ".\($0) = \(Int(v($0)))" }
+        let ints = (["block_q", "block_kv", "sink", "threads"] + (v("precision") != 0 ? ["precision"] : [])).map { ".\($0) = \(Int(v($0)))" }
         let floats = ["simthreshd1", "cdfthreshd", "pvthreshd"].map { ".\($0) = \(SigmoidKernel.cFloat(v($0)))" }
         return ["const attune_sparge_params params = {\((ints + floats).joined(separator: ", "))};",
                 "int rc = attune_sparge_attention(&p, &t, &params, &status);"]
@@ -68,6 +69,7 @@ public struct SpargeKernel: AttentionKernel {
             params.pvthreshd = Float(value("pvthreshd"))
             params.sink = Int32(clamping: Int(value("sink")))
             params.threads = Int32(clamping: Int(value("threads")))
+            params.precision = Int32(clamping: Int(value("precision")))
             params.stats_out = out
             return attune_sparge_attention(&p, &tensors, &params, &status)
         }

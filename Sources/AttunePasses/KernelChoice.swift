@@ -21,19 +21,18 @@ public struct KernelChoice: Sendable, Equatable, CustomStringConvertible {
         let kernelName = name.trimmingCharacters(in: .whitespaces)
         guard !kernelName.isEmpty else { throw PassError("--attention '\(text)': missing kernel name (NAME[:k=v,...])") }
         var parameters: [String: Double] = [:]
-        for item in rest.split(separator: ",", omittingEmptySubsequences: false) where !rest.isEmpty {
-            let pair = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let key = pair[0].trimmingCharacters(in: .whitespaces)
-            guard pair.count == 2, !key.isEmpty, let value = Double(pair[1].trimmingCharacters(in: .whitespaces)) else {
-                throw PassError("--attention '\(text)': '\(item)' is not key=number")
-            }
-            guard parameters.updateValue(value, forKey: key) == nil else {
-                throw PassError("--attention '\(text)': parameter '\(key)' is given twice")
-            }
-        }
         let kernel: any AttentionKernel
         do {
             kernel = try KernelRegistry.kernel(named: kernelName)
+            for item in rest.split(separator: ",", omittingEmptySubsequences: false) where !rest.isEmpty {
+                let pair = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                let key = pair[0].trimmingCharacters(in: .whitespaces)
+                guard pair.count == 2, !key.isEmpty else { throw PassError("'\(item)' is not key=number") }
+                // A number, or a name the parameter gives its values (precision=bf16).
+                guard parameters.updateValue(try kernel.parameterValue(key, String(pair[1])), forKey: key) == nil else {
+                    throw PassError("parameter '\(key)' is given twice")
+                }
+            }
             try kernel.checkParameters(parameters)
         } catch {
             throw PassError("--attention '\(text)': \(error)")
@@ -41,14 +40,13 @@ public struct KernelChoice: Sendable, Equatable, CustomStringConvertible {
         self.init(kernel: kernel.name, parameters: parameters)
     }
 
-    /// `flash:block_kv=128,kv_splits=2` (parameters sorted), the form `init(parsing:)` reads.
+    /// `flash:block_kv=128,kv_splits=2` (parameters sorted, named values by name:
+    /// `flash:precision=bf16`), the form `init(parsing:)` reads.
     public var description: String {
-        parameters.isEmpty ? kernel
-            : kernel + ":" + parameters.keys.sorted().map { "\($0)=\(Self.format(parameters[$0]!))" }.joined(separator: ",")
-    }
-
-    private static func format(_ x: Double) -> String {
-        x == x.rounded() && abs(x) < 1e15 ? String(Int(x)) : String(x)
+        let k = try? KernelRegistry.kernel(named: kernel)
+        return parameters.isEmpty ? kernel
+            : kernel + ":" + parameters.keys.sorted().map { "\($0)=\(k?.describeValue($0, parameters[$0]!) ?? describeParameterValue(parameters[$0]!))" }
+                .joined(separator: ",")
     }
 }
 

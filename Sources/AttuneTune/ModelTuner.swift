@@ -57,7 +57,7 @@ public struct ModelTuner {
     }
 
     /// Candidates tried on every layer when none are given.
-    public static let defaultCandidates = ["flash", "unified_max", "sparge", "sparge:simthreshd1=0.3,cdfthreshd=0.95,block_kv=32",
+    public static let defaultCandidates = ["flash", "flash:precision=bf16", "unified_max", "sparge", "sparge:simthreshd1=0.3,cdfthreshd=0.95,block_kv=32",
                                            "hybrid:cold_budget=0.25"]
 
     public var budget: Double

@@ -65,13 +65,15 @@ func printNote(_ note: String) {
     FileHandle.standardError.write(Data("note: \(note)\n".utf8))
 }
 
-/// `--param name=value`, repeatable.
-func parseParameters(_ items: [String]) throws -> KernelParameters {
+/// `--param name=value`, repeatable; with `kernel`, values may be the names its
+/// parameters give them (`precision=bf16`).
+func parseParameters(_ items: [String], kernel: (any AttentionKernel)? = nil) throws -> KernelParameters {
     var out: KernelParameters = [:]
     for item in items {
         let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
-        guard parts.count == 2, !parts[0].isEmpty, let value = Double(parts[1]) else {
-            throw CLIError("--param expects name=number, got '\(item)'")
+        guard parts.count == 2, !parts[0].isEmpty,
+              let value = Double(parts[1]) ?? kernel.flatMap({ try? $0.parameterValue(parts[0], parts[1]) }) else {
+            throw CLIError("--param expects name=number\(kernel == nil ? "" : " (or a value name)"), got '\(item)'")
         }
         out[parts[0]] = value
     }

@@ -19,8 +19,8 @@ struct BenchAttention: ParsableCommand {
         discussion: """
         Prints median/min/max ms after warm-up, GFLOP/s (4*d FLOPs per visible query-key pair \
         per head), GB/s of K/V read, and the same-process OpenBLAS SGEMM GFLOP/s and streaming \
-        read GB/s with the kernel's ratio to each. Approximate softmax kernels (sparge, hybrid) \
-        also run dense flash on the same inputs, alternating call by call: the median paired \
+        read GB/s with the kernel's ratio to each. Approximate softmax kernels (sparge, hybrid, \
+        and any kernel with --precision bf16) also run dense f32 flash on the same inputs, alternating call by call: the median paired \
         speed ratio and the output's rel-L1, cosine and max-abs error against flash. \
         --json prints one JSON object on the last line.
 
@@ -35,6 +35,8 @@ struct BenchAttention: ParsableCommand {
     @Option(help: "Threads (0 = all cores).") var threads: Int = 0
     @Option(help: "Timed runs (at least; short runs repeat for 0.5 s).") var repeats: Int = 10
     @Option(name: .customLong("param"), help: "Kernel parameter name=value (repeatable).") var params: [String] = []
+    @Option(help: "Prefill tiles' arithmetic, f32 or bf16: the kernel's `precision` parameter (kernels that have one).")
+    var precision: String?
     @Option(help: "Inputs: random (uniform in [-1, 1)) or structured (recency, sinks, heavy hitters; Docs/WORKLOADS.md).")
     var inputs: String = "random"
     @Flag(help: "Print one JSON object on the last line.") var json = false
@@ -49,8 +51,14 @@ struct BenchAttention: ParsableCommand {
         var problem = try shape.problem(causal: causal, window: window)
         do { problem.kvFormat = try KVFormat(parsing: kv) } catch let error as KernelError { throw CLIError("--kv: " + error.message) }
         if let refusal = kernel.kvFormatRefusal(problem.kvFormat) { throw CLIError("--kv \(kv): " + refusal) }
-        var bench = AttentionBenchmark(kernel: kernel, problem: problem, parameters: try parseParameters(params),
-                                       threads: threads)
+        var parameters = try parseParameters(params, kernel: kernel)
+        if let precision {
+            guard kernel.parameters.contains(where: { $0.name == "precision" }) else {
+                throw CLIError("--precision: kernel '\(kernel.name)' has no precision parameter")
+            }
+            do { parameters["precision"] = try kernel.parameterValue("precision", precision) } catch { throw CLIError("--precision: \(error)") }
+        }
+        var bench = AttentionBenchmark(kernel: kernel, problem: problem, parameters: parameters, threads: threads)
         bench.repeats = repeats
         guard let chosen = BenchInputs(rawValue: inputs) else {
             throw CLIError("--inputs must be one of \(BenchInputs.allCases.map(\.rawValue).joined(separator: ", ")), got '\(inputs)'")

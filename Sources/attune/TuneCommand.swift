@@ -94,7 +94,7 @@ struct TuneCommand: ParsableCommand {
         var overrides: [String: [Double]] = [:]
         for item in space {
             let parts = item.split(separator: "=", maxSplits: 1)
-            let values = parts.count == 2 ? parts[1].split(separator: ",").compactMap { Double($0) } : []
+            let values = parts.count == 2 ? parts[1].split(separator: ",").compactMap { try? k.parameterValue(String(parts[0]), String($0)) } : []
             guard parts.count == 2, !values.isEmpty, values.count == parts[1].split(separator: ",").count else {
                 throw CLIError("--space expects NAME=v1,v2,..., got '\(item)'")
             }

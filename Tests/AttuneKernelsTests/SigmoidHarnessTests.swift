@@ -295,7 +295,7 @@ final class SigmoidPropertyTests: XCTestCase {
         // The C entry point checks on its own: NaN and Inf biases are invalid arguments.
         for bad in [Float.nan, .infinity, -.infinity] {
             var cp = p.cProblem
-            var params = attune_sigmoid_params(block_q: 0, block_kv: 0, kv_splits: 0, threads: 0, bias: bad)
+            var params = attune_sigmoid_params(block_q: 0, block_kv: 0, kv_splits: 0, threads: 0, bias: bad, precision: 0)
             var status = attune_status()
             var o = [Float](repeating: 0, count: p.oShape.reduce(1, *))
             let rc = x.q.data.withUnsafeBufferPointer { q in x.k.data.withUnsafeBufferPointer { k in x.v.data.withUnsafeBufferPointer { v in
@@ -321,7 +321,7 @@ final class SigmoidPropertyTests: XCTestCase {
                             (AttentionProblem(qHeads: 4, kvHeads: 1, qLen: 1, kvLen: 3000, qkDim: 64), ["kv_splits": 4])] {
             let x = AttentionInputs(p, seed: 3)
             var cp = p.cProblem
-            var params = attune_sigmoid_params(block_q: 0, block_kv: 0, kv_splits: Int32(params["kv_splits"] ?? 0), threads: 0, bias: -3)
+            var params = attune_sigmoid_params(block_q: 0, block_kv: 0, kv_splits: Int32(params["kv_splits"] ?? 0), threads: 0, bias: -3, precision: 0)
             var status = attune_status()
             var o = [Float](repeating: .nan, count: p.oShape.reduce(1, *))
             var lse = [Float](repeating: .nan, count: p.lseShape.reduce(1, *))

@@ -78,6 +78,17 @@ final class KernelSelectionTests: XCTestCase {
         XCTAssertEqual(try KernelChoice(parsing: c.description), c)
     }
 
+    /// Parameters may declare value names: `precision=bf16` is 1 and prints back by name.
+    func testNamedParameterValues() throws {
+        let c = try KernelChoice(parsing: "flash:precision=bf16,block_kv=128")
+        XCTAssertEqual(c.parameters, ["precision": 1, "block_kv": 128])
+        XCTAssertEqual(c.description, "flash:block_kv=128,precision=bf16")
+        XCTAssertEqual(try KernelChoice(parsing: "flash:precision=1"), KernelChoice(kernel: "flash", parameters: ["precision": 1]))
+        XCTAssertThrowsError(try KernelChoice(parsing: "flash:precision=fp8")) { error in
+            XCTAssertTrue("\(error)".contains("bf16, f32"), "\(error)")
+        }
+    }
+
     func testRejectsBadKernelChoices() {
         for (text, fragment) in [
             ("", "missing kernel name"),

@@ -33,6 +33,25 @@ final class BenchCLITests: XCTestCase {
         XCTAssertEqual(gbps, bytes / (ms * 1e-3) * 1e-9, accuracy: gbps * 1e-6)
     }
 
+    /// --precision bf16: flash's bf16 prefill tiles, compared with f32 flash in the same run.
+    func testPrecisionBF16IsComparedWithF32Flash() throws {
+        let r = try CLI.run(["bench", "attention", "--kernel", "flash", "--heads", "2", "--q-len", "128", "--head-dim", "64",
+                             "--causal", "--precision", "bf16", "--repeats", "2", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let last = r.stdout.split(separator: "\n").last.map(String.init) ?? ""
+        let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any])
+        XCTAssertEqual((json["parameters"] as? [String: Any])?["precision"] as? Double, 1)
+        let versus = try XCTUnwrap(json["versus_flash"] as? [String: Any], "no versus_flash in \(last)")
+        let relL1 = try XCTUnwrap(versus["rel_l1"] as? Double)
+        XCTAssertGreaterThan(relL1, 1e-4, "bf16 tiles differ from f32 by about 2^-9")
+        XCTAssertLessThan(relL1, 1e-2)
+        let bad = try CLI.run(["bench", "attention", "--kernel", "kascade", "--q-len", "64", "--precision", "bf16"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("has no precision parameter"), bad.stderr)
+        let typo = try CLI.run(["bench", "attention", "--q-len", "64", "--precision", "bf8"])
+        XCTAssertTrue(typo.stderr.contains("bf16, f32"), typo.stderr)
+    }
+
     func testRejectsInvalidShapes() throws {
         let r = try CLI.run(["bench", "attention", "--heads", "6", "--kv-heads", "4"])
         XCTAssertNotEqual(r.status, 0)
