@@ -3,3 +3,4 @@
 #include "attune_bench.h"
 #include "attune_graph_ops.h"
 #include "attune_weights.h"
+#include "attune_linear_bf16.h"
