@@ -37,7 +37,8 @@ struct Rows: Equatable {
 /// Where a view's elements live.
 enum Base: Equatable {
     case buffer(Int)
-    /// A constant's slot (`m->w[slot]`, see ConstantFolder).
+    /// An f32 constant's slot (`m->w[slot]`, see ConstantFolder); matmul weights in other
+    /// formats are addressed by `NodeLowering.readWeight`.
     case constant(Int)
     case cache(Int)
     case tokens
@@ -62,7 +63,7 @@ struct View: Equatable {
     var pointer: String {
         switch base {
         case .buffer(let b): return "(m->arena + " + CEmitter.bufferToken(b) + (column == 0 ? "" : " + \(column)") + ")"
-        case .constant(let s): return column == 0 ? "m->w[\(s)]" : "(m->w[\(s)] + \(column))"
+        case .constant(let s): return column == 0 ? "((const float *)m->w[\(s)])" : "((const float *)m->w[\(s)] + \(column))"
         case .cache(let i): return column == 0 ? "m->kv[\(i)]" : "(m->kv[\(i)] + \(column))"
         case .tokens: return "tokens"
         case .positions: return "m->positions"
@@ -76,10 +77,13 @@ public struct CodegenOptions: Sendable, Equatable {
     public var maxChunk: Int
     /// KV-cache capacity in positions.
     public var maxContext: Int
+    /// Format of the matmul weights (`--weights`).
+    public var weights: WeightPolicy
 
-    public init(maxChunk: Int = 512, maxContext: Int = 2048) {
+    public init(maxChunk: Int = 512, maxContext: Int = 2048, weights: WeightPolicy = .auto) {
         self.maxChunk = maxChunk
         self.maxContext = maxContext
+        self.weights = weights
     }
 }
 

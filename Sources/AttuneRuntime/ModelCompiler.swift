@@ -17,6 +17,8 @@ public struct CompileOptions: Sendable {
     public var tuning: (any TunedKernelSource)?
     /// Load weights holding NaN or Inf instead of refusing them (`--allow-nonfinite`).
     public var allowNonfinite = false
+    /// Format of the matmul weights (`--weights`): as stored by default.
+    public var weights: WeightPolicy = .auto
 
     public init(kernels: KernelOverrides = KernelOverrides(), maxChunk: Int? = nil, maxContext: Int? = nil,
                 calibration: (file: Calibration, path: String)? = nil) {
@@ -95,7 +97,7 @@ public enum ModelCompiler {
             if let trained, asked > trained {
                 notes.append("--max-context \(asked) is beyond the model's max_position_embeddings \(trained): positions past it were not trained")
             }
-            return (CodegenOptions(maxChunk: chunk, maxContext: asked), notes)
+            return (CodegenOptions(maxChunk: chunk, maxContext: asked, weights: options.weights), notes)
         }
         var context = trained ?? 4096
         let perPosition = kvBytesPerPosition(model.graph)
@@ -108,7 +110,7 @@ public enum ModelCompiler {
                 context = capped
             }
         }
-        return (CodegenOptions(maxChunk: chunk, maxContext: context), notes)
+        return (CodegenOptions(maxChunk: chunk, maxContext: context, weights: options.weights), notes)
     }
 
     /// Bytes of fp32 K and V one position adds over all layers.

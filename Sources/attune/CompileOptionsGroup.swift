@@ -1,4 +1,5 @@
 import ArgumentParser
+import AttuneCodegen
 import AttunePasses
 import AttuneRuntime
 import AttuneTune
@@ -20,6 +21,8 @@ struct CompileOptionsGroup: ParsableArguments {
     @Option(help: "Largest number of tokens per forward pass (default 512; longer prompts run in chunks).") var maxChunk: Int?
     @Option(help: "KV-cache capacity in positions (default: the model's max_position_embeddings, capped so the cache fits in available memory).") var maxContext: Int?
     @Flag(help: "Load weights that hold NaN or Inf instead of refusing them.") var allowNonfinite = false
+    @Option(help: "Matmul weights: auto (as stored: bf16 stays bf16, f32 and f16 run in f32), f32, or bf16 (f32/f16 rounded at compile).")
+    var weights: String = "auto"
 
     func options() throws -> CompileOptions {
         var overrides = KernelOverrides()
@@ -35,6 +38,10 @@ struct CompileOptionsGroup: ParsableArguments {
         var options = CompileOptions(kernels: overrides, maxChunk: maxChunk, maxContext: maxContext,
                                      calibration: try calibration.map { (try Calibration.load($0), $0) })
         options.allowNonfinite = allowNonfinite
+        guard let policy = WeightPolicy(rawValue: weights) else {
+            throw CLIError("--weights expects auto, f32 or bf16, got '\(weights)'")
+        }
+        options.weights = policy
         if !noTuning {
             let path = tuningDb ?? TuningDatabase.defaultPath
             if tuningDb != nil || FileManager.default.fileExists(atPath: path) {
