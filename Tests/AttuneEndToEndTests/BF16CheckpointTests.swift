@@ -55,4 +55,25 @@ final class BF16CheckpointTests: XCTestCase {
             }
         }
     }
+
+    /// A NaN in a bf16 weight the module maps in place (never copied, never converted) is
+    /// still found at open and named.
+    func testNaNInAMappedBF16WeightIsRefusedByName() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attune-bf16-\(UUID().uuidString)")
+        try FileManager.default.copyItem(at: GoldenModel.root.appendingPathComponent("qwen2"), to: dir)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let checkpoint = dir.appendingPathComponent("model.safetensors")
+        let tensor = "model.layers.1.mlp.up_proj.weight"
+        let offset = try SafeTensorsFile(contentsOf: checkpoint).info(tensor).fileOffset + 2 * 7
+        let handle = try FileHandle(forUpdating: checkpoint)
+        try handle.seek(toOffset: UInt64(offset))
+        try handle.write(contentsOf: Data([0xC0, 0x7F]))
+        try handle.close()
+        let artifacts = try ModelCompiler.compile(try ModelSource.load(dir.path), CompileOptions(maxChunk: 16, maxContext: 64), toolchain: try Toolchain.detect())
+        XCTAssertTrue(artifacts.module.constants.filter { $0.format == .bf16 }.allSatisfy(\.isMappedInPlace))
+        XCTAssertThrowsError(try CompiledModel(artifacts: artifacts)) { error in
+            XCTAssertTrue("\(error)".hasPrefix("weight '\(tensor)' holds NaN at element 7 of "), "\(error)")
+            XCTAssertTrue("\(error)".contains("(bf16)"), "\(error)")
+        }
+    }
 }
