@@ -213,15 +213,27 @@ static int map_file(mapped_file *f, const char *checksum, char *error, size_t er
     }
     f->size = (size_t)st.st_size;
     if (f->size > 0) {
-        /* MAP_POPULATE: every page is read right after (converted or scanned); one
-           populating call costs about half of faulting them in one by one. */
-        void *p = mmap(NULL, f->size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
+        void *p = mmap(NULL, f->size, PROT_READ, MAP_SHARED, fd, 0);
         if (p == MAP_FAILED) {
             int e = errno;
             close(fd);
             return failf(error, error_size, "%s: cannot map weights: %s", f->path, strerror(e));
         }
         f->map = p;
+        /* Weights used in place (f32, bf16) are streamed once per decoded token: asked for
+           huge pages, a file whose pages this read brings into the page cache is mapped
+           with 2 MiB entries (large folios; measured on this machine's ext4: 100 % of a
+           cold 512 MiB file PMD-mapped, 0 % of one still cached from its writer), which
+           spares the page walks that cost a sixth of a decode step with 4 KiB pages.
+           Then every page is read at once (converted or scanned right after): one
+           populating call costs about half of faulting them in one by one. Both are
+           hints; older kernels refuse them and the pages fault in as read. */
+#ifdef MADV_HUGEPAGE
+        if (f->size >= ((size_t)2 << 20)) madvise(p, f->size, MADV_HUGEPAGE);
+#endif
+#ifdef MADV_POPULATE_READ
+        madvise(p, f->size, MADV_POPULATE_READ);
+#endif
     }
     close(fd);
     if (strcmp(checksum, "-") != 0) {
