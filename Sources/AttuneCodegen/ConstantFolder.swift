@@ -209,6 +209,9 @@ struct ConstantFolder {
         default:
             throw CodegenError("node %\(v.node) (\(node.op.mnemonic)) is not a constant")
         }
+        // Weights are not kept: rounding a checkpoint's every matmul weight to bf16 reads
+        // each once, and keeping them would hold the whole model in f32 until emit ends.
+        if case .weight = node.op { return out }
         cache[v] = out
         return out
     }
