@@ -540,7 +540,7 @@ def decode_bytes_per_token(spec, n_params, weights):
 
 def read_bandwidth_gbps(exe, threads, timeout):
     """The same-run streaming read bandwidth: `attune bench`'s probe (Kernels/bench_baselines.c)."""
-    c = run_child([exe, "bench", "--q-len", "1", "--kv-len", "4096", "--heads", "8", "--threads", str(threads), "--json"],
+    c = run_child([exe, "bench", "attention", "--q-len", "1", "--kv-len", "4096", "--heads", "8", "--threads", str(threads), "--json"],
                   timeout=timeout)
     if c.failure("attune bench", timeout):
         return None
