@@ -3,6 +3,7 @@
 
     python Bench/realistic_models.py [--attune PATH] [--llama-cpp-dir BUILD_DIR]
         [--models qwen2.5-0.5b,tinyllama-1.1b] [--tinyllama-dtype float32|bfloat16]
+        [--attune-weights f32,bf16] [--llama-half bf16,f16]
         [--threads 2] [--timeout 900] [--workdir DIR] [--keep] [--json FILE]
 
 Run it with a python that has Bench/requirements.txt and `gguf` installed (e.g.
@@ -20,15 +21,15 @@ For each model it
      a child process: load time, the 64-token check prompt (last-position logits,
      32 greedy tokens; this is also the warm-up), prefill of 512 tokens (logits of
      the last position only, as generate() does), then 128 greedy decode steps;
-  3. runs `attune run` (OMP_NUM_THREADS=--threads, a private ATTUNE_CACHE_DIR that
-     starts empty): a cold call (compile with an empty build cache, 512-token
+  3. runs `attune run --weights W` for each W of --attune-weights (OMP_NUM_THREADS=
+     --threads, a private ATTUNE_CACHE_DIR per W that starts empty): a cold call (compile with an empty build cache, 512-token
      prefill, 128 decode steps), the same call again (cached build: load time) whose
      prefill/decode figures are reported, and the 64-token check prompt with
      --logits-out and 32 greedy tokens;
   4. with --llama-cpp-dir: writes an f32 GGUF of the same weights (gguf package;
      tensor names and metadata as llama.cpp's converter writes them for the llama and
      qwen2 archs, with a placeholder SentencePiece vocab of the checkpoint's size),
-     quantises it to --llama-half (bf16 or f16) and q8_0 with llama-quantize, and
+     quantises it to each of --llama-half (bf16, f16) and q8_0 with llama-quantize, and
      runs `llama-bench -p 512 -n 128 -t THREADS -o json` on each.
 
 Every timed child runs alone under an exclusive flock on /tmp/attune-build.lock (the
@@ -241,11 +242,24 @@ def measure_torch(folder, ids, threads, foreign, name, work, timeout):
     return res
 
 
+def drop_page_cache(paths):
+    """Evicts files from the page cache, so the engine that maps them next fills it the
+    way a reading process does (in large folios, which the kernel maps with 2 MiB
+    entries) rather than finding the 4 KiB pages their writer left: as after a reboot or
+    a download long ago, and the same for Attune and llama.cpp (both map their weights)."""
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
 # --------------------------------------------------------------------------- attune
 
-def attune_call(exe, folder, ids, new, env, timeout, logits_out=None, repeats=1):
+def attune_call(exe, folder, ids, new, env, timeout, weights, logits_out=None, repeats=1):
     cmd = [exe, "run", str(folder), "--tokens", ",".join(map(str, ids)), "--max-new-tokens", str(new),
-           "--max-context", str(MAX_CONTEXT), "--json"]
+           "--max-context", str(MAX_CONTEXT), "--weights", weights, "--json"]
     if repeats > 1:
         # The median of several prefills, the first of which touches fresh pages: llama-bench
         # likewise warms up before its -r repetitions.
@@ -263,22 +277,23 @@ def attune_call(exe, folder, ids, new, env, timeout, logits_out=None, repeats=1)
     return {"error": err}, c
 
 
-def measure_attune(exe, folder, ids, threads, foreign, name, work, timeout):
-    cache = work / f"{name}-attune-cache"
+def measure_attune(exe, folder, ids, threads, foreign, name, work, timeout, weights):
+    cache = work / f"{name}-attune-{weights}-cache"
     shutil.rmtree(cache, ignore_errors=True)  # the first call must be a cold compile
     env = dict(os.environ, ATTUNE_CACHE_DIR=str(cache), OMP_NUM_THREADS=str(threads))
     res = {}
-    log(f"[attune] {name}: cold compile + prefill {PREFILL} + decode {DECODE}")
-    with Timed(foreign, f"attune {name}"):
-        cold, c = attune_call(exe, folder, ids["prefill"], DECODE, env, timeout)
+    drop_page_cache(sorted(Path(folder).glob("*.safetensors")))
+    log(f"[attune] {name} --weights {weights}: cold compile + prefill {PREFILL} + decode {DECODE}")
+    with Timed(foreign, f"attune {name} {weights}"):
+        cold, c = attune_call(exe, folder, ids["prefill"], DECODE, env, timeout, weights)
     res["cold_peak_rss_gib"], res["cold_wall_s"] = c.maxrss_gib, c.wall_s
     if "error" in cold:
         return dict(res, error=cold["error"])
     res["compile_cold_s"] = cold["compile_ms"] / 1e3
     res["cold_prefill_tok_s"] = PREFILL / (cold["prefill_ms"] / 1e3)
-    log(f"[attune] {name}: cached build + prefill {PREFILL} + decode {DECODE}")
-    with Timed(foreign, f"attune {name}"):
-        warm, c = attune_call(exe, folder, ids["prefill"], DECODE, env, timeout, repeats=3)
+    log(f"[attune] {name} --weights {weights}: cached build + prefill {PREFILL} + decode {DECODE}")
+    with Timed(foreign, f"attune {name} {weights}"):
+        warm, c = attune_call(exe, folder, ids["prefill"], DECODE, env, timeout, weights, repeats=3)
     res["peak_rss_gib"], res["warm_wall_s"] = c.maxrss_gib, c.wall_s
     if "error" in warm:
         return dict(res, error=warm["error"])
@@ -287,9 +302,9 @@ def measure_attune(exe, folder, ids, threads, foreign, name, work, timeout):
     res["compile_cached_s"] = warm["compile_ms"] / 1e3
     res["prefill_tok_s"] = PREFILL / (warm["prefill_ms"] / 1e3)
     res["decode_tok_s"] = 1e3 / warm["decode_ms_per_token"]
-    logits = work / f"{name}-attune-logits.npy"
-    log(f"[attune] {name}: check prompt ({CHECK_PROMPT} tokens, logits, {CHECK_NEW} greedy)")
-    check, _ = attune_call(exe, folder, ids["check"], CHECK_NEW, env, timeout, logits_out=logits)
+    logits = work / f"{name}-attune-{weights}-logits.npy"
+    log(f"[attune] {name} --weights {weights}: check prompt ({CHECK_PROMPT} tokens, logits, {CHECK_NEW} greedy)")
+    check, _ = attune_call(exe, folder, ids["check"], CHECK_NEW, env, timeout, weights, logits_out=logits)
     if "error" in check:
         return dict(res, check_error=check["error"])
     res["check_generated"], res["logits_path"] = check["generated"], str(logits)
@@ -391,14 +406,14 @@ def write_gguf(folder, spec, path, gguf):
     w.close()
 
 
-def measure_llama_cpp(tools, folder, spec, name, work, threads, half, reps, foreign, timeout):
+def measure_llama_cpp(tools, folder, spec, name, work, threads, halves, reps, foreign, timeout):
     bench, quantize, gguf_py = tools
     gguf = import_gguf(gguf_py)
     f32 = work / f"{name}-f32.gguf"
     log(f"[llama.cpp] {name}: writing {f32.name}")
     write_gguf(folder, spec, f32, gguf)
     files = {"f32": f32}
-    for q in (half, "q8_0"):
+    for q in (*halves, "q8_0"):
         out = work / f"{name}-{q}.gguf"
         log(f"[llama.cpp] {name}: llama-quantize -> {q}")
         c = run_child([quantize, str(f32), str(out), q.upper(), str(threads)], timeout=timeout)
@@ -409,6 +424,7 @@ def measure_llama_cpp(tools, folder, spec, name, work, threads, half, reps, fore
         if isinstance(path, str):
             rows[q] = {"error": path}
             continue
+        drop_page_cache([path])
         log(f"[llama.cpp] {name} {q}: llama-bench -p {PREFILL} -n {DECODE} -t {threads} -r {reps}")
         with Timed(foreign, f"llama.cpp {name} {q}"):
             c = run_child([bench, "-m", str(path), "-p", str(PREFILL), "-n", str(DECODE), "-t", str(threads),
@@ -464,20 +480,24 @@ def table(results, args):
                      fmt(t.get("prefill_tok_s"), ".1f"), fmt(t.get("decode_tok_s"), ".2f"),
                      fmt(t.get("peak_rss_gib"), ".2f"), "(reference)", "(reference)"]
                     if "error" not in t else [name, "transformers eager", "f32", "FAILED: " + t["error"]])
-        a, c = r["attune"], r["check"]
-        if a.get("skipped"):
-            rows.append([name, "attune", dt, "skipped: " + a["skipped"]])
-        elif "compile_cached_s" in a:
-            greedy = (f"{c['greedy_prefix']}/{c['greedy_n']} prefix" if "greedy_prefix" in c else
-                      "-" if not c else c["error"])
-            rows.append([name, "attune", f"{dt} weights",
-                         f"{a['compile_cold_s']:.1f} cold, {a['compile_cached_s']:.2f} cached",
-                         fmt(a["prefill_tok_s"], ".1f"), fmt(a["decode_tok_s"], ".2f"),
-                         f"{fmt(a['peak_rss_gib'], '.2f')} (cold {fmt(a['cold_peak_rss_gib'], '.2f')})",
-                         fmt(c.get("max_abs_diff"), ".2e") if "check_error" not in a else "FAILED",
-                         greedy if "check_error" not in a else "FAILED"])
-        else:
-            rows.append([name, "attune", dt, "FAILED: " + a["error"].replace("|", "/")])
+        if r["attune"].get("skipped"):
+            rows.append([name, "attune", dt, "skipped: " + r["attune"]["skipped"]])
+        for w, a in r["attune"].items():
+            if w == "skipped":
+                continue
+            c = r["check"].get(w, {})
+            precision = f"{w} weights (stored {dt})"
+            if "compile_cached_s" in a:
+                greedy = (f"{c['greedy_prefix']}/{c['greedy_n']} prefix" if "greedy_prefix" in c else
+                          "-" if not c else c["error"])
+                rows.append([name, "attune", precision,
+                             f"{a['compile_cold_s']:.1f} cold, {a['compile_cached_s']:.2f} cached",
+                             fmt(a["prefill_tok_s"], ".1f"), fmt(a["decode_tok_s"], ".2f"),
+                             f"{fmt(a['peak_rss_gib'], '.2f')} (cold {fmt(a['cold_peak_rss_gib'], '.2f')})",
+                             fmt(c.get("max_abs_diff"), ".2e") if "check_error" not in a else "FAILED",
+                             greedy if "check_error" not in a else "FAILED"])
+            else:
+                rows.append([name, "attune", precision, "FAILED: " + a["error"].replace("|", "/")])
         for q, l in r["llama_cpp"].items():
             if "error" in l:
                 rows.append([name, "llama.cpp", q, "FAILED: " + l["error"].replace("|", "/")])
@@ -495,16 +515,48 @@ def table(results, args):
 def ratios(results):
     out = {}
     for name, r in results.items():
-        a = r["attune"]
-        if "prefill_tok_s" not in a:
-            continue
-        refs = {"transformers": r["transformers"], **{f"llama.cpp {q}": l for q, l in r["llama_cpp"].items()}}
-        for ref_name, ref in refs.items():
-            if "prefill_tok_s" in ref:
-                out[f"{name}: attune / {ref_name}"] = {
-                    "prefill": a["prefill_tok_s"] / ref["prefill_tok_s"],
-                    "decode": a["decode_tok_s"] / ref["decode_tok_s"]}
+        for w, a in r["attune"].items():
+            if w == "skipped" or "prefill_tok_s" not in a:
+                continue
+            refs = {"transformers": r["transformers"], **{f"llama.cpp {q}": l for q, l in r["llama_cpp"].items()},
+                    **{f"attune {v}": b for v, b in r["attune"].items() if v not in ("skipped", w)}}
+            for ref_name, ref in refs.items():
+                if "prefill_tok_s" in ref:
+                    out[f"{name}: attune {w} / {ref_name}"] = {
+                        "prefill": a["prefill_tok_s"] / ref["prefill_tok_s"],
+                        "decode": a["decode_tok_s"] / ref["decode_tok_s"]}
     return out
+
+
+def decode_bytes_per_token(spec, n_params, weights):
+    """Bytes one decode step reads: every weight once (an untied embedding table only a
+    row) in the format Attune runs it, plus the f32 K/V of the average cached length."""
+    half = weights == "bf16" or (weights == "auto" and spec["dtype"] == "bfloat16")
+    read = n_params - (0 if spec["tied"] else spec["vocab"] * spec["hidden"])
+    head_dim = spec["hidden"] // spec["heads"]
+    kv = spec["layers"] * 2 * spec["kv_heads"] * head_dim * 4 * (PREFILL + DECODE // 2)
+    return read * (2 if half else 4) + kv
+
+
+def read_bandwidth_gbps(exe, threads, timeout):
+    """The same-run streaming read bandwidth: `attune bench`'s probe (Kernels/bench_baselines.c)."""
+    c = run_child([exe, "bench", "attention", "--q-len", "1", "--kv-len", "4096", "--heads", "8", "--threads", str(threads), "--json"],
+                  timeout=timeout)
+    if c.failure("attune bench", timeout):
+        return None
+    try:
+        return json.loads(c.out.strip().splitlines()[-1])["read_gbps"]
+    except (ValueError, IndexError, KeyError):
+        return None
+
+
+def memory_bound_gib(spec, n_params, weights):
+    """Stored weights (in the format Attune runs them) + the f32 KV cache of MAX_CONTEXT
+    positions + 10 %: the peak-RSS target of issue 13."""
+    head_dim = spec["hidden"] // spec["heads"]
+    kv = spec["layers"] * 2 * spec["kv_heads"] * head_dim * MAX_CONTEXT * 4
+    half = weights == "bf16" or (weights == "auto" and spec["dtype"] == "bfloat16")
+    return (n_params * (2 if half else 4) + kv) * 1.1 / (1 << 30)
 
 
 # --------------------------------------------------------------------------- main
@@ -523,8 +575,10 @@ def main():
     ap.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, of {', '.join(MODELS)}")
     ap.add_argument("--tinyllama-dtype", choices=["float32", "bfloat16"], default="float32",
                     help="stored dtype of the TinyLlama checkpoint (Qwen2.5 is always bf16)")
-    ap.add_argument("--llama-half", choices=["bf16", "f16"], default="bf16",
-                    help="llama.cpp's 16-bit row (besides f32 and q8_0)")
+    ap.add_argument("--llama-half", default="bf16",
+                    help="llama.cpp's 16-bit rows, comma-separated of bf16, f16 (besides f32 and q8_0)")
+    ap.add_argument("--attune-weights", default="f32,bf16",
+                    help="attune rows: comma-separated --weights values (f32, bf16, auto)")
     ap.add_argument("--llama-reps", type=int, default=3, help="llama-bench -r")
     ap.add_argument("--threads", type=int, default=2, help="OMP_NUM_THREADS, torch threads, llama-bench -t")
     ap.add_argument("--seed", type=int, default=0)
@@ -536,6 +590,12 @@ def main():
     ap.add_argument("--json", metavar="FILE", help="also write all figures as JSON to FILE")
     args = ap.parse_args()
     names = [m.strip() for m in args.models.split(",") if m.strip()]
+    halves = [h.strip() for h in args.llama_half.split(",") if h.strip()]
+    if not halves or any(h not in ("bf16", "f16") for h in halves):
+        ap.error(f"--llama-half takes bf16 and/or f16, got '{args.llama_half}'")
+    attune_weights = [w.strip() for w in args.attune_weights.split(",") if w.strip()]
+    if not attune_weights or any(w not in ("f32", "bf16", "auto") for w in attune_weights):
+        ap.error(f"--attune-weights takes f32, bf16 and/or auto, got '{args.attune_weights}'")
     unknown = [m for m in names if m not in MODELS]
     if unknown or not names:
         ap.error(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}")
@@ -575,27 +635,34 @@ def main():
             if name == "tinyllama-1.1b":
                 spec["dtype"] = args.tinyllama_dtype
             folder = work / f"{name}-{spec['dtype']}"
-            created += [folder, work / f"{name}-attune-logits.npy", work / f"{name}-torch-last.npy"]
+            created += [folder, work / f"{name}-torch-last.npy"]
+            created += [work / f"{name}-attune-{w}-logits.npy" for w in attune_weights]
             log(f"[setup] {name}: random {spec['cls']} ({spec['dtype']}) -> {folder}")
             n_params = make_checkpoint(folder, spec, args.seed)
             import numpy as np
             rng = np.random.default_rng(args.seed)
             ids = {"check": rng.integers(0, spec["vocab"], CHECK_PROMPT).tolist(),
                    "prefill": rng.integers(0, spec["vocab"], PREFILL).tolist()}
-            r = {"dtype": {"float32": "f32", "bfloat16": "bf16"}[spec["dtype"]], "params": n_params}
+            r = {"dtype": {"float32": "f32", "bfloat16": "bf16"}[spec["dtype"]], "params": n_params,
+                 "spec_dtype": spec["dtype"],
+                 "memory_bound_gib": {w: memory_bound_gib(spec, n_params, w) for w in attune_weights}}
             r["transformers"] = measure_torch(folder, ids, args.threads, foreign, name, work, args.timeout)
             if attune_skip:
                 r["attune"] = {"skipped": attune_skip}
             else:
-                created.append(work / f"{name}-attune-cache")
-                r["attune"] = measure_attune(args.attune, folder, ids, args.threads, foreign, name, work,
-                                             args.timeout)
-            r["check"] = compare(r["attune"], r["transformers"])
+                r["attune"] = {}
+                with Timed(foreign, "read probe"):
+                    r["read_gbps"] = read_bandwidth_gbps(args.attune, args.threads, args.timeout)
+                for w in attune_weights:
+                    created.append(work / f"{name}-attune-{w}-cache")
+                    r["attune"][w] = measure_attune(args.attune, folder, ids, args.threads, foreign, name, work,
+                                                    args.timeout, w)
+            r["check"] = {w: compare(a, r["transformers"]) for w, a in r["attune"].items() if w != "skipped"}
             r["llama_cpp"] = {}
             if llama_tools:
-                created += [work / f"{name}-{q}.gguf" for q in ("f32", args.llama_half, "q8_0")]
+                created += [work / f"{name}-{q}.gguf" for q in ("f32", *halves, "q8_0")]
                 r["llama_cpp"] = measure_llama_cpp(llama_tools, folder, spec, name, work, args.threads,
-                                                   args.llama_half, args.llama_reps, foreign, args.timeout)
+                                                   halves, args.llama_reps, foreign, args.timeout)
             results[name] = r
     finally:
         if not args.keep:
@@ -620,13 +687,26 @@ def main():
     if llama_note:
         notes.append(f"llama.cpp skipped: {llama_note}")
     for name, r in results.items():
-        if r["attune"].get("note"):
-            notes.append(f"{name}: {r['attune']['note']}")
-        if r["attune"].get("check_error"):
-            notes.append(f"{name}: attune check run failed: {r['attune']['check_error']}")
-        if "max_abs_diff" in r["check"]:
-            notes.append(f"{name}: transformers' last-position logits reach |{r['check']['ref_max_abs']:.2f}|; "
-                         f"greedy tokens equal at {r['check']['greedy_same']}/{r['check']['greedy_n']} positions")
+        for w, a in r["attune"].items():
+            if w == "skipped":
+                continue
+            if a.get("note"):
+                notes.append(f"{name} {w}: {a['note']}")
+            if a.get("check_error"):
+                notes.append(f"{name} {w}: attune check run failed: {a['check_error']}")
+            c = r["check"].get(w, {})
+            if "max_abs_diff" in c:
+                notes.append(f"{name} {w}: transformers' last-position logits reach |{c['ref_max_abs']:.2f}|; "
+                             f"greedy tokens equal at {c['greedy_same']}/{c['greedy_n']} positions")
+            if "decode_tok_s" in a and r.get("read_gbps"):
+                gbps = a["decode_tok_s"] * decode_bytes_per_token(MODELS[name] | {"dtype": r["spec_dtype"]},
+                                                                  r["params"], w) / 1e9
+                notes.append(f"{name} {w}: decode reads {gbps:.1f} GB/s = {100 * gbps / r['read_gbps']:.0f} % of the "
+                             f"same-run streaming read ({r['read_gbps']:.1f} GB/s)")
+            if "peak_rss_gib" in a:
+                bound = r["memory_bound_gib"][w] if w in r["memory_bound_gib"] else None
+                notes.append(f"{name} {w}: peak RSS {a['peak_rss_gib']:.2f} GiB; stored weights + KV + 10 % = "
+                             f"{fmt(bound, '.2f')} GiB")
     busy = {k: v for k, v in foreign.phases.items() if v > 0.1}
     if busy:
         notes.append("CONTENDED: other processes kept " + ", ".join(

@@ -11,6 +11,7 @@
 #include "attune_weights.h"
 
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -36,7 +37,8 @@ typedef struct {
     int64_t file, offset, count;
     enum dtype dtype;
     char *name;
-    float *dst;              /* where the part's floats go; NULL when the slot points into the file */
+    void *dst;               /* where the part's elements go; NULL when the slot points into the file */
+    enum dtype dst_format;   /* what they become there: f32 or bf16 */
     int64_t bad;             /* first non-finite element, or -1 */
 } part;
 
@@ -45,7 +47,7 @@ struct attune_weights {
     int64_t n_files;
     part *parts;
     int64_t n_parts;
-    float *owned;            /* one region holding every materialised slot */
+    void *owned;             /* one region holding every materialised slot */
     size_t owned_bytes;
 };
 
@@ -95,8 +97,41 @@ static float f16_to_f32(uint16_t h) {
     return f;
 }
 
-/* Converts (when dst is set) and scans elements [first, first + n) of a part; returns the
- * index of the first non-finite one, or -1. */
+static uint16_t f32_to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);   /* NaN stays NaN */
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);                   /* to nearest even */
+}
+
+/* Element i of a part as f32 (exact for every stored dtype). */
+static float element(const unsigned char *src, enum dtype t, int64_t i) {
+    if (t == DT_F32) { float v; memcpy(&v, src + 4 * i, 4); return v; }
+    uint16_t b;
+    memcpy(&b, src + 2 * i, 2);
+    if (t == DT_F16) return f16_to_f32(b);
+    uint32_t bits = (uint32_t)b << 16;
+    float v;
+    memcpy(&v, &bits, 4);
+    return v;
+}
+
+/* Elements [first, first + n) of a part into a bf16 slot: copied when stored bf16, rounded
+ * to nearest even otherwise (Swift's Float.bf16Bits and attune_f32_to_bf16 round alike).
+ * Returns the index of the first non-finite one, or -1. */
+static int64_t process_bf16(const unsigned char *src, enum dtype t, uint16_t *dst, int64_t first, int64_t n) {
+    int64_t bad = -1;
+    for (int64_t i = first; i < first + n; i++) {
+        const float v = element(src, t, i);
+        if (bad < 0 && !isfinite(v)) bad = i;
+        if (t == DT_BF16) memcpy(dst + i, src + 2 * i, 2);
+        else dst[i] = f32_to_bf16(v);
+    }
+    return bad;
+}
+
+/* Converts to f32 (when dst is set) and scans elements [first, first + n) of a part;
+ * returns the index of the first non-finite one, or -1. */
 static int64_t process(const unsigned char *src, enum dtype t, float *dst, int64_t first, int64_t n) {
     int bad = 0;
     if (t == DT_F32) {
@@ -112,7 +147,7 @@ static int64_t process(const unsigned char *src, enum dtype t, float *dst, int64
             memcpy(&b, src + 2 * (first + i), 2);
             any |= (uint16_t)((b & 0x7f80) == 0x7f80);
             uint32_t bits = (uint32_t)b << 16;
-            memcpy(dst + first + i, &bits, 4);
+            if (dst) memcpy(dst + first + i, &bits, 4);
         }
         bad = any != 0;
     } else {
@@ -178,15 +213,27 @@ static int map_file(mapped_file *f, const char *checksum, char *error, size_t er
     }
     f->size = (size_t)st.st_size;
     if (f->size > 0) {
-        /* MAP_POPULATE: every page is read right after (converted or scanned); one
-           populating call costs about half of faulting them in one by one. */
-        void *p = mmap(NULL, f->size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
+        void *p = mmap(NULL, f->size, PROT_READ, MAP_SHARED, fd, 0);
         if (p == MAP_FAILED) {
             int e = errno;
             close(fd);
             return failf(error, error_size, "%s: cannot map weights: %s", f->path, strerror(e));
         }
         f->map = p;
+        /* Weights used in place (f32, bf16) are streamed once per decoded token: asked for
+           huge pages, a file whose pages this read brings into the page cache is mapped
+           with 2 MiB entries (large folios; measured on this machine's ext4: 100 % of a
+           cold 512 MiB file PMD-mapped, 0 % of one still cached from its writer), which
+           spares the page walks that cost a sixth of a decode step with 4 KiB pages.
+           Then every page is read at once (converted or scanned right after): one
+           populating call costs about half of faulting them in one by one. Both are
+           hints; older kernels refuse them and the pages fault in as read. */
+#ifdef MADV_HUGEPAGE
+        if (f->size >= ((size_t)2 << 20)) madvise(p, f->size, MADV_HUGEPAGE);
+#endif
+#ifdef MADV_POPULATE_READ
+        madvise(p, f->size, MADV_POPULATE_READ);
+#endif
     }
     close(fd);
     if (strcmp(checksum, "-") != 0) {
@@ -203,7 +250,7 @@ static int map_file(mapped_file *f, const char *checksum, char *error, size_t er
  * weight once per token, and with 4 KiB pages the page walks of a 2 GB working set cost
  * 16 % of a Qwen2.5-0.5B decode step. One region wastes at most one huge page's rounding,
  * where a region per slot wasted one per slot. */
-static float *materialised_region(size_t bytes) {
+static void *materialised_region(size_t bytes) {
     void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) return NULL;
 #ifdef MADV_HUGEPAGE
@@ -216,16 +263,17 @@ static float *materialised_region(size_t bytes) {
 typedef struct { int64_t p, first, n; } job;
 
 attune_weights *attune_weights_open(const char *path, uint64_t graph_hash, int64_t n_slots,
-                                    const int64_t *slot_floats, const float **slots,
-                                    char *error, size_t error_size) {
+                                    const int64_t *slot_elements, const char *const *slot_formats,
+                                    const void **slots, char *error, size_t error_size) {
     FILE *in = fopen(path, "r");
     if (!in) { failf(error, error_size, "%s: cannot open weights manifest: %s", path, strerror(errno)); return NULL; }
     attune_weights *w = calloc(1, sizeof *w);
     int64_t *slot_first = calloc((size_t)(n_slots > 0 ? n_slots : 1), sizeof(int64_t));
     int64_t *slot_parts = calloc((size_t)(n_slots > 0 ? n_slots : 1), sizeof(int64_t));
+    enum dtype *slot_format = calloc((size_t)(n_slots > 0 ? n_slots : 1), sizeof(enum dtype));
     char *line = NULL, *dir = strdup(path);
     size_t cap = 0;
-    int allow_nonfinite = 0, ok = w && slot_first && slot_parts && dir;
+    int allow_nonfinite = 0, ok = w && slot_first && slot_parts && slot_format && dir;
     int64_t line_no = 0, declared_slots = -1, files_cap = 0, parts_cap = 0, current_slot = -1;
     char *slash = dir ? strrchr(dir, '/') : NULL;
     if (slash) slash[1] = 0; else if (dir) dir[0] = 0;
@@ -238,7 +286,7 @@ attune_weights *attune_weights_open(const char *path, uint64_t graph_hash, int64
         int skip = 0;
         char word[32];
         if (line_no == 1) {
-            if (sscanf(line, "attune-weights %lld", &a) != 1 || a != 1) BAD("%s is not an Attune weights manifest (version 1)", path);
+            if (sscanf(line, "attune-weights %lld", &a) != 1 || a != 2) BAD("%s is not an Attune weights manifest (version 2); compile again", path);
         } else if (sscanf(line, "graph %llx", &hash) == 1) {
             if (hash != graph_hash) BAD("%s: the weights manifest belongs to another graph (hash %016llx, this module is %016llx): compile again", path, hash, (unsigned long long)graph_hash);
         } else if (sscanf(line, "slots %lld", &a) == 1) {
@@ -267,9 +315,13 @@ attune_weights *attune_weights_open(const char *path, uint64_t graph_hash, int64
             w->n_files++;
             if (!name) { BAD("out of memory"); break; }
             if (map_file(f, word, error, error_size, b)) ok = 0;
-        } else if (sscanf(line, "slot %lld %lld %lld", &a, &b, &c) == 3) {
+        } else if (sscanf(line, "slot %lld %lld %lld %31s", &a, &b, &c, word) == 4) {
             if (a < 0 || a >= n_slots || a != current_slot + 1) { BAD("%s line %lld: slot %lld out of order", path, (long long)line_no, a); break; }
-            if (b != slot_floats[a]) { BAD("%s: slot %lld holds %lld floats, this module needs %lld: compile again", path, a, b, (long long)slot_floats[a]); break; }
+            if (b != slot_elements[a]) { BAD("%s: slot %lld holds %lld elements, this module needs %lld: compile again", path, a, b, (long long)slot_elements[a]); break; }
+            if (strcmp(word, slot_formats[a]) != 0) { BAD("%s: slot %lld is %s, this module reads it as %s: compile again", path, a, word, slot_formats[a]); break; }
+            if (strcmp(word, "f32") == 0) slot_format[a] = DT_F32;
+            else if (strcmp(word, "bf16") == 0) slot_format[a] = DT_BF16;
+            else { BAD("%s: slot %lld has format %s; this loader builds f32 and bf16 slots", path, a, word); break; }
             current_slot = a;
             slot_first[a] = w->n_parts;
             slot_parts[a] = c;
@@ -301,32 +353,38 @@ attune_weights *attune_weights_open(const char *path, uint64_t graph_hash, int64
     if (ok && declared_slots != n_slots) BAD("%s: no 'slots' line; not a complete weights manifest", path);
     if (ok && current_slot != n_slots - 1) BAD("%s: %lld of %lld weight slots listed", path, (long long)(current_slot + 1), (long long)n_slots);
 
-    /* Decide each slot's storage: into the mapping, or materialised (at a 64-byte aligned
+    /* Decide each slot's storage: into the mapping (one part stored in the slot's format,
+       aligned to its element size), or materialised in that format (at a 64-byte aligned
        offset of one region, sized in a first pass). */
     size_t region = 0;
     for (int pass = 0; pass < 2 && ok; pass++) {
         if (pass == 1 && region > 0) {
             w->owned_bytes = region;
             w->owned = materialised_region(region);
-            if (!w->owned) { BAD("out of memory for %zu MiB of weights converted to fp32", region >> 20); break; }
+            if (!w->owned) { BAD("out of memory for %zu MiB of converted weights", region >> 20); break; }
         }
         size_t at_byte = 0;
         for (int64_t s = 0; ok && s < n_slots; s++) {
             part *first = &w->parts[slot_first[s]];
+            const enum dtype format = slot_format[s];
             int64_t total = 0;
             for (int64_t k = 0; k < slot_parts[s]; k++) total += first[k].count;
-            if (slot_first[s] + slot_parts[s] > w->n_parts || total != slot_floats[s]) { BAD("%s: slot %lld's parts hold %lld floats, not %lld", path, (long long)s, (long long)total, (long long)slot_floats[s]); break; }
-            if (slot_parts[s] == 1 && first->dtype == DT_F32 && first->offset % 4 == 0) {
-                slots[s] = (const float *)(const void *)(w->files[first->file].map + first->offset);
+            if (slot_first[s] + slot_parts[s] > w->n_parts || total != slot_elements[s]) { BAD("%s: slot %lld's parts hold %lld elements, not %lld", path, (long long)s, (long long)total, (long long)slot_elements[s]); break; }
+            if (slot_parts[s] == 1 && first->dtype == format && first->offset % (int64_t)dtype_size(format) == 0) {
+                slots[s] = w->files[first->file].map + first->offset;
                 continue;
             }
-            const size_t bytes = ((size_t)total * sizeof(float) + 63) / 64 * 64;
+            const size_t bytes = ((size_t)total * dtype_size(format) + 63) / 64 * 64;
             if (pass == 0) { region += bytes; continue; }
-            float *buf = (float *)(void *)((char *)w->owned + at_byte);
+            unsigned char *buf = (unsigned char *)w->owned + at_byte;
             at_byte += bytes;
             slots[s] = buf;
             int64_t at = 0;
-            for (int64_t k = 0; k < slot_parts[s]; k++) { first[k].dst = buf + at; at += first[k].count; }
+            for (int64_t k = 0; k < slot_parts[s]; k++) {
+                first[k].dst = buf + (size_t)at * dtype_size(format);
+                first[k].dst_format = format;
+                at += first[k].count;
+            }
         }
     }
 
@@ -351,19 +409,21 @@ attune_weights *attune_weights_open(const char *path, uint64_t graph_hash, int64
         for (int64_t j = 0; j < n_jobs; j++) {
             part *p = &w->parts[jobs[j].p];
             const unsigned char *src = w->files[p->file].map + p->offset;
-            float *dst = p->dst;
             int64_t bad;
-            if (!dst && allow_nonfinite) continue;      /* mapped in place and nothing to check */
-            if (p->dtype == DT_F32 && !dst) {
-                bad = process(src, DT_F32, NULL, jobs[j].first, jobs[j].n);
+            if (!p->dst && allow_nonfinite) continue;      /* mapped in place and nothing to check */
+            if (!p->dst) {
+                bad = process(src, p->dtype, NULL, jobs[j].first, jobs[j].n);
+            } else if (p->dst_format == DT_BF16) {
+                bad = process_bf16(src, p->dtype, p->dst, jobs[j].first, jobs[j].n);
             } else if (p->dtype == DT_F32 && p->offset % 4 != 0) {
                 /* unaligned f32: copy first, then scan the aligned copy */
+                float *dst = p->dst;
                 memcpy(dst + jobs[j].first, src + 4 * jobs[j].first, sizeof(float) * (size_t)jobs[j].n);
                 bad = process((const unsigned char *)dst, DT_F32, NULL, jobs[j].first, jobs[j].n);
             } else {
-                bad = process(src, p->dtype, dst, jobs[j].first, jobs[j].n);
+                bad = process(src, p->dtype, p->dst, jobs[j].first, jobs[j].n);
             }
-            if (dst) {
+            if (p->dst) {
                 /* The source pages were read once; drop them from this process (the page
                    cache keeps them) so resident memory counts the weights once. */
                 uintptr_t lo = (uintptr_t)(src + dtype_size(p->dtype) * (size_t)jobs[j].first);
@@ -384,16 +444,14 @@ attune_weights *attune_weights_open(const char *path, uint64_t graph_hash, int64
     for (int64_t p = 0; ok && !allow_nonfinite && p < w->n_parts; p++) {
         const part *q = &w->parts[p];
         if (q->bad < 0) continue;
-        float v;
-        if (q->dtype == DT_F32) memcpy(&v, w->files[q->file].map + q->offset + 4 * q->bad, 4);
-        else if (q->dst) v = q->dst[q->bad];
-        else v = 0;
+        const float v = element(w->files[q->file].map + q->offset, q->dtype, q->bad);
         BAD("weight '%s' holds %s at element %lld of %lld (%s): the checkpoint is damaged; pass --allow-nonfinite to load it anyway",
             q->name, v != v ? "NaN" : v > 0 ? "+Inf" : "-Inf", (long long)q->bad, (long long)q->count, dtype_name(q->dtype));
     }
 #undef BAD
     free(slot_first);
     free(slot_parts);
+    free(slot_format);
     free(dir);
     if (!ok) { attune_weights_close(w); return NULL; }
     return w;

@@ -4,3 +4,4 @@
 #include "attune_graph_ops.h"
 #include "attune_linear_q8.h"
 #include "attune_weights.h"
+#include "attune_linear_bf16.h"

@@ -10,8 +10,9 @@ public struct EmittedModule: Sendable {
     /// The constants the generated code addresses as `m->w[slot]`, in slot order; a
     /// weights manifest (`WeightsManifest`) tells the module where each one lies.
     public var constants: [ConstantSlot]
-    /// fp32 values computed at compile time that some slots' parts point into.
-    public var derived: [Float]
+    /// Values computed at compile time (f32, or matmul weights rounded to bf16) that some
+    /// slots' parts point into.
+    public var derived: [UInt8]
     /// Identifies the graph the weights belong to; the generated code refuses other manifests.
     public var graphHash: UInt64
     public var vocab: Int
@@ -62,11 +63,12 @@ public enum CEmitter {
          * Input: tokens i32[seq] (positions are the cache length + 0..seq-1); output: logits f32[seq, \(vocab)].
          * Forward passes take at most \(options.maxChunk) tokens (longer prompts run in chunks); the KV cache
          * holds \(options.maxContext) positions\(kvNote(options.kvFormat)). Arena: \(plan.arenaFloats) floats (\(plan.unsharedFloats) without reuse);
-         * constants: \(lowering.folder.slots.count) slots, \(lowering.folder.slots.reduce(0) { $0 + $1.floats }) floats, mapped through a weights manifest.
+         * constants: \(lowering.folder.slots.count) slots, \(lowering.folder.slots.reduce(0) { $0 + $1.elements }) elements\(weightFormats(lowering.folder.slots)), mapped through a weights manifest.
          */
         #include "\(graph.name).h"
         #include "attune_attention.h"
         #include "attune_graph_ops.h"
+        #include "attune_linear_bf16.h"
         #include "attune_weights.h"
 
         #include <fcntl.h>
@@ -96,14 +98,15 @@ public enum CEmitter {
         /* Why attune_model_fork refuses, or NULL when the graph can run batched sequences. */
         static const char *const batch_refusal = \(lowering.batchRefusals.first.map { "\"\(CLiteral.escape($0))\"" } ?? "NULL");
 
-        /* Floats of each constant slot m->w[i] (where they lie: the weights manifest). */
-        static const int64_t constant_floats[N_CONSTANTS > 0 ? N_CONSTANTS : 1] = {\(lowering.folder.slots.isEmpty ? "0" : lowering.folder.slots.map { String($0.floats) }.joined(separator: ", "))};
+        /* Elements and format of each constant slot m->w[i] (where they lie: the weights manifest). */
+        static const int64_t constant_elements[N_CONSTANTS > 0 ? N_CONSTANTS : 1] = {\(lowering.folder.slots.isEmpty ? "0" : lowering.folder.slots.map { String($0.elements) }.joined(separator: ", "))};
+        static const char *const constant_formats[N_CONSTANTS > 0 ? N_CONSTANTS : 1] = {\(lowering.folder.slots.isEmpty ? "\"f32\"" : lowering.folder.slots.map { "\"\($0.format.rawValue)\"" }.joined(separator: ", "))};
 
         static const int64_t cache_width[N_CACHES > 0 ? N_CACHES : 1] = {\(caches.isEmpty ? "0" : caches.map { String(lowering.cacheWidths[$0]!) }.joined(separator: ", "))};\(kvCacheTables(options.kvFormat, caches, lowering.cacheHeads))
 
         struct attune_model {
             attune_weights *weights;
-            const float *w[N_CONSTANTS > 0 ? N_CONSTANTS : 1];
+            const void *w[N_CONSTANTS > 0 ? N_CONSTANTS : 1];   /* elements of constant_formats[i] */
             float *arena;
             float *kv[N_CACHES > 0 ? N_CACHES : 1];   /* NULL for layers whose kernel keeps its own store */\(options.kvFormat == .int8 ? "\n    float *kv_scale[N_CACHES > 0 ? N_CACHES : 1]; /* int8 caches: one scale per (position, kv head) */" : "")
             void *store[N_STORES > 0 ? N_STORES : 1];
@@ -335,7 +338,7 @@ public enum CEmitter {
         attune_model *attune_model_open(const char *manifest_path, char *error, size_t error_size) {
             attune_model *m = calloc(1, sizeof *m);
             if (!m) { snprintf(error, error_size, "out of memory"); return NULL; }
-            m->weights = attune_weights_open(manifest_path, GRAPH_HASH, N_CONSTANTS, constant_floats, m->w, error, error_size);
+            m->weights = attune_weights_open(manifest_path, GRAPH_HASH, N_CONSTANTS, constant_elements, constant_formats, m->w, error, error_size);
             if (!m->weights) {
                 free(m);
                 return NULL;
@@ -408,10 +411,11 @@ public enum CEmitter {
         #endif
 
         """
-        let core = ["attention_problem.c", "lse_merge.c", "graph_ops.c", "weights_loader.c"] + (options.kvFormat == .f32 ? [] : ["kv_quant.c"])
-        let sources = Set(core).union(lowering.kernelSources).sorted()
+        var sources = Set(["attention_problem.c", "lse_merge.c", "graph_ops.c", "weights_loader.c"]).union(lowering.kernelSources)
+        if options.kvFormat != .f32 { sources.insert("kv_quant.c") }
+        if lowering.folder.slots.contains(where: { $0.format == .bf16 }) { sources.insert("linear_bf16.c") }
         return EmittedModule(name: graph.name, source: source, header: header, constants: lowering.folder.slots, derived: lowering.folder.derived,
-                             graphHash: hash, vocab: vocab, options: options, memoryPlan: plan, kernelSources: sources)
+                             graphHash: hash, vocab: vocab, options: options, memoryPlan: plan, kernelSources: sources.sorted())
     }
 
     /// Replaces every `@B<n>@` token with buffer n's arena offset, in one pass (one
@@ -450,6 +454,14 @@ public enum CEmitter {
             text += "\nstatic const int64_t cache_heads[N_CACHES > 0 ? N_CACHES : 1] = {\(caches.isEmpty ? "0" : caches.map { String(heads[$0] ?? 0) }.joined(separator: ", "))};"
         }
         return text
+    }
+
+    /// ", of which N bf16" for the header comment; nothing when every slot is f32.
+    static func weightFormats(_ slots: [ConstantSlot]) -> String {
+        WeightFormat.allCases.filter { $0 != .f32 }.compactMap { format in
+            let n = slots.filter { $0.format == format }.reduce(0) { $0 + $1.elements }
+            return n == 0 ? nil : ", of which \(n) \(format.rawValue)"
+        }.joined()
     }
 
     /// Each item's text on its own line after a newline; nothing for no items.

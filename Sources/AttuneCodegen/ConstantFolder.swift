@@ -1,17 +1,24 @@
 import AttuneIR
 
-/// A constant the generated code addresses as `m->w[slot]`: `floats` fp32 values,
-/// row-major, made of parts laid end to end (one part for a plain weight; several for
-/// weights the passes concatenated, e.g. the merged QKV matrix).
+/// A constant the generated code addresses as `m->w[slot]`: `elements` values in
+/// `format`, row-major, made of parts laid end to end (one part for a plain weight;
+/// several for weights the passes concatenated, e.g. the merged QKV matrix).
 public struct ConstantSlot: Sendable, Equatable {
-    public var floats: Int
+    public var elements: Int
+    /// How the module holds the slot in memory (and so which kernel reads it); the parts
+    /// may be stored otherwise (e.g. bf16 checkpoint tensors of an f32 slot), and the
+    /// module converts them once when it opens.
+    public var format: WeightFormat
     public var parts: [ConstantPart]
 
-    /// The module points into the file (one 4-byte-aligned f32 part); otherwise it
-    /// materialises the slot in fp32 memory when it opens (attune_weights.h).
+    /// The module points into the file (one part stored in the slot's format, aligned to
+    /// its element size); otherwise it materialises the slot when it opens (attune_weights.h).
     public var isMappedInPlace: Bool {
-        guard parts.count == 1, case .file(let at) = parts[0].source else { return false }
-        return at.dtype == .f32 && at.offset % 4 == 0
+        guard parts.count == 1 else { return false }
+        switch parts[0].source {
+        case .file(let at): return at.dtype.rawValue == format.rawValue && at.offset % format.byteSize == 0
+        case .derived(_, let dtype): return dtype.rawValue == format.rawValue
+        }
     }
 }
 
@@ -20,8 +27,8 @@ public struct ConstantSlot: Sendable, Equatable {
 public struct ConstantPart: Sendable, Equatable {
     public enum Source: Sendable, Equatable {
         case file(WeightLocation)
-        /// Floats `offset ..< offset + count` of `EmittedModule.derived`.
-        case derived(offset: Int)
+        /// `count` elements of `dtype` from byte `offset` of `EmittedModule.derived`.
+        case derived(offset: Int, dtype: DType)
     }
     /// The weight's name, or a description of a derived value, for messages.
     public var name: String
@@ -33,16 +40,22 @@ public struct ConstantPart: Sendable, Equatable {
 /// (the concatenated QKV and gate/up matrices the passes create). Weights that lie in a
 /// file, and row-wise concatenations of them, become slots that point at the file: the
 /// generated module maps them at open, so compiling reads no weight values. Anything
-/// else (a transpose of a weight, weights held in memory) is evaluated once in fp32 into
-/// the derived blob.
+/// else (a transpose of a weight, weights held in memory, f32 or f16 tensors wanted in
+/// bf16) is evaluated once in fp32 and stored in the slot's format in the derived blob.
 struct ConstantFolder {
     let graph: Graph
     let weights: WeightSource
-    /// Slot of each constant value.
-    private(set) var slotOf: [Value: Int] = [:]
+    /// Slot of each constant value in each format it is read in.
+    private(set) var slotOf: [SlotKey: Int] = [:]
     private(set) var slots: [ConstantSlot] = []
-    private(set) var derived: [Float] = []
+    /// The derived blob: every part starts on a 64-byte boundary.
+    private(set) var derived: [UInt8] = []
     private var cache: [Value: [Float]] = [:]
+
+    struct SlotKey: Hashable {
+        var value: Value
+        var format: WeightFormat
+    }
 
     init(graph: Graph, weights: WeightSource) {
         self.graph = graph
@@ -64,28 +77,57 @@ struct ConstantFolder {
         return result
     }
 
-    /// The slot of constant `v`, created on first use.
-    mutating func place(_ v: Value) throws -> Int {
-        if let s = slotOf[v] { return s }
+    /// The slot of constant `v` in `format`, created on first use.
+    mutating func place(_ v: Value, format: WeightFormat = .f32) throws -> Int {
+        let key = SlotKey(value: v, format: format)
+        if let s = slotOf[key] { return s }
         let type = graph.type(of: v)
         guard let dims = type.shape.map(\.fixedValue) as? [Int] else {
             throw CodegenError("node %\(v.node): constant \(type) has a symbolic dim")
         }
         let count = dims.reduce(1, *)
-        var parts = try fileParts(v) ?? []
-        if parts.isEmpty {
+        var parts: [ConstantPart]
+        // f32 slots take any stored float dtype (widening is exact); other formats map only
+        // tensors already stored in them.
+        if let file = try fileParts(v), format == .f32 || file.allSatisfy({ part in
+            if case .file(let at) = part.source { return at.dtype.rawValue == format.rawValue }
+            return false
+        }) {
+            parts = file
+        } else {
             let values = try evaluate(v)
-            // 16-float alignment: every derived constant starts on a 64-byte boundary.
-            while derived.count % 16 != 0 { derived.append(0) }
-            parts = [ConstantPart(name: "derived value %\(v.node) \(type)", count: values.count, source: .derived(offset: derived.count))]
-            derived += values
+            var name = "derived value %\(v.node) \(type)"
+            if case .weight(let weightName) = graph.nodes[v.node].op { name = weightName }
+            if format != .f32 { name += " (rounded to \(format.rawValue))" }
+            parts = [appendDerived(values, format: format, name: name)]
         }
         guard parts.reduce(0, { $0 + $1.count }) == count else {
             throw CodegenError("node %\(v.node): constant of type \(type) has \(parts.reduce(0) { $0 + $1.count }) values in its source, needs \(count)")
         }
-        slots.append(ConstantSlot(floats: count, parts: parts))
-        slotOf[v] = slots.count - 1
+        slots.append(ConstantSlot(elements: count, format: format, parts: parts))
+        slotOf[key] = slots.count - 1
         return slots.count - 1
+    }
+
+    /// The dtype `v`'s elements are stored in: that of its file parts when they agree,
+    /// f32 otherwise (values held in memory or computed).
+    func storedDType(_ v: Value) throws -> DType {
+        guard let parts = try fileParts(v) else { return .f32 }
+        let dtypes = Set(parts.compactMap { part -> DType? in
+            if case .file(let at) = part.source { return at.dtype }
+            return nil
+        })
+        return dtypes.count == 1 ? dtypes.first! : .f32
+    }
+
+    private mutating func appendDerived(_ values: [Float], format: WeightFormat, name: String) -> ConstantPart {
+        while derived.count % 64 != 0 { derived.append(0) }
+        let offset = derived.count
+        switch format {
+        case .f32: values.withUnsafeBytes { derived += $0 }
+        case .bf16: values.map(\.bf16Bits).withUnsafeBytes { derived += $0 }
+        }
+        return ConstantPart(name: name, count: values.count, source: .derived(offset: offset, dtype: format == .f32 ? .f32 : .bf16))
     }
 
     /// The file runs holding `v` in order, or nil when `v` is not a weight in a file, a
@@ -167,6 +209,9 @@ struct ConstantFolder {
         default:
             throw CodegenError("node %\(v.node) (\(node.op.mnemonic)) is not a constant")
         }
+        // Weights are not kept: rounding a checkpoint's every matmul weight to bf16 reads
+        // each once, and keeping them would hold the whole model in f32 until emit ends.
+        if case .weight = node.op { return out }
         cache[v] = out
         return out
     }

@@ -135,6 +135,15 @@ struct NodeLowering {
         return view
     }
 
+    /// A matmul weight (linear weight, embedding table) in the format `--weights` chooses
+    /// for how it is stored, as a C pointer to that format's elements.
+    mutating func readWeight(_ v: Value, format wanted: WeightFormat? = nil) throws -> (pointer: String, format: WeightFormat) {
+        guard ConstantFolder.isConstant(graph, v, memo: &constantMemo) else { throw fail("the matmul weight must be a constant") }
+        let format = try wanted ?? options.weights.format(stored: folder.storedDType(v))
+        let slot = try folder.place(v, format: format)
+        return ("(const \(format.cType) *)m->w[\(slot)]", format)
+    }
+
     /// Reads `v` and requires unit row stride (copying into a new buffer otherwise).
     mutating func readContiguous(_ v: Value, into code: inout [String]) throws -> View {
         let view = try read(v)
@@ -162,22 +171,35 @@ struct NodeLowering {
         if case .buffer(let b)? = views[v]?.base { buffers[b].lastNode = graph.nodes.count }
     }
 
-    /// `y = x wᵀ + bias` for a weight [out, in]. A weight the passes concatenated from
-    /// constants along rows (merged QKV, gate/up) is passed as its blocks, each its own
-    /// slot, so the module reads the checkpoint's tensors where they lie instead of
-    /// materialising the concatenation.
+    /// `y = x wᵀ + bias` for a weight [out, in], with the kernel of the weight's format. A
+    /// weight the passes concatenated from constants along rows (merged QKV, gate/up) is
+    /// passed as its blocks, each its own slot, so the module reads the checkpoint's
+    /// tensors where they lie instead of materialising the concatenation; blocks stored in
+    /// different formats all run in f32.
     mutating func linearCall(x: String, rows: String, in inWidth: Int, weight: Value, bias: String, y: String) throws -> String {
         let node = graph.nodes[weight.node]
+        var parts = [weight]
         if case .concat(axis: 0) = node.op, node.inputs.count > 1,
            node.inputs.allSatisfy({ graph.type(of: $0).rank == 2 && ConstantFolder.isConstant(graph, $0, memo: &constantMemo) }) {
-            let blocks = try node.inputs.map { try read($0) }
-            let counts = node.inputs.map { graph.type(of: $0).shape[0].fixedValue! }
-            return "attune_op_linear_blocks(\(x), \(rows), \(inWidth), (const float *const[]){\(blocks.map(\.pointer).joined(separator: ", "))}, "
+            parts = node.inputs
+        }
+        let counts = try parts.map { part -> Int in
+            guard let n = graph.type(of: part).shape.first?.fixedValue else { throw fail("linear weight \(graph.type(of: part)) needs a fixed row count") }
+            return n
+        }
+        let formats = try Set(parts.map { try options.weights.format(stored: folder.storedDType($0)) })
+        let format = formats.count == 1 ? formats.first! : .f32
+        let blocks = try parts.map { try readWeight($0, format: format).pointer }
+        switch format {
+        case .f32 where blocks.count == 1:
+            return "attune_op_linear(\(x), \(rows), \(inWidth), \(blocks[0]), \(counts[0]), \(bias), \(y));"
+        case .f32:
+            return "attune_op_linear_blocks(\(x), \(rows), \(inWidth), (const float *const[]){\(blocks.joined(separator: ", "))}, "
+                + "(const int64_t[]){\(counts.map(String.init).joined(separator: ", "))}, \(blocks.count), \(bias), \(y));"
+        case .bf16:
+            return "attune_op_linear_bf16_blocks(\(x), \(rows), \(inWidth), (const uint16_t *const[]){\(blocks.joined(separator: ", "))}, "
                 + "(const int64_t[]){\(counts.map(String.init).joined(separator: ", "))}, \(blocks.count), \(bias), \(y));"
         }
-        let w = try read(weight)
-        guard let outWidth = graph.type(of: weight).shape.first?.fixedValue else { throw fail("linear weight \(graph.type(of: weight)) needs a fixed row count") }
-        return "attune_op_linear(\(x), \(rows), \(inWidth), \(w.pointer), \(outWidth), \(bias), \(y));"
     }
 
     // MARK: nodes
@@ -200,11 +222,12 @@ struct NodeLowering {
             }
 
         case .embedding:
-            let table = try read(node.inputs[0]), ids = try read(node.inputs[1])
-            guard case .constant = table.base else { throw fail("the embedding table must be a weight") }
+            guard ConstantFolder.isConstant(graph, node.inputs[0], memo: &constantMemo) else { throw fail("the embedding table must be a weight") }
+            let table = try readWeight(node.inputs[0]), ids = try read(node.inputs[1])
             let y = try result(type)
             let vocab = graph.type(of: node.inputs[0]).shape[0].fixedValue!
-            code.append("int64_t bad = attune_op_embedding(\(table.pointer), \(vocab), \(y.width), \(ids.pointer), \(ids.rows.c), \(y.pointer));")
+            let gather = table.format == .f32 ? "attune_op_embedding" : "attune_op_embedding_\(table.format.rawValue)"
+            code.append("int64_t bad = \(gather)(\(table.pointer), \(vocab), \(y.width), \(ids.pointer), \(ids.rows.c), \(y.pointer));")
             code.append("if (bad >= 0) return fail(m, \"node %%\(index) embedding: token id %d at position %lld is outside the vocabulary of \(vocab)\", \(ids.pointer)[bad], (long long)bad);")
             views[out] = y
 

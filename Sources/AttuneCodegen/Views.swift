@@ -38,7 +38,8 @@ struct Rows: Equatable {
 /// Where a view's elements live.
 enum Base: Equatable {
     case buffer(Int)
-    /// A constant's slot (`m->w[slot]`, see ConstantFolder).
+    /// An f32 constant's slot (`m->w[slot]`, see ConstantFolder); matmul weights in other
+    /// formats are addressed by `NodeLowering.readWeight`.
     case constant(Int)
     case cache(Int)
     case tokens
@@ -63,7 +64,7 @@ struct View: Equatable {
     var pointer: String {
         switch base {
         case .buffer(let b): return "(m->arena + " + CEmitter.bufferToken(b) + (column == 0 ? "" : " + \(column)") + ")"
-        case .constant(let s): return column == 0 ? "m->w[\(s)]" : "(m->w[\(s)] + \(column))"
+        case .constant(let s): return column == 0 ? "((const float *)m->w[\(s)])" : "((const float *)m->w[\(s)] + \(column))"
         case .cache(let i): return column == 0 ? "m->kv[\(i)]" : "(m->kv[\(i)] + \(column))"
         case .tokens: return "tokens"
         case .positions: return "m->positions"
@@ -79,11 +80,14 @@ public struct CodegenOptions: Sendable, Equatable {
     public var maxContext: Int
     /// How the KV cache stores K and V (`--kv`): appends quantise, attention kernels read it as stored.
     public var kvFormat: KVFormat
+    /// Format of the matmul weights (`--weights`).
+    public var weights: WeightPolicy
 
-    public init(maxChunk: Int = 512, maxContext: Int = 2048, kvFormat: KVFormat = .f32) {
+    public init(maxChunk: Int = 512, maxContext: Int = 2048, kvFormat: KVFormat = .f32, weights: WeightPolicy = .auto) {
         self.maxChunk = maxChunk
         self.maxContext = maxContext
         self.kvFormat = kvFormat
+        self.weights = weights
     }
 }
 

@@ -20,6 +20,8 @@ public struct CompileOptions: Sendable {
     public var allowNonfinite = false
     /// How the KV cache stores K and V (`--kv f32|bf16|int8`).
     public var kvFormat: KVFormat = .f32
+    /// Format of the matmul weights (`--weights`): as stored by default.
+    public var weights: WeightPolicy = .auto
 
     public init(kernels: KernelOverrides = KernelOverrides(), maxChunk: Int? = nil, maxContext: Int? = nil,
                 calibration: (file: Calibration, path: String)? = nil) {
@@ -98,7 +100,7 @@ public enum ModelCompiler {
             if let trained, asked > trained {
                 notes.append("--max-context \(asked) is beyond the model's max_position_embeddings \(trained): positions past it were not trained")
             }
-            return (CodegenOptions(maxChunk: chunk, maxContext: asked, kvFormat: options.kvFormat), notes)
+            return (CodegenOptions(maxChunk: chunk, maxContext: asked, kvFormat: options.kvFormat, weights: options.weights), notes)
         }
         var context = trained ?? 4096
         let perPosition = kvBytesPerPosition(model.graph, options.kvFormat)
@@ -111,7 +113,7 @@ public enum ModelCompiler {
                 context = capped
             }
         }
-        return (CodegenOptions(maxChunk: chunk, maxContext: context, kvFormat: options.kvFormat), notes)
+        return (CodegenOptions(maxChunk: chunk, maxContext: context, kvFormat: options.kvFormat, weights: options.weights), notes)
     }
 
     /// Bytes of K and V one position adds over all layers, stored as `format`: its elements,

@@ -55,7 +55,7 @@ public enum WeightsManifest {
     static func text(_ module: EmittedModule, derived: (size: Int, hash: UInt64)?, allowNonfinite: Bool) throws -> String {
         var files: [String] = []
         var index: [String: Int] = [:]
-        var lines = ["attune-weights 1", "graph \(hex(module.graphHash))", "slots \(module.constants.count)",
+        var lines = ["attune-weights 2", "graph \(hex(module.graphHash))", "slots \(module.constants.count)",
                      "nonfinite \(allowNonfinite ? "allow" : "reject")"]
         func fileIndex(_ path: String) -> Int {
             if let i = index[path] { return i }
@@ -65,13 +65,13 @@ public enum WeightsManifest {
         }
         var body: [String] = []
         for (s, slot) in module.constants.enumerated() {
-            body.append("slot \(s) \(slot.floats) \(slot.parts.count)")
+            body.append("slot \(s) \(slot.elements) \(slot.parts.count) \(slot.format.rawValue)")
             for part in slot.parts {
                 switch part.source {
                 case .file(let at):
                     body.append("part \(fileIndex(at.path)) \(at.offset) \(at.dtype.rawValue) \(part.count) \(part.name)")
-                case .derived(let offset):
-                    body.append("part \(fileIndex("")) \(offset * 4) f32 \(part.count) \(part.name)")
+                case .derived(let offset, let dtype):
+                    body.append("part \(fileIndex("")) \(offset) \(dtype.rawValue) \(part.count) \(part.name)")
                 }
             }
         }

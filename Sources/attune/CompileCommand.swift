@@ -53,7 +53,7 @@ struct CompileCommand: ParsableCommand {
         try artifacts.module.header.write(to: out.appendingPathComponent("\(name).h"), atomically: true, encoding: .utf8)
         print(artifacts.report.summary)
         let plan = artifacts.module.memoryPlan
-        print("arena \(plan.arenaFloats * 4 / 1024) KiB (\(plan.unsharedFloats * 4 / 1024) KiB without reuse), weights \(artifacts.module.constants.reduce(0) { $0 + $1.floats } * 4 / 1024) KiB in \(artifacts.module.constants.count) slots")
+        print("arena \(plan.arenaFloats * 4 / 1024) KiB (\(plan.unsharedFloats * 4 / 1024) KiB without reuse), weights \(artifacts.module.constants.reduce(0) { $0 + $1.elements * $1.format.byteSize } / 1024) KiB in \(artifacts.module.constants.count) slots")
         print("wrote \(out.path)/lib\(name).so (\(artifacts.cached ? "build cache hit" : "compiled with \(toolchain.compiler)"), \(fmt(artifacts.seconds, 2)) s)")
     }
 }

@@ -3,11 +3,12 @@
  * Input: tokens i32[seq] (positions are the cache length + 0..seq-1); output: logits f32[seq, 128].
  * Forward passes take at most 32 tokens (longer prompts run in chunks); the KV cache
  * holds 256 positions. Arena: 23552 floats (75776 without reuse);
- * constants: 21 slots, 102720 floats, mapped through a weights manifest.
+ * constants: 21 slots, 102720 elements, mapped through a weights manifest.
  */
 #include "llama.h"
 #include "attune_attention.h"
 #include "attune_graph_ops.h"
+#include "attune_linear_bf16.h"
 #include "attune_weights.h"
 
 #include <fcntl.h>
@@ -37,14 +38,15 @@ static const char *const counter_names[N_COUNTERS > 0 ? N_COUNTERS : 1] = {""};
 /* Why attune_model_fork refuses, or NULL when the graph can run batched sequences. */
 static const char *const batch_refusal = NULL;
 
-/* Floats of each constant slot m->w[i] (where they lie: the weights manifest). */
-static const int64_t constant_floats[N_CONSTANTS > 0 ? N_CONSTANTS : 1] = {8192, 64, 4096, 2048, 2048, 4096, 64, 10240, 10240, 10240, 64, 4096, 2048, 2048, 4096, 64, 10240, 10240, 10240, 64, 8192};
+/* Elements and format of each constant slot m->w[i] (where they lie: the weights manifest). */
+static const int64_t constant_elements[N_CONSTANTS > 0 ? N_CONSTANTS : 1] = {8192, 64, 4096, 2048, 2048, 4096, 64, 10240, 10240, 10240, 64, 4096, 2048, 2048, 4096, 64, 10240, 10240, 10240, 64, 8192};
+static const char *const constant_formats[N_CONSTANTS > 0 ? N_CONSTANTS : 1] = {"f32", "f32", "f32", "f32", "f32", "f32", "f32", "f32", "f32", "f32", "f32", "f32", "f32", "f32", "f32", "f32", "f32", "f32", "f32", "f32", "f32"};
 
 static const int64_t cache_width[N_CACHES > 0 ? N_CACHES : 1] = {32, 32, 32, 32};
 
 struct attune_model {
     attune_weights *weights;
-    const float *w[N_CONSTANTS > 0 ? N_CONSTANTS : 1];
+    const void *w[N_CONSTANTS > 0 ? N_CONSTANTS : 1];   /* elements of constant_formats[i] */
     float *arena;
     float *kv[N_CACHES > 0 ? N_CACHES : 1];   /* NULL for layers whose kernel keeps its own store */
     void *store[N_STORES > 0 ? N_STORES : 1];
@@ -82,20 +84,20 @@ static inline float attune_gelu(float x) { return 0.5f * x * (1.0f + tanhf(0.797
 
 /* %3 = embedding(%2, %0) : f32[seq, 64]  # model.embed_tokens */
 static int node_3(NODE_ARGS) {
-    int64_t bad = attune_op_embedding(m->w[0], 128, 64, tokens, seq, (m->arena + 0));
+    int64_t bad = attune_op_embedding((const float *)m->w[0], 128, 64, tokens, seq, (m->arena + 0));
     if (bad >= 0) return fail(m, "node %%3 embedding: token id %d at position %lld is outside the vocabulary of 128", tokens[bad], (long long)bad);
     return 0;
 }
 
 /* %5 = rms_norm(%3, %4) {eps = 1e-05} : f32[seq, 64]  # model.layers.0.input_layernorm */
 static int node_5(NODE_ARGS) {
-    attune_op_rms_norm((m->arena + 0), m->w[1], seq, 64, 1e-05f, (m->arena + 2048));
+    attune_op_rms_norm((m->arena + 0), ((const float *)m->w[1]), seq, 64, 1e-05f, (m->arena + 2048));
     return 0;
 }
 
 /* %10 = qkv_rope(%5, %9, %1) {bias = false, head_dim = 16, heads = 4, kv_heads = 2, rotary_dim = 16, theta = 10000.0} : f32[seq, 64], f32[seq, 32], f32[seq, 32]  # model.layers.0.self_attn.{q_proj,k_proj,v_proj} */
 static int node_10(NODE_ARGS) {
-    attune_op_linear_blocks((m->arena + 2048), seq, 64, (const float *const[]){m->w[2], m->w[3], m->w[4]}, (const int64_t[]){64, 32, 32}, 3, NULL, (m->arena + 4096));
+    attune_op_linear_blocks((m->arena + 2048), seq, 64, (const float *const[]){(const float *)m->w[2], (const float *)m->w[3], (const float *)m->w[4]}, (const int64_t[]){64, 32, 32}, 3, NULL, (m->arena + 4096));
     attune_op_rope((m->arena + 4096), 128, m->positions, seq, 4, 16, 16, 10000.0);
     attune_op_rope((m->arena + 4096 + 64), 128, m->positions, seq, 2, 16, 16, 10000.0);
     return 0;
@@ -153,38 +155,38 @@ static int node_13(NODE_ARGS) {
 
 /* %15 = linear(%13, %14) {bias = false} : f32[seq, 64]  # model.layers.0.self_attn.o_proj */
 static int node_15(NODE_ARGS) {
-    attune_op_linear((m->arena + 2048), seq, 64, m->w[5], 64, NULL, (m->arena + 4096));
+    attune_op_linear((m->arena + 2048), seq, 64, (const float *)m->w[5], 64, NULL, (m->arena + 4096));
     return 0;
 }
 
 /* %17 = add_rms_norm(%3, %15, %16) {eps = 1e-05} : f32[seq, 64], f32[seq, 64]  # model.layers.0.post_attention_layernorm */
 static int node_17(NODE_ARGS) {
-    attune_op_add_rms_norm((m->arena + 0), (m->arena + 4096), m->w[6], seq, 64, 1e-05f, (m->arena + 2048), (m->arena + 6144));
+    attune_op_add_rms_norm((m->arena + 0), (m->arena + 4096), ((const float *)m->w[6]), seq, 64, 1e-05f, (m->arena + 2048), (m->arena + 6144));
     return 0;
 }
 
 /* %21 = swiglu(%17.1, %20) : f32[seq, 160]  # model.layers.0.mlp */
 static int node_21(NODE_ARGS) {
-    attune_op_linear_blocks((m->arena + 6144), seq, 64, (const float *const[]){m->w[7], m->w[8]}, (const int64_t[]){160, 160}, 2, NULL, (m->arena + 8192));
+    attune_op_linear_blocks((m->arena + 6144), seq, 64, (const float *const[]){(const float *)m->w[7], (const float *)m->w[8]}, (const int64_t[]){160, 160}, 2, NULL, (m->arena + 8192));
     attune_op_swiglu_epilogue((m->arena + 8192), seq, 160, (m->arena + 18432));
     return 0;
 }
 
 /* %23 = linear(%21, %22) {bias = false} : f32[seq, 64]  # model.layers.0.mlp */
 static int node_23(NODE_ARGS) {
-    attune_op_linear((m->arena + 18432), seq, 160, m->w[9], 64, NULL, (m->arena + 0));
+    attune_op_linear((m->arena + 18432), seq, 160, (const float *)m->w[9], 64, NULL, (m->arena + 0));
     return 0;
 }
 
 /* %25 = add_rms_norm(%17, %23, %24) {eps = 1e-05} : f32[seq, 64], f32[seq, 64]  # model.layers.1.input_layernorm */
 static int node_25(NODE_ARGS) {
-    attune_op_add_rms_norm((m->arena + 2048), (m->arena + 0), m->w[10], seq, 64, 1e-05f, (m->arena + 4096), (m->arena + 6144));
+    attune_op_add_rms_norm((m->arena + 2048), (m->arena + 0), ((const float *)m->w[10]), seq, 64, 1e-05f, (m->arena + 4096), (m->arena + 6144));
     return 0;
 }
 
 /* %30 = qkv_rope(%25.1, %29, %1) {bias = false, head_dim = 16, heads = 4, kv_heads = 2, rotary_dim = 16, theta = 10000.0} : f32[seq, 64], f32[seq, 32], f32[seq, 32]  # model.layers.1.self_attn.{q_proj,k_proj,v_proj} */
 static int node_30(NODE_ARGS) {
-    attune_op_linear_blocks((m->arena + 6144), seq, 64, (const float *const[]){m->w[11], m->w[12], m->w[13]}, (const int64_t[]){64, 32, 32}, 3, NULL, (m->arena + 0));
+    attune_op_linear_blocks((m->arena + 6144), seq, 64, (const float *const[]){(const float *)m->w[11], (const float *)m->w[12], (const float *)m->w[13]}, (const int64_t[]){64, 32, 32}, 3, NULL, (m->arena + 0));
     attune_op_rope((m->arena + 0), 128, m->positions, seq, 4, 16, 16, 10000.0);
     attune_op_rope((m->arena + 0 + 64), 128, m->positions, seq, 2, 16, 16, 10000.0);
     return 0;
@@ -242,38 +244,38 @@ static int node_33(NODE_ARGS) {
 
 /* %35 = linear(%33, %34) {bias = false} : f32[seq, 64]  # model.layers.1.self_attn.o_proj */
 static int node_35(NODE_ARGS) {
-    attune_op_linear((m->arena + 6144), seq, 64, m->w[14], 64, NULL, (m->arena + 0));
+    attune_op_linear((m->arena + 6144), seq, 64, (const float *)m->w[14], 64, NULL, (m->arena + 0));
     return 0;
 }
 
 /* %37 = add_rms_norm(%25, %35, %36) {eps = 1e-05} : f32[seq, 64], f32[seq, 64]  # model.layers.1.post_attention_layernorm */
 static int node_37(NODE_ARGS) {
-    attune_op_add_rms_norm((m->arena + 4096), (m->arena + 0), m->w[15], seq, 64, 1e-05f, (m->arena + 2048), (m->arena + 6144));
+    attune_op_add_rms_norm((m->arena + 4096), (m->arena + 0), ((const float *)m->w[15]), seq, 64, 1e-05f, (m->arena + 2048), (m->arena + 6144));
     return 0;
 }
 
 /* %41 = swiglu(%37.1, %40) : f32[seq, 160]  # model.layers.1.mlp */
 static int node_41(NODE_ARGS) {
-    attune_op_linear_blocks((m->arena + 6144), seq, 64, (const float *const[]){m->w[16], m->w[17]}, (const int64_t[]){160, 160}, 2, NULL, (m->arena + 8192));
+    attune_op_linear_blocks((m->arena + 6144), seq, 64, (const float *const[]){(const float *)m->w[16], (const float *)m->w[17]}, (const int64_t[]){160, 160}, 2, NULL, (m->arena + 8192));
     attune_op_swiglu_epilogue((m->arena + 8192), seq, 160, (m->arena + 18432));
     return 0;
 }
 
 /* %43 = linear(%41, %42) {bias = false} : f32[seq, 64]  # model.layers.1.mlp */
 static int node_43(NODE_ARGS) {
-    attune_op_linear((m->arena + 18432), seq, 160, m->w[18], 64, NULL, (m->arena + 0));
+    attune_op_linear((m->arena + 18432), seq, 160, (const float *)m->w[18], 64, NULL, (m->arena + 0));
     return 0;
 }
 
 /* %45 = add_rms_norm(%37, %43, %44) {eps = 1e-05} : f32[seq, 64], f32[seq, 64]  # model.norm */
 static int node_45(NODE_ARGS) {
-    attune_op_add_rms_norm((m->arena + 2048), (m->arena + 0), m->w[19], seq, 64, 1e-05f, (m->arena + 4096), (m->arena + 6144));
+    attune_op_add_rms_norm((m->arena + 2048), (m->arena + 0), ((const float *)m->w[19]), seq, 64, 1e-05f, (m->arena + 4096), (m->arena + 6144));
     return 0;
 }
 
 /* %47 = linear(%45.1, %46) {bias = false} : f32[seq, 128]  # lm_head */
 static int node_47(NODE_ARGS) {
-    attune_op_linear((m->arena + 6144) + m->logits_from * 64, seq - m->logits_from, 64, m->w[20], 128, NULL, (m->arena + 0) + m->logits_from * 128);
+    attune_op_linear((m->arena + 6144) + m->logits_from * 64, seq - m->logits_from, 64, (const float *)m->w[20], 128, NULL, (m->arena + 0) + m->logits_from * 128);
     return 0;
 }
 
@@ -479,7 +481,7 @@ void attune_model_close(attune_model *m) {
 attune_model *attune_model_open(const char *manifest_path, char *error, size_t error_size) {
     attune_model *m = calloc(1, sizeof *m);
     if (!m) { snprintf(error, error_size, "out of memory"); return NULL; }
-    m->weights = attune_weights_open(manifest_path, GRAPH_HASH, N_CONSTANTS, constant_floats, m->w, error, error_size);
+    m->weights = attune_weights_open(manifest_path, GRAPH_HASH, N_CONSTANTS, constant_elements, constant_formats, m->w, error, error_size);
     if (!m->weights) {
         free(m);
         return NULL;

@@ -3,11 +3,12 @@
  * Input: tokens i32[seq] (positions are the cache length + 0..seq-1); output: logits f32[seq, 128].
  * Forward passes take at most 32 tokens (longer prompts run in chunks); the KV cache
  * holds 256 positions. Arena: 20480 floats (67584 without reuse);
- * constants: 22 slots, 78336 floats, mapped through a weights manifest.
+ * constants: 22 slots, 78336 elements, of which 77824 bf16, mapped through a weights manifest.
  */
 #include "qwen2.h"
 #include "attune_attention.h"
 #include "attune_graph_ops.h"
+#include "attune_linear_bf16.h"
 #include "attune_weights.h"
 
 #include <fcntl.h>
@@ -37,14 +38,15 @@ static const char *const counter_names[N_COUNTERS > 0 ? N_COUNTERS : 1] = {""};
 /* Why attune_model_fork refuses, or NULL when the graph can run batched sequences. */
 static const char *const batch_refusal = NULL;
 
-/* Floats of each constant slot m->w[i] (where they lie: the weights manifest). */
-static const int64_t constant_floats[N_CONSTANTS > 0 ? N_CONSTANTS : 1] = {8192, 64, 96, 4096, 1024, 1024, 4096, 64, 8192, 8192, 8192, 64, 96, 4096, 1024, 1024, 4096, 64, 8192, 8192, 8192, 64};
+/* Elements and format of each constant slot m->w[i] (where they lie: the weights manifest). */
+static const int64_t constant_elements[N_CONSTANTS > 0 ? N_CONSTANTS : 1] = {8192, 64, 96, 4096, 1024, 1024, 4096, 64, 8192, 8192, 8192, 64, 96, 4096, 1024, 1024, 4096, 64, 8192, 8192, 8192, 64};
+static const char *const constant_formats[N_CONSTANTS > 0 ? N_CONSTANTS : 1] = {"bf16", "f32", "f32", "bf16", "bf16", "bf16", "bf16", "f32", "bf16", "bf16", "bf16", "f32", "f32", "bf16", "bf16", "bf16", "bf16", "f32", "bf16", "bf16", "bf16", "f32"};
 
 static const int64_t cache_width[N_CACHES > 0 ? N_CACHES : 1] = {16, 16, 16, 16};
 
 struct attune_model {
     attune_weights *weights;
-    const float *w[N_CONSTANTS > 0 ? N_CONSTANTS : 1];
+    const void *w[N_CONSTANTS > 0 ? N_CONSTANTS : 1];   /* elements of constant_formats[i] */
     float *arena;
     float *kv[N_CACHES > 0 ? N_CACHES : 1];   /* NULL for layers whose kernel keeps its own store */
     void *store[N_STORES > 0 ? N_STORES : 1];
@@ -82,20 +84,20 @@ static inline float attune_gelu(float x) { return 0.5f * x * (1.0f + tanhf(0.797
 
 /* %3 = embedding(%2, %0) : f32[seq, 64]  # model.embed_tokens */
 static int node_3(NODE_ARGS) {
-    int64_t bad = attune_op_embedding(m->w[0], 128, 64, tokens, seq, (m->arena + 0));
+    int64_t bad = attune_op_embedding_bf16((const uint16_t *)m->w[0], 128, 64, tokens, seq, (m->arena + 0));
     if (bad >= 0) return fail(m, "node %%3 embedding: token id %d at position %lld is outside the vocabulary of 128", tokens[bad], (long long)bad);
     return 0;
 }
 
 /* %5 = rms_norm(%3, %4) {eps = 1e-06} : f32[seq, 64]  # model.layers.0.input_layernorm */
 static int node_5(NODE_ARGS) {
-    attune_op_rms_norm((m->arena + 0), m->w[1], seq, 64, 1e-06f, (m->arena + 2048));
+    attune_op_rms_norm((m->arena + 0), ((const float *)m->w[1]), seq, 64, 1e-06f, (m->arena + 2048));
     return 0;
 }
 
 /* %14 = qkv_rope(%5, %12, %13, %1) {bias = true, head_dim = 16, heads = 4, kv_heads = 1, rotary_dim = 16, theta = 1000000.0} : f32[seq, 64], f32[seq, 16], f32[seq, 16]  # model.layers.0.self_attn.{q_proj,k_proj,v_proj} */
 static int node_14(NODE_ARGS) {
-    attune_op_linear_blocks((m->arena + 2048), seq, 64, (const float *const[]){m->w[3], m->w[4], m->w[5]}, (const int64_t[]){64, 16, 16}, 3, m->w[2], (m->arena + 4096));
+    attune_op_linear_bf16_blocks((m->arena + 2048), seq, 64, (const uint16_t *const[]){(const uint16_t *)m->w[3], (const uint16_t *)m->w[4], (const uint16_t *)m->w[5]}, (const int64_t[]){64, 16, 16}, 3, ((const float *)m->w[2]), (m->arena + 4096));
     attune_op_rope((m->arena + 4096), 96, m->positions, seq, 4, 16, 16, 1000000.0);
     attune_op_rope((m->arena + 4096 + 64), 96, m->positions, seq, 1, 16, 16, 1000000.0);
     return 0;
@@ -153,38 +155,38 @@ static int node_17(NODE_ARGS) {
 
 /* %19 = linear(%17, %18) {bias = false} : f32[seq, 64]  # model.layers.0.self_attn.o_proj */
 static int node_19(NODE_ARGS) {
-    attune_op_linear((m->arena + 2048), seq, 64, m->w[6], 64, NULL, (m->arena + 4096));
+    attune_op_linear_bf16_blocks((m->arena + 2048), seq, 64, (const uint16_t *const[]){(const uint16_t *)m->w[6]}, (const int64_t[]){64}, 1, NULL, (m->arena + 4096));
     return 0;
 }
 
 /* %21 = add_rms_norm(%3, %19, %20) {eps = 1e-06} : f32[seq, 64], f32[seq, 64]  # model.layers.0.post_attention_layernorm */
 static int node_21(NODE_ARGS) {
-    attune_op_add_rms_norm((m->arena + 0), (m->arena + 4096), m->w[7], seq, 64, 1e-06f, (m->arena + 2048), (m->arena + 6144));
+    attune_op_add_rms_norm((m->arena + 0), (m->arena + 4096), ((const float *)m->w[7]), seq, 64, 1e-06f, (m->arena + 2048), (m->arena + 6144));
     return 0;
 }
 
 /* %25 = swiglu(%21.1, %24) : f32[seq, 128]  # model.layers.0.mlp */
 static int node_25(NODE_ARGS) {
-    attune_op_linear_blocks((m->arena + 6144), seq, 64, (const float *const[]){m->w[8], m->w[9]}, (const int64_t[]){128, 128}, 2, NULL, (m->arena + 8192));
+    attune_op_linear_bf16_blocks((m->arena + 6144), seq, 64, (const uint16_t *const[]){(const uint16_t *)m->w[8], (const uint16_t *)m->w[9]}, (const int64_t[]){128, 128}, 2, NULL, (m->arena + 8192));
     attune_op_swiglu_epilogue((m->arena + 8192), seq, 128, (m->arena + 16384));
     return 0;
 }
 
 /* %27 = linear(%25, %26) {bias = false} : f32[seq, 64]  # model.layers.0.mlp */
 static int node_27(NODE_ARGS) {
-    attune_op_linear((m->arena + 16384), seq, 128, m->w[10], 64, NULL, (m->arena + 0));
+    attune_op_linear_bf16_blocks((m->arena + 16384), seq, 128, (const uint16_t *const[]){(const uint16_t *)m->w[10]}, (const int64_t[]){64}, 1, NULL, (m->arena + 0));
     return 0;
 }
 
 /* %29 = add_rms_norm(%21, %27, %28) {eps = 1e-06} : f32[seq, 64], f32[seq, 64]  # model.layers.1.input_layernorm */
 static int node_29(NODE_ARGS) {
-    attune_op_add_rms_norm((m->arena + 2048), (m->arena + 0), m->w[11], seq, 64, 1e-06f, (m->arena + 4096), (m->arena + 6144));
+    attune_op_add_rms_norm((m->arena + 2048), (m->arena + 0), ((const float *)m->w[11]), seq, 64, 1e-06f, (m->arena + 4096), (m->arena + 6144));
     return 0;
 }
 
 /* %38 = qkv_rope(%29.1, %36, %37, %1) {bias = true, head_dim = 16, heads = 4, kv_heads = 1, rotary_dim = 16, theta = 1000000.0} : f32[seq, 64], f32[seq, 16], f32[seq, 16]  # model.layers.1.self_attn.{q_proj,k_proj,v_proj} */
 static int node_38(NODE_ARGS) {
-    attune_op_linear_blocks((m->arena + 6144), seq, 64, (const float *const[]){m->w[13], m->w[14], m->w[15]}, (const int64_t[]){64, 16, 16}, 3, m->w[12], (m->arena + 0));
+    attune_op_linear_bf16_blocks((m->arena + 6144), seq, 64, (const uint16_t *const[]){(const uint16_t *)m->w[13], (const uint16_t *)m->w[14], (const uint16_t *)m->w[15]}, (const int64_t[]){64, 16, 16}, 3, ((const float *)m->w[12]), (m->arena + 0));
     attune_op_rope((m->arena + 0), 96, m->positions, seq, 4, 16, 16, 1000000.0);
     attune_op_rope((m->arena + 0 + 64), 96, m->positions, seq, 1, 16, 16, 1000000.0);
     return 0;
@@ -242,38 +244,38 @@ static int node_41(NODE_ARGS) {
 
 /* %43 = linear(%41, %42) {bias = false} : f32[seq, 64]  # model.layers.1.self_attn.o_proj */
 static int node_43(NODE_ARGS) {
-    attune_op_linear((m->arena + 6144), seq, 64, m->w[16], 64, NULL, (m->arena + 0));
+    attune_op_linear_bf16_blocks((m->arena + 6144), seq, 64, (const uint16_t *const[]){(const uint16_t *)m->w[16]}, (const int64_t[]){64}, 1, NULL, (m->arena + 0));
     return 0;
 }
 
 /* %45 = add_rms_norm(%29, %43, %44) {eps = 1e-06} : f32[seq, 64], f32[seq, 64]  # model.layers.1.post_attention_layernorm */
 static int node_45(NODE_ARGS) {
-    attune_op_add_rms_norm((m->arena + 4096), (m->arena + 0), m->w[17], seq, 64, 1e-06f, (m->arena + 2048), (m->arena + 6144));
+    attune_op_add_rms_norm((m->arena + 4096), (m->arena + 0), ((const float *)m->w[17]), seq, 64, 1e-06f, (m->arena + 2048), (m->arena + 6144));
     return 0;
 }
 
 /* %49 = swiglu(%45.1, %48) : f32[seq, 128]  # model.layers.1.mlp */
 static int node_49(NODE_ARGS) {
-    attune_op_linear_blocks((m->arena + 6144), seq, 64, (const float *const[]){m->w[18], m->w[19]}, (const int64_t[]){128, 128}, 2, NULL, (m->arena + 8192));
+    attune_op_linear_bf16_blocks((m->arena + 6144), seq, 64, (const uint16_t *const[]){(const uint16_t *)m->w[18], (const uint16_t *)m->w[19]}, (const int64_t[]){128, 128}, 2, NULL, (m->arena + 8192));
     attune_op_swiglu_epilogue((m->arena + 8192), seq, 128, (m->arena + 16384));
     return 0;
 }
 
 /* %51 = linear(%49, %50) {bias = false} : f32[seq, 64]  # model.layers.1.mlp */
 static int node_51(NODE_ARGS) {
-    attune_op_linear((m->arena + 16384), seq, 128, m->w[20], 64, NULL, (m->arena + 0));
+    attune_op_linear_bf16_blocks((m->arena + 16384), seq, 128, (const uint16_t *const[]){(const uint16_t *)m->w[20]}, (const int64_t[]){64}, 1, NULL, (m->arena + 0));
     return 0;
 }
 
 /* %53 = add_rms_norm(%45, %51, %52) {eps = 1e-06} : f32[seq, 64], f32[seq, 64]  # model.norm */
 static int node_53(NODE_ARGS) {
-    attune_op_add_rms_norm((m->arena + 2048), (m->arena + 0), m->w[21], seq, 64, 1e-06f, (m->arena + 4096), (m->arena + 6144));
+    attune_op_add_rms_norm((m->arena + 2048), (m->arena + 0), ((const float *)m->w[21]), seq, 64, 1e-06f, (m->arena + 4096), (m->arena + 6144));
     return 0;
 }
 
 /* %54 = linear(%53.1, %2) {bias = false} : f32[seq, 128]  # lm_head */
 static int node_54(NODE_ARGS) {
-    attune_op_linear((m->arena + 6144) + m->logits_from * 64, seq - m->logits_from, 64, m->w[0], 128, NULL, (m->arena + 0) + m->logits_from * 128);
+    attune_op_linear_bf16_blocks((m->arena + 6144) + m->logits_from * 64, seq - m->logits_from, 64, (const uint16_t *const[]){(const uint16_t *)m->w[0]}, (const int64_t[]){128}, 1, NULL, (m->arena + 0) + m->logits_from * 128);
     return 0;
 }
 
@@ -479,7 +481,7 @@ void attune_model_close(attune_model *m) {
 attune_model *attune_model_open(const char *manifest_path, char *error, size_t error_size) {
     attune_model *m = calloc(1, sizeof *m);
     if (!m) { snprintf(error, error_size, "out of memory"); return NULL; }
-    m->weights = attune_weights_open(manifest_path, GRAPH_HASH, N_CONSTANTS, constant_floats, m->w, error, error_size);
+    m->weights = attune_weights_open(manifest_path, GRAPH_HASH, N_CONSTANTS, constant_elements, constant_formats, m->w, error, error_size);
     if (!m->weights) {
         free(m);
         return NULL;
