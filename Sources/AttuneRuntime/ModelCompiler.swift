@@ -104,8 +104,14 @@ public enum ModelCompiler {
         }
         var context = trained ?? 4096
         let perPosition = kvBytesPerPosition(model.graph, options.kvFormat)
+        // Weights counted as f32 (the most a slot can take in memory): an upper bound.
+        let weights = model.graph.weights.reduce(0) { $0 + 4 * $1.type.shape.reduce(1) { $0 * ($1.fixedValue ?? 1) } }
+        if let available = availableBytes, weights > available {
+            // Mapped weights still run (pages come from disk as they are read), as with
+            // llama.cpp's mmap, so this is said, not refused.
+            notes.append("the weights take up to \(gib(weights)) and \(gib(available)) of memory is available: expect pages to be read from disk on every token")
+        }
         if let available = availableBytes, perPosition > 0 {
-            let weights = model.graph.weights.reduce(0) { $0 + 4 * $1.type.shape.reduce(1) { $0 * ($1.fixedValue ?? 1) } }
             let fits = max(0, (available - weights) * 9 / 10) / perPosition
             if fits < context {
                 let capped = max(256, fits / 256 * 256)

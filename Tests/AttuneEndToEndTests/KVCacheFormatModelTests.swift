@@ -98,4 +98,15 @@ final class KVCacheFormatModelTests: XCTestCase {
         XCTAssertGreaterThan(ModelCompiler.kvBytesPerPosition(graph, .int8), f32 / 4)
         XCTAssertLessThan(ModelCompiler.kvBytesPerPosition(graph, .int8), f32 / 2)
     }
+
+    /// Weights larger than the available memory are said before anything is mapped (they
+    /// still run, paged from disk, as llama.cpp's mmap does); ample memory says nothing.
+    func testWeightsBeyondAvailableMemoryAreSaid() throws {
+        let model = try ModelSource.load(try GoldenModel("llama").folder.path)
+        let tight = try ModelCompiler.contextPlan(model, CompileOptions(), availableBytes: 1 << 16)
+        XCTAssertTrue(tight.notes.contains { $0.hasPrefix("the weights take up to ") && $0.hasSuffix("expect pages to be read from disk on every token") },
+                      "\(tight.notes)")
+        let ample = try ModelCompiler.contextPlan(model, CompileOptions(), availableBytes: 8 << 30)
+        XCTAssertFalse(ample.notes.contains { $0.hasPrefix("the weights take") })
+    }
 }

@@ -204,7 +204,7 @@ final class SigmoidPropertyTests: XCTestCase {
         let k = try KernelRegistry.kernel(named: "sigmoid")
         XCTAssertEqual(k.normalizer, .sigmoid)
         XCTAssertTrue(k.isExact)
-        XCTAssertEqual(k.parameters.map(\.name), ["block_q", "block_kv", "kv_splits", "threads", "bias"])
+        XCTAssertEqual(k.parameters.map(\.name), ["block_q", "block_kv", "kv_splits", "threads", "bias", "precision"])
         XCTAssertFalse(k.parameters.first { $0.name == "bias" }!.isInteger)
     }
 

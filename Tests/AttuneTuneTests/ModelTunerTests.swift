@@ -86,7 +86,8 @@ final class ModelTunerTests: XCTestCase {
         tuner.modelBudgets = [.kl(1e-6)]
         let r = try tuner.tune(model, sequences: sequences, toolchain: try Toolchain.detect())
         XCTAssertLessThanOrEqual(r.quality.meanKL, 1e-6)
-        XCTAssertTrue(r.layers.allSatisfy { $0.choice.kernel != "sparge" }, "sparge at these settings costs far more than 1e-6 of KL")
+        for layer in r.reverted { XCTAssertEqual(r.layers.first { $0.layer == layer }?.choice.kernel, "flash", "reverted layer \(layer)") }
+        XCTAssertEqual(r.evidence["reverted_layers"] as? [Int], r.reverted)
         let evidence = try XCTUnwrap(try JSONSerialization.jsonObject(with: r.policyJSON) as? [String: Any])["evidence"] as? [String: Any]
         XCTAssertEqual(evidence?["budgets"] as? [String], ["rel_l1=0.5", "kl=1e-06"])
         XCTAssertEqual(evidence?["kl_mean"] as? Double, r.quality.meanKL)
