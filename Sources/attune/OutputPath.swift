@@ -6,6 +6,9 @@ enum OutputPath {
     /// A file the command will write: its folder must exist and be writable, and the path
     /// must not be a folder.
     static func requireWritableFile(_ path: String, option: String) throws {
+        // An empty path would resolve to the current folder (the fuzz test once wrote a
+        // compiled model into the repository that way).
+        guard !path.isEmpty else { throw CLIError("\(option): an empty path; give a file") }
         let url = URL(fileURLWithPath: path)
         var isDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), isDir.boolValue {
@@ -17,6 +20,7 @@ enum OutputPath {
     /// A folder the command will create or fill: it, or the nearest folder above it that
     /// exists, must be a writable folder.
     static func requireWritableFolder(_ path: String, option: String, for target: String? = nil) throws {
+        guard !path.isEmpty else { throw CLIError("\(option): an empty path; give a folder") }
         var url = URL(fileURLWithPath: path).standardizedFileURL
         let fm = FileManager.default
         while !fm.fileExists(atPath: url.path), url.path != "/" { url = url.deletingLastPathComponent() }

@@ -98,7 +98,7 @@ final class CLIFuzzTests: XCTestCase {
             if args.first == "check" && !args.contains("--inputs") { args += ["--inputs", emptyDir.path] }
             if args.first == "run" || args.first == "chat" { args += ["--max-context", "128"] }
             if args.starts(with: ["bench", "linear"]) { args += ["--rounds", "1"] }
-            let r = try run(args, timeout: 120)
+            let r = try run(args, timeout: 120, directory: dir)
             runs += 1
             let shown = args.map { $0.contains(" ") || $0.isEmpty ? "'\($0)'" : $0 }.joined(separator: " ")
             guard let status = r.status else {
@@ -125,11 +125,13 @@ final class CLIFuzzTests: XCTestCase {
         var stderr: String
     }
 
-    /// Runs the binary with stdin closed and stdout discarded, killing it after `timeout` seconds.
-    func run(_ args: [String], timeout: Double) throws -> Outcome {
+    /// Runs the binary in `directory` with stdin closed and stdout discarded, killing it after `timeout` seconds.
+    func run(_ args: [String], timeout: Double, directory: URL) throws -> Outcome {
         let process = Process()
         process.executableURL = CLI.binary
         process.arguments = args
+        // A command that writes relative paths writes into the temporary folder, never the repository.
+        process.currentDirectoryURL = directory
         let err = Pipe(), input = Pipe()
         process.standardOutput = FileHandle.nullDevice
         process.standardError = err

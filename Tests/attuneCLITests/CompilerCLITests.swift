@@ -107,6 +107,9 @@ final class CompilerCLITests: XCTestCase {
             // Output paths are checked before the work (the data file here does not even exist).
             (["calibrate", llama, "--data", "/nonexistent.npy", "-o", "/etc/hostname/c.json"], "-o /etc/hostname/c.json: /etc/hostname is a file, not a folder"),
             (["compile", llama, "-o", "/etc/hostname/out"], "-o /etc/hostname/out: /etc/hostname is a file, not a folder"),
+            // Found by CLIFuzzTests: an empty path wrote the model into the current folder.
+            (["compile", llama, "-o", "", "--emit", "c"], "-o: an empty path; give a folder"),
+            (["run", llama, "--tokens", "1", "--logits-out", ""], "--logits-out: an empty path; give a file"),
             (["check", "--report", "/etc/hostname/r.html"], "--report /etc/hostname/r.html: /etc/hostname is a file"),
             (["tune", "--export", "/etc/hostname/x.json"], "--export /etc/hostname/x.json: /etc/hostname is a file"),
             (["run", llama, "--tokens", "1", "--logits-out", "/tmp"], "--logits-out /tmp: is a folder"),
