@@ -39,6 +39,7 @@ public struct Baseline: Codable, Sendable, Equatable {
         case (.kernel, "max_abs") where c.exact: return 1e-4
         case (.kernel, "rel_l1") where c.exact: return 1e-5
         case (.kernel, "bf16_bound_ratio"): return 1
+        case (.model, "format_bound_ratio"): return 1
         case (.model, "max_logit_error") where c.exact: return 1e-3
         case (.model, "top1_miss") where c.exact: return 0
         case (.inputs, "max_abs") where c.exact: return 1e-4

@@ -1,3 +1,4 @@
+import AttuneCodegen
 import AttuneKernels
 import AttunePasses
 import AttuneRuntime
@@ -65,6 +66,11 @@ public struct CheckSuite {
                     jobs.append(("model \(model) \(kernel)", { [self] in [try ModelCheck.run(fixtures.appendingPathComponent(model), model: model, kernel: kernel)] }))
                 }
             }
+            for (model, format) in Self.modelFormats {
+                jobs.append(("model \(model) \(format.label)", { [self] in
+                    [try ModelCheck.run(fixtures.appendingPathComponent(model), model: model, kernel: "flash", format: format)]
+                }))
+            }
         }
         if parts.contains(.determinism) {
             for kernel in KernelRegistry.all where kernel.name != "prefix_shared" {
@@ -91,9 +97,30 @@ public struct CheckSuite {
     ]
 }
 
+/// A storage format a compiled model can use (`--kv`, `--weights`), and the bound on its
+/// logit error as a fraction of the largest |logit| (Docs/NUMERICS.md): bf16 weights on
+/// the GEMM path 6·2⁻⁸ (derived); the KV formats 2 % and 5 %, about 1.7× the worst measured
+/// on the fixtures (KVCacheFormatModelTests).
+public struct ModelFormat: Sendable {
+    public var label: String
+    public var kv: KVFormat = .f32
+    public var weights: WeightPolicy = .f32
+    public var relativeBound: Double
+}
+
+extension CheckSuite {
+    /// Every fixture with a KV cache format and, on the f32 fixtures (whose matmuls are
+    /// otherwise f32), bf16 weights: checked against the float64 goldens with the format's bound.
+    static let modelFormats: [(String, ModelFormat)] = ["llama", "qwen2", "mistral", "qwen3", "phi3"].flatMap { model in
+        [(model, ModelFormat(label: "kv=bf16", kv: .bf16, relativeBound: 0.02)),
+         (model, ModelFormat(label: "kv=int8", kv: .int8, relativeBound: 0.05)),
+         (model, ModelFormat(label: "weights=bf16", weights: .bf16, relativeBound: 6.0 / 256))]
+    }
+}
+
 /// A compiled fixture against its float64 golden logits.
 enum ModelCheck {
-    static func run(_ folder: URL, model: String, kernel: String) throws -> CheckCase {
+    static func run(_ folder: URL, model: String, kernel: String, format: ModelFormat? = nil) throws -> CheckCase {
         let loaded = try ModelSource.load(folder.path)
         let golden = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("golden.json"))) as? [String: Any]
         guard let sequence = (golden?["sequences"] as? [[String: Any]])?.first, let ids = sequence["input_ids"] as? [Int],
@@ -104,11 +131,19 @@ enum ModelCheck {
         var options = CompileOptions(kernels: KernelOverrides(global: try KernelChoice(parsing: kernel)), maxChunk: 8, maxContext: 128)
         // The attention kernels' cases: matmuls in f32, whatever the fixture stores, so the
         // tolerances measure the kernel (bf16 weights have their own bound, NUMERICS.md).
-        options.weights = .f32
+        options.weights = format?.weights ?? .f32
+        options.kvFormat = format?.kv ?? .f32
         let session = try CompiledModel(artifacts: try ModelCompiler.compile(loaded, options, toolchain: try Toolchain.detect()))
         let logits = try session.prefill(ids.map(Int32.init))
         // The golden is float64; read back as float32 it keeps 24 bits, far below the errors here.
         let c = LogitComparison(baseline: reference.data, candidate: logits, vocab: session.vocab)
+        if let format {
+            // The format's own bound, relative to the logits' scale: at most 1 whatever the baseline says.
+            let scale = Double(reference.data.map(abs).max() ?? 1)
+            return CheckCase(id: "model/\(model)/\(kernel)+\(format.label)", kind: .model, exact: false,
+                             metrics: ["max_logit_error": c.maxAbs, "kl_mean": c.meanKL, "top1_miss": 1 - c.top1Agreement,
+                                       "format_bound_ratio": c.maxAbs / (format.relativeBound * scale)])
+        }
         let choice = try KernelChoice(parsing: kernel)
         let exact = (try? KernelRegistry.kernel(named: choice.kernel))?.isExact(with: choice.parameters) ?? false
         return CheckCase(id: "model/\(model)/\(kernel)", kind: .model, exact: exact,

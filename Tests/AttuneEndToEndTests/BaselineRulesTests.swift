@@ -24,4 +24,16 @@ final class BaselineRulesTests: XCTestCase {
         XCTAssertFalse(zero.regressions([c("kernel/x/a", exact: false, ["max_abs": .nan])]).isEmpty)
         XCTAssertTrue(Baseline(cases: [:]).regressions([c("kernel/new/a", exact: false, ["rel_l1": 0.3])]).isEmpty)
     }
+
+    /// A storage format's case (`--kv`, `--weights`) is held to the format's own bound even
+    /// when the baseline drifted with it: format_bound_ratio ≤ 1 whatever the baseline says.
+    func testFormatCasesAreHeldToTheirBound() {
+        func c(_ ratio: Double) -> CheckCase {
+            CheckCase(id: "model/qwen2/flash+kv=int8", kind: .model, exact: false, metrics: ["format_bound_ratio": ratio])
+        }
+        let drifted = Baseline(cases: ["model/qwen2/flash+kv=int8": ["format_bound_ratio": 0.9]])
+        XCTAssertTrue(drifted.regressions([c(0.95)]).isEmpty)
+        XCTAssertEqual(drifted.regressions([c(1.2)]).map(\.metric), ["format_bound_ratio"])
+        XCTAssertEqual(Baseline(cases: [:]).regressions([c(1.01)]).map(\.metric), ["format_bound_ratio"], "a new case too")
+    }
 }
