@@ -95,13 +95,14 @@ public enum Perplexity {
     }
 }
 
-/// One row of logits as log-probabilities, computed in Double.
-struct LogSoftmaxRow {
+/// One row of logits as log-probabilities, computed in Double (perplexity, and the model
+/// tuner's perplexity budget).
+public struct LogSoftmaxRow {
     let logits: ArraySlice<Float>
     let logSum: Double
-    let argmax: Int
+    public let argmax: Int
 
-    init(_ all: [Float], row: Int, vocab: Int) {
+    public init(_ all: [Float], row: Int, vocab: Int) {
         logits = all[row * vocab..<(row + 1) * vocab]
         var top = -Double.infinity, best = 0
         for (i, v) in logits.enumerated() where Double(v) > top { top = Double(v); best = i }
@@ -111,7 +112,7 @@ struct LogSoftmaxRow {
         argmax = best
     }
 
-    func logProbability(_ id: Int) -> Double { Double(logits[logits.startIndex + id]) - logSum }
+    public func logProbability(_ id: Int) -> Double { Double(logits[logits.startIndex + id]) - logSum }
 
     /// KL(self ‖ other) = Σ p (log p − log q).
     func kl(to other: LogSoftmaxRow) -> Double {

@@ -158,8 +158,8 @@ public struct ModelTuner {
             }
             parts.append(LogitComparison(baseline: a, candidate: b, vocab: dense.vocab))
             for i in 0..<(tokens.count - 1) {
-                nllDense -= logProbability(a, row: i, vocab: dense.vocab, token: Int(tokens[i + 1]))
-                nllTuned -= logProbability(b, row: i, vocab: dense.vocab, token: Int(tokens[i + 1]))
+                nllDense -= LogSoftmaxRow(a, row: i, vocab: dense.vocab).logProbability(Int(tokens[i + 1]))
+                nllTuned -= LogSoftmaxRow(b, row: i, vocab: dense.vocab).logProbability(Int(tokens[i + 1]))
                 predictions += 1
             }
         }
@@ -168,12 +168,6 @@ public struct ModelTuner {
         let quality = ModelQuality(meanKL: c.meanKL, maxKL: c.maxKL, top1Agreement: c.top1Agreement, maxAbs: c.maxAbs,
                                    perplexityRatio: ratio, positions: c.positions)
         return (c, quality, denseMs.sorted()[denseMs.count / 2], tunedMs.sorted()[tunedMs.count / 2])
-    }
-
-    static func logProbability(_ logits: [Float], row: Int, vocab: Int, token: Int) -> Double {
-        let r = logits[row * vocab..<(row + 1) * vocab]
-        let top = Double(r.max()!)
-        return Double(r[r.startIndex + token]) - top - log(r.reduce(0.0) { $0 + exp(Double($1) - top) })
     }
 
     /// Names the tuning data in the evidence: 64-bit FNV-1a of the ids, with their shape.
