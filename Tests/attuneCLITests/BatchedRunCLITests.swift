@@ -73,4 +73,25 @@ final class BenchModelCLITests: XCTestCase {
         let bad = try CLI.run(["bench", "model", deep.path])
         XCTAssertTrue(bad.stderr.contains("exactly one of --data"), bad.stderr)
     }
+
+    /// --decode N: the last N tokens go through decode steps, and the baseline keeps the
+    /// default formats, so a --kv int8 candidate differs (by the format's small error) on
+    /// exactly the positions both paths score.
+    func testDecodeStepsAndFormatsAgainstTheDefaultCompile() throws {
+        let deep = CompilerCLITests.fixtures.appendingPathComponent("llama_deep")
+        let tokens = (1...24).map(String.init).joined(separator: ",")
+        let r = try CLI.run(["bench", "model", deep.path, "--tokens", tokens, "--decode", "8", "--kv", "int8", "--repeats", "1", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("decode     8 steps per sequence"), r.stdout)
+        let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data((r.stdout.split(separator: "\n").last.map(String.init) ?? "").utf8)) as? [String: Any])
+        XCTAssertEqual(json["positions"] as? Int, 24)
+        XCTAssertEqual(json["decode_steps"] as? Int, 8)
+        let kl = try XCTUnwrap(json["decode_kl_mean"] as? Double)
+        XCTAssertGreaterThan(kl, 0, "int8 KV against the f32 baseline is not bit-identical")
+        XCTAssertLessThan(kl, 1e-2, "measured 1.2e-3")
+        XCTAssertGreaterThan(json["baseline_decode_ms"] as? Double ?? 0, 0)
+        let long = try CLI.run(["bench", "model", deep.path, "--tokens", "1,2,3", "--decode", "3"])
+        XCTAssertEqual(long.status, 1)
+        XCTAssertTrue(long.stderr.contains("--decode 3 needs sequences longer than that"), long.stderr)
+    }
 }
