@@ -51,6 +51,7 @@ struct BenchModel: ParsableCommand {
         var parts: [LogitComparison] = []
         var decodeParts: [LogitComparison] = []
         var timings = (base: Timings(), cand: Timings())
+        var nll = (base: 0.0, cand: 0.0), scored = 0
         for tokens in sequences {
             var runs: (base: Run, cand: Run) = (Run(), Run())
             for _ in 0..<repeats {
@@ -59,6 +60,14 @@ struct BenchModel: ParsableCommand {
                 runs = (b, c)
             }
             parts.append(LogitComparison(baseline: runs.base.logits, candidate: runs.cand.logits, vocab: base.vocab))
+            // Each position predicts the next token of the sequence.
+            for row in 0..<tokens.count - 1 {
+                let target = Int(tokens[row + 1])
+                guard target < base.vocab else { continue }
+                nll.base -= LogSoftmaxRow(runs.base.logits, row: row, vocab: base.vocab).logProbability(target)
+                nll.cand -= LogSoftmaxRow(runs.cand.logits, row: row, vocab: base.vocab).logProbability(target)
+                scored += 1
+            }
             if decode > 0 {
                 let from = (tokens.count - decode) * base.vocab
                 decodeParts.append(LogitComparison(baseline: Array(runs.base.logits[from...]), candidate: Array(runs.cand.logits[from...]),
@@ -81,6 +90,11 @@ struct BenchModel: ParsableCommand {
                           "decode_kl_mean": d.meanKL, "decode_kl_max": d.maxKL, "decode_top1_agreement": d.top1Agreement]) { $1 }
         }
         print("logits     \(c.positions) positions: max |diff| \(String(format: "%.3e", c.maxAbs)), KL mean \(String(format: "%.3e", c.meanKL)) max \(String(format: "%.3e", c.maxKL)), top-1 agreement \(fmt(100 * c.top1Agreement, 1)) %")
+        if scored > 0 {
+            let pb = exp(nll.base / Double(scored)), pc = exp(nll.cand / Double(scored))
+            print("perplexity \(scored) next tokens: baseline \(fmt(pb, 4)), candidate \(fmt(pc, 4)) (\(pc >= pb ? "+" : "")\(fmt(100 * (pc - pb) / pb, 3)) %)")
+            object.merge(["scored_tokens": scored, "baseline_perplexity": pb, "candidate_perplexity": pc]) { $1 }
+        }
         if stats {
             for c in cand.counters { print("stats      \(c.name)  \(c.value)") }
         }
