@@ -12,7 +12,8 @@ Runs `attune bench attention --inputs structured --json` for:
 and reads each run's `versus_flash` (paired speed-up, rel-L1, cosine) and the kernel's
 own sparsity stat. Prints a Markdown table and writes an SVG: x = rel-L1 against flash
 (log scale), y = speed-up over flash, one series per kernel, points labelled by setting.
-Standard library only. Timings on a shared machine swing between processes; the ratios
+Standard library only. The same front on the trained example model, with model-level quality
+(KL, top-1, Δperplexity) instead of kernel rel-L1: Bench/pareto_model.py. Timings on a shared machine swing between processes; the ratios
 are paired within each run.
 """
 import argparse, json, math, subprocess, sys
