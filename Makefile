@@ -25,7 +25,7 @@ uninstall:
 # to C, build it, and continue a text prompt greedily with 48 tokens (transformers
 # writes the same text: see its golden_text.json; ExampleRunCLITests checks this line).
 example: release
-	.build/release/attune run Tests/Fixtures/models/example --prompt "        return None" --max-new-tokens 48
+	.build/release/attune run Tests/Fixtures/models/example --prompt "This program is free software; you can redistribute it and/or modify it" --max-new-tokens 48
 
 # Flash attention on a causal prefill shape, with same-process SGEMM and
 # memory-bandwidth baselines.

@@ -25,12 +25,10 @@ dropped; the list keeps their SHA-1s, so a rerun reads the same ones or stops).
 Files whose path hashes to 0 mod 40 are held out: neither the tokenizer nor the model sees them.
 The corpus text is never written to the repository.
 
-Recorded run (AMD EPYC, 2 cores, torch 2.13 CPU, nice 10 while other builds and benchmarks ran):
-3,868,928 parameters, 600 steps / 2.46 M tokens in 55 min (about 1.2 s per step on an idle machine,
-5-9 s under that load), held-out loss 4.687 at 1024 tokens (perplexity 108.5), 4.766 at 2048
-(117.5). That is undertrained: the continuations are code-shaped but repetitive. More steps in
-PHASES (on an idle machine 3000 steps fit in about an hour) is the way to a better example: PHASES
-now has 3000 steps (2400 at 1024 tokens, then 600 at 2048; about 4.5 s per step under load).
+Recorded run (AMD EPYC, 2 cores, torch 2.13 CPU, at nice levels while other builds ran):
+3,868,928 parameters, 3000 steps / 12.3 M tokens in 130 min of training (resumed twice; about
+1.2 s per step on an idle machine, 2.6-7 s under that load), held-out loss 3.189 at 1024 tokens
+(perplexity 24.3), 3.228 at 2048 (25.2). An earlier 600-step run reached 4.687 / 4.766.
 
 Model: hidden 256, 4 layers, 8 query heads / 2 KV heads (head_dim 32), SiLU MLP 704, vocab 4096,
 tied embeddings, RoPE theta 10000, max_position_embeddings 2048. Trained with AdamW on random
