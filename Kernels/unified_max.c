@@ -161,28 +161,8 @@ static int ceil_log2(int64_t n) {
 
 
 static void scores_wide(const plan *pl, const scratch *sc, const float *kbase, int64_t j0, int n) {
-    const int rp = pl->rp, dqk = (int)pl->p->qk_dim;
-    const int64_t ks = pl->p->k_stride.row;
-    for (int c0 = 0; c0 < rp / VL; c0 += 4) {
-        int cv = rp / VL - c0 < 4 ? rp / VL - c0 : 4;
-        const float *qt = sc->qt + c0 * VL;
-        for (int jj = 0; jj < n; jj += 6) {
-            const float *kp = kbase + (j0 + jj) * ks;
-            float *sp = sc->st + (int64_t)jj * rp + c0 * VL;
-            switch (n - jj < 6 ? n - jj : 6) {
-            case 6: QK_WIDE_CV(6) break;
-            case 5: QK_WIDE_CV(5) break;
-            case 4: QK_WIDE_CV(4) break;
-            case 3: QK_WIDE_CV(3) break;
-            case 2: QK_WIDE_CV(2) break;
-            default: QK_WIDE_CV(1) break;
-            }
-        }
-    }
+    qk_wide_tile(sc->qt, pl->rp, (int)pl->p->qk_dim, kbase, pl->p->k_stride.row, j0, n, sc->st, vf_zero(), 0);
 }
-
-
-
 
 /* Scores of rows [r0, r0 + R) for keys [j0, j0 + n): S^T with row stride R,
  * padded with -inf to a whole vector. */
@@ -197,9 +177,9 @@ static void scores_narrow(const plan *pl, const scratch *sc, const float *kbase,
         const int64_t ahead = j0 + jj + PREFETCH_KEYS_AHEAD;
         const float *pk = prefetch && ahead + KK <= kv_end ? kbase + ahead * ks : NULL;
         float *sp = sc->st + (int64_t)jj * R;
-        if (R == 1) qk_narrow_block(q, kp, ks, dqk, sp, pk, 1, 16);
-        else if (R == 2) qk_narrow_block(q, kp, ks, dqk, sp, pk, 2, 8);
-        else qk_narrow_block(q, kp, ks, dqk, sp, pk, 4, 4);
+        if (R == 1) qk_narrow_block_fmt(q, kp, ks, dqk, sp, pk, 1, 16, KV_F32);
+        else if (R == 2) qk_narrow_block_fmt(q, kp, ks, dqk, sp, pk, 2, 8, KV_F32);
+        else qk_narrow_block_fmt(q, kp, ks, dqk, sp, pk, 4, 4, KV_F32);
     }
     if (jj == n) return;
     for (; jj < n; jj++) qk_narrow_key(q, R, kbase + (j0 + jj) * ks, dqk, sc->st + (int64_t)jj * R);
