@@ -64,9 +64,11 @@
  * Where a modifier goes (Docs/ARCHITECTURE.md, "Adding a variant"): a logits
  * transform (soft-capping, an ALiBi bias from the key index j0 + jj and the
  * row's head) in variant_probs_wide / variant_probs_narrow before the max, or
- * in the scores' epilogue; a mask (document ids) as a narrower [lo, hi) per row
- * in engine_rows plus a select in the probabilities step, so fully masked tiles
- * are still never visited.
+ * in the scores' epilogue; a mask that keeps rows to one interval narrows
+ * [lo, hi) in engine_rows (tile skipping and `full` follow); a mask with holes
+ * (document ids, a block bitmask) adds a tile-visibility test before
+ * engine_tile, so fully masked tiles are never computed, and a select in the
+ * probabilities step on boundary tiles.
  */
 #ifndef ATTUNE_ATTENTION_ENGINE_H
 #define ATTUNE_ATTENTION_ENGINE_H
@@ -246,9 +248,7 @@ ATTUNE_INLINE pv_target engine_pv_target(const plan *pl, const scratch *sc) {
 static inline void engine_rows(const plan *pl, const scratch *sc, const attention_item *x, int64_t *c0, int64_t *c1,
                                int64_t *flo, int64_t *fhi) {
     const attune_attention_problem *p = pl->p;
-    int64_t ulo = INT64_MAX, uhi = INT64_MIN;
-    *flo = INT64_MIN;
-    *fhi = INT64_MAX;
+    attention_span span = attention_span_none();
     for (int r = 0; r < pl->rp; r++) {
         int64_t head = 0, pos = 0, lo = 0, hi = 0;
         int ok = r < pl->rows;
@@ -260,22 +260,19 @@ static inline void engine_rows(const plan *pl, const scratch *sc, const attentio
         sc->valid[r] = ok;
         sc->lo[r] = (int32_t)lo;
         sc->hi[r] = (int32_t)hi;
-        if (ok) {
-            if (lo < hi && lo < ulo) ulo = lo;
-            if (lo < hi && hi > uhi) uhi = hi;
-            if (lo > *flo) *flo = lo;
-            if (hi < *fhi) *fhi = hi;
-        }
+        if (ok) attention_span_add(&span, lo, hi);
         variant_row_init(pl, sc, r, ok, head);
     }
+    int64_t ulo = span.ulo, uhi = span.uhi;
     if (ulo > uhi) ulo = uhi = 0;
-    int64_t span = uhi - ulo;
-    int64_t chunk = (span + pl->splits - 1) / pl->splits;
+    int64_t chunk = (uhi - ulo + pl->splits - 1) / pl->splits;
     chunk = (chunk + pl->bk - 1) / pl->bk * pl->bk;
     *c0 = ulo + x->split * chunk;
     *c1 = *c0 + chunk;
     if (*c0 > uhi) *c0 = uhi;
     if (*c1 > uhi) *c1 = uhi;
+    *flo = span.flo;
+    *fhi = span.fhi;
 }
 
 /* Q of the tile's rows times scale * log2 e: row-minor for the wide tiles,

@@ -66,6 +66,25 @@ typedef struct {
     int64_t b, g, hg, qt, split, base;
 } attention_item;
 
+/* The keys a q tile must consider: the union [ulo, uhi) of the intervals of rows that
+ * see any key (the keys to visit) and the intersection [flo, fhi) of the intervals of
+ * every real row (KV tiles inside it need no mask). Start from attention_span_none(),
+ * add each real row's [lo, hi); an empty union stays ulo > uhi. */
+typedef struct {
+    int64_t ulo, uhi, flo, fhi;
+} attention_span;
+
+static inline attention_span attention_span_none(void) {
+    return (attention_span){INT64_MAX, INT64_MIN, INT64_MIN, INT64_MAX};
+}
+
+static inline void attention_span_add(attention_span *s, int64_t lo, int64_t hi) {
+    if (lo < hi && lo < s->ulo) s->ulo = lo;
+    if (lo < hi && hi > s->uhi) s->uhi = hi;
+    if (lo > s->flo) s->flo = lo;
+    if (hi < s->fhi) s->fhi = hi;
+}
+
 /* The tiling rule, in place: zeros become the defaults (block_q 64, block_kv
  * 256, kv_splits enough items for TARGET_ITEMS-way parallelism with at least
  * MIN_SPLIT_KEYS keys per chunk, at most MAX_SPLITS); npos, hpt: a q tile's
