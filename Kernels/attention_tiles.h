@@ -1,7 +1,8 @@
 /*
- * attention_tiles.h — micro-kernels shared by the tiled attention kernels (flash,
- * unified_max; sigmoid shares the pieces whose math it has in common). Static inline:
- * every kernel gets its own specialised copy, as if the code were in its file.
+ * attention_tiles.h — micro-kernels shared by the tiled attention kernels (the
+ * engine's variants, attention_engine.h: flash, unified_max, sigmoid; and hybrid,
+ * kascade, sparge). Static inline: every kernel gets its own specialised copy, as
+ * if the code were in its file.
  */
 #ifndef ATTUNE_ATTENTION_TILES_H
 #define ATTUNE_ATTENTION_TILES_H
@@ -35,9 +36,11 @@ static inline int largest_divisor_at_most(int64_t n, int64_t cap) {
     return 1;
 }
 
-/* S^T[kk][c*16..] for RK keys x CV vectors of query rows. */
-ATTUNE_INLINE void qk_wide_block(const float *k, int64_t ks, const float *qt, int rp, int dqk,
-                                 float *st, const int RK, const int CV) {
+/* S^T[kk][c*16..] for RK keys x CV vectors of query rows; with BIAS (a compile-time
+ * constant) `bias` is added to every score after the dot product, not pre-filled: the
+ * sum then carries the rounding of |q.k|, not of |q.k + b| (sigmoid's bias). */
+ATTUNE_INLINE void qk_wide_block(const float *k, int64_t ks, const float *qt, int rp, int dqk, float *st, vf bias,
+                                 const int RK, const int CV, const int BIAS) {
     vf acc[6][4];
     for (int kk = 0; kk < RK; kk++)
         for (int c = 0; c < CV; c++) acc[kk][c] = vf_zero();
@@ -50,25 +53,48 @@ ATTUNE_INLINE void qk_wide_block(const float *k, int64_t ks, const float *qt, in
         }
     }
     for (int kk = 0; kk < RK; kk++)
-        for (int c = 0; c < CV; c++) vf_store(st + (int64_t)kk * rp + c * VL, acc[kk][c]);
+        for (int c = 0; c < CV; c++) vf_store(st + (int64_t)kk * rp + c * VL, BIAS ? vf_add(acc[kk][c], bias) : acc[kk][c]);
 }
 
-#define QK_WIDE_CV(RK)                                                     \
-    switch (cv) {                                                          \
-    case 4: qk_wide_block(kp, ks, qt, rp, dqk, sp, RK, 4); break;          \
-    case 3: qk_wide_block(kp, ks, qt, rp, dqk, sp, RK, 3); break;          \
-    case 2: qk_wide_block(kp, ks, qt, rp, dqk, sp, RK, 2); break;          \
-    default: qk_wide_block(kp, ks, qt, rp, dqk, sp, RK, 1); break;         \
+#define QK_WIDE_CV(RK)                                                           \
+    switch (cv) {                                                                \
+    case 4: qk_wide_block(kp, ks, qt, rp, dqk, sp, bias, RK, 4, BIAS); break;    \
+    case 3: qk_wide_block(kp, ks, qt, rp, dqk, sp, bias, RK, 3, BIAS); break;    \
+    case 2: qk_wide_block(kp, ks, qt, rp, dqk, sp, bias, RK, 2, BIAS); break;    \
+    default: qk_wide_block(kp, ks, qt, rp, dqk, sp, bias, RK, 1, BIAS); break;   \
     }
 
+/* S^T ([n][rp]) of a wide q tile (Q row-minor in qt_all, [dqk][rp]) against keys
+ * [j0, j0 + n) at kbase (row stride ks), in blocks of 6 keys x 4 vectors of rows;
+ * BIAS as in qk_wide_block. */
+ATTUNE_INLINE void qk_wide_tile(const float *qt_all, int rp, int dqk, const float *kbase, int64_t ks, int64_t j0,
+                                int n, float *st, vf bias, const int BIAS) {
+    for (int c0 = 0; c0 < rp / VL; c0 += 4) {
+        int cv = rp / VL - c0 < 4 ? rp / VL - c0 : 4;
+        const float *qt = qt_all + c0 * VL;
+        for (int jj = 0; jj < n; jj += 6) {
+            const float *kp = kbase + (j0 + jj) * ks;
+            float *sp = st + (int64_t)jj * rp + c0 * VL;
+            switch (n - jj < 6 ? n - jj : 6) {
+            case 6: QK_WIDE_CV(6) break;
+            case 5: QK_WIDE_CV(5) break;
+            case 4: QK_WIDE_CV(4) break;
+            case 3: QK_WIDE_CV(3) break;
+            case 2: QK_WIDE_CV(2) break;
+            default: QK_WIDE_CV(1) break;
+            }
+        }
+    }
+}
+
 /* S^T for R rows x KK keys (R * KK == 16): dot products along the head dim,
- * all 16 folded at once by the transpose tree. The 16 scores land key-major
- * in one vector (lane kk*R + r), stored as st[kk*R + r]. With pk != NULL
- * the KK K rows at pk are prefetched along the way. K elements are of format
- * FMT (ks counts them), widened in registers; int8 gives q . k_int, the
- * caller applies the key's scale. */
-ATTUNE_INLINE void qk_narrow_block_fmt(const float *q, const void *k, int64_t ks, int dqk, float *st,
-                                       const void *pk, const int R, const int KK, const int FMT) {
+ * all 16 folded at once by the transpose tree, returned key-major in one vector
+ * (lane kk*R + r) for the caller to transform in registers (sigmoid) or store.
+ * With pk != NULL the KK K rows at pk are prefetched along the way. K elements
+ * are of format FMT (ks counts them), widened in registers; int8 gives
+ * q . k_int, the caller applies the key's scale. */
+ATTUNE_INLINE vf qk_narrow_sum_fmt(const float *q, const void *k, int64_t ks, int dqk, const void *pk, const int R,
+                                   const int KK, const int FMT) {
     vf acc[16];
     for (int i = 0; i < 16; i++) acc[i] = vf_zero();
     for (int d0 = 0; d0 < dqk; d0 += VL) {
@@ -82,12 +108,13 @@ ATTUNE_INLINE void qk_narrow_block_fmt(const float *q, const void *k, int64_t ks
             for (int kk = 0; kk < KK; kk++) acc[kk * R + r] = vf_fma(qv, kv[kk], acc[kk * R + r]);
         }
     }
-    vf_store(st, vf_transpose_sum16(acc));
+    return vf_transpose_sum16(acc);
 }
 
-ATTUNE_INLINE void qk_narrow_block(const float *q, const float *k, int64_t ks, int dqk, float *st,
-                                   const float *pk, const int R, const int KK) {
-    qk_narrow_block_fmt(q, k, ks, dqk, st, pk, R, KK, KV_F32);
+/* The same, stored as st[kk*R + r]. */
+ATTUNE_INLINE void qk_narrow_block_fmt(const float *q, const void *k, int64_t ks, int dqk, float *st,
+                                       const void *pk, const int R, const int KK, const int FMT) {
+    vf_store(st, qk_narrow_sum_fmt(q, k, ks, dqk, pk, R, KK, FMT));
 }
 
 /* One key for rows [0, rows): the tail of a tile (K of format FMT, as above). */

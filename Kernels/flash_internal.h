@@ -1,6 +1,7 @@
 /*
  * flash_internal.h — what flash.c and flash_tiles.c share, and what kernels
- * built on flash's tiles (sparge.c) reuse: the plan and scratch of a q tile,
+ * built on flash's tiles (sparge.c) reuse: the plan and scratch of a q tile
+ * (the engine's fields, attention_plan.h, plus flash's own),
  * the wide online-softmax step and the row finish. The two heavy micro-kernel
  * users (wide scores, P.V tiles: dozens of tile-shape specialisations) live in
  * their own translation unit so the two halves compile in parallel when a
@@ -11,44 +12,25 @@
 
 #include "attune_attention.h"
 #include "attention_bf16.h"
+#include "attention_plan.h"
 #include "attention_tiles.h"
 #include "simd.h"
 
 #include <math.h>
 #include <stdint.h>
 
-enum {
-    DEFAULT_BLOCK_Q = 64,
-    DEFAULT_BLOCK_KV = 256,
-    TARGET_ITEMS = 16,     /* work items wanted before splitting KV */
-    MIN_SPLIT_KEYS = 512,  /* fewer keys per split cost more to merge than they save */
-    MAX_SPLITS = 64,
-    WIDE_MIN_ROWS = 16,
-};
-
+/* flash's plan: the engine's tiling (attention_plan.h) and the split partials. */
 typedef struct {
-    const attune_attention_problem *p;
-    const attune_attention_tensors *t;
-    int64_t q_offset, group, qtiles, hgroups, base_items;
-    int npos, hpt, rows, rp, dvp, bk, splits, wide, use_blas;
-    int bf16;           /* wide tiles in bf16 (attention_bf16.h) */
-    attune_bf16_kv kv16; /* their packed K and V */
-    float qscale;
+    ATTENTION_PLAN_FIELDS;
     float *part_o;   /* [base_items][splits][rows][dvp] when splits > 1 */
     float *part_lse; /* [base_items][splits][rows] */
 } plan;
 
+/* The engine's per-thread tile buffers and the online-softmax state of each
+ * row: running max m, sum l, and the tile's rescale factor alpha. */
 typedef struct {
-    float *qt;      /* [qk_dim][rp]  scaled Q, row-minor (wide) */
-    float *qr;      /* [rows][qk_dim] scaled Q, row-major (narrow, BLAS) */
-    float *st;      /* [bk][rp]      scores, then probabilities */
-    float *acc;     /* [rp][dvp]     unnormalised output */
+    ATTENTION_SCRATCH_FIELDS;
     float *m, *l, *alpha;
-    int32_t *lo, *hi; /* visible key interval per row; lo == hi: none */
-    int32_t *valid;   /* row maps to a real (head, position) */
-    /* bf16 tiles only (attention_tiles_bf16.h has the layouts): */
-    uint16_t *qb;     /* [qk_dim/2][rp][2]  scaled Q */
-    uint16_t *pb;     /* [bk/2][rp][2]      P tile */
 } scratch;
 
 #define ATTUNE_HIDDEN __attribute__((visibility("hidden")))

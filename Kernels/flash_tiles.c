@@ -11,24 +11,7 @@
 #include "flash_internal.h"
 
 void attune_flash_scores_wide(const plan *pl, const scratch *sc, const float *kbase, int64_t j0, int n) {
-    const int rp = pl->rp, dqk = (int)pl->p->qk_dim;
-    const int64_t ks = pl->p->k_stride.row;
-    for (int c0 = 0; c0 < rp / VL; c0 += 4) {
-        int cv = rp / VL - c0 < 4 ? rp / VL - c0 : 4;
-        const float *qt = sc->qt + c0 * VL;
-        for (int jj = 0; jj < n; jj += 6) {
-            const float *kp = kbase + (j0 + jj) * ks;
-            float *sp = sc->st + (int64_t)jj * rp + c0 * VL;
-            switch (n - jj < 6 ? n - jj : 6) {
-            case 6: QK_WIDE_CV(6) break;
-            case 5: QK_WIDE_CV(5) break;
-            case 4: QK_WIDE_CV(4) break;
-            case 3: QK_WIDE_CV(3) break;
-            case 2: QK_WIDE_CV(2) break;
-            default: QK_WIDE_CV(1) break;
-            }
-        }
-    }
+    qk_wide_tile(sc->qt, pl->rp, (int)pl->p->qk_dim, kbase, pl->p->k_stride.row, j0, n, sc->st, vf_zero(), 0);
 }
 
 void attune_flash_pv_tile(const plan *pl, const scratch *sc, const float *pt, int ps, int rb, int re,

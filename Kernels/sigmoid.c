@@ -59,32 +59,36 @@
  *   bias      b, the model's (FlashSigmoid recommends -ln(training length));
  *             must be finite. A NULL params pointer means bias 0.
  *
- * Micro-kernels are flash.c's shapes, written again here without the online
- * softmax: `wide` (>= 16 rows: 6 keys x 4 vectors of rows, broadcasting K) and
- * `narrow` (decode, short q tiles: R <= 4 rows x 16/R keys along the head dim,
- * one transpose-add tree), with K/V prefetched to L2 on the narrow path.
+ * The tiling, masking, work items and split bookkeeping are the attention
+ * engine's (attention_engine.h); this file is the variant: the bias in the
+ * wide QK epilogue, sigmoid in registers after the narrow dot products, the
+ * masked select to 0, blocked P.V, and the split sum.
  */
 #include "attune_attention.h"
 #include "attention_internal.h"
 #include "simd.h"
+#include "attention_plan.h"
 #include "attention_tiles.h"
 #include "attention_bf16.h"
 
 #include <math.h>
 #include <string.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+typedef struct {
+    ATTENTION_PLAN_FIELDS;
+    float bias2;   /* bias * log2 e */
+    float *part_o; /* [base_items][splits][rows][dvp] when splits > 1 */
+} plan;
 
-enum {
-    DEFAULT_BLOCK_Q = 64,
-    DEFAULT_BLOCK_KV = 256,
-    TARGET_ITEMS = 16,     /* work items wanted before splitting KV */
-    MIN_SPLIT_KEYS = 512,  /* shorter chunks cost more to combine than they save */
-    MAX_SPLITS = 64,
-    WIDE_MIN_ROWS = 16,
-};
+typedef struct {
+    ATTENTION_SCRATCH_FIELDS;
+} scratch;
+
+/* The engine's variant (attention_engine.h): f32 K/V, bf16 tiles, no per-row
+ * state, blocked P.V. */
+#define ENGINE_BF16_TILES 1
+#define ENGINE_PV_MODE ENGINE_PV_BLOCKED
+#include "attention_engine.h"
 
 /* ------------------------------------------------------------- sigmoid */
 
@@ -114,112 +118,23 @@ ATTUNE_INLINE vf sg_sigmoid2(vf z2) {
 }
 #endif
 
-/* ---------------------------------------------------------------- plan */
+/* ----------------------------------------------------------------- hooks */
 
-typedef struct {
-    const attune_attention_problem *p;
-    const attune_attention_tensors *t;
-    int64_t q_offset, group, qtiles, hgroups, base_items;
-    int npos, hpt, rows, rp, dvp, bk, splits, wide;
-    int bf16;             /* wide tiles in bf16 (attention_bf16.h) */
-    attune_bf16_kv kv16;  /* their packed K and V */
-    float qscale, bias2;
-    float *part_o; /* [base_items][splits][rows][dvp] when splits > 1 */
-} plan;
-
-typedef struct {
-    float *qt;        /* [qk_dim][rp]  scaled Q, row-minor (wide) */
-    float *qr;        /* [rp][qk_dim]  scaled Q, row-major (narrow) */
-    float *st;        /* [bk][rp] P^T (wide), or [bk][R] packed (narrow) */
-    float *acc;       /* [rp][dvp] */
-    int32_t *lo, *hi; /* visible key interval per row; lo == hi: none */
-    int32_t *valid;   /* row maps to a real (head, position) */
-    uint16_t *qb, *pb; /* bf16 tiles: packed Q, P pairs */
-} scratch;
-
-
-static void resolve(const attune_attention_problem *p, const attune_sigmoid_params *in, attune_sigmoid_params *out,
-                    int *npos, int *hpt) {
-    attune_sigmoid_params r = in ? *in : (attune_sigmoid_params){0};
-    if (r.block_q <= 0) r.block_q = DEFAULT_BLOCK_Q;
-    if (r.block_kv <= 0) r.block_kv = DEFAULT_BLOCK_KV;
-    int64_t group = p->q_heads / p->kv_heads;
-    int64_t np = p->q_len < r.block_q ? p->q_len : r.block_q;
-    int64_t h = largest_divisor_at_most(group, r.block_q / np > 0 ? r.block_q / np : 1);
-    if (r.kv_splits <= 0) {
-        int64_t items = p->batch * p->kv_heads * (group / h) * ((p->q_len + np - 1) / np);
-        int64_t s = items >= TARGET_ITEMS ? 1 : (TARGET_ITEMS + items - 1) / items;
-        int64_t span = p->window > 0 && p->window < p->kv_len ? p->window + np : p->kv_len;
-        int64_t cap = span / MIN_SPLIT_KEYS;
-        if (s > cap) s = cap;
-        r.kv_splits = s < 1 ? 1 : (int32_t)s;
-    }
-    if (r.kv_splits > MAX_SPLITS) r.kv_splits = MAX_SPLITS;
-    *npos = (int)np;
-    *hpt = (int)h;
-    *out = r;
+/* Z^T = S + b (base 2): the bias rides in the QK epilogue, after the dot product. */
+static void variant_scores_wide(const plan *pl, const scratch *sc, const float *kbase, int64_t j0, int n) {
+    qk_wide_tile(sc->qt, pl->rp, (int)pl->p->qk_dim, kbase, pl->p->k_stride.row, j0, n, sc->st, vf_set1(pl->bias2), 1);
 }
 
-/* --------------------------------------------------------------- scores */
-
-/* Z^T[kk][c*16..] = S + b (base 2) for RK keys x CV vectors of query rows. */
-ATTUNE_INLINE void sigmoid_qk_wide_block(const float *k, int64_t ks, const float *qt, int rp, int dqk, vf b2,
-                                 float *st, const int RK, const int CV) {
-    vf acc[6][4];
-    for (int kk = 0; kk < RK; kk++)
-        for (int c = 0; c < CV; c++) acc[kk][c] = vf_zero();
-    for (int d = 0; d < dqk; d++) {
-        vf q[4];
-        for (int c = 0; c < CV; c++) q[c] = vf_load(qt + (int64_t)d * rp + c * VL);
-        for (int kk = 0; kk < RK; kk++) {
-            vf kb = vf_set1(k[kk * ks + d]);
-            for (int c = 0; c < CV; c++) acc[kk][c] = vf_fma(kb, q[c], acc[kk][c]);
-        }
-    }
-    /* The bias is added after the dot product, not pre-filled: the sum then
-     * carries the rounding of |q.k|, not of |q.k + b|. */
-    for (int kk = 0; kk < RK; kk++)
-        for (int c = 0; c < CV; c++) vf_store(st + (int64_t)kk * rp + c * VL, vf_add(acc[kk][c], b2));
-}
-
-#define SIGMOID_QK_WIDE_CV(RK)                                                     \
-    switch (cv) {                                                          \
-    case 4: sigmoid_qk_wide_block(kp, ks, qt, rp, dqk, b2, sp, RK, 4); break;      \
-    case 3: sigmoid_qk_wide_block(kp, ks, qt, rp, dqk, b2, sp, RK, 3); break;      \
-    case 2: sigmoid_qk_wide_block(kp, ks, qt, rp, dqk, b2, sp, RK, 2); break;      \
-    default: sigmoid_qk_wide_block(kp, ks, qt, rp, dqk, b2, sp, RK, 1); break;     \
-    }
-
-/* Sigmoid over the tile's scores, one pass from L2. Applying it to the
- * accumulators inside sigmoid_qk_wide_block instead (no extra pass) measured 1.5-2 %
- * slower on prefill: the epilogue sits between the FMA loops of consecutive
- * blocks. On boundary tiles, entries outside a row's interval become exactly
- * 0 (a select, so a NaN score from a masked key disappears). */
-static void probs_wide(const plan *pl, const scratch *sc, const float *kbase, int64_t bg, int64_t j0, int n, int full) {
-    const int rp = pl->rp, dqk = (int)pl->p->qk_dim;
-    const int64_t ks = pl->p->k_stride.row;
-    const vf b2 = vf_set1(pl->bias2);
-    /* bf16 scores come without the bias: it is added in the sigmoid pass (+0 in f32). */
-    const vf b2_late = vf_set1(pl->bf16 ? pl->bias2 : 0.0f);
-    if (pl->bf16) attune_bf16_scores(&pl->kv16, sc->qb, sc->st, rp, bg, j0, n);
-    for (int c0 = 0; c0 < (pl->bf16 ? 0 : rp / VL); c0 += 4) {
-        int cv = rp / VL - c0 < 4 ? rp / VL - c0 : 4;
-        const float *qt = sc->qt + c0 * VL;
-        for (int jj = 0; jj < n; jj += 6) {
-            const float *kp = kbase + (j0 + jj) * ks;
-            float *sp = sc->st + (int64_t)jj * rp + c0 * VL;
-            switch (n - jj < 6 ? n - jj : 6) {
-            case 6: SIGMOID_QK_WIDE_CV(6) break;
-            case 5: SIGMOID_QK_WIDE_CV(5) break;
-            case 4: SIGMOID_QK_WIDE_CV(4) break;
-            case 3: SIGMOID_QK_WIDE_CV(3) break;
-            case 2: SIGMOID_QK_WIDE_CV(2) break;
-            default: SIGMOID_QK_WIDE_CV(1) break;
-            }
-        }
-    }
+/* Sigmoid over the tile's scores (plus b2_late), one pass from L2. Applying it
+ * to the accumulators inside the QK block instead (no extra pass) measured
+ * 1.5-2 % slower on prefill: the epilogue sits between the FMA loops of
+ * consecutive blocks. On boundary tiles, entries outside a row's interval
+ * become exactly 0 (a select, so a NaN score from a masked key disappears). */
+static void sigmoid_probs_wide(const plan *pl, const scratch *sc, int64_t j0, int n, int full, float b2_late) {
+    const int rp = pl->rp;
+    const vf b2 = vf_set1(b2_late);
     if (full) {
-        for (int64_t i = 0; i < (int64_t)n * rp; i += VL) vf_store(sc->st + i, sg_sigmoid2(vf_add(vf_load(sc->st + i), b2_late)));
+        for (int64_t i = 0; i < (int64_t)n * rp; i += VL) vf_store(sc->st + i, sg_sigmoid2(vf_add(vf_load(sc->st + i), b2)));
         return;
     }
     for (int c = 0; c < rp; c += VL) {
@@ -227,63 +142,35 @@ static void probs_wide(const plan *pl, const scratch *sc, const float *kbase, in
         float *col = sc->st + c;
         for (int jj = 0; jj < n; jj++) {
             float *pp = col + (int64_t)jj * rp;
-            vf_store(pp, vf_blend(vi_in_range(lo, hi, (int32_t)(j0 + jj)), sg_sigmoid2(vf_add(vf_load(pp), b2_late)), vf_zero()));
+            vf_store(pp, vf_blend(vi_in_range(lo, hi, (int32_t)(j0 + jj)), sg_sigmoid2(vf_add(vf_load(pp), b2)), vf_zero()));
         }
     }
 }
 
-
-/* Sigmoid of R rows x KK keys (R * KK == 16), key-major in one vector
- * (lane kk*R + r), stored at st. Dot products run along the head dim and are
- * folded by one transpose tree. With pk != NULL the KK K rows at pk are
- * prefetched along the way. */
-ATTUNE_INLINE void sigmoid_qk_narrow_block(const float *q, const float *k, int64_t ks, int dqk, vf b2, float *st,
-                                   const float *pk, const int R, const int KK) {
-    vf acc[16];
-    for (int i = 0; i < 16; i++) acc[i] = vf_zero();
-    for (int d0 = 0; d0 < dqk; d0 += VL) {
-        if (pk)
-            for (int kk = 0; kk < KK; kk++) prefetch_l2(pk + kk * ks + d0);
-        vmask m = vm_first(dqk - d0);
-        vf kv[16];
-        for (int kk = 0; kk < KK; kk++) kv[kk] = vf_load_n(k + kk * ks + d0, m);
-        for (int r = 0; r < R; r++) {
-            vf qv = vf_load_n(q + (int64_t)r * dqk + d0, m);
-            for (int kk = 0; kk < KK; kk++) acc[kk * R + r] = vf_fma(qv, kv[kk], acc[kk * R + r]);
-        }
-    }
-    vf_store(st, sg_sigmoid2(vf_add(vf_transpose_sum16(acc), b2)));
+/* f32 scores carry the bias already (+0 here). */
+static void variant_probs_wide(const plan *pl, const scratch *sc, int64_t j0, int n, int full) {
+    sigmoid_probs_wide(pl, sc, j0, n, full, 0.0f);
 }
 
-
-/* Narrow probabilities of rows [r0, r0 + R) for keys [j0, j0 + n): P^T with
- * row stride R in st, padded with zeros to a whole vector. */
-static void probs_narrow(const plan *pl, const scratch *sc, const float *kbase, int64_t j0, int n,
-                         int r0, int R, int prefetch) {
-    const int dqk = (int)pl->p->qk_dim, KK = VL / R;
-    const int64_t ks = pl->p->k_stride.row, kv_end = pl->p->kv_len;
-    const float *q = sc->qr + (int64_t)r0 * dqk;
-    const vf b2 = vf_set1(pl->bias2);
-    int jj = 0;
-    for (; jj + KK <= n; jj += KK) {
-        const float *kp = kbase + (j0 + jj) * ks;
-        const int64_t ahead = j0 + jj + PREFETCH_KEYS_AHEAD;
-        const float *pk = prefetch && ahead + KK <= kv_end ? kbase + ahead * ks : NULL;
-        float *sp = sc->st + (int64_t)jj * R;
-        if (R == 1) sigmoid_qk_narrow_block(q, kp, ks, dqk, b2, sp, pk, 1, 16);
-        else if (R == 2) sigmoid_qk_narrow_block(q, kp, ks, dqk, b2, sp, pk, 2, 8);
-        else sigmoid_qk_narrow_block(q, kp, ks, dqk, b2, sp, pk, 4, 4);
-    }
-    if (jj == n) return;
-    /* Tail: raw scores, -inf padding (sigmoid gives exactly 0), one vector. */
-    float *tail = sc->st + (int64_t)jj * R;
-    for (int t = jj; t < n; t++) qk_narrow_key(q, R, kbase + (j0 + t) * ks, dqk, sc->st + (int64_t)t * R);
-    for (int i = n * R; i % VL; i++) sc->st[i] = -INFINITY;
-    vf_store(tail, sg_sigmoid2(vf_add(vf_load(tail), b2)));
+/* bf16 scores come without the bias: it is added in the sigmoid pass; P.V
+ * blocked like the f32 tile (no alpha): summed from zero, then added. */
+static void variant_bf16_tile(const plan *pl, const scratch *sc, int64_t bg, const float *vbase, int64_t j0, int n,
+                              int full) {
+    sigmoid_probs_wide(pl, sc, j0, n, full, pl->bias2);
+    const attune_bf16_tile bt = {sc->st, pl->rp, sc->pb, sc->acc, NULL, sc->lo, sc->hi, 0};
+    attune_bf16_pv_tile(&pl->kv16, &bt, 0, pl->rows, bg, vbase, j0, n, full);
 }
 
-/* Boundary tile, packed narrow layout of rows [r0, r0 + R). */
-static void mask_narrow(const scratch *sc, int r0, int R, int64_t j0, int n) {
+/* Decode tiles: sigmoid(z + b) in registers, right after the transpose tree. */
+ATTUNE_INLINE vf variant_score_narrow(const plan *pl, vf s) { return sg_sigmoid2(vf_add(s, vf_set1(pl->bias2))); }
+
+/* Padding scores: sigmoid(-inf) is exactly 0. */
+ATTUNE_INLINE float variant_pad(void) { return -INFINITY; }
+
+/* Boundary tile, packed narrow layout of rows [r0, r0 + R): keys outside a row's interval give 0. */
+static void variant_probs_narrow(const plan *pl, const scratch *sc, int r0, int R, int64_t j0, int n, int full) {
+    (void)pl;
+    if (full) return;
     const int nv = (n * R + VL - 1) / VL, keys_per_vec = VL / R;
     vi lo = vi_row_spread(sc->lo + r0, R), hi = vi_row_spread(sc->hi + r0, R);
     for (int b = 0; b < nv; b++) {
@@ -293,207 +180,56 @@ static void mask_narrow(const scratch *sc, int r0, int R, int64_t j0, int n) {
     }
 }
 
-/* ------------------------------------------------------------------- P.V */
-
 /* The shared P.V tile (attention_tiles.h): no normaliser, no rescale; each tile is
  * summed from zero and then added (blocked summation: fp32 rounding grows with tile
  * length plus tile count, not with a row's key count). */
-static void pv_tile(const plan *pl, const scratch *sc, const float *pt, int ps, int rb, int re,
-                    const float *vbase, int64_t j0, int n, int full, int prefetch) {
-    const pv_target t = {sc->acc, pl->dvp, NULL, 1, sc->lo, sc->hi, (int)pl->p->v_dim, pl->p->v_stride.row, pl->p->kv_len};
+static void variant_pv_tile(const plan *pl, const scratch *sc, const float *pt, int ps, int rb, int re,
+                            const float *vbase, int64_t j0, int n, int full, int prefetch) {
+    const pv_target t = engine_pv_target(pl, sc);
     pv_accumulate_tile(&t, pt, ps, rb, re, vbase, j0, n, full, prefetch);
 }
 
-/* Narrow (decode) tile: R rows at a time, each block scoring and accumulating
- * while its K and V rows are still in cache. */
-static void narrow_tile(const plan *pl, const scratch *sc, const float *kbase, const float *vbase,
-                        int64_t j0, int n, int full) {
-    /* Rows past pl->rows in the last block are zero Q rows, results unused. */
-    const int R = pl->rows == 1 ? 1 : pl->rows == 2 ? 2 : 4;
-    for (int r0 = 0; r0 < pl->rows; r0 += R) {
-        probs_narrow(pl, sc, kbase, j0, n, r0, R, r0 == 0);
-        if (!full) mask_narrow(sc, r0, R, j0, n);
-        int re = r0 + R < pl->rows ? r0 + R : pl->rows;
-        pv_tile(pl, sc, sc->st, R, r0, re, vbase, j0, n, full, r0 == 0);
-    }
+/* Rows that see nothing are 0 (their accumulator may hold block products of
+ * keys other rows see). */
+static void store(const plan *pl, const scratch *sc, int r, float *dst) {
+    const int empty = sc->lo[r] >= sc->hi[r];
+    const float *a = sc->acc + (int64_t)r * pl->dvp;
+    for (int64_t d = 0; d < pl->p->v_dim; d++) dst[d] = empty ? 0.0f : a[d];
 }
 
-/* ----------------------------------------------------------- work items */
-
-typedef struct {
-    int64_t b, g, hg, qt, split, base;
-} item;
-
-static item item_of_base(const plan *pl, int64_t base) {
-    item x;
-    x.base = base;
-    x.split = 0;
-    x.qt = base % pl->qtiles;
-    x.hg = base / pl->qtiles % pl->hgroups;
-    x.g = base / pl->qtiles / pl->hgroups % pl->p->kv_heads;
-    x.b = base / pl->qtiles / pl->hgroups / pl->p->kv_heads;
-    return x;
+static void variant_store_row(const plan *pl, const scratch *sc, int r, int64_t b, int64_t head, int64_t pos) {
+    float *lse = engine_lse_at(pl, b, head, pos);
+    if (lse) *lse = 0.0f;
+    store(pl, sc, r, engine_out_row(pl, b, head, pos));
 }
 
-static item decode_item(const plan *pl, int64_t it) {
-    /* Last q tiles first: under a causal mask they are the heaviest. */
-    int64_t rest = it / pl->splits;
-    int64_t qt = pl->qtiles - 1 - rest % pl->qtiles;
-    item x = item_of_base(pl, rest / pl->qtiles * pl->qtiles + qt);
-    x.split = it % pl->splits;
-    return x;
-}
-
-static void row_coords(const plan *pl, const item *x, int r, int64_t *head, int64_t *pos) {
-    *head = x->g * pl->group + x->hg * pl->hpt + r / pl->npos;
-    *pos = x->qt * pl->npos + r % pl->npos;
-}
-
-static void run_item(const plan *pl, const scratch *sc, int64_t it) {
-    const attune_attention_problem *p = pl->p;
-    const attune_attention_tensors *t = pl->t;
-    const item x = decode_item(pl, it);
-    const int rp = pl->rp, dqk = (int)p->qk_dim, dvp = pl->dvp;
-
-    /* Rows: visible intervals, and the key range the tile must visit. */
-    int64_t ulo = INT64_MAX, uhi = INT64_MIN, flo = INT64_MIN, fhi = INT64_MAX;
-    for (int r = 0; r < rp; r++) {
-        int64_t head = 0, pos = 0, lo = 0, hi = 0;
-        int ok = r < pl->rows;
-        if (ok) {
-            row_coords(pl, &x, r, &head, &pos);
-            ok = pos < p->q_len;
-        }
-        if (ok) attune_visible_range(p, pl->q_offset, pos, &lo, &hi);
-        sc->valid[r] = ok;
-        sc->lo[r] = (int32_t)lo;
-        sc->hi[r] = (int32_t)hi;
-        if (ok) {
-            if (lo < hi && lo < ulo) ulo = lo;
-            if (lo < hi && hi > uhi) uhi = hi;
-            if (lo > flo) flo = lo;
-            if (hi < fhi) fhi = hi;
-        }
-    }
-    if (ulo > uhi) ulo = uhi = 0;
-    int64_t span = uhi - ulo;
-    int64_t chunk = (span + pl->splits - 1) / pl->splits;
-    chunk = (chunk + pl->bk - 1) / pl->bk * pl->bk;
-    int64_t c0 = ulo + x.split * chunk, c1 = c0 + chunk;
-    if (c0 > uhi) c0 = uhi;
-    if (c1 > uhi) c1 = uhi;
-
-    memset(sc->acc, 0, sizeof(float) * (size_t)rp * dvp);
-    if (c0 < c1) {
-        const float qscale = pl->qscale;
-        for (int r = 0; r < rp; r++) {
-            const float *src = NULL;
-            if (sc->valid[r]) {
-                int64_t head, pos;
-                row_coords(pl, &x, r, &head, &pos);
-                src = t->q + x.b * p->q_stride.batch + head * p->q_stride.head + pos * p->q_stride.row;
-            }
-            if (pl->wide)
-                for (int d = 0; d < dqk; d++) sc->qt[(int64_t)d * rp + r] = src ? src[d] * qscale : 0.0f;
-            else
-                for (int d = 0; d < dqk; d++) sc->qr[(int64_t)r * dqk + d] = src ? src[d] * qscale : 0.0f;
-        }
-        if (pl->bf16) attune_bf16_pack_q(sc->qt, sc->qb, rp, dqk);
-        const float *kbase = t->k + x.b * p->k_stride.batch + x.g * p->k_stride.head;
-        const float *vbase = t->v + x.b * p->v_stride.batch + x.g * p->v_stride.head;
-        for (int64_t j0 = c0; j0 < c1; j0 += pl->bk) {
-            int n = (int)(c1 - j0 < pl->bk ? c1 - j0 : pl->bk);
-            int full = flo <= j0 && j0 + n <= fhi;
-            if (pl->wide) {
-                const int64_t bg = x.b * p->kv_heads + x.g;
-                probs_wide(pl, sc, kbase, bg, j0, n, full);
-                if (pl->bf16) {
-                    /* Blocked like the f32 tile (no alpha): summed from zero, then added. */
-                    const attune_bf16_tile bt = {sc->st, pl->rp, sc->pb, sc->acc, NULL, sc->lo, sc->hi, 0};
-                    attune_bf16_pv_tile(&pl->kv16, &bt, 0, pl->rows, bg, vbase, j0, n, full);
-                } else {
-                    pv_tile(pl, sc, sc->st, pl->rp, 0, pl->rows, vbase, j0, n, full, 0);
-                }
-            } else {
-                narrow_tile(pl, sc, kbase, vbase, j0, n, full);
-            }
-        }
-    }
-
-    /* Store; rows that see nothing are 0 (their accumulator may hold block
-     * products of keys other rows see). */
-    const int64_t dv = p->v_dim;
-    for (int r = 0; r < pl->rows; r++) {
-        if (!sc->valid[r]) continue;
-        int empty = sc->lo[r] >= sc->hi[r];
-        const float *a = sc->acc + (int64_t)r * dvp;
-        int64_t head, pos;
-        row_coords(pl, &x, r, &head, &pos);
-        float *dst;
-        if (pl->splits > 1) {
-            dst = pl->part_o + ((x.base * pl->splits + x.split) * pl->rows + r) * dvp;
-        } else {
-            dst = t->o + x.b * p->o_stride.batch + head * p->o_stride.head + pos * p->o_stride.row;
-            if (t->lse) t->lse[x.b * p->lse_stride_batch + head * p->lse_stride_head + pos] = 0.0f;
-        }
-        for (int64_t d = 0; d < dv; d++) dst[d] = empty ? 0.0f : a[d];
-    }
+static void variant_store_partial(const plan *pl, const scratch *sc, int r, int64_t slot_row) {
+    store(pl, sc, r, pl->part_o + slot_row * pl->dvp);
 }
 
 /* Adds the splits of one base item into the outputs, in split order. */
-static void combine_item(const plan *pl, int64_t base) {
+static void variant_merge_item(const plan *pl, int64_t base) {
     const attune_attention_problem *p = pl->p;
-    const attune_attention_tensors *t = pl->t;
-    const item x = item_of_base(pl, base);
+    const attention_item x = engine_item_of_base(pl, base);
     const int64_t dv = p->v_dim, stride = (int64_t)pl->rows * pl->dvp;
     for (int r = 0; r < pl->rows; r++) {
         int64_t head, pos;
-        row_coords(pl, &x, r, &head, &pos);
+        engine_row_coords(pl, &x, r, &head, &pos);
         if (pos >= p->q_len) continue;
         const float *part = pl->part_o + (base * pl->splits * pl->rows + r) * pl->dvp;
-        float *dst = t->o + x.b * p->o_stride.batch + head * p->o_stride.head + pos * p->o_stride.row;
+        float *dst = engine_out_row(pl, x.b, head, pos);
         for (int64_t d0 = 0; d0 < dv; d0 += VL) {
             vmask m = vm_first((int)(dv - d0 < VL ? dv - d0 : VL));
             vf s = vf_load(part + d0);
             for (int k = 1; k < pl->splits; k++) s = vf_add(s, vf_load(part + k * stride + d0));
             vf_store_n(dst + d0, s, m);
         }
-        if (t->lse) t->lse[x.b * p->lse_stride_batch + head * p->lse_stride_head + pos] = 0.0f;
+        float *lse = engine_lse_at(pl, x.b, head, pos);
+        if (lse) *lse = 0.0f;
     }
 }
 
 /* ----------------------------------------------------------- entry point */
-
-static void scratch_free(scratch *sc) {
-    attune_scratch_free(sc->qt);
-    attune_scratch_free(sc->qr);
-    attune_scratch_free(sc->st);
-    attune_scratch_free(sc->acc);
-    attune_scratch_free(sc->lo);
-    attune_scratch_free(sc->qb);
-    attune_scratch_free(sc->pb);
-}
-
-static int scratch_alloc(const plan *pl, scratch *sc) {
-    const size_t rp = (size_t)pl->rp, f = sizeof(float);
-    memset(sc, 0, sizeof *sc);
-    if (pl->wide) sc->qt = attune_scratch_alloc(f * (size_t)pl->p->qk_dim * rp);
-    else sc->qr = attune_scratch_alloc(f * (size_t)pl->p->qk_dim * rp);
-    sc->st = attune_scratch_alloc(f * (size_t)pl->bk * rp);
-    sc->acc = attune_scratch_alloc(f * rp * (size_t)pl->dvp);
-    sc->lo = attune_scratch_alloc(sizeof(int32_t) * rp * 3);
-    if (pl->bf16) {
-        sc->qb = attune_bf16_alloc_q(pl->rp, pl->p->qk_dim);
-        sc->pb = attune_bf16_alloc_p(pl->rp, pl->bk);
-    }
-    if (!(sc->qt || sc->qr) || !sc->st || !sc->acc || !sc->lo || (pl->bf16 && (!sc->qb || !sc->pb))) {
-        scratch_free(sc);
-        return 0;
-    }
-    sc->hi = sc->lo + rp;
-    sc->valid = sc->lo + 2 * rp;
-    return 1;
-}
 
 int32_t attune_sigmoid_attention(const attune_attention_problem *p, const attune_attention_tensors *t,
                                  const attune_sigmoid_params *params, attune_status *status) {
@@ -512,67 +248,19 @@ int32_t attune_sigmoid_attention(const attune_attention_problem *p, const attune
     if (!isfinite(bias))
         return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "sigmoid bias must be finite, got %g", (double)bias);
 
-    attune_sigmoid_params r;
+    attune_sigmoid_params r = params ? *params : (attune_sigmoid_params){0};
+    int npos, hpt;
+    attention_resolve_tiling(p, &r.block_q, &r.block_kv, &r.kv_splits, &npos, &hpt);
     plan pl = {0};
-    pl.p = p;
-    pl.t = t;
-    resolve(p, params, &r, &pl.npos, &pl.hpt);
-    pl.q_offset = attune_attention_q_offset(p);
-    pl.group = p->q_heads / p->kv_heads;
-    pl.rows = pl.npos * pl.hpt;
-    pl.rp = (pl.rows + VL - 1) / VL * VL;
-    pl.dvp = (int)((p->v_dim + VL - 1) / VL * VL);
-    pl.bk = r.block_kv;
-    pl.splits = r.kv_splits;
-    pl.wide = pl.rows >= WIDE_MIN_ROWS;
-    pl.bf16 = pl.wide && r.precision == ATTUNE_PRECISION_BF16;
-    pl.kv16 = (attune_bf16_kv){.p = p, .t = t, .q_offset = pl.q_offset, .dvp = pl.dvp};
-    pl.qscale = (float)((double)p->scale * 1.4426950408889634);
+    engine_plan_init(&pl, p, t, npos, hpt, r.block_kv, r.kv_splits, r.precision);
     pl.bias2 = (float)((double)bias * 1.4426950408889634);
-    pl.qtiles = (p->q_len + pl.npos - 1) / pl.npos;
-    pl.hgroups = pl.group / pl.hpt;
-    pl.base_items = p->batch * p->kv_heads * pl.hgroups * pl.qtiles;
 
     if (pl.splits > 1) {
         size_t slots = (size_t)pl.base_items * (size_t)pl.splits;
         pl.part_o = attune_scratch_alloc(sizeof(float) * slots * (size_t)pl.rows * (size_t)pl.dvp);
         if (!pl.part_o) return attune_fail(status, ATTUNE_ERR_OUT_OF_MEMORY, "sigmoid: cannot allocate split-KV partials");
     }
-
-    int failed = 0, nth = 1;
-    const int64_t n_items = pl.base_items * pl.splits;
-    int64_t next_item = 0;
-#ifdef _OPENMP
-    nth = r.threads > 0 ? r.threads : omp_get_max_threads();
-#endif
-    const int packed = !pl.bf16 || attune_bf16_prepack(&pl.kv16, nth);
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nth) reduction(| : failed)
-#endif
-    {
-        scratch sc;
-        if (!packed || !scratch_alloc(&pl, &sc)) {
-            failed = 1;
-        } else {
-            /* Dynamic schedule from an atomic counter: `schedule(dynamic)` does
-             * not link against Debian's libomp (Docs/BUILDING.md). */
-            for (;;) {
-                int64_t it = __atomic_fetch_add(&next_item, 1, __ATOMIC_RELAXED);
-                if (it >= n_items) break;
-                run_item(&pl, &sc, it);
-            }
-            scratch_free(&sc);
-        }
-    }
-    if (!failed && pl.splits > 1) {
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(nth)
-#endif
-        for (int64_t b = 0; b < pl.base_items; b++) combine_item(&pl, b);
-    }
+    rc = engine_run(&pl, r.threads, "sigmoid", status);
     attune_scratch_free(pl.part_o);
-    attune_bf16_release(&pl.kv16);
-    if (!packed) return attune_fail(status, ATTUNE_ERR_OUT_OF_MEMORY, "sigmoid: cannot allocate the bf16 K/V tiles");
-    if (failed) return attune_fail(status, ATTUNE_ERR_OUT_OF_MEMORY, "sigmoid: cannot allocate per-thread scratch");
-    return attune_ok(status);
+    return rc;
 }

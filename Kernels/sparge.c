@@ -279,7 +279,8 @@ static void run_item(const sparge_plan *sp, sparge_scratch *ss, int64_t it) {
     /* Rows: visible intervals, their union [ulo, uhi), their intersection
      * [flo, fhi) (tiles inside it need no mask), and the last visible key
      * of the first and last rows that see anything. */
-    int64_t ulo = INT64_MAX, uhi = INT64_MIN, flo = INT64_MIN, fhi = INT64_MAX, last0 = -1, last1 = -1;
+    attention_span span = attention_span_none();
+    int64_t last0 = -1, last1 = -1;
     for (int r = 0; r < rp; r++) {
         int64_t lo = 0, hi = 0;
         const int ok = r < rows;
@@ -290,15 +291,13 @@ static void run_item(const sparge_plan *sp, sparge_scratch *ss, int64_t it) {
         sc->m[r] = -INFINITY;
         sc->l[r] = 0.0f;
         if (!ok) continue;
+        attention_span_add(&span, lo, hi);
         if (lo < hi) {
-            ulo = lo < ulo ? lo : ulo;
-            uhi = hi > uhi ? hi : uhi;
             if (last0 < 0) last0 = hi - 1;
             last1 = hi - 1;
         }
-        flo = lo > flo ? lo : flo;
-        fhi = hi < fhi ? hi : fhi;
     }
+    const int64_t ulo = span.ulo, uhi = span.uhi, flo = span.flo, fhi = span.fhi;
     for (int c = 0; c < rp / VL; c++) {
         vmask m = 0;
         for (int i = 0; i < VL; i++) m |= (vmask)(sc->valid[c * VL + i] && sc->lo[c * VL + i] < sc->hi[c * VL + i]) << i;

@@ -63,7 +63,8 @@
  * only known at the merge (a full extra pass: 2x). A calibrated phi at a
  * high quantile of row maxima keeps rows on the cheap side.
  *
- * Structure (shared with flash.c, whose tiling and masking rules it keeps):
+ * Structure: a variant of the attention engine (attention_engine.h), so
+ * flash's tiling, work items and masking rules are the same code:
  * work item = (batch, kv head, group of q heads, q tile, kv split); a q tile
  * stacks the q heads of a kv group, decode is one tile per group. Each row
  * sees one key interval [lo, hi): KV tiles outside every interval are not
@@ -91,6 +92,7 @@
 #include "attune_attention.h"
 #include "attention_internal.h"
 #include "simd.h"
+#include "attention_plan.h"
 #include "attention_tiles.h"
 #include "kv_tiles.h"
 
@@ -98,18 +100,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 enum {
-    DEFAULT_BLOCK_Q = 64,
-    DEFAULT_BLOCK_KV = 256,
     MAX_BLOCK_KV = 8192,
-    TARGET_ITEMS = 16,    /* work items wanted before splitting KV */
-    MIN_SPLIT_KEYS = 512, /* shortest split worth its merge */
-    MAX_SPLITS = 64,
-    WIDE_MIN_ROWS = 16,
     HI_BASE = 127,            /* HI = 127 - ceil(log2 n) */
     LO_BASE = -102,           /* LO = ceil(log2 N) - 102 */
     PHI2_LIMIT = 1 << 19,     /* |phi2| clamp, keeps exp2_shifted exact */
@@ -123,11 +115,7 @@ static const double LOG2E = 1.4426950408889634;
 static const double LN2 = 0.69314718055994531;
 
 typedef struct {
-    const attune_attention_problem *p;
-    const attune_attention_tensors *t;
-    int64_t q_offset, group, qtiles, hgroups, base_items;
-    int npos, hpt, rows, rp, dvp, bk, splits, wide;
-    float qscale;
+    ATTENTION_PLAN_FIELDS;
     float lo_bound;      /* LO, base 2 */
     const float *phi_int;  /* [q_heads] round(phi2), phi2 = phi log2 e clamped to +-2^19 */
     const float *phi_frac; /* [q_heads] phi2 - phi_int, in [-1/2, 1/2] */
@@ -139,71 +127,33 @@ typedef struct {
 } plan;
 
 typedef struct {
-    float *qt;  /* [qk_dim][rp] scaled Q, row-minor (wide) */
-    float *qr;  /* [rows][qk_dim] scaled Q, row-major (narrow) */
-    float *st;  /* [bk][rp] scores, then probabilities */
-    float *acc; /* [rp][dvp] f_s */
+    ATTENTION_SCRATCH_FIELDS;
     float *m;           /* running max of S - phi_frac (t + phi_int) per row */
     float *l;           /* l_s */
     float *pf, *pk;     /* phi_frac, phi_int per row */
-    int32_t *lo, *hi, *valid, *bad;
+    int32_t *bad;       /* the row broke the high bound */
 } scratch;
+
+/* Over one split: the rows with visible keys in it (once all are flagged the
+ * split stops) and its high bound HI. */
+typedef struct {
+    int live;
+    float hi_bound;
+} variant_split;
+
+/* The engine's variant (attention_engine.h): every K/V format, per-row sums
+ * and bounds, a split that stops once all its rows are flagged, plain P.V (a
+ * fixed max never rescales). */
+#define ENGINE_KV_FORMATS 1
+#define ENGINE_ROW_STATE 1
+#define ENGINE_SPLIT_STATE 1
+#define ENGINE_PV_MODE ENGINE_PV_PLAIN
+#include "attention_engine.h"
 
 static int ceil_log2(int64_t n) {
     int k = 0;
     while (((int64_t)1 << k) < n) k++;
     return k;
-}
-
-
-/* ---------------------------------------------------------------- scores */
-
-
-
-static void scores_wide(const plan *pl, const scratch *sc, const float *kbase, int64_t j0, int n) {
-    const int rp = pl->rp, dqk = (int)pl->p->qk_dim;
-    const int64_t ks = pl->p->k_stride.row;
-    for (int c0 = 0; c0 < rp / VL; c0 += 4) {
-        int cv = rp / VL - c0 < 4 ? rp / VL - c0 : 4;
-        const float *qt = sc->qt + c0 * VL;
-        for (int jj = 0; jj < n; jj += 6) {
-            const float *kp = kbase + (j0 + jj) * ks;
-            float *sp = sc->st + (int64_t)jj * rp + c0 * VL;
-            switch (n - jj < 6 ? n - jj : 6) {
-            case 6: QK_WIDE_CV(6) break;
-            case 5: QK_WIDE_CV(5) break;
-            case 4: QK_WIDE_CV(4) break;
-            case 3: QK_WIDE_CV(3) break;
-            case 2: QK_WIDE_CV(2) break;
-            default: QK_WIDE_CV(1) break;
-            }
-        }
-    }
-}
-
-
-
-
-/* Scores of rows [r0, r0 + R) for keys [j0, j0 + n): S^T with row stride R,
- * padded with -inf to a whole vector. */
-static void scores_narrow(const plan *pl, const scratch *sc, const float *kbase, int64_t j0, int n,
-                          int r0, int R, int prefetch) {
-    const int dqk = (int)pl->p->qk_dim, KK = VL / R;
-    const int64_t ks = pl->p->k_stride.row, kv_end = pl->p->kv_len;
-    const float *q = sc->qr + (int64_t)r0 * dqk;
-    int jj = 0;
-    for (; jj + KK <= n; jj += KK) {
-        const float *kp = kbase + (j0 + jj) * ks;
-        const int64_t ahead = j0 + jj + PREFETCH_KEYS_AHEAD;
-        const float *pk = prefetch && ahead + KK <= kv_end ? kbase + ahead * ks : NULL;
-        float *sp = sc->st + (int64_t)jj * R;
-        if (R == 1) qk_narrow_block(q, kp, ks, dqk, sp, pk, 1, 16);
-        else if (R == 2) qk_narrow_block(q, kp, ks, dqk, sp, pk, 2, 8);
-        else qk_narrow_block(q, kp, ks, dqk, sp, pk, 4, 4);
-    }
-    if (jj == n) return;
-    for (; jj < n; jj++) qk_narrow_key(q, R, kbase + (j0 + jj) * ks, dqk, sc->st + (int64_t)jj * R);
-    for (int i = n * R; i % VL; i++) sc->st[i] = MASKED;
 }
 
 /* ------------------------------------------------------ fixed-max softmax */
@@ -288,63 +238,59 @@ static void softmax_packed(const scratch *sc, int r0, int R, int64_t j0, int n, 
     vf_store_n(sc->m + r0, vf_max(vf_row_spread(sc->m + r0, R), vf_row_max(mt, R)), rows);
 }
 
-/* ------------------------------------------------------------------- P.V */
+/* ----------------------------------------------------------------- hooks */
 
-/* The shared P.V tile (attention_tiles.h): no rescale, that is the point of a fixed max. */
-static void pv_tile(const plan *pl, const scratch *sc, const float *pt, int ps, int rb, int re,
-                    const float *vbase, int64_t j0, int n, int full, int prefetch) {
-    const pv_target t = {sc->acc, pl->dvp, NULL, 0, sc->lo, sc->hi, (int)pl->p->v_dim, pl->p->v_stride.row, pl->p->kv_len};
+static void variant_pv_tile(const plan *pl, const scratch *sc, const float *pt, int ps, int rb, int re,
+                            const float *vbase, int64_t j0, int n, int full, int prefetch) {
+    const pv_target t = engine_pv_target(pl, sc);
     pv_accumulate_tile(&t, pt, ps, rb, re, vbase, j0, n, full, prefetch);
 }
 
-/* Decode tile: R rows at a time score, exponentiate and accumulate while
- * their K and V rows are still in cache. */
-static void narrow_tile(const plan *pl, const scratch *sc, const float *kbase, const float *vbase,
-                        int64_t j0, int n, int full) {
-    const int R = pl->rows == 1 ? 1 : pl->rows == 2 ? 2 : 4;
-    for (int r0 = 0; r0 < pl->rows; r0 += R) {
-        scores_narrow(pl, sc, kbase, j0, n, r0, R, r0 == 0);
-        softmax_packed(sc, r0, R, j0, n, full);
-        int re = r0 + R < pl->rows ? r0 + R : pl->rows;
-        pv_tile(pl, sc, sc->st, R, r0, re, vbase, j0, n, full, r0 == 0);
+static void variant_scores_wide(const plan *pl, const scratch *sc, const float *kbase, int64_t j0, int n) {
+    qk_wide_tile(sc->qt, pl->rp, (int)pl->p->qk_dim, kbase, pl->p->k_stride.row, j0, n, sc->st, vf_zero(), 0);
+}
+
+ATTUNE_INLINE vf variant_score_narrow(const plan *pl, vf s) {
+    (void)pl;
+    return s;
+}
+
+ATTUNE_INLINE float variant_pad(void) { return MASKED; }
+
+static void variant_probs_wide(const plan *pl, const scratch *sc, int64_t j0, int n, int full) {
+    softmax_tile(pl, sc, j0, n, full);
+}
+
+static void variant_probs_narrow(const plan *pl, const scratch *sc, int r0, int R, int64_t j0, int n, int full) {
+    (void)pl;
+    softmax_packed(sc, r0, R, j0, n, full);
+}
+
+ATTUNE_INLINE void variant_row_init(const plan *pl, const scratch *sc, int r, int ok, int64_t head) {
+    sc->pf[r] = ok ? pl->phi_frac[head] : 0.0f;
+    sc->pk[r] = ok ? pl->phi_int[head] : 0.0f;
+    sc->bad[r] = 0;
+    sc->m[r] = -INFINITY;
+    sc->l[r] = 0.0f;
+}
+
+ATTUNE_INLINE variant_split variant_split_begin(const plan *pl, const scratch *sc, int64_t c0, int64_t c1) {
+    variant_split vs = {0, (float)(HI_BASE - ceil_log2(c1 - c0))};
+    for (int r = 0; r < pl->rows; r++)
+        vs.live += sc->valid[r] && sc->lo[r] < sc->hi[r] && sc->lo[r] < c1 && sc->hi[r] > c0;
+    return vs;
+}
+
+/* Flags rows whose max left the high bound; once every live row is flagged
+ * the split stops (the fallback redoes these rows anyway). */
+ATTUNE_INLINE int variant_tile_end(const plan *pl, const scratch *sc, const variant_split *vs) {
+    int nbad = 0;
+    for (int r = 0; r < pl->rows; r++) {
+        if (!sc->valid[r]) continue;
+        if (!(sc->m[r] - sc->pk[r] <= vs->hi_bound)) sc->bad[r] = 1; /* also NaN */
+        nbad += sc->bad[r];
     }
-}
-
-/* The same over bf16/int8 K/V, widened in registers (kv_tiles.c). */
-static void narrow_tile_kv(const plan *pl, const scratch *sc, const kv_head *kh, int64_t j0, int n, int full) {
-    const int R = pl->rows == 1 ? 1 : pl->rows == 2 ? 2 : 4;
-    const pv_target target = {sc->acc, pl->dvp, NULL, 0, sc->lo, sc->hi, (int)pl->p->v_dim, 0, 0, 0, NULL, 0};
-    for (int r0 = 0; r0 < pl->rows; r0 += R) {
-        attune_kv_scores_narrow(kh, sc->qr + (int64_t)r0 * pl->p->qk_dim, R, j0, n, r0 == 0, MASKED, sc->st);
-        softmax_packed(sc, r0, R, j0, n, full);
-        int re = r0 + R < pl->rows ? r0 + R : pl->rows;
-        attune_kv_pv_tile(kh, &target, sc->st, R, r0, re, j0, n, full, r0 == 0);
-    }
-}
-
-/* ----------------------------------------------------------- work items */
-
-typedef struct {
-    int64_t b, g, hg, qt, split, base;
-} item;
-
-static item decode_item(const plan *pl, int64_t it) {
-    item x;
-    x.split = it % pl->splits;
-    int64_t rest = it / pl->splits;
-    x.qt = pl->qtiles - 1 - rest % pl->qtiles; /* heaviest causal tiles first */
-    rest /= pl->qtiles;
-    x.hg = rest % pl->hgroups;
-    rest /= pl->hgroups;
-    x.g = rest % pl->p->kv_heads;
-    x.b = rest / pl->p->kv_heads;
-    x.base = ((x.b * pl->p->kv_heads + x.g) * pl->hgroups + x.hg) * pl->qtiles + x.qt;
-    return x;
-}
-
-static void row_coords(const plan *pl, const item *x, int r, int64_t *head, int64_t *pos) {
-    *head = x->g * pl->group + x->hg * pl->hpt + r / pl->npos;
-    *pos = x->qt * pl->npos + r % pl->npos;
+    return nbad == vs->live;
 }
 
 static uint8_t *row_flag(const plan *pl, int64_t b, int64_t head, int64_t pos) {
@@ -362,14 +308,9 @@ static int row_status(const plan *pl, int has_keys, int bad, float tmax, double 
     return ROW_OK;
 }
 
-static float *out_row(const plan *pl, int64_t b, int64_t head, int64_t pos) {
-    const attune_attention_problem *p = pl->p;
-    return pl->t->o + b * p->o_stride.batch + head * p->o_stride.head + pos * p->o_stride.row;
-}
-
 static void write_lse(const plan *pl, int64_t b, int64_t head, int64_t pos, double value) {
-    const attune_attention_problem *p = pl->p;
-    if (pl->t->lse) pl->t->lse[b * p->lse_stride_batch + head * p->lse_stride_head + pos] = (float)value;
+    float *e = engine_lse_at(pl, b, head, pos);
+    if (e) *e = (float)value;
 }
 
 /* Writes a row that needs no output (empty) or flags it; ROW_OK is the caller's. */
@@ -378,7 +319,7 @@ static void finish_other(const plan *pl, int64_t b, int64_t head, int64_t pos, i
         *row_flag(pl, b, head, pos) = 1;
         return;
     }
-    float *o = out_row(pl, b, head, pos);
+    float *o = engine_out_row(pl, b, head, pos);
     for (int64_t d = 0; d < pl->p->v_dim; d++) o[d] = 0.0f;
     write_lse(pl, b, head, pos, -INFINITY);
 }
@@ -398,7 +339,7 @@ static void finish_row(const plan *pl, int64_t b, int64_t head, int64_t pos, int
     }
     /* chk stays 0 unless an output is Inf or NaN (then x * 0 is NaN): f
      * overflowed (|V| near FLT_MAX / 2^HI) or a visible V is NaN. */
-    float *o = out_row(pl, b, head, pos);
+    float *o = engine_out_row(pl, b, head, pos);
     const int64_t dv = pl->p->v_dim;
     const vf inv = vf_set1(1.0f / l);
     vf chk = vf_zero();
@@ -415,132 +356,27 @@ static void finish_row(const plan *pl, int64_t b, int64_t head, int64_t pos, int
     write_lse(pl, b, head, pos, LN2 * (phi2_of(pl, head) + log2((double)l)));
 }
 
-/* `packed`: pl over dequantised K/V tiles (bf16/int8 K/V on the wide path); `pack`
- * its per-thread buffers, block_kv rows of K then of V. */
-static void run_item(const plan *pl, const plan *packed, float *pack, const scratch *sc, int64_t it) {
-    const attune_attention_problem *p = pl->p;
-    const attune_attention_tensors *t = pl->t;
-    const item x = decode_item(pl, it);
-    const int rp = pl->rp, dqk = (int)p->qk_dim, dvp = pl->dvp;
+static void variant_store_row(const plan *pl, const scratch *sc, int r, int64_t b, int64_t head, int64_t pos) {
+    finish_row(pl, b, head, pos, sc->lo[r] < sc->hi[r], sc->bad[r], sc->m[r] - sc->pk[r], sc->l[r],
+               sc->acc + (int64_t)r * pl->dvp);
+}
 
-    int64_t ulo = INT64_MAX, uhi = INT64_MIN, flo = INT64_MIN, fhi = INT64_MAX;
-    for (int r = 0; r < rp; r++) {
-        int64_t head = 0, pos = 0, lo = 0, hi = 0;
-        int ok = r < pl->rows;
-        if (ok) {
-            row_coords(pl, &x, r, &head, &pos);
-            ok = pos < p->q_len;
-        }
-        if (ok) attune_visible_range(p, pl->q_offset, pos, &lo, &hi);
-        sc->valid[r] = ok;
-        sc->lo[r] = (int32_t)lo;
-        sc->hi[r] = (int32_t)hi;
-        sc->pf[r] = ok ? pl->phi_frac[head] : 0.0f;
-        sc->pk[r] = ok ? pl->phi_int[head] : 0.0f;
-        sc->bad[r] = 0;
-        if (ok) {
-            if (lo < hi && lo < ulo) ulo = lo;
-            if (lo < hi && hi > uhi) uhi = hi;
-            if (lo > flo) flo = lo;
-            if (hi < fhi) fhi = hi;
-        }
-        sc->m[r] = -INFINITY;
-        sc->l[r] = 0.0f;
-    }
-    if (ulo > uhi) ulo = uhi = 0;
-    int64_t span = uhi - ulo;
-    int64_t chunk = (span + pl->splits - 1) / pl->splits;
-    chunk = (chunk + pl->bk - 1) / pl->bk * pl->bk;
-    int64_t c0 = ulo + x.split * chunk, c1 = c0 + chunk;
-    if (c0 > uhi) c0 = uhi;
-    if (c1 > uhi) c1 = uhi;
-
-    memset(sc->acc, 0, sizeof(float) * (size_t)rp * dvp);
-    if (c0 < c1) {
-        /* Rows with visible keys in this split: once all are flagged, stop. */
-        int live = 0;
-        for (int r = 0; r < pl->rows; r++)
-            live += sc->valid[r] && sc->lo[r] < sc->hi[r] && sc->lo[r] < c1 && sc->hi[r] > c0;
-        const float hi_bound = (float)(HI_BASE - ceil_log2(c1 - c0));
-        const float qscale = pl->qscale;
-        for (int r = 0; r < rp; r++) {
-            const float *src = NULL;
-            if (sc->valid[r]) {
-                int64_t head, pos;
-                row_coords(pl, &x, r, &head, &pos);
-                src = t->q + x.b * p->q_stride.batch + head * p->q_stride.head + pos * p->q_stride.row;
-            }
-            if (pl->wide)
-                for (int d = 0; d < dqk; d++) sc->qt[(int64_t)d * rp + r] = src ? src[d] * qscale : 0.0f;
-            else
-                for (int d = 0; d < dqk; d++) sc->qr[(int64_t)r * dqk + d] = src ? src[d] * qscale : 0.0f;
-        }
-        const int quantised = p->kv.format != ATTUNE_KV_F32;
-        kv_head kh;
-        if (quantised) attune_kv_head(p, t, x.b, x.g, &kh);
-        const float *kbase = quantised ? NULL : t->k + x.b * p->k_stride.batch + x.g * p->k_stride.head;
-        const float *vbase = quantised ? NULL : t->v + x.b * p->v_stride.batch + x.g * p->v_stride.head;
-        for (int64_t j0 = c0; j0 < c1; j0 += pl->bk) {
-            int n = (int)(c1 - j0 < pl->bk ? c1 - j0 : pl->bk);
-            int full = flo <= j0 && j0 + n <= fhi;
-            if (pl->wide && quantised) {
-                float *vpack = pack + (int64_t)pl->bk * dqk;
-                attune_kv_unpack(&kh, 0, j0, n, pack);
-                attune_kv_unpack(&kh, 1, j0, n, vpack);
-                scores_wide(packed, sc, pack, 0, n);
-                softmax_tile(packed, sc, j0, n, full);
-                pv_tile(packed, sc, sc->st, pl->rp, 0, pl->rows, kv_tile_base(vpack, j0, p->v_dim), j0, n, full, 0);
-            } else if (pl->wide) {
-                scores_wide(pl, sc, kbase, j0, n);
-                softmax_tile(pl, sc, j0, n, full);
-                pv_tile(pl, sc, sc->st, pl->rp, 0, pl->rows, vbase, j0, n, full, 0);
-            } else if (quantised) {
-                narrow_tile_kv(pl, sc, &kh, j0, n, full);
-            } else {
-                narrow_tile(pl, sc, kbase, vbase, j0, n, full);
-            }
-            int nbad = 0;
-            for (int r = 0; r < pl->rows; r++) {
-                if (!sc->valid[r]) continue;
-                if (!(sc->m[r] - sc->pk[r] <= hi_bound)) sc->bad[r] = 1; /* also NaN */
-                nbad += sc->bad[r];
-            }
-            if (nbad == live) break; /* the fallback redoes these rows anyway */
-        }
-    }
-
-    for (int r = 0; r < pl->rows; r++) {
-        if (!sc->valid[r]) continue;
-        int64_t head, pos;
-        row_coords(pl, &x, r, &head, &pos);
-        const float *a = sc->acc + (int64_t)r * dvp;
-        if (pl->splits > 1) {
-            int64_t slot = (x.base * pl->splits + x.split) * pl->rows + r;
-            memcpy(pl->part_f + slot * dvp, a, sizeof(float) * (size_t)p->v_dim);
-            pl->part_l[slot] = sc->l[r];
-            pl->part_m[slot] = sc->m[r];
-            pl->part_bad[slot] = (uint8_t)sc->bad[r];
-        } else {
-            finish_row(pl, x.b, head, pos, sc->lo[r] < sc->hi[r], sc->bad[r], sc->m[r] - sc->pk[r], sc->l[r], a);
-        }
-    }
+static void variant_store_partial(const plan *pl, const scratch *sc, int r, int64_t slot_row) {
+    memcpy(pl->part_f + slot_row * pl->dvp, sc->acc + (int64_t)r * pl->dvp, sizeof(float) * (size_t)pl->p->v_dim);
+    pl->part_l[slot_row] = sc->l[r];
+    pl->part_m[slot_row] = sc->m[r];
+    pl->part_bad[slot_row] = (uint8_t)sc->bad[r];
 }
 
 /* Sums the splits of one base item, row by row, in split order. */
-static void merge_item(const plan *pl, int64_t base) {
+static void variant_merge_item(const plan *pl, int64_t base) {
     const attune_attention_problem *p = pl->p;
-    item x;
-    x.base = base;
-    x.split = 0;
-    x.qt = base % pl->qtiles;
-    x.hg = base / pl->qtiles % pl->hgroups;
-    x.g = base / pl->qtiles / pl->hgroups % p->kv_heads;
-    x.b = base / pl->qtiles / pl->hgroups / p->kv_heads;
+    const attention_item x = engine_item_of_base(pl, base);
     enum { CHUNK = 256 };
     double f[CHUNK];
     for (int r = 0; r < pl->rows; r++) {
         int64_t head, pos, lo, hi;
-        row_coords(pl, &x, r, &head, &pos);
+        engine_row_coords(pl, &x, r, &head, &pos);
         if (pos >= p->q_len) continue;
         attune_visible_range(p, pl->q_offset, pos, &lo, &hi);
         double l = 0.0;
@@ -560,7 +396,7 @@ static void merge_item(const plan *pl, int64_t base) {
         }
         /* F = sum_s f_s in double, v_dim in chunks. */
         const int64_t dv = p->v_dim;
-        float *o = out_row(pl, x.b, head, pos);
+        float *o = engine_out_row(pl, x.b, head, pos);
         const double inv = 1.0 / l;
         int overflow = 0;
         for (int64_t d0 = 0; d0 < dv && !overflow; d0 += CHUNK) {
@@ -636,34 +472,19 @@ static int32_t recompute(const plan *pl, const attune_unified_max_params *prm, i
 
 /* ----------------------------------------------------------- entry point */
 
-static void scratch_free(scratch *sc) {
-    attune_scratch_free(sc->qt);
-    attune_scratch_free(sc->qr);
-    attune_scratch_free(sc->st);
-    attune_scratch_free(sc->acc);
+static void variant_scratch_free(scratch *sc) {
     attune_scratch_free(sc->m);
-    attune_scratch_free(sc->lo);
+    attune_scratch_free(sc->bad);
 }
 
-static int scratch_alloc(const plan *pl, scratch *sc) {
-    const size_t rp = (size_t)pl->rp, f = sizeof(float);
-    memset(sc, 0, sizeof *sc);
-    sc->qt = pl->wide ? attune_scratch_alloc(f * (size_t)pl->p->qk_dim * rp) : NULL;
-    sc->qr = pl->wide ? NULL : attune_scratch_alloc(f * (size_t)pl->p->qk_dim * rp);
-    sc->st = attune_scratch_alloc(f * (size_t)pl->bk * rp);
-    sc->acc = attune_scratch_alloc(f * rp * (size_t)pl->dvp);
-    sc->m = attune_scratch_alloc(f * rp * 4);
-    sc->lo = attune_scratch_alloc(sizeof(int32_t) * rp * 4);
-    if ((!sc->qt && !sc->qr) || !sc->st || !sc->acc || !sc->m || !sc->lo) {
-        scratch_free(sc);
-        return 0;
-    }
+static int variant_scratch_alloc(const plan *pl, scratch *sc) {
+    const size_t rp = (size_t)pl->rp;
+    sc->m = attune_scratch_alloc(sizeof(float) * rp * 4);
+    sc->bad = attune_scratch_alloc(sizeof(int32_t) * rp);
+    if (!sc->m || !sc->bad) return 0;
     sc->l = sc->m + rp;
     sc->pf = sc->m + 2 * rp;
     sc->pk = sc->m + 3 * rp;
-    sc->hi = sc->lo + rp;
-    sc->valid = sc->lo + 2 * rp;
-    sc->bad = sc->lo + 3 * rp;
     return 1;
 }
 
@@ -705,34 +526,10 @@ int32_t attune_unified_max_attention(const attune_attention_problem *p, const at
     }
 
     plan pl = {0};
-    pl.p = p;
-    pl.t = t;
-    const int bk = prm.block_kv > 0 ? prm.block_kv : DEFAULT_BLOCK_KV;
-    pl.group = p->q_heads / p->kv_heads;
-    int64_t np = p->q_len < DEFAULT_BLOCK_Q ? p->q_len : DEFAULT_BLOCK_Q;
-    int64_t hpt = largest_divisor_at_most(pl.group, DEFAULT_BLOCK_Q / np > 0 ? DEFAULT_BLOCK_Q / np : 1);
-    pl.npos = (int)np;
-    pl.hpt = (int)hpt;
-    pl.qtiles = (p->q_len + np - 1) / np;
-    pl.hgroups = pl.group / hpt;
-    pl.base_items = p->batch * p->kv_heads * pl.hgroups * pl.qtiles;
-    int64_t splits = prm.kv_splits;
-    if (splits <= 0) { /* flash's rule: the problem alone decides */
-        int64_t s = pl.base_items >= TARGET_ITEMS ? 1 : (TARGET_ITEMS + pl.base_items - 1) / pl.base_items;
-        int64_t span = p->window > 0 && p->window < p->kv_len ? p->window + np : p->kv_len;
-        int64_t cap = span / MIN_SPLIT_KEYS;
-        if (s > cap) s = cap;
-        splits = s < 1 ? 1 : s;
-    }
-    if (splits > MAX_SPLITS) splits = MAX_SPLITS;
-    pl.splits = (int)splits;
-    pl.q_offset = attune_attention_q_offset(p);
-    pl.rows = pl.npos * pl.hpt;
-    pl.rp = (pl.rows + VL - 1) / VL * VL;
-    pl.dvp = (int)((p->v_dim + VL - 1) / VL * VL);
-    pl.bk = bk;
-    pl.wide = pl.rows >= WIDE_MIN_ROWS;
-    pl.qscale = (float)((double)p->scale * LOG2E);
+    int32_t block_q = 0, block_kv = prm.block_kv, kv_splits = prm.kv_splits;
+    int npos, hpt;
+    attention_resolve_tiling(p, &block_q, &block_kv, &kv_splits, &npos, &hpt);
+    engine_plan_init(&pl, p, t, npos, hpt, block_kv, kv_splits, ATTUNE_PRECISION_F32);
     pl.lo_bound = (float)(ceil_log2(p->kv_len > 1 ? p->kv_len : 1) + LO_BASE);
 
     const size_t n_rows = (size_t)(p->batch * p->q_heads * p->q_len);
@@ -761,50 +558,10 @@ int32_t attune_unified_max_attention(const attune_attention_problem *p, const at
         phi_int[p->q_heads + h] = (float)(phi2 - nearbyint(phi2));
     }
 
-    /* bf16/int8 K/V on the wide path: the fp32 tile code reads packed tiles. */
-    attune_attention_problem packed_problem = *p;
-    packed_problem.k_stride.row = p->qk_dim;
-    packed_problem.v_stride.row = p->v_dim;
-    packed_problem.kv.format = ATTUNE_KV_F32;
-    plan packed = pl;
-    packed.p = &packed_problem;
-    const int packs = p->kv.format != ATTUNE_KV_F32 && pl.wide;
-
-    int failed = 0;
-    const int64_t n_items = pl.base_items * pl.splits;
-    int64_t next_item = 0;
-#ifdef _OPENMP
-    int nth = prm.threads > 0 ? prm.threads : omp_get_max_threads();
-#pragma omp parallel num_threads(nth) reduction(| : failed)
-#endif
-    {
-        scratch sc;
-        float *pack = packs ? attune_scratch_alloc(sizeof(float) * (size_t)pl.bk * (size_t)(p->qk_dim + p->v_dim)) : NULL;
-        const int have_scratch = scratch_alloc(&pl, &sc);
-        if (!have_scratch || (packs && !pack)) {
-            if (have_scratch) scratch_free(&sc);
-            failed = 1;
-        } else {
-            /* Dynamic schedule from an atomic counter (schedule(dynamic)
-             * does not link against Debian's libomp: Docs/BUILDING.md). */
-            for (;;) {
-                int64_t it = __atomic_fetch_add(&next_item, 1, __ATOMIC_RELAXED);
-                if (it >= n_items) break;
-                run_item(&pl, &packed, pack, &sc, it);
-            }
-            scratch_free(&sc);
-        }
-        attune_scratch_free(pack);
-    }
-    if (failed) {
+    rc = engine_run(&pl, prm.threads, "unified_max", status);
+    if (rc != ATTUNE_OK) {
         plan_free(&pl);
-        return attune_fail(status, ATTUNE_ERR_OUT_OF_MEMORY, "unified_max: cannot allocate per-thread scratch");
-    }
-    if (pl.splits > 1) {
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(nth)
-#endif
-        for (int64_t b = 0; b < pl.base_items; b++) merge_item(&pl, b);
+        return rc;
     }
 
     int64_t flagged = 0, keyed_pos = 0;

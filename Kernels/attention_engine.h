@@ -1,0 +1,579 @@
+/*
+ * attention_engine.h — the tiled attention loop, written once; a kernel is a
+ * variant of it (flash, unified_max, sigmoid). Internal, not ABI.
+ *
+ * What the engine does: for every work item (batch, kv head, head group, q
+ * tile, KV split; attention_plan.h) it sets up the tile's rows (each row's
+ * visible keys [lo, hi), the key range the tile must visit, the split's chunk
+ * of it), packs Q scaled by scale * log2 e, then walks the chunk in KV tiles
+ * of bk keys. Tiles outside every row's interval are never visited; a tile
+ * inside every valid row's interval is `full` (no mask); boundary tiles mask.
+ * Per tile: scores (wide micro-kernels for >= 16 rows, narrow ones for
+ * decode, sgemm or bf16 tiles where the variant has them, K/V widened or
+ * dequantised when stored as bf16/int8), scores -> probabilities (the
+ * variant), P.V into the accumulator. Then each row is finished (the variant
+ * writes O, LSE or a split partial), and with splits > 1 the variant merges
+ * the partials of each base item. Threads take items from an atomic counter;
+ * the split count depends on the problem only, so results do not depend on
+ * the thread count.
+ *
+ * How a variant is written (a C template, specialised at compile time; no
+ * function pointers anywhere):
+ *
+ *   1. Optional capabilities, as 0/1 macros (default 0): ENGINE_KV_FORMATS
+ *      (reads bf16/int8 K/V; else the variant validates f32 and the quantised
+ *      paths compile away), ENGINE_BF16_TILES (precision=bf16 wide tiles),
+ *      ENGINE_BLAS (full tiles through OpenBLAS sgemm), ENGINE_ROW_STATE (the
+ *      variant keeps per-row state: it defines variant_row_init and
+ *      variant_scratch_alloc / _free), ENGINE_SPLIT_STATE (it tracks something
+ *      over a split: it defines the type variant_split before the include, and
+ *      variant_split_begin / variant_tile_end); and ENGINE_PV_MODE,
+ *      how a tile's P.V combines with the accumulator: ENGINE_PV_RESCALE
+ *      (online softmax: acc = alpha acc + P V, scratch has `alpha`),
+ *      ENGINE_PV_PLAIN (acc += P V) or ENGINE_PV_BLOCKED (each tile summed
+ *      from zero, then added).
+ *   2. Types: `plan` (ATTENTION_PLAN_FIELDS first, then the variant's
+ *      constants and partials), `scratch` (ATTENTION_SCRATCH_FIELDS, then its
+ *      per-row state).
+ *   3. #include "attention_engine.h"; it declares the hooks below, which the
+ *      variant then defines (static, so each is specialised into the loop;
+ *      the optional ones get trivial definitions here), and uses
+ *      engine_plan_init and engine_run in its entry point.
+ *
+ * The hooks, in the order the loop calls them:
+ *
+ *   variant_row_init     (ENGINE_ROW_STATE) per row of a tile at setup (running max, sums)
+ *   variant_split_begin  (ENGINE_SPLIT_STATE) the split's key range [c0, c1) is known
+ *   variant_scores_wide  S^T of a wide tile (the QK product; a bias may ride in its epilogue)
+ *   variant_score_narrow transform of 16 narrow scores in registers, straight
+ *                        after the dot products (identity, or sigmoid(s + b))
+ *   variant_pad          score for padding past a narrow tile's last key
+ *   variant_probs_wide   scores -> probabilities over a wide tile, masking boundary tiles
+ *   variant_probs_narrow the same for R rows of the packed narrow layout
+ *   variant_bf16_tile    (ENGINE_BF16_TILES) probabilities and P.V of a bf16 tile whose
+ *                        scores the engine computed
+ *   variant_pv_tile      P.V of f32 V (engine_pv_target says how; flash keeps its
+ *                        instances in flash_tiles.c)
+ *   variant_tile_end     (ENGINE_SPLIT_STATE) after each tile; nonzero stops the split
+ *                        (unified_max, once every row is bound for the fallback)
+ *   variant_store_row    a finished row into O / LSE (one split)
+ *   variant_store_partial a finished row into the split partials
+ *   variant_merge_item   the splits of one base item into O / LSE
+ *   variant_scratch_alloc / _free  (ENGINE_ROW_STATE) the per-row state
+ *
+ * Where a modifier goes (Docs/ARCHITECTURE.md, "Adding a variant"): a logits
+ * transform (soft-capping, an ALiBi bias from the key index j0 + jj and the
+ * row's head) in variant_probs_wide / variant_probs_narrow before the max, or
+ * in the scores' epilogue; a mask that keeps rows to one interval narrows
+ * [lo, hi) in engine_rows (tile skipping and `full` follow); a mask with holes
+ * (document ids, a block bitmask) adds a tile-visibility test before
+ * engine_tile, so fully masked tiles are never computed, and a select in the
+ * probabilities step on boundary tiles.
+ */
+#ifndef ATTUNE_ATTENTION_ENGINE_H
+#define ATTUNE_ATTENTION_ENGINE_H
+
+#include "attune_attention.h"
+#include "attention_internal.h"
+#include "attention_plan.h"
+#include "attention_tiles.h"
+#include "kv_tiles.h"
+#include "simd.h"
+
+#include <math.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* ENGINE_PV_MODE values (macros: the preprocessor picks the accumulator's fields). */
+#define ENGINE_PV_RESCALE 1
+#define ENGINE_PV_PLAIN 2
+#define ENGINE_PV_BLOCKED 3
+
+#ifndef ENGINE_KV_FORMATS
+#define ENGINE_KV_FORMATS 0
+#endif
+#ifndef ENGINE_BF16_TILES
+#define ENGINE_BF16_TILES 0
+#endif
+#ifndef ENGINE_BLAS
+#define ENGINE_BLAS 0
+#endif
+#ifndef ENGINE_ROW_STATE
+#define ENGINE_ROW_STATE 0
+#endif
+#ifndef ENGINE_SPLIT_STATE
+#define ENGINE_SPLIT_STATE 0
+#endif
+#ifndef ENGINE_PV_MODE
+#error "a variant sets ENGINE_PV_MODE before including attention_engine.h"
+#endif
+#if ENGINE_BLAS
+#include <cblas.h>
+#endif
+
+/* ------------------------------------------------------------- the hooks */
+
+#if ENGINE_ROW_STATE
+ATTUNE_INLINE void variant_row_init(const plan *pl, const scratch *sc, int r, int ok, int64_t head);
+static int variant_scratch_alloc(const plan *pl, scratch *sc);
+static void variant_scratch_free(scratch *sc);
+#else
+ATTUNE_INLINE void variant_row_init(const plan *pl, const scratch *sc, int r, int ok, int64_t head) {
+    (void)pl, (void)sc, (void)r, (void)ok, (void)head;
+}
+static int variant_scratch_alloc(const plan *pl, scratch *sc) {
+    (void)pl, (void)sc;
+    return 1;
+}
+static void variant_scratch_free(scratch *sc) { (void)sc; }
+#endif
+#if ENGINE_SPLIT_STATE
+ATTUNE_INLINE variant_split variant_split_begin(const plan *pl, const scratch *sc, int64_t c0, int64_t c1);
+ATTUNE_INLINE int variant_tile_end(const plan *pl, const scratch *sc, const variant_split *vs);
+#else
+typedef int variant_split; /* nothing tracked across a split */
+ATTUNE_INLINE variant_split variant_split_begin(const plan *pl, const scratch *sc, int64_t c0, int64_t c1) {
+    (void)pl, (void)sc, (void)c0, (void)c1;
+    return 0;
+}
+ATTUNE_INLINE int variant_tile_end(const plan *pl, const scratch *sc, const variant_split *vs) {
+    (void)pl, (void)sc, (void)vs;
+    return 0;
+}
+#endif
+static void variant_scores_wide(const plan *pl, const scratch *sc, const float *kbase, int64_t j0, int n);
+ATTUNE_INLINE vf variant_score_narrow(const plan *pl, vf s);
+ATTUNE_INLINE float variant_pad(void);
+static void variant_probs_wide(const plan *pl, const scratch *sc, int64_t j0, int n, int full);
+static void variant_probs_narrow(const plan *pl, const scratch *sc, int r0, int R, int64_t j0, int n, int full);
+#if ENGINE_BF16_TILES
+static void variant_bf16_tile(const plan *pl, const scratch *sc, int64_t bg, const float *vbase, int64_t j0, int n,
+                              int full);
+#endif
+static void variant_pv_tile(const plan *pl, const scratch *sc, const float *pt, int ps, int rb, int re,
+                            const float *vbase, int64_t j0, int n, int full, int prefetch);
+static void variant_store_row(const plan *pl, const scratch *sc, int r, int64_t b, int64_t head, int64_t pos);
+static void variant_store_partial(const plan *pl, const scratch *sc, int r, int64_t slot_row);
+static void variant_merge_item(const plan *pl, int64_t base);
+
+/* ------------------------------------------------------------------ plan */
+
+/* The plan's common fields from the resolved tiling (attention_resolve_tiling);
+ * use_blas is the caller's to set, bf16 when `precision` asks for bf16 wide tiles. */
+static inline void engine_plan_init(plan *pl, const attune_attention_problem *p, const attune_attention_tensors *t,
+                                    int npos, int hpt, int block_kv, int kv_splits, int32_t precision) {
+    pl->p = p;
+    pl->t = t;
+    pl->npos = npos;
+    pl->hpt = hpt;
+    pl->q_offset = attune_attention_q_offset(p);
+    pl->group = p->q_heads / p->kv_heads;
+    pl->rows = pl->npos * pl->hpt;
+    pl->rp = (pl->rows + VL - 1) / VL * VL;
+    pl->dvp = (int)((p->v_dim + VL - 1) / VL * VL);
+    pl->bk = block_kv;
+    pl->splits = kv_splits;
+    pl->wide = pl->rows >= WIDE_MIN_ROWS;
+    pl->use_blas = 0;
+    pl->bf16 = pl->wide && precision == ATTUNE_PRECISION_BF16;
+    pl->kv16 = (attune_bf16_kv){.p = p, .t = t, .q_offset = pl->q_offset, .dvp = pl->dvp};
+    pl->qscale = (float)((double)p->scale * 1.4426950408889634);
+    pl->qtiles = (p->q_len + pl->npos - 1) / pl->npos;
+    pl->hgroups = pl->group / pl->hpt;
+    pl->base_items = p->batch * p->kv_heads * pl->hgroups * pl->qtiles;
+}
+
+/* ------------------------------------------------------------ work items */
+
+static inline attention_item engine_item_of_base(const plan *pl, int64_t base) {
+    attention_item x;
+    x.base = base;
+    x.split = 0;
+    x.qt = base % pl->qtiles;
+    x.hg = base / pl->qtiles % pl->hgroups;
+    x.g = base / pl->qtiles / pl->hgroups % pl->p->kv_heads;
+    x.b = base / pl->qtiles / pl->hgroups / pl->p->kv_heads;
+    return x;
+}
+
+/* Item `it` of the dynamic schedule: last q tiles first (under a causal mask
+ * they are the heaviest), splits of one base item adjacent. */
+static inline attention_item engine_decode_item(const plan *pl, int64_t it) {
+    int64_t rest = it / pl->splits;
+    int64_t qt = pl->qtiles - 1 - rest % pl->qtiles;
+    attention_item x = engine_item_of_base(pl, rest / pl->qtiles * pl->qtiles + qt);
+    x.split = it % pl->splits;
+    return x;
+}
+
+/* Row r of an item's q tile: q head and position. */
+static inline void engine_row_coords(const plan *pl, const attention_item *x, int r, int64_t *head, int64_t *pos) {
+    *head = x->g * pl->group + x->hg * pl->hpt + r / pl->npos;
+    *pos = x->qt * pl->npos + r % pl->npos;
+}
+
+/* Output row and LSE entry (NULL without an LSE buffer) of (b, head, pos). */
+static inline float *engine_out_row(const plan *pl, int64_t b, int64_t head, int64_t pos) {
+    const attune_attention_problem *p = pl->p;
+    return pl->t->o + b * p->o_stride.batch + head * p->o_stride.head + pos * p->o_stride.row;
+}
+
+static inline float *engine_lse_at(const plan *pl, int64_t b, int64_t head, int64_t pos) {
+    const attune_attention_problem *p = pl->p;
+    return pl->t->lse ? pl->t->lse + b * p->lse_stride_batch + head * p->lse_stride_head + pos : NULL;
+}
+
+/* How P.V combines with the accumulator (ENGINE_PV_MODE), over f32 V at the
+ * problem's strides (attune_kv_pv_tile replaces the V fields for bf16/int8). */
+ATTUNE_INLINE pv_target engine_pv_target(const plan *pl, const scratch *sc) {
+#if ENGINE_PV_MODE == ENGINE_PV_RESCALE
+    const float *alpha = sc->alpha;
+#else
+    const float *alpha = NULL;
+#endif
+    const pv_target t = {.acc = sc->acc, .dvp = pl->dvp, .alpha = alpha, .blocked = ENGINE_PV_MODE == ENGINE_PV_BLOCKED,
+                         .lo = sc->lo, .hi = sc->hi, .dv = (int)pl->p->v_dim, .vs = pl->p->v_stride.row,
+                         .kv_len = pl->p->kv_len};
+    return t;
+}
+
+/* --------------------------------------------------------------- rows */
+
+/* Sets each row's validity and visible keys [lo, hi) (the variant initialises
+ * its state), and returns the split's key chunk [c0, c1) and the keys every
+ * valid row sees [flo, fhi) (tiles inside are `full`). */
+static inline void engine_rows(const plan *pl, const scratch *sc, const attention_item *x, int64_t *c0, int64_t *c1,
+                               int64_t *flo, int64_t *fhi) {
+    const attune_attention_problem *p = pl->p;
+    attention_span span = attention_span_none();
+    for (int r = 0; r < pl->rp; r++) {
+        int64_t head = 0, pos = 0, lo = 0, hi = 0;
+        int ok = r < pl->rows;
+        if (ok) {
+            engine_row_coords(pl, x, r, &head, &pos);
+            ok = pos < p->q_len;
+        }
+        if (ok) attune_visible_range(p, pl->q_offset, pos, &lo, &hi);
+        sc->valid[r] = ok;
+        sc->lo[r] = (int32_t)lo;
+        sc->hi[r] = (int32_t)hi;
+        if (ok) attention_span_add(&span, lo, hi);
+        variant_row_init(pl, sc, r, ok, head);
+    }
+    int64_t ulo = span.ulo, uhi = span.uhi;
+    if (ulo > uhi) ulo = uhi = 0;
+    int64_t chunk = (uhi - ulo + pl->splits - 1) / pl->splits;
+    chunk = (chunk + pl->bk - 1) / pl->bk * pl->bk;
+    *c0 = ulo + x->split * chunk;
+    *c1 = *c0 + chunk;
+    if (*c0 > uhi) *c0 = uhi;
+    if (*c1 > uhi) *c1 = uhi;
+    *flo = span.flo;
+    *fhi = span.fhi;
+}
+
+/* Q of the tile's rows times scale * log2 e: row-minor for the wide tiles,
+ * row-major for the narrow and sgemm ones, bf16 pairs for bf16 tiles; rows
+ * that are not real are zeros. */
+static inline void engine_pack_q(const plan *pl, const scratch *sc, const attention_item *x) {
+    const attune_attention_problem *p = pl->p;
+    const int rp = pl->rp, dqk = (int)p->qk_dim;
+    const float qscale = pl->qscale;
+    for (int r = 0; r < rp; r++) {
+        const float *src = NULL;
+        if (sc->valid[r]) {
+            int64_t head, pos;
+            engine_row_coords(pl, x, r, &head, &pos);
+            src = pl->t->q + x->b * p->q_stride.batch + head * p->q_stride.head + pos * p->q_stride.row;
+        }
+        if (pl->wide)
+            for (int d = 0; d < dqk; d++) sc->qt[(int64_t)d * rp + r] = src ? src[d] * qscale : 0.0f;
+        if (!pl->wide || pl->use_blas)
+            for (int d = 0; d < dqk; d++) sc->qr[(int64_t)r * dqk + d] = src ? src[d] * qscale : 0.0f;
+    }
+#if ENGINE_BF16_TILES
+    if (pl->bf16) attune_bf16_pack_q(sc->qt, sc->qb, rp, dqk);
+#endif
+}
+
+/* ------------------------------------------------------------ narrow tiles */
+
+/* Scores of rows [r0, r0 + R) for keys [j0, j0 + n) through variant_score_narrow:
+ * S^T with row stride R in st, padded with variant_pad() to a whole vector. */
+static void engine_scores_narrow(const plan *pl, const scratch *sc, const float *kbase, int64_t j0, int n, int r0,
+                                 int R, int prefetch) {
+    const int dqk = (int)pl->p->qk_dim, KK = VL / R;
+    const int64_t ks = pl->p->k_stride.row, kv_end = pl->p->kv_len;
+    const float *q = sc->qr + (int64_t)r0 * dqk;
+    int jj = 0;
+    for (; jj + KK <= n; jj += KK) {
+        const float *kp = kbase + (j0 + jj) * ks;
+        const int64_t ahead = j0 + jj + PREFETCH_KEYS_AHEAD;
+        const float *pk = prefetch && ahead + KK <= kv_end ? kbase + ahead * ks : NULL;
+        float *sp = sc->st + (int64_t)jj * R;
+        if (R == 1) vf_store(sp, variant_score_narrow(pl, qk_narrow_sum_fmt(q, kp, ks, dqk, pk, 1, 16, KV_F32)));
+        else if (R == 2) vf_store(sp, variant_score_narrow(pl, qk_narrow_sum_fmt(q, kp, ks, dqk, pk, 2, 8, KV_F32)));
+        else vf_store(sp, variant_score_narrow(pl, qk_narrow_sum_fmt(q, kp, ks, dqk, pk, 4, 4, KV_F32)));
+    }
+    if (jj == n) return;
+    /* Tail: fewer than 16 / R keys, one vector with its padding. */
+    float *tail = sc->st + (int64_t)jj * R;
+    for (; jj < n; jj++) qk_narrow_key(q, R, kbase + (j0 + jj) * ks, dqk, sc->st + (int64_t)jj * R);
+    for (int i = n * R; i % VL; i++) sc->st[i] = variant_pad();
+    vf_store(tail, variant_score_narrow(pl, vf_load(tail)));
+}
+
+/* R rows at a time (R = 1 for MHA decode, up to 4), each block scoring,
+ * turning scores into probabilities and accumulating while its K and V rows
+ * are still in cache; rows past pl->rows in the last block are zero Q rows. */
+static void engine_narrow_tile(const plan *pl, const scratch *sc, const float *kbase, const float *vbase, int64_t j0,
+                               int n, int full) {
+    const int R = pl->rows == 1 ? 1 : pl->rows == 2 ? 2 : 4;
+    for (int r0 = 0; r0 < pl->rows; r0 += R) {
+        engine_scores_narrow(pl, sc, kbase, j0, n, r0, R, r0 == 0);
+        variant_probs_narrow(pl, sc, r0, R, j0, n, full);
+        int re = r0 + R < pl->rows ? r0 + R : pl->rows;
+        variant_pv_tile(pl, sc, sc->st, R, r0, re, vbase, j0, n, full, r0 == 0);
+    }
+}
+
+#if ENGINE_KV_FORMATS
+/* The same over bf16/int8 K/V, widened in registers (kv_tiles.c); the
+ * variant's narrow score transform must be the identity here. */
+static void engine_narrow_tile_kv(const plan *pl, const scratch *sc, const kv_head *kh, int64_t j0, int n, int full) {
+    const int R = pl->rows == 1 ? 1 : pl->rows == 2 ? 2 : 4;
+    const pv_target target = engine_pv_target(pl, sc);
+    for (int r0 = 0; r0 < pl->rows; r0 += R) {
+        attune_kv_scores_narrow(kh, sc->qr + (int64_t)r0 * pl->p->qk_dim, R, j0, n, r0 == 0, variant_pad(), sc->st);
+        variant_probs_narrow(pl, sc, r0, R, j0, n, full);
+        int re = r0 + R < pl->rows ? r0 + R : pl->rows;
+        attune_kv_pv_tile(kh, &target, sc->st, R, r0, re, j0, n, full, r0 == 0);
+    }
+}
+#endif
+
+#if ENGINE_BLAS
+/* Full tiles on the sgemm backend: S^T = K Q^T, then acc = alpha acc + P V. */
+static void engine_scores_blas(const plan *pl, const scratch *sc, const float *kbase, int64_t j0, int n) {
+    const attune_attention_problem *p = pl->p;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, pl->rows, (int)p->qk_dim, 1.0f,
+                kbase + j0 * p->k_stride.row, (int)p->k_stride.row, sc->qr, (int)p->qk_dim, 0.0f, sc->st, pl->rp);
+}
+
+static void engine_pv_blas(const plan *pl, const scratch *sc, const float *vbase, int64_t j0, int n) {
+    const float *vtile = vbase + j0 * pl->p->v_stride.row;
+    const float *alpha = engine_pv_target(pl, sc).alpha;
+    for (int r = 0; alpha && r < pl->rows; r++) {
+        float a = alpha[r];
+        float *row = sc->acc + (int64_t)r * pl->dvp;
+        for (int d = 0; d < pl->p->v_dim; d++) row[d] *= a;
+    }
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, pl->rows, (int)pl->p->v_dim, n, 1.0f, sc->st, pl->rp, vtile,
+                (int)pl->p->v_stride.row, 1.0f, sc->acc, pl->dvp);
+}
+#endif
+
+/* ------------------------------------------------------------- one tile */
+
+/* Keys [j0, j0 + n) of one (batch, kv head): kbase/vbase its f32 K/V, kh its
+ * bf16/int8 K/V; `packed` the plan over dequantised tiles in `pack` (block_kv
+ * rows of K, then of V), for the wide and sgemm paths over bf16/int8 K/V. */
+static inline void engine_tile(const plan *pl, const plan *packed, float *pack, const scratch *sc,
+                               const attention_item *x, const kv_head *kh, const float *kbase, const float *vbase,
+                               int64_t j0, int n, int full) {
+    const attune_attention_problem *p = pl->p;
+    (void)packed, (void)pack, (void)kh, (void)x;
+#if ENGINE_BF16_TILES
+    if (pl->bf16) {
+        /* f32 K/V only (checked at entry): packed to bf16 once per call. */
+        const int64_t bg = x->b * p->kv_heads + x->g;
+        attune_bf16_scores(&pl->kv16, sc->qb, sc->st, pl->rp, bg, j0, n);
+        variant_bf16_tile(pl, sc, bg, vbase, j0, n, full);
+        return;
+    }
+#endif
+    const plan *tp = pl;
+#if ENGINE_KV_FORMATS
+    if (p->kv.format != ATTUNE_KV_F32) {
+        if (!pl->wide && !(full && pl->use_blas)) {
+            engine_narrow_tile_kv(pl, sc, kh, j0, n, full);
+            return;
+        }
+        /* K at key j0 is pack row 0, V's base shifted likewise. */
+        const int dqk = (int)p->qk_dim;
+        float *vpack = pack + (int64_t)pl->bk * dqk;
+        attune_kv_unpack(kh, 0, j0, n, pack);
+        attune_kv_unpack(kh, 1, j0, n, vpack);
+        tp = packed;
+        kbase = kv_tile_base(pack, j0, dqk);
+        vbase = kv_tile_base(vpack, j0, p->v_dim);
+    }
+#endif
+#if ENGINE_BLAS
+    if (full && pl->use_blas) {
+        engine_scores_blas(tp, sc, kbase, j0, n);
+        variant_probs_wide(tp, sc, j0, n, full);
+        engine_pv_blas(tp, sc, vbase, j0, n);
+        return;
+    }
+#endif
+    if (pl->wide) {
+        variant_scores_wide(tp, sc, kbase, j0, n);
+        variant_probs_wide(tp, sc, j0, n, full);
+        variant_pv_tile(tp, sc, sc->st, pl->rp, 0, pl->rows, vbase, j0, n, full, 0);
+    } else {
+        engine_narrow_tile(pl, sc, kbase, vbase, j0, n, full);
+    }
+}
+
+/* ------------------------------------------------------------- one item */
+
+static void engine_run_item(const plan *pl, const plan *packed, float *pack, const scratch *sc, int64_t it) {
+    const attune_attention_problem *p = pl->p;
+    const attune_attention_tensors *t = pl->t;
+    const attention_item x = engine_decode_item(pl, it);
+    int64_t c0, c1, flo, fhi;
+    engine_rows(pl, sc, &x, &c0, &c1, &flo, &fhi);
+
+    memset(sc->acc, 0, sizeof(float) * (size_t)pl->rp * pl->dvp);
+    if (c0 < c1) {
+        variant_split vs = variant_split_begin(pl, sc, c0, c1);
+        engine_pack_q(pl, sc, &x);
+        kv_head kh = {0};
+        const float *kbase = NULL, *vbase = NULL;
+#if ENGINE_KV_FORMATS
+        if (p->kv.format != ATTUNE_KV_F32) attune_kv_head(p, t, x.b, x.g, &kh);
+        else
+#endif
+        {
+            kbase = t->k + x.b * p->k_stride.batch + x.g * p->k_stride.head;
+            vbase = t->v + x.b * p->v_stride.batch + x.g * p->v_stride.head;
+        }
+        for (int64_t j0 = c0; j0 < c1; j0 += pl->bk) {
+            int n = (int)(c1 - j0 < pl->bk ? c1 - j0 : pl->bk);
+            int full = flo <= j0 && j0 + n <= fhi;
+            engine_tile(pl, packed, pack, sc, &x, &kh, kbase, vbase, j0, n, full);
+            if (variant_tile_end(pl, sc, &vs)) break;
+        }
+    }
+
+    for (int r = 0; r < pl->rows; r++) {
+        if (!sc->valid[r]) continue;
+        if (pl->splits > 1) {
+            variant_store_partial(pl, sc, r, (x.base * pl->splits + x.split) * pl->rows + r);
+        } else {
+            int64_t head, pos;
+            engine_row_coords(pl, &x, r, &head, &pos);
+            variant_store_row(pl, sc, r, x.b, head, pos);
+        }
+    }
+}
+
+/* -------------------------------------------------------------- scratch */
+
+static void engine_scratch_free(scratch *sc) {
+    attune_scratch_free(sc->qt);
+    attune_scratch_free(sc->qr);
+    attune_scratch_free(sc->st);
+    attune_scratch_free(sc->acc);
+    attune_scratch_free(sc->lo);
+#if ENGINE_BF16_TILES
+    attune_scratch_free(sc->qb);
+    attune_scratch_free(sc->pb);
+#endif
+    variant_scratch_free(sc);
+}
+
+static int engine_scratch_alloc(const plan *pl, scratch *sc) {
+    const size_t rp = (size_t)pl->rp, f = sizeof(float);
+    memset(sc, 0, sizeof *sc);
+    if (pl->wide) sc->qt = attune_scratch_alloc(f * (size_t)pl->p->qk_dim * rp);
+    if (!pl->wide || pl->use_blas) sc->qr = attune_scratch_alloc(f * (size_t)pl->p->qk_dim * rp);
+    sc->st = attune_scratch_alloc(f * (size_t)pl->bk * rp);
+    sc->acc = attune_scratch_alloc(f * rp * (size_t)pl->dvp);
+    sc->lo = attune_scratch_alloc(sizeof(int32_t) * rp * 3);
+    int ok = (sc->qt || !pl->wide) && (sc->qr || (pl->wide && !pl->use_blas)) && sc->st && sc->acc && sc->lo;
+#if ENGINE_BF16_TILES
+    if (ok && pl->bf16) {
+        sc->qb = attune_bf16_alloc_q(pl->rp, pl->p->qk_dim);
+        sc->pb = attune_bf16_alloc_p(pl->rp, pl->bk);
+        ok = sc->qb && sc->pb;
+    }
+#endif
+    ok = ok && variant_scratch_alloc(pl, sc);
+    if (!ok) {
+        engine_scratch_free(sc);
+        return 0;
+    }
+    sc->hi = sc->lo + rp;
+    sc->valid = sc->lo + 2 * rp;
+    return 1;
+}
+
+/* ------------------------------------------------------------------ run */
+
+/* Runs every work item on `threads` OpenMP threads (0 = the runtime's
+ * default), then, with splits > 1, merges each base item's partials. The
+ * variant has allocated its partials. Errors name the kernel (`name`). */
+static int32_t engine_run(plan *pl, int32_t threads, const char *name, attune_status *status) {
+    const attune_attention_problem *p = pl->p;
+    /* bf16/int8 K/V on the wide or sgemm path: the f32 tile code reads packed tiles. */
+    attune_attention_problem packed_problem = *p;
+    packed_problem.k_stride.row = p->qk_dim;
+    packed_problem.v_stride.row = p->v_dim;
+    packed_problem.kv.format = ATTUNE_KV_F32;
+    plan packed = *pl;
+    packed.p = &packed_problem;
+    const int packs = ENGINE_KV_FORMATS && p->kv.format != ATTUNE_KV_F32 && (pl->wide || pl->use_blas);
+
+    int failed = 0, nth = 1;
+    const int64_t n_items = pl->base_items * pl->splits;
+    int64_t next_item = 0;
+#ifdef _OPENMP
+    nth = threads > 0 ? threads : omp_get_max_threads();
+#else
+    (void)threads;
+#endif
+#if ENGINE_BF16_TILES
+    if (pl->bf16 && !attune_bf16_prepack(&pl->kv16, nth))
+        return attune_fail(status, ATTUNE_ERR_OUT_OF_MEMORY, "%s: cannot allocate the bf16 K/V tiles", name);
+#endif
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nth) reduction(| : failed)
+#endif
+    {
+        scratch sc;
+        float *pack = packs ? attune_scratch_alloc(sizeof(float) * (size_t)pl->bk * (size_t)(p->qk_dim + p->v_dim)) : NULL;
+        const int have_scratch = engine_scratch_alloc(pl, &sc);
+        if (!have_scratch || (packs && !pack)) {
+            if (have_scratch) engine_scratch_free(&sc);
+            failed = 1;
+        } else {
+            /* Dynamic schedule by hand: clang's `schedule(dynamic)` emits
+             * runtime calls newer than Debian's libomp provides (Docs/BUILDING.md). */
+            for (;;) {
+                int64_t it = __atomic_fetch_add(&next_item, 1, __ATOMIC_RELAXED);
+                if (it >= n_items) break;
+                engine_run_item(pl, &packed, pack, &sc, it);
+            }
+            engine_scratch_free(&sc);
+        }
+        attune_scratch_free(pack);
+    }
+    if (!failed && pl->splits > 1) {
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nth)
+#endif
+        for (int64_t b = 0; b < pl->base_items; b++) variant_merge_item(pl, b);
+    }
+#if ENGINE_BF16_TILES
+    attune_bf16_release(&pl->kv16);
+#endif
+    if (failed) return attune_fail(status, ATTUNE_ERR_OUT_OF_MEMORY, "%s: cannot allocate per-thread scratch", name);
+    return attune_ok(status);
+}
+
+#endif
