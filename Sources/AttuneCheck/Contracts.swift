@@ -180,7 +180,6 @@ struct OracleSelection {
         var tail = 0.0, rows = 0, err = 0.0, norm = 0.0
         for group in groups {
             let w = group.rows.map { weights(p, x, row: $0) }
-            guard !group.units.isEmpty else { continue }
             let summed = group.units.map { u in w.reduce(0) { $0 + ($1.isEmpty ? 0 : $1[u].reduce(0, +)) } }
             let kept = Set(group.units.indices.sorted { summed[$0] != summed[$1] ? summed[$0] > summed[$1] : $0 < $1 }.prefix(group.keep))
             let dropped = group.units.indices.filter { !kept.contains($0) }.flatMap { Array(group.units[$0]) }
