@@ -83,7 +83,9 @@ struct CheckCommand: ParsableCommand {
         }
         let judged = cases.filter { $0.contract != nil }
         let outOfScope = judged.filter { $0.contract?.outOfScope != nil }
-        let outside = regressions.filter(\.outsideContract)
+        // One line per case outside its contract (its first such metric), then the other regressions.
+        var seen = Set<String>()
+        let outside = regressions.filter { $0.outsideContract && seen.insert($0.caseID).inserted }
         let others = regressions.filter { !$0.outsideContract }
         if !judged.isEmpty {
             print("contracts  \(judged.count - outOfScope.count) kernel cases held to their kernel's contract, \(outside.count) outside contract; \(outOfScope.count) out of scope (no claim: \(Set(outOfScope.map { $0.id.split(separator: "/")[1] }).sorted().joined(separator: ", ")))")
@@ -92,7 +94,10 @@ struct CheckCommand: ParsableCommand {
             print("OUTSIDE CONTRACT  \(outside.count) cases (the baseline does not excuse these):")
             let byID = Dictionary(cases.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
             for r in outside {
-                let bound = byID[r.caseID]?.contract?.bound ?? (r.metric == "format_bound_ratio" ? "the format's logit bound" : "the bf16 bound")
+                var bound = byID[r.caseID]?.contract?.bound ?? (r.metric == "format_bound_ratio" ? "the format's logit bound" : "the bf16 bound")
+                let metrics = byID[r.caseID]?.metrics ?? [:]
+                if (metrics["empty_row_nonzero"] ?? 0) > 0 { bound = "O = 0 in rows that see no key (the ABI); " + bound }
+                if (metrics["nan_mismatch"] ?? 0) > 0 { bound = "NaN exactly where the reference has it; " + bound }
                 print((r.caseID.count >= 47 ? r.caseID + " " : r.caseID.padding(toLength: 48, withPad: " ", startingAt: 0))
                       + String(format: "%@ %.3e > 1   ", r.metric, r.value) + bound)
             }
@@ -110,7 +115,7 @@ struct CheckCommand: ParsableCommand {
         }
         if let report { print("report     \(report)") }
         if json {
-            let object: [String: Any] = ["cases": cases.count, "regressions": regressions.map { ["case": $0.caseID, "metric": $0.metric, "value": $0.value] },
+            let object: [String: Any] = ["cases": cases.count, "regressions": regressions.map { ["case": $0.caseID, "metric": $0.metric, "value": $0.value.isFinite ? $0.value as Any : "\($0.value)" as Any] },
                                          "outside_contract": outside.map(\.caseID), "out_of_scope": outOfScope.map(\.id)]
             print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
         }
