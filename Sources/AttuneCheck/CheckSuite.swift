@@ -17,10 +17,17 @@ public struct CheckCase: Sendable {
     /// Kept/selected key mask of a sparse kernel (rows × columns of 0/1), if it has one.
     public var mask: [[Bool]] = []
     public var note: String = ""
+    /// What the kernel promises on this case (kernel cases): `metrics["contract_ratio"]` is
+    /// its measured / bound; a case outside the kernel's scope has no ratio and says why.
+    public var contract: ContractVerdict? = nil
+    /// The fp32 eager reference's own errors on the problem (kernel cases): what fp32 reaches.
+    public var eager: [String: Double] = [:]
 
-    public init(id: String, kind: Kind, exact: Bool, metrics: [String: Double], rowError: [Double] = [], mask: [[Bool]] = [], note: String = "") {
+    public init(id: String, kind: Kind, exact: Bool, metrics: [String: Double], rowError: [Double] = [], mask: [[Bool]] = [], note: String = "",
+                contract: ContractVerdict? = nil, eager: [String: Double] = [:]) {
         self.id = id; self.kind = kind; self.exact = exact; self.metrics = metrics
         self.rowError = rowError; self.mask = mask; self.note = note
+        self.contract = contract; self.eager = eager
     }
 }
 
@@ -30,10 +37,10 @@ public struct CheckCase: Sendable {
 public struct CheckSuite {
     public var fixtures: URL
     /// `ATTUNE_CHECK_BREAK_KERNEL`: the named kernel's output is perturbed (tests only).
-    public var brokenKernel: String?
+    public var brokenKernel: BreakSwitch?
     public var progress: (_ done: Int, _ total: Int, _ current: String) -> Void = { _, _, _ in }
 
-    public init(fixtures: URL, brokenKernel: String? = ProcessInfo.processInfo.environment["ATTUNE_CHECK_BREAK_KERNEL"]) {
+    public init(fixtures: URL, brokenKernel: BreakSwitch? = BreakSwitch(ProcessInfo.processInfo.environment["ATTUNE_CHECK_BREAK_KERNEL"])) {
         self.fixtures = fixtures
         self.brokenKernel = brokenKernel
     }
@@ -49,9 +56,9 @@ public struct CheckSuite {
                     let label = KernelCheck.label(kernel, variant)
                     for c in KernelProblem.suite where KernelCheck.supports(kernel, c.problem) {
                         jobs.append(("kernel \(label) \(c.name)", { [self] in
-                            let r = try KernelCheck.run(kernel, c, variant: variant, breakOutput: brokenKernel == kernel.name)
+                            let r = try KernelCheck.run(kernel, c, variant: variant, breakSwitch: brokenKernel)
                             var out = CheckCase(id: "kernel/\(label)/\(c.name)", kind: .kernel, exact: kernel.isExact(with: variant),
-                                                metrics: r.metrics, rowError: r.rowError)
+                                                metrics: r.metrics, rowError: r.rowError, contract: r.contract, eager: r.eager)
                             if kernel.name == "kascade" { out.mask = KascadeMask.of(c) }
                             if kernel.name == "sparge" && c.problem.qLen > 1 && variant.isEmpty { out.mask = SpargeMask.of(c) }
                             return [out]
@@ -137,17 +144,18 @@ enum ModelCheck {
         let logits = try session.prefill(ids.map(Int32.init))
         // The golden is float64; read back as float32 it keeps 24 bits, far below the errors here.
         let c = LogitComparison(baseline: reference.data, candidate: logits, vocab: session.vocab)
+        let nmse = AccuracyRules.nmse(logits, reference.data.map(Double.init))
         if let format {
             // The format's own bound, relative to the logits' scale: at most 1 whatever the baseline says.
             let scale = Double(reference.data.map(abs).max() ?? 1)
             return CheckCase(id: "model/\(model)/\(kernel)+\(format.label)", kind: .model, exact: false,
                              metrics: ["max_logit_error": c.maxAbs, "kl_mean": c.meanKL, "top1_miss": 1 - c.top1Agreement,
-                                       "format_bound_ratio": c.maxAbs / (format.relativeBound * scale)])
+                                       "format_bound_ratio": c.maxAbs / (format.relativeBound * scale), "nmse": nmse])
         }
         let choice = try KernelChoice(parsing: kernel)
         let exact = (try? KernelRegistry.kernel(named: choice.kernel))?.isExact(with: choice.parameters) ?? false
         return CheckCase(id: "model/\(model)/\(kernel)", kind: .model, exact: exact,
-                         metrics: ["max_logit_error": c.maxAbs, "kl_mean": c.meanKL, "top1_miss": 1 - c.top1Agreement])
+                         metrics: ["max_logit_error": c.maxAbs, "kl_mean": c.meanKL, "top1_miss": 1 - c.top1Agreement, "nmse": nmse])
     }
 }
 

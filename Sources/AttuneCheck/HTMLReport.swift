@@ -6,6 +6,7 @@ import Foundation
 public enum HTMLReport {
     public static func render(_ cases: [CheckCase], baseline: Baseline?, regressions: [Baseline.Regression], title: String) -> String {
         let failed = Set(regressions.map(\.caseID))
+        let outside = Set(regressions.filter(\.outsideContract).map(\.caseID))
         var h = """
         <!DOCTYPE html>
         <html><head><meta charset="utf-8"><title>\(esc(title))</title>
@@ -14,12 +15,16 @@ public enum HTMLReport {
         table { border-collapse: collapse; font-size: 12px; margin: 8px 0 20px; }
         td, th { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
         td:first-child, th:first-child { text-align: left; }
-        .bad { color: #b00; font-weight: bold; } .ok { color: #070; }
+        .bad { color: #b00; font-weight: bold; } .ok { color: #070; } .scope { color: #888; }
+        td.outside { background: #fdd; color: #b00; font-weight: bold; }
         h2 { margin-top: 32px; }
         </style></head><body>
         <h1>\(esc(title))</h1>
         <p>\(cases.count) cases; <span class="\(regressions.isEmpty ? "ok" : "bad")">\(regressions.isEmpty ? "no regressions" : "\(regressions.count) regressions in \(failed.count) cases")</span>\(baseline == nil ? " (no baseline)" : ", against the committed baseline (growth factor \(baseline!.factor)×)").</p>
         """
+        if !outside.isEmpty {
+            h += "<p class=\"bad\">\(outside.count) cases outside contract: their kernel's documented bound is exceeded, whatever the baseline says.</p>"
+        }
         if !regressions.isEmpty {
             h += "<h2>Regressions</h2><table><tr><th>case</th><th>metric</th><th>now</th><th>baseline</th><th>limit</th></tr>"
             for r in regressions {
@@ -28,6 +33,7 @@ public enum HTMLReport {
             h += "</table>"
         }
         let kernels = cases.filter { $0.kind == .kernel }
+        h += contracts(kernels, outside: outside)
         h += "<h2>Kernels: rel-L1 against the float64 reference</h2><p>Bar: now; black tick: baseline. Red: a regressed case.</p>"
         h += bars(kernels, metric: "rel_l1", baseline: baseline, failed: failed)
         let models = cases.filter { $0.kind == .model }
@@ -51,9 +57,31 @@ public enum HTMLReport {
         if !inputs.isEmpty {
             h += "<h2>Your inputs</h2>" + table(inputs, ["max_abs", "rel_l1", "cosine_gap", "nan_mismatch"], failed)
         }
-        h += "<h2>All kernel cases</h2>" + table(kernels, ["max_abs", "rel_l1", "cosine_gap", "nan_mismatch"], failed)
+        h += "<h2>All kernel cases</h2>" + table(kernels, ["max_abs", "rel_l1", "cosine_gap", "nmse", "rmse_ratio", "nan_mismatch"], failed)
         h += "</body></html>\n"
         return h
+    }
+
+    /// Every kernel case against its kernel's contract: the bound, NMSE (ggml), the dynamo
+    /// RMSE ratio, measured / bound, and the verdict — "outside contract" in red, cases the
+    /// kernel is not meant for in grey with the reason.
+    static func contracts(_ kernels: [CheckCase], outside: Set<String>) -> String {
+        let judged = kernels.filter { $0.contract != nil }
+        guard !judged.isEmpty else { return "" }
+        var h = "<h2>Kernel contracts</h2><p>NMSE = Σ(O − O₆₄)² / Σ O₆₄² (ggml test-backend-ops; flash attention bound 5e-4). "
+        h += "RMSE ratio = RMSE(O, O₆₄) / (m · RMSE(fp32 eager, O₆₄) + 1e-5) (PyTorch dynamo, m = 2, or 3 under 1000 elements; ≤ 1 passes). "
+        h += "Contract ratio = measured / the kernel's documented bound (Docs/NUMERICS.md): over 1 is outside contract.</p>"
+        h += "<table><tr><th>case</th><th>contract</th><th>nmse</th><th>rmse_ratio</th><th>rel_l1</th><th>contract_ratio</th><th>verdict</th></tr>"
+        for c in judged {
+            let v = c.contract!
+            let verdict: String
+            if outside.contains(c.id) { verdict = "<td class=\"outside\">outside contract</td>" }
+            else if let reason = v.outOfScope { verdict = "<td class=\"scope\">out of scope: \(esc(reason))</td>" }
+            else { verdict = "<td class=\"ok\">inside</td>" }
+            h += "<tr><td\(outside.contains(c.id) ? " class=\"outside\"" : "")>\(esc(c.id))</td><td>\(esc(v.bound))</td>"
+            h += ["nmse", "rmse_ratio", "rel_l1", "contract_ratio"].map { "<td>\(num(c.metrics[$0] ?? .nan))</td>" }.joined() + verdict + "</tr>"
+        }
+        return h + "</table>"
     }
 
     static func esc(_ s: String) -> String {

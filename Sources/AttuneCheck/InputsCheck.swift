@@ -24,7 +24,9 @@ public enum InputsCheck {
                 let params = KernelCheck.parameters(kernel, problem)
                 let out = try kernel.run(problem, q: q, k: k, v: v, parameters: params)
                 let ref = try KernelCheck.reference(kernel, problem, (q, k, v), bias: params["bias"] ?? 0)
-                let (metrics, rows) = KernelCheck.compare(out.o.data, ref, problem)
+                var (metrics, rows) = KernelCheck.compare(out.o.data, ref, problem)
+                let bias = kernel.normalizer == .sigmoid ? Float(params["bias"] ?? 0) : nil
+                metrics.merge(KernelCheck.dynamo(out.o.data, ref, problem, (q, k, v), sigmoidBias: bias, lowPrecision: false).metrics) { $1 }
                 cases.append(CheckCase(id: "inputs/\(folder.lastPathComponent)/\(kernel.name)", kind: .inputs, exact: kernel.isExact,
                                        metrics: metrics, rowError: rows))
             }

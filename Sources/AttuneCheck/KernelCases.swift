@@ -10,9 +10,16 @@ public struct KernelProblem: Sendable {
     public var problem: AttentionProblem
     /// Multiplies Q (large scores: |scale q·k| in the hundreds).
     public var qScale: Float = 1
+    /// Multiplies K (with `qScale`: |q·k| in the thousands at large head dims).
+    public var kScale: Float = 1
     /// Written into K/V rows no query may see (their future), to prove they stay unread.
     public var poison: Float? = nil
     public var seed: UInt64 = 1
+    /// Inputs from `StructuredAttention` with these knobs (attention shaped like a trained
+    /// model's: what the approximate kernels are for) instead of N(0, 1).
+    public var structured: StructuredAttention.Knobs? = nil
+    /// Set for every kernel that has a parameter of that name (e.g. a forced KV split).
+    public var parameters: KernelParameters = [:]
 
     /// The edge cases of TESTING.md, fixed and seeded: decode and prefill, GQA/MQA/MHA,
     /// odd and unequal head dims, masks, windows, rows that see nothing, poisoned masked
@@ -28,18 +35,57 @@ public struct KernelProblem: Sendable {
         .init(name: "poison-future", problem: .init(qHeads: 4, kvHeads: 2, qLen: 16, kvLen: 400, qkDim: 64, causal: true, qOffset: 150), poison: .nan),
         .init(name: "large-scores", problem: .init(qHeads: 4, kvHeads: 2, qLen: 1, kvLen: 600, qkDim: 64, causal: true), qScale: 30),
         .init(name: "batch2-shared-prefix", problem: .init(batch: 2, qHeads: 4, kvHeads: 2, qLen: 1, kvLen: 500, qkDim: 64, causal: true)),
-    ]
+    ] + fieldCases + structuredCases
+
+    /// Edge cases reported from the field (issue 15 item 5). Rows that see no key: the ABI
+    /// gives O = 0 and LSE = −inf (KERNELS.md), asserted by `empty_row_nonzero`; the
+    /// problem has no bias input, so empty rows come from masks: a window that slid past the
+    /// last key (rows at the end) and a chunk wholly before the first key. |q·k| ≈ 1e4 at
+    /// head dim 256 (scores ≈ 625 after scaling: exp would overflow fp32 without the row max).
+    /// Decode over KV lengths 0, 1, tile − 1, tile + 1 (prime), a prime past the split size,
+    /// each forced through a 3-way KV split. GQA ratios 1, 2, 3, 4, 8 under a sliding window.
+    /// Softcap and attention sinks: their cases join here when the problem grows those inputs.
+    static let fieldCases: [KernelProblem] = [
+        .init(name: "empty-rows-window-end", problem: .init(qHeads: 2, qLen: 16, kvLen: 64, qkDim: 64, qOffset: 60, window: 8)),
+        .init(name: "empty-rows-all", problem: .init(qHeads: 2, kvHeads: 1, qLen: 8, kvLen: 40, qkDim: 64, causal: true, qOffset: -9)),
+        .init(name: "qk-1e4-d256", problem: .init(qHeads: 2, kvHeads: 1, qLen: 24, kvLen: 200, qkDim: 256, causal: true), qScale: 25, kScale: 25),
+        .init(name: "qk-1e4-d256-decode", problem: .init(qHeads: 4, kvHeads: 1, qLen: 1, kvLen: 700, qkDim: 256, causal: true), qScale: 25, kScale: 25),
+    ] + [0, 1, 255, 257, 1031].map { kv in
+        .init(name: "decode-kv\(kv)-split3", problem: .init(qHeads: 4, kvHeads: 2, qLen: 1, kvLen: kv, qkDim: 64, causal: true),
+              parameters: ["kv_splits": 3])
+    } + [(8, 8), (8, 4), (6, 2), (8, 2), (8, 1)].map { (hq, hkv) in
+        .init(name: "gqa\(hq / hkv)-window", problem: .init(qHeads: hq, kvHeads: hkv, qLen: 24, kvLen: 150, qkDim: 64, causal: true, window: 40))
+    }
+
+    /// Attention shaped like a trained model's (recency, sinks, heavy hitters): where the
+    /// selection kernels' contracts apply. Decode over 4096 keys with kind-pure GQA groups
+    /// (local, sink, heavy: a kv head's selection serves one kind, as kascade assumes), and
+    /// a causal prefill with every kind (diffuse heads included) for sparge.
+    static let structuredCases: [KernelProblem] = {
+        var pure = StructuredAttention.Knobs()
+        pure.kinds = [.local, .local, .local, .local, .sink, .sink, .sink, .sink, .heavy, .heavy, .heavy, .heavy]
+        return [
+            .init(name: "structured-decode", problem: .init(qHeads: 12, kvHeads: 3, qLen: 1, kvLen: 4096, qkDim: 128, causal: true),
+                  seed: 42, structured: pure),
+            .init(name: "structured-prefill", problem: .init(qHeads: 8, kvHeads: 2, qLen: 512, kvLen: 512, qkDim: 64, causal: true),
+                  seed: 42, structured: StructuredAttention.Knobs()),
+        ]
+    }()
 
     /// Seeded N(0, 1) inputs; batches share their first half of K/V (a shared prompt, which
     /// prefix_shared needs and no other kernel minds); poison past the last query's position.
     public func inputs() -> (q: Tensor, k: Tensor, v: Tensor) {
         let p = problem
+        if let structured {
+            let x = StructuredAttention(p, seed: seed, knobs: structured)
+            return (Tensor(shape: p.qShape, data: x.q), Tensor(shape: p.kShape, data: x.k), Tensor(shape: p.vShape, data: x.v))
+        }
         var rng = SeededNormal(seed: seed)
         func draw(_ shape: [Int], scale: Float = 1) -> Tensor {
             Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in Float(rng.next()) * scale })
         }
         let q = draw(p.qShape, scale: qScale)
-        var k = draw(p.kShape), v = draw(p.vShape)
+        var k = draw(p.kShape, scale: kScale), v = draw(p.vShape)
         let prefix = p.kvLen / 2
         for b in 1..<max(p.batch, 1) {
             for g in 0..<p.kvHeads {
@@ -66,6 +112,29 @@ public struct KernelResult: Sendable {
     public var metrics: [String: Double]
     public var rowError: [Double]
     public var stats: KernelRunStats
+    public var contract: ContractVerdict
+    /// The fp32 eager reference's own errors (`rmse`, `max_abs`, `rel_l1`).
+    public var eager: [String: Double]
+}
+
+/// The test-only switch `ATTUNE_CHECK_BREAK_KERNEL`: `NAME` adds 0.05 to one output element
+/// of that kernel (a bug a baseline catches); `NAME*S` multiplies its whole output by S (a
+/// drift that `--update-baseline` would follow, which only the contracts catch).
+public struct BreakSwitch: Sendable, Equatable {
+    public var kernel: String
+    public var scale: Float?
+
+    public init?(_ text: String?) {
+        guard let text, !text.isEmpty else { return nil }
+        let parts = text.split(separator: "*", maxSplits: 1).map(String.init)
+        kernel = parts[0]
+        scale = parts.count == 2 ? Float(parts[1]) : nil
+    }
+
+    func apply(_ o: inout [Float]) {
+        guard !o.isEmpty else { return }
+        if let scale { for i in o.indices { o[i] *= scale } } else { o[o.count / 2] += 0.05 }
+    }
 }
 
 enum KernelCheck {
@@ -96,7 +165,31 @@ enum KernelCheck {
         } } }
         let cosineGap = m.cosine.isFinite ? max(0, 1 - m.cosine) : 1
         return (["max_abs": m.maxAbs, "rel_l1": m.relL1.isFinite ? m.relL1 : (m.maxAbs == 0 ? 0 : 1), "cosine_gap": cosineGap,
-                 "nan_mismatch": Double(m.nanMismatch)], rows)
+                 "nan_mismatch": Double(m.nanMismatch), "nmse": AccuracyRules.nmse(out, ref)], rows)
+    }
+
+    /// The dynamo rule's metrics: RMSE of `out` and of plain fp32 attention against float64,
+    /// and their ratio to the rule's bound (`rmse_ratio` ≤ 1 passes). `eager` holds the fp32
+    /// eager reference's own max_abs and rel_l1 (what fp32 can achieve on this problem).
+    static func dynamo(_ out: [Float], _ ref: [Double], _ p: AttentionProblem, _ x: (q: Tensor, k: Tensor, v: Tensor),
+                       sigmoidBias: Float?, lowPrecision: Bool) -> (metrics: [String: Double], eager: [String: Double]) {
+        let eager = EagerAttention.run(p, q: x.q.data, k: x.k.data, v: x.v.data, sigmoidBias: sigmoidBias)
+        let result = AccuracyRules.rmse(out, ref), reach = AccuracyRules.rmse(eager, ref)
+        let e = ErrorMetrics.compare(eager, ref)
+        return (["rmse": result, "rmse_ratio": AccuracyRules.dynamoRatio(result: result, eager: reach, elements: ref.count, lowPrecision: lowPrecision)],
+                ["rmse": reach, "max_abs": e.maxAbs, "rel_l1": e.relL1.isFinite ? e.relL1 : 0])
+    }
+
+    /// Output elements of rows that see no key which are not exactly 0, plus those rows'
+    /// LSE entries that are not −inf (softmax kernels): the ABI's empty-row convention.
+    static func emptyRowViolations(_ out: AttentionOutput, _ p: AttentionProblem, softmax: Bool) -> Double {
+        var bad = 0
+        for b in 0..<p.batch { for h in 0..<p.qHeads { for i in 0..<p.qLen where EagerAttention.visibleKeys(p, row: i).isEmpty {
+            let row = (b * p.qHeads + h) * p.qLen + i
+            bad += out.o.data[(row * p.vDim)..<((row + 1) * p.vDim)].filter { $0 != 0 }.count
+            if softmax, row < out.lse.data.count, out.lse.data[row] != -.infinity { bad += 1 }
+        } } }
+        return Double(bad)
     }
 
     /// The parameters the suite runs `kernel` with: its defaults, plus what it needs to run
@@ -130,19 +223,33 @@ enum KernelCheck {
     }
 
     static func run(_ kernel: any AttentionKernel, _ c: KernelProblem, variant: KernelParameters = [:],
-                    breakOutput: Bool) throws -> KernelResult {
+                    breakSwitch: BreakSwitch? = nil) throws -> KernelResult {
         let x = c.inputs()
-        let params = parameters(kernel, c.problem).merging(variant) { $1 }
+        let caseParams = c.parameters.filter { name, _ in kernel.parameters.contains { $0.name == name } }
+        let params = parameters(kernel, c.problem).merging(caseParams) { $1 }.merging(variant) { $1 }
         var out = try kernel.run(c.problem, q: x.q, k: x.k, v: x.v, parameters: params)
-        // The test-only switch (`ATTUNE_CHECK_BREAK_KERNEL`): a kernel made wrong on purpose,
-        // to prove the check notices.
-        if breakOutput, !out.o.data.isEmpty { out.o.data[out.o.data.count / 2] += 0.05 }
+        // The test-only switch: a kernel made wrong on purpose, to prove the check notices.
+        if let breakSwitch, breakSwitch.kernel == kernel.name { breakSwitch.apply(&out.o.data) }
         let ref = try reference(kernel, c.problem, x, bias: params["bias"] ?? 0)
         var (metrics, rows) = compare(out.o.data, ref, c.problem)
-        if params["precision"] == 1, kernel.isExact {
-            metrics["bf16_bound_ratio"] = try bf16BoundRatio(c.problem, x, out, sigmoidBias: kernel.normalizer == .sigmoid ? params["bias"] ?? 0 : nil)
+        let sigmoidBias = kernel.normalizer == .sigmoid ? Float(params["bias"] ?? 0) : nil
+        let lowPrecision = (params["precision"] ?? 0) != 0
+        let rule = dynamo(out.o.data, ref, c.problem, x, sigmoidBias: sigmoidBias, lowPrecision: lowPrecision)
+        metrics["rmse"] = rule.metrics["rmse"]
+        // dynamo compares a bf16 result with a bf16 eager run; the eager reference here is
+        // fp32, so bf16 variants are judged by their derived bound instead.
+        if !lowPrecision { metrics["rmse_ratio"] = rule.metrics["rmse_ratio"] }
+        if (0..<c.problem.qLen).contains(where: { EagerAttention.visibleKeys(c.problem, row: $0).isEmpty }) {
+            metrics["empty_row_nonzero"] = emptyRowViolations(out, c.problem, softmax: kernel.normalizer == .softmax)
         }
-        return KernelResult(metrics: metrics, rowError: rows, stats: out.stats)
+        if lowPrecision, kernel.isExact {
+            metrics["bf16_bound_ratio"] = try bf16BoundRatio(c.problem, x, out, sigmoidBias: sigmoidBias.map(Double.init))
+        }
+        let contract = KernelContracts.judge(kernel, variant: variant, problem: c.problem,
+                                             inputs: .init(q: x.q.data.map(Double.init), k: x.k.data.map(Double.init),
+                                                           v: x.v.data.map(Double.init), o: ref), metrics: metrics)
+        if let ratio = contract.ratio { metrics["contract_ratio"] = ratio }
+        return KernelResult(metrics: metrics, rowError: rows, stats: out.stats, contract: contract, eager: rule.eager)
     }
 
     /// The largest |error| / bound over O and LSE (softmax) with bf16 tiles

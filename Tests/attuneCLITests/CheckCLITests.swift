@@ -25,22 +25,58 @@ final class CheckCLITests: XCTestCase {
         let report = dir.appendingPathComponent("report.html").path
         let ok = try run(["check", "--only", "kernels,determinism", "--report", report])
         XCTAssertEqual(ok.status, 0, ok.stdout + ok.stderr)
-        XCTAssertTrue(ok.stdout.contains("no metric regressed"), ok.stdout)
+        XCTAssertTrue(ok.stdout.contains("no metric regressed and no case outside its contract"), ok.stdout)
+        XCTAssertTrue(ok.stdout.contains("out of scope (no claim: hybrid, kascade)"), ok.stdout)
         let html = try String(contentsOfFile: report, encoding: .utf8)
         XCTAssertTrue(html.contains("<svg") && html.contains("kernel/flash/decode-gqa"), "the report has plots and cases")
 
-        // The test-only switch perturbs one output element of flash by 0.05.
+        // The test-only switch perturbs one output element of flash by 0.05: a regression
+        // against the baseline and, flash being exact, outside its contract too.
         let broken = try run(["check", "--only", "kernels"], environment: ["ATTUNE_CHECK_BREAK_KERNEL": "flash"])
         XCTAssertEqual(broken.status, 1)
         XCTAssertTrue(broken.stdout.contains("REGRESSED"), broken.stdout)
+        XCTAssertTrue(broken.stdout.contains("OUTSIDE CONTRACT"), broken.stdout)
         XCTAssertTrue(broken.stdout.contains("kernel/flash/decode-gqa"), broken.stdout)
         XCTAssertFalse(broken.stdout.contains("kernel/unified_max/"), "only the broken kernel regresses")
 
-        // A baseline rewritten on purpose then passes the broken kernel (that is what the flag is for).
+        // A baseline rewritten on purpose excuses the broken kernel's growth (that is what the
+        // flag is for) but not its contract: where the bumped element lies in a row that sees
+        // no key (empty-rows-all, decode-kv0, rows-before-keys), O ≠ 0 breaks the ABI's promise.
         let baseline = dir.appendingPathComponent("baseline.json").path
         XCTAssertEqual(try run(["check", "--only", "kernels", "--baseline", baseline, "--update-baseline"], environment: ["ATTUNE_CHECK_BREAK_KERNEL": "sparge"]).status, 0)
-        let approx = try run(["check", "--only", "kernels", "--baseline", baseline], environment: ["ATTUNE_CHECK_BREAK_KERNEL": "sparge"])
-        XCTAssertEqual(approx.status, 0, approx.stdout)
+        let approx = try run(["check", "--only", "kernels", "--baseline", baseline, "--json"], environment: ["ATTUNE_CHECK_BREAK_KERNEL": "sparge"])
+        XCTAssertEqual(approx.status, 1, approx.stdout)
+        XCTAssertFalse(approx.stdout.contains("REGRESSED"), approx.stdout)
+        let json = try XCTUnwrap(approx.stdout.split(separator: "\n").last.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
+        let outside = try XCTUnwrap(json["outside_contract"] as? [String])
+        XCTAssertEqual(Set(outside), Set(["sparge", "sparge:precision=bf16"].flatMap { k in
+            ["empty-rows-all", "decode-kv0-split3", "rows-before-keys"].map { "kernel/\(k)/\($0)" } }))
+        XCTAssertEqual(outside.count, 6, "one entry per case")
+    }
+
+    /// The break switch for contracts: sparge's whole output drifts by 30 % and the baseline
+    /// is rewritten with the drifted values, so no metric grew against it; the check must still
+    /// fail, naming sparge's cases "outside contract" and no other kernel's.
+    func testAContractCatchesADriftTheBaselineFollowed() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let baseline = dir.appendingPathComponent("baseline.json").path
+        let drift = ["ATTUNE_CHECK_BREAK_KERNEL": "sparge*1.3"]
+        let update = try run(["check", "--only", "kernels", "--baseline", baseline, "--update-baseline"], environment: drift)
+        XCTAssertEqual(update.status, 0, update.stdout + update.stderr)
+        let report = dir.appendingPathComponent("report.html").path
+        let r = try run(["check", "--only", "kernels", "--baseline", baseline, "--report", report, "--json"], environment: drift)
+        XCTAssertEqual(r.status, 1, r.stdout)
+        XCTAssertTrue(r.stdout.contains("OUTSIDE CONTRACT"), r.stdout)
+        XCTAssertFalse(r.stdout.contains("REGRESSED"), "the baseline followed the drift: only the contract fails\n" + r.stdout)
+        let json = try XCTUnwrap(r.stdout.split(separator: "\n").last.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
+        let outside = try XCTUnwrap(json["outside_contract"] as? [String])
+        XCTAssertTrue(outside.contains("kernel/sparge/prefill-causal"), "\(outside)")
+        XCTAssertTrue(outside.contains("kernel/sparge:precision=bf16/structured-prefill"), "\(outside)")
+        XCTAssertTrue(outside.allSatisfy { $0.hasPrefix("kernel/sparge") }, "only the drifted kernel: \(outside)")
+        let html = try String(contentsOfFile: report, encoding: .utf8)
+        XCTAssertTrue(html.contains("<td class=\"outside\">outside contract</td>"), "red in the report")
+        XCTAssertTrue(html.contains("cases outside contract"), "and said at the top")
     }
 
     func testYourOwnInputs() throws {
