@@ -38,6 +38,10 @@
  * the fp32 tile code over them, addressed through a copy of the problem
  * whose K/V row strides are the packed ones.
  *
+ * Soft-capping (p->softcap): every path caps its tile of scores right after
+ * forming it (cap_scores; the math is attention_softcap.h), before the mask
+ * and the softmax step, in base-2 units with the cap scaled by log2 e.
+ *
  * Split-KV: when there are too few work items to occupy the threads, the
  * visible key range of each tile is cut into `kv_splits` chunks whose
  * normalised partials are combined by attune_lse_merge_rows. The split count
@@ -50,6 +54,7 @@
 #include "attention_tiles.h"
 #include "flash_internal.h"
 #include "kv_tiles.h"
+#include "attention_softcap.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -97,6 +102,11 @@ void attune_flash_resolve_params(const attune_attention_problem *p, const attune
 /* --------------------------------------------------------------- scores */
 
 
+
+/* The logit soft-cap on `count` freshly formed scores at st (attention_softcap.h). */
+static inline void cap_scores(const plan *pl, float *st, int64_t count) {
+    if (pl->softcap > 0) attune_softcap_scores(st, count, pl->softcap);
+}
 
 /* Narrow scores of rows [r0, r0 + R) for keys [j0, j0 + n): S^T with row
  * stride R in st, padded with -inf to a whole vector. */
@@ -156,6 +166,7 @@ static void narrow_tile(const plan *pl, const scratch *sc, const float *kbase, c
     const int R = pl->rows == 1 ? 1 : pl->rows == 2 ? 2 : 4;
     for (int r0 = 0; r0 < pl->rows; r0 += R) {
         scores_narrow(pl, sc, kbase, j0, n, r0, R, r0 == 0);
+        cap_scores(pl, sc->st, (int64_t)n * R);
         softmax_packed(sc, r0, R, j0, n, full);
         int re = r0 + R < pl->rows ? r0 + R : pl->rows;
         attune_flash_pv_tile(pl, sc, sc->st, R, r0, re, vbase, j0, n, full, r0 == 0);
@@ -168,6 +179,7 @@ static void narrow_tile_kv(const plan *pl, const scratch *sc, const kv_head *kh,
     const pv_target target = {sc->acc, pl->dvp, sc->alpha, 0, sc->lo, sc->hi, (int)pl->p->v_dim, 0, 0, 0, NULL, 0};
     for (int r0 = 0; r0 < pl->rows; r0 += R) {
         attune_kv_scores_narrow(kh, sc->qr + (int64_t)r0 * pl->p->qk_dim, R, j0, n, r0 == 0, -INFINITY, sc->st);
+        cap_scores(pl, sc->st, (int64_t)n * R);
         softmax_packed(sc, r0, R, j0, n, full);
         int re = r0 + R < pl->rows ? r0 + R : pl->rows;
         attune_kv_pv_tile(kh, &target, sc->st, R, r0, re, j0, n, full, r0 == 0);
@@ -267,6 +279,7 @@ static void run_item(const plan *pl, const plan *packed, float *pack, const scra
                 /* f32 K/V only (checked at entry): packed to bf16 once per call. */
                 const int64_t bg = x.b * p->kv_heads + x.g;
                 attune_bf16_scores(&pl->kv16, sc->qb, sc->st, rp, bg, j0, n);
+                cap_scores(pl, sc->st, (int64_t)n * rp);
                 /* Finite V (the rule): P goes straight to bf16 pairs. Else the row-exact P.V needs P in st. */
                 const int vfinite = !pl->kv16.vbad[bg];
                 if (vfinite) attune_bf16_softmax_tile(sc->st, rp, sc->pb, sc->m, sc->l, sc->alpha, sc->lo, sc->hi, j0, n, full);
@@ -290,10 +303,12 @@ static void run_item(const plan *pl, const plan *packed, float *pack, const scra
             }
             if (full && pl->use_blas) {
                 scores_blas(tp, sc, kbase, j0, n);
+                cap_scores(pl, sc->st, (int64_t)n * rp);
                 flash_softmax_tile(tp, sc, j0, n, full, 0.0f, NULL, NULL, 0);
                 pv_blas(tp, sc, vbase, j0, n);
             } else if (pl->wide) {
                 attune_flash_scores_wide(tp, sc, kbase, j0, n);
+                cap_scores(pl, sc->st, (int64_t)n * rp);
                 flash_softmax_tile(tp, sc, j0, n, full, 0.0f, NULL, NULL, 0);
                 attune_flash_pv_tile(tp, sc, sc->st, pl->rp, 0, pl->rows, vbase, j0, n, full, 0);
             } else {
@@ -383,7 +398,7 @@ static int scratch_alloc(const plan *pl, scratch *sc) {
 
 int32_t attune_flash_attention(const attune_attention_problem *p, const attune_attention_tensors *t,
                                const attune_flash_params *params, attune_status *status) {
-    int32_t rc = attune_attention_validate_kv(p, t, ATTUNE_KV_ALL_FORMATS, "flash", status);
+    int32_t rc = attune_attention_validate_kv(p, t, ATTUNE_KV_ALL_FORMATS | ATTUNE_ACCEPTS_SOFTCAP, "flash", status);
     if (rc != ATTUNE_OK) return rc;
     if (params && (params->block_q < 0 || params->block_kv < 0 || params->kv_splits < 0 || params->threads < 0))
         return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "flash parameters must be non-negative");
@@ -419,6 +434,7 @@ int32_t attune_flash_attention(const attune_attention_problem *p, const attune_a
     /* sgemm needs leading dimensions >= the row length. */
     pl.use_blas = r.gemm == ATTUNE_GEMM_BLAS && p->k_stride.row >= p->qk_dim && p->v_stride.row >= p->v_dim;
     pl.qscale = (float)((double)p->scale * 1.4426950408889634);
+    pl.softcap = (float)((double)p->softcap * 1.4426950408889634);
     pl.qtiles = (p->q_len + pl.npos - 1) / pl.npos;
     pl.hgroups = pl.group / pl.hpt;
     pl.base_items = p->batch * p->kv_heads * pl.hgroups * pl.qtiles;

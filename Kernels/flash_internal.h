@@ -34,6 +34,7 @@ typedef struct {
     int bf16;           /* wide tiles in bf16 (attention_bf16.h) */
     attune_bf16_kv kv16; /* their packed K and V */
     float qscale;
+    float softcap;   /* p->softcap in base-2 score units (0: none) */
     float *part_o;   /* [base_items][splits][rows][dvp] when splits > 1 */
     float *part_lse; /* [base_items][splits][rows] */
 } plan;
