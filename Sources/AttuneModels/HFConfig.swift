@@ -212,6 +212,10 @@ public struct HFConfig: Sendable, Equatable {
         guard headDim % 2 == 0 else { throw Problem("head_dim \(headDim) must be even for rotary embeddings") }
 
         if let gemma = spec.gemma {
+            // Gemma2Config.validate_architecture, though head_dim is its own key.
+            guard hiddenSize % numAttentionHeads == 0 else {
+                throw Problem("hidden_size \(hiddenSize) is not a multiple of num_attention_heads \(numAttentionHeads) (Gemma2Config requires it)")
+            }
             // Gemma2MLP reads hidden_activation only; checkpoints also carry hidden_act, unused.
             let act = try r.string("hidden_activation") ?? MLPActivation.geluTanh.rawValue
             guard act == MLPActivation.geluTanh.rawValue else {
