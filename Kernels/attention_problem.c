@@ -5,6 +5,7 @@
 #include "attune_attention.h"
 #include "attention_internal.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -169,6 +170,9 @@ static int32_t validate(const attune_attention_problem *p, const attune_attentio
     if (!isfinite(p->softcap) || p->softcap < 0)
         return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "softcap must be 0 (none) or a finite positive cap, got %g",
                            (double)p->softcap);
+    if (p->softcap > 0 && p->softcap < FLT_MIN)
+        return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "softcap %g is below the smallest normal float (%g)",
+                           (double)p->softcap, (double)FLT_MIN);
     if (p->softcap > 0 && !(formats & ATTUNE_ACCEPTS_SOFTCAP))
         return attune_fail(status, ATTUNE_ERR_UNSUPPORTED, "%s does not implement logit soft-capping (softcap = %g); flash does",
                            kernel ? kernel : "this kernel", (double)p->softcap);

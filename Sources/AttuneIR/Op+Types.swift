@@ -80,7 +80,7 @@ extension Op {
             return [f32(t[0].shape)]
 
         case .softcap(let cap):
-            guard cap > 0, cap.isFinite else { throw IRError("softcap cap must be finite and > 0, got \(cap)") }
+            guard cap > 0, Float(cap).isNormal else { throw IRError("softcap cap must be a positive normal float, got \(cap)") }
             try float(0, "x")
             return [f32(t[0].shape)]
 
@@ -150,7 +150,7 @@ extension Op {
             if let w = a.window, w < 1 { throw IRError("window must be >= 1, got \(w)") }
             if case .sigmoid(let bias) = a.normalizer, !bias.isFinite { throw IRError("sigmoid bias must be finite") }
             if let c = a.softcap {
-                guard c > 0, c.isFinite else { throw IRError("softcap must be finite and > 0, got \(c)") }
+                guard c > 0, Float(c).isNormal else { throw IRError("softcap must be a positive normal float, got \(c)") }
                 guard case .softmax = a.normalizer else { throw IRError("softcap applies to softmax attention only") }
             }
             for i in 0..<3 { try float(i, ["q", "k", "v"][i]); try rank(i, 2, ["q", "k", "v"][i]) }

@@ -106,6 +106,11 @@ public struct AttentionProblem: Sendable, Equatable, CustomStringConvertible {
 
     /// Problems the ABI rejects outright, independent of any kernel.
     public func validationError() -> String? {
+        // The C problem holds the cap as a float, where 0 means none: a cap that rounds to
+        // 0 (or overflows) must not silently become "no cap".
+        if let c = softcap, c > 0, Float(c) == 0 || !Float(c).isFinite {
+            return "softcap \(c) is not representable as a float (\(Float.leastNormalMagnitude) ... \(Float.greatestFiniteMagnitude))"
+        }
         var p = cProblem
         var status = attune_status()
         // Structure only: whether a kernel reads the K/V format is the kernel's question.

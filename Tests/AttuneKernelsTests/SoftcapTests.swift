@@ -64,5 +64,10 @@ final class SoftcapTests: XCTestCase {
         XCTAssertEqual(attune_attention_validate_kv(&c, nil, 1 | ATTUNE_ACCEPTS_SOFTCAP, "flash", &status), 0)
         p.softcap = -1
         XCTAssertEqual(p.validationError(), "softcap must be 0 (none) or a finite positive cap, got -1")
+        // A cap that is 0 or subnormal as a float is refused, never read as "no cap".
+        p.softcap = 1e-300
+        XCTAssertEqual(p.validationError()?.hasPrefix("softcap 1e-300 is not representable as a float"), true)
+        p.softcap = 1e-40
+        XCTAssertEqual(p.validationError()?.hasSuffix("is below the smallest normal float (1.17549e-38)"), true, p.validationError() ?? "")
     }
 }
