@@ -5,6 +5,7 @@
 #include "attune_attention.h"
 #include "attention_internal.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -166,6 +167,15 @@ static int32_t validate(const attune_attention_problem *p, const attune_attentio
     if (p->window < 0)
         return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "window must be >= 1 (or 0 for none), got %lld",
                            (long long)p->window);
+    if (!isfinite(p->softcap) || p->softcap < 0)
+        return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "softcap must be 0 (none) or a finite positive cap, got %g",
+                           (double)p->softcap);
+    if (p->softcap > 0 && p->softcap < FLT_MIN)
+        return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "softcap %g is below the smallest normal float (%g)",
+                           (double)p->softcap, (double)FLT_MIN);
+    if (p->softcap > 0 && !(formats & ATTUNE_ACCEPTS_SOFTCAP))
+        return attune_fail(status, ATTUNE_ERR_UNSUPPORTED, "%s does not implement logit soft-capping (softcap = %g); flash does",
+                           kernel ? kernel : "this kernel", (double)p->softcap);
     if (p->q_offset != ATTUNE_Q_OFFSET_DEFAULT && (p->q_offset <= -DIM_LIMIT || p->q_offset >= DIM_LIMIT))
         return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "q_offset = %lld is out of range (-2^31, 2^31)",
                            (long long)p->q_offset);

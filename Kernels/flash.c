@@ -38,6 +38,11 @@
  * the fp32 tile code over them, addressed through a copy of the problem
  * whose K/V row strides are the packed ones.
  *
+ * Soft-capping (p->softcap): the probability hooks cap a tile's scores
+ * (cap_scores; the math is attention_softcap.h) before the mask and the
+ * softmax step, in base-2 units with the cap scaled by log2 e. Every path
+ * (wide, sgemm, narrow over any K/V format, bf16 tiles) goes through them.
+ *
  * Split-KV: when there are too few work items to occupy the threads, the
  * visible key range of each tile is cut into `kv_splits` chunks whose
  * normalised partials are combined by attune_lse_merge_rows. The split count
@@ -55,6 +60,7 @@
 #include "attention_tiles.h"
 #include "flash_internal.h"
 #include "kv_tiles.h"
+#include "attention_softcap.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -114,18 +120,26 @@ ATTUNE_INLINE vf variant_score_narrow(const plan *pl, vf s) {
 
 ATTUNE_INLINE float variant_pad(void) { return -INFINITY; }
 
+/* The logit soft-cap on `count` freshly formed scores at st (attention_softcap.h); the
+ * vector padding past them stays -inf. */
+ATTUNE_INLINE void cap_scores(const plan *pl, float *st, int64_t count) {
+    if (pl->softcap > 0) attune_softcap_scores(st, count, pl->softcap);
+}
+
 static void variant_probs_wide(const plan *pl, const scratch *sc, int64_t j0, int n, int full) {
+    cap_scores(pl, sc->st, (int64_t)n * pl->rp);
     flash_softmax_tile(pl, sc, j0, n, full, 0.0f, NULL, NULL, 0);
 }
 
 /* The same step for rows [r0, r0 + R) of the narrow path (attention_tiles.h). */
 static void variant_probs_narrow(const plan *pl, const scratch *sc, int r0, int R, int64_t j0, int n, int full) {
-    (void)pl;
+    cap_scores(pl, sc->st, (int64_t)n * R);
     softmax_packed_step(sc->st, sc->m, sc->l, sc->alpha, sc->lo, sc->hi, r0, R, j0, n, full);
 }
 
 static void variant_bf16_tile(const plan *pl, const scratch *sc, int64_t bg, const float *vbase, int64_t j0, int n,
                               int full) {
+    cap_scores(pl, sc->st, (int64_t)n * pl->rp);
     /* Finite V (the rule): P goes straight to bf16 pairs. Else the row-exact P.V needs P in st. */
     const int vfinite = !pl->kv16.vbad[bg];
     if (vfinite) attune_bf16_softmax_tile(sc->st, pl->rp, sc->pb, sc->m, sc->l, sc->alpha, sc->lo, sc->hi, j0, n, full);
@@ -179,7 +193,7 @@ static int variant_scratch_alloc(const plan *pl, scratch *sc) {
 
 int32_t attune_flash_attention(const attune_attention_problem *p, const attune_attention_tensors *t,
                                const attune_flash_params *params, attune_status *status) {
-    int32_t rc = attune_attention_validate_kv(p, t, ATTUNE_KV_ALL_FORMATS, "flash", status);
+    int32_t rc = attune_attention_validate_kv(p, t, ATTUNE_KV_ALL_FORMATS | ATTUNE_ACCEPTS_SOFTCAP, "flash", status);
     if (rc != ATTUNE_OK) return rc;
     if (params && (params->block_q < 0 || params->block_kv < 0 || params->kv_splits < 0 || params->threads < 0))
         return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "flash parameters must be non-negative");
@@ -202,6 +216,7 @@ int32_t attune_flash_attention(const attune_attention_problem *p, const attune_a
     resolve(p, params, &r, &npos, &hpt);
     plan pl = {0};
     engine_plan_init(&pl, p, t, npos, hpt, r.block_kv, r.kv_splits, r.precision);
+    pl.softcap = (float)((double)p->softcap * 1.4426950408889634);
     /* sgemm needs leading dimensions >= the row length. */
     pl.use_blas = r.gemm == ATTUNE_GEMM_BLAS && p->k_stride.row >= p->qk_dim && p->v_stride.row >= p->v_dim;
 

@@ -22,6 +22,7 @@
 /* flash's plan: the engine's tiling (attention_plan.h) and the split partials. */
 typedef struct {
     ATTENTION_PLAN_FIELDS;
+    float softcap;   /* p->softcap in base-2 score units (0: none) */
     float *part_o;   /* [base_items][splits][rows][dvp] when splits > 1 */
     float *part_lse; /* [base_items][splits][rows] */
 } plan;

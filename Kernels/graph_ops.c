@@ -6,6 +6,7 @@
  */
 #include "attune_graph_ops.h"
 #include "simd.h"
+#include "attention_softcap.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -244,6 +245,30 @@ void attune_op_swiglu_epilogue(const float *gu, int64_t rows, int64_t inter, flo
         }
         for (; i < inter; i++) o[i] = silu1(g[i]) * u[i];
     }
+}
+
+/* gelu's tanh approximation, 16 lanes: the tanh of attention_softcap.h. */
+ATTUNE_INLINE vf vf_gelu(vf x) {
+    const vf inner = vf_mul(vf_set1(0.7978845608028654f), vf_fma(vf_mul(vf_set1(0.044715f), x), vf_mul(x, x), x));
+    return vf_mul(vf_mul(vf_set1(0.5f), x), vf_add(vf_set1(1.0f), vf_tanh(inner)));
+}
+
+void attune_op_geglu_epilogue(const float *gu, int64_t rows, int64_t inter, float *out) {
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (rows * inter >= PARALLEL_MIN_ELEMENTS)
+#endif
+    for (int64_t r = 0; r < rows; r++) {
+        const float *g = gu + r * 2 * inter, *u = g + inter;
+        float *o = out + r * inter;
+        int64_t i = 0;
+        for (; i + VL <= inter; i += VL) vf_store(o + i, vf_mul(vf_gelu(vf_load(g + i)), vf_load(u + i)));
+        for (; i < inter; i++) o[i] = gelu1(g[i]) * u[i];
+    }
+}
+
+void attune_op_softcap(const float *x, int64_t n, float cap, float *out) {
+    if (out != x) memcpy(out, x, sizeof(float) * (size_t)n);
+    attune_softcap_scores(out, n, cap);
 }
 
 void attune_op_softmax_rows(const float *x, int64_t rows, int64_t width, float *out) {

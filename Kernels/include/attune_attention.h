@@ -3,8 +3,10 @@
  *
  * Problem: for every batch b and query head h (kv head g = h / (Hq / Hkv)),
  *
- *     O[b,h,i,:] = sum_j softmax_j( scale * Q[b,h,i,:] . K[b,g,j,:] + mask(i,j) ) * V[b,g,j,:]
- *     LSE[b,h,i] = ln sum_j exp( scale * Q[b,h,i,:] . K[b,g,j,:] )   over visible j
+ *     s(i,j)     = scale * Q[b,h,i,:] . K[b,g,j,:]
+ *                  (with softcap c > 0: c * tanh(s(i,j) / c), before the mask)
+ *     O[b,h,i,:] = sum_j softmax_j( s(i,j) + mask(i,j) ) * V[b,g,j,:]
+ *     LSE[b,h,i] = ln sum_j exp( s(i,j) )   over visible j
  *
  * Masking (bottom-right aligned, the KV-cache convention): query row i sits at
  * absolute position p = q_offset + i. Key j is visible iff
@@ -114,6 +116,10 @@ typedef struct {
     int64_t q_offset;   /* absolute position of query row 0, or ATTUNE_Q_OFFSET_DEFAULT */
     int64_t window;     /* 0 = none; otherwise >= 1 keys ending at the query's position */
     attune_kv_storage kv; /* K/V element format (zeroed by init: fp32) */
+    float softcap;      /* 0 = none; c > 0 (finite): logit soft-capping, s -> c tanh(s / c)
+                           (Gemma 2's attn_logit_softcapping). Only kernels that pass
+                           ATTUNE_ACCEPTS_SOFTCAP to attune_attention_validate_kv take it;
+                           the others refuse it with ATTUNE_ERR_UNSUPPORTED. */
 } attune_attention_problem;
 
 /* The tensors of one call. `lse` may be NULL. */
@@ -140,7 +146,9 @@ int32_t attune_attention_validate(const attune_attention_problem *p,
 /* attune_attention_validate for a kernel that reads the K/V formats whose bits
  * are set in `formats` (bit 1 << attune_kv_format); others are refused with
  * ATTUNE_ERR_UNSUPPORTED naming `kernel`. attune_attention_validate itself
- * accepts fp32 K/V only. */
+ * accepts fp32 K/V only. `formats` may also carry the score modifiers the
+ * kernel implements (ATTUNE_ACCEPTS_*); a problem using another is refused. */
+#define ATTUNE_ACCEPTS_SOFTCAP 0x10000u /* p->softcap (above every format bit) */
 int32_t attune_attention_validate_kv(const attune_attention_problem *p,
                                      const attune_attention_tensors *t,
                                      uint32_t formats, const char *kernel,

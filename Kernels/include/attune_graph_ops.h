@@ -76,6 +76,11 @@ void attune_op_gelu(const float *x, int64_t n, float *out);
 
 /* gu [rows, 2*inter] (gate columns, then up columns) -> out [rows, inter] = silu(g) * u. */
 void attune_op_swiglu_epilogue(const float *gu, int64_t rows, int64_t inter, float *out);
+/* The same with gelu (tanh approximation) for silu: Gemma's GeGLU, out = gelu(g) * u. */
+void attune_op_geglu_epilogue(const float *gu, int64_t rows, int64_t inter, float *out);
+
+/* out[i] = cap * tanh(x[i] / cap), cap > 0 (Gemma 2's final logit soft-capping); in place allowed. */
+void attune_op_softcap(const float *x, int64_t n, float cap, float *out);
 
 /* Softmax over each row of width `width`; in place allowed. */
 void attune_op_softmax_rows(const float *x, int64_t rows, int64_t width, float *out);

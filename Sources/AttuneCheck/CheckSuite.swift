@@ -96,10 +96,12 @@ public struct CheckSuite {
 
     /// Bundled models and the kernels each is compiled with: every exact kernel a compiled
     /// graph can bind (sigmoid attention only with `sigmoid`), and on the 8-layer fixture
-    /// the approximate ones at their defaults; flash's bf16 tiles on two of them.
+    /// the approximate ones at their defaults; flash's bf16 tiles on three of them.
     static let modelKernels: [(String, [String])] = [
         ("llama", ["flash", "unified_max", "flash:precision=bf16"]), ("qwen2", ["flash", "unified_max"]), ("mistral", ["flash", "unified_max"]),
         ("qwen3", ["flash", "unified_max"]), ("phi3", ["flash", "unified_max"]),
+        // Soft-capped attention binds only to flash.
+        ("gemma2", ["flash", "flash:precision=bf16"]),
         ("llama_sigmoid", ["sigmoid"]), ("llama_deep", ["flash", "unified_max", "sparge", "kascade", "hybrid", "flash:precision=bf16"]),
     ]
 }
@@ -118,10 +120,13 @@ public struct ModelFormat: Sendable {
 extension CheckSuite {
     /// Every fixture with a KV cache format and, on the f32 fixtures (whose matmuls are
     /// otherwise f32), bf16 weights: checked against the float64 goldens with the format's bound.
-    static let modelFormats: [(String, ModelFormat)] = ["llama", "qwen2", "mistral", "qwen3", "phi3"].flatMap { model in
+    /// gemma2 has the KV formats only: its logits are soft-capped at 3, which shrinks their
+    /// largest magnitude (the bound's scale) but not the error of logits near 0, where tanh
+    /// is the identity, so the weights' derived bound does not apply (measured 1.58 of it).
+    static let modelFormats: [(String, ModelFormat)] = ["llama", "qwen2", "mistral", "qwen3", "phi3", "gemma2"].flatMap { model in
         [(model, ModelFormat(label: "kv=bf16", kv: .bf16, relativeBound: 0.02)),
-         (model, ModelFormat(label: "kv=int8", kv: .int8, relativeBound: 0.05)),
-         (model, ModelFormat(label: "weights=bf16", weights: .bf16, relativeBound: 6.0 / 256))]
+         (model, ModelFormat(label: "kv=int8", kv: .int8, relativeBound: 0.05))]
+            + (model == "gemma2" ? [] : [(model, ModelFormat(label: "weights=bf16", weights: .bf16, relativeBound: 6.0 / 256))])
     }
 }
 

@@ -5,7 +5,7 @@ import Foundation
 /// product, the row max, fp32 `exp`, an fp32 sum, and the weighted sum of V divided by it
 /// (sigmoid: σ(score + bias) weights, no normaliser). It is the "same-dtype eager
 /// reference" of PyTorch dynamo's accuracy rule: what fp32 arithmetic achieves on the
-/// problem without any kernel cleverness, so a kernel is judged against its precision's
+/// problem without any kernel cleverness (soft-capped scores: c·tanh(s/c), as Gemma 2), so a kernel is judged against its precision's
 /// reach and not only against yesterday (Docs/NUMERICS.md, "Accuracy rules").
 enum EagerAttention {
     static func run(_ p: AttentionProblem, q: [Float], k: [Float], v: [Float], sigmoidBias: Float?) -> [Float] {
@@ -24,6 +24,7 @@ enum EagerAttention {
                     var s: Float = 0
                     for d in 0..<p.qkDim { s += q[row * p.qkDim + d] * k[(kvBase + j) * p.qkDim + d] }
                     weights[j] = s * scale
+                    if let cap = p.softcap { weights[j] = Float(cap) * tanhf(weights[j] / Float(cap)) }
                     m = max(m, weights[j])
                 }
                 var l: Float = 0

@@ -1,4 +1,5 @@
 import AttuneIR
+import Foundation
 
 /// A constant the generated code addresses as `m->w[slot]`: `elements` values in
 /// `format`, row-major, made of parts laid end to end (one part for a plain weight;
@@ -36,8 +37,9 @@ public struct ConstantPart: Sendable, Equatable {
     public var source: Source
 }
 
-/// Values computable at compile time: weights and layout ops applied only to weights
-/// (the concatenated QKV and gate/up matrices the passes create). Weights that lie in a
+/// Values computable at compile time: weights, layout ops applied only to weights
+/// (the concatenated QKV and gate/up matrices the passes create) and elementwise
+/// programs of weights (Gemma's `1 + w` norm weights). Weights that lie in a
 /// file, and row-wise concatenations of them, become slots that point at the file: the
 /// generated module maps them at open, so compiling reads no weight values. Anything
 /// else (a transpose of a weight, weights held in memory, f32 or f16 tensors wanted in
@@ -69,7 +71,7 @@ struct ConstantFolder {
         let result: Bool
         switch node.op {
         case .weight: result = true
-        case .concat, .slice, .reshape, .transpose, .repeatInterleave:
+        case .concat, .slice, .reshape, .transpose, .repeatInterleave, .elementwise:
             result = node.inputs.allSatisfy { isConstant(g, $0, memo: &memo) }
         default: result = false
         }
@@ -206,6 +208,11 @@ struct ConstantFolder {
                     for _ in 0..<repeats { out += row }
                 }
             }
+        case .elementwise(let program):
+            // In Double, rounded once to fp32 (what fp32 arithmetic on the weights gives for `1 + w`).
+            let inputs = try node.inputs.map { try evaluate($0) }
+            let n = dims.reduce(1, *)
+            out = (0..<n).map { i in Float(Self.evaluate(program.expr, inputs.map { Double($0[i % $0.count]) })) }
         default:
             throw CodegenError("node %\(v.node) (\(node.op.mnemonic)) is not a constant")
         }
@@ -214,6 +221,20 @@ struct ConstantFolder {
         if case .weight = node.op { return out }
         cache[v] = out
         return out
+    }
+
+    /// One element of an elementwise program, inputs broadcast as `add` does.
+    private static func evaluate(_ e: ElementwiseExpr, _ x: [Double]) -> Double {
+        switch e {
+        case .input(let i): return x[i]
+        case .constant(let c): return c
+        case .add(let a, let b): return evaluate(a, x) + evaluate(b, x)
+        case .mul(let a, let b): return evaluate(a, x) * evaluate(b, x)
+        case .silu(let a): let v = evaluate(a, x); return v / (1 + exp(-v))
+        case .gelu(let a):
+            let v = evaluate(a, x)
+            return 0.5 * v * (1 + tanh((2 / Double.pi).squareRoot() * (v + 0.044715 * v * v * v)))
+        }
     }
 
     private static func transpose(_ src: [Float], _ dims: [Int], _ perm: [Int]) -> [Float] {

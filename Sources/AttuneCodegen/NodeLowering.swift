@@ -164,6 +164,14 @@ struct NodeLowering {
         return newBuffer(rows: try Rows.of(type), width: width)
     }
 
+    /// `v` is a graph output, or the input of only a `softcap` that is one (Gemma 2's
+    /// capped logits): its rows before `m->logits_from` are never read.
+    func feedsOutputRows(_ v: Value) -> Bool {
+        if graph.outputs.contains(where: { $0.value == v }) { return true }
+        guard let users = uses[v], users.count == 1, case .softcap = graph.nodes[users[0]].op else { return false }
+        return graph.outputs.contains { $0.value == Value(node: users[0]) }
+    }
+
     func isOnlyUse(_ v: Value) -> Bool { (uses[v] ?? []).count == 1 && !graph.outputs.contains { $0.value == v } }
 
     /// Keeps output values alive to the end of the forward pass.
@@ -235,7 +243,7 @@ struct NodeLowering {
             let x = try readContiguous(node.inputs[0], into: &code)
             let bias = hasBias ? try read(node.inputs[2]).pointer : "NULL"
             let y = try result(type)
-            if graph.outputs.contains(where: { $0.value == out }), x.rows == Rows(factor: 1, symbol: "seq") {
+            if feedsOutputRows(out), x.rows == Rows(factor: 1, symbol: "seq") {
                 // The vocabulary projection: only rows whose logits the caller uses (a prompt
                 // needs the last one), which for a large vocabulary is much of a prefill's work.
                 code.append(try linearCall(x: "\(x.pointer) + m->logits_from * \(x.width)", rows: "seq - m->logits_from", in: x.width,
@@ -262,6 +270,18 @@ struct NodeLowering {
             let x = try readContiguous(node.inputs[0], into: &code)
             let y = try result(type)
             code.append("attune_op_\(node.op.mnemonic)(\(x.pointer), \(x.count), \(y.pointer));")
+            views[out] = y
+
+        case .softcap(let cap):
+            let x = try readContiguous(node.inputs[0], into: &code)
+            let y = try result(type)
+            if feedsOutputRows(out), x.rows == Rows(factor: 1, symbol: "seq") {
+                // Capped logits (Gemma 2): the rows the vocabulary projection computed.
+                let from = "m->logits_from * \(x.width)"
+                code.append("attune_op_softcap(\(x.pointer) + \(from), (seq - m->logits_from) * \(x.width), \(CLiteral.float(cap)), \(y.pointer) + \(from));")
+            } else {
+                code.append("attune_op_softcap(\(x.pointer), \(x.count), \(CLiteral.float(cap)), \(y.pointer));")
+            }
             views[out] = y
 
         case .elementwise(let program):
@@ -360,12 +380,12 @@ struct NodeLowering {
                 column += widths[r]
             }
 
-        case .swiGLU:
+        case .swiGLU, .geGLU:
             let x = try readContiguous(node.inputs[0], into: &code)
             let y = try result(type)
             let gu = newBuffer(rows: x.rows, width: 2 * y.width)
             code.append(try linearCall(x: x.pointer, rows: x.rows.c, in: x.width, weight: node.inputs[1], bias: "NULL", y: gu.pointer))
-            code.append("attune_op_swiglu_epilogue(\(gu.pointer), \(x.rows.c), \(y.width), \(y.pointer));")
+            code.append("attune_op_\(node.op.mnemonic)_epilogue(\(gu.pointer), \(x.rows.c), \(y.width), \(y.pointer));")
             views[out] = y
 
         case .kvAppend(let layer, let kind) where storeLayers[layer] != nil:
@@ -468,6 +488,7 @@ struct NodeLowering {
             "p.causal = \(a.causal ? 1 : 0);",
         ]
         if let w = a.window { code.append("p.window = \(w);") }
+        if let c = a.softcap { code.append("p.softcap = \(CLiteral.float(c));") }
         code += try kvFormatFields(a, kernel, k: k, v: v)
         code.append("attune_status status;")
 
@@ -598,6 +619,7 @@ struct NodeLowering {
             throw fail("kernel '\(kernel.name)' keeps its own K/V store: its k and v must come straight from this layer's kv_append nodes")
         }
         if a.window != nil { throw fail("kernel '\(kernel.name)' does not support a sliding window") }
+        if a.softcap != nil { throw fail("kernel '\(kernel.name)' does not implement logit soft-capping; flash does") }
         if options.kvFormat != .f32 {
             throw fail("kernel '\(kernel.name)' keeps its own K/V store (hot tier f32): --kv \(options.kvFormat.rawValue) stores the dense KV cache, which this layer does not use; compile it with --kv f32")
         }

@@ -30,8 +30,8 @@ extension Op {
     /// Every mnemonic, so tests can check that each has a printer, parser and type rule.
     public static let mnemonics = [
         "input", "weight", "embedding", "linear", "matmul", "add", "mul", "scale", "silu", "gelu",
-        "elementwise", "rms_norm", "layer_norm", "add_rms_norm", "head_rms_norm", "softmax", "rope", "attention_mask",
-        "attention", "kv_append", "swiglu", "qkv_rope", "reshape", "transpose", "slice", "concat",
+        "elementwise", "softcap", "rms_norm", "layer_norm", "add_rms_norm", "head_rms_norm", "softmax", "rope", "attention_mask",
+        "attention", "kv_append", "swiglu", "geglu", "qkv_rope", "reshape", "transpose", "slice", "concat",
         "repeat_interleave",
     ]
 
@@ -48,6 +48,7 @@ extension Op {
         case .silu: return "silu"
         case .gelu: return "gelu"
         case .elementwise: return "elementwise"
+        case .softcap: return "softcap"
         case .rmsNorm: return "rms_norm"
         case .layerNorm: return "layer_norm"
         case .addRMSNorm: return "add_rms_norm"
@@ -58,6 +59,7 @@ extension Op {
         case .attention: return "attention"
         case .kvAppend: return "kv_append"
         case .swiGLU: return "swiglu"
+        case .geGLU: return "geglu"
         case .qkvRope: return "qkv_rope"
         case .reshape: return "reshape"
         case .transpose: return "transpose"
@@ -73,6 +75,7 @@ extension Op {
         case .linear(let bias): return ["bias": .bool(bias)]
         case .matmul(let t): return ["transpose_b": .bool(t)]
         case .scale(let f): return ["factor": .double(f)]
+        case .softcap(let c): return ["cap": .double(c)]
         case .elementwise(let p): return ["program": .string(p.description)]
         case .rmsNorm(let eps), .layerNorm(let eps), .addRMSNorm(let eps), .headRMSNorm(let eps): return ["eps": .double(eps)]
         case .rope(let a):
@@ -87,6 +90,7 @@ extension Op {
                 "v_head_dim": .int(a.vHeadDim), "scale": .double(a.scale), "causal": .bool(a.causal),
             ]
             if let w = a.window { d["window"] = .int(w) }
+            if let c = a.softcap { d["softcap"] = .double(c) }
             switch a.selection {
             case nil: break
             case .produce(let w): d["selection"] = .ident("produce"); d["selection_width"] = .int(w)
@@ -118,7 +122,7 @@ extension Op {
             return d
         case .concat(let axis): return ["axis": .int(axis)]
         case .repeatInterleave(let axis, let r): return ["axis": .int(axis), "repeats": .int(r)]
-        case .embedding, .add, .mul, .silu, .gelu, .softmax, .swiGLU: return [:]
+        case .embedding, .add, .mul, .silu, .gelu, .softmax, .swiGLU, .geGLU: return [:]
         }
     }
 
@@ -138,6 +142,7 @@ extension Op {
         case "silu": op = .silu
         case "gelu": op = .gelu
         case "elementwise": op = .elementwise(try ElementwiseProgram.parse(try a.string("program")))
+        case "softcap": op = .softcap(cap: try a.double("cap"))
         case "rms_norm": op = .rmsNorm(eps: try a.double("eps"))
         case "layer_norm": op = .layerNorm(eps: try a.double("eps"))
         case "add_rms_norm": op = .addRMSNorm(eps: try a.double("eps"))
@@ -171,13 +176,14 @@ extension Op {
                                            headDim: try a.int("head_dim"), vHeadDim: try a.optionalInt("v_head_dim"),
                                            scale: try a.optionalDouble("scale"), causal: try a.bool("causal", default: true),
                                            window: try a.optionalInt("window"), normalizer: normalizer, binding: binding,
-                                           selection: selection))
+                                           selection: selection, softcap: try a.optionalDouble("softcap")))
         case "kv_append":
             guard let kind = KVKind(rawValue: try a.ident("kind", default: "")) else {
                 throw IRError("kv_append: kind must be key or value")
             }
             op = .kvAppend(layer: try a.int("layer"), kind: kind)
         case "swiglu": op = .swiGLU
+        case "geglu": op = .geGLU
         case "qkv_rope":
             op = .qkvRope(QKVRopeAttrs(heads: try a.int("heads"), kvHeads: try a.int("kv_heads"), headDim: try a.int("head_dim"),
                                        rotaryDim: try a.optionalInt("rotary_dim"), frequencies: try a.ropeFrequencies(),

@@ -5,9 +5,9 @@ extension Op {
     public var inputCount: Int {
         switch self {
         case .input, .weight: return 0
-        case .scale, .silu, .gelu, .softmax, .attentionMask, .kvAppend, .reshape, .transpose, .slice,
+        case .scale, .silu, .gelu, .softcap, .softmax, .attentionMask, .kvAppend, .reshape, .transpose, .slice,
              .repeatInterleave: return 1
-        case .embedding, .add, .mul, .matmul, .rmsNorm, .headRMSNorm, .rope, .swiGLU: return 2
+        case .embedding, .add, .mul, .matmul, .rmsNorm, .headRMSNorm, .rope, .swiGLU, .geGLU: return 2
         case .linear(let bias): return bias ? 3 : 2
         case .layerNorm, .addRMSNorm: return 3
         case .attention(let a):
@@ -79,6 +79,11 @@ extension Op {
             try float(0, "x")
             return [f32(t[0].shape)]
 
+        case .softcap(let cap):
+            guard cap > 0, Float(cap).isNormal else { throw IRError("softcap cap must be a positive normal float, got \(cap)") }
+            try float(0, "x")
+            return [f32(t[0].shape)]
+
         case .silu, .gelu, .softmax:
             try float(0, "x")
             if case .softmax = self, t[0].rank == 0 { throw IRError("softmax needs rank >= 1") }
@@ -144,6 +149,10 @@ extension Op {
             guard a.scale.isFinite else { throw IRError("scale must be finite, got \(a.scale)") }
             if let w = a.window, w < 1 { throw IRError("window must be >= 1, got \(w)") }
             if case .sigmoid(let bias) = a.normalizer, !bias.isFinite { throw IRError("sigmoid bias must be finite") }
+            if let c = a.softcap {
+                guard c > 0, Float(c).isNormal else { throw IRError("softcap must be a positive normal float, got \(c)") }
+                guard case .softmax = a.normalizer else { throw IRError("softcap applies to softmax attention only") }
+            }
             for i in 0..<3 { try float(i, ["q", "k", "v"][i]); try rank(i, 2, ["q", "k", "v"][i]) }
             try same(t[0].shape[1], .fixed(a.heads * a.headDim), "q width vs heads*head_dim")
             try same(t[1].shape[1], .fixed(a.kvHeads * a.headDim), "k width vs kv_heads*head_dim")
@@ -166,7 +175,7 @@ extension Op {
             try float(0, "new rows"); try rank(0, 2, "new rows [seq, width]")
             return [f32([.symbol("kv"), t[0].shape[1]])]
 
-        case .swiGLU:
+        case .swiGLU, .geGLU:
             try float(0, "x"); try float(1, "weight"); try rank(1, 2, "weight [2*inter, hidden]")
             guard let last = t[0].shape.last else { throw IRError("x must have rank >= 1") }
             try same(last, t[1].shape[1], "x's last dim vs weight's in dim")

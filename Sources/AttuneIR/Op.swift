@@ -54,10 +54,13 @@ public struct AttentionAttrs: Sendable, Hashable {
     public var binding: KernelBinding?
     /// nil for ordinary attention; see `KeySelection`.
     public var selection: KeySelection?
+    /// Logit soft-cap c: each score s = scale·q·k becomes c·tanh(s/c) before the mask
+    /// (Gemma 2's `attn_logit_softcapping`); nil = none.
+    public var softcap: Double?
 
     public init(heads: Int, kvHeads: Int, headDim: Int, vHeadDim: Int? = nil, scale: Double? = nil,
                 causal: Bool = true, window: Int? = nil, normalizer: AttentionNormalizer = .softmax,
-                binding: KernelBinding? = nil, selection: KeySelection? = nil) {
+                binding: KernelBinding? = nil, selection: KeySelection? = nil, softcap: Double? = nil) {
         self.heads = heads
         self.kvHeads = kvHeads
         self.headDim = headDim
@@ -68,6 +71,7 @@ public struct AttentionAttrs: Sendable, Hashable {
         self.normalizer = normalizer
         self.binding = binding
         self.selection = selection
+        self.softcap = softcap
     }
 }
 
@@ -133,6 +137,8 @@ public enum Op: Sendable, Hashable {
     case gelu
     /// A chain of elementwise steps over the inputs, with no intermediate tensors (fused).
     case elementwise(ElementwiseProgram)
+    /// `cap * tanh(x / cap)`, cap > 0: logit soft-capping (Gemma 2's scores and final logits).
+    case softcap(cap: Double)
 
     // MARK: normalisation
 
@@ -165,6 +171,9 @@ public enum Op: Sendable, Hashable {
 
     /// `silu(x W_gᵀ) * (x W_uᵀ)` with `w[2*inter, hidden]` = gate rows then up rows.
     case swiGLU
+    /// `gelu(x W_gᵀ) * (x W_uᵀ)` (gelu's tanh approximation, as `gelu`), weight as `swiGLU`:
+    /// Gemma's GeGLU MLP.
+    case geGLU
     /// One projection `x W_qkvᵀ (+ bias)` split into q, k, v with RoPE applied to q and k;
     /// with `qkNormEps`, q and k are first RMS-normalised per head (`head_rms_norm`, Qwen3).
     /// Inputs `x`, `w`, (`bias`), (`q_norm[D]`, `k_norm[D]`), `positions`; three results.

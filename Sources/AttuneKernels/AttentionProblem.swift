@@ -6,6 +6,8 @@ import CAttuneKernels
 /// Masking is bottom-right aligned: query row `i` sits at absolute position
 /// `qOffset + i` (default `kvLen - qLen`) and sees key `j` iff
 /// `(!causal || j <= qOffset + i) && (window == nil || j > qOffset + i - window)`.
+/// With `softcap` c, every score s = scale·q·k becomes c·tanh(s/c) before the mask
+/// (Gemma 2's logit soft-capping); only kernels that say so accept it.
 /// Tensors described by this value are contiguous; strided views are an ABI feature
 /// reached through `AttentionStrides`.
 public struct AttentionProblem: Sendable, Equatable, CustomStringConvertible {
@@ -26,10 +28,12 @@ public struct AttentionProblem: Sendable, Equatable, CustomStringConvertible {
     /// How K and V are stored (`KVFormat`); kernels given another format than f32 take
     /// packed buffers (`KVFormat.pack`).
     public var kvFormat: KVFormat = .f32
+    /// Logit soft-cap c > 0 (scores become c·tanh(s/c)); `nil` means none.
+    public var softcap: Double?
 
     public init(batch: Int = 1, qHeads: Int, kvHeads: Int? = nil, qLen: Int, kvLen: Int,
                 qkDim: Int, vDim: Int? = nil, scale: Float? = nil, causal: Bool = false,
-                qOffset: Int? = nil, window: Int? = nil) {
+                qOffset: Int? = nil, window: Int? = nil, softcap: Double? = nil) {
         self.batch = batch
         self.qHeads = qHeads
         self.kvHeads = kvHeads ?? qHeads
@@ -41,6 +45,13 @@ public struct AttentionProblem: Sendable, Equatable, CustomStringConvertible {
         self.causal = causal
         self.qOffset = qOffset
         self.window = window
+        self.softcap = softcap
+    }
+
+    /// The refusal of a kernel that does not implement soft-capping, or nil when the
+    /// problem has no soft-cap.
+    public func softcapRefusal(kernel: String) -> String? {
+        softcap.map { "\(kernel) does not implement logit soft-capping (softcap=\(describeParameterValue($0))); flash does" }
     }
 
     /// Bytes of q, k, v, o and the LSE as fp32; nil when the count overflows.
@@ -79,6 +90,7 @@ public struct AttentionProblem: Sendable, Equatable, CustomStringConvertible {
         if let qOffset { p.q_offset = Int64(qOffset) }
         p.window = Int64(window ?? 0)
         p.kv.format = kvFormat.cValue
+        p.softcap = Float(softcap ?? 0)
         // int8 scales: one per (batch, kv head, key), contiguous (KVFormat's packed buffers).
         let scaleStrides = attune_strides(batch: Int64(kvHeads * kvLen), head: Int64(kvLen), row: 1)
         p.kv.k_scale_stride = scaleStrides
@@ -94,10 +106,15 @@ public struct AttentionProblem: Sendable, Equatable, CustomStringConvertible {
 
     /// Problems the ABI rejects outright, independent of any kernel.
     public func validationError() -> String? {
+        // The C problem holds the cap as a float, where 0 means none: a cap that rounds to
+        // 0 (or overflows) must not silently become "no cap".
+        if let c = softcap, c > 0, Float(c) == 0 || !Float(c).isFinite {
+            return "softcap \(c) is not representable as a float (\(Float.leastNormalMagnitude) ... \(Float.greatestFiniteMagnitude))"
+        }
         var p = cProblem
         var status = attune_status()
         // Structure only: whether a kernel reads the K/V format is the kernel's question.
-        let formats = KVFormat.allCases.reduce(UInt32(0)) { $0 | (1 << UInt32($1.cValue)) }
+        let formats = KVFormat.allCases.reduce(UInt32(ATTUNE_ACCEPTS_SOFTCAP)) { $0 | (1 << UInt32($1.cValue)) }
         let rc = attune_attention_validate_kv(&p, nil, formats, "the ABI", &status)
         return rc == 0 ? nil : AttentionProblem.message(of: status)
     }
@@ -116,6 +133,7 @@ public struct AttentionProblem: Sendable, Equatable, CustomStringConvertible {
         if let window { s += " window=\(window)" }
         if let scale { s += " scale=\(scale)" }
         if kvFormat != .f32 { s += " kv=\(kvFormat.rawValue)" }
+        if let softcap { s += " softcap=\(describeParameterValue(softcap))" }
         return s
     }
 }

@@ -25,7 +25,7 @@ public struct FlashKernel: AttentionKernel {
     ]
 
     public func unsupportedReasons(_ problem: AttentionProblem) -> [String] {
-        // flash accepts every problem the ABI accepts.
+        // flash accepts every problem the ABI accepts, soft-capped too.
         problem.validationError().map { [$0] } ?? []
     }
 

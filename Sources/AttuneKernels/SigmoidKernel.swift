@@ -31,8 +31,8 @@ public struct SigmoidKernel: AttentionKernel {
     ]
 
     public func unsupportedReasons(_ problem: AttentionProblem) -> [String] {
-        // sigmoid accepts every problem the ABI accepts.
-        problem.validationError().map { [$0] } ?? []
+        // sigmoid accepts every problem the ABI accepts, uncapped.
+        (problem.validationError().map { [$0] } ?? []) + [problem.softcapRefusal(kernel: name)].compactMap { $0 }
     }
 
     public func cInvocation(_ parameters: KernelParameters) -> [String]? {

@@ -36,8 +36,8 @@ public struct SpargeKernel: AttentionKernel {
     ]
 
     public func unsupportedReasons(_ problem: AttentionProblem) -> [String] {
-        // Every problem the ABI accepts (decode rows run through the wide tiles, padded to 16).
-        problem.validationError().map { [$0] } ?? []
+        // Every problem the ABI accepts (decode rows run through the wide tiles, padded to 16), uncapped.
+        (problem.validationError().map { [$0] } ?? []) + [problem.softcapRefusal(kernel: name)].compactMap { $0 }
     }
 
     /// The declared defaults, used for every parameter a caller leaves out.

@@ -25,8 +25,8 @@ public struct UnifiedMaxKernel: AttentionKernel {
     ]
 
     public func unsupportedReasons(_ problem: AttentionProblem) -> [String] {
-        // Every problem the ABI accepts (out-of-range rows fall back to flash).
-        problem.validationError().map { [$0] } ?? []
+        // Every problem the ABI accepts (out-of-range rows fall back to flash), uncapped.
+        (problem.validationError().map { [$0] } ?? []) + [problem.softcapRefusal(kernel: name)].compactMap { $0 }
     }
 
     public let cCounters = ["fallback_rows", "rows"]

@@ -1,7 +1,7 @@
 /// What one Hugging Face decoder family changes in the shared pre-norm decoder
 /// (embedding, N × [RMSNorm, attention with RoPE, residual, RMSNorm, gated SiLU MLP,
 /// residual], final RMSNorm, output projection): tensor layout, biases, norms,
-/// sliding-window rule and the defaults of its `configuration_*.py`.
+/// sliding-window rule, Gemma 2's differences and the defaults of its `configuration_*.py`.
 ///
 /// `HFConfig` reads a config through this description, `expectedTensors` lists the
 /// checkpoint's tensors from it and `DecoderGraph` builds the graph from it, so a new
@@ -33,6 +33,22 @@ public struct ArchitectureSpec: Sendable, Equatable {
         /// Qwen's rule: only if `use_sliding_window`, then the layers `layer_types` marks
         /// `"sliding_attention"`, or if that is absent layers `>= max_window_layers` (28).
         case qwen
+        /// Gemma 2's rule: the layers `layer_types` marks `"sliding_attention"`, or if that
+        /// is absent the even layers (0, 2, …), with `sliding_window` (absent: 4096, null: none).
+        case alternating
+    }
+
+    /// What Gemma 2 (`modeling_gemma2.py`) changes beyond the fields above, with its
+    /// config defaults: every layer is
+    /// `x += post_attention_norm(attn(input_norm(x)))`, `x += post_feedforward_norm(mlp(pre_feedforward_norm(x)))`
+    /// with RMSNorms computing `x̂ · (1 + w)`; the embedding is scaled by √hidden (in the
+    /// table's dtype); the MLP is GeGLU (`hidden_activation`); attention scores are
+    /// scaled by `query_pre_attn_scalar^-0.5` and soft-capped (`attn_logit_softcapping`),
+    /// the logits too (`final_logit_softcapping`).
+    public struct Gemma: Sendable, Equatable {
+        public var defaultQueryPreAttnScalar: Double = 256
+        public var defaultAttnSoftcap: Double = 50
+        public var defaultFinalSoftcap: Double = 30
     }
 
     public var attention: Projections
@@ -53,6 +69,10 @@ public struct ArchitectureSpec: Sendable, Equatable {
     public var defaultHeadDim: Int?
     public var defaultMaxPositions: Int
     public var defaultRMSNormEps: Double
+    /// `tie_word_embeddings` when the key is absent.
+    public var defaultTiedEmbeddings = false
+    /// Gemma 2's decoder; nil for the Llama-shaped families.
+    public var gemma: Gemma?
 
     /// The description of `architecture`, from transformers' `configuration_<arch>.py`
     /// and `modeling_<arch>.py`.
@@ -96,6 +116,15 @@ public struct ArchitectureSpec: Sendable, Equatable {
             s.defaultRMSNormEps = 1e-5
             s.partialRotary = true
             s.topLevelOriginalMaxPositions = 4096
+            return s
+        case .gemma2:
+            var s = llama
+            s.hasMLPBiasKey = false
+            s.slidingWindow = .alternating
+            s.defaultHeadDim = 256
+            s.defaultMaxPositions = 8192
+            s.defaultTiedEmbeddings = true
+            s.gemma = Gemma()
             return s
         }
     }

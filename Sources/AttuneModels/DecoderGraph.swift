@@ -8,7 +8,11 @@ import Foundation
 /// q/k norm before RoPE, and Phi-3's fused `qkv_proj`/`gate_up_proj`, which are split
 /// here into row slices of the stored weight, so every family reaches the passes in the
 /// same unfused form (`merge-qkv` and `fuse-swiglu` re-join them; the slices and the
-/// concatenation of weights are constants, folded at compile time).
+/// concatenation of weights are constants, folded at compile time). Gemma 2
+/// (`ArchitectureSpec.Gemma`) adds its embedding scale, `1 + w` norm weights (an
+/// `elementwise` on the weight, folded at compile time), post-attention and
+/// pre/post-feedforward norms, the GeGLU MLP and the soft-caps (`softcap` on the scaled
+/// scores and on the logits), as `modeling_gemma2.py` computes them.
 /// The compiler's passes fuse it; the reference interpreter runs it as is.
 ///
 /// Inputs: `tokens i32[seq]`, `positions i32[seq]` (absolute positions, the KV-cache
@@ -45,6 +49,16 @@ public enum DecoderGraph {
                 return try b.add(.linear(hasBias: bias), inputs)
             }
         }
+        /// An RMSNorm weight as the family applies it: Gemma's `1 + w` (computed in fp32 by
+        /// transformers: folded at compile time, once), else the stored `w`.
+        func normWeight(_ name: String) throws -> Value {
+            let w = try weight(name, [.fixed(h)])
+            guard spec.gemma != nil else { return w }
+            return try b.add(.elementwise(ElementwiseProgram(.add(.input(0), .constant(1)))), [w])
+        }
+        func rmsNorm(_ x: Value, _ name: String) throws -> Value {
+            try b.add(.rmsNorm(eps: c.rmsNormEps), [x, try normWeight(name)])
+        }
         /// RoPE of `x` with `heads` heads: the one place the rotary settings are read.
         func rope(_ x: Value, heads: Int) throws -> Value {
             try b.add(.rope(RopeAttrs(heads: heads, headDim: d, rotaryDim: c.rope.rotaryDim, frequencies: c.rope.frequencies)), [x, positions])
@@ -55,11 +69,14 @@ public enum DecoderGraph {
         b.label = "model.embed_tokens"
         let embed = try weight(tensors.embedding, [.fixed(c.vocabSize), .fixed(h)])
         var x = try b.add(.embedding, [embed, tokens])
+        if spec.gemma != nil {
+            x = try b.add(.scale(factor: embeddingNormalizer(hidden: h, dtype: try dtype(tensors.embedding))), [x])
+        }
 
         for l in 0..<c.numHiddenLayers {
             let p = "model.layers.\(l)"
             b.label = "\(p).input_layernorm"
-            let hn = try b.add(.rmsNorm(eps: c.rmsNormEps), [x, try weight("\(p).input_layernorm.weight", [.fixed(h)])])
+            let hn = try rmsNorm(x, "\(p).input_layernorm.weight")
 
             var q: Value, k: Value, v: Value
             switch spec.attention {
@@ -94,12 +111,17 @@ public enum DecoderGraph {
             let attn = try attention(&b, q: q, k: kc, v: vc, config: c, layer: l)
 
             b.label = "\(p).self_attn.o_proj"
-            let o = try linear(attn, "\(p).self_attn.o_proj", out: h, in: hq * d, bias: c.outputBias)
+            var o = try linear(attn, "\(p).self_attn.o_proj", out: h, in: hq * d, bias: c.outputBias)
+            if spec.gemma != nil {
+                b.label = "\(p).post_attention_layernorm"
+                o = try rmsNorm(o, "\(p).post_attention_layernorm.weight")
+            }
             b.label = "\(p).residual"
             x = try b.add(.add, [x, o])
 
-            b.label = "\(p).post_attention_layernorm"
-            let hn2 = try b.add(.rmsNorm(eps: c.rmsNormEps), [x, try weight("\(p).post_attention_layernorm.weight", [.fixed(h)])])
+            let mlpNorm = spec.gemma != nil ? "pre_feedforward_layernorm" : "post_attention_layernorm"
+            b.label = "\(p).\(mlpNorm)"
+            let hn2 = try rmsNorm(x, "\(p).\(mlpNorm).weight")
             b.label = "\(p).mlp"
             let gate: Value, up: Value
             switch spec.mlp {
@@ -110,16 +132,25 @@ public enum DecoderGraph {
                 let gu = try splitLinear(hn2, "\(p).mlp.gate_up_proj", rows: [inter, inter], in: h, bias: false)
                 (gate, up) = (gu[0], gu[1])
             }
-            let act = try b.add(.mul, [try b.add(.silu, [gate]), up])
-            let down = try linear(act, "\(p).mlp.down_proj", out: h, in: inter, bias: false)
+            let activated = try b.add(c.activation == .geluTanh ? .gelu : .silu, [gate])
+            let act = try b.add(.mul, [activated, up])
+            var down = try linear(act, "\(p).mlp.down_proj", out: h, in: inter, bias: false)
+            if spec.gemma != nil {
+                b.label = "\(p).post_feedforward_layernorm"
+                down = try rmsNorm(down, "\(p).post_feedforward_layernorm.weight")
+            }
             b.label = "\(p).residual"
             x = try b.add(.add, [x, down])
         }
         b.label = "model.norm"
-        x = try b.add(.rmsNorm(eps: c.rmsNormEps), [x, try weight("model.norm.weight", [.fixed(h)])])
+        x = try rmsNorm(x, "model.norm.weight")
         b.label = "lm_head"
         let head = tensors.lmHead == tensors.embedding ? embed : try weight(tensors.lmHead, [.fixed(c.vocabSize), .fixed(h)])
-        let logits = try b.add(.linear(hasBias: false), [x, head])
+        var logits = try b.add(.linear(hasBias: false), [x, head])
+        if let cap = c.finalLogitSoftcap {
+            b.label = "final_logit_softcapping"
+            logits = try b.add(.softcap(cap: cap), [logits])
+        }
         b.output("logits", logits)
         return b.graph
     }
@@ -133,7 +164,7 @@ public enum DecoderGraph {
         let window = c.slidingWindow(layer: layer)
         if c.attentionNormalizer == .sigmoid {
             let bias = c.sigmoidBias ?? -Foundation.log(Double(c.maxPositionEmbeddings))
-            return try b.add(.attention(AttentionAttrs(heads: hq, kvHeads: hkv, headDim: d, causal: true, window: window,
+            return try b.add(.attention(AttentionAttrs(heads: hq, kvHeads: hkv, headDim: d, scale: c.attentionScale, causal: true, window: window,
                                                        normalizer: .sigmoid(bias: bias))), [q, k, v])
         }
         let qh = try splitHeads(&b, q, rows: "seq", heads: hq, dim: d)
@@ -143,7 +174,8 @@ public enum DecoderGraph {
             kh = try b.add(.repeatInterleave(axis: 0, repeats: hq / hkv), [kh])
             vh = try b.add(.repeatInterleave(axis: 0, repeats: hq / hkv), [vh])
         }
-        let scores = try b.add(.scale(factor: 1 / Double(d).squareRoot()), [try b.add(.matmul(transposeB: true), [qh, kh])])
+        var scores = try b.add(.scale(factor: c.attentionScale), [try b.add(.matmul(transposeB: true), [qh, kh])])
+        if let cap = c.attnLogitSoftcap { scores = try b.add(.softcap(cap: cap), [scores]) }
         let mask = try b.add(.attentionMask(causal: true, window: window), [scores])
         let probs = try b.add(.softmax, [try b.add(.add, [scores, mask])])
         let out = try b.add(.matmul(transposeB: false), [probs, vh])
@@ -153,6 +185,20 @@ public enum DecoderGraph {
 }
 
 extension DecoderGraph {
+    /// Gemma's embedding scale √hidden as transformers applies it: a float32 tensor cast
+    /// to the embedding table's dtype (√3072 = 55.43 is 55.5 in bf16), then multiplied
+    /// in that dtype; Attune multiplies in fp32 by the same rounded factor.
+    static func embeddingNormalizer(hidden: Int, dtype: DType) -> Double {
+        let f = Float(Double(hidden).squareRoot())
+        switch dtype {
+        case .bf16:
+            let u = f.bitPattern
+            return Double(Float(bitPattern: (u &+ 0x7FFF &+ ((u >> 16) & 1)) & 0xFFFF_0000))
+        case .f16: return Double(Float(Float16(f)))
+        case .f32, .i32: return Double(f)
+        }
+    }
+
     /// [rows, heads*dim] -> [heads, rows, dim]
     static func splitHeads(_ b: inout GraphBuilder, _ x: Value, rows: Dim, heads: Int, dim: Int) throws -> Value {
         let r = try b.add(.reshape(shape: [rows, .fixed(heads), .fixed(dim)]), [x])

@@ -43,7 +43,8 @@ extension HFConfig {
     ///   `self_attn.q_norm.weight`, `k_norm.weight` `[head_dim]` (Qwen3);
     ///   `o_proj` `[hidden, heads·head_dim]`, and the biases `qkvBias` and
     ///   `outputBias` call for (one entry per output feature);
-    ///   `post_attention_layernorm.weight` `[hidden]`;
+    ///   `post_attention_layernorm.weight` `[hidden]`, and with post-norms (Gemma 2)
+    ///   `pre_feedforward_layernorm.weight`, `post_feedforward_layernorm.weight` `[hidden]`;
     ///   `mlp.gate_proj.weight`, `mlp.up_proj.weight` `[intermediate, hidden]` — or
     ///   one `mlp.gate_up_proj.weight` `[2·intermediate, hidden]` (gate rows first);
     ///   `mlp.down_proj.weight` `[hidden, intermediate]`
@@ -77,6 +78,10 @@ extension HFConfig {
             }
             linear(p + "self_attn.o_proj", hiddenSize, q, bias: outputBias)
             out.append(ExpectedTensor(name: p + "post_attention_layernorm.weight", shape: [hiddenSize]))
+            if spec.gemma != nil {
+                out.append(ExpectedTensor(name: p + "pre_feedforward_layernorm.weight", shape: [hiddenSize]))
+                out.append(ExpectedTensor(name: p + "post_feedforward_layernorm.weight", shape: [hiddenSize]))
+            }
             switch spec.mlp {
             case .separate:
                 linear(p + "mlp.gate_proj", intermediateSize, hiddenSize, bias: false)

@@ -28,6 +28,13 @@ import Foundation
 ///   `partial_rotary_factor` rotates the first `int(head_dim · factor)` channels
 ///   of each head in the families whose attention applies it (Phi-3); Llama,
 ///   Qwen2/3 and Mistral rotate whole heads, as transformers does.
+/// - Gemma 2 (`ArchitectureSpec.Gemma`): `hidden_activation` "gelu_pytorch_tanh"
+///   (the only one accepted; `hidden_act` is not read), `query_pre_attn_scalar` 256,
+///   `attn_logit_softcapping` 50 and `final_logit_softcapping` 30 (null: none),
+///   `head_dim` 256, `max_position_embeddings` 8192, `tie_word_embeddings` true,
+///   sliding windows on the layers `layer_types` marks, else on even layers
+///   (`sliding_window` 4096); `use_bidirectional_attention: true` is refused.
+///   Other Gemma architectures are refused by name.
 /// - `quantization_config` (a quantized export) is refused.
 /// - Attune's own keys: `attention_normalizer` ("softmax" default, or
 ///   "sigmoid") and `sigmoid_bias` (a number, only with "sigmoid").
@@ -44,6 +51,7 @@ public struct HFConfig: Sendable, Equatable {
         case mistral = "MistralForCausalLM"
         case qwen3 = "Qwen3ForCausalLM"
         case phi3 = "Phi3ForCausalLM"
+        case gemma2 = "Gemma2ForCausalLM"
 
         /// What this family changes in the shared decoder.
         public var spec: ArchitectureSpec { .of(self) }
@@ -54,6 +62,14 @@ public struct HFConfig: Sendable, Equatable {
     public enum AttentionNormalizer: String, Sendable {
         case softmax
         case sigmoid
+    }
+
+    /// The gated MLP's activation: `hidden_act` (Llama-shaped families) or Gemma 2's
+    /// `hidden_activation`.
+    public enum MLPActivation: String, Sendable {
+        case silu
+        /// gelu's tanh approximation (`gelu_pytorch_tanh`), Gemma's GeGLU.
+        case geluTanh = "gelu_pytorch_tanh"
     }
 
     public let architecture: Architecture
@@ -90,6 +106,13 @@ public struct HFConfig: Sendable, Equatable {
     public let sigmoidBias: Double?
     /// One entry per layer.
     private let slidingWindows: [Int?]
+    public let activation: MLPActivation
+    /// The attention's score scale: `query_pre_attn_scalar^-0.5` (Gemma 2), else `head_dim^-0.5`.
+    public let attentionScale: Double
+    /// Gemma 2's `attn_logit_softcapping` (scores become c·tanh(s/c)); nil = none.
+    public let attnLogitSoftcap: Double?
+    /// Gemma 2's `final_logit_softcapping` on the logits; nil = none.
+    public let finalLogitSoftcap: Double?
 
     /// The sliding-window size of layer `layer` (keys at most `window - 1`
     /// positions back are visible), or nil for full attention.
@@ -143,6 +166,11 @@ public struct HFConfig: Sendable, Equatable {
             throw Problem("architectures must be a non-empty array of strings (supported: \(supported))")
         }
         guard let arch = Architecture(rawValue: first) else {
+            if first.hasPrefix("Gemma") {
+                // Gemma 1 lacks the post-norms and soft-caps; Gemma 3 adds q/k norms, local RoPE
+                // bases and image inputs: each a different decoder, not a config variant.
+                throw Problem("unsupported architecture \(quoted(first)): of the Gemma family only Gemma2ForCausalLM is supported (supported: \(supported))")
+            }
             throw Problem("unsupported architecture \(quoted(first)) (supported: \(supported))")
         }
         architecture = arch
@@ -183,9 +211,32 @@ public struct HFConfig: Sendable, Equatable {
         // RoPE rotates pairs of channels.
         guard headDim % 2 == 0 else { throw Problem("head_dim \(headDim) must be even for rotary embeddings") }
 
-        let hiddenAct = try r.string("hidden_act") ?? "silu"
-        guard hiddenAct == "silu" else {
-            throw Problem("hidden_act \(quoted(hiddenAct)) is not supported (only 'silu')")
+        if let gemma = spec.gemma {
+            // Gemma2Config.validate_architecture, though head_dim is its own key.
+            guard hiddenSize % numAttentionHeads == 0 else {
+                throw Problem("hidden_size \(hiddenSize) is not a multiple of num_attention_heads \(numAttentionHeads) (Gemma2Config requires it)")
+            }
+            // Gemma2MLP reads hidden_activation only; checkpoints also carry hidden_act, unused.
+            let act = try r.string("hidden_activation") ?? MLPActivation.geluTanh.rawValue
+            guard act == MLPActivation.geluTanh.rawValue else {
+                throw Problem("hidden_activation \(quoted(act)) is not supported (only 'gelu_pytorch_tanh')")
+            }
+            activation = .geluTanh
+            attentionScale = 1 / (try r.positiveDouble("query_pre_attn_scalar") ?? gemma.defaultQueryPreAttnScalar).squareRoot()
+            attnLogitSoftcap = try r.softcap("attn_logit_softcapping", default: gemma.defaultAttnSoftcap)
+            finalLogitSoftcap = try r.softcap("final_logit_softcapping", default: gemma.defaultFinalSoftcap)
+            if try r.bool("use_bidirectional_attention") == true {
+                throw Problem("use_bidirectional_attention true is not supported (only causal decoders)")
+            }
+        } else {
+            let hiddenAct = try r.string("hidden_act") ?? "silu"
+            guard hiddenAct == "silu" else {
+                throw Problem("hidden_act \(quoted(hiddenAct)) is not supported (only 'silu')")
+            }
+            activation = .silu
+            attentionScale = 1 / Double(headDim).squareRoot()
+            attnLogitSoftcap = nil
+            finalLogitSoftcap = nil
         }
         rmsNormEps = try r.positiveDouble("rms_norm_eps") ?? spec.defaultRMSNormEps
         maxPositionEmbeddings = try r.size("max_position_embeddings", default: spec.defaultMaxPositions)
@@ -193,7 +244,7 @@ public struct HFConfig: Sendable, Equatable {
         rope = try RopeScaling(r, headDim: headDim, maxPositionEmbeddings: maxPositionEmbeddings, appliesPartialRotary: spec.partialRotary,
                                topLevelOriginal: topLevelOriginal)
         ropeTheta = rope.theta
-        tieWordEmbeddings = try r.bool("tie_word_embeddings") ?? false
+        tieWordEmbeddings = try r.bool("tie_word_embeddings") ?? spec.defaultTiedEmbeddings
         torchDtype = try r.string("torch_dtype") ?? r.string("dtype")
 
         if spec.hasMLPBiasKey, try r.bool("mlp_bias") == true { throw Problem("mlp_bias true is not supported") }
@@ -218,11 +269,19 @@ public struct HFConfig: Sendable, Equatable {
             slidingWindows = Array(repeating: window, count: numHiddenLayers)
         case .qwen:
             slidingWindows = try Self.qwenSlidingWindows(r, layers: numHiddenLayers, layerTypes: layerTypes)
+        case .alternating:
+            // configuration_gemma2.py: layer_types defaults to sliding on even layers ((i + 1) % 2).
+            let window = try r.window("sliding_window", default: 4096)
+            let sliding = layerTypes ?? (0..<numHiddenLayers).map { $0 % 2 == 0 }
+            slidingWindows = sliding.map { $0 ? window : nil }
         }
 
         let normalizer = try r.string("attention_normalizer") ?? "softmax"
         guard let n = AttentionNormalizer(rawValue: normalizer) else {
             throw Problem("attention_normalizer \(quoted(normalizer)) is not supported (only 'softmax' or 'sigmoid')")
+        }
+        if n == .sigmoid, spec.gemma != nil {
+            throw Problem("attention_normalizer 'sigmoid' is not supported for \(first): its soft-capped scores are softmax attention's")
         }
         attentionNormalizer = n
         sigmoidBias = try r.finiteDouble("sigmoid_bias")
@@ -320,6 +379,14 @@ struct ConfigReader {
             throw Problem("\(key) must be a finite number, found \(v.describe)")
         }
         return n.double
+    }
+
+    /// A soft-cap: `default` when absent, nil (none) when null, else a positive number
+    /// (transformers divides by it).
+    func softcap(_ key: String, default def: Double) throws -> Double? {
+        guard let v = object[key] else { return def }
+        if v.isNull { return nil }
+        return try positiveDouble(key)
     }
 
     func positiveDouble(_ key: String) throws -> Double? {

@@ -42,6 +42,8 @@ public struct ReferenceAttentionProblem: Sendable, Equatable, CustomStringConver
     public var qOffset: Int?
     /// Sliding-window width (>= 1); nil means no window.
     public var window: Int?
+    /// Logit soft-cap c > 0: softmax scores become `c * tanh(s / c)`; nil means none.
+    public var softcap: Double?
 
     /// Defaults: `batch = 1`, `kvHeads = qHeads`, `vDim = qkDim`,
     /// `scale = 1 / sqrt(qkDim)`, no causal mask, `qOffset = kvLen - qLen`,
@@ -49,7 +51,7 @@ public struct ReferenceAttentionProblem: Sendable, Equatable, CustomStringConver
     public init(batch: Int = 1, qHeads: Int, kvHeads: Int? = nil,
                 qLen: Int, kvLen: Int, qkDim: Int, vDim: Int? = nil,
                 scale: Double? = nil, causal: Bool = false,
-                qOffset: Int? = nil, window: Int? = nil) {
+                qOffset: Int? = nil, window: Int? = nil, softcap: Double? = nil) {
         self.batch = batch
         self.qHeads = qHeads
         self.kvHeads = kvHeads ?? qHeads
@@ -61,6 +63,7 @@ public struct ReferenceAttentionProblem: Sendable, Equatable, CustomStringConver
         self.causal = causal
         self.qOffset = qOffset
         self.window = window
+        self.softcap = softcap
     }
 
     /// `qOffset`, or `kvLen - qLen` when it is nil.
@@ -78,6 +81,7 @@ public struct ReferenceAttentionProblem: Sendable, Equatable, CustomStringConver
         if causal { s += " causal" }
         if let o = qOffset { s += " qOffset=\(o)" }
         if let w = window { s += " window=\(w)" }
+        if let c = softcap { s += " softcap=\(c)" }
         return s
     }
 
@@ -97,6 +101,7 @@ public struct ReferenceAttentionProblem: Sendable, Equatable, CustomStringConver
         if vDim < 1 { throw fail("vDim must be >= 1, got \(vDim)") }
         if !scale.isFinite { throw fail("scale must be finite, got \(scale)") }
         if let w = window, w < 1 { throw fail("window must be >= 1, got \(w)") }
+        if let c = softcap, !(c > 0 && c.isFinite) { throw fail("softcap must be finite and > 0, got \(c)") }
         // Position arithmetic must not overflow: p ranges over
         // [qOffset, qOffset + qLen - 1], and the mask computes p - window.
         let off = resolvedQOffset
@@ -144,7 +149,7 @@ public struct ReferenceAttentionProblem: Sendable, Equatable, CustomStringConver
 public enum ReferenceAttention {
 
     /// Softmax attention. For each query row with visible key set S:
-    /// `s_j = scale * q·k_j`, `O = Σ_{j∈S} softmax(s)_j * v_j`,
+    /// `s_j = scale * q·k_j` (with `softcap` c: `c * tanh(scale * q·k_j / c)`), `O = Σ_{j∈S} softmax(s)_j * v_j`,
     /// `LSE = log Σ_{j∈S} exp(s_j)` (natural log, computed as
     /// `m + log Σ exp(s_j - m)` with `m = max s_j`).
     /// A row with no visible key (including `kvLen == 0`) gets `O = 0`,
@@ -165,7 +170,7 @@ public enum ReferenceAttention {
         let group = p.qHeads / p.kvHeads
         let off = p.resolvedQOffset
         let (Lq, Lk, D, Dv) = (p.qLen, p.kvLen, p.qkDim, p.vDim)
-        let (scale, causal, window) = (p.scale, p.causal, p.window)
+        let (scale, causal, window, softcap) = (p.scale, p.causal, p.window, p.softcap)
 
         q.withUnsafeBufferPointer { qb in
         k.withUnsafeBufferPointer { kb in
@@ -210,7 +215,8 @@ public enum ReferenceAttention {
                             if visp[j] {
                                 let kRow = kp! + (kvHeadBase * Lk + j) * D
                                 let dot = dotProduct(qRow, kRow, D)
-                                let s = scale * dot
+                                var s = scale * dot
+                                if let c = softcap { s = c * Foundation.tanh(s / c) }
                                 sp[j] = s
                                 if s > m { m = s }
                             }

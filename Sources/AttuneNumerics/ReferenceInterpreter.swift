@@ -170,6 +170,8 @@ public final class ReferenceInterpreter {
             return [K.map(x[0], K.gelu)]
         case .elementwise(let program):
             return [K.elementwise(program, x)]
+        case .softcap(let cap):
+            return [K.map(x[0]) { K.softcap($0, cap: cap) }]
 
         case .rmsNorm(let eps):
             return [K.rmsNorm(x[0], x[1], eps: eps)]
@@ -212,6 +214,8 @@ public final class ReferenceInterpreter {
 
         case .swiGLU:
             return [K.swiGLU(x[0], x[1])]
+        case .geGLU:
+            return [K.swiGLU(x[0], x[1], activation: K.gelu)]
         case .qkvRope(let a):
             let norms = a.qNormInput.map { (x[$0], x[$0 + 1]) }
             return K.qkvRope(x[0], x[1], bias: a.biasInput.map { x[$0] }, norms: norms, positions: x[a.positionsInput], a)

@@ -23,6 +23,9 @@ enum ReferenceKernels {
     /// `x * sigmoid(x)`.
     static func silu(_ x: Double) -> Double { x * sigmoid(x) }
 
+    /// `cap * tanh(x / cap)`.
+    static func softcap(_ x: Double, cap: Double) -> Double { cap * Foundation.tanh(x / cap) }
+
     /// `0.5 x (1 + tanh(√(2/π)(x + 0.044715 x³)))`.
     static func gelu(_ x: Double) -> Double {
         let c = (2.0 / Double.pi).squareRoot()
@@ -240,7 +243,7 @@ enum ReferenceKernels {
         let seq = q.shape[0], kv = k.shape[0]
         let problem = ReferenceAttentionProblem(
             batch: 1, qHeads: a.heads, kvHeads: a.kvHeads, qLen: seq, kvLen: kv, qkDim: a.headDim,
-            vDim: a.vHeadDim, scale: a.scale, causal: a.causal, qOffset: kv - seq, window: a.window)
+            vDim: a.vHeadDim, scale: a.scale, causal: a.causal, qOffset: kv - seq, window: a.window, softcap: a.softcap)
         let qh = splitHeads(q, heads: a.heads), kh = splitHeads(k, heads: a.kvHeads), vh = splitHeads(v, heads: a.kvHeads)
         let o: [Double]
         do {
@@ -279,15 +282,16 @@ enum ReferenceKernels {
 
     // MARK: fused projections
 
-    /// `silu(x W_gᵀ) * (x W_uᵀ)` with `w[2*inter, hidden]` = gate rows then up rows.
-    static func swiGLU(_ x: F64Tensor, _ w: F64Tensor) -> F64Tensor {
+    /// `act(x W_gᵀ) * (x W_uᵀ)` with `w[2*inter, hidden]` = gate rows then up rows:
+    /// SwiGLU with `silu` (the default), GeGLU with `gelu`.
+    static func swiGLU(_ x: F64Tensor, _ w: F64Tensor, activation act: (Double) -> Double = silu) -> F64Tensor {
         let both = linear(x, w, bias: nil)
         let inter = w.shape[0] / 2
         let rows = x.shape.dropLast().reduce(1, *)
         var out = [Double](repeating: 0, count: rows * inter)
         for r in 0..<rows {
             for j in 0..<inter {
-                out[r * inter + j] = silu(both.data[r * 2 * inter + j]) * both.data[r * 2 * inter + inter + j]
+                out[r * inter + j] = act(both.data[r * 2 * inter + j]) * both.data[r * 2 * inter + inter + j]
             }
         }
         return F64Tensor(shape: Array(x.shape.dropLast()) + [inter], data: out)

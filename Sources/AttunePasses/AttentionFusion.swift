@@ -6,12 +6,13 @@ import AttuneIR
 ///
 ///     qh = transpose[1,0,2](reshape[seq, H, D](q))            (same for k, v with Hkv;
 ///     kh = repeat_interleave(axis 0, H/Hkv)(...)               the repeat only for GQA)
-///     s  = scale(matmul(qh, khᵀ))
+///     s  = scale(matmul(qh, khᵀ))       or softcap(scale(matmul(qh, khᵀ)))  (Gemma 2)
 ///     p  = softmax(add(s, attention_mask(s)))                  (the mask add is optional)
 ///     o  = reshape[seq, H*Dv](transpose[1,0,2](matmul(p, vh)))  ← root
 ///
-/// The scale comes from the `scale` op; causal and window from the `attention_mask`
-/// (both bottom-right aligned, like `attention`); no mask means causal false.
+/// The scale comes from the `scale` op, the soft-cap from a `softcap` op on the scaled
+/// scores; causal and window from the `attention_mask` (both bottom-right aligned, like
+/// `attention`); no mask means causal false.
 ///
 /// Refuses (with the reason) when the scores are not scaled, the added tensor is not an
 /// `attention_mask`, a head split is not reshape + transpose[1,0,2] of a 2-D tensor,
@@ -93,7 +94,13 @@ public enum AttentionFusion {
             (causal, window) = (c, w)
             scores = add.inputs[0]
         }
-        // scores = scale(q·kᵀ)
+        // scores = softcap(s) (optional), s = scale(q·kᵀ)
+        var softcap: Double?
+        if case .softcap(let c) = g.producer(scores).op {
+            softcap = c
+            nodes.append(scores.node)
+            scores = g.producer(scores).inputs[0]
+        }
         let scale: Double
         let qk: Value
         switch g.producer(scores).op {
@@ -128,7 +135,7 @@ public enum AttentionFusion {
             throw PatternMismatch("the head merge does not match: output reshaped to [\(outShape.map(\.description).joined(separator: ", "))], not [\(g.type(q.value).shape[0]), \(q.heads * v.dim)]")
         }
         let attrs = AttentionAttrs(heads: q.heads, kvHeads: k.heads, headDim: q.dim, vHeadDim: v.dim, scale: scale,
-                                   causal: causal, window: window, normalizer: .softmax)
+                                   causal: causal, window: window, normalizer: .softmax, softcap: softcap)
         return Parts(q: q.value, k: k.value, v: v.value, attrs: attrs)
     }
 

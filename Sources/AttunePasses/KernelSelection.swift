@@ -73,7 +73,7 @@ public enum KernelSelection {
         let problem = AttentionProblem(qHeads: a.heads, kvHeads: a.kvHeads, qLen: rows ?? representativeRows,
                                        kvLen: kvRows ?? max(rows ?? representativeRows, representativeRows),
                                        qkDim: a.headDim, vDim: a.vHeadDim, scale: Float(a.scale),
-                                       causal: a.causal, window: a.window)
+                                       causal: a.causal, window: a.window, softcap: a.softcap)
         if let (choice, why) = overrides.choice(layer: layer) {
             if let kernel = try? KernelRegistry.kernel(named: choice.kernel) {
                 guard kernel.normalizer == .softmax else {

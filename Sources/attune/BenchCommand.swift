@@ -32,6 +32,7 @@ struct BenchAttention: ParsableCommand {
     @OptionGroup var shape: ShapeOptions
     @Flag(help: "Causal mask (bottom-right aligned).") var causal = false
     @Option(parsing: .unconditional, help: "Sliding window.") var window: Int?
+    @Option(parsing: .unconditional, help: "Logit soft-cap C: scores s become C·tanh(s/C) (Gemma 2; flash only).") var softcap: Double?
     @Option(help: "Threads (0 = all cores).") var threads: Int = 0
     @Option(help: "Timed runs (at least; short runs repeat for 0.5 s).") var repeats: Int = 10
     @Option(name: .customLong("param"), help: "Kernel parameter name=value (repeatable).") var params: [String] = []
@@ -48,7 +49,7 @@ struct BenchAttention: ParsableCommand {
             throw CLIError("--threads must be in 0...\(KernelParameter.maxThreads) (0 = all cores), got \(threads)")
         }
         if repeats < 1 { throw CLIError("--repeats must be >= 1") }
-        var problem = try shape.problem(causal: causal, window: window)
+        var problem = try shape.problem(causal: causal, window: window, softcap: softcap)
         do { problem.kvFormat = try KVFormat(parsing: kv) } catch let error as KernelError { throw CLIError("--kv: " + error.message) }
         if let refusal = kernel.kvFormatRefusal(problem.kvFormat) { throw CLIError("--kv \(kv): " + refusal) }
         var parameters = try parseParameters(params, kernel: kernel)
@@ -96,10 +97,10 @@ struct ShapeOptions: ParsableArguments {
     @Option(help: "Head dim of Q and K.") var headDim: Int = 128
     @Option(help: "Head dim of V (default: --head-dim).") var vDim: Int?
 
-    func problem(causal: Bool = false, window: Int? = nil) throws -> AttentionProblem {
+    func problem(causal: Bool = false, window: Int? = nil, softcap: Double? = nil) throws -> AttentionProblem {
         let problem = AttentionProblem(batch: batch, qHeads: heads, kvHeads: kvHeads ?? heads, qLen: qLen,
                                        kvLen: kvLen ?? qLen, qkDim: headDim, vDim: vDim ?? headDim,
-                                       causal: causal, window: window)
+                                       causal: causal, window: window, softcap: softcap)
         if let error = problem.validationError() { throw CLIError(error) }
         // Every command taking a shape (bench, tune, kernel generate) allocates its tensors:
         // refuse up front what cannot fit, naming the sizes.

@@ -48,6 +48,8 @@ struct KernelRun: ParsableCommand {
     @Option(parsing: .unconditional, help: "Absolute position of query row 0 (default Lk - Lq).") var qOffset: Int?
     @Option(parsing: .unconditional, help: "Sliding window: query at position p sees keys j > p - W.") var window: Int?
     @Option(parsing: .unconditional, help: "Score scale (default 1/sqrt(D)).") var scale: Float?
+    @Option(parsing: .unconditional, help: "Logit soft-cap C: scores s become C·tanh(s/C) before the mask (Gemma 2; flash only).")
+    var softcap: Double?
     @Option(help: "Output file for O.") var out: String
     @Option(help: "Output file for the per-row log-sum-exp.") var lse: String?
     @Option(name: .customLong("param"), help: "Kernel parameter name=value (repeatable).") var params: [String] = []
@@ -97,7 +99,7 @@ struct KernelRun: ParsableCommand {
         if let scale, !scale.isFinite { throw CLIError("--scale must be finite, got \(scale)") }
         let problem = AttentionProblem(batch: q[0], qHeads: q[1], kvHeads: k[1], qLen: q[2], kvLen: k[2],
                                        qkDim: q[3], vDim: v[3], scale: scale, causal: causal,
-                                       qOffset: qOffset, window: window)
+                                       qOffset: qOffset, window: window, softcap: softcap)
         if let error = problem.validationError() { throw CLIError(error) }
         return problem
     }

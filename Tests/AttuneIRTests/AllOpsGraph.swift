@@ -30,7 +30,8 @@ enum AllOpsGraph {
         let vh = try b.add(.repeatInterleave(axis: 0, repeats: 2),
                            [try b.add(.transpose(perm: [1, 0, 2]), [try b.add(.reshape(shape: ["kv", 1, 8]), [vc])])])
         let s = try b.add(.scale(factor: 0.35355339059327373), [try b.add(.matmul(transposeB: true), [qh, kh])])
-        let masked = try b.add(.add, [s, try b.add(.attentionMask(causal: true, window: 4), [s])])
+        let capped = try b.add(.softcap(cap: 50), [s])
+        let masked = try b.add(.add, [capped, try b.add(.attentionMask(causal: true, window: 4), [capped])])
         let p = try b.add(.softmax, [masked])
         let o = try b.add(.reshape(shape: ["seq", 16]), [try b.add(.transpose(perm: [1, 0, 2]), [try b.add(.matmul(transposeB: false), [p, vh])])])
         // The fused forms of the same things.
@@ -38,6 +39,7 @@ enum AllOpsGraph {
                                                     binding: KernelBinding(kernel: "unified_max", parameters: ["block_kv": 64], reason: "rule: default", tables: ["phi": [1.5, -2.0]]))),
                           [qr, kc, vc])
         let sig = try b.add(.attention(AttentionAttrs(heads: 2, kvHeads: 1, headDim: 8, normalizer: .sigmoid(bias: -7.62))), [qr, kc, vc])
+        let gemma = try b.add(.attention(AttentionAttrs(heads: 2, kvHeads: 1, headDim: 8, scale: 0.25, softcap: 50)), [qr, kc, vc])
         let wqkv = try b.add(.concat(axis: 0), [b.weight("wq2", .f32, [16, 16]), wk, wv])
         let bqkv = b.weight("bqkv", .f32, [32])
         let fused = try b.addMulti(.qkvRope(QKVRopeAttrs(heads: 2, kvHeads: 1, headDim: 8, theta: 10000, hasBias: true)),
@@ -47,6 +49,7 @@ enum AllOpsGraph {
         let sum = try b.addMulti(.addRMSNorm(eps: 1e-6), [o, a, ln])
         let wgu = b.weight("wgu", .f32, [24, 16])
         let g = try b.add(.swiGLU, [sum[1], wgu])
+        let geglu = try b.add(.geGLU, [sum[1], wgu])
         let gate = try b.add(.slice(axis: 1, start: 0, end: 12), [try b.add(.linear(hasBias: false), [sum[1], wgu])])
         let up = try b.add(.slice(axis: 1, start: 12, end: nil), [try b.add(.linear(hasBias: false), [sum[1], wgu])])
         let act = try b.add(.mul, [try b.add(.silu, [gate]), up])
@@ -59,6 +62,8 @@ enum AllOpsGraph {
         b.output("mlp", chain)
         b.output("k", fused[1])
         b.output("normed_q", normed[0])
+        b.output("gemma_attention", gemma)
+        b.output("geglu", geglu)
         return b.graph
     }
 }

@@ -257,6 +257,70 @@ final class HFConfigTests: XCTestCase {
         XCTAssertEqual(d.rope.frequencies.attentionScaling, 1.0)
     }
 
+    /// Modelled on gemma-2-2b's config.json (both hidden_act and hidden_activation, no
+    /// tie_word_embeddings key, no layer_types: the pre-v5 spelling).
+    static let gemma2 = """
+    {
+      "architectures": ["Gemma2ForCausalLM"], "attention_bias": false, "attention_dropout": 0.0,
+      "attn_logit_softcapping": 50.0, "bos_token_id": 2, "cache_implementation": "hybrid", "eos_token_id": 1,
+      "final_logit_softcapping": 30.0, "head_dim": 256, "hidden_act": "gelu_pytorch_tanh",
+      "hidden_activation": "gelu_pytorch_tanh", "hidden_size": 2304, "initializer_range": 0.02, "intermediate_size": 9216,
+      "max_position_embeddings": 8192, "model_type": "gemma2", "num_attention_heads": 8, "num_hidden_layers": 26,
+      "num_key_value_heads": 4, "pad_token_id": 0, "query_pre_attn_scalar": 256, "rms_norm_eps": 1e-06,
+      "rope_theta": 10000.0, "sliding_window": 4096, "torch_dtype": "float32", "transformers_version": "4.42.4",
+      "use_cache": true, "vocab_size": 256000
+    }
+    """
+
+    func testGemma2() throws {
+        let c = try decode(Self.gemma2)
+        XCTAssertEqual(c.architecture, .gemma2)
+        XCTAssertEqual(c.headDim, 256)
+        XCTAssertEqual(c.attentionScale, 1.0 / 16)
+        XCTAssertEqual(c.attnLogitSoftcap, 50)
+        XCTAssertEqual(c.finalLogitSoftcap, 30)
+        XCTAssertEqual(c.activation, .geluTanh)
+        XCTAssertTrue(c.tieWordEmbeddings, "Gemma2Config ties by default")
+        // configuration_gemma2.py: sliding on even layers ((i + 1) % 2) when layer_types is absent.
+        XCTAssertEqual((0..<4).map(c.slidingWindow(layer:)), [4096, nil, 4096, nil])
+        let names = Set(c.expectedTensors.map(\.name))
+        for norm in ["input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm", "post_feedforward_layernorm"] {
+            XCTAssertTrue(names.contains("model.layers.25.\(norm).weight"), norm)
+        }
+        XCTAssertFalse(names.contains("lm_head.weight"))
+
+        // Gemma2Config's defaults; layer_types and null soft-caps honoured.
+        let d = try decode(Self.minimal("Gemma2ForCausalLM"))
+        XCTAssertEqual([d.headDim, d.maxPositionEmbeddings], [256, 8192])
+        XCTAssertEqual([d.attnLogitSoftcap, d.finalLogitSoftcap], [50, 30])
+        XCTAssertEqual(d.attentionScale, 1.0 / 16)
+        let e = try decode(Self.minimal("Gemma2ForCausalLM", """
+            "layer_types": ["full_attention", "sliding_attention", "sliding_attention"], "sliding_window": 8,
+            "attn_logit_softcapping": null, "final_logit_softcapping": null, "query_pre_attn_scalar": 144
+            """))
+        XCTAssertEqual((0..<3).map(e.slidingWindow(layer:)), [nil, 8, 8])
+        XCTAssertNil(e.attnLogitSoftcap)
+        XCTAssertNil(e.finalLogitSoftcap)
+        XCTAssertEqual(e.attentionScale, 1.0 / 12)
+        // Llama-shaped families keep head_dim^-0.5 and no caps.
+        let llama = try decode(Self.minimal())
+        XCTAssertEqual(llama.attentionScale, 0.25)
+        XCTAssertNil(llama.attnLogitSoftcap)
+    }
+
+    func testGemmaRefusals() {
+        assertConfigError(Self.minimal("Gemma2ForCausalLM", "\"hidden_activation\": \"gelu\""),
+                          "hidden_activation 'gelu' is not supported (only 'gelu_pytorch_tanh')")
+        assertConfigError(Self.minimal("Gemma2ForCausalLM", "\"use_bidirectional_attention\": true"),
+                          "use_bidirectional_attention true is not supported")
+        assertConfigError(Self.minimal("Gemma2ForCausalLM", "\"attn_logit_softcapping\": 0"), "attn_logit_softcapping must be positive, found 0")
+        assertConfigError(Self.minimal("Gemma2ForCausalLM", "\"attention_normalizer\": \"sigmoid\""),
+                          "attention_normalizer 'sigmoid' is not supported for Gemma2ForCausalLM")
+        for other in ["Gemma3ForCausalLM", "GemmaForCausalLM", "Gemma3ForConditionalGeneration"] {
+            assertConfigError(Self.minimal(other), "unsupported architecture '\(other)': of the Gemma family only Gemma2ForCausalLM is supported")
+        }
+    }
+
     func testLayerTypesValidatedForEveryFamily() throws {
         // transformers validates layer_types on every config: one entry per layer, known kinds.
         assertConfigError(Self.minimal("LlamaForCausalLM", "\"layer_types\": [\"full_attention\", \"full_attention\"]"),

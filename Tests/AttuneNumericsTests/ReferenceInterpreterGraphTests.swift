@@ -231,6 +231,12 @@ final class ReferenceInterpreterGraphTests: XCTestCase {
                                                     binding: KernelBinding(kernel: "flash", parameters: ["block_kv": 64], reason: "rule: default"))),
                           [qr, kc, vc])
         let sig = try b.add(.attention(AttentionAttrs(heads: 2, kvHeads: 1, headDim: 8, normalizer: .sigmoid(bias: -7.62))), [qr, kc, vc])
+        // Gemma 2's soft-capped scores, unfused and fused (a small cap, so tanh bends).
+        let sc = try b.add(.softcap(cap: 0.5), [s])
+        let pc = try b.add(.softmax, [try b.add(.add, [sc, try b.add(.attentionMask(causal: true, window: 4), [sc])])])
+        let oc = try b.add(.reshape(shape: ["seq", 16]), [try b.add(.transpose(perm: [1, 0, 2]), [try b.add(.matmul(transposeB: false), [pc, vh])])])
+        let ac = try b.add(.attention(AttentionAttrs(heads: 2, kvHeads: 1, headDim: 8, scale: 0.35355339059327373, causal: true, window: 4,
+                                                     softcap: 0.5)), [qr, kc, vc])
         let wqkv = try b.add(.concat(axis: 0), [b.weight("wq2", .f32, [16, 16]), wk, wv])
         let bqkv = b.weight("bqkv", .f32, [32])
         let fused = try b.addMulti(.qkvRope(QKVRopeAttrs(heads: 2, kvHeads: 1, headDim: 8, theta: 10000, hasBias: true)),
@@ -243,6 +249,8 @@ final class ReferenceInterpreterGraphTests: XCTestCase {
         let gate = try b.add(.slice(axis: 1, start: 0, end: 12), [try b.add(.linear(hasBias: false), [sum[1], wgu])])
         let up = try b.add(.slice(axis: 1, start: 12, end: nil), [try b.add(.linear(hasBias: false), [sum[1], wgu])])
         let act = try b.add(.mul, [try b.add(.silu, [gate]), up])
+        let gg = try b.add(.geGLU, [sum[1], wgu])
+        let actG = try b.add(.mul, [try b.add(.gelu, [gate]), up])
         let chain = try b.add(.elementwise(ElementwiseProgram(.mul(.silu(.input(0)), .add(.input(1), .constant(-0.5))))), [g, act])
         let lnb = b.weight("lnb", .f32, [16])
         let y = try b.add(.layerNorm(eps: 1e-5), [try b.add(.add, [sig, fused[0]]), ln, lnb])
@@ -256,6 +264,10 @@ final class ReferenceInterpreterGraphTests: XCTestCase {
         b.output("attention", a)
         b.output("swiglu", g)
         b.output("unfused_swiglu", act)
+        b.output("unfused_capped_attention", oc)
+        b.output("capped_attention", ac)
+        b.output("geglu", gg)
+        b.output("unfused_geglu", actG)
         return b.graph
     }
 
@@ -273,6 +285,10 @@ final class ReferenceInterpreterGraphTests: XCTestCase {
             for (name, t) in out { XCTAssertTrue(t.data.allSatisfy(\.isFinite), "step \(n): \(name) is finite") }
             assertClose(out["unfused_attention"], out["attention"], "step \(n): attention")
             assertClose(out["unfused_swiglu"], out["swiglu"], "step \(n): swiglu")
+            assertClose(out["unfused_capped_attention"], out["capped_attention"], "step \(n): capped attention")
+            assertClose(out["unfused_geglu"], out["geglu"], "step \(n): geglu")
+            XCTAssertGreaterThan(zip(out["capped_attention"]!.data, out["attention"]!.data).map { abs($0 - $1) }.max()!, 1e-3,
+                                 "step \(n): the cap changes the attention")
         }
         XCTAssertEqual(interp.cache(layer: 0, kind: .key)?.shape, [9, 8])
     }

@@ -47,6 +47,16 @@ final class AttentionFusionTests: XCTestCase {
         XCTAssertEqual(a.window, 2)
     }
 
+    /// Gemma 2: softcap(scale(q·kᵀ)) + mask; the cap (small, so tanh bites on these scores)
+    /// becomes the node's, and the fused graph computes the same.
+    func testFusesSoftCappedScores() throws {
+        let a = try assertFuses(EagerAttentionGraph(mask: .init(causal: true, window: 3), softcap: 0.5))
+        XCTAssertEqual(a.softcap, 0.5)
+        XCTAssertEqual(a.scale, 0.25)
+        XCTAssertEqual(a.window, 3)
+        XCTAssertNil(try assertFuses(EagerAttentionGraph()).softcap)
+    }
+
     func testNoMaskMeansNotCausal() throws {
         let a = try assertFuses(EagerAttentionGraph(mask: nil))
         XCTAssertFalse(a.causal)

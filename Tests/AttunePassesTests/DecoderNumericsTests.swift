@@ -27,4 +27,5 @@ final class DecoderNumericsTests: XCTestCase {
     func testQwen3WithQKNormInBF16() throws { try assertSameLogits(try TinyConfigs.qwen3QKNorm(), dtype: .bf16) }
     func testPhi3WithFusedProjections() throws { try assertSameLogits(try TinyConfigs.phi3Fused()) }
     func testLlamaWithSigmoidAttention() throws { try assertSameLogits(try TinyConfigs.llamaSigmoid()) }
+    func testGemma2WithSoftcapsInBF16() throws { try assertSameLogits(try TinyConfigs.gemma2(), dtype: .bf16) }
 }

@@ -16,6 +16,8 @@ struct EagerAttentionGraph {
     var exposeSoftmax = false
     /// Add an input `bias [seq, kv]` instead of an `attention_mask`.
     var addPlainBias = false
+    /// Soft-cap the scaled scores (Gemma 2), before the mask.
+    var softcap: Double?
 
     struct Mask {
         var causal: Bool
@@ -41,6 +43,7 @@ struct EagerAttentionGraph {
         if heads != vH { vh = try b.add(.repeatInterleave(axis: 0, repeats: heads / vH), [vh]) }
         var scores = try b.add(.matmul(transposeB: true), [qh, kh])
         if let scale { scores = try b.add(.scale(factor: scale), [scores]) }
+        if let softcap { scores = try b.add(.softcap(cap: softcap), [scores]) }
         if let bias {
             scores = try b.add(.add, [scores, bias])
         } else if let mask {

@@ -52,6 +52,26 @@ final class PipelineTests: XCTestCase {
         XCTAssertEqual(g.nodes[swiglu.inputs[1].node].op, .weight(name: "model.layers.0.mlp.gate_up_proj.weight"))
     }
 
+    /// Gemma 2 fuses like the others, with `geglu` for `swiglu`: one qkv_rope, capped
+    /// attention and geglu per layer; its post-norms stay `rms_norm`s (nothing is added
+    /// before them), the `1 + w` weights are constants, the logits' cap one `softcap`.
+    func testGemma2FusesFully() throws {
+        let c = try TinyConfigs.gemma2()
+        let report = try Pipeline.standard().run(try decoder(c))
+        let counts = opCounts(report.output)
+        for gone in ["matmul", "softmax", "attention_mask", "repeat_interleave", "transpose", "rope", "gelu", "mul", "add", "swiglu"] {
+            XCTAssertNil(counts[gone], gone)
+        }
+        XCTAssertEqual([counts["qkv_rope"], counts["attention"], counts["geglu"], counts["softcap"]], [3, 3, 3, 1])
+        XCTAssertEqual([counts["add_rms_norm"], counts["rms_norm"]], [6, 1 + 6])
+        let attention = report.output.nodes.compactMap { n -> AttentionAttrs? in if case .attention(let a) = n.op { a } else { nil } }
+        XCTAssertEqual(attention.map(\.window), [4, nil, 4])
+        XCTAssertEqual(attention.map(\.softcap), [0.5, 0.5, 0.5])
+        XCTAssertEqual(attention.map(\.scale), Array(repeating: 1 / 10.0.squareRoot(), count: 3))
+        XCTAssertEqual(attention.map { $0.binding?.kernel }, ["flash", "flash", "flash"])
+        XCTAssertEqual(report.unfused, [])
+    }
+
     /// Qwen3's per-head q/k norms end up inside the qkv_rope: nothing of them is left.
     func testQwen3WithQKNormFusesFully() throws {
         let c = try TinyConfigs.qwen3QKNorm()

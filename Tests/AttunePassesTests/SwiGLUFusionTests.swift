@@ -5,7 +5,7 @@ import AttuneNumerics
 
 final class SwiGLUFusionTests: XCTestCase {
     /// `down(silu(gate(x)) * up(x))` with optional gate bias and an extra use of the gate.
-    func mlp(gateBias: Bool = false, exposeGate: Bool = false, upFirst: Bool = false) throws -> Graph {
+    func mlp(gateBias: Bool = false, exposeGate: Bool = false, upFirst: Bool = false, gelu: Bool = false) throws -> Graph {
         var b = GraphBuilder(name: "mlp")
         b.label = "model.layers.0.mlp"
         let x = b.input("x", .f32, ["seq", 16])
@@ -13,7 +13,7 @@ final class SwiGLUFusionTests: XCTestCase {
         let gate = gateBias ? try b.add(.linear(hasBias: true), [x, wg, b.weight("gate.bias", .f32, [24])])
                             : try b.add(.linear(hasBias: false), [x, wg])
         let up = try b.add(.linear(hasBias: false), [x, b.weight("up.weight", .bf16, [24, 16])])
-        let act = try b.add(.silu, [gate])
+        let act = try b.add(gelu ? .gelu : .silu, [gate])
         let h = try b.add(.mul, upFirst ? [up, act] : [act, up])
         b.output("y", try b.add(.linear(hasBias: false), [h, b.weight("down.weight", .f32, [16, 24])]))
         if exposeGate { b.output("gate", gate) }
@@ -34,6 +34,18 @@ final class SwiGLUFusionTests: XCTestCase {
             let diff = try maxOutputDifference(g, outcome.graph, weights: weights, inputs: ["x": randomTensor([5, 16], seed: 3)])
             XCTAssertLessThanOrEqual(diff, 1e-12)
         }
+    }
+
+    /// Gemma's GeGLU: the same pattern with gelu becomes `geglu`, never `swiglu`.
+    func testFusesGeGLU() throws {
+        let g = try mlp(gelu: true)
+        let outcome = try Pass.fuseSwiGLU.run(g)
+        try Verifier.verify(outcome.graph)
+        XCTAssertEqual(opCounts(outcome.graph), ["input": 1, "weight": 3, "concat": 1, "geglu": 1, "linear": 1])
+        let diff = try maxOutputDifference(g, outcome.graph, weights: randomWeights(for: g), inputs: ["x": randomTensor([5, 16], seed: 3)])
+        XCTAssertLessThanOrEqual(diff, 1e-12)
+        let silu = try Pass.fuseSwiGLU.run(try mlp())
+        XCTAssertEqual(opCounts(silu.graph)["geglu"], nil)
     }
 
     func testRefusesGateWithBias() throws {

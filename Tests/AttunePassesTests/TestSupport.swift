@@ -86,6 +86,16 @@ enum TinyConfigs {
         """)
     }
 
+    /// Gemma 2: 3 layers (sliding window 4 on layers 0 and 2 by the default rule), soft-caps
+    /// small enough to bite on random weights, head_dim 12 ≠ hidden/heads = 8.
+    static func gemma2() throws -> HFConfig {
+        try config("""
+        {"architectures": ["Gemma2ForCausalLM"], "vocab_size": 40, "hidden_size": 32, "intermediate_size": 48,
+         "num_hidden_layers": 3, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 12,
+         "query_pre_attn_scalar": 10, "sliding_window": 4, "attn_logit_softcapping": 0.5, "final_logit_softcapping": 2}
+        """)
+    }
+
     /// Llama with Attune's sigmoid attention.
     static func llamaSigmoid() throws -> HFConfig {
         try config("""

@@ -8,13 +8,13 @@ Tests/Fixtures/requirements.txt into it (CPU-only torch, everything pinned),
 then re-executes itself with the venv's python. Nothing is downloaded from a
 model hub: the weights are random, drawn from a fixed seed.
 
-Writes Tests/Fixtures/models/{llama,qwen2,mistral,llama_deep,llama_sigmoid,qwen3,phi3,llama_rope_*}/
+Writes Tests/Fixtures/models/{llama,qwen2,mistral,llama_deep,llama_sigmoid,qwen3,phi3,gemma2,llama_rope_*}/
 (see README.md there for the layout) and Tests/Fixtures/rope_tables.json (name: rope_tables). Running it twice on the same machine gives byte-identical files.
 
 Float64 note: `model.double()` alone is NOT a float64 computation in
 transformers -- RMSNorm, the attention softmax and the RoPE cos/sin are all
 forced through float32 inside the modeling code (Qwen3's q_norm/k_norm are the
-same RMSNorm class, and Phi-3 has the same three spots). For the *_f64.npy goldens
+same RMSNorm class, and Phi-3 and Gemma 2 have the same three spots). For the *_f64.npy goldens
 those three spots are patched to stay in the input dtype, and the result is
 cross-checked against an independent numpy float64 forward pass that reads the
 safetensors files directly.
@@ -76,9 +76,9 @@ def ensure_venv():
 
 def model_specs():
     import torch
-    from transformers import (LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM,
-                              Phi3Config, Phi3ForCausalLM, Qwen2Config, Qwen2ForCausalLM,
-                              Qwen3Config, Qwen3ForCausalLM)
+    from transformers import (Gemma2Config, Gemma2ForCausalLM, LlamaConfig, LlamaForCausalLM,
+                              MistralConfig, MistralForCausalLM, Phi3Config, Phi3ForCausalLM,
+                              Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM)
     common = dict(vocab_size=128, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
                   max_position_embeddings=256, hidden_act="silu",
                   bos_token_id=None, eos_token_id=None, pad_token_id=None)
@@ -125,6 +125,23 @@ def model_specs():
                                rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
                                                 "partial_rotary_factor": 0.75},
                                rms_norm_eps=1e-5, tie_word_embeddings=False, sliding_window=6)),
+        # Gemma 2: three layers alternating sliding (window 6 < the 16-token prompt) and
+        # global; head_dim 16 != hidden/heads = 12; query_pre_attn_scalar 24 (not head_dim);
+        # Gemma 2's soft-caps 50/30 scaled by 1/10 (5 and 3) so that tanh bites on these
+        # small random scores and logits (build checks it); tied embeddings; embedding
+        # scale sqrt(48), not a power of two; (1 + w) norms with w centred on 0, except the
+        # post-attention/feedforward norms (w around 2) and linears at std 0.3: with tied
+        # embeddings the sqrt(hidden)-scaled input embedding otherwise dominates the residual
+        # and every greedy step repeats the last token.
+        dict(name="gemma2", cls=Gemma2ForCausalLM, store_dtype=torch.float32, shards=1, norm_offset=True,
+             post_norm_weight=2.0, std_linear=0.3,
+             config=Gemma2Config(**{k: v for k, v in common.items() if k != "hidden_act"} | {"hidden_size": 48,
+                                 "num_hidden_layers": 3},
+                                 num_key_value_heads=2, head_dim=16, intermediate_size=96,
+                                 hidden_activation="gelu_pytorch_tanh", query_pre_attn_scalar=24,
+                                 rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+                                 rms_norm_eps=1e-6, tie_word_embeddings=True, sliding_window=6,
+                                 attn_logit_softcapping=5.0, final_logit_softcapping=3.0)),
     ] + rope_specs(common)
 
 
@@ -281,20 +298,23 @@ def rope_tables(out):
     print(f"  rope_tables: {len(entries)} entries", file=sys.stderr)
 
 
-def init_weights(model, seed):
-    """Deterministic, larger-than-default random init (in place, float32)."""
+def init_weights(model, seed, norm_offset=False, post_norm_weight=0.0, std_linear=STD_LINEAR):
+    """Deterministic, larger-than-default random init (in place, float32). norm_offset:
+    the norms multiply by (1 + w) (Gemma), so w is the noise alone, plus
+    post_norm_weight for Gemma's post_* norms."""
     import torch
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():  # tied params appear once
             if name.endswith("norm.weight"):
-                p.copy_(1.0 + STD_NORM_NOISE * torch.randn(p.shape, generator=g))
+                base = (post_norm_weight if ".post_" in name else 0.0) if norm_offset else 1.0
+                p.copy_(base + STD_NORM_NOISE * torch.randn(p.shape, generator=g))
             elif name.endswith(".bias"):
                 p.copy_(STD_BIAS * torch.randn(p.shape, generator=g))
             elif "embed_tokens" in name:
                 p.copy_(STD_EMBED * torch.randn(p.shape, generator=g))
             else:
-                p.copy_(STD_LINEAR * torch.randn(p.shape, generator=g))
+                p.copy_(std_linear * torch.randn(p.shape, generator=g))
 
 
 def safetensors_header(path):
@@ -327,10 +347,15 @@ class TrueFloat64:
         import transformers.models.mistral.modeling_mistral as mm
         import transformers.models.qwen3.modeling_qwen3 as mq3
         import transformers.models.phi3.modeling_phi3 as mp3
+        import transformers.models.gemma2.modeling_gemma2 as mg2
 
         def rms_forward(self, x):
             var = x.pow(2).mean(-1, keepdim=True)
             return self.weight * (x * torch.rsqrt(var + self.variance_epsilon))
+
+        def gemma_rms_forward(self, x):  # Gemma2RMSNorm without its .float(): x_hat * (1 + w)
+            var = x.pow(2).mean(-1, keepdim=True)
+            return (x * torch.rsqrt(var + self.eps)) * (1.0 + self.weight)
 
         def rope_forward(self, x, position_ids):
             cfg = self.config
@@ -350,10 +375,12 @@ class TrueFloat64:
             return (emb.cos() * scaling).to(x.dtype), (emb.sin() * scaling).to(x.dtype)
 
         def make_eager(repeat_kv):
-            def eager(module, query, key, value, attention_mask, scaling, dropout=0.0, **kw):
+            def eager(module, query, key, value, attention_mask, scaling, dropout=0.0, softcap=None, **kw):
                 k = repeat_kv(key, module.num_key_value_groups)
                 v = repeat_kv(value, module.num_key_value_groups)
                 w = torch.matmul(query, k.transpose(2, 3)) * scaling
+                if softcap is not None:  # Gemma 2, as its eager_attention_forward
+                    w = torch.tanh(w / softcap) * softcap
                 if attention_mask is not None:
                     w = w + attention_mask
                 w = nn.functional.softmax(w, dim=-1)  # in query dtype
@@ -361,11 +388,12 @@ class TrueFloat64:
             return eager
 
         self.saved = []
-        for mod, prefix in ((ml, "Llama"), (mq, "Qwen2"), (mm, "Mistral"), (mq3, "Qwen3"), (mp3, "Phi3")):
+        for mod, prefix in ((ml, "Llama"), (mq, "Qwen2"), (mm, "Mistral"), (mq3, "Qwen3"), (mp3, "Phi3"),
+                            (mg2, "Gemma2")):
             norm, rope = getattr(mod, prefix + "RMSNorm"), getattr(mod, prefix + "RotaryEmbedding")
             self.saved += [(norm, "forward", norm.forward), (rope, "forward", rope.forward),
                            (mod, "eager_attention_forward", mod.eager_attention_forward)]
-            norm.forward = rms_forward
+            norm.forward = gemma_rms_forward if mod is mg2 else rms_forward
             rope.forward = rope_forward
             mod.eager_attention_forward = make_eager(mod.repeat_kv)
         return self
@@ -432,9 +460,19 @@ def numpy_reference(folder, spec, ids, normalizer="softmax"):
     window = getattr(c, "sliding_window", None)
     eps = c.rms_norm_eps
     T = len(ids)
+    gemma = c.model_type == "gemma2"
+    # Gemma 2: sliding window only on the layers layer_types marks; scores scaled by
+    # query_pre_attn_scalar^-0.5 and soft-capped, as are the logits.
+    windows = [window if not gemma or c.layer_types[l] == "sliding_attention" else None for l in range(L)]
+    scale = c.query_pre_attn_scalar ** -0.5 if gemma else 1.0 / math.sqrt(D)
+    attn_cap = c.attn_logit_softcapping if gemma else None
+    final_cap = c.final_logit_softcapping if gemma else None
 
     def rms(x, w):
-        return w * (x / np.sqrt((x * x).mean(-1, keepdims=True) + eps))
+        return (1.0 + w if gemma else w) * (x / np.sqrt((x * x).mean(-1, keepdims=True) + eps))
+
+    def gelu_tanh(x):
+        return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
 
     def lin(x, name):
         y = x @ sd[name + ".weight"].T
@@ -454,12 +492,14 @@ def numpy_reference(folder, spec, ids, normalizer="softmax"):
         return np.concatenate([r * cos[:, None, :] + rot * sin[:, None, :], rest], -1)
 
     qi, ki = np.arange(T)[:, None], np.arange(T)[None, :]
-    allowed = ki <= qi
-    if window is not None:
-        allowed &= ki > qi - window
     x = sd["model.embed_tokens.weight"][ids]
+    if gemma:  # transformers' embed_scale: a float32 tensor of sqrt(hidden)
+        x = x * float(np.float32(c.hidden_size ** 0.5))
     for l in range(L):
         p = f"model.layers.{l}."
+        allowed = ki <= qi
+        if windows[l] is not None:
+            allowed &= ki > qi - windows[l]
         h = rms(x, sd[p + "input_layernorm.weight"])
         if p + "self_attn.qkv_proj.weight" in sd:  # Phi-3: q rows, k rows, v rows
             qkv = lin(h, p + "self_attn.qkv_proj")
@@ -473,7 +513,9 @@ def numpy_reference(folder, spec, ids, normalizer="softmax"):
         out = np.empty((T, H, D))
         for hh in range(H):
             kv = hh // (H // Hkv)
-            s = q[:, hh, :] @ k[:, kv, :].T / math.sqrt(D)
+            s = q[:, hh, :] @ k[:, kv, :].T * scale
+            if attn_cap is not None:
+                s = attn_cap * np.tanh(s / attn_cap)
             if normalizer == "sigmoid":
                 w = np.where(allowed, stable_sigmoid(s + c.sigmoid_bias), 0.0)
                 out[:, hh, :] = w @ v[:, kv, :]
@@ -481,16 +523,22 @@ def numpy_reference(folder, spec, ids, normalizer="softmax"):
             s = np.where(allowed, s, -np.inf)
             s = np.exp(s - s.max(-1, keepdims=True))
             out[:, hh, :] = (s / s.sum(-1, keepdims=True)) @ v[:, kv, :]
-        x = x + lin(out.reshape(T, H * D), p + "self_attn.o_proj")
-        h = rms(x, sd[p + "post_attention_layernorm.weight"])
+        o = lin(out.reshape(T, H * D), p + "self_attn.o_proj")
+        if gemma:
+            o = rms(o, sd[p + "post_attention_layernorm.weight"])
+        x = x + o
+        h = rms(x, sd[p + ("pre_feedforward_layernorm.weight" if gemma else "post_attention_layernorm.weight")])
         if p + "mlp.gate_up_proj.weight" in sd:  # Phi-3: gate rows, then up rows
             g, u = np.split(lin(h, p + "mlp.gate_up_proj"), 2, axis=-1)
         else:
             g, u = lin(h, p + "mlp.gate_proj"), lin(h, p + "mlp.up_proj")
-        x = x + lin((g / (1.0 + np.exp(-g))) * u, p + "mlp.down_proj")
+        act = gelu_tanh(g) if gemma else g / (1.0 + np.exp(-g))
+        down = lin(act * u, p + "mlp.down_proj")
+        x = x + (rms(down, sd[p + "post_feedforward_layernorm.weight"]) if gemma else down)
     x = rms(x, sd["model.norm.weight"])
     head = sd.get("lm_head.weight", sd["model.embed_tokens.weight"])
-    return x @ head.T
+    logits = x @ head.T
+    return final_cap * np.tanh(logits / final_cap) if final_cap is not None else logits
 
 
 def rewrite_rope_legacy(folder, type_key):
@@ -547,7 +595,8 @@ def build_sigmoid(spec, torch_version, transformers_version):
     torch.manual_seed(SEED)
     config._attn_implementation = "eager"
     model = cls(config).to(torch.float32).eval()
-    init_weights(model, SEED + sum(map(ord, name)))
+    init_weights(model, SEED + sum(map(ord, name)), spec.get("norm_offset", False), spec.get("post_norm_weight", 0.0),
+                 spec.get("std_linear", STD_LINEAR))
     model.save_pretrained(str(folder))
     del model
     cfg = json.loads((folder / "config.json").read_text())
@@ -629,7 +678,8 @@ def build(spec, torch_version, transformers_version):
     torch.manual_seed(SEED)
     config._attn_implementation = "eager"
     model = cls(config).to(torch.float32).eval()
-    init_weights(model, SEED + sum(map(ord, name)))
+    init_weights(model, SEED + sum(map(ord, name)), spec.get("norm_offset", False), spec.get("post_norm_weight", 0.0),
+                 spec.get("std_linear", STD_LINEAR))
     model = model.to(spec["store_dtype"])
     save_kw = {}
     if spec["shards"] > 1:
@@ -741,7 +791,10 @@ def build(spec, torch_version, transformers_version):
 
     # 5. Mistral: the sliding window must change the logits of the long sequence.
     if getattr(config, "sliding_window", None):
-        nowin = load(sliding_window=None)
+        # Gemma 2's cache needs a window for sliding layers: drop them by layer type instead.
+        layer_types = getattr(config, "layer_types", None)
+        nowin = (load(layer_types=["full_attention"] * len(layer_types)) if config.model_type == "gemma2"
+                 else load(sliding_window=None))
         diffs = []
         with torch.no_grad():
             for i, ids in enumerate(SEQUENCES):
@@ -753,6 +806,19 @@ def build(spec, torch_version, transformers_version):
         golden["sliding_window_rule"] = "query q sees keys k with q - window < k <= q (window keys incl. itself)"
         golden["max_abs_diff_vs_no_sliding_window"] = diffs
         print(f"  {name}: logits change without the window by {diffs}", file=sys.stderr)
+
+    # 5b. Gemma 2: each soft-cap must change the logits (tanh is not near-linear here).
+    if getattr(config, "attn_logit_softcapping", None):
+        golden["attn_logit_softcapping"] = config.attn_logit_softcapping
+        golden["final_logit_softcapping"] = config.final_logit_softcapping
+        for key in ("attn_logit_softcapping", "final_logit_softcapping"):
+            uncapped = load(**{key: None})
+            with torch.no_grad():
+                d = max(float(np.abs(uncapped(input_ids=torch.tensor([ids])).logits[0].numpy()
+                                     - np.load(folder / f"logits_{i}.npy")).max()) for i, ids in enumerate(SEQUENCES))
+            assert d > 0.1, f"{name}: {key} barely matters ({d})"
+            golden[f"max_abs_diff_without_{key}"] = d
+            print(f"  {name}: logits change without {key} by {d:.3f}", file=sys.stderr)
 
     # 6. Fixed calibration tokens for `attune calibrate` (int64 [sequences, n], seeded).
     if spec.get("calibration_tokens"):

@@ -41,6 +41,7 @@ final class CLIFuzzTests: XCTestCase {
             .appendingPathComponent("AttuneFuzz/Seeds/attn/toy.attn").path
 
         let models = [fixtures.appendingPathComponent("llama").path, fixtures.appendingPathComponent("llama_text").path,
+                      fixtures.appendingPathComponent("gemma2").path,
                       "/nonexistent/model", "/etc/hostname", emptyDir.path, attn, ""]
         let ints = ["-1", "0", "1", "2", "7", "64", "100000000000", "abc", "", "1e3", "9223372036854775808", "-99999"]
         let reals = ["0", "-1", "0.5", "1e300", "nan", "inf", "-inf", "x", "", "2"]
@@ -67,11 +68,13 @@ final class CLIFuzzTests: XCTestCase {
             (["calibrate"], models, [("--data", paths), ("-o", paths), ("--kascade", nil), ("--anchors", ints), ("--param", ["fraction=0.5", "x=1", "tile=0"])]),
             (["kernel", "run"], nil, [("--kernel", names), ("--q", paths), ("--k", paths), ("--v", paths), ("--out", paths),
                                        ("--causal", nil), ("--window", ints), ("--scale", reals), ("--q-offset", ints),
+                                       ("--softcap", reals),
                                        ("--param", ["block_q=32", "block_q=-1", "x=1", "phi=nan"])]),
             (["kernel", "list"], nil, []),
             (["bench", "attention"], nil, [("--kernel", names), ("--heads", ["1", "2", "0", "-1", "abc", "100000"]),
                                             ("--q-len", ["1", "16", "64", "0", "-5", "10000000000"]), ("--kv-len", ["16", "0", "-1", "x"]),
                                             ("--head-dim", ["16", "64", "3", "0", "100000"]), ("--causal", nil), ("--json", nil),
+                                            ("--softcap", reals),
                                             ("--threads", ["1", "0", "100000", "-2"])]),
             (["bench", "linear"], nil, [("--weights", ["q8", "q4", ""]), ("--rows", ["1", "0", "-1", "9", "100000000000"]),
                                          ("--in", ["64", "96", "0", "-32", "100000000"]), ("--out", ["16", "0", "-1", "100000000"]),

@@ -25,6 +25,20 @@ final class CompilerCLITests: XCTestCase {
         XCTAssertLessThanOrEqual(zip(written.data, golden.data).map { abs($0 - $1) }.max()!, 1e-4)
     }
 
+    /// Gemma 2 (soft-capped attention and logits, alternating windows) through `attune run`:
+    /// transformers' greedy ids and logits.
+    func testRunGeneratesGemma2LikeTransformers() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let logits = dir.appendingPathComponent("logits.npy")
+        let gemma = Self.fixtures.appendingPathComponent("gemma2")
+        let r = try CLI.run(["run", gemma.path, "--tokens", prompt, "--max-new-tokens", "8", "--logits-out", logits.path, "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("\"generated\":[1,115,12,120,120,120,120,120]"), r.stdout)  // golden.json
+        let golden = try Npy.read(contentsOf: gemma.appendingPathComponent("logits_0.npy"))
+        XCTAssertLessThanOrEqual(zip(try Npy.read(contentsOf: logits).data, golden.data).map { abs($0 - $1) }.max()!, 1e-4)
+    }
+
     func testCompileWritesLibraryAndStandaloneFolder() throws {
         let dir = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -47,6 +47,28 @@ final class KernelRunCLITests: XCTestCase {
         XCTAssertEqual(lse.data[0], 0.5 * (0.1 * 0.2 + 0.2 * 0.4), accuracy: 1e-6)
     }
 
+    /// --softcap C: query row 0 sees only key 0, so its LSE is that one score capped,
+    /// C·tanh(s/C); kernels without soft-capping refuse it, naming flash.
+    func testSoftcapCapsTheScores() throws {
+        try write("q.npy", [1, 2, 3, 4]) { Float($0 % 5) * 0.1 }
+        try write("k.npy", [1, 1, 3, 4]) { Float($0 % 3) * 0.2 }
+        try write("v.npy", [1, 1, 3, 4]) { Float($0) }
+        let args = ["kernel", "run", "--q", path("q.npy"), "--k", path("k.npy"), "--v", path("v.npy"), "--causal", "--out", path("o.npy"),
+                    "--lse", path("lse.npy"), "--softcap", "0.04"]
+        var r = try CLI.run(args)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let lse = try Npy.read(contentsOf: dir.appendingPathComponent("lse.npy"))
+        XCTAssertEqual(Double(lse.data[0]), 0.04 * tanh(0.05 / 0.04), accuracy: 1e-7)
+        r = try CLI.run(args + ["--kernel", "unified_max"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("unified_max does not implement logit soft-capping (softcap=0.04); flash does"), r.stderr)
+        r = try CLI.run(["bench", "attention", "--kernel", "sparge", "--q-len", "64", "--head-dim", "16", "--softcap", "30"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("sparge does not implement logit soft-capping (softcap=30); flash does"), r.stderr)
+        r = try CLI.run(["bench", "attention", "--kernel", "flash", "--q-len", "64", "--head-dim", "16", "--softcap", "-1"])
+        XCTAssertTrue(r.stderr.contains("softcap must be 0 (none) or a finite positive cap, got -1"), r.stderr)
+    }
+
     /// --kv stores K and V in the format first: bf16 V rows come back rounded to 8 bits
     /// (query row 0 sees only key 0, so its output is V row 0 as stored); other kernels and
     /// unknown formats are refused with the option named.
