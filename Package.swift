@@ -75,7 +75,7 @@ let package = Package(
         .target(name: "AttuneText", dependencies: ["AttuneModels", "AttuneTensor"]),
         .target(name: "AttuneTune", dependencies: ["AttuneKernels", "AttuneNumerics", "AttuneBench", "AttuneRuntime", "AttunePasses",
                                                   .product(name: "GRDB", package: "GRDB.swift")]),
-        .target(name: "AttuneCheck", dependencies: ["AttuneCodegen", "AttuneKernels", "AttuneNumerics", "AttuneBench", "AttuneRuntime", "AttunePasses", "AttuneTensor", "CAttuneKernels"]),
+        .target(name: "AttuneCheck", dependencies: ["AttuneCodegen", "AttuneKernels", "AttuneNumerics", "AttuneBench", "AttuneRuntime", "AttunePasses", "AttuneTensor", "AttuneText", "CAttuneKernels"]),
         .target(name: "AttuneBench", dependencies: ["AttuneKernels", "AttuneTensor", "AttuneNumerics", "CAttuneKernels"]),
         .executableTarget(
             name: "attune",

@@ -73,6 +73,7 @@ public struct CheckSuite {
                     jobs.append(("model \(model) \(kernel)", { [self] in [try ModelCheck.run(fixtures.appendingPathComponent(model), model: model, kernel: kernel)] }))
                 }
             }
+            jobs.append(("model example", { [self] in try ExampleModelCheck.run(fixtures.appendingPathComponent("example")) }))
             for (model, format) in Self.modelFormats {
                 jobs.append(("model \(model) \(format.label)", { [self] in
                     [try ModelCheck.run(fixtures.appendingPathComponent(model), model: model, kernel: "flash", format: format)]
