@@ -79,4 +79,27 @@ final class ChatCLITests: XCTestCase {
         let greedy = try XCTUnwrap(try lastJSON(try CLI.run(tokens).stdout)["sequences"] as? [[String: Any]]).map { $0["generated"] as! [Int] }
         XCTAssertEqual(greedy[0], greedy[1])
     }
+
+    /// A batch in which one sequence reaches its end-of-sequence id while the other still
+    /// generates (issue 15 item 5): the finished one stops there, the other goes on, and
+    /// each writes exactly what it writes alone. On the trained example model two chat
+    /// questions end after 16 and 12 tokens.
+    func testABatchedSequenceThatEndsEarlyLeavesTheOthersAsAlone() throws {
+        let example = folder.deletingLastPathComponent().appendingPathComponent("example")
+        let prompts = ["What does os.path.join do?", "What does json.dumps do?"]
+        let flags = ["--chat", "--max-new-tokens", "40", "--json"]
+        let batch = try CLI.run(["run", example.path, "--prompt", prompts[0], "--prompt", prompts[1]] + flags)
+        XCTAssertEqual(batch.status, 0, batch.stderr)
+        let sequences = try XCTUnwrap(try lastJSON(batch.stdout)["sequences"] as? [[String: Any]])
+        XCTAssertEqual(try lastJSON(batch.stdout)["batched"] as? Bool, true)
+        let lengths = sequences.map { ($0["generated"] as? [Int])?.count ?? 0 }
+        XCTAssertEqual(lengths, [16, 12])
+        for (s, prompt) in zip(sequences, prompts) {
+            XCTAssertEqual(s["stop_reason"] as? String, "end of sequence (id 2)")
+            let alone = try CLI.run(["run", example.path, "--prompt", prompt] + flags)
+            XCTAssertEqual(alone.status, 0, alone.stderr)
+            XCTAssertEqual(s["generated"] as? [Int], try lastJSON(alone.stdout)["generated"] as? [Int], prompt)
+            XCTAssertEqual(s["text"] as? String, try lastJSON(alone.stdout)["text"] as? String, prompt)
+        }
+    }
 }
