@@ -88,7 +88,9 @@ public struct Baseline: Codable, Sendable, Equatable {
         }
     }
 
-    public func regressions(_ results: [CheckCase]) -> [Regression] {
+    /// `covers`: which baseline cases the run was meant to produce (a part or kernel left out
+    /// on purpose is not missing); by default every case of a kind that ran.
+    public func regressions(_ results: [CheckCase], covers: ((String) -> Bool)? = nil) -> [Regression] {
         var out: [Regression] = []
         let seen = Set(results.map(\.id))
         for c in results {
@@ -100,7 +102,8 @@ public struct Baseline: Codable, Sendable, Equatable {
                 if !(value <= limit) { out.append(Regression(caseID: c.id, metric: metric, value: value, baseline: base, limit: limit)) }
             }
         }
-        for id in cases.keys.sorted() where !seen.contains(id) && results.contains(where: { $0.kind.rawValue == id.split(separator: "/").first.map(String.init) }) {
+        let expected = covers ?? { id in results.contains(where: { $0.kind.rawValue == id.split(separator: "/").first.map(String.init) }) }
+        for id in cases.keys.sorted() where !seen.contains(id) && expected(id) {
             out.append(Regression(caseID: id, metric: "missing", value: .nan, baseline: nil, limit: .nan))
         }
         return out

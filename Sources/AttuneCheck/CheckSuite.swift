@@ -39,6 +39,8 @@ public struct CheckSuite {
     /// `ATTUNE_CHECK_BREAK_KERNEL`: the named kernel's output is perturbed (tests only).
     public var brokenKernel: BreakSwitch?
     public var progress: (_ done: Int, _ total: Int, _ current: String) -> Void = { _, _, _ in }
+    /// `--kernel`: the kernel and determinism cases of these kernels only (nil: every kernel).
+    public var kernelNames: Set<String>?
 
     public init(fixtures: URL, brokenKernel: BreakSwitch? = BreakSwitch(ProcessInfo.processInfo.environment["ATTUNE_CHECK_BREAK_KERNEL"])) {
         self.fixtures = fixtures
@@ -47,11 +49,22 @@ public struct CheckSuite {
 
     public enum Part: String, CaseIterable, Sendable { case kernels, models, determinism }
 
+    /// Whether a baseline case belongs to what `run(parts)` runs, so one that did not run is
+    /// missing (a regression) only then.
+    public func covers(_ id: String, _ parts: Set<Part>) -> Bool {
+        let fields = id.split(separator: "/").map(String.init)
+        guard let part = fields.first.flatMap({ $0 == "kernel" ? Part.kernels : $0 == "model" ? .models : Part(rawValue: $0) }),
+              parts.contains(part) else { return false }
+        guard let names = kernelNames, part != .models, fields.count > 1 else { return true }
+        return names.contains(String(fields[1].prefix { $0 != ":" }))
+    }
+
     public func run(_ parts: Set<Part> = Set(Part.allCases)) throws -> [CheckCase] {
         var cases: [CheckCase] = []
         var jobs: [(String, () throws -> [CheckCase])] = []
+        let kernels = KernelRegistry.all.filter { kernelNames?.contains($0.name) ?? true }
         if parts.contains(.kernels) {
-            for kernel in KernelRegistry.all {
+            for kernel in kernels {
                 for variant in [[:]] + KernelCheck.variants(kernel) {
                     let label = KernelCheck.label(kernel, variant)
                     for c in KernelProblem.suite where KernelCheck.supports(kernel, c.problem) {
@@ -81,7 +94,7 @@ public struct CheckSuite {
             }
         }
         if parts.contains(.determinism) {
-            for kernel in KernelRegistry.all where kernel.name != "prefix_shared" {
+            for kernel in kernels where kernel.name != "prefix_shared" {
                 for c in KernelProblem.suite.prefix(3) where kernel.unsupportedReasons(c.problem).isEmpty {
                     jobs.append(("determinism \(kernel.name) \(c.name)", { [Determinism.check(kernel, c)].compactMap { $0 } }))
                 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import AttuneCheck
+import AttuneKernels
 import Foundation
 
 struct CheckCommand: ParsableCommand {
@@ -30,6 +31,7 @@ struct CheckCommand: ParsableCommand {
     var inputs: String?
     @Option(help: "Write an HTML report here.") var report: String?
     @Option(help: "Run only these parts of the suite: kernels, models, determinism (comma-separated).") var only: String?
+    @Option(help: "Run the kernel and determinism cases of these kernels only (comma-separated names).") var kernel: String?
     @Flag(help: "Print one JSON object on the last line.") var json = false
 
     static var sourceRoot: URL {
@@ -39,6 +41,7 @@ struct CheckCommand: ParsableCommand {
     func run() throws {
         if let report { try OutputPath.requireWritableFile(report, option: "--report") }
         let cases: [CheckCase]
+        var covers: ((String) -> Bool)?
         let baselinePath = baseline ?? Self.sourceRoot.appendingPathComponent("Tests/Baselines/check.json").path
         if let inputs {
             cases = try InputsCheck.run(URL(fileURLWithPath: inputs))
@@ -51,6 +54,15 @@ struct CheckCommand: ParsableCommand {
                 })
             }
             var suite = CheckSuite(fixtures: Self.sourceRoot.appendingPathComponent("Tests/Fixtures/models"))
+            if let kernel {
+                let names = Set(kernel.split(separator: ",").map(String.init))
+                let known = Set(KernelRegistry.all.map(\.name))
+                if let bad = names.first(where: { !known.contains($0) }) {
+                    throw CLIError("--kernel: '\(bad)' is not a kernel (\(known.sorted().joined(separator: ", ")))")
+                }
+                suite.kernelNames = names
+            }
+            covers = { [suite, parts] id in suite.covers(id, parts) }
             let terminal = isatty(2) != 0
             suite.progress = { done, total, current in
                 if terminal {
@@ -69,7 +81,7 @@ struct CheckCommand: ParsableCommand {
             return
         }
         let base: Baseline? = inputs == nil ? try Baseline.load(baselinePath) : nil
-        let regressions = (base ?? Baseline(cases: [:])).regressions(cases)
+        let regressions = (base ?? Baseline(cases: [:])).regressions(cases, covers: covers)
         let newCases = cases.filter { base != nil && base!.cases[$0.id] == nil }.count
         if let report {
             try HTMLReport.render(cases, baseline: base, regressions: regressions, title: "attune check").write(toFile: report, atomically: true, encoding: .utf8)

@@ -23,16 +23,17 @@ final class CheckCLITests: XCTestCase {
         let dir = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let report = dir.appendingPathComponent("report.html").path
-        let ok = try run(["check", "--only", "kernels,determinism", "--report", report])
+        // The whole suite runs in `make test` after the tests; here three kernels keep it short.
+        let ok = try run(["check", "--only", "kernels,determinism", "--kernel", "flash,kascade,hybrid", "--report", report])
         XCTAssertEqual(ok.status, 0, ok.stdout + ok.stderr)
         XCTAssertTrue(ok.stdout.contains("no metric regressed and no case outside its contract"), ok.stdout)
-        XCTAssertTrue(ok.stdout.contains("out of scope (no claim: hybrid, kascade)"), ok.stdout)
+        XCTAssertTrue(ok.stdout.contains("out of scope (no claim: flash:precision=bf16, hybrid, kascade)"), ok.stdout)
         let html = try String(contentsOfFile: report, encoding: .utf8)
         XCTAssertTrue(html.contains("<svg") && html.contains("kernel/flash/decode-gqa"), "the report has plots and cases")
 
         // The test-only switch perturbs one output element of flash by 0.05: a regression
         // against the baseline and, flash being exact, outside its contract too.
-        let broken = try run(["check", "--only", "kernels"], environment: ["ATTUNE_CHECK_BREAK_KERNEL": "flash"])
+        let broken = try run(["check", "--only", "kernels", "--kernel", "flash,unified_max"], environment: ["ATTUNE_CHECK_BREAK_KERNEL": "flash"])
         XCTAssertEqual(broken.status, 1)
         XCTAssertTrue(broken.stdout.contains("REGRESSED"), broken.stdout)
         XCTAssertTrue(broken.stdout.contains("OUTSIDE CONTRACT"), broken.stdout)
@@ -43,8 +44,8 @@ final class CheckCLITests: XCTestCase {
         // flag is for) but not its contract: where the bumped element lies in a row that sees
         // no key (empty-rows-all, decode-kv0, rows-before-keys), O ≠ 0 breaks the ABI's promise.
         let baseline = dir.appendingPathComponent("baseline.json").path
-        XCTAssertEqual(try run(["check", "--only", "kernels", "--baseline", baseline, "--update-baseline"], environment: ["ATTUNE_CHECK_BREAK_KERNEL": "sparge"]).status, 0)
-        let approx = try run(["check", "--only", "kernels", "--baseline", baseline, "--json"], environment: ["ATTUNE_CHECK_BREAK_KERNEL": "sparge"])
+        XCTAssertEqual(try run(["check", "--only", "kernels", "--kernel", "sparge,flash", "--baseline", baseline, "--update-baseline"], environment: ["ATTUNE_CHECK_BREAK_KERNEL": "sparge"]).status, 0)
+        let approx = try run(["check", "--only", "kernels", "--kernel", "sparge,flash", "--baseline", baseline, "--json"], environment: ["ATTUNE_CHECK_BREAK_KERNEL": "sparge"])
         XCTAssertEqual(approx.status, 1, approx.stdout)
         XCTAssertFalse(approx.stdout.contains("REGRESSED"), approx.stdout)
         let json = try XCTUnwrap(approx.stdout.split(separator: "\n").last.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
@@ -62,10 +63,10 @@ final class CheckCLITests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: dir) }
         let baseline = dir.appendingPathComponent("baseline.json").path
         let drift = ["ATTUNE_CHECK_BREAK_KERNEL": "sparge*1.3"]
-        let update = try run(["check", "--only", "kernels", "--baseline", baseline, "--update-baseline"], environment: drift)
+        let update = try run(["check", "--only", "kernels", "--kernel", "sparge,flash", "--baseline", baseline, "--update-baseline"], environment: drift)
         XCTAssertEqual(update.status, 0, update.stdout + update.stderr)
         let report = dir.appendingPathComponent("report.html").path
-        let r = try run(["check", "--only", "kernels", "--baseline", baseline, "--report", report, "--json"], environment: drift)
+        let r = try run(["check", "--only", "kernels", "--kernel", "sparge,flash", "--baseline", baseline, "--report", report, "--json"], environment: drift)
         XCTAssertEqual(r.status, 1, r.stdout)
         XCTAssertTrue(r.stdout.contains("OUTSIDE CONTRACT"), r.stdout)
         XCTAssertFalse(r.stdout.contains("REGRESSED"), "the baseline followed the drift: only the contract fails\n" + r.stdout)
@@ -77,6 +78,17 @@ final class CheckCLITests: XCTestCase {
         let html = try String(contentsOfFile: report, encoding: .utf8)
         XCTAssertTrue(html.contains("<td class=\"outside\">outside contract</td>"), "red in the report")
         XCTAssertTrue(html.contains("cases outside contract"), "and said at the top")
+    }
+
+    /// `--kernel`: only those kernels' cases run, and the baseline's other cases are not
+    /// reported missing; an unknown name is refused before any work.
+    func testKernelFilter() throws {
+        let r = try run(["check", "--only", "determinism", "--kernel", "sigmoid"])
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+        XCTAssertTrue(r.stdout.contains("check      3 cases (3 determinism)"), r.stdout)
+        let bad = try run(["check", "--kernel", "flsh"])
+        XCTAssertEqual(bad.status, 1)
+        XCTAssertTrue(bad.stderr.contains("--kernel: 'flsh' is not a kernel"), bad.stderr)
     }
 
     func testYourOwnInputs() throws {
