@@ -128,8 +128,12 @@ static int quantize_row(const float *w, int64_t in, int64_t group, int32_t scale
             }
             dst += sbytes;
         }
-        for (int64_t j = 0; j < (int64_t)lanes * RUN; j++)
-            dst[stored_offset(j, lanes)] = (uint8_t)quantize_one(w[s0 + j], group_scale[(s0 + j) / group]);
+        /* A run of 32 lies in one group (groups are multiples of 32): one scale per lane,
+           no division per weight (compile time quantises whole checkpoints). */
+        for (int l = 0; l < lanes; l++) {
+            const float s = group_scale[(s0 + (int64_t)l * RUN) / group];
+            for (int k = 0; k < RUN; k++) dst[k / 4 * 4 * lanes + l * 4 + k % 4] = (uint8_t)quantize_one(w[s0 + l * RUN + k], s);
+        }
         dst += lanes * RUN;
     }
     return 1;

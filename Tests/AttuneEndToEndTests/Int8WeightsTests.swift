@@ -151,6 +151,7 @@ final class Int8WeightsTests: XCTestCase {
     /// margin exceeds twice the measured error.
     func testFixturesAgainstTransformers() throws {
         let toolchain = try Toolchain.detect()
+        var greedyChecked = 0
         for name in GoldenModel.names {
             let fixture = try GoldenModel(name)
             let session = try CompiledModel(artifacts: try ModelCompiler.compile(try ModelSource.load(fixture.folder.path), Self.int8Options(chunk: 8), toolchain: toolchain))
@@ -165,11 +166,14 @@ final class Int8WeightsTests: XCTestCase {
                 let last = Array(want.suffix(session.vocab))
                 let sorted = last.sorted(by: >)
                 if sorted[0] - sorted[1] > 2 * err {
+                    greedyChecked += 1
                     let got = Array(logits.suffix(session.vocab))
                     XCTAssertEqual(got.indices.max { got[$0] < got[$1] }!, seq.greedy_new_ids[0], "\(name) seq \(i) first greedy id")
                 }
             }
         }
+        print("int8: first greedy id checked on \(greedyChecked) of \(2 * GoldenModel.names.count) prompts")
+        XCTAssertGreaterThan(greedyChecked, 0, "the margins allow some greedy checks")
     }
 
     /// Layouts a model's widths cannot hold are refused at compile, naming the weight.
