@@ -143,8 +143,8 @@ static int quantize_row(const float *w, int64_t in, int64_t group, int32_t scale
 enum { SRC_F32, SRC_BF16, SRC_F16 };
 
 /* Rows of w (f32, or bf16/f16 bits) quantised into dst; OpenMP over rows (compile time
- * quantises whole checkpoints: a 1.1B model is 10^9 weights). Returns -1 or the first
- * row that cannot be stored. */
+ * quantises whole checkpoints: a 1.1B model is 10^9 weights). Returns -1, the first row
+ * that cannot be stored, or -2 when scratch memory cannot be allocated. */
 static int64_t quantize(const void *w, int src, int64_t out, int64_t in, int64_t group, int32_t scale, void *dst) {
     if (attune_q8_check(in, group, scale)) return 0;
     int64_t row_bytes = attune_q8_row_bytes(in, group, scale), bad = -1;
@@ -159,7 +159,7 @@ static int64_t quantize(const void *w, int src, int64_t out, int64_t in, int64_t
 #endif
         float *tmp = attune_scratch_alloc(sizeof(float) * (size_t)(in + in / group));
         int64_t r0 = out * t / n, r1 = out * (t + 1) / n;
-        if (!tmp) first_bad = r0;
+        if (!tmp) first_bad = INT64_MAX;   /* reported as -2 */
         for (int64_t r = r0; r < r1 && first_bad < 0 && tmp; r++) {
             const float *row = src == SRC_F32 ? (const float *)w + r * in : tmp;
             const uint16_t *h = (const uint16_t *)w + r * in;
@@ -182,7 +182,7 @@ static int64_t quantize(const void *w, int src, int64_t out, int64_t in, int64_t
 #endif
         if (first_bad >= 0 && (bad < 0 || first_bad < bad)) bad = first_bad;
     }
-    return bad;
+    return bad == INT64_MAX ? -2 : bad;
 }
 
 int64_t attune_q8_quantize_f32(const float *w, int64_t out, int64_t in, int64_t group, int32_t scale, void *dst) {

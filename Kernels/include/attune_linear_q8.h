@@ -64,7 +64,8 @@ int64_t attune_q8_row_bytes(int64_t in, int64_t group, int32_t scale);
 /* Quantise w [out, in] (f32, or bf16/f16 given as their raw uint16 bits) into dst
  * (out · attune_q8_row_bytes bytes). Returns -1 when done, else the first row
  * that cannot be stored (a non-finite weight, or with f16 scales a group whose
- * scale exceeds f16's range, max|w| > 127·65504); dst is then unspecified. The
+ * scale exceeds f16's range, max|w| > 127·65504), or -2 when scratch memory cannot be
+ * allocated; dst is then unspecified. The
  * format must pass attune_q8_check (else returns 0 without writing). */
 int64_t attune_q8_quantize_f32(const float *w, int64_t out, int64_t in, int64_t group, int32_t scale, void *dst);
 int64_t attune_q8_quantize_bf16(const uint16_t *w, int64_t out, int64_t in, int64_t group, int32_t scale, void *dst);

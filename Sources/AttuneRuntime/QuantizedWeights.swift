@@ -156,6 +156,7 @@ public enum QuantizedWeights {
                     case .f16: bad = attune_q8_quantize_f16(source.assumingMemoryBound(to: UInt16.self), Int64(n), Int64(width), Int64(layout.group), layout.cScale, quantised)
                     case .i32: throw RuntimeError("\(part.name): integer tensors cannot be int8 weights")
                     }
+                    if bad == -2 { throw RuntimeError("out of memory quantising weight '\(part.name)'") }
                     if bad >= 0 {
                         throw RuntimeError(refusal(part.name, row: row + Int(bad), values: source + Int(bad) * width * dtype.byteSize, width: width, dtype: dtype, layout: layout))
                     }
