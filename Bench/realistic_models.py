@@ -3,7 +3,7 @@
 
     python Bench/realistic_models.py [--attune PATH] [--llama-cpp-dir BUILD_DIR]
         [--models qwen2.5-0.5b,tinyllama-1.1b] [--tinyllama-dtype float32|bfloat16]
-        [--attune-weights f32,bf16] [--llama-half bf16,f16]
+        [--attune-weights f32,bf16,int8] [--llama-half bf16,f16]
         [--threads 2] [--timeout 900] [--workdir DIR] [--keep] [--json FILE]
 
 Run it with a python that has Bench/requirements.txt and `gguf` installed (e.g.
@@ -406,13 +406,13 @@ def write_gguf(folder, spec, path, gguf):
     w.close()
 
 
-def measure_llama_cpp(tools, folder, spec, name, work, threads, halves, reps, foreign, timeout):
+def measure_llama_cpp(tools, folder, spec, name, work, threads, halves, reps, foreign, timeout, bench_f32=True):
     bench, quantize, gguf_py = tools
     gguf = import_gguf(gguf_py)
     f32 = work / f"{name}-f32.gguf"
     log(f"[llama.cpp] {name}: writing {f32.name}")
     write_gguf(folder, spec, f32, gguf)
-    files = {"f32": f32}
+    files = {"f32": f32} if bench_f32 else {}
     for q in (*halves, "q8_0"):
         out = work / f"{name}-{q}.gguf"
         log(f"[llama.cpp] {name}: llama-quantize -> {q}")
@@ -528,14 +528,22 @@ def ratios(results):
     return out
 
 
+def weight_bytes(spec, weights):
+    """Bytes per matmul weight in the format Attune runs it: int8 (groups of 32, f16
+    scales) 1.0625, bf16 2, f32 4 (`auto`: as stored, f16 widened)."""
+    if weights.startswith("int8"):
+        return 1.0625
+    half = weights == "bf16" or (weights == "auto" and spec["dtype"] == "bfloat16")
+    return 2 if half else 4
+
+
 def decode_bytes_per_token(spec, n_params, weights):
     """Bytes one decode step reads: every weight once (an untied embedding table only a
     row) in the format Attune runs it, plus the f32 K/V of the average cached length."""
-    half = weights == "bf16" or (weights == "auto" and spec["dtype"] == "bfloat16")
     read = n_params - (0 if spec["tied"] else spec["vocab"] * spec["hidden"])
     head_dim = spec["hidden"] // spec["heads"]
     kv = spec["layers"] * 2 * spec["kv_heads"] * head_dim * 4 * (PREFILL + DECODE // 2)
-    return read * (2 if half else 4) + kv
+    return read * weight_bytes(spec, weights) + kv
 
 
 def read_bandwidth_gbps(exe, threads, timeout):
@@ -555,8 +563,7 @@ def memory_bound_gib(spec, n_params, weights):
     positions + 10 %: the peak-RSS target of issue 13."""
     head_dim = spec["hidden"] // spec["heads"]
     kv = spec["layers"] * 2 * spec["kv_heads"] * head_dim * MAX_CONTEXT * 4
-    half = weights == "bf16" or (weights == "auto" and spec["dtype"] == "bfloat16")
-    return (n_params * (2 if half else 4) + kv) * 1.1 / (1 << 30)
+    return (n_params * weight_bytes(spec, weights) + kv) * 1.1 / (1 << 30)
 
 
 # --------------------------------------------------------------------------- main
@@ -578,8 +585,10 @@ def main():
     ap.add_argument("--llama-half", default="bf16",
                     help="llama.cpp's 16-bit rows, comma-separated of bf16, f16 (besides f32 and q8_0)")
     ap.add_argument("--attune-weights", default="f32,bf16",
-                    help="attune rows: comma-separated --weights values (f32, bf16, auto)")
+                    help="attune rows: comma-separated --weights values (f32, bf16, int8, auto)")
     ap.add_argument("--llama-reps", type=int, default=3, help="llama-bench -r")
+    ap.add_argument("--llama-skip-f32", action="store_true",
+                    help="bench llama.cpp's 16-bit and q8_0 files only (the f32 GGUF is still written: they are quantised from it)")
     ap.add_argument("--threads", type=int, default=2, help="OMP_NUM_THREADS, torch threads, llama-bench -t")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--timeout", type=float, default=900, help="seconds per child run (default 900)")
@@ -594,8 +603,8 @@ def main():
     if not halves or any(h not in ("bf16", "f16") for h in halves):
         ap.error(f"--llama-half takes bf16 and/or f16, got '{args.llama_half}'")
     attune_weights = [w.strip() for w in args.attune_weights.split(",") if w.strip()]
-    if not attune_weights or any(w not in ("f32", "bf16", "auto") for w in attune_weights):
-        ap.error(f"--attune-weights takes f32, bf16 and/or auto, got '{args.attune_weights}'")
+    if not attune_weights or any(w not in ("f32", "bf16", "int8", "auto") for w in attune_weights):
+        ap.error(f"--attune-weights takes f32, bf16, int8 and/or auto, got '{args.attune_weights}'")
     unknown = [m for m in names if m not in MODELS]
     if unknown or not names:
         ap.error(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}")
@@ -662,7 +671,8 @@ def main():
             if llama_tools:
                 created += [work / f"{name}-{q}.gguf" for q in ("f32", *halves, "q8_0")]
                 r["llama_cpp"] = measure_llama_cpp(llama_tools, folder, spec, name, work, args.threads,
-                                                   halves, args.llama_reps, foreign, args.timeout)
+                                                   halves, args.llama_reps, foreign, args.timeout,
+                                                   bench_f32=not args.llama_skip_f32)
             results[name] = r
     finally:
         if not args.keep:

@@ -128,40 +128,73 @@ static int quantize_row(const float *w, int64_t in, int64_t group, int32_t scale
             }
             dst += sbytes;
         }
-        for (int64_t j = 0; j < (int64_t)lanes * RUN; j++)
-            dst[stored_offset(j, lanes)] = (uint8_t)quantize_one(w[s0 + j], group_scale[(s0 + j) / group]);
+        /* A run of 32 lies in one group (groups are multiples of 32): one scale per lane,
+           no division per weight (compile time quantises whole checkpoints). */
+        for (int l = 0; l < lanes; l++) {
+            const float s = group_scale[(s0 + (int64_t)l * RUN) / group];
+            for (int k = 0; k < RUN; k++) dst[k / 4 * 4 * lanes + l * 4 + k % 4] = (uint8_t)quantize_one(w[s0 + l * RUN + k], s);
+        }
         dst += lanes * RUN;
     }
     return 1;
 }
 
-static int64_t quantize(const float *wf, const uint16_t *wb, int64_t out, int64_t in, int64_t group, int32_t scale,
-                        void *dst) {
+/* Source dtypes of quantize(). */
+enum { SRC_F32, SRC_BF16, SRC_F16 };
+
+/* Rows of w (f32, or bf16/f16 bits) quantised into dst; OpenMP over rows (compile time
+ * quantises whole checkpoints: a 1.1B model is 10^9 weights). Returns -1, the first row
+ * that cannot be stored, or -2 when scratch memory cannot be allocated. */
+static int64_t quantize(const void *w, int src, int64_t out, int64_t in, int64_t group, int32_t scale, void *dst) {
     if (attune_q8_check(in, group, scale)) return 0;
-    int64_t row_bytes = attune_q8_row_bytes(in, group, scale);
-    float *tmp = attune_scratch_alloc(sizeof(float) * (size_t)(in + in / group));
-    if (!tmp) return 0;
-    float *scales = tmp + in;
-    int64_t bad = -1;
-    for (int64_t r = 0; r < out && bad < 0; r++) {
-        const float *row = wf ? wf + r * in : tmp;
-        if (wb)
-            for (int64_t i = 0; i < in; i++) {
-                uint32_t bits = (uint32_t)wb[r * in + i] << 16;
-                memcpy(&tmp[i], &bits, sizeof bits);
-            }
-        if (!quantize_row(row, in, group, scale, scales, (uint8_t *)dst + r * row_bytes)) bad = r;
+    int64_t row_bytes = attune_q8_row_bytes(in, group, scale), bad = -1;
+#ifdef _OPENMP
+#pragma omp parallel if (out * in >= (1 << 20))
+#endif
+    {
+        int64_t t = 0, n = 1, first_bad = -1;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        n = omp_get_num_threads();
+#endif
+        float *tmp = attune_scratch_alloc(sizeof(float) * (size_t)(in + in / group));
+        int64_t r0 = out * t / n, r1 = out * (t + 1) / n;
+        if (!tmp) first_bad = INT64_MAX;   /* reported as -2 */
+        for (int64_t r = r0; r < r1 && first_bad < 0 && tmp; r++) {
+            const float *row = src == SRC_F32 ? (const float *)w + r * in : tmp;
+            const uint16_t *h = (const uint16_t *)w + r * in;
+            if (src == SRC_BF16)
+                for (int64_t i = 0; i < in; i++) {
+                    uint32_t bits = (uint32_t)h[i] << 16;
+                    memcpy(&tmp[i], &bits, sizeof bits);
+                }
+            if (src == SRC_F16)
+                for (int64_t i = 0; i < in; i++) {
+                    _Float16 v;
+                    memcpy(&v, &h[i], sizeof v);
+                    tmp[i] = (float)v;
+                }
+            if (!quantize_row(row, in, group, scale, tmp + in, (uint8_t *)dst + r * row_bytes)) first_bad = r;
+        }
+        attune_scratch_free(tmp);
+#ifdef _OPENMP
+#pragma omp critical(attune_q8_quantize)
+#endif
+        if (first_bad >= 0 && (bad < 0 || first_bad < bad)) bad = first_bad;
     }
-    attune_scratch_free(tmp);
-    return bad;
+    return bad == INT64_MAX ? -2 : bad;
 }
 
 int64_t attune_q8_quantize_f32(const float *w, int64_t out, int64_t in, int64_t group, int32_t scale, void *dst) {
-    return quantize(w, NULL, out, in, group, scale, dst);
+    return quantize(w, SRC_F32, out, in, group, scale, dst);
 }
 
 int64_t attune_q8_quantize_bf16(const uint16_t *w, int64_t out, int64_t in, int64_t group, int32_t scale, void *dst) {
-    return quantize(NULL, w, out, in, group, scale, dst);
+    return quantize(w, SRC_BF16, out, in, group, scale, dst);
+}
+
+int64_t attune_q8_quantize_f16(const uint16_t *w, int64_t out, int64_t in, int64_t group, int32_t scale, void *dst) {
+    return quantize(w, SRC_F16, out, in, group, scale, dst);
 }
 
 /* ŵ of one stored row into dst, in natural order (stored = 0) or in the stored
@@ -188,6 +221,16 @@ void attune_q8_dequantize(const void *q, int64_t out, int64_t in, int64_t group,
     int64_t row_bytes = attune_q8_row_bytes(in, group, scale);
     if (row_bytes < 0) return;
     for (int64_t r = 0; r < out; r++) decode_row((const uint8_t *)q + r * row_bytes, in, group, scale, 0, w + r * in);
+}
+
+int64_t attune_q8_embedding(const void *table, int64_t vocab, int64_t width, int64_t group, int32_t scale,
+                            const int32_t *ids, int64_t rows, float *out) {
+    for (int64_t r = 0; r < rows; r++)
+        if (ids[r] < 0 || ids[r] >= vocab) return r;
+    int64_t row_bytes = attune_q8_row_bytes(width, group, scale);
+    for (int64_t r = 0; r < rows; r++)
+        decode_row((const uint8_t *)table + ids[r] * row_bytes, width, group, scale, 0, out + r * width);
+    return -1;
 }
 
 /* ---- activations (decode) ------------------------------------------------- */

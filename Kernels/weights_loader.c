@@ -25,17 +25,21 @@
 #include <immintrin.h>
 #endif
 
-enum dtype { DT_F32, DT_BF16, DT_F16 };
+/* DT_Q8: int8 rows quantised at compile time (attune_linear_q8.h), named
+   int8_g<group>_<f16|f32> after their layout; only ever mapped in place. */
+enum dtype { DT_F32, DT_BF16, DT_F16, DT_Q8 };
 
 typedef struct {
     char *path;
     const unsigned char *map;
     size_t size;
+    int checksummed;         /* read whole at open (derived blobs), not part by part */
 } mapped_file;
 
 typedef struct {
     int64_t file, offset, count;
     enum dtype dtype;
+    int64_t q8_group, q8_scale_bytes;   /* DT_Q8's layout */
     char *name;
     void *dst;               /* where the part's elements go; NULL when the slot points into the file */
     enum dtype dst_format;   /* what they become there: f32 or bf16 */
@@ -73,9 +77,27 @@ uint64_t attune_payload_hash(const void *data, size_t bytes) {
     return h;
 }
 
-static size_t dtype_size(enum dtype t) { return t == DT_F32 ? 4 : 2; }
+static size_t dtype_size(enum dtype t) { return t == DT_F32 ? 4 : t == DT_Q8 ? 1 : 2; }
 
-static const char *dtype_name(enum dtype t) { return t == DT_F32 ? "f32" : t == DT_BF16 ? "bf16" : "f16"; }
+static const char *dtype_name(enum dtype t) { return t == DT_F32 ? "f32" : t == DT_BF16 ? "bf16" : t == DT_Q8 ? "int8" : "f16"; }
+
+/* Reads an int8 layout name (int8_g32_f16); 1 when it is one. */
+static int parse_q8(const char *word, int64_t *group, int64_t *scale_bytes) {
+    long long g;
+    char sc[4];
+    int end = 0;
+    if (sscanf(word, "int8_g%lld_%3[a-z0-9]%n", &g, sc, &end) != 2 || word[end] != 0 || g <= 0) return 0;
+    if (strcmp(sc, "f16") && strcmp(sc, "f32")) return 0;
+    *group = g;
+    *scale_bytes = sc[1] == '1' ? 2 : 4;
+    return 1;
+}
+
+/* Bytes a part occupies in its file. */
+static uint64_t part_bytes(const part *p) {
+    if (p->dtype == DT_Q8) return (uint64_t)p->count + (uint64_t)(p->count / p->q8_group) * (uint64_t)p->q8_scale_bytes;
+    return (uint64_t)p->count * dtype_size(p->dtype);
+}
 
 static float f16_to_f32(uint16_t h) {
     const uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
@@ -220,29 +242,50 @@ static int map_file(mapped_file *f, const char *checksum, char *error, size_t er
             return failf(error, error_size, "%s: cannot map weights: %s", f->path, strerror(e));
         }
         f->map = p;
-        /* Weights used in place (f32, bf16) are streamed once per decoded token: asked for
-           huge pages, a file whose pages this read brings into the page cache is mapped
-           with 2 MiB entries (large folios; measured on this machine's ext4: 100 % of a
-           cold 512 MiB file PMD-mapped, 0 % of one still cached from its writer), which
-           spares the page walks that cost a sixth of a decode step with 4 KiB pages.
-           Then every page is read at once (converted or scanned right after): one
-           populating call costs about half of faulting them in one by one. Both are
-           hints; older kernels refuse them and the pages fault in as read. */
+        /* Weights used in place (f32, bf16, int8) are streamed once per decoded token:
+           asked for huge pages, a file whose pages this read brings into the page cache
+           is mapped with 2 MiB entries (large folios; measured on this machine's ext4:
+           100 % of a cold 512 MiB file PMD-mapped, 0 % of one still cached from its
+           writer), which spares the page walks that cost a sixth of a decode step with
+           4 KiB pages. Then the pages in use are read at once (converted or scanned right
+           after): one populating call costs about half of faulting them in one by one.
+           A file with a checksum is read whole here; a checkpoint only where its parts
+           lie (populate_parts), so tensors the module takes from elsewhere (int8 weights
+           quantised into the compile cache) never count in its memory. Both are hints;
+           older kernels refuse them and the pages fault in as read. */
 #ifdef MADV_HUGEPAGE
         if (f->size >= ((size_t)2 << 20)) madvise(p, f->size, MADV_HUGEPAGE);
 #endif
 #ifdef MADV_POPULATE_READ
-        madvise(p, f->size, MADV_POPULATE_READ);
+        if (strcmp(checksum, "-") != 0) madvise(p, f->size, MADV_POPULATE_READ);
 #endif
     }
     close(fd);
-    if (strcmp(checksum, "-") != 0) {
+    f->checksummed = strcmp(checksum, "-") != 0;
+    if (f->checksummed) {
         char have[17];
         snprintf(have, sizeof have, "%016llx", (unsigned long long)attune_payload_hash(f->map, f->size));
         if (strcmp(have, checksum) != 0)
             return failf(error, error_size, "%s is damaged: checksum %s, the manifest recorded %s; delete it and compile again", f->path, have, checksum);
     }
     return 0;
+}
+
+/* Reads the pages of every part of a checkpoint file (files with a checksum were read
+   whole by map_file). */
+static void populate_parts(const attune_weights *w) {
+#ifdef MADV_POPULATE_READ
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    for (int64_t i = 0; i < w->n_parts; i++) {
+        const part *p = &w->parts[i];
+        if (w->files[p->file].checksummed || part_bytes(p) == 0) continue;
+        uintptr_t lo = (uintptr_t)(w->files[p->file].map + p->offset) / page * page;
+        uintptr_t hi = (uintptr_t)(w->files[p->file].map + p->offset) + (uintptr_t)part_bytes(p);
+        madvise((void *)lo, hi - lo, MADV_POPULATE_READ);
+    }
+#else
+    (void)w;
+#endif
 }
 
 /* One region for every materialised slot, mapped anonymously and asked to be backed by
@@ -272,6 +315,7 @@ attune_weights *attune_weights_open(const char *path, uint64_t graph_hash, int64
     int64_t *slot_parts = calloc((size_t)(n_slots > 0 ? n_slots : 1), sizeof(int64_t));
     enum dtype *slot_format = calloc((size_t)(n_slots > 0 ? n_slots : 1), sizeof(enum dtype));
     char *line = NULL, *dir = strdup(path);
+    int64_t q8_group, q8_scale_bytes;
     size_t cap = 0;
     int allow_nonfinite = 0, ok = w && slot_first && slot_parts && slot_format && dir;
     int64_t line_no = 0, declared_slots = -1, files_cap = 0, parts_cap = 0, current_slot = -1;
@@ -321,7 +365,8 @@ attune_weights *attune_weights_open(const char *path, uint64_t graph_hash, int64
             if (strcmp(word, slot_formats[a]) != 0) { BAD("%s: slot %lld is %s, this module reads it as %s: compile again", path, a, word, slot_formats[a]); break; }
             if (strcmp(word, "f32") == 0) slot_format[a] = DT_F32;
             else if (strcmp(word, "bf16") == 0) slot_format[a] = DT_BF16;
-            else { BAD("%s: slot %lld has format %s; this loader builds f32 and bf16 slots", path, a, word); break; }
+            else if (parse_q8(word, &q8_group, &q8_scale_bytes)) slot_format[a] = DT_Q8;
+            else { BAD("%s: slot %lld has format %s; this loader builds f32, bf16 and int8_g<N>_<f16|f32> slots", path, a, word); break; }
             current_slot = a;
             slot_first[a] = w->n_parts;
             slot_parts[a] = c;
@@ -340,9 +385,10 @@ attune_weights *attune_weights_open(const char *path, uint64_t graph_hash, int64
             if (strcmp(word, "f32") == 0) p->dtype = DT_F32;
             else if (strcmp(word, "bf16") == 0) p->dtype = DT_BF16;
             else if (strcmp(word, "f16") == 0) p->dtype = DT_F16;
-            else { BAD("%s: tensor '%s' has dtype %s; weights are f32, bf16 or f16", path, p->name, word); break; }
-            if (a < 0 || a >= w->n_files || b < 0 || d < 0 ||
-                (uint64_t)b + (uint64_t)d * dtype_size(p->dtype) > (uint64_t)w->files[a].size)
+            else if (parse_q8(word, &p->q8_group, &p->q8_scale_bytes)) p->dtype = DT_Q8;
+            else { BAD("%s: tensor '%s' has dtype %s; weights are f32, bf16, f16 or int8_g<N>_<f16|f32>", path, p->name, word); break; }
+            if (a < 0 || a >= w->n_files || b < 0 || d < 0 || (p->dtype == DT_Q8 && d % p->q8_group) ||
+                (uint64_t)b + part_bytes(p) > (uint64_t)w->files[a].size)
                 BAD("%s: tensor '%s' lies outside %s", path, p->name, a >= 0 && a < w->n_files ? w->files[a].path : "any file");
         } else {
             BAD("%s line %lld: cannot read '%.40s'", path, (long long)line_no, line);
@@ -370,6 +416,20 @@ attune_weights *attune_weights_open(const char *path, uint64_t graph_hash, int64
             int64_t total = 0;
             for (int64_t k = 0; k < slot_parts[s]; k++) total += first[k].count;
             if (slot_first[s] + slot_parts[s] > w->n_parts || total != slot_elements[s]) { BAD("%s: slot %lld's parts hold %lld elements, not %lld", path, (long long)s, (long long)total, (long long)slot_elements[s]); break; }
+            if (format == DT_Q8) {
+                /* Quantised at compile time, never at open: the one part must be in the
+                   slot's own layout. */
+                if (!parse_q8(slot_formats[s], &q8_group, &q8_scale_bytes) || slot_parts[s] != 1 || first->dtype != DT_Q8 ||
+                    first->q8_group != q8_group || first->q8_scale_bytes != q8_scale_bytes) {
+                    BAD("%s: slot %lld is %s but its weights are not stored in that layout: compile again", path, (long long)s, slot_formats[s]);
+                    break;
+                }
+                slots[s] = w->files[first->file].map + first->offset;
+                continue;
+            }
+            for (int64_t k = 0; ok && k < slot_parts[s]; k++)
+                if (first[k].dtype == DT_Q8) BAD("%s: slot %lld is %s but tensor '%s' is stored as int8: compile again", path, (long long)s, slot_formats[s], first[k].name);
+            if (!ok) break;
             if (slot_parts[s] == 1 && first->dtype == format && first->offset % (int64_t)dtype_size(format) == 0) {
                 slots[s] = w->files[first->file].map + first->offset;
                 continue;
@@ -388,17 +448,21 @@ attune_weights *attune_weights_open(const char *path, uint64_t graph_hash, int64
         }
     }
 
-    /* Convert and scan in parallel, in chunks of 1 Mi elements. */
+    if (ok) populate_parts(w);
+
+    /* Convert and scan in parallel, in chunks of 1 Mi elements (int8 parts hold no
+       non-finite values: the quantiser refused them, and their file is checksummed). */
     job *jobs = NULL;
     int64_t n_jobs = 0;
     if (ok) {
         const int64_t chunk = 1 << 20;
-        for (int64_t p = 0; p < w->n_parts; p++) n_jobs += (w->parts[p].count + chunk - 1) / chunk;
+        for (int64_t p = 0; p < w->n_parts; p++)
+            if (w->parts[p].dtype != DT_Q8) n_jobs += (w->parts[p].count + chunk - 1) / chunk;
         jobs = malloc(sizeof *jobs * (size_t)(n_jobs > 0 ? n_jobs : 1));
         if (!jobs) BAD("out of memory");
         int64_t j = 0;
         for (int64_t p = 0; ok && p < w->n_parts; p++)
-            for (int64_t e = 0; e < w->parts[p].count; e += chunk)
+            for (int64_t e = 0; w->parts[p].dtype != DT_Q8 && e < w->parts[p].count; e += chunk)
                 jobs[j++] = (job){p, e, w->parts[p].count - e < chunk ? w->parts[p].count - e : chunk};
     }
     if (ok) {

@@ -61,16 +61,23 @@ const char *attune_q8_check(int64_t in, int64_t group, int32_t scale);
 /* Bytes of one stored row (quants + scales); -1 when attune_q8_check fails. */
 int64_t attune_q8_row_bytes(int64_t in, int64_t group, int32_t scale);
 
-/* Quantise w [out, in] (f32, or bf16 given as its raw uint16 bits) into dst
+/* Quantise w [out, in] (f32, or bf16/f16 given as their raw uint16 bits) into dst
  * (out · attune_q8_row_bytes bytes). Returns -1 when done, else the first row
  * that cannot be stored (a non-finite weight, or with f16 scales a group whose
- * scale exceeds f16's range, max|w| > 127·65504); dst is then unspecified. The
+ * scale exceeds f16's range, max|w| > 127·65504), or -2 when scratch memory cannot be
+ * allocated; dst is then unspecified. The
  * format must pass attune_q8_check (else returns 0 without writing). */
 int64_t attune_q8_quantize_f32(const float *w, int64_t out, int64_t in, int64_t group, int32_t scale, void *dst);
 int64_t attune_q8_quantize_bf16(const uint16_t *w, int64_t out, int64_t in, int64_t group, int32_t scale, void *dst);
+int64_t attune_q8_quantize_f16(const uint16_t *w, int64_t out, int64_t in, int64_t group, int32_t scale, void *dst);
 
 /* ŵ [out, in] in natural order from the stored form: what the kernels multiply by. */
 void attune_q8_dequantize(const void *q, int64_t out, int64_t in, int64_t group, int32_t scale, float *w);
+
+/* out[r] = ŵ row ids[r] of a quantised table [vocab, width] (an embedding gather);
+ * returns -1, or the first r whose id is outside [0, vocab) (nothing written then). */
+int64_t attune_q8_embedding(const void *table, int64_t vocab, int64_t width, int64_t group, int32_t scale,
+                            const int32_t *ids, int64_t rows, float *out);
 
 /* The activations the GEMV multiplies by: each run of 32 of x [rows, in]
  * quantised and dequantised exactly as the kernel does (for tests and error

@@ -18,6 +18,11 @@
  *     slot 0 8192 1 bf16                  index, elements, number of parts, format
  *     part 0 4928 bf16 8192 model.embed_tokens.weight   file, byte offset, dtype, count, name
  *
+ * int8 slots (format int8_g<group>_<f16|f32>, e.g. int8_g32_f16) hold quantised rows in
+ * the layout of attune_linear_q8.h, made at compile time into a checksummed file of the
+ * compile cache: one part of that same format, `count` weights taking count + count/group
+ * scales' bytes, always mapped in place.
+ *
  * Loading maps every file read-only (the page cache is shared with other processes).
  * A slot of one part stored in the slot's format, at an offset aligned to its element
  * size, points into the mapping: nothing is copied (bf16 checkpoints used as bf16, f32
@@ -39,8 +44,8 @@ extern "C" {
 typedef struct attune_weights attune_weights;
 
 /* Reads the manifest at `path`, maps its files and fills `slots[i]` for i < n_slots.
- * Refuses a manifest of another graph or slot layout (element counts, formats "f32" or
- * "bf16" as the module reads them), missing or resized files, parts outside their file,
+ * Refuses a manifest of another graph or slot layout (element counts, formats "f32",
+ * "bf16" or "int8_g32_f16" as the module reads them), missing or resized files, parts outside their file,
  * and (unless the manifest allows them) NaN or Inf elements, naming the tensor. Returns
  * NULL with a one-line message in `error` on failure. */
 attune_weights *attune_weights_open(const char *path, uint64_t graph_hash, int64_t n_slots,

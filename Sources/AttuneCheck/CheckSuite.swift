@@ -122,8 +122,9 @@ public struct CheckSuite {
 
 /// A storage format a compiled model can use (`--kv`, `--weights`), and the bound on its
 /// logit error as a fraction of the largest |logit| (Docs/NUMERICS.md): bf16 weights on
-/// the GEMM path 6·2⁻⁸ (derived); the KV formats 2 % and 5 %, about 1.7× the worst measured
-/// on the fixtures (KVCacheFormatModelTests).
+/// the GEMM path 6·2⁻⁸ (derived); int8 weights 32/254 (NUMERICS.md, "int8 weights in
+/// compiled models"); the KV formats 2 % and 5 %, about 1.7× the worst measured on the fixtures
+/// (KVCacheFormatModelTests).
 public struct ModelFormat: Sendable {
     public var label: String
     public var kv: KVFormat = .f32
@@ -136,11 +137,12 @@ extension CheckSuite {
     /// otherwise f32), bf16 weights: checked against the float64 goldens with the format's bound.
     /// gemma2 has the KV formats only: its logits are soft-capped at 3, which shrinks their
     /// largest magnitude (the bound's scale) but not the error of logits near 0, where tanh
-    /// is the identity, so the weights' derived bound does not apply (measured 1.58 of it).
+    /// is the identity, so the weights' derived bounds do not apply (bf16: measured 1.58 of it).
     static let modelFormats: [(String, ModelFormat)] = ["llama", "qwen2", "mistral", "qwen3", "phi3", "gemma2"].flatMap { model in
         [(model, ModelFormat(label: "kv=bf16", kv: .bf16, relativeBound: 0.02)),
          (model, ModelFormat(label: "kv=int8", kv: .int8, relativeBound: 0.05))]
-            + (model == "gemma2" ? [] : [(model, ModelFormat(label: "weights=bf16", weights: .bf16, relativeBound: 6.0 / 256))])
+            + (model == "gemma2" ? [] : [(model, ModelFormat(label: "weights=bf16", weights: .bf16, relativeBound: 6.0 / 256)),
+                                         (model, ModelFormat(label: "weights=int8", weights: .int8(Int8Layout()), relativeBound: 32.0 / 254))])
     }
 }
 

@@ -55,6 +55,7 @@ public enum CEmitter {
             throw CodegenError("KV caches must be appended for layers 0..<n with both keys and values; got caches \(caches)")
         }
         let hash = fnv1a(TextFormat.print(graph))
+        let int8Slots = lowering.folder.slots.contains { if case .int8 = $0.format { true } else { false } }
 
         var c = Lines()
         c.add("""
@@ -68,7 +69,7 @@ public enum CEmitter {
         #include "\(graph.name).h"
         #include "attune_attention.h"
         #include "attune_graph_ops.h"
-        #include "attune_linear_bf16.h"
+        #include "attune_linear_bf16.h"\(int8Slots ? "\n#include \"attune_linear_q8.h\"" : "")
         #include "attune_weights.h"
 
         #include <fcntl.h>
@@ -100,7 +101,7 @@ public enum CEmitter {
 
         /* Elements and format of each constant slot m->w[i] (where they lie: the weights manifest). */
         static const int64_t constant_elements[N_CONSTANTS > 0 ? N_CONSTANTS : 1] = {\(lowering.folder.slots.isEmpty ? "0" : lowering.folder.slots.map { String($0.elements) }.joined(separator: ", "))};
-        static const char *const constant_formats[N_CONSTANTS > 0 ? N_CONSTANTS : 1] = {\(lowering.folder.slots.isEmpty ? "\"f32\"" : lowering.folder.slots.map { "\"\($0.format.rawValue)\"" }.joined(separator: ", "))};
+        static const char *const constant_formats[N_CONSTANTS > 0 ? N_CONSTANTS : 1] = {\(lowering.folder.slots.isEmpty ? "\"f32\"" : lowering.folder.slots.map { "\"\($0.format.name)\"" }.joined(separator: ", "))};
 
         static const int64_t cache_width[N_CACHES > 0 ? N_CACHES : 1] = {\(caches.isEmpty ? "0" : caches.map { String(lowering.cacheWidths[$0]!) }.joined(separator: ", "))};\(kvCacheTables(options.kvFormat, caches, lowering.cacheHeads))
 
@@ -414,6 +415,7 @@ public enum CEmitter {
         var sources = Set(["attention_problem.c", "lse_merge.c", "graph_ops.c", "weights_loader.c"]).union(lowering.kernelSources)
         if options.kvFormat != .f32 { sources.insert("kv_quant.c") }
         if lowering.folder.slots.contains(where: { $0.format == .bf16 }) { sources.insert("linear_bf16.c") }
+        if int8Slots { sources.insert("linear_q8.c") }
         return EmittedModule(name: graph.name, source: source, header: header, constants: lowering.folder.slots, derived: lowering.folder.derived,
                              graphHash: hash, vocab: vocab, options: options, memoryPlan: plan, kernelSources: sources.sorted())
     }
@@ -458,9 +460,10 @@ public enum CEmitter {
 
     /// ", of which N bf16" for the header comment; nothing when every slot is f32.
     static func weightFormats(_ slots: [ConstantSlot]) -> String {
-        WeightFormat.allCases.filter { $0 != .f32 }.compactMap { format in
-            let n = slots.filter { $0.format == format }.reduce(0) { $0 + $1.elements }
-            return n == 0 ? nil : ", of which \(n) \(format.rawValue)"
+        var formats: [WeightFormat] = []
+        for slot in slots where slot.format != .f32 && !formats.contains(slot.format) { formats.append(slot.format) }
+        return formats.map { format in
+            ", of which \(slots.filter { $0.format == format }.reduce(0) { $0 + $1.elements }) \(format.name)"
         }.joined()
     }
 

@@ -6,6 +6,8 @@ import Foundation
 /// several for weights the passes concatenated, e.g. the merged QKV matrix).
 public struct ConstantSlot: Sendable, Equatable {
     public var elements: Int
+    /// Elements per row (the last dim): int8 slots are quantised row by row.
+    public var width: Int
     /// How the module holds the slot in memory (and so which kernel reads it); the parts
     /// may be stored otherwise (e.g. bf16 checkpoint tensors of an f32 slot), and the
     /// module converts them once when it opens.
@@ -14,11 +16,14 @@ public struct ConstantSlot: Sendable, Equatable {
 
     /// The module points into the file (one part stored in the slot's format, aligned to
     /// its element size); otherwise it materialises the slot when it opens (attune_weights.h).
+    /// int8 slots are always mapped: their parts are what the compile quantises into the
+    /// compile cache, and the module maps the quantised rows from there.
     public var isMappedInPlace: Bool {
+        if case .int8 = format { return true }
         guard parts.count == 1 else { return false }
         switch parts[0].source {
-        case .file(let at): return at.dtype.rawValue == format.rawValue && at.offset % format.byteSize == 0
-        case .derived(_, let dtype): return dtype.rawValue == format.rawValue
+        case .file(let at): return at.dtype.rawValue == format.name && at.offset % at.dtype.byteSize == 0
+        case .derived(_, let dtype): return dtype.rawValue == format.name
         }
     }
 }
@@ -44,6 +49,8 @@ public struct ConstantPart: Sendable, Equatable {
 /// generated module maps them at open, so compiling reads no weight values. Anything
 /// else (a transpose of a weight, weights held in memory, f32 or f16 tensors wanted in
 /// bf16) is evaluated once in fp32 and stored in the slot's format in the derived blob.
+/// int8 slots keep their sources (file runs of whole rows, or the values in f32 in the
+/// derived blob): the runtime quantises them into the compile cache.
 struct ConstantFolder {
     let graph: Graph
     let weights: WeightSource
@@ -88,11 +95,14 @@ struct ConstantFolder {
             throw CodegenError("node %\(v.node): constant \(type) has a symbolic dim")
         }
         let count = dims.reduce(1, *)
+        let width = dims.last ?? 1
         var parts: [ConstantPart]
-        // f32 slots take any stored float dtype (widening is exact); other formats map only
-        // tensors already stored in them.
-        if let file = try fileParts(v), format == .f32 || file.allSatisfy({ part in
-            if case .file(let at) = part.source { return at.dtype.rawValue == format.rawValue }
+        let file = try fileParts(v)
+        if let file, format == .f32 || file.allSatisfy({ part in
+            // f32 slots take any stored float dtype (widening is exact); int8 slots any run of
+            // whole rows (quantised per row); bf16 only tensors already stored in it.
+            if case .int8 = format { return part.count % width == 0 }
+            if case .file(let at) = part.source { return at.dtype.rawValue == format.name }
             return false
         }) {
             parts = file
@@ -100,13 +110,13 @@ struct ConstantFolder {
             let values = try evaluate(v)
             var name = "derived value %\(v.node) \(type)"
             if case .weight(let weightName) = graph.nodes[v.node].op { name = weightName }
-            if format != .f32 { name += " (rounded to \(format.rawValue))" }
-            parts = [appendDerived(values, format: format, name: name)]
+            if format == .bf16 { name += " (rounded to bf16)" }
+            parts = [appendDerived(values, format: format == .bf16 ? .bf16 : .f32, name: name)]
         }
         guard parts.reduce(0, { $0 + $1.count }) == count else {
             throw CodegenError("node %\(v.node): constant of type \(type) has \(parts.reduce(0) { $0 + $1.count }) values in its source, needs \(count)")
         }
-        slots.append(ConstantSlot(elements: count, format: format, parts: parts))
+        slots.append(ConstantSlot(elements: count, width: width, format: format, parts: parts))
         slotOf[key] = slots.count - 1
         return slots.count - 1
     }
@@ -125,11 +135,12 @@ struct ConstantFolder {
     private mutating func appendDerived(_ values: [Float], format: WeightFormat, name: String) -> ConstantPart {
         while derived.count % 64 != 0 { derived.append(0) }
         let offset = derived.count
-        switch format {
-        case .f32: values.withUnsafeBytes { derived += $0 }
-        case .bf16: values.map(\.bf16Bits).withUnsafeBytes { derived += $0 }
+        if format == .bf16 {
+            values.map(\.bf16Bits).withUnsafeBytes { derived += $0 }
+        } else {
+            values.withUnsafeBytes { derived += $0 }
         }
-        return ConstantPart(name: name, count: values.count, source: .derived(offset: offset, dtype: format == .f32 ? .f32 : .bf16))
+        return ConstantPart(name: name, count: values.count, source: .derived(offset: offset, dtype: format == .bf16 ? .bf16 : .f32))
     }
 
     /// The file runs holding `v` in order, or nil when `v` is not a weight in a file, a

@@ -21,7 +21,7 @@ public enum StandaloneFolder {
         }
         try module.source.write(to: dir.appendingPathComponent("\(module.name).c"), atomically: true, encoding: .utf8)
         try module.header.write(to: dir.appendingPathComponent("\(module.name).h"), atomically: true, encoding: .utf8)
-        try WeightsManifest.write(module, to: dir, allowNonfinite: allowNonfinite)
+        try WeightsManifest.write(module, to: dir, allowNonfinite: allowNonfinite, cacheDirectory: toolchain.cacheDirectory)
         try driver(module).write(to: dir.appendingPathComponent(driverFileName), atomically: true, encoding: .utf8)
         try makefile(module).write(to: dir.appendingPathComponent("Makefile"), atomically: true, encoding: .utf8)
     }

@@ -6,22 +6,33 @@ import Foundation
 /// which file and byte range each constant slot comes from. Checkpoint tensors are
 /// referenced where they lie (absolute paths, checked by size at open); values derived at
 /// compile time go to `constants.bin` beside the manifest, with a checksum of its whole
-/// payload that the module verifies before use.
+/// payload that the module verifies before use. int8 slots point into their quantised
+/// rows in the compile cache (`QuantizedWeights`), also checksummed.
 public enum WeightsManifest {
     public static let fileName = "weights.manifest"
     public static let derivedFileName = "constants.bin"
 
     /// Writes the manifest (and the derived blob when the module has one) into `dir`.
     /// `allowNonfinite` lets the module load NaN/Inf weights instead of refusing them.
+    /// A module with int8 slots needs `cacheDirectory`: its quantised rows are made (or
+    /// found) there and the manifest names them by absolute path.
     @discardableResult
-    public static func write(_ module: EmittedModule, to dir: URL, allowNonfinite: Bool = false) throws -> URL {
-        try write(module, text: try text(module, derived: derivedRecord(module), allowNonfinite: allowNonfinite), to: dir)
+    public static func write(_ module: EmittedModule, to dir: URL, allowNonfinite: Bool = false, cacheDirectory: URL? = nil) throws -> URL {
+        let int8 = try quantized(module, cacheDirectory)
+        return try write(module, text: try text(module, derived: derivedRecord(module), allowNonfinite: allowNonfinite, int8: int8), to: dir)
+    }
+
+    static func quantized(_ module: EmittedModule, _ cacheDirectory: URL?) throws -> QuantizedWeights.Blob? {
+        guard !QuantizedWeights.int8Slots(module).isEmpty else { return nil }
+        guard let cacheDirectory else { throw RuntimeError("module \(module.name) has int8 weights: its manifest needs the compile cache, where they are quantised") }
+        return try QuantizedWeights.prepare(module, cacheDirectory: cacheDirectory)
     }
 
     /// The manifest in the build cache, under a folder named by its content: rewritten only
     /// when the checkpoint files, the module's slots or the options change.
     public static func cached(_ module: EmittedModule, cacheDirectory: URL, allowNonfinite: Bool) throws -> URL {
-        let manifestText = try text(module, derived: derivedRecord(module), allowNonfinite: allowNonfinite)
+        let manifestText = try text(module, derived: derivedRecord(module), allowNonfinite: allowNonfinite,
+                                    int8: try quantized(module, cacheDirectory))
         let dir = cacheDirectory.appendingPathComponent("weights/\(module.name)-\(String(CEmitter.fnv1a(manifestText), radix: 16))")
         let manifest = dir.appendingPathComponent(fileName)
         let fm = FileManager.default
@@ -52,7 +63,8 @@ public enum WeightsManifest {
         return url
     }
 
-    static func text(_ module: EmittedModule, derived: (size: Int, hash: UInt64)?, allowNonfinite: Bool) throws -> String {
+    static func text(_ module: EmittedModule, derived: (size: Int, hash: UInt64)?, allowNonfinite: Bool,
+                     int8: QuantizedWeights.Blob? = nil) throws -> String {
         var files: [String] = []
         var index: [String: Int] = [:]
         var lines = ["attune-weights 2", "graph \(hex(module.graphHash))", "slots \(module.constants.count)",
@@ -65,7 +77,12 @@ public enum WeightsManifest {
         }
         var body: [String] = []
         for (s, slot) in module.constants.enumerated() {
-            body.append("slot \(s) \(slot.elements) \(slot.parts.count) \(slot.format.rawValue)")
+            if let int8, let offset = int8.offsets[s] {
+                body.append("slot \(s) \(slot.elements) 1 \(slot.format.name)")
+                body.append("part \(fileIndex(int8.url.path)) \(offset) \(slot.format.name) \(slot.elements) \(slot.parts.map(\.name).joined(separator: " + "))")
+                continue
+            }
+            body.append("slot \(s) \(slot.elements) \(slot.parts.count) \(slot.format.name)")
             for part in slot.parts {
                 switch part.source {
                 case .file(let at):
@@ -79,6 +96,8 @@ public enum WeightsManifest {
             if path.isEmpty {
                 guard let derived else { throw RuntimeError("module \(module.name) has derived constants but no blob was written") }
                 lines.append("file \(i) \(derived.size) \(hex(derived.hash)) \(derivedFileName)")
+            } else if let int8, path == int8.url.path {
+                lines.append("file \(i) \(int8.size) \(hex(int8.hash)) \(path)")
             } else {
                 let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
                 guard let size else { throw RuntimeError("\(path): cannot read the checkpoint file's size") }

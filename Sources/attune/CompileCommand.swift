@@ -48,12 +48,12 @@ struct CompileCommand: ParsableCommand {
         let dest = out.appendingPathComponent("lib\(name).so")
         try? FileManager.default.removeItem(at: dest)
         try FileManager.default.copyItem(at: artifacts.library, to: dest)
-        try WeightsManifest.write(artifacts.module, to: out, allowNonfinite: options.allowNonfinite)
+        try WeightsManifest.write(artifacts.module, to: out, allowNonfinite: options.allowNonfinite, cacheDirectory: toolchain.cacheDirectory)
         try artifacts.module.source.write(to: out.appendingPathComponent("\(name).c"), atomically: true, encoding: .utf8)
         try artifacts.module.header.write(to: out.appendingPathComponent("\(name).h"), atomically: true, encoding: .utf8)
         print(artifacts.report.summary)
         let plan = artifacts.module.memoryPlan
-        print("arena \(plan.arenaFloats * 4 / 1024) KiB (\(plan.unsharedFloats * 4 / 1024) KiB without reuse), weights \(artifacts.module.constants.reduce(0) { $0 + $1.elements * $1.format.byteSize } / 1024) KiB in \(artifacts.module.constants.count) slots")
+        print("arena \(plan.arenaFloats * 4 / 1024) KiB (\(plan.unsharedFloats * 4 / 1024) KiB without reuse), weights \(artifacts.module.constants.reduce(0) { $0 + $1.format.bytes(elements: $1.elements) } / 1024) KiB in \(artifacts.module.constants.count) slots")
         print("wrote \(out.path)/lib\(name).so (\(artifacts.cached ? "build cache hit" : "compiled with \(toolchain.compiler)"), \(fmt(artifacts.seconds, 2)) s)")
     }
 }

@@ -24,7 +24,7 @@ struct CompileOptionsGroup: ParsableArguments {
     @Flag(help: "Load weights that hold NaN or Inf instead of refusing them.") var allowNonfinite = false
     @Option(help: "KV-cache format: f32, bf16 or int8 (one scale per position and kv head); read by flash, unified_max and kascade (Docs/NUMERICS.md gives the error bounds).")
     var kv: String = "f32"
-    @Option(help: "Matmul weights: auto (as stored: bf16 stays bf16, f32 and f16 run in f32), f32, or bf16 (f32/f16 rounded at compile).")
+    @Option(help: "Matmul weights: auto (as stored: bf16 stays bf16, f32 and f16 run in f32), f32, bf16 (f32/f16 rounded at compile), or int8[:group=N,scale=f16|f32] (quantised at compile into the cache; group 32 by default).")
     var weights: String = "auto"
 
     func options() throws -> CompileOptions {
@@ -45,10 +45,7 @@ struct CompileOptionsGroup: ParsableArguments {
                                      calibration: try calibration.map { (try Calibration.load($0), $0) })
         options.allowNonfinite = allowNonfinite
         do { options.kvFormat = try KVFormat(parsing: kv) } catch let error as KernelError { throw CLIError("--kv: " + error.message) }
-        guard let policy = WeightPolicy(rawValue: weights) else {
-            throw CLIError("--weights expects auto, f32 or bf16, got '\(weights)'")
-        }
-        options.weights = policy
+        do { options.weights = try WeightPolicy(parsing: weights) } catch let error as CodegenError { throw CLIError(error.message) }
         if !noTuning {
             let path = tuningDb ?? TuningDatabase.defaultPath
             if tuningDb != nil || FileManager.default.fileExists(atPath: path) {

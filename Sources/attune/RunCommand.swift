@@ -86,7 +86,7 @@ struct RunCommand: ParsableCommand {
         let report: (String) -> Void = textSetup == nil ? { print($0) } : { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
         report("import     \(fmt(importMs, 0)) ms (config, checkpoint headers, graph)")
         report("compile    \(fmt(artifacts.seconds * 1e3, 0)) ms\(artifacts.cached ? " (build cache hit)" : "")")
-        let materialised = artifacts.module.constants.filter { !$0.isMappedInPlace }.reduce(0) { $0 + $1.elements * $1.format.byteSize }
+        let materialised = artifacts.module.constants.filter { !$0.isMappedInPlace }.reduce(0) { $0 + $1.format.bytes(elements: $1.elements) }
         report("load       \(fmt(loadMs, 0)) ms (weights mapped; \(materialised >> 20) MiB materialised)")
         let counters = session.counters
         if stats {

@@ -39,6 +39,42 @@ final class CompilerCLITests: XCTestCase {
         XCTAssertLessThanOrEqual(zip(try Npy.read(contentsOf: logits).data, golden.data).map { abs($0 - $1) }.max()!, 1e-4)
     }
 
+    /// `--weights int8`: the logits stay within int8's bound of transformers' float64 ones
+    /// (32/254 of the largest |logit|, NUMERICS.md), the greedy ids are transformers' where
+    /// the float64 margins allow it, and layouts the widths cannot hold are refused.
+    func testRunWithInt8Weights() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let logits = dir.appendingPathComponent("logits.npy")
+        let r = try CLI.run(["run", llama, "--tokens", prompt, "--max-new-tokens", "8", "--logits-out", logits.path, "--weights", "int8", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let last = r.stdout.split(separator: "\n").last.map(String.init) ?? ""
+        let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any], last)
+        let golden = try Npy.read(contentsOf: Self.fixtures.appendingPathComponent("llama/logits_0_f64.npy"))
+        let written = try Npy.read(contentsOf: logits)
+        let scale = Double(golden.data.map(abs).max()!)
+        let err = Double(zip(written.data, golden.data).map { abs($0 - $1) }.max()!)
+        XCTAssertLessThanOrEqual(err, 32.0 / 254 * scale)
+        XCTAssertGreaterThan(err, 1e-4, "int8 weights are not the f32 model")
+        // transformers' first greedy id (golden.json) comes from the prompt's last logits row:
+        // asserted when that row's float64 top-2 margin exceeds twice its error (it does here).
+        let row = golden.data.suffix(128).map(Double.init).sorted(by: >)
+        let rowErr = Double(zip(written.data.suffix(128), golden.data.suffix(128)).map { abs($0 - $1) }.max()!)
+        XCTAssertGreaterThan(row[0] - row[1], 2 * rowErr)
+        XCTAssertEqual((json["generated"] as? [Int])?.first, 60)
+
+        let group = try CLI.run(["run", llama, "--tokens", "1,2", "--weights", "int8:group=96"])
+        XCTAssertNotEqual(group.status, 0)
+        XCTAssertEqual(group.stderr.trimmingCharacters(in: .whitespacesAndNewlines),
+                       "error: --weights int8:group=96,scale=f16: weight 'model.embed_tokens.weight' has rows of 64 weights: int8 weights: the group size must be a multiple of 32 that divides the input width")
+        for (value, message) in [("int8:group=40", "--weights int8: group must be a positive multiple of 32, got '40'"),
+                                 ("int4", "--weights expects auto, f32, bf16 or int8[:group=N,scale=f16|f32], got 'int4'")] {
+            let bad = try CLI.run(["run", llama, "--tokens", "1,2", "--weights", value])
+            XCTAssertNotEqual(bad.status, 0)
+            XCTAssertEqual(bad.stderr.trimmingCharacters(in: .whitespacesAndNewlines), "error: " + message)
+        }
+    }
+
     func testCompileWritesLibraryAndStandaloneFolder() throws {
         let dir = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -1,0 +1,252 @@
+import AttuneCodegen
+import AttuneIR
+import CAttuneKernels
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The quantised rows of a module's int8 slots (`--weights int8`): one file in the compile
+/// cache, made at compile time from the checkpoint (never written beside it) and mapped by
+/// the module through its weights manifest. The file is named by what it is made from —
+/// each int8 slot's layout, row width and sources (checkpoint path, size, modification
+/// time, offset, dtype, count; the bytes of values derived at compile time) — so the next
+/// compile of the same checkpoint with the same group and scale reuses it without reading
+/// a weight, and another checkpoint or layout quantises again.
+///
+/// Quantisation streams: sources are read with `pread` a few MiB at a time, quantised (in
+/// parallel over rows, `attune_q8_quantize_*`) and appended to the file, so memory stays
+/// at those buffers whatever the model's size, and the checkpoint's pages stay in the page
+/// cache instead of this process.
+public enum QuantizedWeights {
+    /// Part of the key: a change to the stored layout or to how it is written never
+    /// reuses an older file.
+    static let formatVersion = "attune-int8-v1"
+    public static let fileName = "weights.int8"
+    static let sumFileName = "weights.int8.sum"
+    /// Source bytes read per step.
+    static let chunkBytes = 16 << 20
+
+    /// The file and where each int8 slot's rows start in it.
+    public struct Blob: Sendable {
+        public var url: URL
+        public var size: Int
+        public var hash: UInt64
+        /// Byte offset of each int8 slot (by slot index); each starts on a 64-byte boundary.
+        public var offsets: [Int: Int]
+        /// Made by this call (false: found in the cache).
+        public var created: Bool
+    }
+
+    static func int8Slots(_ module: EmittedModule) -> [(index: Int, slot: ConstantSlot, layout: Int8Layout)] {
+        module.constants.enumerated().compactMap { i, slot in
+            if case .int8(let layout) = slot.format { return (i, slot, layout) }
+            return nil
+        }
+    }
+
+    /// The module's quantised rows, made into `cacheDirectory` when missing; nil when the
+    /// module has no int8 slot.
+    public static func prepare(_ module: EmittedModule, cacheDirectory: URL) throws -> Blob? {
+        let slots = int8Slots(module)
+        guard !slots.isEmpty else { return nil }
+        var offsets: [Int: Int] = [:]
+        var end = 0
+        for s in slots {
+            offsets[s.index] = end
+            end = (end + s.layout.bytes(elements: s.slot.elements) + 63) / 64 * 64
+        }
+        let key = try self.key(module, slots)
+        let dir = cacheDirectory.appendingPathComponent("int8/\(module.name)-\(String(key, radix: 16))")
+        let url = dir.appendingPathComponent(fileName)
+        if let (size, hash) = recorded(dir), size == end,
+           let actual = try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int, actual == size {
+            return Blob(url: url, size: size, hash: hash, offsets: offsets, created: false)
+        }
+        let fm = FileManager.default
+        let tmp = cacheDirectory.appendingPathComponent("tmp/\(UUID().uuidString)")
+        try fm.createDirectory(at: tmp, withIntermediateDirectories: true)
+        defer { try? fm.removeItem(at: tmp) }
+        let hash = try write(module, slots, offsets: offsets, size: end, to: tmp.appendingPathComponent(fileName))
+        try PayloadFile.write(Data("\(end) \(WeightsManifest.hex(hash))\n".utf8), to: tmp.appendingPathComponent(sumFileName))
+        try fm.createDirectory(at: dir.deletingLastPathComponent(), withIntermediateDirectories: true)
+        if fm.fileExists(atPath: dir.path) { try? fm.removeItem(at: dir) }   // an incomplete or older copy
+        if (try? fm.moveItem(at: tmp, to: dir)) == nil, recorded(dir)?.size != end {
+            throw RuntimeError("cannot store the int8 weights in \(dir.path)")
+        }
+        return Blob(url: url, size: end, hash: hash, offsets: offsets, created: true)
+    }
+
+    /// Size and checksum the sum file records, nil when it is missing or unreadable.
+    static func recorded(_ dir: URL) -> (size: Int, hash: UInt64)? {
+        guard let text = try? String(contentsOf: dir.appendingPathComponent(sumFileName), encoding: .utf8) else { return nil }
+        let fields = text.split(whereSeparator: { $0 == " " || $0 == "\n" })
+        guard fields.count == 2, let size = Int(fields[0]), let hash = UInt64(fields[1], radix: 16) else { return nil }
+        return (size, hash)
+    }
+
+    static func key(_ module: EmittedModule, _ slots: [(index: Int, slot: ConstantSlot, layout: Int8Layout)]) throws -> UInt64 {
+        var items = [formatVersion]
+        for s in slots {
+            items.append("slot \(s.layout.name) \(s.slot.width) \(s.slot.elements)")
+            for part in s.slot.parts {
+                switch part.source {
+                case .file(let at):
+                    let attributes = try FileManager.default.attributesOfItem(atPath: at.path)
+                    let size = attributes[.size] as? Int ?? -1
+                    let modified = (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+                    items.append("file \(at.path) \(size) \(modified) \(at.offset) \(at.dtype.rawValue) \(part.count)")
+                case .derived(let offset, let dtype):
+                    let hash = module.derived.withUnsafeBytes {
+                        PayloadFile.hash(UnsafeRawBufferPointer(rebasing: $0[offset..<(offset + part.count * dtype.byteSize)]))
+                    }
+                    items.append("derived \(dtype.rawValue) \(part.count) \(WeightsManifest.hex(hash))")
+                }
+            }
+        }
+        return CEmitter.fnv1a(items.joined(separator: "\n"))
+    }
+
+    /// Quantises every int8 slot into `url`; returns the file's checksum.
+    static func write(_ module: EmittedModule, _ slots: [(index: Int, slot: ConstantSlot, layout: Int8Layout)],
+                      offsets: [Int: Int], size: Int, to url: URL) throws -> UInt64 {
+        let out = open(url.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard out >= 0 else { throw RuntimeError("cannot write \(url.path): \(String(cString: strerror(errno)))") }
+        defer { close(out) }
+        var writer = HashingWriter(fd: out, path: url.path)
+        var sources: [String: Int32] = [:]
+        defer { for fd in sources.values { close(fd) } }
+        for s in slots {
+            try writer.pad(to: offsets[s.index]!)
+            let layout = s.layout, width = s.slot.width
+            let rowBytes = layout.bytes(elements: width)
+            for part in s.slot.parts {
+                let rows = part.count / width
+                let dtype: DType
+                let read: (UnsafeMutableRawPointer, Int, Int) throws -> Void   // (buffer, first byte, bytes)
+                switch part.source {
+                case .file(let at):
+                    dtype = at.dtype
+                    let fd: Int32
+                    if let open = sources[at.path] { fd = open } else {
+                        fd = Glibc.open(at.path, O_RDONLY | O_CLOEXEC)
+                        guard fd >= 0 else { throw RuntimeError("\(at.path): cannot read weights to quantise: \(String(cString: strerror(errno)))") }
+                        sources[at.path] = fd
+                    }
+                    read = { buffer, first, bytes in try preadFully(fd, buffer, bytes, at.offset + first, path: at.path) }
+                case .derived(let offset, let derivedType):
+                    dtype = derivedType
+                    read = { buffer, first, bytes in
+                        module.derived.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress! + offset + first, byteCount: bytes) }
+                    }
+                }
+                let rowsPerChunk = max(1, chunkBytes / (width * dtype.byteSize))
+                let source = UnsafeMutableRawPointer.allocate(byteCount: min(rows, rowsPerChunk) * width * dtype.byteSize, alignment: 64)
+                let quantised = UnsafeMutableRawPointer.allocate(byteCount: min(rows, rowsPerChunk) * rowBytes, alignment: 64)
+                defer { source.deallocate(); quantised.deallocate() }
+                var row = 0
+                while row < rows {
+                    let n = min(rowsPerChunk, rows - row)
+                    try read(source, row * width * dtype.byteSize, n * width * dtype.byteSize)
+                    let bad: Int64
+                    switch dtype {
+                    case .f32: bad = attune_q8_quantize_f32(source.assumingMemoryBound(to: Float.self), Int64(n), Int64(width), Int64(layout.group), layout.cScale, quantised)
+                    case .bf16: bad = attune_q8_quantize_bf16(source.assumingMemoryBound(to: UInt16.self), Int64(n), Int64(width), Int64(layout.group), layout.cScale, quantised)
+                    case .f16: bad = attune_q8_quantize_f16(source.assumingMemoryBound(to: UInt16.self), Int64(n), Int64(width), Int64(layout.group), layout.cScale, quantised)
+                    case .i32: throw RuntimeError("\(part.name): integer tensors cannot be int8 weights")
+                    }
+                    if bad == -2 { throw RuntimeError("out of memory quantising weight '\(part.name)'") }
+                    if bad >= 0 {
+                        throw RuntimeError(refusal(part.name, row: row + Int(bad), values: source + Int(bad) * width * dtype.byteSize, width: width, dtype: dtype, layout: layout))
+                    }
+                    try writer.write(UnsafeRawBufferPointer(start: quantised, count: n * rowBytes))
+                    row += n
+                }
+            }
+        }
+        try writer.pad(to: size)
+        return writer.finalHash
+    }
+
+    /// Why row `row` of a weight could not be quantised: a non-finite value, or (f16
+    /// scales) a group too large for f16's range.
+    static func refusal(_ name: String, row: Int, values: UnsafeMutableRawPointer, width: Int, dtype: DType, layout: Int8Layout) -> String {
+        var f32 = [Float](repeating: 0, count: width)
+        for i in 0..<width {
+            switch dtype {
+            case .f32: f32[i] = values.load(fromByteOffset: 4 * i, as: Float.self)
+            case .bf16: f32[i] = Float(bitPattern: UInt32(values.load(fromByteOffset: 2 * i, as: UInt16.self)) << 16)
+            default: f32[i] = Float(Float16(bitPattern: values.load(fromByteOffset: 2 * i, as: UInt16.self)))
+            }
+        }
+        if let i = f32.firstIndex(where: { !$0.isFinite }) {
+            return "weight '\(name)' holds \(f32[i].isNaN ? "NaN" : f32[i] > 0 ? "+Inf" : "-Inf") at row \(row), column \(i): int8 cannot store it"
+        }
+        return "weight '\(name)' row \(row) has a group with max |w| = \(f32.map(abs).max()!), beyond f16 scales (127 × 65504): use --weights int8:scale=f32"
+    }
+
+    static func preadFully(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ bytes: Int, _ offset: Int, path: String) throws {
+        var done = 0
+        while done < bytes {
+            let n = pread(fd, buffer + done, bytes - done, off_t(offset + done))
+            if n < 0, errno == EINTR { continue }
+            guard n > 0 else {
+                throw RuntimeError("\(path): cannot read \(bytes) bytes at \(offset) to quantise\(n < 0 ? ": " + String(cString: strerror(errno)) : ": the file is shorter")")
+            }
+            done += n
+        }
+    }
+}
+
+/// Appends to a file in bounded writes while computing `PayloadFile.hash` of everything
+/// written (8-byte words across write boundaries).
+struct HashingWriter {
+    let fd: Int32
+    let path: String
+    private(set) var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    private(set) var written = 0
+    private var pending: [UInt8] = []
+
+    init(fd: Int32, path: String) {
+        self.fd = fd
+        self.path = path
+    }
+
+    mutating func write(_ bytes: UnsafeRawBufferPointer) throws {
+        var done = 0
+        while done < bytes.count {
+            let n = Glibc.write(fd, bytes.baseAddress! + done, min(PayloadFile.chunkBytes, bytes.count - done))
+            if n < 0, errno == EINTR { continue }
+            guard n > 0 else { throw RuntimeError("cannot write \(path) (at byte \(written + done)): \(n < 0 ? String(cString: strerror(errno)) : "the disk accepted nothing")") }
+            done += n
+        }
+        written += bytes.count
+        let prime: UInt64 = 0x100_0000_01b3
+        var i = 0
+        while !pending.isEmpty, pending.count < 8, i < bytes.count {
+            pending.append(bytes[i])
+            i += 1
+        }
+        if pending.count == 8 {
+            hash = (hash ^ pending.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }) &* prime
+            pending.removeAll()
+        }
+        while i + 8 <= bytes.count {
+            hash = (hash ^ UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self))) &* prime
+            i += 8
+        }
+        pending += bytes[i...]
+    }
+
+    /// Zeros up to byte `offset`.
+    mutating func pad(to offset: Int) throws {
+        let zeros = [UInt8](repeating: 0, count: offset - written)
+        try zeros.withUnsafeBytes { try write($0) }
+    }
+
+    /// The hash, with any tail shorter than a word taken byte by byte (as PayloadFile.hash).
+    var finalHash: UInt64 {
+        pending.reduce(hash) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 }
+    }
+}
