@@ -23,11 +23,12 @@ final class CheckCLITests: XCTestCase {
         let dir = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let report = dir.appendingPathComponent("report.html").path
-        // The whole suite runs in `make test` after the tests; here three kernels keep it short.
-        let ok = try run(["check", "--only", "kernels,determinism", "--kernel", "flash,kascade,hybrid", "--report", report])
+        // The whole suite runs in `make test` after the tests; here two kernels keep it short
+        // (kascade's float64 oracles are the slowest part in a debug build).
+        let ok = try run(["check", "--only", "kernels,determinism", "--kernel", "flash,hybrid", "--report", report])
         XCTAssertEqual(ok.status, 0, ok.stdout + ok.stderr)
         XCTAssertTrue(ok.stdout.contains("no metric regressed and no case outside its contract"), ok.stdout)
-        XCTAssertTrue(ok.stdout.contains("out of scope (no claim: flash:precision=bf16, hybrid, kascade)"), ok.stdout)
+        XCTAssertTrue(ok.stdout.contains("out of scope (no claim: flash:precision=bf16, hybrid)"), ok.stdout)
         let html = try String(contentsOfFile: report, encoding: .utf8)
         XCTAssertTrue(html.contains("<svg") && html.contains("kernel/flash/decode-gqa"), "the report has plots and cases")
 
