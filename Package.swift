@@ -87,7 +87,7 @@ let package = Package(
         .testTarget(name: "AttuneTensorTests", dependencies: ["AttuneTensor"]),
         .testTarget(name: "AttuneNumericsTests", dependencies: ["AttuneNumerics", "AttuneIR"]),
         .testTarget(name: "AttuneIRTests", dependencies: ["AttuneIR"]),
-        .testTarget(name: "AttunePassesTests", dependencies: ["AttunePasses", "AttuneIR", "AttuneNumerics", "AttuneModels"]),
+        .testTarget(name: "AttunePassesTests", dependencies: ["AttunePasses", "AttuneKernels", "AttuneIR", "AttuneNumerics", "AttuneModels"]),
         .testTarget(name: "AttuneCodegenTests", dependencies: ["AttuneCodegen", "AttuneRuntime", "AttunePasses", "AttuneIR", "AttuneNumerics", "AttuneModels", "AttuneTensor", "CAttuneKernels"]),
         // Fixtures live in Tests/Fixtures and are found through #filePath.
         .testTarget(name: "AttuneModelsTests", dependencies: ["AttuneModels", "AttuneTensor"]),
