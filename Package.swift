@@ -93,7 +93,7 @@ let package = Package(
         .testTarget(name: "AttuneModelsTests", dependencies: ["AttuneModels", "AttuneTensor"]),
         .testTarget(name: "AttuneKernelsTests", dependencies: ["AttuneKernels", "AttuneNumerics", "AttuneTensor", "AttuneBench"]),
         .testTarget(name: "AttuneEndToEndTests", dependencies: ["AttuneCheck", "AttuneRuntime", "AttuneNumerics", "AttuneModels", "AttuneTensor", "AttunePasses", "AttuneCodegen", "AttuneIR"]),
-        .testTarget(name: "AttuneTuneTests", dependencies: ["AttuneTune", "AttuneKernels", "AttuneRuntime", "AttunePasses"]),
+        .testTarget(name: "AttuneTuneTests", dependencies: ["AttuneTune", "AttuneKernels", "AttuneRuntime", "AttunePasses", "AttuneIR", "AttuneNumerics"]),
         .testTarget(name: "AttuneTextTests", dependencies: ["AttuneText"]),
         .testTarget(name: "attuneCLITests", dependencies: ["AttuneTensor"]),
     ]

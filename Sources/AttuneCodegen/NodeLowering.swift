@@ -575,7 +575,12 @@ struct NodeLowering {
             throw fail("decode kernel '\(kernel.name)': a kernel keeping its own K/V store or key selections runs both phases or neither")
         }
         var parameters = decode.parameters
-        if case .sigmoid(let bias) = a.normalizer { parameters["bias"] = bias }
+        if case .sigmoid(let bias) = a.normalizer {
+            if let asked = parameters["bias"], Float(asked) != Float(bias) {
+                throw fail("sigmoid's bias is the model's (\(bias)); a decode kernel parameter bias=\(asked) would change the model, so it is refused")
+            }
+            parameters["bias"] = bias
+        }
         let invocation: [String]
         do {
             guard let statements = try kernel.cInvocation(parameters, tables: decode.tables, qHeads: a.heads) else {
