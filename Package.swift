@@ -87,13 +87,13 @@ let package = Package(
         .testTarget(name: "AttuneTensorTests", dependencies: ["AttuneTensor"]),
         .testTarget(name: "AttuneNumericsTests", dependencies: ["AttuneNumerics", "AttuneIR"]),
         .testTarget(name: "AttuneIRTests", dependencies: ["AttuneIR"]),
-        .testTarget(name: "AttunePassesTests", dependencies: ["AttunePasses", "AttuneIR", "AttuneNumerics", "AttuneModels"]),
+        .testTarget(name: "AttunePassesTests", dependencies: ["AttunePasses", "AttuneKernels", "AttuneIR", "AttuneNumerics", "AttuneModels"]),
         .testTarget(name: "AttuneCodegenTests", dependencies: ["AttuneCodegen", "AttuneRuntime", "AttunePasses", "AttuneIR", "AttuneNumerics", "AttuneModels", "AttuneTensor", "CAttuneKernels"]),
         // Fixtures live in Tests/Fixtures and are found through #filePath.
         .testTarget(name: "AttuneModelsTests", dependencies: ["AttuneModels", "AttuneTensor"]),
         .testTarget(name: "AttuneKernelsTests", dependencies: ["AttuneKernels", "AttuneNumerics", "AttuneTensor", "AttuneBench"]),
         .testTarget(name: "AttuneEndToEndTests", dependencies: ["AttuneCheck", "AttuneRuntime", "AttuneNumerics", "AttuneModels", "AttuneTensor", "AttunePasses", "AttuneCodegen", "AttuneIR"]),
-        .testTarget(name: "AttuneTuneTests", dependencies: ["AttuneTune", "AttuneKernels", "AttuneRuntime", "AttunePasses"]),
+        .testTarget(name: "AttuneTuneTests", dependencies: ["AttuneTune", "AttuneKernels", "AttuneRuntime", "AttunePasses", "AttuneIR", "AttuneNumerics"]),
         .testTarget(name: "AttuneTextTests", dependencies: ["AttuneText"]),
         .testTarget(name: "attuneCLITests", dependencies: ["AttuneTensor"]),
     ]

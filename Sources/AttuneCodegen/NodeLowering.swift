@@ -537,9 +537,13 @@ struct NodeLowering {
         }
         helper += invocation.map { "    " + $0 }
         helper += ["    *sp = status;", "    return rc;", "}"]
+        if let decode = a.decodeBinding {
+            helper = try phaseSplit(helper, decode: decode, a, node, out)
+        }
         preludes[out.node] = helper
 
-        let failure = "return fail(m, \"node %%\(out.node) attention (\(kernel.name)): %s\", status.message);"
+        let kernels = kernel.name + (a.decodeBinding.map { ", decode \($0.kernel)" } ?? "")
+        let failure = "return fail(m, \"node %%\(out.node) attention (\(kernels)): %s\", status.message);"
         let single = ["const attune_attention_tensors t = {\(q.pointer), \(k.pointer), \(v.pointer), \(y.pointer), NULL};",
                       "if (\(attend)(m, &p, &t, &status)) \(failure)"]
         if let reason = batchRefusal(a, kernel, layer: layer(of: node), k: k, v: v) {
@@ -559,6 +563,46 @@ struct NodeLowering {
         }
         views[out] = y
         return code
+    }
+
+    /// `attend` (the prefill helper's lines) turned into one that runs the decode binding's
+    /// kernel on a single query row (a decode step) and the prefill kernel otherwise; each
+    /// branch is a block of its own, so the two kernels' params, tables and counters stay apart.
+    private mutating func phaseSplit(_ attend: [String], decode: KernelBinding, _ a: AttentionAttrs, _ node: Node, _ out: Value) throws -> [String] {
+        let kernel: any AttentionKernel
+        do { kernel = try KernelRegistry.kernel(named: decode.kernel) } catch { throw fail("\(error)") }
+        if kernel is any KVStoreKernel || a.selection != nil {
+            throw fail("decode kernel '\(kernel.name)': a kernel keeping its own K/V store or key selections runs both phases or neither")
+        }
+        var parameters = decode.parameters
+        if case .sigmoid(let bias) = a.normalizer {
+            if let asked = parameters["bias"], Float(asked) != Float(bias) {
+                throw fail("sigmoid's bias is the model's (\(bias)); a decode kernel parameter bias=\(asked) would change the model, so it is refused")
+            }
+            parameters["bias"] = bias
+        }
+        let invocation: [String]
+        do {
+            guard let statements = try kernel.cInvocation(parameters, tables: decode.tables, qHeads: a.heads) else {
+                throw fail("kernel '\(decode.kernel)' cannot be bound to a node: \(kernel.cUnavailableReason)")
+            }
+            invocation = statements
+        } catch let error as KernelError { throw fail(error.message) }
+        if let refusal = kernel.kvFormatRefusal(options.kvFormat) { throw fail("decode " + refusal + "; choose another kernel or --kv f32") }
+        kernelSources.formUnion(kernel.cSources)
+        // The signature and the copies of p, t and status (6 lines) are shared; the rest is the prefill call.
+        let head = Array(attend.prefix(6)), prefill = attend.dropFirst(6).dropLast()
+        var body = ["    /* One query row (a decode step) runs \(kernel.name), more rows the prefill kernel. */",
+                    "    if (pp->q_len == 1) {"]
+        for (name, values) in decode.tables.sorted(by: { $0.key < $1.key }) {
+            body.append("        static const float table_\(name)[\(values.count)] = {\(values.map { CLiteral.float($0) }.joined(separator: ", "))};")
+        }
+        body += counterSlots(kernel, node, out, phase: "decode").map { "        " + $0 }
+        body += invocation.map { "        " + $0 }
+        body += ["        *sp = status;", "        return rc;", "    } else {"]
+        body += prefill.map { "    " + $0 }
+        body += ["    }", "}"]
+        return head + body
     }
 
     /// The K/V rows of a non-f32 KV cache, quantised as they are appended (`attune_kv_quantize`:
@@ -621,9 +665,10 @@ struct NodeLowering {
     }
 
     /// Declares `counters` for a kernel that counts, naming its slots after the layer.
-    private mutating func counterSlots(_ kernel: any AttentionKernel, _ node: Node, _ out: Value) -> [String] {
+    /// `phase` ("decode") names the slots of a decode binding's kernel apart from the prefill one's.
+    private mutating func counterSlots(_ kernel: any AttentionKernel, _ node: Node, _ out: Value, phase: String? = nil) -> [String] {
         guard !kernel.cCounters.isEmpty else { return [] }
-        let owner = layer(of: node).map { "layer\($0)" } ?? "node\(out.node)"
+        let owner = (layer(of: node).map { "layer\($0)" } ?? "node\(out.node)") + (phase.map { ".\($0)" } ?? "")
         defer { counterNames += kernel.cCounters.map { "\(owner).\(kernel.name).\($0)" } }
         return ["int64_t *counters = m->counters + \(counterNames.count);"]
     }

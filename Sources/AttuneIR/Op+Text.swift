@@ -100,11 +100,13 @@ extension Op {
             case .softmax: d["normalizer"] = .ident("softmax")
             case .sigmoid(let bias): d["normalizer"] = .ident("sigmoid"); d["sigmoid_bias"] = .double(bias)
             }
-            if let b = a.binding {
-                d["kernel"] = .string(b.kernel)
-                if !b.parameters.isEmpty { d["kernel_params"] = .dict(b.parameters.mapValues { .double($0) }) }
-                if !b.reason.isEmpty { d["kernel_reason"] = .string(b.reason) }
-                if !b.tables.isEmpty { d["kernel_tables"] = .dict(b.tables.mapValues { .list($0.map(AttrValue.double)) }) }
+            // The decode binding's attributes are the prefill one's with a "decode_" prefix.
+            for (prefix, binding) in [("", a.binding), ("decode_", a.decodeBinding)] {
+                guard let b = binding else { continue }
+                d[prefix + "kernel"] = .string(b.kernel)
+                if !b.parameters.isEmpty { d[prefix + "kernel_params"] = .dict(b.parameters.mapValues { .double($0) }) }
+                if !b.reason.isEmpty { d[prefix + "kernel_reason"] = .string(b.reason) }
+                if !b.tables.isEmpty { d[prefix + "kernel_tables"] = .dict(b.tables.mapValues { .list($0.map(AttrValue.double)) }) }
             }
             return d
         case .kvAppend(let layer, let kind): return ["layer": .int(layer), "kind": .ident(kind.rawValue)]
@@ -159,11 +161,11 @@ extension Op {
             case "sigmoid": normalizer = .sigmoid(bias: try a.double("sigmoid_bias"))
             case let other: throw IRError("attention: normalizer must be softmax or sigmoid, got '\(other)'")
             }
-            var binding: KernelBinding?
-            if let kernel = try a.optionalString("kernel") {
-                binding = KernelBinding(kernel: kernel, parameters: try a.numberDict("kernel_params"),
-                                        reason: try a.optionalString("kernel_reason") ?? "",
-                                        tables: try a.numberListDict("kernel_tables"))
+            func binding(_ prefix: String) throws -> KernelBinding? {
+                guard let kernel = try a.optionalString(prefix + "kernel") else { return nil }
+                return KernelBinding(kernel: kernel, parameters: try a.numberDict(prefix + "kernel_params"),
+                                     reason: try a.optionalString(prefix + "kernel_reason") ?? "",
+                                     tables: try a.numberListDict(prefix + "kernel_tables"))
             }
             var selection: KeySelection?
             switch try a.ident("selection", default: "none") {
@@ -175,8 +177,9 @@ extension Op {
             op = .attention(AttentionAttrs(heads: try a.int("heads"), kvHeads: try a.int("kv_heads"),
                                            headDim: try a.int("head_dim"), vHeadDim: try a.optionalInt("v_head_dim"),
                                            scale: try a.optionalDouble("scale"), causal: try a.bool("causal", default: true),
-                                           window: try a.optionalInt("window"), normalizer: normalizer, binding: binding,
-                                           selection: selection, softcap: try a.optionalDouble("softcap")))
+                                           window: try a.optionalInt("window"), normalizer: normalizer, binding: try binding(""),
+                                           selection: selection, softcap: try a.optionalDouble("softcap"),
+                                           decodeBinding: try binding("decode_")))
         case "kv_append":
             guard let kind = KVKind(rawValue: try a.ident("kind", default: "")) else {
                 throw IRError("kv_append: kind must be key or value")

@@ -52,6 +52,9 @@ public struct AttentionAttrs: Sendable, Hashable {
     public var window: Int?
     public var normalizer: AttentionNormalizer
     public var binding: KernelBinding?
+    /// The kernel decode steps (one query row) run instead of `binding`, when the user
+    /// chose a different one (`--decode-attention`); nil: `binding` runs every call.
+    public var decodeBinding: KernelBinding?
     /// nil for ordinary attention; see `KeySelection`.
     public var selection: KeySelection?
     /// Logit soft-cap c: each score s = scale·q·k becomes c·tanh(s/c) before the mask
@@ -60,7 +63,8 @@ public struct AttentionAttrs: Sendable, Hashable {
 
     public init(heads: Int, kvHeads: Int, headDim: Int, vHeadDim: Int? = nil, scale: Double? = nil,
                 causal: Bool = true, window: Int? = nil, normalizer: AttentionNormalizer = .softmax,
-                binding: KernelBinding? = nil, selection: KeySelection? = nil, softcap: Double? = nil) {
+                binding: KernelBinding? = nil, selection: KeySelection? = nil, softcap: Double? = nil,
+                decodeBinding: KernelBinding? = nil) {
         self.heads = heads
         self.kvHeads = kvHeads
         self.headDim = headDim
@@ -70,6 +74,7 @@ public struct AttentionAttrs: Sendable, Hashable {
         self.window = window
         self.normalizer = normalizer
         self.binding = binding
+        self.decodeBinding = decodeBinding
         self.selection = selection
         self.softcap = softcap
     }

@@ -64,6 +64,12 @@ public struct KernelOverrides: Sendable, Equatable {
     public var kascadeHeadMaps: [Int: [Int]] = [:]
     /// Positions the compiled model holds: sizes the key selections kascade layers pass on.
     public var selectionContext: Int = 4096
+    /// Kernels for decode steps (one query row; `--decode-attention`, per layer winning);
+    /// none: decode steps run the prefill kernel.
+    public var decodeGlobal: KernelChoice?
+    public var decodeByLayer: [Int: KernelChoice] = [:]
+    /// The KV-cache format (`--kv`): a decode kernel must read it.
+    public var kvFormat: KVFormat = .f32
 
     public init(global: KernelChoice? = nil, byLayer: [Int: KernelChoice] = [:], calibratedPhi: [Int: [Double]] = [:]) {
         self.global = global
@@ -75,6 +81,13 @@ public struct KernelOverrides: Sendable, Equatable {
     public func choice(layer: Int?) -> (KernelChoice, String)? {
         if let layer, let c = byLayer[layer] { return (c, "override for layer \(layer): \(c)") }
         if let c = global { return (c, "override --attention \(c)") }
+        return nil
+    }
+
+    /// The decode override for `layer`, per layer first, with why.
+    public func decodeChoice(layer: Int?) -> (KernelChoice, String)? {
+        if let layer, let c = decodeByLayer[layer] { return (c, "decode override for layer \(layer): \(c)") }
+        if let c = decodeGlobal { return (c, "override --decode-attention \(c)") }
         return nil
     }
 }

@@ -16,11 +16,19 @@ import AttuneKernels
 /// 3. exact softmax → `flash`, if `unsupportedReasons` is empty for a representative
 ///    problem (the node's heads, head dims, scale, mask; 128 rows where symbolic).
 ///
+/// A decode override (`KernelOverrides.decodeChoice`) binds `decodeBinding` the same way,
+/// for a one-row problem, when it differs from the prefill binding. Refused: a pair where
+/// either kernel keeps its own K/V store (`KVStoreKernel`) or links key selections across
+/// layers (`kascade`), since the other phase would not see that state; a decode kernel that
+/// cannot read the `--kv` format; a normaliser mismatch (as for prefill overrides).
+///
 /// The layer index comes from the `kv_append` feeding k (or the `layers.N` label).
 public enum KernelSelection {
     public struct Match: RewriteMatch {
         public var root: Int
         public var decision: Result<KernelBinding, Unbound>
+        /// nil: decode steps run `decision`'s kernel.
+        public var decode: Result<KernelBinding?, Unbound> = .success(nil)
         public var nodes: [Int] { [root] }
         public var replaced: [Value] { [Value(node: root)] }
     }
@@ -38,31 +46,71 @@ public enum KernelSelection {
             summary: "bind every attention to a kernel (overrides, then rules)",
             match: { g, i in
                 guard case .attention(let attrs) = g[i].op else { return nil }
-                let decision = choose(attrs, layer: layer(of: i, in: g), rows: g.type(g[i].inputs[0]).shape[0].fixedValue,
-                                      kvRows: g.type(g[i].inputs[1]).shape[0].fixedValue, overrides: overrides)
-                return Match(root: i, decision: decision)
+                let layer = layer(of: i, in: g), kvRows = g.type(g[i].inputs[1]).shape[0].fixedValue
+                let decision = choose(attrs, layer: layer, rows: g.type(g[i].inputs[0]).shape[0].fixedValue,
+                                      kvRows: kvRows, overrides: overrides)
+                var match = Match(root: i, decision: decision)
+                if case .success(let prefill) = decision, let asked = overrides.decodeChoice(layer: layer) {
+                    match.decode = chooseDecode(attrs, asked, prefill: prefill, layer: layer, kvRows: kvRows, overrides: overrides)
+                }
+                return match
             },
             legality: { _, m in
                 if case .failure(let unbound) = m.decision { return unbound.reason }
+                if case .failure(let unbound) = m.decode { return unbound.reason }
                 return nil
             },
             rewrite: { r, m in
                 guard case .attention(var attrs) = r.source.nodes[m.root].op else { preconditionFailure() }
                 attrs.binding = try m.decision.get()
+                attrs.decodeBinding = try m.decode.get()
                 let node = r.source.nodes[m.root]
                 return [try r.emit(.attention(attrs), node.inputs.map(r.new))]
             },
-            kind: { m in (try? m.decision.get()).map { "\($0.kernel) (\($0.reason))" } ?? "unbound" })
+            kind: { m in
+                guard let b = try? m.decision.get() else { return "unbound" }
+                guard case .success(let d?) = m.decode else { return "\(b.kernel) (\(b.reason))" }
+                return "\(b.kernel), decode \(d.kernel) (\(b.reason); \(d.reason))"
+            })
+    }
+
+    /// The decode binding for `asked`, checked against the prefill one; nil when they are the same.
+    static func chooseDecode(_ a: AttentionAttrs, _ asked: (KernelChoice, String), prefill: KernelBinding, layer: Int?,
+                             kvRows: Int?, overrides: KernelOverrides) -> Result<KernelBinding?, Unbound> {
+        let decode: KernelBinding
+        switch choose(a, layer: layer, rows: 1, kvRows: kvRows, overrides: overrides, override: asked) {
+        case .failure(let unbound): return .failure(unbound)
+        case .success(let b): decode = b
+        }
+        if decode.kernel == prefill.kernel, decode.parameters == prefill.parameters, decode.tables == prefill.tables { return .success(nil) }
+        for name in [prefill.kernel, decode.kernel] {
+            let k = try? KernelRegistry.kernel(named: name)
+            let state = k is any KVStoreKernel ? "keeps its own K/V store"
+                : name == "kascade" ? "links key selections across layers" : nil
+            if let state {
+                return .failure(Unbound(reason: "prefill '\(prefill.kernel)' and decode '\(decode.kernel)' differ, but '\(name)' \(state), which the other phase would not see: give both phases the same kernel"))
+            }
+        }
+        if let k = try? KernelRegistry.kernel(named: decode.kernel), let refusal = k.kvFormatRefusal(overrides.kvFormat) {
+            return .failure(Unbound(reason: "\(asked.1): \(refusal)"))
+        }
+        return .success(decode)
+    }
+
+    /// `override`: the user's choice to bind (default: the prefill one for `layer`).
+    static func choose(_ a: AttentionAttrs, layer: Int?, rows: Int?, kvRows: Int?,
+                       overrides: KernelOverrides) -> Result<KernelBinding, Unbound> {
+        choose(a, layer: layer, rows: rows, kvRows: kvRows, overrides: overrides, override: overrides.choice(layer: layer))
     }
 
     static func choose(_ a: AttentionAttrs, layer: Int?, rows: Int?, kvRows: Int?,
-                       overrides: KernelOverrides) -> Result<KernelBinding, Unbound> {
+                       overrides: KernelOverrides, override: (KernelChoice, String)?) -> Result<KernelBinding, Unbound> {
         if case .sigmoid = a.normalizer {
             // Sigmoid attention is the model's semantics: only sigmoid kernels qualify.
             guard let rule = KernelRegistry.all.first(where: { $0.normalizer == .sigmoid }) else {
                 return .failure(Unbound(reason: "no kernel implements sigmoid attention yet"))
             }
-            if let (choice, why) = overrides.choice(layer: layer) {
+            if let (choice, why) = override {
                 guard let kernel = try? KernelRegistry.kernel(named: choice.kernel), kernel.normalizer == .sigmoid else {
                     return .failure(Unbound(reason: "\(why): '\(choice.kernel)' is not a sigmoid-attention kernel"))
                 }
@@ -74,7 +122,7 @@ public enum KernelSelection {
                                        kvLen: kvRows ?? max(rows ?? representativeRows, representativeRows),
                                        qkDim: a.headDim, vDim: a.vHeadDim, scale: Float(a.scale),
                                        causal: a.causal, window: a.window, softcap: a.softcap)
-        if let (choice, why) = overrides.choice(layer: layer) {
+        if let (choice, why) = override {
             if let kernel = try? KernelRegistry.kernel(named: choice.kernel) {
                 guard kernel.normalizer == .softmax else {
                     return .failure(Unbound(reason: "\(why): '\(kernel.name)' computes \(kernel.normalizer.rawValue) attention, this node softmax"))

@@ -6,6 +6,8 @@ import Foundation
 ///     {"default": "flash", "layers": {"0": "flash", "3": "flash:kv_splits=4"}}
 ///
 /// Both keys are optional; each value is `NAME[:k=v,...]` as `--attention` takes it.
+/// `"decode": {"default": ..., "layers": {...}}` (optional, same form) chooses the kernels
+/// decode steps run, as `--decode-attention` and `--layer-decode-attention` do.
 /// `attune tune MODEL` adds `evidence`: the budgets it met and what it measured.
 public enum AttentionPolicy {
     /// The evidence `attune tune` stored with a policy, in one line; nil when it has none.
@@ -29,26 +31,42 @@ public enum AttentionPolicy {
             throw RuntimeError("\(path): an attention policy is a JSON object {\"default\": ..., \"layers\": {...}}")
         }
         var overrides = KernelOverrides()
-        for key in object.keys where !["default", "layers", "evidence"].contains(key) {
-            throw RuntimeError("\(path): unknown key '\(key)' (expected default, layers, evidence)")
+        for key in object.keys where !["default", "layers", "decode", "evidence"].contains(key) {
+            throw RuntimeError("\(path): unknown key '\(key)' (expected default, layers, decode, evidence)")
         }
         if let evidence = object["evidence"], !(evidence is [String: Any]) {
             throw RuntimeError("\(path): 'evidence' must be an object (attune tune writes it)")
         }
+        (overrides.global, overrides.byLayer) = try choices(object, path: path, within: "")
+        if let decode = object["decode"] {
+            guard let d = decode as? [String: Any] else {
+                throw RuntimeError("\(path): 'decode' must be an object {\"default\": ..., \"layers\": {...}}")
+            }
+            for key in d.keys where !["default", "layers"].contains(key) {
+                throw RuntimeError("\(path): unknown key 'decode.\(key)' (expected default, layers)")
+            }
+            (overrides.decodeGlobal, overrides.decodeByLayer) = try choices(d, path: path, within: "decode.")
+        }
+        return overrides
+    }
+
+    /// The `default` and `layers` of `object` (the top level or `decode`, named by `within`).
+    static func choices(_ object: [String: Any], path: String, within: String) throws -> (KernelChoice?, [Int: KernelChoice]) {
+        var global: KernelChoice?, byLayer: [Int: KernelChoice] = [:]
         if let d = object["default"] {
-            guard let text = d as? String else { throw RuntimeError("\(path): 'default' must be a string like \"flash:block_kv=128\"") }
-            overrides.global = try KernelChoice(parsing: text)
+            guard let text = d as? String else { throw RuntimeError("\(path): '\(within)default' must be a string like \"flash:block_kv=128\"") }
+            do { global = try KernelChoice(parsing: text) } catch { throw RuntimeError("\(path): \(within)default: \(error)") }
         }
         if let layers = object["layers"] {
-            guard let map = layers as? [String: Any] else { throw RuntimeError("\(path): 'layers' must map layer numbers to kernels") }
+            guard let map = layers as? [String: Any] else { throw RuntimeError("\(path): '\(within)layers' must map layer numbers to kernels") }
             for (key, value) in map {
-                guard let layer = Int(key), layer >= 0 else { throw RuntimeError("\(path): layer '\(key)' is not a layer number") }
-                guard let text = value as? String else { throw RuntimeError("\(path): layer \(key) must name a kernel") }
-                do { overrides.byLayer[layer] = try KernelChoice(parsing: text) } catch {
-                    throw RuntimeError("\(path): layer \(key): \(error)")
+                guard let layer = Int(key), layer >= 0 else { throw RuntimeError("\(path): \(within)layer '\(key)' is not a layer number") }
+                guard let text = value as? String else { throw RuntimeError("\(path): \(within)layer \(key) must name a kernel") }
+                do { byLayer[layer] = try KernelChoice(parsing: text) } catch {
+                    throw RuntimeError("\(path): \(within)layer \(key): \(error)")
                 }
             }
         }
-        return overrides
+        return (global, byLayer)
     }
 }

@@ -61,10 +61,13 @@ public enum ModelCompiler {
             if case .kvAppend(let layer, _) = node.op { return layer }
             return nil
         })
-        if let missing = kernels.byLayer.keys.sorted().first(where: { !layers.contains($0) }) {
-            let have = layers.isEmpty ? "no attention layers" : "layers \(layers.min()!)...\(layers.max()!)"
-            throw RuntimeError("a per-layer kernel choice (--layer-attention or a policy file) names layer \(missing), but the model has \(have)")
+        for (choices, option) in [(kernels.byLayer, "--layer-attention"), (kernels.decodeByLayer, "--layer-decode-attention")] {
+            if let missing = choices.keys.sorted().first(where: { !layers.contains($0) }) {
+                let have = layers.isEmpty ? "no attention layers" : "layers \(layers.min()!)...\(layers.max()!)"
+                throw RuntimeError("a per-layer kernel choice (\(option) or a policy file) names layer \(missing), but the model has \(have)")
+            }
         }
+        kernels.kvFormat = options.kvFormat
         if let (file, path) = options.calibration {
             try file.check(against: model, path: path)
             kernels.calibratedPhi = file.phiByLayer

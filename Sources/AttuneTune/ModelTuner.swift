@@ -19,8 +19,14 @@ import Foundation
 ///    `flash` measured pair by pair in this process. Candidates over the budget are
 ///    rejected; the fastest remaining one is chosen if it beats flash by more than the
 ///    noise (the A/A spread of flash against itself), else flash.
-/// 4. End to end: the dense compile and the tuned compile prefill every calibration
-///    sequence; max logit error, KL and top-1 agreement.
+/// 4. Per layer, the same choice on a decode shape of those activations (the last query
+///    row against all keys): the kernel decode steps run, written to the policy's
+///    `"decode"` object when it differs from the prefill choice (flash unless a candidate
+///    beats it beyond the noise). Not for a prefill choice keeping its own K/V store
+///    (`hybrid`): both phases must run it.
+/// 5. End to end: the dense compile and the tuned compile prefill every calibration
+///    sequence; max logit error, KL and top-1 agreement (of prefill: the decode choices
+///    are held to the per-layer budget only).
 ///
 /// `kascade` is not a per-layer candidate: its reuse layers depend on an anchor layer's
 /// selection, so it is chosen with `attune calibrate --kascade`, not layer by layer.
@@ -33,6 +39,9 @@ public struct ModelTuner {
         public var cosine: Double
         public var rejected: [(String, Double)]
         public var noise: Double
+        /// The kernel decode steps run when it is not `choice`, and its speed-up over flash there.
+        public var decode: KernelChoice? = nil
+        public var decodeSpeedup: Double = 1
     }
 
     public struct Result {
@@ -49,10 +58,14 @@ public struct ModelTuner {
         public var evidence: [String: Any] = [:]
 
         /// The choices as an attention policy file (`--attention-policy`), with the evidence.
-        public var policyJSON: Data {
+        public var policyJSON: Data { Self.policyJSON(layers, evidence: evidence) }
+
+        static func policyJSON(_ layers: [LayerChoice], evidence: [String: Any]) -> Data {
             let layersObject = Dictionary(uniqueKeysWithValues: layers.map { (String($0.layer), $0.choice.description) })
-            return (try? JSONSerialization.data(withJSONObject: ["default": "flash", "layers": layersObject, "evidence": evidence],
-                                                options: [.prettyPrinted, .sortedKeys])) ?? Data()
+            var object: [String: Any] = ["default": "flash", "layers": layersObject, "evidence": evidence]
+            let decode = layers.compactMap { c in c.decode.map { (String(c.layer), $0.description) } }
+            if !decode.isEmpty { object["decode"] = ["layers": Dictionary(uniqueKeysWithValues: decode)] }
+            return (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])) ?? Data()
         }
     }
 
@@ -90,13 +103,19 @@ public struct ModelTuner {
         reporter.note("calibrated φ on \(sequences.count) sequences (\(String(format: "%.1f", Date().timeIntervalSince(start))) s)")
         var layers: [LayerChoice] = []
         for (layer, x) in activations.sorted(by: { $0.key < $1.key }) {
-            layers.append(try choose(layer: layer, x, phi: calibration.layers.first { $0.layer == layer }?.heads.map(\.phi)))
-            let c = layers.last!
-            reporter.note("layer \(layer): \(c.choice) — \(String(format: "%.2f", c.speedup))x flash, rel-L1 \(String(format: "%.2e", c.relL1)) (\(c.rejected.count) over the budget)")
+            let phi = calibration.layers.first { $0.layer == layer }?.heads.map(\.phi)
+            var c = try choose(layer: layer, x, phi: phi)
+            if !(try KernelRegistry.kernel(named: c.choice.kernel) is any KVStoreKernel) {
+                let d = try choose(layer: layer, Self.decodeShape(x), phi: phi, decode: true)
+                if d.choice != c.choice { (c.decode, c.decodeSpeedup) = (d.choice, d.speedup) }
+            }
+            layers.append(c)
+            reporter.note("layer \(layer): \(c.choice) — \(String(format: "%.2f", c.speedup))x flash, rel-L1 \(String(format: "%.2e", c.relL1)) (\(c.rejected.count) over the budget)"
+                          + (c.decode.map { "; decode \($0) — \(String(format: "%.2f", c.decodeSpeedup))x flash" } ?? ""))
         }
 
         var overrides = KernelOverrides(global: KernelChoice(kernel: "flash"))
-        for c in layers { overrides.byLayer[c.layer] = c.choice }
+        for c in layers { (overrides.byLayer[c.layer], overrides.decodeByLayer[c.layer]) = (c.choice, c.decode) }
         let context = max(16, sequences.map(\.count).max()!)
         let dense = try CompiledModel(artifacts: try ModelCompiler.compile(model, CompileOptions(maxContext: context), toolchain: toolchain))
         func evaluate() throws -> (LogitComparison, ModelQuality, Double, Double) {
@@ -106,7 +125,7 @@ public struct ModelTuner {
         }
         var (comparison, quality, denseMs, tunedMs) = try evaluate()
         let reverted = try Self.enforce(modelBudgets, layers: &layers, quality: quality, reporter: reporter) { layers in
-            for c in layers { overrides.byLayer[c.layer] = c.choice }
+            for c in layers { (overrides.byLayer[c.layer], overrides.decodeByLayer[c.layer]) = (c.choice, c.decode) }
             (comparison, quality, denseMs, tunedMs) = try evaluate()
             return quality
         }
@@ -185,6 +204,23 @@ public struct ModelTuner {
         var reference: [Double]
     }
 
+    /// `x` cut to a decode step: its last query row (which sees every key) against all keys.
+    static func decodeShape(_ x: Activations) -> Activations {
+        var p = x.problem
+        let rows = p.qLen
+        p.qLen = 1
+        func lastRows<T>(_ data: [T], heads: Int, width: Int) -> [T] {
+            var out: [T] = []
+            for h in 0..<heads {
+                let end = (h + 1) * rows * width
+                out += data[(end - width)..<end]
+            }
+            return out
+        }
+        return Activations(attrs: x.attrs, problem: p, q: Tensor(shape: p.qShape, data: lastRows(x.q.data, heads: p.qHeads, width: p.qkDim)),
+                           k: x.k, v: x.v, reference: lastRows(x.reference, heads: p.qHeads, width: p.vDim))
+    }
+
     /// One layer's q, k, v in kernel layout, and the float64 reference output.
     static func activations(_ a: AttentionAttrs, q: F64Tensor, k: F64Tensor, v: F64Tensor) throws -> Activations {
         let p = AttentionProblem(qHeads: a.heads, kvHeads: a.kvHeads, qLen: q.shape[0], kvLen: k.shape[0], qkDim: a.headDim,
@@ -204,7 +240,8 @@ public struct ModelTuner {
                            reference: o)
     }
 
-    func choose(layer: Int, _ x: Activations, phi: [Double]?) throws -> LayerChoice {
+    /// `decode`: for decode steps, so kernels keeping their own K/V store are not candidates.
+    func choose(layer: Int, _ x: Activations, phi: [Double]?, decode: Bool = false) throws -> LayerChoice {
         let flash = FlashKernel()
         func time(_ kernel: any AttentionKernel, _ params: KernelParameters) throws -> Double {
             let t0 = DispatchTime.now().uptimeNanoseconds
@@ -222,7 +259,7 @@ public struct ModelTuner {
         var rejected: [(String, Double)] = []
         for choice in candidates where choice.kernel != "flash" {
             guard let kernel = try? KernelRegistry.kernel(named: choice.kernel), kernel.normalizer == .softmax,
-                  kernel.cInvocation([:]) != nil || kernel is any KVStoreKernel, kernel.name != "kascade",
+                  kernel.cInvocation([:]) != nil || (kernel is any KVStoreKernel && !decode), kernel.name != "kascade",
                   kernel.unsupportedReasons(x.problem).isEmpty else { continue }
             var params = choice.parameters
             if kernel.name == "unified_max", params["phi"] == nil, let phi { params["phi"] = phi.sorted()[phi.count / 2] }

@@ -12,7 +12,11 @@ struct CompileOptionsGroup: ParsableArguments {
     var attention: String?
     @Option(name: .customLong("layer-attention"), help: "Kernel for one layer: LAYER=NAME[:k=v,...] (repeatable).")
     var layerAttention: [String] = []
-    @Option(help: "JSON policy file: {\"default\": \"flash\", \"layers\": {\"3\": \"flash:kv_splits=4\"}}.")
+    @Option(help: "Kernel for decode steps (one query row) of every attention node, when it should differ from the prefill one: NAME[:k=v,...], e.g. flash.")
+    var decodeAttention: String?
+    @Option(help: "Decode kernel for one layer: LAYER=NAME[:k=v,...] (repeatable).")
+    var layerDecodeAttention: [String] = []
+    @Option(help: "JSON policy file: {\"default\": \"flash\", \"layers\": {\"3\": \"flash:kv_splits=4\"}, \"decode\": {\"default\": \"flash\"}}.")
     var attentionPolicy: String?
     @Option(help: "Calibration file from `attune calibrate` (this model's only): unified_max uses its phi per head.")
     var calibration: String?
@@ -34,12 +38,16 @@ struct CompileOptionsGroup: ParsableArguments {
             if let evidence = AttentionPolicy.evidenceSummary(attentionPolicy) { printNote("\(attentionPolicy): \(evidence)") }
         }
         if let attention { overrides.global = try KernelChoice(parsing: attention) }
-        for item in layerAttention {
-            let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
-            guard parts.count == 2, let layer = Int(parts[0]), layer >= 0 else {
-                throw CLIError("--layer-attention expects LAYER=NAME[:k=v,...], got '\(item)'")
+        if let decodeAttention { overrides.decodeGlobal = try KernelChoice(parsing: decodeAttention) }
+        for (items, option) in [(layerAttention, "--layer-attention"), (layerDecodeAttention, "--layer-decode-attention")] {
+            for item in items {
+                let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+                guard parts.count == 2, let layer = Int(parts[0]), layer >= 0 else {
+                    throw CLIError("\(option) expects LAYER=NAME[:k=v,...], got '\(item)'")
+                }
+                let choice = try KernelChoice(parsing: parts[1])
+                if option == "--layer-attention" { overrides.byLayer[layer] = choice } else { overrides.decodeByLayer[layer] = choice }
             }
-            overrides.byLayer[layer] = try KernelChoice(parsing: parts[1])
         }
         var options = CompileOptions(kernels: overrides, maxChunk: maxChunk, maxContext: maxContext,
                                      calibration: try calibration.map { (try Calibration.load($0), $0) })

@@ -33,10 +33,11 @@ struct InspectCommand: ParsableCommand {
             let g = report.output
             for (i, node) in g.nodes.enumerated() {
                 guard case .attention(let a) = node.op else { continue }
-                let binding = a.binding.map { b in
+                func describe(_ b: KernelBinding) -> String {
                     "\(b.kernel)\(b.parameters.isEmpty ? "" : " " + describeParameters(b.parameters, separator: ","))  (\(b.reason))"
-                } ?? "unbound"
-                print("%\(i) \(node.label ?? "attention"): \(binding)")
+                }
+                let binding = a.binding.map(describe) ?? "unbound"
+                print("%\(i) \(node.label ?? "attention"): \(binding)\(a.decodeBinding.map { "; decode: " + describe($0) } ?? "")")
             }
             return
         }

@@ -161,6 +161,7 @@ struct TuneCommand: ParsableCommand {
                   + (fmt(c.speedup, 2) + "x").padding(toLength: 11, withPad: " ", startingAt: 0)
                   + String(format: "%.2e", c.relL1).padding(toLength: 11, withPad: " ", startingAt: 0)
                   + fmt(c.cosine, 6).padding(toLength: 11, withPad: " ", startingAt: 0) + "\(c.rejected.count)")
+            if let d = c.decode { print("       decode: \(d) (\(fmt(c.decodeSpeedup, 2))x flash at one query row)") }
         }
         let c = result.comparison
         print("model      prefill \(fmt(result.tunedMs, 3)) ms vs dense \(fmt(result.denseMs, 3)) ms (\(fmt(result.denseMs / result.tunedMs, 2))x); \(c.positions) positions: max logit error \(String(format: "%.3e", c.maxAbs)), KL mean \(String(format: "%.3e", c.meanKL)), top-1 agreement \(fmt(100 * c.top1Agreement, 1)) %, perplexity ×\(fmt(result.quality.perplexityRatio, 5))")

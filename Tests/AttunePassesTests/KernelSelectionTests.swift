@@ -1,5 +1,6 @@
 import XCTest
 import AttuneIR
+import AttuneKernels
 import AttuneModels
 @testable import AttunePasses
 
@@ -103,5 +104,62 @@ final class KernelSelectionTests: XCTestCase {
                 XCTAssertTrue("\(error)".contains(fragment), "\(error) lacks \(fragment)")
             }
         }
+    }
+
+    func decodeBindings(_ g: Graph) -> [KernelBinding?] {
+        g.nodes.compactMap { if case .attention(let a) = $0.op { a.decodeBinding } else { nil } }
+    }
+
+    /// A decode override binds `decodeBinding` (per layer first); one equal to the prefill
+    /// binding leaves it nil, so such a compile is today's.
+    func testDecodeOverridesBindTheDecodeKernel() throws {
+        let g = try fusedDecoder(try TinyConfigs.llamaGQA())
+        var overrides = KernelOverrides(global: try KernelChoice(parsing: "sparge"))
+        overrides.decodeGlobal = KernelChoice(kernel: "flash")
+        overrides.decodeByLayer = [1: try KernelChoice(parsing: "unified_max:phi=0")]
+        let outcome = try Pass.selectKernels(overrides).run(g)
+        XCTAssertEqual(outcome.stats.matches, 2)
+        XCTAssertEqual(bindings(outcome.graph).map { $0?.kernel }, ["sparge", "sparge"])
+        XCTAssertEqual(decodeBindings(outcome.graph), [
+            KernelBinding(kernel: "flash", reason: "override --decode-attention flash"),
+            KernelBinding(kernel: "unified_max", parameters: ["phi": 0], reason: "decode override for layer 1: unified_max:phi=0"),
+        ])
+        // The text form carries both bindings.
+        XCTAssertEqual(try TextFormat.parse(TextFormat.print(outcome.graph)), outcome.graph)
+
+        overrides = KernelOverrides(global: try KernelChoice(parsing: "flash:block_kv=64"))
+        overrides.decodeGlobal = try KernelChoice(parsing: "flash:block_kv=64")
+        XCTAssertEqual(decodeBindings(try Pass.selectKernels(overrides).run(g).graph), [nil, nil], "the same kernel on both phases")
+        overrides.global = nil
+        overrides.decodeGlobal = KernelChoice(kernel: "flash")
+        XCTAssertEqual(decodeBindings(try Pass.selectKernels(overrides).run(g).graph), [nil, nil], "the rule's flash is the same")
+    }
+
+    /// Kernels with state the other phase would not see, a normaliser mismatch and a KV
+    /// format the decode kernel cannot read are refused, naming the problem.
+    func testRefusesDecodeKernelsThatCannotShareState() throws {
+        let g = try fusedDecoder(try TinyConfigs.llamaGQA())
+        func refusals(_ prefill: String?, _ decode: String, kv: KVFormat = .f32) throws -> [String: Int] {
+            var overrides = KernelOverrides(global: try prefill.map { try KernelChoice(parsing: $0) })
+            overrides.decodeGlobal = try KernelChoice(parsing: decode)
+            overrides.kvFormat = kv
+            return try Pass.selectKernels(overrides).run(g).stats.refusals
+        }
+        XCTAssertEqual(try refusals("hybrid", "flash"), [
+            "prefill 'hybrid' and decode 'flash' differ, but 'hybrid' keeps its own K/V store, which the other phase would not see: give both phases the same kernel": 2])
+        XCTAssertEqual(try refusals("flash", "hybrid"), [
+            "prefill 'flash' and decode 'hybrid' differ, but 'hybrid' keeps its own K/V store, which the other phase would not see: give both phases the same kernel": 2])
+        XCTAssertEqual(try refusals("kascade", "flash"), [
+            "prefill 'kascade' and decode 'flash' differ, but 'kascade' links key selections across layers, which the other phase would not see: give both phases the same kernel": 2])
+        XCTAssertEqual(try refusals("sparge", "flash", kv: .int8), [:], "flash reads int8")
+        XCTAssertEqual(try refusals("flash", "sparge", kv: .int8), [
+            "override --decode-attention sparge: kernel 'sparge' reads K/V as f32 only, not int8 (flash, unified_max, prefix_shared and kascade read bf16 and int8)": 2])
+        XCTAssertEqual(try refusals(nil, "sigmoid"), [
+            "override --decode-attention sigmoid: 'sigmoid' computes sigmoid attention, this node softmax": 2])
+
+        var overrides = KernelOverrides()
+        overrides.decodeGlobal = KernelChoice(kernel: "flash")
+        let sigmoid = try Pass.selectKernels(overrides).run(try fusedDecoder(try TinyConfigs.llamaSigmoid()))
+        XCTAssertEqual(sigmoid.stats.refusals, ["override --decode-attention flash: 'flash' is not a sigmoid-attention kernel": 2])
     }
 }

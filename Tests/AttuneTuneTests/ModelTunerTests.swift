@@ -1,4 +1,6 @@
+import AttuneIR
 import AttuneKernels
+import AttuneNumerics
 import AttunePasses
 import AttuneRuntime
 import AttuneTensor
@@ -27,6 +29,7 @@ final class ModelTunerTests: XCTestCase {
         XCTAssertEqual(r.layers.count, 8)
         XCTAssertTrue(r.layers.allSatisfy { $0.choice.kernel == "flash" })
         XCTAssertTrue(r.layers.allSatisfy { $0.rejected.map(\.0).contains("unified_max") }, "unified_max errs ~1e-7 > 1e-9")
+        XCTAssertTrue(r.layers.allSatisfy { $0.decode == nil }, "decode steps keep flash too")
         XCTAssertEqual(r.comparison.positions, 2 * 96)
         XCTAssertEqual(r.comparison.top1Agreement, 1)
         XCTAssertLessThanOrEqual(r.comparison.maxAbs, 1e-4)
@@ -45,6 +48,34 @@ final class ModelTunerTests: XCTestCase {
         let overrides = try AttentionPolicy.load(file.path)
         XCTAssertEqual(overrides.byLayer.count, 8)
         XCTAssertEqual(overrides.byLayer.mapValues(\.kernel), Dictionary(uniqueKeysWithValues: u.layers.map { ($0.layer, $0.choice.kernel) }))
+        XCTAssertEqual(overrides.decodeByLayer, Dictionary(uniqueKeysWithValues: u.layers.compactMap { c in c.decode.map { (c.layer, $0) } }))
+        XCTAssertTrue(u.layers.allSatisfy { $0.decode != $0.choice }, "a decode choice is written only when it differs")
+    }
+
+    /// The decode shape is the last query row against every key: flash on it gives the
+    /// reference's last rows, and a decode choice is written to the policy's "decode" object.
+    func testDecodeShapeAndPolicy() throws {
+        let a = AttentionAttrs(heads: 4, kvHeads: 2, headDim: 8)
+        var g = SystemRandomNumberGenerator()
+        func tensor(_ rows: Int, _ width: Int) -> F64Tensor { F64Tensor(shape: [rows, width], data: (0..<rows * width).map { _ in Double.random(in: -1...1, using: &g) }) }
+        let x = try ModelTuner.activations(a, q: tensor(20, 32), k: tensor(20, 16), v: tensor(20, 16))
+        let d = ModelTuner.decodeShape(x)
+        XCTAssertEqual(d.problem.qLen, 1)
+        XCTAssertEqual(d.problem.kvLen, 20)
+        XCTAssertEqual(d.reference.count, 4 * 8)
+        XCTAssertEqual(d.q.data[8..<16], x.q.data[(20 + 19) * 8..<(20 + 20) * 8], "head 1's last row")
+        let out = try FlashKernel().run(d.problem, q: d.q, k: d.k, v: d.v).o.data
+        XCTAssertLessThanOrEqual(ErrorMetrics.compare(out, d.reference).relL1, 1e-6)
+        XCTAssertEqual(d.reference[0..<8], x.reference[(19 * 8)..<(20 * 8)], "head 0's last reference row")
+
+        let layers = [ModelTuner.LayerChoice(layer: 0, choice: KernelChoice(kernel: "sparge"), speedup: 1.3, relL1: 0.01, cosine: 1,
+                                              rejected: [], noise: 0.01, decode: KernelChoice(kernel: "flash"), decodeSpeedup: 1)]
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("attune-policy-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try ModelTuner.Result.policyJSON(layers, evidence: [:]).write(to: file)
+        let overrides = try AttentionPolicy.load(file.path)
+        XCTAssertEqual(overrides.byLayer, [0: KernelChoice(kernel: "sparge")])
+        XCTAssertEqual(overrides.decodeByLayer, [0: KernelChoice(kernel: "flash")])
     }
 
     /// Model budgets: while one fails, the approximate layer with the largest rel-L1 goes
