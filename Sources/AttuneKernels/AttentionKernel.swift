@@ -78,6 +78,9 @@ public protocol AttentionKernel: Sendable {
     var isExact: Bool { get }
     /// Whether it still is with these parameter values (`precision=bf16` is not).
     func isExact(with parameters: KernelParameters) -> Bool
+    /// True when one layer's call depends on another layer's (kascade's shared key
+    /// selections): such a kernel cannot be chosen layer by layer or for one phase alone.
+    var linksLayers: Bool { get }
     var parameters: [KernelParameter] { get }
     /// The files of `Kernels/` a compiled model that calls this kernel must link, beyond
     /// the shared core (ABI, merge, graph ops). Linking only what a model uses keeps its
@@ -122,6 +125,7 @@ public struct KernelError: Error, CustomStringConvertible, Equatable {
 
 extension AttentionKernel {
     public var kvFormats: [KVFormat] { [.f32] }
+    public var linksLayers: Bool { false }
     public var cCounters: [String] { [] }
 
     /// A bf16 `precision` makes an exact kernel approximate.

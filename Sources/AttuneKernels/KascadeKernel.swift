@@ -17,6 +17,7 @@ public struct KascadeKernel: AttentionKernel {
     public let name = "kascade"
     public let summary = "top-k history keys per (kv head, 32-query tile) chosen by an anchor layer (head- and tile-summed probabilities) and reused by later layers, plus the tile's own keys; exact only with fraction=1"
     public let isExact = false
+    public let linksLayers = true
     public let normalizer = KernelNormalizer.softmax
     public let kvFormats: [KVFormat] = [.f32, .bf16, .int8]
     public let cSources = ["kascade.c", "kv_tiles.c"]

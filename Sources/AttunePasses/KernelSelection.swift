@@ -86,7 +86,7 @@ public enum KernelSelection {
         for name in [prefill.kernel, decode.kernel] {
             let k = try? KernelRegistry.kernel(named: name)
             let state = k is any KVStoreKernel ? "keeps its own K/V store"
-                : name == "kascade" ? "links key selections across layers" : nil
+                : k?.linksLayers == true ? "links key selections across layers" : nil
             if let state {
                 return .failure(Unbound(reason: "prefill '\(prefill.kernel)' and decode '\(decode.kernel)' differ, but '\(name)' \(state), which the other phase would not see: give both phases the same kernel"))
             }

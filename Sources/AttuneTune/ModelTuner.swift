@@ -259,7 +259,7 @@ public struct ModelTuner {
         var rejected: [(String, Double)] = []
         for choice in candidates where choice.kernel != "flash" {
             guard let kernel = try? KernelRegistry.kernel(named: choice.kernel), kernel.normalizer == .softmax,
-                  kernel.cInvocation([:]) != nil || (kernel is any KVStoreKernel && !decode), kernel.name != "kascade",
+                  kernel.cInvocation([:]) != nil || (kernel is any KVStoreKernel && !decode), !kernel.linksLayers,
                   kernel.unsupportedReasons(x.problem).isEmpty else { continue }
             var params = choice.parameters
             if kernel.name == "unified_max", params["phi"] == nil, let phi { params["phi"] = phi.sorted()[phi.count / 2] }
