@@ -228,23 +228,9 @@ void attune_op_gelu(const float *x, int64_t n, float *out) {
     for (int64_t i = 0; i < n; i++) out[i] = gelu1(x[i]);
 }
 
-void attune_op_swiglu_epilogue(const float *gu, int64_t rows, int64_t inter, float *out) {
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (rows * inter >= PARALLEL_MIN_ELEMENTS)
-#endif
-    for (int64_t r = 0; r < rows; r++) {
-        const float *g = gu + r * 2 * inter, *u = g + inter;
-        float *o = out + r * inter;
-        int64_t i = 0;
-        /* silu(g) = g / (1 + e^-g), with e^-g = 2^(-g log2 e) from the vector exp2. */
-        const vf one = vf_set1(1.0f), neg_log2e = vf_set1(-1.4426950408889634f);
-        for (; i + VL <= inter; i += VL) {
-            vf gv = vf_load(g + i);
-            vf e = vf_exp2(vf_mul(gv, neg_log2e));
-            vf_store(o + i, vf_mul(vf_div(gv, vf_add(one, e)), vf_load(u + i)));
-        }
-        for (; i < inter; i++) o[i] = silu1(g[i]) * u[i];
-    }
+/* silu(g) = g / (1 + e^-g), with e^-g = 2^(-g log2 e) from the vector exp2. */
+ATTUNE_INLINE vf vf_silu(vf g) {
+    return vf_div(g, vf_add(vf_set1(1.0f), vf_exp2(vf_mul(g, vf_set1(-1.4426950408889634f)))));
 }
 
 /* gelu's tanh approximation, 16 lanes: the tanh of attention_softcap.h. */
@@ -253,7 +239,9 @@ ATTUNE_INLINE vf vf_gelu(vf x) {
     return vf_mul(vf_mul(vf_set1(0.5f), x), vf_add(vf_set1(1.0f), vf_tanh(inner)));
 }
 
-void attune_op_geglu_epilogue(const float *gu, int64_t rows, int64_t inter, float *out) {
+/* out[r] = act(gate[r]) * up[r] over rows of [gate | up] (inter each); `gelu` is a
+ * constant at both call sites, so each gets its own loop with no branch inside. */
+ATTUNE_INLINE void gated_rows(const float *gu, int64_t rows, int64_t inter, float *out, int gelu) {
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) if (rows * inter >= PARALLEL_MIN_ELEMENTS)
 #endif
@@ -261,9 +249,20 @@ void attune_op_geglu_epilogue(const float *gu, int64_t rows, int64_t inter, floa
         const float *g = gu + r * 2 * inter, *u = g + inter;
         float *o = out + r * inter;
         int64_t i = 0;
-        for (; i + VL <= inter; i += VL) vf_store(o + i, vf_mul(vf_gelu(vf_load(g + i)), vf_load(u + i)));
-        for (; i < inter; i++) o[i] = gelu1(g[i]) * u[i];
+        for (; i + VL <= inter; i += VL) {
+            vf gv = vf_load(g + i);
+            vf_store(o + i, vf_mul(gelu ? vf_gelu(gv) : vf_silu(gv), vf_load(u + i)));
+        }
+        for (; i < inter; i++) o[i] = (gelu ? gelu1(g[i]) : silu1(g[i])) * u[i];
     }
+}
+
+void attune_op_swiglu_epilogue(const float *gu, int64_t rows, int64_t inter, float *out) {
+    gated_rows(gu, rows, inter, out, 0);
+}
+
+void attune_op_geglu_epilogue(const float *gu, int64_t rows, int64_t inter, float *out) {
+    gated_rows(gu, rows, inter, out, 1);
 }
 
 void attune_op_softcap(const float *x, int64_t n, float cap, float *out) {
