@@ -73,7 +73,7 @@ let package = Package(
         .target(name: "AttuneNumerics", dependencies: ["AttuneIR"]),
         // Text: tokenizers (tokenizer.json), chat templates, sampling. The runtime never sees text.
         .target(name: "AttuneText", dependencies: ["AttuneModels", "AttuneTensor"]),
-        .target(name: "AttuneTune", dependencies: ["AttuneKernels", "AttuneNumerics", "AttuneBench", "AttuneRuntime", "AttunePasses",
+        .target(name: "AttuneTune", dependencies: ["AttuneCodegen", "AttuneKernels", "AttuneNumerics", "AttuneBench", "AttuneRuntime", "AttunePasses",
                                                   .product(name: "GRDB", package: "GRDB.swift")]),
         .target(name: "AttuneCheck", dependencies: ["AttuneCodegen", "AttuneKernels", "AttuneNumerics", "AttuneBench", "AttuneRuntime", "AttunePasses", "AttuneTensor", "AttuneText", "CAttuneKernels"]),
         .target(name: "AttuneBench", dependencies: ["AttuneKernels", "AttuneTensor", "AttuneNumerics", "CAttuneKernels"]),
@@ -93,7 +93,7 @@ let package = Package(
         .testTarget(name: "AttuneModelsTests", dependencies: ["AttuneModels", "AttuneTensor"]),
         .testTarget(name: "AttuneKernelsTests", dependencies: ["AttuneKernels", "AttuneNumerics", "AttuneTensor", "AttuneBench"]),
         .testTarget(name: "AttuneEndToEndTests", dependencies: ["AttuneCheck", "AttuneRuntime", "AttuneNumerics", "AttuneModels", "AttuneTensor", "AttunePasses", "AttuneCodegen", "AttuneIR"]),
-        .testTarget(name: "AttuneTuneTests", dependencies: ["AttuneTune", "AttuneKernels", "AttuneRuntime", "AttunePasses", "AttuneIR", "AttuneNumerics"]),
+        .testTarget(name: "AttuneTuneTests", dependencies: ["AttuneTune", "AttuneCodegen", "AttuneKernels", "AttuneRuntime", "AttunePasses", "AttuneIR", "AttuneNumerics"]),
         .testTarget(name: "AttuneTextTests", dependencies: ["AttuneText"]),
         .testTarget(name: "attuneCLITests", dependencies: ["AttuneTensor"]),
     ]

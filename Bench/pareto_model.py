@@ -3,7 +3,7 @@
 model (Tests/Fixtures/models/example), at contexts where attention matters.
 
     /work/venv/bin/python Bench/pareto_model.py [--attune .build/release/attune] [--context 2048]
-        [--sequences 2] [--decode 128] [--repeats 3] [--budgets 0.001,0.01] [--quick]
+        [--sequences 2] [--decode 128] [--repeats 3] [--budgets 0.001,0.01] [--quick] [--tune-formats]
 
 Text: held-out files of the example model's corpus (the files of this machine listed in
 Tests/Fixtures/example_corpus.sha1 that the training script holds out — neither the tokenizer
@@ -18,7 +18,8 @@ a context of up to --context keys. Quality is over every position: KL(dense ‖ 
 top-1 agreement and Δperplexity on the held-out next tokens.
 
 Then `attune tune --error-budget kl=B` runs for each budget on the same windows and its
-policy is measured the same way: what the tuner picks and what it costs.
+policy is measured the same way: what the tuner picks and what it costs. With --tune-formats
+the tuner may also choose the KV-cache and weight formats (int8/bf16 KV, int8 weights).
 
 Needs the venv (tokenizers, numpy). Prints a Markdown table (stdout) and progress (stderr).
 """
@@ -72,15 +73,19 @@ def bench(attune, data, decode, repeats, flags):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def tuned_policy(attune, data, budget, folder):
+def tuned_policy(attune, data, budget, folder, formats):
     path = Path(folder) / f"policy-kl{budget}.json"
     cmd = [attune, "tune", str(MODEL), "--data", data, "--error-budget", f"kl={budget}", "-o", str(path)]
+    if formats:
+        cmd += ["--kv-candidates", "int8,bf16", "--weights-candidates", "int8"]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed: {out.stderr.strip()}")
     policy = json.loads(path.read_text())
     layers = policy.get("layers", {})
     summary = policy.get("default", "flash") + "".join(f", layer {k}: {v}" for k, v in sorted(layers.items()))
+    summary += "".join(f", decode layer {k}: {v}" for k, v in sorted(policy.get("decode", {}).get("layers", {}).items()))
+    summary += "".join(f", {key} {policy[key]}" for key in ("kv", "weights") if key in policy)
     return path, summary
 
 
@@ -99,6 +104,8 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--budgets", default="0.001,0.01", help="KL budgets for attune tune, comma-separated ('' = none)")
     ap.add_argument("--quick", action="store_true", help="five candidates")
+    ap.add_argument("--tune-formats", action="store_true",
+                    help="let attune tune also choose the KV and weight formats (--kv-candidates int8,bf16 --weights-candidates int8)")
     a = ap.parse_args()
     windows, total = held_out_windows(a.context, a.sequences)
     with tempfile.TemporaryDirectory() as tmp:
@@ -113,10 +120,11 @@ def main():
             print(f"{name}: {json.dumps(r, sort_keys=True)}", file=sys.stderr)
             rows.append(row(name, r))
         for budget in filter(None, a.budgets.split(",")):
-            path, summary = tuned_policy(a.attune, data, budget, tmp)
+            path, summary = tuned_policy(a.attune, data, budget, tmp, a.tune_formats)
             r = bench(a.attune, data, a.decode, a.repeats, ["--attention-policy", str(path)])
             print(f"tune kl={budget}: {summary}: {json.dumps(r, sort_keys=True)}", file=sys.stderr)
-            rows.append(row(f"`tune --error-budget kl={budget}` → {summary}", r))
+            formats = " (formats too)" if a.tune_formats else ""
+            rows.append(row(f"`tune --error-budget kl={budget}`{formats} → {summary}", r))
     print(f"| candidate (vs flash, f32 KV, bf16 weights) | prefill speed-up | decode speed-up | KL mean | KL mean, decoded | top-1 | Δppl |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     print("\n".join(rows))

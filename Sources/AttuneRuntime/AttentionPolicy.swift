@@ -1,3 +1,5 @@
+import AttuneCodegen
+import AttuneKernels
 import AttunePasses
 import Foundation
 
@@ -8,8 +10,20 @@ import Foundation
 /// Both keys are optional; each value is `NAME[:k=v,...]` as `--attention` takes it.
 /// `"decode": {"default": ..., "layers": {...}}` (optional, same form) chooses the kernels
 /// decode steps run, as `--decode-attention` and `--layer-decode-attention` do.
-/// `attune tune MODEL` adds `evidence`: the budgets it met and what it measured.
+/// `"kv": "int8"` and `"weights": "int8"` (optional) choose the KV-cache and weight formats
+/// as `--kv` and `--weights` do; those flags, when given, win. `attune tune MODEL` writes
+/// them when it chose a format (`--kv-candidates`, `--weights-candidates`), and adds
+/// `evidence`: the budgets it met and what it measured.
 public enum AttentionPolicy {
+    /// Everything a policy file sets.
+    public struct Contents {
+        public var kernels = KernelOverrides()
+        public var kv: KVFormat?
+        public var weights: WeightPolicy?
+
+        public init() {}
+    }
+
     /// The evidence `attune tune` stored with a policy, in one line; nil when it has none.
     public static func evidenceSummary(_ path: String) -> String? {
         guard let data = try? Data(contentsOf: URL(fileURLWithPath: path)),
@@ -22,7 +36,9 @@ public enum AttentionPolicy {
             + "prefill \(number("speedup", "%.2f"))x dense (\(e["created"] as? String ?? "?"))"
     }
 
-    public static func load(_ path: String) throws -> KernelOverrides {
+    public static func load(_ path: String) throws -> KernelOverrides { try contents(path).kernels }
+
+    public static func contents(_ path: String) throws -> Contents {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw RuntimeError("\(path): cannot read the attention policy")
@@ -30,14 +46,22 @@ public enum AttentionPolicy {
         guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw RuntimeError("\(path): an attention policy is a JSON object {\"default\": ..., \"layers\": {...}}")
         }
-        var overrides = KernelOverrides()
-        for key in object.keys where !["default", "layers", "decode", "evidence"].contains(key) {
-            throw RuntimeError("\(path): unknown key '\(key)' (expected default, layers, decode, evidence)")
+        var contents = Contents()
+        for key in object.keys where !["default", "layers", "decode", "kv", "weights", "evidence"].contains(key) {
+            throw RuntimeError("\(path): unknown key '\(key)' (expected default, layers, decode, kv, weights, evidence)")
+        }
+        if let kv = object["kv"] {
+            guard let text = kv as? String else { throw RuntimeError("\(path): 'kv' must be a string: f32, bf16 or int8") }
+            do { contents.kv = try KVFormat(parsing: text) } catch { throw RuntimeError("\(path): kv: \(error)") }
+        }
+        if let weights = object["weights"] {
+            guard let text = weights as? String else { throw RuntimeError("\(path): 'weights' must be a string like \"int8\"") }
+            do { contents.weights = try WeightPolicy(parsing: text) } catch { throw RuntimeError("\(path): weights: \(error)") }
         }
         if let evidence = object["evidence"], !(evidence is [String: Any]) {
             throw RuntimeError("\(path): 'evidence' must be an object (attune tune writes it)")
         }
-        (overrides.global, overrides.byLayer) = try choices(object, path: path, within: "")
+        (contents.kernels.global, contents.kernels.byLayer) = try choices(object, path: path, within: "")
         if let decode = object["decode"] {
             guard let d = decode as? [String: Any] else {
                 throw RuntimeError("\(path): 'decode' must be an object {\"default\": ..., \"layers\": {...}}")
@@ -45,9 +69,9 @@ public enum AttentionPolicy {
             for key in d.keys where !["default", "layers"].contains(key) {
                 throw RuntimeError("\(path): unknown key 'decode.\(key)' (expected default, layers)")
             }
-            (overrides.decodeGlobal, overrides.decodeByLayer) = try choices(d, path: path, within: "decode.")
+            (contents.kernels.decodeGlobal, contents.kernels.decodeByLayer) = try choices(d, path: path, within: "decode.")
         }
-        return overrides
+        return contents
     }
 
     /// The `default` and `layers` of `object` (the top level or `decode`, named by `within`).

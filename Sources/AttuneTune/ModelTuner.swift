@@ -1,3 +1,4 @@
+import AttuneCodegen
 import AttuneIR
 import AttuneKernels
 import AttuneNumerics
@@ -24,9 +25,13 @@ import Foundation
 ///    `"decode"` object when it differs from the prefill choice (flash unless a candidate
 ///    beats it beyond the noise). Not for a prefill choice keeping its own K/V store
 ///    (`hybrid`): both phases must run it.
-/// 5. End to end: the dense compile and the tuned compile prefill every calibration
-///    sequence; max logit error, KL and top-1 agreement (of prefill: the decode choices
-///    are held to the per-layer budget only).
+/// 5. End to end: the dense compile and the tuned compile run every calibration sequence,
+///    a prefill and then its last tokens as decode steps; max logit error, KL, top-1
+///    agreement and perplexity over both phases' positions. While a model budget fails,
+///    the worst approximate layer goes back to flash.
+/// 6. Optionally (`formats`), KV-cache and weight formats, whole-model: the smallest
+///    format that keeps every model budget and decodes faster beyond the noise
+///    (`FormatChoice.swift`).
 ///
 /// `kascade` is not a per-layer candidate: its reuse layers depend on an anchor layer's
 /// selection, so it is chosen with `attune calibrate --kascade`, not layer by layer.
@@ -47,24 +52,32 @@ public struct ModelTuner {
     public struct Result {
         public var layers: [LayerChoice]
         public var calibration: Calibration
-        public var comparison: LogitComparison
-        public var quality: ModelQuality
-        public var denseMs: Double
-        public var tunedMs: Double
+        /// The final compile (kernels and formats) against the dense one.
+        public var measurement: Measurement
         public var overrides: KernelOverrides
         /// Layers whose choice went back to flash to meet the model budgets, in that order.
         public var reverted: [Int] = []
+        /// The KV and weight formats chosen (`formats`); nil where the default stays.
+        public var kv: KVFormat? = nil
+        public var weights: WeightPolicy? = nil
+        /// Every format tried, in order, with what decided it.
+        public var formatTrials: [FormatTrial] = []
         /// What the choice was measured to cost and gain, stored in the policy file.
         public var evidence: [String: Any] = [:]
 
-        /// The choices as an attention policy file (`--attention-policy`), with the evidence.
-        public var policyJSON: Data { Self.policyJSON(layers, evidence: evidence) }
+        public var comparison: LogitComparison { measurement.comparison }
+        public var quality: ModelQuality { measurement.quality }
 
-        static func policyJSON(_ layers: [LayerChoice], evidence: [String: Any]) -> Data {
+        /// The choices as an attention policy file (`--attention-policy`), with the evidence.
+        public var policyJSON: Data { Self.policyJSON(layers, evidence: evidence, kv: kv, weights: weights) }
+
+        static func policyJSON(_ layers: [LayerChoice], evidence: [String: Any], kv: KVFormat? = nil, weights: WeightPolicy? = nil) -> Data {
             let layersObject = Dictionary(uniqueKeysWithValues: layers.map { (String($0.layer), $0.choice.description) })
             var object: [String: Any] = ["default": "flash", "layers": layersObject, "evidence": evidence]
             let decode = layers.compactMap { c in c.decode.map { (String(c.layer), $0.description) } }
             if !decode.isEmpty { object["decode"] = ["layers": Dictionary(uniqueKeysWithValues: decode)] }
+            if let kv { object["kv"] = kv.rawValue }
+            if let weights { object["weights"] = weights.description }
             return (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])) ?? Data()
         }
     }
@@ -82,6 +95,8 @@ public struct ModelTuner {
     /// Also choose `kascade` anchors and head maps on the same data (`attune calibrate
     /// --kascade`), stored in the calibration written next to the policy.
     public var kascade: Calibrator.KascadeRequest?
+    /// KV and weight formats to try once the kernels are chosen (`FormatChoice.swift`).
+    public var formats = FormatCandidates()
 
     public init(budget: Double, candidates: [KernelChoice]) {
         self.budget = budget
@@ -89,6 +104,9 @@ public struct ModelTuner {
     }
 
     public func tune(_ model: LoadedModel, sequences: [[Int32]], toolchain: Toolchain) throws -> Result {
+        guard formats.isEmpty || !modelBudgets.isEmpty else {
+            throw TuneError("choosing KV or weight formats needs an end-to-end budget (kl=, ppl= or top1=): a per-layer rel-L1 does not see them")
+        }
         let start = Date()
         // One float64 run: calibration, and every layer's inputs on the longest sequence.
         let longest = sequences.indices.max { sequences[$0].count < sequences[$1].count }!
@@ -118,27 +136,35 @@ public struct ModelTuner {
         for c in layers { (overrides.byLayer[c.layer], overrides.decodeByLayer[c.layer]) = (c.choice, c.decode) }
         let context = max(16, sequences.map(\.count).max()!)
         let dense = try CompiledModel(artifacts: try ModelCompiler.compile(model, CompileOptions(maxContext: context), toolchain: toolchain))
-        func evaluate() throws -> (LogitComparison, ModelQuality, Double, Double) {
-            let tuned = try CompiledModel(artifacts: try ModelCompiler.compile(
-                model, CompileOptions(kernels: overrides, maxContext: context, calibration: (calibration, "(attune tune)")), toolchain: toolchain))
-            return try Self.compare(dense: dense, tuned: tuned, sequences: sequences)
+        var options = CompileOptions(kernels: overrides, maxContext: context, calibration: (calibration, "(attune tune)"))
+        func compile(_ options: CompileOptions) throws -> CompiledModel {
+            try CompiledModel(artifacts: try ModelCompiler.compile(model, options, toolchain: toolchain))
         }
-        var (comparison, quality, denseMs, tunedMs) = try evaluate()
-        let reverted = try Self.enforce(modelBudgets, layers: &layers, quality: quality, reporter: reporter) { layers in
-            for c in layers { (overrides.byLayer[c.layer], overrides.decodeByLayer[c.layer]) = (c.choice, c.decode) }
-            (comparison, quality, denseMs, tunedMs) = try evaluate()
-            return quality
+        var tuned = try compile(options)
+        var measurement = try Self.compare(dense: dense, tuned: tuned, sequences: sequences)
+        let reverted = try Self.enforce(modelBudgets, layers: &layers, quality: measurement.quality, reporter: reporter) { layers in
+            for c in layers { (options.kernels.byLayer[c.layer], options.kernels.decodeByLayer[c.layer]) = (c.choice, c.decode) }
+            tuned = try compile(options)
+            measurement = try Self.compare(dense: dense, tuned: tuned, sequences: sequences)
+            return measurement.quality
         }
-        var result = Result(layers: layers, calibration: calibration, comparison: comparison, quality: quality,
-                            denseMs: denseMs, tunedMs: tunedMs, overrides: overrides, reverted: reverted)
+        let trials = try chooseFormats(options: &options, tuned: &tuned, measurement: &measurement, dense: dense,
+                                       sequences: sequences, compile: compile)
+        var result = Result(layers: layers, calibration: calibration, measurement: measurement, overrides: options.kernels, reverted: reverted)
+        result.formatTrials = trials
+        if options.kvFormat != .f32 { result.kv = options.kvFormat }
+        if options.weights != .auto { result.weights = options.weights }
+        let quality = measurement.quality
         result.evidence = [
             "budgets": ["rel_l1=\(budget)"] + modelBudgets.map(\.description),
             "kl_mean": quality.meanKL, "kl_max": quality.maxKL, "top1_agreement": quality.top1Agreement,
             "perplexity_ratio": quality.perplexityRatio, "max_logit_error": quality.maxAbs,
-            "speedup": denseMs / tunedMs, "positions": quality.positions,
+            "speedup": measurement.denseMs / measurement.tunedMs,
+            "decode_speedup": measurement.denseDecodeMs / measurement.tunedDecodeMs, "positions": quality.positions,
             "data": Self.dataHash(sequences), "reverted_layers": reverted,
             "created": ISO8601DateFormatter().string(from: Date()),
         ]
+        if !trials.isEmpty { result.evidence["formats_tried"] = trials.map(\.summary) }
         return result
     }
 
@@ -162,18 +188,47 @@ public struct ModelTuner {
         return reverted
     }
 
-    /// Dense and tuned compiles prefill every sequence three times, alternating (the
-    /// timings share the machine's state); logits of the last run are compared.
-    static func compare(dense: CompiledModel, tuned: CompiledModel, sequences: [[Int32]]) throws -> (LogitComparison, ModelQuality, Double, Double) {
+    /// What one tuned compile was measured to do against the dense one on the data.
+    public struct Measurement {
+        public var comparison: LogitComparison
+        public var quality: ModelQuality
+        /// Medians: a prefill of all but the last `decodeSteps` tokens of a sequence, in ms.
+        public var denseMs: Double, tunedMs: Double
+        /// Medians of one decode step, in ms.
+        public var denseDecodeMs: Double, tunedDecodeMs: Double
+    }
+
+    /// Decode steps at the end of each sequence (the rest is one prefill): enough for a
+    /// stable median, few enough that the prefill keeps most of the positions.
+    static func decodeSteps(_ n: Int) -> Int { min(16, n / 4) }
+
+    /// Dense and tuned compiles run every sequence three times, alternating (the timings
+    /// share the machine's state): a prefill of all but the last `decodeSteps` tokens, then
+    /// those tokens one decode step each, so both phases' kernels and the KV cache as
+    /// stored are measured. Logits of the last run are compared, every position of both
+    /// phases.
+    static func compare(dense: CompiledModel, tuned: CompiledModel, sequences: [[Int32]]) throws -> Measurement {
         var parts: [LogitComparison] = []
-        var denseMs: [Double] = [], tunedMs: [Double] = []
+        var denseMs: [Double] = [], tunedMs: [Double] = [], denseStep: [Double] = [], tunedStep: [Double] = []
         var nllDense = 0.0, nllTuned = 0.0, predictions = 0
+        func run(_ model: CompiledModel, _ tokens: [Int32], prefillMs: inout [Double], stepMs: inout [Double]) throws -> [Float] {
+            let split = tokens.count - decodeSteps(tokens.count)
+            model.reset()
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            var logits = try model.prefill(Array(tokens[..<split]))
+            prefillMs.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
+            for t in tokens[split...] {
+                let t1 = DispatchTime.now().uptimeNanoseconds
+                logits += try model.decodeStep(t)
+                stepMs.append(Double(DispatchTime.now().uptimeNanoseconds - t1) / 1e6)
+            }
+            return logits
+        }
         for tokens in sequences {
             var a: [Float] = [], b: [Float] = []
             for _ in 0..<3 {
-                dense.reset(); tuned.reset()
-                let t0 = Date(); a = try dense.prefill(tokens); denseMs.append(Date().timeIntervalSince(t0) * 1e3)
-                let t1 = Date(); b = try tuned.prefill(tokens); tunedMs.append(Date().timeIntervalSince(t1) * 1e3)
+                a = try run(dense, tokens, prefillMs: &denseMs, stepMs: &denseStep)
+                b = try run(tuned, tokens, prefillMs: &tunedMs, stepMs: &tunedStep)
             }
             parts.append(LogitComparison(baseline: a, candidate: b, vocab: dense.vocab))
             for i in 0..<(tokens.count - 1) {
@@ -186,7 +241,9 @@ public struct ModelTuner {
         let ratio = predictions > 0 ? exp((nllTuned - nllDense) / Double(predictions)) : 1
         let quality = ModelQuality(meanKL: c.meanKL, maxKL: c.maxKL, top1Agreement: c.top1Agreement, maxAbs: c.maxAbs,
                                    perplexityRatio: ratio, positions: c.positions)
-        return (c, quality, denseMs.sorted()[denseMs.count / 2], tunedMs.sorted()[tunedMs.count / 2])
+        func median(_ x: [Double]) -> Double { x.isEmpty ? .nan : x.sorted()[x.count / 2] }
+        return Measurement(comparison: c, quality: quality, denseMs: median(denseMs), tunedMs: median(tunedMs),
+                           denseDecodeMs: median(denseStep), tunedDecodeMs: median(tunedStep))
     }
 
     /// Names the tuning data in the evidence: 64-bit FNV-1a of the ids, with their shape.

@@ -26,15 +26,17 @@ struct CompileOptionsGroup: ParsableArguments {
     @Option(help: "Largest number of tokens per forward pass (default 512; longer prompts run in chunks).") var maxChunk: Int?
     @Option(help: "KV-cache capacity in positions (default: the model's max_position_embeddings, capped so the cache fits in available memory).") var maxContext: Int?
     @Flag(help: "Load weights that hold NaN or Inf instead of refusing them.") var allowNonfinite = false
-    @Option(help: "KV-cache format: f32, bf16 or int8 (one scale per position and kv head); read by flash, unified_max and kascade (Docs/NUMERICS.md gives the error bounds).")
-    var kv: String = "f32"
-    @Option(help: "Matmul weights: auto (as stored: bf16 stays bf16, f32 and f16 run in f32), f32, bf16 (f32/f16 rounded at compile), or int8[:group=N,scale=f16|f32] (quantised at compile into the cache; group 32 by default).")
-    var weights: String = "auto"
+    @Option(help: "KV-cache format: f32, bf16 or int8 (one scale per position and kv head); read by flash, unified_max and kascade (Docs/NUMERICS.md gives the error bounds); default f32, or the policy file's \"kv\".")
+    var kv: String?
+    @Option(help: "Matmul weights: auto (as stored: bf16 stays bf16, f32 and f16 run in f32), f32, bf16 (f32/f16 rounded at compile), or int8[:group=N,scale=f16|f32] (quantised at compile into the cache; group 32 by default); default auto, or the policy file's \"weights\".")
+    var weights: String?
 
     func options() throws -> CompileOptions {
         var overrides = KernelOverrides()
+        var policy = AttentionPolicy.Contents()
         if let attentionPolicy {
-            overrides = try AttentionPolicy.load(attentionPolicy)
+            policy = try AttentionPolicy.contents(attentionPolicy)
+            overrides = policy.kernels
             if let evidence = AttentionPolicy.evidenceSummary(attentionPolicy) { printNote("\(attentionPolicy): \(evidence)") }
         }
         if let attention { overrides.global = try KernelChoice(parsing: attention) }
@@ -52,8 +54,15 @@ struct CompileOptionsGroup: ParsableArguments {
         var options = CompileOptions(kernels: overrides, maxChunk: maxChunk, maxContext: maxContext,
                                      calibration: try calibration.map { (try Calibration.load($0), $0) })
         options.allowNonfinite = allowNonfinite
-        do { options.kvFormat = try KVFormat(parsing: kv) } catch let error as KernelError { throw CLIError("--kv: " + error.message) }
-        do { options.weights = try WeightPolicy(parsing: weights) } catch let error as CodegenError { throw CLIError(error.message) }
+        // A flag wins over the policy file's format.
+        options.kvFormat = policy.kv ?? .f32
+        options.weights = policy.weights ?? .auto
+        if let kv {
+            do { options.kvFormat = try KVFormat(parsing: kv) } catch let error as KernelError { throw CLIError("--kv: " + error.message) }
+        }
+        if let weights {
+            do { options.weights = try WeightPolicy(parsing: weights) } catch let error as CodegenError { throw CLIError(error.message) }
+        }
         if !noTuning {
             let path = tuningDb ?? TuningDatabase.defaultPath
             if tuningDb != nil || FileManager.default.fileExists(atPath: path) {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import AttuneCodegen
 import AttuneKernels
 import AttunePasses
 import AttuneRuntime
@@ -27,7 +28,11 @@ struct TuneCommand: ParsableCommand {
         activations is within the budget of dense attention and beats flash by more than the \
         noise; calibrates unified_max's φ on the same data (--calibration-out); writes the \
         choices as an attention policy and reports, end to end, the tuned compile against the \
-        dense one (max logit error, KL, top-1 agreement).
+        dense one (max logit error, KL, top-1 agreement, perplexity, over a prefill and the \
+        last tokens of each sequence as decode steps). With --kv-candidates / \
+        --weights-candidates and a kl=, ppl= or top1= budget it then tries those formats \
+        (weights, then KV; fewest bytes first) and writes the first that keeps every budget \
+        and decodes faster beyond the noise into the policy ("kv", "weights").
         attune tune --export FILE.json / --import FILE.json share records between machines \
         (imports keep records of other machines and versions). `attune compile` reads the \
         database (--tuning-db, default the same file) and `inspect --kernels` names the \
@@ -42,6 +47,10 @@ struct TuneCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Model mode: the attention policy to write (JSON).") var output: String?
     @Option(help: "Model mode: also write the calibration (φ) the policy's unified_max layers need.") var calibrationOut: String?
     @Option(help: "Model mode: a candidate NAME[:k=v,...] (repeatable; replaces the default set).") var candidate: [String] = []
+    @Option(help: "Model mode: KV-cache formats to try once the kernels are chosen, e.g. int8,bf16 (needs a kl=, ppl= or top1= budget).")
+    var kvCandidates: String?
+    @Option(help: "Model mode: weight formats to try, e.g. int8,bf16 (as --weights takes them; needs a kl=, ppl= or top1= budget).")
+    var weightsCandidates: String?
     @Option(help: "Model mode: also choose this many kascade anchor layers (and head maps) on the data, into --calibration-out.")
     var kascadeAnchors: Int?
     @Option(help: "Kernel to tune.") var kernel: String?
@@ -131,6 +140,23 @@ struct TuneCommand: ParsableCommand {
         return relL1
     }
 
+    /// `--kv-candidates` and `--weights-candidates`, parsed; one-line errors name the bad item.
+    func formatCandidates() throws -> FormatCandidates {
+        var f = FormatCandidates()
+        for item in kvCandidates.map({ $0.split(separator: ",", omittingEmptySubsequences: false) }) ?? [] {
+            do { f.kv.append(try KVFormat(parsing: String(item))) } catch let error as KernelError { throw CLIError("--kv-candidates: " + error.message) }
+        }
+        // int8 layouts hold commas (int8:group=64,scale=f32): an item starting with a key continues the previous one.
+        var items: [String] = []
+        for part in weightsCandidates.map({ $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }) ?? [] {
+            if part.hasPrefix("scale=") || part.hasPrefix("group="), let last = items.popLast() { items.append(last + "," + part) } else { items.append(part) }
+        }
+        for item in items {
+            do { f.weights.append(try WeightPolicy(parsing: item)) } catch let error as CodegenError { throw CLIError("--weights-candidates: " + error.message) }
+        }
+        return f
+    }
+
     /// The end-to-end budgets (`kl=`, `ppl=`, `top1=`).
     func modelBudgets() throws -> [ModelBudget] { try errorBudget.compactMap(ModelBudget.parse) }
 
@@ -146,6 +172,10 @@ struct TuneCommand: ParsableCommand {
         let candidates = try (candidate.isEmpty ? ModelTuner.defaultCandidates : candidate).map { try KernelChoice(parsing: $0) }
         var tuner = ModelTuner(budget: try budget() ?? 0.05, candidates: candidates)
         tuner.modelBudgets = try modelBudgets()
+        tuner.formats = try formatCandidates()
+        if !tuner.formats.isEmpty && tuner.modelBudgets.isEmpty {
+            throw CLIError("--kv-candidates / --weights-candidates need an end-to-end --error-budget (kl=, ppl= or top1=): a per-layer rel-L1 does not see formats")
+        }
         tuner.reporter = .standardError
         if let kascadeAnchors {
             guard calibrationOut != nil else { throw CLIError("--kascade-anchors needs --calibration-out (the anchors are stored there)") }
@@ -163,8 +193,9 @@ struct TuneCommand: ParsableCommand {
                   + fmt(c.cosine, 6).padding(toLength: 11, withPad: " ", startingAt: 0) + "\(c.rejected.count)")
             if let d = c.decode { print("       decode: \(d) (\(fmt(c.decodeSpeedup, 2))x flash at one query row)") }
         }
-        let c = result.comparison
-        print("model      prefill \(fmt(result.tunedMs, 3)) ms vs dense \(fmt(result.denseMs, 3)) ms (\(fmt(result.denseMs / result.tunedMs, 2))x); \(c.positions) positions: max logit error \(String(format: "%.3e", c.maxAbs)), KL mean \(String(format: "%.3e", c.meanKL)), top-1 agreement \(fmt(100 * c.top1Agreement, 1)) %, perplexity ×\(fmt(result.quality.perplexityRatio, 5))")
+        for t in result.formatTrials { print("format     \(t.summary)") }
+        let m = result.measurement, c = result.comparison
+        print("model      prefill \(fmt(m.tunedMs, 3)) ms vs dense \(fmt(m.denseMs, 3)) ms (\(fmt(m.denseMs / m.tunedMs, 2))x), decode step \(fmt(m.tunedDecodeMs, 3)) ms vs \(fmt(m.denseDecodeMs, 3)) ms (\(fmt(m.denseDecodeMs / m.tunedDecodeMs, 2))x); \(c.positions) positions: max logit error \(String(format: "%.3e", c.maxAbs)), KL mean \(String(format: "%.3e", c.meanKL)), top-1 agreement \(fmt(100 * c.top1Agreement, 1)) %, perplexity ×\(fmt(result.quality.perplexityRatio, 5))")
         if !result.reverted.isEmpty {
             print("budget     \(try modelBudgets().map(\.description).joined(separator: ", ")): layers \(result.reverted.map(String.init).joined(separator: ", ")) went back to flash")
         }

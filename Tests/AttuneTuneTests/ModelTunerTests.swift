@@ -1,3 +1,4 @@
+import AttuneCodegen
 import AttuneIR
 import AttuneKernels
 import AttuneNumerics
@@ -129,5 +130,51 @@ final class ModelTunerTests: XCTestCase {
         try r.policyJSON.write(to: file)
         XCTAssertNoThrow(try AttentionPolicy.load(file.path))
         XCTAssertTrue(AttentionPolicy.evidenceSummary(file.path)?.hasPrefix("chosen by attune tune under rel_l1=0.5, kl=1e-06 on fnv64:") == true)
+    }
+
+    /// Formats: a budget no format can keep rejects them all with the measured quality; a
+    /// loose one keeps a format only if it decodes faster beyond the noise; the policy
+    /// carries the choice, and formats need an end-to-end budget.
+    func testFormatsAreChosenWithinTheModelBudgets() throws {
+        var strict = ModelTuner(budget: 0.05, candidates: [KernelChoice(kernel: "flash")])
+        strict.pairs = 3
+        strict.modelBudgets = [.kl(1e-12)]
+        strict.formats = FormatCandidates(weights: [.bf16, .int8(Int8Layout())], kv: [.bf16, .int8])
+        let s = try strict.tune(model, sequences: sequences, toolchain: try Toolchain.detect())
+        XCTAssertEqual(s.formatTrials.map(\.option), ["weights=int8", "weights=bf16", "kv=int8", "kv=bf16"], "fewest bytes first, weights before KV")
+        for t in s.formatTrials {
+            XCTAssertFalse(t.accepted, t.summary)
+            XCTAssertTrue(t.outcome.hasPrefix("over kl=1e-12"), t.summary)
+            XCTAssertGreaterThan(try XCTUnwrap(t.quality).meanKL, 1e-12, t.summary)
+        }
+        XCTAssertNil(s.kv)
+        XCTAssertNil(s.weights)
+        XCTAssertEqual(s.quality.maxAbs, 0, "flash against flash, stored formats")
+        XCTAssertEqual(s.evidence["formats_tried"] as? [String], s.formatTrials.map(\.summary))
+
+        var loose = strict
+        loose.modelBudgets = [.kl(1)]
+        loose.formats = FormatCandidates(kv: [.int8])
+        let l = try loose.tune(model, sequences: sequences, toolchain: try Toolchain.detect())
+        let t = try XCTUnwrap(l.formatTrials.first)
+        XCTAssertNotNil(t.decodeSpeedup, "within the budget, so timed")
+        XCTAssertEqual(t.accepted, t.decodeSpeedup! - 1 > t.noise!)
+        XCTAssertEqual(l.kv, t.accepted ? .int8 : nil)
+        if t.accepted { XCTAssertGreaterThan(l.quality.meanKL, 0, "the kept format's quality is the result's") }
+        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: ModelTuner.Result.policyJSON([], evidence: [:], kv: .int8, weights: .int8(Int8Layout(group: 64, scale: .f32)))) as? [String: Any])
+        XCTAssertEqual(object["kv"] as? String, "int8")
+        XCTAssertEqual(object["weights"] as? String, "int8:group=64,scale=f32")
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("attune-policy-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try ModelTuner.Result.policyJSON([], evidence: [:], kv: .bf16, weights: .int8(Int8Layout(group: 64, scale: .f32))).write(to: file)
+        let contents = try AttentionPolicy.contents(file.path)
+        XCTAssertEqual(contents.kv, .bf16)
+        XCTAssertEqual(contents.weights, .int8(Int8Layout(group: 64, scale: .f32)))
+
+        var noBudget = ModelTuner(budget: 0.05, candidates: [KernelChoice(kernel: "flash")])
+        noBudget.formats = FormatCandidates(kv: [.int8])
+        XCTAssertThrowsError(try noBudget.tune(model, sequences: sequences, toolchain: try Toolchain.detect())) {
+            XCTAssertTrue("\($0)".contains("needs an end-to-end budget"), "\($0)")
+        }
     }
 }

@@ -1,0 +1,63 @@
+import Foundation
+import XCTest
+
+/// A policy file's "kv" and "weights" (what `attune tune --kv-candidates / --weights-candidates`
+/// writes) choose the formats as `--kv` and `--weights` do; the flags win over the file.
+final class PolicyFormatsCLITests: XCTestCase {
+    let deep = CompilerCLITests.fixtures.appendingPathComponent("llama_deep").path
+
+    func lastJSON(_ r: CLIResult) throws -> [String: Any] {
+        let last = r.stdout.split(separator: "\n").last.map(String.init) ?? ""
+        return try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any], last)
+    }
+
+    func testPolicyFormatsApplyAndFlagsWin() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let policy = dir.appendingPathComponent("policy.json")
+        try Data(#"{"default": "flash", "kv": "int8"}"#.utf8).write(to: policy)
+        let tokens = (1...24).map(String.init).joined(separator: ",")
+        // bench model's baseline is flash with the default formats: an int8 cache differs by its rounding.
+        let args = ["bench", "model", deep, "--tokens", tokens, "--decode", "4", "--attention-policy", policy.path, "--repeats", "1", "--json"]
+        let int8 = try CLI.run(args)
+        XCTAssertEqual(int8.status, 0, int8.stderr)
+        let diff = try XCTUnwrap(try lastJSON(int8)["max_abs_logit_diff"] as? Double)
+        XCTAssertGreaterThan(diff, 0, "the policy's int8 KV cache is used")
+        let flag = try CLI.run(args.filter { $0 != policy.path && $0 != "--attention-policy" } + ["--kv", "int8"])
+        XCTAssertEqual(try lastJSON(flag)["max_abs_logit_diff"] as? Double, diff, "the same compile as --kv int8")
+        let f32 = try CLI.run(args + ["--kv", "f32"])
+        XCTAssertEqual(f32.status, 0, f32.stderr)
+        XCTAssertEqual(try lastJSON(f32)["max_abs_logit_diff"] as? Double, 0, "--kv f32 wins over the file: flash against flash")
+
+        for (text, fragment) in [
+            (#"{"kv": "fp8"}"#, "kv: KV format must be one of f32, bf16, int8, got 'fp8'"),
+            (#"{"kv": 8}"#, "'kv' must be a string"),
+            (#"{"weights": "int4"}"#, "weights: --weights expects auto, f32, bf16 or int8"),
+        ] {
+            try Data(text.utf8).write(to: policy)
+            let bad = try CLI.run(["run", deep, "--tokens", "1", "--attention-policy", policy.path])
+            XCTAssertNotEqual(bad.status, 0, text)
+            XCTAssertTrue(bad.stderr.contains(fragment), "\(text): \(bad.stderr)")
+            XCTAssertEqual(bad.stderr.split(separator: "\n").count, 1, bad.stderr)
+        }
+    }
+
+    /// Format candidates need an end-to-end budget, and bad ones are named before any work.
+    func testTuneFormatCandidateRefusals() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let data = URL(fileURLWithPath: deep).appendingPathComponent("calibration_tokens.npy").path
+        let out = dir.appendingPathComponent("p.json").path
+        for (extra, fragment) in [
+            (["--kv-candidates", "int8"], "--kv-candidates / --weights-candidates need an end-to-end --error-budget (kl=, ppl= or top1=)"),
+            (["--kv-candidates", "int8,fp8", "--error-budget", "kl=0.01"], "--kv-candidates: KV format must be one of f32, bf16, int8, got 'fp8'"),
+            (["--weights-candidates", "int8:group=48", "--error-budget", "kl=0.01"], "--weights-candidates: --weights int8: group must be a positive multiple of 32, got '48'"),
+        ] {
+            let r = try CLI.run(["tune", deep, "--data", data, "-o", out] + extra)
+            XCTAssertNotEqual(r.status, 0, extra.joined(separator: " "))
+            XCTAssertTrue(r.stderr.contains(fragment), "\(extra): \(r.stderr)")
+            XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+        }
+    }
+}
