@@ -2,8 +2,10 @@
  * hybrid.c — attention over the two-tier KV cache of hybrid_kv.c (HGCA-style,
  * ALGORITHMS.md §6), fp32 accumulation.
  *
- *   hot:   attune_flash_attention on the hot rows in place (row stride dk),
- *          positions shifted by cold_len → (O_hot, LSE_hot), exact;
+ *   hot:   attune_flash_attention on the hot rows in place (row stride dk, in
+ *          the tier's format: f32, or bf16 / int8 dequantised in registers),
+ *          positions shifted by cold_len → (O_hot, LSE_hot), exact over the
+ *          stored values;
  *   cold:  per kv head g, the rows of the q heads sharing g are stacked
  *          (G heads x q_len rows, as flash does in decode). Each visible cold
  *          block b gets the score
@@ -329,7 +331,14 @@ static int32_t hot_pass(const plan *pl, int threads, attune_status *status) {
     p.scale = pl->scale;
     p.causal = pl->causal;
     p.q_offset = pl->q_offset - pl->cold_len;
-    attune_attention_tensors t = {pl->q, c->hot_k + c->hot_start * c->dk, c->hot_v + c->hot_start * c->dv, pl->o_hot,
+    p.kv.format = c->hot_format;
+    if (c->hot_format == ATTUNE_KV_INT8) {
+        p.kv.k_scale = c->hot_ks + c->hot_start;
+        p.kv.v_scale = c->hot_vs + c->hot_start;
+        p.kv.k_scale_stride = p.kv.v_scale_stride = (attune_strides){0, c->hot_cap, 1};
+    }
+    const size_t k_at = (size_t)(c->hot_start * c->dk) * c->hot_elem, v_at = (size_t)(c->hot_start * c->dv) * c->hot_elem;
+    attune_attention_tensors t = {pl->q, (const float *)(c->hot_k + k_at), (const float *)(c->hot_v + v_at), pl->o_hot,
                                   pl->lse_hot};
     attune_flash_params fp = pl->hot;
     fp.threads = threads;

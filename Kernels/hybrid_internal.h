@@ -25,10 +25,17 @@ struct attune_hybrid_kv {
     int32_t dtype, block, release_written;
     int64_t len;      /* tokens appended since create/reset */
     int64_t cold_len; /* tokens in the cold tier: a multiple of block */
-    /* Hot tier, per head [hot_cap][dk] / [hot_cap][dv]; the tier's tokens are
-     * rows [hot_start, hot_start + hot_len) with hot_len = len - cold_len. */
-    float *hot_k, *hot_v;
+    /* Hot tier, per head [hot_cap][dk] / [hot_cap][dv] elements of hot_format
+     * (hot_elem bytes each; int8: the scales per head [hot_cap] in hot_ks /
+     * hot_vs); the tier's tokens are rows [hot_start, hot_start + hot_len) with
+     * hot_len = len - cold_len. */
+    int32_t hot_format;
+    size_t hot_elem;
+    uint8_t *hot_k, *hot_v;
+    float *hot_ks, *hot_vs;
     int64_t hot_cap, hot_start;
+    /* A quantised hot tier: one block of one head dequantised before it moves cold. */
+    float *spill_k, *spill_v;
     /* Cold tier: record (block b, head g) at cold.base + (b * kv_heads + g) * rec_bytes:
      * K [block][dk] | V [block][dv] in the cold dtype, then for int8 the K scales
      * [dk] and the V scales [block] (fp32). Offsets within a record below. */

@@ -1,9 +1,13 @@
 /*
  * hybrid_kv.c — the two-tier KV cache of the `hybrid` kernel (attune_attention.h).
  *
- * Hot tier: per kv head a dense fp32 buffer of hot_cap = 2 (window + block) rows;
- * the tier's tokens are the rows [hot_start, hot_start + hot_len), so `flash`
- * reads them in place with row stride dk. Appends copy rows at the end; when
+ * Hot tier: per kv head a dense buffer of hot_cap = 2 (window + block) rows in
+ * hot_format (f32, or bf16 / int8 exactly as a compiled model's KV cache stores
+ * them, attune_kv_quantize); the tier's tokens are the rows [hot_start,
+ * hot_start + hot_len), so `flash` reads them in place with row stride dk,
+ * dequantising in registers as it does over any KV cache. A quantised block
+ * moving cold is dequantised first and then stored in cold_dtype (bf16 -> bf16
+ * is exact; int8 -> int8 rounds twice, to the finer cold scales). Appends copy rows at the end; when
  * the tier holds window + block tokens or more, its oldest `block` tokens move
  * cold as one block (quantised once, summarised once) and hot_start advances;
  * when the end of the buffer is reached the remaining rows are moved to its
@@ -145,11 +149,44 @@ static inline float stored(const struct attune_hybrid_kv *c, const uint8_t *rec,
     }
 }
 
+/* ----------------------------------------------------------- hot rows */
+
+/* Row `row` of kv head g of the hot K (is_v = 0) or V buffer. */
+static uint8_t *hot_row(const struct attune_hybrid_kv *c, int is_v, int64_t g, int64_t row) {
+    const int64_t dim = is_v ? c->dv : c->dk;
+    return (is_v ? c->hot_v : c->hot_k) + ((size_t)g * (size_t)c->hot_cap + (size_t)row) * (size_t)dim * c->hot_elem;
+}
+
+/* Its int8 scale (NULL for the other formats). */
+static float *hot_scale(const struct attune_hybrid_kv *c, int is_v, int64_t g, int64_t row) {
+    if (c->hot_format != ATTUNE_KV_INT8) return NULL;
+    return (is_v ? c->hot_vs : c->hot_ks) + (size_t)g * (size_t)c->hot_cap + (size_t)row;
+}
+
+static void hot_store(struct attune_hybrid_kv *c, int is_v, int64_t g, int64_t row, const float *x) {
+    attune_kv_quantize(c->hot_format, 1, 1, is_v ? c->dv : c->dk, x, 0, hot_row(c, is_v, g, row), 0,
+                       hot_scale(c, is_v, g, row), 0);
+}
+
+/* n consecutive hot rows from `row` as fp32, rows packed. */
+static void hot_load(const struct attune_hybrid_kv *c, int is_v, int64_t g, int64_t row, int64_t n, float *out) {
+    const int64_t dim = is_v ? c->dv : c->dk;
+    attune_kv_dequantize(c->hot_format, n, 1, dim, hot_row(c, is_v, g, row), dim, hot_scale(c, is_v, g, row), 1, out, dim);
+}
+
 /* Writes one block's record and summary for head g from the hot rows starting at `src_row`. */
 static void store_block(struct attune_hybrid_kv *c, int64_t b, int64_t g, int64_t src_row) {
     const int64_t B = c->block, dk = c->dk, dv = c->dv;
-    const float *k = c->hot_k + ((size_t)g * c->hot_cap + src_row) * dk;
-    const float *v = c->hot_v + ((size_t)g * c->hot_cap + src_row) * dv;
+    const float *k, *v;
+    if (c->hot_format == ATTUNE_KV_F32) {
+        k = (const float *)hot_row(c, 0, g, src_row);
+        v = (const float *)hot_row(c, 1, g, src_row);
+    } else {
+        hot_load(c, 0, g, src_row, B, c->spill_k);
+        hot_load(c, 1, g, src_row, B, c->spill_v);
+        k = c->spill_k;
+        v = c->spill_v;
+    }
     uint8_t *rec = (uint8_t *)attune_hybrid_cold_record(c, b, g);
     switch (c->dtype) {
     case ATTUNE_HYBRID_COLD_F32:
@@ -217,6 +254,9 @@ int32_t attune_hybrid_kv_create(const attune_hybrid_kv_config *cfg, attune_hybri
     if (cfg->cold_dtype < ATTUNE_HYBRID_COLD_F32 || cfg->cold_dtype > ATTUNE_HYBRID_COLD_INT8)
         return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT,
                            "hybrid kv: cold_dtype must be 0 (f32), 1 (bf16) or 2 (int8) (got %d)", cfg->cold_dtype);
+    if (cfg->hot_format < ATTUNE_KV_F32 || cfg->hot_format > ATTUNE_KV_INT8)
+        return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT,
+                           "hybrid kv: hot_format must be 0 (f32), 1 (bf16) or 2 (int8) (got %d)", cfg->hot_format);
     if (cfg->max_tokens < 0 || cfg->max_tokens > INT32_MAX)
         return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "hybrid kv: max_tokens must be in [0, 2^31 - 1]");
     if (cfg->cold_path && !cfg->cold_path[0])
@@ -247,22 +287,34 @@ int32_t attune_hybrid_kv_create(const attune_hybrid_kv_config *cfg, attune_hybri
         return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "hybrid kv: window %lld needs more than 64 GiB of hot tier",
                            (long long)c->window);
     }
-    c->hot_k = attune_scratch_alloc(sizeof(float) * (size_t)(c->hot_cap * c->kv_heads * c->dk));
-    c->hot_v = attune_scratch_alloc(sizeof(float) * (size_t)(c->hot_cap * c->kv_heads * c->dv));
+    c->hot_format = cfg->hot_format;
+    c->hot_elem = (size_t)attune_kv_element_bytes(c->hot_format);
+    const size_t hot_rows = (size_t)(c->hot_cap * c->kv_heads);
+    c->hot_k = attune_scratch_alloc(c->hot_elem * hot_rows * (size_t)c->dk);
+    c->hot_v = attune_scratch_alloc(c->hot_elem * hot_rows * (size_t)c->dv);
+    int hot_ok = c->hot_k && c->hot_v;
+    if (c->hot_format == ATTUNE_KV_INT8) {
+        c->hot_ks = attune_scratch_alloc(sizeof(float) * hot_rows);
+        c->hot_vs = attune_scratch_alloc(sizeof(float) * hot_rows);
+        hot_ok = hot_ok && c->hot_ks && c->hot_vs;
+    }
+    if (c->hot_format != ATTUNE_KV_F32) {
+        c->spill_k = attune_scratch_alloc(sizeof(float) * B * (size_t)c->dk);
+        c->spill_v = attune_scratch_alloc(sizeof(float) * B * (size_t)c->dv);
+        hot_ok = hot_ok && c->spill_k && c->spill_v;
+    }
     size_t max_blocks = (size_t)(c->max_tokens / c->block + 1);
     int fd = -1;
     if (cfg->cold_path) {
         fd = open(cfg->cold_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (fd < 0) {
             int e = errno;
-            attune_scratch_free(c->hot_k);
-            attune_scratch_free(c->hot_v);
-            free(c);
+            attune_hybrid_kv_destroy(c);
             return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "hybrid kv: cannot open cold file '%s': %s",
                                cfg->cold_path, strerror(e));
         }
     }
-    int ok = c->hot_k && c->hot_v;
+    int ok = hot_ok;
     ok = ok && region_reserve(&c->cold, max_blocks * (size_t)c->kv_heads * c->rec_bytes + FILE_CHUNK, fd);
     if (!ok && fd >= 0 && !c->cold.base) close(fd);
     ok = ok && region_reserve(&c->summ, max_blocks * (size_t)c->kv_heads * 2 * (size_t)c->dk * sizeof(float), -1);
@@ -281,6 +333,10 @@ void attune_hybrid_kv_destroy(attune_hybrid_kv *c) {
     region_release(&c->summ);
     attune_scratch_free(c->hot_k);
     attune_scratch_free(c->hot_v);
+    attune_scratch_free(c->hot_ks);
+    attune_scratch_free(c->hot_vs);
+    attune_scratch_free(c->spill_k);
+    attune_scratch_free(c->spill_v);
     free(c);
 }
 
@@ -352,9 +408,12 @@ int32_t attune_hybrid_kv_append(attune_hybrid_kv *c, int64_t n, const float *k, 
         if (c->hot_start + hot_len == c->hot_cap) {
             /* Out of room: move the hot rows to the front of the buffer. */
             for (int64_t g = 0; g < c->kv_heads; g++) {
-                float *kb = c->hot_k + (size_t)g * c->hot_cap * dk, *vb = c->hot_v + (size_t)g * c->hot_cap * dv;
-                memmove(kb, kb + c->hot_start * dk, sizeof(float) * (size_t)(hot_len * dk));
-                memmove(vb, vb + c->hot_start * dv, sizeof(float) * (size_t)(hot_len * dv));
+                memmove(hot_row(c, 0, g, 0), hot_row(c, 0, g, c->hot_start), c->hot_elem * (size_t)(hot_len * dk));
+                memmove(hot_row(c, 1, g, 0), hot_row(c, 1, g, c->hot_start), c->hot_elem * (size_t)(hot_len * dv));
+                if (c->hot_format == ATTUNE_KV_INT8) {
+                    memmove(hot_scale(c, 0, g, 0), hot_scale(c, 0, g, c->hot_start), sizeof(float) * (size_t)hot_len);
+                    memmove(hot_scale(c, 1, g, 0), hot_scale(c, 1, g, c->hot_start), sizeof(float) * (size_t)hot_len);
+                }
             }
             c->hot_start = 0;
         }
@@ -367,10 +426,8 @@ int32_t attune_hybrid_kv_append(attune_hybrid_kv *c, int64_t n, const float *k, 
         int64_t at = c->hot_start + hot_len;
         for (int64_t g = 0; g < c->kv_heads; g++)
             for (int64_t t = 0; t < m; t++) {
-                memcpy(c->hot_k + ((size_t)g * c->hot_cap + at + t) * dk, k + g * k_head_stride + (done + t) * k_row_stride,
-                       sizeof(float) * (size_t)dk);
-                memcpy(c->hot_v + ((size_t)g * c->hot_cap + at + t) * dv, v + g * v_head_stride + (done + t) * v_row_stride,
-                       sizeof(float) * (size_t)dv);
+                hot_store(c, 0, g, at + t, k + g * k_head_stride + (done + t) * k_row_stride);
+                hot_store(c, 1, g, at + t, v + g * v_head_stride + (done + t) * v_row_stride);
             }
         c->len += m;
         done += m;
@@ -390,8 +447,8 @@ int32_t attune_hybrid_kv_read(const attune_hybrid_kv *c, int64_t head, int64_t p
                            (long long)pos, (long long)c->kv_heads, (long long)c->len);
     if (pos >= c->cold_len) {
         int64_t row = c->hot_start + pos - c->cold_len;
-        if (k_out) memcpy(k_out, c->hot_k + ((size_t)head * c->hot_cap + row) * c->dk, sizeof(float) * (size_t)c->dk);
-        if (v_out) memcpy(v_out, c->hot_v + ((size_t)head * c->hot_cap + row) * c->dv, sizeof(float) * (size_t)c->dv);
+        if (k_out) hot_load(c, 0, head, row, 1, k_out);
+        if (v_out) hot_load(c, 1, head, row, 1, v_out);
     } else {
         const uint8_t *rec = attune_hybrid_cold_record(c, pos / c->block, head);
         int64_t row = pos % c->block;

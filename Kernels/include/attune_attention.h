@@ -389,7 +389,7 @@ typedef struct {
     int64_t kv_heads;
     int64_t qk_dim;
     int64_t v_dim;
-    int64_t window;        /* >= 1 hot tokens kept in fp32 */
+    int64_t window;        /* >= 1 hot tokens, kept in hot_format */
     int32_t cold_dtype;    /* attune_hybrid_cold_dtype */
     int32_t block;         /* cold keys per block: a multiple of 16 in [16, 1024] */
     int64_t max_tokens;    /* capacity; 0 = 1 << 22. Virtual address space is reserved
@@ -399,6 +399,10 @@ typedef struct {
                               MAP_SHARED, so the cold tier may exceed RAM */
     int32_t release_written; /* file-backed only: madvise(MADV_DONTNEED) cold pages once
                                 written, so only the pages attention reads stay resident */
+    int32_t hot_format;    /* attune_kv_format of the hot tier (0 = f32): bf16 or int8 rows
+                              as attune_kv_quantize writes them (int8: a scale per token
+                              and head), read by flash in place; a block moving cold is
+                              dequantised and then stored in cold_dtype */
 } attune_hybrid_kv_config;
 
 typedef struct attune_hybrid_kv attune_hybrid_kv; /* opaque */

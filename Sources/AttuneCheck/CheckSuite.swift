@@ -89,7 +89,7 @@ public struct CheckSuite {
             jobs.append(("model example", { [self] in try ExampleModelCheck.run(fixtures.appendingPathComponent("example")) }))
             for (model, format) in Self.modelFormats {
                 jobs.append(("model \(model) \(format.label)", { [self] in
-                    [try ModelCheck.run(fixtures.appendingPathComponent(model), model: model, kernel: "flash", format: format)]
+                    [try ModelCheck.run(fixtures.appendingPathComponent(model), model: model, kernel: format.kernel, format: format)]
                 }))
             }
         }
@@ -127,6 +127,8 @@ public struct CheckSuite {
 /// (KVCacheFormatModelTests).
 public struct ModelFormat: Sendable {
     public var label: String
+    /// The attention binding compiled with it.
+    public var kernel = "flash"
     public var kv: KVFormat = .f32
     public var weights: WeightPolicy = .f32
     public var relativeBound: Double
@@ -143,6 +145,11 @@ extension CheckSuite {
          (model, ModelFormat(label: "kv=int8", kv: .int8, relativeBound: 0.05))]
             + (model == "gemma2" ? [] : [(model, ModelFormat(label: "weights=bf16", weights: .bf16, relativeBound: 6.0 / 256)),
                                          (model, ModelFormat(label: "weights=int8", weights: .int8(Int8Layout()), relativeBound: 32.0 / 254))])
+    } + [KVFormat.bf16, .int8].map { kv in
+        // hybrid's hot tier in the KV format; its exact configuration (f32 cold tier, every
+        // block), so the KV format's bound applies as to flash.
+        ("llama", ModelFormat(label: "kv=\(kv.rawValue)", kernel: "hybrid:window=4,block=16,cold_dtype=0,cold_budget=1", kv: kv,
+                              relativeBound: kv == .bf16 ? 0.02 : 0.05))
     }
 }
 

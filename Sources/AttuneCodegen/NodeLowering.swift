@@ -105,7 +105,8 @@ struct NodeLowering {
                 throw fail("kernel '\(kernel.name)' keeps its own K/V store: its k must come from a layer's kv_append")
             }
             guard storeLayers[layer] == nil else { throw fail("layer \(layer) has two attention nodes over its own K/V store") }
-            let layout = KVStoreLayout(layer: layer, kvHeads: a.kvHeads, qkDim: a.headDim, vDim: a.vHeadDim, maxTokens: options.maxContext)
+            let layout = KVStoreLayout(layer: layer, kvHeads: a.kvHeads, qkDim: a.headDim, vDim: a.vHeadDim, maxTokens: options.maxContext,
+                                       kvFormat: options.kvFormat)
             let create: [String]
             do { create = try kernel.cStoreCreate(binding.parameters, layout) } catch let error as KernelError { throw fail(error.message) }
             let store = StoreLayer(index: stores.count, layer: layer, kernel: kernel.name, create: create,
@@ -683,9 +684,7 @@ struct NodeLowering {
         }
         if a.window != nil { throw fail("kernel '\(kernel.name)' does not support a sliding window") }
         if a.softcap != nil { throw fail("kernel '\(kernel.name)' does not implement logit soft-capping; flash does") }
-        if options.kvFormat != .f32 {
-            throw fail("kernel '\(kernel.name)' keeps its own K/V store (hot tier f32): --kv \(options.kvFormat.rawValue) stores the dense KV cache, which this layer does not use; compile it with --kv f32")
-        }
+        if let refusal = kernel.kvFormatRefusal(options.kvFormat) { throw fail(refusal + "; choose another kernel or --kv f32") }
         let q = try read(node.inputs[0]), k = try read(kRows), v = try read(vRows)
         let y = try result(node.types[0])
         batchRefusals.append("layer \(layer) keeps its K/V in a \(kernel.name) store")

@@ -1,7 +1,8 @@
 import CAttuneKernels
 import Foundation
 
-/// One two-tier KV cache (`Kernels/hybrid_kv.c`): a hot fp32 window and a cold store
+/// One two-tier KV cache (`Kernels/hybrid_kv.c`): a hot window (f32, bf16 or int8 as a KV
+/// cache stores them) and a cold store
 /// (f32, bf16 or int8, in memory or in a memory-mapped file). The Swift owner of an
 /// `attune_hybrid_kv`; destroying it unmaps the store (a temporary cold file is unlinked at creation).
 public final class HybridKVCache: @unchecked Sendable {
@@ -17,11 +18,13 @@ public final class HybridKVCache: @unchecked Sendable {
         public var maxTokens: Int = 0
         public var coldPath: String? = nil
         public var releaseWritten: Bool = false
+        /// The hot tier's format (`--kv`).
+        public var hotFormat: KVFormat = .f32
         public init(kvHeads: Int, qkDim: Int, vDim: Int, window: Int = 1024, coldDType: Int = 1, block: Int = 32,
-                    maxTokens: Int = 0, coldPath: String? = nil, releaseWritten: Bool = false) {
+                    maxTokens: Int = 0, coldPath: String? = nil, releaseWritten: Bool = false, hotFormat: KVFormat = .f32) {
             self.kvHeads = kvHeads; self.qkDim = qkDim; self.vDim = vDim; self.window = window
             self.coldDType = coldDType; self.block = block; self.maxTokens = maxTokens
-            self.coldPath = coldPath; self.releaseWritten = releaseWritten
+            self.coldPath = coldPath; self.releaseWritten = releaseWritten; self.hotFormat = hotFormat
         }
     }
 
@@ -35,6 +38,7 @@ public final class HybridKVCache: @unchecked Sendable {
         c.block = Int32(clamping: config.block)
         c.max_tokens = Int64(config.maxTokens)
         c.release_written = config.releaseWritten ? 1 : 0
+        c.hot_format = config.hotFormat.cValue
         var status = attune_status()
         var out: OpaquePointer?
         let rc: Int32 = config.coldPath.map { path in
@@ -106,13 +110,15 @@ public struct HybridKernel: KVStoreKernel {
     public init() {}
 
     public let name = "hybrid"
-    public let summary = "two-tier KV: recent window fp32 via flash + cold tier (f32/bf16/int8, optionally mmap'd) over top-budget blocks per head, LSE merge; exact only with cold_dtype=0 cold_budget=1"
+    public let summary = "two-tier KV: recent window (f32, or bf16/int8 with --kv) via flash + cold tier (f32/bf16/int8, optionally mmap'd) over top-budget blocks per head, LSE merge; exact only with cold_dtype=0 cold_budget=1"
     public let isExact = false
     public let normalizer = KernelNormalizer.softmax
-    public let cSources = ["hybrid.c", "hybrid_kv.c", "flash.c", "flash_tiles.c", "kv_tiles.c", "flash_bf16.c"]
+    /// The hot tier stores K/V in the KV format; `run` takes packed K/V of that format.
+    public let kvFormats: [KVFormat] = [.f32, .bf16, .int8]
+    public let cSources = ["hybrid.c", "hybrid_kv.c", "kv_quant.c", "flash.c", "flash_tiles.c", "kv_tiles.c", "flash_bf16.c"]
 
     public let parameters: [KernelParameter] = [
-        KernelParameter(name: "window", summary: "hot tokens kept in fp32 (the hot tier holds window..window+block-1)",
+        KernelParameter(name: "window", summary: "hot tokens kept exactly, in the KV format (the hot tier holds window..window+block-1)",
                         defaultValue: 1024, candidates: [256, 512, 1024, 2048, 4096]),
         KernelParameter(name: "cold_dtype", summary: "cold store: 0 f32, 1 bf16, 2 int8 (K scale per block and dim, V per token)",
                         defaultValue: 1, candidates: [0, 1, 2]),
@@ -154,7 +160,8 @@ public struct HybridKernel: KVStoreKernel {
         let int = { (name: String, fallback: Double) in Int(parameters[name] ?? fallback) }
         var lines = ["attune_hybrid_kv_config config = {.kv_heads = \(layout.kvHeads), .qk_dim = \(layout.qkDim), .v_dim = \(layout.vDim), "
             + ".window = \(int("window", 1024)), .cold_dtype = \(int("cold_dtype", 1)), .block = \(int("block", 32)), "
-            + ".max_tokens = \(layout.maxTokens), .cold_path = NULL, .release_written = \(int("release_written", 0))};"]
+            + ".max_tokens = \(layout.maxTokens), .cold_path = NULL, .release_written = \(int("release_written", 0))"
+            + (layout.kvFormat == .f32 ? "" : ", .hot_format = \(layout.kvFormat.cName)") + "};"]
         let fileBacked = int("cold_file", 0) != 0
         if fileBacked {
             lines += ["char path[4096];",
@@ -186,6 +193,16 @@ public struct HybridKernel: KVStoreKernel {
         ]
     }
 
+    /// fp32 copies of packed K/V rows of a bf16/int8 problem (nil for f32: use them as given).
+    static func unpacked(_ packed: UnsafePointer<Float>, _ format: KVFormat, rows: Int, dim: Int) -> UnsafeMutablePointer<Float>? {
+        guard format != .f32 else { return nil }
+        let out = UnsafeMutablePointer<Float>.allocate(capacity: max(rows * dim, 1))
+        let raw = UnsafeRawPointer(packed)
+        let scales = format == .int8 ? (raw + format.scaleOffset(rows: rows, dim: dim)).assumingMemoryBound(to: Float.self) : nil
+        attune_kv_dequantize(format.cValue, Int64(rows), 1, Int64(dim), raw, Int64(dim), scales, 1, out, Int64(dim))
+        return out
+    }
+
     /// `reuse` only makes sense for `run` on fixed buffers; the store itself is the reuse.
     private func checkStoreParameters(_ parameters: KernelParameters) throws {
         try checkParameters(parameters)
@@ -198,7 +215,7 @@ public struct HybridKernel: KVStoreKernel {
         HybridKVCache.Config(kvHeads: problem.kvHeads, qkDim: problem.qkDim, vDim: problem.vDim,
                              window: Int(parameters["window"] ?? 1024), coldDType: Int(parameters["cold_dtype"] ?? 1),
                              block: Int(parameters["block"] ?? 32), maxTokens: problem.kvLen + 64,
-                             releaseWritten: (parameters["release_written"] ?? 0) != 0)
+                             releaseWritten: (parameters["release_written"] ?? 0) != 0, hotFormat: problem.kvFormat)
     }
 
     public func run(_ problem: AttentionProblem, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
@@ -212,12 +229,18 @@ public struct HybridKernel: KVStoreKernel {
         let fileBacked = (parameters["cold_file"] ?? 0) != 0
         let reuse = (parameters["reuse"] ?? 0) != 0
         let key = HybridCacheStore.Key(k: UInt(bitPattern: k), v: UInt(bitPattern: v), problem: p.description,
-                                       config: "\(cfg.window)/\(cfg.coldDType)/\(cfg.block)/\(fileBacked)/\(cfg.releaseWritten)")
+                                       config: "\(cfg.window)/\(cfg.coldDType)/\(cfg.block)/\(fileBacked)/\(cfg.releaseWritten)/\(cfg.hotFormat)")
         var built: HybridCacheStore.Entry
         if reuse, let entry = HybridCacheStore.shared.get(key) {
             built = entry
         } else {
             let t0 = Date()
+            // Packed bf16/int8 K/V (KVFormat) back to fp32: the hot tier stores them in the
+            // format again (bf16 exactly; int8 with scales recomputed from q·s, within an ulp).
+            let kRows = p.batch * p.kvHeads * p.kvLen, kF32 = Self.unpacked(k, p.kvFormat, rows: kRows, dim: p.qkDim)
+            let vF32 = Self.unpacked(v, p.kvFormat, rows: kRows, dim: p.vDim)
+            defer { kF32?.deallocate(); vF32?.deallocate() }
+            let k = kF32.map { UnsafePointer($0) } ?? k, v = vF32.map { UnsafePointer($0) } ?? v
             var caches: [HybridKVCache] = []
             for b in 0..<p.batch {
                 if fileBacked {

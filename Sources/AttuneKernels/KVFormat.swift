@@ -101,7 +101,7 @@ extension AttentionKernel {
     /// Why this kernel cannot read `problem`'s K/V format, or nil.
     public func kvFormatRefusal(_ format: KVFormat) -> String? {
         kvFormats.contains(format) ? nil
-            : "kernel '\(name)' reads K/V as \(kvFormats.map(\.rawValue).joined(separator: "/")) only, not \(format.rawValue) (flash, unified_max, prefix_shared and kascade read bf16 and int8)"
+            : "kernel '\(name)' reads K/V as \(kvFormats.map(\.rawValue).joined(separator: "/")) only, not \(format.rawValue) (flash, unified_max, prefix_shared, kascade and hybrid's hot tier read bf16 and int8)"
     }
 }
 

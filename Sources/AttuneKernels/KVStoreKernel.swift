@@ -22,9 +22,13 @@ public struct KVStoreLayout: Sendable {
     public var kvHeads: Int, qkDim: Int, vDim: Int
     /// Positions the module can hold (its compiled context).
     public var maxTokens: Int
+    /// The compile's `--kv` format: a store keeping K/V in a KV-cache format (hybrid's hot
+    /// tier) uses it.
+    public var kvFormat: KVFormat
 
-    public init(layer: Int, kvHeads: Int, qkDim: Int, vDim: Int, maxTokens: Int) {
+    public init(layer: Int, kvHeads: Int, qkDim: Int, vDim: Int, maxTokens: Int, kvFormat: KVFormat = .f32) {
         self.layer = layer; self.kvHeads = kvHeads; self.qkDim = qkDim; self.vDim = vDim; self.maxTokens = maxTokens
+        self.kvFormat = kvFormat
     }
 }
 

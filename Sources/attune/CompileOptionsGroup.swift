@@ -26,7 +26,7 @@ struct CompileOptionsGroup: ParsableArguments {
     @Option(help: "Largest number of tokens per forward pass (default 512; longer prompts run in chunks).") var maxChunk: Int?
     @Option(help: "KV-cache capacity in positions (default: the model's max_position_embeddings, capped so the cache fits in available memory).") var maxContext: Int?
     @Flag(help: "Load weights that hold NaN or Inf instead of refusing them.") var allowNonfinite = false
-    @Option(help: "KV-cache format: f32, bf16 or int8 (one scale per position and kv head); read by flash, unified_max and kascade (Docs/NUMERICS.md gives the error bounds); default f32, or the policy file's \"kv\".")
+    @Option(help: "KV-cache format: f32, bf16 or int8 (one scale per position and kv head); read by flash, unified_max, prefix_shared, kascade and hybrid's hot tier (Docs/NUMERICS.md gives the error bounds); default f32, or the policy file's \"kv\".")
     var kv: String?
     @Option(help: "Matmul weights: auto (as stored: bf16 stays bf16, f32 and f16 run in f32), f32, bf16 (f32/f16 rounded at compile), or int8[:group=N,scale=f16|f32] (quantised at compile into the cache; group 32 by default); default auto, or the policy file's \"weights\".")
     var weights: String?

@@ -17,8 +17,9 @@ final class HybridModelTests: XCTestCase {
         var counters: [String: Int64]
     }
 
-    func run(_ model: LoadedModel, _ kernel: String) throws -> Run {
-        let options = CompileOptions(kernels: KernelOverrides(global: try KernelChoice(parsing: kernel)), maxChunk: 8, maxContext: 64)
+    func run(_ model: LoadedModel, _ kernel: String, kv: KVFormat = .f32) throws -> Run {
+        var options = CompileOptions(kernels: KernelOverrides(global: try KernelChoice(parsing: kernel)), maxChunk: 8, maxContext: 64)
+        options.kvFormat = kv
         let artifacts = try ModelCompiler.compile(model, options, toolchain: try Toolchain.detect())
         let session = try CompiledModel(artifacts: artifacts)
         var logits: [Float] = []
@@ -54,6 +55,20 @@ final class HybridModelTests: XCTestCase {
             XCTAssertGreaterThan(cold, 0, name)
             XCTAssertEqual(hybrid.counters["layer0.hybrid.cold_keys_selected"], cold, name)
             XCTAssertGreaterThan(hybrid.counters["layer1.hybrid.hot_keys"] ?? 0, 0, name)
+        }
+    }
+
+    /// `--kv bf16|int8` stores the hot tier in that format: with an f32 cold tier holding
+    /// what the hot rows held and every block attended, hybrid computes what flash does
+    /// over a KV cache of the same format.
+    func testHotTierInTheKVFormatEqualsFlashOverThatCache() throws {
+        let model = try ModelSource.load(try GoldenModel("llama").folder.path)
+        for kv in [KVFormat.bf16, .int8] {
+            let flash = try run(model, "flash", kv: kv)
+            let hybrid = try run(model, "hybrid:window=4,block=16,cold_dtype=0,cold_budget=1", kv: kv)
+            XCTAssertLessThanOrEqual(maxError(hybrid.logits, flash.logits), 1e-4, "\(kv)")
+            XCTAssertGreaterThan(hybrid.counters["layer0.hybrid.cold_keys"] ?? 0, 0, "\(kv)")
+            XCTAssertGreaterThan(maxError(hybrid.logits, try run(model, "flash").logits), 1e-4, "\(kv): the format's rounding shows")
         }
     }
 

@@ -34,6 +34,70 @@ final class HybridHarnessTests: XCTestCase {
         Harness.check(exact("window larger than kv", .init(qHeads: 4, kvHeads: 1, qLen: 3, kvLen: 100, qkDim: 64, causal: true), window: 4096))
     }
 
+    /// A bf16 / int8 hot tier (`--kv`): with an f32 cold tier and every block attended,
+    /// hybrid is dense attention over the values the format stores — those of flash over a
+    /// bf16 / int8 KV cache — to fp32 rounding, on both sides of the window.
+    func testHotTierInAKVFormatIsExactOverTheStoredValues() throws {
+        let hybrid = HybridKernel()
+        let params: KernelParameters = ["window": 64, "block": 32, "cold_dtype": 0, "cold_budget": 1]
+        let problems: [AttentionProblem] = [
+            .init(qHeads: 8, kvHeads: 2, qLen: 1, kvLen: 40, qkDim: 128, causal: true),
+            .init(qHeads: 8, kvHeads: 2, qLen: 1, kvLen: 1031, qkDim: 64, causal: true),
+            .init(qHeads: 4, kvHeads: 2, qLen: 37, kvLen: 500, qkDim: 64, causal: true),
+            .init(batch: 2, qHeads: 4, kvHeads: 2, qLen: 1, kvLen: 300, qkDim: 80, vDim: 48, causal: true),
+        ]
+        for format in [KVFormat.bf16, .int8] {
+            for base in problems {
+                var problem = base
+                problem.kvFormat = format
+                let x = AttentionInputs(base, seed: 11)
+                let rows = base.batch * base.kvHeads * base.kvLen
+                let kStored = format.unpack(format.pack(x.k.data, dim: base.qkDim), rows: rows, dim: base.qkDim)
+                let vStored = format.unpack(format.pack(x.v.data, dim: base.vDim), rows: rows, dim: base.vDim)
+                let exact = try ReferenceAttention.softmax(ReferenceBridge.problem(base), q: x.q.data.map(Double.init), k: kStored, v: vStored)
+                let out = try hybrid.runStored(problem, q: x.q, k: x.k, v: x.v, parameters: params)
+                let m = ErrorMetrics.compare(out.o.data, exact.o)
+                XCTAssertEqual(m.nanCount, 0, "\(format) \(base)")
+                XCTAssertLessThanOrEqual(m.maxAbs, 2e-5, "\(format) \(base): vs the reference over the stored K/V")
+                // And the format's rounding shows: the fp32 data give another answer.
+                let fp32 = try ReferenceBridge.softmax(base, x)
+                XCTAssertGreaterThan(ErrorMetrics.compare(out.o.data, fp32.o).maxAbs, 1e-5, "\(format) \(base)")
+            }
+        }
+    }
+
+    /// The store keeps hot rows as the KV format stores them (bf16 exactly; int8 as q·s
+    /// with the format's scale) and a block moving cold carries those values on.
+    func testHotRowsReadBackInTheirFormat() throws {
+        let (hkv, dk, dv, w, blk, n) = (2, 24, 40, 20, 16, 120)
+        var rng = SeededNormal(seed: 9)
+        let k = rng.tensor([hkv, n, dk]).data, v = rng.tensor([hkv, n, dv]).data
+        for format in [KVFormat.bf16, .int8] {
+            let cache = try HybridKVCache(.init(kvHeads: hkv, qkDim: dk, vDim: dv, window: w, coldDType: 0, block: blk, hotFormat: format))
+            for t in stride(from: 0, to: n, by: 7) {
+                let m = min(7, n - t)
+                try k.withUnsafeBufferPointer { kb in
+                    try v.withUnsafeBufferPointer { vb in
+                        try cache.append(m, k: kb.baseAddress! + t * dk, kHeadStride: n * dk, kRowStride: dk,
+                                         v: vb.baseAddress! + t * dv, vHeadStride: n * dv, vRowStride: dv)
+                    }
+                }
+            }
+            XCTAssertGreaterThan(cache.lengths.cold, 0)
+            let kStored = format.unpack(format.pack(k, dim: dk), rows: hkv * n, dim: dk)
+            let vStored = format.unpack(format.pack(v, dim: dv), rows: hkv * n, dim: dv)
+            for g in 0..<hkv {
+                for pos in 0..<n {
+                    let (rk, rv) = try cache.read(head: g, position: pos, qkDim: dk, vDim: dv)
+                    let row = g * n + pos
+                    // q·s in fp32 is the exact product rounded once, as Float(q·s in double) is.
+                    XCTAssertEqual(rk, kStored[row * dk..<(row + 1) * dk].map { Float($0) }, "\(format) K g\(g) pos \(pos)")
+                    XCTAssertEqual(rv, vStored[row * dv..<(row + 1) * dv].map { Float($0) }, "\(format) V g\(g) pos \(pos)")
+                }
+            }
+        }
+    }
+
     func testEmptyTiers() {
         // Both tiers empty: O = 0, LSE = -inf.
         Harness.check(exact("kv 0", .init(qHeads: 4, kvHeads: 2, qLen: 2, kvLen: 0, qkDim: 64), window: 16))

@@ -192,7 +192,7 @@ final class KVFormatTests: XCTestCase {
         var problem = AttentionProblem(qHeads: 2, qLen: 1, kvLen: 64, qkDim: 64, causal: true)
         problem.kvFormat = .bf16
         let x = AttentionInputs(problem, seed: 1)
-        for name in ["sigmoid", "sparge", "hybrid"] {
+        for name in ["sigmoid", "sparge"] {
             let kernel = try KernelRegistry.kernel(named: name)
             XCTAssertThrowsError(try kernel.runStored(problem, q: x.q, k: x.k, v: x.v)) { error in
                 XCTAssertTrue("\(error)".contains("reads K/V as f32"), "\(name): \(error)")

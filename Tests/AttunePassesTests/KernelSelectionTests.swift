@@ -153,7 +153,7 @@ final class KernelSelectionTests: XCTestCase {
             "prefill 'kascade' and decode 'flash' differ, but 'kascade' links key selections across layers, which the other phase would not see: give both phases the same kernel": 2])
         XCTAssertEqual(try refusals("sparge", "flash", kv: .int8), [:], "flash reads int8")
         XCTAssertEqual(try refusals("flash", "sparge", kv: .int8), [
-            "override --decode-attention sparge: kernel 'sparge' reads K/V as f32 only, not int8 (flash, unified_max, prefix_shared and kascade read bf16 and int8)": 2])
+            "override --decode-attention sparge: kernel 'sparge' reads K/V as f32 only, not int8 (flash, unified_max, prefix_shared, kascade and hybrid's hot tier read bf16 and int8)": 2])
         XCTAssertEqual(try refusals(nil, "sigmoid"), [
             "override --decode-attention sigmoid: 'sigmoid' computes sigmoid attention, this node softmax": 2])
 
