@@ -33,6 +33,7 @@
 #include "attune_attention.h"
 #include "attention_internal.h"
 #include "hybrid_internal.h"
+#include "kv_format.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -102,21 +103,6 @@ static int32_t region_grow(attune_hybrid_region *r, size_t need, attune_status *
 
 /* ------------------------------------------------------------ conversion */
 
-static inline uint16_t to_bf16(float x) {
-    uint32_t u;
-    memcpy(&u, &x, 4);
-    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 0x40u); /* quiet NaN */
-    u += 0x7FFFu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
-}
-
-static inline float from_bf16(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float x;
-    memcpy(&x, &u, 4);
-    return x;
-}
-
 static inline int8_t to_i8(float x, float inv) {
     if (isnan(x)) return 0;
     float y = x * inv;
@@ -140,7 +126,7 @@ static inline float stored(const struct attune_hybrid_kv *c, const uint8_t *rec,
     const uint8_t *data = rec + (is_v ? c->v_off : c->k_off);
     const int64_t idx = row * dim + e;
     switch (c->dtype) {
-    case ATTUNE_HYBRID_COLD_BF16: return from_bf16(((const uint16_t *)data)[idx]);
+    case ATTUNE_HYBRID_COLD_BF16: return kv_from_bf16(((const uint16_t *)data)[idx]);
     case ATTUNE_HYBRID_COLD_INT8: {
         const float *s = (const float *)(rec + (is_v ? c->vs_off : c->ks_off));
         return (float)((const int8_t *)data)[idx] * (is_v ? s[row] : s[e]);
@@ -195,8 +181,8 @@ static void store_block(struct attune_hybrid_kv *c, int64_t b, int64_t g, int64_
         break;
     case ATTUNE_HYBRID_COLD_BF16: {
         uint16_t *kd = (uint16_t *)(rec + c->k_off), *vd = (uint16_t *)(rec + c->v_off);
-        for (int64_t i = 0; i < B * dk; i++) kd[i] = to_bf16(k[i]);
-        for (int64_t i = 0; i < B * dv; i++) vd[i] = to_bf16(v[i]);
+        for (int64_t i = 0; i < B * dk; i++) kd[i] = kv_to_bf16(k[i]);
+        for (int64_t i = 0; i < B * dv; i++) vd[i] = kv_to_bf16(v[i]);
         break;
     }
     case ATTUNE_HYBRID_COLD_INT8: {
