@@ -55,6 +55,9 @@ let package = Package(
         .target(
             name: "CAttuneKernels",
             path: "Kernels",
+            // The compiled models' runtime needs the graph a generated module describes;
+            // it is built with each model (Toolchain), never into this library.
+            exclude: ["model_runtime.c"],
             cSettings: [.unsafeFlags(kernelCFlags)],
             linkerSettings: [.linkedLibrary("openblas"), .linkedLibrary("m"), .unsafeFlags(kernelLinkFlags)]
         ),

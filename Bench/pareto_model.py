@@ -3,7 +3,7 @@
 model (Tests/Fixtures/models/example), at contexts where attention matters.
 
     /work/venv/bin/python Bench/pareto_model.py [--attune .build/release/attune] [--context 2048]
-        [--sequences 2] [--decode 128] [--repeats 3] [--budgets 0.001,0.01] [--quick] [--tune-formats]
+        [--sequences 2] [--decode 128] [--repeats 3] [--budgets 0.001,0.01] [--quick] [--only 'NAME;NAME'] [--tune-formats]
 
 Text: held-out files of the example model's corpus (the files of this machine listed in
 Tests/Fixtures/example_corpus.sha1 that the training script holds out — neither the tokenizer
@@ -47,6 +47,8 @@ CANDIDATES = [
     ("hybrid window 256, budget 0.25, int8 cold", ["--attention", "hybrid:window=256,cold_dtype=2"]),
     ("KV bf16", ["--kv", "bf16"]),
     ("KV int8", ["--kv", "int8"]),
+    ("hybrid window 512, budget 0.25, KV int8 (hot tier int8)", ["--attention", "hybrid:window=512", "--kv", "int8"]),
+    ("weights int8", ["--weights", "int8"]),
 ]
 QUICK = {"flash bf16 tiles", "sparge defaults", "kascade k=10 %", "hybrid window 512, budget 0.25", "KV int8"}
 
@@ -104,6 +106,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--budgets", default="0.001,0.01", help="KL budgets for attune tune, comma-separated ('' = none)")
     ap.add_argument("--quick", action="store_true", help="five candidates")
+    ap.add_argument("--only", help="run only these candidates (names as in the table, separated by ';'; '' = none)")
     ap.add_argument("--tune-formats", action="store_true",
                     help="let attune tune also choose the KV and weight formats (--kv-candidates int8,bf16 --weights-candidates int8)")
     a = ap.parse_args()
@@ -114,7 +117,7 @@ def main():
         print(f"held-out stream {total} tokens; {a.sequences} windows of {a.context}, last {a.decode} decoded", file=sys.stderr)
         rows = []
         for name, flags in CANDIDATES:
-            if a.quick and name not in QUICK:
+            if (a.quick and name not in QUICK) or (a.only is not None and name not in a.only.split(";")):
                 continue
             r = bench(a.attune, data, a.decode, a.repeats, flags)
             print(f"{name}: {json.dumps(r, sort_keys=True)}", file=sys.stderr)

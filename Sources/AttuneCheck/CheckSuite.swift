@@ -72,11 +72,18 @@ public struct CheckSuite {
                             let r = try KernelCheck.run(kernel, c, variant: variant, breakSwitch: brokenKernel)
                             var out = CheckCase(id: "kernel/\(label)/\(c.name)", kind: .kernel, exact: kernel.isExact(with: variant),
                                                 metrics: r.metrics, rowError: r.rowError, contract: r.contract, eager: r.eager)
-                            if kernel.name == "kascade" { out.mask = KascadeMask.of(c) }
-                            if kernel.name == "sparge" && c.problem.qLen > 1 && variant.isEmpty { out.mask = SpargeMask.of(c) }
+                            if variant.isEmpty { out.mask = kernel.keptKeys(c.problem, inputs: c.inputs) ?? [] }
                             return [out]
                         }))
                     }
+                }
+                // Which problems it accepts: KernelScope's table.
+                for row in KernelScope.table {
+                    jobs.append(("kernel \(kernel.name) scope \(row.name)", {
+                        let mismatch = KernelScope.mismatch(kernel, row)
+                        return [CheckCase(id: "kernel/\(kernel.name)/scope/\(row.name)", kind: .kernel, exact: kernel.isExact,
+                                          metrics: ["scope_mismatch": mismatch == nil ? 0 : 1], note: mismatch ?? "")]
+                    }))
                 }
             }
         }
@@ -94,7 +101,7 @@ public struct CheckSuite {
             }
         }
         if parts.contains(.determinism) {
-            for kernel in kernels where kernel.name != "prefix_shared" {
+            for kernel in kernels where !kernel.isComposition {
                 for c in KernelProblem.suite.prefix(3) where kernel.unsupportedReasons(c.problem).isEmpty {
                     jobs.append(("determinism \(kernel.name) \(c.name)", { [Determinism.check(kernel, c)].compactMap { $0 } }))
                 }
@@ -128,7 +135,7 @@ public struct CheckSuite {
 public struct ModelFormat: Sendable {
     public var label: String
     /// The attention binding compiled with it.
-    public var kernel = "flash"
+    public var kernel = KernelRegistry.exactDefault.name
     public var kv: KVFormat = .f32
     public var weights: WeightPolicy = .f32
     public var relativeBound: Double

@@ -91,10 +91,7 @@ enum KernelContracts {
     static func judge(_ kernel: any AttentionKernel, variant: KernelParameters, problem p: AttentionProblem,
                       inputs x: OracleSelection.Inputs, metrics m: [String: Double]) -> ContractVerdict {
         let hard = (m["nan_mismatch"] ?? 0) > 0 || (m["empty_row_nonzero"] ?? 0) > 0 ? Double.infinity : 0
-        let nmse = m["nmse"] ?? 0, relL1 = m["rel_l1"] ?? 0
-        func param(_ name: String) -> Double {
-            variant[name] ?? kernel.parameters.first { $0.name == name }?.defaultValue ?? 0
-        }
+        let nmse = m["nmse"] ?? 0
         if kernel.isExact(with: variant) {
             return ContractVerdict(bound: "exact: RMSE ≤ m·RMSE(fp32 eager) + 1e-5, NMSE ≤ 5e-4",
                                    ratio: max(hard, m["rmse_ratio"] ?? .infinity, nmse / AccuracyRules.flashNMSE))
@@ -103,29 +100,63 @@ enum KernelContracts {
             return ContractVerdict(bound: "bf16 tiles: |ΔO| ≤ derived bf16 bound, NMSE ≤ 5e-4",
                                    ratio: max(hard, bf16, nmse / AccuracyRules.flashNMSE))
         }
-        switch kernel.name {
-        case "sparge":
-            // bf16 tiles add their own 2⁻⁹-sized error (rel-L1 ≤ 4e-3 measured) on top of the selection's.
-            let bf16 = param("precision") != 0
-            let r = spargeRelL1 + (bf16 ? 5e-3 : 0), n = spargeNMSE + (bf16 ? 5e-4 : 0)
-            return ContractVerdict(bound: String(format: "rel-L1 ≤ %.3g, NMSE ≤ %.3g", r, n), ratio: max(hard, relL1 / r, nmse / n))
-        case "kascade":
-            let best = OracleSelection.kascade(p, x, fraction: param("fraction"), minK: Int(param("min_k")), tile: Int(param("tile")))
-            return selection(best, storage: 0, relL1: relL1, hard: hard)
-        case "hybrid":
-            let window = Int(param("window")), block = Int(param("block"))
-            let coldLen = max(0, (p.kvLen - window) / block) * block
-            if coldLen == 0 {
-                // Every key in the hot tier: that is flash, and held to the exact rule.
-                return ContractVerdict(bound: "no cold tier (flash): exact rule",
-                                       ratio: max(hard, m["rmse_ratio"] ?? .infinity, nmse / AccuracyRules.flashNMSE))
-            }
-            let best = OracleSelection.hybrid(p, x, coldLen: coldLen, block: block, budget: param("cold_budget"))
-            let dtype = param("cold_dtype")
-            return selection(best, storage: dtype == 0 ? 0 : (dtype == 1 ? hybridColdBF16RelL1 : hybridColdInt8RelL1), relL1: relL1, hard: hard)
-        default:
-            return ContractVerdict(bound: "no contract written for \(kernel.name)", ratio: nil, outOfScope: "no contract")
+        if let approximate = kernel as? any ApproximationContract {
+            return approximate.verdict(variant: variant, problem: p, inputs: x, metrics: m, hard: hard)
         }
+        return ContractVerdict(bound: "no contract written for \(kernel.name)", ratio: nil, outOfScope: "no contract")
+    }
+}
+
+/// An approximate kernel's contract at its defaults (and variants): the bound it is held to
+/// on one case, given the case's metrics (`rel_l1`, `nmse`) and `hard` (∞ after a NaN
+/// mismatch or a non-zero empty row, else 0). The kernels conform here, beside the oracles
+/// their bounds use; `KernelContracts.judge` asks the kernel, never its name.
+protocol ApproximationContract: AttentionKernel {
+    func verdict(variant: KernelParameters, problem p: AttentionProblem, inputs x: OracleSelection.Inputs,
+                 metrics m: [String: Double], hard: Double) -> ContractVerdict
+}
+
+extension ApproximationContract {
+    /// The value of parameter `name` in this case: the variant's, else the declared default.
+    func contractParameter(_ name: String, _ variant: KernelParameters) -> Double {
+        variant[name] ?? parameters.first { $0.name == name }?.defaultValue ?? 0
+    }
+}
+
+extension SpargeKernel: ApproximationContract {
+    func verdict(variant: KernelParameters, problem p: AttentionProblem, inputs x: OracleSelection.Inputs,
+                 metrics m: [String: Double], hard: Double) -> ContractVerdict {
+        let nmse = m["nmse"] ?? 0, relL1 = m["rel_l1"] ?? 0
+        // bf16 tiles add their own 2⁻⁹-sized error (rel-L1 ≤ 4e-3 measured) on top of the selection's.
+        let bf16 = contractParameter("precision", variant) != 0
+        let r = KernelContracts.spargeRelL1 + (bf16 ? 5e-3 : 0), n = KernelContracts.spargeNMSE + (bf16 ? 5e-4 : 0)
+        return ContractVerdict(bound: String(format: "rel-L1 ≤ %.3g, NMSE ≤ %.3g", r, n), ratio: max(hard, relL1 / r, nmse / n))
+    }
+}
+
+extension KascadeKernel: ApproximationContract {
+    func verdict(variant: KernelParameters, problem p: AttentionProblem, inputs x: OracleSelection.Inputs,
+                 metrics m: [String: Double], hard: Double) -> ContractVerdict {
+        let best = OracleSelection.kascade(p, x, fraction: contractParameter("fraction", variant), minK: Int(contractParameter("min_k", variant)),
+                                           tile: Int(contractParameter("tile", variant)))
+        return KernelContracts.selection(best, storage: 0, relL1: m["rel_l1"] ?? 0, hard: hard)
+    }
+}
+
+extension HybridKernel: ApproximationContract {
+    func verdict(variant: KernelParameters, problem p: AttentionProblem, inputs x: OracleSelection.Inputs,
+                 metrics m: [String: Double], hard: Double) -> ContractVerdict {
+        let window = Int(contractParameter("window", variant)), block = Int(contractParameter("block", variant))
+        let coldLen = max(0, (p.kvLen - window) / block) * block
+        if coldLen == 0 {
+            // Every key in the hot tier: that is flash, and held to the exact rule.
+            return ContractVerdict(bound: "no cold tier (flash): exact rule",
+                                   ratio: max(hard, m["rmse_ratio"] ?? .infinity, (m["nmse"] ?? 0) / AccuracyRules.flashNMSE))
+        }
+        let best = OracleSelection.hybrid(p, x, coldLen: coldLen, block: block, budget: contractParameter("cold_budget", variant))
+        let dtype = contractParameter("cold_dtype", variant)
+        return KernelContracts.selection(best, storage: dtype == 0 ? 0 : (dtype == 1 ? KernelContracts.hybridColdBF16RelL1 : KernelContracts.hybridColdInt8RelL1),
+                                         relL1: m["rel_l1"] ?? 0, hard: hard)
     }
 }
 

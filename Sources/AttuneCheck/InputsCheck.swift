@@ -20,7 +20,7 @@ public enum InputsCheck {
         var cases: [CheckCase] = []
         for folder in folders {
             let (problem, q, k, v) = try load(folder)
-            for kernel in KernelRegistry.all where KernelCheck.supports(kernel, problem) && kernel.name != "prefix_shared" {
+            for kernel in KernelRegistry.all where KernelCheck.supports(kernel, problem) && !kernel.isComposition {
                 let params = KernelCheck.parameters(kernel, problem)
                 let out = try kernel.run(problem, q: q, k: k, v: v, parameters: params)
                 let ref = try KernelCheck.reference(kernel, problem, (q, k, v), bias: params["bias"] ?? 0)

@@ -196,22 +196,16 @@ enum KernelCheck {
         return Double(bad)
     }
 
-    /// The parameters the suite runs `kernel` with: its defaults, plus what it needs to run
-    /// at all (prefix_shared's prefix length, sigmoid's bias).
+    /// The parameters the suite runs `kernel` with: its defaults, plus what the kernel
+    /// declares it needs on this problem (`AttentionKernel.suiteParameters`).
     static func parameters(_ kernel: any AttentionKernel, _ p: AttentionProblem) -> KernelParameters {
-        switch kernel.name {
-        case "prefix_shared": return ["prefix_len": Double(max(1, min(p.kvLen / 2, p.resolvedQOffset + 1)))]
-        case "sigmoid": return ["bias": -4]
-        default: return [:]
-        }
+        kernel.suiteParameters(p) ?? [:]
     }
 
-    /// The kernel accepts the problem with the suite's parameters. prefix_shared's own
-    /// conditions (a prefix every query sees, no window) depend on its parameter.
+    /// The kernel accepts the problem, and the suite can choose its parameters for it
+    /// (prefix_shared's prefix must be one every query sees).
     static func supports(_ kernel: any AttentionKernel, _ p: AttentionProblem) -> Bool {
-        guard kernel.unsupportedReasons(p).isEmpty else { return false }
-        if kernel.name == "prefix_shared" { return p.window == nil && p.resolvedQOffset >= 0 && p.kvLen >= 2 }
-        return true
+        kernel.unsupportedReasons(p).isEmpty && kernel.suiteParameters(p) != nil
     }
 
     /// Variants of a kernel the suite also runs, beyond its defaults: `precision=bf16` for

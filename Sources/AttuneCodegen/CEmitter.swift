@@ -65,84 +65,47 @@ public enum CEmitter {
          * Forward passes take at most \(options.maxChunk) tokens (longer prompts run in chunks); the KV cache
          * holds \(options.maxContext) positions\(kvNote(options.kvFormat)). Arena: \(plan.arenaFloats) floats (\(plan.unsharedFloats) without reuse);
          * constants: \(lowering.folder.slots.count) slots, \(lowering.folder.slots.reduce(0) { $0 + $1.elements }) elements\(weightFormats(lowering.folder.slots)), mapped through a weights manifest.
+         * The entry points are model_runtime.c's, driven by `attune_graph` at the end of this file.
          */
         #include "\(graph.name).h"
         #include "attune_attention.h"
         #include "attune_graph_ops.h"
         #include "attune_linear_bf16.h"\(int8Slots ? "\n#include \"attune_linear_q8.h\"" : "")
-        #include "attune_weights.h"
+        #include "model_runtime.h"
 
-        #include <fcntl.h>
         #include <math.h>
-        #include <stdarg.h>
         #include <stdio.h>
         #include <stdlib.h>
         #include <string.h>
-        #include <sys/mman.h>
-        #include <sys/stat.h>
         #include <unistd.h>
-
-        #define MAX_CHUNK \(options.maxChunk)
-        #define MAX_CONTEXT \(options.maxContext)
-        #define VOCAB \(vocab)
-        #define ARENA_FLOATS \(max(plan.arenaFloats, 16))
-        #define N_CONSTANTS \(lowering.folder.slots.count)
-        #define N_CACHES \(caches.count)
-        #define N_COUNTERS \(lowering.counterNames.count)
-        #define N_STORES \(lowering.stores.count)
-
-        #define GRAPH_HASH UINT64_C(0x\(String(hash, radix: 16)))
-
-        /* What each kernel counter counts, summed over calls since open or reset. */
-        static const char *const counter_names[N_COUNTERS > 0 ? N_COUNTERS : 1] = {\(lowering.counterNames.isEmpty ? "\"\"" : lowering.counterNames.map { "\"\($0)\"" }.joined(separator: ", "))};
-
-        /* Why attune_model_fork refuses, or NULL when the graph can run batched sequences. */
-        static const char *const batch_refusal = \(lowering.batchRefusals.first.map { "\"\(CLiteral.escape($0))\"" } ?? "NULL");
-
-        /* Elements and format of each constant slot m->w[i] (where they lie: the weights manifest). */
-        static const int64_t constant_elements[N_CONSTANTS > 0 ? N_CONSTANTS : 1] = {\(lowering.folder.slots.isEmpty ? "0" : lowering.folder.slots.map { String($0.elements) }.joined(separator: ", "))};
-        static const char *const constant_formats[N_CONSTANTS > 0 ? N_CONSTANTS : 1] = {\(lowering.folder.slots.isEmpty ? "\"f32\"" : lowering.folder.slots.map { "\"\($0.format.name)\"" }.joined(separator: ", "))};
-
-        static const int64_t cache_width[N_CACHES > 0 ? N_CACHES : 1] = {\(caches.isEmpty ? "0" : caches.map { String(lowering.cacheWidths[$0]!) }.joined(separator: ", "))};\(kvCacheTables(options.kvFormat, caches, lowering.cacheHeads))
-
-        struct attune_model {
-            attune_weights *weights;
-            const void *w[N_CONSTANTS > 0 ? N_CONSTANTS : 1];   /* elements of constant_formats[i] */
-            float *arena;
-            float *kv[N_CACHES > 0 ? N_CACHES : 1];   /* NULL for layers whose kernel keeps its own store */\(options.kvFormat == .int8 ? "\n    float *kv_scale[N_CACHES > 0 ? N_CACHES : 1]; /* int8 caches: one scale per (position, kv head) */" : "")
-            void *store[N_STORES > 0 ? N_STORES : 1];
-            int64_t length;
-            int64_t logits_from;                      /* first row of this forward pass whose logits are used */
-            int64_t counters[N_COUNTERS > 0 ? N_COUNTERS : 1];
-            int32_t positions[MAX_CHUNK];
-            /* Batched sequences (attune_model_fork): the cache's first `length` rows are the
-               shared prefix; sequence s keeps its own rows at suffix[c] + s * suffix_cap rows. */
-            int64_t nseq, suffix_cap;
-            int64_t *seq_length;                      /* own tokens of each sequence */
-            float *suffix[N_CACHES > 0 ? N_CACHES : 1];
-            /* The forward pass's groups: group g is rows first..first+count-1 of sequence seq. */
-            int64_t n_groups;
-            int64_t group_first[MAX_CHUNK], group_count[MAX_CHUNK], group_seq[MAX_CHUNK], group_kv[MAX_CHUNK];
-            int64_t row_slot[MAX_CHUNK];              /* suffix row each new K/V row goes to */
-            const float *group_rows[N_CACHES > 0 ? N_CACHES : 1][MAX_CHUNK]; /* each group's suffix rows per cache */
-            char error[256];
-        };
-
-        static int fail(attune_model *m, const char *fmt, ...) {
-            va_list ap;
-            va_start(ap, fmt);
-            vsnprintf(m->error, sizeof m->error, fmt, ap);
-            va_end(ap);
-            return 1;
-        }
-
-        static inline float attune_silu(float x) { return x / (1.0f + expf(-x)); }
-        static inline float attune_gelu(float x) { return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x))); }
-
-        /* Every node function takes the same arguments; most use only some of them. */
-        #define UNUSED __attribute__((unused))
-        #define NODE_ARGS UNUSED attune_model *m, UNUSED const int32_t *tokens, UNUSED int64_t seq, UNUSED int64_t kv
         """)
+        let slots = lowering.folder.slots
+        if !slots.isEmpty {
+            c.add("""
+
+            /* Elements and format of each constant slot m->w[i] (where they lie: the weights manifest). */
+            static const int64_t constant_elements[\(slots.count)] = {\(slots.map { String($0.elements) }.joined(separator: ", "))};
+            static const char *const constant_formats[\(slots.count)] = {\(slots.map { "\"\($0.format.name)\"" }.joined(separator: ", "))};
+            """)
+        }
+        if !caches.isEmpty {
+            c.add("""
+
+            /* Elements per position of each KV cache (layer * 2, + 1 for values); 0: the layer's kernel keeps its own store. */
+            static const int64_t cache_width[\(caches.count)] = {\(caches.map { String(lowering.cacheWidths[$0]!) }.joined(separator: ", "))};
+            """)
+            if options.kvFormat == .int8 {
+                c.add("/* KV heads of each int8 cache: one scale per (position, head). */")
+                c.add("static const int64_t cache_heads[\(caches.count)] = {\(caches.map { String(lowering.cacheHeads[$0] ?? 0) }.joined(separator: ", "))};")
+            }
+        }
+        if !lowering.counterNames.isEmpty {
+            c.add("""
+
+            /* What each kernel counter counts, summed over calls since open or reset. */
+            static const char *const counter_names[\(lowering.counterNames.count)] = {\(lowering.counterNames.map { "\"\($0)\"" }.joined(separator: ", "))};
+            """)
+        }
         for (index, code) in functions {
             if let helper = lowering.preludes[index] {
                 c.add("")
@@ -162,199 +125,38 @@ public enum CEmitter {
             return 0;
         }
 
-        /* Rows logits_from..seq-1 of the logits, to logits[0..]. */
-        static void copy_logits(const attune_model *m, int64_t seq, float *logits) {
-            if (logits)
-                for (int64_t r = m->logits_from; r < seq; r++)
-                    memcpy(logits + (r - m->logits_from) * VOCAB, \(logits.pointer) + r * \(logits.rowStride), sizeof(float) * VOCAB);
-        }
+        /* Row 0 of the logits; row r is \(logits.rowStride) floats further. */
+        static const float *logits_rows(const attune_model *m) { return \(logits.pointer); }
+        """)
+        if !lowering.stores.isEmpty { c.add(storeHooks(lowering.stores)) }
+        let stores = !lowering.stores.isEmpty
+        c.add("""
 
-        /* One forward pass; logits of rows logits_from..seq-1 go to `logits` (the vocabulary
-           projection runs only for those rows: logits_from = seq computes none). */
-        static int forward_chunk(attune_model *m, const int32_t *tokens, int64_t seq, int64_t logits_from, float *logits) {
-            const int64_t kv = m->length + seq;
-            if (kv > MAX_CONTEXT) return fail(m, "context full: %lld cached + %lld new positions exceed the %d compiled in", (long long)m->length, (long long)seq, MAX_CONTEXT);
-            for (int64_t i = 0; i < seq; i++) m->positions[i] = (int32_t)(m->length + i);
-            m->logits_from = logits ? logits_from : seq;
-            if (run_nodes(m, tokens, seq, kv)) return 1;
-            copy_logits(m, seq, logits);
-            m->length = kv;
-            return 0;
-        }
-
-        static int not_forked(attune_model *m) {
-            if (m->nseq == 0) return 0;
-            return fail(m, "the model is forked into %lld sequences: use attune_model_prefill_seq / attune_model_decode_batch, or reset", (long long)m->nseq);
-        }
-
-        int attune_model_prefill(attune_model *m, const int32_t *tokens, int64_t n, float *logits) {
-            if (n < 0) return fail(m, "token count must be >= 0, got %lld", (long long)n);
-            if (not_forked(m)) return 1;
-            for (int64_t at = 0; at < n; at += MAX_CHUNK) {
-                int64_t seq = n - at < MAX_CHUNK ? n - at : MAX_CHUNK;
-                if (forward_chunk(m, tokens + at, seq, 0, logits ? logits + at * VOCAB : NULL)) return 1;
-            }
-            return 0;
-        }
-
-        int attune_model_prefill_last(attune_model *m, const int32_t *tokens, int64_t n, float *logits) {
-            if (n < 1) return fail(m, "prefill_last needs at least one token, got %lld", (long long)n);
-            if (not_forked(m)) return 1;
-            for (int64_t at = 0; at < n; at += MAX_CHUNK) {
-                int64_t seq = n - at < MAX_CHUNK ? n - at : MAX_CHUNK;
-                const int last = at + seq == n;
-                if (forward_chunk(m, tokens + at, seq, seq - 1, last ? logits : NULL)) return 1;
-            }
-            return 0;
-        }
-
-        int attune_model_decode_step(attune_model *m, int32_t token, float *logits) {
-            if (not_forked(m)) return 1;
-            return forward_chunk(m, &token, 1, 0, logits);
-        }
-
-        /* One forward pass over the groups set in m (rows grouped by sequence). */
-        static int forward_groups(attune_model *m, const int32_t *tokens, int64_t rows, float *logits) {
-            for (int64_t g = 0; g < m->n_groups; g++) {
-                const int64_t s = m->group_seq[g], own = m->seq_length[s], n = m->group_count[g];
-                if (m->length + own + n > MAX_CONTEXT)
-                    return fail(m, "context full: sequence %lld has %lld cached + %lld new positions, more than the %d compiled in",
-                                (long long)s, (long long)(m->length + own), (long long)n, MAX_CONTEXT);
-                for (int64_t i = 0; i < n; i++) {
-                    const int64_t r = m->group_first[g] + i;
-                    m->positions[r] = (int32_t)(m->length + own + i);
-                    m->row_slot[r] = s * m->suffix_cap + own + i;
-                }
-                m->group_kv[g] = own + n;
-                for (int c = 0; c < N_CACHES; c++)
-                    m->group_rows[c][g] = m->suffix[c] ? m->suffix[c] + s * m->suffix_cap * cache_width[c] : NULL;
-            }
-            m->logits_from = logits ? 0 : rows;
-            if (run_nodes(m, tokens, rows, m->length)) return 1;
-            copy_logits(m, rows, logits);
-            for (int64_t g = 0; g < m->n_groups; g++) m->seq_length[m->group_seq[g]] += m->group_count[g];
-            return 0;
-        }
-
-        int attune_model_fork(attune_model *m, int64_t n) {
-            if (batch_refusal) return fail(m, "this model cannot run batched sequences: %s", batch_refusal);
-            if (m->nseq > 0) return fail(m, "the model is already forked into %lld sequences (reset first)", (long long)m->nseq);
-            if (n < 1) return fail(m, "fork needs at least 1 sequence, got %lld", (long long)n);
-            const int64_t cap = MAX_CONTEXT - m->length;
-            if (cap < 1) return fail(m, "context full: no room after the %lld-token prefix", (long long)m->length);
-            m->seq_length = calloc((size_t)n, sizeof(int64_t));
-            int ok = m->seq_length != NULL;
-            for (int i = 0; i < N_CACHES && ok; i++)
-                if (cache_width[i] > 0) ok = (m->suffix[i] = malloc(sizeof(float) * (size_t)(n * cap * cache_width[i]))) != NULL;
-            if (!ok) {
-                free(m->seq_length);
-                m->seq_length = NULL;
-                for (int i = 0; i < N_CACHES; i++) { free(m->suffix[i]); m->suffix[i] = NULL; }
-                return fail(m, "out of memory for %lld sequences' KV caches", (long long)n);
-            }
-            m->nseq = n;
-            m->suffix_cap = cap;
-            return 0;
-        }
-
-        int attune_model_prefill_seq(attune_model *m, int64_t s, const int32_t *tokens, int64_t n, float *logits) {
-            if (m->nseq == 0) return fail(m, "prefill_seq needs a forked model (attune_model_fork)");
-            if (s < 0 || s >= m->nseq) return fail(m, "sequence %lld does not exist (the model has %lld)", (long long)s, (long long)m->nseq);
-            if (n < 0) return fail(m, "token count must be >= 0, got %lld", (long long)n);
-            for (int64_t at = 0; at < n; at += MAX_CHUNK) {
-                const int64_t rows = n - at < MAX_CHUNK ? n - at : MAX_CHUNK;
-                m->n_groups = 1;
-                m->group_first[0] = 0;
-                m->group_count[0] = rows;
-                m->group_seq[0] = s;
-                if (forward_groups(m, tokens + at, rows, logits ? logits + at * VOCAB : NULL)) return 1;
-            }
-            return 0;
-        }
-
-        int attune_model_decode_batch(attune_model *m, const int32_t *tokens, float *logits) {
-            if (m->nseq == 0) return fail(m, "decode_batch needs a forked model (attune_model_fork)");
-            for (int64_t at = 0; at < m->nseq; at += MAX_CHUNK) {
-                const int64_t rows = m->nseq - at < MAX_CHUNK ? m->nseq - at : MAX_CHUNK;
-                m->n_groups = rows;
-                for (int64_t g = 0; g < rows; g++) {
-                    m->group_first[g] = g;
-                    m->group_count[g] = 1;
-                    m->group_seq[g] = at + g;
-                }
-                if (forward_groups(m, tokens + at, rows, logits ? logits + at * VOCAB : NULL)) return 1;
-            }
-            return 0;
-        }
-
-        int64_t attune_model_sequences(const attune_model *m) { return m->nseq; }
-
-        const char *attune_model_batch_refusal(void) { return batch_refusal; }
-
-        int64_t attune_model_seq_length(const attune_model *m, int64_t s) {
-            return s >= 0 && s < m->nseq ? m->length + m->seq_length[s] : -1;
-        }
-
-        static void unfork(attune_model *m) {
-            free(m->seq_length);
-            m->seq_length = NULL;
-            for (int i = 0; i < N_CACHES; i++) { free(m->suffix[i]); m->suffix[i] = NULL; }
-            m->nseq = 0;
-        }
-
-        void attune_model_reset(attune_model *m) {
-            unfork(m);
-            m->length = 0;
-            memset(m->counters, 0, sizeof m->counters);\(lines(lowering.stores) { "    \($0.reset)(m->store[\($0.index)]);" })
-        }
-
-        /* Keeps the first n cached positions and forgets the rest (a chat whose re-rendered
-           conversation diverges from what was cached): the rows past n are simply overwritten
-           later. Kernels with their own K/V store keep state a position count cannot undo. */
-        int attune_model_truncate(attune_model *m, int64_t n) {
-            if (not_forked(m)) return 1;
-            if (n < 0 || n > m->length) return fail(m, "truncate to %lld positions: the cache holds %lld", (long long)n, (long long)m->length);
-            if (N_STORES > 0 && n < m->length) return fail(m, "this model's K/V stores cannot forget positions (reset instead)");
-            m->length = n;
-            return 0;
-        }
-
-        int64_t attune_model_counter_count(void) { return N_COUNTERS; }
-        const char *attune_model_counter_name(int64_t i) { return i >= 0 && i < N_COUNTERS ? counter_names[i] : NULL; }
-        int64_t attune_model_counter_value(const attune_model *m, int64_t i) { return i >= 0 && i < N_COUNTERS ? m->counters[i] : 0; }
-        int64_t attune_model_length(const attune_model *m) { return m->length; }
-        int64_t attune_model_vocab(void) { return VOCAB; }
-        int64_t attune_model_max_context(void) { return MAX_CONTEXT; }
-        const char *attune_model_error(const attune_model *m) { return m->error; }
-
-        void attune_model_close(attune_model *m) {
-            if (!m) return;
-            attune_weights_close(m->weights);
-            unfork(m);
-            free(m->arena);
-            for (int i = 0; i < N_CACHES; i++) free(m->kv[i]);\(options.kvFormat == .int8 ? "\n    for (int i = 0; i < N_CACHES; i++) free(m->kv_scale[i]);" : "")\(lines(lowering.stores) { "    \($0.destroy)(m->store[\($0.index)]);" })
-            free(m);
-        }\(lines(lowering.stores, storeOpener))
-
-        attune_model *attune_model_open(const char *manifest_path, char *error, size_t error_size) {
-            attune_model *m = calloc(1, sizeof *m);
-            if (!m) { snprintf(error, error_size, "out of memory"); return NULL; }
-            m->weights = attune_weights_open(manifest_path, GRAPH_HASH, N_CONSTANTS, constant_elements, constant_formats, m->w, error, error_size);
-            if (!m->weights) {
-                free(m);
-                return NULL;
-            }
-            m->arena = aligned_alloc(64, sizeof(float) * (size_t)ARENA_FLOATS);
-            int ok = m->arena != NULL;
-            for (int i = 0; i < N_CACHES && ok; i++)
-                if (cache_width[i] > 0) ok = (m->kv[i] = calloc((size_t)MAX_CONTEXT * (size_t)cache_width[i], \(options.kvFormat == .f32 ? "sizeof(float)" : "KV_ELEMENT_BYTES"))) != NULL;\(options.kvFormat == .int8 ? "\n    for (int i = 0; i < N_CACHES && ok; i++)\n        if (cache_heads[i] > 0) ok = (m->kv_scale[i] = calloc((size_t)MAX_CONTEXT * (size_t)cache_heads[i], sizeof(float))) != NULL;" : "")
-            if (!ok) {
-                snprintf(error, error_size, "out of memory allocating the arena and KV cache");
-                attune_model_close(m);
-                return NULL;
-            }\(lines(lowering.stores) { "    if (open_store_\($0.index)(m, error, error_size)) return NULL;" })
-            return m;
-        }
+        /* This graph as model_runtime.c sees it. */
+        const attune_model_graph attune_graph = {
+            .hash = UINT64_C(0x\(String(hash, radix: 16))),
+            .max_chunk = \(options.maxChunk),
+            .max_context = \(options.maxContext),
+            .vocab = \(vocab),
+            .arena_floats = \(max(plan.arenaFloats, 16)),
+            .n_constants = \(slots.count),
+            .constant_elements = \(slots.isEmpty ? "NULL" : "constant_elements"),
+            .constant_formats = \(slots.isEmpty ? "NULL" : "constant_formats"),
+            .n_caches = \(caches.count),
+            .cache_width = \(caches.isEmpty ? "NULL" : "cache_width"),
+            .kv_element_bytes = \(options.kvFormat.elementBytes),
+            .cache_heads = \(options.kvFormat == .int8 && !caches.isEmpty ? "cache_heads" : "NULL"),
+            .n_counters = \(lowering.counterNames.count),
+            .counter_names = \(lowering.counterNames.isEmpty ? "NULL" : "counter_names"),
+            .batch_refusal = \(lowering.batchRefusals.first.map { "\"\(CLiteral.escape($0))\"" } ?? "NULL"),
+            .run_nodes = run_nodes,
+            .logits = logits_rows,
+            .logits_stride = \(logits.rowStride),
+            .n_stores = \(lowering.stores.count),
+            .open_stores = \(stores ? "open_stores" : "NULL"),
+            .reset_stores = \(stores ? "reset_stores" : "NULL"),
+            .close_stores = \(stores ? "close_stores" : "NULL"),
+        };
         """)
         let source = fillBufferOffsets(c.text, plan.offsets)
 
@@ -412,7 +214,7 @@ public enum CEmitter {
         #endif
 
         """
-        var sources = Set(["attention_problem.c", "lse_merge.c", "graph_ops.c", "weights_loader.c"]).union(lowering.kernelSources)
+        var sources = Set(["attention_problem.c", "lse_merge.c", "graph_ops.c", "model_runtime.c", "weights_loader.c"]).union(lowering.kernelSources)
         if options.kvFormat != .f32 { sources.insert("kv_quant.c") }
         if lowering.folder.slots.contains(where: { $0.format == .bf16 }) { sources.insert("linear_bf16.c") }
         if int8Slots { sources.insert("linear_q8.c") }
@@ -448,16 +250,6 @@ public enum CEmitter {
         format == .f32 ? "" : " of K/V stored as \(format.rawValue) (quantised on append)"
     }
 
-    /// Element size of a non-f32 KV cache and, for int8, each cache's kv heads (its scales per position).
-    static func kvCacheTables(_ format: KVFormat, _ caches: [Int], _ heads: [Int: Int]) -> String {
-        guard format != .f32 else { return "" }
-        var text = "\n\n/* The KV cache holds \(format.rawValue) elements (attune_kv_format). */\n#define KV_ELEMENT_BYTES \(format.elementBytes)"
-        if format == .int8 {
-            text += "\nstatic const int64_t cache_heads[N_CACHES > 0 ? N_CACHES : 1] = {\(caches.isEmpty ? "0" : caches.map { String(heads[$0] ?? 0) }.joined(separator: ", "))};"
-        }
-        return text
-    }
-
     /// ", of which N bf16" for the header comment; nothing when every slot is f32.
     static func weightFormats(_ slots: [ConstantSlot]) -> String {
         var formats: [WeightFormat] = []
@@ -467,25 +259,34 @@ public enum CEmitter {
         }.joined()
     }
 
-    /// Each item's text on its own line after a newline; nothing for no items.
-    static func lines<T>(_ items: [T], _ line: (T) -> String) -> String {
-        items.map { "\n" + line($0) }.joined()
-    }
-
-    /// `open_store_I`: creates layer L's K/V store at model open; closes the model on failure.
-    static func storeOpener(_ s: StoreLayer) -> String {
-        var lines = ["", "/* Layer \(s.layer)'s K/V store (kernel \(s.kernel)). */",
-                     "static int open_store_\(s.index)(attune_model *m, char *error, size_t error_size) {",
-                     "    void *store = NULL;", "    attune_status status;"]
-        lines += s.create.map { "    " + $0 }
-        lines += ["    if (rc) {",
-                  "        snprintf(error, error_size, \"layer \(s.layer) K/V store (\(s.kernel)): %s\", status.message);",
-                  "        attune_model_close(m);",
-                  "        return 1;",
-                  "    }",
-                  "    m->store[\(s.index)] = store;",
-                  "    return 0;",
-                  "}"]
+    /// The layers' own K/V stores (`KVStoreKernel`): `open_store_I` creates layer L's at
+    /// model open (the runtime closes the model when one fails), and the three hooks
+    /// `attune_graph` names open, empty (reset) and free them all.
+    static func storeHooks(_ stores: [StoreLayer]) -> String {
+        var lines: [String] = []
+        for s in stores {
+            lines += ["", "/* Layer \(s.layer)'s K/V store (kernel \(s.kernel)). */",
+                      "static int open_store_\(s.index)(attune_model *m, char *error, size_t error_size) {",
+                      "    void *store = NULL;", "    attune_status status;"]
+            lines += s.create.map { "    " + $0 }
+            lines += ["    if (rc) {",
+                      "        snprintf(error, error_size, \"layer \(s.layer) K/V store (\(s.kernel)): %s\", status.message);",
+                      "        return 1;",
+                      "    }",
+                      "    m->store[\(s.index)] = store;",
+                      "    return 0;",
+                      "}"]
+        }
+        lines += ["", "/* The layers' own K/V stores: opened with the model, emptied by reset, freed (opened or not) by close. */",
+                  "static int open_stores(attune_model *m, char *error, size_t error_size) {",
+                  "    return " + stores.map { "open_store_\($0.index)(m, error, error_size)" }.joined(separator: "\n        || ") + ";",
+                  "}",
+                  "",
+                  "static void reset_stores(attune_model *m) {"]
+        lines += stores.map { "    \($0.reset)(m->store[\($0.index)]);" }
+        lines += ["}", "", "static void close_stores(attune_model *m) {"]
+        lines += stores.map { "    \($0.destroy)(m->store[\($0.index)]);" }
+        lines.append("}")
         return lines.joined(separator: "\n")
     }
 

@@ -23,6 +23,19 @@ public struct KernelBinding: Sendable, Hashable {
         self.reason = reason
         self.tables = tables
     }
+
+    /// Who chose the kernel: a selection rule (tuning may replace its parameters) or
+    /// someone (a user's choice, a policy, the tuner; kept as given). The IR carries only
+    /// `reason`, so a rule's reason starts with `rulePrefix` and the origin survives
+    /// printing and parsing.
+    public enum Origin: Sendable { case rule, chosen }
+    public static let rulePrefix = "rule: "
+    public var origin: Origin { reason.hasPrefix(Self.rulePrefix) ? .rule : .chosen }
+
+    /// A binding a selection rule made, `why` saying which rule.
+    public static func rule(_ kernel: String, _ why: String) -> KernelBinding {
+        KernelBinding(kernel: kernel, reason: rulePrefix + why)
+    }
 }
 
 /// The part an attention node plays in top-k key selection shared between layers

@@ -81,6 +81,23 @@ public protocol AttentionKernel: Sendable {
     /// True when one layer's call depends on another layer's (kascade's shared key
     /// selections): such a kernel cannot be chosen layer by layer or for one phase alone.
     var linksLayers: Bool { get }
+    /// The parameter a calibration supplies per q head as a table (`unified_max`'s
+    /// `phi`, from `attune calibrate`), or nil when the kernel needs no calibration.
+    var calibratedTable: String? { get }
+    /// True when the kernel only recombines another registered kernel's calls
+    /// (prefix_shared: flash over the prefix and each suffix, merged by LSE): `attune check`
+    /// holds it to its contract but leaves determinism and captured inputs to its parts.
+    var isComposition: Bool { get }
+    /// The parameters `attune check` and the contract tests run the kernel with on
+    /// `problem`, beyond its defaults (what it needs to run at all: prefix_shared's
+    /// `prefix_len`; a setting of the family's range: sigmoid's `bias`); nil when they
+    /// cannot choose ones the problem admits, so the kernel is not run on it.
+    func suiteParameters(_ problem: AttentionProblem) -> KernelParameters?
+    /// The keys the kernel reads at its defaults, one row per query tile or block over the
+    /// keys or key blocks (kascade's selections, sparge's predicted blocks), for batch 0's
+    /// first head: what `attune check`'s report draws. Nil for kernels that read every
+    /// visible key (which never call `inputs`), and where the kernel has nothing to show.
+    func keptKeys(_ problem: AttentionProblem, inputs: () -> (q: Tensor, k: Tensor, v: Tensor)) -> [[Bool]]?
     var parameters: [KernelParameter] { get }
     /// The files of `Kernels/` a compiled model that calls this kernel must link, beyond
     /// the shared core (ABI, merge, graph ops). Linking only what a model uses keeps its
@@ -126,6 +143,10 @@ public struct KernelError: Error, CustomStringConvertible, Equatable {
 extension AttentionKernel {
     public var kvFormats: [KVFormat] { [.f32] }
     public var linksLayers: Bool { false }
+    public var calibratedTable: String? { nil }
+    public var isComposition: Bool { false }
+    public func suiteParameters(_ problem: AttentionProblem) -> KernelParameters? { [:] }
+    public func keptKeys(_ problem: AttentionProblem, inputs: () -> (q: Tensor, k: Tensor, v: Tensor)) -> [[Bool]]? { nil }
     public var cCounters: [String] { [] }
 
     /// A bf16 `precision` makes an exact kernel approximate.

@@ -11,6 +11,10 @@ public enum KernelRegistry {
         KascadeKernel(),
     ]
 
+    /// The exact softmax kernel the selection rules bind by default, and the baseline the
+    /// tuner measures every candidate against.
+    public static let exactDefault: any AttentionKernel = FlashKernel()
+
     public static var names: [String] { all.map(\.name) }
 
     public static func kernel(named name: String) throws -> any AttentionKernel {

@@ -10,6 +10,7 @@ public struct PrefixSharedKernel: AttentionKernel {
     public let name = "prefix_shared"
     public let summary = "batch sharing a prefix: prefix attended once for all queries (Hydragen), suffixes per sequence, LSE merge; needs prefix_len"
     public let isExact = true
+    public let isComposition = true
     public let normalizer = KernelNormalizer.softmax
     public let kvFormats: [KVFormat] = [.f32, .bf16, .int8]
     public let cSources = ["prefix_shared.c", "flash.c", "flash_tiles.c", "kv_tiles.c", "flash_bf16.c"]
@@ -28,6 +29,13 @@ public struct PrefixSharedKernel: AttentionKernel {
         if problem.window != nil { reasons.append("prefix_shared does not support a sliding window") }
         if let r = problem.softcapRefusal(kernel: name) { reasons.append(r) }
         return reasons
+    }
+
+    /// A prefix of half the keys, at most what the first query sees; none when no query
+    /// sees a key or there is no key after the first.
+    public func suiteParameters(_ problem: AttentionProblem) -> KernelParameters? {
+        guard problem.resolvedQOffset >= 0, problem.kvLen >= 2 else { return nil }
+        return ["prefix_len": Double(max(1, min(problem.kvLen / 2, problem.resolvedQOffset + 1)))]
     }
 
     /// Compiled graphs run one sequence; prefix sharing is a property of a batch.

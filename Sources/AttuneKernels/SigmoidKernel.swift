@@ -15,6 +15,8 @@ public struct SigmoidKernel: AttentionKernel {
     public let summary = "tiled sigmoid attention (FlashSigmoid): sum_j sigmoid(scale q.k + bias) v_j, no normalisation; exact fp32 for sigmoid attention (not softmax), LSE = 0; needs the model's bias"
     public let isExact = true
     public let normalizer = KernelNormalizer.sigmoid
+    /// A bias like a model's own (usually -ln(training length)) rather than 0.
+    public func suiteParameters(_ problem: AttentionProblem) -> KernelParameters? { ["bias": -4] }
     public let cSources = ["sigmoid.c", "flash_bf16.c"]
 
     public let parameters: [KernelParameter] = [

@@ -10,6 +10,7 @@ public struct UnifiedMaxKernel: AttentionKernel {
     public let name = "unified_max"
     public let summary = "split-KV softmax with a fixed max phi per head (FlashDecoding++), no rescaling; out-of-range rows recomputed exactly, counted as fallback_rows"
     public let isExact = true
+    public let calibratedTable: String? = "phi"
     public let normalizer = KernelNormalizer.softmax
     public let kvFormats: [KVFormat] = [.f32, .bf16, .int8]
     public let cSources = ["unified_max.c", "flash.c", "flash_tiles.c", "kv_tiles.c", "flash_bf16.c"]

@@ -16,7 +16,7 @@ public enum ApplyTuning {
             var g = graph
             var stats = PassStats()
             for (i, node) in g.nodes.enumerated() {
-                guard case .attention(var a) = node.op, let binding = a.binding, binding.reason.hasPrefix("rule:") else { continue }
+                guard case .attention(var a) = node.op, let binding = a.binding, binding.origin == .rule else { continue }
                 let problem = AttentionProblem(qHeads: a.heads, kvHeads: a.kvHeads, qLen: rows, kvLen: context, qkDim: a.headDim,
                                                vDim: a.vHeadDim, scale: Float(a.scale), causal: a.causal, window: a.window,
                                                softcap: a.softcap)

@@ -116,7 +116,7 @@ public enum KernelSelection {
                 }
                 return .success(KernelBinding(kernel: kernel.name, parameters: choice.parameters, reason: why))
             }
-            return .success(KernelBinding(kernel: rule.name, reason: "rule: sigmoid attention → \(rule.name)"))
+            return .success(.rule(rule.name, "sigmoid attention → \(rule.name)"))
         }
         let problem = AttentionProblem(qHeads: a.heads, kvHeads: a.kvHeads, qLen: rows ?? representativeRows,
                                        kvLen: kvRows ?? max(rows ?? representativeRows, representativeRows),
@@ -130,12 +130,12 @@ public enum KernelSelection {
                 let reasons = kernel.unsupportedReasons(problem)
                 if reasons.isEmpty {
                     var binding = KernelBinding(kernel: kernel.name, parameters: choice.parameters, reason: why)
-                    if kernel.name == "unified_max", choice.parameters["phi"] == nil, let layer, let phi = overrides.calibratedPhi[layer] {
+                    if let table = kernel.calibratedTable, choice.parameters[table] == nil, let layer, let phi = overrides.calibratedPhi[layer] {
                         guard phi.count == a.heads else {
-                            return .failure(Unbound(reason: "calibration has \(phi.count) phi values for layer \(layer), the node has \(a.heads) q heads"))
+                            return .failure(Unbound(reason: "calibration has \(phi.count) \(table) values for layer \(layer), the node has \(a.heads) q heads"))
                         }
-                        binding.tables["phi"] = phi
-                        binding.reason += "; phi per head from calibration"
+                        binding.tables[table] = phi
+                        binding.reason += "; \(table) per head from calibration"
                     }
                     return .success(binding)
                 }
@@ -143,14 +143,12 @@ public enum KernelSelection {
             }
             return .failure(Unbound(reason: "\(why): unknown kernel '\(choice.kernel)'"))
         }
-        guard let flash = try? KernelRegistry.kernel(named: "flash"), flash.isExact else {
-            return .failure(Unbound(reason: "no exact softmax kernel named 'flash' is registered"))
-        }
-        let reasons = flash.unsupportedReasons(problem)
+        let exact = KernelRegistry.exactDefault
+        let reasons = exact.unsupportedReasons(problem)
         guard reasons.isEmpty else {
-            return .failure(Unbound(reason: "flash cannot run \(problem): \(reasons.joined(separator: "; "))"))
+            return .failure(Unbound(reason: "\(exact.name) cannot run \(problem): \(reasons.joined(separator: "; "))"))
         }
-        return .success(KernelBinding(kernel: "flash", reason: "rule: exact softmax → flash"))
+        return .success(.rule(exact.name, "exact softmax → \(exact.name)"))
     }
 
     /// The decoder layer of attention node `i`: from the `kv_append` that feeds its k,

@@ -24,13 +24,14 @@ public enum KeySelectionLinking {
             // kascade nodes by layer, in graph order.
             var nodes: [(index: Int, layer: Int, attrs: AttentionAttrs)] = []
             for (i, node) in g.nodes.enumerated() {
-                guard case .attention(let a) = node.op, a.binding?.kernel == "kascade" else { continue }
+                guard case .attention(let a) = node.op, let kernel = a.binding.flatMap({ try? KernelRegistry.kernel(named: $0.kernel) }),
+                      kernel.linksLayers else { continue }
                 guard case .kvAppend(let layer, _) = g.nodes[node.inputs[1].node].op else {
                     throw PassError("node %\(i): kascade needs its keys from a layer's kv_append (the layer decides its role)")
                 }
                 if layer == 0 {
                     var dense = a
-                    dense.binding = KernelBinding(kernel: "flash", reason: "kascade keeps layer 0 dense")
+                    dense.binding = KernelBinding(kernel: KernelRegistry.exactDefault.name, reason: "kascade keeps layer 0 dense")
                     g.nodes[i].op = .attention(dense)
                     stats.notes.append("layer 0 stays dense (flash)")
                     continue

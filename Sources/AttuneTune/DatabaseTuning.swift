@@ -1,3 +1,4 @@
+import AttuneIR
 import AttuneKernels
 import AttunePasses
 import AttuneRuntime
@@ -32,6 +33,6 @@ public struct DatabaseTuning: TunedKernelSource {
         if r.better {
             return (r.parameters, "tuned: record \(r.key.id), \(String(format: "%.2f", r.speedup))x the defaults (\(times))")
         }
-        return ([:], "rule: exact softmax → \(kernel); tuning record \(r.key.id) kept the defaults (\(times))")
+        return ([:], KernelBinding.rulePrefix + "exact softmax → \(kernel); tuning record \(r.key.id) kept the defaults (\(times))")
     }
 }

@@ -73,7 +73,7 @@ public struct ModelTuner {
 
         static func policyJSON(_ layers: [LayerChoice], evidence: [String: Any], kv: KVFormat? = nil, weights: WeightPolicy? = nil) -> Data {
             let layersObject = Dictionary(uniqueKeysWithValues: layers.map { (String($0.layer), $0.choice.description) })
-            var object: [String: Any] = ["default": "flash", "layers": layersObject, "evidence": evidence]
+            var object: [String: Any] = ["default": KernelRegistry.exactDefault.name, "layers": layersObject, "evidence": evidence]
             let decode = layers.compactMap { c in c.decode.map { (String(c.layer), $0.description) } }
             if !decode.isEmpty { object["decode"] = ["layers": Dictionary(uniqueKeysWithValues: decode)] }
             if let kv { object["kv"] = kv.rawValue }
@@ -132,7 +132,7 @@ public struct ModelTuner {
                           + (c.decode.map { "; decode \($0) — \(String(format: "%.2f", c.decodeSpeedup))x flash" } ?? ""))
         }
 
-        var overrides = KernelOverrides(global: KernelChoice(kernel: "flash"))
+        var overrides = KernelOverrides(global: KernelChoice(kernel: KernelRegistry.exactDefault.name))
         for c in layers { (overrides.byLayer[c.layer], overrides.decodeByLayer[c.layer]) = (c.choice, c.decode) }
         let context = max(16, sequences.map(\.count).max()!)
         let dense = try CompiledModel(artifacts: try ModelCompiler.compile(model, CompileOptions(maxContext: context), toolchain: toolchain))
@@ -176,12 +176,12 @@ public struct ModelTuner {
         var quality = start
         var reverted: [Int] = []
         while let failed = budgets.first(where: { !$0.holds(quality) }),
-              let worst = layers.indices.filter({ layers[$0].choice.kernel != "flash" }).max(by: { layers[$0].relL1 < layers[$1].relL1 }) {
+              let worst = layers.indices.filter({ layers[$0].choice.kernel != KernelRegistry.exactDefault.name }).max(by: { layers[$0].relL1 < layers[$1].relL1 }) {
             let old = layers[worst]
             reporter.note("\(failed) not met (KL \(String(format: "%.3e", quality.meanKL)), perplexity ×\(String(format: "%.5f", quality.perplexityRatio)), "
                           + "top-1 \(String(format: "%.4f", quality.top1Agreement))): layer \(old.layer) (\(old.choice)) back to flash")
             reverted.append(old.layer)
-            layers[worst] = LayerChoice(layer: old.layer, choice: KernelChoice(kernel: "flash"), speedup: 1, relL1: 0, cosine: 1,
+            layers[worst] = LayerChoice(layer: old.layer, choice: KernelChoice(kernel: KernelRegistry.exactDefault.name), speedup: 1, relL1: 0, cosine: 1,
                                         rejected: old.rejected + [(old.choice.description, old.relL1)], noise: old.noise)
             quality = try evaluate(layers)
         }
@@ -299,7 +299,7 @@ public struct ModelTuner {
 
     /// `decode`: for decode steps, so kernels keeping their own K/V store are not candidates.
     func choose(layer: Int, _ x: Activations, phi: [Double]?, decode: Bool = false) throws -> LayerChoice {
-        let flash = FlashKernel()
+        let flash = KernelRegistry.exactDefault
         func time(_ kernel: any AttentionKernel, _ params: KernelParameters) throws -> Double {
             let t0 = DispatchTime.now().uptimeNanoseconds
             _ = try kernel.run(x.problem, q: x.q, k: x.k, v: x.v, parameters: params)
@@ -312,14 +312,14 @@ public struct ModelTuner {
         aa.sort()
         let noise = (aa[(3 * aa.count) / 4] - aa[aa.count / 4]) / 2 + abs(aa[aa.count / 2] - 1)
 
-        var best = LayerChoice(layer: layer, choice: KernelChoice(kernel: "flash"), speedup: 1, relL1: 0, cosine: 1, rejected: [], noise: noise)
+        var best = LayerChoice(layer: layer, choice: KernelChoice(kernel: flash.name), speedup: 1, relL1: 0, cosine: 1, rejected: [], noise: noise)
         var rejected: [(String, Double)] = []
-        for choice in candidates where choice.kernel != "flash" {
+        for choice in candidates where choice.kernel != flash.name {
             guard let kernel = try? KernelRegistry.kernel(named: choice.kernel), kernel.normalizer == .softmax,
                   kernel.cInvocation([:]) != nil || (kernel is any KVStoreKernel && !decode), !kernel.linksLayers,
                   kernel.unsupportedReasons(x.problem).isEmpty else { continue }
             var params = choice.parameters
-            if kernel.name == "unified_max", params["phi"] == nil, let phi { params["phi"] = phi.sorted()[phi.count / 2] }
+            if let table = kernel.calibratedTable, params[table] == nil, let phi { params[table] = phi.sorted()[phi.count / 2] }
             let out = try kernel.run(x.problem, q: x.q, k: x.k, v: x.v, parameters: params)
             let m = ErrorMetrics.compare(out.o.data, x.reference)
             guard m.nanCount == 0, m.relL1 <= budget else { rejected.append((choice.description, m.relL1)); continue }
@@ -331,7 +331,7 @@ public struct ModelTuner {
                 best = LayerChoice(layer: layer, choice: choice, speedup: speedup, relL1: m.relL1, cosine: m.cosine, rejected: [], noise: noise)
             }
         }
-        if best.choice.kernel == "flash" {
+        if best.choice.kernel == flash.name {
             let m = ErrorMetrics.compare(try flash.run(x.problem, q: x.q, k: x.k, v: x.v).o.data, x.reference)
             best.relL1 = m.relL1
             best.cosine = m.cosine

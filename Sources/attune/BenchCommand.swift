@@ -28,7 +28,7 @@ struct BenchAttention: ParsableCommand {
         """
     )
 
-    @Option(help: "Kernel name.") var kernel: String = "flash"
+    @Option(help: "Kernel name.") var kernel: String = KernelRegistry.exactDefault.name
     @OptionGroup var shape: ShapeOptions
     @Flag(help: "Causal mask (bottom-right aligned).") var causal = false
     @Option(parsing: .unconditional, help: "Sliding window.") var window: Int?

@@ -1,4 +1,5 @@
 import ArgumentParser
+import AttuneKernels
 import AttunePasses
 import AttuneRuntime
 import AttuneTensor
@@ -24,7 +25,7 @@ struct BenchModel: ParsableCommand {
     @Argument(help: "Hugging Face model folder or .attn file.") var model: String
     @Option(help: "Token ids (.npy, integers, [n] or [sequences, n]).") var data: String?
     @Option(help: "Token ids, comma-separated (instead of --data).") var tokens: String?
-    @Option(help: "Baseline attention (NAME[:k=v,...]).") var baseline: String = "flash"
+    @Option(help: "Baseline attention (NAME[:k=v,...]).") var baseline: String = KernelRegistry.exactDefault.name
     @Option(help: "Timed prefills per sequence and compile (medians are reported).") var repeats: Int = 3
     @Option(help: "Feed the last N tokens of each sequence as decode steps (teacher-forced).") var decode: Int = 0
     @Flag(help: "Print one JSON object on the last line.") var json = false

@@ -40,7 +40,7 @@ struct KernelRun: ParsableCommand {
         """
     )
 
-    @Option(help: "Kernel name (see the list below).") var kernel: String = "flash"
+    @Option(help: "Kernel name (see the list below).") var kernel: String = KernelRegistry.exactDefault.name
     @Option(help: "Queries, .npy [B, Hq, Lq, D].") var q: String
     @Option(help: "Keys, .npy [B, Hkv, Lk, D].") var k: String
     @Option(help: "Values, .npy [B, Hkv, Lk, Dv].") var v: String

@@ -4,83 +4,26 @@
  * Forward passes take at most 32 tokens (longer prompts run in chunks); the KV cache
  * holds 256 positions. Arena: 23552 floats (75776 without reuse);
  * constants: 21 slots, 102720 elements, mapped through a weights manifest.
+ * The entry points are model_runtime.c's, driven by `attune_graph` at the end of this file.
  */
 #include "llama.h"
 #include "attune_attention.h"
 #include "attune_graph_ops.h"
 #include "attune_linear_bf16.h"
-#include "attune_weights.h"
+#include "model_runtime.h"
 
-#include <fcntl.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#define MAX_CHUNK 32
-#define MAX_CONTEXT 256
-#define VOCAB 128
-#define ARENA_FLOATS 23552
-#define N_CONSTANTS 21
-#define N_CACHES 4
-#define N_COUNTERS 0
-#define N_STORES 0
-
-#define GRAPH_HASH UINT64_C(0xd02141afffac8022)
-
-/* What each kernel counter counts, summed over calls since open or reset. */
-static const char *const counter_names[N_COUNTERS > 0 ? N_COUNTERS : 1] = {""};
-
-/* Why attune_model_fork refuses, or NULL when the graph can run batched sequences. */
-static const char *const batch_refusal = NULL;
-
 /* Elements and format of each constant slot m->w[i] (where they lie: the weights manifest). */
-static const int64_t constant_elements[N_CONSTANTS > 0 ? N_CONSTANTS : 1] = {8192, 64, 4096, 2048, 2048, 4096, 64, 10240, 10240, 10240, 64, 4096, 2048, 2048, 4096, 64, 10240, 10240, 10240, 64, 8192};
-static const char *const constant_formats[N_CONSTANTS > 0 ? N_CONSTANTS : 1] = {"f32", "f32", "f32", "f32", "f32", "f32", "f32", "f32", "f32", "f32", "f32", "f32", "f32", "f32", "f32", "f32", "f32", "f32", "f32", "f32", "f32"};
+static const int64_t constant_elements[21] = {8192, 64, 4096, 2048, 2048, 4096, 64, 10240, 10240, 10240, 64, 4096, 2048, 2048, 4096, 64, 10240, 10240, 10240, 64, 8192};
+static const char *const constant_formats[21] = {"f32", "f32", "f32", "f32", "f32", "f32", "f32", "f32", "f32", "f32", "f32", "f32", "f32", "f32", "f32", "f32", "f32", "f32", "f32", "f32", "f32"};
 
-static const int64_t cache_width[N_CACHES > 0 ? N_CACHES : 1] = {32, 32, 32, 32};
-
-struct attune_model {
-    attune_weights *weights;
-    const void *w[N_CONSTANTS > 0 ? N_CONSTANTS : 1];   /* elements of constant_formats[i] */
-    float *arena;
-    float *kv[N_CACHES > 0 ? N_CACHES : 1];   /* NULL for layers whose kernel keeps its own store */
-    void *store[N_STORES > 0 ? N_STORES : 1];
-    int64_t length;
-    int64_t logits_from;                      /* first row of this forward pass whose logits are used */
-    int64_t counters[N_COUNTERS > 0 ? N_COUNTERS : 1];
-    int32_t positions[MAX_CHUNK];
-    /* Batched sequences (attune_model_fork): the cache's first `length` rows are the
-       shared prefix; sequence s keeps its own rows at suffix[c] + s * suffix_cap rows. */
-    int64_t nseq, suffix_cap;
-    int64_t *seq_length;                      /* own tokens of each sequence */
-    float *suffix[N_CACHES > 0 ? N_CACHES : 1];
-    /* The forward pass's groups: group g is rows first..first+count-1 of sequence seq. */
-    int64_t n_groups;
-    int64_t group_first[MAX_CHUNK], group_count[MAX_CHUNK], group_seq[MAX_CHUNK], group_kv[MAX_CHUNK];
-    int64_t row_slot[MAX_CHUNK];              /* suffix row each new K/V row goes to */
-    const float *group_rows[N_CACHES > 0 ? N_CACHES : 1][MAX_CHUNK]; /* each group's suffix rows per cache */
-    char error[256];
-};
-
-static int fail(attune_model *m, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(m->error, sizeof m->error, fmt, ap);
-    va_end(ap);
-    return 1;
-}
-
-static inline float attune_silu(float x) { return x / (1.0f + expf(-x)); }
-static inline float attune_gelu(float x) { return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x))); }
-
-/* Every node function takes the same arguments; most use only some of them. */
-#define UNUSED __attribute__((unused))
-#define NODE_ARGS UNUSED attune_model *m, UNUSED const int32_t *tokens, UNUSED int64_t seq, UNUSED int64_t kv
+/* Elements per position of each KV cache (layer * 2, + 1 for values); 0: the layer's kernel keeps its own store. */
+static const int64_t cache_width[4] = {32, 32, 32, 32};
 
 /* %3 = embedding(%2, %0) : f32[seq, 64]  # model.embed_tokens */
 static int node_3(NODE_ARGS) {
@@ -304,196 +247,31 @@ static int run_nodes(attune_model *m, const int32_t *tokens, int64_t seq, int64_
     return 0;
 }
 
-/* Rows logits_from..seq-1 of the logits, to logits[0..]. */
-static void copy_logits(const attune_model *m, int64_t seq, float *logits) {
-    if (logits)
-        for (int64_t r = m->logits_from; r < seq; r++)
-            memcpy(logits + (r - m->logits_from) * VOCAB, (m->arena + 0) + r * 128, sizeof(float) * VOCAB);
-}
+/* Row 0 of the logits; row r is 128 floats further. */
+static const float *logits_rows(const attune_model *m) { return (m->arena + 0); }
 
-/* One forward pass; logits of rows logits_from..seq-1 go to `logits` (the vocabulary
-   projection runs only for those rows: logits_from = seq computes none). */
-static int forward_chunk(attune_model *m, const int32_t *tokens, int64_t seq, int64_t logits_from, float *logits) {
-    const int64_t kv = m->length + seq;
-    if (kv > MAX_CONTEXT) return fail(m, "context full: %lld cached + %lld new positions exceed the %d compiled in", (long long)m->length, (long long)seq, MAX_CONTEXT);
-    for (int64_t i = 0; i < seq; i++) m->positions[i] = (int32_t)(m->length + i);
-    m->logits_from = logits ? logits_from : seq;
-    if (run_nodes(m, tokens, seq, kv)) return 1;
-    copy_logits(m, seq, logits);
-    m->length = kv;
-    return 0;
-}
-
-static int not_forked(attune_model *m) {
-    if (m->nseq == 0) return 0;
-    return fail(m, "the model is forked into %lld sequences: use attune_model_prefill_seq / attune_model_decode_batch, or reset", (long long)m->nseq);
-}
-
-int attune_model_prefill(attune_model *m, const int32_t *tokens, int64_t n, float *logits) {
-    if (n < 0) return fail(m, "token count must be >= 0, got %lld", (long long)n);
-    if (not_forked(m)) return 1;
-    for (int64_t at = 0; at < n; at += MAX_CHUNK) {
-        int64_t seq = n - at < MAX_CHUNK ? n - at : MAX_CHUNK;
-        if (forward_chunk(m, tokens + at, seq, 0, logits ? logits + at * VOCAB : NULL)) return 1;
-    }
-    return 0;
-}
-
-int attune_model_prefill_last(attune_model *m, const int32_t *tokens, int64_t n, float *logits) {
-    if (n < 1) return fail(m, "prefill_last needs at least one token, got %lld", (long long)n);
-    if (not_forked(m)) return 1;
-    for (int64_t at = 0; at < n; at += MAX_CHUNK) {
-        int64_t seq = n - at < MAX_CHUNK ? n - at : MAX_CHUNK;
-        const int last = at + seq == n;
-        if (forward_chunk(m, tokens + at, seq, seq - 1, last ? logits : NULL)) return 1;
-    }
-    return 0;
-}
-
-int attune_model_decode_step(attune_model *m, int32_t token, float *logits) {
-    if (not_forked(m)) return 1;
-    return forward_chunk(m, &token, 1, 0, logits);
-}
-
-/* One forward pass over the groups set in m (rows grouped by sequence). */
-static int forward_groups(attune_model *m, const int32_t *tokens, int64_t rows, float *logits) {
-    for (int64_t g = 0; g < m->n_groups; g++) {
-        const int64_t s = m->group_seq[g], own = m->seq_length[s], n = m->group_count[g];
-        if (m->length + own + n > MAX_CONTEXT)
-            return fail(m, "context full: sequence %lld has %lld cached + %lld new positions, more than the %d compiled in",
-                        (long long)s, (long long)(m->length + own), (long long)n, MAX_CONTEXT);
-        for (int64_t i = 0; i < n; i++) {
-            const int64_t r = m->group_first[g] + i;
-            m->positions[r] = (int32_t)(m->length + own + i);
-            m->row_slot[r] = s * m->suffix_cap + own + i;
-        }
-        m->group_kv[g] = own + n;
-        for (int c = 0; c < N_CACHES; c++)
-            m->group_rows[c][g] = m->suffix[c] ? m->suffix[c] + s * m->suffix_cap * cache_width[c] : NULL;
-    }
-    m->logits_from = logits ? 0 : rows;
-    if (run_nodes(m, tokens, rows, m->length)) return 1;
-    copy_logits(m, rows, logits);
-    for (int64_t g = 0; g < m->n_groups; g++) m->seq_length[m->group_seq[g]] += m->group_count[g];
-    return 0;
-}
-
-int attune_model_fork(attune_model *m, int64_t n) {
-    if (batch_refusal) return fail(m, "this model cannot run batched sequences: %s", batch_refusal);
-    if (m->nseq > 0) return fail(m, "the model is already forked into %lld sequences (reset first)", (long long)m->nseq);
-    if (n < 1) return fail(m, "fork needs at least 1 sequence, got %lld", (long long)n);
-    const int64_t cap = MAX_CONTEXT - m->length;
-    if (cap < 1) return fail(m, "context full: no room after the %lld-token prefix", (long long)m->length);
-    m->seq_length = calloc((size_t)n, sizeof(int64_t));
-    int ok = m->seq_length != NULL;
-    for (int i = 0; i < N_CACHES && ok; i++)
-        if (cache_width[i] > 0) ok = (m->suffix[i] = malloc(sizeof(float) * (size_t)(n * cap * cache_width[i]))) != NULL;
-    if (!ok) {
-        free(m->seq_length);
-        m->seq_length = NULL;
-        for (int i = 0; i < N_CACHES; i++) { free(m->suffix[i]); m->suffix[i] = NULL; }
-        return fail(m, "out of memory for %lld sequences' KV caches", (long long)n);
-    }
-    m->nseq = n;
-    m->suffix_cap = cap;
-    return 0;
-}
-
-int attune_model_prefill_seq(attune_model *m, int64_t s, const int32_t *tokens, int64_t n, float *logits) {
-    if (m->nseq == 0) return fail(m, "prefill_seq needs a forked model (attune_model_fork)");
-    if (s < 0 || s >= m->nseq) return fail(m, "sequence %lld does not exist (the model has %lld)", (long long)s, (long long)m->nseq);
-    if (n < 0) return fail(m, "token count must be >= 0, got %lld", (long long)n);
-    for (int64_t at = 0; at < n; at += MAX_CHUNK) {
-        const int64_t rows = n - at < MAX_CHUNK ? n - at : MAX_CHUNK;
-        m->n_groups = 1;
-        m->group_first[0] = 0;
-        m->group_count[0] = rows;
-        m->group_seq[0] = s;
-        if (forward_groups(m, tokens + at, rows, logits ? logits + at * VOCAB : NULL)) return 1;
-    }
-    return 0;
-}
-
-int attune_model_decode_batch(attune_model *m, const int32_t *tokens, float *logits) {
-    if (m->nseq == 0) return fail(m, "decode_batch needs a forked model (attune_model_fork)");
-    for (int64_t at = 0; at < m->nseq; at += MAX_CHUNK) {
-        const int64_t rows = m->nseq - at < MAX_CHUNK ? m->nseq - at : MAX_CHUNK;
-        m->n_groups = rows;
-        for (int64_t g = 0; g < rows; g++) {
-            m->group_first[g] = g;
-            m->group_count[g] = 1;
-            m->group_seq[g] = at + g;
-        }
-        if (forward_groups(m, tokens + at, rows, logits ? logits + at * VOCAB : NULL)) return 1;
-    }
-    return 0;
-}
-
-int64_t attune_model_sequences(const attune_model *m) { return m->nseq; }
-
-const char *attune_model_batch_refusal(void) { return batch_refusal; }
-
-int64_t attune_model_seq_length(const attune_model *m, int64_t s) {
-    return s >= 0 && s < m->nseq ? m->length + m->seq_length[s] : -1;
-}
-
-static void unfork(attune_model *m) {
-    free(m->seq_length);
-    m->seq_length = NULL;
-    for (int i = 0; i < N_CACHES; i++) { free(m->suffix[i]); m->suffix[i] = NULL; }
-    m->nseq = 0;
-}
-
-void attune_model_reset(attune_model *m) {
-    unfork(m);
-    m->length = 0;
-    memset(m->counters, 0, sizeof m->counters);
-}
-
-/* Keeps the first n cached positions and forgets the rest (a chat whose re-rendered
-   conversation diverges from what was cached): the rows past n are simply overwritten
-   later. Kernels with their own K/V store keep state a position count cannot undo. */
-int attune_model_truncate(attune_model *m, int64_t n) {
-    if (not_forked(m)) return 1;
-    if (n < 0 || n > m->length) return fail(m, "truncate to %lld positions: the cache holds %lld", (long long)n, (long long)m->length);
-    if (N_STORES > 0 && n < m->length) return fail(m, "this model's K/V stores cannot forget positions (reset instead)");
-    m->length = n;
-    return 0;
-}
-
-int64_t attune_model_counter_count(void) { return N_COUNTERS; }
-const char *attune_model_counter_name(int64_t i) { return i >= 0 && i < N_COUNTERS ? counter_names[i] : NULL; }
-int64_t attune_model_counter_value(const attune_model *m, int64_t i) { return i >= 0 && i < N_COUNTERS ? m->counters[i] : 0; }
-int64_t attune_model_length(const attune_model *m) { return m->length; }
-int64_t attune_model_vocab(void) { return VOCAB; }
-int64_t attune_model_max_context(void) { return MAX_CONTEXT; }
-const char *attune_model_error(const attune_model *m) { return m->error; }
-
-void attune_model_close(attune_model *m) {
-    if (!m) return;
-    attune_weights_close(m->weights);
-    unfork(m);
-    free(m->arena);
-    for (int i = 0; i < N_CACHES; i++) free(m->kv[i]);
-    free(m);
-}
-
-attune_model *attune_model_open(const char *manifest_path, char *error, size_t error_size) {
-    attune_model *m = calloc(1, sizeof *m);
-    if (!m) { snprintf(error, error_size, "out of memory"); return NULL; }
-    m->weights = attune_weights_open(manifest_path, GRAPH_HASH, N_CONSTANTS, constant_elements, constant_formats, m->w, error, error_size);
-    if (!m->weights) {
-        free(m);
-        return NULL;
-    }
-    m->arena = aligned_alloc(64, sizeof(float) * (size_t)ARENA_FLOATS);
-    int ok = m->arena != NULL;
-    for (int i = 0; i < N_CACHES && ok; i++)
-        if (cache_width[i] > 0) ok = (m->kv[i] = calloc((size_t)MAX_CONTEXT * (size_t)cache_width[i], sizeof(float))) != NULL;
-    if (!ok) {
-        snprintf(error, error_size, "out of memory allocating the arena and KV cache");
-        attune_model_close(m);
-        return NULL;
-    }
-    return m;
-}
+/* This graph as model_runtime.c sees it. */
+const attune_model_graph attune_graph = {
+    .hash = UINT64_C(0xd02141afffac8022),
+    .max_chunk = 32,
+    .max_context = 256,
+    .vocab = 128,
+    .arena_floats = 23552,
+    .n_constants = 21,
+    .constant_elements = constant_elements,
+    .constant_formats = constant_formats,
+    .n_caches = 4,
+    .cache_width = cache_width,
+    .kv_element_bytes = 4,
+    .cache_heads = NULL,
+    .n_counters = 0,
+    .counter_names = NULL,
+    .batch_refusal = NULL,
+    .run_nodes = run_nodes,
+    .logits = logits_rows,
+    .logits_stride = 128,
+    .n_stores = 0,
+    .open_stores = NULL,
+    .reset_stores = NULL,
+    .close_stores = NULL,
+};

@@ -1,12 +1,14 @@
-import AttuneKernels
+import AttuneTensor
 import CAttuneKernels
 
-/// Which keys kascade attends, per query tile, for batch 0's kv head 0 at its defaults:
-/// the selected history keys and the tile's own keys (the report draws it as an image).
-enum KascadeMask {
-    static func of(_ c: KernelProblem) -> [[Bool]] {
-        let p = c.problem
-        let x = c.inputs()
+// The keys the sparse kernels read (`AttentionKernel.keptKeys`), for `attune check`'s
+// report, which draws them as images.
+
+extension KascadeKernel {
+    /// Per query tile, the keys kascade attends for batch 0's kv head 0 at its defaults:
+    /// the anchor's selected history keys and the tile's own keys.
+    public func keptKeys(_ p: AttentionProblem, inputs: () -> (q: Tensor, k: Tensor, v: Tensor)) -> [[Bool]]? {
+        let (q, k, v) = inputs()
         var cp = p.cProblem
         var params = attune_kascade_params()
         var cap: Int64 = 0, slots: Int64 = 0
@@ -14,7 +16,7 @@ enum KascadeMask {
         var idx = [Int32](repeating: -1, count: Int(Int64(p.batch) * slots * Int64(p.kvHeads) * cap))
         var o = [Float](repeating: 0, count: p.batch * p.qHeads * p.qLen * p.vDim)
         var status = attune_status()
-        let rc = x.q.data.withUnsafeBufferPointer { q in x.k.data.withUnsafeBufferPointer { k in x.v.data.withUnsafeBufferPointer { v in
+        let rc = q.data.withUnsafeBufferPointer { q in k.data.withUnsafeBufferPointer { k in v.data.withUnsafeBufferPointer { v in
             o.withUnsafeMutableBufferPointer { ob in idx.withUnsafeMutableBufferPointer { ib in
                 var t = attune_attention_tensors(q: q.baseAddress, k: k.baseAddress, v: v.baseAddress, o: ob.baseAddress, lse: nil)
                 var table = attune_kascade_indices(idx: ib.baseAddress, k_cap: cap, slots: slots)
@@ -36,12 +38,12 @@ enum KascadeMask {
     }
 }
 
-/// Which key blocks sparge attends for batch 0's q head 0 at its defaults, per query
-/// block (its prediction, drawn by the report).
-enum SpargeMask {
-    static func of(_ c: KernelProblem) -> [[Bool]] {
-        let p = c.problem
-        let x = c.inputs()
+extension SpargeKernel {
+    /// Per query block, the key blocks sparge predicts for batch 0's q head 0 at its
+    /// defaults; nil for decode (one query row has no block to predict from).
+    public func keptKeys(_ p: AttentionProblem, inputs: () -> (q: Tensor, k: Tensor, v: Tensor)) -> [[Bool]]? {
+        guard p.qLen > 1 else { return nil }
+        let (q, k, v) = inputs()
         var cp = p.cProblem
         var params = attune_sparge_params()
         params.block_q = 64
@@ -54,7 +56,7 @@ enum SpargeMask {
         var mask = [UInt8](repeating: 0, count: p.batch * p.qHeads * nqb * nkb)
         var o = [Float](repeating: 0, count: p.batch * p.qHeads * p.qLen * p.vDim)
         var status = attune_status()
-        let rc = x.q.data.withUnsafeBufferPointer { q in x.k.data.withUnsafeBufferPointer { k in x.v.data.withUnsafeBufferPointer { v in
+        let rc = q.data.withUnsafeBufferPointer { q in k.data.withUnsafeBufferPointer { k in v.data.withUnsafeBufferPointer { v in
             o.withUnsafeMutableBufferPointer { ob in mask.withUnsafeMutableBufferPointer { mb in
                 params.mask_out = mb.baseAddress
                 var t = attune_attention_tensors(q: q.baseAddress, k: k.baseAddress, v: v.baseAddress, o: ob.baseAddress, lse: nil)

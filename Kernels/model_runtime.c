@@ -1,0 +1,265 @@
+/*
+ * model_runtime.c — the entry points of every compiled model (see model_runtime.h): the
+ * same code for all graphs, driven by the generated module's `attune_graph`.
+ *
+ * A forward pass runs at most max_chunk rows: prefill splits longer prompts into chunks,
+ * each appending its K/V rows to the cache before the next attends to them. A forked
+ * model runs rows grouped by sequence: the cache so far is the prefix every sequence
+ * shares, and each sequence's own K/V rows live in a per-cache suffix area.
+ */
+#include "model_runtime.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const attune_model_graph *const g = &attune_graph;
+
+/* Rows logits_from..seq-1 of the logits, to logits[0..]. */
+static void copy_logits(const attune_model *m, int64_t seq, float *logits) {
+    if (!logits) return;
+    const float *rows = g->logits(m);
+    for (int64_t r = m->logits_from; r < seq; r++)
+        memcpy(logits + (r - m->logits_from) * g->vocab, rows + r * g->logits_stride, sizeof(float) * (size_t)g->vocab);
+}
+
+/* One forward pass; logits of rows logits_from..seq-1 go to `logits` (the vocabulary
+   projection runs only for those rows: logits_from = seq computes none). */
+static int forward_chunk(attune_model *m, const int32_t *tokens, int64_t seq, int64_t logits_from, float *logits) {
+    const int64_t kv = m->length + seq;
+    if (kv > g->max_context)
+        return fail(m, "context full: %lld cached + %lld new positions exceed the %lld compiled in",
+                    (long long)m->length, (long long)seq, (long long)g->max_context);
+    for (int64_t i = 0; i < seq; i++) m->positions[i] = (int32_t)(m->length + i);
+    m->logits_from = logits ? logits_from : seq;
+    if (g->run_nodes(m, tokens, seq, kv)) return 1;
+    copy_logits(m, seq, logits);
+    m->length = kv;
+    return 0;
+}
+
+static int not_forked(attune_model *m) {
+    if (m->nseq == 0) return 0;
+    return fail(m, "the model is forked into %lld sequences: use attune_model_prefill_seq / attune_model_decode_batch, or reset",
+                (long long)m->nseq);
+}
+
+int attune_model_prefill(attune_model *m, const int32_t *tokens, int64_t n, float *logits) {
+    if (n < 0) return fail(m, "token count must be >= 0, got %lld", (long long)n);
+    if (not_forked(m)) return 1;
+    for (int64_t at = 0; at < n; at += g->max_chunk) {
+        int64_t seq = n - at < g->max_chunk ? n - at : g->max_chunk;
+        if (forward_chunk(m, tokens + at, seq, 0, logits ? logits + at * g->vocab : NULL)) return 1;
+    }
+    return 0;
+}
+
+int attune_model_prefill_last(attune_model *m, const int32_t *tokens, int64_t n, float *logits) {
+    if (n < 1) return fail(m, "prefill_last needs at least one token, got %lld", (long long)n);
+    if (not_forked(m)) return 1;
+    for (int64_t at = 0; at < n; at += g->max_chunk) {
+        int64_t seq = n - at < g->max_chunk ? n - at : g->max_chunk;
+        const int last = at + seq == n;
+        if (forward_chunk(m, tokens + at, seq, seq - 1, last ? logits : NULL)) return 1;
+    }
+    return 0;
+}
+
+int attune_model_decode_step(attune_model *m, int32_t token, float *logits) {
+    if (not_forked(m)) return 1;
+    return forward_chunk(m, &token, 1, 0, logits);
+}
+
+/* One forward pass over the groups set in m (rows grouped by sequence). */
+static int forward_groups(attune_model *m, const int32_t *tokens, int64_t rows, float *logits) {
+    for (int64_t gr = 0; gr < m->n_groups; gr++) {
+        const int64_t s = m->group_seq[gr], own = m->seq_length[s], n = m->group_count[gr];
+        if (m->length + own + n > g->max_context)
+            return fail(m, "context full: sequence %lld has %lld cached + %lld new positions, more than the %lld compiled in",
+                        (long long)s, (long long)(m->length + own), (long long)n, (long long)g->max_context);
+        for (int64_t i = 0; i < n; i++) {
+            const int64_t r = m->group_first[gr] + i;
+            m->positions[r] = (int32_t)(m->length + own + i);
+            m->row_slot[r] = s * m->suffix_cap + own + i;
+        }
+        m->group_kv[gr] = own + n;
+        for (int64_t c = 0; c < g->n_caches; c++)
+            m->group_rows[c][gr] = m->suffix[c] ? m->suffix[c] + s * m->suffix_cap * g->cache_width[c] : NULL;
+    }
+    m->logits_from = logits ? 0 : rows;
+    if (g->run_nodes(m, tokens, rows, m->length)) return 1;
+    copy_logits(m, rows, logits);
+    for (int64_t gr = 0; gr < m->n_groups; gr++) m->seq_length[m->group_seq[gr]] += m->group_count[gr];
+    return 0;
+}
+
+/* Frees the forked sequences' own rows; the prefix stays cached. */
+static void unfork(attune_model *m) {
+    free(m->seq_length);
+    m->seq_length = NULL;
+    if (m->suffix)
+        for (int64_t c = 0; c < g->n_caches; c++) { free(m->suffix[c]); m->suffix[c] = NULL; }
+    m->nseq = 0;
+}
+
+int attune_model_fork(attune_model *m, int64_t n) {
+    if (g->batch_refusal) return fail(m, "this model cannot run batched sequences: %s", g->batch_refusal);
+    if (m->nseq > 0) return fail(m, "the model is already forked into %lld sequences (reset first)", (long long)m->nseq);
+    if (n < 1) return fail(m, "fork needs at least 1 sequence, got %lld", (long long)n);
+    const int64_t cap = g->max_context - m->length;
+    if (cap < 1) return fail(m, "context full: no room after the %lld-token prefix", (long long)m->length);
+    m->seq_length = calloc((size_t)n, sizeof(int64_t));
+    int ok = m->seq_length != NULL;
+    for (int64_t c = 0; c < g->n_caches && ok; c++)
+        if (g->cache_width[c] > 0) ok = (m->suffix[c] = malloc(sizeof(float) * (size_t)(n * cap * g->cache_width[c]))) != NULL;
+    if (!ok) {
+        unfork(m);
+        return fail(m, "out of memory for %lld sequences' KV caches", (long long)n);
+    }
+    m->nseq = n;
+    m->suffix_cap = cap;
+    return 0;
+}
+
+int attune_model_prefill_seq(attune_model *m, int64_t s, const int32_t *tokens, int64_t n, float *logits) {
+    if (m->nseq == 0) return fail(m, "prefill_seq needs a forked model (attune_model_fork)");
+    if (s < 0 || s >= m->nseq) return fail(m, "sequence %lld does not exist (the model has %lld)", (long long)s, (long long)m->nseq);
+    if (n < 0) return fail(m, "token count must be >= 0, got %lld", (long long)n);
+    for (int64_t at = 0; at < n; at += g->max_chunk) {
+        const int64_t rows = n - at < g->max_chunk ? n - at : g->max_chunk;
+        m->n_groups = 1;
+        m->group_first[0] = 0;
+        m->group_count[0] = rows;
+        m->group_seq[0] = s;
+        if (forward_groups(m, tokens + at, rows, logits ? logits + at * g->vocab : NULL)) return 1;
+    }
+    return 0;
+}
+
+int attune_model_decode_batch(attune_model *m, const int32_t *tokens, float *logits) {
+    if (m->nseq == 0) return fail(m, "decode_batch needs a forked model (attune_model_fork)");
+    for (int64_t at = 0; at < m->nseq; at += g->max_chunk) {
+        const int64_t rows = m->nseq - at < g->max_chunk ? m->nseq - at : g->max_chunk;
+        m->n_groups = rows;
+        for (int64_t gr = 0; gr < rows; gr++) {
+            m->group_first[gr] = gr;
+            m->group_count[gr] = 1;
+            m->group_seq[gr] = at + gr;
+        }
+        if (forward_groups(m, tokens + at, rows, logits ? logits + at * g->vocab : NULL)) return 1;
+    }
+    return 0;
+}
+
+int64_t attune_model_sequences(const attune_model *m) { return m->nseq; }
+
+const char *attune_model_batch_refusal(void) { return g->batch_refusal; }
+
+int64_t attune_model_seq_length(const attune_model *m, int64_t s) {
+    return s >= 0 && s < m->nseq ? m->length + m->seq_length[s] : -1;
+}
+
+void attune_model_reset(attune_model *m) {
+    unfork(m);
+    m->length = 0;
+    memset(m->counters, 0, sizeof(int64_t) * (size_t)g->n_counters);
+    if (g->reset_stores) g->reset_stores(m);
+}
+
+/* Keeps the first n cached positions and forgets the rest (a chat whose re-rendered
+   conversation diverges from what was cached): the rows past n are simply overwritten
+   later. Kernels with their own K/V store keep state a position count cannot undo. */
+int attune_model_truncate(attune_model *m, int64_t n) {
+    if (not_forked(m)) return 1;
+    if (n < 0 || n > m->length) return fail(m, "truncate to %lld positions: the cache holds %lld", (long long)n, (long long)m->length);
+    if (g->n_stores > 0 && n < m->length) return fail(m, "this model's K/V stores cannot forget positions (reset instead)");
+    m->length = n;
+    return 0;
+}
+
+int64_t attune_model_counter_count(void) { return g->n_counters; }
+const char *attune_model_counter_name(int64_t i) { return i >= 0 && i < g->n_counters ? g->counter_names[i] : NULL; }
+int64_t attune_model_counter_value(const attune_model *m, int64_t i) { return i >= 0 && i < g->n_counters ? m->counters[i] : 0; }
+int64_t attune_model_length(const attune_model *m) { return m->length; }
+int64_t attune_model_vocab(void) { return g->vocab; }
+int64_t attune_model_max_context(void) { return g->max_context; }
+const char *attune_model_error(const attune_model *m) { return m->error; }
+
+/* Frees whatever open allocated, in any state open can leave (tables half allocated,
+   stores never opened). */
+void attune_model_close(attune_model *m) {
+    if (!m) return;
+    attune_weights_close(m->weights);
+    unfork(m);
+    free(m->arena);
+    if (m->kv)
+        for (int64_t c = 0; c < g->n_caches; c++) free(m->kv[c]);
+    if (m->kv_scale)
+        for (int64_t c = 0; c < g->n_caches; c++) free(m->kv_scale[c]);
+    if (m->store && g->close_stores) g->close_stores(m);
+    if (m->group_rows) free(m->group_rows[0]);
+    free(m->group_rows);
+    free(m->w); free(m->kv); free(m->kv_scale); free(m->store); free(m->counters); free(m->positions); free(m->suffix);
+    free(m->group_first); free(m->group_count); free(m->group_seq); free(m->group_kv); free(m->row_slot);
+    free(m);
+}
+
+/* calloc of n elements of `size` bytes, at least one (graphs without counters or stores). */
+static void *table(int64_t n, size_t size) { return calloc(n > 0 ? (size_t)n : 1, size); }
+
+/* The state's tables, sized by the graph. 0 on success. */
+static int allocate_tables(attune_model *m) {
+    const int64_t chunk = g->max_chunk, caches = g->n_caches;
+    m->w = table(g->n_constants, sizeof *m->w);
+    m->kv = table(caches, sizeof *m->kv);
+    m->kv_scale = table(caches, sizeof *m->kv_scale);
+    m->store = table(g->n_stores, sizeof *m->store);
+    m->counters = table(g->n_counters, sizeof *m->counters);
+    m->positions = table(chunk, sizeof *m->positions);
+    m->suffix = table(caches, sizeof *m->suffix);
+    m->group_first = table(chunk, sizeof(int64_t));
+    m->group_count = table(chunk, sizeof(int64_t));
+    m->group_seq = table(chunk, sizeof(int64_t));
+    m->group_kv = table(chunk, sizeof(int64_t));
+    m->row_slot = table(chunk, sizeof(int64_t));
+    m->group_rows = table(caches, sizeof *m->group_rows);
+    if (!m->w || !m->kv || !m->kv_scale || !m->store || !m->counters || !m->positions || !m->suffix || !m->group_first ||
+        !m->group_count || !m->group_seq || !m->group_kv || !m->row_slot || !m->group_rows)
+        return 1;
+    /* One block of caches x max_chunk row pointers; group_rows[c] is cache c's part. */
+    const float **rows = table(caches * chunk, sizeof *rows);
+    if (!rows) return 1;
+    for (int64_t c = 0; c < (caches > 0 ? caches : 1); c++) m->group_rows[c] = rows + c * chunk;
+    return 0;
+}
+
+attune_model *attune_model_open(const char *manifest_path, char *error, size_t error_size) {
+    attune_model *m = calloc(1, sizeof *m);
+    if (!m || allocate_tables(m)) {
+        snprintf(error, error_size, "out of memory");
+        attune_model_close(m);
+        return NULL;
+    }
+    m->weights = attune_weights_open(manifest_path, g->hash, g->n_constants, g->constant_elements, g->constant_formats, m->w,
+                                     error, error_size);
+    if (!m->weights) {
+        attune_model_close(m);
+        return NULL;
+    }
+    m->arena = aligned_alloc(64, sizeof(float) * (size_t)g->arena_floats);
+    int ok = m->arena != NULL;
+    for (int64_t c = 0; c < g->n_caches && ok; c++)
+        if (g->cache_width[c] > 0) ok = (m->kv[c] = calloc((size_t)g->max_context * (size_t)g->cache_width[c], g->kv_element_bytes)) != NULL;
+    for (int64_t c = 0; c < g->n_caches && ok && g->cache_heads; c++)
+        if (g->cache_heads[c] > 0) ok = (m->kv_scale[c] = calloc((size_t)g->max_context * (size_t)g->cache_heads[c], sizeof(float))) != NULL;
+    if (!ok) {
+        snprintf(error, error_size, "out of memory allocating the arena and KV cache");
+        attune_model_close(m);
+        return NULL;
+    }
+    if (g->open_stores && g->open_stores(m, error, error_size)) {
+        attune_model_close(m);
+        return NULL;
+    }
+    return m;
+}
