@@ -254,7 +254,7 @@ ATTUNE_INLINE pv_target engine_pv_target(const plan *pl, const scratch *sc) {
  * other splits' partials merge into it, so the sink is counted once). */
 ATTUNE_INLINE void engine_row_modifiers(const attune_attention_problem *p, const scratch *sc, int r, int ok,
                                         int64_t head, int64_t apos, int first_split) {
-    sc->apos[r] = ok ? (int32_t)apos : 0;
+    sc->apos[r] = ok && p->alibi_slopes ? (int32_t)apos : 0; /* within 2^24 of every key (validated) */
     sc->slope2[r] = ok ? attention_alibi_slope2(p, head) : 0.0f;
     sc->sink2[r] = ok && first_split ? attention_sink2(p, head) : -INFINITY;
 }
