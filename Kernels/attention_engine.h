@@ -61,6 +61,12 @@
  *   variant_merge_item   the splits of one base item into O / LSE
  *   variant_scratch_alloc / _free  (ENGINE_ROW_STATE) the per-row state
  *
+ * Score modifiers (attention_modifiers.h): engine_rows fills each row's ALiBi
+ * slope and absolute position and its sink logit (split 0 only, so a split
+ * merge counts the sink once) before variant_row_init; a variant that takes
+ * ALiBi adds the bias in its probability hooks (attention_alibi_wide /
+ * _packed), one that takes sinks starts its row state from sc->sink2.
+ *
  * Where a modifier goes (Docs/ARCHITECTURE.md, "Adding a variant"): a logits
  * transform (soft-capping, an ALiBi bias from the key index j0 + jj and the
  * row's head) in variant_probs_wide / variant_probs_narrow before the max, or
@@ -75,6 +81,7 @@
 
 #include "attune_attention.h"
 #include "attention_internal.h"
+#include "attention_modifiers.h"
 #include "attention_plan.h"
 #include "attention_tiles.h"
 #include "kv_tiles.h"
@@ -242,6 +249,16 @@ ATTUNE_INLINE pv_target engine_pv_target(const plan *pl, const scratch *sc) {
 
 /* --------------------------------------------------------------- rows */
 
+/* Row r's score modifiers (attention_modifiers.h): its ALiBi slope and absolute
+ * position, and its sink, which only the first split of an item carries (the
+ * other splits' partials merge into it, so the sink is counted once). */
+ATTUNE_INLINE void engine_row_modifiers(const attune_attention_problem *p, const scratch *sc, int r, int ok,
+                                        int64_t head, int64_t apos, int first_split) {
+    sc->apos[r] = ok && p->alibi_slopes ? (int32_t)apos : 0; /* within 2^24 of every key (validated) */
+    sc->slope2[r] = ok ? attention_alibi_slope2(p, head) : 0.0f;
+    sc->sink2[r] = ok && first_split ? attention_sink2(p, head) : -INFINITY;
+}
+
 /* Sets each row's validity and visible keys [lo, hi) (the variant initialises
  * its state), and returns the split's key chunk [c0, c1) and the keys every
  * valid row sees [flo, fhi) (tiles inside are `full`). */
@@ -261,6 +278,7 @@ static inline void engine_rows(const plan *pl, const scratch *sc, const attentio
         sc->lo[r] = (int32_t)lo;
         sc->hi[r] = (int32_t)hi;
         if (ok) attention_span_add(&span, lo, hi);
+        engine_row_modifiers(p, sc, r, ok, head, pl->q_offset + pos, x->split == 0);
         variant_row_init(pl, sc, r, ok, head);
     }
     int64_t ulo = span.ulo, uhi = span.uhi;
@@ -480,6 +498,7 @@ static void engine_scratch_free(scratch *sc) {
     attune_scratch_free(sc->st);
     attune_scratch_free(sc->acc);
     attune_scratch_free(sc->lo);
+    attune_scratch_free(sc->slope2);
 #if ENGINE_BF16_TILES
     attune_scratch_free(sc->qb);
     attune_scratch_free(sc->pb);
@@ -494,8 +513,10 @@ static int engine_scratch_alloc(const plan *pl, scratch *sc) {
     if (!pl->wide || pl->use_blas) sc->qr = attune_scratch_alloc(f * (size_t)pl->p->qk_dim * rp);
     sc->st = attune_scratch_alloc(f * (size_t)pl->bk * rp);
     sc->acc = attune_scratch_alloc(f * rp * (size_t)pl->dvp);
-    sc->lo = attune_scratch_alloc(sizeof(int32_t) * rp * 3);
-    int ok = (sc->qt || !pl->wide) && (sc->qr || (pl->wide && !pl->use_blas)) && sc->st && sc->acc && sc->lo;
+    sc->lo = attune_scratch_alloc(sizeof(int32_t) * rp * 4);
+    sc->slope2 = attune_scratch_alloc(f * rp * 2);
+    int ok = (sc->qt || !pl->wide) && (sc->qr || (pl->wide && !pl->use_blas)) && sc->st && sc->acc && sc->lo &&
+             sc->slope2;
 #if ENGINE_BF16_TILES
     if (ok && pl->bf16) {
         sc->qb = attune_bf16_alloc_q(pl->rp, pl->p->qk_dim);
@@ -510,6 +531,8 @@ static int engine_scratch_alloc(const plan *pl, scratch *sc) {
     }
     sc->hi = sc->lo + rp;
     sc->valid = sc->lo + 2 * rp;
+    sc->apos = sc->lo + 3 * rp;
+    sc->sink2 = sc->slope2 + rp;
     return 1;
 }
 

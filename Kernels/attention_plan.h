@@ -50,13 +50,17 @@ enum {
 /* Per thread: Q packed row-minor (qt, wide tiles) and row-major (qr, narrow and
  * sgemm tiles), the tile's S^T then P^T (st), the output accumulator, each row's
  * visible keys [lo, hi) (lo == hi: none) and whether it is a real (head,
- * position); bf16 tiles: Q and P in bf16 pairs (attention_tiles_bf16.h). */
+ * position); the score modifiers of each row (attention_modifiers.h); bf16
+ * tiles: Q and P in bf16 pairs (attention_tiles_bf16.h). */
 #define ATTENTION_SCRATCH_FIELDS                                 \
     float *qt;       /* [qk_dim][rp] */                          \
     float *qr;       /* [rows][qk_dim] */                        \
     float *st;       /* [bk][rp], or [bk][R] packed (narrow) */  \
     float *acc;      /* [rp][dvp] */                             \
     int32_t *lo, *hi, *valid;                                    \
+    int32_t *apos;   /* row's absolute position (ALiBi) */       \
+    float *slope2;   /* row's ALiBi slope * log2 e (0: none) */  \
+    float *sink2;    /* row's sink * log2 e (-inf: none) */      \
     uint16_t *qb;    /* [qk_dim/2][rp][2] */                     \
     uint16_t *pb     /* [bk/2][rp][2] */
 

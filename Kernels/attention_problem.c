@@ -126,6 +126,48 @@ static int32_t validate_format(const attune_attention_problem *p, const attune_a
 static int32_t validate(const attune_attention_problem *p, const attune_attention_tensors *t,
                         uint32_t formats, const char *kernel, attune_status *status);
 
+/* ALiBi slopes and sink logits: finite, one per q head, and taken by the kernel.
+ * ALiBi's offsets j - p are formed as int32 and converted to fp32 exactly, so
+ * every (query position, key) pair must lie within 2^24 of each other. */
+static int32_t validate_modifiers(const attune_attention_problem *p, uint32_t formats, const char *kernel,
+                                  attune_status *status) {
+    const char *who = kernel ? kernel : "this kernel";
+    const struct { const float *table; const char *name, *what; uint32_t bit; } mods[] = {
+        {p->alibi_slopes, "alibi_slopes", "ALiBi", ATTUNE_ACCEPTS_ALIBI},
+        {p->sinks, "sinks", "attention sinks", ATTUNE_ACCEPTS_SINKS},
+    };
+    for (size_t m = 0; m < 2; m++) {
+        if (!mods[m].table) continue;
+        if (!(formats & mods[m].bit))
+            return attune_fail(status, ATTUNE_ERR_UNSUPPORTED, "%s does not implement %s (%s)", who, mods[m].what,
+                               mods[m].name);
+        for (int64_t h = 0; h < p->q_heads && h < DIM_LIMIT; h++)
+            if (!isfinite(mods[m].table[h]))
+                return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "%s[%lld] must be finite, got %g",
+                                   mods[m].name, (long long)h, (double)mods[m].table[h]);
+    }
+    if (p->alibi_slopes) {
+        const int64_t off = attune_attention_q_offset(p), limit = (int64_t)1 << 24;
+        const int64_t far_key = p->kv_len - 1 - off, far_query = off + p->q_len - 1;
+        if (far_key >= limit || far_query >= limit || -far_key >= limit || -far_query >= limit)
+            return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT,
+                               "alibi needs query positions and keys within 2^24 of each other (q_offset %lld, "
+                               "q_len %lld, kv_len %lld)",
+                               (long long)off, (long long)p->q_len, (long long)p->kv_len);
+    }
+    return ATTUNE_OK;
+}
+
+void attune_alibi_slopes(int64_t heads, float *slopes) {
+    int64_t n = 1;
+    while (n * 2 <= heads) n *= 2;
+    for (int64_t h = 0; h < heads; h++) {
+        /* The first n heads: 2^(-8 (h + 1) / n); the rest: odd powers of 2^(-4 / n). */
+        double e = h < n ? -8.0 * (double)(h + 1) / (double)n : -4.0 * (double)(2 * (h - n) + 1) / (double)n;
+        slopes[h] = (float)exp2(e);
+    }
+}
+
 int32_t attune_attention_validate(const attune_attention_problem *p, const attune_attention_tensors *t,
                                   attune_status *status) {
     return validate(p, t, 1u << ATTUNE_KV_F32, NULL, status);
@@ -179,6 +221,8 @@ static int32_t validate(const attune_attention_problem *p, const attune_attentio
     if (p->q_offset != ATTUNE_Q_OFFSET_DEFAULT && (p->q_offset <= -DIM_LIMIT || p->q_offset >= DIM_LIMIT))
         return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "q_offset = %lld is out of range (-2^31, 2^31)",
                            (long long)p->q_offset);
+    rc = validate_modifiers(p, formats, kernel, status);
+    if (rc != ATTUNE_OK) return rc;
     const struct { const char *name; const attune_strides *s; } strides[] = {
         {"q", &p->q_stride}, {"k", &p->k_stride}, {"v", &p->v_stride}, {"o", &p->o_stride},
     };

@@ -43,6 +43,11 @@
  * softmax step, in base-2 units with the cap scaled by log2 e. Every path
  * (wide, sgemm, narrow over any K/V format, bf16 tiles) goes through them.
  *
+ * ALiBi and sinks (p->alibi_slopes, p->sinks; attention_modifiers.h): the
+ * same hooks add the bias slope * (j - position) after the cap, in every
+ * path; a sink starts the row's online softmax (m = sink, l = 1) in the first
+ * split only, so the LSE merge counts it once and LSE includes it.
+ *
  * Split-KV: when there are too few work items to occupy the threads, the
  * visible key range of each tile is cut into `kv_splits` chunks whose
  * normalised partials are combined by attune_lse_merge_rows. The split count
@@ -97,10 +102,14 @@ void attune_flash_resolve_params(const attune_attention_problem *p, const attune
 
 /* ----------------------------------------------------------------- hooks */
 
+/* A sink z (base 2) starts the row as if it were a key already seen: m = z,
+ * l = 2^(z - m) = 1, nothing in acc (the sink has no value). Without one (or
+ * in splits after the first) m = -inf, l = 0. */
 ATTUNE_INLINE void variant_row_init(const plan *pl, const scratch *sc, int r, int ok, int64_t head) {
     (void)pl, (void)ok, (void)head;
-    sc->m[r] = -INFINITY;
-    sc->l[r] = 0.0f;
+    const float z = sc->sink2[r];
+    sc->m[r] = z;
+    sc->l[r] = z == -INFINITY ? 0.0f : 1.0f;
 }
 
 /* Wide scores and f32 P.V: flash_tiles.c's instances (see flash_internal.h). */
@@ -126,20 +135,27 @@ ATTUNE_INLINE void cap_scores(const plan *pl, float *st, int64_t count) {
     if (pl->softcap > 0) attune_softcap_scores(st, count, pl->softcap);
 }
 
-static void variant_probs_wide(const plan *pl, const scratch *sc, int64_t j0, int n, int full) {
+/* Soft-cap, then the ALiBi bias (attention_modifiers.h), on a wide tile's scores. */
+ATTUNE_INLINE void modify_scores_wide(const plan *pl, const scratch *sc, int64_t j0, int n) {
     cap_scores(pl, sc->st, (int64_t)n * pl->rp);
+    if (pl->p->alibi_slopes) attention_alibi_wide(sc->st, pl->rp, sc->slope2, sc->apos, j0, n);
+}
+
+static void variant_probs_wide(const plan *pl, const scratch *sc, int64_t j0, int n, int full) {
+    modify_scores_wide(pl, sc, j0, n);
     flash_softmax_tile(pl, sc, j0, n, full, 0.0f, NULL, NULL, 0);
 }
 
 /* The same step for rows [r0, r0 + R) of the narrow path (attention_tiles.h). */
 static void variant_probs_narrow(const plan *pl, const scratch *sc, int r0, int R, int64_t j0, int n, int full) {
     cap_scores(pl, sc->st, (int64_t)n * R);
+    if (pl->p->alibi_slopes) attention_alibi_packed(sc->st, R, sc->slope2, sc->apos, r0, j0, n);
     softmax_packed_step(sc->st, sc->m, sc->l, sc->alpha, sc->lo, sc->hi, r0, R, j0, n, full);
 }
 
 static void variant_bf16_tile(const plan *pl, const scratch *sc, int64_t bg, const float *vbase, int64_t j0, int n,
                               int full) {
-    cap_scores(pl, sc->st, (int64_t)n * pl->rp);
+    modify_scores_wide(pl, sc, j0, n);
     /* Finite V (the rule): P goes straight to bf16 pairs. Else the row-exact P.V needs P in st. */
     const int vfinite = !pl->kv16.vbad[bg];
     if (vfinite) attune_bf16_softmax_tile(sc->st, pl->rp, sc->pb, sc->m, sc->l, sc->alpha, sc->lo, sc->hi, j0, n, full);
@@ -193,7 +209,9 @@ static int variant_scratch_alloc(const plan *pl, scratch *sc) {
 
 int32_t attune_flash_attention(const attune_attention_problem *p, const attune_attention_tensors *t,
                                const attune_flash_params *params, attune_status *status) {
-    int32_t rc = attune_attention_validate_kv(p, t, ATTUNE_KV_ALL_FORMATS | ATTUNE_ACCEPTS_SOFTCAP, "flash", status);
+    int32_t rc = attune_attention_validate_kv(
+        p, t, ATTUNE_KV_ALL_FORMATS | ATTUNE_ACCEPTS_SOFTCAP | ATTUNE_ACCEPTS_ALIBI | ATTUNE_ACCEPTS_SINKS, "flash",
+        status);
     if (rc != ATTUNE_OK) return rc;
     if (params && (params->block_q < 0 || params->block_kv < 0 || params->kv_splits < 0 || params->threads < 0))
         return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "flash parameters must be non-negative");

@@ -47,6 +47,11 @@
  * the problem only, never on the thread count: results are bitwise identical
  * for any number of threads.
  *
+ * ALiBi (p->alibi_slopes, attention_modifiers.h): its bias joins the scores
+ * before the sigmoid, in every path (on decode tiles the sigmoid then moves
+ * from registers to the probability hook). Sinks are refused: there is no
+ * denominator for a sink logit to join.
+ *
  * LSE: sigmoid attention has no softmax denominator; when an LSE buffer is
  * given every row's entry is set to 0 (also for rows that see no key).
  *
@@ -147,8 +152,10 @@ static void sigmoid_probs_wide(const plan *pl, const scratch *sc, int64_t j0, in
     }
 }
 
-/* f32 scores carry the bias already (+0 here). */
+/* f32 scores carry the bias already (+0 here); ALiBi's (attention_modifiers.h)
+ * is added before the sigmoid. */
 static void variant_probs_wide(const plan *pl, const scratch *sc, int64_t j0, int n, int full) {
+    if (pl->p->alibi_slopes) attention_alibi_wide(sc->st, pl->rp, sc->slope2, sc->apos, j0, n);
     sigmoid_probs_wide(pl, sc, j0, n, full, 0.0f);
 }
 
@@ -156,22 +163,31 @@ static void variant_probs_wide(const plan *pl, const scratch *sc, int64_t j0, in
  * blocked like the f32 tile (no alpha): summed from zero, then added. */
 static void variant_bf16_tile(const plan *pl, const scratch *sc, int64_t bg, const float *vbase, int64_t j0, int n,
                               int full) {
+    if (pl->p->alibi_slopes) attention_alibi_wide(sc->st, pl->rp, sc->slope2, sc->apos, j0, n);
     sigmoid_probs_wide(pl, sc, j0, n, full, pl->bias2);
     const attune_bf16_tile bt = {sc->st, pl->rp, sc->pb, sc->acc, NULL, sc->lo, sc->hi, 0};
     attune_bf16_pv_tile(&pl->kv16, &bt, 0, pl->rows, bg, vbase, j0, n, full);
 }
 
-/* Decode tiles: sigmoid(z + b) in registers, right after the transpose tree. */
-ATTUNE_INLINE vf variant_score_narrow(const plan *pl, vf s) { return sg_sigmoid2(vf_add(s, vf_set1(pl->bias2))); }
+/* Decode tiles: sigmoid(z + b) in registers, right after the transpose tree.
+ * With ALiBi the bias depends on the key, which is not at hand here: z + b
+ * only, and variant_probs_narrow adds ALiBi's bias and takes the sigmoid. */
+ATTUNE_INLINE vf variant_score_narrow(const plan *pl, vf s) {
+    const vf z = vf_add(s, vf_set1(pl->bias2));
+    return pl->p->alibi_slopes ? z : sg_sigmoid2(z);
+}
 
 /* Padding scores: sigmoid(-inf) is exactly 0. */
 ATTUNE_INLINE float variant_pad(void) { return -INFINITY; }
 
 /* Boundary tile, packed narrow layout of rows [r0, r0 + R): keys outside a row's interval give 0. */
 static void variant_probs_narrow(const plan *pl, const scratch *sc, int r0, int R, int64_t j0, int n, int full) {
-    (void)pl;
-    if (full) return;
     const int nv = (n * R + VL - 1) / VL, keys_per_vec = VL / R;
+    if (pl->p->alibi_slopes) {
+        attention_alibi_packed(sc->st, R, sc->slope2, sc->apos, r0, j0, n);
+        for (int b = 0; b < nv; b++) vf_store(sc->st + b * VL, sg_sigmoid2(vf_load(sc->st + b * VL)));
+    }
+    if (full) return;
     vi lo = vi_row_spread(sc->lo + r0, R), hi = vi_row_spread(sc->hi + r0, R);
     for (int b = 0; b < nv; b++) {
         float *pp = sc->st + b * VL;
@@ -233,7 +249,8 @@ static void variant_merge_item(const plan *pl, int64_t base) {
 
 int32_t attune_sigmoid_attention(const attune_attention_problem *p, const attune_attention_tensors *t,
                                  const attune_sigmoid_params *params, attune_status *status) {
-    int32_t rc = attune_attention_validate(p, t, status);
+    /* Sinks are refused: a sink logit lives in a softmax denominator, and sigmoid has none. */
+    int32_t rc = attune_attention_validate_kv(p, t, 1u << ATTUNE_KV_F32 | ATTUNE_ACCEPTS_ALIBI, "sigmoid", status);
     if (rc != ATTUNE_OK) return rc;
     if (params && (params->block_q < 0 || params->block_kv < 0 || params->kv_splits < 0 || params->threads < 0))
         return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "sigmoid parameters must be non-negative");

@@ -41,6 +41,12 @@
  * exp2 rounds to 0 anyway), and then the result equals flash's to fp32
  * rounding (tiles start at block boundaries, not where flash's start).
  *
+ * ALiBi and sinks (attention_modifiers.h) act in stage 2 as in flash: the
+ * bias on each tile's scores, a sink as the rows' starting max and sum. The
+ * predictor ranks blocks without them (it is a heuristic; tau >= 1 and no
+ * skipping still equal flash with the same modifiers). A sink counts in a
+ * row's running max, so the P.V skip may drop blocks far below the sink.
+ *
  * NaN/Inf: statistics are taken only over keys some query sees, so values
  * stored where no query looks never reach them. A NaN that some row does see
  * makes mu (or qbar) NaN, every block non-similar, and the item dense: rows
@@ -56,6 +62,7 @@
 #include "attention_internal.h"
 #include "simd.h"
 #include "flash_internal.h"
+#include "attention_modifiers.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -288,8 +295,12 @@ static void run_item(const sparge_plan *sp, sparge_scratch *ss, int64_t it) {
         sc->valid[r] = ok;
         sc->lo[r] = (int32_t)lo;
         sc->hi[r] = (int32_t)hi;
-        sc->m[r] = -INFINITY;
-        sc->l[r] = 0.0f;
+        /* Modifiers (attention_modifiers.h): ALiBi's slope and position; a sink
+         * starts the online softmax as flash's rows do (m = z, l = 1). */
+        sc->apos[r] = ok ? (int32_t)(sp->q_offset + pos0 + r) : 0;
+        sc->slope2[r] = ok ? attention_alibi_slope2(p, h) : 0.0f;
+        sc->m[r] = ok ? attention_sink2(p, h) : -INFINITY;
+        sc->l[r] = sc->m[r] == -INFINITY ? 0.0f : 1.0f;
         if (!ok) continue;
         attention_span_add(&span, lo, hi);
         if (lo < hi) {
@@ -348,6 +359,7 @@ static void run_item(const sparge_plan *sp, sparge_scratch *ss, int64_t it) {
             const int64_t bg = b * p->kv_heads + g;
             if (pl->bf16) attune_bf16_scores(&pl->kv16, sc->qb, sc->st, rp, bg, k0, n);
             else attune_flash_scores_wide(pl, sc, kbase, k0, n);
+            if (p->alibi_slopes) attention_alibi_wide(sc->st, rp, sc->slope2, sc->apos, k0, n);
             if (sp->skip) {
                 flash_softmax_tile(pl, sc, k0, n, full, sp->prm.pvthreshd, ss->live, ss->column, 1);
                 pv_unskipped(sp, ss, rows, bg, vbase, k0, n, full);
@@ -377,6 +389,7 @@ static void scratch_free(sparge_scratch *ss) {
     attune_scratch_free(ss->fs.acc);
     attune_scratch_free(ss->fs.m);
     attune_scratch_free(ss->fs.lo);
+    attune_scratch_free(ss->fs.slope2);
     attune_scratch_free(ss->qbar);
     attune_scratch_free(ss->rank);
     attune_scratch_free(ss->keep);
@@ -394,11 +407,12 @@ static int scratch_alloc(const sparge_plan *sp, sparge_scratch *ss) {
     ss->fs.st = attune_scratch_alloc(f * tile * rp);
     ss->fs.acc = attune_scratch_alloc(f * rp * (size_t)pl->dvp);
     ss->fs.m = attune_scratch_alloc(f * rp * 3);
-    ss->fs.lo = attune_scratch_alloc(sizeof(int32_t) * rp * 3);
+    ss->fs.lo = attune_scratch_alloc(sizeof(int32_t) * rp * 4);
+    ss->fs.slope2 = attune_scratch_alloc(f * rp * 2);
     ss->qbar = attune_scratch_alloc(f * d * 3);
     ss->rank = attune_scratch_alloc(sizeof(ranked) * nkb);
     ss->keep = attune_scratch_alloc(nkb + cols + sizeof(vmask) * cols + 64);
-    if (!ss->fs.qt || !ss->fs.st || !ss->fs.acc || !ss->fs.m || !ss->fs.lo || !ss->qbar || !ss->rank || !ss->keep ||
+    if (!ss->fs.qt || !ss->fs.st || !ss->fs.acc || !ss->fs.m || !ss->fs.lo || !ss->fs.slope2 || !ss->qbar || !ss->rank || !ss->keep ||
         (pl->bf16 && (!(ss->fs.qb = attune_bf16_alloc_q(pl->rp, pl->p->qk_dim)) ||
                       !(ss->fs.pb = attune_bf16_alloc_p(pl->rp, (int)tile))))) {
         scratch_free(ss);
@@ -408,6 +422,8 @@ static int scratch_alloc(const sparge_plan *sp, sparge_scratch *ss) {
     ss->fs.alpha = ss->fs.m + 2 * rp;
     ss->fs.hi = ss->fs.lo + rp;
     ss->fs.valid = ss->fs.lo + 2 * rp;
+    ss->fs.apos = ss->fs.lo + 3 * rp;
+    ss->fs.sink2 = ss->fs.slope2 + rp;
     ss->mu = ss->qbar + d;
     ss->usum = ss->qbar + 2 * d;
     ss->live = (vmask *)(((uintptr_t)(ss->keep + nkb) + 7) & ~(uintptr_t)7);
@@ -444,7 +460,8 @@ static int32_t check_params(const attune_sparge_params *q, attune_status *status
 int32_t attune_sparge_attention(const attune_attention_problem *p, const attune_attention_tensors *t,
                                 const attune_sparge_params *params, attune_status *status) {
     const double t_start = attune_now_ms();
-    int32_t rc = attune_attention_validate(p, t, status);
+    int32_t rc = attune_attention_validate_kv(p, t, 1u << ATTUNE_KV_F32 | ATTUNE_ACCEPTS_ALIBI | ATTUNE_ACCEPTS_SINKS,
+                                              "sparge", status);
     if (rc != ATTUNE_OK) return rc;
     sparge_plan sp;
     memset(&sp, 0, sizeof sp);

@@ -78,6 +78,11 @@
  * bf16 or int8 (p->kv) are widened in registers on the narrow path and
  * dequantised into packed fp32 tiles on the wide one, as in flash.c.
  *
+ * ALiBi and sinks (attention_modifiers.h): the bias is added to a tile's
+ * scores before the fixed-max step; a sink is one more term of the first
+ * split's l (and of its max, so the bounds and the fallback cover it), and a
+ * row with a sink but no visible key gives O = 0, LSE = the sink.
+ *
  * Parameters (attune_unified_max_params): block_kv (keys per tile, 0 = 256),
  * kv_splits (0 = auto: enough items for 16-way parallelism, >= 512 keys per
  * split, <= 64 — flash's rule), threads (0 = runtime default), phi,
@@ -257,21 +262,34 @@ ATTUNE_INLINE vf variant_score_narrow(const plan *pl, vf s) {
 
 ATTUNE_INLINE float variant_pad(void) { return MASKED; }
 
+/* The ALiBi bias (attention_modifiers.h) before the fixed-max step; masked
+ * scores are replaced after it, so the bias never moves MASKED. */
 static void variant_probs_wide(const plan *pl, const scratch *sc, int64_t j0, int n, int full) {
+    if (pl->p->alibi_slopes) attention_alibi_wide(sc->st, pl->rp, sc->slope2, sc->apos, j0, n);
     softmax_tile(pl, sc, j0, n, full);
 }
 
 static void variant_probs_narrow(const plan *pl, const scratch *sc, int r0, int R, int64_t j0, int n, int full) {
-    (void)pl;
+    if (pl->p->alibi_slopes) attention_alibi_packed(sc->st, R, sc->slope2, sc->apos, r0, j0, n);
     softmax_packed(sc, r0, R, j0, n, full);
 }
 
+/* A sink z (base 2, first split only) is one more term of l: x = z - phi_frac
+ * counts in the row's max (so the bounds check it like a score) and
+ * 2^(x - phi_int) in its sum. */
 ATTUNE_INLINE void variant_row_init(const plan *pl, const scratch *sc, int r, int ok, int64_t head) {
     sc->pf[r] = ok ? pl->phi_frac[head] : 0.0f;
     sc->pk[r] = ok ? pl->phi_int[head] : 0.0f;
     sc->bad[r] = 0;
     sc->m[r] = -INFINITY;
     sc->l[r] = 0.0f;
+    if (sc->sink2[r] != -INFINITY) {
+        float x[VL] = {0}, e[VL];
+        x[0] = sc->sink2[r] - sc->pf[r];
+        vf_store(e, exp2_shifted(vf_load(x), vf_set1(sc->pk[r])));
+        sc->m[r] = x[0];
+        sc->l[r] = e[0];
+    }
 }
 
 ATTUNE_INLINE variant_split variant_split_begin(const plan *pl, const scratch *sc, int64_t c0, int64_t c1) {
@@ -357,7 +375,7 @@ static void finish_row(const plan *pl, int64_t b, int64_t head, int64_t pos, int
 }
 
 static void variant_store_row(const plan *pl, const scratch *sc, int r, int64_t b, int64_t head, int64_t pos) {
-    finish_row(pl, b, head, pos, sc->lo[r] < sc->hi[r], sc->bad[r], sc->m[r] - sc->pk[r], sc->l[r],
+    finish_row(pl, b, head, pos, sc->lo[r] < sc->hi[r] || pl->p->sinks, sc->bad[r], sc->m[r] - sc->pk[r], sc->l[r],
                sc->acc + (int64_t)r * pl->dvp);
 }
 
@@ -389,7 +407,7 @@ static void variant_merge_item(const plan *pl, int64_t base) {
             if (ms > m || isnan(ms)) m = ms;
             bad |= pl->part_bad[slot] | isnan(ms);
         }
-        int status = row_status(pl, lo < hi, bad, m - pl->phi_int[head], l);
+        int status = row_status(pl, lo < hi || p->sinks, bad, m - pl->phi_int[head], l);
         if (status != ROW_OK) {
             finish_other(pl, x.b, head, pos, status);
             continue;
@@ -453,6 +471,8 @@ static int32_t recompute(const plan *pl, const attune_unified_max_params *prm, i
             sp.kv_heads = 1;
             sp.q_len = p1 - p0 + 1;
             sp.q_offset = pl->q_offset + p0;
+            if (p->alibi_slopes) sp.alibi_slopes = p->alibi_slopes + h0;
+            if (p->sinks) sp.sinks = p->sinks + h0;
             attune_attention_tensors st;
             st.q = t->q + b * p->q_stride.batch + h0 * p->q_stride.head + p0 * p->q_stride.row;
             st.k = kv_at_rt(t->k, b * p->k_stride.batch + g * p->k_stride.head, p->kv.format);
@@ -499,7 +519,8 @@ static void plan_free(plan *pl) {
 
 int32_t attune_unified_max_attention(const attune_attention_problem *p, const attune_attention_tensors *t,
                                      const attune_unified_max_params *params, attune_status *status) {
-    int32_t rc = attune_attention_validate_kv(p, t, ATTUNE_KV_ALL_FORMATS, "unified_max", status);
+    int32_t rc = attune_attention_validate_kv(p, t, ATTUNE_KV_ALL_FORMATS | ATTUNE_ACCEPTS_ALIBI | ATTUNE_ACCEPTS_SINKS,
+                                              "unified_max", status);
     if (rc != ATTUNE_OK) return rc;
     attune_unified_max_params prm = {0};
     if (params) prm = *params;
@@ -571,7 +592,7 @@ int32_t attune_unified_max_attention(const attune_attention_problem *p, const at
         for (int64_t i = 0; i < p->q_len; i++) {
             int64_t lo, hi;
             attune_visible_range(p, pl.q_offset, i, &lo, &hi);
-            keyed_pos += lo < hi;
+            keyed_pos += lo < hi || p->sinks;
         }
         rc = recompute(&pl, &prm, flagged, p->batch * p->q_heads * keyed_pos, status);
     }

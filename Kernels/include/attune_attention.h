@@ -5,8 +5,10 @@
  *
  *     s(i,j)     = scale * Q[b,h,i,:] . K[b,g,j,:]
  *                  (with softcap c > 0: c * tanh(s(i,j) / c), before the mask)
+ *                  (with alibi_slopes: + m_h * (j - (q_offset + i)), after the cap)
  *     O[b,h,i,:] = sum_j softmax_j( s(i,j) + mask(i,j) ) * V[b,g,j,:]
  *     LSE[b,h,i] = ln sum_j exp( s(i,j) )   over visible j
+ *                  (with sinks: the sink term e^(z_h) joins the denominator and the LSE)
  *
  * Masking (bottom-right aligned, the KV-cache convention): query row i sits at
  * absolute position p = q_offset + i. Key j is visible iff
@@ -120,6 +122,17 @@ typedef struct {
                            (Gemma 2's attn_logit_softcapping). Only kernels that pass
                            ATTUNE_ACCEPTS_SOFTCAP to attune_attention_validate_kv take it;
                            the others refuse it with ATTUNE_ERR_UNSUPPORTED. */
+    const float *alibi_slopes; /* NULL = none; else q_heads finite slopes m_h: ALiBi, the
+                           score of query row i (absolute position p = q_offset + i) and
+                           key j gains m_h * (j - p), after the soft-cap, before the mask
+                           (attune_alibi_slopes gives the standard slopes). Only kernels
+                           that pass ATTUNE_ACCEPTS_ALIBI take it. */
+    const float *sinks; /* NULL = none; else q_heads finite sink logits z_h (gpt-oss): a
+                           term e^(z_h) joins every row's softmax denominator (and its
+                           max) and contributes no value, so O = sum_j e^(s_j) V_j /
+                           (e^(z_h) + sum_j e^(s_j)) and LSE = ln(e^(z_h) + sum_j e^(s_j));
+                           a row that sees no key gives O = 0, LSE = z_h. Only kernels
+                           that pass ATTUNE_ACCEPTS_SINKS take it. */
 } attune_attention_problem;
 
 /* The tensors of one call. `lse` may be NULL. */
@@ -149,10 +162,18 @@ int32_t attune_attention_validate(const attune_attention_problem *p,
  * accepts fp32 K/V only. `formats` may also carry the score modifiers the
  * kernel implements (ATTUNE_ACCEPTS_*); a problem using another is refused. */
 #define ATTUNE_ACCEPTS_SOFTCAP 0x10000u /* p->softcap (above every format bit) */
+#define ATTUNE_ACCEPTS_ALIBI 0x20000u   /* p->alibi_slopes */
+#define ATTUNE_ACCEPTS_SINKS 0x40000u   /* p->sinks */
 int32_t attune_attention_validate_kv(const attune_attention_problem *p,
                                      const attune_attention_tensors *t,
                                      uint32_t formats, const char *kernel,
                                      attune_status *status);
+
+/* The standard ALiBi slopes of `heads` q heads (Press et al.; BLOOM's
+ * build_alibi_tensor): with n the largest power of two <= heads, head h < n
+ * gets 2^(-8 (h + 1) / n); the remaining heads take every other slope of the
+ * 2n sequence, 2^(-4 (2k + 1) / n) for k = 0, 1, ... */
+void attune_alibi_slopes(int64_t heads, float *slopes);
 
 /* The q_offset in force (resolves ATTUNE_Q_OFFSET_DEFAULT). */
 int64_t attune_attention_q_offset(const attune_attention_problem *p);

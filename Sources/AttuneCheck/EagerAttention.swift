@@ -5,7 +5,9 @@ import Foundation
 /// product, the row max, fp32 `exp`, an fp32 sum, and the weighted sum of V divided by it
 /// (sigmoid: σ(score + bias) weights, no normaliser). It is the "same-dtype eager
 /// reference" of PyTorch dynamo's accuracy rule: what fp32 arithmetic achieves on the
-/// problem without any kernel cleverness (soft-capped scores: c·tanh(s/c), as Gemma 2), so a kernel is judged against its precision's
+/// problem without any kernel cleverness (soft-capped scores: c·tanh(s/c), as Gemma 2; an
+/// ALiBi bias m_h·(j − p) added after it, as BLOOM; a sink logit in the max and the sum,
+/// as gpt-oss's eager_attention_forward), so a kernel is judged against its precision's
 /// reach and not only against yesterday (Docs/NUMERICS.md, "Accuracy rules").
 enum EagerAttention {
     static func run(_ p: AttentionProblem, q: [Float], k: [Float], v: [Float], sigmoidBias: Float?) -> [Float] {
@@ -25,9 +27,12 @@ enum EagerAttention {
                     for d in 0..<p.qkDim { s += q[row * p.qkDim + d] * k[(kvBase + j) * p.qkDim + d] }
                     weights[j] = s * scale
                     if let cap = p.softcap { weights[j] = Float(cap) * tanhf(weights[j] / Float(cap)) }
+                    if let slopes = p.alibiSlopes { weights[j] += slopes[h] * Float(j - (p.resolvedQOffset + i)) }
                     m = max(m, weights[j])
                 }
-                var l: Float = 0
+                let sink = sigmoidBias == nil ? p.sinks?[h] : nil
+                if let sink { m = max(m, sink) }
+                var l: Float = sink.map { expf($0 - m) } ?? 0
                 for j in keys {
                     if let bias = sigmoidBias {
                         weights[j] = 1 / (1 + expf(-(weights[j] + bias)))

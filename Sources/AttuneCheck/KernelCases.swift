@@ -48,8 +48,21 @@ public struct KernelProblem: Sendable {
     /// head dim 256 (scores ≈ 625 after scaling: exp would overflow fp32 without the row max).
     /// Decode over KV lengths 0, 1, tile − 1, tile + 1 (prime), a prime past the split size,
     /// each forced through a 3-way KV split. GQA ratios 1, 2, 3, 4, 8 under a sliding window.
-    /// Attention sinks: their cases join here when the problem grows that input.
+    /// ALiBi (standard slopes; 6 and 12 q heads take the non-power-of-two rule) and attention
+    /// sinks (a sink near a row's log-mass, so it takes a real share), in prefill, decode
+    /// through a 3-way split (a sink counted once), and rows that see only the sink.
     static let fieldCases: [KernelProblem] = [
+        .init(name: "alibi", problem: .init(qHeads: 6, kvHeads: 2, qLen: 48, kvLen: 300, qkDim: 64, causal: true,
+                                            alibiSlopes: AttentionProblem.standardALiBiSlopes(heads: 6))),
+        .init(name: "alibi-decode-split3", problem: .init(qHeads: 12, kvHeads: 4, qLen: 1, kvLen: 1031, qkDim: 64, causal: true,
+                                                          alibiSlopes: AttentionProblem.standardALiBiSlopes(heads: 12)),
+              parameters: ["kv_splits": 3]),
+        .init(name: "sinks-window", problem: .init(qHeads: 4, kvHeads: 2, qLen: 48, kvLen: 300, qkDim: 64, causal: true, window: 64,
+                                                   sinks: [4, 5, 3, 4.5])),
+        .init(name: "sinks-decode-split3", problem: .init(qHeads: 8, kvHeads: 2, qLen: 1, kvLen: 1031, qkDim: 64, causal: true,
+                                                          sinks: [6, 7, 5, 6.5, 8, 6, 7, 5])),
+        .init(name: "sinks-empty-rows", problem: .init(qHeads: 2, kvHeads: 1, qLen: 8, kvLen: 40, qkDim: 64, causal: true, qOffset: -5,
+                                                       alibiSlopes: [0.5, 0.25], sinks: [1, -2])),
         .init(name: "empty-rows-window-end", problem: .init(qHeads: 2, qLen: 16, kvLen: 64, qkDim: 64, qOffset: 60, window: 8)),
         .init(name: "empty-rows-all", problem: .init(qHeads: 2, kvHeads: 1, qLen: 8, kvLen: 40, qkDim: 64, causal: true, qOffset: -9)),
         .init(name: "qk-1e4-d256", problem: .init(qHeads: 2, kvHeads: 1, qLen: 24, kvLen: 200, qkDim: 256, causal: true), qScale: 25, kScale: 25),
@@ -147,7 +160,8 @@ enum KernelCheck {
                           bias: Double) throws -> [Double] {
         let r = ReferenceAttentionProblem(batch: p.batch, qHeads: p.qHeads, kvHeads: p.kvHeads, qLen: p.qLen, kvLen: p.kvLen,
                                           qkDim: p.qkDim, vDim: p.vDim, scale: Double(p.resolvedScale), causal: p.causal,
-                                          qOffset: p.qOffset, window: p.window, softcap: p.softcap)
+                                          qOffset: p.qOffset, window: p.window, softcap: p.softcap,
+                                          alibiSlopes: p.alibiSlopes?.map(Double.init), sinks: p.sinks?.map(Double.init))
         let q = x.q.data.map(Double.init), k = x.k.data.map(Double.init), v = x.v.data.map(Double.init)
         switch kernel.normalizer {
         case .softmax: return try ReferenceAttention.softmax(r, q: q, k: k, v: v).o
@@ -185,13 +199,15 @@ enum KernelCheck {
     }
 
     /// Output elements of rows that see no key which are not exactly 0, plus those rows'
-    /// LSE entries that are not −inf (softmax kernels): the ABI's empty-row convention.
+    /// LSE entries that are not −inf, or the head's sink (softmax kernels): the ABI's
+    /// empty-row convention.
     static func emptyRowViolations(_ out: AttentionOutput, _ p: AttentionProblem, softmax: Bool) -> Double {
         var bad = 0
         for b in 0..<p.batch { for h in 0..<p.qHeads { for i in 0..<p.qLen where EagerAttention.visibleKeys(p, row: i).isEmpty {
             let row = (b * p.qHeads + h) * p.qLen + i
             bad += out.o.data[(row * p.vDim)..<((row + 1) * p.vDim)].filter { $0 != 0 }.count
-            if softmax, row < out.lse.data.count, out.lse.data[row] != -.infinity { bad += 1 }
+            let want = p.sinks?[h] ?? -.infinity
+            if softmax, row < out.lse.data.count, !(out.lse.data[row] == want || abs(out.lse.data[row] - want) <= 1e-5 * max(1, abs(want))) { bad += 1 }
         } } }
         return Double(bad)
     }
@@ -241,7 +257,7 @@ enum KernelCheck {
             metrics["empty_row_nonzero"] = emptyRowViolations(out, c.problem, softmax: kernel.normalizer == .softmax)
         }
         // BF16AttentionBound is derived for uncapped scores: a capped problem has the metrics above only.
-        if lowPrecision, kernel.isExact, c.problem.softcap == nil {
+        if lowPrecision, kernel.isExact, c.problem.softcap == nil, c.problem.alibiSlopes == nil, c.problem.sinks == nil {
             metrics["bf16_bound_ratio"] = try bf16BoundRatio(c.problem, x, out, sigmoidBias: sigmoidBias.map(Double.init))
         }
         let contract = KernelContracts.judge(kernel, variant: variant, problem: c.problem,

@@ -1,5 +1,6 @@
 import AttuneIR
 import AttuneKernels
+import AttunePasses
 
 /// A layer whose K/V a kernel keeps in its own store, and the C that manages it.
 struct StoreLayer {
@@ -478,6 +479,11 @@ struct NodeLowering {
             }
             parameters["bias"] = bias
         }
+        if let refusal = modifierRefusal(kernel, a) { throw fail(refusal) }
+        if let decode = a.decodeBinding, let kernel = try? KernelRegistry.kernel(named: decode.kernel),
+           let refusal = modifierRefusal(kernel, a) {
+            throw fail("decode " + refusal)
+        }
         if let storeKernel = kernel as? any KVStoreKernel {
             kernelSources.formUnion(kernel.cSources)
             return try storeAttention(storeKernel, a, parameters, node, out)
@@ -508,6 +514,16 @@ struct NodeLowering {
         ]
         if let w = a.window { code.append("p.window = \(w);") }
         if let c = a.softcap { code.append("p.softcap = \(CLiteral.float(c));") }
+        // ALiBi's slopes as a table of the generated file (the kernels' own standard slopes);
+        // the sink logits are the node's weight.
+        var slopeTable: [String] = []
+        if a.alibi {
+            let slopes = AttentionProblem.standardALiBiSlopes(heads: a.heads)
+            slopeTable = ["/* ALiBi slopes of node %\(out.node)'s \(a.heads) heads (the standard ones). */",
+                          "static const float alibi_slopes_\(out.node)[\(a.heads)] = {\(slopes.map { CLiteral.float(Double($0)) }.joined(separator: ", "))};"]
+            code.append("p.alibi_slopes = alibi_slopes_\(out.node);")
+        }
+        if let s = a.sinksInput { code.append("p.sinks = \(try read(node.inputs[s]).pointer);") }
         code += try kvFormatFields(a, kernel, k: k, v: v)
         code.append("attune_status status;")
 
@@ -541,7 +557,7 @@ struct NodeLowering {
         if let decode = a.decodeBinding {
             helper = try phaseSplit(helper, decode: decode, a, node, out)
         }
-        preludes[out.node] = helper
+        preludes[out.node] = slopeTable + helper
 
         let kernels = kernel.name + (a.decodeBinding.map { ", decode \($0.kernel)" } ?? "")
         let failure = "return fail(m, \"node %%\(out.node) attention (\(kernels)): %s\", status.message);"
@@ -655,12 +671,27 @@ struct NodeLowering {
         return lines
     }
 
+    /// Why `kernel` cannot bind a node with `a`'s ALiBi or sinks, or nil: the kernel's own
+    /// refusals of a problem with them that it does not make without them.
+    private func modifierRefusal(_ kernel: any AttentionKernel, _ a: AttentionAttrs) -> String? {
+        guard a.alibi || a.sinks else { return nil }
+        let plain = AttentionProblem(qHeads: a.heads, kvHeads: a.kvHeads, qLen: 1, kvLen: 1, qkDim: a.headDim, vDim: a.vHeadDim,
+                                     causal: a.causal)
+        var modified = plain
+        modified.addModifiers(of: a)
+        let before = Set(kernel.unsupportedReasons(plain))
+        return kernel.unsupportedReasons(modified).first { !before.contains($0) }
+    }
+
     /// Why attention `a` cannot run batched sequences over a shared prefix, or nil.
     private func batchRefusal(_ a: AttentionAttrs, _ kernel: any AttentionKernel, layer: Int?, k: View, v: View) -> String? {
         let which = layer.map { "layer \($0)" } ?? "an attention node"
         if kernel.normalizer != .softmax { return "\(which) uses \(kernel.normalizer.rawValue) attention, which has no log-sum-exp to merge a shared prefix with" }
         if a.window != nil { return "\(which) has a sliding window, which a shared prefix would cross" }
         if a.selection != nil { return "\(which) passes kascade key selections, which are per sequence" }
+        if a.alibi || a.sinks {
+            return "\(which) has \(a.alibi ? "ALiBi" : "attention sinks"), which the shared-prefix merge does not carry (a suffix's keys would lose their positions, a sink would count twice)"
+        }
         guard case .cache = k.base, case .cache = v.base else { return "\(which) does not read the KV cache" }
         return nil
     }

@@ -91,6 +91,8 @@ extension Op {
             ]
             if let w = a.window { d["window"] = .int(w) }
             if let c = a.softcap { d["softcap"] = .double(c) }
+            if a.alibi { d["alibi"] = .bool(true) }
+            if a.sinks { d["sinks"] = .bool(true) }
             switch a.selection {
             case nil: break
             case .produce(let w): d["selection"] = .ident("produce"); d["selection_width"] = .int(w)
@@ -179,7 +181,8 @@ extension Op {
                                            scale: try a.optionalDouble("scale"), causal: try a.bool("causal", default: true),
                                            window: try a.optionalInt("window"), normalizer: normalizer, binding: try binding(""),
                                            selection: selection, softcap: try a.optionalDouble("softcap"),
-                                           decodeBinding: try binding("decode_")))
+                                           decodeBinding: try binding("decode_"), alibi: try a.bool("alibi", default: false),
+                                           sinks: try a.bool("sinks", default: false)))
         case "kv_append":
             guard let kind = KVKind(rawValue: try a.ident("kind", default: "")) else {
                 throw IRError("kv_append: kind must be key or value")

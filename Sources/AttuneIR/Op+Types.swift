@@ -11,6 +11,7 @@ extension Op {
         case .linear(let bias): return bias ? 3 : 2
         case .layerNorm, .addRMSNorm: return 3
         case .attention(let a):
+            if let s = a.sinksInput { return s + 1 }
             if case .consume = a.selection { return 4 }
             return 3
         case .qkvRope(let a): return a.positionsInput + 1
@@ -152,6 +153,12 @@ extension Op {
             if let c = a.softcap {
                 guard c > 0, Float(c).isNormal else { throw IRError("softcap must be a positive normal float, got \(c)") }
                 guard case .softmax = a.normalizer else { throw IRError("softcap applies to softmax attention only") }
+            }
+            if a.sinks, case .sigmoid = a.normalizer {
+                throw IRError("sinks apply to softmax attention only (a sink logit joins the softmax denominator)")
+            }
+            if let s = a.sinksInput {
+                guard t[s] == TensorType(.f32, [.fixed(a.heads)]) else { throw IRError("sinks input must be f32[\(a.heads)] (one logit per head), got \(t[s])") }
             }
             for i in 0..<3 { try float(i, ["q", "k", "v"][i]); try rank(i, 2, ["q", "k", "v"][i]) }
             try same(t[0].shape[1], .fixed(a.heads * a.headDim), "q width vs heads*head_dim")

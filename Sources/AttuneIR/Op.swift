@@ -73,11 +73,17 @@ public struct AttentionAttrs: Sendable, Hashable {
     /// Logit soft-cap c: each score s = scale·q·k becomes c·tanh(s/c) before the mask
     /// (Gemma 2's `attn_logit_softcapping`); nil = none.
     public var softcap: Double?
+    /// ALiBi with the standard slopes of `heads` (BLOOM's rule): the (capped) score of the
+    /// query at position p and key j gains slope_h·(j − p).
+    public var alibi: Bool
+    /// Attention sinks: the node's last input is a weight f32[heads] of sink logits, each
+    /// joining its head's softmax denominator with no value (gpt-oss).
+    public var sinks: Bool
 
     public init(heads: Int, kvHeads: Int, headDim: Int, vHeadDim: Int? = nil, scale: Double? = nil,
                 causal: Bool = true, window: Int? = nil, normalizer: AttentionNormalizer = .softmax,
                 binding: KernelBinding? = nil, selection: KeySelection? = nil, softcap: Double? = nil,
-                decodeBinding: KernelBinding? = nil) {
+                decodeBinding: KernelBinding? = nil, alibi: Bool = false, sinks: Bool = false) {
         self.heads = heads
         self.kvHeads = kvHeads
         self.headDim = headDim
@@ -90,6 +96,15 @@ public struct AttentionAttrs: Sendable, Hashable {
         self.decodeBinding = decodeBinding
         self.selection = selection
         self.softcap = softcap
+        self.alibi = alibi
+        self.sinks = sinks
+    }
+
+    /// The input holding the sink logits (after a consumed key selection), or nil.
+    public var sinksInput: Int? {
+        guard sinks else { return nil }
+        if case .consume = selection { return 4 }
+        return 3
     }
 }
 

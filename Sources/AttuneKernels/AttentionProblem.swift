@@ -8,6 +8,9 @@ import CAttuneKernels
 /// `(!causal || j <= qOffset + i) && (window == nil || j > qOffset + i - window)`.
 /// With `softcap` c, every score s = scale·q·k becomes c·tanh(s/c) before the mask
 /// (Gemma 2's logit soft-capping); only kernels that say so accept it.
+/// With `alibiSlopes` m (one per q head), the (capped) score of query row `i` and key `j`
+/// gains `m_h·(j − (qOffset + i))` (ALiBi); with `sinks` z (one per q head), a term e^(z_h)
+/// joins each row's softmax denominator with no value (gpt-oss), and the LSE includes it.
 /// Tensors described by this value are contiguous; strided views are an ABI feature
 /// reached through `AttentionStrides`.
 public struct AttentionProblem: Sendable, Equatable, CustomStringConvertible {
@@ -30,10 +33,15 @@ public struct AttentionProblem: Sendable, Equatable, CustomStringConvertible {
     public var kvFormat: KVFormat = .f32
     /// Logit soft-cap c > 0 (scores become c·tanh(s/c)); `nil` means none.
     public var softcap: Double?
+    /// ALiBi slopes, one per q head (`AttentionProblem.standardALiBiSlopes`); `nil` means none.
+    public var alibiSlopes: [Float]?
+    /// Sink logits, one per q head; `nil` means none.
+    public var sinks: [Float]?
 
     public init(batch: Int = 1, qHeads: Int, kvHeads: Int? = nil, qLen: Int, kvLen: Int,
                 qkDim: Int, vDim: Int? = nil, scale: Float? = nil, causal: Bool = false,
-                qOffset: Int? = nil, window: Int? = nil, softcap: Double? = nil) {
+                qOffset: Int? = nil, window: Int? = nil, softcap: Double? = nil,
+                alibiSlopes: [Float]? = nil, sinks: [Float]? = nil) {
         self.batch = batch
         self.qHeads = qHeads
         self.kvHeads = kvHeads ?? qHeads
@@ -46,6 +54,51 @@ public struct AttentionProblem: Sendable, Equatable, CustomStringConvertible {
         self.qOffset = qOffset
         self.window = window
         self.softcap = softcap
+        self.alibiSlopes = alibiSlopes
+        self.sinks = sinks
+    }
+
+    /// The standard ALiBi slopes of `heads` heads, from the C kernels' own function
+    /// (`attune_alibi_slopes`: BLOOM's `_get_alibi_slopes`, non-power-of-two rule included).
+    public static func standardALiBiSlopes(heads: Int) -> [Float] {
+        guard heads > 0 else { return [] }
+        var out = [Float](repeating: 0, count: heads)
+        out.withUnsafeMutableBufferPointer { attune_alibi_slopes(Int64(heads), $0.baseAddress!) }
+        return out
+    }
+
+    /// Sets `p`'s ALiBi and sink pointers to this problem's tables for the duration of `body`.
+    public func withModifiers<R>(_ p: inout attune_attention_problem,
+                                 _ body: (inout attune_attention_problem) throws -> R) rethrows -> R {
+        try Self.withTable(alibiSlopes) { slopes in
+            try Self.withTable(sinks) { sinks in
+                p.alibi_slopes = slopes
+                p.sinks = sinks
+                defer { p.alibi_slopes = nil; p.sinks = nil }
+                return try body(&p)
+            }
+        }
+    }
+
+    private static func withTable<R>(_ table: [Float]?, _ body: (UnsafePointer<Float>?) throws -> R) rethrows -> R {
+        guard let table else { return try body(nil) }
+        return try table.withUnsafeBufferPointer { try body($0.baseAddress) }
+    }
+
+    /// The refusal of a kernel that does not implement ALiBi, or nil when the problem has none.
+    public func alibiRefusal(kernel: String) -> String? {
+        alibiSlopes.map { _ in "\(kernel) does not implement ALiBi (alibi); flash, unified_max, sparge and sigmoid do" }
+    }
+
+    /// The refusal of a kernel that does not implement attention sinks, or nil when the problem
+    /// has none; `why` replaces the default reason.
+    public func sinksRefusal(kernel: String, why: String? = nil) -> String? {
+        sinks.map { _ in why ?? "\(kernel) does not implement attention sinks (sinks); flash, unified_max and sparge do" }
+    }
+
+    /// The refusals of a kernel that takes none of the score modifiers (soft-cap, ALiBi, sinks).
+    public func modifierRefusals(kernel: String) -> [String] {
+        [softcapRefusal(kernel: kernel), alibiRefusal(kernel: kernel), sinksRefusal(kernel: kernel)].compactMap { $0 }
     }
 
     /// The refusal of a kernel that does not implement soft-capping, or nil when the
@@ -111,11 +164,17 @@ public struct AttentionProblem: Sendable, Equatable, CustomStringConvertible {
         if let c = softcap, c > 0, Float(c) == 0 || !Float(c).isFinite {
             return "softcap \(c) is not representable as a float (\(Float.leastNormalMagnitude) ... \(Float.greatestFiniteMagnitude))"
         }
+        for (name, table) in [("alibi", alibiSlopes), ("sinks", sinks)] {
+            if let table, table.count != qHeads {
+                return "\(name) has \(table.count) values but the problem has \(qHeads) q heads"
+            }
+        }
         var p = cProblem
         var status = attune_status()
         // Structure only: whether a kernel reads the K/V format is the kernel's question.
-        let formats = KVFormat.allCases.reduce(UInt32(ATTUNE_ACCEPTS_SOFTCAP)) { $0 | (1 << UInt32($1.cValue)) }
-        let rc = attune_attention_validate_kv(&p, nil, formats, "the ABI", &status)
+        let modifiers = UInt32(ATTUNE_ACCEPTS_SOFTCAP) | UInt32(ATTUNE_ACCEPTS_ALIBI) | UInt32(ATTUNE_ACCEPTS_SINKS)
+        let formats = KVFormat.allCases.reduce(modifiers) { $0 | (1 << UInt32($1.cValue)) }
+        let rc = withModifiers(&p) { attune_attention_validate_kv(&$0, nil, formats, "the ABI", &status) }
         return rc == 0 ? nil : AttentionProblem.message(of: status)
     }
 
@@ -123,6 +182,11 @@ public struct AttentionProblem: Sendable, Equatable, CustomStringConvertible {
         withUnsafeBytes(of: status.message) { raw in
             String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
         }
+    }
+
+    /// A table entry as typed: integers without a fraction, others in Float's shortest form.
+    static func describe(_ x: Float) -> String {
+        x.rounded() == x && abs(x) < 1e7 ? String(Int(x)) : "\(x)"
     }
 
     public var description: String {
@@ -134,6 +198,10 @@ public struct AttentionProblem: Sendable, Equatable, CustomStringConvertible {
         if let scale { s += " scale=\(scale)" }
         if kvFormat != .f32 { s += " kv=\(kvFormat.rawValue)" }
         if let softcap { s += " softcap=\(describeParameterValue(softcap))" }
+        if let alibiSlopes {
+            s += alibiSlopes == Self.standardALiBiSlopes(heads: qHeads) ? " alibi" : " alibi=\(alibiSlopes.map(Self.describe).joined(separator: ","))"
+        }
+        if let sinks { s += " sinks=\(sinks.map(Self.describe).joined(separator: ","))" }
         return s
     }
 }

@@ -25,7 +25,7 @@ public struct FlashKernel: AttentionKernel {
     ]
 
     public func unsupportedReasons(_ problem: AttentionProblem) -> [String] {
-        // flash accepts every problem the ABI accepts, soft-capped too.
+        // flash accepts every problem the ABI accepts, with every score modifier (soft-cap, ALiBi, sinks).
         problem.validationError().map { [$0] } ?? []
     }
 
@@ -67,7 +67,7 @@ public struct FlashKernel: AttentionKernel {
         var tensors = attune_attention_tensors(q: q, k: k, v: v, o: o, lse: lse)
         var params = cParams(parameters)
         var status = attune_status()
-        let rc = attune_flash_attention(&p, &tensors, &params, &status)
+        let rc = problem.withModifiers(&p) { attune_flash_attention(&$0, &tensors, &params, &status) }
         if rc != 0 { throw KernelError("flash: " + AttentionProblem.message(of: status)) }
         return [:]
     }

@@ -140,7 +140,7 @@ public struct HybridKernel: KVStoreKernel {
     public func unsupportedReasons(_ problem: AttentionProblem) -> [String] {
         var reasons = problem.validationError().map { [$0] } ?? []
         if problem.window != nil { reasons.append("hybrid does not support a sliding window (its hot tier is the window)") }
-        if let r = problem.softcapRefusal(kernel: name) { reasons.append(r) }
+        reasons += problem.modifierRefusals(kernel: name)
         return reasons
     }
 

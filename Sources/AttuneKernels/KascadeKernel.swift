@@ -42,7 +42,7 @@ public struct KascadeKernel: AttentionKernel {
         var reasons = problem.validationError().map { [$0] } ?? []
         if !problem.causal { reasons.append("kascade needs a causal mask (its tiles are query positions)") }
         if problem.window != nil { reasons.append("kascade does not support a sliding window") }
-        if let r = problem.softcapRefusal(kernel: name) { reasons.append(r) }
+        reasons += problem.modifierRefusals(kernel: name)
         if problem.resolvedQOffset < 0 { reasons.append("kascade needs every query at a position >= 0 (q_len <= kv_len)") }
         return reasons
     }

@@ -27,7 +27,7 @@ public struct PrefixSharedKernel: AttentionKernel {
     public func unsupportedReasons(_ problem: AttentionProblem) -> [String] {
         var reasons = problem.validationError().map { [$0] } ?? []
         if problem.window != nil { reasons.append("prefix_shared does not support a sliding window") }
-        if let r = problem.softcapRefusal(kernel: name) { reasons.append(r) }
+        reasons += problem.modifierRefusals(kernel: name)
         return reasons
     }
 

@@ -33,8 +33,9 @@ public struct SigmoidKernel: AttentionKernel {
     ]
 
     public func unsupportedReasons(_ problem: AttentionProblem) -> [String] {
-        // sigmoid accepts every problem the ABI accepts, uncapped.
-        (problem.validationError().map { [$0] } ?? []) + [problem.softcapRefusal(kernel: name)].compactMap { $0 }
+        // sigmoid accepts every problem the ABI accepts, with ALiBi (a bias); uncapped, and no sinks.
+        (problem.validationError().map { [$0] } ?? []) + [problem.softcapRefusal(kernel: name),
+            problem.sinksRefusal(kernel: name, why: "sigmoid does not take attention sinks: a sink logit joins a softmax denominator, and sigmoid has none")].compactMap { $0 }
     }
 
     public func cInvocation(_ parameters: KernelParameters) -> [String]? {
@@ -78,7 +79,7 @@ public struct SigmoidKernel: AttentionKernel {
         var tensors = attune_attention_tensors(q: q, k: k, v: v, o: o, lse: lse)
         var params = cParams(parameters)
         var status = attune_status()
-        let rc = attune_sigmoid_attention(&p, &tensors, &params, &status)
+        let rc = problem.withModifiers(&p) { attune_sigmoid_attention(&$0, &tensors, &params, &status) }
         if rc != 0 { throw KernelError("sigmoid: " + AttentionProblem.message(of: status)) }
         return [:]
     }

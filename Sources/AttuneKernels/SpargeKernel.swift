@@ -36,7 +36,7 @@ public struct SpargeKernel: AttentionKernel {
     ]
 
     public func unsupportedReasons(_ problem: AttentionProblem) -> [String] {
-        // Every problem the ABI accepts (decode rows run through the wide tiles, padded to 16), uncapped.
+        // Every problem the ABI accepts (decode rows run through the wide tiles, padded to 16), with ALiBi and sinks, uncapped.
         (problem.validationError().map { [$0] } ?? []) + [problem.softcapRefusal(kernel: name)].compactMap { $0 }
     }
 
@@ -71,7 +71,7 @@ public struct SpargeKernel: AttentionKernel {
             params.threads = Int32(clamping: Int(value("threads")))
             params.precision = Int32(clamping: Int(value("precision")))
             params.stats_out = out
-            return attune_sparge_attention(&p, &tensors, &params, &status)
+            return problem.withModifiers(&p) { attune_sparge_attention(&$0, &tensors, &params, &status) }
         }
         if rc != 0 { throw KernelError("sparge: " + AttentionProblem.message(of: status)) }
         return ["kept_fraction": stats.kept_fraction, "skipped_pv_fraction": stats.skipped_pv_fraction,

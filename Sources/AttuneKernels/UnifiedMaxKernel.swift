@@ -26,7 +26,7 @@ public struct UnifiedMaxKernel: AttentionKernel {
     ]
 
     public func unsupportedReasons(_ problem: AttentionProblem) -> [String] {
-        // Every problem the ABI accepts (out-of-range rows fall back to flash), uncapped.
+        // Every problem the ABI accepts (out-of-range rows fall back to flash), with ALiBi and sinks, uncapped.
         (problem.validationError().map { [$0] } ?? []) + [problem.softcapRefusal(kernel: name)].compactMap { $0 }
     }
 
@@ -74,7 +74,7 @@ public struct UnifiedMaxKernel: AttentionKernel {
             params.threads = Int32(clamping: Int(parameters["threads"] ?? 0))
             params.phi = phi
             params.fallback_rows_out = out
-            return attune_unified_max_attention(&p, &tensors, &params, &status)
+            return problem.withModifiers(&p) { attune_unified_max_attention(&$0, &tensors, &params, &status) }
         }
         if rc != 0 { throw KernelError("unified_max: " + AttentionProblem.message(of: status)) }
         return ["fallback_rows": Double(fallback), "rows": Double(problem.batch * problem.qHeads * problem.qLen)]

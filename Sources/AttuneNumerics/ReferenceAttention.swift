@@ -44,6 +44,13 @@ public struct ReferenceAttentionProblem: Sendable, Equatable, CustomStringConver
     public var window: Int?
     /// Logit soft-cap c > 0: softmax scores become `c * tanh(s / c)`; nil means none.
     public var softcap: Double?
+    /// ALiBi slopes m_h, one per q head: the score of query position p and key j gains
+    /// `m_h * (j - p)` (after the soft-cap); nil means none. `ReferenceAttention.alibiSlopes`
+    /// gives the standard ones.
+    public var alibiSlopes: [Double]?
+    /// Sink logits z_h, one per q head: `e^(z_h)` joins the softmax denominator (and the
+    /// LSE) with no value; nil means none.
+    public var sinks: [Double]?
 
     /// Defaults: `batch = 1`, `kvHeads = qHeads`, `vDim = qkDim`,
     /// `scale = 1 / sqrt(qkDim)`, no causal mask, `qOffset = kvLen - qLen`,
@@ -51,7 +58,8 @@ public struct ReferenceAttentionProblem: Sendable, Equatable, CustomStringConver
     public init(batch: Int = 1, qHeads: Int, kvHeads: Int? = nil,
                 qLen: Int, kvLen: Int, qkDim: Int, vDim: Int? = nil,
                 scale: Double? = nil, causal: Bool = false,
-                qOffset: Int? = nil, window: Int? = nil, softcap: Double? = nil) {
+                qOffset: Int? = nil, window: Int? = nil, softcap: Double? = nil,
+                alibiSlopes: [Double]? = nil, sinks: [Double]? = nil) {
         self.batch = batch
         self.qHeads = qHeads
         self.kvHeads = kvHeads ?? qHeads
@@ -64,6 +72,8 @@ public struct ReferenceAttentionProblem: Sendable, Equatable, CustomStringConver
         self.qOffset = qOffset
         self.window = window
         self.softcap = softcap
+        self.alibiSlopes = alibiSlopes
+        self.sinks = sinks
     }
 
     /// `qOffset`, or `kvLen - qLen` when it is nil.
@@ -82,6 +92,8 @@ public struct ReferenceAttentionProblem: Sendable, Equatable, CustomStringConver
         if let o = qOffset { s += " qOffset=\(o)" }
         if let w = window { s += " window=\(w)" }
         if let c = softcap { s += " softcap=\(c)" }
+        if let a = alibiSlopes { s += " alibi=\(a)" }
+        if let z = sinks { s += " sinks=\(z)" }
         return s
     }
 
@@ -102,6 +114,11 @@ public struct ReferenceAttentionProblem: Sendable, Equatable, CustomStringConver
         if !scale.isFinite { throw fail("scale must be finite, got \(scale)") }
         if let w = window, w < 1 { throw fail("window must be >= 1, got \(w)") }
         if let c = softcap, !(c > 0 && c.isFinite) { throw fail("softcap must be finite and > 0, got \(c)") }
+        for (name, table) in [("alibiSlopes", alibiSlopes), ("sinks", sinks)] {
+            guard let table else { continue }
+            if table.count != qHeads { throw fail("\(name) has \(table.count) values for \(qHeads) q heads") }
+            if let bad = table.first(where: { !$0.isFinite }) { throw fail("\(name) must be finite, got \(bad)") }
+        }
         // Position arithmetic must not overflow: p ranges over
         // [qOffset, qOffset + qLen - 1], and the mask computes p - window.
         let off = resolvedQOffset
@@ -154,6 +171,10 @@ public enum ReferenceAttention {
     /// `m + log Σ exp(s_j - m)` with `m = max s_j`).
     /// A row with no visible key (including `kvLen == 0`) gets `O = 0`,
     /// `LSE = -infinity`.
+    /// ALiBi adds `m_h * (j - p)` to each `s_j` (p the query's absolute position). A sink
+    /// z_h is one more logit in the max and the sum with no value:
+    /// `O = Σ e^(s_j - m) v_j / (e^(z_h - m) + Σ e^(s_j - m))`, `LSE = m + log(that sum)`,
+    /// `m = max(z_h, max s_j)`; with a sink a row that sees no key gets `O = 0`, `LSE = z_h`.
     ///
     /// - Returns: `o` `[batch, qHeads, qLen, vDim]` and `lse` `[batch, qHeads, qLen]`.
     /// - Throws: `ReferenceAttentionError` for invalid shapes, array sizes,
@@ -171,6 +192,7 @@ public enum ReferenceAttention {
         let off = p.resolvedQOffset
         let (Lq, Lk, D, Dv) = (p.qLen, p.kvLen, p.qkDim, p.vDim)
         let (scale, causal, window, softcap) = (p.scale, p.causal, p.window, p.softcap)
+        let (alibi, sinks) = (p.alibiSlopes, p.sinks)
 
         q.withUnsafeBufferPointer { qb in
         k.withUnsafeBufferPointer { kb in
@@ -202,14 +224,16 @@ public enum ReferenceAttention {
                             if vis { anyVisible = true }
                             j += 1
                         }
+                        let sink = sinks?[h]
                         if !anyVisible {
-                            // o row already 0, lse already -inf.
+                            // o row already 0; lse -inf, or the sink alone.
+                            if let z = sink { lp![row] = z }
                             i += 1
                             continue
                         }
-                        // 2. Scores of visible keys only; running max.
+                        // 2. Scores of visible keys only; running max (the sink's logit counts).
                         let qRow = qp! + row * D
-                        var m = -Double.infinity
+                        var m = sink ?? -Double.infinity
                         j = 0
                         while j < Lk {
                             if visp[j] {
@@ -217,6 +241,7 @@ public enum ReferenceAttention {
                                 let dot = dotProduct(qRow, kRow, D)
                                 var s = scale * dot
                                 if let c = softcap { s = c * Foundation.tanh(s / c) }
+                                if let a = alibi { s += a[h] * Double(j - pos) }
                                 sp[j] = s
                                 if s > m { m = s }
                             }
@@ -225,7 +250,7 @@ public enum ReferenceAttention {
                         // 3. exp(s - m), sum, and Σ e_j v_j.
                         var d = 0
                         while d < Dv { ap[d] = 0; d += 1 }
-                        var sum = 0.0
+                        var sum = sink.map { Foundation.exp($0 - m) } ?? 0.0
                         j = 0
                         while j < Lk {
                             if visp[j] {
@@ -267,7 +292,9 @@ public enum ReferenceAttention {
         let group = p.qHeads / p.kvHeads
         let off = p.resolvedQOffset
         let (Lq, Lk, D, Dv) = (p.qLen, p.kvLen, p.qkDim, p.vDim)
-        let (scale, causal, window) = (p.scale, p.causal, p.window)
+        let (scale, causal, window, alibi) = (p.scale, p.causal, p.window, p.alibiSlopes)
+        if p.sinks != nil { throw ReferenceAttentionError("sigmoid attention has no denominator for sinks [\(p)]") }
+        if p.softcap != nil { throw ReferenceAttentionError("sigmoid attention is not soft-capped [\(p)]") }
 
         q.withUnsafeBufferPointer { qb in
         k.withUnsafeBufferPointer { kb in
@@ -291,7 +318,7 @@ public enum ReferenceAttention {
                             if isVisible(key: j, queryPosition: pos, causal: causal, window: window) {
                                 let kRow = kp! + (kvHeadBase * Lk + j) * D
                                 let dot = dotProduct(qRow, kRow, D)
-                                let w = stableSigmoid(scale * dot + bias)
+                                let w = stableSigmoid(scale * dot + bias + (alibi.map { $0[h] * Double(j - pos) } ?? 0))
                                 let vRow = vp! + (kvHeadBase * Lk + j) * Dv
                                 accumulate(oRow, w, vRow, Dv)
                             }
@@ -305,6 +332,20 @@ public enum ReferenceAttention {
             }
         }}}}
         return o
+    }
+
+    /// The standard ALiBi slopes of `heads` heads, written from the paper's rule (Press et
+    /// al., as BLOOM's `_get_alibi_slopes` implements it): with n the largest power of two
+    /// <= heads, slope h (h < n) is `(2^(-8/n))^(h+1)`; the other heads take the odd powers
+    /// `(2^(-4/n))^(1, 3, 5, ...)` of the sequence for 2n heads.
+    public static func alibiSlopes(heads: Int) -> [Double] {
+        guard heads > 0 else { return [] }
+        var n = 1
+        while n * 2 <= heads { n *= 2 }
+        let base = Foundation.pow(2.0, -8.0 / Double(n)), extra = Foundation.pow(2.0, -4.0 / Double(n))
+        return (0..<heads).map { h in
+            h < n ? Foundation.pow(base, Double(h + 1)) : Foundation.pow(extra, Double(2 * (h - n) + 1))
+        }
     }
 
     // MARK: - Mask (the only place the reference's mask is defined)

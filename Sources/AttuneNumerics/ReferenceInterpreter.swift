@@ -192,7 +192,7 @@ public final class ReferenceInterpreter {
             return [K.attentionMask(seq: s[s.count - 2], kv: s[s.count - 1], causal: causal, window: window)]
         case .attention(let a):
             attentionObserver?(index, a, x[0], x[1], x[2])
-            let o = try K.attention(x[0], x[1], x[2], a)
+            let o = try K.attention(x[0], x[1], x[2], a, sinks: a.sinksInput.map { x[$0] })
             // The reference attends to every key; a selection it "produces" names none
             // (-1 throughout) and one it is given is ignored: approximate kernels are
             // measured against exactly this.

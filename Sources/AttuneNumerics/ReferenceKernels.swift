@@ -238,12 +238,15 @@ enum ReferenceKernels {
     }
 
     /// `attention(q[seq, H*D], k[kv, Hkv*D], v[kv, Hkv*Dv])` -> `[seq, H*Dv]` through
-    /// `ReferenceAttention` (batch 1, q_offset = kv - seq).
-    static func attention(_ q: F64Tensor, _ k: F64Tensor, _ v: F64Tensor, _ a: AttentionAttrs) throws -> F64Tensor {
+    /// `ReferenceAttention` (batch 1, q_offset = kv - seq); `sinks` the node's sink logits
+    /// when it has them, ALiBi's slopes the reference's own standard ones.
+    static func attention(_ q: F64Tensor, _ k: F64Tensor, _ v: F64Tensor, _ a: AttentionAttrs,
+                          sinks: F64Tensor? = nil) throws -> F64Tensor {
         let seq = q.shape[0], kv = k.shape[0]
         let problem = ReferenceAttentionProblem(
             batch: 1, qHeads: a.heads, kvHeads: a.kvHeads, qLen: seq, kvLen: kv, qkDim: a.headDim,
-            vDim: a.vHeadDim, scale: a.scale, causal: a.causal, qOffset: kv - seq, window: a.window, softcap: a.softcap)
+            vDim: a.vHeadDim, scale: a.scale, causal: a.causal, qOffset: kv - seq, window: a.window, softcap: a.softcap,
+            alibiSlopes: a.alibi ? ReferenceAttention.alibiSlopes(heads: a.heads) : nil, sinks: sinks?.data)
         let qh = splitHeads(q, heads: a.heads), kh = splitHeads(k, heads: a.kvHeads), vh = splitHeads(v, heads: a.kvHeads)
         let o: [Double]
         do {

@@ -17,9 +17,10 @@ public enum ApplyTuning {
             var stats = PassStats()
             for (i, node) in g.nodes.enumerated() {
                 guard case .attention(var a) = node.op, let binding = a.binding, binding.origin == .rule else { continue }
-                let problem = AttentionProblem(qHeads: a.heads, kvHeads: a.kvHeads, qLen: rows, kvLen: context, qkDim: a.headDim,
+                var problem = AttentionProblem(qHeads: a.heads, kvHeads: a.kvHeads, qLen: rows, kvLen: context, qkDim: a.headDim,
                                                vDim: a.vHeadDim, scale: Float(a.scale), causal: a.causal, window: a.window,
                                                softcap: a.softcap)
+                problem.addModifiers(of: a)
                 guard let (parameters, reason) = source.tuned(kernel: binding.kernel, problem: problem) else { continue }
                 a.binding = KernelBinding(kernel: binding.kernel, parameters: parameters, reason: reason, tables: binding.tables)
                 g.nodes[i].op = .attention(a)

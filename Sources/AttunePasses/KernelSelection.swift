@@ -118,10 +118,11 @@ public enum KernelSelection {
             }
             return .success(.rule(rule.name, "sigmoid attention → \(rule.name)"))
         }
-        let problem = AttentionProblem(qHeads: a.heads, kvHeads: a.kvHeads, qLen: rows ?? representativeRows,
+        var problem = AttentionProblem(qHeads: a.heads, kvHeads: a.kvHeads, qLen: rows ?? representativeRows,
                                        kvLen: kvRows ?? max(rows ?? representativeRows, representativeRows),
                                        qkDim: a.headDim, vDim: a.vHeadDim, scale: Float(a.scale),
                                        causal: a.causal, window: a.window, softcap: a.softcap)
+        problem.addModifiers(of: a)
         if let (choice, why) = override {
             if let kernel = try? KernelRegistry.kernel(named: choice.kernel) {
                 guard kernel.normalizer == .softmax else {
@@ -165,5 +166,15 @@ extension Pass {
     /// See `KernelSelection`.
     public static func selectKernels(_ overrides: KernelOverrides = KernelOverrides()) -> Pass {
         KernelSelection.rewrite(overrides).pass
+    }
+}
+
+extension AttentionProblem {
+    /// An attention node's ALiBi and sinks, as kernels judge them: the standard slopes, and
+    /// zeros in place of the sink logits (weights, unknown here: whether a kernel takes sinks
+    /// at all is the question).
+    public mutating func addModifiers(of a: AttentionAttrs) {
+        if a.alibi { alibiSlopes = AttentionProblem.standardALiBiSlopes(heads: qHeads) }
+        if a.sinks { sinks = Array(repeating: 0, count: qHeads) }
     }
 }

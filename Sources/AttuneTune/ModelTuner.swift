@@ -280,8 +280,11 @@ public struct ModelTuner {
 
     /// One layer's q, k, v in kernel layout, and the float64 reference output.
     static func activations(_ a: AttentionAttrs, q: F64Tensor, k: F64Tensor, v: F64Tensor) throws -> Activations {
-        let p = AttentionProblem(qHeads: a.heads, kvHeads: a.kvHeads, qLen: q.shape[0], kvLen: k.shape[0], qkDim: a.headDim,
+        // The observer sees q, k and v, not a node's sink weights: a sink layer's reference is out of reach here.
+        if a.sinks { throw TuneError("attune tune does not tune attention with sinks yet (its sink logits are weights the tuner does not see)") }
+        var p = AttentionProblem(qHeads: a.heads, kvHeads: a.kvHeads, qLen: q.shape[0], kvLen: k.shape[0], qkDim: a.headDim,
                                  vDim: a.vHeadDim, scale: Float(a.scale), causal: a.causal, window: a.window, softcap: a.softcap)
+        p.addModifiers(of: a)
         func heads(_ x: F64Tensor, _ h: Int) -> [Double] {
             let rows = x.shape[0], d = x.shape[1] / h
             var o = [Double](repeating: 0, count: x.data.count)
@@ -290,7 +293,8 @@ public struct ModelTuner {
         }
         let qh = heads(q, a.heads), kh = heads(k, a.kvHeads), vh = heads(v, a.kvHeads)
         let ref = ReferenceAttentionProblem(qHeads: a.heads, kvHeads: a.kvHeads, qLen: p.qLen, kvLen: p.kvLen, qkDim: a.headDim,
-                                            vDim: a.vHeadDim, scale: a.scale, causal: a.causal, window: a.window, softcap: a.softcap)
+                                            vDim: a.vHeadDim, scale: a.scale, causal: a.causal, window: a.window, softcap: a.softcap,
+                                            alibiSlopes: p.alibiSlopes?.map(Double.init))
         let o = try ReferenceAttention.softmax(ref, q: qh, k: kh, v: vh).o
         return Activations(attrs: a, problem: p, q: Tensor(shape: p.qShape, data: qh.map(Float.init)),
                            k: Tensor(shape: p.kShape, data: kh.map(Float.init)), v: Tensor(shape: p.vShape, data: vh.map(Float.init)),

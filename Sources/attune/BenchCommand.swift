@@ -33,6 +33,7 @@ struct BenchAttention: ParsableCommand {
     @Flag(help: "Causal mask (bottom-right aligned).") var causal = false
     @Option(parsing: .unconditional, help: "Sliding window.") var window: Int?
     @Option(parsing: .unconditional, help: "Logit soft-cap C: scores s become C·tanh(s/C) (Gemma 2; flash only).") var softcap: Double?
+    @OptionGroup var modifiers: ModifierOptions
     @Option(help: "Threads (0 = all cores).") var threads: Int = 0
     @Option(help: "Timed runs (at least; short runs repeat for 0.5 s).") var repeats: Int = 10
     @Option(name: .customLong("param"), help: "Kernel parameter name=value (repeatable).") var params: [String] = []
@@ -50,6 +51,7 @@ struct BenchAttention: ParsableCommand {
         }
         if repeats < 1 { throw CLIError("--repeats must be >= 1") }
         var problem = try shape.problem(causal: causal, window: window, softcap: softcap)
+        try modifiers.apply(to: &problem, kernel: kernel)
         do { problem.kvFormat = try KVFormat(parsing: kv) } catch let error as KernelError { throw CLIError("--kv: " + error.message) }
         if let refusal = kernel.kvFormatRefusal(problem.kvFormat) { throw CLIError("--kv \(kv): " + refusal) }
         var parameters = try parseParameters(params, kernel: kernel)

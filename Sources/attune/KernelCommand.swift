@@ -50,6 +50,7 @@ struct KernelRun: ParsableCommand {
     @Option(parsing: .unconditional, help: "Score scale (default 1/sqrt(D)).") var scale: Float?
     @Option(parsing: .unconditional, help: "Logit soft-cap C: scores s become C·tanh(s/C) before the mask (Gemma 2; flash only).")
     var softcap: Double?
+    @OptionGroup var modifiers: ModifierOptions
     @Option(help: "Output file for O.") var out: String
     @Option(help: "Output file for the per-row log-sum-exp.") var lse: String?
     @Option(name: .customLong("param"), help: "Kernel parameter name=value (repeatable).") var params: [String] = []
@@ -67,6 +68,7 @@ struct KernelRun: ParsableCommand {
         let vt = try Npy.read(contentsOf: URL(fileURLWithPath: v))
         var problem = try problemFromShapes(q: qt.shape, k: kt.shape, v: vt.shape)
         problem.kvFormat = format
+        try modifiers.apply(to: &problem, kernel: kernel)
         var parameters = try parseParameters(params)
         guard (0...KernelParameter.maxThreads).contains(threads) else {
             throw CLIError("--threads must be in 0...\(KernelParameter.maxThreads) (0 = all cores), got \(threads)")

@@ -40,6 +40,9 @@ enum AllOpsGraph {
                           [qr, kc, vc])
         let sig = try b.add(.attention(AttentionAttrs(heads: 2, kvHeads: 1, headDim: 8, normalizer: .sigmoid(bias: -7.62))), [qr, kc, vc])
         let gemma = try b.add(.attention(AttentionAttrs(heads: 2, kvHeads: 1, headDim: 8, scale: 0.25, softcap: 50)), [qr, kc, vc])
+        // ALiBi and sinks (the sink logits a weight, the node's fourth input).
+        let modified = try b.add(.attention(AttentionAttrs(heads: 2, kvHeads: 1, headDim: 8, alibi: true, sinks: true)),
+                                 [qr, kc, vc, b.weight("sinks", .f32, [2])])
         let wqkv = try b.add(.concat(axis: 0), [b.weight("wq2", .f32, [16, 16]), wk, wv])
         let bqkv = b.weight("bqkv", .f32, [32])
         let fused = try b.addMulti(.qkvRope(QKVRopeAttrs(heads: 2, kvHeads: 1, headDim: 8, theta: 10000, hasBias: true)),
@@ -63,6 +66,7 @@ enum AllOpsGraph {
         b.output("k", fused[1])
         b.output("normed_q", normed[0])
         b.output("gemma_attention", gemma)
+        b.output("modified_attention", modified)
         b.output("geglu", geglu)
         return b.graph
     }

@@ -20,6 +20,16 @@ final class VerifierTests: XCTestCase {
             let q = b.input("q", .f32, ["seq", 64]), k = b.input("k", .f32, ["kv", 48]), v = b.input("v", .f32, ["kv", 48])
             try b.add(.attention(AttentionAttrs(heads: 4, kvHeads: 3, headDim: 16)), [q, k, v])
         }, "multiple of kv_heads")
+        // Sinks: one f32 logit per q head, as the node's last input, and softmax only.
+        assertRejects({ b in
+            let q = b.input("q", .f32, ["seq", 64]), k = b.input("k", .f32, ["kv", 32]), v = b.input("v", .f32, ["kv", 32])
+            try b.add(.attention(AttentionAttrs(heads: 4, kvHeads: 2, headDim: 16, sinks: true)), [q, k, v, b.weight("s", .f32, [2])])
+        }, "sinks input must be f32[4] (one logit per head), got f32[2]")
+        assertRejects({ b in
+            let q = b.input("q", .f32, ["seq", 64]), k = b.input("k", .f32, ["kv", 32]), v = b.input("v", .f32, ["kv", 32])
+            try b.add(.attention(AttentionAttrs(heads: 4, kvHeads: 2, headDim: 16, normalizer: .sigmoid(bias: -4), sinks: true)),
+                      [q, k, v, b.weight("s", .f32, [4])])
+        }, "sinks apply to softmax attention only")
         assertRejects({ b in
             let x = b.input("x", .f32, ["seq", 64])
             try b.add(.reshape(shape: ["seq", 7, 9]), [x])

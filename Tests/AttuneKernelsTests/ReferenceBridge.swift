@@ -8,7 +8,8 @@ enum ReferenceBridge {
         ReferenceAttentionProblem(batch: p.batch, qHeads: p.qHeads, kvHeads: p.kvHeads, qLen: p.qLen,
                                   kvLen: p.kvLen, qkDim: p.qkDim, vDim: p.vDim,
                                   scale: Double(p.resolvedScale), causal: p.causal,
-                                  qOffset: p.qOffset, window: p.window, softcap: p.softcap)
+                                  qOffset: p.qOffset, window: p.window, softcap: p.softcap,
+                                  alibiSlopes: p.alibiSlopes?.map(Double.init), sinks: p.sinks?.map(Double.init))
     }
 
     static func sigmoid(_ p: AttentionProblem, bias: Double, _ x: AttentionInputs) throws -> [Double] {

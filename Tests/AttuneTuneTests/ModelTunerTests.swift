@@ -122,7 +122,8 @@ final class ModelTunerTests: XCTestCase {
         XCTAssertEqual(r.evidence["reverted_layers"] as? [Int], r.reverted)
         let evidence = try XCTUnwrap(try JSONSerialization.jsonObject(with: r.policyJSON) as? [String: Any])["evidence"] as? [String: Any]
         XCTAssertEqual(evidence?["budgets"] as? [String], ["rel_l1=0.5", "kl=1e-06"])
-        XCTAssertEqual(evidence?["kl_mean"] as? Double, r.quality.meanKL)
+        // JSON keeps a double to within an ulp or so (JSONSerialization prints 17 significant digits).
+        XCTAssertEqual(try XCTUnwrap(evidence?["kl_mean"] as? Double), r.quality.meanKL, accuracy: 1e-12 * max(r.quality.meanKL, 1e-300))
         XCTAssertEqual(evidence?["positions"] as? Int, 2 * 96)
         XCTAssertTrue((evidence?["data"] as? String)?.hasPrefix("fnv64:") == true)
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("attune-policy-\(UUID().uuidString).json")

@@ -43,7 +43,8 @@ final class CheckCLITests: XCTestCase {
 
         // A baseline rewritten on purpose excuses the broken kernel's growth (that is what the
         // flag is for) but not its contract: where the bumped element lies in a row that sees
-        // no key (empty-rows-all, decode-kv0, rows-before-keys), O ≠ 0 breaks the ABI's promise.
+        // no key (empty-rows-all, decode-kv0, rows-before-keys, sinks-empty-rows), O ≠ 0 breaks
+        // the ABI's promise.
         let baseline = dir.appendingPathComponent("baseline.json").path
         XCTAssertEqual(try run(["check", "--only", "kernels", "--kernel", "sparge,flash", "--baseline", baseline, "--update-baseline"], environment: ["ATTUNE_CHECK_BREAK_KERNEL": "sparge"]).status, 0)
         let approx = try run(["check", "--only", "kernels", "--kernel", "sparge,flash", "--baseline", baseline, "--json"], environment: ["ATTUNE_CHECK_BREAK_KERNEL": "sparge"])
@@ -52,8 +53,8 @@ final class CheckCLITests: XCTestCase {
         let json = try XCTUnwrap(approx.stdout.split(separator: "\n").last.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
         let outside = try XCTUnwrap(json["outside_contract"] as? [String])
         XCTAssertEqual(Set(outside), Set(["sparge", "sparge:precision=bf16"].flatMap { k in
-            ["empty-rows-all", "decode-kv0-split3", "rows-before-keys"].map { "kernel/\(k)/\($0)" } }))
-        XCTAssertEqual(outside.count, 6, "one entry per case")
+            ["empty-rows-all", "decode-kv0-split3", "rows-before-keys", "sinks-empty-rows"].map { "kernel/\(k)/\($0)" } }))
+        XCTAssertEqual(outside.count, 8, "one entry per case")
     }
 
     /// The break switch for contracts: sparge's whole output drifts by 30 % and the baseline

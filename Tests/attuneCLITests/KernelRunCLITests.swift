@@ -69,6 +69,51 @@ final class KernelRunCLITests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("softcap must be 0 (none) or a finite positive cap, got -1"), r.stderr)
     }
 
+    /// --alibi-slopes and --sinks: row 2 of each head (position 2, keys 0...2) gets the bias
+    /// m_h·(j − 2) and the sink z_h in its denominator, so its LSE is ln(e^z_h + Σ e^(s_j + m_h (j − 2)));
+    /// table mistakes and kernels without the modifier are one-line errors.
+    func testALiBiAndSinks() throws {
+        try write("q.npy", [1, 2, 3, 4]) { Float($0 % 5) * 0.1 }
+        try write("k.npy", [1, 1, 3, 4]) { Float($0 % 3) * 0.2 }
+        try write("v.npy", [1, 1, 3, 4]) { Float($0) }
+        let args = ["kernel", "run", "--q", path("q.npy"), "--k", path("k.npy"), "--v", path("v.npy"), "--causal", "--out", path("o.npy"),
+                    "--lse", path("lse.npy"), "--alibi-slopes", "0.5,0.25", "--sinks", "0.3,-1"]
+        var r = try CLI.run(args)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let lse = try Npy.read(contentsOf: dir.appendingPathComponent("lse.npy"))
+        let tables: [(slope: Double, sink: Double)] = [(0.5, 0.3), (0.25, -1.0)]
+        for (h, t) in tables.enumerated() {
+            var mass: Double = Foundation.exp(t.sink)
+            for j in 0...2 {
+                var dot = 0.0
+                for d in 0..<4 {
+                    let q = Double(((h * 3 + 2) * 4 + d) % 5) * 0.1, k = Double((j * 4 + d) % 3) * 0.2
+                    dot += q * k
+                }
+                mass += Foundation.exp(0.5 * dot + t.slope * Double(j - 2))
+            }
+            XCTAssertEqual(Double(lse.data[h * 3 + 2]), Foundation.log(mass), accuracy: 1e-6, "head \(h)")
+        }
+        r = try CLI.run(Array(args.dropLast(4)) + ["--sinks", "1,2,3"])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("--sinks has 3 values but the problem has 2 q heads (give one per head, or one for all)"), r.stderr)
+        r = try CLI.run(Array(args.dropLast(2)) + ["--sinks", "x"])
+        XCTAssertTrue(r.stderr.contains("--sinks: 'x' is not a finite number"), r.stderr)
+        r = try CLI.run(Array(args.dropLast(2)) + ["--alibi"])
+        XCTAssertTrue(r.stderr.contains("--alibi and --alibi-slopes are exclusive"), r.stderr)
+        r = try CLI.run(args + ["--kernel", "sigmoid", "--param", "bias=0"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("kernel 'sigmoid': sigmoid does not take attention sinks"), r.stderr)
+        r = try CLI.run(["bench", "attention", "--kernel", "kascade", "--q-len", "64", "--head-dim", "16", "--causal", "--alibi"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("kascade does not implement ALiBi (alibi); flash, unified_max, sparge and sigmoid do"), r.stderr)
+        let bench: [String] = ["bench", "attention", "--kernel", "flash", "--q-len", "64", "--head-dim", "16", "--causal", "--alibi",
+                               "--sinks", "2", "--repeats", "1"]
+        r = try CLI.run(bench)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("alibi sinks=2,2,2,2,2,2,2,2"), r.stdout)
+    }
+
     /// --kv stores K and V in the format first: bf16 V rows come back rounded to 8 bits
     /// (query row 0 sees only key 0, so its output is V row 0 as stored); other kernels and
     /// unknown formats are refused with the option named.
