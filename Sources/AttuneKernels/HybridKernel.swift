@@ -109,7 +109,7 @@ public struct HybridKernel: KVStoreKernel {
     public let summary = "two-tier KV: recent window fp32 via flash + cold tier (f32/bf16/int8, optionally mmap'd) over top-budget blocks per head, LSE merge; exact only with cold_dtype=0 cold_budget=1"
     public let isExact = false
     public let normalizer = KernelNormalizer.softmax
-    public let cSources = ["hybrid.c", "hybrid_kv.c", "flash.c", "flash_tiles.c", "kv_tiles.c", "flash_bf16.c"]
+    public let cSources = ["hybrid.c", "hybrid_kv.c", "flash.c", "flash_tiles.c", "kv_tiles.c", "flash_bf16.c", "flash_int8qk.c"]
 
     public let parameters: [KernelParameter] = [
         KernelParameter(name: "window", summary: "hot tokens kept in fp32 (the hot tier holds window..window+block-1)",
