@@ -7,7 +7,8 @@
  *
  * Quantisation (Docs/NUMERICS.md, "int8 Q.K^T tiles"):
  *   K  smoothed: k~_j = k_j - mu, mu the mean of the keys some query sees (one
- *      per batch x kv head, finite key rows only), then per key j:
+ *      per batch x kv head, finite key rows only; past 512 keys, of an even
+ *      sample of about 256 of them: flash_int8qk.c), then per key j:
  *      sk_j = max_d |k~_jd| / 127, k8_jd = round(k~_jd / sk_j), stored as
  *      k8 + 128 (unsigned: `vpdpbusd` multiplies unsigned by signed bytes);
  *   Q  per query row r of the work item (scaled by scale * log2 e):

@@ -27,7 +27,7 @@
 #include <omp.h>
 #endif
 
-enum { QK_KEYS = 6, QK_COLS = 4, PACK_KEYS = 64 };
+enum { QK_KEYS = 6, QK_COLS = 4, PACK_KEYS = 64, MEAN_SAMPLES = 256 };
 
 static int64_t visible_keys(const attune_int8qk_k *kk, int64_t *hi) {
     const attune_attention_problem *p = kk->p;
@@ -49,18 +49,48 @@ static const float *k_row_f32(const attune_int8qk_k *kk, int64_t bg, int64_t j) 
     return kk->t->k + b * p->k_stride.batch + g * p->k_stride.head + j * p->k_stride.row;
 }
 
-/* mu of bg: the mean of its finite key rows (0 when there are none). */
+/* Lanes of x that are finite (x - x is 0 for finite x, NaN for NaN and Inf). */
+ATTUNE_INLINE vmask finite_lanes(vf x) { return vf_eq(vf_sub(x, x), vf_zero()); }
+ATTUNE_INLINE vf vf_abs(vf x) { return vf_max(x, vf_sub(vf_zero(), x)); }
+
+#if defined(__AVX512F__)
+ATTUNE_INLINE float vf_hmax(vf x) { return _mm512_reduce_max_ps(x); }
+/* round(x) + 128 as bytes, the first n lanes (x within [-127, 127]). */
+ATTUNE_INLINE void store_key_bytes(uint8_t *dst, vf x, int n) {
+    const __m512i i = _mm512_add_epi32(_mm512_cvtps_epi32(x), _mm512_set1_epi32(128));
+    _mm512_mask_cvtepi32_storeu_epi8(dst, vm_first(n), i);
+}
+#else
+ATTUNE_INLINE float vf_hmax(vf x) {
+    float m = x.v[0];
+    for (int i = 1; i < VL; i++) m = x.v[i] > m ? x.v[i] : m;
+    return m;
+}
+ATTUNE_INLINE void store_key_bytes(uint8_t *dst, vf x, int n) {
+    for (int i = 0; i < n; i++) dst[i] = (uint8_t)((int)rintf(x.v[i]) + 128);
+}
+#endif
+
+/* mu of bg: the mean of its finite key rows (0 when there are none), over every
+ * key when there are at most 2 MEAN_SAMPLES, else over every step-th key from klo
+ * (step = klen / MEAN_SAMPLES): any mu keeps the scores exact (q'.mu is added
+ * back), it only has to remove the keys' shared offset, and reading every key
+ * twice (mean, then quantisation) cost 8 % of a causal N=2048 call. */
 static void key_mean(attune_int8qk_k *kk, int64_t bg) {
     const int dk = (int)kk->p->qk_dim;
     float *mu = kk->mean + bg * dk;
     int64_t count = 0;
+    const int64_t step = kk->klen > 2 * MEAN_SAMPLES ? kk->klen / MEAN_SAMPLES : 1;
     memset(mu, 0, sizeof(float) * (size_t)dk);
-    for (int64_t j = kk->klo; j < kk->klo + kk->klen; j++) {
+    for (int64_t j = kk->klo; j < kk->klo + kk->klen; j += step) {
         const float *k = k_row_f32(kk, bg, j);
-        int finite = 1;
-        for (int d = 0; d < dk; d++) finite &= k[d] - k[d] == 0.0f; /* 0 for NaN and Inf */
-        if (!finite) continue;
-        for (int d = 0; d < dk; d++) mu[d] += k[d];
+        vmask finite = vm_first(VL);
+        for (int d = 0; d < dk; d += VL) finite &= finite_lanes(vf_load_n(k + d, vm_first(dk - d)));
+        if (finite != vm_first(VL)) continue;
+        for (int d = 0; d < dk; d += VL) {
+            const vmask m = vm_first(dk - d);
+            vf_store_n(mu + d, vf_add(vf_load_n(mu + d, m), vf_load_n(k + d, m)), m);
+        }
         count++;
     }
     const float inv = count ? 1.0f / (float)count : 0.0f;
@@ -74,22 +104,28 @@ static void quantise_keys(attune_int8qk_k *kk, int64_t bg, int64_t j0, int64_t j
     for (int64_t j = j0; j < j1; j++) {
         const float *k = k_row_f32(kk, bg, j);
         uint8_t *dst = kk->k8 + (bg * kk->klen + (j - kk->klo)) * ks4;
-        float amax = 0.0f;
-        int finite = 1;
-        for (int d = 0; d < dk; d++) {
-            const float x = k[d] - mu[d];
-            finite &= x - x == 0.0f;
-            amax = fmaxf(amax, fabsf(x));
-        }
         float *scale = kk->kscale + bg * kk->klen + (j - kk->klo);
-        memset(dst, 128, (size_t)ks4);
-        if (!finite) {
+        vf amax = vf_zero();
+        vmask finite = vm_first(VL);
+        for (int d = 0; d < dk; d += VL) {
+            const vmask m = vm_first(dk - d);
+            const vf x = vf_sub(vf_load_n(k + d, m), vf_load_n(mu + d, m));
+            finite &= finite_lanes(x);
+            amax = vf_max(amax, vf_abs(x));
+        }
+        memset(dst + dk, 128, (size_t)(ks4 - dk));
+        if (finite != vm_first(VL)) {
+            memset(dst, 128, (size_t)dk);
             *scale = NAN;
             continue;
         }
-        const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-        for (int d = 0; d < dk; d++) dst[d] = (uint8_t)((int)rintf((k[d] - mu[d]) * inv) + 128);
-        *scale = amax / 127.0f;
+        const float top = vf_hmax(amax);
+        const vf inv = vf_set1(top > 0.0f ? 127.0f / top : 0.0f);
+        for (int d = 0; d < dk; d += VL) {
+            const vmask m = vm_first(dk - d);
+            store_key_bytes(dst + d, vf_mul(vf_sub(vf_load_n(k + d, m), vf_load_n(mu + d, m)), inv), dk - d < VL ? dk - d : VL);
+        }
+        *scale = top / 127.0f;
     }
 }
 
@@ -140,44 +176,66 @@ int8_t *attune_int8qk_alloc_q(int rp, int64_t qk_dim) {
     return attune_scratch_alloc(q_bytes(rp, qk_dim) + 3 * sizeof(float) * (size_t)rp);
 }
 
+#if defined(__AVX512F__)
+/* Four dims of 16 rows (x[e] = dim 4p + e, already times 127 / max) as rounded bytes
+ * in the packed order, 4 per row; returns their sum per row. */
+ATTUNE_INLINE __m512i store_q_group(int8_t *dst, const vf x[4]) {
+    const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127), byte = _mm512_set1_epi32(0xFF);
+    __m512i packed = _mm512_setzero_si512(), sum = _mm512_setzero_si512();
+    for (int e = 0; e < 4; e++) {
+        const __m512i i = _mm512_min_epi32(hi, _mm512_max_epi32(lo, _mm512_cvtps_epi32(x[e])));
+        sum = _mm512_add_epi32(sum, i);
+        packed = _mm512_or_si512(packed, _mm512_slli_epi32(_mm512_and_si512(i, byte), 8 * e));
+    }
+    _mm512_storeu_si512((void *)dst, packed);
+    return sum;
+}
+#endif
+
 void attune_int8qk_pack_q(const attune_int8qk_k *kk, const float *qt, int8_t *q8, int rp, int64_t bg) {
     const int dk = (int)kk->p->qk_dim, dq4 = (dk + 3) / 4;
     const float *mu = kk->mean + bg * dk;
     float *sq = (float *)(q8 + q_bytes(rp, dk)), *cq = sq + rp;
     int32_t *corr = (int32_t *)(cq + rp);
-    /* Row maxima (in sq) and non-finite flags (in corr). */
-    for (int r = 0; r < rp; r++) sq[r] = 0.0f, corr[r] = 0;
-    for (int d = 0; d < dk; d++)
-        for (int r = 0; r < rp; r++) {
-            const float x = qt[(int64_t)d * rp + r];
-            sq[r] = fmaxf(sq[r], fabsf(x));
-            corr[r] |= !(x - x == 0.0f);
+    for (int c = 0; c < rp; c += VL) {
+        /* Row maxima and non-finite rows; q'.mu. */
+        vf amax = vf_zero(), dot = vf_zero();
+        vmask finite = vm_first(VL);
+        for (int d = 0; d < dk; d++) {
+            const vf x = vf_load(qt + (int64_t)d * rp + c);
+            finite &= finite_lanes(x);
+            amax = vf_max(amax, vf_abs(x));
+            dot = vf_fma(x, vf_set1(mu[d]), dot);
         }
-    /* cq holds 127 / max while quantising; a row with NaN/Inf gets scale NaN. */
-    for (int r = 0; r < rp; r++) {
-        cq[r] = !corr[r] && sq[r] > 0.0f ? 127.0f / sq[r] : 0.0f;
-        sq[r] = corr[r] ? NAN : sq[r] / 127.0f;
-        corr[r] = 0;
+        /* A row with NaN/Inf gets scale NaN (its q8 are whatever the rounding gives). */
+        const vmask nonzero = finite & (vmask)~vf_eq(amax, vf_zero());
+        const vf inv = vf_blend(nonzero, vf_div(vf_set1(127.0f), amax), vf_zero());
+        vf_store(sq + c, vf_blend(finite, vf_mul(amax, vf_set1(1.0f / 127.0f)), vf_set1(NAN)));
+        vf_store(cq + c, dot);
+#if defined(__AVX512F__)
+        __m512i sum = _mm512_setzero_si512();
+        for (int p = 0; p < dq4; p++) {
+            vf x[4];
+            for (int e = 0; e < 4; e++)
+                x[e] = 4 * p + e < dk ? vf_mul(vf_load(qt + (int64_t)(4 * p + e) * rp + c), inv) : vf_zero();
+            sum = _mm512_add_epi32(sum, store_q_group(q8 + ((int64_t)p * rp + c) * 4, x));
+        }
+        _mm512_storeu_si512((void *)(corr + c), _mm512_mullo_epi32(sum, _mm512_set1_epi32(-128)));
+#else
+        float iv[VL];
+        vf_store(iv, inv);
+        for (int r = 0; r < VL; r++) {
+            int32_t total = 0;
+            for (int d = 0; d < 4 * dq4; d++) {
+                const float x = d < dk ? qt[(int64_t)d * rp + c + r] * iv[r] : 0.0f;
+                const int v = (int)rintf(fmaxf(-127.0f, fminf(127.0f, x))); /* NaN rows: any value */
+                q8[((int64_t)(d / 4) * rp + c + r) * 4 + d % 4] = (int8_t)v;
+                total += v;
+            }
+            corr[c + r] = -128 * total;
+        }
+#endif
     }
-    for (int pp = 0; pp < dq4; pp++)
-        for (int e = 0; e < 4; e++) {
-            const int d = 4 * pp + e;
-            int8_t *dst = q8 + (int64_t)pp * rp * 4 + e;
-            if (d >= dk) {
-                for (int r = 0; r < rp; r++) dst[4 * r] = 0;
-                continue;
-            }
-            const float *src = qt + (int64_t)d * rp;
-            for (int r = 0; r < rp; r++) {
-                /* fmaxf/fminf drop a NaN (0 * Inf): such rows' scale is NaN anyway. */
-                const int v = (int)rintf(fmaxf(-127.0f, fminf(127.0f, src[r] * cq[r])));
-                dst[4 * r] = (int8_t)v;
-                corr[r] += v;
-            }
-        }
-    for (int r = 0; r < rp; r++) corr[r] *= -128, cq[r] = 0.0f;
-    for (int d = 0; d < dk; d++)
-        for (int r = 0; r < rp; r++) cq[r] = fmaf(qt[(int64_t)d * rp + r], mu[d], cq[r]);
 }
 
 /* S^T[kk][c*16..] of RK keys x CV vectors of query rows: dq4 groups of four dims
