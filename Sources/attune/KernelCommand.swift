@@ -67,7 +67,7 @@ struct KernelRun: ParsableCommand {
         let vt = try Npy.read(contentsOf: URL(fileURLWithPath: v))
         var problem = try problemFromShapes(q: qt.shape, k: kt.shape, v: vt.shape)
         problem.kvFormat = format
-        var parameters = try parseParameters(params)
+        var parameters = try parseParameters(params, kernel: kernel)
         guard (0...KernelParameter.maxThreads).contains(threads) else {
             throw CLIError("--threads must be in 0...\(KernelParameter.maxThreads) (0 = all cores), got \(threads)")
         }
