@@ -27,6 +27,7 @@ typedef struct {
     const attune_attention_tensors *t;
     int64_t q_offset;
     int dvp;
+    int v_only; /* set by the caller: V alone (int8qk tiles quantise K themselves) */
     uint16_t *kpk, *vpk;
     uint8_t *vbad; /* per batch x kv head: a packed V value is NaN or Inf */
     int64_t klo, klen;

@@ -23,6 +23,7 @@
  *   1. Optional capabilities, as 0/1 macros (default 0): ENGINE_KV_FORMATS
  *      (reads bf16/int8 K/V; else the variant validates f32 and the quantised
  *      paths compile away), ENGINE_BF16_TILES (precision=bf16 wide tiles),
+ *      ENGINE_INT8QK_TILES (with bf16 tiles: precision=int8qk, int8 Q.K^T),
  *      ENGINE_BLAS (full tiles through OpenBLAS sgemm), ENGINE_ROW_STATE (the
  *      variant keeps per-row state: it defines variant_row_init and
  *      variant_scratch_alloc / _free), ENGINE_SPLIT_STATE (it tracks something
@@ -51,7 +52,7 @@
  *   variant_probs_wide   scores -> probabilities over a wide tile, masking boundary tiles
  *   variant_probs_narrow the same for R rows of the packed narrow layout
  *   variant_bf16_tile    (ENGINE_BF16_TILES) probabilities and P.V of a bf16 tile whose
- *                        scores the engine computed
+ *                        scores the engine computed (bf16 or, int8qk, int8 dot products)
  *   variant_pv_tile      P.V of f32 V (engine_pv_target says how; flash keeps its
  *                        instances in flash_tiles.c)
  *   variant_tile_end     (ENGINE_SPLIT_STATE) after each tile; nonzero stops the split
@@ -104,6 +105,12 @@
 #endif
 #ifndef ENGINE_BF16_TILES
 #define ENGINE_BF16_TILES 0
+#endif
+#ifndef ENGINE_INT8QK_TILES
+#define ENGINE_INT8QK_TILES 0
+#endif
+#if ENGINE_INT8QK_TILES && !ENGINE_BF16_TILES
+#error "int8qk tiles run their P.V on the bf16 tiles: set ENGINE_BF16_TILES too"
 #endif
 #ifndef ENGINE_BLAS
 #define ENGINE_BLAS 0
@@ -169,7 +176,8 @@ static void variant_merge_item(const plan *pl, int64_t base);
 /* ------------------------------------------------------------------ plan */
 
 /* The plan's common fields from the resolved tiling (attention_resolve_tiling);
- * use_blas is the caller's to set, bf16 when `precision` asks for bf16 wide tiles. */
+ * use_blas is the caller's to set, bf16 when `precision` asks for bf16 wide tiles
+ * (int8qk: int8 Q.K^T, the rest of the tile bf16; a variant with ENGINE_INT8QK_TILES). */
 static inline void engine_plan_init(plan *pl, const attune_attention_problem *p, const attune_attention_tensors *t,
                                     int npos, int hpt, int block_kv, int kv_splits, int32_t precision) {
     pl->p = p;
@@ -185,8 +193,10 @@ static inline void engine_plan_init(plan *pl, const attune_attention_problem *p,
     pl->splits = kv_splits;
     pl->wide = pl->rows >= WIDE_MIN_ROWS;
     pl->use_blas = 0;
-    pl->bf16 = pl->wide && precision == ATTUNE_PRECISION_BF16;
-    pl->kv16 = (attune_bf16_kv){.p = p, .t = t, .q_offset = pl->q_offset, .dvp = pl->dvp};
+    pl->int8qk = ENGINE_INT8QK_TILES && pl->wide && precision == ATTUNE_PRECISION_INT8QK;
+    pl->bf16 = pl->wide && (precision == ATTUNE_PRECISION_BF16 || pl->int8qk);
+    pl->kv16 = (attune_bf16_kv){.p = p, .t = t, .q_offset = pl->q_offset, .dvp = pl->dvp, .v_only = pl->int8qk};
+    pl->k8 = (attune_int8qk_k){.p = p, .t = t, .q_offset = pl->q_offset};
     pl->qscale = (float)((double)p->scale * 1.4426950408889634);
     pl->qtiles = (p->q_len + pl->npos - 1) / pl->npos;
     pl->hgroups = pl->group / pl->hpt;
@@ -312,6 +322,12 @@ static inline void engine_pack_q(const plan *pl, const scratch *sc, const attent
         if (!pl->wide || pl->use_blas)
             for (int d = 0; d < dqk; d++) sc->qr[(int64_t)r * dqk + d] = src ? src[d] * qscale : 0.0f;
     }
+#if ENGINE_INT8QK_TILES
+    if (pl->int8qk) {
+        attune_int8qk_pack_q(&pl->k8, sc->qt, sc->q8, rp, x->b * p->kv_heads + x->g);
+        return;
+    }
+#endif
 #if ENGINE_BF16_TILES
     if (pl->bf16) attune_bf16_pack_q(sc->qt, sc->qb, rp, dqk);
 #endif
@@ -408,7 +424,11 @@ static inline void engine_tile(const plan *pl, const plan *packed, float *pack, 
     if (pl->bf16) {
         /* f32 K/V only (checked at entry): packed to bf16 once per call. */
         const int64_t bg = x->b * p->kv_heads + x->g;
-        attune_bf16_scores(&pl->kv16, sc->qb, sc->st, pl->rp, bg, j0, n);
+#if ENGINE_INT8QK_TILES
+        if (pl->int8qk) attune_int8qk_scores(&pl->k8, sc->q8, sc->st, pl->rp, bg, j0, n);
+        else
+#endif
+            attune_bf16_scores(&pl->kv16, sc->qb, sc->st, pl->rp, bg, j0, n);
         variant_bf16_tile(pl, sc, bg, vbase, j0, n, full);
         return;
     }
@@ -502,6 +522,7 @@ static void engine_scratch_free(scratch *sc) {
 #if ENGINE_BF16_TILES
     attune_scratch_free(sc->qb);
     attune_scratch_free(sc->pb);
+    attune_scratch_free(sc->q8);
 #endif
     variant_scratch_free(sc);
 }
@@ -519,9 +540,13 @@ static int engine_scratch_alloc(const plan *pl, scratch *sc) {
              sc->slope2;
 #if ENGINE_BF16_TILES
     if (ok && pl->bf16) {
-        sc->qb = attune_bf16_alloc_q(pl->rp, pl->p->qk_dim);
         sc->pb = attune_bf16_alloc_p(pl->rp, pl->bk);
-        ok = sc->qb && sc->pb;
+#if ENGINE_INT8QK_TILES
+        if (pl->int8qk) sc->q8 = attune_int8qk_alloc_q(pl->rp, pl->p->qk_dim);
+        else
+#endif
+            sc->qb = attune_bf16_alloc_q(pl->rp, pl->p->qk_dim);
+        ok = (sc->qb || sc->q8) && sc->pb;
     }
 #endif
     ok = ok && variant_scratch_alloc(pl, sc);
@@ -564,6 +589,12 @@ static int32_t engine_run(plan *pl, int32_t threads, const char *name, attune_st
     if (pl->bf16 && !attune_bf16_prepack(&pl->kv16, nth))
         return attune_fail(status, ATTUNE_ERR_OUT_OF_MEMORY, "%s: cannot allocate the bf16 K/V tiles", name);
 #endif
+#if ENGINE_INT8QK_TILES
+    if (pl->int8qk && !attune_int8qk_prepack(&pl->k8, nth)) {
+        attune_bf16_release(&pl->kv16);
+        return attune_fail(status, ATTUNE_ERR_OUT_OF_MEMORY, "%s: cannot allocate the int8 K tiles", name);
+    }
+#endif
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nth) reduction(| : failed)
 #endif
@@ -594,6 +625,9 @@ static int32_t engine_run(plan *pl, int32_t threads, const char *name, attune_st
     }
 #if ENGINE_BF16_TILES
     attune_bf16_release(&pl->kv16);
+#endif
+#if ENGINE_INT8QK_TILES
+    attune_int8qk_release(&pl->k8);
 #endif
     if (failed) return attune_fail(status, ATTUNE_ERR_OUT_OF_MEMORY, "%s: cannot allocate per-thread scratch", name);
     return attune_ok(status);

@@ -19,6 +19,7 @@
 
 #include "attune_attention.h"
 #include "attention_bf16.h"
+#include "attention_int8qk.h"
 #include "attention_tiles.h"
 
 #include <stdint.h>
@@ -37,21 +38,25 @@ enum {
  * chunks per tile. wide: the wide micro-kernels (else the narrow, decode ones);
  * use_blas: full tiles through sgemm (flash only); bf16: wide tiles on bf16
  * operands (attention_bf16.h), kv16 their packed K/V. qscale: scale * log2 e,
- * folded into Q as it is packed (every kernel works in base-2 units). */
+ * folded into Q as it is packed (every kernel works in base-2 units). int8qk:
+ * wide tiles' Q.K^T on int8 operands (attention_int8qk.h, k8 its packed K; bf16
+ * is set too, for the rest of the tile). */
 #define ATTENTION_PLAN_FIELDS                                    \
     const attune_attention_problem *p;                           \
     const attune_attention_tensors *t;                           \
     int64_t q_offset, group, qtiles, hgroups, base_items;        \
     int npos, hpt, rows, rp, dvp, bk, splits, wide, use_blas;    \
-    int bf16;                                                    \
+    int bf16, int8qk;                                            \
     attune_bf16_kv kv16;                                         \
+    attune_int8qk_k k8;                                          \
     float qscale
 
 /* Per thread: Q packed row-minor (qt, wide tiles) and row-major (qr, narrow and
  * sgemm tiles), the tile's S^T then P^T (st), the output accumulator, each row's
  * visible keys [lo, hi) (lo == hi: none) and whether it is a real (head,
  * position); the score modifiers of each row (attention_modifiers.h); bf16
- * tiles: Q and P in bf16 pairs (attention_tiles_bf16.h). */
+ * tiles: Q and P in bf16 pairs (attention_tiles_bf16.h); int8qk tiles: Q
+ * quantised, with its scales (attention_int8qk.h). */
 #define ATTENTION_SCRATCH_FIELDS                                 \
     float *qt;       /* [qk_dim][rp] */                          \
     float *qr;       /* [rows][qk_dim] */                        \
@@ -62,7 +67,8 @@ enum {
     float *slope2;   /* row's ALiBi slope * log2 e (0: none) */  \
     float *sink2;    /* row's sink * log2 e (-inf: none) */      \
     uint16_t *qb;    /* [qk_dim/2][rp][2] */                     \
-    uint16_t *pb     /* [bk/2][rp][2] */
+    uint16_t *pb;    /* [bk/2][rp][2] */                         \
+    int8_t *q8       /* [qk_dim/4][rp][4], then scales */
 
 /* One work item: batch, kv head, head group, q tile, split; `base` numbers it
  * without the split (the index of its partials). */

@@ -24,7 +24,8 @@
  * over query rows and broadcasts K elements; `narrow` (decode, short q tiles)
  * vectorises over the head dim and folds 16 dot products with one transpose
  * tree. Optionally full tiles use OpenBLAS sgemm instead (params.gemm), or
- * (params.precision = bf16) wide tiles use bf16 dot products (flash_bf16.c).
+ * (params.precision = bf16) wide tiles use bf16 dot products (flash_bf16.c),
+ * or (precision = int8qk) int8 Q.K^T (flash_int8qk.c) and bf16 P.V.
  *
  * The narrow path works on blocks of R <= 4 rows (R = 1 for MHA decode) and
  * keeps their S^T packed with row stride R, so one vector holds 16 / R keys
@@ -71,11 +72,12 @@
 #include <math.h>
 #include <string.h>
 
-/* The engine's variant (attention_engine.h): every K/V format, bf16 tiles,
+/* The engine's variant (attention_engine.h): every K/V format, bf16 and int8qk tiles,
  * sgemm for full tiles, a running max and sum per row, P.V rescaled by the
  * online softmax. */
 #define ENGINE_KV_FORMATS 1
 #define ENGINE_BF16_TILES 1
+#define ENGINE_INT8QK_TILES 1
 #define ENGINE_BLAS 1
 #define ENGINE_ROW_STATE 1
 #define ENGINE_PV_MODE ENGINE_PV_RESCALE
@@ -217,12 +219,13 @@ int32_t attune_flash_attention(const attune_attention_problem *p, const attune_a
         return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "flash parameters must be non-negative");
     if (params && (params->gemm < ATTUNE_GEMM_AUTO || params->gemm > ATTUNE_GEMM_BLAS))
         return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "unknown gemm backend %d", params->gemm);
-    if (params && (params->precision < ATTUNE_PRECISION_F32 || params->precision > ATTUNE_PRECISION_BF16))
-        return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "unknown precision %d (0 = f32, 1 = bf16)",
+    if (params && (params->precision < ATTUNE_PRECISION_F32 || params->precision > ATTUNE_PRECISION_INT8QK))
+        return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "unknown precision %d (0 = f32, 1 = bf16, 2 = int8qk)",
                            params->precision);
-    /* bf16 tiles pack f32 K/V themselves; reading a bf16/int8 cache directly is not done yet. */
-    if (params && params->precision == ATTUNE_PRECISION_BF16 && p->kv.format != ATTUNE_KV_F32)
-        return attune_fail(status, ATTUNE_ERR_UNSUPPORTED, "flash: precision=bf16 reads f32 K/V only (this K/V is %s)",
+    /* bf16/int8 tiles pack f32 K/V themselves; reading a bf16/int8 cache directly is not done yet. */
+    if (params && params->precision != ATTUNE_PRECISION_F32 && p->kv.format != ATTUNE_KV_F32)
+        return attune_fail(status, ATTUNE_ERR_UNSUPPORTED, "flash: precision=%s reads f32 K/V only (this K/V is %s)",
+                           params->precision == ATTUNE_PRECISION_BF16 ? "bf16" : "int8qk",
                            p->kv.format == ATTUNE_KV_BF16 ? "bf16" : "int8");
     if (params && (params->block_q > 4096 || params->block_kv > 8192))
         return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT,

@@ -54,7 +54,7 @@ static void pack_keys(attune_bf16_kv *pl, int64_t bg, int64_t j0, int64_t j1, in
     const int64_t b = bg / p->kv_heads, g = bg % p->kv_heads;
     const float *kbase = pl->t->k + b * p->k_stride.batch + g * p->k_stride.head;
     const float *vbase = pl->t->v + b * p->v_stride.batch + g * p->v_stride.head;
-    for (int64_t j = j0 > lo ? j0 : lo; j < j1 && j < hi; j++) {
+    for (int64_t j = j0 > lo ? j0 : lo; j < j1 && j < hi && !pl->v_only; j++) {
         const float *k = kbase + j * p->k_stride.row;
         uint16_t *dst = (uint16_t *)k_rows(pl, bg, j);
         for (int d0 = 0; d0 < pl->ks2; d0 += 2 * VL) {
@@ -139,7 +139,7 @@ int attune_bf16_prepack(attune_bf16_kv *pl, int threads) {
     pl->ks2 = (int)((p->qk_dim + 2 * VL - 1) / (2 * VL) * (2 * VL));
     const int64_t heads = p->batch * p->kv_heads;
     /* K, V and the flags in one buffer, each part 64-byte aligned. */
-    const size_t kbytes = (sizeof(uint16_t) * (size_t)(heads * pl->klen * pl->ks2) + 63) / 64 * 64;
+    const size_t kbytes = pl->v_only ? 0 : (sizeof(uint16_t) * (size_t)(heads * pl->klen * pl->ks2) + 63) / 64 * 64;
     const size_t vbytes = (sizeof(uint16_t) * (size_t)(heads * pl->klen * pl->dvp) + 63) / 64 * 64;
     uint8_t *buf = buffer_take(kbytes + vbytes + (size_t)heads + 64, &pl->bytes);
     if (!buf) return 0;

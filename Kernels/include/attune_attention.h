@@ -209,6 +209,8 @@ typedef enum {
 typedef enum {
     ATTUNE_PRECISION_F32 = 0,
     ATTUNE_PRECISION_BF16 = 1, /* Q.K^T and P.V on bf16-rounded operands (vdpbf16ps), f32 sums */
+    ATTUNE_PRECISION_INT8QK = 2, /* flash only: Q.K^T on int8 (K smoothed, per-row/per-key scales;
+                                    vpdpbusd), P.V as bf16 */
 } attune_precision;
 
 typedef struct {

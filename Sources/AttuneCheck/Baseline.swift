@@ -50,7 +50,7 @@ public struct Baseline: Codable, Sendable, Equatable {
         case (_, "contract_ratio"): return 1
         case (_, "empty_row_nonzero"): return 0
         case (.kernel, "scope_mismatch"): return 0
-        case (.kernel, "bf16_bound_ratio"): return 1
+        case (.kernel, "bf16_bound_ratio"), (.kernel, "int8qk_bound_ratio"): return 1
         case (.model, "format_bound_ratio"): return 1
         case (.model, "max_logit_error") where c.exact: return 1e-3
         case (.model, "top1_miss") where c.exact: return 0
@@ -76,7 +76,8 @@ public struct Baseline: Codable, Sendable, Equatable {
     /// Metrics that measure a case against its kernel's (or format's) documented contract:
     /// over 1 is "outside contract", whatever the baseline says.
     /// `empty_row_nonzero` is the ABI's own promise (O = 0 in rows that see no key): over 0.
-    public static let contractMetrics: Set<String> = ["contract_ratio", "bf16_bound_ratio", "format_bound_ratio", "empty_row_nonzero"]
+    public static let contractMetrics: Set<String> = ["contract_ratio", "bf16_bound_ratio", "int8qk_bound_ratio", "format_bound_ratio",
+                                                           "empty_row_nonzero"]
 
     public struct Regression: Sendable, Equatable {
         public var caseID: String

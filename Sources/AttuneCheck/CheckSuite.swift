@@ -117,13 +117,15 @@ public struct CheckSuite {
 
     /// Bundled models and the kernels each is compiled with: every exact kernel a compiled
     /// graph can bind (sigmoid attention only with `sigmoid`), and on the 8-layer fixture
-    /// the approximate ones at their defaults; flash's bf16 tiles on three of them.
+    /// the approximate ones at their defaults; flash's bf16 tiles on three of them, its int8
+    /// Q·Kᵀ tiles on two.
     static let modelKernels: [(String, [String])] = [
-        ("llama", ["flash", "unified_max", "flash:precision=bf16"]), ("qwen2", ["flash", "unified_max"]), ("mistral", ["flash", "unified_max"]),
+        ("llama", ["flash", "unified_max", "flash:precision=bf16", "flash:precision=int8qk"]), ("qwen2", ["flash", "unified_max"]), ("mistral", ["flash", "unified_max"]),
         ("qwen3", ["flash", "unified_max"]), ("phi3", ["flash", "unified_max"]),
         // Soft-capped attention binds only to flash.
         ("gemma2", ["flash", "flash:precision=bf16"]),
-        ("llama_sigmoid", ["sigmoid"]), ("llama_deep", ["flash", "unified_max", "sparge", "kascade", "hybrid", "flash:precision=bf16"]),
+        ("llama_sigmoid", ["sigmoid"]), ("llama_deep", ["flash", "unified_max", "sparge", "kascade", "hybrid", "flash:precision=bf16",
+                                                    "flash:precision=int8qk"]),
     ]
 }
 

@@ -225,9 +225,11 @@ enum KernelCheck {
     }
 
     /// Variants of a kernel the suite also runs, beyond its defaults: `precision=bf16` for
-    /// kernels with bf16 prefill tiles (approximate, held to the bf16 bound).
+    /// kernels with bf16 prefill tiles (approximate, held to the bf16 bound), and
+    /// `precision=int8qk` for those with int8 Q·Kᵀ tiles (held to the int8qk bound).
     static func variants(_ kernel: any AttentionKernel) -> [KernelParameters] {
-        kernel.parameters.contains { $0.name == "precision" } ? [["precision": 1]] : []
+        guard let precision = kernel.parameters.first(where: { $0.name == "precision" }) else { return [] }
+        return [["precision": 1]] + (precision.valueNames["int8qk"].map { [["precision": $0]] } ?? [])
     }
 
     /// `flash:precision=bf16`: the case name of a variant.
@@ -256,9 +258,13 @@ enum KernelCheck {
         if (0..<c.problem.qLen).contains(where: { EagerAttention.visibleKeys(c.problem, row: $0).isEmpty }) {
             metrics["empty_row_nonzero"] = emptyRowViolations(out, c.problem, softmax: kernel.normalizer == .softmax)
         }
-        // BF16AttentionBound is derived for uncapped scores: a capped problem has the metrics above only.
+        // The bounds are derived for unmodified scores: a capped, biased or sunk problem has the metrics above only.
         if lowPrecision, kernel.isExact, c.problem.softcap == nil, c.problem.alibiSlopes == nil, c.problem.sinks == nil {
-            metrics["bf16_bound_ratio"] = try bf16BoundRatio(c.problem, x, out, sigmoidBias: sigmoidBias.map(Double.init))
+            if params["precision"] == 2 {
+                metrics["int8qk_bound_ratio"] = try int8qkBoundRatio(c.problem, x, out)
+            } else {
+                metrics["bf16_bound_ratio"] = try bf16BoundRatio(c.problem, x, out, sigmoidBias: sigmoidBias.map(Double.init))
+            }
         }
         let contract = KernelContracts.judge(kernel, variant: variant, problem: c.problem,
                                              inputs: .init(q: x.q.data.map(Double.init), k: x.k.data.map(Double.init),
@@ -281,8 +287,20 @@ enum KernelCheck {
             let ratios = zip(out.o.data, zip(exact, bound)).map { abs(Double($0.0) - $0.1.0) / $0.1.1 }
             return ratios.contains { $0.isNaN } ? .infinity : ratios.max() ?? 0
         }
-        let exact = try ReferenceAttention.softmax(r, q: q, k: k, v: v)
-        let bound = try BF16AttentionBound.bound(r, q: q, k: k, v: v)
+        return worstRatio(out, exact: try ReferenceAttention.softmax(r, q: q, k: k, v: v), bound: try BF16AttentionBound.bound(r, q: q, k: k, v: v))
+    }
+
+    /// The same with int8 Q·Kᵀ tiles (Int8QKAttentionBound), softmax only.
+    static func int8qkBoundRatio(_ p: AttentionProblem, _ x: (q: Tensor, k: Tensor, v: Tensor), _ out: AttentionOutput) throws -> Double {
+        let r = ReferenceAttentionProblem(batch: p.batch, qHeads: p.qHeads, kvHeads: p.kvHeads, qLen: p.qLen, kvLen: p.kvLen,
+                                          qkDim: p.qkDim, vDim: p.vDim, scale: Double(p.resolvedScale), causal: p.causal,
+                                          qOffset: p.qOffset, window: p.window)
+        let q = x.q.data.map(Double.init), k = x.k.data.map(Double.init), v = x.v.data.map(Double.init)
+        return worstRatio(out, exact: try ReferenceAttention.softmax(r, q: q, k: k, v: v), bound: try Int8QKAttentionBound.bound(r, q: q, k: k, v: v))
+    }
+
+    /// The largest |error| / bound over O and LSE; NaN counts as over it.
+    static func worstRatio(_ out: AttentionOutput, exact: (o: [Double], lse: [Double]), bound: (o: [Double], lse: [Double])) -> Double {
         var worst = 0.0
         for (got, (want, limit)) in zip(out.o.data, zip(exact.o, bound.o)) where !(want.isNaN && got.isNaN) {
             worst = max(worst, abs(Double(got) - want) / limit)

@@ -30,6 +30,12 @@ public struct KernelParameter: Sendable, Equatable {
         name: "precision", summary: "prefill tiles' Q.K^T and P.V: f32 (0, exact) or bf16 (1: bf16 operands, f32 sums and softmax; approximate, Docs/NUMERICS.md)",
         defaultValue: 0, candidates: [], validRange: 0...1, valueNames: ["f32": 0, "bf16": 1])
 
+    /// flash's `precision`: the values above and int8qk (2), SageAttention-style int8 Q·Kᵀ.
+    public static let precisionWithInt8QK = KernelParameter(
+        name: "precision", summary: "prefill tiles' arithmetic: f32 (0, exact), bf16 (1: bf16 Q.K^T and P.V) or int8qk (2: int8 Q.K^T "
+            + "of smoothed K with per-row/per-key scales, bf16 P.V); f32 sums and softmax; approximate, Docs/NUMERICS.md",
+        defaultValue: 0, candidates: [], validRange: 0...2, valueNames: ["f32": 0, "bf16": 1, "int8qk": 2])
+
     /// Most thread counts Attune accepts: OpenMP tries to start what it is asked for, and
     /// 100 000 threads hang the machine.
     public static let maxThreads = 1024
@@ -149,7 +155,7 @@ extension AttentionKernel {
     public func keptKeys(_ problem: AttentionProblem, inputs: () -> (q: Tensor, k: Tensor, v: Tensor)) -> [[Bool]]? { nil }
     public var cCounters: [String] { [] }
 
-    /// A bf16 `precision` makes an exact kernel approximate.
+    /// A bf16 or int8qk `precision` makes an exact kernel approximate.
     public func isExact(with parameters: KernelParameters) -> Bool {
         isExact && (parameters["precision"] ?? 0) == 0
     }

@@ -5,11 +5,11 @@ public struct FlashKernel: AttentionKernel {
     public init() {}
 
     public let name = "flash"
-    public let summary = "tiled online-softmax attention (FlashAttention-2 style), exact fp32, any mask/GQA/head dim; precision=bf16: bf16 prefill tiles (approximate)"
+    public let summary = "tiled online-softmax attention (FlashAttention-2 style), exact fp32, any mask/GQA/head dim; precision=bf16|int8qk: bf16 or int8 Q.K^T prefill tiles (approximate)"
     public let isExact = true
     public let normalizer = KernelNormalizer.softmax
     public let kvFormats: [KVFormat] = [.f32, .bf16, .int8]
-    public let cSources = ["flash.c", "flash_tiles.c", "kv_tiles.c", "flash_bf16.c"]
+    public let cSources = ["flash.c", "flash_tiles.c", "kv_tiles.c", "flash_bf16.c", "flash_int8qk.c"]
 
     public let parameters: [KernelParameter] = [
         KernelParameter(name: "block_q", summary: "query rows per tile (0 = default 64)",
@@ -21,7 +21,7 @@ public struct FlashKernel: AttentionKernel {
         .threads,
         KernelParameter(name: "gemm", summary: "inner products: 0 auto, 1 AVX-512 micro-kernels, 2 OpenBLAS for full tiles",
                         defaultValue: 0, candidates: [1, 2]),
-        .precision,
+        .precisionWithInt8QK,
     ]
 
     public func unsupportedReasons(_ problem: AttentionProblem) -> [String] {

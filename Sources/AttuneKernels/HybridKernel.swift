@@ -115,7 +115,7 @@ public struct HybridKernel: KVStoreKernel {
     public let normalizer = KernelNormalizer.softmax
     /// The hot tier stores K/V in the KV format; `run` takes packed K/V of that format.
     public let kvFormats: [KVFormat] = [.f32, .bf16, .int8]
-    public let cSources = ["hybrid.c", "hybrid_kv.c", "kv_quant.c", "flash.c", "flash_tiles.c", "kv_tiles.c", "flash_bf16.c"]
+    public let cSources = ["hybrid.c", "hybrid_kv.c", "kv_quant.c", "flash.c", "flash_tiles.c", "kv_tiles.c", "flash_bf16.c", "flash_int8qk.c"]
 
     public let parameters: [KernelParameter] = [
         KernelParameter(name: "window", summary: "hot tokens kept exactly, in the KV format (the hot tier holds window..window+block-1)",

@@ -13,7 +13,7 @@ public struct PrefixSharedKernel: AttentionKernel {
     public let isComposition = true
     public let normalizer = KernelNormalizer.softmax
     public let kvFormats: [KVFormat] = [.f32, .bf16, .int8]
-    public let cSources = ["prefix_shared.c", "flash.c", "flash_tiles.c", "kv_tiles.c", "flash_bf16.c"]
+    public let cSources = ["prefix_shared.c", "flash.c", "flash_tiles.c", "kv_tiles.c", "flash_bf16.c", "flash_int8qk.c"]
 
     public let parameters: [KernelParameter] = [
         KernelParameter(name: "prefix_len", summary: "keys shared by every sequence (required, >= 1); only batch 0's are read",

@@ -13,7 +13,7 @@ public struct UnifiedMaxKernel: AttentionKernel {
     public let calibratedTable: String? = "phi"
     public let normalizer = KernelNormalizer.softmax
     public let kvFormats: [KVFormat] = [.f32, .bf16, .int8]
-    public let cSources = ["unified_max.c", "flash.c", "flash_tiles.c", "kv_tiles.c", "flash_bf16.c"]
+    public let cSources = ["unified_max.c", "flash.c", "flash_tiles.c", "kv_tiles.c", "flash_bf16.c", "flash_int8qk.c"]
 
     public let parameters: [KernelParameter] = [
         KernelParameter(name: "phi", summary: "the fixed max, in units of scale*q.k (natural log); 0 when uncalibrated",

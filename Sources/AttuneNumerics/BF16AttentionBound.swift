@@ -32,9 +32,28 @@ public enum BF16AttentionBound {
 
     public static func bound(_ p: ReferenceAttentionProblem, q: [Double], k: [Double], v: [Double]) throws
         -> (o: [Double], lse: [Double]) {
+        let log2e = 1.4426950408889634
+        let perProduct = 2 * unitRoundoff + unitRoundoff * unitRoundoff + Double(p.qkDim) * 0x1p-24
+        return try propagate(p, q: q, k: k, v: v) { row, kv, visible in
+            var magnitude = 0.0
+            for j in visible {
+                var a = 0.0
+                for d in 0..<p.qkDim { a += abs(q[row * p.qkDim + d] * p.scale * log2e * k[(kv * p.kvLen + j) * p.qkDim + d]) }
+                magnitude = max(magnitude, a)
+            }
+            return perProduct * magnitude
+        }
+    }
+
+    /// The bounds of O and LSE when every visible base-2 score of row `row` (of kv head
+    /// `kv`, flat batch × kv head) is off by at most `scoreError(row, kv, visible keys)` and
+    /// P.V runs on bf16 p and v (the derivation above): shared by the bf16 tiles and the
+    /// int8 Q·Kᵀ tiles (Int8QKAttentionBound), which differ only in their score error.
+    static func propagate(_ p: ReferenceAttentionProblem, q: [Double], k: [Double], v: [Double],
+                          scoreError: (_ row: Int, _ kv: Int, _ visible: [Int]) -> Double) throws
+        -> (o: [Double], lse: [Double]) {
         let exact = try ReferenceAttention.softmax(p, q: q, k: k, v: v)
-        let u = unitRoundoff, log2e = 1.4426950408889634
-        let perProduct = 2 * u + u * u + Double(p.qkDim) * 0x1p-24
+        let u = unitRoundoff
         var o = [Double](repeating: 0, count: p.oCount)
         var lse = [Double](repeating: 0, count: p.lseCount)
         let group = p.qHeads / p.kvHeads, off = p.resolvedQOffset
@@ -47,18 +66,10 @@ public enum BF16AttentionBound {
                         ReferenceAttention.isVisible(key: $0, queryPosition: off + i, causal: p.causal, window: p.window)
                     }
                     guard !visible.isEmpty else { continue }
-                    var magnitude = 0.0, scores: [Double] = []
-                    for j in visible {
-                        var a = 0.0, s = 0.0
-                        for d in 0..<p.qkDim {
-                            let x = q[row * p.qkDim + d] * p.scale, y = k[(kv * p.kvLen + j) * p.qkDim + d]
-                            a += abs(x * log2e * y)
-                            s += x * y
-                        }
-                        magnitude = max(magnitude, a)
-                        scores.append(s)
+                    let scores = visible.map { j in
+                        (0..<p.qkDim).reduce(0.0) { $0 + q[row * p.qkDim + $1] * p.scale * k[(kv * p.kvLen + j) * p.qkDim + $1] }
                     }
-                    let e = perProduct * magnitude
+                    let e = scoreError(row, kv, visible)
                     let m = scores.max()!
                     let weights = scores.map { exp($0 - m) }
                     let total = weights.reduce(0, +)

@@ -82,8 +82,9 @@ public struct ModelTuner {
         }
     }
 
-    /// Candidates tried on every layer when none are given.
-    public static let defaultCandidates = ["flash", "flash:precision=bf16", "unified_max", "sparge", "sparge:simthreshd1=0.3,cdfthreshd=0.95,block_kv=32",
+    /// Candidates tried on every layer when none are given. flash's int8 Q·Kᵀ tiles are
+    /// among them because they measured faster than its bf16 tiles (Docs/PERFORMANCE.md).
+    public static let defaultCandidates = ["flash", "flash:precision=bf16", "flash:precision=int8qk", "unified_max", "sparge", "sparge:simthreshd1=0.3,cdfthreshd=0.95,block_kv=32",
                                            "hybrid:cold_budget=0.25"]
 
     public var budget: Double

@@ -20,7 +20,7 @@ struct BenchAttention: ParsableCommand {
         Prints median/min/max ms after warm-up, GFLOP/s (4*d FLOPs per visible query-key pair \
         per head), GB/s of K/V read, and the same-process OpenBLAS SGEMM GFLOP/s and streaming \
         read GB/s with the kernel's ratio to each. Approximate softmax kernels (sparge, hybrid, \
-        and any kernel with --precision bf16) also run dense f32 flash on the same inputs, alternating call by call: the median paired \
+        and any kernel with --precision bf16 or int8qk) also run dense f32 flash on the same inputs, alternating call by call: the median paired \
         speed ratio and the output's rel-L1, cosine and max-abs error against flash. \
         --json prints one JSON object on the last line.
 
@@ -37,7 +37,7 @@ struct BenchAttention: ParsableCommand {
     @Option(help: "Threads (0 = all cores).") var threads: Int = 0
     @Option(help: "Timed runs (at least; short runs repeat for 0.5 s).") var repeats: Int = 10
     @Option(name: .customLong("param"), help: "Kernel parameter name=value (repeatable).") var params: [String] = []
-    @Option(help: "Prefill tiles' arithmetic, f32 or bf16: the kernel's `precision` parameter (kernels that have one).")
+    @Option(help: "Prefill tiles' arithmetic, f32, bf16 or int8qk (flash): the kernel's `precision` parameter (kernels that have one).")
     var precision: String?
     @Option(help: "Inputs: random (uniform in [-1, 1)) or structured (recency, sinks, heavy hitters; Docs/WORKLOADS.md).")
     var inputs: String = "random"

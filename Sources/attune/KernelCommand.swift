@@ -69,7 +69,7 @@ struct KernelRun: ParsableCommand {
         var problem = try problemFromShapes(q: qt.shape, k: kt.shape, v: vt.shape)
         problem.kvFormat = format
         try modifiers.apply(to: &problem, kernel: kernel)
-        var parameters = try parseParameters(params)
+        var parameters = try parseParameters(params, kernel: kernel)
         guard (0...KernelParameter.maxThreads).contains(threads) else {
             throw CLIError("--threads must be in 0...\(KernelParameter.maxThreads) (0 = all cores), got \(threads)")
         }

@@ -174,15 +174,15 @@ final class FlashBF16Tests: XCTestCase {
         XCTAssertEqual(try flash.parameterValue("precision", "bf16"), 1)
         XCTAssertEqual(try flash.parameterValue("precision", "f32"), 0)
         XCTAssertThrowsError(try flash.parameterValue("precision", "fp8")) { error in
-            XCTAssertTrue("\(error)".contains("bf16, f32"), "\(error)")
+            XCTAssertTrue("\(error)".contains("bf16, f32, int8qk"), "\(error)")
         }
         // Compiled models: the C call sets precision only when asked, so default C is unchanged.
         XCTAssertTrue(flash.cInvocation(Self.bf16)!.joined().contains(".precision = 1"))
         XCTAssertFalse(flash.cInvocation([:])!.joined().contains("precision"))
         XCTAssertTrue(SigmoidKernel().cInvocation(["bias": -1, "precision": 1])!.joined().contains(".precision = 1"))
         XCTAssertTrue(SpargeKernel().cInvocation(Self.bf16)!.joined().contains(".precision = 1"))
-        XCTAssertThrowsError(try flash.checkParameters(["precision": 2])) { error in
-            XCTAssertTrue("\(error)".contains("must be in 0...1"), "\(error)")
+        XCTAssertThrowsError(try flash.checkParameters(["precision": 3])) { error in
+            XCTAssertTrue("\(error)".contains("must be in 0...2"), "\(error)")
         }
     }
 }

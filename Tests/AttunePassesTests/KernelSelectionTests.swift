@@ -85,6 +85,8 @@ final class KernelSelectionTests: XCTestCase {
         XCTAssertEqual(c.parameters, ["precision": 1, "block_kv": 128])
         XCTAssertEqual(c.description, "flash:block_kv=128,precision=bf16")
         XCTAssertEqual(try KernelChoice(parsing: "flash:precision=1"), KernelChoice(kernel: "flash", parameters: ["precision": 1]))
+        XCTAssertEqual(try KernelChoice(parsing: "flash:precision=int8qk").description, "flash:precision=int8qk")
+        XCTAssertThrowsError(try KernelChoice(parsing: "sparge:precision=int8qk"), "sparge has bf16 tiles only")
         XCTAssertThrowsError(try KernelChoice(parsing: "flash:precision=fp8")) { error in
             XCTAssertTrue("\(error)".contains("bf16, f32"), "\(error)")
         }

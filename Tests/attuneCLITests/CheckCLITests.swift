@@ -28,7 +28,7 @@ final class CheckCLITests: XCTestCase {
         let ok = try run(["check", "--only", "kernels,determinism", "--kernel", "flash,hybrid", "--report", report])
         XCTAssertEqual(ok.status, 0, ok.stdout + ok.stderr)
         XCTAssertTrue(ok.stdout.contains("no metric regressed and no case outside its contract"), ok.stdout)
-        XCTAssertTrue(ok.stdout.contains("out of scope (no claim: flash:precision=bf16, hybrid)"), ok.stdout)
+        XCTAssertTrue(ok.stdout.contains("out of scope (no claim: flash:precision=bf16, flash:precision=int8qk, hybrid)"), ok.stdout)
         let html = try String(contentsOfFile: report, encoding: .utf8)
         XCTAssertTrue(html.contains("<svg") && html.contains("kernel/flash/decode-gqa"), "the report has plots and cases")
 
