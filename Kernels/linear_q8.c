@@ -1,8 +1,10 @@
 /*
  * linear_q8.c — linear layers with int8 weights: the stored format (layout and
  * rounding rules in include/attune_linear_q8.h), quantisation, and the two
- * kernels: an AVX512-VNNI GEMV for decode and dequantise-tiles + SGEMM for
- * prefill. Measurements behind the choices: Docs/PERFORMANCE.md.
+ * kernels: an AVX512-VNNI GEMV for decode and, for prefill, the bf16 GEMM's
+ * panel step (linear_bf16.c) over panels dequantised to bf16 (dequantised f32
+ * tiles + SGEMM without AVX512-BF16). Measurements behind the choices:
+ * Docs/PERFORMANCE.md.
  */
 #include "attune_linear_q8.h"
 #include "attention_internal.h"
