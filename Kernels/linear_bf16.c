@@ -36,7 +36,7 @@
 #ifndef GEMV_PREFETCH
 #define GEMV_PREFETCH 2
 #endif
-enum { PARALLEL_MIN_MACS = 1 << 20, PANEL = 32, GEMM_MR = 8, GEMV_ROWS = 4, GEMV_COLS = 4 };
+enum { PARALLEL_MIN_MACS = 1 << 20, PANEL = ATTUNE_BF16_PANEL, GEMM_MR = 8, GEMV_ROWS = 4, GEMV_COLS = 4 };
 
 INLINE float widen(uint16_t b) {
     uint32_t u = (uint32_t)b << 16;
@@ -225,8 +225,8 @@ INLINE void gemm_tile(const uint32_t *xb, int64_t k2n, const uint32_t *panel, co
 }
 #endif
 
-static void gemm_panel(const uint32_t *xb, int64_t rows, int64_t k2n, const uint32_t *panel, const float *bias, int64_t n,
-                       float *y, int64_t ys) {
+void attune_bf16_gemm_panel(const uint32_t *xb, int64_t rows, int64_t k2n, const uint32_t *panel, const float *bias,
+                            int64_t n, float *y, int64_t ys) {
     int64_t r = 0;
     for (; r + GEMM_MR <= rows; r += GEMM_MR) gemm_tile(xb + r * k2n, k2n, panel, bias, n, y + r * ys, ys, GEMM_MR);
     switch (rows - r) {
@@ -304,7 +304,7 @@ static void linear_gemm(const float *x, int64_t rows, int64_t in, const uint16_t
             for (int64_t c = lo; c < hi; c += PANEL) {
                 const int64_t n = hi - c < PANEL ? hi - c : PANEL;
                 pack_panel(wp + (c - lo) * in, in, n, panel);
-                gemm_panel(xb, rows, k2n, panel, bias ? bias + c : NULL, n, y + c, out);
+                attune_bf16_gemm_panel(xb, rows, k2n, panel, bias ? bias + c : NULL, n, y + c, out);
             }
         });
         free(panel);

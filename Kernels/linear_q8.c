@@ -1,11 +1,14 @@
 /*
  * linear_q8.c — linear layers with int8 weights: the stored format (layout and
  * rounding rules in include/attune_linear_q8.h), quantisation, and the two
- * kernels: an AVX512-VNNI GEMV for decode and dequantise-tiles + SGEMM for
- * prefill. Measurements behind the choices: Docs/PERFORMANCE.md.
+ * kernels: an AVX512-VNNI GEMV for decode and, for prefill, the bf16 GEMM's
+ * panel step (linear_bf16.c) over panels dequantised to bf16 (dequantised f32
+ * tiles + SGEMM without AVX512-BF16). Measurements behind the choices:
+ * Docs/PERFORMANCE.md.
  */
 #include "attune_linear_q8.h"
 #include "attention_internal.h"
+#include "attune_linear_bf16.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -25,7 +28,14 @@
 enum { RUN = 32, SB = 512, LANES = 16, VECS = RUN / 4 };
 
 /* Below this many weight bytes a call stays on one thread: forking costs more. */
-enum { PARALLEL_MIN_BYTES = 1 << 16 };
+#ifndef PARALLEL_MIN_BYTES
+#define PARALLEL_MIN_BYTES (1 << 16)
+#endif
+
+/* The decode GEMV prefetches rows this many bytes ahead of the ones it reads. */
+#ifndef PREFETCH
+#define PREFETCH 4096
+#endif
 
 /* Prefill dequantises this many bytes of f32 weight rows per tile (an L2-sized share). */
 enum { TILE_BYTES = 512 << 10, TILE_ROW_ALIGN = 16 };
@@ -410,6 +420,30 @@ static inline __attribute__((always_inline)) void dot_row(const int R, const uin
     }
     for (int r = 0; r < R; r++) out[r] = _mm512_reduce_add_ps(acc[r]);
 }
+
+/* dot_row for four consecutive rows of one block, none of them the block's last (R = 1,
+ * decode): each row's arithmetic is dot_row's, so the bits do not depend on the grouping;
+ * four independent chains keep more loads in flight, and the next rows are prefetched
+ * PREFETCH bytes ahead. */
+static inline __attribute__((always_inline)) void dot_rows4(const uint8_t *p, int64_t row_bytes, const q8_act *a,
+                                                            int64_t in, const q8_scales *sc, float *out) {
+    const int64_t runs = in / RUN;
+    const uint8_t *q[4] = {p, p + row_bytes, p + 2 * row_bytes, p + 3 * row_bytes};
+    __m512 acc[4], current[4];
+    int k[4] = {0, 0, 0, 0};
+    for (int i = 0; i < 4; i++) acc[i] = current[i] = _mm512_setzero_ps();
+    for (int64_t o = 0; o < 4 * row_bytes; o += 64) _mm_prefetch((const char *)p + PREFETCH + o, _MM_HINT_T0);
+    for (int64_t s0 = 0; s0 < in; s0 += SB) {
+        const int lanes = sb_lanes(in, s0);
+        for (int i = 0; i < 4; i++) {
+            __m512 ws = superblock_scales(&q[i], lanes, 0, sc, &k[i], &current[i]);
+            if (lanes == LANES) superblock(1, LANES, 0, q[i], a, in, runs, s0, ws, &acc[i]);
+            else superblock(1, lanes, 0, q[i], a, in, runs, s0, ws, &acc[i]);
+            q[i] += lanes * RUN;
+        }
+    }
+    for (int i = 0; i < 4; i++) out[i] = _mm512_reduce_add_ps(acc[i]);
+}
 #else
 /* Portable version of the same sums (same integer dot products, same scaling). */
 static void dot_row_portable(int R, const uint8_t *p, const q8_act *a, int64_t in, int64_t group, int32_t scale,
@@ -472,6 +506,13 @@ static void gemv_rows(const q8_weight *wt, const q8_act *a, int R, int64_t in, i
         }
         float v[ATTUNE_Q8_GEMV_MAX_ROWS];
 #ifdef Q8_VNNI
+        if (R == 1 && r + 4 <= r1 && (start + wt->block_rows[b] - r - 4) * wt->row_bytes >= 64) {
+            dot_rows4(p, wt->row_bytes, a, in, &sc, v);
+            for (int i = 0; i < 4; i++) y[r + i] = v[i] + (bias ? bias[r + i] : 0.0f);
+            p += 4 * wt->row_bytes;
+            r += 3;
+            continue;
+        }
         int exact = (start + wt->block_rows[b] - 1 - r) * wt->row_bytes < 64;
         switch (R) {
 #define Q8_CASE(n) case n: dot_row(n, p, exact, a, in, &sc, v); break;
@@ -518,6 +559,135 @@ static int gemv(const float *x, int64_t rows, int64_t in, const q8_weight *wt, i
 
 /* ---- prefill ----------------------------------------------------------------- */
 
+#if defined(Q8_VNNI) && defined(__AVX512BF16__)
+/* Prefill with bf16 dot products: the bf16 GEMM's own step (attune_bf16_gemm_panel,
+ * vdpbf16ps with f32 accumulation, linear_bf16.c) over panels of 32 weight rows
+ * dequantised to bf16 in its packed layout. Activations are permuted into the weights'
+ * stored order (the sum is the same sum in another order) and rounded to bf16 pairs once
+ * per call, split over the threads; each panel is dequantised row by row into contiguous
+ * pair words, then transposed in registers 16 x 16 dwords at a time (a scatter per 16
+ * words measured half the bf16 GEMM's speed, Docs/PERFORMANCE.md). Rounding ŵ and x to
+ * bf16 adds at most 2^-8 relative per product (Docs/NUMERICS.md). */
+enum { PANEL = ATTUNE_BF16_PANEL, TRANSPOSE = 16 };
+
+/* Activation row x [in] in the weights' stored order, as bf16 pairs xw [in/2]. */
+static void activation_pairs(const float *x, int64_t in, float *tmp, uint32_t *xw) {
+    for (int64_t s0 = 0; s0 < in; s0 += SB) {
+        int lanes = sb_lanes(in, s0);
+        for (int v = 0; v < VECS; v++)
+            for (int l = 0; l < lanes; l++) memcpy(tmp + s0 + v * 4 * lanes + 4 * l, x + s0 + l * RUN + 4 * v, 4 * sizeof(float));
+    }
+    attune_f32_to_bf16(tmp, in, (uint16_t *)xw);
+}
+
+/* One stored row's ŵ rounded to bf16, as in/2 pair words in stored order. */
+static void dequantize_row_pairs(const uint8_t *p, int64_t in, const q8_scales *sc, uint32_t *dst) {
+    __m512i expand[4];   /* byte 16c + e of a vector belongs to lane 4c + e/4 */
+    for (int c = 0; c < 4; c++)
+        expand[c] = _mm512_add_epi32(_mm512_set1_epi32(4 * c), _mm512_srli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 2));
+    __m512 current = _mm512_setzero_ps();
+    int k = 0;
+    for (int64_t s0 = 0; s0 < in; s0 += SB) {
+        const int lanes = sb_lanes(in, s0), bytes = 4 * lanes;
+        __m512 ws = superblock_scales(&p, lanes, 1, sc, &k, &current), lane_scale[4];
+        for (int c = 0; c < 4; c++) lane_scale[c] = _mm512_permutexvar_ps(expand[c], ws);
+        for (int v = 0; v < VECS; v++) {
+            __m512i w = _mm512_maskz_loadu_epi8(lanes == LANES ? ~0ULL : (1ULL << bytes) - 1ULL, p + v * bytes);
+            const __m128i b[4] = {_mm512_extracti32x4_epi32(w, 0), _mm512_extracti32x4_epi32(w, 1),
+                                  _mm512_extracti32x4_epi32(w, 2), _mm512_extracti32x4_epi32(w, 3)};
+            for (int h = 0; h < 2 && 32 * h < bytes; h++) {
+                __m512 f0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b[2 * h])), lane_scale[2 * h]);
+                __m512 f1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b[2 * h + 1])), lane_scale[2 * h + 1]);
+                int words = (bytes - 32 * h) / 2;
+                _mm512_mask_storeu_epi32(dst + (s0 + v * bytes + 32 * h) / 2, (__mmask16)(words >= 16 ? 0xFFFF : (1u << words) - 1u),
+                                         (__m512i)_mm512_cvtne2ps_pbh(f1, f0));
+            }
+        }
+        p += lanes * RUN;
+    }
+}
+
+/* r[i] = row i of a 16 x 16 dword block -> r[j] = column j. */
+static inline __attribute__((always_inline)) void transpose16(__m512i r[16]) {
+    __m512i t[16], u[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+    }
+    /* u[4g + c], 128-bit lane L: rows 4g..4g+3 of column 4L + c */
+    for (int g = 0; g < 16; g += 4) {
+        u[g] = _mm512_unpacklo_epi64(t[g], t[g + 2]);
+        u[g + 1] = _mm512_unpackhi_epi64(t[g], t[g + 2]);
+        u[g + 2] = _mm512_unpacklo_epi64(t[g + 1], t[g + 3]);
+        u[g + 3] = _mm512_unpackhi_epi64(t[g + 1], t[g + 3]);
+    }
+    for (int c = 0; c < 4; c++) {
+        __m512i a0 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x44), a1 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xEE);
+        __m512i b0 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x44), b1 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xEE);
+        r[c] = _mm512_shuffle_i32x4(a0, b0, 0x88);
+        r[4 + c] = _mm512_shuffle_i32x4(a0, b0, 0xDD);
+        r[8 + c] = _mm512_shuffle_i32x4(a1, b1, 0x88);
+        r[12 + c] = _mm512_shuffle_i32x4(a1, b1, 0xDD);
+    }
+}
+
+/* Rows [c0, c0 + cols) of the weight as a bf16 panel (in/2 rows of PANEL pair words;
+ * columns past `cols` zero), through `rowbuf` (TRANSPOSE rows of in/2 words). */
+static void pack_panel(const q8_weight *wt, int64_t in, const q8_scales *sc, int64_t c0, int cols, uint32_t *rowbuf,
+                       uint32_t *panel) {
+    const int64_t kp = in / 2;   /* a multiple of 16: in is a multiple of 32 */
+    for (int j0 = 0; j0 < PANEL; j0 += TRANSPOSE) {
+        for (int j = 0; j < TRANSPOSE; j++) {
+            if (j0 + j < cols) dequantize_row_pairs(row_at(wt, c0 + j0 + j), in, sc, rowbuf + j * kp);
+            else memset(rowbuf + j * kp, 0, sizeof(uint32_t) * (size_t)kp);
+        }
+        for (int64_t k0 = 0; k0 < kp; k0 += TRANSPOSE) {
+            __m512i r[TRANSPOSE];
+            for (int j = 0; j < TRANSPOSE; j++) r[j] = _mm512_loadu_si512(rowbuf + j * kp + k0);
+            transpose16(r);
+            for (int k = 0; k < TRANSPOSE; k++) _mm512_storeu_si512(panel + (k0 + k) * PANEL + j0, r[k]);
+        }
+    }
+}
+
+static int gemm(const float *x, int64_t rows, int64_t in, const q8_weight *wt, int64_t out, int64_t group,
+                int32_t scale, const float *bias, float *y, int nt) {
+    const int64_t kp = in / 2, per_thread = in + kp * (PANEL + TRANSPOSE);   /* tmp row, panel, rowbuf */
+    uint32_t *xw = attune_scratch_alloc(sizeof(uint32_t) * (size_t)(rows * kp));
+    uint32_t *work = attune_scratch_alloc(sizeof(uint32_t) * (size_t)(nt * per_thread));
+    if (!xw || !work) {
+        attune_scratch_free(xw); attune_scratch_free(work);
+        return -1;
+    }
+    q8_scales sc = scales_of(group, scale);
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt) if (nt > 1)
+#endif
+    {
+        int64_t t = 0, n = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        n = omp_get_num_threads();
+#endif
+        uint32_t *mine = work + t * per_thread, *panel = mine + in, *rowbuf = panel + kp * PANEL;
+        for (int64_t r = rows * t / n; r < rows * (t + 1) / n; r++) activation_pairs(x + r * in, in, (float *)mine, xw + r * kp);
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
+        int64_t np = (out + PANEL - 1) / PANEL;
+        for (int64_t p = np * t / n; p < np * (t + 1) / n; p++) {
+            int64_t c0 = p * PANEL;
+            int cols = (int)(out - c0 < PANEL ? out - c0 : PANEL);
+            pack_panel(wt, in, &sc, c0, cols, rowbuf, panel);
+            attune_bf16_gemm_panel(xw, rows, kp, panel, bias ? bias + c0 : NULL, cols, y + c0, out);
+        }
+    }
+    attune_scratch_free(xw); attune_scratch_free(work);
+    return 0;
+}
+#else
+/* Without AVX512-BF16: tiles of weight rows dequantised to f32, then SGEMM. */
+
 /* x's rows with columns permuted into the weights' stored order (any order of the sum
  * is the same sum, and the weights then dequantise without a transpose). */
 static void permute_columns(const float *x, int64_t rows, int64_t in, float *xp) {
@@ -530,133 +700,6 @@ static void permute_columns(const float *x, int64_t rows, int64_t in, float *xp)
     }
 }
 
-#if defined(Q8_VNNI) && defined(__AVX512BF16__)
-/* Prefill with bf16 dot products (vdpbf16ps: 2x the multiply-adds of an f32 FMA per
- * instruction; measured 3-4x dequantise + SGEMM here, Docs/PERFORMANCE.md). Panels of 32
- * weight rows are dequantised to bf16 as [in/2][32] words (the pair k, k+1 of each row),
- * x to bf16 pairs; an 8 x 32 micro-kernel broadcasts one pair of x per row against two
- * panel vectors. Rounding ŵ and x to bf16 adds at most 2^-8 relative per product
- * (Docs/NUMERICS.md). */
-enum { PANEL = 32, MR = 8 };
-
-static inline uint32_t bf16_bits(float f) {
-    uint32_t b;
-    memcpy(&b, &f, sizeof b);
-    if ((b & 0x7FFFFFFFu) > 0x7F800000u) return (b >> 16) | 0x40u; /* NaN stays NaN (quiet) */
-    return (b + 0x7FFFu + ((b >> 16) & 1u)) >> 16;                /* round to nearest even */
-}
-
-static inline __attribute__((always_inline)) void micro(const int R, const uint32_t *xw, int64_t kp, const uint32_t *panel,
-                                                        float *c, int64_t ldc, int cols, const float *bias) {
-    __m512 acc[MR][2];
-    for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-    for (int64_t k = 0; k < kp; k++) {
-        __m512bh b0 = (__m512bh)_mm512_loadu_si512(panel + k * PANEL), b1 = (__m512bh)_mm512_loadu_si512(panel + k * PANEL + 16);
-        for (int r = 0; r < R; r++) {
-            __m512bh a = (__m512bh)_mm512_set1_epi32((int)xw[r * kp + k]);
-            acc[r][0] = _mm512_dpbf16_ps(acc[r][0], a, b0);
-            acc[r][1] = _mm512_dpbf16_ps(acc[r][1], a, b1);
-        }
-    }
-    __mmask16 m0 = (__mmask16)(cols >= 16 ? 0xFFFF : (1u << cols) - 1u);
-    __mmask16 m1 = (__mmask16)(cols >= 32 ? 0xFFFF : cols <= 16 ? 0 : (1u << (cols - 16)) - 1u);
-    __m512 b0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
-    __m512 b1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
-    for (int r = 0; r < R; r++) {
-        _mm512_mask_storeu_ps(c + r * ldc, m0, _mm512_add_ps(acc[r][0], b0));
-        _mm512_mask_storeu_ps(c + r * ldc + 16, m1, _mm512_add_ps(acc[r][1], b1));
-    }
-}
-
-/* One stored row dequantised to bf16 pairs, in stored order, as column j of a panel
- * ([in/2][PANEL] words): per 64 weight bytes, 4 x (widen, convert, scale) and two
- * pair-packing conversions, scattered with the panel's stride. */
-static void pack_row(const uint8_t *p, int64_t in, const q8_scales *sc, uint32_t *col) {
-    const __m512i stride = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                              _mm512_set1_epi32(PANEL));
-    __m512i expand[4];
-    for (int c = 0; c < 4; c++)
-        expand[c] = _mm512_add_epi32(_mm512_set1_epi32(4 * c), _mm512_srli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 2));
-    __m512 current = _mm512_setzero_ps();
-    int k = 0;
-    for (int64_t s0 = 0; s0 < in; s0 += SB) {
-        int lanes = sb_lanes(in, s0);
-        __m512 ws = superblock_scales(&p, lanes, 1, sc, &k, &current);
-        __m512 lane_scale[4];
-        for (int c = 0; c < 4; c++) lane_scale[c] = _mm512_permutexvar_ps(expand[c], ws);
-        for (int v = 0; v < VECS; v++) {
-            int8_t w[64];
-            _mm512_storeu_si512(w, _mm512_maskz_loadu_epi8(lanes == LANES ? ~0ULL : (1ULL << (4 * lanes)) - 1ULL, p + v * 4 * lanes));
-            for (int h = 0; h < 2; h++) {
-                /* stored weights 32h .. 32h+31 of this vector (lanes 8h .. 8h+7), as 16 pair words */
-                int words = (4 * lanes - 32 * h) / 2;
-                if (words <= 0) break;
-                __m512 f0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(w + 32 * h)))), lane_scale[2 * h]);
-                __m512 f1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(w + 32 * h + 16)))), lane_scale[2 * h + 1]);
-                __mmask16 m = (__mmask16)(words >= 16 ? 0xFFFF : (1u << words) - 1u);
-                _mm512_mask_i32scatter_epi32(col + (s0 + v * 4 * lanes + 32 * h) / 2 * PANEL, m, stride,
-                                             (__m512i)_mm512_cvtne2ps_pbh(f1, f0), 4);
-            }
-        }
-        p += lanes * RUN;
-    }
-}
-
-/* Rows [c0, c0 + cols) of the weight as a bf16 panel (columns past `cols` zero). */
-static void pack_panel(const q8_weight *wt, int64_t in, const q8_scales *sc, int64_t c0, int cols, uint32_t *panel) {
-    for (int j = 0; j < PANEL; j++) {
-        if (j < cols) {
-            pack_row(row_at(wt, c0 + j), in, sc, panel + j);
-        } else {
-            for (int64_t k = 0; k < in / 2; k++) panel[k * PANEL + j] = 0;
-        }
-    }
-}
-
-static int gemm(const float *x, int64_t rows, int64_t in, const q8_weight *wt, int64_t out, int64_t group,
-                int32_t scale, const float *bias, float *y, int nt) {
-    int64_t kp = in / 2;
-    float *xp = attune_scratch_alloc(sizeof(float) * (size_t)(rows * in));
-    uint32_t *xw = attune_scratch_alloc(sizeof(uint32_t) * (size_t)(rows * kp));
-    uint32_t *panels = attune_scratch_alloc(sizeof(uint32_t) * (size_t)(nt * kp * PANEL));
-    if (!xp || !xw || !panels) {
-        attune_scratch_free(xp); attune_scratch_free(xw); attune_scratch_free(panels);
-        return -1;
-    }
-    q8_scales sc = scales_of(group, scale);
-    permute_columns(x, rows, in, xp);
-    for (int64_t i = 0; i < rows * kp; i++) xw[i] = bf16_bits(xp[2 * i]) | bf16_bits(xp[2 * i + 1]) << 16;
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nt) if (nt > 1)
-#endif
-    {
-        int64_t t = 0, n = 1;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-        n = omp_get_num_threads();
-#endif
-        int64_t np = (out + PANEL - 1) / PANEL, p0 = np * t / n, p1 = np * (t + 1) / n;
-        uint32_t *panel = panels + t * kp * PANEL;
-        for (int64_t p = p0; p < p1; p++) {
-            int64_t c0 = p * PANEL;
-            int cols = (int)(out - c0 < PANEL ? out - c0 : PANEL);
-            pack_panel(wt, in, &sc, c0, cols, panel);
-            const float *b = bias ? bias + c0 : NULL;
-            int64_t r = 0;
-            for (; r + MR <= rows; r += MR) micro(MR, xw + r * kp, kp, panel, y + r * out + c0, out, cols, b);
-            switch (rows - r) {
-#define Q8_TAIL(m) case m: micro(m, xw + r * kp, kp, panel, y + r * out + c0, out, cols, b); break;
-                Q8_TAIL(1) Q8_TAIL(2) Q8_TAIL(3) Q8_TAIL(4) Q8_TAIL(5) Q8_TAIL(6) Q8_TAIL(7)
-#undef Q8_TAIL
-                default: break;
-            }
-        }
-    }
-    attune_scratch_free(xp); attune_scratch_free(xw); attune_scratch_free(panels);
-    return 0;
-}
-#else
-/* Without AVX512-BF16: tiles of weight rows dequantised to f32, then SGEMM. */
 
 /* y = x ŵᵀ with x's columns permuted into the weights' stored order, so each tile of
  * weight rows is dequantised straight (no transpose) and SGEMM sums in that order. */

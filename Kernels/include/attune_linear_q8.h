@@ -33,11 +33,13 @@
  * and takes u8×s8 VNNI dot products (the stored int8 weights are offset by 128
  * at load, one XOR, to make them unsigned; the offset is cancelled exactly by
  * starting each run's sum at −128·Σ of its activations),
- * f32 accumulation of the scaled per-run sums; OpenMP over output rows. Longer
- * inputs (prefill) dequantise panels of 32 weight rows to bf16 and take bf16 dot
- * products (vdpbf16ps, f32 accumulation) with the activations rounded to bf16 (not
- * int8). Without AVX512-VNNI the GEMV runs in portable C; without AVX512-BF16
- * prefill dequantises f32 tiles for SGEMM.
+ * f32 accumulation of the scaled per-run sums; OpenMP over output rows (one
+ * activation row: four weight rows at a time, same arithmetic per row). Longer
+ * inputs (prefill) dequantise panels of 32 weight rows to bf16 in the bf16 GEMM's
+ * packed layout and run its step (attune_bf16_gemm_panel: vdpbf16ps, f32
+ * accumulation) with the activations rounded to bf16 (not int8). Without
+ * AVX512-VNNI the GEMV runs in portable C; without AVX512-BF16 prefill dequantises
+ * f32 tiles for SGEMM.
  */
 #ifndef ATTUNE_LINEAR_Q8_H
 #define ATTUNE_LINEAR_Q8_H
@@ -52,7 +54,7 @@ extern "C" {
 /* Scale storage of a quantised weight. */
 enum { ATTUNE_Q8_SCALE_F32 = 0, ATTUNE_Q8_SCALE_F16 = 1 };
 
-/* Up to this many rows run the int8 GEMV; more run the dequantise + SGEMM path. */
+/* Up to this many rows run the int8 GEMV; more run the prefill path (bf16 panels). */
 enum { ATTUNE_Q8_GEMV_MAX_ROWS = 8 };
 
 /* NULL when (in, group, scale) describe a storable weight, else a one-line reason. */

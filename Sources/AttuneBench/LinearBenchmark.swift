@@ -18,6 +18,9 @@ public struct LinearBenchResult: Codable, Sendable {
     /// Same shape through `attune_op_linear` on f32 weights (what compiled models run today).
     public var f32_ms_median: Double
     public var speedup_vs_f32: Double
+    /// Same shape through `attune_op_linear_bf16_blocks` on bf16 weights (`--weights bf16`).
+    public var bf16_ms_median: Double
+    public var speedup_vs_bf16: Double
     /// Streaming read of 256 MiB (median of 3 passes), same threads, between the kernel's rounds.
     public var read_gbps: Double
     /// Median over rounds of (kernel GB/s) / (that round's read GB/s).
@@ -28,7 +31,7 @@ public struct LinearBenchResult: Codable, Sendable {
     public var rounds: Int
 }
 
-/// One linear layer, y = x·Wᵀ, with int8 weights against the f32 path and the
+/// One linear layer, y = x·Wᵀ, with int8 weights against the f32 and bf16 paths and the
 /// machine's read bandwidth and SGEMM rate, all measured in alternating rounds of one
 /// process so that load from other processes hits each alike. Weights are cycled
 /// through enough copies (≥ 256 MiB) that every call reads them from memory, as a
@@ -55,9 +58,10 @@ public struct LinearBenchmark {
     public func run() throws -> LinearBenchResult {
         if let e = validationError() { throw BenchError(e) }
         let rowBytes = Int(attune_q8_row_bytes(Int64(width), Int64(group), scale))
-        let qBytes = rowBytes * out, fBytes = 4 * width * out
+        let qBytes = rowBytes * out, fBytes = 4 * width * out, hBytes = 2 * width * out
         let qCopies = max(1, (coldBytes + qBytes - 1) / qBytes), fCopies = max(1, (coldBytes + fBytes - 1) / fBytes)
-        try SystemMemory.require(qBytes * qCopies + fBytes * (fCopies + 1) + coldBytes + 8 * rows * (width + out),
+        let hCopies = max(1, (coldBytes + hBytes - 1) / hBytes)
+        try SystemMemory.require(qBytes * qCopies + fBytes * (fCopies + 1) + hBytes * hCopies + coldBytes + 8 * rows * (width + out),
                                  for: "linear \(rows)x\(width)->\(out) with its cold copies")
 
         var rng = BenchRandom(seed: 42)
@@ -73,13 +77,19 @@ public struct LinearBenchmark {
         }
         var f = [Float](repeating: 0, count: width * out * fCopies)
         for c in 0..<fCopies { f.replaceSubrange((c * width * out)..<((c + 1) * width * out), with: w) }
+        var h = [UInt16](repeating: 0, count: width * out * hCopies)
+        h.withUnsafeMutableBufferPointer { hb in
+            attune_f32_to_bf16(w, Int64(width * out), hb.baseAddress)
+            for c in 1..<hCopies { (hb.baseAddress! + c * width * out).update(from: hb.baseAddress!, count: width * out) }
+        }
         var y = [Float](repeating: 0, count: rows * out)
         let prefill = rows > Int(ATTUNE_Q8_GEMV_MAX_ROWS)
 
-        var qTimes: [Double] = [], fTimes: [Double] = [], reads: [Double] = [], ratios: [Double] = []
+        var qTimes: [Double] = [], fTimes: [Double] = [], hTimes: [Double] = [], reads: [Double] = [], ratios: [Double] = []
         var sgemms: [Double] = [], sgemmRatios: [Double] = []
         try q.withUnsafeBytes { qb in
             try f.withUnsafeBufferPointer { fb in
+              try h.withUnsafeBufferPointer { hb in
                 try y.withUnsafeMutableBufferPointer { yb in
                     func q8Pass() throws -> Double {
                         var ts: [Double] = []
@@ -101,12 +111,25 @@ public struct LinearBenchmark {
                         }
                         return Self.median(ts)
                     }
+                    func bf16Pass() -> Double {
+                        var ts: [Double] = []
+                        var outRows = Int64(out)
+                        for c in 0..<hCopies {
+                            var block: UnsafePointer<UInt16>? = hb.baseAddress! + c * width * out
+                            let t0 = attune_bench_now()
+                            attune_op_linear_bf16_blocks(x, Int64(rows), Int64(width), &block, &outRows, 1, nil, yb.baseAddress)
+                            ts.append(attune_bench_now() - t0)
+                        }
+                        return Self.median(ts)
+                    }
                     _ = try q8Pass()
                     _ = f32Pass()
+                    _ = bf16Pass()
                     for _ in 0..<rounds {
                         let tq = try q8Pass()
                         qTimes.append(tq)
                         fTimes.append(f32Pass())
+                        hTimes.append(bf16Pass())
                         // Median of 3 passes over as many bytes as the weight copies: a 64 MiB
                         // buffer read ~1.5x faster than DRAM here (the 32 MiB L3 keeps part of
                         // a repeated stream), one long pass absorbs every stall of a busy machine.
@@ -120,14 +143,15 @@ public struct LinearBenchmark {
                         }
                     }
                 }
+              }
             }
         }
-        let tq = Self.median(qTimes), tf = Self.median(fTimes)
+        let tq = Self.median(qTimes), tf = Self.median(fTimes), th = Self.median(hTimes)
         return LinearBenchResult(
             weights: "q8", rows: rows, width: width, out: out, group: group,
             threads: threads > 0 ? threads : Int(attune_kernels_max_threads()), weight_bytes: qBytes,
             ms_median: tq * 1e3, gbps: Double(qBytes) / tq * 1e-9, gflops: 2 * Double(rows * width * out) / tq * 1e-9,
-            f32_ms_median: tf * 1e3, speedup_vs_f32: tf / tq, read_gbps: Self.median(reads),
+            f32_ms_median: tf * 1e3, speedup_vs_f32: tf / tq, bf16_ms_median: th * 1e3, speedup_vs_bf16: th / tq, read_gbps: Self.median(reads),
             ratio_to_read: Self.median(ratios), sgemm_gflops: prefill ? Self.median(sgemms) : 0,
             ratio_to_sgemm: prefill ? Self.median(sgemmRatios) : 0, rounds: rounds)
     }

@@ -7,13 +7,13 @@ import Foundation
 struct BenchLinear: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "linear",
-        abstract: "Time a linear layer with int8 weights against the f32 path, memory bandwidth and SGEMM, in one process.",
+        abstract: "Time a linear layer with int8 weights against the f32 and bf16 paths, memory bandwidth and SGEMM, in one process.",
         discussion: """
         y = x·Wᵀ with x [--rows, --in] and W [--out, --in] stored as int8 (Kernels/include/attune_linear_q8.h). \
-        Rows up to \(ATTUNE_Q8_GEMV_MAX_ROWS) run the int8 VNNI GEMV (decode), more the dequantise + SGEMM \
-        path (prefill). The weights are cycled through copies totalling at least 256 MiB so every call \
+        Rows up to \(ATTUNE_Q8_GEMV_MAX_ROWS) run the int8 VNNI GEMV (decode), more the bf16 GEMM over \
+        dequantised panels (prefill). The weights are cycled through copies totalling at least 256 MiB so every call \
         reads them from memory. In each of --rounds rounds: one pass of the int8 kernel, one pass of \
-        attune_op_linear on f32 weights (all threads), a streaming read (median of 3 passes over \
+        attune_op_linear on f32 weights and one of attune_op_linear_bf16_blocks on bf16 weights (all threads), a streaming read (median of 3 passes over \
         256 MiB) and, for prefill, a 2048³ SGEMM; printed figures are medians over the rounds, ratios are per-round ratios' medians. \
         --model runs every matmul shape of qwen2.5-0.5b or tinyllama-1.1b instead of --in/--out.
         """
@@ -56,7 +56,8 @@ struct BenchLinear: ParsableCommand {
             let r = try b.run()
             let label = s.name.isEmpty ? "" : "\(s.name)  "
             print("\(label)q8 g\(r.group) \(scale)  rows \(r.rows)  \(r.width) -> \(r.out)  threads \(r.threads)  (\(r.weight_bytes) weight bytes)")
-            print("  time     \(fmt(r.ms_median, 3)) ms  = \(fmt(r.speedup_vs_f32, 2))x the f32 path (\(fmt(r.f32_ms_median, 3)) ms)")
+            print("  time     \(fmt(r.ms_median, 3)) ms  = \(fmt(r.speedup_vs_f32, 2))x the f32 path (\(fmt(r.f32_ms_median, 3)) ms), "
+                + "\(fmt(r.speedup_vs_bf16, 2))x the bf16 path (\(fmt(r.bf16_ms_median, 3)) ms)")
             if r.sgemm_gflops == 0 {
                 print("  memory   \(fmt(r.gbps, 2)) GB/s of weights  = \(fmt(100 * r.ratio_to_read, 1)) % of streaming read (\(fmt(r.read_gbps, 2)) GB/s)")
             } else {

@@ -81,9 +81,10 @@ final class LinearQ8Tests: XCTestCase {
         return xh
     }
 
-    /// Formats the tests sweep: per-group (32, 64, 512) and per-channel, both scale types,
-    /// widths with and without a short last superblock.
-    static let formats: [(width: Int, group: Int)] = [(1088, 32), (1088, 64), (1088, 1088), (1024, 512), (96, 32), (96, 96), (3072, 1024)]
+    /// Formats the tests sweep: per-group (32, 64, 128, 512, 1024) and per-channel, both
+    /// scale types, widths with and without a short last superblock (896 = 512 + 384 is
+    /// Qwen2.5-0.5B's).
+    static let formats: [(width: Int, group: Int)] = [(1088, 32), (1088, 64), (1088, 1088), (1024, 512), (96, 32), (96, 96), (3072, 1024), (896, 128)]
 
     func testStoredLayoutRoundsEachWeightWithinHalfItsScale() throws {
         for (width, group) in Self.formats {
@@ -209,7 +210,7 @@ final class LinearQ8Tests: XCTestCase {
     /// int8, so besides the weights' rounding only bf16's 2^-9 per operand separates the
     /// result from the f32 operands.
     func testGEMMMatchesFloat64OverDequantisedWeightsAndTheFormatBound() throws {
-        for (width, group, n, out) in [(1088, 32, 9, 37), (896, 64, 33, 70), (96, 96, 40, 17), (3072, 1024, 12, 100)] {
+        for (width, group, n, out) in [(1088, 32, 9, 37), (896, 64, 33, 70), (96, 96, 40, 17), (3072, 1024, 12, 100), (896, 128, 17, 50), (1088, 1088, 10, 16)] {
             for scale in [Self.f32, Self.f16] {
                 let w = normals(out * width, seed: 21, scale: 0.05), x = normals(n * width, seed: 22)
                 let qw = try Quantised(w, rows: out, width: width, group: group, scale: scale)
@@ -246,7 +247,7 @@ final class LinearQ8Tests: XCTestCase {
         let rowBytes = qw.bytes.count / out
         let parts = [Array(qw.bytes[0..<(100 * rowBytes)]), [UInt8](), Array(qw.bytes[(100 * rowBytes)...])]
         let blockRows: [Int64] = [100, 0, Int64(out - 100)]
-        for n in [5, 12] { // GEMV and GEMM
+        for n in [1, 5, 12] { // GEMV (one row: four weight rows at a time where a block allows), GEMV, GEMM
             let x = normals(n * width, seed: 32)
             let one = qw.linear(x, rows: n, threads: 1)
             XCTAssertEqual(qw.linear(x, rows: n, threads: 2).map(\.bitPattern), one.map(\.bitPattern), "rows \(n)")

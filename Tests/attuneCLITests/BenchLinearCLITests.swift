@@ -8,7 +8,7 @@ final class BenchLinearCLITests: XCTestCase {
             XCTAssertEqual(r.status, 0, r.stderr)
             let last = r.stdout.split(separator: "\n").last.map(String.init) ?? ""
             let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any], last)
-            for key in ["ms_median", "gbps", "gflops", "f32_ms_median", "speedup_vs_f32", "read_gbps", "ratio_to_read"] {
+            for key in ["ms_median", "gbps", "gflops", "f32_ms_median", "speedup_vs_f32", "bf16_ms_median", "speedup_vs_bf16", "read_gbps", "ratio_to_read"] {
                 XCTAssertGreaterThan(try XCTUnwrap(json[key] as? Double, "missing \(key)"), 0, key)
             }
             XCTAssertEqual(json["weight_bytes"] as? Int, 48 * (64 + 2 * 2), "int8 quants + two f16 scales per row")
