@@ -2,7 +2,7 @@
 """Attune vs transformers (eager, fp32) vs llama.cpp at real model sizes, in one run.
 
     python Bench/realistic_models.py [--attune PATH] [--llama-cpp-dir BUILD_DIR]
-        [--models qwen2.5-0.5b,tinyllama-1.1b] [--tinyllama-dtype float32|bfloat16]
+        [--models qwen2.5-0.5b,tinyllama-1.1b,gemma2-2b] [--tinyllama-dtype float32|bfloat16]
         [--attune-weights f32,bf16,int8] [--llama-half bf16,f16]
         [--threads 2] [--timeout 900] [--workdir DIR] [--keep] [--json FILE]
 
@@ -12,9 +12,10 @@ Bench/.venv after `compare_decoder.py` created it, plus `pip install gguf`; the
 
 For each model it
   1. writes a seeded random-weight checkpoint (every parameter N(0, 0.02^2), norm
-     weights 1) with transformers' save_pretrained (safetensors) in the exact shapes
-     of Qwen2.5-0.5B (bf16, tied embeddings, q/k/v biases) and TinyLlama-1.1B (f32 or
-     bf16, --tinyllama-dtype) into the work folder (default: a new folder in /tmp,
+     scale 1) with transformers' save_pretrained (safetensors) in the exact shapes
+     of Qwen2.5-0.5B (bf16, tied embeddings, q/k/v biases), TinyLlama-1.1B (f32 or
+     bf16, --tinyllama-dtype) and Gemma-2-2B (bf16, tied, head_dim 256, soft caps,
+     sliding window 4096 on even layers) into the work folder (default: a new folder in /tmp,
      removed at the end unless --keep; with --workdir the multi-GB files are removed
      unless --keep);
   2. runs transformers (eager attention, fp32 compute, torch threads = --threads) in
@@ -27,8 +28,8 @@ For each model it
      prefill/decode figures are reported, and the 64-token check prompt with
      --logits-out and 32 greedy tokens;
   4. with --llama-cpp-dir: writes an f32 GGUF of the same weights (gguf package;
-     tensor names and metadata as llama.cpp's converter writes them for the llama and
-     qwen2 archs, with a placeholder SentencePiece vocab of the checkpoint's size),
+     tensor names and metadata as llama.cpp's converter writes them for the llama,
+     qwen2 and gemma2 archs, with a placeholder SentencePiece vocab of the checkpoint's size),
      quantises it to each of --llama-half (bf16, f16) and q8_0 with llama-quantize, and
      runs `llama-bench -p 512 -n 128 -t THREADS -o json` on each.
 
@@ -64,7 +65,18 @@ MODELS = {
         cls="LlamaForCausalLM", gguf_arch="llama", hidden=2048, layers=22, heads=32, kv_heads=4,
         intermediate=5632, vocab=32000, tied=False, rope_theta=1e4, max_pos=2048, rms_eps=1e-5,
         dtype="float32"),
+    # google/gemma-2-2b's shapes (configuration_gemma2.py's defaults): head_dim 256 is not
+    # hidden/heads, sliding window on even layers, soft caps 50 (scores) and 30 (logits).
+    "gemma2-2b": dict(
+        cls="Gemma2ForCausalLM", gguf_arch="gemma2", hidden=2304, layers=26, heads=8, kv_heads=4,
+        head_dim=256, intermediate=9216, vocab=256000, tied=True, rope_theta=1e4, max_pos=8192,
+        rms_eps=1e-6, sliding_window=4096, query_pre_attn_scalar=256, attn_softcap=50.0,
+        final_softcap=30.0, dtype="bfloat16"),
 }
+
+
+def head_dim(spec):
+    return spec.get("head_dim", spec["hidden"] // spec["heads"])
 
 
 def log(msg):
@@ -138,6 +150,19 @@ class Timed:
     def __init__(self, foreign, name):
         self.foreign, self.name = foreign, name
 
+    @staticmethod
+    def refuse_inherited_lock():
+        """An outer `flock -x LOCK python realistic_models.py` holds the lock through a
+        descriptor this process inherits; the first phase's own flock on a new descriptor
+        then waits for it forever (and so does everyone else's build). Refused up front."""
+        for fd in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else []:
+            try:
+                if os.readlink(f"/proc/self/fd/{fd}") == LOCK:
+                    sys.exit(f"error: run without flock: this script takes {LOCK} for each timed phase "
+                             f"itself, and an outer lock (inherited descriptor {fd}) would deadlock it")
+            except OSError:
+                pass
+
     def __enter__(self):
         self.fd = os.open(LOCK, os.O_RDWR | os.O_CREAT, 0o666)
         t0 = time.monotonic()
@@ -156,32 +181,47 @@ class Timed:
 # --------------------------------------------------------------------------- checkpoints
 
 def make_checkpoint(folder, spec, seed):
-    """Random weights N(0, 0.02^2) (norm weights 1) in the model's exact shapes, saved
-    with save_pretrained in the model's stored dtype."""
+    """Random weights N(0, 0.02^2) (norm scale 1) in the model's exact shapes, saved
+    with save_pretrained in the model's stored dtype. Gemma's RMSNorm multiplies by
+    1 + w, so its norm weights are stored as 0. The model is built on the meta device and
+    materialised in the stored dtype, each parameter drawn in f32 and rounded into it:
+    the same values as drawing into an f32 model and converting it, without holding the
+    f32 copy (10 GB for Gemma-2-2B)."""
     import torch
     import transformers
-    head_dim = spec["hidden"] // spec["heads"]
     common = dict(
         vocab_size=spec["vocab"], hidden_size=spec["hidden"], intermediate_size=spec["intermediate"],
         num_hidden_layers=spec["layers"], num_attention_heads=spec["heads"],
-        num_key_value_heads=spec["kv_heads"], hidden_act="silu", max_position_embeddings=spec["max_pos"],
+        num_key_value_heads=spec["kv_heads"], max_position_embeddings=spec["max_pos"],
         rms_norm_eps=spec["rms_eps"], tie_word_embeddings=spec["tied"],
         rope_parameters={"rope_type": "default", "rope_theta": spec["rope_theta"]},
         bos_token_id=None, eos_token_id=None, pad_token_id=None)
+    norm_weight = 1.0
     if spec["cls"] == "Qwen2ForCausalLM":
-        config = transformers.Qwen2Config(use_sliding_window=False, **common)
+        config = transformers.Qwen2Config(use_sliding_window=False, hidden_act="silu", **common)
+    elif spec["cls"] == "Gemma2ForCausalLM":
+        config = transformers.Gemma2Config(
+            head_dim=head_dim(spec), hidden_activation="gelu_pytorch_tanh", attention_bias=False,
+            sliding_window=spec["sliding_window"], query_pre_attn_scalar=spec["query_pre_attn_scalar"],
+            attn_logit_softcapping=spec["attn_softcap"], final_logit_softcapping=spec["final_softcap"],
+            **common)
+        norm_weight = 0.0
     else:
-        config = transformers.LlamaConfig(head_dim=head_dim, attention_bias=False, mlp_bias=False, **common)
-    torch.manual_seed(seed)
-    model = getattr(transformers, spec["cls"])(config).to(torch.float32).eval()
+        config = transformers.LlamaConfig(head_dim=head_dim(spec), attention_bias=False, mlp_bias=False,
+                                          hidden_act="silu", **common)
+    dtype = getattr(torch, spec["dtype"])
+    with torch.device("meta"):
+        model = getattr(transformers, spec["cls"])(config)
+    model = model.to(dtype).to_empty(device="cpu").eval()
+    model.tie_weights()  # to_empty gave lm_head its own tensor
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():  # tied lm_head is not listed separately
             if name.endswith("norm.weight"):
-                p.fill_(1.0)
+                p.fill_(norm_weight)
             else:
-                p.copy_(torch.randn(p.shape, generator=g) * INIT_STD)
-    model.to(getattr(torch, spec["dtype"])).save_pretrained(str(folder), safe_serialization=True)
+                p.copy_(torch.randn(p.shape, generator=g).mul_(INIT_STD))
+    model.save_pretrained(str(folder), safe_serialization=True)
     return sum(p.numel() for p in model.parameters())
 
 
@@ -340,8 +380,9 @@ def import_gguf(gguf_py):
     return gguf
 
 
-def gguf_tensor_name(hf):
-    """Hugging Face parameter name -> llama.cpp GGUF tensor name (llama and qwen2 archs)."""
+def gguf_tensor_name(hf, arch):
+    """Hugging Face parameter name -> llama.cpp GGUF tensor name (llama, qwen2 and gemma2
+    archs; Gemma 2's four norms a layer as llama.cpp's converter names them)."""
     fixed = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
              "lm_head.weight": "output.weight"}
     if hf in fixed:
@@ -352,19 +393,30 @@ def gguf_tensor_name(hf):
     local = {"input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm",
              "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
              "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
-             "mlp.down_proj": "ffn_down"}[".".join(parts[3:-1])]
+             "mlp.down_proj": "ffn_down"}
+    if arch == "gemma2":
+        local |= {"post_attention_layernorm": "post_attention_norm", "pre_feedforward_layernorm": "ffn_norm",
+                  "post_feedforward_layernorm": "post_ffw_norm"}
+    local = local[".".join(parts[3:-1])]
     return f"blk.{parts[2]}.{local}.{parts[-1]}"
 
 
 def write_gguf(folder, spec, path, gguf):
-    """f32 GGUF of the checkpoint. The llama arch rotates interleaved pairs, so its q/k
-    rows are permuted from HF's half-split order (as llama.cpp's converter does); qwen2
-    keeps HF's order. The vocab is a placeholder SentencePiece list of the right size:
-    unk/bos/eos, the 256 byte tokens, then filler pieces."""
+    """f32 GGUF of the checkpoint, written one tensor at a time (Gemma-2-2B's is 10 GB).
+    The llama arch rotates interleaved pairs, so its q/k rows are permuted from HF's
+    half-split order (as llama.cpp's converter does); qwen2 and gemma2 keep HF's order.
+    gemma2's norms multiply by w where HF's multiply by 1 + w, so the converter's + 1 is
+    applied, and its attention scale is 1/sqrt(head_dim) for 26 layers (llama.cpp's
+    gemma2.cpp), which equals query_pre_attn_scalar^-0.5 for 2B's 256. The vocab is a
+    placeholder SentencePiece list of the right size: unk/bos/eos, the 256 byte tokens,
+    then filler pieces."""
     import numpy as np
     from safetensors import safe_open
-    head_dim = spec["hidden"] // spec["heads"]
-    w = gguf.GGUFWriter(str(path), spec["gguf_arch"])
+    arch = spec["gguf_arch"]
+    if arch == "gemma2" and spec["query_pre_attn_scalar"] != head_dim(spec):
+        raise SystemExit(f"error: llama.cpp's gemma2 scales scores by head_dim^-0.5; "
+                         f"query_pre_attn_scalar {spec['query_pre_attn_scalar']} differs")
+    w = gguf.GGUFWriter(str(path), arch)
     w.add_name(path.stem)
     w.add_context_length(spec["max_pos"])
     w.add_embedding_length(spec["hidden"])
@@ -372,9 +424,15 @@ def write_gguf(folder, spec, path, gguf):
     w.add_feed_forward_length(spec["intermediate"])
     w.add_head_count(spec["heads"])
     w.add_head_count_kv(spec["kv_heads"])
-    w.add_rope_dimension_count(head_dim)
+    w.add_rope_dimension_count(head_dim(spec))
     w.add_rope_freq_base(spec["rope_theta"])
     w.add_layer_norm_rms_eps(spec["rms_eps"])
+    if arch == "gemma2":
+        w.add_key_length(head_dim(spec))
+        w.add_value_length(head_dim(spec))
+        w.add_attn_logit_softcapping(spec["attn_softcap"])
+        w.add_final_logit_softcapping(spec["final_softcap"])
+        w.add_sliding_window(spec["sliding_window"])
     w.add_file_type(gguf.LlamaFileType.ALL_F32)
     n = spec["vocab"]
     tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)]
@@ -392,17 +450,32 @@ def write_gguf(folder, spec, path, gguf):
     def permute(t, heads):
         return t.reshape(heads, 2, t.shape[0] // heads // 2, *t.shape[1:]).swapaxes(1, 2).reshape(t.shape)
 
-    with safe_open(str(folder / "model.safetensors"), framework="pt") as f:
-        for hf in f.keys():
-            t = f.get_tensor(hf).float().numpy()
-            if spec["gguf_arch"] == "llama" and hf.endswith("q_proj.weight"):
-                t = permute(t, spec["heads"])
-            elif spec["gguf_arch"] == "llama" and hf.endswith("k_proj.weight"):
-                t = permute(t, spec["kv_heads"])
-            w.add_tensor(gguf_tensor_name(hf), np.ascontiguousarray(t, dtype=np.float32))
+    def tensor(f, hf):
+        t = f.get_tensor(hf).float().numpy()
+        if arch == "llama" and hf.endswith("q_proj.weight"):
+            t = permute(t, spec["heads"])
+        elif arch == "llama" and hf.endswith("k_proj.weight"):
+            t = permute(t, spec["kv_heads"])
+        elif arch == "gemma2" and hf.endswith("norm.weight"):
+            t = t + 1
+        return np.ascontiguousarray(t, dtype=np.float32)
+
+    files = sorted(folder.glob("*.safetensors"))
+    names = {}  # tensor infos first, then the data in the same order
+    for file in files:
+        with safe_open(str(file), framework="pt") as f:
+            for hf in f.keys():
+                shape = f.get_slice(hf).get_shape()
+                w.add_tensor_info(gguf_tensor_name(hf, arch), shape, np.dtype(np.float32),
+                                  4 * int(np.prod(shape)))
+                names.setdefault(file, []).append(hf)
     w.write_header_to_file()
     w.write_kv_data_to_file()
-    w.write_tensors_to_file()
+    w.write_ti_data_to_file()
+    for file, hfs in names.items():
+        with safe_open(str(file), framework="pt") as f:
+            for hf in hfs:
+                w.write_tensor_data(tensor(f, hf))
     w.close()
 
 
@@ -479,7 +552,9 @@ def table(results, args):
         rows.append([name, "transformers eager", f"f32 (from {dt})", fmt(t.get("load_s"), ".2f"),
                      fmt(t.get("prefill_tok_s"), ".1f"), fmt(t.get("decode_tok_s"), ".2f"),
                      fmt(t.get("peak_rss_gib"), ".2f"), "(reference)", "(reference)"]
-                    if "error" not in t else [name, "transformers eager", "f32", "FAILED: " + t["error"]])
+                    if "error" not in t and "skipped" not in t else
+                    [name, "transformers eager", "f32", "skipped: " + t["skipped"]] if "skipped" in t else
+                    [name, "transformers eager", "f32", "FAILED: " + t["error"]])
         if r["attune"].get("skipped"):
             rows.append([name, "attune", dt, "skipped: " + r["attune"]["skipped"]])
         for w, a in r["attune"].items():
@@ -541,8 +616,7 @@ def decode_bytes_per_token(spec, n_params, weights):
     """Bytes one decode step reads: every weight once (an untied embedding table only a
     row) in the format Attune runs it, plus the f32 K/V of the average cached length."""
     read = n_params - (0 if spec["tied"] else spec["vocab"] * spec["hidden"])
-    head_dim = spec["hidden"] // spec["heads"]
-    kv = spec["layers"] * 2 * spec["kv_heads"] * head_dim * 4 * (PREFILL + DECODE // 2)
+    kv = spec["layers"] * 2 * spec["kv_heads"] * head_dim(spec) * 4 * (PREFILL + DECODE // 2)
     return read * weight_bytes(spec, weights) + kv
 
 
@@ -561,8 +635,7 @@ def read_bandwidth_gbps(exe, threads, timeout):
 def memory_bound_gib(spec, n_params, weights):
     """Stored weights (in the format Attune runs them) + the f32 KV cache of MAX_CONTEXT
     positions + 10 %: the peak-RSS target of issue 13."""
-    head_dim = spec["hidden"] // spec["heads"]
-    kv = spec["layers"] * 2 * spec["kv_heads"] * head_dim * MAX_CONTEXT * 4
+    kv = spec["layers"] * 2 * spec["kv_heads"] * head_dim(spec) * MAX_CONTEXT * 4
     return (n_params * weight_bytes(spec, weights) + kv) * 1.1 / (1 << 30)
 
 
@@ -589,6 +662,12 @@ def main():
     ap.add_argument("--llama-reps", type=int, default=3, help="llama-bench -r")
     ap.add_argument("--llama-skip-f32", action="store_true",
                     help="bench llama.cpp's 16-bit and q8_0 files only (the f32 GGUF is still written: they are quantised from it)")
+    ap.add_argument("--layers", type=int, metavar="N",
+                    help="override the layer count (width and vocabulary stay): a cut-down model whose "
+                         "transformers f32 reference fits in memory; rows are named MODEL-NL")
+    ap.add_argument("--no-transformers", action="store_true",
+                    help="skip transformers (no reference logits: Attune's check rows stay empty); for "
+                         "shapes whose f32 copy does not fit, with a --layers run for correctness")
     ap.add_argument("--threads", type=int, default=2, help="OMP_NUM_THREADS, torch threads, llama-bench -t")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--timeout", type=float, default=900, help="seconds per child run (default 900)")
@@ -608,6 +687,7 @@ def main():
     unknown = [m for m in names if m not in MODELS]
     if unknown or not names:
         ap.error(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}")
+    Timed.refuse_inherited_lock()
     attune_skip = None
     if not os.access(args.attune, os.X_OK):
         attune_skip = f"no attune binary at {args.attune} (build it or pass --attune PATH)"
@@ -639,10 +719,13 @@ def main():
     try:
         if args.wait_idle > 0:
             foreign.wait_idle(args.wait_idle)
-        for name in names:
-            spec = dict(MODELS[name])
-            if name == "tinyllama-1.1b":
+        for model in names:
+            spec = dict(MODELS[model])
+            if model == "tinyllama-1.1b":
                 spec["dtype"] = args.tinyllama_dtype
+            name = model
+            if args.layers:
+                spec["layers"], name = args.layers, f"{model}-{args.layers}L"
             folder = work / f"{name}-{spec['dtype']}"
             created += [folder, work / f"{name}-torch-last.npy"]
             created += [work / f"{name}-attune-{w}-logits.npy" for w in attune_weights]
@@ -653,9 +736,11 @@ def main():
             ids = {"check": rng.integers(0, spec["vocab"], CHECK_PROMPT).tolist(),
                    "prefill": rng.integers(0, spec["vocab"], PREFILL).tolist()}
             r = {"dtype": {"float32": "f32", "bfloat16": "bf16"}[spec["dtype"]], "params": n_params,
-                 "spec_dtype": spec["dtype"],
-                 "memory_bound_gib": {w: memory_bound_gib(spec, n_params, w) for w in attune_weights}}
-            r["transformers"] = measure_torch(folder, ids, args.threads, foreign, name, work, args.timeout)
+                 "spec": spec, "memory_bound_gib": {w: memory_bound_gib(spec, n_params, w) for w in attune_weights}}
+            if args.no_transformers:
+                r["transformers"] = {"skipped": "--no-transformers"}
+            else:
+                r["transformers"] = measure_torch(folder, ids, args.threads, foreign, name, work, args.timeout)
             if attune_skip:
                 r["attune"] = {"skipped": attune_skip}
             else:
@@ -709,7 +794,7 @@ def main():
                 notes.append(f"{name} {w}: transformers' last-position logits reach |{c['ref_max_abs']:.2f}|; "
                              f"greedy tokens equal at {c['greedy_same']}/{c['greedy_n']} positions")
             if "decode_tok_s" in a and r.get("read_gbps"):
-                gbps = a["decode_tok_s"] * decode_bytes_per_token(MODELS[name] | {"dtype": r["spec_dtype"]},
+                gbps = a["decode_tok_s"] * decode_bytes_per_token(r["spec"],
                                                                   r["params"], w) / 1e9
                 notes.append(f"{name} {w}: decode reads {gbps:.1f} GB/s = {100 * gbps / r['read_gbps']:.0f} % of the "
                              f"same-run streaming read ({r['read_gbps']:.1f} GB/s)")
