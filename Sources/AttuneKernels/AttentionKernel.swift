@@ -114,8 +114,15 @@ public protocol AttentionKernel: Sendable {
     var normalizer: KernelNormalizer { get }
     /// The K/V formats the kernel reads (`problem.kvFormat`); f32 only unless it says more.
     var kvFormats: [KVFormat] { get }
-    /// Human-readable reasons this kernel cannot run `problem`; empty when it can.
-    func unsupportedReasons(_ problem: AttentionProblem) -> [String]
+    /// The score modifiers (soft-cap, ALiBi, sinks) the kernel implements; a problem using
+    /// another one is refused (`unsupportedReasons`, ScoreModifier.swift).
+    var modifiers: Set<ScoreModifier> { get }
+    /// A kernel's own reason for not taking modifier `m`, when the common one says too little.
+    func modifierRefusal(_ m: ScoreModifier) -> String?
+    /// Reasons beyond the ABI's validation and the modifiers why this kernel cannot run
+    /// `problem` (a mask it does not support, a shape it needs); empty when it can.
+    /// `unsupportedReasons` gives all of them.
+    func problemRefusals(_ problem: AttentionProblem) -> [String]
     /// The C statements generated code uses to call this kernel, given a prepared
     /// `attune_attention_problem p`, `attune_attention_tensors t` and `attune_status status`;
     /// they must leave the kernel's return code in `int rc`. Nil when compiled graphs
@@ -150,6 +157,9 @@ extension AttentionKernel {
     public var kvFormats: [KVFormat] { [.f32] }
     public var linksLayers: Bool { false }
     public var calibratedTable: String? { nil }
+    public var modifiers: Set<ScoreModifier> { [] }
+    public func modifierRefusal(_ m: ScoreModifier) -> String? { nil }
+    public func problemRefusals(_ problem: AttentionProblem) -> [String] { [] }
     public var isComposition: Bool { false }
     public func suiteParameters(_ problem: AttentionProblem) -> KernelParameters? { [:] }
     public func keptKeys(_ problem: AttentionProblem, inputs: () -> (q: Tensor, k: Tensor, v: Tensor)) -> [[Bool]]? { nil }

@@ -85,28 +85,6 @@ public struct AttentionProblem: Sendable, Equatable, CustomStringConvertible {
         return try table.withUnsafeBufferPointer { try body($0.baseAddress) }
     }
 
-    /// The refusal of a kernel that does not implement ALiBi, or nil when the problem has none.
-    public func alibiRefusal(kernel: String) -> String? {
-        alibiSlopes.map { _ in "\(kernel) does not implement ALiBi (alibi); flash, unified_max, sparge and sigmoid do" }
-    }
-
-    /// The refusal of a kernel that does not implement attention sinks, or nil when the problem
-    /// has none; `why` replaces the default reason.
-    public func sinksRefusal(kernel: String, why: String? = nil) -> String? {
-        sinks.map { _ in why ?? "\(kernel) does not implement attention sinks (sinks); flash, unified_max and sparge do" }
-    }
-
-    /// The refusals of a kernel that takes none of the score modifiers (soft-cap, ALiBi, sinks).
-    public func modifierRefusals(kernel: String) -> [String] {
-        [softcapRefusal(kernel: kernel), alibiRefusal(kernel: kernel), sinksRefusal(kernel: kernel)].compactMap { $0 }
-    }
-
-    /// The refusal of a kernel that does not implement soft-capping, or nil when the
-    /// problem has no soft-cap.
-    public func softcapRefusal(kernel: String) -> String? {
-        softcap.map { "\(kernel) does not implement logit soft-capping (softcap=\(describeParameterValue($0))); flash does" }
-    }
-
     /// Bytes of q, k, v, o and the LSE as fp32; nil when the count overflows.
     public var tensorBytes: Int? {
         var total = 0

@@ -24,10 +24,8 @@ public struct FlashKernel: AttentionKernel {
         .precisionWithInt8QK,
     ]
 
-    public func unsupportedReasons(_ problem: AttentionProblem) -> [String] {
-        // flash accepts every problem the ABI accepts, with every score modifier (soft-cap, ALiBi, sinks).
-        problem.validationError().map { [$0] } ?? []
-    }
+    /// flash accepts every problem the ABI accepts, with every score modifier.
+    public let modifiers: Set<ScoreModifier> = [.softcap, .alibi, .sinks]
 
     public func cInvocation(_ parameters: KernelParameters) -> [String]? {
         // precision only when set: the default C stays as it was before the parameter existed.

@@ -137,11 +137,8 @@ public struct HybridKernel: KVStoreKernel {
                         defaultValue: 0, candidates: [0, 1]),
     ]
 
-    public func unsupportedReasons(_ problem: AttentionProblem) -> [String] {
-        var reasons = problem.validationError().map { [$0] } ?? []
-        if problem.window != nil { reasons.append("hybrid does not support a sliding window (its hot tier is the window)") }
-        reasons += problem.modifierRefusals(kernel: name)
-        return reasons
+    public func problemRefusals(_ problem: AttentionProblem) -> [String] {
+        problem.window != nil ? ["hybrid does not support a sliding window (its hot tier is the window)"] : []
     }
 
     /// Over plain K/V pointers there is nothing to call: compiled graphs give hybrid a

@@ -38,11 +38,10 @@ public struct KascadeKernel: AttentionKernel {
                         defaultValue: 0, candidates: [0, 1]),
     ]
 
-    public func unsupportedReasons(_ problem: AttentionProblem) -> [String] {
-        var reasons = problem.validationError().map { [$0] } ?? []
+    public func problemRefusals(_ problem: AttentionProblem) -> [String] {
+        var reasons: [String] = []
         if !problem.causal { reasons.append("kascade needs a causal mask (its tiles are query positions)") }
         if problem.window != nil { reasons.append("kascade does not support a sliding window") }
-        reasons += problem.modifierRefusals(kernel: name)
         if problem.resolvedQOffset < 0 { reasons.append("kascade needs every query at a position >= 0 (q_len <= kv_len)") }
         return reasons
     }

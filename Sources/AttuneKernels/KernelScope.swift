@@ -15,14 +15,18 @@ public enum KernelScope {
         public var refused: [String: String]
     }
 
-    static func problem(qLen: Int = 8, causal: Bool = true, window: Int? = nil, softcap: Double? = nil, kv: KVFormat = .f32) -> AttentionProblem {
-        var p = AttentionProblem(qHeads: 4, kvHeads: 2, qLen: qLen, kvLen: 40, qkDim: 16, causal: causal, window: window, softcap: softcap)
+    static func problem(qLen: Int = 8, causal: Bool = true, window: Int? = nil, softcap: Double? = nil, kv: KVFormat = .f32,
+                        alibiSlopes: [Float]? = nil, sinks: [Float]? = nil) -> AttentionProblem {
+        var p = AttentionProblem(qHeads: 4, kvHeads: 2, qLen: qLen, kvLen: 40, qkDim: 16, causal: causal, window: window, softcap: softcap,
+                                 alibiSlopes: alibiSlopes, sinks: sinks)
         p.kvFormat = kv
         return p
     }
 
     static let softcapRefused = "does not implement logit soft-capping"
     static let f32Only = "reads K/V as f32 only"
+    static let alibiRefused = "does not implement ALiBi"
+    static let sinksRefused = "does not implement attention sinks"
 
     public static let table: [Row] = [
         Row(name: "causal", problem: problem(), refused: [:]),
@@ -35,6 +39,12 @@ public enum KernelScope {
         Row(name: "softcap", problem: problem(softcap: 30),
             refused: ["unified_max": softcapRefused, "sigmoid": softcapRefused, "sparge": softcapRefused, "kascade": softcapRefused,
                       "hybrid": softcapRefused, "prefix_shared": softcapRefused]),
+        // The standard slopes of 4 heads (2^(-8/4 · h)) and one sink logit per head.
+        Row(name: "alibi", problem: problem(alibiSlopes: [0.25, 0.0625, 0.015625, 0.00390625]),
+            refused: ["kascade": alibiRefused, "hybrid": alibiRefused, "prefix_shared": alibiRefused]),
+        Row(name: "sinks", problem: problem(sinks: [0.5, -1, 2, 0]),
+            refused: ["sigmoid": "a sink logit joins a softmax denominator", "kascade": sinksRefused, "hybrid": sinksRefused,
+                      "prefix_shared": sinksRefused]),
         Row(name: "kv-bf16", problem: problem(kv: .bf16), refused: ["sigmoid": f32Only, "sparge": f32Only]),
         Row(name: "kv-int8", problem: problem(kv: .int8), refused: ["sigmoid": f32Only, "sparge": f32Only]),
     ]

@@ -24,11 +24,8 @@ public struct PrefixSharedKernel: AttentionKernel {
         .threads,
     ]
 
-    public func unsupportedReasons(_ problem: AttentionProblem) -> [String] {
-        var reasons = problem.validationError().map { [$0] } ?? []
-        if problem.window != nil { reasons.append("prefix_shared does not support a sliding window") }
-        reasons += problem.modifierRefusals(kernel: name)
-        return reasons
+    public func problemRefusals(_ problem: AttentionProblem) -> [String] {
+        problem.window != nil ? ["prefix_shared does not support a sliding window"] : []
     }
 
     /// A prefix of half the keys, at most what the first query sees; none when no query

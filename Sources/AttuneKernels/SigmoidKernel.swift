@@ -32,10 +32,11 @@ public struct SigmoidKernel: AttentionKernel {
         .precision,
     ]
 
-    public func unsupportedReasons(_ problem: AttentionProblem) -> [String] {
-        // sigmoid accepts every problem the ABI accepts, with ALiBi (a bias); uncapped, and no sinks.
-        (problem.validationError().map { [$0] } ?? []) + [problem.softcapRefusal(kernel: name),
-            problem.sinksRefusal(kernel: name, why: "sigmoid does not take attention sinks: a sink logit joins a softmax denominator, and sigmoid has none")].compactMap { $0 }
+    /// sigmoid accepts every problem the ABI accepts, with ALiBi (a bias); uncapped, and no sinks.
+    public let modifiers: Set<ScoreModifier> = [.alibi]
+
+    public func modifierRefusal(_ m: ScoreModifier) -> String? {
+        m == .sinks ? "sigmoid does not take attention sinks: a sink logit joins a softmax denominator, and sigmoid has none" : nil
     }
 
     public func cInvocation(_ parameters: KernelParameters) -> [String]? {

@@ -35,10 +35,8 @@ public struct SpargeKernel: AttentionKernel {
         .precision,
     ]
 
-    public func unsupportedReasons(_ problem: AttentionProblem) -> [String] {
-        // Every problem the ABI accepts (decode rows run through the wide tiles, padded to 16), with ALiBi and sinks, uncapped.
-        (problem.validationError().map { [$0] } ?? []) + [problem.softcapRefusal(kernel: name)].compactMap { $0 }
-    }
+    /// Every problem the ABI accepts (decode rows run through the wide tiles, padded to 16), with ALiBi and sinks, uncapped.
+    public let modifiers: Set<ScoreModifier> = [.alibi, .sinks]
 
     /// The declared defaults, used for every parameter a caller leaves out.
     static let defaults: KernelParameters = Dictionary(uniqueKeysWithValues: SpargeKernel().parameters.map { ($0.name, $0.defaultValue) })

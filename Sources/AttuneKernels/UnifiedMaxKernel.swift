@@ -25,10 +25,8 @@ public struct UnifiedMaxKernel: AttentionKernel {
         .threads,
     ]
 
-    public func unsupportedReasons(_ problem: AttentionProblem) -> [String] {
-        // Every problem the ABI accepts (out-of-range rows fall back to flash), with ALiBi and sinks, uncapped.
-        (problem.validationError().map { [$0] } ?? []) + [problem.softcapRefusal(kernel: name)].compactMap { $0 }
-    }
+    /// Every problem the ABI accepts (out-of-range rows fall back to flash), with ALiBi and sinks, uncapped.
+    public let modifiers: Set<ScoreModifier> = [.alibi, .sinks]
 
     public let cCounters = ["fallback_rows", "rows"]
 
