@@ -422,7 +422,7 @@ static inline void engine_tile(const plan *pl, const plan *packed, float *pack, 
     (void)packed, (void)pack, (void)kh, (void)x;
 #if ENGINE_BF16_TILES
     if (pl->bf16) {
-        /* f32 K/V only (checked at entry): packed to bf16 once per call. */
+        /* K/V of any format, packed to bf16 once per call (flash_bf16.c). */
         const int64_t bg = x->b * p->kv_heads + x->g;
 #if ENGINE_INT8QK_TILES
         if (pl->int8qk) attune_int8qk_scores(&pl->k8, sc->q8, sc->st, pl->rp, bg, j0, n);
@@ -575,7 +575,8 @@ static int32_t engine_run(plan *pl, int32_t threads, const char *name, attune_st
     packed_problem.kv.format = ATTUNE_KV_F32;
     plan packed = *pl;
     packed.p = &packed_problem;
-    const int packs = ENGINE_KV_FORMATS && p->kv.format != ATTUNE_KV_F32 && (pl->wide || pl->use_blas);
+    /* (bf16 tiles pack their own K/V from any format: flash_bf16.c.) */
+    const int packs = ENGINE_KV_FORMATS && p->kv.format != ATTUNE_KV_F32 && (pl->wide || pl->use_blas) && !pl->bf16;
 
     int failed = 0, nth = 1;
     const int64_t n_items = pl->base_items * pl->splits;

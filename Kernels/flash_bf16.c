@@ -46,31 +46,54 @@ static const uint16_t *v_pairs(const attune_bf16_kv *pl, int64_t bg, int64_t i) 
     return pl->vpk + (bg * (pl->klen / 2) + (i - pl->klo / 2)) * 2 * pl->dvp;
 }
 
+/* K (is_v = 0) or V row j of batch b, kv head g as stored (p->kv.format), and its
+ * int8 scale (1 for the other formats). */
+static const void *stored_row(const attune_attention_problem *p, const attune_attention_tensors *t, int is_v, int64_t b,
+                              int64_t g, int64_t j, float *scale) {
+    const attune_strides *st = is_v ? &p->v_stride : &p->k_stride;
+    *scale = 1.0f;
+    if (p->kv.format == ATTUNE_KV_INT8) {
+        const attune_strides *ss = is_v ? &p->kv.v_scale_stride : &p->kv.k_scale_stride;
+        *scale = (is_v ? p->kv.v_scale : p->kv.k_scale)[b * ss->batch + g * ss->head + j * ss->row];
+    }
+    return kv_at_rt(is_v ? t->v : t->k, b * st->batch + g * st->head + j * st->row, p->kv.format);
+}
+
+/* Lanes [c, c + VL) of mask m of a stored row, widened to fp32 (an int8 element times
+ * its row's scale: the value a kernel computes with over this cache). */
+static inline vf load_stored(const void *row, int c, vmask m, int fmt, float scale) {
+    if (fmt == KV_F32) return vf_load_n((const float *)row + c, m);
+    if (fmt == KV_BF16) return kv_load_n(kv_at(row, c, KV_BF16), m, KV_BF16);
+    return vf_mul(kv_load_n(kv_at(row, c, KV_INT8), m, KV_INT8), vf_set1(scale));
+}
+
 /* Keys [j0, j1) of batch x kv head bg (j0 even), zeros for keys before lo or
- * from hi on; flags the head when a V value is NaN or Inf. */
+ * from hi on; flags the head when a V value is NaN or Inf. K/V may be stored as
+ * bf16 or int8 (a KV cache): widened here, so the tiles never see the format. */
 static void pack_keys(attune_bf16_kv *pl, int64_t bg, int64_t j0, int64_t j1, int64_t lo, int64_t hi) {
     const attune_attention_problem *p = pl->p;
-    const int dqk = (int)p->qk_dim, dv = (int)p->v_dim, dvp = pl->dvp;
+    const int dqk = (int)p->qk_dim, dv = (int)p->v_dim, dvp = pl->dvp, fmt = p->kv.format;
     const int64_t b = bg / p->kv_heads, g = bg % p->kv_heads;
-    const float *kbase = pl->t->k + b * p->k_stride.batch + g * p->k_stride.head;
-    const float *vbase = pl->t->v + b * p->v_stride.batch + g * p->v_stride.head;
     for (int64_t j = j0 > lo ? j0 : lo; j < j1 && j < hi && !pl->v_only; j++) {
-        const float *k = kbase + j * p->k_stride.row;
+        float s;
+        const void *k = stored_row(p, pl->t, 0, b, g, j, &s);
         uint16_t *dst = (uint16_t *)k_rows(pl, bg, j);
         for (int d0 = 0; d0 < pl->ks2; d0 += 2 * VL) {
-            vf x = d0 < dqk ? vf_load_n(k + d0, vm_first(dqk - d0)) : vf_zero();
-            vf y = d0 + VL < dqk ? vf_load_n(k + d0 + VL, vm_first(dqk - d0 - VL)) : vf_zero();
+            vf x = d0 < dqk ? load_stored(k, d0, vm_first(dqk - d0), fmt, s) : vf_zero();
+            vf y = d0 + VL < dqk ? load_stored(k, d0 + VL, vm_first(dqk - d0 - VL), fmt, s) : vf_zero();
             vbf_store_row(dst + d0, x, y);
         }
     }
     vmask finite = vm_first(VL);
     for (int64_t j = j0; j < j1; j += 2) {
-        const float *x = vbase + j * p->v_stride.row, *y = x + p->v_stride.row;
         const int has_x = j >= lo && j < hi, has_y = j + 1 >= lo && j + 1 < hi;
+        float sx = 1.0f, sy = 1.0f;
+        const void *x = has_x ? stored_row(p, pl->t, 1, b, g, j, &sx) : NULL;
+        const void *y = has_y ? stored_row(p, pl->t, 1, b, g, j + 1, &sy) : NULL;
         uint16_t *dst = (uint16_t *)v_pairs(pl, bg, j / 2);
         for (int c = 0; c < dvp; c += VL) {
             const vmask m = vm_first(dv - c);
-            const vf a = has_x ? vf_load_n(x + c, m) : vf_zero(), b = has_y ? vf_load_n(y + c, m) : vf_zero();
+            const vf a = has_x ? load_stored(x, c, m, fmt, sx) : vf_zero(), b = has_y ? load_stored(y, c, m, fmt, sy) : vf_zero();
             /* v - v is 0 for finite v, NaN for NaN and Inf. */
             finite &= vf_eq(vf_sub(a, a), vf_zero()) & vf_eq(vf_sub(b, b), vf_zero());
             vbf_store_pairs(dst + 2 * c, a, b);
@@ -244,7 +267,17 @@ static void pv_rows_bf16(const attune_bf16_kv *pl, const attune_bf16_tile *t, in
 
 /* f32 P.V of row r over keys [jb, je) of the tile (no rescale; blocked as the
  * bf16 block is when there is no alpha). */
-static void pv_row_f32(const attune_bf16_kv *pl, const attune_bf16_tile *t, int r, const float *vtile, int jb, int je) {
+/* Row r's keys [jb, je) of the tile against V as stored: vtile is the tile's first V
+ * row in the problem's format, vsc its int8 scales (stride vss). */
+#define PV_ROW(FMT)                                                                                                   \
+    switch (cv) {                                                                                                     \
+    case 4: pv_block(acc + d0, dvp, NULL, bl, pt, t->rp, kv_at(vtile, d0, FMT), vs, vsc, vss, jb, je, 0, tail, 1, 4, 0, FMT); break; \
+    case 3: pv_block(acc + d0, dvp, NULL, bl, pt, t->rp, kv_at(vtile, d0, FMT), vs, vsc, vss, jb, je, 0, tail, 1, 3, 0, FMT); break; \
+    case 2: pv_block(acc + d0, dvp, NULL, bl, pt, t->rp, kv_at(vtile, d0, FMT), vs, vsc, vss, jb, je, 0, tail, 1, 2, 0, FMT); break; \
+    default: pv_block(acc + d0, dvp, NULL, bl, pt, t->rp, kv_at(vtile, d0, FMT), vs, vsc, vss, jb, je, 0, tail, 1, 1, 0, FMT); break; \
+    }
+static void pv_row_stored(const attune_bf16_kv *pl, const attune_bf16_tile *t, int r, const void *vtile, const float *vsc,
+                          int64_t vss, int jb, int je) {
     const int dv = (int)pl->p->v_dim, dvp = pl->dvp, bl = t->alpha == NULL;
     const int64_t vs = pl->p->v_stride.row;
     float *acc = t->acc + (int64_t)r * dvp;
@@ -252,14 +285,16 @@ static void pv_row_f32(const attune_bf16_kv *pl, const attune_bf16_tile *t, int 
     for (int d0 = 0; d0 < dv; d0 += 4 * VL) {
         const int cols = dv - d0 < 4 * VL ? dv - d0 : 4 * VL, cv = (cols + VL - 1) / VL;
         const vmask tail = vm_first(cols - (cv - 1) * VL);
-        switch (cv) {
-        case 4: pv_block(acc + d0, dvp, NULL, bl, pt, t->rp, vtile + d0, vs, NULL, 0, jb, je, 0, tail, 1, 4, 0, KV_F32); break;
-        case 3: pv_block(acc + d0, dvp, NULL, bl, pt, t->rp, vtile + d0, vs, NULL, 0, jb, je, 0, tail, 1, 3, 0, KV_F32); break;
-        case 2: pv_block(acc + d0, dvp, NULL, bl, pt, t->rp, vtile + d0, vs, NULL, 0, jb, je, 0, tail, 1, 2, 0, KV_F32); break;
-        default: pv_block(acc + d0, dvp, NULL, bl, pt, t->rp, vtile + d0, vs, NULL, 0, jb, je, 0, tail, 1, 1, 0, KV_F32); break;
+        if (pl->p->kv.format == ATTUNE_KV_BF16) {
+            PV_ROW(KV_BF16)
+        } else if (pl->p->kv.format == ATTUNE_KV_INT8) {
+            PV_ROW(KV_INT8)
+        } else {
+            PV_ROW(KV_F32)
         }
     }
 }
+#undef PV_ROW
 
 void attune_bf16_softmax_tile(float *st, int rp, uint16_t *pb, float *m, float *l, float *alpha,
                               const int32_t *lo, const int32_t *hi, int64_t j0, int n, int full) {
@@ -316,7 +351,16 @@ void attune_bf16_pv_tile(const attune_bf16_kv *pl, const attune_bf16_tile *t, in
                          (int)(i1 - i0));
         return;
     }
-    const float *vtile = vbase + j0 * pl->p->v_stride.row;
+    /* The tile's V rows as stored (vbase, an f32 head base, is not used: the cache may be bf16/int8). */
+    (void)vbase;
+    const attune_attention_problem *p = pl->p;
+    const int64_t b = bg / p->kv_heads, g = bg % p->kv_heads;
+    float first_scale;
+    const void *vtile = stored_row(p, pl->t, 1, b, g, j0, &first_scale);
+    const float *vsc = p->kv.format == ATTUNE_KV_INT8 ? p->kv.v_scale + b * p->kv.v_scale_stride.batch +
+                                                            g * p->kv.v_scale_stride.head + j0 * p->kv.v_scale_stride.row
+                                                      : NULL;
+    const int64_t vss = p->kv.v_scale_stride.row;
     for (int r0 = rb; r0 < re; r0 += PV_ROWS) {
         const int rr = re - r0 < PV_ROWS ? re - r0 : PV_ROWS;
         /* Keys [a, b) every live row of the block sees, shrunk to whole pairs [ia, ib). */
@@ -340,8 +384,8 @@ void attune_bf16_pv_tile(const attune_bf16_kv *pl, const attune_bf16_tile *t, in
                 lo = t->lo[r] > j0 ? t->lo[r] : j0;
                 hi = t->hi[r] < j0 + n ? t->hi[r] : j0 + n;
             }
-            if (lo < ka) pv_row_f32(pl, t, r, vtile, (int)(lo - j0), (int)((hi < ka ? hi : ka) - j0));
-            if (hi > kb) pv_row_f32(pl, t, r, vtile, (int)((lo > kb ? lo : kb) - j0), (int)(hi - j0));
+            if (lo < ka) pv_row_stored(pl, t, r, vtile, vsc, vss, (int)(lo - j0), (int)((hi < ka ? hi : ka) - j0));
+            if (hi > kb) pv_row_stored(pl, t, r, vtile, vsc, vss, (int)((lo > kb ? lo : kb) - j0), (int)(hi - j0));
         }
     }
 }

@@ -66,6 +66,42 @@ final class KVFormatTests: XCTestCase {
         }
     }
 
+    /// bf16 tiles (`precision=bf16`) over a bf16/int8 cache widen the stored values while
+    /// packing them to bf16: the same bits as the bf16 tiles over fp32 K/V holding those
+    /// values (an int8 element times its scale is one fp32 rounding either way), on wide
+    /// (≥ 16-row) problems, with NaN in a V row's visible keys too (the per-row fallback).
+    func testBF16TilesReadTheStoredFormats() throws {
+        let flash = FlashKernel()
+        let problems: [AttentionProblem] = [
+            .init(qHeads: 4, kvHeads: 2, qLen: 70, kvLen: 300, qkDim: 64, causal: true),
+            .init(qHeads: 2, qLen: 150, kvLen: 400, qkDim: 64, causal: true, window: 37),
+            .init(batch: 2, qHeads: 2, qLen: 17, kvLen: 255, qkDim: 96, vDim: 48, causal: true),
+        ]
+        for format in Self.formats {
+            for (n, base) in problems.enumerated() {
+                var x = AttentionInputs(base, seed: 13)
+                if n == 0 { x.v.data[5 * base.vDim + 3] = .nan } // head 0, key 5: every row from 235 on sees it
+                var problem = base
+                problem.kvFormat = format
+                let rows = base.batch * base.kvHeads * base.kvLen
+                let kStored = format.unpack(format.pack(x.k.data, dim: base.qkDim), rows: rows, dim: base.qkDim).map { Float($0) }
+                let vStored = format.unpack(format.pack(x.v.data, dim: base.vDim), rows: rows, dim: base.vDim).map { Float($0) }
+                let got = try flash.runStored(problem, q: x.q, k: x.k, v: x.v, parameters: ["precision": 1])
+                let want = try flash.run(base, q: x.q, k: Tensor(shape: x.k.shape, data: kStored), v: Tensor(shape: x.v.shape, data: vStored),
+                                         parameters: ["precision": 1])
+                XCTAssertEqual(got.o.data.map(\.bitPattern), want.o.data.map(\.bitPattern), "\(format) \(base)")
+                XCTAssertEqual(got.lse.data.map(\.bitPattern), want.lse.data.map(\.bitPattern), "\(format) \(base)")
+            }
+        }
+        // int8qk quantises f32 K itself: a quantised cache is refused in one line.
+        var problem = problems[0]
+        problem.kvFormat = .int8
+        let x = AttentionInputs(problems[0], seed: 1)
+        XCTAssertThrowsError(try flash.runStored(problem, q: x.q, k: x.k, v: x.v, parameters: ["precision": 2])) {
+            XCTAssertTrue("\($0)".contains("precision=int8qk reads f32 K/V only"), "\($0)")
+        }
+    }
+
     /// |O' - O| <= (e^(2 D) - 1) max_j |v'_jd| + max_j |v'_jd - v_jd| per row and column, with
     /// D = scale max_j sum_d |q_d| |k'_jd - k_jd| over the row's visible keys: the stored
     /// scores move by at most D, so each probability by a factor within e^(+-2D).
