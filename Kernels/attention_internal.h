@@ -13,6 +13,9 @@ int32_t attune_ok(attune_status *status);
 
 /* Keys [lo, hi) visible to query row i (absolute position q_offset + i);
  * lo == hi when none is. The one place kernels derive masks from. */
+/* The keys some query row sees, [lo, hi) (lo = hi = 0 when none): what a kernel
+ * packing K/V once per call packs. */
+void attune_visible_keys(const attune_attention_problem *p, int64_t q_offset, int64_t *lo, int64_t *hi);
 void attune_visible_range(const attune_attention_problem *p, int64_t q_offset, int64_t i,
                           int64_t *lo, int64_t *hi);
 

@@ -286,6 +286,19 @@ void attune_visible_range(const attune_attention_problem *p, int64_t q_offset, i
     *hi = h;
 }
 
+void attune_visible_keys(const attune_attention_problem *p, int64_t q_offset, int64_t *lo, int64_t *hi) {
+    int64_t a = INT64_MAX, b = 0;
+    for (int64_t i = 0; i < p->q_len; i++) {
+        int64_t l, h;
+        attune_visible_range(p, q_offset, i, &l, &h);
+        if (l < h && l < a) a = l;
+        if (l < h && h > b) b = h;
+    }
+    if (a > b) a = b = 0;
+    *lo = a;
+    *hi = b;
+}
+
 int64_t attune_attention_visible_pairs(const attune_attention_problem *p) {
     int64_t off = attune_attention_q_offset(p), total = 0;
     for (int64_t i = 0; i < p->q_len; i++) {

@@ -149,14 +149,8 @@ static void buffer_give(void *p, size_t bytes) {
 
 int attune_bf16_prepack(attune_bf16_kv *pl, int threads) {
     const attune_attention_problem *p = pl->p;
-    int64_t lo = INT64_MAX, hi = 0;
-    for (int64_t i = 0; i < p->q_len; i++) {
-        int64_t l, h;
-        attune_visible_range(p, pl->q_offset, i, &l, &h);
-        if (l < h && l < lo) lo = l;
-        if (l < h && h > hi) hi = h;
-    }
-    if (lo > hi) lo = hi = 0;
+    int64_t lo, hi;
+    attune_visible_keys(p, pl->q_offset, &lo, &hi);
     pl->klo = lo / 2 * 2;
     pl->klen = (hi - pl->klo + 1) / 2 * 2;
     pl->ks2 = (int)((p->qk_dim + 2 * VL - 1) / (2 * VL) * (2 * VL));

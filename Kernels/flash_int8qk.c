@@ -29,20 +29,6 @@
 
 enum { QK_KEYS = 6, QK_COLS = 4, PACK_KEYS = 64, MEAN_SAMPLES = 256 };
 
-static int64_t visible_keys(const attune_int8qk_k *kk, int64_t *hi) {
-    const attune_attention_problem *p = kk->p;
-    int64_t lo = INT64_MAX, h = 0;
-    for (int64_t i = 0; i < p->q_len; i++) {
-        int64_t l, r;
-        attune_visible_range(p, kk->q_offset, i, &l, &r);
-        if (l < r && l < lo) lo = l;
-        if (l < r && r > h) h = r;
-    }
-    if (lo > h) lo = h = 0;
-    *hi = h;
-    return lo;
-}
-
 static const float *k_row_f32(const attune_int8qk_k *kk, int64_t bg, int64_t j) {
     const attune_attention_problem *p = kk->p;
     const int64_t b = bg / p->kv_heads, g = bg % p->kv_heads;
@@ -132,7 +118,7 @@ static void quantise_keys(attune_int8qk_k *kk, int64_t bg, int64_t j0, int64_t j
 int attune_int8qk_prepack(attune_int8qk_k *kk, int threads) {
     const attune_attention_problem *p = kk->p;
     int64_t hi;
-    kk->klo = visible_keys(kk, &hi);
+    attune_visible_keys(kk->p, kk->q_offset, &kk->klo, &hi);
     kk->klen = hi - kk->klo;
     kk->ks4 = (int)((p->qk_dim + 3) / 4 * 4);
     const int64_t heads = p->batch * p->kv_heads;

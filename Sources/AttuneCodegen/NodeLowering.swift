@@ -489,13 +489,7 @@ struct NodeLowering {
             kernelSources.formUnion(kernel.cSources)
             return try storeAttention(storeKernel, a, parameters, node, out)
         }
-        let invocation: [String]
-        do {
-            guard let statements = try kernel.cInvocation(parameters, tables: binding.tables, qHeads: a.heads) else {
-                throw fail("kernel '\(binding.kernel)' cannot be bound to a node: \(kernel.cUnavailableReason)")
-            }
-            invocation = statements
-        } catch let error as KernelError { throw fail(error.message) }
+        let invocation = try invocation(kernel, parameters, binding, heads: a.heads)
         switch (a.normalizer, kernel.normalizer) {
         case (.softmax, .softmax), (.sigmoid, .sigmoid): break
         default: throw fail("kernel '\(kernel.name)' computes \(kernel.normalizer.rawValue) attention; this node's normaliser differs")
@@ -599,13 +593,7 @@ struct NodeLowering {
             }
             parameters["bias"] = bias
         }
-        let invocation: [String]
-        do {
-            guard let statements = try kernel.cInvocation(parameters, tables: decode.tables, qHeads: a.heads) else {
-                throw fail("kernel '\(decode.kernel)' cannot be bound to a node: \(kernel.cUnavailableReason)")
-            }
-            invocation = statements
-        } catch let error as KernelError { throw fail(error.message) }
+        let invocation = try invocation(kernel, parameters, decode, heads: a.heads)
         if let refusal = kernel.kvFormatRefusal(options.kvFormat) { throw fail("decode " + refusal + "; choose another kernel or --kv f32") }
         kernelSources.formUnion(kernel.cSources)
         // The signature and the copies of p, t and status (6 lines) are shared; the rest is the prefill call.
@@ -704,6 +692,18 @@ struct NodeLowering {
         let owner = (layer(of: node).map { "layer\($0)" } ?? "node\(out.node)") + (phase.map { ".\($0)" } ?? "")
         defer { counterNames += kernel.cCounters.map { "\(owner).\(kernel.name).\($0)" } }
         return ["int64_t *counters = m->counters + \(counterNames.count);"]
+    }
+
+    /// The C call of `kernel` bound by `binding` (its tables) with `parameters`; a kernel
+    /// compiled graphs cannot call, or bad tables, is a one-line error.
+    private func invocation(_ kernel: any AttentionKernel, _ parameters: KernelParameters, _ binding: KernelBinding,
+                            heads: Int) throws -> [String] {
+        do {
+            guard let statements = try kernel.cInvocation(parameters, tables: binding.tables, qHeads: heads) else {
+                throw fail("kernel '\(binding.kernel)' cannot be bound to a node: \(kernel.cUnavailableReason)")
+            }
+            return statements
+        } catch let error as KernelError { throw fail(error.message) }
     }
 
     /// Attention over a kernel's own K/V store: the chunk's K/V rows (what the layer's
