@@ -1,0 +1,90 @@
+@testable import AttuneKernels
+import AttuneRuntime
+import CAttuneKernels
+import Foundation
+import XCTest
+
+/// Each kernel's `CParameterFields` makes both the C initializer compiled graphs use and
+/// the struct `run` passes. Compiling the initializer with the system C compiler and
+/// reading the struct back through the same key paths proves the two agree: a C name
+/// bound to the wrong key path, or a literal that does not read back, fails here.
+final class KernelParameterMarshallingTests: XCTestCase {
+    /// One kernel's list, checked with every parameter set to a distinct non-default
+    /// value (so a field written only when non-zero is written too).
+    struct Case {
+        var cType: String
+        var initializer: String
+        var size: Int
+        /// Whether C's bytes, read through the key paths, give the values Swift's struct holds.
+        var agrees: ([UInt8]) -> (ok: Bool, detail: String)
+    }
+
+    static func makeCase<K: AttentionKernel, P>(_ kernel: K, _ fields: CParameterFields<P>, _ cType: String) -> Case {
+        var given: KernelParameters = [:]
+        for (i, field) in fields.fields.enumerated() {
+            let spec = kernel.parameters.first { $0.name == field.parameter }!
+            given[field.parameter] = spec.isInteger ? Double(i + 1) : Double(i) + 0.375
+        }
+        let swift = fields.values(of: kernel.cStruct(fields, given))
+        return Case(cType: cType, initializer: kernel.cInitializer(fields, given), size: MemoryLayout<P>.size) { bytes in
+            var s = P()
+            withUnsafeMutableBytes(of: &s) { $0.copyBytes(from: bytes) }
+            let c = fields.values(of: s)
+            return (c == swift && swift == given, "\(kernel.name): C \(c), Swift \(swift), given \(given)")
+        }
+    }
+
+    func testCInitializersAndStructsAgree() throws {
+        let cases = [
+            Self.makeCase(FlashKernel(), FlashKernel.cFields, "attune_flash_params"),
+            Self.makeCase(SigmoidKernel(), SigmoidKernel.cFields, "attune_sigmoid_params"),
+            Self.makeCase(UnifiedMaxKernel(), UnifiedMaxKernel.cFields, "attune_unified_max_params"),
+            Self.makeCase(SpargeKernel(), SpargeKernel.cFields, "attune_sparge_params"),
+            Self.makeCase(KascadeKernel(), KascadeKernel.cFields, "attune_kascade_params"),
+            Self.makeCase(HybridKernel(), HybridKernel.cFields, "attune_hybrid_params"),
+            Self.makeCase(PrefixSharedKernel(), PrefixSharedKernel.cFields, "attune_prefix_shared_params"),
+        ]
+        var program = ["#include <stdio.h>", "#include \"attune_attention.h\"",
+                       "static void dump(const void *p, size_t n) {",
+                       "    for (size_t i = 0; i < n; i++) printf(\"%02x\", ((const unsigned char *)p)[i]);",
+                       "    printf(\"\\n\");", "}", "int main(void) {"]
+        for (i, c) in cases.enumerated() {
+            program += ["    static const \(c.cType) p\(i) = \(c.initializer);", "    dump(&p\(i), sizeof p\(i));"]
+        }
+        program += ["    return 0;", "}"]
+
+        let toolchain = try Toolchain.detect()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attune-marshal-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let source = dir.appendingPathComponent("params.c"), binary = dir.appendingPathComponent("params")
+        try program.joined(separator: "\n").write(to: source, atomically: true, encoding: .utf8)
+        try Toolchain.run([toolchain.compiler, "-std=c11", "-Wall", "-Werror",
+                           "-I" + toolchain.kernelsDirectory.appendingPathComponent("include").path,
+                           source.path, "-o", binary.path])
+        let lines = try Toolchain.run([binary.path]).split(separator: "\n")
+        XCTAssertEqual(lines.count, cases.count)
+        for (c, line) in zip(cases, lines) {
+            let bytes = stride(from: 0, to: line.count, by: 2).map { i -> UInt8 in
+                let start = line.index(line.startIndex, offsetBy: i)
+                return UInt8(line[start..<line.index(start, offsetBy: 2)], radix: 16)!
+            }
+            XCTAssertEqual(bytes.count, c.size, c.cType)
+            let (ok, detail) = c.agrees(bytes)
+            XCTAssertTrue(ok, detail)
+        }
+    }
+
+    /// A field written only when non-zero keeps C generated before its parameter existed
+    /// unchanged; the defaults of every other field are written.
+    func testPrecisionIsWrittenOnlyWhenSet() {
+        let flash = FlashKernel()
+        XCTAssertEqual(flash.cInitializer(FlashKernel.cFields, [:]), "{.block_q = 0, .block_kv = 0, .kv_splits = 0, .threads = 0, .gemm = 0}")
+        XCTAssertEqual(flash.cInitializer(FlashKernel.cFields, ["precision": 1, "block_q": 32]),
+                       "{.block_q = 32, .block_kv = 0, .kv_splits = 0, .threads = 0, .gemm = 0, .precision = 1}")
+        // Declared defaults fill what the caller leaves out (sparge's are not zero).
+        let sparge = SpargeKernel().cStruct(SpargeKernel.cFields, ["cdfthreshd": 0.5])
+        XCTAssertEqual([sparge.block_q, sparge.block_kv, sparge.sink], [64, 64, 1])
+        XCTAssertEqual([sparge.simthreshd1, sparge.cdfthreshd, sparge.pvthreshd], [0.6, 0.5, 50])
+    }
+}
