@@ -1,16 +1,10 @@
 import CAttuneKernels
 
-/// A C params struct a kernel's parameters are marshalled into (`attune_flash_params`);
-/// imported C structs conform with an empty extension (their `init()` zeroes every field).
-public protocol CParameterStruct: SendableMetatype {
-    init()
-}
-
 /// Where a kernel's declared parameters go in its C params struct: one list, in the order
 /// the generated initializer names the fields, from which both the struct `run` passes
 /// (`cStruct`) and the C initializer compiled graphs use (`cInitializer`) are made, so the
 /// two cannot disagree. A parameter the caller leaves out takes its declared default.
-public struct CParameterFields<Params: CParameterStruct>: Sendable {
+public struct CParameterFields<Params>: Sendable {
     public struct Field: Sendable {
         /// The declared parameter (`KernelParameter.name`).
         let parameter: String
@@ -26,8 +20,13 @@ public struct CParameterFields<Params: CParameterStruct>: Sendable {
     }
 
     public let fields: [Field]
+    /// The struct with every field zero (an imported C struct's `init`).
+    let zero: @Sendable () -> Params
 
-    public init(_ fields: [Field]) { self.fields = fields }
+    public init(_ zero: @escaping @Sendable () -> Params, _ fields: [Field]) {
+        self.zero = zero
+        self.fields = fields
+    }
 
     /// The field values a struct holds, by parameter name (flash's resolved tiles).
     public func values(of s: Params) -> KernelParameters {
@@ -93,7 +92,7 @@ extension AttentionKernel {
     /// The C struct `fields` describes, filled from `parameters`; out-pointers and tables
     /// are the caller's to set.
     public func cStruct<P>(_ fields: CParameterFields<P>, _ parameters: KernelParameters) -> P {
-        var s = P()
+        var s = fields.zero()
         for field in fields.fields { field.set(&s, value(field.parameter, in: parameters)) }
         return s
     }
@@ -104,7 +103,7 @@ extension AttentionKernel {
         let written = fields.fields.compactMap { field -> String? in
             let x = value(field.parameter, in: parameters)
             guard field.writtenWhenZero || x != 0 else { return nil }
-            var s = P()
+            var s = fields.zero()
             field.set(&s, x)
             return ".\(field.cName) = \(field.literal(field.get(s)))"
         }

@@ -1,7 +1,5 @@
 import CAttuneKernels
 
-extension attune_flash_params: CParameterStruct {}
-
 /// `flash`: tiled online-softmax attention, FlashAttention-2 style (Kernels/flash.c).
 public struct FlashKernel: AttentionKernel {
     public init() {}
@@ -31,7 +29,7 @@ public struct FlashKernel: AttentionKernel {
 
     /// Where the parameters go in `attune_flash_params`; precision only when set, so the
     /// default C stays as it was before the parameter existed.
-    static let cFields = CParameterFields<attune_flash_params>([
+    static let cFields = CParameterFields(attune_flash_params.init, [
         .int32("block_q", \.block_q), .int32("block_kv", \.block_kv), .int32("kv_splits", \.kv_splits),
         .int32("threads", \.threads), .int32("gemm", \.gemm), .int32("precision", \.precision, writtenWhenZero: false),
     ])

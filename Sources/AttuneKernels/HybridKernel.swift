@@ -1,8 +1,6 @@
 import CAttuneKernels
 import Foundation
 
-extension attune_hybrid_params: CParameterStruct {}
-
 /// One two-tier KV cache (`Kernels/hybrid_kv.c`): a hot window (f32, bf16 or int8 as a KV
 /// cache stores them) and a cold store
 /// (f32, bf16 or int8, in memory or in a memory-mapped file). The Swift owner of an
@@ -147,12 +145,8 @@ public struct HybridKernel: KVStoreKernel {
     /// store per layer instead (`KVStoreKernel`).
     public func cInvocation(_ parameters: KernelParameters) -> [String]? { nil }
 
-    /// Where the attention call's parameters go in `attune_hybrid_params`; the store's
-    /// (`window`, `cold_dtype`, `block`, `cold_file`, `release_written`) configure it at
-    /// creation (`cStoreCreate`, `config`), and `reuse` is `run`'s alone.
-    static let cFields = CParameterFields<attune_hybrid_params>([
-        .double("cold_budget", \.cold_budget), .int32("threads", \.threads), .int32("schedule", \.schedule),
-    ])
+    /// The attention call's parameters in `attune_hybrid_params`; the others configure the store (`cStoreCreate`, `config`).
+    static let cFields = CParameterFields(attune_hybrid_params.init, [.double("cold_budget", \.cold_budget), .int32("threads", \.threads), .int32("schedule", \.schedule)])
 
     public let cCounters = ["hot_keys", "cold_keys", "cold_keys_selected"]
     public let cStoreReset = "attune_hybrid_kv_reset"

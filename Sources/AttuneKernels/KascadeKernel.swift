@@ -1,8 +1,6 @@
 import CAttuneKernels
 import Foundation
 
-extension attune_kascade_params: CParameterStruct {}
-
 /// `kascade`: attention over the top-k history keys of each (kv head, query tile), chosen
 /// by an anchor layer from its exact probabilities summed over the kv head's q heads and
 /// the tile's queries, plus the tile's own keys (Kascade, ALGORITHMS.md §5;
@@ -80,7 +78,7 @@ public struct KascadeKernel: AttentionKernel {
 
     /// Where the parameters go in `attune_kascade_params`; `role`, `anchor` and `keep`
     /// choose the call, and the counters' out-pointers are added per call.
-    static let cFields = CParameterFields<attune_kascade_params>([
+    static let cFields = CParameterFields(attune_kascade_params.init, [
         .double("fraction", \.fraction), .int32("min_k", \.min_k), .int32("tile", \.tile), .int32("threads", \.threads),
     ])
 

@@ -1,7 +1,5 @@
 import CAttuneKernels
 
-extension attune_prefix_shared_params: CParameterStruct {}
-
 /// `prefix_shared`: Hydragen-style attention for a batch whose sequences share their first
 /// `prefix_len` keys (Kernels/prefix_shared.c). Exact: it is softmax attention split into
 /// a prefix part (all sequences' queries stacked, one pass) and per-sequence suffixes,
@@ -45,12 +43,10 @@ public struct PrefixSharedKernel: AttentionKernel {
 
     public let cUnavailableReason = "a node attends for one sequence, which has no prefix to share; compiled models run every softmax attention this way for batched sequences (attune run with several prompts), with the node's own kernel for both passes"
 
-    /// Where the parameters go in `attune_prefix_shared_params`: the tiles are flash's, for both passes.
-    static let cFields = CParameterFields<attune_prefix_shared_params>([
-        .int64("prefix_len", \.prefix_len), .int32("block_q", \.flash.block_q, c: "flash.block_q"),
-        .int32("block_kv", \.flash.block_kv, c: "flash.block_kv"), .int32("kv_splits", \.flash.kv_splits, c: "flash.kv_splits"),
-        .int32("threads", \.flash.threads, c: "flash.threads"),
-    ])
+    /// The parameters in `attune_prefix_shared_params`: flash's tiles serve both passes.
+    static let cFields = CParameterFields(attune_prefix_shared_params.init, [
+        .int64("prefix_len", \.prefix_len), .int32("block_q", \.flash.block_q, c: "flash.block_q"), .int32("block_kv", \.flash.block_kv, c: "flash.block_kv"),
+        .int32("kv_splits", \.flash.kv_splits, c: "flash.kv_splits"), .int32("threads", \.flash.threads, c: "flash.threads")])
 
     public func run(_ problem: AttentionProblem, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
                     v: UnsafePointer<Float>, o: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>?,

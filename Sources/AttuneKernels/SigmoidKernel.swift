@@ -1,7 +1,5 @@
 import CAttuneKernels
 
-extension attune_sigmoid_params: CParameterStruct {}
-
 /// `sigmoid`: tiled sigmoid attention, FlashSigmoid style (Kernels/sigmoid.c).
 ///
 /// `O = Σ_{j visible} sigmoid(scale · q·k_j + bias) · v_j`, with no normalisation across
@@ -44,7 +42,7 @@ public struct SigmoidKernel: AttentionKernel {
     /// Where the parameters go in `attune_sigmoid_params`; precision only when set, so the
     /// default C stays as it was before the parameter existed. The bias is a float literal
     /// that reads back exactly.
-    static let cFields = CParameterFields<attune_sigmoid_params>([
+    static let cFields = CParameterFields(attune_sigmoid_params.init, [
         .int32("block_q", \.block_q), .int32("block_kv", \.block_kv), .int32("kv_splits", \.kv_splits),
         .int32("threads", \.threads), .int32("precision", \.precision, writtenWhenZero: false), .float("bias", \.bias),
     ])

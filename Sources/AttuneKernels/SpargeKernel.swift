@@ -1,7 +1,5 @@
 import CAttuneKernels
 
-extension attune_sparge_params: CParameterStruct {}
-
 /// `sparge`: block-sparse softmax attention, SpargeAttn style (Kernels/sparge.c,
 /// ALGORITHMS.md §4). A cheap prediction from block means keeps, per (batch, q head,
 /// q block), the key blocks holding `cdfthreshd` of the pooled attention (plus blocks
@@ -43,7 +41,7 @@ public struct SpargeKernel: AttentionKernel {
     /// Where the parameters go in `attune_sparge_params`, in the order generated C has
     /// always named them; precision only when set, so the default C stays as it was before
     /// the parameter existed.
-    static let cFields = CParameterFields<attune_sparge_params>([
+    static let cFields = CParameterFields(attune_sparge_params.init, [
         .int32("block_q", \.block_q), .int32("block_kv", \.block_kv), .int32("sink", \.sink), .int32("threads", \.threads),
         .int32("precision", \.precision, writtenWhenZero: false),
         .float("simthreshd1", \.simthreshd1), .float("cdfthreshd", \.cdfthreshd), .float("pvthreshd", \.pvthreshd),

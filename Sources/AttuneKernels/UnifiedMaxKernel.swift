@@ -1,7 +1,5 @@
 import CAttuneKernels
 
-extension attune_unified_max_params: CParameterStruct {}
-
 /// `unified_max`: split-KV attention in which every partial uses one fixed max `phi`
 /// instead of a running max (FlashDecoding++, Kernels/unified_max.c): no per-tile rescale,
 /// splits combine by plain sums. Exact: rows whose scores leave the safe range around `phi`
@@ -35,7 +33,7 @@ public struct UnifiedMaxKernel: AttentionKernel {
     /// Where the parameters go in `attune_unified_max_params`. phi is spelled as generated
     /// C always has (a double literal of the float value); the out-pointer and the
     /// calibrated table are added per call.
-    static let cFields = CParameterFields<attune_unified_max_params>([
+    static let cFields = CParameterFields(attune_unified_max_params.init, [
         .int32("block_kv", \.block_kv), .int32("kv_splits", \.kv_splits), .int32("threads", \.threads),
         .float("phi", \.phi, spelled: .double),
     ])

@@ -27,7 +27,7 @@ final class KernelParameterMarshallingTests: XCTestCase {
         }
         let swift = fields.values(of: kernel.cStruct(fields, given))
         return Case(cType: cType, initializer: kernel.cInitializer(fields, given), size: MemoryLayout<P>.size) { bytes in
-            var s = P()
+            var s = fields.zero()
             withUnsafeMutableBytes(of: &s) { $0.copyBytes(from: bytes) }
             let c = fields.values(of: s)
             return (c == swift && swift == given, "\(kernel.name): C \(c), Swift \(swift), given \(given)")
