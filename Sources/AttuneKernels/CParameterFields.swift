@@ -1,5 +1,13 @@
 import CAttuneKernels
 
+/// A kernel whose declared parameters reach its C params struct through one field list
+/// (`cFields`): every kernel; hybrid's list is its attention call's (its store is
+/// configured at creation). `cStruct` and `cInitializer` read it.
+public protocol CParameterKernel: AttentionKernel {
+    associatedtype CParams
+    static var cFields: CParameterFields<CParams> { get }
+}
+
 /// Where a kernel's declared parameters go in its C params struct: one list, in the order
 /// the generated initializer names the fields, from which both the struct `run` passes
 /// (`cStruct`) and the C initializer compiled graphs use (`cInitializer`) are made, so the
@@ -38,13 +46,13 @@ extension CParameterFields.Field {
     public static func int32(_ parameter: String, _ path: WritableKeyPath<Params, Int32> & Sendable, c: String? = nil,
                              writtenWhenZero: Bool = true) -> Self {
         Self(parameter: parameter, cName: c ?? parameter, writtenWhenZero: writtenWhenZero,
-              set: { $0[keyPath: path] = Int32(clamping: Int($1)) }, get: { Double($0[keyPath: path]) },
-              literal: { String(Int($0)) })
+             set: { $0[keyPath: path] = Int32(clamping: Int($1)) }, get: { Double($0[keyPath: path]) },
+             literal: { String(Int($0)) })
     }
 
     public static func int64(_ parameter: String, _ path: WritableKeyPath<Params, Int64> & Sendable, c: String? = nil) -> Self {
         Self(parameter: parameter, cName: c ?? parameter, writtenWhenZero: true,
-              set: { $0[keyPath: path] = Int64($1) }, get: { Double($0[keyPath: path]) }, literal: { String(Int($0)) })
+             set: { $0[keyPath: path] = Int64($1) }, get: { Double($0[keyPath: path]) }, literal: { String(Int($0)) })
     }
 
     public static func float(_ parameter: String, _ path: WritableKeyPath<Params, Float> & Sendable, c: String? = nil,
@@ -61,7 +69,7 @@ extension CParameterFields.Field {
     /// A Double's description (`0.1`, `1e-05`) is a C double literal; parameters are finite.
     public static func double(_ parameter: String, _ path: WritableKeyPath<Params, Double> & Sendable, c: String? = nil) -> Self {
         Self(parameter: parameter, cName: c ?? parameter, writtenWhenZero: true,
-              set: { $0[keyPath: path] = $1 }, get: { $0[keyPath: path] }, literal: { "\($0)" })
+             set: { $0[keyPath: path] = $1 }, get: { $0[keyPath: path] }, literal: { "\($0)" })
     }
 }
 
@@ -89,27 +97,6 @@ extension AttentionKernel {
         return spec.defaultValue
     }
 
-    /// The C struct `fields` describes, filled from `parameters`; out-pointers and tables
-    /// are the caller's to set.
-    public func cStruct<P>(_ fields: CParameterFields<P>, _ parameters: KernelParameters) -> P {
-        var s = fields.zero()
-        for field in fields.fields { field.set(&s, value(field.parameter, in: parameters)) }
-        return s
-    }
-
-    /// The same values as a C initializer, `{.block_q = 0, .bias = -4.0f}`, each as the
-    /// struct holds it, followed by `extra` designators (out-pointers, tables).
-    public func cInitializer<P>(_ fields: CParameterFields<P>, _ parameters: KernelParameters, extra: [String] = []) -> String {
-        let written = fields.fields.compactMap { field -> String? in
-            let x = value(field.parameter, in: parameters)
-            guard field.writtenWhenZero || x != 0 else { return nil }
-            var s = fields.zero()
-            field.set(&s, x)
-            return ".\(field.cName) = \(field.literal(field.get(s)))"
-        }
-        return "{" + (written + extra).joined(separator: ", ") + "}"
-    }
-
     /// Calls `entry`, a C entry point of the ABI's shape (`attune_flash_attention`), on
     /// `problem` with its modifiers' tables and `params`; a failure throws the C message
     /// prefixed with the kernel's name.
@@ -123,5 +110,28 @@ extension AttentionKernel {
         var status = attune_status()
         let rc = problem.withModifiers(&p) { entry(&$0, &tensors, &params, &status) }
         if rc != 0 { throw KernelError("\(name): " + AttentionProblem.message(of: status)) }
+    }
+}
+
+extension CParameterKernel {
+    /// The C struct `cFields` describes, filled from `parameters`; out-pointers and tables
+    /// are the caller's to set.
+    public func cStruct(_ parameters: KernelParameters) -> CParams {
+        var s = Self.cFields.zero()
+        for field in Self.cFields.fields { field.set(&s, value(field.parameter, in: parameters)) }
+        return s
+    }
+
+    /// The same values as a C initializer, `{.block_q = 0, .bias = -4.0f}`, each as the
+    /// struct holds it, followed by `extra` designators (out-pointers, tables).
+    public func cInitializer(_ parameters: KernelParameters, extra: [String] = []) -> String {
+        let written = Self.cFields.fields.compactMap { field -> String? in
+            let x = value(field.parameter, in: parameters)
+            guard field.writtenWhenZero || x != 0 else { return nil }
+            var s = Self.cFields.zero()
+            field.set(&s, x)
+            return ".\(field.cName) = \(field.literal(field.get(s)))"
+        }
+        return "{" + (written + extra).joined(separator: ", ") + "}"
     }
 }

@@ -1,7 +1,7 @@
 import CAttuneKernels
 
 /// `flash`: tiled online-softmax attention, FlashAttention-2 style (Kernels/flash.c).
-public struct FlashKernel: AttentionKernel {
+public struct FlashKernel: CParameterKernel {
     public init() {}
 
     public let name = "flash"
@@ -29,20 +29,20 @@ public struct FlashKernel: AttentionKernel {
 
     /// Where the parameters go in `attune_flash_params`; precision only when set, so the
     /// default C stays as it was before the parameter existed.
-    static let cFields = CParameterFields(attune_flash_params.init, [
+    public static let cFields = CParameterFields(attune_flash_params.init, [
         .int32("block_q", \.block_q), .int32("block_kv", \.block_kv), .int32("kv_splits", \.kv_splits),
         .int32("threads", \.threads), .int32("gemm", \.gemm), .int32("precision", \.precision, writtenWhenZero: false),
     ])
 
     public func cInvocation(_ parameters: KernelParameters) -> [String]? {
-        ["const attune_flash_params params = \(cInitializer(Self.cFields, parameters));",
+        ["const attune_flash_params params = \(cInitializer(parameters));",
          "int rc = attune_flash_attention(&p, &t, &params, &status);"]
     }
 
     /// The parameter values the kernel will actually use for `problem` (zeros resolved).
     public func resolvedParameters(_ problem: AttentionProblem, _ parameters: KernelParameters) -> KernelParameters {
         var p = problem.cProblem
-        var given = cStruct(Self.cFields, parameters)
+        var given = cStruct(parameters)
         var out = attune_flash_params()
         attune_flash_resolve_params(&p, &given, &out)
         return Self.cFields.values(of: out)
@@ -52,7 +52,7 @@ public struct FlashKernel: AttentionKernel {
                     v: UnsafePointer<Float>, o: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>?,
                     parameters: KernelParameters) throws -> KernelRunStats {
         try checkParameters(parameters)
-        try callC(attune_flash_attention, problem, q: q, k: k, v: v, o: o, lse: lse, params: cStruct(Self.cFields, parameters))
+        try callC(attune_flash_attention, problem, q: q, k: k, v: v, o: o, lse: lse, params: cStruct(parameters))
         return [:]
     }
 }

@@ -106,7 +106,7 @@ public final class HybridKVCache: @unchecked Sendable {
 /// attends: the build is part of the call. Stats separate `build_ms` and `attend_ms`; with
 /// `reuse=1` (benchmarks only: the caller promises K/V are unchanged at the same addresses)
 /// the last built caches are kept and later calls time the attention only.
-public struct HybridKernel: KVStoreKernel {
+public struct HybridKernel: KVStoreKernel, CParameterKernel {
     public init() {}
 
     public let name = "hybrid"
@@ -146,7 +146,7 @@ public struct HybridKernel: KVStoreKernel {
     public func cInvocation(_ parameters: KernelParameters) -> [String]? { nil }
 
     /// The attention call's parameters in `attune_hybrid_params`; the others configure the store (`cStoreCreate`, `config`).
-    static let cFields = CParameterFields(attune_hybrid_params.init, [.double("cold_budget", \.cold_budget), .int32("threads", \.threads), .int32("schedule", \.schedule)])
+    public static let cFields = CParameterFields(attune_hybrid_params.init, [.double("cold_budget", \.cold_budget), .int32("threads", \.threads), .int32("schedule", \.schedule)])
 
     public let cCounters = ["hot_keys", "cold_keys", "cold_keys_selected"]
     public let cStoreReset = "attune_hybrid_kv_reset"
@@ -181,7 +181,7 @@ public struct HybridKernel: KVStoreKernel {
         return [
             "int rc = attune_hybrid_kv_append(\(c.store), \(c.rows), \(c.k.pointer), \(c.qkDim), \(c.k.rowStride), \(c.v.pointer), \(c.vDim), \(c.v.rowStride), &status);",
             "if (rc == 0) {",
-            "    attune_hybrid_params params = \(cInitializer(Self.cFields, parameters));",
+            "    attune_hybrid_params params = \(cInitializer(parameters));",
             "    attune_hybrid_stats stats;",
             "    rc = attune_hybrid_attention(\(c.store), \(c.heads), \(c.rows), \(c.q.pointer), \(c.qkDim), \(c.q.rowStride), "
                 + "\(c.o.pointer), \(c.vDim), \(c.o.rowStride), NULL, \(Float(c.scale))f, \(c.causal ? 1 : 0), ATTUNE_Q_OFFSET_DEFAULT, &params, &stats, &status);",
@@ -256,7 +256,7 @@ public struct HybridKernel: KVStoreKernel {
             if reuse { HybridCacheStore.shared.put(key, built) } else { HybridCacheStore.shared.clear() }
         }
 
-        var params = cStruct(Self.cFields, parameters)
+        var params = cStruct(parameters)
         var stats: KernelRunStats = ["build_ms": built.buildMs, "hot_keys": 0, "cold_keys": 0, "selected_cold_keys": 0,
                                      "attend_ms": 0, "select_ms": 0]
         var total = 0.0

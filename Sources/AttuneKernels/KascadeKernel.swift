@@ -11,7 +11,7 @@ import Foundation
 /// over a selection an anchor made on the same inputs — `run` makes it first (its time is
 /// `select_ms`) and, with `keep=1` (benchmarks only: the caller promises Q/K/V unchanged at
 /// the same addresses), keeps it so later calls time the reuse pass alone.
-public struct KascadeKernel: AttentionKernel {
+public struct KascadeKernel: CParameterKernel {
     public init() {}
 
     public let name = "kascade"
@@ -62,7 +62,7 @@ public struct KascadeKernel: AttentionKernel {
         let role = Int(parameters["role"] ?? 0)
         var lines = ["int64_t attended = 0, dense = 0;",
                      "const attune_kascade_params params = "
-                        + cInitializer(Self.cFields, parameters, extra: [".attended_keys_out = &attended", ".dense_keys_out = &dense"]) + ";"]
+                        + cInitializer(parameters, extra: [".attended_keys_out = &attended", ".dense_keys_out = &dense"]) + ";"]
         if role == 0 {
             lines.append("int rc = attune_kascade_anchor(&p, &t, &params, &sel, &status);")
         } else if let map = tables["head_map"] {
@@ -78,13 +78,13 @@ public struct KascadeKernel: AttentionKernel {
 
     /// Where the parameters go in `attune_kascade_params`; `role`, `anchor` and `keep`
     /// choose the call, and the counters' out-pointers are added per call.
-    static let cFields = CParameterFields(attune_kascade_params.init, [
+    public static let cFields = CParameterFields(attune_kascade_params.init, [
         .double("fraction", \.fraction), .int32("min_k", \.min_k), .int32("tile", \.tile), .int32("threads", \.threads),
     ])
 
     /// Selected history keys for a history of `history` keys (`attune_kascade_budget`).
     public static func budget(history: Int, _ parameters: KernelParameters) -> Int {
-        var k = KascadeKernel().cStruct(cFields, parameters)
+        var k = KascadeKernel().cStruct(parameters)
         return Int(attune_kascade_budget(Int64(history), &k))
     }
 
@@ -109,7 +109,7 @@ public struct KascadeKernel: AttentionKernel {
         let counts = UnsafeMutablePointer<Int64>.allocate(capacity: 2)
         counts.initialize(repeating: 0, count: 2)
         defer { counts.deallocate() }
-        var kp = cStruct(Self.cFields, parameters)
+        var kp = cStruct(parameters)
         kp.attended_keys_out = counts
         kp.dense_keys_out = counts + 1
         var capacity: Int64 = 0, slots: Int64 = 0

@@ -10,7 +10,7 @@ extension KascadeKernel {
     public func keptKeys(_ p: AttentionProblem, inputs: () -> (q: Tensor, k: Tensor, v: Tensor)) -> [[Bool]]? {
         let (q, k, v) = inputs()
         var cp = p.cProblem
-        var params = cStruct(Self.cFields, [:])
+        var params = cStruct([:])
         var cap: Int64 = 0, slots: Int64 = 0
         attune_kascade_capacity(&cp, &params, &cap, &slots)
         var idx = [Int32](repeating: -1, count: Int(Int64(p.batch) * slots * Int64(p.kvHeads) * cap))
@@ -45,7 +45,7 @@ extension SpargeKernel {
         guard p.qLen > 1 else { return nil }
         let (q, k, v) = inputs()
         var cp = p.cProblem
-        var params = cStruct(Self.cFields, [:])
+        var params = cStruct([:])
         let nqb = (p.qLen + Int(params.block_q) - 1) / Int(params.block_q), nkb = (p.kvLen + Int(params.block_kv) - 1) / Int(params.block_kv)
         var mask = [UInt8](repeating: 0, count: p.batch * p.qHeads * nqb * nkb)
         var o = [Float](repeating: 0, count: p.batch * p.qHeads * p.qLen * p.vDim)

@@ -8,7 +8,7 @@ import CAttuneKernels
 /// `ReferenceAttention.sigmoid`), and `normalizer == .sigmoid` keeps kernel selection and
 /// codegen from binding it to softmax nodes. The bias is the model's (`sigmoid_bias`),
 /// passed as the parameter `bias`; 0 when absent. LSE is written as 0.
-public struct SigmoidKernel: AttentionKernel {
+public struct SigmoidKernel: CParameterKernel {
     public init() {}
 
     public let name = "sigmoid"
@@ -42,13 +42,13 @@ public struct SigmoidKernel: AttentionKernel {
     /// Where the parameters go in `attune_sigmoid_params`; precision only when set, so the
     /// default C stays as it was before the parameter existed. The bias is a float literal
     /// that reads back exactly.
-    static let cFields = CParameterFields(attune_sigmoid_params.init, [
+    public static let cFields = CParameterFields(attune_sigmoid_params.init, [
         .int32("block_q", \.block_q), .int32("block_kv", \.block_kv), .int32("kv_splits", \.kv_splits),
         .int32("threads", \.threads), .int32("precision", \.precision, writtenWhenZero: false), .float("bias", \.bias),
     ])
 
     public func cInvocation(_ parameters: KernelParameters) -> [String]? {
-        ["const attune_sigmoid_params params = \(cInitializer(Self.cFields, parameters));",
+        ["const attune_sigmoid_params params = \(cInitializer(parameters));",
          "int rc = attune_sigmoid_attention(&p, &t, &params, &status);"]
     }
 
@@ -56,7 +56,7 @@ public struct SigmoidKernel: AttentionKernel {
                     v: UnsafePointer<Float>, o: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>?,
                     parameters: KernelParameters) throws -> KernelRunStats {
         try checkParameters(parameters)
-        try callC(attune_sigmoid_attention, problem, q: q, k: k, v: v, o: o, lse: lse, params: cStruct(Self.cFields, parameters))
+        try callC(attune_sigmoid_attention, problem, q: q, k: k, v: v, o: o, lse: lse, params: cStruct(parameters))
         return [:]
     }
 }

@@ -9,7 +9,7 @@ import CAttuneKernels
 /// (base-2 units). Approximate: exact (= flash to fp32 rounding) with `cdfthreshd=1`
 /// and `pvthreshd>=200`. Run stats: `kept_fraction` (kept / visible blocks) and
 /// `skipped_pv_fraction` (skipped / visited micro-tile × tile pairs).
-public struct SpargeKernel: AttentionKernel {
+public struct SpargeKernel: CParameterKernel {
     public init() {}
 
     public let name = "sparge"
@@ -41,14 +41,14 @@ public struct SpargeKernel: AttentionKernel {
     /// Where the parameters go in `attune_sparge_params`, in the order generated C has
     /// always named them; precision only when set, so the default C stays as it was before
     /// the parameter existed.
-    static let cFields = CParameterFields(attune_sparge_params.init, [
+    public static let cFields = CParameterFields(attune_sparge_params.init, [
         .int32("block_q", \.block_q), .int32("block_kv", \.block_kv), .int32("sink", \.sink), .int32("threads", \.threads),
         .int32("precision", \.precision, writtenWhenZero: false),
         .float("simthreshd1", \.simthreshd1), .float("cdfthreshd", \.cdfthreshd), .float("pvthreshd", \.pvthreshd),
     ])
 
     public func cInvocation(_ parameters: KernelParameters) -> [String]? {
-        ["const attune_sparge_params params = \(cInitializer(Self.cFields, parameters));",
+        ["const attune_sparge_params params = \(cInitializer(parameters));",
          "int rc = attune_sparge_attention(&p, &t, &params, &status);"]
     }
 
@@ -58,7 +58,7 @@ public struct SpargeKernel: AttentionKernel {
         try checkParameters(parameters)
         var stats = attune_sparge_stats()
         try withUnsafeMutablePointer(to: &stats) { out in
-            var params = cStruct(Self.cFields, parameters)
+            var params = cStruct(parameters)
             params.stats_out = out
             try callC(attune_sparge_attention, problem, q: q, k: k, v: v, o: o, lse: lse, params: params)
         }

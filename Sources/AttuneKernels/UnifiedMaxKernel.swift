@@ -4,7 +4,7 @@ import CAttuneKernels
 /// instead of a running max (FlashDecoding++, Kernels/unified_max.c): no per-tile rescale,
 /// splits combine by plain sums. Exact: rows whose scores leave the safe range around `phi`
 /// are recomputed by flash and counted in the run stats as `fallback_rows` (of `rows`).
-public struct UnifiedMaxKernel: AttentionKernel {
+public struct UnifiedMaxKernel: CParameterKernel {
     public init() {}
 
     public let name = "unified_max"
@@ -33,7 +33,7 @@ public struct UnifiedMaxKernel: AttentionKernel {
     /// Where the parameters go in `attune_unified_max_params`. phi is spelled as generated
     /// C always has (a double literal of the float value); the out-pointer and the
     /// calibrated table are added per call.
-    static let cFields = CParameterFields(attune_unified_max_params.init, [
+    public static let cFields = CParameterFields(attune_unified_max_params.init, [
         .int32("block_kv", \.block_kv), .int32("kv_splits", \.kv_splits), .int32("threads", \.threads),
         .float("phi", \.phi, spelled: .double),
     ])
@@ -52,7 +52,7 @@ public struct UnifiedMaxKernel: AttentionKernel {
             }
         }
         let table = tables["phi"] != nil ? [".phi_per_head = table_phi", ".phi_per_head_count = \(qHeads)"] : []
-        let fields = cInitializer(Self.cFields, parameters, extra: table + [".fallback_rows_out = &fallback_rows"])
+        let fields = cInitializer(parameters, extra: table + [".fallback_rows_out = &fallback_rows"])
         return ["int64_t fallback_rows = 0;",
                 "const attune_unified_max_params params = \(fields);",
                 "int rc = attune_unified_max_attention(&p, &t, &params, &status);",
@@ -66,7 +66,7 @@ public struct UnifiedMaxKernel: AttentionKernel {
         try checkParameters(parameters)
         var fallback: Int64 = 0
         try withUnsafeMutablePointer(to: &fallback) { out in
-            var params = cStruct(Self.cFields, parameters)
+            var params = cStruct(parameters)
             params.fallback_rows_out = out
             try callC(attune_unified_max_attention, problem, q: q, k: k, v: v, o: o, lse: lse, params: params)
         }

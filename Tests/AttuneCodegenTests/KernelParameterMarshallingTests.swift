@@ -19,14 +19,16 @@ final class KernelParameterMarshallingTests: XCTestCase {
         var agrees: ([UInt8]) -> (ok: Bool, detail: String)
     }
 
-    static func makeCase<K: AttentionKernel, P>(_ kernel: K, _ fields: CParameterFields<P>, _ cType: String) -> Case {
+    static func makeCase<K: CParameterKernel>(_ kernel: K) -> Case {
+        let fields = K.cFields
         var given: KernelParameters = [:]
         for (i, field) in fields.fields.enumerated() {
             let spec = kernel.parameters.first { $0.name == field.parameter }!
             given[field.parameter] = spec.isInteger ? Double(i + 1) : Double(i) + 0.375
         }
-        let swift = fields.values(of: kernel.cStruct(fields, given))
-        return Case(cType: cType, initializer: kernel.cInitializer(fields, given), size: MemoryLayout<P>.size) { bytes in
+        let swift = fields.values(of: kernel.cStruct(given))
+        return Case(cType: String(describing: K.CParams.self), initializer: kernel.cInitializer(given),
+                    size: MemoryLayout<K.CParams>.size) { bytes in
             var s = fields.zero()
             withUnsafeMutableBytes(of: &s) { $0.copyBytes(from: bytes) }
             let c = fields.values(of: s)
@@ -35,15 +37,10 @@ final class KernelParameterMarshallingTests: XCTestCase {
     }
 
     func testCInitializersAndStructsAgree() throws {
-        let cases = [
-            Self.makeCase(FlashKernel(), FlashKernel.cFields, "attune_flash_params"),
-            Self.makeCase(SigmoidKernel(), SigmoidKernel.cFields, "attune_sigmoid_params"),
-            Self.makeCase(UnifiedMaxKernel(), UnifiedMaxKernel.cFields, "attune_unified_max_params"),
-            Self.makeCase(SpargeKernel(), SpargeKernel.cFields, "attune_sparge_params"),
-            Self.makeCase(KascadeKernel(), KascadeKernel.cFields, "attune_kascade_params"),
-            Self.makeCase(HybridKernel(), HybridKernel.cFields, "attune_hybrid_params"),
-            Self.makeCase(PrefixSharedKernel(), PrefixSharedKernel.cFields, "attune_prefix_shared_params"),
-        ]
+        let kernels = KernelRegistry.all.compactMap { $0 as? any CParameterKernel }
+        XCTAssertEqual(kernels.map(\.name), KernelRegistry.all.map(\.name), "every kernel declares its C fields")
+        let cases = kernels.map { Self.makeCase($0) }
+        XCTAssertEqual(cases.first?.cType, "attune_flash_params")
         var program = ["#include <stdio.h>", "#include \"attune_attention.h\"",
                        "static void dump(const void *p, size_t n) {",
                        "    for (size_t i = 0; i < n; i++) printf(\"%02x\", ((const unsigned char *)p)[i]);",
@@ -79,11 +76,11 @@ final class KernelParameterMarshallingTests: XCTestCase {
     /// unchanged; the defaults of every other field are written.
     func testPrecisionIsWrittenOnlyWhenSet() {
         let flash = FlashKernel()
-        XCTAssertEqual(flash.cInitializer(FlashKernel.cFields, [:]), "{.block_q = 0, .block_kv = 0, .kv_splits = 0, .threads = 0, .gemm = 0}")
-        XCTAssertEqual(flash.cInitializer(FlashKernel.cFields, ["precision": 1, "block_q": 32]),
+        XCTAssertEqual(flash.cInitializer([:]), "{.block_q = 0, .block_kv = 0, .kv_splits = 0, .threads = 0, .gemm = 0}")
+        XCTAssertEqual(flash.cInitializer(["precision": 1, "block_q": 32]),
                        "{.block_q = 32, .block_kv = 0, .kv_splits = 0, .threads = 0, .gemm = 0, .precision = 1}")
         // Declared defaults fill what the caller leaves out (sparge's are not zero).
-        let sparge = SpargeKernel().cStruct(SpargeKernel.cFields, ["cdfthreshd": 0.5])
+        let sparge = SpargeKernel().cStruct(["cdfthreshd": 0.5])
         XCTAssertEqual([sparge.block_q, sparge.block_kv, sparge.sink], [64, 64, 1])
         XCTAssertEqual([sparge.simthreshd1, sparge.cdfthreshd, sparge.pvthreshd], [0.6, 0.5, 50])
     }
