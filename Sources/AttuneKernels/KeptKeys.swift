@@ -24,7 +24,7 @@ extension KascadeKernel {
             } }
         } } }
         guard rc == 0 else { return [] }
-        let tile = 32, first = max(0, p.resolvedQOffset) / tile
+        let tile = Int(params.tile), first = max(0, p.resolvedQOffset) / tile
         return (0..<Int(slots)).map { s in
             var row = [Bool](repeating: false, count: p.kvLen)
             for j in 0..<Int(cap) {
@@ -46,7 +46,8 @@ extension SpargeKernel {
         let (q, k, v) = inputs()
         var cp = p.cProblem
         var params = cStruct([:])
-        let nqb = (p.qLen + Int(params.block_q) - 1) / Int(params.block_q), nkb = (p.kvLen + Int(params.block_kv) - 1) / Int(params.block_kv)
+        let bq = Int(params.block_q), bk = Int(params.block_kv)
+        let nqb = (p.qLen + bq - 1) / bq, nkb = (p.kvLen + bk - 1) / bk
         var mask = [UInt8](repeating: 0, count: p.batch * p.qHeads * nqb * nkb)
         var o = [Float](repeating: 0, count: p.batch * p.qHeads * p.qLen * p.vDim)
         var status = attune_status()
