@@ -28,12 +28,17 @@ public struct CParameterFields<Params>: Sendable {
     }
 
     public let fields: [Field]
+    /// Declared parameters with no field here, which the kernel passes to C its own way
+    /// (kascade's `role` picks the entry point, hybrid's store parameters configure the
+    /// store): every declared parameter is a field or listed here, so none is forgotten.
+    public let passedApart: [String]
     /// The struct with every field zero (an imported C struct's `init`).
     let zero: @Sendable () -> Params
 
-    public init(_ zero: @escaping @Sendable () -> Params, _ fields: [Field]) {
+    public init(_ zero: @escaping @Sendable () -> Params, _ fields: [Field], passedApart: [String] = []) {
         self.zero = zero
         self.fields = fields
+        self.passedApart = passedApart
     }
 
     /// The field values a struct holds, by parameter name (flash's resolved tiles).

@@ -146,7 +146,8 @@ public struct HybridKernel: KVStoreKernel, CParameterKernel {
     public func cInvocation(_ parameters: KernelParameters) -> [String]? { nil }
 
     /// The attention call's parameters in `attune_hybrid_params`; the others configure the store (`cStoreCreate`, `config`).
-    public static let cFields = CParameterFields(attune_hybrid_params.init, [.double("cold_budget", \.cold_budget), .int32("threads", \.threads), .int32("schedule", \.schedule)])
+    public static let cFields = CParameterFields(attune_hybrid_params.init, [.double("cold_budget", \.cold_budget), .int32("threads", \.threads), .int32("schedule", \.schedule)],
+                                                 passedApart: ["window", "cold_dtype", "block", "cold_file", "release_written", "reuse"])
 
     public let cCounters = ["hot_keys", "cold_keys", "cold_keys_selected"]
     public let cStoreReset = "attune_hybrid_kv_reset"
@@ -214,7 +215,7 @@ public struct HybridKernel: KVStoreKernel, CParameterKernel {
         HybridKVCache.Config(kvHeads: problem.kvHeads, qkDim: problem.qkDim, vDim: problem.vDim,
                              window: Int(value("window", in: parameters)), coldDType: Int(value("cold_dtype", in: parameters)),
                              block: Int(value("block", in: parameters)), maxTokens: problem.kvLen + 64,
-                             releaseWritten: (parameters["release_written"] ?? 0) != 0, hotFormat: problem.kvFormat)
+                             releaseWritten: value("release_written", in: parameters) != 0, hotFormat: problem.kvFormat)
     }
 
     public func run(_ problem: AttentionProblem, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
@@ -225,8 +226,7 @@ public struct HybridKernel: KVStoreKernel, CParameterKernel {
         if !reasons.isEmpty { throw KernelError("hybrid: " + reasons.joined(separator: "; ")) }
         let p = problem
         var cfg = config(p, parameters)
-        let fileBacked = (parameters["cold_file"] ?? 0) != 0
-        let reuse = (parameters["reuse"] ?? 0) != 0
+        let fileBacked = value("cold_file", in: parameters) != 0, reuse = value("reuse", in: parameters) != 0
         let key = HybridCacheStore.Key(k: UInt(bitPattern: k), v: UInt(bitPattern: v), problem: p.description,
                                        config: "\(cfg.window)/\(cfg.coldDType)/\(cfg.block)/\(fileBacked)/\(cfg.releaseWritten)/\(cfg.hotFormat)")
         var built: HybridCacheStore.Entry

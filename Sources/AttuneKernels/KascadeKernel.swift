@@ -80,7 +80,7 @@ public struct KascadeKernel: CParameterKernel {
     /// choose the call, and the counters' out-pointers are added per call.
     public static let cFields = CParameterFields(attune_kascade_params.init, [
         .double("fraction", \.fraction), .int32("min_k", \.min_k), .int32("tile", \.tile), .int32("threads", \.threads),
-    ])
+    ], passedApart: ["role", "anchor", "keep"])
 
     /// Selected history keys for a history of `history` keys (`attune_kascade_budget`).
     public static func budget(history: Int, _ parameters: KernelParameters) -> Int {

@@ -72,6 +72,20 @@ final class KernelParameterMarshallingTests: XCTestCase {
         }
     }
 
+    /// Every declared parameter reaches C: it is a field, or the kernel says it passes it
+    /// apart (and then it is not also a field).
+    func testEveryParameterIsMarshalled() {
+        for case let kernel as any CParameterKernel in KernelRegistry.all {
+            let (fields, apart) = Self.names(kernel)
+            XCTAssertEqual(fields.count + apart.count, kernel.parameters.count, kernel.name)
+            XCTAssertEqual(Set(fields).union(apart), Set(kernel.parameters.map(\.name)), kernel.name)
+        }
+    }
+
+    static func names<K: CParameterKernel>(_ kernel: K) -> (fields: [String], apart: [String]) {
+        (K.cFields.fields.map(\.parameter), K.cFields.passedApart)
+    }
+
     /// A field written only when non-zero keeps C generated before its parameter existed
     /// unchanged; the defaults of every other field are written.
     func testPrecisionIsWrittenOnlyWhenSet() {
