@@ -33,9 +33,9 @@
 #define INLINE static inline __attribute__((always_inline))
 
 /* Below this many multiply-adds a call runs on one thread: forking costs more. */
-/* The decode GEMV prefetches this many bytes ahead of the weights it reads (2 KiB:
- * 12-18 % faster than the hardware prefetcher alone or 1/4 KiB ahead, measured on the
- * Qwen2.5-0.5B shapes; PERFORMANCE.md "bf16 weights"). */
+/* The decode GEMV prefetches this many bytes ahead of the weights it reads: 2 KiB beat
+ * 1 and 4 KiB and the hardware prefetcher alone on the Qwen2.5-0.5B shapes
+ * (PERFORMANCE.md, "Decode GEMV: one weight row front to back"). */
 #ifndef GEMV_PREFETCH
 #define GEMV_PREFETCH 2048
 #endif
