@@ -21,7 +21,8 @@
  * int8 slots (format int8_g<group>_<f16|f32>, e.g. int8_g32_f16) hold quantised rows in
  * the layout of attune_linear_q8.h, made at compile time into a checksummed file of the
  * compile cache: one part of that same format, `count` weights taking count + count/group
- * scales' bytes, always mapped in place.
+ * scales' bytes, always mapped in place. bf16 slots of f32 or f16 checkpoint tensors
+ * (--weights bf16) are rounded at compile time into such a file too, as one bf16 part.
  *
  * Loading maps every file read-only (the page cache is shared with other processes).
  * A slot of one part stored in the slot's format, at an offset aligned to its element
