@@ -56,9 +56,10 @@ attune_weights *attune_weights_open(const char *path, uint64_t graph_hash, int64
 /* Unmaps the files and frees the materialised slots; NULL is allowed. */
 void attune_weights_close(attune_weights *w);
 
-/* The checksum the manifest's `file` lines carry: 64-bit FNV-1a over the bytes taken as
- * little-endian 8-byte words (the tail, if any, byte by byte). Swift computes the same
- * (AttuneRuntime.PayloadHash). */
+/* The checksum the manifest's `file` lines carry: four 64-bit FNV-1a chains over the
+ * bytes taken as little-endian 8-byte words (word i feeds chain i % 4), then one FNV-1a
+ * over the four chains' values and the tail bytes, if any. Swift computes the same
+ * (AttuneRuntime.PayloadFile.hash). */
 uint64_t attune_payload_hash(const void *data, size_t bytes);
 
 #ifdef __cplusplus

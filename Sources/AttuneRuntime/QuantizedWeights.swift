@@ -24,7 +24,7 @@ import Glibc
 public enum QuantizedWeights {
     /// Part of the key: a change to the stored layouts or to how they are written never
     /// reuses an older file.
-    static let formatVersion = "attune-converted-v1"
+    static let formatVersion = "attune-converted-v2"
     public static let fileName = "weights.bin"
     static let sumFileName = "weights.sum"
     /// Source bytes read per step.
@@ -240,7 +240,7 @@ public enum QuantizedWeights {
 struct HashingWriter {
     let fd: Int32
     let path: String
-    private(set) var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    private var hasher = PayloadHasher()
     private(set) var written = 0
     private var pending: [UInt8] = []
 
@@ -258,21 +258,18 @@ struct HashingWriter {
             done += n
         }
         written += bytes.count
-        let prime: UInt64 = 0x100_0000_01b3
         var i = 0
         while !pending.isEmpty, pending.count < 8, i < bytes.count {
             pending.append(bytes[i])
             i += 1
         }
         if pending.count == 8 {
-            hash = (hash ^ pending.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }) &* prime
+            pending.withUnsafeBytes { hasher.add($0) }
             pending.removeAll()
         }
-        while i + 8 <= bytes.count {
-            hash = (hash ^ UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self))) &* prime
-            i += 8
-        }
-        pending += bytes[i...]
+        let whole = (bytes.count - i) / 8 * 8
+        hasher.add(UnsafeRawBufferPointer(rebasing: bytes[i..<(i + whole)]))
+        pending += bytes[(i + whole)...]
     }
 
     /// Zeros up to byte `offset`.
@@ -283,6 +280,6 @@ struct HashingWriter {
 
     /// The hash, with any tail shorter than a word taken byte by byte (as PayloadFile.hash).
     var finalHash: UInt64 {
-        pending.reduce(hash) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 }
+        pending.withUnsafeBytes { hasher.final(tail: $0) }
     }
 }
