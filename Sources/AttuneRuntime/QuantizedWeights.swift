@@ -116,6 +116,10 @@ public enum QuantizedWeights {
         var writer = HashingWriter(fd: out, path: url.path)
         var sources: [String: Int32] = [:]
         defer { for fd in sources.values { close(fd) } }
+        // One pair of buffers for every part: fresh ones per part (hundreds of 24 MiB
+        // allocations for a 1B model) page-faulted in anew each time.
+        var sourceBuffer = Scratch(), convertedBuffer = Scratch()
+        defer { sourceBuffer.free(); convertedBuffer.free() }
         for s in slots {
             try writer.pad(to: offsets[s.index]!)
             let format = s.slot.format, width = s.slot.width
@@ -144,9 +148,8 @@ public enum QuantizedWeights {
                     }
                 }
                 let unitsPerChunk = max(1, chunkBytes / (unit * dtype.byteSize))
-                let source = UnsafeMutableRawPointer.allocate(byteCount: min(units, unitsPerChunk) * unit * dtype.byteSize, alignment: 64)
-                let converted = UnsafeMutableRawPointer.allocate(byteCount: min(units, unitsPerChunk) * unitBytes, alignment: 64)
-                defer { source.deallocate(); converted.deallocate() }
+                let source = sourceBuffer.get(min(units, unitsPerChunk) * unit * dtype.byteSize)
+                let converted = convertedBuffer.get(min(units, unitsPerChunk) * unitBytes)
                 var done = 0
                 while done < units {
                     let n = min(unitsPerChunk, units - done)
@@ -232,6 +235,26 @@ public enum QuantizedWeights {
             }
             done += n
         }
+    }
+}
+
+/// A buffer reused across calls, grown when a call needs more.
+private struct Scratch {
+    private var pointer: UnsafeMutableRawPointer?
+    private var capacity = 0
+
+    mutating func get(_ bytes: Int) -> UnsafeMutableRawPointer {
+        if let pointer, capacity >= bytes { return pointer }
+        pointer?.deallocate()
+        pointer = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 64), alignment: 64)
+        capacity = bytes
+        return pointer!
+    }
+
+    mutating func free() {
+        pointer?.deallocate()
+        pointer = nil
+        capacity = 0
     }
 }
 
