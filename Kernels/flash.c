@@ -222,11 +222,6 @@ int32_t attune_flash_attention(const attune_attention_problem *p, const attune_a
     if (params && (params->precision < ATTUNE_PRECISION_F32 || params->precision > ATTUNE_PRECISION_INT8QK))
         return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "unknown precision %d (0 = f32, 1 = bf16, 2 = int8qk)",
                            params->precision);
-    /* bf16 tiles pack K/V of any format (flash_bf16.c widens while packing); int8qk
-     * quantises f32 K itself and reading a bf16/int8 cache is not done yet. */
-    if (params && params->precision == ATTUNE_PRECISION_INT8QK && p->kv.format != ATTUNE_KV_F32)
-        return attune_fail(status, ATTUNE_ERR_UNSUPPORTED, "flash: precision=int8qk reads f32 K/V only (this K/V is %s)",
-                           p->kv.format == ATTUNE_KV_BF16 ? "bf16" : "int8");
     if (params && (params->block_q > 4096 || params->block_kv > 8192))
         return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT,
                            "block_q must be <= 4096 and block_kv <= 8192 (got %d, %d)", params->block_q,

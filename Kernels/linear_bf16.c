@@ -20,6 +20,7 @@
  */
 #include "attune_linear_bf16.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,6 +73,76 @@ void attune_f32_to_bf16(const float *src, int64_t n, uint16_t *dst) {
     }
 #endif
     for (; i < n; i++) dst[i] = round_bf16(src[i]);
+}
+
+/* f16 bits as f32, exactly (subnormals normalised; Inf and NaN kept). */
+static float f16_to_f32(uint16_t h) {
+    const uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+    uint32_t bits;
+    if (exp == 0x1f) {
+        bits = sign | 0x7f800000u | (man << 13);
+    } else if (exp != 0) {
+        bits = sign | ((exp + 112) << 23) | (man << 13);
+    } else if (man == 0) {
+        bits = sign;
+    } else {
+        int e = -1;
+        uint32_t m = man;
+        do { e++; m <<= 1; } while (!(m & 0x400));
+        bits = sign | ((uint32_t)(112 - e) << 23) | ((m & 0x3ff) << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+enum { ROUND_BLOCK = 1 << 16, F16_STAGE = 1024 };
+
+/* One block of attune_bf16_round; the first overflowing index in it, or -1. */
+static int64_t round_block(const void *src, int32_t f16, int64_t n, uint16_t *dst) {
+    if (f16) {
+        /* Widened through a small f32 stage, so both dtypes round in one place. */
+        float stage[F16_STAGE];
+        for (int64_t i = 0; i < n; i += F16_STAGE) {
+            const int64_t m = n - i < F16_STAGE ? n - i : F16_STAGE;
+            const uint16_t *h = (const uint16_t *)src + i;
+            int64_t j = 0;
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+            for (; j + 16 <= m; j += 16) _mm512_storeu_ps(stage + j, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(h + j))));
+#endif
+            for (; j < m; j++) stage[j] = f16_to_f32(h[j]);
+            attune_f32_to_bf16(stage, m, dst + i);
+        }
+        return -1;   /* f16's largest value, 65504, is far inside bf16's range */
+    }
+    const float *f = src;
+    attune_f32_to_bf16(f, n, dst);
+    uint16_t any = 0;
+    for (int64_t i = 0; i < n; i++) any |= (uint16_t)((dst[i] & 0x7fff) == 0x7f80);
+    if (!any) return -1;
+    for (int64_t i = 0; i < n; i++)
+        if ((dst[i] & 0x7fff) == 0x7f80 && isfinite(f[i])) return i;
+    return -1;
+}
+
+int64_t attune_bf16_round(const void *src, int32_t f16, int64_t n, uint16_t *dst) {
+    const size_t size = f16 ? 2 : 4;
+    const int64_t blocks = (n + ROUND_BLOCK - 1) / ROUND_BLOCK;
+    int64_t bad = -1;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (blocks > 1)
+#endif
+    for (int64_t b = 0; b < blocks; b++) {
+        const int64_t first = b * ROUND_BLOCK, m = n - first < ROUND_BLOCK ? n - first : ROUND_BLOCK;
+        const int64_t at = round_block((const char *)src + (size_t)first * size, f16, m, dst + first);
+        if (at >= 0) {
+#ifdef _OPENMP
+#pragma omp critical(attune_bf16_round_bad)
+#endif
+            if (bad < 0 || first + at < bad) bad = first + at;
+        }
+    }
+    return bad;
 }
 
 int64_t attune_op_embedding_bf16(const uint16_t *table, int64_t vocab, int64_t width,
