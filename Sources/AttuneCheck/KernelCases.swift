@@ -158,14 +158,26 @@ enum KernelCheck {
     /// The float64 reference of `kernel`'s semantics (softmax or sigmoid with `bias`).
     static func reference(_ kernel: any AttentionKernel, _ p: AttentionProblem, _ x: (q: Tensor, k: Tensor, v: Tensor),
                           bias: Double) throws -> [Double] {
-        let r = ReferenceAttentionProblem(batch: p.batch, qHeads: p.qHeads, kvHeads: p.kvHeads, qLen: p.qLen, kvLen: p.kvLen,
+        var r = ReferenceAttentionProblem(batch: p.batch, qHeads: p.qHeads, kvHeads: p.kvHeads, qLen: p.qLen, kvLen: p.kvLen,
                                           qkDim: p.qkDim, vDim: p.vDim, scale: Double(p.resolvedScale), causal: p.causal,
                                           qOffset: p.qOffset, window: p.window, softcap: p.softcap,
                                           alibiSlopes: p.alibiSlopes?.map(Double.init), sinks: p.sinks?.map(Double.init))
+        referenceMasks(p, &r)
         let q = x.q.data.map(Double.init), k = x.k.data.map(Double.init), v = x.v.data.map(Double.init)
         switch kernel.normalizer {
         case .softmax: return try ReferenceAttention.softmax(r, q: q, k: k, v: v).o
         case .sigmoid: return try ReferenceAttention.sigmoid(r, bias: bias, q: q, k: k, v: v)
+        }
+    }
+
+    /// The problem's document ids and block bitmask in the reference's own terms (ids, a
+    /// matrix of booleans).
+    static func referenceMasks(_ p: AttentionProblem, _ r: inout ReferenceAttentionProblem) {
+        r.documentIDs = p.documentIDs?.map(Int.init)
+        if let m = p.blockMask {
+            let nb = m.blocks(kvLen: p.kvLen)
+            r.maskBlock = m.block
+            r.blockMask = (0..<nb).map { qb in (0..<nb).map { kb in m.isSet(qb, kb, kvLen: p.kvLen) } }
         }
     }
 

@@ -25,7 +25,7 @@ public struct FlashKernel: AttentionKernel {
     ]
 
     /// flash accepts every problem the ABI accepts, with every score modifier.
-    public let modifiers: Set<ScoreModifier> = [.softcap, .alibi, .sinks]
+    public let modifiers: Set<ScoreModifier> = [.softcap, .alibi, .sinks, .masks]
 
     public func cInvocation(_ parameters: KernelParameters) -> [String]? {
         // precision only when set: the default C stays as it was before the parameter existed.
@@ -65,8 +65,9 @@ public struct FlashKernel: AttentionKernel {
         var tensors = attune_attention_tensors(q: q, k: k, v: v, o: o, lse: lse)
         var params = cParams(parameters)
         var status = attune_status()
-        let rc = problem.withModifiers(&p) { attune_flash_attention(&$0, &tensors, &params, &status) }
+        var maskStats = attune_mask_stats()
+        let rc = problem.withModifiers(&p, maskStats: &maskStats) { attune_flash_attention(&$0, &tensors, &params, &status) }
         if rc != 0 { throw KernelError("flash: " + AttentionProblem.message(of: status)) }
-        return [:]
+        return problem.maskRunStats(maskStats)
     }
 }

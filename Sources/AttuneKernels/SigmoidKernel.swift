@@ -33,7 +33,7 @@ public struct SigmoidKernel: AttentionKernel {
     ]
 
     /// sigmoid accepts every problem the ABI accepts, with ALiBi (a bias); uncapped, and no sinks.
-    public let modifiers: Set<ScoreModifier> = [.alibi]
+    public let modifiers: Set<ScoreModifier> = [.alibi, .masks]
 
     public func modifierRefusal(_ m: ScoreModifier) -> String? {
         m == .sinks ? "sigmoid does not take attention sinks: a sink logit joins a softmax denominator, and sigmoid has none" : nil
@@ -80,8 +80,9 @@ public struct SigmoidKernel: AttentionKernel {
         var tensors = attune_attention_tensors(q: q, k: k, v: v, o: o, lse: lse)
         var params = cParams(parameters)
         var status = attune_status()
-        let rc = problem.withModifiers(&p) { attune_sigmoid_attention(&$0, &tensors, &params, &status) }
+        var maskStats = attune_mask_stats()
+        let rc = problem.withModifiers(&p, maskStats: &maskStats) { attune_sigmoid_attention(&$0, &tensors, &params, &status) }
         if rc != 0 { throw KernelError("sigmoid: " + AttentionProblem.message(of: status)) }
-        return [:]
+        return problem.maskRunStats(maskStats)
     }
 }

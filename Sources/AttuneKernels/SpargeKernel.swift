@@ -38,6 +38,10 @@ public struct SpargeKernel: AttentionKernel {
     /// Every problem the ABI accepts (decode rows run through the wide tiles, padded to 16), with ALiBi and sinks, uncapped.
     public let modifiers: Set<ScoreModifier> = [.alibi, .sinks]
 
+    public func modifierRefusal(_ m: ScoreModifier) -> String? {
+        m == .masks ? "sparge does not take document or block masks: its block prediction runs its own tile loop, not the engine's" : nil
+    }
+
     /// The declared defaults, used for every parameter a caller leaves out.
     static let defaults: KernelParameters = Dictionary(uniqueKeysWithValues: SpargeKernel().parameters.map { ($0.name, $0.defaultValue) })
 

@@ -26,7 +26,7 @@ public struct UnifiedMaxKernel: AttentionKernel {
     ]
 
     /// Every problem the ABI accepts (out-of-range rows fall back to flash), with ALiBi and sinks, uncapped.
-    public let modifiers: Set<ScoreModifier> = [.alibi, .sinks]
+    public let modifiers: Set<ScoreModifier> = [.alibi, .sinks, .masks]
 
     public let cCounters = ["fallback_rows", "rows"]
 
@@ -65,6 +65,7 @@ public struct UnifiedMaxKernel: AttentionKernel {
         var tensors = attune_attention_tensors(q: q, k: k, v: v, o: o, lse: lse)
         var fallback: Int64 = 0
         var status = attune_status()
+        var maskStats = attune_mask_stats()
         let rc = withUnsafeMutablePointer(to: &fallback) { out -> Int32 in
             var params = attune_unified_max_params()
             params.block_kv = Int32(clamping: Int(parameters["block_kv"] ?? 0))
@@ -72,9 +73,9 @@ public struct UnifiedMaxKernel: AttentionKernel {
             params.threads = Int32(clamping: Int(parameters["threads"] ?? 0))
             params.phi = phi
             params.fallback_rows_out = out
-            return problem.withModifiers(&p) { attune_unified_max_attention(&$0, &tensors, &params, &status) }
+            return problem.withModifiers(&p, maskStats: &maskStats) { attune_unified_max_attention(&$0, &tensors, &params, &status) }
         }
         if rc != 0 { throw KernelError("unified_max: " + AttentionProblem.message(of: status)) }
-        return ["fallback_rows": Double(fallback), "rows": Double(problem.batch * problem.qHeads * problem.qLen)]
+        return problem.maskRunStats(maskStats).merging(["fallback_rows": Double(fallback), "rows": Double(problem.batch * problem.qHeads * problem.qLen)]) { $1 }
     }
 }
