@@ -28,6 +28,7 @@
 #define ATTUNE_ATTENTION_MASK_H
 
 #include "attune_attention.h"
+#include "simd.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -218,12 +219,35 @@ static inline int attention_mask_sees(const attention_masks *m, const int32_t *r
     return !m->bits || attention_mask_bit(m, rqb[r], j / m->B);
 }
 
-/* Wide layout (S^T, row stride rp): st[jj][r] = value where row r < rows cannot see key j0 + jj. */
+/* Wide layout (S^T, row stride rp): st[jj][r] = value where row r cannot see key j0 + jj
+ * (rows that are not valid may get it too: the interval mask hides them anyway). 16 rows
+ * per vector: documents by one compare per key, the bits of a k block once per block. */
 static inline void attention_mask_wide(const attention_masks *m, float *st, int rp, int rows, const int32_t *valid,
                                        const int32_t *rdoc, const int32_t *rqb, int64_t j0, int n, float value) {
-    for (int jj = 0; jj < n; jj++)
-        for (int r = 0; r < rows; r++)
-            if (valid[r] && !attention_mask_sees(m, rdoc, rqb, r, j0 + jj)) st[(int64_t)jj * rp + r] = value;
+    const vf hidden = vf_set1(value);
+    for (int c = 0; c < rows; c += VL) {
+        const vi d = vi_load(rdoc + c);
+        vmask bits = (vmask)0xFFFF;
+        int64_t kb_bits = -1;
+        for (int jj = 0; jj < n; jj++) {
+            const int64_t j = j0 + jj;
+            vmask keep = (vmask)0xFFFF;
+            if (m->doc) keep &= vi_eq1(d, m->doc[j]);
+            if (m->bits) {
+                if (j / m->B != kb_bits) {
+                    kb_bits = j / m->B;
+                    bits = 0;
+                    for (int l = 0; l < VL && c + l < rows; l++)
+                        if (valid[c + l] && attention_mask_bit(m, rqb[c + l], kb_bits)) bits |= (vmask)(1u << l);
+                }
+                keep &= bits;
+            }
+            if (keep != (vmask)0xFFFF) {
+                float *col = st + (int64_t)jj * rp + c;
+                vf_store(col, vf_blend(keep, vf_load(col), hidden));
+            }
+        }
+    }
 }
 
 /* Packed narrow layout of rows [r0, r0 + R) (st[jj * R + i] is row r0 + i, key j0 + jj). */
