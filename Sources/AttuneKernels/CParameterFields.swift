@@ -104,17 +104,20 @@ extension AttentionKernel {
 
     /// Calls `entry`, a C entry point of the ABI's shape (`attune_flash_attention`), on
     /// `problem` with its modifiers' tables and `params`; a failure throws the C message
-    /// prefixed with the kernel's name.
+    /// prefixed with the kernel's name. Returns the masks' tile counts (empty without masks).
+    @discardableResult
     func callC<P>(_ entry: (UnsafePointer<attune_attention_problem>?, UnsafePointer<attune_attention_tensors>?,
                             UnsafePointer<P>?, UnsafeMutablePointer<attune_status>?) -> Int32,
                   _ problem: AttentionProblem, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-                  o: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>?, params: P) throws {
+                  o: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>?, params: P) throws -> KernelRunStats {
         var p = problem.cProblem(k: k, v: v)
         var tensors = attune_attention_tensors(q: q, k: k, v: v, o: o, lse: lse)
         var params = params
         var status = attune_status()
-        let rc = problem.withModifiers(&p) { entry(&$0, &tensors, &params, &status) }
+        var maskStats = attune_mask_stats()
+        let rc = problem.withModifiers(&p, maskStats: &maskStats) { entry(&$0, &tensors, &params, &status) }
         if rc != 0 { throw KernelError("\(name): " + AttentionProblem.message(of: status)) }
+        return problem.maskRunStats(maskStats)
     }
 }
 

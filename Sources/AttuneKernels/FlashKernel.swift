@@ -25,7 +25,7 @@ public struct FlashKernel: CParameterKernel {
     ]
 
     /// flash accepts every problem the ABI accepts, with every score modifier.
-    public let modifiers: Set<ScoreModifier> = [.softcap, .alibi, .sinks]
+    public let modifiers: Set<ScoreModifier> = [.softcap, .alibi, .sinks, .masks]
 
     /// Where the parameters go in `attune_flash_params`; precision only when set, so the
     /// default C stays as it was before the parameter existed.
@@ -52,7 +52,6 @@ public struct FlashKernel: CParameterKernel {
                     v: UnsafePointer<Float>, o: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>?,
                     parameters: KernelParameters) throws -> KernelRunStats {
         try checkParameters(parameters)
-        try callC(attune_flash_attention, problem, q: q, k: k, v: v, o: o, lse: lse, params: cStruct(parameters))
-        return [:]
+        return try callC(attune_flash_attention, problem, q: q, k: k, v: v, o: o, lse: lse, params: cStruct(parameters))
     }
 }

@@ -33,7 +33,7 @@ public struct SigmoidKernel: CParameterKernel {
     ]
 
     /// sigmoid accepts every problem the ABI accepts, with ALiBi (a bias); uncapped, and no sinks.
-    public let modifiers: Set<ScoreModifier> = [.alibi]
+    public let modifiers: Set<ScoreModifier> = [.alibi, .masks]
 
     public func modifierRefusal(_ m: ScoreModifier) -> String? {
         m == .sinks ? "sigmoid does not take attention sinks: a sink logit joins a softmax denominator, and sigmoid has none" : nil
@@ -56,7 +56,6 @@ public struct SigmoidKernel: CParameterKernel {
                     v: UnsafePointer<Float>, o: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>?,
                     parameters: KernelParameters) throws -> KernelRunStats {
         try checkParameters(parameters)
-        try callC(attune_sigmoid_attention, problem, q: q, k: k, v: v, o: o, lse: lse, params: cStruct(parameters))
-        return [:]
+        return try callC(attune_sigmoid_attention, problem, q: q, k: k, v: v, o: o, lse: lse, params: cStruct(parameters))
     }
 }

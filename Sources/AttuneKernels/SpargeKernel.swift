@@ -38,6 +38,10 @@ public struct SpargeKernel: CParameterKernel {
     /// Every problem the ABI accepts (decode rows run through the wide tiles, padded to 16), with ALiBi and sinks, uncapped.
     public let modifiers: Set<ScoreModifier> = [.alibi, .sinks]
 
+    public func modifierRefusal(_ m: ScoreModifier) -> String? {
+        m == .masks ? "sparge does not take document or block masks: its block prediction runs its own tile loop, not the engine's" : nil
+    }
+
     /// Where the parameters go in `attune_sparge_params`, in the order generated C has
     /// always named them; precision only when set, so the default C stays as it was before
     /// the parameter existed.

@@ -26,7 +26,7 @@ public struct UnifiedMaxKernel: CParameterKernel {
     ]
 
     /// Every problem the ABI accepts (out-of-range rows fall back to flash), with ALiBi and sinks, uncapped.
-    public let modifiers: Set<ScoreModifier> = [.alibi, .sinks]
+    public let modifiers: Set<ScoreModifier> = [.alibi, .sinks, .masks]
 
     public let cCounters = ["fallback_rows", "rows"]
 
@@ -65,11 +65,11 @@ public struct UnifiedMaxKernel: CParameterKernel {
                     parameters: KernelParameters) throws -> KernelRunStats {
         try checkParameters(parameters)
         var fallback: Int64 = 0
-        try withUnsafeMutablePointer(to: &fallback) { out in
+        let stats = try withUnsafeMutablePointer(to: &fallback) { out in
             var params = cStruct(parameters)
             params.fallback_rows_out = out
-            try callC(attune_unified_max_attention, problem, q: q, k: k, v: v, o: o, lse: lse, params: params)
+            return try callC(attune_unified_max_attention, problem, q: q, k: k, v: v, o: o, lse: lse, params: params)
         }
-        return ["fallback_rows": Double(fallback), "rows": Double(problem.batch * problem.qHeads * problem.qLen)]
+        return stats.merging(["fallback_rows": Double(fallback), "rows": Double(problem.batch * problem.qHeads * problem.qLen)]) { $1 }
     }
 }
