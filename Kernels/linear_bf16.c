@@ -19,6 +19,7 @@
  * Without AVX-512 (BF16) the same math runs in plain loops: correct, slower.
  */
 #include "attune_linear_bf16.h"
+#include "attune_weights.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -75,27 +76,6 @@ void attune_f32_to_bf16(const float *src, int64_t n, uint16_t *dst) {
     for (; i < n; i++) dst[i] = round_bf16(src[i]);
 }
 
-/* f16 bits as f32, exactly (subnormals normalised; Inf and NaN kept). */
-static float f16_to_f32(uint16_t h) {
-    const uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
-    uint32_t bits;
-    if (exp == 0x1f) {
-        bits = sign | 0x7f800000u | (man << 13);
-    } else if (exp != 0) {
-        bits = sign | ((exp + 112) << 23) | (man << 13);
-    } else if (man == 0) {
-        bits = sign;
-    } else {
-        int e = -1;
-        uint32_t m = man;
-        do { e++; m <<= 1; } while (!(m & 0x400));
-        bits = sign | ((uint32_t)(112 - e) << 23) | ((m & 0x3ff) << 13);
-    }
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
 enum { ROUND_BLOCK = 1 << 16, F16_STAGE = 1024 };
 
 /* One block of attune_bf16_round; the first overflowing index in it, or -1. */
@@ -110,7 +90,7 @@ static int64_t round_block(const void *src, int32_t f16, int64_t n, uint16_t *ds
 #if defined(__AVX512F__) && defined(__AVX512BW__)
             for (; j + 16 <= m; j += 16) _mm512_storeu_ps(stage + j, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(h + j))));
 #endif
-            for (; j < m; j++) stage[j] = f16_to_f32(h[j]);
+            for (; j < m; j++) stage[j] = attune_f16_to_f32(h[j]);
             attune_f32_to_bf16(stage, m, dst + i);
         }
         return -1;   /* f16's largest value, 65504, is far inside bf16's range */

@@ -109,7 +109,7 @@ static uint64_t part_bytes(const part *p) {
     return (uint64_t)p->count * dtype_size(p->dtype);
 }
 
-static float f16_to_f32(uint16_t h) {
+float attune_f16_to_f32(uint16_t h) {
     const uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
     uint32_t bits;
     if (exp == 0x1f) {
@@ -141,7 +141,7 @@ static float element(const unsigned char *src, enum dtype t, int64_t i) {
     if (t == DT_F32) { float v; memcpy(&v, src + 4 * i, 4); return v; }
     uint16_t b;
     memcpy(&b, src + 2 * i, 2);
-    if (t == DT_F16) return f16_to_f32(b);
+    if (t == DT_F16) return attune_f16_to_f32(b);
     uint32_t bits = (uint32_t)b << 16;
     float v;
     memcpy(&v, &bits, 4);
@@ -196,7 +196,7 @@ static int64_t process(const unsigned char *src, enum dtype t, float *dst, int64
             uint16_t b;
             memcpy(&b, src + 2 * (first + i), 2);
             any |= (uint16_t)((b & 0x7c00) == 0x7c00);
-            dst[first + i] = f16_to_f32(b);
+            dst[first + i] = attune_f16_to_f32(b);
         }
         bad = any != 0;
     }

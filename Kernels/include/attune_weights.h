@@ -62,6 +62,10 @@ void attune_weights_close(attune_weights *w);
  * (AttuneRuntime.PayloadFile.hash). */
 uint64_t attune_payload_hash(const void *data, size_t bytes);
 
+/* f16 bits as f32, exactly (subnormals normalised; Inf and NaN kept): how f16 checkpoint
+ * tensors widen, here and in linear_bf16.c's compile-time rounding. */
+float attune_f16_to_f32(uint16_t h);
+
 #ifdef __cplusplus
 }
 #endif
