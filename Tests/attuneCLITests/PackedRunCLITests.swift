@@ -68,6 +68,37 @@ final class PackedRunCLITests: XCTestCase {
         for model in ["mistral", "gemma2", "llama_sigmoid"] { try checkPackedEqualsSeparate(model) }
     }
 
+    /// Transformers' own logits: each fixture's golden sequences (computed one at a time, in
+    /// float64) packed as documents of one prompt. Qwen3 (q/k norms), Phi-3 (fused QKV,
+    /// window) and YaRN scaling besides llama. `--weights f32`: transformers upcasts the bf16
+    /// checkpoints (qwen3) to f32, where `auto` would run the bf16 GEMM on them.
+    func testPackedGoldenSequencesMatchTransformers() throws {
+        for model in ["llama", "qwen3", "phi3", "llama_rope_yarn"] {
+            let folder = fixtures.appendingPathComponent(model)
+            let golden = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("golden.json"))) as? [String: Any])
+            let sequences = try XCTUnwrap(golden["sequences"] as? [[String: Any]])
+            let prompts = try sequences.map { try XCTUnwrap($0["input_ids"] as? [Int]) }
+            let dir = try CLI.temporaryDirectory()
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let out = dir.appendingPathComponent("packed.npy")
+            let r = try CLI.run(["run", folder.path, "--tokens", ids(prompts.flatMap { $0 }),
+                                 "--document-lengths", prompts.map { String($0.count) }.joined(separator: ","), "--logits-out", out.path,
+                                 "--weights", "f32", "--json"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let packed = try Npy.read(contentsOf: out), vocab = packed.shape[1]
+            let reports = try XCTUnwrap(try lastJSON(r)["documents"] as? [[String: Any]])
+            var at = 0
+            for (d, sequence) in sequences.enumerated() {
+                let expected = try Npy.read(contentsOf: folder.appendingPathComponent(try XCTUnwrap(sequence["logits_f64"] as? String)))
+                let got = packed.data[at * vocab..<(at + prompts[d].count) * vocab]
+                let worst = zip(got, expected.data).map { abs($0 - $1) }.max() ?? .infinity
+                XCTAssertLessThanOrEqual(worst, 1e-4, "\(model) sequence \(d) packed against transformers")
+                XCTAssertEqual(reports[d]["next_token"] as? Int, (sequence["greedy_new_ids"] as? [Int])?.first, "\(model) sequence \(d)")
+                at += prompts[d].count
+            }
+        }
+    }
+
     /// ALiBi (an IR fixture): its bias counts key distances within the document.
     func testPackedDocumentsWithALiBi() throws {
         try checkPackedEqualsSeparate("../ir/llama_alibi/model.attn")
