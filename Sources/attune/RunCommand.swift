@@ -22,7 +22,7 @@ struct RunCommand: ParsableCommand {
         cache and the counters are reset before each prefill repeat.
         --document-lengths L1,L2,... packs documents: the one --tokens prompt is documents of those lengths, \
         computed in one prefill where each document attends only to itself and its positions start at 0, \
-        exactly as if each ran alone. Nothing is generated: each document's next greedy token is reported.
+        as if each ran alone (to float rounding). Nothing is generated: each document's next greedy token is reported.
         """
     )
 
