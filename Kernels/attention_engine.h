@@ -1,6 +1,6 @@
 /*
  * attention_engine.h — the tiled attention loop, written once; a kernel is a
- * variant of it (flash, unified_max, sigmoid). Internal, not ABI.
+ * variant of it (flash, unified_max, sigmoid, sparge). Internal, not ABI.
  *
  * What the engine does: for every work item (batch, kv head, head group, q
  * tile, KV split; attention_plan.h) it sets up the tile's rows (each row's
