@@ -18,6 +18,7 @@ void attune_flash_scores_wide(const float *qt, int rp, int dqk, const float *kba
 void attune_flash_pv_tile(const pv_target *t, const float *pt, int ps, int rb, int re, const float *vbase, int64_t j0,
                           int n, int full, int prefetch) {
     /* Rescaled, f32: the constants specialise the shared tile. */
-    const pv_target f = {t->acc, t->dvp, t->alpha, 0, t->lo, t->hi, t->dv, t->vs, t->kv_len};
+    const pv_target f = {.acc = t->acc, .dvp = t->dvp, .alpha = t->alpha, .lo = t->lo, .hi = t->hi, .dv = t->dv,
+                         .vs = t->vs, .kv_len = t->kv_len};
     pv_accumulate_tile(&f, pt, ps, rb, re, vbase, j0, n, full, prefetch);
 }
