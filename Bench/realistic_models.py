@@ -3,7 +3,7 @@
 
     python Bench/realistic_models.py [--attune PATH] [--llama-cpp-dir BUILD_DIR]
         [--models qwen2.5-0.5b,tinyllama-1.1b,gemma2-2b] [--tinyllama-dtype float32|bfloat16]
-        [--attune-weights f32,bf16,int8] [--llama-half bf16,f16]
+        [--attune-weights f32,bf16,int8] [--llama-half bf16,f16] [--transformers-bf16]
         [--threads 2] [--timeout 900] [--workdir DIR] [--keep] [--json FILE]
 
 Run it with a python that has Bench/requirements.txt and `gguf` installed (e.g.
@@ -236,7 +236,7 @@ def torch_child(arg):
     import inspect
     torch.set_num_threads(spec["threads"])
     t0 = time.perf_counter()
-    model = AutoModelForCausalLM.from_pretrained(spec["folder"], dtype=torch.float32,
+    model = AutoModelForCausalLM.from_pretrained(spec["folder"], dtype=getattr(torch, spec["dtype"]),
                                                  attn_implementation="eager").eval()
     res = {"load_s": time.perf_counter() - t0}
     ckw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
@@ -266,12 +266,14 @@ def torch_child(arg):
     print(json.dumps(res))
 
 
-def measure_torch(folder, ids, threads, foreign, name, work, timeout):
-    logits = work / f"{name}-torch-last.npy"
+def measure_torch(folder, ids, threads, foreign, name, work, timeout, dtype="float32"):
+    """transformers eager in `dtype` (float32: the reference of the logit check; bfloat16:
+    the speed row of a bf16 user, torch computing in bf16)."""
+    logits = work / f"{name}-torch-{dtype}-last.npy"
     arg = json.dumps({"folder": str(folder), "threads": threads, "check_ids": ids["check"],
-                      "prefill_ids": ids["prefill"], "logits_out": str(logits)})
-    log(f"[transformers] {name}: load, check prompt, prefill {PREFILL}, decode {DECODE}")
-    with Timed(foreign, f"transformers {name}"):
+                      "prefill_ids": ids["prefill"], "logits_out": str(logits), "dtype": dtype})
+    log(f"[transformers] {name} {dtype}: load, check prompt, prefill {PREFILL}, decode {DECODE}")
+    with Timed(foreign, f"transformers {name} {dtype}"):
         c = run_child([sys.executable, str(Path(__file__).resolve()), "--torch-child", arg], timeout=timeout)
     err = c.failure("transformers", timeout)
     if err:
@@ -557,6 +559,12 @@ def table(results, args):
                     [name, "transformers eager", "f32", "FAILED: " + t["error"]])
         if r["attune"].get("skipped"):
             rows.append([name, "attune", dt, "skipped: " + r["attune"]["skipped"]])
+        tb = r.get("transformers_bf16")
+        if tb:
+            rows.append([name, "transformers eager", f"bf16 (from {dt})", fmt(tb.get("load_s"), ".2f"),
+                         fmt(tb.get("prefill_tok_s"), ".1f"), fmt(tb.get("decode_tok_s"), ".2f"),
+                         fmt(tb.get("peak_rss_gib"), ".2f"), "-", "-"] if "error" not in tb else
+                        [name, "transformers eager", "bf16", "FAILED: " + tb["error"]])
         for w, a in r["attune"].items():
             if w == "skipped":
                 continue
@@ -593,7 +601,8 @@ def ratios(results):
         for w, a in r["attune"].items():
             if w == "skipped" or "prefill_tok_s" not in a:
                 continue
-            refs = {"transformers": r["transformers"], **{f"llama.cpp {q}": l for q, l in r["llama_cpp"].items()},
+            refs = {"transformers": r["transformers"],
+                    **({"transformers bf16": r["transformers_bf16"]} if "transformers_bf16" in r else {}), **{f"llama.cpp {q}": l for q, l in r["llama_cpp"].items()},
                     **{f"attune {v}": b for v, b in r["attune"].items() if v not in ("skipped", w)}}
             for ref_name, ref in refs.items():
                 if "prefill_tok_s" in ref:
@@ -668,6 +677,9 @@ def main():
     ap.add_argument("--no-transformers", action="store_true",
                     help="skip transformers (no reference logits: Attune's check rows stay empty); for "
                          "shapes whose f32 copy does not fit, with a --layers run for correctness")
+    ap.add_argument("--transformers-bf16", action="store_true",
+                    help="also time transformers eager computing in bf16 (a bf16 user's speed row; the "
+                         "logit check stays against its f32 run)")
     ap.add_argument("--threads", type=int, default=2, help="OMP_NUM_THREADS, torch threads, llama-bench -t")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--timeout", type=float, default=900, help="seconds per child run (default 900)")
@@ -727,7 +739,7 @@ def main():
             if args.layers:
                 spec["layers"], name = args.layers, f"{model}-{args.layers}L"
             folder = work / f"{name}-{spec['dtype']}"
-            created += [folder, work / f"{name}-torch-last.npy"]
+            created += [folder] + [work / f"{name}-torch-{d}-last.npy" for d in ("float32", "bfloat16")]
             created += [work / f"{name}-attune-{w}-logits.npy" for w in attune_weights]
             log(f"[setup] {name}: random {spec['cls']} ({spec['dtype']}) -> {folder}")
             n_params = make_checkpoint(folder, spec, args.seed)
@@ -741,6 +753,9 @@ def main():
                 r["transformers"] = {"skipped": "--no-transformers"}
             else:
                 r["transformers"] = measure_torch(folder, ids, args.threads, foreign, name, work, args.timeout)
+                if args.transformers_bf16:
+                    r["transformers_bf16"] = measure_torch(folder, ids, args.threads, foreign, name, work,
+                                                           args.timeout, "bfloat16")
             if attune_skip:
                 r["attune"] = {"skipped": attune_skip}
             else:

@@ -18,6 +18,7 @@
 
 #include "attune_attention.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* The packed K and V of one call: for keys [klo, klo + klen) (klo even) of
@@ -51,6 +52,13 @@ typedef struct {
 } attune_bf16_tile;
 
 #define ATTUNE_BF16_HIDDEN __attribute__((visibility("hidden")))
+
+/* Once-per-call buffers kept between calls (flash_bf16.c): a fresh one of tens of MiB
+ * costs a page fault per 4 KiB on every call. One slot per user; take returns a kept
+ * buffer of at least `bytes` (its size in *got) or a new one, give keeps the larger. */
+enum { ATTUNE_KEPT_BF16_KV, ATTUNE_KEPT_INT8QK_K, ATTUNE_KEPT_USERS };
+ATTUNE_BF16_HIDDEN void *attune_kept_take(int user, size_t bytes, size_t *got);
+ATTUNE_BF16_HIDDEN void attune_kept_give(int user, void *p, size_t bytes);
 
 ATTUNE_BF16_HIDDEN int attune_bf16_prepack(attune_bf16_kv *kv, int threads);
 ATTUNE_BF16_HIDDEN void attune_bf16_release(attune_bf16_kv *kv);

@@ -31,7 +31,8 @@
  *      variant_split_begin / variant_tile_end), ENGINE_KEY_SOURCE (it chooses
  *      the KV tiles an item visits: it defines the type variant_keys before
  *      the include, and variant_keys_first / _count / _next; else the tiles
- *      are the split's chunk cut into bk keys), and, default 1,
+ *      are the split's chunk cut into bk keys; the masks' tile visibility
+ *      applies to every tile it yields), and, default 1,
  *      ENGINE_NARROW_TILES (0: every q tile takes the wide tiles however few
  *      rows it has, and the narrow hooks are not declared) and
  *      ENGINE_KV_SPLITS (0: one split per item, no partials, no merge hooks);
@@ -79,6 +80,18 @@
  * merge counts the sink once) before variant_row_init; a variant that takes
  * ALiBi adds the bias in its probability hooks (attention_alibi_wide /
  * _packed), one that takes sinks starts its row state from sc->sink2.
+ *
+ * Masks with holes (attention_mask.h: document ids, a block bitmask): engine_rows
+ * narrows each row's [lo, hi) by them; before each tile (the chunk's, or
+ * the one a key source yields) the engine asks
+ * attention_mask_tile whether the masks hide the tile from every row (then it
+ * is skipped, never computed), hide part of it (then it is a boundary tile and
+ * sc->holes[0] is set) or nothing. A variant's probability hooks call
+ * engine_mask_wide / engine_mask_packed with the value a hidden entry must
+ * have at that point (-inf before a softmax, 0 after a sigmoid); both do
+ * nothing on tiles without holes, so unmasked problems compute what they
+ * always did. With p->mask_stats the engine counts the tiles it computed and
+ * skipped.
  *
  * Where a modifier goes (Docs/ARCHITECTURE.md, "Adding a variant"): a logits
  * transform (soft-capping, an ALiBi bias from the key index j0 + jj and the
@@ -316,13 +329,26 @@ ATTUNE_INLINE void engine_row_modifiers(const attune_attention_problem *p, const
     sc->sink2[r] = ok && first_split ? attention_sink2(p, head) : -INFINITY;
 }
 
+/* The KV tiles of split `split` of the key range [ulo, uhi) (ulo > uhi: none). */
+static inline void engine_chunk(const plan *pl, int64_t split, int64_t ulo, int64_t uhi, int64_t *c0, int64_t *c1) {
+    if (ulo > uhi) ulo = uhi = 0;
+    int64_t chunk = (uhi - ulo + pl->splits - 1) / pl->splits;
+    chunk = (chunk + pl->bk - 1) / pl->bk * pl->bk;
+    *c0 = ulo + split * chunk;
+    *c1 = *c0 + chunk;
+    if (*c0 > uhi) *c0 = uhi;
+    if (*c1 > uhi) *c1 = uhi;
+}
+
 /* Sets each row's validity and visible keys [lo, hi) (the variant initialises
  * its state), and returns the split's key chunk [c0, c1) and the keys every
- * valid row sees [flo, fhi) (tiles inside are `full`). */
-static inline void engine_rows(const plan *pl, const scratch *sc, const attention_item *x, int64_t *c0, int64_t *c1,
-                               int64_t *flo, int64_t *fhi) {
+ * valid row sees [flo, fhi) (tiles inside are `full`). With masks the rows'
+ * intervals are narrowed (attention_mask_row); when counting (mk.counts) the
+ * return value is the number of tiles the split would have without them. */
+static inline int64_t engine_rows(const plan *pl, const scratch *sc, const attention_item *x, int64_t *c0, int64_t *c1,
+                                  int64_t *flo, int64_t *fhi) {
     const attune_attention_problem *p = pl->p;
-    attention_span span = attention_span_none();
+    attention_span span = attention_span_none(), plain = attention_span_none();
     for (int r = 0; r < pl->rp; r++) {
         int64_t head = 0, pos = 0, lo = 0, hi = 0;
         int ok = r < pl->rows;
@@ -331,6 +357,8 @@ static inline void engine_rows(const plan *pl, const scratch *sc, const attentio
             ok = pos < p->q_len;
         }
         if (ok) attune_visible_range(p, pl->q_offset, pos, &lo, &hi);
+        if (ok && pl->mk.counts) attention_span_add(&plain, lo, hi);
+        if (ok && pl->mk.on) attention_mask_row(&pl->mk, pl->q_offset + pos, &lo, &hi, sc->rdoc + r, sc->rqb + r);
         sc->valid[r] = ok;
         sc->lo[r] = (int32_t)lo;
         sc->hi[r] = (int32_t)hi;
@@ -338,16 +366,26 @@ static inline void engine_rows(const plan *pl, const scratch *sc, const attentio
         engine_row_modifiers(p, sc, r, ok, head, pl->q_offset + pos, x->split == 0);
         variant_row_init(pl, sc, r, ok, head);
     }
-    int64_t ulo = span.ulo, uhi = span.uhi;
-    if (ulo > uhi) ulo = uhi = 0;
-    int64_t chunk = (uhi - ulo + pl->splits - 1) / pl->splits;
-    chunk = (chunk + pl->bk - 1) / pl->bk * pl->bk;
-    *c0 = ulo + x->split * chunk;
-    *c1 = *c0 + chunk;
-    if (*c0 > uhi) *c0 = uhi;
-    if (*c1 > uhi) *c1 = uhi;
+    engine_chunk(pl, x->split, span.ulo, span.uhi, c0, c1);
     *flo = span.flo;
     *fhi = span.fhi;
+    if (!pl->mk.counts) return 0;
+    int64_t a, b;
+    engine_chunk(pl, x->split, plain.ulo, plain.uhi, &a, &b);
+    return (b - a + pl->bk - 1) / pl->bk;
+}
+
+/* Masks with holes on a partly visible tile (sc->holes[0]): hidden entries of a wide
+ * tile's S^T become `value`; nothing otherwise. */
+ATTUNE_INLINE void engine_mask_wide(const plan *pl, const scratch *sc, int64_t j0, int n, float value) {
+    if (sc->holes[0])
+        attention_mask_wide(&pl->mk, sc->st, pl->rp, pl->rows, sc->valid, sc->rdoc, sc->rqb, j0, n, value);
+}
+
+/* The same for rows [r0, r0 + R) of the packed narrow layout. */
+ATTUNE_INLINE void engine_mask_packed(const plan *pl, const scratch *sc, int r0, int R, int64_t j0, int n,
+                                      float value) {
+    if (sc->holes[0]) attention_mask_packed(&pl->mk, sc->st, R, r0, sc->valid, sc->rdoc, sc->rqb, j0, n, value);
 }
 
 /* Q of the tile's rows times scale * log2 e: row-minor for the wide tiles,
@@ -528,8 +566,8 @@ static void engine_run_item(const plan *pl, const plan *packed, float *pack, con
     const attune_attention_problem *p = pl->p;
     const attune_attention_tensors *t = pl->t;
     const attention_item x = engine_decode_item(pl, it);
-    int64_t c0, c1, flo, fhi;
-    engine_rows(pl, sc, &x, &c0, &c1, &flo, &fhi);
+    int64_t c0, c1, flo, fhi, computed = 0, masked = 0;
+    const int64_t plain_tiles = engine_rows(pl, sc, &x, &c0, &c1, &flo, &fhi);
 
     memset(sc->acc, 0, sizeof(float) * (size_t)pl->rp * pl->dvp);
     if (c0 < c1) {
@@ -545,13 +583,28 @@ static void engine_run_item(const plan *pl, const plan *packed, float *pack, con
             kbase = t->k + x.b * p->k_stride.batch + x.g * p->k_stride.head;
             vbase = t->v + x.b * p->v_stride.batch + x.g * p->v_stride.head;
         }
+        attention_mask_rows mr = {0};
+        if (pl->mk.on) mr = attention_mask_rows_of(&pl->mk, sc->valid, sc->rdoc, sc->rqb, pl->rows);
         variant_keys ks;
         for (int64_t j0 = variant_keys_first(pl, sc, &x, c0, c1, &ks); j0 < c1; j0 = variant_keys_next(pl, sc, &ks, j0)) {
             int n = variant_keys_count(pl, sc, &ks, j0, c1);
             int full = flo <= j0 && j0 + n <= fhi;
+            if (pl->mk.on) {
+                const int seen = attention_mask_tile(&pl->mk, &mr, j0, n);
+                if (seen == MASK_TILE_HIDDEN) continue;
+                sc->holes[0] = seen == MASK_TILE_PARTIAL;
+                full &= !sc->holes[0];
+                masked += sc->holes[0];
+            }
+            computed++;
             engine_tile(pl, packed, pack, sc, &x, &kh, kbase, vbase, j0, n, full);
             if (variant_tile_end(pl, sc, &vs)) break;
         }
+    }
+    if (pl->mk.counts) {
+        __atomic_fetch_add(pl->mk.counts, plain_tiles, __ATOMIC_RELAXED);
+        __atomic_fetch_add(pl->mk.counts + 1, computed, __ATOMIC_RELAXED);
+        __atomic_fetch_add(pl->mk.counts + 2, masked, __ATOMIC_RELAXED);
     }
 
     for (int r = 0; r < pl->rows; r++) {
@@ -592,7 +645,7 @@ static int engine_scratch_alloc(const plan *pl, scratch *sc) {
     if (!pl->wide || pl->use_blas) sc->qr = attune_scratch_alloc(f * (size_t)pl->p->qk_dim * rp);
     sc->st = attune_scratch_alloc(f * (size_t)pl->bk * rp);
     sc->acc = attune_scratch_alloc(f * rp * (size_t)pl->dvp);
-    sc->lo = attune_scratch_alloc(sizeof(int32_t) * rp * 4);
+    sc->lo = attune_scratch_alloc(sizeof(int32_t) * (rp * 6 + VL));
     sc->slope2 = attune_scratch_alloc(f * rp * 2);
     int ok = (sc->qt || !pl->wide) && (sc->qr || (pl->wide && !pl->use_blas)) && sc->st && sc->acc && sc->lo &&
              sc->slope2;
@@ -615,6 +668,10 @@ static int engine_scratch_alloc(const plan *pl, scratch *sc) {
     sc->hi = sc->lo + rp;
     sc->valid = sc->lo + 2 * rp;
     sc->apos = sc->lo + 3 * rp;
+    sc->rdoc = sc->lo + 4 * rp;
+    sc->rqb = sc->lo + 5 * rp;
+    sc->holes = sc->lo + 6 * rp;
+    sc->holes[0] = 0;
     sc->sink2 = sc->slope2 + rp;
     return 1;
 }
@@ -636,6 +693,12 @@ static int32_t engine_run(plan *pl, int32_t threads, const char *name, attune_st
     /* (bf16 tiles pack their own K/V from any format: flash_bf16.c.) */
     const int packs = ENGINE_KV_FORMATS && p->kv.format != ATTUNE_KV_F32 && (pl->wide || pl->use_blas) && !pl->bf16;
 
+    /* Masks: per-call tables; tiles counted for p->mask_stats. */
+    int64_t counts[3] = {0, 0, 0};
+    if (!attention_masks_init(&pl->mk, p, p->mask_stats ? counts : NULL))
+        return attune_fail(status, ATTUNE_ERR_OUT_OF_MEMORY, "%s: cannot allocate the mask tables", name);
+    packed.mk = pl->mk;
+
     int failed = 0, nth = 1;
     const int64_t n_items = pl->base_items * pl->splits;
     int64_t next_item = 0;
@@ -645,12 +708,15 @@ static int32_t engine_run(plan *pl, int32_t threads, const char *name, attune_st
     (void)threads;
 #endif
 #if ENGINE_BF16_TILES
-    if (pl->bf16 && !attune_bf16_prepack(&pl->kv16, nth))
+    if (pl->bf16 && !attune_bf16_prepack(&pl->kv16, nth)) {
+        attention_masks_free(&pl->mk);
         return attune_fail(status, ATTUNE_ERR_OUT_OF_MEMORY, "%s: cannot allocate the bf16 K/V tiles", name);
+    }
 #endif
 #if ENGINE_INT8QK_TILES
     if (pl->int8qk && !attune_int8qk_prepack(&pl->k8, nth)) {
         attune_bf16_release(&pl->kv16);
+        attention_masks_free(&pl->mk);
         return attune_fail(status, ATTUNE_ERR_OUT_OF_MEMORY, "%s: cannot allocate the int8 K tiles", name);
     }
 #endif
@@ -690,6 +756,8 @@ static int32_t engine_run(plan *pl, int32_t threads, const char *name, attune_st
 #if ENGINE_INT8QK_TILES
     attune_int8qk_release(&pl->k8);
 #endif
+    attention_masks_free(&pl->mk);
+    if (p->mask_stats) *p->mask_stats = (attune_mask_stats){counts[1], counts[0] - counts[1], counts[2]};
     if (failed) return attune_fail(status, ATTUNE_ERR_OUT_OF_MEMORY, "%s: cannot allocate per-thread scratch", name);
     return attune_ok(status);
 }

@@ -46,6 +46,7 @@ typedef struct {
     float *kscale, *mean;
     int64_t klo, klen;
     int ks4;
+    size_t bytes; /* of the buffer k8 starts (kept between calls: attune_kept_take) */
 } attune_int8qk_k;
 
 #define ATTUNE_INT8QK_HIDDEN __attribute__((visibility("hidden")))

@@ -19,6 +19,11 @@ void attune_visible_keys(const attune_attention_problem *p, int64_t q_offset, in
 void attune_visible_range(const attune_attention_problem *p, int64_t q_offset, int64_t i,
                           int64_t *lo, int64_t *hi);
 
+/* Whether the masks (doc_ids, block_mask) let the query at position pos see key j
+ * (causal and window aside); 1 without masks. Per element: for counting and checks,
+ * not for tiles. */
+int attune_mask_visible(const attune_attention_problem *p, int64_t pos, int64_t j);
+
 /* Monotonic wall clock in milliseconds (OpenMP's when available), for the
  * timings kernels report in their stats. */
 double attune_now_ms(void);

@@ -21,6 +21,7 @@
 #include "attune_attention.h"
 #include "attention_bf16.h"
 #include "attention_int8qk.h"
+#include "attention_mask.h"
 #include "attention_tiles.h"
 
 #include <stdint.h>
@@ -50,6 +51,7 @@ enum {
     int bf16, int8qk;                                            \
     attune_bf16_kv kv16;                                         \
     attune_int8qk_k k8;                                          \
+    attention_masks mk; /* doc ids, block bitmask (engine_run) */ \
     float qscale
 
 /* Per thread: Q packed row-minor (qt, wide tiles) and row-major (qr, narrow and
@@ -57,7 +59,9 @@ enum {
  * visible keys [lo, hi) (lo == hi: none) and whether it is a real (head,
  * position); the score modifiers of each row (attention_modifiers.h); bf16
  * tiles: Q and P in bf16 pairs (attention_tiles_bf16.h); int8qk tiles: Q
- * quantised, with its scales (attention_int8qk.h). */
+ * quantised, with its scales (attention_int8qk.h); masks with holes: each
+ * row's document and q block, and whether the current tile is partly visible
+ * (attention_mask.h). */
 #define ATTENTION_SCRATCH_FIELDS                                 \
     float *qt;       /* [qk_dim][rp] */                          \
     float *qr;       /* [rows][qk_dim] */                        \
@@ -67,6 +71,8 @@ enum {
     int32_t *apos;   /* row's absolute position (ALiBi) */       \
     float *slope2;   /* row's ALiBi slope * log2 e (0: none) */  \
     float *sink2;    /* row's sink * log2 e (-inf: none) */      \
+    int32_t *rdoc, *rqb; /* row's document id, q block (masks) */ \
+    int32_t *holes;  /* [0]: the tile needs the element mask */  \
     uint16_t *qb;    /* [qk_dim/2][rp][2] */                     \
     uint16_t *pb;    /* [bk/2][rp][2] */                         \
     int8_t *q8       /* [qk_dim/4][rp][4], then scales */

@@ -158,6 +158,35 @@ static int32_t validate_modifiers(const attune_attention_problem *p, uint32_t fo
     return ATTUNE_OK;
 }
 
+/* Document ids and the block bitmask: taken by the kernel, keyed by positions that
+ * are keys (every query's), and a block size that addresses the bitmask. */
+static int32_t validate_masks(const attune_attention_problem *p, uint32_t formats, const char *kernel,
+                              attune_status *status) {
+    if (!p->doc_ids && !p->block_mask) return ATTUNE_OK;
+    if (!(formats & ATTUNE_ACCEPTS_MASKS))
+        return attune_fail(status, ATTUNE_ERR_UNSUPPORTED, "%s does not implement masks (%s)",
+                           kernel ? kernel : "this kernel", p->doc_ids ? "doc_ids" : "block_mask");
+    const int64_t off = attune_attention_q_offset(p);
+    if (off < 0 || off + p->q_len > p->kv_len)
+        return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT,
+                           "masks need every query position to be a key position (q_offset %lld, q_len %lld, "
+                           "kv_len %lld)",
+                           (long long)off, (long long)p->q_len, (long long)p->kv_len);
+    if (p->block_mask && (p->mask_block < 1 || p->mask_block >= DIM_LIMIT))
+        return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "mask_block must be in [1, 2^31), got %lld",
+                           (long long)p->mask_block);
+    return ATTUNE_OK;
+}
+
+int attune_mask_visible(const attune_attention_problem *p, int64_t pos, int64_t j) {
+    if (p->doc_ids && p->doc_ids[j] != p->doc_ids[pos]) return 0;
+    if (p->block_mask) {
+        const int64_t b = p->mask_block, nb = (p->kv_len + b - 1) / b, bit = pos / b * nb + j / b;
+        if (!(p->block_mask[bit >> 3] >> (bit & 7) & 1)) return 0;
+    }
+    return 1;
+}
+
 void attune_alibi_slopes(int64_t heads, float *slopes) {
     int64_t n = 1;
     while (n * 2 <= heads) n *= 2;
@@ -222,6 +251,8 @@ static int32_t validate(const attune_attention_problem *p, const attune_attentio
         return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "q_offset = %lld is out of range (-2^31, 2^31)",
                            (long long)p->q_offset);
     rc = validate_modifiers(p, formats, kernel, status);
+    if (rc != ATTUNE_OK) return rc;
+    rc = validate_masks(p, formats, kernel, status);
     if (rc != ATTUNE_OK) return rc;
     const struct { const char *name; const attune_strides *s; } strides[] = {
         {"q", &p->q_stride}, {"k", &p->k_stride}, {"v", &p->v_stride}, {"o", &p->o_stride},
@@ -304,7 +335,11 @@ int64_t attune_attention_visible_pairs(const attune_attention_problem *p) {
     for (int64_t i = 0; i < p->q_len; i++) {
         int64_t lo, hi;
         attune_visible_range(p, off, i, &lo, &hi);
-        total += hi - lo;
+        if (!p->doc_ids && !p->block_mask) {
+            total += hi - lo;
+            continue;
+        }
+        for (int64_t j = lo; j < hi; j++) total += attune_mask_visible(p, off + i, j);
     }
     return total;
 }

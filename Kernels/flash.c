@@ -49,6 +49,10 @@
  * path; a sink starts the row's online softmax (m = sink, l = 1) in the first
  * split only, so the LSE merge counts it once and LSE includes it.
  *
+ * Masks with holes (p->doc_ids, p->block_mask; attention_mask.h): the engine
+ * narrows rows and skips hidden tiles; on partly visible tiles the same hooks
+ * set hidden scores to -inf after the modifiers, on every path.
+ *
  * Split-KV: when there are too few work items to occupy the threads, the
  * visible key range of each tile is cut into `kv_splits` chunks whose
  * normalised partials are combined by attune_lse_merge_rows. The split count
@@ -143,6 +147,7 @@ ATTUNE_INLINE void modify_scores_wide(const plan *pl, const scratch *sc, int64_t
 
 static void variant_probs_wide(const plan *pl, const scratch *sc, int64_t j0, int n, int full) {
     modify_scores_wide(pl, sc, j0, n);
+    engine_mask_wide(pl, sc, j0, n, -INFINITY);
     flash_softmax_tile(pl, sc, j0, n, full, 0.0f, NULL, NULL, 0);
 }
 
@@ -150,12 +155,14 @@ static void variant_probs_wide(const plan *pl, const scratch *sc, int64_t j0, in
 static void variant_probs_narrow(const plan *pl, const scratch *sc, int r0, int R, int64_t j0, int n, int full) {
     cap_scores(pl, sc->st, (int64_t)n * R);
     if (pl->p->alibi_slopes) attention_alibi_packed(sc->st, R, sc->slope2, sc->apos, r0, j0, n);
+    engine_mask_packed(pl, sc, r0, R, j0, n, -INFINITY);
     softmax_packed_step(sc->st, sc->m, sc->l, sc->alpha, sc->lo, sc->hi, r0, R, j0, n, full);
 }
 
 static void variant_bf16_tile(const plan *pl, const scratch *sc, int64_t bg, const float *vbase, int64_t j0, int n,
                               int full) {
     modify_scores_wide(pl, sc, j0, n);
+    engine_mask_wide(pl, sc, j0, n, -INFINITY);
     /* Finite V (the rule): P goes straight to bf16 pairs. Else the row-exact P.V needs P in st. */
     const int vfinite = !pl->kv16.vbad[bg];
     if (vfinite) attune_bf16_softmax_tile(sc->st, pl->rp, sc->pb, sc->m, sc->l, sc->alpha, sc->lo, sc->hi, j0, n, full);
@@ -210,7 +217,9 @@ static int variant_scratch_alloc(const plan *pl, scratch *sc) {
 int32_t attune_flash_attention(const attune_attention_problem *p, const attune_attention_tensors *t,
                                const attune_flash_params *params, attune_status *status) {
     int32_t rc = attune_attention_validate_kv(
-        p, t, ATTUNE_KV_ALL_FORMATS | ATTUNE_ACCEPTS_SOFTCAP | ATTUNE_ACCEPTS_ALIBI | ATTUNE_ACCEPTS_SINKS, "flash",
+        p, t, ATTUNE_KV_ALL_FORMATS | ATTUNE_ACCEPTS_SOFTCAP | ATTUNE_ACCEPTS_ALIBI | ATTUNE_ACCEPTS_SINKS |
+               ATTUNE_ACCEPTS_MASKS,
+        "flash",
         status);
     if (rc != ATTUNE_OK) return rc;
     if (params && (params->block_q < 0 || params->block_kv < 0 || params->kv_splits < 0 || params->threads < 0))
@@ -220,11 +229,6 @@ int32_t attune_flash_attention(const attune_attention_problem *p, const attune_a
     if (params && (params->precision < ATTUNE_PRECISION_F32 || params->precision > ATTUNE_PRECISION_INT8QK))
         return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "unknown precision %d (0 = f32, 1 = bf16, 2 = int8qk)",
                            params->precision);
-    /* bf16 tiles pack K/V of any format (flash_bf16.c widens while packing); int8qk
-     * quantises f32 K itself and reading a bf16/int8 cache is not done yet. */
-    if (params && params->precision == ATTUNE_PRECISION_INT8QK && p->kv.format != ATTUNE_KV_F32)
-        return attune_fail(status, ATTUNE_ERR_UNSUPPORTED, "flash: precision=int8qk reads f32 K/V only (this K/V is %s)",
-                           p->kv.format == ATTUNE_KV_BF16 ? "bf16" : "int8");
     if (params && (params->block_q > 4096 || params->block_kv > 8192))
         return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT,
                            "block_q must be <= 4096 and block_kv <= 8192 (got %d, %d)", params->block_q,

@@ -46,27 +46,6 @@ static const uint16_t *v_pairs(const attune_bf16_kv *pl, int64_t bg, int64_t i) 
     return pl->vpk + (bg * (pl->klen / 2) + (i - pl->klo / 2)) * 2 * pl->dvp;
 }
 
-/* K (is_v = 0) or V row j of batch b, kv head g as stored (p->kv.format), and its
- * int8 scale (1 for the other formats). */
-static const void *stored_row(const attune_attention_problem *p, const attune_attention_tensors *t, int is_v, int64_t b,
-                              int64_t g, int64_t j, float *scale) {
-    const attune_strides *st = is_v ? &p->v_stride : &p->k_stride;
-    *scale = 1.0f;
-    if (p->kv.format == ATTUNE_KV_INT8) {
-        const attune_strides *ss = is_v ? &p->kv.v_scale_stride : &p->kv.k_scale_stride;
-        *scale = (is_v ? p->kv.v_scale : p->kv.k_scale)[b * ss->batch + g * ss->head + j * ss->row];
-    }
-    return kv_at_rt(is_v ? t->v : t->k, b * st->batch + g * st->head + j * st->row, p->kv.format);
-}
-
-/* Lanes [c, c + VL) of mask m of a stored row, widened to fp32 (an int8 element times
- * its row's scale: the value a kernel computes with over this cache). */
-static inline vf load_stored(const void *row, int c, vmask m, int fmt, float scale) {
-    if (fmt == KV_F32) return vf_load_n((const float *)row + c, m);
-    if (fmt == KV_BF16) return kv_load_n(kv_at(row, c, KV_BF16), m, KV_BF16);
-    return vf_mul(kv_load_n(kv_at(row, c, KV_INT8), m, KV_INT8), vf_set1(scale));
-}
-
 /* Keys [j0, j1) of batch x kv head bg (j0 even), zeros for keys before lo or
  * from hi on; flags the head when a V value is NaN or Inf. K/V may be stored as
  * bf16 or int8 (a KV cache): widened here, so the tiles never see the format. */
@@ -76,11 +55,11 @@ static void pack_keys(attune_bf16_kv *pl, int64_t bg, int64_t j0, int64_t j1, in
     const int64_t b = bg / p->kv_heads, g = bg % p->kv_heads;
     for (int64_t j = j0 > lo ? j0 : lo; j < j1 && j < hi && !pl->v_only; j++) {
         float s;
-        const void *k = stored_row(p, pl->t, 0, b, g, j, &s);
+        const void *k = kv_stored_row(p, pl->t, 0, b, g, j, &s);
         uint16_t *dst = (uint16_t *)k_rows(pl, bg, j);
         for (int d0 = 0; d0 < pl->ks2; d0 += 2 * VL) {
-            vf x = d0 < dqk ? load_stored(k, d0, vm_first(dqk - d0), fmt, s) : vf_zero();
-            vf y = d0 + VL < dqk ? load_stored(k, d0 + VL, vm_first(dqk - d0 - VL), fmt, s) : vf_zero();
+            vf x = d0 < dqk ? kv_load_stored(k, d0, vm_first(dqk - d0), fmt, s) : vf_zero();
+            vf y = d0 + VL < dqk ? kv_load_stored(k, d0 + VL, vm_first(dqk - d0 - VL), fmt, s) : vf_zero();
             vbf_store_row(dst + d0, x, y);
         }
     }
@@ -88,12 +67,12 @@ static void pack_keys(attune_bf16_kv *pl, int64_t bg, int64_t j0, int64_t j1, in
     for (int64_t j = j0; j < j1; j += 2) {
         const int has_x = j >= lo && j < hi, has_y = j + 1 >= lo && j + 1 < hi;
         float sx = 1.0f, sy = 1.0f;
-        const void *x = has_x ? stored_row(p, pl->t, 1, b, g, j, &sx) : NULL;
-        const void *y = has_y ? stored_row(p, pl->t, 1, b, g, j + 1, &sy) : NULL;
+        const void *x = has_x ? kv_stored_row(p, pl->t, 1, b, g, j, &sx) : NULL;
+        const void *y = has_y ? kv_stored_row(p, pl->t, 1, b, g, j + 1, &sy) : NULL;
         uint16_t *dst = (uint16_t *)v_pairs(pl, bg, j / 2);
         for (int c = 0; c < dvp; c += VL) {
             const vmask m = vm_first(dv - c);
-            const vf a = has_x ? load_stored(x, c, m, fmt, sx) : vf_zero(), b = has_y ? load_stored(y, c, m, fmt, sy) : vf_zero();
+            const vf a = has_x ? kv_load_stored(x, c, m, fmt, sx) : vf_zero(), b = has_y ? kv_load_stored(y, c, m, fmt, sy) : vf_zero();
             /* v - v is 0 for finite v, NaN for NaN and Inf. */
             finite &= vf_eq(vf_sub(a, a), vf_zero()) & vf_eq(vf_sub(b, b), vf_zero());
             vbf_store_pairs(dst + 2 * c, a, b);
@@ -102,31 +81,30 @@ static void pack_keys(attune_bf16_kv *pl, int64_t bg, int64_t j0, int64_t j1, in
     if (finite != vm_first(VL)) __atomic_store_n(pl->vbad + bg, 1, __ATOMIC_RELAXED);
 }
 
-/* One packed buffer kept between calls: a fresh one of tens of MiB costs a page
- * fault per 4 KiB on every call (about 5 % of a causal N=2048 prefill; a compiled
- * model calls once per layer). A call takes it when it is large enough, else
- * allocates; release keeps the larger of the two. At most one buffer stays. */
+/* The kept buffers (attention_bf16.h): a compiled model calls once per layer, and a
+ * fresh buffer's page faults cost about 5 % of a causal N=2048 prefill. At most one
+ * buffer stays per user. */
 static struct {
     void *ptr;
     size_t bytes;
     int lock;
-} kept;
+} kept[ATTUNE_KEPT_USERS];
 
-static void kept_lock(void) {
-    while (__atomic_test_and_set(&kept.lock, __ATOMIC_ACQUIRE)) {
+static void kept_lock(int user) {
+    while (__atomic_test_and_set(&kept[user].lock, __ATOMIC_ACQUIRE)) {
     }
 }
-static void kept_unlock(void) { __atomic_clear(&kept.lock, __ATOMIC_RELEASE); }
+static void kept_unlock(int user) { __atomic_clear(&kept[user].lock, __ATOMIC_RELEASE); }
 
-static void *buffer_take(size_t bytes, size_t *got) {
+void *attune_kept_take(int user, size_t bytes, size_t *got) {
     void *p = NULL;
-    kept_lock();
-    if (kept.ptr && kept.bytes >= bytes) {
-        p = kept.ptr;
-        *got = kept.bytes;
-        kept.ptr = NULL;
+    kept_lock(user);
+    if (kept[user].ptr && kept[user].bytes >= bytes) {
+        p = kept[user].ptr;
+        *got = kept[user].bytes;
+        kept[user].ptr = NULL;
     }
-    kept_unlock();
+    kept_unlock(user);
     if (!p) {
         p = attune_scratch_alloc(bytes);
         *got = bytes;
@@ -134,16 +112,16 @@ static void *buffer_take(size_t bytes, size_t *got) {
     return p;
 }
 
-static void buffer_give(void *p, size_t bytes) {
+void attune_kept_give(int user, void *p, size_t bytes) {
     if (!p) return;
-    kept_lock();
-    if (!kept.ptr || kept.bytes < bytes) {
-        void *old = kept.ptr;
-        kept.ptr = p;
-        kept.bytes = bytes;
+    kept_lock(user);
+    if (!kept[user].ptr || kept[user].bytes < bytes) {
+        void *old = kept[user].ptr;
+        kept[user].ptr = p;
+        kept[user].bytes = bytes;
         p = old;
     }
-    kept_unlock();
+    kept_unlock(user);
     attune_scratch_free(p);
 }
 
@@ -158,7 +136,7 @@ int attune_bf16_prepack(attune_bf16_kv *pl, int threads) {
     /* K, V and the flags in one buffer, each part 64-byte aligned. */
     const size_t kbytes = pl->v_only ? 0 : (sizeof(uint16_t) * (size_t)(heads * pl->klen * pl->ks2) + 63) / 64 * 64;
     const size_t vbytes = (sizeof(uint16_t) * (size_t)(heads * pl->klen * pl->dvp) + 63) / 64 * 64;
-    uint8_t *buf = buffer_take(kbytes + vbytes + (size_t)heads + 64, &pl->bytes);
+    uint8_t *buf = attune_kept_take(ATTUNE_KEPT_BF16_KV, kbytes + vbytes + (size_t)heads + 64, &pl->bytes);
     if (!buf) return 0;
     pl->kpk = (uint16_t *)buf;
     pl->vpk = (uint16_t *)(buf + kbytes);
@@ -177,7 +155,7 @@ int attune_bf16_prepack(attune_bf16_kv *pl, int threads) {
 }
 
 void attune_bf16_release(attune_bf16_kv *pl) {
-    buffer_give(pl->kpk, pl->bytes);
+    attune_kept_give(ATTUNE_KEPT_BF16_KV, pl->kpk, pl->bytes);
     pl->kpk = pl->vpk = NULL;
     pl->vbad = NULL;
 }
@@ -350,7 +328,7 @@ void attune_bf16_pv_tile(const attune_bf16_kv *pl, const attune_bf16_tile *t, in
     const attune_attention_problem *p = pl->p;
     const int64_t b = bg / p->kv_heads, g = bg % p->kv_heads;
     float first_scale;
-    const void *vtile = stored_row(p, pl->t, 1, b, g, j0, &first_scale);
+    const void *vtile = kv_stored_row(p, pl->t, 1, b, g, j0, &first_scale);
     const float *vsc = p->kv.format == ATTUNE_KV_INT8 ? p->kv.v_scale + b * p->kv.v_scale_stride.batch +
                                                             g * p->kv.v_scale_stride.head + j0 * p->kv.v_scale_stride.row
                                                       : NULL;

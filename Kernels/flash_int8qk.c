@@ -16,7 +16,9 @@
  * scores, slowly.
  */
 #include "attention_int8qk.h"
+#include "attention_bf16.h"
 #include "attention_internal.h"
+#include "kv_format.h"
 #include "simd.h"
 
 #include <math.h>
@@ -29,10 +31,10 @@
 
 enum { QK_KEYS = 6, QK_COLS = 4, PACK_KEYS = 64, MEAN_SAMPLES = 256 };
 
-static const float *k_row_f32(const attune_int8qk_k *kk, int64_t bg, int64_t j) {
+/* Key j of batch x kv head bg as stored, and its int8 scale (kv_stored_row). */
+static const void *k_row(const attune_int8qk_k *kk, int64_t bg, int64_t j, float *scale) {
     const attune_attention_problem *p = kk->p;
-    const int64_t b = bg / p->kv_heads, g = bg % p->kv_heads;
-    return kk->t->k + b * p->k_stride.batch + g * p->k_stride.head + j * p->k_stride.row;
+    return kv_stored_row(p, kk->t, 0, bg / p->kv_heads, bg % p->kv_heads, j, scale);
 }
 
 /* Lanes of x that are finite (x - x is 0 for finite x, NaN for NaN and Inf). */
@@ -62,20 +64,21 @@ ATTUNE_INLINE void store_key_bytes(uint8_t *dst, vf x, int n) {
  * (step = klen / MEAN_SAMPLES): any mu keeps the scores exact (q'.mu is added
  * back), it only has to remove the keys' shared offset, and reading every key
  * twice (mean, then quantisation) cost 8 % of a causal N=2048 call. */
-static void key_mean(attune_int8qk_k *kk, int64_t bg) {
+ATTUNE_INLINE void key_mean_fmt(attune_int8qk_k *kk, int64_t bg, const int FMT) {
     const int dk = (int)kk->p->qk_dim;
     float *mu = kk->mean + bg * dk;
     int64_t count = 0;
     const int64_t step = kk->klen > 2 * MEAN_SAMPLES ? kk->klen / MEAN_SAMPLES : 1;
     memset(mu, 0, sizeof(float) * (size_t)dk);
     for (int64_t j = kk->klo; j < kk->klo + kk->klen; j += step) {
-        const float *k = k_row_f32(kk, bg, j);
+        float s;
+        const void *k = k_row(kk, bg, j, &s);
         vmask finite = vm_first(VL);
-        for (int d = 0; d < dk; d += VL) finite &= finite_lanes(vf_load_n(k + d, vm_first(dk - d)));
+        for (int d = 0; d < dk; d += VL) finite &= finite_lanes(kv_load_stored(k, d, vm_first(dk - d), FMT, s));
         if (finite != vm_first(VL)) continue;
         for (int d = 0; d < dk; d += VL) {
             const vmask m = vm_first(dk - d);
-            vf_store_n(mu + d, vf_add(vf_load_n(mu + d, m), vf_load_n(k + d, m)), m);
+            vf_store_n(mu + d, vf_add(vf_load_n(mu + d, m), kv_load_stored(k, d, m, FMT, s)), m);
         }
         count++;
     }
@@ -84,18 +87,19 @@ static void key_mean(attune_int8qk_k *kk, int64_t bg) {
 }
 
 /* Keys [j0, j1) of bg: k8 + 128 and the scale, per key. */
-static void quantise_keys(attune_int8qk_k *kk, int64_t bg, int64_t j0, int64_t j1) {
+ATTUNE_INLINE void quantise_keys_fmt(attune_int8qk_k *kk, int64_t bg, int64_t j0, int64_t j1, const int FMT) {
     const int dk = (int)kk->p->qk_dim, ks4 = kk->ks4;
     const float *mu = kk->mean + bg * dk;
     for (int64_t j = j0; j < j1; j++) {
-        const float *k = k_row_f32(kk, bg, j);
+        float s;
+        const void *k = k_row(kk, bg, j, &s);
         uint8_t *dst = kk->k8 + (bg * kk->klen + (j - kk->klo)) * ks4;
         float *scale = kk->kscale + bg * kk->klen + (j - kk->klo);
         vf amax = vf_zero();
         vmask finite = vm_first(VL);
         for (int d = 0; d < dk; d += VL) {
             const vmask m = vm_first(dk - d);
-            const vf x = vf_sub(vf_load_n(k + d, m), vf_load_n(mu + d, m));
+            const vf x = vf_sub(kv_load_stored(k, d, m, FMT, s), vf_load_n(mu + d, m));
             finite &= finite_lanes(x);
             amax = vf_max(amax, vf_abs(x));
         }
@@ -109,9 +113,28 @@ static void quantise_keys(attune_int8qk_k *kk, int64_t bg, int64_t j0, int64_t j
         const vf inv = vf_set1(top > 0.0f ? 127.0f / top : 0.0f);
         for (int d = 0; d < dk; d += VL) {
             const vmask m = vm_first(dk - d);
-            store_key_bytes(dst + d, vf_mul(vf_sub(vf_load_n(k + d, m), vf_load_n(mu + d, m)), inv), dk - d < VL ? dk - d : VL);
+            store_key_bytes(dst + d, vf_mul(vf_sub(kv_load_stored(k, d, m, FMT, s), vf_load_n(mu + d, m)), inv), dk - d < VL ? dk - d : VL);
         }
         *scale = top / 127.0f;
+    }
+}
+
+/* K may be a bf16/int8 cache: its stored values (an int8 element times its row's scale)
+ * are smoothed and quantised as fp32 keys holding them would be, so the scores are
+ * bit-identical to int8qk over such fp32 keys. One instance per format. */
+static void key_mean(attune_int8qk_k *kk, int64_t bg) {
+    switch (kk->p->kv.format) {
+    case KV_BF16: key_mean_fmt(kk, bg, KV_BF16); break;
+    case KV_INT8: key_mean_fmt(kk, bg, KV_INT8); break;
+    default: key_mean_fmt(kk, bg, KV_F32); break;
+    }
+}
+
+static void quantise_keys(attune_int8qk_k *kk, int64_t bg, int64_t j0, int64_t j1) {
+    switch (kk->p->kv.format) {
+    case KV_BF16: quantise_keys_fmt(kk, bg, j0, j1, KV_BF16); break;
+    case KV_INT8: quantise_keys_fmt(kk, bg, j0, j1, KV_INT8); break;
+    default: quantise_keys_fmt(kk, bg, j0, j1, KV_F32); break;
     }
 }
 
@@ -124,7 +147,7 @@ int attune_int8qk_prepack(attune_int8qk_k *kk, int threads) {
     const int64_t heads = p->batch * p->kv_heads;
     const size_t kbytes = ((size_t)(heads * kk->klen * kk->ks4) + 63) / 64 * 64;
     const size_t sbytes = (sizeof(float) * (size_t)(heads * kk->klen) + 63) / 64 * 64;
-    uint8_t *buf = attune_scratch_alloc(kbytes + sbytes + sizeof(float) * (size_t)(heads * p->qk_dim) + 64);
+    uint8_t *buf = attune_kept_take(ATTUNE_KEPT_INT8QK_K, kbytes + sbytes + sizeof(float) * (size_t)(heads * p->qk_dim) + 64, &kk->bytes);
     if (!buf) return 0;
     kk->k8 = buf;
     kk->kscale = (float *)(buf + kbytes);
@@ -151,7 +174,7 @@ int attune_int8qk_prepack(attune_int8qk_k *kk, int threads) {
 }
 
 void attune_int8qk_release(attune_int8qk_k *kk) {
-    attune_scratch_free(kk->k8);
+    attune_kept_give(ATTUNE_KEPT_INT8QK_K, kk->k8, kk->bytes);
     kk->k8 = NULL;
     kk->kscale = kk->mean = NULL;
 }

@@ -66,4 +66,34 @@ ATTUNE_INLINE vf kv_load_n(const void *p, vmask m, const int FMT) {
 }
 #endif
 
+/* K (is_v = 0) or V row j of batch b, kv head g as stored (p->kv.format), and its
+ * int8 scale (1 for the other formats). For the tiles that pack K/V once per call
+ * (flash_bf16.c, flash_int8qk.c) and so read any format. */
+static inline const void *kv_stored_row(const attune_attention_problem *p, const attune_attention_tensors *t, int is_v,
+                                        int64_t b, int64_t g, int64_t j, float *scale) {
+    const attune_strides *st = is_v ? &p->v_stride : &p->k_stride;
+    *scale = 1.0f;
+    if (p->kv.format == ATTUNE_KV_INT8) {
+        const attune_strides *ss = is_v ? &p->kv.v_scale_stride : &p->kv.k_scale_stride;
+        *scale = (is_v ? p->kv.v_scale : p->kv.k_scale)[b * ss->batch + g * ss->head + j * ss->row];
+    }
+    return kv_at_rt(is_v ? t->v : t->k, b * st->batch + g * st->head + j * st->row, p->kv.format);
+}
+
+/* Lanes [c, c + VL) of mask m of a stored row, widened to fp32 (an int8 element times
+ * its row's scale, one fp32 rounding: the value a kernel computes with over this cache). */
+ATTUNE_INLINE vf kv_load_stored(const void *row, int c, vmask m, int fmt, float scale) {
+    if (fmt == KV_F32) return vf_load_n((const float *)row + c, m);
+    if (fmt == KV_BF16) return kv_load_n(kv_at(row, c, KV_BF16), m, KV_BF16);
+    vf x = vf_mul(kv_load_n(kv_at(row, c, KV_INT8), m, KV_INT8), vf_set1(scale));
+    /* The stored value is the rounded product: without this barrier -ffp-contract=fast
+       fuses it into the caller's next add (int8qk's k - mu) and skips the rounding. */
+#if defined(__AVX512F__)
+    __asm__("" : "+v"(x));
+#else
+    __asm__("" : "+m"(x));
+#endif
+    return x;
+}
+
 #endif

@@ -19,7 +19,9 @@
  * Without AVX-512 (BF16) the same math runs in plain loops: correct, slower.
  */
 #include "attune_linear_bf16.h"
+#include "attune_weights.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,10 +35,13 @@
 #define INLINE static inline __attribute__((always_inline))
 
 /* Below this many multiply-adds a call runs on one thread: forking costs more. */
+/* The decode GEMV prefetches this many bytes ahead of the weights it reads: 2 KiB beat
+ * 1 and 4 KiB and the hardware prefetcher alone on the Qwen2.5-0.5B shapes
+ * (PERFORMANCE.md, "Decode GEMV: one weight row front to back"). */
 #ifndef GEMV_PREFETCH
-#define GEMV_PREFETCH 2
+#define GEMV_PREFETCH 2048
 #endif
-enum { PARALLEL_MIN_MACS = 1 << 20, PANEL = ATTUNE_BF16_PANEL, GEMM_MR = 8, GEMV_ROWS = 4, GEMV_COLS = 4 };
+enum { PARALLEL_MIN_MACS = 1 << 20, PANEL = ATTUNE_BF16_PANEL, GEMM_MR = 8, GEMV_ROWS = 4 };
 
 INLINE float widen(uint16_t b) {
     uint32_t u = (uint32_t)b << 16;
@@ -69,6 +74,55 @@ void attune_f32_to_bf16(const float *src, int64_t n, uint16_t *dst) {
     }
 #endif
     for (; i < n; i++) dst[i] = round_bf16(src[i]);
+}
+
+enum { ROUND_BLOCK = 1 << 16, F16_STAGE = 1024 };
+
+/* One block of attune_bf16_round; the first overflowing index in it, or -1. */
+static int64_t round_block(const void *src, int32_t f16, int64_t n, uint16_t *dst) {
+    if (f16) {
+        /* Widened through a small f32 stage, so both dtypes round in one place. */
+        float stage[F16_STAGE];
+        for (int64_t i = 0; i < n; i += F16_STAGE) {
+            const int64_t m = n - i < F16_STAGE ? n - i : F16_STAGE;
+            const uint16_t *h = (const uint16_t *)src + i;
+            int64_t j = 0;
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+            for (; j + 16 <= m; j += 16) _mm512_storeu_ps(stage + j, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(h + j))));
+#endif
+            for (; j < m; j++) stage[j] = attune_f16_to_f32(h[j]);
+            attune_f32_to_bf16(stage, m, dst + i);
+        }
+        return -1;   /* f16's largest value, 65504, is far inside bf16's range */
+    }
+    const float *f = src;
+    attune_f32_to_bf16(f, n, dst);
+    uint16_t any = 0;
+    for (int64_t i = 0; i < n; i++) any |= (uint16_t)((dst[i] & 0x7fff) == 0x7f80);
+    if (!any) return -1;
+    for (int64_t i = 0; i < n; i++)
+        if ((dst[i] & 0x7fff) == 0x7f80 && isfinite(f[i])) return i;
+    return -1;
+}
+
+int64_t attune_bf16_round(const void *src, int32_t f16, int64_t n, uint16_t *dst) {
+    const size_t size = f16 ? 2 : 4;
+    const int64_t blocks = (n + ROUND_BLOCK - 1) / ROUND_BLOCK;
+    int64_t bad = -1;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (blocks > 1)
+#endif
+    for (int64_t b = 0; b < blocks; b++) {
+        const int64_t first = b * ROUND_BLOCK, m = n - first < ROUND_BLOCK ? n - first : ROUND_BLOCK;
+        const int64_t at = round_block((const char *)src + (size_t)first * size, f16, m, dst + first);
+        if (at >= 0) {
+#ifdef _OPENMP
+#pragma omp critical(attune_bf16_round_bad)
+#endif
+            if (bad < 0 || first + at < bad) bad = first + at;
+        }
+    }
+    return bad;
 }
 
 int64_t attune_op_embedding_bf16(const uint16_t *table, int64_t vocab, int64_t width,
@@ -110,58 +164,61 @@ static void split_row(const float *x, int64_t in, float *xs) {
 }
 
 #if defined(__AVX512F__) && defined(__AVX512BW__)
-/* y[r * ys + o] = row r of x · weight row o, for NR rows and NC weight rows. */
-INLINE void gemv_tile(const float *xs, int64_t xstride, const uint16_t *w, int64_t in, float *y, int64_t ys,
-                      const int NR, const int NC) {
-    __m512 acc[GEMV_COLS][GEMV_ROWS];
-    for (int c = 0; c < NC; c++)
-        for (int r = 0; r < NR; r++) acc[c][r] = _mm512_setzero_ps();
-    const __m512i high = _mm512_set1_epi32((int)0xffff0000u);
-    const int64_t full = in / 32, tail = in % 32;
-    for (int64_t b = 0; b <= full; b++) {
-        if (b == full && tail == 0) break;
-        const __mmask32 m = b < full ? (__mmask32)0xffffffffu : (__mmask32)((1u << tail) - 1u);
-        for (int c = 0; c < NC; c++) {
-            _mm_prefetch((const char *)(w + (c + GEMV_PREFETCH * NC) * in + 32 * b), _MM_HINT_T0);
-            const __m512i v = _mm512_maskz_loadu_epi16(m, w + c * in + 32 * b);
-            const __m512 even = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
-            const __m512 odd = _mm512_castsi512_ps(_mm512_and_si512(v, high));
-            for (int r = 0; r < NR; r++) {
-                acc[c][r] = _mm512_fmadd_ps(even, _mm512_loadu_ps(xs + r * xstride + 32 * b), acc[c][r]);
-                acc[c][r] = _mm512_fmadd_ps(odd, _mm512_loadu_ps(xs + r * xstride + 32 * b + 16), acc[c][r]);
-            }
-        }
+/* Accumulates 32-element block b of one weight row against NR split rows into acc[r][0..1]. */
+INLINE void gemv_block(const float *xs, int64_t xstride, const uint16_t *w, int64_t b, __mmask32 m, __m512 acc[][4],
+                       const int half, const int NR) {
+    const __m512i v = _mm512_maskz_loadu_epi16(m, w + 32 * b);
+    const __m512 even = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+    const __m512 odd = _mm512_castsi512_ps(_mm512_and_si512(v, _mm512_set1_epi32((int)0xffff0000u)));
+    for (int r = 0; r < NR; r++) {
+        acc[r][2 * half] = _mm512_fmadd_ps(even, _mm512_loadu_ps(xs + r * xstride + 32 * b), acc[r][2 * half]);
+        acc[r][2 * half + 1] = _mm512_fmadd_ps(odd, _mm512_loadu_ps(xs + r * xstride + 32 * b + 16), acc[r][2 * half + 1]);
     }
-    for (int c = 0; c < NC; c++)
-        for (int r = 0; r < NR; r++) y[r * ys + c] = _mm512_reduce_add_ps(acc[c][r]);
+}
+
+/* y[r * ys] = row r of x · one weight row, for NR rows. The row is read front to back
+ * (one sequential stream per thread: the hardware prefetcher follows it, and a software
+ * prefetch GEMV_PREFETCH bytes ahead keeps more lines in flight), blocks alternating
+ * between two pairs of accumulators so two FMA chains overlap. Every NR sums in the same
+ * order, so a row's result does not depend on how many rows run with it. */
+INLINE void gemv_row(const float *xs, int64_t xstride, const uint16_t *w, int64_t in, float *y, int64_t ys, const int NR) {
+    __m512 acc[GEMV_ROWS][4];
+    for (int r = 0; r < NR; r++) acc[r][0] = acc[r][1] = acc[r][2] = acc[r][3] = _mm512_setzero_ps();
+    const int64_t full = in / 32, tail = in % 32;
+    int64_t b = 0;
+    for (; b + 2 <= full; b += 2) {
+        _mm_prefetch((const char *)(w + 32 * b) + GEMV_PREFETCH, _MM_HINT_T0);
+        _mm_prefetch((const char *)(w + 32 * b) + GEMV_PREFETCH + 64, _MM_HINT_T0);
+        gemv_block(xs, xstride, w, b, (__mmask32)0xffffffffu, acc, 0, NR);
+        gemv_block(xs, xstride, w, b + 1, (__mmask32)0xffffffffu, acc, 1, NR);
+    }
+    if (b < full) gemv_block(xs, xstride, w, b++, (__mmask32)0xffffffffu, acc, 0, NR);
+    if (tail) gemv_block(xs, xstride, w, b, (__mmask32)((1u << tail) - 1u), acc, (int)(full % 2), NR);
+    for (int r = 0; r < NR; r++)
+        y[r * ys] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]), _mm512_add_ps(acc[r][2], acc[r][3])));
 }
 #else
-INLINE void gemv_tile(const float *xs, int64_t xstride, const uint16_t *w, int64_t in, float *y, int64_t ys,
-                      const int NR, const int NC) {
-    for (int c = 0; c < NC; c++)
-        for (int r = 0; r < NR; r++) {
-            float s = 0.0f;
-            for (int64_t b = 0; 32 * b < in; b++)
-                for (int j = 0; j < 32 && 32 * b + j < in; j++)
-                    s += widen(w[c * in + 32 * b + j]) * xs[r * xstride + 32 * b + (j % 2 ? 16 : 0) + j / 2];
-            y[r * ys + c] = s;
-        }
+INLINE void gemv_row(const float *xs, int64_t xstride, const uint16_t *w, int64_t in, float *y, int64_t ys, const int NR) {
+    for (int r = 0; r < NR; r++) {
+        float s = 0.0f;
+        for (int64_t b = 0; 32 * b < in; b++)
+            for (int j = 0; j < 32 && 32 * b + j < in; j++)
+                s += widen(w[32 * b + j]) * xs[r * xstride + 32 * b + (j % 2 ? 16 : 0) + j / 2];
+        y[r * ys] = s;
+    }
 }
 #endif
 
 /* NR (1..GEMV_ROWS) split rows against weight rows [0, n) of w; y row stride ys. */
 static void gemv_rows(const float *xs, int64_t xstride, int NR, const uint16_t *w, int64_t in, int64_t n, float *y, int64_t ys) {
-    int64_t c = 0;
-#define TILES(R) \
-    for (; c + GEMV_COLS <= n; c += GEMV_COLS) gemv_tile(xs, xstride, w + c * in, in, y + c, ys, R, GEMV_COLS); \
-    for (; c < n; c++) gemv_tile(xs, xstride, w + c * in, in, y + c, ys, R, 1);
+#define ROWS(R) for (int64_t c = 0; c < n; c++) gemv_row(xs, xstride, w + c * in, in, y + c, ys, R);
     switch (NR) {
-    case 1: TILES(1) break;
-    case 2: TILES(2) break;
-    case 3: TILES(3) break;
-    default: TILES(4) break;
+    case 1: ROWS(1) break;
+    case 2: ROWS(2) break;
+    case 3: ROWS(3) break;
+    default: ROWS(4) break;
     }
-#undef TILES
+#undef ROWS
 }
 
 /* ---------------------------------------------------------------- GEMM (bf16 activations) */

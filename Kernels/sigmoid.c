@@ -157,6 +157,7 @@ static void sigmoid_probs_wide(const plan *pl, const scratch *sc, int64_t j0, in
 static void variant_probs_wide(const plan *pl, const scratch *sc, int64_t j0, int n, int full) {
     if (pl->p->alibi_slopes) attention_alibi_wide(sc->st, pl->rp, sc->slope2, sc->apos, j0, n);
     sigmoid_probs_wide(pl, sc, j0, n, full, 0.0f);
+    engine_mask_wide(pl, sc, j0, n, 0.0f);
 }
 
 /* bf16 scores come without the bias: it is added in the sigmoid pass; P.V
@@ -165,6 +166,7 @@ static void variant_bf16_tile(const plan *pl, const scratch *sc, int64_t bg, con
                               int full) {
     if (pl->p->alibi_slopes) attention_alibi_wide(sc->st, pl->rp, sc->slope2, sc->apos, j0, n);
     sigmoid_probs_wide(pl, sc, j0, n, full, pl->bias2);
+    engine_mask_wide(pl, sc, j0, n, 0.0f);
     const attune_bf16_tile bt = {sc->st, pl->rp, sc->pb, sc->acc, NULL, sc->lo, sc->hi, 0};
     attune_bf16_pv_tile(&pl->kv16, &bt, 0, pl->rows, bg, vbase, j0, n, full);
 }
@@ -187,6 +189,7 @@ static void variant_probs_narrow(const plan *pl, const scratch *sc, int r0, int 
         attention_alibi_packed(sc->st, R, sc->slope2, sc->apos, r0, j0, n);
         for (int b = 0; b < nv; b++) vf_store(sc->st + b * VL, sg_sigmoid2(vf_load(sc->st + b * VL)));
     }
+    engine_mask_packed(pl, sc, r0, R, j0, n, 0.0f);
     if (full) return;
     vi lo = vi_row_spread(sc->lo + r0, R), hi = vi_row_spread(sc->hi + r0, R);
     for (int b = 0; b < nv; b++) {
@@ -250,7 +253,7 @@ static void variant_merge_item(const plan *pl, int64_t base) {
 int32_t attune_sigmoid_attention(const attune_attention_problem *p, const attune_attention_tensors *t,
                                  const attune_sigmoid_params *params, attune_status *status) {
     /* Sinks are refused: a sink logit lives in a softmax denominator, and sigmoid has none. */
-    int32_t rc = attune_attention_validate_kv(p, t, 1u << ATTUNE_KV_F32 | ATTUNE_ACCEPTS_ALIBI, "sigmoid", status);
+    int32_t rc = attune_attention_validate_kv(p, t, 1u << ATTUNE_KV_F32 | ATTUNE_ACCEPTS_ALIBI | ATTUNE_ACCEPTS_MASKS, "sigmoid", status);
     if (rc != ATTUNE_OK) return rc;
     if (params && (params->block_q < 0 || params->block_kv < 0 || params->kv_splits < 0 || params->threads < 0))
         return attune_fail(status, ATTUNE_ERR_INVALID_ARGUMENT, "sigmoid parameters must be non-negative");

@@ -54,6 +54,8 @@ ATTUNE_INLINE vmask vi_in_range(vi lo, vi hi, int32_t j) {
     vi jj = _mm512_set1_epi32(j);
     return _mm512_cmple_epi32_mask(lo, jj) & _mm512_cmplt_epi32_mask(jj, hi);
 }
+/* Lanes of a equal to x (a row's document id against a key's). */
+ATTUNE_INLINE vmask vi_eq1(vi a, int32_t x) { return _mm512_cmpeq_epi32_mask(a, _mm512_set1_epi32(x)); }
 
 /* 2^f for f in [-1/2, 1/2]: degree-7 Taylor polynomial, relative error < 5e-9. */
 ATTUNE_INLINE vf vf_exp2_fraction(vf f) {
@@ -172,6 +174,7 @@ ATTUNE_INLINE vi vi_load(const int32_t *p) { vi r; for (int i = 0; i < VL; i++) 
 ATTUNE_INLINE vmask vi_in_range(vi lo, vi hi, int32_t j) {
     vmask m = 0; for (int i = 0; i < VL; i++) m |= (vmask)(lo.v[i] <= j && j < hi.v[i]) << i; return m;
 }
+ATTUNE_INLINE vmask vi_eq1(vi a, int32_t x) { vmask m = 0; for (int i = 0; i < VL; i++) m |= (vmask)(a.v[i] == x) << i; return m; }
 ATTUNE_INLINE vf vf_exp2(vf x) {
     vf r; for (int i = 0; i < VL; i++) r.v[i] = isnan(x.v[i]) ? x.v[i] : (x.v[i] < -200.0f ? 0.0f : exp2f(x.v[i])); return r;
 }

@@ -266,11 +266,13 @@ ATTUNE_INLINE float variant_pad(void) { return MASKED; }
  * scores are replaced after it, so the bias never moves MASKED. */
 static void variant_probs_wide(const plan *pl, const scratch *sc, int64_t j0, int n, int full) {
     if (pl->p->alibi_slopes) attention_alibi_wide(sc->st, pl->rp, sc->slope2, sc->apos, j0, n);
+    engine_mask_wide(pl, sc, j0, n, MASKED);
     softmax_tile(pl, sc, j0, n, full);
 }
 
 static void variant_probs_narrow(const plan *pl, const scratch *sc, int r0, int R, int64_t j0, int n, int full) {
     if (pl->p->alibi_slopes) attention_alibi_packed(sc->st, R, sc->slope2, sc->apos, r0, j0, n);
+    engine_mask_packed(pl, sc, r0, R, j0, n, MASKED);
     softmax_packed(sc, r0, R, j0, n, full);
 }
 
@@ -452,7 +454,10 @@ static int32_t recompute(const plan *pl, const attune_unified_max_params *prm, i
     fp.block_kv = prm->block_kv;
     fp.kv_splits = prm->kv_splits;
     fp.threads = prm->threads;
-    if (flagged == keyed) return attune_flash_attention(p, t, &fp, status);
+    /* The fallback's tiles are not this call's (mask_stats counts unified_max's own). */
+    attune_attention_problem whole = *p;
+    whole.mask_stats = NULL;
+    if (flagged == keyed) return attune_flash_attention(&whole, t, &fp, status);
     for (int64_t b = 0; b < p->batch; b++) {
         for (int64_t g = 0; g < p->kv_heads; g++) {
             int64_t h0 = INT64_MAX, h1 = -1, p0 = INT64_MAX, p1 = -1;
@@ -465,7 +470,7 @@ static int32_t recompute(const plan *pl, const attune_unified_max_params *prm, i
                         if (i > p1) p1 = i;
                     }
             if (h1 < 0) continue;
-            attune_attention_problem sp = *p;
+            attune_attention_problem sp = whole;
             sp.batch = 1;
             sp.q_heads = h1 - h0 + 1;
             sp.kv_heads = 1;
@@ -519,7 +524,7 @@ static void plan_free(plan *pl) {
 
 int32_t attune_unified_max_attention(const attune_attention_problem *p, const attune_attention_tensors *t,
                                      const attune_unified_max_params *params, attune_status *status) {
-    int32_t rc = attune_attention_validate_kv(p, t, ATTUNE_KV_ALL_FORMATS | ATTUNE_ACCEPTS_ALIBI | ATTUNE_ACCEPTS_SINKS,
+    int32_t rc = attune_attention_validate_kv(p, t, ATTUNE_KV_ALL_FORMATS | ATTUNE_ACCEPTS_ALIBI | ATTUNE_ACCEPTS_SINKS | ATTUNE_ACCEPTS_MASKS,
                                               "unified_max", status);
     if (rc != ATTUNE_OK) return rc;
     attune_unified_max_params prm = {0};

@@ -64,17 +64,27 @@ static int failf(char *error, size_t size, const char *fmt, ...) {
 }
 
 uint64_t attune_payload_hash(const void *data, size_t bytes) {
+    /* Four chains so that their multiplies overlap: one chain, bound by the multiply's
+       latency, hashed a 2.2 GB weights file at 5.7 GB/s (0.39 s of a 0.52 s open). */
     const unsigned char *p = data;
-    uint64_t h = UINT64_C(0xcbf29ce484222325);
-    const uint64_t prime = UINT64_C(0x100000001b3);
-    size_t i = 0;
-    for (; i + 8 <= bytes; i += 8) {
+    const uint64_t basis = UINT64_C(0xcbf29ce484222325), prime = UINT64_C(0x100000001b3);
+    uint64_t h[4] = {basis, basis, basis, basis};
+    size_t i = 0, k = 0;
+    for (; i + 32 <= bytes; i += 32)
+        for (int lane = 0; lane < 4; lane++) {
+            uint64_t w;
+            memcpy(&w, p + i + 8 * lane, 8);   /* little-endian machines only, like the rest of Attune */
+            h[lane] = (h[lane] ^ w) * prime;
+        }
+    for (; i + 8 <= bytes; i += 8, k++) {
         uint64_t w;
-        memcpy(&w, p + i, 8);   /* little-endian machines only, like the rest of Attune */
-        h = (h ^ w) * prime;
+        memcpy(&w, p + i, 8);
+        h[k] = (h[k] ^ w) * prime;
     }
-    for (; i < bytes; i++) h = (h ^ p[i]) * prime;
-    return h;
+    uint64_t r = basis;
+    for (int lane = 0; lane < 4; lane++) r = (r ^ h[lane]) * prime;
+    for (; i < bytes; i++) r = (r ^ p[i]) * prime;
+    return r;
 }
 
 static size_t dtype_size(enum dtype t) { return t == DT_F32 ? 4 : t == DT_Q8 ? 1 : 2; }
@@ -99,7 +109,7 @@ static uint64_t part_bytes(const part *p) {
     return (uint64_t)p->count * dtype_size(p->dtype);
 }
 
-static float f16_to_f32(uint16_t h) {
+float attune_f16_to_f32(uint16_t h) {
     const uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
     uint32_t bits;
     if (exp == 0x1f) {
@@ -131,7 +141,7 @@ static float element(const unsigned char *src, enum dtype t, int64_t i) {
     if (t == DT_F32) { float v; memcpy(&v, src + 4 * i, 4); return v; }
     uint16_t b;
     memcpy(&b, src + 2 * i, 2);
-    if (t == DT_F16) return f16_to_f32(b);
+    if (t == DT_F16) return attune_f16_to_f32(b);
     uint32_t bits = (uint32_t)b << 16;
     float v;
     memcpy(&v, &bits, 4);
@@ -186,7 +196,7 @@ static int64_t process(const unsigned char *src, enum dtype t, float *dst, int64
             uint16_t b;
             memcpy(&b, src + 2 * (first + i), 2);
             any |= (uint16_t)((b & 0x7c00) == 0x7c00);
-            dst[first + i] = f16_to_f32(b);
+            dst[first + i] = attune_f16_to_f32(b);
         }
         bad = any != 0;
     }

@@ -13,6 +13,8 @@
  * Masking (bottom-right aligned, the KV-cache convention): query row i sits at
  * absolute position p = q_offset + i. Key j is visible iff
  *     (!causal || j <= p)  and  (window == 0 || j > p - window).
+ * and, with masks (doc_ids, block_mask: below), the key is in the query's document
+ * and its block's bit is set.
  * A row with no visible key (or kv_len == 0) gives O = 0 and LSE = -inf.
  *
  * Layout: element strides for batch, head and row; the last dimension of every
@@ -133,7 +135,34 @@ typedef struct {
                            (e^(z_h) + sum_j e^(s_j)) and LSE = ln(e^(z_h) + sum_j e^(s_j));
                            a row that sees no key gives O = 0, LSE = z_h. Only kernels
                            that pass ATTUNE_ACCEPTS_SINKS take it. */
+    /* Masks with holes (FlexAttention's mask_mod / block masks, flash-attn's varlen
+       packing). Both are keyed by absolute position, so they need every query position
+       to be a key position: q_offset >= 0 and q_offset + q_len <= kv_len. A key hidden
+       by either is never counted in the softmax; masks only hide (causal and window
+       still apply). Only kernels that pass ATTUNE_ACCEPTS_MASKS take them. */
+    const int32_t *doc_ids; /* NULL = none; else kv_len document ids, shared by every batch
+                           and head: query row i (position p = q_offset + i) sees key j
+                           only if doc_ids[j] == doc_ids[p]. Any ids; non-decreasing ids
+                           (packed documents) make each row's keys one interval. */
+    const uint8_t *block_mask; /* NULL = none; else an nb x nb bit matrix, nb =
+                           ceil(kv_len / mask_block), shared by every batch and head: bit
+                           (qb * nb + kb) (byte >> 3, bit & 7, least significant first)
+                           cleared hides keys [kb B, kb B + B) from the queries at positions
+                           [qb B, qb B + B), B = mask_block. */
+    int64_t mask_block; /* B >= 1, the block of block_mask (ignored without it) */
+    struct attune_mask_stats *mask_stats; /* NULL, or where a kernel that takes masks
+                           writes what its tile skipping did (attune_mask_stats) */
 } attune_attention_problem;
+
+/* What the masks saved one call (written, not added to). A tile is one (q tile, KV
+ * tile) pair of the kernel's tiling; `tiles` counts those computed, `skipped_tiles`
+ * those the causal/window mask alone would have computed but the masks made
+ * invisible, so tiles / (tiles + skipped_tiles) is the fraction still computed. */
+typedef struct attune_mask_stats {
+    int64_t tiles;
+    int64_t skipped_tiles;
+    int64_t masked_tiles;  /* computed tiles that needed the element mask (partly visible) */
+} attune_mask_stats;
 
 /* The tensors of one call. `lse` may be NULL. */
 typedef struct {
@@ -164,6 +193,7 @@ int32_t attune_attention_validate(const attune_attention_problem *p,
 #define ATTUNE_ACCEPTS_SOFTCAP 0x10000u /* p->softcap (above every format bit) */
 #define ATTUNE_ACCEPTS_ALIBI 0x20000u   /* p->alibi_slopes */
 #define ATTUNE_ACCEPTS_SINKS 0x40000u   /* p->sinks */
+#define ATTUNE_ACCEPTS_MASKS 0x80000u   /* p->doc_ids, p->block_mask */
 int32_t attune_attention_validate_kv(const attune_attention_problem *p,
                                      const attune_attention_tensors *t,
                                      uint32_t formats, const char *kernel,

@@ -52,6 +52,13 @@ void attune_bf16_gemm_panel(const uint32_t *xb, int64_t rows, int64_t k2n, const
 /* dst[i] = src[i] rounded to bf16, to nearest even (NaN stays NaN, quiet). */
 void attune_f32_to_bf16(const float *src, int64_t n, uint16_t *dst);
 
+/* Weights rounded to bf16 at compile time (--weights bf16 on an f32 or f16 checkpoint,
+ * into the compile cache): dst[i] = src[i] rounded to nearest even as attune_f32_to_bf16,
+ * src f32 (f16 = 0) or f16 (f16 = 1: widened exactly, then rounded), on all threads for
+ * large n. Returns -1, or the first i whose finite src[i] rounded to ±Inf (beyond bf16's
+ * largest finite value, about 3.39e38; no f16 value is). NaN and Inf stay what they are. */
+int64_t attune_bf16_round(const void *src, int32_t f16, int64_t n, uint16_t *dst);
+
 #ifdef __cplusplus
 }
 #endif

@@ -21,7 +21,8 @@
  * int8 slots (format int8_g<group>_<f16|f32>, e.g. int8_g32_f16) hold quantised rows in
  * the layout of attune_linear_q8.h, made at compile time into a checksummed file of the
  * compile cache: one part of that same format, `count` weights taking count + count/group
- * scales' bytes, always mapped in place.
+ * scales' bytes, always mapped in place. bf16 slots of f32 or f16 checkpoint tensors
+ * (--weights bf16) are rounded at compile time into such a file too, as one bf16 part.
  *
  * Loading maps every file read-only (the page cache is shared with other processes).
  * A slot of one part stored in the slot's format, at an offset aligned to its element
@@ -55,10 +56,15 @@ attune_weights *attune_weights_open(const char *path, uint64_t graph_hash, int64
 /* Unmaps the files and frees the materialised slots; NULL is allowed. */
 void attune_weights_close(attune_weights *w);
 
-/* The checksum the manifest's `file` lines carry: 64-bit FNV-1a over the bytes taken as
- * little-endian 8-byte words (the tail, if any, byte by byte). Swift computes the same
- * (AttuneRuntime.PayloadHash). */
+/* The checksum the manifest's `file` lines carry: four 64-bit FNV-1a chains over the
+ * bytes taken as little-endian 8-byte words (word i feeds chain i % 4), then one FNV-1a
+ * over the four chains' values and the tail bytes, if any. Swift computes the same
+ * (AttuneRuntime.PayloadFile.hash). */
 uint64_t attune_payload_hash(const void *data, size_t bytes);
+
+/* f16 bits as f32, exactly (subnormals normalised; Inf and NaN kept): how f16 checkpoint
+ * tensors widen, here and in linear_bf16.c's compile-time rounding. */
+float attune_f16_to_f32(uint16_t h);
 
 #ifdef __cplusplus
 }

@@ -31,6 +31,19 @@ public struct AttentionBenchResult: Codable, Sendable {
     public var inputs: String = "random"
     /// Approximate softmax kernels only: dense `flash` on the same inputs, same process.
     public var versus_flash: VersusFlash? = nil
+    /// Problems with document or block masks only: the same kernel without them, same process.
+    public var versus_unmasked: VersusUnmasked? = nil
+}
+
+/// A masked problem against the same kernel on the problem without its masks, timed
+/// alternately in one process, with the tiles the masks let the engine skip.
+public struct VersusUnmasked: Codable, Sendable {
+    public var unmasked_ms_median: Double
+    /// Median over pairs of unmasked time / masked time: > 1 means the masks save time.
+    public var speedup_paired: Double
+    public var pairs: Int
+    /// Tiles skipped / tiles the causal/window mask alone gives (the kernel's `skipped_fraction`).
+    public var skipped_fraction: Double
 }
 
 /// An approximate kernel against dense `flash`, timed alternately in one process (the
@@ -108,19 +121,27 @@ public struct AttentionBenchmark {
             vStored.deallocate()
         }
         var o = [Float](repeating: 0, count: problem.oShape.reduce(1, *))
-        var oFlash = o
+        var oFlash = o, oPlain = o
         var lse = [Float](repeating: 0, count: problem.lseShape.reduce(1, *))
         // Approximate softmax kernels are timed against dense flash, pair by pair.
         let flash: (any AttentionKernel)? = !kernel.isExact(with: params) && kernel.normalizer == .softmax ? FlashKernel() : nil
         let flashParams: KernelParameters = threads > 0 ? ["threads": Double(threads)] : [:]
 
+        // Masked problems are timed against the same kernel without the masks, pair by pair.
+        var plain = problem
+        plain.documentIDs = nil
+        plain.blockMask = nil
+        let masked = plain != problem
+
         var times: [Double] = [], flashTimes: [Double] = [], ratios: [Double] = []
+        var plainTimes: [Double] = [], plainRatios: [Double] = []
         var stats: KernelRunStats = [:]
         try q.withUnsafeBufferPointer { qb in
             try k.withUnsafeBufferPointer { kb in
                 try v.withUnsafeBufferPointer { vb in
                     try o.withUnsafeMutableBufferPointer { ob in
                         try oFlash.withUnsafeMutableBufferPointer { fb in
+                          try oPlain.withUnsafeMutableBufferPointer { ub in
                             try lse.withUnsafeMutableBufferPointer { lb in
                                 var (qp, kp, vp) = (qb.baseAddress!, kb.baseAddress ?? qb.baseAddress!, vb.baseAddress ?? qb.baseAddress!)
                                 if format != .f32 {
@@ -130,6 +151,8 @@ public struct AttentionBenchmark {
                                 let (op, fp, lp) = (ob.baseAddress!, fb.baseAddress!, lb.baseAddress)
                                 let call = { stats = try kernel.run(problem, q: qp, k: kp, v: vp, o: op, lse: lp, parameters: params) }
                                 let callFlash = { _ = try flash?.run(problem, q: qp, k: kp, v: vp, o: fp, lse: lp, parameters: flashParams) }
+                                let up = ub.baseAddress!
+                                let callPlain = { if masked { _ = try kernel.run(plain, q: qp, k: kp, v: vp, o: up, lse: lp, parameters: params) } }
                                 func timed(_ f: () throws -> Void) rethrows -> Double {
                                     let t0 = attune_bench_now()
                                     try f()
@@ -138,9 +161,28 @@ public struct AttentionBenchmark {
                                 for _ in 0..<warmup {
                                     try call()
                                     try callFlash()
+                                    try callPlain()
                                 }
                                 let start = attune_bench_now()
                                 while times.count < repeats || (attune_bench_now() - start < minSeconds && times.count < 10_000) {
+                                    if masked {
+                                        // The unmasked run before or after, swapped every pair.
+                                        let first = times.count % 2 == 0
+                                        let u0 = first ? 0 : try timed(callPlain)
+                                        let a = try timed(call)
+                                        let u = first ? try timed(callPlain) : u0
+                                        plainTimes.append(u)
+                                        plainRatios.append(u / a)
+                                        if flash == nil {
+                                            times.append(a)
+                                            continue
+                                        }
+                                        let f = try timed(callFlash)
+                                        times.append(a)
+                                        flashTimes.append(f)
+                                        ratios.append(f / a)
+                                        continue
+                                    }
                                     guard flash != nil else {
                                         times.append(try timed(call))
                                         continue
@@ -158,6 +200,7 @@ public struct AttentionBenchmark {
                                     ratios.append(f / a)
                                 }
                             }
+                          }
                         }
                     }
                 }
@@ -171,6 +214,9 @@ public struct AttentionBenchmark {
             versus = VersusFlash(flash_ms_median: Self.median(flashTimes) * 1e3, speedup_paired: Self.median(ratios),
                                  pairs: ratios.count, rel_l1: m.relL1, cosine: m.cosine, max_abs: m.maxAbs)
         }
+        let versusPlain = masked ? VersusUnmasked(unmasked_ms_median: Self.median(plainTimes) * 1e3,
+                                                  speedup_paired: Self.median(plainRatios), pairs: plainRatios.count,
+                                                  skipped_fraction: stats["skipped_fraction"] ?? 0) : nil
         let pairs = Double(problem.visiblePairs) * Double(problem.batch * problem.qHeads)
         let flops = pairs * 2 * Double(problem.qkDim + problem.vDim)
         let kvBytes = Double(problem.kvBytes)
@@ -186,7 +232,7 @@ public struct AttentionBenchmark {
             repeats: times.count, ms_median: median * 1e3, ms_min: times.first! * 1e3, ms_max: times.last! * 1e3,
             gflops: gflops, kv_gbps: gbps, sgemm_gflops: sgemm, sgemm_n: sgemmN, read_gbps: read,
             ratio_to_sgemm: gflops / sgemm, ratio_to_read: gbps / read, kernel_stats: stats,
-            inputs: inputs.rawValue, versus_flash: versus)
+            inputs: inputs.rawValue, versus_flash: versus, versus_unmasked: versusPlain)
     }
 
     /// `bytes` in a 64-byte aligned buffer the caller deallocates (at least one byte).

@@ -52,12 +52,14 @@ enum EagerAttention {
         return o
     }
 
-    /// The keys query row `i` sees: one interval (KERNELS.md's masking convention).
-    static func visibleKeys(_ p: AttentionProblem, row i: Int) -> Range<Int> {
+    /// The keys query row `i` sees: one interval (KERNELS.md's masking convention), less the
+    /// keys the document and block masks hide.
+    static func visibleKeys(_ p: AttentionProblem, row i: Int) -> [Int] {
         let pos = p.resolvedQOffset + i
         var lo = 0, hi = p.kvLen
         if p.causal { hi = min(hi, pos + 1) }
         if let w = p.window { lo = max(lo, pos - w + 1) }
-        return lo < hi ? lo..<hi : 0..<0
+        guard lo < hi else { return [] }
+        return (lo..<hi).filter { p.masksLet(position: pos, see: $0) }
     }
 }

@@ -50,7 +50,10 @@ public struct KernelProblem: Sendable {
     /// each forced through a 3-way KV split. GQA ratios 1, 2, 3, 4, 8 under a sliding window.
     /// ALiBi (standard slopes; 6 and 12 q heads take the non-power-of-two rule) and attention
     /// sinks (a sink near a row's log-mass, so it takes a real share), in prefill, decode
-    /// through a 3-way split (a sink counted once), and rows that see only the sink.
+    /// through a 3-way split (a sink counted once), and rows that see only the sink. Masks:
+    /// packed documents (a one-key document, boundaries inside tiles) in prefill and split
+    /// decode, interleaved document ids (holes inside tiles), and a random block bitmask
+    /// whose cleared q blocks leave rows with no key.
     static let fieldCases: [KernelProblem] = [
         .init(name: "alibi", problem: .init(qHeads: 6, kvHeads: 2, qLen: 48, kvLen: 300, qkDim: 64, causal: true,
                                             alibiSlopes: AttentionProblem.standardALiBiSlopes(heads: 6))),
@@ -63,6 +66,15 @@ public struct KernelProblem: Sendable {
                                                           sinks: [6, 7, 5, 6.5, 8, 6, 7, 5])),
         .init(name: "sinks-empty-rows", problem: .init(qHeads: 2, kvHeads: 1, qLen: 8, kvLen: 40, qkDim: 64, causal: true, qOffset: -5,
                                                        alibiSlopes: [0.5, 0.25], sinks: [1, -2])),
+        .init(name: "documents", problem: masked(.init(qHeads: 6, kvHeads: 2, qLen: 300, kvLen: 300, qkDim: 64, causal: true),
+                                                 lengths: [70, 1, 129, 100])),
+        .init(name: "documents-decode-split3", problem: masked(.init(qHeads: 8, kvHeads: 2, qLen: 1, kvLen: 1031, qkDim: 64, causal: true),
+                                                               lengths: [500, 531]),
+              parameters: ["kv_splits": 3]),
+        .init(name: "documents-interleaved", problem: masked(.init(qHeads: 4, kvHeads: 2, qLen: 48, kvLen: 300, qkDim: 64, causal: true),
+                                                             ids: { Int32($0 / 5 % 3) })),
+        .init(name: "block-mask-empty-rows", problem: masked(.init(qHeads: 4, kvHeads: 1, qLen: 256, kvLen: 256, qkDim: 64, causal: true),
+                                                             bits: BlockMask.random(block: 32, kvLen: 256, density: 0.4, seed: 3))),
         .init(name: "empty-rows-window-end", problem: .init(qHeads: 2, qLen: 16, kvLen: 64, qkDim: 64, qOffset: 60, window: 8)),
         .init(name: "empty-rows-all", problem: .init(qHeads: 2, kvHeads: 1, qLen: 8, kvLen: 40, qkDim: 64, causal: true, qOffset: -9)),
         .init(name: "qk-1e4-d256", problem: .init(qHeads: 2, kvHeads: 1, qLen: 24, kvLen: 200, qkDim: 256, causal: true), qScale: 25, kScale: 25),
@@ -72,6 +84,16 @@ public struct KernelProblem: Sendable {
               parameters: ["kv_splits": 3])
     } + [(8, 8), (8, 4), (6, 2), (8, 2), (8, 1)].map { (hq, hkv) in
         .init(name: "gqa\(hq / hkv)-window", problem: .init(qHeads: hq, kvHeads: hkv, qLen: 24, kvLen: 150, qkDim: 64, causal: true, window: 40))
+    }
+
+    /// `p` with packed documents of these lengths, ids from a rule, or a block bitmask.
+    static func masked(_ p: AttentionProblem, lengths: [Int]? = nil, ids: ((Int) -> Int32)? = nil,
+                       bits: BlockMask? = nil) -> AttentionProblem {
+        var p = p
+        if let lengths { p.documentIDs = try! AttentionProblem.documentIDs(lengths: lengths, kvLen: p.kvLen) }
+        if let ids { p.documentIDs = (0..<p.kvLen).map(ids) }
+        p.blockMask = bits
+        return p
     }
 
     /// Attention shaped like a trained model's (recency, sinks, heavy hitters): where the
@@ -158,14 +180,26 @@ enum KernelCheck {
     /// The float64 reference of `kernel`'s semantics (softmax or sigmoid with `bias`).
     static func reference(_ kernel: any AttentionKernel, _ p: AttentionProblem, _ x: (q: Tensor, k: Tensor, v: Tensor),
                           bias: Double) throws -> [Double] {
-        let r = ReferenceAttentionProblem(batch: p.batch, qHeads: p.qHeads, kvHeads: p.kvHeads, qLen: p.qLen, kvLen: p.kvLen,
+        var r = ReferenceAttentionProblem(batch: p.batch, qHeads: p.qHeads, kvHeads: p.kvHeads, qLen: p.qLen, kvLen: p.kvLen,
                                           qkDim: p.qkDim, vDim: p.vDim, scale: Double(p.resolvedScale), causal: p.causal,
                                           qOffset: p.qOffset, window: p.window, softcap: p.softcap,
                                           alibiSlopes: p.alibiSlopes?.map(Double.init), sinks: p.sinks?.map(Double.init))
+        referenceMasks(p, &r)
         let q = x.q.data.map(Double.init), k = x.k.data.map(Double.init), v = x.v.data.map(Double.init)
         switch kernel.normalizer {
         case .softmax: return try ReferenceAttention.softmax(r, q: q, k: k, v: v).o
         case .sigmoid: return try ReferenceAttention.sigmoid(r, bias: bias, q: q, k: k, v: v)
+        }
+    }
+
+    /// The problem's document ids and block bitmask in the reference's own terms (ids, a
+    /// matrix of booleans).
+    static func referenceMasks(_ p: AttentionProblem, _ r: inout ReferenceAttentionProblem) {
+        r.documentIDs = p.documentIDs?.map(Int.init)
+        if let m = p.blockMask {
+            let nb = m.blocks(kvLen: p.kvLen)
+            r.maskBlock = m.block
+            r.blockMask = (0..<nb).map { qb in (0..<nb).map { kb in m.isSet(qb, kb, kvLen: p.kvLen) } }
         }
     }
 
@@ -258,8 +292,9 @@ enum KernelCheck {
         if (0..<c.problem.qLen).contains(where: { EagerAttention.visibleKeys(c.problem, row: $0).isEmpty }) {
             metrics["empty_row_nonzero"] = emptyRowViolations(out, c.problem, softmax: kernel.normalizer == .softmax)
         }
-        // The bounds are derived for unmodified scores: a capped, biased or sunk problem has the metrics above only.
-        if lowPrecision, kernel.isExact, c.problem.softcap == nil, c.problem.alibiSlopes == nil, c.problem.sinks == nil {
+        // The bounds are derived for unmodified scores and the causal/window mask: a capped,
+        // biased, sunk or document/block-masked problem has the metrics above only.
+        if lowPrecision, kernel.isExact, c.problem.modifiers.isEmpty {
             if params["precision"] == 2 {
                 metrics["int8qk_bound_ratio"] = try int8qkBoundRatio(c.problem, x, out)
             } else {

@@ -16,14 +16,29 @@ public struct ConstantSlot: Sendable, Equatable {
 
     /// The module points into the file (one part stored in the slot's format, aligned to
     /// its element size); otherwise it materialises the slot when it opens (attune_weights.h).
-    /// int8 slots are always mapped: their parts are what the compile quantises into the
-    /// compile cache, and the module maps the quantised rows from there.
+    /// Slots converted at compile time are always mapped: their parts are what the compile
+    /// converts into the compile cache, and the module maps the result from there.
     public var isMappedInPlace: Bool {
-        if case .int8 = format { return true }
+        if isConvertedAtCompile { return true }
         guard parts.count == 1 else { return false }
         switch parts[0].source {
         case .file(let at): return at.dtype.rawValue == format.name && at.offset % at.dtype.byteSize == 0
         case .derived(_, let dtype): return dtype.rawValue == format.name
+        }
+    }
+
+    /// Made once at compile time into a file of the compile cache (AttuneRuntime.QuantizedWeights)
+    /// from its parts, instead of read as stored: int8 slots (quantised), and bf16 slots with
+    /// checkpoint parts stored otherwise (f32 or f16 rounded to bf16: `--weights bf16`).
+    public var isConvertedAtCompile: Bool {
+        switch format {
+        case .int8: return true
+        case .f32: return false
+        case .bf16:
+            return parts.contains { part in
+                if case .file(let at) = part.source { return at.dtype != .bf16 }
+                return false
+            }
         }
     }
 }
@@ -47,10 +62,10 @@ public struct ConstantPart: Sendable, Equatable {
 /// programs of weights (Gemma's `1 + w` norm weights). Weights that lie in a
 /// file, and row-wise concatenations of them, become slots that point at the file: the
 /// generated module maps them at open, so compiling reads no weight values. Anything
-/// else (a transpose of a weight, weights held in memory, f32 or f16 tensors wanted in
-/// bf16) is evaluated once in fp32 and stored in the slot's format in the derived blob.
-/// int8 slots keep their sources (file runs of whole rows, or the values in f32 in the
-/// derived blob): the runtime quantises them into the compile cache.
+/// else (a transpose of a weight, weights held in memory) is evaluated once in fp32 and
+/// stored in the slot's format in the derived blob. int8 slots keep their sources (file
+/// runs of whole rows, or the values in f32 in the derived blob), and so do bf16 slots of
+/// f32 or f16 file runs: the runtime quantises or rounds them into the compile cache.
 struct ConstantFolder {
     let graph: Graph
     let weights: WeightSource
@@ -98,12 +113,12 @@ struct ConstantFolder {
         let width = dims.last ?? 1
         var parts: [ConstantPart]
         let file = try fileParts(v)
-        if let file, format == .f32 || file.allSatisfy({ part in
-            // f32 slots take any stored float dtype (widening is exact); int8 slots any run of
-            // whole rows (quantised per row); bf16 only tensors already stored in it.
+        if let file, file.allSatisfy({ part in
+            // f32 slots take any stored float dtype (widening is exact), bf16 slots too
+            // (other dtypes are rounded at compile time into the compile cache), int8 slots
+            // any run of whole rows (quantised per row).
             if case .int8 = format { return part.count % width == 0 }
-            if case .file(let at) = part.source { return at.dtype.rawValue == format.name }
-            return false
+            return true
         }) {
             parts = file
         } else {
@@ -227,8 +242,8 @@ struct ConstantFolder {
         default:
             throw CodegenError("node %\(v.node) (\(node.op.mnemonic)) is not a constant")
         }
-        // Weights are not kept: rounding a checkpoint's every matmul weight to bf16 reads
-        // each once, and keeping them would hold the whole model in f32 until emit ends.
+        // Weights are not kept: each is read once here, and keeping them all (weights held
+        // in memory by a caller, folded into derived values) would double them until emit ends.
         if case .weight = node.op { return out }
         cache[v] = out
         return out

@@ -76,7 +76,8 @@ public enum WeightPolicy: Hashable, Sendable {
     case auto
     case f32
     /// Every matmul weight bf16; f32 and f16 tensors are rounded (to nearest even) at
-    /// compile time into the module's derived blob.
+    /// compile time into the compile cache (AttuneRuntime.QuantizedWeights), values with
+    /// no file behind them into the module's derived blob.
     case bf16
     /// Every matmul weight, embedding tables included (as llama.cpp's q8_0), quantised
     /// at compile time into the compile cache.

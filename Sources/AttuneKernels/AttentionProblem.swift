@@ -11,6 +11,7 @@ import CAttuneKernels
 /// With `alibiSlopes` m (one per q head), the (capped) score of query row `i` and key `j`
 /// gains `m_h·(j − (qOffset + i))` (ALiBi); with `sinks` z (one per q head), a term e^(z_h)
 /// joins each row's softmax denominator with no value (gpt-oss), and the LSE includes it.
+/// `documentIDs` and `blockMask` hide more keys (AttentionMask.swift, the ABI's masks).
 /// Tensors described by this value are contiguous; strided views are an ABI feature
 /// reached through `AttentionStrides`.
 public struct AttentionProblem: Sendable, Equatable, CustomStringConvertible {
@@ -37,6 +38,12 @@ public struct AttentionProblem: Sendable, Equatable, CustomStringConvertible {
     public var alibiSlopes: [Float]?
     /// Sink logits, one per q head; `nil` means none.
     public var sinks: [Float]?
+    /// Document ids, one per key (`kvLen`), shared by every batch and head: the query at
+    /// position p sees key j only if `documentIDs[j] == documentIDs[p]` (packed sequences;
+    /// `AttentionProblem.documentIDs(lengths:kvLen:)`). `nil` means none.
+    public var documentIDs: [Int32]?
+    /// A block bitmask over positions (`BlockMask`); `nil` means none.
+    public var blockMask: BlockMask?
 
     public init(batch: Int = 1, qHeads: Int, kvHeads: Int? = nil, qLen: Int, kvLen: Int,
                 qkDim: Int, vDim: Int? = nil, scale: Float? = nil, causal: Bool = false,
@@ -67,20 +74,33 @@ public struct AttentionProblem: Sendable, Equatable, CustomStringConvertible {
         return out
     }
 
-    /// Sets `p`'s ALiBi and sink pointers to this problem's tables for the duration of `body`.
+    /// Sets `p`'s ALiBi, sink and mask pointers to this problem's tables for the duration of
+    /// `body`; with `maskStats` the kernel writes its tile counts there (`attune_mask_stats`).
     public func withModifiers<R>(_ p: inout attune_attention_problem,
+                                 maskStats: UnsafeMutablePointer<attune_mask_stats>? = nil,
                                  _ body: (inout attune_attention_problem) throws -> R) rethrows -> R {
         try Self.withTable(alibiSlopes) { slopes in
             try Self.withTable(sinks) { sinks in
-                p.alibi_slopes = slopes
-                p.sinks = sinks
-                defer { p.alibi_slopes = nil; p.sinks = nil }
-                return try body(&p)
+                try Self.withTable(documentIDs) { docs in
+                    try Self.withTable(blockMask?.bits) { bits in
+                        p.alibi_slopes = slopes
+                        p.sinks = sinks
+                        p.doc_ids = docs
+                        p.block_mask = bits
+                        p.mask_block = Int64(blockMask?.block ?? 0)
+                        p.mask_stats = maskStats
+                        defer {
+                            p.alibi_slopes = nil; p.sinks = nil; p.doc_ids = nil; p.block_mask = nil
+                            p.mask_block = 0; p.mask_stats = nil
+                        }
+                        return try body(&p)
+                    }
+                }
             }
         }
     }
 
-    private static func withTable<R>(_ table: [Float]?, _ body: (UnsafePointer<Float>?) throws -> R) rethrows -> R {
+    private static func withTable<T, R>(_ table: [T]?, _ body: (UnsafePointer<T>?) throws -> R) rethrows -> R {
         guard let table else { return try body(nil) }
         return try table.withUnsafeBufferPointer { try body($0.baseAddress) }
     }
@@ -132,7 +152,7 @@ public struct AttentionProblem: Sendable, Equatable, CustomStringConvertible {
     /// Visible (query, key) pairs per (batch, q head), counted by the ABI's own mask.
     public var visiblePairs: Int {
         var p = cProblem
-        return Int(attune_attention_visible_pairs(&p))
+        return withModifiers(&p) { Int(attune_attention_visible_pairs(&$0)) }
     }
 
     /// Problems the ABI rejects outright, independent of any kernel.
@@ -147,10 +167,12 @@ public struct AttentionProblem: Sendable, Equatable, CustomStringConvertible {
                 return "\(name) has \(table.count) values but the problem has \(qHeads) q heads"
             }
         }
+        if let error = maskValidationError() { return error }
         var p = cProblem
         var status = attune_status()
         // Structure only: whether a kernel reads the K/V format is the kernel's question.
         let modifiers = UInt32(ATTUNE_ACCEPTS_SOFTCAP) | UInt32(ATTUNE_ACCEPTS_ALIBI) | UInt32(ATTUNE_ACCEPTS_SINKS)
+            | UInt32(ATTUNE_ACCEPTS_MASKS)
         let formats = KVFormat.allCases.reduce(modifiers) { $0 | (1 << UInt32($1.cValue)) }
         let rc = withModifiers(&p) { attune_attention_validate_kv(&$0, nil, formats, "the ABI", &status) }
         return rc == 0 ? nil : AttentionProblem.message(of: status)
@@ -180,6 +202,6 @@ public struct AttentionProblem: Sendable, Equatable, CustomStringConvertible {
             s += alibiSlopes == Self.standardALiBiSlopes(heads: qHeads) ? " alibi" : " alibi=\(alibiSlopes.map(Self.describe).joined(separator: ","))"
         }
         if let sinks { s += " sinks=\(sinks.map(Self.describe).joined(separator: ","))" }
-        return s
+        return s + maskDescription
     }
 }

@@ -1,7 +1,7 @@
 import CAttuneKernels
 
 /// `flash`: tiled online-softmax attention, FlashAttention-2 style (Kernels/flash.c).
-public struct FlashKernel: AttentionKernel {
+public struct FlashKernel: CParameterKernel {
     public init() {}
 
     public let name = "flash"
@@ -25,48 +25,33 @@ public struct FlashKernel: AttentionKernel {
     ]
 
     /// flash accepts every problem the ABI accepts, with every score modifier.
-    public let modifiers: Set<ScoreModifier> = [.softcap, .alibi, .sinks]
+    public let modifiers: Set<ScoreModifier> = [.softcap, .alibi, .sinks, .masks]
+
+    /// Where the parameters go in `attune_flash_params`; precision only when set, so the
+    /// default C stays as it was before the parameter existed.
+    public static let cFields = CParameterFields(attune_flash_params.init, [
+        .int32("block_q", \.block_q), .int32("block_kv", \.block_kv), .int32("kv_splits", \.kv_splits),
+        .int32("threads", \.threads), .int32("gemm", \.gemm), .int32("precision", \.precision, writtenWhenZero: false),
+    ])
 
     public func cInvocation(_ parameters: KernelParameters) -> [String]? {
-        // precision only when set: the default C stays as it was before the parameter existed.
-        let names = ["block_q", "block_kv", "kv_splits", "threads", "gemm"] + ((parameters["precision"] ?? 0) != 0 ? ["precision"] : [])
-        let fields = names.map { ".\($0) = \(Int(parameters[$0] ?? 0))" }
-        return ["const attune_flash_params params = {\(fields.joined(separator: ", "))};",
-                "int rc = attune_flash_attention(&p, &t, &params, &status);"]
-    }
-
-    func cParams(_ parameters: KernelParameters) -> attune_flash_params {
-        var params = attune_flash_params()
-        params.block_q = Int32(clamping: Int(parameters["block_q"] ?? 0))
-        params.block_kv = Int32(clamping: Int(parameters["block_kv"] ?? 0))
-        params.kv_splits = Int32(clamping: Int(parameters["kv_splits"] ?? 0))
-        params.threads = Int32(clamping: Int(parameters["threads"] ?? 0))
-        params.gemm = Int32(clamping: Int(parameters["gemm"] ?? 0))
-        params.precision = Int32(clamping: Int(parameters["precision"] ?? 0))
-        return params
+        ["const attune_flash_params params = \(cInitializer(parameters));",
+         "int rc = attune_flash_attention(&p, &t, &params, &status);"]
     }
 
     /// The parameter values the kernel will actually use for `problem` (zeros resolved).
     public func resolvedParameters(_ problem: AttentionProblem, _ parameters: KernelParameters) -> KernelParameters {
         var p = problem.cProblem
-        var given = cParams(parameters)
+        var given = cStruct(parameters)
         var out = attune_flash_params()
         attune_flash_resolve_params(&p, &given, &out)
-        return ["block_q": Double(out.block_q), "block_kv": Double(out.block_kv),
-                "kv_splits": Double(out.kv_splits), "threads": Double(out.threads), "gemm": Double(out.gemm),
-                "precision": Double(out.precision)]
+        return Self.cFields.values(of: out)
     }
 
     public func run(_ problem: AttentionProblem, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
                     v: UnsafePointer<Float>, o: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>?,
                     parameters: KernelParameters) throws -> KernelRunStats {
         try checkParameters(parameters)
-        var p = problem.cProblem(k: k, v: v)
-        var tensors = attune_attention_tensors(q: q, k: k, v: v, o: o, lse: lse)
-        var params = cParams(parameters)
-        var status = attune_status()
-        let rc = problem.withModifiers(&p) { attune_flash_attention(&$0, &tensors, &params, &status) }
-        if rc != 0 { throw KernelError("flash: " + AttentionProblem.message(of: status)) }
-        return [:]
+        return try callC(attune_flash_attention, problem, q: q, k: k, v: v, o: o, lse: lse, params: cStruct(parameters))
     }
 }

@@ -106,7 +106,7 @@ public final class HybridKVCache: @unchecked Sendable {
 /// attends: the build is part of the call. Stats separate `build_ms` and `attend_ms`; with
 /// `reuse=1` (benchmarks only: the caller promises K/V are unchanged at the same addresses)
 /// the last built caches are kept and later calls time the attention only.
-public struct HybridKernel: KVStoreKernel {
+public struct HybridKernel: KVStoreKernel, CParameterKernel {
     public init() {}
 
     public let name = "hybrid"
@@ -145,6 +145,10 @@ public struct HybridKernel: KVStoreKernel {
     /// store per layer instead (`KVStoreKernel`).
     public func cInvocation(_ parameters: KernelParameters) -> [String]? { nil }
 
+    /// The attention call's parameters in `attune_hybrid_params`; the others configure the store (`cStoreCreate`, `config`).
+    public static let cFields = CParameterFields(attune_hybrid_params.init, [.double("cold_budget", \.cold_budget), .int32("threads", \.threads), .int32("schedule", \.schedule)],
+                                                 passedApart: ["window", "cold_dtype", "block", "cold_file", "release_written", "reuse"])
+
     public let cCounters = ["hot_keys", "cold_keys", "cold_keys_selected"]
     public let cStoreReset = "attune_hybrid_kv_reset"
     public let cStoreDestroy = "attune_hybrid_kv_destroy"
@@ -154,12 +158,12 @@ public struct HybridKernel: KVStoreKernel {
     /// it disappears with the process.
     public func cStoreCreate(_ parameters: KernelParameters, _ layout: KVStoreLayout) throws -> [String] {
         try checkStoreParameters(parameters)
-        let int = { (name: String, fallback: Double) in Int(parameters[name] ?? fallback) }
+        let int = { (name: String) in Int(value(name, in: parameters)) }
         var lines = ["attune_hybrid_kv_config config = {.kv_heads = \(layout.kvHeads), .qk_dim = \(layout.qkDim), .v_dim = \(layout.vDim), "
-            + ".window = \(int("window", 1024)), .cold_dtype = \(int("cold_dtype", 1)), .block = \(int("block", 32)), "
-            + ".max_tokens = \(layout.maxTokens), .cold_path = NULL, .release_written = \(int("release_written", 0))"
+            + ".window = \(int("window")), .cold_dtype = \(int("cold_dtype")), .block = \(int("block")), "
+            + ".max_tokens = \(layout.maxTokens), .cold_path = NULL, .release_written = \(int("release_written"))"
             + (layout.kvFormat == .f32 ? "" : ", .hot_format = \(layout.kvFormat.cName)") + "};"]
-        let fileBacked = int("cold_file", 0) != 0
+        let fileBacked = int("cold_file") != 0
         if fileBacked {
             lines += ["char path[4096];",
                       "const char *dir = getenv(\"ATTUNE_HYBRID_COLD_DIR\");",
@@ -175,11 +179,10 @@ public struct HybridKernel: KVStoreKernel {
 
     public func cStoreAttention(_ parameters: KernelParameters, _ c: KVStoreCall) throws -> [String] {
         try checkStoreParameters(parameters)
-        let budget = parameters["cold_budget"] ?? 0.25
         return [
             "int rc = attune_hybrid_kv_append(\(c.store), \(c.rows), \(c.k.pointer), \(c.qkDim), \(c.k.rowStride), \(c.v.pointer), \(c.vDim), \(c.v.rowStride), &status);",
             "if (rc == 0) {",
-            "    attune_hybrid_params params = {.cold_budget = \(budget), .threads = \(Int(parameters["threads"] ?? 0)), .schedule = \(Int(parameters["schedule"] ?? 0))};",
+            "    attune_hybrid_params params = \(cInitializer(parameters));",
             "    attune_hybrid_stats stats;",
             "    rc = attune_hybrid_attention(\(c.store), \(c.heads), \(c.rows), \(c.q.pointer), \(c.qkDim), \(c.q.rowStride), "
                 + "\(c.o.pointer), \(c.vDim), \(c.o.rowStride), NULL, \(Float(c.scale))f, \(c.causal ? 1 : 0), ATTUNE_Q_OFFSET_DEFAULT, &params, &stats, &status);",
@@ -204,15 +207,15 @@ public struct HybridKernel: KVStoreKernel {
     private func checkStoreParameters(_ parameters: KernelParameters) throws {
         try checkParameters(parameters)
         if (parameters["reuse"] ?? 0) != 0 { throw KernelError("hybrid: reuse=1 is for benchmarks of `run`; compiled models keep their store anyway") }
-        let budget = parameters["cold_budget"] ?? 0.25
+        let budget = value("cold_budget", in: parameters)
         guard budget > 0 else { throw KernelError("hybrid: cold_budget must be > 0, got \(budget)") }
     }
 
     func config(_ problem: AttentionProblem, _ parameters: KernelParameters) -> HybridKVCache.Config {
         HybridKVCache.Config(kvHeads: problem.kvHeads, qkDim: problem.qkDim, vDim: problem.vDim,
-                             window: Int(parameters["window"] ?? 1024), coldDType: Int(parameters["cold_dtype"] ?? 1),
-                             block: Int(parameters["block"] ?? 32), maxTokens: problem.kvLen + 64,
-                             releaseWritten: (parameters["release_written"] ?? 0) != 0, hotFormat: problem.kvFormat)
+                             window: Int(value("window", in: parameters)), coldDType: Int(value("cold_dtype", in: parameters)),
+                             block: Int(value("block", in: parameters)), maxTokens: problem.kvLen + 64,
+                             releaseWritten: value("release_written", in: parameters) != 0, hotFormat: problem.kvFormat)
     }
 
     public func run(_ problem: AttentionProblem, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
@@ -223,8 +226,7 @@ public struct HybridKernel: KVStoreKernel {
         if !reasons.isEmpty { throw KernelError("hybrid: " + reasons.joined(separator: "; ")) }
         let p = problem
         var cfg = config(p, parameters)
-        let fileBacked = (parameters["cold_file"] ?? 0) != 0
-        let reuse = (parameters["reuse"] ?? 0) != 0
+        let fileBacked = value("cold_file", in: parameters) != 0, reuse = value("reuse", in: parameters) != 0
         let key = HybridCacheStore.Key(k: UInt(bitPattern: k), v: UInt(bitPattern: v), problem: p.description,
                                        config: "\(cfg.window)/\(cfg.coldDType)/\(cfg.block)/\(fileBacked)/\(cfg.releaseWritten)/\(cfg.hotFormat)")
         var built: HybridCacheStore.Entry
@@ -254,10 +256,7 @@ public struct HybridKernel: KVStoreKernel {
             if reuse { HybridCacheStore.shared.put(key, built) } else { HybridCacheStore.shared.clear() }
         }
 
-        var params = attune_hybrid_params()
-        params.cold_budget = parameters["cold_budget"] ?? 0.25
-        params.threads = Int32(clamping: Int(parameters["threads"] ?? 0))
-        params.schedule = Int32(clamping: Int(parameters["schedule"] ?? 0))
+        var params = cStruct(parameters)
         var stats: KernelRunStats = ["build_ms": built.buildMs, "hot_keys": 0, "cold_keys": 0, "selected_cold_keys": 0,
                                      "attend_ms": 0, "select_ms": 0]
         var total = 0.0

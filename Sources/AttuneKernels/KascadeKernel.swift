@@ -11,7 +11,7 @@ import Foundation
 /// over a selection an anchor made on the same inputs — `run` makes it first (its time is
 /// `select_ms`) and, with `keep=1` (benchmarks only: the caller promises Q/K/V unchanged at
 /// the same addresses), keeps it so later calls time the reuse pass alone.
-public struct KascadeKernel: AttentionKernel {
+public struct KascadeKernel: CParameterKernel {
     public init() {}
 
     public let name = "kascade"
@@ -61,9 +61,8 @@ public struct KascadeKernel: AttentionKernel {
         }
         let role = Int(parameters["role"] ?? 0)
         var lines = ["int64_t attended = 0, dense = 0;",
-                     "const attune_kascade_params params = {.fraction = \(parameters["fraction"] ?? 0.10), .min_k = \(Int(parameters["min_k"] ?? 128)), "
-                        + ".tile = \(Int(parameters["tile"] ?? 32)), .threads = \(Int(parameters["threads"] ?? 0)), "
-                        + ".attended_keys_out = &attended, .dense_keys_out = &dense};"]
+                     "const attune_kascade_params params = "
+                        + cInitializer(parameters, extra: [".attended_keys_out = &attended", ".dense_keys_out = &dense"]) + ";"]
         if role == 0 {
             lines.append("int rc = attune_kascade_anchor(&p, &t, &params, &sel, &status);")
         } else if let map = tables["head_map"] {
@@ -77,29 +76,22 @@ public struct KascadeKernel: AttentionKernel {
         return lines
     }
 
+    /// Where the parameters go in `attune_kascade_params`; `role`, `anchor` and `keep`
+    /// choose the call, and the counters' out-pointers are added per call.
+    public static let cFields = CParameterFields(attune_kascade_params.init, [
+        .double("fraction", \.fraction), .int32("min_k", \.min_k), .int32("tile", \.tile), .int32("threads", \.threads),
+    ], passedApart: ["role", "anchor", "keep"])
+
     /// Selected history keys for a history of `history` keys (`attune_kascade_budget`).
     public static func budget(history: Int, _ parameters: KernelParameters) -> Int {
-        var k = KascadeKernel().cParams(parameters, attended: nil)
+        var k = KascadeKernel().cStruct(parameters)
         return Int(attune_kascade_budget(Int64(history), &k))
     }
 
     /// Selected keys per kv head a compiled model must hold room for: the budget of the
     /// longest history its context allows.
     public static func capacity(context: Int, _ parameters: KernelParameters) -> Int {
-        var k = KascadeKernel().cParams(parameters, attended: nil)
-        return max(1, Int(attune_kascade_budget(Int64(context), &k)))
-    }
-
-    func cParams(_ parameters: KernelParameters, attended: UnsafeMutablePointer<Int64>?,
-                 dense: UnsafeMutablePointer<Int64>? = nil) -> attune_kascade_params {
-        var k = attune_kascade_params()
-        k.fraction = parameters["fraction"] ?? 0.10
-        k.min_k = Int32(clamping: Int(parameters["min_k"] ?? 128))
-        k.tile = Int32(clamping: Int(parameters["tile"] ?? 32))
-        k.threads = Int32(clamping: Int(parameters["threads"] ?? 0))
-        k.attended_keys_out = attended
-        k.dense_keys_out = dense
-        return k
+        max(1, budget(history: context, parameters))
     }
 
     public func run(_ problem: AttentionProblem, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
@@ -117,7 +109,9 @@ public struct KascadeKernel: AttentionKernel {
         let counts = UnsafeMutablePointer<Int64>.allocate(capacity: 2)
         counts.initialize(repeating: 0, count: 2)
         defer { counts.deallocate() }
-        var kp = cParams(parameters, attended: counts, dense: counts + 1)
+        var kp = cStruct(parameters)
+        kp.attended_keys_out = counts
+        kp.dense_keys_out = counts + 1
         var capacity: Int64 = 0, slots: Int64 = 0
         attune_kascade_capacity(&p, &kp, &capacity, &slots)
         let role = Int(parameters["role"] ?? 0), keep = (parameters["keep"] ?? 0) != 0

@@ -10,7 +10,7 @@ extension KascadeKernel {
     public func keptKeys(_ p: AttentionProblem, inputs: () -> (q: Tensor, k: Tensor, v: Tensor)) -> [[Bool]]? {
         let (q, k, v) = inputs()
         var cp = p.cProblem
-        var params = attune_kascade_params()
+        var params = cStruct([:])
         var cap: Int64 = 0, slots: Int64 = 0
         attune_kascade_capacity(&cp, &params, &cap, &slots)
         var idx = [Int32](repeating: -1, count: Int(Int64(p.batch) * slots * Int64(p.kvHeads) * cap))
@@ -24,7 +24,7 @@ extension KascadeKernel {
             } }
         } } }
         guard rc == 0 else { return [] }
-        let tile = 32, first = max(0, p.resolvedQOffset) / tile
+        let tile = Int(params.tile), first = max(0, p.resolvedQOffset) / tile
         return (0..<Int(slots)).map { s in
             var row = [Bool](repeating: false, count: p.kvLen)
             for j in 0..<Int(cap) {
@@ -45,14 +45,9 @@ extension SpargeKernel {
         guard p.qLen > 1 else { return nil }
         let (q, k, v) = inputs()
         var cp = p.cProblem
-        var params = attune_sparge_params()
-        params.block_q = 64
-        params.block_kv = 64
-        params.simthreshd1 = 0.6
-        params.cdfthreshd = 0.98
-        params.pvthreshd = 50
-        params.sink = 1
-        let nqb = (p.qLen + 63) / 64, nkb = (p.kvLen + 63) / 64
+        var params = cStruct([:])
+        let bq = Int(params.block_q), bk = Int(params.block_kv)
+        let nqb = (p.qLen + bq - 1) / bq, nkb = (p.kvLen + bk - 1) / bk
         var mask = [UInt8](repeating: 0, count: p.batch * p.qHeads * nqb * nkb)
         var o = [Float](repeating: 0, count: p.batch * p.qHeads * p.qLen * p.vDim)
         var status = attune_status()

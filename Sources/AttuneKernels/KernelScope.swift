@@ -27,6 +27,16 @@ public enum KernelScope {
     static let f32Only = "reads K/V as f32 only"
     static let alibiRefused = "does not implement ALiBi"
     static let sinksRefused = "does not implement attention sinks"
+    static let masksRefused = "does not implement document or block masks"
+
+    /// Three packed documents (15, 17 and 8 keys: the queries, at 32..<40, are the third's),
+    /// and a bitmask of blocks of 8 with holes (bit (qb, kb) cleared when qb + kb is odd).
+    static func masked(documents: Bool) -> AttentionProblem {
+        var p = problem(causal: false)
+        if documents { p.documentIDs = try? AttentionProblem.documentIDs(lengths: [15, 17, 8], kvLen: 40) }
+        else { p.blockMask = BlockMask(block: 8, kvLen: 40) { ($0 + $1) % 2 == 0 } }
+        return p
+    }
 
     public static let table: [Row] = [
         Row(name: "causal", problem: problem(), refused: [:]),
@@ -45,6 +55,12 @@ public enum KernelScope {
         Row(name: "sinks", problem: problem(sinks: [0.5, -1, 2, 0]),
             refused: ["sigmoid": "a sink logit joins a softmax denominator", "kascade": sinksRefused, "hybrid": sinksRefused,
                       "prefix_shared": sinksRefused]),
+        Row(name: "documents", problem: masked(documents: true),
+            refused: ["sparge": "does not take document or block masks", "kascade": masksRefused, "hybrid": masksRefused,
+                      "prefix_shared": masksRefused]),
+        Row(name: "block-mask", problem: masked(documents: false),
+            refused: ["sparge": "does not take document or block masks", "kascade": masksRefused, "hybrid": masksRefused,
+                      "prefix_shared": masksRefused]),
         Row(name: "kv-bf16", problem: problem(kv: .bf16), refused: ["sigmoid": f32Only, "sparge": f32Only]),
         Row(name: "kv-int8", problem: problem(kv: .int8), refused: ["sigmoid": f32Only, "sparge": f32Only]),
     ]

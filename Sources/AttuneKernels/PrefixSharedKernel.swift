@@ -4,7 +4,7 @@ import CAttuneKernels
 /// `prefix_len` keys (Kernels/prefix_shared.c). Exact: it is softmax attention split into
 /// a prefix part (all sequences' queries stacked, one pass) and per-sequence suffixes,
 /// merged by log-sum-exp. Only batch 0's prefix K/V are read.
-public struct PrefixSharedKernel: AttentionKernel {
+public struct PrefixSharedKernel: CParameterKernel {
     public init() {}
 
     public let name = "prefix_shared"
@@ -43,6 +43,11 @@ public struct PrefixSharedKernel: AttentionKernel {
 
     public let cUnavailableReason = "a node attends for one sequence, which has no prefix to share; compiled models run every softmax attention this way for batched sequences (attune run with several prompts), with the node's own kernel for both passes"
 
+    /// The parameters in `attune_prefix_shared_params`: flash's tiles serve both passes.
+    public static let cFields = CParameterFields(attune_prefix_shared_params.init, [
+        .int64("prefix_len", \.prefix_len), .int32("block_q", \.flash.block_q, c: "flash.block_q"), .int32("block_kv", \.flash.block_kv, c: "flash.block_kv"),
+        .int32("kv_splits", \.flash.kv_splits, c: "flash.kv_splits"), .int32("threads", \.flash.threads, c: "flash.threads")])
+
     public func run(_ problem: AttentionProblem, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
                     v: UnsafePointer<Float>, o: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>?,
                     parameters: KernelParameters) throws -> KernelRunStats {
@@ -50,14 +55,7 @@ public struct PrefixSharedKernel: AttentionKernel {
         guard let prefix = parameters["prefix_len"], prefix >= 1 else {
             throw KernelError("prefix_shared needs --param prefix_len=P (the number of keys every sequence shares)")
         }
-        var p = problem.cProblem(k: k, v: v)
-        var tensors = attune_attention_tensors(q: q, k: k, v: v, o: o, lse: lse)
-        var params = attune_prefix_shared_params()
-        params.prefix_len = Int64(prefix)
-        params.flash = FlashKernel().cParams(parameters)
-        var status = attune_status()
-        let rc = attune_prefix_shared_attention(&p, &tensors, &params, &status)
-        if rc != 0 { throw KernelError("prefix_shared: " + AttentionProblem.message(of: status)) }
+        try callC(attune_prefix_shared_attention, problem, q: q, k: k, v: v, o: o, lse: lse, params: cStruct(parameters))
         return ["prefix_len": prefix]
     }
 }

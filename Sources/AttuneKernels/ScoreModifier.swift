@@ -4,6 +4,9 @@
 /// kernel refuses a problem that uses one, with a reason written here once.
 public enum ScoreModifier: String, CaseIterable, Sendable {
     case softcap, alibi, sinks
+    /// Document ids and a block bitmask (`documentIDs`, `blockMask`): masks with holes,
+    /// whose fully hidden tiles the engine skips.
+    case masks
 
     /// What it is called in a refusal, with the problem's setting where it has one.
     func phrase(_ problem: AttentionProblem) -> String {
@@ -11,6 +14,7 @@ public enum ScoreModifier: String, CaseIterable, Sendable {
         case .softcap: return "logit soft-capping (softcap=\(problem.softcap.map(describeParameterValue) ?? "?"))"
         case .alibi: return "ALiBi (alibi)"
         case .sinks: return "attention sinks (sinks)"
+        case .masks: return "document or block masks (masks)"
         }
     }
 
@@ -30,6 +34,7 @@ extension AttentionProblem {
         if softcap != nil { set.insert(.softcap) }
         if alibiSlopes != nil { set.insert(.alibi) }
         if sinks != nil { set.insert(.sinks) }
+        if documentIDs != nil || blockMask != nil { set.insert(.masks) }
         return set
     }
 }

@@ -8,7 +8,7 @@ import CAttuneKernels
 /// `ReferenceAttention.sigmoid`), and `normalizer == .sigmoid` keeps kernel selection and
 /// codegen from binding it to softmax nodes. The bias is the model's (`sigmoid_bias`),
 /// passed as the parameter `bias`; 0 when absent. LSE is written as 0.
-public struct SigmoidKernel: AttentionKernel {
+public struct SigmoidKernel: CParameterKernel {
     public init() {}
 
     public let name = "sigmoid"
@@ -33,55 +33,29 @@ public struct SigmoidKernel: AttentionKernel {
     ]
 
     /// sigmoid accepts every problem the ABI accepts, with ALiBi (a bias); uncapped, and no sinks.
-    public let modifiers: Set<ScoreModifier> = [.alibi]
+    public let modifiers: Set<ScoreModifier> = [.alibi, .masks]
 
     public func modifierRefusal(_ m: ScoreModifier) -> String? {
         m == .sinks ? "sigmoid does not take attention sinks: a sink logit joins a softmax denominator, and sigmoid has none" : nil
     }
 
+    /// Where the parameters go in `attune_sigmoid_params`; precision only when set, so the
+    /// default C stays as it was before the parameter existed. The bias is a float literal
+    /// that reads back exactly.
+    public static let cFields = CParameterFields(attune_sigmoid_params.init, [
+        .int32("block_q", \.block_q), .int32("block_kv", \.block_kv), .int32("kv_splits", \.kv_splits),
+        .int32("threads", \.threads), .int32("precision", \.precision, writtenWhenZero: false), .float("bias", \.bias),
+    ])
+
     public func cInvocation(_ parameters: KernelParameters) -> [String]? {
-        // precision only when set: the default C stays as it was before the parameter existed.
-        let names = ["block_q", "block_kv", "kv_splits", "threads"] + ((parameters["precision"] ?? 0) != 0 ? ["precision"] : [])
-        let fields = names.map { ".\($0) = \(Int(parameters[$0] ?? 0))" }
-            + [".bias = \(Self.cFloat(parameters["bias"] ?? 0))"]
-        return ["const attune_sigmoid_params params = {\(fields.joined(separator: ", "))};",
-                "int rc = attune_sigmoid_attention(&p, &t, &params, &status);"]
-    }
-
-    /// A C float literal that reads back as `Float(x)`; non-finite values become
-    /// expressions the kernel rejects at run time with a message.
-    static func cFloat(_ x: Double) -> String {
-        let f = Float(x)
-        if f.isNaN { return "__builtin_nanf(\"\")" }
-        if f.isInfinite { return f < 0 ? "(-__builtin_inff())" : "__builtin_inff()" }
-        let text = "\(f)"  // shortest round-trip form, e.g. -5.5451775 or 1e-05
-        return text + (text.contains(where: { $0 == "." || $0 == "e" }) ? "f" : ".0f")
-    }
-
-    func cParams(_ parameters: KernelParameters) -> attune_sigmoid_params {
-        var params = attune_sigmoid_params()
-        params.block_q = Int32(clamping: Int(parameters["block_q"] ?? 0))
-        params.block_kv = Int32(clamping: Int(parameters["block_kv"] ?? 0))
-        params.kv_splits = Int32(clamping: Int(parameters["kv_splits"] ?? 0))
-        params.threads = Int32(clamping: Int(parameters["threads"] ?? 0))
-        params.bias = Float(parameters["bias"] ?? 0)
-        params.precision = Int32(clamping: Int(parameters["precision"] ?? 0))
-        return params
+        ["const attune_sigmoid_params params = \(cInitializer(parameters));",
+         "int rc = attune_sigmoid_attention(&p, &t, &params, &status);"]
     }
 
     public func run(_ problem: AttentionProblem, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
                     v: UnsafePointer<Float>, o: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>?,
                     parameters: KernelParameters) throws -> KernelRunStats {
         try checkParameters(parameters)
-        if let bias = parameters["bias"], !Float(bias).isFinite {
-            throw KernelError("sigmoid: bias \(bias) does not fit a finite fp32 value")
-        }
-        var p = problem.cProblem
-        var tensors = attune_attention_tensors(q: q, k: k, v: v, o: o, lse: lse)
-        var params = cParams(parameters)
-        var status = attune_status()
-        let rc = problem.withModifiers(&p) { attune_sigmoid_attention(&$0, &tensors, &params, &status) }
-        if rc != 0 { throw KernelError("sigmoid: " + AttentionProblem.message(of: status)) }
-        return [:]
+        return try callC(attune_sigmoid_attention, problem, q: q, k: k, v: v, o: o, lse: lse, params: cStruct(parameters))
     }
 }

@@ -9,7 +9,7 @@ import CAttuneKernels
 /// (base-2 units). Approximate: exact (= flash to fp32 rounding) with `cdfthreshd=1`
 /// and `pvthreshd>=200`. Run stats: `kept_fraction` (kept / visible blocks) and
 /// `skipped_pv_fraction` (skipped / visited micro-tile × tile pairs).
-public struct SpargeKernel: AttentionKernel {
+public struct SpargeKernel: CParameterKernel {
     public init() {}
 
     public let name = "sparge"
@@ -38,40 +38,34 @@ public struct SpargeKernel: AttentionKernel {
     /// Every problem the ABI accepts (decode rows run through the wide tiles, padded to 16), with ALiBi and sinks, uncapped.
     public let modifiers: Set<ScoreModifier> = [.alibi, .sinks]
 
-    /// The declared defaults, used for every parameter a caller leaves out.
-    static let defaults: KernelParameters = Dictionary(uniqueKeysWithValues: SpargeKernel().parameters.map { ($0.name, $0.defaultValue) })
+    public func modifierRefusal(_ m: ScoreModifier) -> String? {
+        m == .masks ? "sparge does not take document or block masks: its block prediction runs its own tile loop, not the engine's" : nil
+    }
+
+    /// Where the parameters go in `attune_sparge_params`, in the order generated C has
+    /// always named them; precision only when set, so the default C stays as it was before
+    /// the parameter existed.
+    public static let cFields = CParameterFields(attune_sparge_params.init, [
+        .int32("block_q", \.block_q), .int32("block_kv", \.block_kv), .int32("sink", \.sink), .int32("threads", \.threads),
+        .int32("precision", \.precision, writtenWhenZero: false),
+        .float("simthreshd1", \.simthreshd1), .float("cdfthreshd", \.cdfthreshd), .float("pvthreshd", \.pvthreshd),
+    ])
 
     public func cInvocation(_ parameters: KernelParameters) -> [String]? {
-        let v = { (name: String) in parameters[name] ?? Self.defaults[name]! }
-        let ints = (["block_q", "block_kv", "sink", "threads"] + (v("precision") != 0 ? ["precision"] : [])).map { ".\($0) = \(Int(v($0)))" }
-        let floats = ["simthreshd1", "cdfthreshd", "pvthreshd"].map { ".\($0) = \(SigmoidKernel.cFloat(v($0)))" }
-        return ["const attune_sparge_params params = {\((ints + floats).joined(separator: ", "))};",
-                "int rc = attune_sparge_attention(&p, &t, &params, &status);"]
+        ["const attune_sparge_params params = \(cInitializer(parameters));",
+         "int rc = attune_sparge_attention(&p, &t, &params, &status);"]
     }
 
     public func run(_ problem: AttentionProblem, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
                     v: UnsafePointer<Float>, o: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>?,
                     parameters: KernelParameters) throws -> KernelRunStats {
         try checkParameters(parameters)
-        let value = { (name: String) in parameters[name] ?? Self.defaults[name]! }
-        var p = problem.cProblem
-        var tensors = attune_attention_tensors(q: q, k: k, v: v, o: o, lse: lse)
         var stats = attune_sparge_stats()
-        var status = attune_status()
-        let rc = withUnsafeMutablePointer(to: &stats) { out -> Int32 in
-            var params = attune_sparge_params()
-            params.block_q = Int32(clamping: Int(value("block_q")))
-            params.block_kv = Int32(clamping: Int(value("block_kv")))
-            params.simthreshd1 = Float(value("simthreshd1"))
-            params.cdfthreshd = Float(value("cdfthreshd"))
-            params.pvthreshd = Float(value("pvthreshd"))
-            params.sink = Int32(clamping: Int(value("sink")))
-            params.threads = Int32(clamping: Int(value("threads")))
-            params.precision = Int32(clamping: Int(value("precision")))
+        try withUnsafeMutablePointer(to: &stats) { out in
+            var params = cStruct(parameters)
             params.stats_out = out
-            return problem.withModifiers(&p) { attune_sparge_attention(&$0, &tensors, &params, &status) }
+            try callC(attune_sparge_attention, problem, q: q, k: k, v: v, o: o, lse: lse, params: params)
         }
-        if rc != 0 { throw KernelError("sparge: " + AttentionProblem.message(of: status)) }
         return ["kept_fraction": stats.kept_fraction, "skipped_pv_fraction": stats.skipped_pv_fraction,
                 "kept_blocks": Double(stats.kept_blocks), "visible_blocks": Double(stats.visible_blocks),
                 "predict_ms": stats.predict_ms, "total_ms": stats.total_ms]

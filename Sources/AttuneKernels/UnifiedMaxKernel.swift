@@ -4,7 +4,7 @@ import CAttuneKernels
 /// instead of a running max (FlashDecoding++, Kernels/unified_max.c): no per-tile rescale,
 /// splits combine by plain sums. Exact: rows whose scores leave the safe range around `phi`
 /// are recomputed by flash and counted in the run stats as `fallback_rows` (of `rows`).
-public struct UnifiedMaxKernel: AttentionKernel {
+public struct UnifiedMaxKernel: CParameterKernel {
     public init() {}
 
     public let name = "unified_max"
@@ -26,9 +26,17 @@ public struct UnifiedMaxKernel: AttentionKernel {
     ]
 
     /// Every problem the ABI accepts (out-of-range rows fall back to flash), with ALiBi and sinks, uncapped.
-    public let modifiers: Set<ScoreModifier> = [.alibi, .sinks]
+    public let modifiers: Set<ScoreModifier> = [.alibi, .sinks, .masks]
 
     public let cCounters = ["fallback_rows", "rows"]
+
+    /// Where the parameters go in `attune_unified_max_params`. phi is spelled as generated
+    /// C always has (a double literal of the float value); the out-pointer and the
+    /// calibrated table are added per call.
+    public static let cFields = CParameterFields(attune_unified_max_params.init, [
+        .int32("block_kv", \.block_kv), .int32("kv_splits", \.kv_splits), .int32("threads", \.threads),
+        .float("phi", \.phi, spelled: .double),
+    ])
 
     public func cInvocation(_ parameters: KernelParameters) -> [String]? {
         try? cInvocation(parameters, tables: [:], qHeads: 0)
@@ -43,13 +51,10 @@ public struct UnifiedMaxKernel: AttentionKernel {
                 throw KernelError("unified_max: table phi needs \(qHeads) finite values (one per q head), got \(values.count)")
             }
         }
-        var fields = ["block_kv", "kv_splits", "threads"].map { ".\($0) = \(Int(parameters[$0] ?? 0))" }
-        // A Double's description ("0.0", "-3.5", "1e+20") is a valid C literal; phi is finite.
-        fields.append(".phi = \(Double(Float(parameters["phi"] ?? 0)))")
-        if tables["phi"] != nil { fields += [".phi_per_head = table_phi", ".phi_per_head_count = \(qHeads)"] }
-        fields.append(".fallback_rows_out = &fallback_rows")
+        let table = tables["phi"] != nil ? [".phi_per_head = table_phi", ".phi_per_head_count = \(qHeads)"] : []
+        let fields = cInitializer(parameters, extra: table + [".fallback_rows_out = &fallback_rows"])
         return ["int64_t fallback_rows = 0;",
-                "const attune_unified_max_params params = {\(fields.joined(separator: ", "))};",
+                "const attune_unified_max_params params = \(fields);",
                 "int rc = attune_unified_max_attention(&p, &t, &params, &status);",
                 "counters[0] += fallback_rows;",
                 "counters[1] += p.batch * p.q_heads * p.q_len;"]
@@ -59,22 +64,12 @@ public struct UnifiedMaxKernel: AttentionKernel {
                     v: UnsafePointer<Float>, o: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>?,
                     parameters: KernelParameters) throws -> KernelRunStats {
         try checkParameters(parameters)
-        let phi = Float(parameters["phi"] ?? 0)
-        if !phi.isFinite { throw KernelError("unified_max: phi must be finite in fp32, got \(parameters["phi"] ?? 0)") }
-        var p = problem.cProblem(k: k, v: v)
-        var tensors = attune_attention_tensors(q: q, k: k, v: v, o: o, lse: lse)
         var fallback: Int64 = 0
-        var status = attune_status()
-        let rc = withUnsafeMutablePointer(to: &fallback) { out -> Int32 in
-            var params = attune_unified_max_params()
-            params.block_kv = Int32(clamping: Int(parameters["block_kv"] ?? 0))
-            params.kv_splits = Int32(clamping: Int(parameters["kv_splits"] ?? 0))
-            params.threads = Int32(clamping: Int(parameters["threads"] ?? 0))
-            params.phi = phi
+        let stats = try withUnsafeMutablePointer(to: &fallback) { out in
+            var params = cStruct(parameters)
             params.fallback_rows_out = out
-            return problem.withModifiers(&p) { attune_unified_max_attention(&$0, &tensors, &params, &status) }
+            return try callC(attune_unified_max_attention, problem, q: q, k: k, v: v, o: o, lse: lse, params: params)
         }
-        if rc != 0 { throw KernelError("unified_max: " + AttentionProblem.message(of: status)) }
-        return ["fallback_rows": Double(fallback), "rows": Double(problem.batch * problem.qHeads * problem.qLen)]
+        return stats.merging(["fallback_rows": Double(fallback), "rows": Double(problem.batch * problem.qHeads * problem.qLen)]) { $1 }
     }
 }

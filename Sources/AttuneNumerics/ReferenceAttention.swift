@@ -51,6 +51,14 @@ public struct ReferenceAttentionProblem: Sendable, Equatable, CustomStringConver
     /// Sink logits z_h, one per q head: `e^(z_h)` joins the softmax denominator (and the
     /// LSE) with no value; nil means none.
     public var sinks: [Double]?
+    /// Document id of every key position (`kvLen` of them): the query at position p sees
+    /// key j only if `documentIDs[j] == documentIDs[p]`; nil means none.
+    public var documentIDs: [Int]?
+    /// Block visibility over positions: `blockMask[qb][kb] == false` hides keys
+    /// `[kb·maskBlock, (kb+1)·maskBlock)` from the queries at positions
+    /// `[qb·maskBlock, (qb+1)·maskBlock)`; nil means none.
+    public var blockMask: [[Bool]]?
+    public var maskBlock: Int = 0
 
     /// Defaults: `batch = 1`, `kvHeads = qHeads`, `vDim = qkDim`,
     /// `scale = 1 / sqrt(qkDim)`, no causal mask, `qOffset = kvLen - qLen`,
@@ -94,6 +102,8 @@ public struct ReferenceAttentionProblem: Sendable, Equatable, CustomStringConver
         if let c = softcap { s += " softcap=\(c)" }
         if let a = alibiSlopes { s += " alibi=\(a)" }
         if let z = sinks { s += " sinks=\(z)" }
+        if let d = documentIDs { s += " documents=\(Set(d).count)" }
+        if blockMask != nil { s += " blockMask(\(maskBlock))" }
         return s
     }
 
@@ -131,6 +141,16 @@ public struct ReferenceAttentionProblem: Sendable, Equatable, CustomStringConver
         if let w = window, off.subtractingReportingOverflow(w).overflow {
             throw fail("qOffset - window overflows")
         }
+        if documentIDs != nil || blockMask != nil {
+            // Masks are keyed by position: every query's position must be a key's.
+            if off < 0 || off + qLen > kvLen { throw fail("masks need query positions within the keys") }
+        }
+        if let d = documentIDs, d.count != kvLen { throw fail("documentIDs has \(d.count) ids for \(kvLen) keys") }
+        if let m = blockMask {
+            if maskBlock < 1 { throw fail("maskBlock must be >= 1, got \(maskBlock)") }
+            let nb = (kvLen + maskBlock - 1) / maskBlock
+            if m.count != nb || m.contains(where: { $0.count != nb }) { throw fail("blockMask must be \(nb) x \(nb)") }
+        }
         for (name, dims) in [("q", [batch, qHeads, qLen, qkDim]), ("k", [batch, kvHeads, kvLen, qkDim]),
                              ("v", [batch, kvHeads, kvLen, vDim]), ("o", [batch, qHeads, qLen, vDim])] {
             var n = 1
@@ -140,6 +160,15 @@ public struct ReferenceAttentionProblem: Sendable, Equatable, CustomStringConver
                 n = r
             }
         }
+    }
+
+    /// The document and block masks (causal and window aside): key `j` is hidden from the
+    /// query at position `p` when their documents differ or their block's bit is cleared.
+    @inline(__always)
+    func masksAllow(key j: Int, queryPosition p: Int) -> Bool {
+        if let d = documentIDs, d[j] != d[p] { return false }
+        if let m = blockMask, !m[p / maskBlock][j / maskBlock] { return false }
+        return true
     }
 
     fileprivate func validate(q: Int, k: Int, v: Int) throws {
@@ -220,6 +249,7 @@ public enum ReferenceAttention {
                         var j = 0
                         while j < Lk {
                             let vis = isVisible(key: j, queryPosition: pos, causal: causal, window: window)
+                                && p.masksAllow(key: j, queryPosition: pos)
                             visp[j] = vis
                             if vis { anyVisible = true }
                             j += 1
@@ -315,7 +345,8 @@ public enum ReferenceAttention {
                         let oRow = op + row * Dv
                         var j = 0
                         while j < Lk {
-                            if isVisible(key: j, queryPosition: pos, causal: causal, window: window) {
+                            if isVisible(key: j, queryPosition: pos, causal: causal, window: window)
+                                && p.masksAllow(key: j, queryPosition: pos) {
                                 let kRow = kp! + (kvHeadBase * Lk + j) * D
                                 let dot = dotProduct(qRow, kRow, D)
                                 let w = stableSigmoid(scale * dot + bias + (alibi.map { $0[h] * Double(j - pos) } ?? 0))

@@ -7,58 +7,57 @@ import Foundation
 import Glibc
 #endif
 
-/// The quantised rows of a module's int8 slots (`--weights int8`): one file in the compile
-/// cache, made at compile time from the checkpoint (never written beside it) and mapped by
-/// the module through its weights manifest. The file is named by what it is made from —
-/// each int8 slot's layout, row width and sources (checkpoint path, size, modification
-/// time, offset, dtype, count; the bytes of values derived at compile time) — so the next
-/// compile of the same checkpoint with the same group and scale reuses it without reading
-/// a weight, and another checkpoint or layout quantises again.
+/// The weights a module converts at compile time (`ConstantSlot.isConvertedAtCompile`):
+/// int8 slots quantised (`--weights int8`) and bf16 slots rounded from f32 or f16
+/// checkpoint tensors (`--weights bf16`). One file in the compile cache, made at compile
+/// time from the checkpoint (never written beside it) and mapped by the module through its
+/// weights manifest. The file is named by what it is made from — each converted slot's
+/// format, row width and sources (checkpoint path, size, modification time, offset, dtype,
+/// count; the bytes of values derived at compile time) — so the next compile of the same
+/// checkpoint in the same format reuses it without reading a weight, and another
+/// checkpoint or format converts again.
 ///
-/// Quantisation streams: sources are read with `pread` a few MiB at a time, quantised (in
-/// parallel over rows, `attune_q8_quantize_*`) and appended to the file, so memory stays
-/// at those buffers whatever the model's size, and the checkpoint's pages stay in the page
-/// cache instead of this process.
+/// Conversion streams: sources are read with `pread` a few MiB at a time, converted (in
+/// parallel, `attune_q8_quantize_*` / `attune_bf16_round`) and appended to the file, so
+/// memory stays at those buffers whatever the model's size, and the checkpoint's pages
+/// stay in the page cache instead of this process.
 public enum QuantizedWeights {
-    /// Part of the key: a change to the stored layout or to how it is written never
+    /// Part of the key: a change to the stored layouts or to how they are written never
     /// reuses an older file.
-    static let formatVersion = "attune-int8-v1"
-    public static let fileName = "weights.int8"
-    static let sumFileName = "weights.int8.sum"
+    static let formatVersion = "attune-converted-v2"
+    public static let fileName = "weights.bin"
+    static let sumFileName = "weights.sum"
     /// Source bytes read per step.
     static let chunkBytes = 16 << 20
 
-    /// The file and where each int8 slot's rows start in it.
+    /// The file and where each converted slot's elements start in it.
     public struct Blob: Sendable {
         public var url: URL
         public var size: Int
         public var hash: UInt64
-        /// Byte offset of each int8 slot (by slot index); each starts on a 64-byte boundary.
+        /// Byte offset of each converted slot (by slot index); each starts on a 64-byte boundary.
         public var offsets: [Int: Int]
         /// Made by this call (false: found in the cache).
         public var created: Bool
     }
 
-    static func int8Slots(_ module: EmittedModule) -> [(index: Int, slot: ConstantSlot, layout: Int8Layout)] {
-        module.constants.enumerated().compactMap { i, slot in
-            if case .int8(let layout) = slot.format { return (i, slot, layout) }
-            return nil
-        }
+    static func convertedSlots(_ module: EmittedModule) -> [(index: Int, slot: ConstantSlot)] {
+        module.constants.enumerated().compactMap { i, slot in slot.isConvertedAtCompile ? (i, slot) : nil }
     }
 
-    /// The module's quantised rows, made into `cacheDirectory` when missing; nil when the
-    /// module has no int8 slot.
+    /// The module's converted weights, made into `cacheDirectory` when missing; nil when
+    /// the module has no slot converted at compile time.
     public static func prepare(_ module: EmittedModule, cacheDirectory: URL) throws -> Blob? {
-        let slots = int8Slots(module)
+        let slots = convertedSlots(module)
         guard !slots.isEmpty else { return nil }
         var offsets: [Int: Int] = [:]
         var end = 0
         for s in slots {
             offsets[s.index] = end
-            end = (end + s.layout.bytes(elements: s.slot.elements) + 63) / 64 * 64
+            end = (end + s.slot.format.bytes(elements: s.slot.elements) + 63) / 64 * 64
         }
         let key = try self.key(module, slots)
-        let dir = cacheDirectory.appendingPathComponent("int8/\(module.name)-\(String(key, radix: 16))")
+        let dir = cacheDirectory.appendingPathComponent("converted/\(module.name)-\(String(key, radix: 16))")
         let url = dir.appendingPathComponent(fileName)
         if let (size, hash) = recorded(dir), size == end,
            let actual = try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int, actual == size {
@@ -73,7 +72,7 @@ public enum QuantizedWeights {
         try fm.createDirectory(at: dir.deletingLastPathComponent(), withIntermediateDirectories: true)
         if fm.fileExists(atPath: dir.path) { try? fm.removeItem(at: dir) }   // an incomplete or older copy
         if (try? fm.moveItem(at: tmp, to: dir)) == nil, recorded(dir)?.size != end {
-            throw RuntimeError("cannot store the int8 weights in \(dir.path)")
+            throw RuntimeError("cannot store the converted weights in \(dir.path)")
         }
         return Blob(url: url, size: end, hash: hash, offsets: offsets, created: true)
     }
@@ -86,10 +85,10 @@ public enum QuantizedWeights {
         return (size, hash)
     }
 
-    static func key(_ module: EmittedModule, _ slots: [(index: Int, slot: ConstantSlot, layout: Int8Layout)]) throws -> UInt64 {
+    static func key(_ module: EmittedModule, _ slots: [(index: Int, slot: ConstantSlot)]) throws -> UInt64 {
         var items = [formatVersion]
         for s in slots {
-            items.append("slot \(s.layout.name) \(s.slot.width) \(s.slot.elements)")
+            items.append("slot \(s.slot.format.name) \(s.slot.width) \(s.slot.elements)")
             for part in s.slot.parts {
                 switch part.source {
                 case .file(let at):
@@ -108,8 +107,8 @@ public enum QuantizedWeights {
         return CEmitter.fnv1a(items.joined(separator: "\n"))
     }
 
-    /// Quantises every int8 slot into `url`; returns the file's checksum.
-    static func write(_ module: EmittedModule, _ slots: [(index: Int, slot: ConstantSlot, layout: Int8Layout)],
+    /// Converts every slot into `url`; returns the file's checksum.
+    static func write(_ module: EmittedModule, _ slots: [(index: Int, slot: ConstantSlot)],
                       offsets: [Int: Int], size: Int, to url: URL) throws -> UInt64 {
         let out = open(url.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard out >= 0 else { throw RuntimeError("cannot write \(url.path): \(String(cString: strerror(errno)))") }
@@ -117,12 +116,19 @@ public enum QuantizedWeights {
         var writer = HashingWriter(fd: out, path: url.path)
         var sources: [String: Int32] = [:]
         defer { for fd in sources.values { close(fd) } }
+        // One pair of buffers for every part: fresh ones per part (hundreds of 24 MiB
+        // allocations for a 1B model) page-faulted in anew each time.
+        var sourceBuffer = Scratch(), convertedBuffer = Scratch()
+        defer { sourceBuffer.free(); convertedBuffer.free() }
         for s in slots {
             try writer.pad(to: offsets[s.index]!)
-            let layout = s.layout, width = s.slot.width
-            let rowBytes = layout.bytes(elements: width)
+            let format = s.slot.format, width = s.slot.width
+            // int8 converts whole rows (a scale per group of a row), bf16 any run of elements.
+            let unit: Int
+            if case .int8 = format { unit = width } else { unit = 1 }
+            let unitBytes = format.bytes(elements: unit)
             for part in s.slot.parts {
-                let rows = part.count / width
+                let units = part.count / unit
                 let dtype: DType
                 let read: (UnsafeMutableRawPointer, Int, Int) throws -> Void   // (buffer, first byte, bytes)
                 switch part.source {
@@ -131,7 +137,7 @@ public enum QuantizedWeights {
                     let fd: Int32
                     if let open = sources[at.path] { fd = open } else {
                         fd = Glibc.open(at.path, O_RDONLY | O_CLOEXEC)
-                        guard fd >= 0 else { throw RuntimeError("\(at.path): cannot read weights to quantise: \(String(cString: strerror(errno)))") }
+                        guard fd >= 0 else { throw RuntimeError("\(at.path): cannot read weights to convert: \(String(cString: strerror(errno)))") }
                         sources[at.path] = fd
                     }
                     read = { buffer, first, bytes in try preadFully(fd, buffer, bytes, at.offset + first, path: at.path) }
@@ -141,32 +147,65 @@ public enum QuantizedWeights {
                         module.derived.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress! + offset + first, byteCount: bytes) }
                     }
                 }
-                let rowsPerChunk = max(1, chunkBytes / (width * dtype.byteSize))
-                let source = UnsafeMutableRawPointer.allocate(byteCount: min(rows, rowsPerChunk) * width * dtype.byteSize, alignment: 64)
-                let quantised = UnsafeMutableRawPointer.allocate(byteCount: min(rows, rowsPerChunk) * rowBytes, alignment: 64)
-                defer { source.deallocate(); quantised.deallocate() }
-                var row = 0
-                while row < rows {
-                    let n = min(rowsPerChunk, rows - row)
-                    try read(source, row * width * dtype.byteSize, n * width * dtype.byteSize)
-                    let bad: Int64
-                    switch dtype {
-                    case .f32: bad = attune_q8_quantize_f32(source.assumingMemoryBound(to: Float.self), Int64(n), Int64(width), Int64(layout.group), layout.cScale, quantised)
-                    case .bf16: bad = attune_q8_quantize_bf16(source.assumingMemoryBound(to: UInt16.self), Int64(n), Int64(width), Int64(layout.group), layout.cScale, quantised)
-                    case .f16: bad = attune_q8_quantize_f16(source.assumingMemoryBound(to: UInt16.self), Int64(n), Int64(width), Int64(layout.group), layout.cScale, quantised)
-                    case .i32: throw RuntimeError("\(part.name): integer tensors cannot be int8 weights")
+                let unitsPerChunk = max(1, chunkBytes / (unit * dtype.byteSize))
+                let source = sourceBuffer.get(min(units, unitsPerChunk) * unit * dtype.byteSize)
+                let converted = convertedBuffer.get(min(units, unitsPerChunk) * unitBytes)
+                var done = 0
+                while done < units {
+                    let n = min(unitsPerChunk, units - done)
+                    try read(source, done * unit * dtype.byteSize, n * unit * dtype.byteSize)
+                    switch format {
+                    case .int8(let layout):
+                        try quantise(part.name, firstRow: done, source, rows: n, width: width, dtype: dtype, layout: layout, into: converted)
+                    case .bf16:
+                        try round(part.name, first: done, source, count: n, dtype: dtype, into: converted)
+                    case .f32:
+                        preconditionFailure("f32 slots are never converted at compile time")
                     }
-                    if bad == -2 { throw RuntimeError("out of memory quantising weight '\(part.name)'") }
-                    if bad >= 0 {
-                        throw RuntimeError(refusal(part.name, row: row + Int(bad), values: source + Int(bad) * width * dtype.byteSize, width: width, dtype: dtype, layout: layout))
-                    }
-                    try writer.write(UnsafeRawBufferPointer(start: quantised, count: n * rowBytes))
-                    row += n
+                    try writer.write(UnsafeRawBufferPointer(start: converted, count: n * unitBytes))
+                    done += n
                 }
             }
         }
         try writer.pad(to: size)
         return writer.finalHash
+    }
+
+    /// `rows` rows of one weight into int8 rows of `layout`.
+    static func quantise(_ name: String, firstRow: Int, _ source: UnsafeMutableRawPointer, rows n: Int, width: Int, dtype: DType,
+                         layout: Int8Layout, into quantised: UnsafeMutableRawPointer) throws {
+        let bad: Int64
+        switch dtype {
+        case .f32: bad = attune_q8_quantize_f32(source.assumingMemoryBound(to: Float.self), Int64(n), Int64(width), Int64(layout.group), layout.cScale, quantised)
+        case .bf16: bad = attune_q8_quantize_bf16(source.assumingMemoryBound(to: UInt16.self), Int64(n), Int64(width), Int64(layout.group), layout.cScale, quantised)
+        case .f16: bad = attune_q8_quantize_f16(source.assumingMemoryBound(to: UInt16.self), Int64(n), Int64(width), Int64(layout.group), layout.cScale, quantised)
+        case .i32: throw RuntimeError("\(name): integer tensors cannot be int8 weights")
+        }
+        if bad == -2 { throw RuntimeError("out of memory quantising weight '\(name)'") }
+        if bad >= 0 {
+            throw RuntimeError(refusal(name, row: firstRow + Int(bad), values: source + Int(bad) * width * dtype.byteSize, width: width, dtype: dtype, layout: layout))
+        }
+    }
+
+    /// `count` elements of one weight, from element `first` of it, rounded to bf16 (nearest
+    /// even). NaN and Inf stay what they are (the module refuses them at open unless
+    /// `--allow-nonfinite`, as for weights stored in bf16); a finite value beyond bf16's
+    /// range is refused here, since rounding would make it infinite.
+    static func round(_ name: String, first: Int, _ source: UnsafeMutableRawPointer, count: Int, dtype: DType,
+                      into rounded: UnsafeMutableRawPointer) throws {
+        let out = rounded.assumingMemoryBound(to: UInt16.self)
+        switch dtype {
+        case .bf16:
+            rounded.copyMemory(from: source, byteCount: 2 * count)
+        case .f32, .f16:
+            let bad = attune_bf16_round(source, dtype == .f16 ? 1 : 0, Int64(count), out)
+            if bad >= 0 {
+                let value = source.load(fromByteOffset: 4 * Int(bad), as: Float.self)
+                throw RuntimeError("weight '\(name)' holds \(value) at element \(first + Int(bad)), beyond bf16's range (±3.39e38): --weights bf16 would make it infinite")
+            }
+        case .i32:
+            throw RuntimeError("\(name): integer tensors cannot be bf16 weights")
+        }
     }
 
     /// Why row `row` of a weight could not be quantised: a non-finite value, or (f16
@@ -192,10 +231,30 @@ public enum QuantizedWeights {
             let n = pread(fd, buffer + done, bytes - done, off_t(offset + done))
             if n < 0, errno == EINTR { continue }
             guard n > 0 else {
-                throw RuntimeError("\(path): cannot read \(bytes) bytes at \(offset) to quantise\(n < 0 ? ": " + String(cString: strerror(errno)) : ": the file is shorter")")
+                throw RuntimeError("\(path): cannot read \(bytes) bytes at \(offset) to convert\(n < 0 ? ": " + String(cString: strerror(errno)) : ": the file is shorter")")
             }
             done += n
         }
+    }
+}
+
+/// A buffer reused across calls, grown when a call needs more.
+private struct Scratch {
+    private var pointer: UnsafeMutableRawPointer?
+    private var capacity = 0
+
+    mutating func get(_ bytes: Int) -> UnsafeMutableRawPointer {
+        if let pointer, capacity >= bytes { return pointer }
+        pointer?.deallocate()
+        pointer = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 64), alignment: 64)
+        capacity = bytes
+        return pointer!
+    }
+
+    mutating func free() {
+        pointer?.deallocate()
+        pointer = nil
+        capacity = 0
     }
 }
 
@@ -204,7 +263,7 @@ public enum QuantizedWeights {
 struct HashingWriter {
     let fd: Int32
     let path: String
-    private(set) var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    private var hasher = PayloadHasher()
     private(set) var written = 0
     private var pending: [UInt8] = []
 
@@ -222,21 +281,18 @@ struct HashingWriter {
             done += n
         }
         written += bytes.count
-        let prime: UInt64 = 0x100_0000_01b3
         var i = 0
         while !pending.isEmpty, pending.count < 8, i < bytes.count {
             pending.append(bytes[i])
             i += 1
         }
         if pending.count == 8 {
-            hash = (hash ^ pending.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }) &* prime
+            pending.withUnsafeBytes { hasher.add($0) }
             pending.removeAll()
         }
-        while i + 8 <= bytes.count {
-            hash = (hash ^ UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self))) &* prime
-            i += 8
-        }
-        pending += bytes[i...]
+        let whole = (bytes.count - i) / 8 * 8
+        hasher.add(UnsafeRawBufferPointer(rebasing: bytes[i..<(i + whole)]))
+        pending += bytes[(i + whole)...]
     }
 
     /// Zeros up to byte `offset`.
@@ -247,6 +303,6 @@ struct HashingWriter {
 
     /// The hash, with any tail shorter than a word taken byte by byte (as PayloadFile.hash).
     var finalHash: UInt64 {
-        pending.reduce(hash) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 }
+        pending.withUnsafeBytes { hasher.final(tail: $0) }
     }
 }

@@ -42,8 +42,9 @@ public struct Toolchain: Sendable {
 
     /// Layout and writer of the module cache. Part of every cache key: a change to how
     /// cached files are written (e.g. the chunked writer that replaced single writes which
-    /// truncated files over 2 GiB) never reuses what an older writer left.
-    static let cacheFormat = "modules-v2"
+    /// truncated files over 2 GiB; the four-chain payload checksum) never reuses what an
+    /// older writer left.
+    static let cacheFormat = "modules-v3"
 
     /// Builds `module` into a shared library, or returns the cached one after checking it
     /// against the checksum recorded when it was built; a damaged cached library is

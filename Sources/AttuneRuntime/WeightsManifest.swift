@@ -6,25 +6,26 @@ import Foundation
 /// which file and byte range each constant slot comes from. Checkpoint tensors are
 /// referenced where they lie (absolute paths, checked by size at open); values derived at
 /// compile time go to `constants.bin` beside the manifest, with a checksum of its whole
-/// payload that the module verifies before use. int8 slots point into their quantised
-/// rows in the compile cache (`QuantizedWeights`), also checksummed.
+/// payload that the module verifies before use. Slots converted at compile time (int8
+/// rows, bf16 rounded from f32/f16) point into the compile cache (`QuantizedWeights`),
+/// also checksummed.
 public enum WeightsManifest {
     public static let fileName = "weights.manifest"
     public static let derivedFileName = "constants.bin"
 
     /// Writes the manifest (and the derived blob when the module has one) into `dir`.
     /// `allowNonfinite` lets the module load NaN/Inf weights instead of refusing them.
-    /// A module with int8 slots needs `cacheDirectory`: its quantised rows are made (or
-    /// found) there and the manifest names them by absolute path.
+    /// A module with slots converted at compile time needs `cacheDirectory`: they are made
+    /// (or found) there and the manifest names them by absolute path.
     @discardableResult
     public static func write(_ module: EmittedModule, to dir: URL, allowNonfinite: Bool = false, cacheDirectory: URL? = nil) throws -> URL {
-        let int8 = try quantized(module, cacheDirectory)
-        return try write(module, text: try text(module, derived: derivedRecord(module), allowNonfinite: allowNonfinite, int8: int8), to: dir)
+        let converted = try converted(module, cacheDirectory)
+        return try write(module, text: try text(module, derived: derivedRecord(module), allowNonfinite: allowNonfinite, converted: converted), to: dir)
     }
 
-    static func quantized(_ module: EmittedModule, _ cacheDirectory: URL?) throws -> QuantizedWeights.Blob? {
-        guard !QuantizedWeights.int8Slots(module).isEmpty else { return nil }
-        guard let cacheDirectory else { throw RuntimeError("module \(module.name) has int8 weights: its manifest needs the compile cache, where they are quantised") }
+    static func converted(_ module: EmittedModule, _ cacheDirectory: URL?) throws -> QuantizedWeights.Blob? {
+        guard !QuantizedWeights.convertedSlots(module).isEmpty else { return nil }
+        guard let cacheDirectory else { throw RuntimeError("module \(module.name) has weights converted at compile time: its manifest needs the compile cache, where they are made") }
         return try QuantizedWeights.prepare(module, cacheDirectory: cacheDirectory)
     }
 
@@ -32,7 +33,7 @@ public enum WeightsManifest {
     /// when the checkpoint files, the module's slots or the options change.
     public static func cached(_ module: EmittedModule, cacheDirectory: URL, allowNonfinite: Bool) throws -> URL {
         let manifestText = try text(module, derived: derivedRecord(module), allowNonfinite: allowNonfinite,
-                                    int8: try quantized(module, cacheDirectory))
+                                    converted: try converted(module, cacheDirectory))
         let dir = cacheDirectory.appendingPathComponent("weights/\(module.name)-\(String(CEmitter.fnv1a(manifestText), radix: 16))")
         let manifest = dir.appendingPathComponent(fileName)
         let fm = FileManager.default
@@ -64,7 +65,7 @@ public enum WeightsManifest {
     }
 
     static func text(_ module: EmittedModule, derived: (size: Int, hash: UInt64)?, allowNonfinite: Bool,
-                     int8: QuantizedWeights.Blob? = nil) throws -> String {
+                     converted: QuantizedWeights.Blob? = nil) throws -> String {
         var files: [String] = []
         var index: [String: Int] = [:]
         var lines = ["attune-weights 2", "graph \(hex(module.graphHash))", "slots \(module.constants.count)",
@@ -77,9 +78,9 @@ public enum WeightsManifest {
         }
         var body: [String] = []
         for (s, slot) in module.constants.enumerated() {
-            if let int8, let offset = int8.offsets[s] {
+            if let converted, let offset = converted.offsets[s] {
                 body.append("slot \(s) \(slot.elements) 1 \(slot.format.name)")
-                body.append("part \(fileIndex(int8.url.path)) \(offset) \(slot.format.name) \(slot.elements) \(slot.parts.map(\.name).joined(separator: " + "))")
+                body.append("part \(fileIndex(converted.url.path)) \(offset) \(slot.format.name) \(slot.elements) \(slot.parts.map(\.name).joined(separator: " + "))")
                 continue
             }
             body.append("slot \(s) \(slot.elements) \(slot.parts.count) \(slot.format.name)")
@@ -96,8 +97,8 @@ public enum WeightsManifest {
             if path.isEmpty {
                 guard let derived else { throw RuntimeError("module \(module.name) has derived constants but no blob was written") }
                 lines.append("file \(i) \(derived.size) \(hex(derived.hash)) \(derivedFileName)")
-            } else if let int8, path == int8.url.path {
-                lines.append("file \(i) \(int8.size) \(hex(int8.hash)) \(path)")
+            } else if let converted, path == converted.url.path {
+                lines.append("file \(i) \(converted.size) \(hex(converted.hash)) \(path)")
             } else {
                 let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
                 guard let size else { throw RuntimeError("\(path): cannot read the checkpoint file's size") }

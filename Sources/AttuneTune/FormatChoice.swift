@@ -74,9 +74,8 @@ extension ModelTuner {
                 return
             }
         }
-        let weightBytes: (WeightPolicy) -> Double = { w in
-            switch w { case .int8(let l): return 1 + (l.scale == .f16 ? 2 : 4) / Double(l.group); case .bf16: return 2; case .f32, .auto: return 4 }
-        }
+        // Bytes of a large block of weights in each format (auto counted as f32: its widest case).
+        let weightBytes = { (w: WeightPolicy) in w.format(stored: .f32).bytes(elements: 1 << 20) }
         try axis("weights", formats.weights.sorted { weightBytes($0) < weightBytes($1) }.map { w in (w.description, { $0.weights = w }) })
         let kvBytes: [KVFormat: Int] = [.int8: 1, .bf16: 2, .f32: 4]
         try axis("kv", formats.kv.sorted { kvBytes[$0]! < kvBytes[$1]! }.map { f in (f.rawValue, { $0.kvFormat = f }) })

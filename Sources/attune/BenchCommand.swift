@@ -22,6 +22,8 @@ struct BenchAttention: ParsableCommand {
         read GB/s with the kernel's ratio to each. Approximate softmax kernels (sparge, hybrid, \
         and any kernel with --precision bf16 or int8qk) also run dense f32 flash on the same inputs, alternating call by call: the median paired \
         speed ratio and the output's rel-L1, cosine and max-abs error against flash. \
+        Masked problems (--document-lengths, --block-mask) also run the same kernel without \
+        the masks, alternating: the share of tiles skipped and the paired speed-up. \
         --json prints one JSON object on the last line.
 
         \(kernelListHelp)
@@ -76,6 +78,9 @@ struct BenchAttention: ParsableCommand {
         print("bandwidth   \(fmt(r.kv_gbps, 2)) GB/s K/V (\(problem.kvFormat.rawValue))  = \(fmt(100 * r.ratio_to_read, 1)) % of streaming read (\(fmt(r.read_gbps, 2)) GB/s)")
         if !r.kernel_stats.isEmpty {
             print("kernel      " + r.kernel_stats.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+        }
+        if let u = r.versus_unmasked {
+            print("masks       \(fmt(100 * u.skipped_fraction, 1)) % of tiles skipped; \(fmt(u.speedup_paired, 2))x the unmasked run's speed (median of \(u.pairs) paired runs; unmasked median \(fmt(u.unmasked_ms_median, 3)) ms)")
         }
         if let f = r.versus_flash {
             print("vs flash    \(fmt(f.speedup_paired, 2))x flash's speed (median of \(f.pairs) paired runs; flash median \(fmt(f.flash_ms_median, 3)) ms)")

@@ -62,6 +62,35 @@ final class BF16WeightsTests: XCTestCase {
         XCTAssertTrue(Float(bitPattern: UInt32(Float.nan.bf16Bits) << 16).isNaN)
     }
 
+    /// The compile-time rounding into the compile cache (`attune_bf16_round`): f32 as
+    /// Swift's `bf16Bits`, every f16 bit pattern widened exactly first, over several
+    /// parallel blocks; the first finite value that overflows to infinity is reported
+    /// (the lowest index, whichever thread finds it), NaN and Inf are not overflows.
+    func testCompileTimeRoundingOfF32AndF16() {
+        var state: UInt32 = 7
+        var f32 = (0..<200_000).map { _ -> Float in
+            state = state &* 1_664_525 &+ 1_013_904_223
+            return Float(bitPattern: state & 0xBFFF_FFFF)   // finite, below 2^64 in magnitude
+        }
+        f32[5] = .nan
+        f32[6] = -.infinity
+        var out = [UInt16](repeating: 0, count: f32.count)
+        XCTAssertEqual(attune_bf16_round(f32, 0, Int64(f32.count), &out), -1)
+        XCTAssertEqual(out, f32.map(\.bf16Bits))
+        f32[150_001] = .greatestFiniteMagnitude
+        f32[70_000] = -.greatestFiniteMagnitude
+        XCTAssertEqual(attune_bf16_round(f32, 0, Int64(f32.count), &out), 70_000)
+
+        let f16 = (0...UInt16.max).map { $0 }
+        var rounded = [UInt16](repeating: 0, count: f16.count)
+        XCTAssertEqual(attune_bf16_round(f16, 1, Int64(f16.count), &rounded), -1)
+        for (i, h) in f16.enumerated() {
+            let want = Float(Float16(bitPattern: h))
+            if want.isNaN { XCTAssertEqual(rounded[i] & 0x7FC0, 0x7FC0, "f16 \(h)"); continue }
+            XCTAssertEqual(rounded[i], want.bf16Bits, "f16 bits \(String(h, radix: 16))")
+        }
+    }
+
     func testBF16PolicyRoundsMatmulWeightsOnly() throws {
         let g = try FusedDecoder.graph()
         let w = FusedDecoder.weights(for: g)

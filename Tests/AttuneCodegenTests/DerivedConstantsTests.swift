@@ -30,8 +30,9 @@ final class DerivedConstantsTests: XCTestCase {
     }
 
     func testSwiftAndCPayloadHashesAgree() throws {
-        // The C loader verifies what Swift recorded: the same function, every tail length.
-        for n in [0, 1, 7, 8, 9, 4096 + 5] {
+        // The C loader verifies what Swift recorded: the same function, every tail length and
+        // every number of words past the four chains.
+        for n in [0, 1, 7, 8, 9, 16, 24, 31, 32, 33, 40, 57, 4096 + 5] {
             let bytes = (0..<n).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ 7) }
             let swift = bytes.withUnsafeBytes { PayloadFile.hash($0) }
             let c = bytes.withUnsafeBytes { attune_payload_hash($0.baseAddress, $0.count) }

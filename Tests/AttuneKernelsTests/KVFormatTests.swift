@@ -93,12 +93,44 @@ final class KVFormatTests: XCTestCase {
                 XCTAssertEqual(got.lse.data.map(\.bitPattern), want.lse.data.map(\.bitPattern), "\(format) \(base)")
             }
         }
-        // int8qk quantises f32 K itself: a quantised cache is refused in one line.
-        var problem = problems[0]
-        problem.kvFormat = .int8
-        let x = AttentionInputs(problems[0], seed: 1)
-        XCTAssertThrowsError(try flash.runStored(problem, q: x.q, k: x.k, v: x.v, parameters: ["precision": 2])) {
-            XCTAssertTrue("\($0)".contains("precision=int8qk reads f32 K/V only"), "\($0)")
+    }
+
+    /// int8 Q·Kᵀ tiles (`precision=int8qk`) over a bf16/int8 cache smooth and quantise K
+    /// from the stored values (an int8 element times its row's scale) and take V through
+    /// the bf16 tiles' packing: the same bits as int8qk over fp32 K/V holding those values,
+    /// on wide problems (GQA, MHA, windows, dv ≠ dqk, batches, more than 512 keys so the
+    /// key mean samples, small tiles), with NaN in visible V (the per-row fallback) and in
+    /// a visible K row. Each problem runs twice, so the second call reuses the K buffer
+    /// kept from the first (and from the larger problems before it).
+    func testInt8QKTilesReadTheStoredFormats() throws {
+        let flash = FlashKernel()
+        let problems: [(AttentionProblem, KernelParameters)] = [
+            (.init(qHeads: 4, kvHeads: 2, qLen: 70, kvLen: 300, qkDim: 64, causal: true), [:]),
+            (.init(qHeads: 8, kvHeads: 2, qLen: 96, kvLen: 1300, qkDim: 128, causal: true), [:]),
+            (.init(qHeads: 2, qLen: 150, kvLen: 400, qkDim: 64, causal: true, window: 37), [:]),
+            (.init(batch: 2, qHeads: 2, qLen: 17, kvLen: 255, qkDim: 96, vDim: 48, causal: true), [:]),
+            (.init(qHeads: 4, kvHeads: 1, qLen: 40, kvLen: 200, qkDim: 80, causal: false), ["block_kv": 64]),
+        ]
+        for format in Self.formats {
+            for (n, (base, params)) in problems.enumerated() {
+                var x = AttentionInputs(base, seed: 17)
+                if n == 0 { x.v.data[5 * base.vDim + 3] = .nan }      // head 0, key 5: every row from 235 on sees it
+                if n == 2 { x.k.data[390 * base.qkDim + 7] = .nan }   // key 390: the last rows' windows see it
+                var problem = base
+                problem.kvFormat = format
+                let rows = base.batch * base.kvHeads * base.kvLen
+                let kStored = format.unpack(format.pack(x.k.data, dim: base.qkDim), rows: rows, dim: base.qkDim).map { Float($0) }
+                let vStored = format.unpack(format.pack(x.v.data, dim: base.vDim), rows: rows, dim: base.vDim).map { Float($0) }
+                let parameters = params.merging(["precision": 2]) { $1 }
+                let want = try flash.run(base, q: x.q, k: Tensor(shape: x.k.shape, data: kStored), v: Tensor(shape: x.v.shape, data: vStored),
+                                         parameters: parameters)
+                if n == 0 { XCTAssertTrue(want.o.data.contains { $0.isNaN } && want.o.data.contains { !$0.isNaN }, "the NaN reaches some rows only") }
+                for round in 0..<2 {
+                    let got = try flash.runStored(problem, q: x.q, k: x.k, v: x.v, parameters: parameters)
+                    XCTAssertEqual(got.o.data.map(\.bitPattern), want.o.data.map(\.bitPattern), "\(format) \(base) call \(round)")
+                    XCTAssertEqual(got.lse.data.map(\.bitPattern), want.lse.data.map(\.bitPattern), "\(format) \(base) call \(round)")
+                }
+            }
         }
     }
 

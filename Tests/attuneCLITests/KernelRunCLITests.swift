@@ -114,6 +114,41 @@ final class KernelRunCLITests: XCTestCase {
         XCTAssertTrue(r.stdout.contains("alibi sinks=2,2,2,2,2,2,2,2"), r.stdout)
     }
 
+    /// --document-lengths and --block-mask: with Q = 0 every visible key weighs the same, so
+    /// each row's output is the mean of the V rows of its own document (or block); bad lengths,
+    /// densities, files and kernels without masks are one-line errors.
+    func testDocumentsAndBlockMask() throws {
+        try write("q.npy", [1, 1, 4, 2]) { _ in 0 }
+        try write("k.npy", [1, 1, 4, 2]) { Float($0) * 0.1 }
+        try write("v.npy", [1, 1, 4, 2]) { Float($0) }
+        try write("mask.npy", [2, 2]) { [1, 0, 0, 1][$0] }
+        let args = ["kernel", "run", "--q", path("q.npy"), "--k", path("k.npy"), "--v", path("v.npy"), "--out", path("o.npy")]
+        for masks in [["--document-lengths", "2,2"], ["--block-mask", path("mask.npy"), "--mask-block", "2"]] {
+            let r = try CLI.run(args + masks)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertTrue(r.stderr.contains("skipped_tiles="), r.stderr)
+            let o = try Npy.read(contentsOf: dir.appendingPathComponent("o.npy"))
+            XCTAssertEqual(o.data, [1, 2, 1, 2, 5, 6, 5, 6], "\(masks)")
+        }
+        var r = try CLI.run(args + ["--document-lengths", "2,1"])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("--document-lengths: document lengths 2,1 sum to 3, not to the 4 keys"), r.stderr)
+        r = try CLI.run(args + ["--document-lengths", "2,x"])
+        XCTAssertTrue(r.stderr.contains("--document-lengths: 'x' is not an integer"), r.stderr)
+        r = try CLI.run(args + ["--block-mask", "random:1.5:1"])
+        XCTAssertTrue(r.stderr.contains("--block-mask: density must be in [0, 1], got 1.5"), r.stderr)
+        r = try CLI.run(args + ["--block-mask", path("mask.npy")])
+        XCTAssertTrue(r.stderr.contains("has shape [2, 2], expected [1, 1] (4 keys in blocks of 64)"), r.stderr)
+        r = try CLI.run(args + ["--document-lengths", "2,2", "--kernel", "sparge"])
+        XCTAssertTrue(r.stderr.contains("kernel 'sparge': sparge does not take document or block masks"), r.stderr)
+        r = try CLI.run(["bench", "attention", "--kernel", "flash", "--q-len", "128", "--head-dim", "16", "--heads", "2", "--causal",
+                         "--document-lengths", "64,64", "--param", "block_kv=64", "--repeats", "1"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("causal docs=2"), r.stdout)
+        // Two q tiles per head, 1 + 2 KV tiles unmasked; the second tile skips key tile 0.
+        XCTAssertTrue(r.stdout.contains("masks       33.3 % of tiles skipped"), r.stdout)
+    }
+
     /// --kv stores K and V in the format first: bf16 V rows come back rounded to 8 bits
     /// (query row 0 sees only key 0, so its output is V row 0 as stored); other kernels and
     /// unknown formats are refused with the option named.
