@@ -46,7 +46,7 @@
  *      per-row state).
  *   3. #include "attention_engine.h"; it declares the hooks below, which the
  *      variant then defines (static, so each is specialised into the loop;
- *      the optional ones get trivial definitions here), and uses
+ *      most optional ones get trivial definitions here), and uses
  *      engine_plan_init and engine_run in its entry point.
  *
  * The hooks, in the order the loop calls them:
@@ -197,22 +197,6 @@ ATTUNE_INLINE int64_t variant_keys_first(const plan *pl, const scratch *sc, cons
                                          int64_t c1, variant_keys *ks);
 ATTUNE_INLINE int variant_keys_count(const plan *pl, const scratch *sc, variant_keys *ks, int64_t j0, int64_t c1);
 ATTUNE_INLINE int64_t variant_keys_next(const plan *pl, const scratch *sc, variant_keys *ks, int64_t j0);
-#else
-/* The chunk [c0, c1) in tiles of bk keys. */
-typedef int variant_keys;
-ATTUNE_INLINE int64_t variant_keys_first(const plan *pl, const scratch *sc, const attention_item *x, int64_t c0,
-                                         int64_t c1, variant_keys *ks) {
-    (void)pl, (void)sc, (void)x, (void)c1, (void)ks;
-    return c0;
-}
-ATTUNE_INLINE int variant_keys_count(const plan *pl, const scratch *sc, variant_keys *ks, int64_t j0, int64_t c1) {
-    (void)sc, (void)ks;
-    return (int)(c1 - j0 < pl->bk ? c1 - j0 : pl->bk);
-}
-ATTUNE_INLINE int64_t variant_keys_next(const plan *pl, const scratch *sc, variant_keys *ks, int64_t j0) {
-    (void)sc, (void)ks;
-    return j0 + pl->bk;
-}
 #endif
 static void variant_scores_wide(const plan *pl, const scratch *sc, const float *kbase, int64_t j0, int n);
 static void variant_probs_wide(const plan *pl, const scratch *sc, int64_t j0, int n, int full);
@@ -585,9 +569,17 @@ static void engine_run_item(const plan *pl, const plan *packed, float *pack, con
         }
         attention_mask_rows mr = {0};
         if (pl->mk.on) mr = attention_mask_rows_of(&pl->mk, sc->valid, sc->rdoc, sc->rqb, pl->rows);
+        /* Without a key source, the chunk in bk-key tiles written out rather than as
+         * default hooks: the variants without one then compile to the very code
+         * they had before the hook (objdump-identical; the hook form moved stack slots). */
+#if ENGINE_KEY_SOURCE
         variant_keys ks;
         for (int64_t j0 = variant_keys_first(pl, sc, &x, c0, c1, &ks); j0 < c1; j0 = variant_keys_next(pl, sc, &ks, j0)) {
             int n = variant_keys_count(pl, sc, &ks, j0, c1);
+#else
+        for (int64_t j0 = c0; j0 < c1; j0 += pl->bk) {
+            int n = (int)(c1 - j0 < pl->bk ? c1 - j0 : pl->bk);
+#endif
             int full = flo <= j0 && j0 + n <= fhi;
             if (pl->mk.on) {
                 const int seen = attention_mask_tile(&pl->mk, &mr, j0, n);

@@ -5,7 +5,11 @@ Runs `attune kernel run` with each binary on the same inputs and problems and
 compares the O and LSE files byte for byte, and the kernel's counters (the
 `stats:` line, without its timings). Usage:
 
-    scripts/kernel_ab_outputs.py OLD_ATTUNE NEW_ATTUNE [--kernels sparge,flash] [--work DIR]
+    scripts/kernel_ab_outputs.py OLD_ATTUNE NEW_ATTUNE [--kernels sparge,flash] [--masks] [--work DIR]
+
+--masks runs document-id and block-bitmask masks (alone, under the causal mask,
+with a window, with the modifiers) instead of the plain cases, for the kernels that
+take them; the tile counts of the stats line are compared too.
 
 Inputs: uniform random (numpy, seeded; a few with NaN/Inf planted in K/V) and the
 structured ones of `attune kernel generate`. Exit status 1 when any case differs.
@@ -48,6 +52,17 @@ def cases(kernel):
     else:
         params = [[], ["kv_splits=3"]]
     return masks, mods, params
+
+
+def mask_cases(lk):
+    """Document and block masks for a key length: three packed documents, and random
+    bitmasks at two densities and block sizes."""
+    a, b = max(1, lk * 2 // 7), max(1, lk // 3)
+    docs = ["--document-lengths", f"{a},{b},{lk - a - b}"]
+    return [docs, ["--causal"] + docs, ["--causal", "--window", "96"] + docs,
+            ["--block-mask", "random:0.3:5", "--mask-block", "64"],
+            ["--causal", "--block-mask", "random:0.6:3", "--mask-block", "32"],
+            ["--causal"] + docs + ["--block-mask", "random:0.7:9", "--mask-block", "16"]]
 
 
 def write_inputs(work, attune, name, b, hq, hkv, lq, lk, d, dv):
@@ -93,6 +108,7 @@ def main():
     ap.add_argument("old")
     ap.add_argument("new")
     ap.add_argument("--kernels", default="sparge")
+    ap.add_argument("--masks", action="store_true", help="also document and block masks")
     ap.add_argument("--work", default="/tmp/kernel_ab")
     a = ap.parse_args()
     total = differ = refused = 0
@@ -104,6 +120,10 @@ def main():
                 # every mask without modifiers, every modifier under the causal mask
                 combos = [(m, [], p) for m in masks for p in params]
                 combos += [(["--causal"], m, p) for m in mods if m for p in params]
+                if a.masks:
+                    mc = mask_cases(dims[4])
+                    combos = [(m, [], p) for m in mc for p in params]
+                    combos += [(mc[1], m, p) for m in mods if m for p in params]
                 for mask, mod, prm in combos:
                     ro = run(a.old, dirn, kernel, mask + mod, prm, "old")
                     rn = run(a.new, dirn, kernel, mask + mod, prm, "new")
