@@ -25,6 +25,19 @@
  * is left without its own position). Blocks no row of the item sees are
  * never kept; partly visible ones are masked per element in stage 2.
  *
+ * Document and block masks (attention_mask.h): the engine narrows each row's
+ * keys by them before the prediction, and a block the masks hide from every
+ * row of the item (attention_mask_tile, the engine's own test) is not visible
+ * to it: never ranked, kept or counted; a kept block they partly hide takes
+ * the engine's element mask (-inf) before the softmax step. The statistics of
+ * phase A are over the keys the causal/window mask leaves (the masks aside).
+ * A row's forced block is its narrowed interval's last, which a bitmask that
+ * clears the row's own block can hide; then nothing is forced for it, and a
+ * pruning prediction may leave it with no key (O = 0, LSE = -inf). With
+ * p->mask_stats sparge counts in its blocks: `tiles` the kept blocks,
+ * `skipped_tiles` the blocks the causal/window mask gives that the masks hide,
+ * `masked_tiles` the kept blocks they partly hide.
+ *
  * Stage 2: flash's online softmax (flash_softmax.h, flash_tiles.c; with
  * precision = bf16 the bf16 tiles, attention_bf16.h) over the kept blocks
  * only, run by the attention engine (attention_engine.h) with sparge's key
@@ -106,10 +119,12 @@ void attune_sparge_default_params(attune_sparge_params *params) {
 /* ------------------------------------------------------------ plan, scratch */
 
 /* What the stats report: blocks kept and visible, 16-row P.V micro-tiles
- * visited and skipped, prediction time. Per thread, summed into the plan's
- * as the thread's scratch is freed. */
+ * visited and skipped, prediction time, and with masks the kept blocks they
+ * partly hide. Per thread, summed into the plan's as the thread's scratch is
+ * freed. */
 typedef struct {
     int64_t kept, visible, pv_tiles, pv_skipped;
+    int64_t mask_partial;
     double predict_ms;
 } sparge_counts;
 
@@ -144,6 +159,7 @@ typedef struct {
     float *usum;         /* [qk_dim] sum of normalised rows */
     ranked *rank;        /* [nkb] */
     uint8_t *keep;       /* [nkb] */
+    uint8_t *seen;       /* [nkb] with masks: MASK_TILE_HIDDEN / _PARTIAL / _OPEN per block */
     vmask *live;         /* [rp / 16] rows of each micro-tile that see some key */
     uint8_t *column;     /* [rp / 16] what the softmax step did to each micro-tile */
     sparge_counts *counts;   /* this thread's */
@@ -241,19 +257,25 @@ static int by_prob_desc(const void *a, const void *b) {
 
 /* Sets keep[j] for the visible blocks [jb0, jb1) of one item whose pooled
  * query is ss->qbar with self-similarity simq; blocks [diag0, diag1] hold
- * the rows' last visible keys (diag0 > diag1: none forced). */
+ * the rows' last visible keys (diag0 > diag1: none forced). With masks
+ * (`masked`) a block they hide from every row (ss->seen) is not visible: never
+ * kept, ranked or forced. */
 static void select_blocks(const plan *sp, const scratch *ss, int64_t bg, int64_t jb0, int64_t jb1,
-                          float simq, int64_t diag0, int64_t diag1) {
+                          float simq, int64_t diag0, int64_t diag1, int masked) {
     const attune_sparge_params *prm = &sp->prm;
     uint8_t *keep = ss->keep;
     if (!sp->predict || !(simq > prm->simthreshd1)) {
-        for (int64_t j = jb0; j < jb1; j++) keep[j] = 1;
+        for (int64_t j = jb0; j < jb1; j++) keep[j] = !masked || ss->seen[j] != MASK_TILE_HIDDEN;
         return;
     }
     const int d = (int)sp->p->qk_dim;
     const double scale = sp->p->scale;
     int64_t n = 0;
     for (int64_t j = jb0; j < jb1; j++) {
+        if (masked && ss->seen[j] == MASK_TILE_HIDDEN) {
+            keep[j] = 0;
+            continue;
+        }
         keep[j] = !(sp->ksim[bg * sp->nkb + j] > prm->simthreshd1) || (prm->sink && j == 0) ||
                   (j >= diag0 && j <= diag1);
         if (!(sp->ksim[bg * sp->nkb + j] > prm->simthreshd1)) continue; /* excluded from the softmax */
@@ -281,6 +303,27 @@ static void select_blocks(const plan *sp, const scratch *ss, int64_t bg, int64_t
         cum += ss->rank[i].p;
         if (cum >= target) break;
     }
+}
+
+/* Key blocks the causal/window mask alone gives the rows of each q block, summed
+ * over q blocks and every (batch, q head): what the masks' count of hidden
+ * blocks starts from (they can only hide, so the visible ones are a subset). */
+static int64_t unmasked_blocks(const plan *sp) {
+    const attune_attention_problem *p = sp->p;
+    const int64_t bk = sp->prm.block_kv;
+    int64_t n = 0;
+    for (int64_t qt = 0; qt < sp->qtiles; qt++) {
+        int64_t ulo = INT64_MAX, uhi = INT64_MIN;
+        for (int64_t i = qt * sp->npos; i < p->q_len && i < (qt + 1) * sp->npos; i++) {
+            int64_t lo, hi;
+            attune_visible_range(p, sp->q_offset, i, &lo, &hi);
+            if (lo >= hi) continue;
+            ulo = lo < ulo ? lo : ulo;
+            uhi = hi > uhi ? hi : uhi;
+        }
+        if (ulo < uhi) n += (uhi - 1) / bk - ulo / bk + 1;
+    }
+    return n * p->batch * p->q_heads;
 }
 
 /* ----------------------------------------------------------------- hooks */
@@ -324,15 +367,27 @@ ATTUNE_INLINE int64_t variant_keys_first(const plan *pl, const scratch *sc, cons
         simq = finish_block(sc->qbar, sc->usum, d, rows);
     }
     const int64_t jb0 = c0 / bk, jb1 = (c1 + bk - 1) / bk;
+    /* Masks: each block's visibility to the item's rows, as the engine would test it. */
+    int64_t hidden = 0;
+    if (pl->mk.on) {
+        const attention_mask_rows mr = attention_mask_rows_of(&pl->mk, sc->valid, sc->rdoc, sc->rqb, pl->rows);
+        for (int64_t j = jb0; j < jb1; j++) {
+            const int64_t a = j * bk > c0 ? j * bk : c0, e = (j + 1) * bk < c1 ? (j + 1) * bk : c1;
+            sc->seen[j] = (uint8_t)attention_mask_tile(&pl->mk, &mr, a, (int)(e - a));
+            hidden += sc->seen[j] == MASK_TILE_HIDDEN;
+        }
+    }
     const int mask_diag = p->causal || p->window > 0;
     select_blocks(pl, sc, x->b * p->kv_heads + x->g, jb0, jb1, simq, mask_diag ? last0 / bk : 1,
-                  mask_diag ? last1 / bk : 0);
+                  mask_diag ? last1 / bk : 0, pl->mk.on);
     if (pl->predict) sc->counts->predict_ms += attune_now_ms() - t0;
+    if (pl->mk.on)
+        for (int64_t j = jb0; j < jb1; j++) sc->counts->mask_partial += sc->keep[j] && sc->seen[j] == MASK_TILE_PARTIAL;
     if (pl->prm.mask_out) {
         uint8_t *mask_row = pl->prm.mask_out + ((x->b * p->q_heads + head) * pl->nqb + x->qt) * pl->nkb;
         for (int64_t j = jb0; j < jb1; j++) mask_row[j] = sc->keep[j];
     }
-    sc->counts->visible += jb1 - jb0;
+    sc->counts->visible += jb1 - jb0 - hidden;
     int64_t j = jb0;
     while (j < jb1 && !sc->keep[j]) j++;
     *ks = (variant_keys){.j = j, .je = j, .jb1 = jb1, .c0 = c0, .c1 = c1};
@@ -362,10 +417,12 @@ static void variant_scores_wide(const plan *pl, const scratch *sc, const float *
     attune_flash_scores_wide(sc->qt, pl->rp, (int)pl->p->qk_dim, kbase, pl->p->k_stride.row, j0, n, sc->st);
 }
 
-/* ALiBi (attention_modifiers.h), then flash's online-softmax step, with the P.V
+/* ALiBi (attention_modifiers.h), the masks' hidden entries on partly visible
+ * tiles (-inf), then flash's online-softmax step, with the P.V
  * skip when it is on (column[] says which micro-tiles it left untouched). */
 static void variant_probs_wide(const plan *pl, const scratch *sc, int64_t j0, int n, int full) {
     if (pl->p->alibi_slopes) attention_alibi_wide(sc->st, pl->rp, sc->slope2, sc->apos, j0, n);
+    engine_mask_wide(pl, sc, j0, n, -INFINITY);
     if (pl->skip) flash_softmax_tile(pl, sc, j0, n, full, pl->prm.pvthreshd, sc->live, sc->column, 1);
     else flash_softmax_tile(pl, sc, j0, n, full, 0.0f, NULL, NULL, 0);
 }
@@ -442,6 +499,7 @@ static void variant_scratch_free(scratch *sc) {
             sc->total->pv_tiles += c->pv_tiles;
             sc->total->pv_skipped += c->pv_skipped;
             sc->total->predict_ms += c->predict_ms;
+            sc->total->mask_partial += c->mask_partial;
         }
     }
     attune_scratch_free(sc->m);
@@ -456,12 +514,13 @@ static int variant_scratch_alloc(const plan *pl, scratch *sc) {
     sc->m = attune_scratch_alloc(f * rp * 3);
     sc->qbar = attune_scratch_alloc(f * d * 2);
     sc->rank = attune_scratch_alloc(sizeof(ranked) * nkb);
-    sc->keep = attune_scratch_alloc(nkb + cols + sizeof(vmask) * cols + sizeof(sparge_counts) + 64);
+    sc->keep = attune_scratch_alloc(2 * nkb + cols + sizeof(vmask) * cols + sizeof(sparge_counts) + 64);
     if (!sc->m || !sc->qbar || !sc->rank || !sc->keep) return 0;
     sc->l = sc->m + rp;
     sc->alpha = sc->m + 2 * rp;
     sc->usum = sc->qbar + d;
-    sc->live = (vmask *)(((uintptr_t)(sc->keep + nkb) + 7) & ~(uintptr_t)7);
+    sc->seen = sc->keep + nkb;
+    sc->live = (vmask *)(((uintptr_t)(sc->seen + nkb) + 7) & ~(uintptr_t)7);
     sc->column = (uint8_t *)(sc->live + cols);
     sc->counts = (sparge_counts *)(((uintptr_t)(sc->column + cols) + 7) & ~(uintptr_t)7);
     memset(sc->counts, 0, sizeof *sc->counts);
@@ -498,8 +557,8 @@ static int32_t check_params(const attune_sparge_params *q, attune_status *status
 int32_t attune_sparge_attention(const attune_attention_problem *p, const attune_attention_tensors *t,
                                 const attune_sparge_params *params, attune_status *status) {
     const double t_start = attune_now_ms();
-    int32_t rc = attune_attention_validate_kv(p, t, 1u << ATTUNE_KV_F32 | ATTUNE_ACCEPTS_ALIBI | ATTUNE_ACCEPTS_SINKS,
-                                              "sparge", status);
+    const uint32_t accepts = 1u << ATTUNE_KV_F32 | ATTUNE_ACCEPTS_ALIBI | ATTUNE_ACCEPTS_SINKS | ATTUNE_ACCEPTS_MASKS;
+    int32_t rc = attune_attention_validate_kv(p, t, accepts, "sparge", status);
     if (rc != ATTUNE_OK) return rc;
     attune_sparge_params prm;
     if (params) prm = *params;
@@ -509,12 +568,15 @@ int32_t attune_sparge_attention(const attune_attention_problem *p, const attune_
     if (prm.block_q == 0) prm.block_q = SPARGE_BLOCK_Q;
     if (prm.block_kv == 0) prm.block_kv = SPARGE_BLOCK_KV;
 
-    /* q tiles of block_q positions of one head; a tile's keys: per_tile blocks at most. */
+    /* q tiles of block_q positions of one head; a tile's keys: per_tile blocks at most.
+     * sparge counts the masks' work itself, in blocks: the engine sees the kept runs only. */
+    attune_attention_problem whole = *p;
+    whole.mask_stats = NULL;
     plan sp = {0};
     sparge_counts total = {0};
     const int64_t per_tile = TILE_KEYS / prm.block_kv > 1 ? TILE_KEYS / prm.block_kv : 1;
     const int npos = (int)(p->q_len < prm.block_q ? p->q_len : prm.block_q);
-    engine_plan_init(&sp, p, t, npos, 1, (int)(per_tile * prm.block_kv), 1, prm.precision);
+    engine_plan_init(&sp, &whole, t, npos, 1, (int)(per_tile * prm.block_kv), 1, prm.precision);
     sp.prm = prm;
     sp.per_tile = per_tile;
     sp.total = &total;
@@ -524,7 +586,8 @@ int32_t attune_sparge_attention(const attune_attention_problem *p, const attune_
     sp.skip = prm.pvthreshd < SPARGE_NO_SKIP;
     if (prm.mask_out) memset(prm.mask_out, 0, (size_t)(p->batch * p->q_heads * sp.nqb * sp.nkb));
 
-    /* Keys some query sees: masks are one interval per row, ends non-decreasing. */
+    /* Keys some query sees (causal and window; the document and block masks aside,
+     * they only hide): one interval per row, ends non-decreasing. */
     sp.kmin = INT64_MAX;
     sp.kmax = INT64_MIN;
     for (int64_t i = 0; i < p->q_len; i++) {
@@ -579,6 +642,8 @@ int32_t attune_sparge_attention(const attune_attention_problem *p, const attune_
     attune_scratch_free(sp.kbar);
     attune_scratch_free(sp.ksim);
     if (rc != ATTUNE_OK) return rc;
+    if (p->mask_stats)
+        *p->mask_stats = (attune_mask_stats){total.kept, unmasked_blocks(&sp) - total.visible, total.mask_partial};
     if (prm.stats_out) {
         attune_sparge_stats *st = prm.stats_out;
         st->kept_blocks = total.kept;
