@@ -5,7 +5,10 @@
  * A forward pass runs at most max_chunk rows: prefill splits longer prompts into chunks,
  * each appending its K/V rows to the cache before the next attends to them. A forked
  * model runs rows grouped by sequence: the cache so far is the prefix every sequence
- * shares, and each sequence's own K/V rows live in a per-cache suffix area.
+ * shares, and each sequence's own K/V rows live in a per-cache suffix area. A packed
+ * prefill fills the cache with several documents one after another: the attention
+ * kernels get each position's document (p.doc_ids, so a query sees only its own
+ * document's keys) and RoPE each row's position within its document.
  */
 #include "model_runtime.h"
 
@@ -23,18 +26,24 @@ static void copy_logits(const attune_model *m, int64_t seq, float *logits) {
         memcpy(logits + (r - m->logits_from) * g->vocab, rows + r * g->logits_stride, sizeof(float) * (size_t)g->vocab);
 }
 
-/* One forward pass; logits of rows logits_from..seq-1 go to `logits` (the vocabulary
-   projection runs only for those rows: logits_from = seq computes none). */
-static int forward_chunk(attune_model *m, const int32_t *tokens, int64_t seq, int64_t logits_from, float *logits) {
+/* One forward pass over `seq` rows after the cached ones; the vocabulary projection runs
+   for rows logits_from..seq-1 (seq: none), which g->logits then holds until the next pass. */
+static int forward(attune_model *m, const int32_t *tokens, int64_t seq, int64_t logits_from) {
     const int64_t kv = m->length + seq;
     if (kv > g->max_context)
         return fail(m, "context full: %lld cached + %lld new positions exceed the %lld compiled in",
                     (long long)m->length, (long long)seq, (long long)g->max_context);
-    for (int64_t i = 0; i < seq; i++) m->positions[i] = (int32_t)(m->length + i);
-    m->logits_from = logits ? logits_from : seq;
+    for (int64_t i = 0; i < seq; i++) m->positions[i] = m->doc_position ? m->doc_position[m->length + i] : (int32_t)(m->length + i);
+    m->logits_from = logits_from;
     if (g->run_nodes(m, tokens, seq, kv)) return 1;
-    copy_logits(m, seq, logits);
     m->length = kv;
+    return 0;
+}
+
+/* One forward pass; logits of rows logits_from..seq-1 go to `logits` (may be NULL). */
+static int forward_chunk(attune_model *m, const int32_t *tokens, int64_t seq, int64_t logits_from, float *logits) {
+    if (forward(m, tokens, seq, logits ? logits_from : seq)) return 1;
+    copy_logits(m, seq, logits);
     return 0;
 }
 
@@ -44,9 +53,17 @@ static int not_forked(attune_model *m) {
                 (long long)m->nseq);
 }
 
+/* A cache of packed documents has no single sequence to continue: each position belongs
+   to its document, and a new token would have to say which one it extends. */
+static int not_packed(attune_model *m) {
+    if (!m->doc_ids) return 0;
+    int32_t docs = m->length > 0 ? m->doc_ids[m->length - 1] + 1 : 0;
+    return fail(m, "the cache holds %d packed documents: reset before another prefill, decode step, fork or truncate", (int)docs);
+}
+
 int attune_model_prefill(attune_model *m, const int32_t *tokens, int64_t n, float *logits) {
     if (n < 0) return fail(m, "token count must be >= 0, got %lld", (long long)n);
-    if (not_forked(m)) return 1;
+    if (not_forked(m) || not_packed(m)) return 1;
     for (int64_t at = 0; at < n; at += g->max_chunk) {
         int64_t seq = n - at < g->max_chunk ? n - at : g->max_chunk;
         if (forward_chunk(m, tokens + at, seq, 0, logits ? logits + at * g->vocab : NULL)) return 1;
@@ -56,7 +73,7 @@ int attune_model_prefill(attune_model *m, const int32_t *tokens, int64_t n, floa
 
 int attune_model_prefill_last(attune_model *m, const int32_t *tokens, int64_t n, float *logits) {
     if (n < 1) return fail(m, "prefill_last needs at least one token, got %lld", (long long)n);
-    if (not_forked(m)) return 1;
+    if (not_forked(m) || not_packed(m)) return 1;
     for (int64_t at = 0; at < n; at += g->max_chunk) {
         int64_t seq = n - at < g->max_chunk ? n - at : g->max_chunk;
         const int last = at + seq == n;
@@ -66,9 +83,75 @@ int attune_model_prefill_last(attune_model *m, const int32_t *tokens, int64_t n,
 }
 
 int attune_model_decode_step(attune_model *m, int32_t token, float *logits) {
-    if (not_forked(m)) return 1;
+    if (not_forked(m) || not_packed(m)) return 1;
     return forward_chunk(m, &token, 1, 0, logits);
 }
+
+/* Checks the documents and fills the document tables; 0 on success. */
+static int pack_documents(attune_model *m, const int64_t *lengths, int64_t n_docs, int64_t *total) {
+    if (g->packed_refusal) return fail(m, "this model cannot run packed documents: %s", g->packed_refusal);
+    if (not_forked(m) || not_packed(m)) return 1;
+    if (m->length > 0) return fail(m, "a packed prefill starts on an empty cache; %lld positions are cached (reset first)", (long long)m->length);
+    if (n_docs < 1) return fail(m, "a packed prefill needs at least one document, got %lld", (long long)n_docs);
+    int64_t n = 0;
+    for (int64_t d = 0; d < n_docs; d++) {
+        if (lengths[d] < 1) return fail(m, "document %lld has length %lld; lengths must be >= 1", (long long)d, (long long)lengths[d]);
+        if (lengths[d] > g->max_context - n)
+            return fail(m, "context full: the documents' tokens exceed the %lld positions compiled in", (long long)g->max_context);
+        n += lengths[d];
+    }
+    if (!m->doc_table && !(m->doc_table = malloc(sizeof(int32_t) * 2 * (size_t)g->max_context)))
+        return fail(m, "out of memory for the document tables");
+    int32_t *ids = m->doc_table, *position = m->doc_table + g->max_context;
+    for (int64_t d = 0, at = 0; d < n_docs; at += lengths[d++])
+        for (int64_t i = 0; i < lengths[d]; i++) {
+            ids[at + i] = (int32_t)d;
+            position[at + i] = (int32_t)i;
+        }
+    m->doc_ids = ids;
+    m->doc_position = position;
+    *total = n;
+    return 0;
+}
+
+/* Both packed prefills: every row's logits (n x vocab) or each document's last row's
+   (n_docs x vocab). A failure leaves an empty cache. */
+static int prefill_packed(attune_model *m, const int32_t *tokens, const int64_t *lengths, int64_t n_docs, int last_only, float *logits) {
+    int64_t n;
+    if (pack_documents(m, lengths, n_docs, &n)) return 1;
+    int64_t doc = 0;  /* the document of the next last row to copy */
+    for (int64_t at = 0; at < n; at += g->max_chunk) {
+        const int64_t seq = n - at < g->max_chunk ? n - at : g->max_chunk;
+        int rc;
+        if (!last_only) {
+            rc = forward_chunk(m, tokens + at, seq, 0, logits ? logits + at * g->vocab : NULL);
+        } else {
+            /* The projection runs from the chunk's first document end; only the ends are copied. */
+            int64_t from = seq;
+            for (int64_t r = 0; r < seq && from == seq; r++)
+                if (at + r + 1 == n || m->doc_position[at + r + 1] == 0) from = r;
+            rc = forward(m, tokens + at, seq, logits ? from : seq);
+            for (int64_t r = from; !rc && logits && r < seq; r++)
+                if (at + r + 1 == n || m->doc_position[at + r + 1] == 0)
+                    memcpy(logits + doc++ * g->vocab, g->logits(m) + r * g->logits_stride, sizeof(float) * (size_t)g->vocab);
+        }
+        if (rc) {
+            attune_model_reset(m);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int attune_model_prefill_packed(attune_model *m, const int32_t *tokens, const int64_t *lengths, int64_t n_docs, float *logits) {
+    return prefill_packed(m, tokens, lengths, n_docs, 0, logits);
+}
+
+int attune_model_prefill_packed_last(attune_model *m, const int32_t *tokens, const int64_t *lengths, int64_t n_docs, float *logits) {
+    return prefill_packed(m, tokens, lengths, n_docs, 1, logits);
+}
+
+const char *attune_model_packed_refusal(void) { return g->packed_refusal; }
 
 /* One forward pass over the groups set in m (rows grouped by sequence). */
 static int forward_groups(attune_model *m, const int32_t *tokens, int64_t rows, float *logits) {
@@ -104,6 +187,7 @@ static void unfork(attune_model *m) {
 
 int attune_model_fork(attune_model *m, int64_t n) {
     if (g->batch_refusal) return fail(m, "this model cannot run batched sequences: %s", g->batch_refusal);
+    if (not_packed(m)) return 1;
     if (m->nseq > 0) return fail(m, "the model is already forked into %lld sequences (reset first)", (long long)m->nseq);
     if (n < 1) return fail(m, "fork needs at least 1 sequence, got %lld", (long long)n);
     const int64_t cap = g->max_context - m->length;
@@ -162,6 +246,7 @@ int64_t attune_model_seq_length(const attune_model *m, int64_t s) {
 void attune_model_reset(attune_model *m) {
     unfork(m);
     m->length = 0;
+    m->doc_ids = m->doc_position = NULL;
     memset(m->counters, 0, sizeof(int64_t) * (size_t)g->n_counters);
     if (g->reset_stores) g->reset_stores(m);
 }
@@ -170,7 +255,7 @@ void attune_model_reset(attune_model *m) {
    conversation diverges from what was cached): the rows past n are simply overwritten
    later. Kernels with their own K/V store keep state a position count cannot undo. */
 int attune_model_truncate(attune_model *m, int64_t n) {
-    if (not_forked(m)) return 1;
+    if (not_forked(m) || not_packed(m)) return 1;
     if (n < 0 || n > m->length) return fail(m, "truncate to %lld positions: the cache holds %lld", (long long)n, (long long)m->length);
     if (g->n_stores > 0 && n < m->length) return fail(m, "this model's K/V stores cannot forget positions (reset instead)");
     m->length = n;
@@ -199,7 +284,7 @@ void attune_model_close(attune_model *m) {
     if (m->store && g->close_stores) g->close_stores(m);
     if (m->group_rows) free(m->group_rows[0]);
     free(m->group_rows);
-    free(m->w); free(m->kv); free(m->kv_scale); free(m->store); free(m->counters); free(m->positions); free(m->suffix);
+    free(m->w); free(m->kv); free(m->kv_scale); free(m->store); free(m->counters); free(m->positions); free(m->doc_table); free(m->suffix);
     free(m->group_first); free(m->group_count); free(m->group_seq); free(m->group_kv); free(m->row_slot);
     free(m);
 }

@@ -7,7 +7,8 @@
  * close those stores. It describes all of it in one `attune_graph` value.
  * model_runtime.c implements the entry points its <name>.h declares on top of that
  * value: opening the weights and allocating the arena and KV cache, chunked prefill
- * and decode, batched sequences over a shared prefix (fork), counters, errors.
+ * and decode, batched sequences over a shared prefix (fork), packed documents (one
+ * prefill of several documents, each seeing only itself), counters, errors.
  *
  * Not part of the kernel ABI: only generated modules and model_runtime.c include it.
  */
@@ -46,6 +47,7 @@ typedef struct attune_model_graph {
     int64_t n_counters;
     const char *const *counter_names;     /* what each kernel counter counts */
     const char *batch_refusal;            /* why attune_model_fork refuses, or NULL */
+    const char *packed_refusal;           /* why attune_model_prefill_packed refuses, or NULL */
     /* One forward pass over `seq` rows, attending to `kv` positions. 0 on success, else 1
        with the message in m->error. */
     int (*run_nodes)(attune_model *m, const int32_t *tokens, int64_t seq, int64_t kv);
@@ -77,6 +79,13 @@ struct attune_model {
     int64_t logits_from;                  /* first row of this forward pass whose logits are used */
     int64_t *counters;                    /* kernel counters, summed since open or reset */
     int32_t *positions;                   /* max_chunk: each row's position */
+    /* Packed documents (attune_model_prefill_packed): the document of each cached
+       position, which attention nodes pass to their kernel as p.doc_ids; NULL otherwise.
+       doc_position is each cached position's place in its document (its RoPE position).
+       Both point into doc_table (2 x max_context, allocated by the first packed prefill). */
+    const int32_t *doc_ids;
+    const int32_t *doc_position;
+    int32_t *doc_table;
     /* Batched sequences (attune_model_fork): the cache's first `length` rows are the
        shared prefix; sequence s keeps its own rows at suffix[c] + s * suffix_cap rows. */
     int64_t nseq, suffix_cap;
@@ -116,6 +125,9 @@ void attune_model_close(attune_model *m);
 int attune_model_prefill(attune_model *m, const int32_t *tokens, int64_t n, float *logits);
 int attune_model_prefill_last(attune_model *m, const int32_t *tokens, int64_t n, float *logits);
 int attune_model_decode_step(attune_model *m, int32_t token, float *logits);
+int attune_model_prefill_packed(attune_model *m, const int32_t *tokens, const int64_t *lengths, int64_t n_docs, float *logits);
+int attune_model_prefill_packed_last(attune_model *m, const int32_t *tokens, const int64_t *lengths, int64_t n_docs, float *logits);
+const char *attune_model_packed_refusal(void);
 void attune_model_reset(attune_model *m);
 int attune_model_truncate(attune_model *m, int64_t n);
 int attune_model_fork(attune_model *m, int64_t n);

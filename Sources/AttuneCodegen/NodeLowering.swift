@@ -38,6 +38,8 @@ struct NodeLowering {
     private(set) var preludes: [Int: [String]] = [:]
     /// Why this graph cannot run batched sequences (`attune_model_fork`); empty when it can.
     private(set) var batchRefusals: [String] = []
+    /// Why this graph cannot run packed documents (`attune_model_prefill_packed`); empty when it can.
+    private(set) var packedRefusals: [String] = []
     /// Names of the kernels' counters (`m->counters[i]`), e.g. `layer0.unified_max.fallback_rows`.
     private(set) var counterNames: [String] = []
     private var constantMemo: [Int: Bool] = [:]
@@ -53,9 +55,11 @@ struct NodeLowering {
 
     /// A batched decode pass holds rows of several sequences, and one length-dependent
     /// table per pass would be that of the longest, not each sequence's own.
+    /// Packed documents likewise: each document's table would be the longest one's.
     private mutating func refuseBatchIfLengthDependent(_ f: RopeFrequencies) {
         let reason = "its RoPE table depends on each pass's length (dynamic NTK or LongRoPE)"
         if f.dependsOnLength && !batchRefusals.contains(reason) { batchRefusals.append(reason) }
+        if f.dependsOnLength && !packedRefusals.contains(reason) { packedRefusals.append(reason) }
     }
 
     /// How a node rotates by `f`: declarations of its `inv_freq` table (none for plain
@@ -519,6 +523,11 @@ struct NodeLowering {
             code.append("p.alibi_slopes = alibi_slopes_\(out.node);")
         }
         if let s = a.sinksInput { code.append("p.sinks = \(try read(node.inputs[s]).pointer);") }
+        if let refusal = packedRefusal(a, kernel, layer: layer(of: node), k: k, v: v) {
+            packedRefusals.append(refusal)
+        } else {
+            code.append("p.doc_ids = m->doc_ids;  /* packed documents (attune_model_prefill_packed), else NULL */")
+        }
         code += try kvFormatFields(a, kernel, k: k, v: v)
         code.append("attune_status status;")
 
@@ -672,6 +681,24 @@ struct NodeLowering {
         return kernel.unsupportedReasons(modified).first { !before.contains($0) }
     }
 
+    /// Why attention `a` cannot run packed documents, or nil: its kernels (prefill and any
+    /// decode binding, which a one-row chunk runs) must take document ids, and its keys
+    /// must be the KV cache, whose positions the document ids number.
+    private func packedRefusal(_ a: AttentionAttrs, _ kernel: any AttentionKernel, layer: Int?, k: View, v: View) -> String? {
+        let which = layer.map { "layer \($0)" } ?? "an attention node"
+        guard case .cache = k.base, case .cache = v.base else { return "\(which) does not read the KV cache" }
+        let plain = AttentionProblem(qHeads: a.heads, kvHeads: a.kvHeads, qLen: 2, kvLen: 2, qkDim: a.headDim, vDim: a.vHeadDim,
+                                     causal: a.causal)
+        var packed = plain
+        packed.documentIDs = [0, 1]
+        let decode = a.decodeBinding.flatMap { try? KernelRegistry.kernel(named: $0.kernel) }
+        for k in [kernel] + (decode.map { [$0] } ?? []) {
+            let before = Set(k.unsupportedReasons(plain))
+            if let reason = k.unsupportedReasons(packed).first(where: { !before.contains($0) }) { return "\(which): \(reason)" }
+        }
+        return nil
+    }
+
     /// Why attention `a` cannot run batched sequences over a shared prefix, or nil.
     private func batchRefusal(_ a: AttentionAttrs, _ kernel: any AttentionKernel, layer: Int?, k: View, v: View) -> String? {
         let which = layer.map { "layer \($0)" } ?? "an attention node"
@@ -720,6 +747,7 @@ struct NodeLowering {
         let q = try read(node.inputs[0]), k = try read(kRows), v = try read(vRows)
         let y = try result(node.types[0])
         batchRefusals.append("layer \(layer) keeps its K/V in a \(kernel.name) store")
+        packedRefusals.append("layer \(layer) keeps its K/V in a \(kernel.name) store, whose kernel takes no document mask")
         let call = KVStoreCall(store: "m->store[\(store)]", rows: q.rows.c, heads: a.heads, kvHeads: a.kvHeads,
                                qkDim: a.headDim, vDim: a.vHeadDim, scale: a.scale, causal: a.causal,
                                q: .init(pointer: q.pointer, rowStride: q.rowStride), k: .init(pointer: k.pointer, rowStride: k.rowStride),

@@ -22,6 +22,7 @@ public final class CompiledModel {
     private typealias CounterName = @convention(c) (Int64) -> UnsafePointer<CChar>?
     private typealias BatchRefusal = @convention(c) () -> UnsafePointer<CChar>?
     private typealias CounterValue = @convention(c) (OpaquePointer?, Int64) -> Int64
+    private typealias PrefillPacked = @convention(c) (OpaquePointer?, UnsafePointer<Int32>, UnsafePointer<Int64>, Int64, UnsafeMutablePointer<Float>?) -> Int32
 
     private let handle: UnsafeMutableRawPointer
     private let model: OpaquePointer
@@ -38,10 +39,14 @@ public final class CompiledModel {
     private let prefillSeqFn: PrefillSeq
     private let decodeBatchFn: DecodeBatch
     private let sequencesFn: Length
+    private let prefillPackedFn: PrefillPacked
+    private let prefillPackedLastFn: PrefillPacked
     /// Names of the kernels' counters, e.g. `layer0.unified_max.fallback_rows`.
     public let counterNames: [String]
     /// Why the model cannot run batched sequences (`fork`), or nil.
     public let batchRefusal: String?
+    /// Why the model cannot run packed documents (`prefillPacked`), or nil.
+    public let packedRefusal: String?
     public let vocab: Int
     public let maxContext: Int
 
@@ -72,6 +77,9 @@ public final class CompiledModel {
             decodeBatchFn = try symbol("attune_model_decode_batch", DecodeBatch.self)
             sequencesFn = try symbol("attune_model_sequences", Length.self)
             batchRefusal = try symbol("attune_model_batch_refusal", BatchRefusal.self)().map { String(cString: $0) }
+            prefillPackedFn = try symbol("attune_model_prefill_packed", PrefillPacked.self)
+            prefillPackedLastFn = try symbol("attune_model_prefill_packed_last", PrefillPacked.self)
+            packedRefusal = try symbol("attune_model_packed_refusal", BatchRefusal.self)().map { String(cString: $0) }
             let counterName = try symbol("attune_model_counter_name", CounterName.self)
             let counterCount = try symbol("attune_model_counter_count", Count.self)()
             counterNames = (0..<counterCount).map { String(cString: counterName($0)!) }
@@ -132,6 +140,37 @@ public final class CompiledModel {
     public func decodeStep(_ token: Int32) throws -> [Float] {
         var logits = [Float](repeating: 0, count: vocab)
         let rc = logits.withUnsafeMutableBufferPointer { decodeFn(model, token, $0.baseAddress) }
+        if rc != 0 { throw RuntimeError(String(cString: errorFn(model))) }
+        return logits
+    }
+
+    /// Documents of `lengths` tokens, concatenated in `tokens`, in one prefill on an empty
+    /// cache (`attune_model_prefill_packed`): each sees only itself, at positions from 0.
+    /// Returns every token's logits, [tokens.count * vocab]. Until `reset`, the cache takes
+    /// no other prefill or decode step.
+    public func prefillPacked(_ tokens: [Int32], lengths: [Int]) throws -> [Float] {
+        try packed(prefillPackedFn, tokens, lengths, rows: tokens.count)
+    }
+
+    /// Like `prefillPacked`, but only each document's last token's logits, one row per document.
+    public func prefillPackedLast(_ tokens: [Int32], lengths: [Int]) throws -> [[Float]] {
+        let logits = try packed(prefillPackedLastFn, tokens, lengths, rows: lengths.count)
+        return (0..<lengths.count).map { Array(logits[$0 * vocab..<($0 + 1) * vocab]) }
+    }
+
+    private func packed(_ fn: PrefillPacked, _ tokens: [Int32], _ lengths: [Int], rows: Int) throws -> [Float] {
+        guard lengths.reduce(0, +) == tokens.count else {
+            throw RuntimeError("document lengths sum to \(lengths.reduce(0, +)), but there are \(tokens.count) tokens")
+        }
+        var logits = [Float](repeating: 0, count: rows * vocab)
+        let sizes = lengths.map(Int64.init)
+        let rc = tokens.withUnsafeBufferPointer { t in
+            sizes.withUnsafeBufferPointer { n in
+                logits.withUnsafeMutableBufferPointer { l in
+                    fn(model, t.baseAddress ?? UnsafePointer(bitPattern: 4)!, n.baseAddress ?? UnsafePointer(bitPattern: 8)!, Int64(sizes.count), l.baseAddress)
+                }
+            }
+        }
         if rc != 0 { throw RuntimeError(String(cString: errorFn(model))) }
         return logits
     }

@@ -22,6 +22,9 @@ public struct CompileOptions: Sendable {
     public var kvFormat: KVFormat = .f32
     /// Format of the matmul weights (`--weights`): as stored by default.
     public var weights: WeightPolicy = .auto
+    /// The caller will run packed documents (`attune run --document-lengths`): a model that
+    /// cannot (`EmittedModule.packedRefusal`) is refused after code generation, before the build.
+    public var packedDocuments = false
 
     public init(kernels: KernelOverrides = KernelOverrides(), maxChunk: Int? = nil, maxContext: Int? = nil,
                 calibration: (file: Calibration, path: String)? = nil) {
@@ -163,6 +166,9 @@ public enum ModelCompiler {
         let start = Date()
         let plan = try contextPlan(model, options)
         let (report, module) = try emit(model, options, codegen: plan.options)
+        if options.packedDocuments, let refusal = module.packedRefusal {
+            throw RuntimeError("this model cannot run packed documents: \(refusal)")
+        }
         let built = try toolchain.build(module)
         let manifest = try WeightsManifest.cached(module, cacheDirectory: toolchain.cacheDirectory, allowNonfinite: options.allowNonfinite)
         return CompiledArtifacts(report: report, module: module, library: built.library, manifest: manifest,

@@ -16,9 +16,13 @@ struct RunCommand: ParsableCommand {
         stores) run the prompts one after another and say why.
         --json prints one JSON object on the last line: generated, prefill_ms, \
         decode_ms_per_token, import_ms, compile_ms, build_cached, load_ms, prompt_tokens (one prompt) or sequences, \
-        shared_prefix, batched, prefill_ms, decode_ms_per_step (several); with --stats a stats \
-        object (counter name → value). Counters cover the last timed prefill and the decode: the \
+        shared_prefix, batched, prefill_ms, decode_ms_per_step (several), or documents (prompt_tokens, \
+        next_token, next_logit, next_logprob each), prefill_ms, prompt_tokens (--document-lengths); with --stats \
+        a stats object (counter name → value). Counters cover the last timed prefill and the decode: the \
         cache and the counters are reset before each prefill repeat.
+        --document-lengths L1,L2,... packs documents: the one --tokens prompt is documents of those lengths, \
+        computed in one prefill where each document attends only to itself and its positions start at 0, \
+        as if each ran alone (to float rounding). Nothing is generated: each document's next greedy token is reported.
         """
     )
 
@@ -28,6 +32,8 @@ struct RunCommand: ParsableCommand {
     var prompts: String?
     @Option(help: "Tokens to generate after the prompt (default: 0 after --tokens; until end of sequence or a full context after --prompt).")
     var maxNewTokens: Int?
+    @Option(help: "Packed prefill: the --tokens prompt is documents of these lengths, comma-separated, summing to its tokens; each attends only to itself, at positions from 0, and its next greedy token is reported.")
+    var documentLengths: String?
     @Option(help: "Write the prefill logits [tokens, vocab] as float32 .npy (one prompt).") var logitsOut: String?
     @Option(help: "Time the prefill this many times (cache reset in between) and report the median (one prompt).") var repeats: Int = 1
     @Flag(help: "Print the kernels' counters (e.g. unified_max fallback rows per layer) for the last prefill and the decode.") var stats = false
@@ -42,6 +48,7 @@ struct RunCommand: ParsableCommand {
             throw CLIError("give a prompt: --prompt TEXT, --prompt-file FILE, --tokens 1,2,3 (repeatable) or --prompts FILE")
         }
         if let maxNewTokens, maxNewTokens < 0 { throw CLIError("--max-new-tokens must be >= 0") }
+        let documents = try documentLengths.map { try packedDocuments($0, prompts: all) }
         if text.isText && (logitsOut != nil || repeats > 1) { throw CLIError("--logits-out and --repeats take token ids (--tokens)") }
         if !text.isText, text.chat || text.system != nil || text.printIds || !text.stop.isEmpty {
             throw CLIError("--chat, --system, --stop and --print-ids work on text: give --prompt or --prompt-file")
@@ -53,10 +60,12 @@ struct RunCommand: ParsableCommand {
             throw CLIError("--logits-out and --repeats take one prompt; \(all.count) were given")
         }
         if let logitsOut { try OutputPath.requireWritableFile(logitsOut, option: "--logits-out") }
+        var options = try compile.options()
+        options.packedDocuments = documents != nil
         let started = Date()
         let loaded = try ModelSource.load(model)
         let importMs = Date().timeIntervalSince(started) * 1e3
-        let artifacts = try ModelCompiler.compile(loaded, try compile.options(), toolchain: try Toolchain.detect())
+        let artifacts = try ModelCompiler.compile(loaded, options, toolchain: try Toolchain.detect())
         for note in artifacts.notes { printNote(note) }
         let opening = Date()
         let session = try CompiledModel(artifacts: artifacts)
@@ -77,6 +86,8 @@ struct RunCommand: ParsableCommand {
                                      "load_ms": loadMs]
         if let textSetup {
             try runText(textSetup, session, &object)
+        } else if let documents {
+            try packed(session, all[0], documents, &object)
         } else if all.count == 1 {
             try single(session, all[0], &object)
         } else {

@@ -17,6 +17,18 @@ int attune_model_prefill(attune_model *m, const int32_t *tokens, int64_t n, floa
 int attune_model_prefill_last(attune_model *m, const int32_t *tokens, int64_t n, float *logits);
 /* One token after the cached ones; logits (vocab floats) may be NULL. 0 on success. */
 int attune_model_decode_step(attune_model *m, int32_t token, float *logits);
+/* Packed documents: n_docs documents of lengths[d] >= 1 tokens, concatenated in tokens,
+   in one prefill on an empty cache. Each token attends only to its own document's
+   tokens (causally) and is rotated by its position within its document, so every
+   document's logits are those it has alone. logits: every token's (sum of lengths x
+   vocab floats), may be NULL. Until reset, the cache takes no other prefill, decode
+   step, fork or truncate. Fails with a reason for models that cannot (see below). */
+int attune_model_prefill_packed(attune_model *m, const int32_t *tokens, const int64_t *lengths, int64_t n_docs, float *logits);
+/* Like prefill_packed, but only each document's last token's logits (n_docs x vocab floats). */
+int attune_model_prefill_packed_last(attune_model *m, const int32_t *tokens, const int64_t *lengths, int64_t n_docs, float *logits);
+/* Why this model cannot run packed documents (NULL when it can): a kernel that takes no
+   document mask, a K/V store of its own, RoPE depending on the pass's length. */
+const char *attune_model_packed_refusal(void);
 /* Forgets the KV cache (and any forked sequences) and zeroes the kernel counters. */
 void attune_model_reset(attune_model *m);
 /* Keeps the first n (<= length) cached positions; fails for forked models and for
