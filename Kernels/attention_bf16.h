@@ -1,6 +1,6 @@
 /*
  * attention_bf16.h — the `precision=bf16` wide tiles (flash_bf16.c) as the
- * kernels that use them see them: flash and sparge (through flash_internal.h)
+ * kernels that use them see them: flash and sparge (through flash_softmax.h)
  * and sigmoid. Q.K^T and P.V run on bf16-rounded operands with f32 sums
  * (attention_tiles_bf16.h); everything else stays the kernel's own f32 code.
  *

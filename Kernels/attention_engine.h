@@ -1,6 +1,6 @@
 /*
  * attention_engine.h — the tiled attention loop, written once; a kernel is a
- * variant of it (flash, unified_max, sigmoid). Internal, not ABI.
+ * variant of it (flash, unified_max, sigmoid, sparge). Internal, not ABI.
  *
  * What the engine does: for every work item (batch, kv head, head group, q
  * tile, KV split; attention_plan.h) it sets up the tile's rows (each row's
@@ -28,7 +28,15 @@
  *      variant keeps per-row state: it defines variant_row_init and
  *      variant_scratch_alloc / _free), ENGINE_SPLIT_STATE (it tracks something
  *      over a split: it defines the type variant_split before the include, and
- *      variant_split_begin / variant_tile_end); and ENGINE_PV_MODE,
+ *      variant_split_begin / variant_tile_end), ENGINE_KEY_SOURCE (it chooses
+ *      the KV tiles an item visits: it defines the type variant_keys before
+ *      the include, and variant_keys_first / _count / _next; else the tiles
+ *      are the split's chunk cut into bk keys; the masks' tile visibility
+ *      applies to every tile it yields), and, default 1,
+ *      ENGINE_NARROW_TILES (0: every q tile takes the wide tiles however few
+ *      rows it has, and the narrow hooks are not declared) and
+ *      ENGINE_KV_SPLITS (0: one split per item, no partials, no merge hooks);
+ *      and ENGINE_PV_MODE,
  *      how a tile's P.V combines with the accumulator: ENGINE_PV_RESCALE
  *      (online softmax: acc = alpha acc + P V, scratch has `alpha`),
  *      ENGINE_PV_PLAIN (acc += P V) or ENGINE_PV_BLOCKED (each tile summed
@@ -38,13 +46,18 @@
  *      per-row state).
  *   3. #include "attention_engine.h"; it declares the hooks below, which the
  *      variant then defines (static, so each is specialised into the loop;
- *      the optional ones get trivial definitions here), and uses
+ *      most optional ones get trivial definitions here), and uses
  *      engine_plan_init and engine_run in its entry point.
  *
  * The hooks, in the order the loop calls them:
  *
  *   variant_row_init     (ENGINE_ROW_STATE) per row of a tile at setup (running max, sums)
  *   variant_split_begin  (ENGINE_SPLIT_STATE) the split's key range [c0, c1) is known
+ *   variant_keys_first   (ENGINE_KEY_SOURCE) the item's rows, its chunk [c0, c1) and
+ *                        packed Q are ready: the start of its first KV tile (c1: none)
+ *   variant_keys_count   (ENGINE_KEY_SOURCE) the keys n <= bk of the tile at j0
+ *   variant_keys_next    (ENGINE_KEY_SOURCE) the start of the next tile (c1: none); the
+ *                        tiles [j0, j0 + n) are ascending, disjoint, inside [c0, c1)
  *   variant_scores_wide  S^T of a wide tile (the QK product; a bias may ride in its epilogue)
  *   variant_score_narrow transform of 16 narrow scores in registers, straight
  *                        after the dot products (identity, or sigmoid(s + b))
@@ -58,8 +71,8 @@
  *   variant_tile_end     (ENGINE_SPLIT_STATE) after each tile; nonzero stops the split
  *                        (unified_max, once every row is bound for the fallback)
  *   variant_store_row    a finished row into O / LSE (one split)
- *   variant_store_partial a finished row into the split partials
- *   variant_merge_item   the splits of one base item into O / LSE
+ *   variant_store_partial (ENGINE_KV_SPLITS) a finished row into the split partials
+ *   variant_merge_item   (ENGINE_KV_SPLITS) the splits of one base item into O / LSE
  *   variant_scratch_alloc / _free  (ENGINE_ROW_STATE) the per-row state
  *
  * Score modifiers (attention_modifiers.h): engine_rows fills each row's ALiBi
@@ -69,7 +82,8 @@
  * _packed), one that takes sinks starts its row state from sc->sink2.
  *
  * Masks with holes (attention_mask.h: document ids, a block bitmask): engine_rows
- * narrows each row's [lo, hi) by them; before each tile the engine asks
+ * narrows each row's [lo, hi) by them; before each tile (the chunk's, or
+ * the one a key source yields) the engine asks
  * attention_mask_tile whether the masks hide the tile from every row (then it
  * is skipped, never computed), hide part of it (then it is a boundary tile and
  * sc->holes[0] is set) or nothing. A variant's probability hooks call
@@ -132,6 +146,15 @@
 #ifndef ENGINE_SPLIT_STATE
 #define ENGINE_SPLIT_STATE 0
 #endif
+#ifndef ENGINE_KEY_SOURCE
+#define ENGINE_KEY_SOURCE 0
+#endif
+#ifndef ENGINE_NARROW_TILES
+#define ENGINE_NARROW_TILES 1
+#endif
+#ifndef ENGINE_KV_SPLITS
+#define ENGINE_KV_SPLITS 1
+#endif
 #ifndef ENGINE_PV_MODE
 #error "a variant sets ENGINE_PV_MODE before including attention_engine.h"
 #endif
@@ -169,11 +192,19 @@ ATTUNE_INLINE int variant_tile_end(const plan *pl, const scratch *sc, const vari
     return 0;
 }
 #endif
+#if ENGINE_KEY_SOURCE
+ATTUNE_INLINE int64_t variant_keys_first(const plan *pl, const scratch *sc, const attention_item *x, int64_t c0,
+                                         int64_t c1, variant_keys *ks);
+ATTUNE_INLINE int variant_keys_count(const plan *pl, const scratch *sc, variant_keys *ks, int64_t j0, int64_t c1);
+ATTUNE_INLINE int64_t variant_keys_next(const plan *pl, const scratch *sc, variant_keys *ks, int64_t j0);
+#endif
 static void variant_scores_wide(const plan *pl, const scratch *sc, const float *kbase, int64_t j0, int n);
+static void variant_probs_wide(const plan *pl, const scratch *sc, int64_t j0, int n, int full);
+#if ENGINE_NARROW_TILES
 ATTUNE_INLINE vf variant_score_narrow(const plan *pl, vf s);
 ATTUNE_INLINE float variant_pad(void);
-static void variant_probs_wide(const plan *pl, const scratch *sc, int64_t j0, int n, int full);
 static void variant_probs_narrow(const plan *pl, const scratch *sc, int r0, int R, int64_t j0, int n, int full);
+#endif
 #if ENGINE_BF16_TILES
 static void variant_bf16_tile(const plan *pl, const scratch *sc, int64_t bg, const float *vbase, int64_t j0, int n,
                               int full);
@@ -181,8 +212,10 @@ static void variant_bf16_tile(const plan *pl, const scratch *sc, int64_t bg, con
 static void variant_pv_tile(const plan *pl, const scratch *sc, const float *pt, int ps, int rb, int re,
                             const float *vbase, int64_t j0, int n, int full, int prefetch);
 static void variant_store_row(const plan *pl, const scratch *sc, int r, int64_t b, int64_t head, int64_t pos);
+#if ENGINE_KV_SPLITS
 static void variant_store_partial(const plan *pl, const scratch *sc, int r, int64_t slot_row);
 static void variant_merge_item(const plan *pl, int64_t base);
+#endif
 
 /* ------------------------------------------------------------------ plan */
 
@@ -201,8 +234,8 @@ static inline void engine_plan_init(plan *pl, const attune_attention_problem *p,
     pl->rp = (pl->rows + VL - 1) / VL * VL;
     pl->dvp = (int)((p->v_dim + VL - 1) / VL * VL);
     pl->bk = block_kv;
-    pl->splits = kv_splits;
-    pl->wide = pl->rows >= WIDE_MIN_ROWS;
+    pl->splits = ENGINE_KV_SPLITS ? kv_splits : 1;
+    pl->wide = !ENGINE_NARROW_TILES || pl->rows >= WIDE_MIN_ROWS;
     pl->use_blas = 0;
     pl->int8qk = ENGINE_INT8QK_TILES && pl->wide && precision == ATTUNE_PRECISION_INT8QK;
     pl->bf16 = pl->wide && (precision == ATTUNE_PRECISION_BF16 || pl->int8qk);
@@ -371,6 +404,8 @@ static inline void engine_pack_q(const plan *pl, const scratch *sc, const attent
 
 /* ------------------------------------------------------------ narrow tiles */
 
+#if ENGINE_NARROW_TILES
+
 /* Scores of rows [r0, r0 + R) for keys [j0, j0 + n) through variant_score_narrow:
  * S^T with row stride R in st, padded with variant_pad() to a whole vector. */
 static void engine_scores_narrow(const plan *pl, const scratch *sc, const float *kbase, int64_t j0, int n, int r0,
@@ -424,6 +459,7 @@ static void engine_narrow_tile_kv(const plan *pl, const scratch *sc, const kv_he
     }
 }
 #endif
+#endif /* ENGINE_NARROW_TILES */
 
 #if ENGINE_BLAS
 /* Full tiles on the sgemm backend: S^T = K Q^T, then acc = alpha acc + P V. */
@@ -472,10 +508,12 @@ static inline void engine_tile(const plan *pl, const plan *packed, float *pack, 
     const plan *tp = pl;
 #if ENGINE_KV_FORMATS
     if (p->kv.format != ATTUNE_KV_F32) {
+#if ENGINE_NARROW_TILES
         if (!pl->wide && !(full && pl->use_blas)) {
             engine_narrow_tile_kv(pl, sc, kh, j0, n, full);
             return;
         }
+#endif
         /* K at key j0 is pack row 0, V's base shifted likewise. */
         const int dqk = (int)p->qk_dim;
         float *vpack = pack + (int64_t)pl->bk * dqk;
@@ -498,9 +536,12 @@ static inline void engine_tile(const plan *pl, const plan *packed, float *pack, 
         variant_scores_wide(tp, sc, kbase, j0, n);
         variant_probs_wide(tp, sc, j0, n, full);
         variant_pv_tile(tp, sc, sc->st, pl->rp, 0, pl->rows, vbase, j0, n, full, 0);
-    } else {
+    }
+#if ENGINE_NARROW_TILES
+    else {
         engine_narrow_tile(pl, sc, kbase, vbase, j0, n, full);
     }
+#endif
 }
 
 /* ------------------------------------------------------------- one item */
@@ -528,8 +569,17 @@ static void engine_run_item(const plan *pl, const plan *packed, float *pack, con
         }
         attention_mask_rows mr = {0};
         if (pl->mk.on) mr = attention_mask_rows_of(&pl->mk, sc->valid, sc->rdoc, sc->rqb, pl->rows);
+        /* Without a key source, the chunk in bk-key tiles written out rather than as
+         * default hooks: the variants without one then compile to the very code
+         * they had before the hook (objdump-identical; the hook form moved stack slots). */
+#if ENGINE_KEY_SOURCE
+        variant_keys ks;
+        for (int64_t j0 = variant_keys_first(pl, sc, &x, c0, c1, &ks); j0 < c1; j0 = variant_keys_next(pl, sc, &ks, j0)) {
+            int n = variant_keys_count(pl, sc, &ks, j0, c1);
+#else
         for (int64_t j0 = c0; j0 < c1; j0 += pl->bk) {
             int n = (int)(c1 - j0 < pl->bk ? c1 - j0 : pl->bk);
+#endif
             int full = flo <= j0 && j0 + n <= fhi;
             if (pl->mk.on) {
                 const int seen = attention_mask_tile(&pl->mk, &mr, j0, n);
@@ -551,13 +601,15 @@ static void engine_run_item(const plan *pl, const plan *packed, float *pack, con
 
     for (int r = 0; r < pl->rows; r++) {
         if (!sc->valid[r]) continue;
+#if ENGINE_KV_SPLITS
         if (pl->splits > 1) {
             variant_store_partial(pl, sc, r, (x.base * pl->splits + x.split) * pl->rows + r);
-        } else {
-            int64_t head, pos;
-            engine_row_coords(pl, &x, r, &head, &pos);
-            variant_store_row(pl, sc, r, x.b, head, pos);
+            continue;
         }
+#endif
+        int64_t head, pos;
+        engine_row_coords(pl, &x, r, &head, &pos);
+        variant_store_row(pl, sc, r, x.b, head, pos);
     }
 }
 
@@ -682,12 +734,14 @@ static int32_t engine_run(plan *pl, int32_t threads, const char *name, attune_st
         }
         attune_scratch_free(pack);
     }
+#if ENGINE_KV_SPLITS
     if (!failed && pl->splits > 1) {
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nth)
 #endif
         for (int64_t b = 0; b < pl->base_items; b++) variant_merge_item(pl, b);
     }
+#endif
 #if ENGINE_BF16_TILES
     attune_bf16_release(&pl->kv16);
 #endif

@@ -10,9 +10,10 @@
  * the thread count, so every kernel's results are bitwise thread-independent.
  *
  * A kernel's plan and scratch are its own structs beginning with the fields
- * below (the engine and the kernel's hooks read them by name; sparge.c reads
- * flash's): ATTENTION_PLAN_FIELDS, then the kernel's constants and split
- * partials; ATTENTION_SCRATCH_FIELDS, then its per-row running state.
+ * below (the engine and the kernel's hooks read them by name, and so does
+ * flash_softmax.h, flash's online softmax shared with sparge.c):
+ * ATTENTION_PLAN_FIELDS, then the kernel's constants and split partials;
+ * ATTENTION_SCRATCH_FIELDS, then its per-row running state.
  */
 #ifndef ATTUNE_ATTENTION_PLAN_H
 #define ATTUNE_ATTENTION_PLAN_H

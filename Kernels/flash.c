@@ -108,24 +108,22 @@ void attune_flash_resolve_params(const attune_attention_problem *p, const attune
 
 /* ----------------------------------------------------------------- hooks */
 
-/* A sink z (base 2) starts the row as if it were a key already seen: m = z,
- * l = 2^(z - m) = 1, nothing in acc (the sink has no value). Without one (or
- * in splits after the first) m = -inf, l = 0. */
+/* The row's sink, if any, starts its online softmax (flash_row_start); the
+ * engine gives splits after the first none. */
 ATTUNE_INLINE void variant_row_init(const plan *pl, const scratch *sc, int r, int ok, int64_t head) {
     (void)pl, (void)ok, (void)head;
-    const float z = sc->sink2[r];
-    sc->m[r] = z;
-    sc->l[r] = z == -INFINITY ? 0.0f : 1.0f;
+    flash_row_start(sc, r);
 }
 
 /* Wide scores and f32 P.V: flash_tiles.c's instances (see flash_internal.h). */
 static void variant_scores_wide(const plan *pl, const scratch *sc, const float *kbase, int64_t j0, int n) {
-    attune_flash_scores_wide(pl, sc, kbase, j0, n);
+    attune_flash_scores_wide(sc->qt, pl->rp, (int)pl->p->qk_dim, kbase, pl->p->k_stride.row, j0, n, sc->st);
 }
 
 static void variant_pv_tile(const plan *pl, const scratch *sc, const float *pt, int ps, int rb, int re,
                             const float *vbase, int64_t j0, int n, int full, int prefetch) {
-    attune_flash_pv_tile(pl, sc, pt, ps, rb, re, vbase, j0, n, full, prefetch);
+    const pv_target t = engine_pv_target(pl, sc);
+    attune_flash_pv_tile(&t, pt, ps, rb, re, vbase, j0, n, full, prefetch);
 }
 
 ATTUNE_INLINE vf variant_score_narrow(const plan *pl, vf s) {

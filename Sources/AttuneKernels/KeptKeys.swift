@@ -55,7 +55,8 @@ extension SpargeKernel {
             o.withUnsafeMutableBufferPointer { ob in mask.withUnsafeMutableBufferPointer { mb in
                 params.mask_out = mb.baseAddress
                 var t = attune_attention_tensors(q: q.baseAddress, k: k.baseAddress, v: v.baseAddress, o: ob.baseAddress, lse: nil)
-                return attune_sparge_attention(&cp, &t, &params, &status)
+                // With the problem's modifiers and masks: the blocks the kernel really keeps.
+                return p.withModifiers(&cp) { attune_sparge_attention(&$0, &t, &params, &status) }
             } }
         } } }
         guard rc == 0 else { return [] }

@@ -56,11 +56,9 @@ public enum KernelScope {
             refused: ["sigmoid": "a sink logit joins a softmax denominator", "kascade": sinksRefused, "hybrid": sinksRefused,
                       "prefix_shared": sinksRefused]),
         Row(name: "documents", problem: masked(documents: true),
-            refused: ["sparge": "does not take document or block masks", "kascade": masksRefused, "hybrid": masksRefused,
-                      "prefix_shared": masksRefused]),
+            refused: ["kascade": masksRefused, "hybrid": masksRefused, "prefix_shared": masksRefused]),
         Row(name: "block-mask", problem: masked(documents: false),
-            refused: ["sparge": "does not take document or block masks", "kascade": masksRefused, "hybrid": masksRefused,
-                      "prefix_shared": masksRefused]),
+            refused: ["kascade": masksRefused, "hybrid": masksRefused, "prefix_shared": masksRefused]),
         Row(name: "kv-bf16", problem: problem(kv: .bf16), refused: ["sigmoid": f32Only, "sparge": f32Only]),
         Row(name: "kv-int8", problem: problem(kv: .int8), refused: ["sigmoid": f32Only, "sparge": f32Only]),
     ]

@@ -35,12 +35,9 @@ public struct SpargeKernel: CParameterKernel {
         .precision,
     ]
 
-    /// Every problem the ABI accepts (decode rows run through the wide tiles, padded to 16), with ALiBi and sinks, uncapped.
-    public let modifiers: Set<ScoreModifier> = [.alibi, .sinks]
-
-    public func modifierRefusal(_ m: ScoreModifier) -> String? {
-        m == .masks ? "sparge does not take document or block masks: its block prediction runs its own tile loop, not the engine's" : nil
-    }
+    /// Every problem the ABI accepts (decode rows run through the wide tiles, padded to 16), with ALiBi, sinks and
+    /// document or block masks (blocks they hide are not visible to the prediction), uncapped.
+    public let modifiers: Set<ScoreModifier> = [.alibi, .sinks, .masks]
 
     /// Where the parameters go in `attune_sparge_params`, in the order generated C has
     /// always named them; precision only when set, so the default C stays as it was before
@@ -61,13 +58,15 @@ public struct SpargeKernel: CParameterKernel {
                     parameters: KernelParameters) throws -> KernelRunStats {
         try checkParameters(parameters)
         var stats = attune_sparge_stats()
-        try withUnsafeMutablePointer(to: &stats) { out in
+        // With masks, callC's tile counts (in sparge's blocks) join the kernel's own.
+        let maskStats = try withUnsafeMutablePointer(to: &stats) { out in
             var params = cStruct(parameters)
             params.stats_out = out
-            try callC(attune_sparge_attention, problem, q: q, k: k, v: v, o: o, lse: lse, params: params)
+            return try callC(attune_sparge_attention, problem, q: q, k: k, v: v, o: o, lse: lse, params: params)
         }
-        return ["kept_fraction": stats.kept_fraction, "skipped_pv_fraction": stats.skipped_pv_fraction,
-                "kept_blocks": Double(stats.kept_blocks), "visible_blocks": Double(stats.visible_blocks),
-                "predict_ms": stats.predict_ms, "total_ms": stats.total_ms]
+        let own: KernelRunStats = ["kept_fraction": stats.kept_fraction, "skipped_pv_fraction": stats.skipped_pv_fraction,
+                                   "kept_blocks": Double(stats.kept_blocks), "visible_blocks": Double(stats.visible_blocks),
+                                   "predict_ms": stats.predict_ms, "total_ms": stats.total_ms]
+        return own.merging(maskStats) { a, _ in a }
     }
 }

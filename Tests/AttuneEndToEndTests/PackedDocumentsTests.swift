@@ -56,12 +56,16 @@ final class PackedDocumentsTests: XCTestCase {
     }
 
     /// A model bound to a kernel without masks says so before any token runs (`ModelCompiler`
-    /// refuses it only when asked to pack).
+    /// refuses it only when asked to pack). A decode binding counts too: sparge, which takes
+    /// masks, packs; no kernel without masks can be a decode binding of its own (kascade and
+    /// hybrid need both phases, prefix_shared binds to no node).
     func testKernelsWithoutMasksAreRefused() throws {
-        let m = try session(decode: "sparge")
-        XCTAssertEqual(m.packedRefusal, "layer 0: sparge does not take document or block masks: its block prediction runs its own tile loop, not the engine's")
+        XCTAssertNil(try session(decode: "sparge").packedRefusal)
+        let m = try session(kernel: "kascade")
+        XCTAssertEqual(m.packedRefusal,
+                       "layer 1: kascade does not implement document or block masks (masks); flash, unified_max, sigmoid and sparge do")
         XCTAssertThrowsError(try m.prefillPacked([1, 2], lengths: [1, 1])) {
-            XCTAssertTrue("\($0)".contains("this model cannot run packed documents: layer 0: sparge"), "\($0)")
+            XCTAssertTrue("\($0)".contains("this model cannot run packed documents: layer 1: kascade"), "\($0)")
         }
         XCTAssertEqual(m.length, 0)
     }

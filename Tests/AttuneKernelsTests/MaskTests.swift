@@ -5,8 +5,9 @@ import CAttuneKernels
 import XCTest
 
 /// Document masks and block bitmasks (`AttentionProblem.documentIDs`, `blockMask`) against
-/// the float64 reference on every path of flash, unified_max and sigmoid; the engine's tile
-/// skipping (counted tiles); the unmasked path unchanged; refusals and bad input.
+/// the float64 reference on every path of flash, unified_max and sigmoid, and sparge (exact
+/// and pruning); the engine's tile skipping (counted tiles); the unmasked path unchanged;
+/// refusals and bad input.
 final class MaskTests: XCTestCase {
     /// Documents of these lengths (must sum to the problem's keys).
     static func docs(_ p: AttentionProblem, _ lengths: [Int]) -> AttentionProblem {
@@ -137,6 +138,83 @@ final class MaskTests: XCTestCase {
         }
     }
 
+    /// sparge with its prediction off (cdfthreshd 1, no P.V skip) is exact: the masks pass
+    /// through the engine's tile test and element mask on the key source's runs, f32 and
+    /// bf16 tiles, decode through the wide tiles, with ALiBi and sinks.
+    func testSpargeExact() {
+        let exact: KernelParameters = ["cdfthreshd": 1, "pvthreshd": 200]
+        let shapes = Self.flashShapes.filter { $0.2["gemm"] == nil && $0.2["kv_splits"] == nil }
+        for (name, p, _) in shapes {
+            var interleaved = p
+            interleaved.documentIDs = (0..<p.kvLen).map { Int32($0 / 7 % 3) }
+            var bits = p
+            bits.documentIDs = nil
+            bits.blockMask = .random(block: 16, kvLen: p.kvLen, density: 0.5, seed: 11)
+            var both = p
+            both.blockMask = .random(block: 32, kvLen: p.kvLen, density: 0.7, seed: 12)
+            for (label, q) in [("docs", p), ("interleaved", interleaved), ("bitmask", bits), ("docs+bitmask", both)] {
+                for params in [exact, exact.merging(["block_q": 32, "block_kv": 32]) { $1 }] {
+                    Harness.check(Self.harness("sparge \(label) \(params) " + name, q, kernel: "sparge", params))
+                }
+            }
+            var modified = both
+            modified.alibiSlopes = AttentionProblem.standardALiBiSlopes(heads: p.qHeads)
+            modified.sinks = ModifierTests.sinks(p.qHeads)
+            Harness.check(Self.harness("sparge alibi sinks docs+bitmask " + name, modified, kernel: "sparge", exact))
+        }
+    }
+
+    /// sparge's prediction over masked blocks, at its defaults on structured inputs (it
+    /// prunes): close to the float64 reference, and a key block the masks hide from every
+    /// row of a q block is never kept (the blocks the kernel reports keeping).
+    func testSpargePrediction() throws {
+        var p = Self.docs(.init(qHeads: 4, kvHeads: 2, qLen: 1024, kvLen: 1024, qkDim: 128, causal: true), [300, 400, 324])
+        p.blockMask = BlockMask(block: 64, kvLen: 1024) { qb, kb in qb == kb || (qb + kb) % 3 != 0 }
+        let x = AttentionInputs(structured: p, seed: 7)
+        let out = try SpargeKernel().run(p, q: x.q, k: x.k, v: x.v)
+        let m = ErrorMetrics.compare(out.o.data, try ReferenceBridge.softmax(p, x).o)
+        print("sparge masked defaults structured: \(m) kept \(out.stats["kept_fraction"]!) skipped blocks \(out.stats["skipped_tiles"]!)")
+        XCTAssertLessThan(out.stats["kept_fraction"] ?? 1, 0.95, "the prediction prunes")
+        XCTAssertLessThanOrEqual(m.relL1, 0.05, "\(m)")
+        XCTAssertEqual(m.nanCount, 0)
+        // bf16 tiles take the element mask too: no worse than the same tiles without masks.
+        let exactBF16: KernelParameters = ["precision": 1, "cdfthreshd": 1, "pvthreshd": 200]
+        var plain = p
+        plain.documentIDs = nil
+        plain.blockMask = nil
+        let bf16 = try SpargeKernel().run(p, q: x.q, k: x.k, v: x.v, parameters: exactBF16)
+        let free = try SpargeKernel().run(plain, q: x.q, k: x.k, v: x.v, parameters: exactBF16)
+        let bound = max(1e-2, 1.5 * ErrorMetrics.compare(free.o.data, try ReferenceBridge.softmax(plain, x).o).maxAbs)
+        XCTAssertLessThanOrEqual(ErrorMetrics.compare(bf16.o.data, try ReferenceBridge.softmax(p, x).o).maxAbs, bound)
+        let kept = try XCTUnwrap(SpargeKernel().keptKeys(p) { (x.q, x.k, x.v) })
+        var hidden = 0
+        for (qb, row) in kept.enumerated() {
+            for (kb, isKept) in row.enumerated() {
+                let seen = p.blockMask!.isSet(qb, kb, kvLen: 1024) && (qb * 64..<qb * 64 + 64).contains { i in
+                    (kb * 64..<max(kb * 64, min(kb * 64 + 64, i + 1))).contains { j in p.documentIDs![j] == p.documentIDs![i] }
+                }
+                if !seen { hidden += 1 }
+                XCTAssertTrue(seen || !isKept, "q block \(qb) keeps key block \(kb), which the masks hide")
+            }
+        }
+        XCTAssertGreaterThan(hidden, 100)
+    }
+
+    /// sparge counts the masks' work in its blocks: four documents of 256 keys, blocks of
+    /// 64 x 64, every visible block kept: the same 64 of 256 (non-causal) and 40 of 136
+    /// (causal) blocks per head as flash's tiles of that size.
+    func testSpargeBlockCounts() throws {
+        for (causal, computed, plain) in [(false, 64, 256), (true, 40, 136)] {
+            let p = Self.docs(.init(qHeads: 4, kvHeads: 2, qLen: 1024, kvLen: 1024, qkDim: 16, causal: causal), [256, 256, 256, 256])
+            let x = AttentionInputs(p, seed: 1)
+            let out = try SpargeKernel().run(p, q: x.q, k: x.k, v: x.v, parameters: ["block_q": 64, "block_kv": 64, "cdfthreshd": 1])
+            XCTAssertEqual(out.stats["tiles"], Double(computed) * 4, "causal \(causal)")
+            XCTAssertEqual(out.stats["visible_blocks"], Double(computed) * 4, "causal \(causal)")
+            XCTAssertEqual(out.stats["skipped_tiles"], Double(plain - computed) * 4, "causal \(causal)")
+            XCTAssertEqual(out.stats["masked_tiles"], 0, "causal \(causal): sorted documents have no holes")
+        }
+    }
+
     /// Keys of other documents hold NaN/Inf: packed documents are never read (each row's
     /// keys are its document's interval).
     func testOtherDocumentsPoisonStaysOut() throws {
@@ -144,7 +222,7 @@ final class MaskTests: XCTestCase {
         for poison in [Float.nan, .infinity] {
             var x = AttentionInputs(p, seed: 6, qScale: 2, kScale: 2)
             x.poison(keys: Array(0..<128), with: poison, p)
-            for kernel in ["flash", "unified_max"] {
+            for kernel in ["flash", "unified_max", "sparge"] {
                 let out = try KernelRegistry.kernel(named: kernel).run(p, q: x.q, k: x.k, v: x.v)
                 var clean = x
                 clean.poison(keys: Array(0..<128), with: 0, p)
@@ -225,14 +303,12 @@ final class MaskTests: XCTestCase {
 
     func testRefusalsAndBadInput() throws {
         let p = Self.docs(.init(qHeads: 2, qLen: 8, kvLen: 8, qkDim: 16, causal: true), [3, 5])
-        for kernel in ["flash", "unified_max", "sigmoid"] {
+        for kernel in ["flash", "unified_max", "sigmoid", "sparge"] {
             XCTAssertEqual(try KernelRegistry.kernel(named: kernel).unsupportedReasons(p), [], kernel)
         }
-        XCTAssertEqual(SpargeKernel().unsupportedReasons(p),
-                       ["sparge does not take document or block masks: its block prediction runs its own tile loop, not the engine's"])
         for kernel in KernelRegistry.all where ["kascade", "hybrid", "prefix_shared"].contains(kernel.name) {
             XCTAssertTrue(kernel.unsupportedReasons(p).contains(
-                "\(kernel.name) does not implement document or block masks (masks); flash, unified_max and sigmoid do"),
+                "\(kernel.name) does not implement document or block masks (masks); flash, unified_max, sigmoid and sparge do"),
                 "\(kernel.name): \(kernel.unsupportedReasons(p))")
         }
         XCTAssertThrowsError(try AttentionProblem.documentIDs(lengths: [3, 4], kvLen: 8)) {

@@ -82,6 +82,7 @@ static int node_13(NODE_ARGS) {
     p.o_stride = (attune_strides){0, 16, 64};
     p.scale = 0.25f;
     p.causal = 1;
+    p.doc_ids = m->doc_ids;  /* packed documents (attune_model_prefill_packed), else NULL */
     attune_status status;
     if (m->nseq == 0) {
         const attune_attention_tensors t = {(m->arena + 4096), m->kv[0], m->kv[1], (m->arena + 2048), NULL};
@@ -171,6 +172,7 @@ static int node_33(NODE_ARGS) {
     p.o_stride = (attune_strides){0, 16, 64};
     p.scale = 0.25f;
     p.causal = 1;
+    p.doc_ids = m->doc_ids;  /* packed documents (attune_model_prefill_packed), else NULL */
     attune_status status;
     if (m->nseq == 0) {
         const attune_attention_tensors t = {(m->arena + 0), m->kv[2], m->kv[3], (m->arena + 6144), NULL};
@@ -267,7 +269,7 @@ const attune_model_graph attune_graph = {
     .n_counters = 0,
     .counter_names = NULL,
     .batch_refusal = NULL,
-    .packed_refusal = "layer 0: sparge does not take document or block masks: its block prediction runs its own tile loop, not the engine's",
+    .packed_refusal = NULL,
     .run_nodes = run_nodes,
     .logits = logits_rows,
     .logits_stride = 128,

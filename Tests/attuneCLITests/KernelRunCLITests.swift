@@ -139,8 +139,13 @@ final class KernelRunCLITests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("--block-mask: density must be in [0, 1], got 1.5"), r.stderr)
         r = try CLI.run(args + ["--block-mask", path("mask.npy")])
         XCTAssertTrue(r.stderr.contains("has shape [2, 2], expected [1, 1] (4 keys in blocks of 64)"), r.stderr)
+        r = try CLI.run(args + ["--document-lengths", "2,2", "--kernel", "prefix_shared"])
+        XCTAssertTrue(r.stderr.contains("kernel 'prefix_shared': prefix_shared does not implement document or block masks (masks); "
+                                        + "flash, unified_max, sigmoid and sparge do"), r.stderr)
+        // sparge takes them (its blocks hidden from every row are not visible to its prediction).
         r = try CLI.run(args + ["--document-lengths", "2,2", "--kernel", "sparge"])
-        XCTAssertTrue(r.stderr.contains("kernel 'sparge': sparge does not take document or block masks"), r.stderr)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try Npy.read(contentsOf: dir.appendingPathComponent("o.npy")).data, [1, 2, 1, 2, 5, 6, 5, 6])
         r = try CLI.run(["bench", "attention", "--kernel", "flash", "--q-len", "128", "--head-dim", "16", "--heads", "2", "--causal",
                          "--document-lengths", "64,64", "--param", "block_kv=64", "--repeats", "1"])
         XCTAssertEqual(r.status, 0, r.stderr)
