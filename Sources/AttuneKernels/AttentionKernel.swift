@@ -13,9 +13,13 @@ public struct KernelParameter: Sendable, Equatable {
     public var validRange: ClosedRange<Double>?
     /// Names users may type for values (`precision=bf16` for 1); numbers work too.
     public var valueNames: [String: Double]
+    /// A switch changes what is computed or measured (a role, a file-backed tier, a model
+    /// constant, the thread count), not how fast the same thing runs: the tuner never
+    /// varies it, and a value fixed for it becomes part of the tuning key.
+    public var isSwitch: Bool
 
     public init(name: String, summary: String, defaultValue: Double, candidates: [Double], isInteger: Bool = true,
-                validRange: ClosedRange<Double>? = nil, valueNames: [String: Double] = [:]) {
+                validRange: ClosedRange<Double>? = nil, valueNames: [String: Double] = [:], isSwitch: Bool = false) {
         self.name = name
         self.summary = summary
         self.defaultValue = defaultValue
@@ -23,6 +27,7 @@ public struct KernelParameter: Sendable, Equatable {
         self.isInteger = isInteger
         self.validRange = validRange
         self.valueNames = valueNames
+        self.isSwitch = isSwitch
     }
 
     /// The `precision` of kernels whose prefill tiles can run in bf16 (flash, sparge).
@@ -42,7 +47,7 @@ public struct KernelParameter: Sendable, Equatable {
 
     /// The OpenMP thread count every kernel takes.
     public static let threads = KernelParameter(name: "threads", summary: "OpenMP threads (0 = all)", defaultValue: 0, candidates: [0],
-                                                validRange: 0...Double(maxThreads))
+                                                validRange: 0...Double(maxThreads), isSwitch: true)
 }
 
 public enum KernelNormalizer: String, Sendable {

@@ -130,11 +130,11 @@ public struct HybridKernel: KVStoreKernel, CParameterKernel {
         KernelParameter(name: "schedule", summary: "0: hot on one thread concurrently with cold items; 1: hot with all threads, then cold",
                         defaultValue: 0, candidates: [0, 1]),
         KernelParameter(name: "cold_file", summary: "1: cold tier in a memory-mapped temporary file (deleted afterwards)",
-                        defaultValue: 0, candidates: [0, 1]),
+                        defaultValue: 0, candidates: [0, 1], isSwitch: true),
         KernelParameter(name: "release_written", summary: "with cold_file=1: drop written cold pages from the process (page cache keeps them)",
-                        defaultValue: 0, candidates: [0, 1]),
+                        defaultValue: 0, candidates: [0, 1], isSwitch: true),
         KernelParameter(name: "reuse", summary: "1: keep the built caches across calls on the same K/V addresses (benchmarks only)",
-                        defaultValue: 0, candidates: [0, 1]),
+                        defaultValue: 0, candidates: [0, 1], isSwitch: true),
     ]
 
     public func problemRefusals(_ problem: AttentionProblem) -> [String] {

@@ -31,11 +31,11 @@ public struct KascadeKernel: CParameterKernel {
                         defaultValue: 32, candidates: [16, 32, 64], validRange: 1...256),
         .threads,
         KernelParameter(name: "role", summary: "0: anchor (select, then attend); 1: reuse an anchor's selection (run makes one first)",
-                        defaultValue: 0, candidates: [0, 1]),
+                        defaultValue: 0, candidates: [0, 1], isSwitch: true),
         KernelParameter(name: "anchor", summary: "compiled graphs, role=1: the layer whose selection to reuse (-1 = the nearest earlier anchor)",
-                        defaultValue: -1, candidates: [-1]),
+                        defaultValue: -1, candidates: [-1], isSwitch: true),
         KernelParameter(name: "keep", summary: "with role=1: keep the selection across calls on the same Q/K addresses (benchmarks only)",
-                        defaultValue: 0, candidates: [0, 1]),
+                        defaultValue: 0, candidates: [0, 1], isSwitch: true),
     ]
 
     public func problemRefusals(_ problem: AttentionProblem) -> [String] {

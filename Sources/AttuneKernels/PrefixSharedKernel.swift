@@ -17,7 +17,7 @@ public struct PrefixSharedKernel: CParameterKernel {
 
     public let parameters: [KernelParameter] = [
         KernelParameter(name: "prefix_len", summary: "keys shared by every sequence (required, >= 1); only batch 0's are read",
-                        defaultValue: 0, candidates: []),
+                        defaultValue: 0, candidates: [], isSwitch: true),
         KernelParameter(name: "block_q", summary: "flash query rows per tile (0 = default)", defaultValue: 0, candidates: [32, 64, 128]),
         KernelParameter(name: "block_kv", summary: "flash keys per tile (0 = default)", defaultValue: 0, candidates: [128, 256]),
         KernelParameter(name: "kv_splits", summary: "flash KV splits (0 = auto)", defaultValue: 0, candidates: [0]),

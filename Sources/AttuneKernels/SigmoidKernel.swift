@@ -28,7 +28,7 @@ public struct SigmoidKernel: CParameterKernel {
                         defaultValue: 0, candidates: [0, 1, 2, 4, 8, 16]),
         .threads,
         KernelParameter(name: "bias", summary: "the model's sigmoid bias b (finite; usually -ln(training length)); not a tuning knob",
-                        defaultValue: 0, candidates: [], isInteger: false),
+                        defaultValue: 0, candidates: [], isInteger: false, isSwitch: true),
         .precision,
     ]
 

@@ -17,7 +17,7 @@ public struct UnifiedMaxKernel: CParameterKernel {
 
     public let parameters: [KernelParameter] = [
         KernelParameter(name: "phi", summary: "the fixed max, in units of scale*q.k (natural log); 0 when uncalibrated",
-                        defaultValue: 0, candidates: [0], isInteger: false),
+                        defaultValue: 0, candidates: [0], isInteger: false, isSwitch: true),
         KernelParameter(name: "block_kv", summary: "keys per tile (0 = default 256)",
                         defaultValue: 0, candidates: [128, 256, 512]),
         KernelParameter(name: "kv_splits", summary: "KV chunks per tile, summed (0 = auto from the shape)",

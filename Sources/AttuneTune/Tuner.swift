@@ -51,9 +51,6 @@ public struct Tuner {
         public var rejected: [(KernelParameters, Double)]
     }
 
-    /// Parameters that are switches for benchmarks or graphs, not performance knobs.
-    static let notTuned: Set<String> = ["reuse", "keep", "role", "anchor", "cold_file", "release_written", "threads", "phi", "prefix_len", "bias"]
-
     public let kernel: any AttentionKernel
     public let problem: AttentionProblem
     public var settings: Settings
@@ -80,7 +77,7 @@ public struct Tuner {
         var fixed: KernelParameters = [:]
         var axes: [(String, [Double])] = []
         for p in kernel.parameters {
-            if Self.notTuned.contains(p.name) {
+            if p.isSwitch {
                 guard let values = overrides[p.name] else { continue }
                 guard values.count == 1 else { throw TuneError("'\(p.name)' is a switch, not a knob: give it one value") }
                 fixed[p.name] = values[0]
@@ -113,7 +110,8 @@ public struct Tuner {
         var key = try TuningKey.current(kernel: kernel, problem: problem, threads: threads ?? Self.defaultThreads)
         if settings.structuredInputs { key.problem += " structured" }
         // Switches given as a fixed value (e.g. kascade's role=1) change what is measured.
-        let switches = space.first.map { $0.filter { Self.notTuned.contains($0.key) } } ?? [:]
+        let switchNames = Set(kernel.parameters.filter(\.isSwitch).map(\.name))
+        let switches = space.first.map { $0.filter { switchNames.contains($0.key) } } ?? [:]
         if !switches.isEmpty { key.problem += " " + describeParameters(switches) }
         var known = Dictionary(uniqueKeysWithValues: try database.measurements(for: key).map { (TuningDatabase.encode($0.parameters), $0) })
         let fresh = space.filter { known[TuningDatabase.encode($0)] == nil }

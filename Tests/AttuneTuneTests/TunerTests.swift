@@ -82,9 +82,21 @@ final class TunerTests: XCTestCase {
         XCTAssertGreaterThan(try tuner.space().count, 11)
         small.settings.maxCandidates = 0
         XCTAssertThrowsError(try small.space()) { XCTAssertTrue("\($0)".contains("--max-candidates must be >= 1"), "\($0)") }
-        // Benchmark switches are never part of a space.
-        let kascade = Tuner(kernel: KascadeKernel(), problem: AttentionProblem(qHeads: 2, qLen: 1, kvLen: 8, qkDim: 16, causal: true))
-        XCTAssertTrue(try kascade.space().allSatisfy { $0["role"] == nil && $0["keep"] == nil })
+        // Switches (declared by the kernel, `isSwitch`) are never part of a space, in any kernel;
+        // hybrid's and kascade's have candidates, so a tuner reading only candidates would vary them.
+        let problem = AttentionProblem(qHeads: 2, qLen: 1, kvLen: 8, qkDim: 16, causal: true)
+        for kernel in KernelRegistry.all {
+            let switches = Set(kernel.parameters.filter(\.isSwitch).map(\.name))
+            XCTAssertTrue(switches.contains("threads"), kernel.name)
+            let space = try Tuner(kernel: kernel, problem: problem).space()
+            XCTAssertTrue(space.allSatisfy { Set($0.keys).isDisjoint(with: switches) }, "\(kernel.name): \(space)")
+        }
+        XCTAssertEqual(Set(HybridKernel().parameters.filter(\.isSwitch).map(\.name)), ["threads", "cold_file", "release_written", "reuse"])
+        XCTAssertEqual(Set(KascadeKernel().parameters.filter(\.isSwitch).map(\.name)), ["threads", "role", "anchor", "keep"])
+        // A switch given one value is fixed on every point (the defaults included); two values are refused.
+        let kascade = Tuner(kernel: KascadeKernel(), problem: problem)
+        XCTAssertTrue(try kascade.space(overrides: ["role": [1]]).allSatisfy { $0["role"] == 1 })
+        XCTAssertThrowsError(try kascade.space(overrides: ["role": [0, 1]])) { XCTAssertTrue("\($0)".contains("is a switch, not a knob"), "\($0)") }
     }
 
     struct FixedSource: TunedKernelSource {
