@@ -5,7 +5,7 @@ Runs `attune kernel run` with each binary on the same inputs and problems and
 compares the O and LSE files byte for byte, and the kernel's counters (the
 `stats:` line, without its timings). Usage:
 
-    scripts/kernel_ab_outputs.py OLD_ATTUNE NEW_ATTUNE [--kernels sparge,flash] [--masks] [--work DIR]
+    Bench/kernel_ab_outputs.py OLD_ATTUNE NEW_ATTUNE [--kernels sparge,flash] [--masks] [--work DIR]
 
 --masks runs document-id and block-bitmask masks (alone, under the causal mask,
 with a window, with the modifiers) instead of the plain cases, for the kernels that

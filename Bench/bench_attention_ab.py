@@ -6,7 +6,7 @@ each run under `flock -x /tmp/attune-build.lock` so no build or test shares the
 cores while it measures; it prints per case the median over rounds of each
 binary's median ms, new/old, and the median and range of the per-round ratios.
 
-    scripts/bench_attention_ab.py OLD_ATTUNE NEW_ATTUNE --rounds 5 \\
+    Bench/bench_attention_ab.py OLD_ATTUNE NEW_ATTUNE --rounds 5 \\
         --case "sparge prefill2k: --kernel sparge --q-len 2048 --causal --inputs structured"
 
 A case is "NAME: bench attention arguments"; --json and --repeats are added.
