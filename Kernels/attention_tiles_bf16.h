@@ -20,26 +20,11 @@
 #ifndef ATTUNE_ATTENTION_TILES_BF16_H
 #define ATTUNE_ATTENTION_TILES_BF16_H
 
+#include "bf16_scalar.h"
 #include "simd.h"
 
 #include <stdint.h>
 #include <string.h>
-
-/* f32 -> bf16, round to nearest even; NaN stays a (quiet) NaN. */
-static inline uint16_t bf16_from_f32(float x) {
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 0x40u);
-    u += 0x7FFFu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
-}
-
-static inline float bf16_to_f32(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float x;
-    memcpy(&x, &u, sizeof x);
-    return x;
-}
 
 #if defined(__AVX512BF16__) && defined(__AVX512BW__)
 

@@ -126,7 +126,7 @@ static inline float stored(const struct attune_hybrid_kv *c, const uint8_t *rec,
     const uint8_t *data = rec + (is_v ? c->v_off : c->k_off);
     const int64_t idx = row * dim + e;
     switch (c->dtype) {
-    case ATTUNE_HYBRID_COLD_BF16: return kv_from_bf16(((const uint16_t *)data)[idx]);
+    case ATTUNE_HYBRID_COLD_BF16: return bf16_to_f32(((const uint16_t *)data)[idx]);
     case ATTUNE_HYBRID_COLD_INT8: {
         const float *s = (const float *)(rec + (is_v ? c->vs_off : c->ks_off));
         return (float)((const int8_t *)data)[idx] * (is_v ? s[row] : s[e]);
@@ -181,8 +181,8 @@ static void store_block(struct attune_hybrid_kv *c, int64_t b, int64_t g, int64_
         break;
     case ATTUNE_HYBRID_COLD_BF16: {
         uint16_t *kd = (uint16_t *)(rec + c->k_off), *vd = (uint16_t *)(rec + c->v_off);
-        for (int64_t i = 0; i < B * dk; i++) kd[i] = kv_to_bf16(k[i]);
-        for (int64_t i = 0; i < B * dv; i++) vd[i] = kv_to_bf16(v[i]);
+        for (int64_t i = 0; i < B * dk; i++) kd[i] = bf16_from_f32(k[i]);
+        for (int64_t i = 0; i < B * dv; i++) vd[i] = bf16_from_f32(v[i]);
         break;
     }
     case ATTUNE_HYBRID_COLD_INT8: {

@@ -7,6 +7,7 @@
 #define ATTUNE_KV_FORMAT_H
 
 #include "attune_attention.h"
+#include "bf16_scalar.h"
 #include "simd.h"
 
 #include <stdint.h>
@@ -16,22 +17,6 @@ enum { KV_F32 = ATTUNE_KV_F32, KV_BF16 = ATTUNE_KV_BF16, KV_INT8 = ATTUNE_KV_INT
 
 /* The `formats` mask of attune_attention_validate_kv for a kernel reading every format. */
 #define ATTUNE_KV_ALL_FORMATS ((1u << ATTUNE_KV_F32) | (1u << ATTUNE_KV_BF16) | (1u << ATTUNE_KV_INT8))
-
-/* Round to nearest even; NaN stays a (quiet) NaN, Inf stays Inf. */
-static inline uint16_t kv_to_bf16(float x) {
-    uint32_t u;
-    memcpy(&u, &x, 4);
-    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 0x40u);
-    u += 0x7FFFu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
-}
-
-static inline float kv_from_bf16(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float x;
-    memcpy(&x, &u, 4);
-    return x;
-}
 
 /* Element `i` of a K/V array of format FMT (a compile-time constant in the kernels). */
 ATTUNE_INLINE const void *kv_at(const void *base, int64_t i, const int FMT) {
@@ -59,7 +44,7 @@ ATTUNE_INLINE vf kv_load_n(const void *p, vmask m, const int FMT) {
     for (int i = 0; i < VL; i++) {
         if (!(m >> i & 1u)) r.v[i] = 0.0f;
         else if (FMT == KV_F32) r.v[i] = ((const float *)p)[i];
-        else if (FMT == KV_BF16) r.v[i] = kv_from_bf16(((const uint16_t *)p)[i]);
+        else if (FMT == KV_BF16) r.v[i] = bf16_to_f32(((const uint16_t *)p)[i]);
         else r.v[i] = (float)((const int8_t *)p)[i];
     }
     return r;

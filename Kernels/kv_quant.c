@@ -42,7 +42,7 @@ void attune_kv_quantize(int32_t format, int64_t rows, int64_t heads, int64_t dim
             break;
         case ATTUNE_KV_BF16: {
             uint16_t *y = (uint16_t *)dst + r * dst_row_stride;
-            for (int64_t i = 0; i < heads * dim; i++) y[i] = kv_to_bf16(x[i]);
+            for (int64_t i = 0; i < heads * dim; i++) y[i] = bf16_from_f32(x[i]);
             break;
         }
         case ATTUNE_KV_INT8: {
@@ -67,7 +67,7 @@ void attune_kv_dequantize(int32_t format, int64_t rows, int64_t heads, int64_t d
             break;
         case ATTUNE_KV_BF16: {
             const uint16_t *x = (const uint16_t *)src + r * src_row_stride;
-            for (int64_t i = 0; i < heads * dim; i++) y[i] = kv_from_bf16(x[i]);
+            for (int64_t i = 0; i < heads * dim; i++) y[i] = bf16_to_f32(x[i]);
             break;
         }
         case ATTUNE_KV_INT8: {

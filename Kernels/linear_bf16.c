@@ -20,6 +20,7 @@
  */
 #include "attune_linear_bf16.h"
 #include "attune_weights.h"
+#include "bf16_scalar.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -43,24 +44,10 @@
 #endif
 enum { PARALLEL_MIN_MACS = 1 << 20, PANEL = ATTUNE_BF16_PANEL, GEMM_MR = 8, GEMV_ROWS = 4 };
 
-INLINE float widen(uint16_t b) {
-    uint32_t u = (uint32_t)b << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-INLINE uint16_t round_bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);   /* NaN: keep it one, quiet */
-    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
-
 void attune_f32_to_bf16(const float *src, int64_t n, uint16_t *dst) {
     int64_t i = 0;
 #if defined(__AVX512F__) && defined(__AVX512BW__)
-    /* The integer form of round_bf16, so every element rounds the same way (the
+    /* The integer form of bf16_from_f32, so every element rounds the same way (the
        hardware conversion would flush subnormals). */
     const __m512i bias = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1), abs = _mm512_set1_epi32(0x7fffffff),
                   inf = _mm512_set1_epi32(0x7f800000), quiet = _mm512_set1_epi32(0x40);
@@ -73,7 +60,7 @@ void attune_f32_to_bf16(const float *src, int64_t n, uint16_t *dst) {
         _mm256_mask_storeu_epi16(dst + i, m, _mm512_cvtepi32_epi16(r));
     }
 #endif
-    for (; i < n; i++) dst[i] = round_bf16(src[i]);
+    for (; i < n; i++) dst[i] = bf16_from_f32(src[i]);
 }
 
 enum { ROUND_BLOCK = 1 << 16, F16_STAGE = 1024 };
@@ -131,7 +118,7 @@ int64_t attune_op_embedding_bf16(const uint16_t *table, int64_t vocab, int64_t w
         if (ids[r] < 0 || ids[r] >= vocab) return r;
     for (int64_t r = 0; r < rows; r++) {
         const uint16_t *src = table + (int64_t)ids[r] * width;
-        for (int64_t i = 0; i < width; i++) out[r * width + i] = widen(src[i]);
+        for (int64_t i = 0; i < width; i++) out[r * width + i] = bf16_to_f32(src[i]);
     }
     return -1;
 }
@@ -203,7 +190,7 @@ INLINE void gemv_row(const float *xs, int64_t xstride, const uint16_t *w, int64_
         float s = 0.0f;
         for (int64_t b = 0; 32 * b < in; b++)
             for (int j = 0; j < 32 && 32 * b + j < in; j++)
-                s += widen(w[32 * b + j]) * xs[r * xstride + 32 * b + (j % 2 ? 16 : 0) + j / 2];
+                s += bf16_to_f32(w[32 * b + j]) * xs[r * xstride + 32 * b + (j % 2 ? 16 : 0) + j / 2];
         y[r * ys] = s;
     }
 }
@@ -275,7 +262,7 @@ INLINE void gemm_tile(const uint32_t *xb, int64_t k2n, const uint32_t *panel, co
             float s = 0.0f;
             for (int64_t k = 0; k < k2n; k++) {
                 const uint32_t a = xb[r * k2n + k], b = panel[k * PANEL + j];
-                s += widen((uint16_t)a) * widen((uint16_t)b) + widen((uint16_t)(a >> 16)) * widen((uint16_t)(b >> 16));
+                s += bf16_to_f32((uint16_t)a) * bf16_to_f32((uint16_t)b) + bf16_to_f32((uint16_t)(a >> 16)) * bf16_to_f32((uint16_t)(b >> 16));
             }
             y[r * ys + j] = s + (bias ? bias[j] : 0.0f);
         }
