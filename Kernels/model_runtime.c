@@ -114,6 +114,9 @@ static int pack_documents(attune_model *m, const int64_t *lengths, int64_t n_doc
     return 0;
 }
 
+/* Whether cached position i (of n packed) is its document's last. */
+static int document_ends(const attune_model *m, int64_t i, int64_t n) { return i + 1 == n || m->doc_position[i + 1] == 0; }
+
 /* Both packed prefills: every row's logits (n x vocab) or each document's last row's
    (n_docs x vocab). A failure leaves an empty cache. */
 static int prefill_packed(attune_model *m, const int32_t *tokens, const int64_t *lengths, int64_t n_docs, int last_only, float *logits) {
@@ -129,10 +132,10 @@ static int prefill_packed(attune_model *m, const int32_t *tokens, const int64_t 
             /* The projection runs from the chunk's first document end; only the ends are copied. */
             int64_t from = seq;
             for (int64_t r = 0; r < seq && from == seq; r++)
-                if (at + r + 1 == n || m->doc_position[at + r + 1] == 0) from = r;
+                if (document_ends(m, at + r, n)) from = r;
             rc = forward(m, tokens + at, seq, logits ? from : seq);
             for (int64_t r = from; !rc && logits && r < seq; r++)
-                if (at + r + 1 == n || m->doc_position[at + r + 1] == 0)
+                if (document_ends(m, at + r, n))
                     memcpy(logits + doc++ * g->vocab, g->logits(m) + r * g->logits_stride, sizeof(float) * (size_t)g->vocab);
         }
         if (rc) {

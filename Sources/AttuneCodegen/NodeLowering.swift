@@ -56,7 +56,7 @@ struct NodeLowering {
     /// A batched decode pass holds rows of several sequences, and one length-dependent
     /// table per pass would be that of the longest, not each sequence's own.
     /// Packed documents likewise: each document's table would be the longest one's.
-    private mutating func refuseBatchIfLengthDependent(_ f: RopeFrequencies) {
+    private mutating func refuseIfLengthDependent(_ f: RopeFrequencies) {
         let reason = "its RoPE table depends on each pass's length (dynamic NTK or LongRoPE)"
         if f.dependsOnLength && !batchRefusals.contains(reason) { batchRefusals.append(reason) }
         if f.dependsOnLength && !packedRefusals.contains(reason) { packedRefusals.append(reason) }
@@ -372,7 +372,7 @@ struct NodeLowering {
                 code.append("attune_op_copy_columns(\(x.pointer), \(x.rowStride), 0, \(x.rows.c), \(x.width), \(y.pointer));")
             }
             let rope = Self.ropeCall(a.frequencies, rotaryDim: a.rotaryDim, positions: pos.pointer, rows: y.rows.c)
-            refuseBatchIfLengthDependent(a.frequencies)
+            refuseIfLengthDependent(a.frequencies)
             code += rope.setup
             code.append(rope.call(y.pointer, y.rowStride, a.heads, a.headDim))
             views[out] = y
@@ -392,7 +392,7 @@ struct NodeLowering {
                 code.append("attune_op_head_rms_norm(\(kAt.pointer), \(width), \(kn.pointer), \(x.rows.c), \(a.kvHeads), \(a.headDim), \(CLiteral.float(eps)));")
             }
             let rope = Self.ropeCall(a.frequencies, rotaryDim: a.rotaryDim, positions: pos.pointer, rows: x.rows.c)
-            refuseBatchIfLengthDependent(a.frequencies)
+            refuseIfLengthDependent(a.frequencies)
             code += rope.setup
             code.append(rope.call(all.pointer, width, a.heads, a.headDim))
             var k = all

@@ -159,9 +159,8 @@ public final class CompiledModel {
     }
 
     private func packed(_ fn: PrefillPacked, _ tokens: [Int32], _ lengths: [Int], rows: Int) throws -> [Float] {
-        guard lengths.reduce(0, +) == tokens.count else {
-            throw RuntimeError("document lengths sum to \(lengths.reduce(0, +)), but there are \(tokens.count) tokens")
-        }
+        let total = lengths.reduce(0, +)
+        guard total == tokens.count else { throw RuntimeError("document lengths sum to \(total), but there are \(tokens.count) tokens") }
         var logits = [Float](repeating: 0, count: rows * vocab)
         let sizes = lengths.map(Int64.init)
         let rc = tokens.withUnsafeBufferPointer { t in

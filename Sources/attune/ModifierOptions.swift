@@ -33,14 +33,20 @@ struct ModifierOptions: ParsableArguments {
         if let refusal = kernel.unsupportedReasons(problem).first { throw CLIError("kernel '\(kernel.name)': \(refusal)") }
     }
 
+    /// --document-lengths' comma-separated integers (`attune kernel run`, `bench attention`
+    /// and `run`, each checking them against its own problem).
+    static func documentLengths(_ text: String) throws -> [Int] {
+        try text.split(separator: ",", omittingEmptySubsequences: false).map { item -> Int in
+            let s = item.trimmingCharacters(in: .whitespaces)
+            guard let n = Int(s) else { throw CLIError("--document-lengths: '\(s)' is not an integer") }
+            return n
+        }
+    }
+
     /// --document-lengths and --block-mask (checked against the problem's keys first).
     func applyMasks(to problem: inout AttentionProblem) throws {
         if let documentLengths {
-            let lengths = try documentLengths.split(separator: ",", omittingEmptySubsequences: false).map { item -> Int in
-                let s = item.trimmingCharacters(in: .whitespaces)
-                guard let n = Int(s) else { throw CLIError("--document-lengths: '\(s)' is not an integer") }
-                return n
-            }
+            let lengths = try Self.documentLengths(documentLengths)
             do { problem.documentIDs = try AttentionProblem.documentIDs(lengths: lengths, kvLen: problem.kvLen) } catch let e as KernelError {
                 throw CLIError("--document-lengths: " + e.message)
             }

@@ -8,12 +8,8 @@ import Foundation
 extension RunCommand {
     /// The lengths, checked against the rest of the command before anything is compiled.
     func packedDocuments(_ text: String, prompts: [[Int32]]) throws -> [Int] {
-        let lengths = try text.split(separator: ",", omittingEmptySubsequences: false).map { item -> Int in
-            let s = item.trimmingCharacters(in: .whitespaces)
-            guard let n = Int(s) else { throw CLIError("--document-lengths: '\(s)' is not an integer") }
-            guard n >= 1 else { throw CLIError("--document-lengths: lengths must be >= 1, got \(n)") }
-            return n
-        }
+        let lengths = try ModifierOptions.documentLengths(text)
+        if let n = lengths.first(where: { $0 < 1 }) { throw CLIError("--document-lengths: lengths must be >= 1, got \(n)") }
         if self.text.isText { throw CLIError("--document-lengths packs token ids: give the documents' ids as one --tokens prompt") }
         guard prompts.count == 1 else { throw CLIError("--document-lengths packs one prompt's tokens; \(prompts.count) prompts were given") }
         if let maxNewTokens, maxNewTokens > 0 {
@@ -53,15 +49,10 @@ extension RunCommand {
         for (d, logits) in last.enumerated() {
             let next = argmax(logits)
             let top = logits[Int(next)]
-            let logProb = Double(top) - Self.logSumExp(logits)
+            let logProb = LogSoftmaxRow(logits, row: 0, vocab: vocab).logProbability(Int(next))
             print("document \(d) tokens \(lengths[d]), next \(next) (logit \(fmt(Double(top), 4)), log-prob \(fmt(logProb, 4)))")
             documents.append(["prompt_tokens": lengths[d], "next_token": Int(next), "next_logit": Double(top), "next_logprob": logProb])
         }
         object.merge(["documents": documents, "prefill_ms": prefillMs, "prompt_tokens": ids.count]) { $1 }
-    }
-
-    static func logSumExp(_ x: [Float]) -> Double {
-        let m = Double(x.max() ?? 0)
-        return m + log(x.reduce(0.0) { $0 + exp(Double($1) - m) })
     }
 }
