@@ -9,7 +9,6 @@
 
 #include <math.h>
 #include <stdint.h>
-#include <string.h>
 
 /* One head's `dim` values to int8 with one scale: s = max|x| / 127, q = rint(x / s).
  * x / s is computed as x * (127 / max): within an ulp of x / s, and |q| <= 127 holds
@@ -23,7 +22,7 @@ static float quantize_int8(const float *x, int64_t dim, int8_t *q) {
         else if (a > m) m = a;
     }
     if (!finite || m == 0.0f) {
-        memset(q, 0, (size_t)dim);
+        for (int64_t d = 0; d < dim; d++) q[d] = 0; /* not memset: gcc warns a negative dim would overflow it */
         return finite ? 0.0f : NAN;
     }
     const float inv = 127.0f / m;

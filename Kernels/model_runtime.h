@@ -10,11 +10,15 @@
  * and decode, batched sequences over a shared prefix (fork), packed documents (one
  * prefill of several documents, each seeing only itself), counters, errors.
  *
- * Not part of the kernel ABI: only generated modules and model_runtime.c include it.
+ * The entry points it implements are declared in attune_model.h, the public interface
+ * every compiled model exports. Not part of the kernel ABI: only generated modules and
+ * model_runtime.c include this header.
  */
 #ifndef ATTUNE_MODEL_RUNTIME_H
 #define ATTUNE_MODEL_RUNTIME_H
 
+#include "attune_attention.h"
+#include "attune_model.h"
 #include "attune_weights.h"
 
 #include <math.h>
@@ -22,8 +26,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
-
-typedef struct attune_model attune_model;
 
 /* What a generated module tells the runtime about its graph. Tables of zero entries
  * may be NULL. */
@@ -78,6 +80,7 @@ struct attune_model {
     int64_t length;                       /* cached positions */
     int64_t logits_from;                  /* first row of this forward pass whose logits are used */
     int64_t *counters;                    /* kernel counters, summed since open or reset */
+    int64_t mask_tiles[3];                /* attune_model_mask_tiles: computed, skipped, partial */
     int32_t *positions;                   /* max_chunk: each row's position */
     /* Packed documents (attune_model_prefill_packed): the document of each cached
        position, which attention nodes pass to their kernel as p.doc_ids; NULL otherwise.
@@ -110,6 +113,13 @@ static inline int fail(attune_model *m, const char *fmt, ...) {
     return 1;
 }
 
+/* Adds one attention call's document-mask tile counts (attune_mask_stats) to the model's. */
+static inline void attune_model_count_mask_tiles(attune_model *m, const attune_mask_stats *s) {
+    m->mask_tiles[0] += s->tiles;
+    m->mask_tiles[1] += s->skipped_tiles;
+    m->mask_tiles[2] += s->masked_tiles;
+}
+
 /* Every node function takes the same arguments; most use only some of them. */
 #define UNUSED __attribute__((unused))
 #define NODE_ARGS UNUSED attune_model *m, UNUSED const int32_t *tokens, UNUSED int64_t seq, UNUSED int64_t kv
@@ -117,31 +127,5 @@ static inline int fail(attune_model *m, const char *fmt, ...) {
 /* The activations fused elementwise expressions call (the tanh form of GELU). */
 static inline float attune_silu(float x) { return x / (1.0f + expf(-x)); }
 static inline float attune_gelu(float x) { return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x))); }
-
-/* The entry points every compiled model exports, documented in its generated <name>.h
- * (which declares them again; a module includes both, so the compiler checks they agree). */
-attune_model *attune_model_open(const char *manifest_path, char *error, size_t error_size);
-void attune_model_close(attune_model *m);
-int attune_model_prefill(attune_model *m, const int32_t *tokens, int64_t n, float *logits);
-int attune_model_prefill_last(attune_model *m, const int32_t *tokens, int64_t n, float *logits);
-int attune_model_decode_step(attune_model *m, int32_t token, float *logits);
-int attune_model_prefill_packed(attune_model *m, const int32_t *tokens, const int64_t *lengths, int64_t n_docs, float *logits);
-int attune_model_prefill_packed_last(attune_model *m, const int32_t *tokens, const int64_t *lengths, int64_t n_docs, float *logits);
-const char *attune_model_packed_refusal(void);
-void attune_model_reset(attune_model *m);
-int attune_model_truncate(attune_model *m, int64_t n);
-int attune_model_fork(attune_model *m, int64_t n);
-int attune_model_prefill_seq(attune_model *m, int64_t s, const int32_t *tokens, int64_t n, float *logits);
-int attune_model_decode_batch(attune_model *m, const int32_t *tokens, float *logits);
-int64_t attune_model_sequences(const attune_model *m);
-const char *attune_model_batch_refusal(void);
-int64_t attune_model_seq_length(const attune_model *m, int64_t s);
-int64_t attune_model_counter_count(void);
-const char *attune_model_counter_name(int64_t i);
-int64_t attune_model_counter_value(const attune_model *m, int64_t i);
-int64_t attune_model_length(const attune_model *m);
-int64_t attune_model_vocab(void);
-int64_t attune_model_max_context(void);
-const char *attune_model_error(const attune_model *m);
 
 #endif

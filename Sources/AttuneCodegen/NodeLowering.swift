@@ -523,8 +523,10 @@ struct NodeLowering {
             code.append("p.alibi_slopes = alibi_slopes_\(out.node);")
         }
         if let s = a.sinksInput { code.append("p.sinks = \(try read(node.inputs[s]).pointer);") }
-        if let refusal = packedRefusal(a, kernel, layer: layer(of: node), k: k, v: v) {
-            packedRefusals.append(refusal)
+        let packedReason = packedRefusal(a, kernel, layer: layer(of: node), k: k, v: v)
+        let takesDocuments = packedReason == nil
+        if let packedReason {
+            packedRefusals.append(packedReason)
         } else {
             code.append("p.doc_ids = m->doc_ids;  /* packed documents (attune_model_prefill_packed), else NULL */")
         }
@@ -556,7 +558,10 @@ struct NodeLowering {
             }
             helper.append("    attune_kascade_indices sel = {(int32_t *)(\(table.pointer)), \(selection.width / a.kvHeads), pp->q_len};")
         }
+        // What the document mask saved, summed for attune_model_mask_tiles (a packed prefill only).
+        if takesDocuments { helper += ["    attune_mask_stats mask_tiles = {0, 0, 0};", "    if (p.doc_ids) p.mask_stats = &mask_tiles;"] }
         helper += invocation.map { "    " + $0 }
+        if takesDocuments { helper.append("    attune_model_count_mask_tiles(m, &mask_tiles);") }
         helper += ["    *sp = status;", "    return rc;", "}"]
         if let decode = a.decodeBinding {
             helper = try phaseSplit(helper, decode: decode, a, node, out)

@@ -22,6 +22,7 @@ public final class CompiledModel {
     private typealias CounterName = @convention(c) (Int64) -> UnsafePointer<CChar>?
     private typealias BatchRefusal = @convention(c) () -> UnsafePointer<CChar>?
     private typealias CounterValue = @convention(c) (OpaquePointer?, Int64) -> Int64
+    private typealias MaskTiles = @convention(c) (OpaquePointer?, UnsafeMutablePointer<Int64>?, UnsafeMutablePointer<Int64>?, UnsafeMutablePointer<Int64>?) -> Void
     private typealias PrefillPacked = @convention(c) (OpaquePointer?, UnsafePointer<Int32>, UnsafePointer<Int64>, Int64, UnsafeMutablePointer<Float>?) -> Int32
 
     private let handle: UnsafeMutableRawPointer
@@ -41,6 +42,7 @@ public final class CompiledModel {
     private let sequencesFn: Length
     private let prefillPackedFn: PrefillPacked
     private let prefillPackedLastFn: PrefillPacked
+    private let maskTilesFn: MaskTiles
     /// Names of the kernels' counters, e.g. `layer0.unified_max.fallback_rows`.
     public let counterNames: [String]
     /// Why the model cannot run batched sequences (`fork`), or nil.
@@ -80,6 +82,7 @@ public final class CompiledModel {
             prefillPackedFn = try symbol("attune_model_prefill_packed", PrefillPacked.self)
             prefillPackedLastFn = try symbol("attune_model_prefill_packed_last", PrefillPacked.self)
             packedRefusal = try symbol("attune_model_packed_refusal", BatchRefusal.self)().map { String(cString: $0) }
+            maskTilesFn = try symbol("attune_model_mask_tiles", MaskTiles.self)
             let counterName = try symbol("attune_model_counter_name", CounterName.self)
             let counterCount = try symbol("attune_model_counter_count", Count.self)()
             counterNames = (0..<counterCount).map { String(cString: counterName($0)!) }
@@ -216,6 +219,15 @@ public final class CompiledModel {
 
     /// Forgets the KV cache and zeroes the counters.
     public func reset() { resetFn(model) }
+
+    /// What the document masks saved since open or the last reset (packed prefills), summed
+    /// over layers and heads: KV tiles computed, tiles hidden by the documents and never
+    /// computed, computed tiles that needed the per-element mask.
+    public var maskTiles: (computed: Int64, skipped: Int64, partial: Int64) {
+        var c: Int64 = 0, s: Int64 = 0, p: Int64 = 0
+        maskTilesFn(model, &c, &s, &p)
+        return (c, s, p)
+    }
 
     /// The kernels' counters summed since open or the last reset, by name.
     public var counters: [(name: String, value: Int64)] {

@@ -46,7 +46,7 @@ public enum StandaloneFolder {
         \t$(CC) $(CFLAGS) -shared -Ikernels/include -Ikernels -I. \(m.name).c $(KERNELS) -o $@ $(LDFLAGS) $(LDLIBS)
 
         run: \(driverFileName) lib\(m.name).so
-        \t$(CC) $(CFLAGS) -I. \(driverFileName) -o $@ -L. -l\(m.name) -Wl,-rpath,'$$ORIGIN' $(LDFLAGS) $(LDLIBS)
+        \t$(CC) $(CFLAGS) -Ikernels/include -I. \(driverFileName) -o $@ -L. -l\(m.name) -Wl,-rpath,'$$ORIGIN' $(LDFLAGS) $(LDLIBS)
 
         clean:
         \trm -f lib\(m.name).so run

@@ -51,6 +51,10 @@ struct CompileCommand: ParsableCommand {
         try WeightsManifest.write(artifacts.module, to: out, allowNonfinite: options.allowNonfinite, cacheDirectory: toolchain.cacheDirectory)
         try artifacts.module.source.write(to: out.appendingPathComponent("\(name).c"), atomically: true, encoding: .utf8)
         try artifacts.module.header.write(to: out.appendingPathComponent("\(name).h"), atomically: true, encoding: .utf8)
+        // <name>.h includes the entry points every model shares: beside it, so OUT alone builds a caller.
+        let shared = out.appendingPathComponent("attune_model.h")
+        try? FileManager.default.removeItem(at: shared)
+        try FileManager.default.copyItem(at: toolchain.kernelsDirectory.appendingPathComponent("include/attune_model.h"), to: shared)
         print(artifacts.report.summary)
         let plan = artifacts.module.memoryPlan
         print("arena \(plan.arenaFloats * 4 / 1024) KiB (\(plan.unsharedFloats * 4 / 1024) KiB without reuse), weights \(artifacts.module.constants.reduce(0) { $0 + $1.format.bytes(elements: $1.elements) } / 1024) KiB in \(artifacts.module.constants.count) slots")

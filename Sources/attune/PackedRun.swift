@@ -54,5 +54,14 @@ extension RunCommand {
             documents.append(["prompt_tokens": lengths[d], "next_token": Int(next), "next_logit": Double(top), "next_logprob": logProb])
         }
         object.merge(["documents": documents, "prefill_ms": prefillMs, "prompt_tokens": ids.count]) { $1 }
+        if stats {
+            // The last repeat's tiles (reset zeroes them): what the document mask saved over the causal one.
+            let t = session.maskTiles
+            let share = t.computed + t.skipped > 0 ? 100 * Double(t.computed) / Double(t.computed + t.skipped) : 100
+            // Documents keep each row's keys one interval, so `partial` counts only where a tile cuts through holes.
+            print("masks      \(t.computed) KV tiles computed (\(fmt(share, 1)) % of the causal mask's), \(t.skipped) skipped by the documents"
+                  + (t.partial > 0 ? ", \(t.partial) partly masked" : ""))
+            object["mask_tiles"] = ["computed": t.computed, "skipped": t.skipped, "partial": t.partial]
+        }
     }
 }

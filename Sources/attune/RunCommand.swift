@@ -18,7 +18,8 @@ struct RunCommand: ParsableCommand {
         decode_ms_per_token, import_ms, compile_ms, build_cached, load_ms, prompt_tokens (one prompt) or sequences, \
         shared_prefix, batched, prefill_ms, decode_ms_per_step (several), or documents (prompt_tokens, \
         next_token, next_logit, next_logprob each), prefill_ms, prompt_tokens (--document-lengths); with --stats \
-        a stats object (counter name → value). Counters cover the last timed prefill and the decode: the \
+        a stats object (counter name → value), and with --document-lengths mask_tiles (computed, skipped, \
+        partial: the KV tiles the document mask left to compute, hid, cut through). Counters cover the last timed prefill and the decode: the \
         cache and the counters are reset before each prefill repeat.
         --document-lengths L1,L2,... packs documents: the one --tokens prompt is documents of those lengths, \
         computed in one prefill where each document attends only to itself and its positions start at 0, \
@@ -36,7 +37,7 @@ struct RunCommand: ParsableCommand {
     var documentLengths: String?
     @Option(help: "Write the prefill logits [tokens, vocab] as float32 .npy (one prompt).") var logitsOut: String?
     @Option(help: "Time the prefill this many times (cache reset in between) and report the median (one prompt).") var repeats: Int = 1
-    @Flag(help: "Print the kernels' counters (e.g. unified_max fallback rows per layer) for the last prefill and the decode.") var stats = false
+    @Flag(help: "Print the kernels' counters (e.g. unified_max fallback rows per layer) for the last prefill and the decode; with --document-lengths also the KV tiles the document mask skipped.") var stats = false
     @Flag(help: "Print one JSON object on the last line.") var json = false
     @OptionGroup var text: TextOptions
     @OptionGroup var compile: CompileOptionsGroup

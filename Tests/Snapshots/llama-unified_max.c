@@ -70,11 +70,14 @@ static int32_t attend_13(void *ctx, const attune_attention_problem *pp, const at
     attune_attention_tensors t = *tp;
     attune_status status;
     int64_t *counters = m->counters + 0;
+    attune_mask_stats mask_tiles = {0, 0, 0};
+    if (p.doc_ids) p.mask_stats = &mask_tiles;
     int64_t fallback_rows = 0;
     const attune_unified_max_params params = {.block_kv = 0, .kv_splits = 0, .threads = 0, .phi = 0.0, .fallback_rows_out = &fallback_rows};
     int rc = attune_unified_max_attention(&p, &t, &params, &status);
     counters[0] += fallback_rows;
     counters[1] += p.batch * p.q_heads * p.q_len;
+    attune_model_count_mask_tiles(m, &mask_tiles);
     *sp = status;
     return rc;
 }
@@ -164,11 +167,14 @@ static int32_t attend_33(void *ctx, const attune_attention_problem *pp, const at
     attune_attention_tensors t = *tp;
     attune_status status;
     int64_t *counters = m->counters + 2;
+    attune_mask_stats mask_tiles = {0, 0, 0};
+    if (p.doc_ids) p.mask_stats = &mask_tiles;
     int64_t fallback_rows = 0;
     const attune_unified_max_params params = {.block_kv = 0, .kv_splits = 0, .threads = 0, .phi = 0.0, .fallback_rows_out = &fallback_rows};
     int rc = attune_unified_max_attention(&p, &t, &params, &status);
     counters[0] += fallback_rows;
     counters[1] += p.batch * p.q_heads * p.q_len;
+    attune_model_count_mask_tiles(m, &mask_tiles);
     *sp = status;
     return rc;
 }

@@ -70,8 +70,11 @@ static int32_t attend_13(void *ctx, const attune_attention_problem *pp, const at
     attune_attention_problem p = *pp;
     attune_attention_tensors t = *tp;
     attune_status status;
+    attune_mask_stats mask_tiles = {0, 0, 0};
+    if (p.doc_ids) p.mask_stats = &mask_tiles;
     const attune_flash_params params = {.block_q = 0, .block_kv = 0, .kv_splits = 0, .threads = 0, .gemm = 0};
     int rc = attune_flash_attention(&p, &t, &params, &status);
+    attune_model_count_mask_tiles(m, &mask_tiles);
     *sp = status;
     return rc;
 }
@@ -164,8 +167,11 @@ static int32_t attend_33(void *ctx, const attune_attention_problem *pp, const at
     attune_attention_problem p = *pp;
     attune_attention_tensors t = *tp;
     attune_status status;
+    attune_mask_stats mask_tiles = {0, 0, 0};
+    if (p.doc_ids) p.mask_stats = &mask_tiles;
     const attune_flash_params params = {.block_q = 0, .block_kv = 0, .kv_splits = 0, .threads = 0, .gemm = 0};
     int rc = attune_flash_attention(&p, &t, &params, &status);
+    attune_model_count_mask_tiles(m, &mask_tiles);
     *sp = status;
     return rc;
 }

@@ -126,6 +126,26 @@ final class PackedRunCLITests: XCTestCase {
 
     /// Every mistake in the lengths, or a run that cannot be packed, is one line before the
     /// model is even read (the model path does not exist).
+    /// `--stats` reports what the document mask saved: the tiles it hid are exactly those the
+    /// causal mask alone computes in excess (one document over the same tokens), and a
+    /// packed run of long documents skips some.
+    func testStatsReportTheTilesTheDocumentMaskSkipped() throws {
+        let example = fixtures.appendingPathComponent("example").standardizedFileURL.path
+        let tokens = ids((0..<600).map { $0 % 200 + 1 })
+        func tiles(_ lengths: String) throws -> [String: Int] {
+            let r = try CLI.run(["run", example, "--tokens", tokens, "--document-lengths", lengths, "--stats", "--json"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertTrue(r.stdout.contains("masks      "), r.stdout)
+            return try XCTUnwrap(try lastJSON(r)["mask_tiles"] as? [String: Int], r.stdout)
+        }
+        let one = try tiles("600"), three = try tiles("200,200,200")
+        XCTAssertEqual(one["skipped"], 0)
+        XCTAssertGreaterThan(one["computed"] ?? 0, 0)
+        XCTAssertGreaterThan(three["skipped"] ?? 0, 0)
+        XCTAssertEqual((three["computed"] ?? 0) + (three["skipped"] ?? 0), one["computed"], "packed tiles computed + skipped = the causal mask's tiles")
+        XCTAssertEqual(three["partial"], 0, "document ids keep each row's keys one interval: no tile needs the element mask")
+    }
+
     func testBadDocumentLengthsAreOneLineErrorsBeforeCompiling() throws {
         let missing = "/nonexistent/model"
         let cases: [([String], String)] = [
