@@ -219,6 +219,23 @@ static inline int attention_mask_sees(const attention_masks *m, const int32_t *r
     return !m->bits || attention_mask_bit(m, rqb[r], j / m->B);
 }
 
+/* The last key of row r's interval [lo, hi) the masks let it see, or -1. A sparse kernel
+ * keeps the block holding it, so pruning never leaves the row without a key: the interval's
+ * last key itself is hidden when a bitmask clears the row's own block but keeps a later
+ * one. Whole cleared k blocks are stepped over at once. */
+static inline int64_t attention_mask_last_seen(const attention_masks *m, const int32_t *rdoc, const int32_t *rqb, int r,
+                                               int64_t lo, int64_t hi) {
+    for (int64_t j = hi - 1; j >= lo;) {
+        if (m->bits && !attention_mask_bit(m, rqb[r], j / m->B)) {
+            j = j / m->B * m->B - 1;
+            continue;
+        }
+        if (!m->doc || m->doc[j] == rdoc[r]) return j;
+        j--;
+    }
+    return -1;
+}
+
 /* Wide layout (S^T, row stride rp): st[jj][r] = value where row r cannot see key j0 + jj
  * (rows that are not valid may get it too: the interval mask hides them anyway). 16 rows
  * per vector: documents by one compare per key, the bits of a k block once per block. */

@@ -200,6 +200,25 @@ final class MaskTests: XCTestCase {
         XCTAssertGreaterThan(hidden, 100)
     }
 
+    /// A bitmask that clears a row's own block but keeps a later one leaves the row's
+    /// interval ending at its own (hidden) position: sparge keeps the block of the last key
+    /// the row does see, so heavy pruning never leaves a row that sees keys with none
+    /// (the reference's LSE is finite exactly where sparge's is).
+    func testSpargeNeverLeavesASeeingRowWithoutKeys() throws {
+        let pruning: KernelParameters = ["block_q": 64, "block_kv": 64, "simthreshd1": -1, "cdfthreshd": 0.05]
+        var failures = 0
+        for seed in 0..<6 {
+            var p = AttentionProblem(qHeads: 2, kvHeads: 1, qLen: 512, kvLen: 512, qkDim: 32, causal: true)
+            // About 60 % of the off-diagonal blocks set, a different pattern per seed.
+            p.blockMask = BlockMask(block: 32, kvLen: 512) { qb, kb in qb != kb && (qb &* 73856093 ^ kb &* 19349663 ^ seed &* 83492791) % 5 < 3 }
+            let x = AttentionInputs(structured: p, seed: UInt64(seed))
+            let out = try SpargeKernel().run(p, q: x.q, k: x.k, v: x.v, parameters: pruning)
+            let reference = try ReferenceBridge.softmax(p, x).lse
+            for (i, lse) in out.lse.data.enumerated() where reference[i].isFinite != lse.isFinite { failures += 1 }
+        }
+        XCTAssertEqual(failures, 0, "rows whose LSE is finite in exactly one of sparge and the reference")
+    }
+
     /// sparge counts the masks' work in its blocks: four documents of 256 keys, blocks of
     /// 64 x 64, every visible block kept: the same 64 of 256 (non-causal) and 40 of 136
     /// (causal) blocks per head as flash's tiles of that size.
