@@ -13,22 +13,22 @@ import XCTest
 /// prefill) and against transformers' float64 logits of the unquantised checkpoint (the
 /// whole error, NUMERICS.md "int8 weights in compiled models").
 final class Int8WeightsTests: XCTestCase {
-    static let layout = Int8Layout()
+    static let layout = QuantizedLayout(bits: 8)
 
     /// `base`'s weights with the matmul weights replaced by ŵ = q·s as the kernels store them.
     struct QuantisedWeights: WeightSource {
         var base: WeightSource
         /// Row width of every matmul weight, by name.
         var widths: [String: Int]
-        var layout: Int8Layout
+        var layout: QuantizedLayout
         func floats(_ name: String) throws -> [Float] {
             let w = try base.floats(name)
             guard let width = widths[name] else { return w }
             let rows = w.count / width
             var q = [UInt8](repeating: 0, count: layout.bytes(elements: w.count))
-            XCTAssertEqual(attune_q8_quantize_f32(w, Int64(rows), Int64(width), Int64(layout.group), layout.cScale, &q), -1)
+            XCTAssertEqual(w.withUnsafeBytes { layout.quantize($0.baseAddress!, dtype: .f32, rows: rows, width: width, into: &q) }, -1)
             var out = [Float](repeating: 0, count: w.count)
-            attune_q8_dequantize(q, Int64(rows), Int64(width), Int64(layout.group), layout.cScale, &out)
+            (layout.bits == 4 ? attune_q4_dequantize : attune_q8_dequantize)(q, Int64(rows), Int64(width), Int64(layout.group), layout.cScale, &out)
             return out
         }
     }
@@ -49,9 +49,9 @@ final class Int8WeightsTests: XCTestCase {
         return out
     }
 
-    static func int8Options(chunk: Int, _ layout: Int8Layout = layout) -> CompileOptions {
+    static func int8Options(chunk: Int, _ layout: QuantizedLayout = layout) -> CompileOptions {
         var o = CompileOptions(maxChunk: chunk, maxContext: 64)
-        o.weights = .int8(layout)
+        o.weights = .quantized(layout)
         return o
     }
 
@@ -67,7 +67,7 @@ final class Int8WeightsTests: XCTestCase {
         let model = try ModelSource.load(fixture.folder.path)
         let toolchain = try Toolchain.detect()
         let artifacts = try ModelCompiler.compile(model, Self.int8Options(chunk: 8), toolchain: toolchain)
-        let int8 = artifacts.module.constants.filter { $0.format == .int8(Self.layout) }
+        let int8 = artifacts.module.constants.filter { $0.format == .quantized(Self.layout) }
         // Embedding (tied: also the vocabulary projection), and per layer q, k, v, o, gate, up, down.
         XCTAssertEqual(int8.count, 1 + 2 * 7)
         XCTAssertTrue(artifacts.module.constants.filter { $0.format == .f32 }.allSatisfy { $0.elements == $0.width },
@@ -86,7 +86,7 @@ final class Int8WeightsTests: XCTestCase {
         XCTAssertEqual(blob.size, int8.reduce(0) { ($0 + Self.layout.bytes(elements: $1.elements) + 63) / 64 * 64 })
 
         // Another group is another file; the same group, the same file.
-        let g64 = try ModelCompiler.emit(model, Self.int8Options(chunk: 8, Int8Layout(group: 64))).1
+        let g64 = try ModelCompiler.emit(model, Self.int8Options(chunk: 8, QuantizedLayout(bits: 8, group: 64))).1
         let other = try XCTUnwrap(QuantizedWeights.prepare(g64, cacheDirectory: toolchain.cacheDirectory))
         XCTAssertNotEqual(other.url, blob.url)
         let again = try XCTUnwrap(QuantizedWeights.prepare(try ModelCompiler.emit(model, Self.int8Options(chunk: 16)).1,
@@ -179,13 +179,13 @@ final class Int8WeightsTests: XCTestCase {
     /// Layouts a model's widths cannot hold are refused at compile, naming the weight.
     func testLayoutsTheWidthsCannotHoldAreRefused() throws {
         let model = try ModelSource.load(GoldenModel.root.appendingPathComponent("llama").path)
-        XCTAssertThrowsError(try ModelCompiler.emit(model, Self.int8Options(chunk: 8, Int8Layout(group: 96)))) { error in
+        XCTAssertThrowsError(try ModelCompiler.emit(model, Self.int8Options(chunk: 8, QuantizedLayout(bits: 8, group: 96)))) { error in
             XCTAssertEqual("\(error)", "--weights int8:group=96,scale=f16: weight 'model.embed_tokens.weight' has rows of 64 weights: int8 weights: the group size must be a multiple of 32 that divides the input width")
         }
         XCTAssertThrowsError(try WeightPolicy(parsing: "int8:group=48")) { XCTAssertEqual("\($0)", "--weights int8: group must be a positive multiple of 32, got '48'") }
         XCTAssertThrowsError(try WeightPolicy(parsing: "int8:scale=bf16")) { XCTAssertEqual("\($0)", "--weights int8: scale must be f16 or f32, got 'bf16'") }
         XCTAssertThrowsError(try WeightPolicy(parsing: "int8:bits=4")) { XCTAssertEqual("\($0)", "--weights int8 takes group=N and scale=f16|f32, got 'bits=4'") }
-        XCTAssertEqual(try WeightPolicy(parsing: "int8:group=64,scale=f32"), .int8(Int8Layout(group: 64, scale: .f32)))
-        XCTAssertEqual(try WeightPolicy(parsing: "int8"), .int8(Int8Layout(group: 32, scale: .f16)))
+        XCTAssertEqual(try WeightPolicy(parsing: "int8:group=64,scale=f32"), .quantized(QuantizedLayout(bits: 8, group: 64, scale: .f32)))
+        XCTAssertEqual(try WeightPolicy(parsing: "int8"), .quantized(QuantizedLayout(bits: 8, group: 32, scale: .f16)))
     }
 }
