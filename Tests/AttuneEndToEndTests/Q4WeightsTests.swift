@@ -1,6 +1,5 @@
 import AttuneCodegen
 import AttuneIR
-import AttuneNumerics
 import AttuneRuntime
 import Foundation
 import XCTest
@@ -17,7 +16,7 @@ final class Q4WeightsTests: XCTestCase {
         let fixture = try GoldenModel("qwen2")
         let model = try ModelSource.load(fixture.folder.path)
         let toolchain = try Toolchain.detect()
-        let artifacts = try ModelCompiler.compile(model, Int8WeightsTests.int8Options(chunk: 8, Self.layout), toolchain: toolchain)
+        let artifacts = try ModelCompiler.compile(model, Int8WeightsTests.quantizedOptions(chunk: 8, Self.layout), toolchain: toolchain)
         let q4 = artifacts.module.constants.filter { $0.format == .quantized(Self.layout) }
         XCTAssertEqual(q4.count, 1 + 2 * 7, "the embedding (tied: also the vocabulary projection), q, k, v, o, gate, up, down per layer")
         XCTAssertTrue(artifacts.module.source.contains("#include \"attune_linear_q4.h\""))
@@ -29,7 +28,7 @@ final class Q4WeightsTests: XCTestCase {
         let blob = try XCTUnwrap(QuantizedWeights.prepare(artifacts.module, cacheDirectory: toolchain.cacheDirectory))
         XCTAssertEqual(blob.size, q4.reduce(0) { ($0 + Self.layout.bytes(elements: $1.elements) + 63) / 64 * 64 })
         XCTAssertEqual(Self.layout.bytes(elements: 8192), 8192 / 2 + 256 * 2, "4.5 bits a weight, as Q4_0")
-        let int8 = try XCTUnwrap(QuantizedWeights.prepare(try ModelCompiler.emit(model, Int8WeightsTests.int8Options(chunk: 8)).1,
+        let int8 = try XCTUnwrap(QuantizedWeights.prepare(try ModelCompiler.emit(model, Int8WeightsTests.quantizedOptions(chunk: 8)).1,
                                                           cacheDirectory: toolchain.cacheDirectory))
         XCTAssertNotEqual(int8.url, blob.url, "same checkpoint, same group: the width is part of the key")
     }
@@ -38,24 +37,7 @@ final class Q4WeightsTests: XCTestCase {
     /// same activation roundings as int8 (int8 activations in decode, bf16 in prefill), so
     /// int8's bounds (Int8WeightsTests) hold unchanged.
     func testKernelArithmeticAgainstFloat64OnQuantisedWeights() throws {
-        let toolchain = try Toolchain.detect()
-        for name in ["llama", "qwen2"] {
-            let fixture = try GoldenModel(name)
-            let model = try ModelSource.load(fixture.folder.path)
-            let weights = Int8WeightsTests.QuantisedWeights(base: model.weights, widths: Int8WeightsTests.matmulWidths(model.graph), layout: Self.layout)
-            let interp = try ReferenceInterpreter(graph: model.graph, weights: weights)
-            for (chunk, bound, path) in [(8, 16.0 / 254, "GEMV"), (16, 6 * 0x1p-8, "GEMM")] {
-                let session = try CompiledModel(artifacts: try ModelCompiler.compile(model, Int8WeightsTests.int8Options(chunk: chunk, Self.layout), toolchain: toolchain))
-                let seq = fixture.golden.sequences.first { $0.input_ids.count > 8 }!
-                interp.reset()
-                let want = try interp.run(inputs: ["tokens": F64Tensor(ids: seq.input_ids), "positions": F64Tensor(ids: Array(0..<seq.input_ids.count))])["logits"]!.data
-                let got = try session.prefill(seq.input_ids.map(Int32.init))
-                let scale = want.map(abs).max()!
-                let err = Int8WeightsTests.maxError(got, want)
-                print("q4 \(name) \(path) prefill: max error \(err / scale) of max |logit| (bound \(bound))")
-                XCTAssertLessThanOrEqual(err, bound * scale, "\(name) \(path)")
-            }
-        }
+        try Int8WeightsTests.checkKernelArithmetic(Self.layout)
     }
 
     /// The whole error against transformers' float64 logits of the unquantised weights,
@@ -70,7 +52,7 @@ final class Q4WeightsTests: XCTestCase {
         for name in GoldenModel.names {
             let fixture = try GoldenModel(name)
             let session = try CompiledModel(artifacts: try ModelCompiler.compile(try ModelSource.load(fixture.folder.path),
-                                                                                 Int8WeightsTests.int8Options(chunk: 8, Self.layout), toolchain: toolchain))
+                                                                                 Int8WeightsTests.quantizedOptions(chunk: 8, Self.layout), toolchain: toolchain))
             for (i, seq) in fixture.golden.sequences.enumerated() {
                 session.reset()
                 let logits = try session.prefill(seq.input_ids.map(Int32.init))
@@ -97,7 +79,7 @@ final class Q4WeightsTests: XCTestCase {
             XCTAssertEqual("\($0)", "--weights expects auto, f32, bf16, int8 or q4 (int8 and q4 take [:group=N,scale=f16|f32]), got 'q4x'")
         }
         let model = try ModelSource.load(GoldenModel.root.appendingPathComponent("llama").path)
-        XCTAssertThrowsError(try ModelCompiler.emit(model, Int8WeightsTests.int8Options(chunk: 8, QuantizedLayout(bits: 4, group: 96)))) { error in
+        XCTAssertThrowsError(try ModelCompiler.emit(model, Int8WeightsTests.quantizedOptions(chunk: 8, QuantizedLayout(bits: 4, group: 96)))) { error in
             XCTAssertEqual("\(error)", "--weights q4:group=96,scale=f16: weight 'model.embed_tokens.weight' has rows of 64 weights: q4 weights: the group size must be a multiple of 32 that divides the input width")
         }
     }
