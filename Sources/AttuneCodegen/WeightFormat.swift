@@ -53,6 +53,7 @@ public struct QuantizedLayout: Hashable, Sendable {
     public var scale: Scale
 
     public init(bits: Int, group: Int = 32, scale: Scale = .f16) {
+        precondition(bits == 8 || bits == 4, "quantised weights are 8- or 4-bit")
         self.bits = bits
         self.group = group
         self.scale = scale
