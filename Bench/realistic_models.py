@@ -483,7 +483,7 @@ def write_gguf(folder, spec, path, gguf):
     w.close()
 
 
-def measure_llama_cpp(tools, folder, spec, name, work, threads, halves, reps, foreign, timeout, bench_f32=True):
+def measure_llama_cpp(tools, folder, spec, name, work, threads, halves, reps, foreign, timeout, bench_f32=True, pure=False):
     bench, quantize, gguf_py = tools
     gguf = import_gguf(gguf_py)
     f32 = work / f"{name}-f32.gguf"
@@ -493,7 +493,10 @@ def measure_llama_cpp(tools, folder, spec, name, work, threads, halves, reps, fo
     for q in (*halves, *LLAMA_QUANTS):
         out = work / f"{name}-{q}.gguf"
         log(f"[llama.cpp] {name}: llama-quantize -> {q}")
-        c = run_child([quantize, str(f32), str(out), q.upper(), str(threads)], timeout=timeout)
+        # --pure: every tensor in the named type (by default the output projection, or a tied
+        # embedding table, stays wider): the same bytes per weight as Attune's int8 / q4.
+        flags = ["--pure"] if pure and q in LLAMA_QUANTS else []
+        c = run_child([quantize, *flags, str(f32), str(out), q.upper(), str(threads)], timeout=timeout)
         err = c.failure("llama-quantize", timeout)
         files[q] = err or out
     rows = {}
@@ -675,6 +678,9 @@ def main():
     ap.add_argument("--llama-reps", type=int, default=3, help="llama-bench -r")
     ap.add_argument("--llama-skip-f32", action="store_true",
                     help="bench llama.cpp's 16-bit, q8_0 and q4_0 files only (the f32 GGUF is still written: they are quantised from it)")
+    ap.add_argument("--llama-pure", action="store_true",
+                    help="llama-quantize --pure for q8_0 and q4_0 (every tensor, the output projection "
+                         "included, in that type: Attune's bytes per weight)")
     ap.add_argument("--layers", type=int, metavar="N",
                     help="override the layer count (width and vocabulary stay): a cut-down model whose "
                          "transformers f32 reference fits in memory; rows are named MODEL-NL")
@@ -776,7 +782,7 @@ def main():
                 created += [work / f"{name}-{q}.gguf" for q in ("f32", *halves, *LLAMA_QUANTS)]
                 r["llama_cpp"] = measure_llama_cpp(llama_tools, folder, spec, name, work, args.threads,
                                                    halves, args.llama_reps, foreign, args.timeout,
-                                                   bench_f32=not args.llama_skip_f32)
+                                                   bench_f32=not args.llama_skip_f32, pure=args.llama_pure)
             results[name] = r
     finally:
         if not args.keep:
