@@ -3,7 +3,7 @@
 
     python Bench/realistic_models.py [--attune PATH] [--llama-cpp-dir BUILD_DIR]
         [--models qwen2.5-0.5b,tinyllama-1.1b,gemma2-2b] [--tinyllama-dtype float32|bfloat16]
-        [--attune-weights f32,bf16,int8] [--llama-half bf16,f16] [--transformers-bf16]
+        [--attune-weights f32,bf16,int8,q4] [--llama-half bf16,f16] [--transformers-bf16]
         [--threads 2] [--timeout 900] [--workdir DIR] [--keep] [--json FILE]
 
 Run it with a python that has Bench/requirements.txt and `gguf` installed (e.g.
@@ -30,7 +30,7 @@ For each model it
   4. with --llama-cpp-dir: writes an f32 GGUF of the same weights (gguf package;
      tensor names and metadata as llama.cpp's converter writes them for the llama,
      qwen2 and gemma2 archs, with a placeholder SentencePiece vocab of the checkpoint's size),
-     quantises it to each of --llama-half (bf16, f16) and q8_0 with llama-quantize, and
+     quantises it to each of --llama-half (bf16, f16), q8_0 and q4_0 with llama-quantize, and
      runs `llama-bench -p 512 -n 128 -t THREADS -o json` on each.
 
 Every timed child runs alone under an exclusive flock on /tmp/attune-build.lock (the
@@ -53,6 +53,8 @@ from compare_decoder import ForeignCPU  # noqa: E402  (same folder; measures oth
 
 LOCK = "/tmp/attune-build.lock"
 PREFILL, DECODE, CHECK_PROMPT, CHECK_NEW = 512, 128, 64, 32
+# llama.cpp quantisations benched besides the 16-bit files: the counterparts of --weights int8 and q4.
+LLAMA_QUANTS = ("q8_0", "q4_0")
 MAX_CONTEXT = 1024  # attune's KV capacity: the 512 + 128 tokens fit, RSS stays comparable
 INIT_STD = 0.02
 
@@ -481,17 +483,20 @@ def write_gguf(folder, spec, path, gguf):
     w.close()
 
 
-def measure_llama_cpp(tools, folder, spec, name, work, threads, halves, reps, foreign, timeout, bench_f32=True):
+def measure_llama_cpp(tools, folder, spec, name, work, threads, halves, reps, foreign, timeout, bench_f32=True, pure=False):
     bench, quantize, gguf_py = tools
     gguf = import_gguf(gguf_py)
     f32 = work / f"{name}-f32.gguf"
     log(f"[llama.cpp] {name}: writing {f32.name}")
     write_gguf(folder, spec, f32, gguf)
     files = {"f32": f32} if bench_f32 else {}
-    for q in (*halves, "q8_0"):
+    for q in (*halves, *LLAMA_QUANTS):
         out = work / f"{name}-{q}.gguf"
         log(f"[llama.cpp] {name}: llama-quantize -> {q}")
-        c = run_child([quantize, str(f32), str(out), q.upper(), str(threads)], timeout=timeout)
+        # --pure: every tensor in the named type (by default the output projection, or a tied
+        # embedding table, stays wider): the same bytes per weight as Attune's int8 / q4.
+        flags = ["--pure"] if pure and q in LLAMA_QUANTS else []
+        c = run_child([quantize, *flags, str(f32), str(out), q.upper(), str(threads)], timeout=timeout)
         err = c.failure("llama-quantize", timeout)
         files[q] = err or out
     rows = {}
@@ -614,9 +619,11 @@ def ratios(results):
 
 def weight_bytes(spec, weights):
     """Bytes per matmul weight in the format Attune runs it: int8 (groups of 32, f16
-    scales) 1.0625, bf16 2, f32 4 (`auto`: as stored, f16 widened)."""
+    scales) 1.0625, q4 0.5625, bf16 2, f32 4 (`auto`: as stored, f16 widened)."""
     if weights.startswith("int8"):
         return 1.0625
+    if weights.startswith("q4"):
+        return 0.5625
     half = weights == "bf16" or (weights == "auto" and spec["dtype"] == "bfloat16")
     return 2 if half else 4
 
@@ -665,12 +672,15 @@ def main():
     ap.add_argument("--tinyllama-dtype", choices=["float32", "bfloat16"], default="float32",
                     help="stored dtype of the TinyLlama checkpoint (Qwen2.5 is always bf16)")
     ap.add_argument("--llama-half", default="bf16",
-                    help="llama.cpp's 16-bit rows, comma-separated of bf16, f16 (besides f32 and q8_0)")
+                    help="llama.cpp's 16-bit rows, comma-separated of bf16, f16 (besides f32, q8_0 and q4_0)")
     ap.add_argument("--attune-weights", default="f32,bf16",
-                    help="attune rows: comma-separated --weights values (f32, bf16, int8, auto)")
+                    help="attune rows: comma-separated --weights values (f32, bf16, int8, q4, auto)")
     ap.add_argument("--llama-reps", type=int, default=3, help="llama-bench -r")
     ap.add_argument("--llama-skip-f32", action="store_true",
-                    help="bench llama.cpp's 16-bit and q8_0 files only (the f32 GGUF is still written: they are quantised from it)")
+                    help="bench llama.cpp's 16-bit, q8_0 and q4_0 files only (the f32 GGUF is still written: they are quantised from it)")
+    ap.add_argument("--llama-pure", action="store_true",
+                    help="llama-quantize --pure for q8_0 and q4_0 (every tensor, the output projection "
+                         "included, in that type: Attune's bytes per weight)")
     ap.add_argument("--layers", type=int, metavar="N",
                     help="override the layer count (width and vocabulary stay): a cut-down model whose "
                          "transformers f32 reference fits in memory; rows are named MODEL-NL")
@@ -694,8 +704,8 @@ def main():
     if not halves or any(h not in ("bf16", "f16") for h in halves):
         ap.error(f"--llama-half takes bf16 and/or f16, got '{args.llama_half}'")
     attune_weights = [w.strip() for w in args.attune_weights.split(",") if w.strip()]
-    if not attune_weights or any(w not in ("f32", "bf16", "int8", "auto") for w in attune_weights):
-        ap.error(f"--attune-weights takes f32, bf16, int8 and/or auto, got '{args.attune_weights}'")
+    if not attune_weights or any(w not in ("f32", "bf16", "int8", "q4", "auto") for w in attune_weights):
+        ap.error(f"--attune-weights takes f32, bf16, int8, q4 and/or auto, got '{args.attune_weights}'")
     unknown = [m for m in names if m not in MODELS]
     if unknown or not names:
         ap.error(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}")
@@ -769,10 +779,10 @@ def main():
             r["check"] = {w: compare(a, r["transformers"]) for w, a in r["attune"].items() if w != "skipped"}
             r["llama_cpp"] = {}
             if llama_tools:
-                created += [work / f"{name}-{q}.gguf" for q in ("f32", *halves, "q8_0")]
+                created += [work / f"{name}-{q}.gguf" for q in ("f32", *halves, *LLAMA_QUANTS)]
                 r["llama_cpp"] = measure_llama_cpp(llama_tools, folder, spec, name, work, args.threads,
                                                    halves, args.llama_reps, foreign, args.timeout,
-                                                   bench_f32=not args.llama_skip_f32)
+                                                   bench_f32=not args.llama_skip_f32, pure=args.llama_pure)
             results[name] = r
     finally:
         if not args.keep:

@@ -1,12 +1,16 @@
 /*
- * linear_q8.c — linear layers with int8 weights: the stored format (layout and
- * rounding rules in include/attune_linear_q8.h), quantisation, and the two
- * kernels: an AVX512-VNNI GEMV for decode and, for prefill, the bf16 GEMM's
- * panel step (linear_bf16.c) over panels dequantised to bf16 (dequantised f32
- * tiles + SGEMM without AVX512-BF16). Measurements behind the choices:
- * Docs/PERFORMANCE.md.
+ * linear_q8.c — linear layers with int8 or 4-bit weights: the stored formats (layout
+ * and rounding rules in include/attune_linear_q8.h and attune_linear_q4.h; a q4
+ * superblock is the int8 one with vectors 2u and 2u+1 packed into the low and high
+ * nibbles of one), quantisation, and the two kernels: an AVX512-VNNI GEMV for decode
+ * and, for prefill, the bf16 GEMM's panel step (linear_bf16.c) over panels
+ * dequantised to bf16 (dequantised f32 tiles + SGEMM without AVX512-BF16). Every
+ * static function takes the code width `bits` (8 or 4); the two differ only where
+ * codes are stored and read (put_code, code_at, unsigned_codes). Measurements behind
+ * the choices: Docs/PERFORMANCE.md.
  */
 #include "attune_linear_q8.h"
+#include "attune_linear_q4.h"
 #include "attention_internal.h"
 #include "attune_linear_bf16.h"
 
@@ -40,23 +44,30 @@ enum { RUN = 32, SB = 512, LANES = 16, VECS = RUN / 4 };
 /* Prefill dequantises this many bytes of f32 weight rows per tile (an L2-sized share). */
 enum { TILE_BYTES = 512 << 10, TILE_ROW_ALIGN = 16 };
 
-const char *attune_q8_check(int64_t in, int64_t group, int32_t scale) {
-    if (scale != ATTUNE_Q8_SCALE_F32 && scale != ATTUNE_Q8_SCALE_F16)
-        return "int8 weights: the scale type must be f32 or f16";
-    if (in <= 0 || in % RUN) return "int8 weights: the input width must be a positive multiple of 32";
+/* The largest code magnitude of a format: int8 codes are -127..127, q4 codes -7..7. */
+static int qmax_of(int bits) { return bits == 4 ? 7 : 127; }
+
+static const char *check(int64_t in, int64_t group, int32_t scale, int bits) {
+#define REASON(text) (bits == 4 ? "q4 weights: " text : "int8 weights: " text)
+    if (scale != ATTUNE_Q8_SCALE_F32 && scale != ATTUNE_Q8_SCALE_F16) return REASON("the scale type must be f32 or f16");
+    if (in <= 0 || in % RUN) return REASON("the input width must be a positive multiple of 32");
     if (group <= 0 || group % RUN || in % group)
-        return "int8 weights: the group size must be a multiple of 32 that divides the input width";
+        return REASON("the group size must be a multiple of 32 that divides the input width");
     if (group != in && SB % group && group % SB)
-        return "int8 weights: the group size must divide 512, be a multiple of 512 or equal the input width";
+        return REASON("the group size must divide 512, be a multiple of 512 or equal the input width");
     return NULL;
+#undef REASON
 }
 
 static int64_t scale_bytes(int32_t scale) { return scale == ATTUNE_Q8_SCALE_F16 ? 2 : 4; }
 
-int64_t attune_q8_row_bytes(int64_t in, int64_t group, int32_t scale) {
-    if (attune_q8_check(in, group, scale)) return -1;
-    return in + in / group * scale_bytes(scale);
+static int64_t row_bytes_of(int64_t in, int64_t group, int32_t scale, int bits) {
+    if (check(in, group, scale, bits)) return -1;
+    return in * bits / 8 + in / group * scale_bytes(scale);
 }
+
+/* Bytes of a superblock's codes: `lanes` runs of 32 weights, bits/8 bytes each. */
+static int64_t code_bytes(int lanes, int bits) { return (int64_t)lanes * RUN * bits / 8; }
 
 /* Lanes (runs of 32) of the superblock starting at weight s0. */
 static int sb_lanes(int64_t in, int64_t s0) { return in - s0 >= SB ? LANES : (int)((in - s0) / RUN); }
@@ -72,6 +83,25 @@ static int64_t stored_offset(int64_t j, int lanes) {
     return k / 4 * 4 * lanes + lane * 4 + k % 4;
 }
 
+/* The signed code stored for the weight at int8 offset `at` (stored_offset) of a
+ * superblock's codes: int8 keeps it in that byte; q4 keeps vector v's byte in the
+ * low (v even) or high (v odd) nibble of vector v/2's, as q + 8. */
+static int code_at(const uint8_t *p, int64_t at, int lanes, int bits) {
+    if (bits == 8) return (int8_t)p[at];
+    const int64_t vb = 4 * lanes, v = at / vb;
+    return ((p[v / 2 * vb + at % vb] >> (4 * (v & 1))) & 15) - 8;
+}
+
+/* Stores code q at int8 offset `at` (q4: into a zeroed superblock). */
+static void put_code(uint8_t *p, int64_t at, int lanes, int bits, int q) {
+    if (bits == 8) {
+        p[at] = (uint8_t)q;
+        return;
+    }
+    const int64_t vb = 4 * lanes, v = at / vb;
+    p[v / 2 * vb + at % vb] |= (uint8_t)((q + 8) << (4 * (v & 1)));
+}
+
 static float load_scale(const uint8_t *p, int32_t scale) {
     if (scale == ATTUNE_Q8_SCALE_F16) {
         _Float16 h;
@@ -83,16 +113,17 @@ static float load_scale(const uint8_t *p, int32_t scale) {
     return s;
 }
 
-/* The scale of a run with largest magnitude amax, as stored: max|w| / 127 rounded
- * to the stored precision and nudged up one unit when rounding went down so far that
- * |w| / s could reach 127.5 (q would then leave [-127, 127]). Returns 0 when it does
- * not fit (f16 overflow). */
-static int make_scale(float amax, int32_t scale, float *used) {
-    float s = amax / 127.0f;
+/* The scale of a run with largest magnitude amax, as stored: max|w| / qmax (127 or 7)
+ * rounded to the stored precision and nudged up one unit when rounding went down so
+ * far that |w| / s could reach qmax + 1/2 (q would then leave [-qmax, qmax]). Returns 0
+ * when it does not fit (f16 overflow). */
+static int make_scale(float amax, int qmax, int32_t scale, float *used) {
+    const float top = (float)qmax + 0.5f;
+    float s = amax / (float)qmax;
     if (scale == ATTUNE_Q8_SCALE_F16) {
         if (!(s <= 65504.0f)) return 0;
         _Float16 h = (_Float16)s;
-        if ((float)h * 127.5f < amax) {
+        if ((float)h * top < amax) {
             uint16_t bits;
             memcpy(&bits, &h, sizeof bits);
             bits++;
@@ -101,20 +132,21 @@ static int make_scale(float amax, int32_t scale, float *used) {
         if (!((float)h <= 65504.0f)) return 0;
         *used = (float)h;
     } else {
-        if (s * 127.5f < amax) s = nextafterf(s, INFINITY);
+        if (s * top < amax) s = nextafterf(s, INFINITY);
         *used = s;
     }
     return 1;
 }
 
-static int8_t quantize_one(float w, float s) {
+static int8_t quantize_one(float w, float s, int qmax) {
     if (s == 0.0f) return 0;
-    float q = rintf(w / s);
-    return (int8_t)(q > 127.0f ? 127.0f : q < -127.0f ? -127.0f : q);
+    float q = rintf(w / s), top = (float)qmax;
+    return (int8_t)(q > top ? top : q < -top ? -top : q);
 }
 
 /* One row of `in` f32 weights into its stored bytes; 0 when it cannot be stored. */
-static int quantize_row(const float *w, int64_t in, int64_t group, int32_t scale, float *group_scale, uint8_t *dst) {
+static int quantize_row(const float *w, int64_t in, int64_t group, int32_t scale, int bits, float *group_scale,
+                        uint8_t *dst) {
     int64_t sbytes = scale_bytes(scale);
     for (int64_t g = 0; g < in / group; g++) {
         float amax = 0.0f;
@@ -122,7 +154,7 @@ static int quantize_row(const float *w, int64_t in, int64_t group, int32_t scale
             if (!isfinite(w[i])) return 0;
             amax = fmaxf(amax, fabsf(w[i]));
         }
-        if (!make_scale(amax, scale, &group_scale[g])) return 0;
+        if (!make_scale(amax, qmax_of(bits), scale, &group_scale[g])) return 0;
     }
     for (int64_t s0 = 0; s0 < in; s0 += SB) {
         int lanes = sb_lanes(in, s0);
@@ -140,11 +172,13 @@ static int quantize_row(const float *w, int64_t in, int64_t group, int32_t scale
         }
         /* A run of 32 lies in one group (groups are multiples of 32): one scale per lane,
            no division per weight (compile time quantises whole checkpoints). */
+        memset(dst, 0, (size_t)code_bytes(lanes, bits));
         for (int l = 0; l < lanes; l++) {
             const float s = group_scale[(s0 + (int64_t)l * RUN) / group];
-            for (int k = 0; k < RUN; k++) dst[k / 4 * 4 * lanes + l * 4 + k % 4] = (uint8_t)quantize_one(w[s0 + l * RUN + k], s);
+            for (int k = 0; k < RUN; k++)
+                put_code(dst, stored_offset(l * RUN + k, lanes), lanes, bits, quantize_one(w[s0 + l * RUN + k], s, qmax_of(bits)));
         }
-        dst += lanes * RUN;
+        dst += code_bytes(lanes, bits);
     }
     return 1;
 }
@@ -155,9 +189,10 @@ enum { SRC_F32, SRC_BF16, SRC_F16 };
 /* Rows of w (f32, or bf16/f16 bits) quantised into dst; OpenMP over rows (compile time
  * quantises whole checkpoints: a 1.1B model is 10^9 weights). Returns -1, the first row
  * that cannot be stored, or -2 when scratch memory cannot be allocated. */
-static int64_t quantize(const void *w, int src, int64_t out, int64_t in, int64_t group, int32_t scale, void *dst) {
-    if (attune_q8_check(in, group, scale)) return 0;
-    int64_t row_bytes = attune_q8_row_bytes(in, group, scale), bad = -1;
+static int64_t quantize(const void *w, int src, int64_t out, int64_t in, int64_t group, int32_t scale, int bits,
+                        void *dst) {
+    if (check(in, group, scale, bits)) return 0;
+    int64_t row_bytes = row_bytes_of(in, group, scale, bits), bad = -1;
 #ifdef _OPENMP
 #pragma omp parallel if (out * in >= (1 << 20))
 #endif
@@ -184,7 +219,7 @@ static int64_t quantize(const void *w, int src, int64_t out, int64_t in, int64_t
                     memcpy(&v, &h[i], sizeof v);
                     tmp[i] = (float)v;
                 }
-            if (!quantize_row(row, in, group, scale, tmp + in, (uint8_t *)dst + r * row_bytes)) first_bad = r;
+            if (!quantize_row(row, in, group, scale, bits, tmp + in, (uint8_t *)dst + r * row_bytes)) first_bad = r;
         }
         attune_scratch_free(tmp);
 #ifdef _OPENMP
@@ -195,21 +230,9 @@ static int64_t quantize(const void *w, int src, int64_t out, int64_t in, int64_t
     return bad == INT64_MAX ? -2 : bad;
 }
 
-int64_t attune_q8_quantize_f32(const float *w, int64_t out, int64_t in, int64_t group, int32_t scale, void *dst) {
-    return quantize(w, SRC_F32, out, in, group, scale, dst);
-}
-
-int64_t attune_q8_quantize_bf16(const uint16_t *w, int64_t out, int64_t in, int64_t group, int32_t scale, void *dst) {
-    return quantize(w, SRC_BF16, out, in, group, scale, dst);
-}
-
-int64_t attune_q8_quantize_f16(const uint16_t *w, int64_t out, int64_t in, int64_t group, int32_t scale, void *dst) {
-    return quantize(w, SRC_F16, out, in, group, scale, dst);
-}
-
-/* ŵ of one stored row into dst, in natural order (stored = 0) or in the stored
- * order of the quants (stored = 1, what the prefill tiles use). */
-static void decode_row(const uint8_t *p, int64_t in, int64_t group, int32_t scale, int stored, float *dst) {
+/* ŵ of one stored row into dst, in natural order (stored = 0) or in the int8 stored
+ * order of the codes (stored = 1, what the prefill tiles use). */
+static void decode_row(const uint8_t *p, int64_t in, int64_t group, int32_t scale, int bits, int stored, float *dst) {
     int64_t sbytes = scale_bytes(scale);
     float lane_scale[LANES], current = 0.0f;
     for (int64_t s0 = 0; s0 < in; s0 += SB) {
@@ -221,33 +244,34 @@ static void decode_row(const uint8_t *p, int64_t in, int64_t group, int32_t scal
         p += nsc * sbytes;
         for (int64_t j = 0; j < (int64_t)lanes * RUN; j++) {
             int64_t at = stored_offset(j, lanes);
-            dst[s0 + (stored ? at : j)] = (float)(int8_t)p[at] * lane_scale[j / RUN];
+            dst[s0 + (stored ? at : j)] = (float)code_at(p, at, lanes, bits) * lane_scale[j / RUN];
         }
-        p += lanes * RUN;
+        p += code_bytes(lanes, bits);
     }
 }
 
-void attune_q8_dequantize(const void *q, int64_t out, int64_t in, int64_t group, int32_t scale, float *w) {
-    int64_t row_bytes = attune_q8_row_bytes(in, group, scale);
+static void dequantize(const void *q, int64_t out, int64_t in, int64_t group, int32_t scale, int bits, float *w) {
+    int64_t row_bytes = row_bytes_of(in, group, scale, bits);
     if (row_bytes < 0) return;
-    for (int64_t r = 0; r < out; r++) decode_row((const uint8_t *)q + r * row_bytes, in, group, scale, 0, w + r * in);
+    for (int64_t r = 0; r < out; r++) decode_row((const uint8_t *)q + r * row_bytes, in, group, scale, bits, 0, w + r * in);
 }
 
-int64_t attune_q8_embedding(const void *table, int64_t vocab, int64_t width, int64_t group, int32_t scale,
-                            const int32_t *ids, int64_t rows, float *out) {
+static int64_t embedding(const void *table, int64_t vocab, int64_t width, int64_t group, int32_t scale, int bits,
+                         const int32_t *ids, int64_t rows, float *out) {
     for (int64_t r = 0; r < rows; r++)
         if (ids[r] < 0 || ids[r] >= vocab) return r;
-    int64_t row_bytes = attune_q8_row_bytes(width, group, scale);
+    int64_t row_bytes = row_bytes_of(width, group, scale, bits);
     for (int64_t r = 0; r < rows; r++)
-        decode_row((const uint8_t *)table + ids[r] * row_bytes, width, group, scale, 0, out + r * width);
+        decode_row((const uint8_t *)table + ids[r] * row_bytes, width, group, scale, bits, 0, out + r * width);
     return -1;
 }
 
 /* ---- activations (decode) ------------------------------------------------- */
 
-/* x's rows quantised per run of 32, in the weights' stored order: xq [rows, in]
+/* x's rows quantised per run of 32, in the int8 weights' stored order: xq [rows, in]
  * int8, sx [rows, in/32] scales (NaN for a run holding a non-finite value), corr
- * [rows, in/32] = -128 · Σ q of the run (cancels the weights' +128 offset). */
+ * [rows, in/32] = -offset · Σ q of the run (cancels the offset that makes the weight
+ * codes unsigned: 128 for int8, 8 for q4). */
 typedef struct {
     int8_t *xq;
     float *sx;
@@ -288,12 +312,12 @@ static int32_t quantize_activation_run(const float *x, float *s, int8_t *q) {
     return _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
 #else
     int32_t sum = 0;
-    for (int i = 0; i < RUN; i++) sum += q[i] = quantize_one(x[i], scale);
+    for (int i = 0; i < RUN; i++) sum += q[i] = quantize_one(x[i], scale, 127);
     return sum;
 #endif
 }
 
-static void quantize_activations(const float *x, int64_t rows, int64_t in, q8_act *a) {
+static void quantize_activations(const float *x, int64_t rows, int64_t in, int32_t offset, q8_act *a) {
     int64_t runs = in / RUN;
     for (int64_t r = 0; r < rows; r++)
         for (int64_t g = 0; g < runs; g++) {
@@ -303,7 +327,7 @@ static void quantize_activations(const float *x, int64_t rows, int64_t in, q8_ac
             int lanes = sb_lanes(in, s0);
             /* Run g is lane g % 16 of its superblock: 4 bytes in each of its 8 vectors. */
             for (int v = 0; v < VECS; v++) memcpy(a->xq + r * in + s0 + v * 4 * lanes + g % LANES * 4, q + 4 * v, 4);
-            a->corr[r * runs + g] = -128 * sum;
+            a->corr[r * runs + g] = -offset * sum;
         }
 }
 
@@ -348,12 +372,23 @@ static inline __attribute__((always_inline)) __m512 load_scales(const uint8_t *p
  * masked loads that miss the caches measured 2-3x slower here (AMD EPYC), so a
  * short last superblock reads past its end into the next row (lanes beyond `lanes`
  * are zeroed after the load), and only the last row of a block loads exactly. */
-static inline __attribute__((always_inline)) void superblock(const int R, const int lanes, const int exact,
-                                                             const uint8_t *p, const q8_act *a, int64_t in,
-                                                             int64_t runs, int64_t s0, __m512 ws, __m512 *acc) {
-    const __mmask16 m = (__mmask16)(lanes == LANES ? 0xFFFF : (1u << lanes) - 1u);
+/* The codes of int8 vector v (0..7) of a superblock as unsigned bytes: int8 codes
+ * offset by 128 (one XOR), q4 codes (already q + 8) unpacked from the low or high
+ * nibbles of vector v/2. A q4 vector thus feeds two vpdpbusd from one load. */
+static inline __attribute__((always_inline)) __m512i unsigned_codes(const uint8_t *p, int v, int lanes, int bits,
+                                                                    int exact) {
     const __mmask64 bm = exact && lanes != LANES ? (1ULL << (4 * lanes)) - 1ULL : ~0ULL;
-    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    const uint8_t *at = p + (bits == 8 ? v : v / 2) * 4 * lanes;
+    const __m512i w = exact ? _mm512_maskz_loadu_epi8(bm, at) : _mm512_loadu_si512(at);
+    if (bits == 8) return _mm512_xor_si512(w, _mm512_set1_epi8((char)0x80));
+    return _mm512_and_si512(v & 1 ? _mm512_srli_epi16(w, 4) : w, _mm512_set1_epi8(0x0F));
+}
+
+static inline __attribute__((always_inline)) void superblock(const int R, const int lanes, const int exact,
+                                                             const int bits, const uint8_t *p, const q8_act *a,
+                                                             int64_t in, int64_t runs, int64_t s0, __m512 ws,
+                                                             __m512 *acc) {
+    const __mmask16 m = (__mmask16)(lanes == LANES ? 0xFFFF : (1u << lanes) - 1u);
     const int64_t g0 = s0 / RUN;
     __m512i isum[ATTUNE_Q8_GEMV_MAX_ROWS];
     /* Full superblocks use no masked instruction at all: on this CPU a masked op with a
@@ -362,7 +397,7 @@ static inline __attribute__((always_inline)) void superblock(const int R, const 
     for (int r = 0; r < R; r++)
         isum[r] = full ? _mm512_loadu_si512(a->corr + r * runs + g0) : _mm512_maskz_loadu_epi32(m, a->corr + r * runs + g0);
     for (int v = 0; v < VECS; v++) {
-        __m512i w = _mm512_xor_si512(exact ? _mm512_maskz_loadu_epi8(bm, p + v * 4 * lanes) : _mm512_loadu_si512(p + v * 4 * lanes), flip);
+        __m512i w = unsigned_codes(p, v, lanes, bits, exact);
         if (!full) w = _mm512_maskz_mov_epi32(m, w); /* lanes past a short superblock: next row's bytes */
         for (int r = 0; r < R; r++)
             isum[r] = _mm512_dpbusd_epi32(isum[r], w, _mm512_loadu_si512(a->xq + r * in + s0 + v * 4 * lanes));
@@ -396,26 +431,26 @@ static inline __attribute__((always_inline)) __m512 superblock_scales(const uint
 
 /* y_r = ŵ_row · x̂_r for R activation rows (R a constant after inlining). `exact`:
  * fewer than 64 readable bytes follow the row (the last row of its block). */
-static inline __attribute__((always_inline)) void dot_row(const int R, const uint8_t *p, int exact, const q8_act *a,
-                                                          int64_t in, const q8_scales *sc, float *out) {
+static inline __attribute__((always_inline)) void dot_row(const int R, const int bits, const uint8_t *p, int exact,
+                                                          const q8_act *a, int64_t in, const q8_scales *sc, float *out) {
     const int64_t runs = in / RUN, full = in / SB * SB;
     __m512 acc[ATTUNE_Q8_GEMV_MAX_ROWS], current = _mm512_setzero_ps();
     int k = 0;
     for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
     for (int64_t s0 = 0; s0 < full; s0 += SB) {
         __m512 ws = superblock_scales(&p, LANES, 0, sc, &k, &current);
-        superblock(R, LANES, 0, p, a, in, runs, s0, ws, acc);
-        p += SB;
+        superblock(R, LANES, 0, bits, p, a, in, runs, s0, ws, acc);
+        p += code_bytes(LANES, bits);
     }
     if (full < in) {
         int lanes = (int)((in - full) / RUN);
         __m512 ws;
         if (exact) {
             ws = superblock_scales(&p, lanes, 1, sc, &k, &current);
-            superblock(R, lanes, 1, p, a, in, runs, full, ws, acc);
+            superblock(R, lanes, 1, bits, p, a, in, runs, full, ws, acc);
         } else {
             ws = superblock_scales(&p, lanes, 0, sc, &k, &current);
-            superblock(R, lanes, 0, p, a, in, runs, full, ws, acc);
+            superblock(R, lanes, 0, bits, p, a, in, runs, full, ws, acc);
         }
     }
     for (int r = 0; r < R; r++) out[r] = _mm512_reduce_add_ps(acc[r]);
@@ -425,8 +460,9 @@ static inline __attribute__((always_inline)) void dot_row(const int R, const uin
  * decode): each row's arithmetic is dot_row's, so the bits do not depend on the grouping;
  * four independent chains keep more loads in flight, and the next rows are prefetched
  * PREFETCH bytes ahead. */
-static inline __attribute__((always_inline)) void dot_rows4(const uint8_t *p, int64_t row_bytes, const q8_act *a,
-                                                            int64_t in, const q8_scales *sc, float *out) {
+static inline __attribute__((always_inline)) void dot_rows4(const int bits, const uint8_t *p, int64_t row_bytes,
+                                                            const q8_act *a, int64_t in, const q8_scales *sc,
+                                                            float *out) {
     const int64_t runs = in / RUN;
     const uint8_t *q[4] = {p, p + row_bytes, p + 2 * row_bytes, p + 3 * row_bytes};
     __m512 acc[4], current[4];
@@ -437,9 +473,9 @@ static inline __attribute__((always_inline)) void dot_rows4(const uint8_t *p, in
         const int lanes = sb_lanes(in, s0);
         for (int i = 0; i < 4; i++) {
             __m512 ws = superblock_scales(&q[i], lanes, 0, sc, &k[i], &current[i]);
-            if (lanes == LANES) superblock(1, LANES, 0, q[i], a, in, runs, s0, ws, &acc[i]);
-            else superblock(1, lanes, 0, q[i], a, in, runs, s0, ws, &acc[i]);
-            q[i] += lanes * RUN;
+            if (lanes == LANES) superblock(1, LANES, 0, bits, q[i], a, in, runs, s0, ws, &acc[i]);
+            else superblock(1, lanes, 0, bits, q[i], a, in, runs, s0, ws, &acc[i]);
+            q[i] += code_bytes(lanes, bits);
         }
     }
     for (int i = 0; i < 4; i++) out[i] = _mm512_reduce_add_ps(acc[i]);
@@ -447,7 +483,7 @@ static inline __attribute__((always_inline)) void dot_rows4(const uint8_t *p, in
 #else
 /* Portable version of the same sums (same integer dot products, same scaling). */
 static void dot_row_portable(int R, const uint8_t *p, const q8_act *a, int64_t in, int64_t group, int32_t scale,
-                             float *out) {
+                             int bits, float *out) {
     const int64_t runs = in / RUN, sbytes = scale_bytes(scale);
     float acc[ATTUNE_Q8_GEMV_MAX_ROWS][LANES] = {{0}}, current = 0.0f;
     for (int64_t s0 = 0, sb = 0; s0 < in; s0 += SB, sb++) {
@@ -461,11 +497,11 @@ static void dot_row_portable(int R, const uint8_t *p, const q8_act *a, int64_t i
                 int32_t sum = 0;
                 for (int k = 0; k < RUN; k++) {
                     int64_t at = stored_offset(l * RUN + k, lanes);
-                    sum += (int32_t)(int8_t)p[at] * a->xq[r * in + s0 + at];
+                    sum += code_at(p, at, lanes, bits) * a->xq[r * in + s0 + at];
                 }
                 acc[r][l] += (float)sum * (ws[l] * a->sx[r * runs + sb * LANES + l]);
             }
-        p += lanes * RUN;
+        p += code_bytes(lanes, bits);
     }
     for (int r = 0; r < R; r++) {
         float t = 0.0f;
@@ -475,11 +511,12 @@ static void dot_row_portable(int R, const uint8_t *p, const q8_act *a, int64_t i
 }
 #endif
 
-/* Stored row `r` of a blocked weight. */
+/* A blocked weight and its code width; row_at finds stored row `r`. */
 typedef struct {
     const void *const *w;
     const int64_t *block_rows;
     int64_t blocks, row_bytes;
+    int bits;
 } q8_weight;
 
 static const uint8_t *row_at(const q8_weight *wt, int64_t r) {
@@ -488,9 +525,12 @@ static const uint8_t *row_at(const q8_weight *wt, int64_t r) {
     return NULL;
 }
 
-/* Output rows [r0, r1) of the GEMV for R ≤ 8 activation rows. */
-static void gemv_rows(const q8_weight *wt, const q8_act *a, int R, int64_t in, int64_t out, int64_t group,
-                      int32_t scale, const float *bias, float *y, int64_t r0, int64_t r1) {
+/* Output rows [r0, r1) of the GEMV for R ≤ 8 activation rows; `bits` is wt->bits as a
+ * constant (gemv inlines one copy per width). */
+static inline __attribute__((always_inline)) void gemv_rows(const int bits, const q8_weight *wt, const q8_act *a,
+                                                            int R, int64_t in, int64_t out, int64_t group,
+                                                            int32_t scale, const float *bias, float *y, int64_t r0,
+                                                            int64_t r1) {
     if (r0 >= r1) return;
     int64_t b = 0, start = 0;
     while (r0 >= start + wt->block_rows[b]) start += wt->block_rows[b++];
@@ -507,7 +547,7 @@ static void gemv_rows(const q8_weight *wt, const q8_act *a, int R, int64_t in, i
         float v[ATTUNE_Q8_GEMV_MAX_ROWS];
 #ifdef Q8_VNNI
         if (R == 1 && r + 4 <= r1 && (start + wt->block_rows[b] - r - 4) * wt->row_bytes >= 64) {
-            dot_rows4(p, wt->row_bytes, a, in, &sc, v);
+            dot_rows4(bits, p, wt->row_bytes, a, in, &sc, v);
             for (int i = 0; i < 4; i++) y[r + i] = v[i] + (bias ? bias[r + i] : 0.0f);
             p += 4 * wt->row_bytes;
             r += 3;
@@ -515,12 +555,12 @@ static void gemv_rows(const q8_weight *wt, const q8_act *a, int R, int64_t in, i
         }
         int exact = (start + wt->block_rows[b] - 1 - r) * wt->row_bytes < 64;
         switch (R) {
-#define Q8_CASE(n) case n: dot_row(n, p, exact, a, in, &sc, v); break;
+#define Q8_CASE(n) case n: dot_row(n, bits, p, exact, a, in, &sc, v); break;
             Q8_CASE(1) Q8_CASE(2) Q8_CASE(3) Q8_CASE(4) Q8_CASE(5) Q8_CASE(6) Q8_CASE(7) Q8_CASE(8)
 #undef Q8_CASE
         }
 #else
-        dot_row_portable(R, p, a, in, group, scale, v);
+        dot_row_portable(R, p, a, in, group, scale, bits, v);
 #endif
         for (int i = 0; i < R; i++) y[i * out + r] = v[i] + (bias ? bias[r] : 0.0f);
         p += wt->row_bytes;
@@ -540,7 +580,7 @@ static int gemv(const float *x, int64_t rows, int64_t in, const q8_weight *wt, i
         attune_scratch_free(a.xq); attune_scratch_free(a.sx); attune_scratch_free(a.corr);
         return -1;
     }
-    quantize_activations(x, rows, in, &a);
+    quantize_activations(x, rows, in, wt->bits == 4 ? 8 : 128, &a);
     (void)nt;
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nt) if (nt > 1 && out * wt->row_bytes >= PARALLEL_MIN_BYTES)
@@ -551,7 +591,8 @@ static int gemv(const float *x, int64_t rows, int64_t in, const q8_weight *wt, i
         t = omp_get_thread_num();
         n = omp_get_num_threads();
 #endif
-        gemv_rows(wt, &a, (int)rows, in, out, group, scale, bias, y, out * t / n, out * (t + 1) / n);
+        if (wt->bits == 4) gemv_rows(4, wt, &a, (int)rows, in, out, group, scale, bias, y, out * t / n, out * (t + 1) / n);
+        else gemv_rows(8, wt, &a, (int)rows, in, out, group, scale, bias, y, out * t / n, out * (t + 1) / n);
     }
     attune_scratch_free(a.xq); attune_scratch_free(a.sx); attune_scratch_free(a.corr);
     return 0;
@@ -580,8 +621,9 @@ static void activation_pairs(const float *x, int64_t in, float *tmp, uint32_t *x
     attune_f32_to_bf16(tmp, in, (uint16_t *)xw);
 }
 
-/* One stored row's ŵ rounded to bf16, as in/2 pair words in stored order. */
-static void dequantize_row_pairs(const uint8_t *p, int64_t in, const q8_scales *sc, uint32_t *dst) {
+/* One stored row's ŵ rounded to bf16, as in/2 pair words in the int8 stored order. */
+static inline __attribute__((always_inline)) void dequantize_row_pairs(const int bits, const uint8_t *p, int64_t in,
+                                                                       const q8_scales *sc, uint32_t *dst) {
     __m512i expand[4];   /* byte 16c + e of a vector belongs to lane 4c + e/4 */
     for (int c = 0; c < 4; c++)
         expand[c] = _mm512_add_epi32(_mm512_set1_epi32(4 * c), _mm512_srli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 2));
@@ -592,7 +634,7 @@ static void dequantize_row_pairs(const uint8_t *p, int64_t in, const q8_scales *
         __m512 ws = superblock_scales(&p, lanes, 1, sc, &k, &current), lane_scale[4];
         for (int c = 0; c < 4; c++) lane_scale[c] = _mm512_permutexvar_ps(expand[c], ws);
         for (int v = 0; v < VECS; v++) {
-            __m512i w = _mm512_maskz_loadu_epi8(lanes == LANES ? ~0ULL : (1ULL << bytes) - 1ULL, p + v * bytes);
+            const __m512i w = _mm512_sub_epi8(unsigned_codes(p, v, lanes, bits, 1), _mm512_set1_epi8((char)(bits == 4 ? 8 : 128)));
             const __m128i b[4] = {_mm512_extracti32x4_epi32(w, 0), _mm512_extracti32x4_epi32(w, 1),
                                   _mm512_extracti32x4_epi32(w, 2), _mm512_extracti32x4_epi32(w, 3)};
             for (int h = 0; h < 2 && 32 * h < bytes; h++) {
@@ -603,7 +645,7 @@ static void dequantize_row_pairs(const uint8_t *p, int64_t in, const q8_scales *
                                          (__m512i)_mm512_cvtne2ps_pbh(f1, f0));
             }
         }
-        p += lanes * RUN;
+        p += code_bytes(lanes, bits);
     }
 }
 
@@ -638,7 +680,8 @@ static void pack_panel(const q8_weight *wt, int64_t in, const q8_scales *sc, int
     const int64_t kp = in / 2;   /* a multiple of 16: in is a multiple of 32 */
     for (int j0 = 0; j0 < PANEL; j0 += TRANSPOSE) {
         for (int j = 0; j < TRANSPOSE; j++) {
-            if (j0 + j < cols) dequantize_row_pairs(row_at(wt, c0 + j0 + j), in, sc, rowbuf + j * kp);
+            if (j0 + j < cols && wt->bits == 4) dequantize_row_pairs(4, row_at(wt, c0 + j0 + j), in, sc, rowbuf + j * kp);
+            else if (j0 + j < cols) dequantize_row_pairs(8, row_at(wt, c0 + j0 + j), in, sc, rowbuf + j * kp);
             else memset(rowbuf + j * kp, 0, sizeof(uint32_t) * (size_t)kp);
         }
         for (int64_t k0 = 0; k0 < kp; k0 += TRANSPOSE) {
@@ -730,7 +773,7 @@ static int gemm(const float *x, int64_t rows, int64_t in, const q8_weight *wt, i
         float *buf = tiles + t * tile * in;
         for (int64_t t0 = c0; t0 < c1; t0 += tile) {
             int64_t nb = c1 - t0 < tile ? c1 - t0 : tile;
-            for (int64_t r = 0; r < nb; r++) decode_row(row_at(wt, t0 + r), in, group, scale, 1, buf + r * in);
+            for (int64_t r = 0; r < nb; r++) decode_row(row_at(wt, t0 + r), in, group, scale, wt->bits, 1, buf + r * in);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)nb, (int)in, 1.0f, xp, (int)in, buf,
                         (int)in, 0.0f, y + t0, (int)out);
             if (bias)
@@ -743,13 +786,13 @@ static int gemm(const float *x, int64_t rows, int64_t in, const q8_weight *wt, i
 }
 #endif
 
-int32_t attune_q8_linear_blocks(const float *x, int64_t rows, int64_t in, const void *const *w,
-                                const int64_t *block_rows, int64_t blocks, int64_t group, int32_t scale,
-                                const float *bias, float *y, int32_t threads) {
+static int32_t linear_blocks(const float *x, int64_t rows, int64_t in, const void *const *w, const int64_t *block_rows,
+                             int64_t blocks, int64_t group, int32_t scale, int bits, const float *bias, float *y,
+                             int32_t threads) {
     int64_t out = 0;
     for (int64_t b = 0; b < blocks; b++) out += block_rows[b];
     if (rows <= 0 || out == 0) return 0;
-    q8_weight wt = {w, block_rows, blocks, attune_q8_row_bytes(in, group, scale)};
+    q8_weight wt = {w, block_rows, blocks, row_bytes_of(in, group, scale, bits), bits};
     int nt = 1;
 #ifdef _OPENMP
     nt = threads > 0 ? threads : omp_get_max_threads();
@@ -760,7 +803,41 @@ int32_t attune_q8_linear_blocks(const float *x, int64_t rows, int64_t in, const 
                                            : gemm(x, rows, in, &wt, out, group, scale, bias, y, nt);
 }
 
-int32_t attune_q8_linear(const float *x, int64_t rows, int64_t in, const void *w, int64_t out, int64_t group,
-                         int32_t scale, const float *bias, float *y, int32_t threads) {
-    return attune_q8_linear_blocks(x, rows, in, &w, &out, 1, group, scale, bias, y, threads);
-}
+/* ---- the two formats' entry points -------------------------------------------- */
+
+/* Defines attune_q8_* (bits 8) and attune_q4_* (bits 4) as declared in their headers. */
+#define QUANTIZED_FORMAT(prefix, bits)                                                                                   \
+    const char *prefix##_check(int64_t in, int64_t group, int32_t scale) { return check(in, group, scale, bits); }     \
+    int64_t prefix##_row_bytes(int64_t in, int64_t group, int32_t scale) {                                             \
+        return row_bytes_of(in, group, scale, bits);                                                                   \
+    }                                                                                                                  \
+    int64_t prefix##_quantize_f32(const float *w, int64_t out, int64_t in, int64_t group, int32_t scale, void *dst) { \
+        return quantize(w, SRC_F32, out, in, group, scale, bits, dst);                                                 \
+    }                                                                                                                  \
+    int64_t prefix##_quantize_bf16(const uint16_t *w, int64_t out, int64_t in, int64_t group, int32_t scale,          \
+                                   void *dst) {                                                                        \
+        return quantize(w, SRC_BF16, out, in, group, scale, bits, dst);                                                \
+    }                                                                                                                  \
+    int64_t prefix##_quantize_f16(const uint16_t *w, int64_t out, int64_t in, int64_t group, int32_t scale,           \
+                                  void *dst) {                                                                         \
+        return quantize(w, SRC_F16, out, in, group, scale, bits, dst);                                                 \
+    }                                                                                                                  \
+    void prefix##_dequantize(const void *q, int64_t out, int64_t in, int64_t group, int32_t scale, float *w) {        \
+        dequantize(q, out, in, group, scale, bits, w);                                                                 \
+    }                                                                                                                  \
+    int64_t prefix##_embedding(const void *table, int64_t vocab, int64_t width, int64_t group, int32_t scale,         \
+                               const int32_t *ids, int64_t rows, float *out) {                                         \
+        return embedding(table, vocab, width, group, scale, bits, ids, rows, out);                                     \
+    }                                                                                                                  \
+    int32_t prefix##_linear_blocks(const float *x, int64_t rows, int64_t in, const void *const *w,                    \
+                                   const int64_t *block_rows, int64_t blocks, int64_t group, int32_t scale,           \
+                                   const float *bias, float *y, int32_t threads) {                                     \
+        return linear_blocks(x, rows, in, w, block_rows, blocks, group, scale, bits, bias, y, threads);               \
+    }                                                                                                                  \
+    int32_t prefix##_linear(const float *x, int64_t rows, int64_t in, const void *w, int64_t out, int64_t group,      \
+                            int32_t scale, const float *bias, float *y, int32_t threads) {                             \
+        return linear_blocks(x, rows, in, &w, &out, 1, group, scale, bits, bias, y, threads);                          \
+    }
+
+QUANTIZED_FORMAT(attune_q8, 8)
+QUANTIZED_FORMAT(attune_q4, 4)

@@ -25,8 +25,9 @@
 #include <immintrin.h>
 #endif
 
-/* DT_Q8: int8 rows quantised at compile time (attune_linear_q8.h), named
-   int8_g<group>_<f16|f32> after their layout; only ever mapped in place. */
+/* DT_Q8: int8 or 4-bit rows quantised at compile time (attune_linear_q8.h,
+   attune_linear_q4.h), named int8_g<group>_<f16|f32> or q4_g<group>_<f16|f32> after
+   their layout; only ever mapped in place. */
 enum dtype { DT_F32, DT_BF16, DT_F16, DT_Q8 };
 
 typedef struct {
@@ -39,7 +40,7 @@ typedef struct {
 typedef struct {
     int64_t file, offset, count;
     enum dtype dtype;
-    int64_t q8_group, q8_scale_bytes;   /* DT_Q8's layout */
+    int64_t q8_bits, q8_group, q8_scale_bytes;   /* DT_Q8's layout */
     char *name;
     void *dst;               /* where the part's elements go; NULL when the slot points into the file */
     enum dtype dst_format;   /* what they become there: f32 or bf16 */
@@ -91,13 +92,15 @@ static size_t dtype_size(enum dtype t) { return t == DT_F32 ? 4 : t == DT_Q8 ? 1
 
 static const char *dtype_name(enum dtype t) { return t == DT_F32 ? "f32" : t == DT_BF16 ? "bf16" : t == DT_Q8 ? "int8" : "f16"; }
 
-/* Reads an int8 layout name (int8_g32_f16); 1 when it is one. */
-static int parse_q8(const char *word, int64_t *group, int64_t *scale_bytes) {
+/* Reads a quantised layout name (int8_g32_f16, q4_g32_f16); 1 when it is one. */
+static int parse_q8(const char *word, int64_t *bits, int64_t *group, int64_t *scale_bytes) {
     long long g;
     char sc[4];
     int end = 0;
-    if (sscanf(word, "int8_g%lld_%3[a-z0-9]%n", &g, sc, &end) != 2 || word[end] != 0 || g <= 0) return 0;
+    const char *rest = strncmp(word, "q4_g", 4) == 0 ? word + 2 : strncmp(word, "int8_g", 6) == 0 ? word + 4 : NULL;
+    if (!rest || sscanf(rest, "_g%lld_%3[a-z0-9]%n", &g, sc, &end) != 2 || rest[end] != 0 || g <= 0) return 0;
     if (strcmp(sc, "f16") && strcmp(sc, "f32")) return 0;
+    *bits = rest == word + 2 ? 4 : 8;
     *group = g;
     *scale_bytes = sc[1] == '1' ? 2 : 4;
     return 1;
@@ -105,7 +108,8 @@ static int parse_q8(const char *word, int64_t *group, int64_t *scale_bytes) {
 
 /* Bytes a part occupies in its file. */
 static uint64_t part_bytes(const part *p) {
-    if (p->dtype == DT_Q8) return (uint64_t)p->count + (uint64_t)(p->count / p->q8_group) * (uint64_t)p->q8_scale_bytes;
+    if (p->dtype == DT_Q8)
+        return (uint64_t)(p->count * p->q8_bits / 8) + (uint64_t)(p->count / p->q8_group) * (uint64_t)p->q8_scale_bytes;
     return (uint64_t)p->count * dtype_size(p->dtype);
 }
 
@@ -325,7 +329,7 @@ attune_weights *attune_weights_open(const char *path, uint64_t graph_hash, int64
     int64_t *slot_parts = calloc((size_t)(n_slots > 0 ? n_slots : 1), sizeof(int64_t));
     enum dtype *slot_format = calloc((size_t)(n_slots > 0 ? n_slots : 1), sizeof(enum dtype));
     char *line = NULL, *dir = strdup(path);
-    int64_t q8_group, q8_scale_bytes;
+    int64_t q8_bits, q8_group, q8_scale_bytes;
     size_t cap = 0;
     int allow_nonfinite = 0, ok = w && slot_first && slot_parts && slot_format && dir;
     int64_t line_no = 0, declared_slots = -1, files_cap = 0, parts_cap = 0, current_slot = -1;
@@ -375,8 +379,8 @@ attune_weights *attune_weights_open(const char *path, uint64_t graph_hash, int64
             if (strcmp(word, slot_formats[a]) != 0) { BAD("%s: slot %lld is %s, this module reads it as %s: compile again", path, a, word, slot_formats[a]); break; }
             if (strcmp(word, "f32") == 0) slot_format[a] = DT_F32;
             else if (strcmp(word, "bf16") == 0) slot_format[a] = DT_BF16;
-            else if (parse_q8(word, &q8_group, &q8_scale_bytes)) slot_format[a] = DT_Q8;
-            else { BAD("%s: slot %lld has format %s; this loader builds f32, bf16 and int8_g<N>_<f16|f32> slots", path, a, word); break; }
+            else if (parse_q8(word, &q8_bits, &q8_group, &q8_scale_bytes)) slot_format[a] = DT_Q8;
+            else { BAD("%s: slot %lld has format %s; this loader builds f32, bf16, int8_g<N>_<f16|f32> and q4_g<N>_<f16|f32> slots", path, a, word); break; }
             current_slot = a;
             slot_first[a] = w->n_parts;
             slot_parts[a] = c;
@@ -395,8 +399,8 @@ attune_weights *attune_weights_open(const char *path, uint64_t graph_hash, int64
             if (strcmp(word, "f32") == 0) p->dtype = DT_F32;
             else if (strcmp(word, "bf16") == 0) p->dtype = DT_BF16;
             else if (strcmp(word, "f16") == 0) p->dtype = DT_F16;
-            else if (parse_q8(word, &p->q8_group, &p->q8_scale_bytes)) p->dtype = DT_Q8;
-            else { BAD("%s: tensor '%s' has dtype %s; weights are f32, bf16, f16 or int8_g<N>_<f16|f32>", path, p->name, word); break; }
+            else if (parse_q8(word, &p->q8_bits, &p->q8_group, &p->q8_scale_bytes)) p->dtype = DT_Q8;
+            else { BAD("%s: tensor '%s' has dtype %s; weights are f32, bf16, f16, int8_g<N>_<f16|f32> or q4_g<N>_<f16|f32>", path, p->name, word); break; }
             if (a < 0 || a >= w->n_files || b < 0 || d < 0 || (p->dtype == DT_Q8 && d % p->q8_group) ||
                 (uint64_t)b + part_bytes(p) > (uint64_t)w->files[a].size)
                 BAD("%s: tensor '%s' lies outside %s", path, p->name, a >= 0 && a < w->n_files ? w->files[a].path : "any file");
@@ -429,8 +433,8 @@ attune_weights *attune_weights_open(const char *path, uint64_t graph_hash, int64
             if (format == DT_Q8) {
                 /* Quantised at compile time, never at open: the one part must be in the
                    slot's own layout. */
-                if (!parse_q8(slot_formats[s], &q8_group, &q8_scale_bytes) || slot_parts[s] != 1 || first->dtype != DT_Q8 ||
-                    first->q8_group != q8_group || first->q8_scale_bytes != q8_scale_bytes) {
+                if (!parse_q8(slot_formats[s], &q8_bits, &q8_group, &q8_scale_bytes) || slot_parts[s] != 1 || first->dtype != DT_Q8 ||
+                    first->q8_bits != q8_bits || first->q8_group != q8_group || first->q8_scale_bytes != q8_scale_bytes) {
                     BAD("%s: slot %lld is %s but its weights are not stored in that layout: compile again", path, (long long)s, slot_formats[s]);
                     break;
                 }
@@ -438,7 +442,7 @@ attune_weights *attune_weights_open(const char *path, uint64_t graph_hash, int64
                 continue;
             }
             for (int64_t k = 0; ok && k < slot_parts[s]; k++)
-                if (first[k].dtype == DT_Q8) BAD("%s: slot %lld is %s but tensor '%s' is stored as int8: compile again", path, (long long)s, slot_formats[s], first[k].name);
+                if (first[k].dtype == DT_Q8) BAD("%s: slot %lld is %s but tensor '%s' is stored quantised: compile again", path, (long long)s, slot_formats[s], first[k].name);
             if (!ok) break;
             if (slot_parts[s] == 1 && first->dtype == format && first->offset % (int64_t)dtype_size(format) == 0) {
                 slots[s] = w->files[first->file].map + first->offset;

@@ -3,5 +3,6 @@
 #include "attune_bench.h"
 #include "attune_graph_ops.h"
 #include "attune_linear_q8.h"
+#include "attune_linear_q4.h"
 #include "attune_weights.h"
 #include "attune_linear_bf16.h"

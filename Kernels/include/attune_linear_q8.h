@@ -39,7 +39,7 @@
  * packed layout and run its step (attune_bf16_gemm_panel: vdpbf16ps, f32
  * accumulation) with the activations rounded to bf16 (not int8). Without
  * AVX512-VNNI the GEMV runs in portable C; without AVX512-BF16 prefill dequantises
- * f32 tiles for SGEMM.
+ * f32 tiles for SGEMM. attune_linear_q4.h is the same layout and kernels with 4-bit codes.
  */
 #ifndef ATTUNE_LINEAR_Q8_H
 #define ATTUNE_LINEAR_Q8_H

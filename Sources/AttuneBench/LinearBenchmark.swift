@@ -31,13 +31,15 @@ public struct LinearBenchResult: Codable, Sendable {
     public var rounds: Int
 }
 
-/// One linear layer, y = x·Wᵀ, with int8 weights against the f32 and bf16 paths and the
+/// One linear layer, y = x·Wᵀ, with int8 or 4-bit weights (`bits`) against the f32 and bf16 paths and the
 /// machine's read bandwidth and SGEMM rate, all measured in alternating rounds of one
 /// process so that load from other processes hits each alike. Weights are cycled
 /// through enough copies (≥ 256 MiB) that every call reads them from memory, as a
 /// decode step does.
 public struct LinearBenchmark {
     public var rows: Int, width: Int, out: Int
+    /// Code width: 8 (int8, Kernels/include/attune_linear_q8.h) or 4 (q4, attune_linear_q4.h).
+    public var bits: Int = 8
     public var group: Int = 32
     public var scale: Int32 = Int32(ATTUNE_Q8_SCALE_F16)
     public var threads: Int = 0
@@ -51,13 +53,16 @@ public struct LinearBenchmark {
     /// Why the shape cannot be benchmarked, or nil.
     public func validationError() -> String? {
         if rows < 1 || out < 1 { return "--rows and --out must be >= 1" }
-        if let reason = attune_q8_check(Int64(width), Int64(group), scale) { return String(cString: reason) }
+        if bits != 8 && bits != 4 { return "the weights are 8- or 4-bit" }
+        if let reason = (bits == 4 ? attune_q4_check : attune_q8_check)(Int64(width), Int64(group), scale) { return String(cString: reason) }
         return nil
     }
 
     public func run() throws -> LinearBenchResult {
         if let e = validationError() { throw BenchError(e) }
-        let rowBytes = Int(attune_q8_row_bytes(Int64(width), Int64(group), scale))
+        let (rowBytesOf, quantize, linear) = bits == 4 ? (attune_q4_row_bytes, attune_q4_quantize_f32, attune_q4_linear)
+                                                       : (attune_q8_row_bytes, attune_q8_quantize_f32, attune_q8_linear)
+        let rowBytes = Int(rowBytesOf(Int64(width), Int64(group), scale))
         let qBytes = rowBytes * out, fBytes = 4 * width * out, hBytes = 2 * width * out
         let qCopies = max(1, (coldBytes + qBytes - 1) / qBytes), fCopies = max(1, (coldBytes + fBytes - 1) / fBytes)
         let hCopies = max(1, (coldBytes + hBytes - 1) / hBytes)
@@ -69,7 +74,7 @@ public struct LinearBenchmark {
         let x = rng.array(count: rows * width)
         var q = [UInt8](repeating: 0, count: qBytes * qCopies)
         try q.withUnsafeMutableBytes { buf in
-            let bad = attune_q8_quantize_f32(w, Int64(out), Int64(width), Int64(group), scale, buf.baseAddress)
+            let bad = quantize(w, Int64(out), Int64(width), Int64(group), scale, buf.baseAddress)
             if bad != -1 { throw BenchError("cannot quantise the benchmark weights (row \(bad))") }
             for c in 1..<qCopies {
                 memcpy(buf.baseAddress! + c * qBytes, buf.baseAddress!, qBytes)
@@ -95,10 +100,10 @@ public struct LinearBenchmark {
                         var ts: [Double] = []
                         for c in 0..<qCopies {
                             let t0 = attune_bench_now()
-                            let rc = attune_q8_linear(x, Int64(rows), Int64(width), qb.baseAddress! + c * qBytes, Int64(out),
+                            let rc = linear(x, Int64(rows), Int64(width), qb.baseAddress! + c * qBytes, Int64(out),
                                                       Int64(group), scale, nil, yb.baseAddress, Int32(threads))
                             ts.append(attune_bench_now() - t0)
-                            if rc != 0 { throw BenchError("attune_q8_linear could not allocate its scratch") }
+                            if rc != 0 { throw BenchError("the quantised kernel could not allocate its scratch") }
                         }
                         return Self.median(ts)
                     }
@@ -148,7 +153,7 @@ public struct LinearBenchmark {
         }
         let tq = Self.median(qTimes), tf = Self.median(fTimes), th = Self.median(hTimes)
         return LinearBenchResult(
-            weights: "q8", rows: rows, width: width, out: out, group: group,
+            weights: bits == 4 ? "q4" : "q8", rows: rows, width: width, out: out, group: group,
             threads: threads > 0 ? threads : Int(attune_kernels_max_threads()), weight_bytes: qBytes,
             ms_median: tq * 1e3, gbps: Double(qBytes) / tq * 1e-9, gflops: 2 * Double(rows * width * out) / tq * 1e-9,
             f32_ms_median: tf * 1e3, speedup_vs_f32: tf / tq, bf16_ms_median: th * 1e3, speedup_vs_bf16: th / tq, read_gbps: Self.median(reads),

@@ -132,7 +132,8 @@ public struct CheckSuite {
 /// A storage format a compiled model can use (`--kv`, `--weights`), and the bound on its
 /// logit error as a fraction of the largest |logit| (Docs/NUMERICS.md): bf16 weights on
 /// the GEMM path 6·2⁻⁸ (derived); int8 weights 32/254 (NUMERICS.md, "int8 weights in
-/// compiled models"); the KV formats 2 % and 5 %, about 1.7× the worst measured on the fixtures
+/// compiled models"); q4 weights 16/254 + 16/14 (int8's weight share scaled by the 254/14
+/// larger step, NUMERICS.md "4-bit weights"); the KV formats 2 % and 5 %, about 1.7× the worst measured on the fixtures
 /// (KVCacheFormatModelTests).
 public struct ModelFormat: Sendable {
     public var label: String
@@ -153,7 +154,8 @@ extension CheckSuite {
         [(model, ModelFormat(label: "kv=bf16", kv: .bf16, relativeBound: 0.02)),
          (model, ModelFormat(label: "kv=int8", kv: .int8, relativeBound: 0.05))]
             + (model == "gemma2" ? [] : [(model, ModelFormat(label: "weights=bf16", weights: .bf16, relativeBound: 6.0 / 256)),
-                                         (model, ModelFormat(label: "weights=int8", weights: .int8(Int8Layout()), relativeBound: 32.0 / 254))])
+                                         (model, ModelFormat(label: "weights=int8", weights: .quantized(QuantizedLayout(bits: 8)), relativeBound: 32.0 / 254)),
+                                         (model, ModelFormat(label: "weights=q4", weights: .quantized(QuantizedLayout(bits: 4)), relativeBound: 16.0 / 254 + 16.0 / 14))])
     } + [KVFormat.bf16, .int8].map { kv in
         // hybrid's hot tier in the KV format; its exact configuration (f32 cold tier, every
         // block), so the KV format's bound applies as to flash.

@@ -57,7 +57,8 @@ public enum CEmitter {
             throw CodegenError("KV caches must be appended for layers 0..<n with both keys and values; got caches \(caches)")
         }
         let hash = fnv1a(TextFormat.print(graph))
-        let int8Slots = lowering.folder.slots.contains { if case .int8 = $0.format { true } else { false } }
+        // The quantised widths' headers (int8, q4), in a fixed order.
+        let quantizedHeaders = Set(lowering.folder.slots.compactMap { if case .quantized(let l) = $0.format { l.cHeader } else { nil } }).sorted()
 
         var c = Lines()
         c.add("""
@@ -72,7 +73,7 @@ public enum CEmitter {
         #include "\(graph.name).h"
         #include "attune_attention.h"
         #include "attune_graph_ops.h"
-        #include "attune_linear_bf16.h"\(int8Slots ? "\n#include \"attune_linear_q8.h\"" : "")
+        #include "attune_linear_bf16.h"\(quantizedHeaders.map { "\n#include \"\($0)\"" }.joined())
         #include "model_runtime.h"
 
         #include <math.h>
@@ -181,7 +182,7 @@ public enum CEmitter {
         var sources = Set(["attention_problem.c", "lse_merge.c", "graph_ops.c", "model_runtime.c", "weights_loader.c"]).union(lowering.kernelSources)
         if options.kvFormat != .f32 { sources.insert("kv_quant.c") }
         if lowering.folder.slots.contains(where: { $0.format == .bf16 }) { sources.insert("linear_bf16.c") }
-        if int8Slots { sources.insert("linear_q8.c") }
+        if !quantizedHeaders.isEmpty { sources.insert("linear_q8.c") }
         return EmittedModule(name: graph.name, source: source, header: header, constants: lowering.folder.slots, derived: lowering.folder.derived,
                              packedRefusal: lowering.packedRefusals.first, graphHash: hash, vocab: vocab, options: options, memoryPlan: plan,
                              kernelSources: sources.sorted())

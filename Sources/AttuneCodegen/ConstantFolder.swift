@@ -32,7 +32,7 @@ public struct ConstantSlot: Sendable, Equatable {
     /// checkpoint parts stored otherwise (f32 or f16 rounded to bf16: `--weights bf16`).
     public var isConvertedAtCompile: Bool {
         switch format {
-        case .int8: return true
+        case .quantized: return true
         case .f32: return false
         case .bf16:
             return parts.contains { part in
@@ -117,7 +117,7 @@ struct ConstantFolder {
             // f32 slots take any stored float dtype (widening is exact), bf16 slots too
             // (other dtypes are rounded at compile time into the compile cache), int8 slots
             // any run of whole rows (quantised per row).
-            if case .int8 = format { return part.count % width == 0 }
+            if case .quantized = format { return part.count % width == 0 }
             return true
         }) {
             parts = file

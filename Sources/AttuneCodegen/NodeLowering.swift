@@ -146,7 +146,7 @@ struct NodeLowering {
     mutating func readWeight(_ v: Value, format wanted: WeightFormat? = nil) throws -> (pointer: String, format: WeightFormat) {
         guard ConstantFolder.isConstant(graph, v, memo: &constantMemo) else { throw fail("the matmul weight must be a constant") }
         let format = try wanted ?? options.weights.format(stored: folder.storedDType(v))
-        if case .int8(let layout) = format, let width = graph.type(of: v).shape.last?.fixedValue, let reason = layout.refusal(width: width) {
+        if case .quantized(let layout) = format, let width = graph.type(of: v).shape.last?.fixedValue, let reason = layout.refusal(width: width) {
             throw CodegenError("--weights \(options.weights.description): \(weightName(v)) has rows of \(width) weights: \(reason)")
         }
         let slot = try folder.place(v, format: format)
@@ -222,12 +222,12 @@ struct NodeLowering {
         case .bf16:
             return "attune_op_linear_bf16_blocks(\(x), \(rows), \(inWidth), (const uint16_t *const[]){\(blocks.joined(separator: ", "))}, "
                 + "(const int64_t[]){\(counts.map(String.init).joined(separator: ", "))}, \(blocks.count), \(bias), \(y));"
-        case .int8(let layout):
+        case .quantized(let layout):
             kernelSources.insert("linear_bf16.c")   // its prefill runs the bf16 GEMM's panel step
             // Threads 0: the OpenMP default, as the other linear kernels use.
-            return "if (attune_q8_linear_blocks(\(x), \(rows), \(inWidth), (const void *const[]){\(blocks.joined(separator: ", "))}, "
+            return "if (\(layout.cPrefix)_linear_blocks(\(x), \(rows), \(inWidth), (const void *const[]){\(blocks.joined(separator: ", "))}, "
                 + "(const int64_t[]){\(counts.map(String.init).joined(separator: ", "))}, \(blocks.count), \(layout.group), \(layout.cScale), \(bias), \(y), 0)) "
-                + "return fail(m, \"node %%\(current) linear: out of memory for the int8 kernel's scratch\");"
+                + "return fail(m, \"node %%\(current) linear: out of memory for the \(layout.formatWord) kernel's scratch\");"
         }
     }
 
@@ -258,8 +258,8 @@ struct NodeLowering {
             switch table.format {
             case .f32: code.append("int64_t bad = attune_op_embedding(\(table.pointer), \(vocab), \(y.width), \(ids.pointer), \(ids.rows.c), \(y.pointer));")
             case .bf16: code.append("int64_t bad = attune_op_embedding_bf16(\(table.pointer), \(vocab), \(y.width), \(ids.pointer), \(ids.rows.c), \(y.pointer));")
-            case .int8(let layout):
-                code.append("int64_t bad = attune_q8_embedding(\(table.pointer), \(vocab), \(y.width), \(layout.group), \(layout.cScale), \(ids.pointer), \(ids.rows.c), \(y.pointer));")
+            case .quantized(let layout):
+                code.append("int64_t bad = \(layout.cPrefix)_embedding(\(table.pointer), \(vocab), \(y.width), \(layout.group), \(layout.cScale), \(ids.pointer), \(ids.rows.c), \(y.pointer));")
             }
             code.append("if (bad >= 0) return fail(m, \"node %%\(index) embedding: token id %d at position %lld is outside the vocabulary of \(vocab)\", \(ids.pointer)[bad], (long long)bad);")
             views[out] = y

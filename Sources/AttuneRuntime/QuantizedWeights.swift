@@ -8,7 +8,7 @@ import Glibc
 #endif
 
 /// The weights a module converts at compile time (`ConstantSlot.isConvertedAtCompile`):
-/// int8 slots quantised (`--weights int8`) and bf16 slots rounded from f32 or f16
+/// int8 and q4 slots quantised (`--weights int8`, `--weights q4`) and bf16 slots rounded from f32 or f16
 /// checkpoint tensors (`--weights bf16`). One file in the compile cache, made at compile
 /// time from the checkpoint (never written beside it) and mapped by the module through its
 /// weights manifest. The file is named by what it is made from — each converted slot's
@@ -18,7 +18,7 @@ import Glibc
 /// checkpoint or format converts again.
 ///
 /// Conversion streams: sources are read with `pread` a few MiB at a time, converted (in
-/// parallel, `attune_q8_quantize_*` / `attune_bf16_round`) and appended to the file, so
+/// parallel, `attune_q8_quantize_*`, `attune_q4_quantize_*` / `attune_bf16_round`) and appended to the file, so
 /// memory stays at those buffers whatever the model's size, and the checkpoint's pages
 /// stay in the page cache instead of this process.
 public enum QuantizedWeights {
@@ -123,9 +123,9 @@ public enum QuantizedWeights {
         for s in slots {
             try writer.pad(to: offsets[s.index]!)
             let format = s.slot.format, width = s.slot.width
-            // int8 converts whole rows (a scale per group of a row), bf16 any run of elements.
+            // int8 and q4 convert whole rows (a scale per group of a row), bf16 any run of elements.
             let unit: Int
-            if case .int8 = format { unit = width } else { unit = 1 }
+            if case .quantized = format { unit = width } else { unit = 1 }
             let unitBytes = format.bytes(elements: unit)
             for part in s.slot.parts {
                 let units = part.count / unit
@@ -155,7 +155,7 @@ public enum QuantizedWeights {
                     let n = min(unitsPerChunk, units - done)
                     try read(source, done * unit * dtype.byteSize, n * unit * dtype.byteSize)
                     switch format {
-                    case .int8(let layout):
+                    case .quantized(let layout):
                         try quantise(part.name, firstRow: done, source, rows: n, width: width, dtype: dtype, layout: layout, into: converted)
                     case .bf16:
                         try round(part.name, first: done, source, count: n, dtype: dtype, into: converted)
@@ -171,16 +171,11 @@ public enum QuantizedWeights {
         return writer.finalHash
     }
 
-    /// `rows` rows of one weight into int8 rows of `layout`.
+    /// `rows` rows of one weight into rows of `layout` (int8 or q4).
     static func quantise(_ name: String, firstRow: Int, _ source: UnsafeMutableRawPointer, rows n: Int, width: Int, dtype: DType,
-                         layout: Int8Layout, into quantised: UnsafeMutableRawPointer) throws {
-        let bad: Int64
-        switch dtype {
-        case .f32: bad = attune_q8_quantize_f32(source.assumingMemoryBound(to: Float.self), Int64(n), Int64(width), Int64(layout.group), layout.cScale, quantised)
-        case .bf16: bad = attune_q8_quantize_bf16(source.assumingMemoryBound(to: UInt16.self), Int64(n), Int64(width), Int64(layout.group), layout.cScale, quantised)
-        case .f16: bad = attune_q8_quantize_f16(source.assumingMemoryBound(to: UInt16.self), Int64(n), Int64(width), Int64(layout.group), layout.cScale, quantised)
-        case .i32: throw RuntimeError("\(name): integer tensors cannot be int8 weights")
-        }
+                         layout: QuantizedLayout, into quantised: UnsafeMutableRawPointer) throws {
+        if dtype == .i32 { throw RuntimeError("\(name): integer tensors cannot be \(layout.formatWord) weights") }
+        let bad = layout.quantize(source, dtype: dtype, rows: n, width: width, into: quantised)
         if bad == -2 { throw RuntimeError("out of memory quantising weight '\(name)'") }
         if bad >= 0 {
             throw RuntimeError(refusal(name, row: firstRow + Int(bad), values: source + Int(bad) * width * dtype.byteSize, width: width, dtype: dtype, layout: layout))
@@ -210,7 +205,7 @@ public enum QuantizedWeights {
 
     /// Why row `row` of a weight could not be quantised: a non-finite value, or (f16
     /// scales) a group too large for f16's range.
-    static func refusal(_ name: String, row: Int, values: UnsafeMutableRawPointer, width: Int, dtype: DType, layout: Int8Layout) -> String {
+    static func refusal(_ name: String, row: Int, values: UnsafeMutableRawPointer, width: Int, dtype: DType, layout: QuantizedLayout) -> String {
         var f32 = [Float](repeating: 0, count: width)
         for i in 0..<width {
             switch dtype {
@@ -220,9 +215,10 @@ public enum QuantizedWeights {
             }
         }
         if let i = f32.firstIndex(where: { !$0.isFinite }) {
-            return "weight '\(name)' holds \(f32[i].isNaN ? "NaN" : f32[i] > 0 ? "+Inf" : "-Inf") at row \(row), column \(i): int8 cannot store it"
+            return "weight '\(name)' holds \(f32[i].isNaN ? "NaN" : f32[i] > 0 ? "+Inf" : "-Inf") at row \(row), column \(i): \(layout.formatWord) cannot store it"
         }
-        return "weight '\(name)' row \(row) has a group with max |w| = \(f32.map(abs).max()!), beyond f16 scales (127 × 65504): use --weights int8:scale=f32"
+        let top = layout.bits == 4 ? 7 : 127
+        return "weight '\(name)' row \(row) has a group with max |w| = \(f32.map(abs).max()!), beyond f16 scales (\(top) × 65504): use --weights \(layout.formatWord):scale=f32"
     }
 
     static func preadFully(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ bytes: Int, _ offset: Int, path: String) throws {

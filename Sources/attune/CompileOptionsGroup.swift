@@ -28,7 +28,7 @@ struct CompileOptionsGroup: ParsableArguments {
     @Flag(help: "Load weights that hold NaN or Inf instead of refusing them.") var allowNonfinite = false
     @Option(help: "KV-cache format: f32, bf16 or int8 (one scale per position and kv head); read by flash, unified_max, prefix_shared, kascade and hybrid's hot tier (Docs/NUMERICS.md gives the error bounds); default f32, or the policy file's \"kv\".")
     var kv: String?
-    @Option(help: "Matmul weights: auto (as stored: bf16 stays bf16, f32 and f16 run in f32), f32, bf16 (f32/f16 rounded at compile), or int8[:group=N,scale=f16|f32] (quantised at compile into the cache; group 32 by default); default auto, or the policy file's \"weights\".")
+    @Option(help: "Matmul weights: auto (as stored: bf16 stays bf16, f32 and f16 run in f32), f32, bf16 (f32/f16 rounded at compile), int8 or q4 (4-bit), each [:group=N,scale=f16|f32] (quantised at compile into the cache; group 32 by default); default auto, or the policy file's \"weights\".")
     var weights: String?
 
     func options() throws -> CompileOptions {

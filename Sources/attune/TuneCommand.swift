@@ -49,7 +49,7 @@ struct TuneCommand: ParsableCommand {
     @Option(help: "Model mode: a candidate NAME[:k=v,...] (repeatable; replaces the default set).") var candidate: [String] = []
     @Option(help: "Model mode: KV-cache formats to try once the kernels are chosen, e.g. int8,bf16 (needs a kl=, ppl= or top1= budget).")
     var kvCandidates: String?
-    @Option(help: "Model mode: weight formats to try, e.g. int8,bf16 (as --weights takes them; needs a kl=, ppl= or top1= budget).")
+    @Option(help: "Model mode: weight formats to try, e.g. q4,int8,bf16 (as --weights takes them; needs a kl=, ppl= or top1= budget).")
     var weightsCandidates: String?
     @Option(help: "Model mode: also choose this many kascade anchor layers (and head maps) on the data, into --calibration-out.")
     var kascadeAnchors: Int?
@@ -146,7 +146,7 @@ struct TuneCommand: ParsableCommand {
         for item in kvCandidates.map({ $0.split(separator: ",", omittingEmptySubsequences: false) }) ?? [] {
             do { f.kv.append(try KVFormat(parsing: String(item))) } catch let error as KernelError { throw CLIError("--kv-candidates: " + error.message) }
         }
-        // int8 layouts hold commas (int8:group=64,scale=f32): an item starting with a key continues the previous one.
+        // Quantised layouts hold commas (int8:group=64,scale=f32, q4:group=64,scale=f16): an item starting with a key continues the previous one.
         var items: [String] = []
         for part in weightsCandidates.map({ $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }) ?? [] {
             if part.hasPrefix("scale=") || part.hasPrefix("group="), let last = items.popLast() { items.append(last + "," + part) } else { items.append(part) }

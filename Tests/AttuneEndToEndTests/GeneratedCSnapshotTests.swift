@@ -40,7 +40,7 @@ final class GeneratedCSnapshotTests: XCTestCase {
         cases.append(Case(stem: "llama-kv-bf16", fixture: "llama", options: try options(kv: .bf16)))
         cases.append(Case(stem: "llama-kv-int8", fixture: "llama", options: try options(kv: .int8)))
         cases.append(Case(stem: "llama-weights-bf16", fixture: "llama", options: try options(weights: .bf16)))
-        cases.append(Case(stem: "llama-weights-int8", fixture: "llama", options: try options(weights: .int8(Int8Layout()))))
+        cases.append(Case(stem: "llama-weights-int8", fixture: "llama", options: try options(weights: .quantized(QuantizedLayout(bits: 8)))))
         return cases
     }
 

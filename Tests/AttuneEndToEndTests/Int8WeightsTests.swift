@@ -13,22 +13,22 @@ import XCTest
 /// prefill) and against transformers' float64 logits of the unquantised checkpoint (the
 /// whole error, NUMERICS.md "int8 weights in compiled models").
 final class Int8WeightsTests: XCTestCase {
-    static let layout = Int8Layout()
+    static let layout = QuantizedLayout(bits: 8)
 
     /// `base`'s weights with the matmul weights replaced by ŵ = q·s as the kernels store them.
     struct QuantisedWeights: WeightSource {
         var base: WeightSource
         /// Row width of every matmul weight, by name.
         var widths: [String: Int]
-        var layout: Int8Layout
+        var layout: QuantizedLayout
         func floats(_ name: String) throws -> [Float] {
             let w = try base.floats(name)
             guard let width = widths[name] else { return w }
             let rows = w.count / width
             var q = [UInt8](repeating: 0, count: layout.bytes(elements: w.count))
-            XCTAssertEqual(attune_q8_quantize_f32(w, Int64(rows), Int64(width), Int64(layout.group), layout.cScale, &q), -1)
+            XCTAssertEqual(w.withUnsafeBytes { layout.quantize($0.baseAddress!, dtype: .f32, rows: rows, width: width, into: &q) }, -1)
             var out = [Float](repeating: 0, count: w.count)
-            attune_q8_dequantize(q, Int64(rows), Int64(width), Int64(layout.group), layout.cScale, &out)
+            (layout.bits == 4 ? attune_q4_dequantize : attune_q8_dequantize)(q, Int64(rows), Int64(width), Int64(layout.group), layout.cScale, &out)
             return out
         }
     }
@@ -49,9 +49,9 @@ final class Int8WeightsTests: XCTestCase {
         return out
     }
 
-    static func int8Options(chunk: Int, _ layout: Int8Layout = layout) -> CompileOptions {
+    static func quantizedOptions(chunk: Int, _ layout: QuantizedLayout = layout) -> CompileOptions {
         var o = CompileOptions(maxChunk: chunk, maxContext: 64)
-        o.weights = .int8(layout)
+        o.weights = .quantized(layout)
         return o
     }
 
@@ -66,8 +66,8 @@ final class Int8WeightsTests: XCTestCase {
         let before = try FileManager.default.contentsOfDirectory(atPath: fixture.folder.path).sorted()
         let model = try ModelSource.load(fixture.folder.path)
         let toolchain = try Toolchain.detect()
-        let artifacts = try ModelCompiler.compile(model, Self.int8Options(chunk: 8), toolchain: toolchain)
-        let int8 = artifacts.module.constants.filter { $0.format == .int8(Self.layout) }
+        let artifacts = try ModelCompiler.compile(model, Self.quantizedOptions(chunk: 8), toolchain: toolchain)
+        let int8 = artifacts.module.constants.filter { $0.format == .quantized(Self.layout) }
         // Embedding (tied: also the vocabulary projection), and per layer q, k, v, o, gate, up, down.
         XCTAssertEqual(int8.count, 1 + 2 * 7)
         XCTAssertTrue(artifacts.module.constants.filter { $0.format == .f32 }.allSatisfy { $0.elements == $0.width },
@@ -86,10 +86,10 @@ final class Int8WeightsTests: XCTestCase {
         XCTAssertEqual(blob.size, int8.reduce(0) { ($0 + Self.layout.bytes(elements: $1.elements) + 63) / 64 * 64 })
 
         // Another group is another file; the same group, the same file.
-        let g64 = try ModelCompiler.emit(model, Self.int8Options(chunk: 8, Int8Layout(group: 64))).1
+        let g64 = try ModelCompiler.emit(model, Self.quantizedOptions(chunk: 8, QuantizedLayout(bits: 8, group: 64))).1
         let other = try XCTUnwrap(QuantizedWeights.prepare(g64, cacheDirectory: toolchain.cacheDirectory))
         XCTAssertNotEqual(other.url, blob.url)
-        let again = try XCTUnwrap(QuantizedWeights.prepare(try ModelCompiler.emit(model, Self.int8Options(chunk: 16)).1,
+        let again = try XCTUnwrap(QuantizedWeights.prepare(try ModelCompiler.emit(model, Self.quantizedOptions(chunk: 16)).1,
                                                            cacheDirectory: toolchain.cacheDirectory))
         XCTAssertEqual(again.url, blob.url, "a different chunk size quantises nothing again")
         XCTAssertFalse(again.created)
@@ -101,12 +101,12 @@ final class Int8WeightsTests: XCTestCase {
         try FileManager.default.copyItem(at: GoldenModel.root.appendingPathComponent("llama"), to: dir)
         let cache = FileManager.default.temporaryDirectory.appendingPathComponent("attune-int8-cache-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir); try? FileManager.default.removeItem(at: cache) }
-        let first = try XCTUnwrap(QuantizedWeights.prepare(try ModelCompiler.emit(try ModelSource.load(dir.path), Self.int8Options(chunk: 8)).1,
+        let first = try XCTUnwrap(QuantizedWeights.prepare(try ModelCompiler.emit(try ModelSource.load(dir.path), Self.quantizedOptions(chunk: 8)).1,
                                                            cacheDirectory: cache))
         XCTAssertTrue(first.created)
         let checkpoint = dir.appendingPathComponent("model.safetensors")
         try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: 60)], ofItemAtPath: checkpoint.path)
-        let second = try XCTUnwrap(QuantizedWeights.prepare(try ModelCompiler.emit(try ModelSource.load(dir.path), Self.int8Options(chunk: 8)).1,
+        let second = try XCTUnwrap(QuantizedWeights.prepare(try ModelCompiler.emit(try ModelSource.load(dir.path), Self.quantizedOptions(chunk: 8)).1,
                                                             cacheDirectory: cache))
         XCTAssertTrue(second.created)
         XCTAssertNotEqual(first.url, second.url)
@@ -123,20 +123,26 @@ final class Int8WeightsTests: XCTestCase {
     ///    Gaussian runs of 32, gives 15/254; asserted 16/254 of max|logit| (measured 10.7
     ///    and 13.5/254 on llama and qwen2).
     func testKernelArithmeticAgainstFloat64OnQuantisedWeights() throws {
+        try Self.checkKernelArithmetic(Self.layout)
+    }
+
+    /// The test above for any layout (Q4WeightsTests runs it for q4: the same activation
+    /// roundings, so the same bounds).
+    static func checkKernelArithmetic(_ layout: QuantizedLayout) throws {
         let toolchain = try Toolchain.detect()
         for name in ["llama", "qwen2"] {
             let fixture = try GoldenModel(name)
             let model = try ModelSource.load(fixture.folder.path)
-            let interp = try ReferenceInterpreter(graph: model.graph, weights: QuantisedWeights(base: model.weights, widths: Self.matmulWidths(model.graph), layout: Self.layout))
+            let interp = try ReferenceInterpreter(graph: model.graph, weights: QuantisedWeights(base: model.weights, widths: Self.matmulWidths(model.graph), layout: layout))
             for (chunk, bound, path) in [(8, 16.0 / 254, "GEMV"), (16, 6 * 0x1p-8, "GEMM")] {
-                let session = try CompiledModel(artifacts: try ModelCompiler.compile(model, Self.int8Options(chunk: chunk), toolchain: toolchain))
+                let session = try CompiledModel(artifacts: try ModelCompiler.compile(model, Self.quantizedOptions(chunk: chunk, layout), toolchain: toolchain))
                 let seq = fixture.golden.sequences.first { $0.input_ids.count > 8 }!
                 interp.reset()
                 let want = try interp.run(inputs: ["tokens": F64Tensor(ids: seq.input_ids), "positions": F64Tensor(ids: Array(0..<seq.input_ids.count))])["logits"]!.data
                 let got = try session.prefill(seq.input_ids.map(Int32.init))
                 let scale = want.map(abs).max()!
                 let err = Self.maxError(got, want)
-                print("int8 \(name) \(path) prefill: max error \(err / scale) of max |logit| (bound \(bound))")
+                print("\(layout.formatWord) \(name) \(path) prefill: max error \(err / scale) of max |logit| (bound \(bound))")
                 XCTAssertLessThanOrEqual(err, bound * scale, "\(name) \(path)")
                 XCTAssertGreaterThan(err, 1e-6 * scale, "\(name) \(path): the activations' rounding is real")
             }
@@ -154,7 +160,7 @@ final class Int8WeightsTests: XCTestCase {
         var greedyChecked = 0
         for name in GoldenModel.names {
             let fixture = try GoldenModel(name)
-            let session = try CompiledModel(artifacts: try ModelCompiler.compile(try ModelSource.load(fixture.folder.path), Self.int8Options(chunk: 8), toolchain: toolchain))
+            let session = try CompiledModel(artifacts: try ModelCompiler.compile(try ModelSource.load(fixture.folder.path), Self.quantizedOptions(chunk: 8), toolchain: toolchain))
             for (i, seq) in fixture.golden.sequences.enumerated() {
                 session.reset()
                 let logits = try session.prefill(seq.input_ids.map(Int32.init))
@@ -179,13 +185,13 @@ final class Int8WeightsTests: XCTestCase {
     /// Layouts a model's widths cannot hold are refused at compile, naming the weight.
     func testLayoutsTheWidthsCannotHoldAreRefused() throws {
         let model = try ModelSource.load(GoldenModel.root.appendingPathComponent("llama").path)
-        XCTAssertThrowsError(try ModelCompiler.emit(model, Self.int8Options(chunk: 8, Int8Layout(group: 96)))) { error in
+        XCTAssertThrowsError(try ModelCompiler.emit(model, Self.quantizedOptions(chunk: 8, QuantizedLayout(bits: 8, group: 96)))) { error in
             XCTAssertEqual("\(error)", "--weights int8:group=96,scale=f16: weight 'model.embed_tokens.weight' has rows of 64 weights: int8 weights: the group size must be a multiple of 32 that divides the input width")
         }
         XCTAssertThrowsError(try WeightPolicy(parsing: "int8:group=48")) { XCTAssertEqual("\($0)", "--weights int8: group must be a positive multiple of 32, got '48'") }
         XCTAssertThrowsError(try WeightPolicy(parsing: "int8:scale=bf16")) { XCTAssertEqual("\($0)", "--weights int8: scale must be f16 or f32, got 'bf16'") }
         XCTAssertThrowsError(try WeightPolicy(parsing: "int8:bits=4")) { XCTAssertEqual("\($0)", "--weights int8 takes group=N and scale=f16|f32, got 'bits=4'") }
-        XCTAssertEqual(try WeightPolicy(parsing: "int8:group=64,scale=f32"), .int8(Int8Layout(group: 64, scale: .f32)))
-        XCTAssertEqual(try WeightPolicy(parsing: "int8"), .int8(Int8Layout(group: 32, scale: .f16)))
+        XCTAssertEqual(try WeightPolicy(parsing: "int8:group=64,scale=f32"), .quantized(QuantizedLayout(bits: 8, group: 64, scale: .f32)))
+        XCTAssertEqual(try WeightPolicy(parsing: "int8"), .quantized(QuantizedLayout(bits: 8, group: 32, scale: .f16)))
     }
 }

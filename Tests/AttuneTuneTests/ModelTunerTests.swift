@@ -140,7 +140,7 @@ final class ModelTunerTests: XCTestCase {
         var strict = ModelTuner(budget: 0.05, candidates: [KernelChoice(kernel: "flash")])
         strict.pairs = 3
         strict.modelBudgets = [.kl(1e-12)]
-        strict.formats = FormatCandidates(weights: [.bf16, .int8(Int8Layout())], kv: [.bf16, .int8])
+        strict.formats = FormatCandidates(weights: [.bf16, .quantized(QuantizedLayout(bits: 8))], kv: [.bf16, .int8])
         let s = try strict.tune(model, sequences: sequences, toolchain: try Toolchain.detect())
         XCTAssertEqual(s.formatTrials.map(\.option), ["weights=int8", "weights=bf16", "kv=int8", "kv=bf16"], "fewest bytes first, weights before KV")
         for t in s.formatTrials {
@@ -162,15 +162,15 @@ final class ModelTunerTests: XCTestCase {
         XCTAssertEqual(t.accepted, t.decodeSpeedup! - 1 > t.noise!)
         XCTAssertEqual(l.kv, t.accepted ? .int8 : nil)
         if t.accepted { XCTAssertGreaterThan(l.quality.meanKL, 0, "the kept format's quality is the result's") }
-        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: ModelTuner.Result.policyJSON([], evidence: [:], kv: .int8, weights: .int8(Int8Layout(group: 64, scale: .f32)))) as? [String: Any])
+        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: ModelTuner.Result.policyJSON([], evidence: [:], kv: .int8, weights: .quantized(QuantizedLayout(bits: 8, group: 64, scale: .f32)))) as? [String: Any])
         XCTAssertEqual(object["kv"] as? String, "int8")
         XCTAssertEqual(object["weights"] as? String, "int8:group=64,scale=f32")
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("attune-policy-\(UUID().uuidString).json")
         defer { try? FileManager.default.removeItem(at: file) }
-        try ModelTuner.Result.policyJSON([], evidence: [:], kv: .bf16, weights: .int8(Int8Layout(group: 64, scale: .f32))).write(to: file)
+        try ModelTuner.Result.policyJSON([], evidence: [:], kv: .bf16, weights: .quantized(QuantizedLayout(bits: 8, group: 64, scale: .f32))).write(to: file)
         let contents = try AttentionPolicy.contents(file.path)
         XCTAssertEqual(contents.kv, .bf16)
-        XCTAssertEqual(contents.weights, .int8(Int8Layout(group: 64, scale: .f32)))
+        XCTAssertEqual(contents.weights, .quantized(QuantizedLayout(bits: 8, group: 64, scale: .f32)))
 
         var noBudget = ModelTuner(budget: 0.05, candidates: [KernelChoice(kernel: "flash")])
         noBudget.formats = FormatCandidates(kv: [.int8])

@@ -32,7 +32,7 @@ final class PolicyFormatsCLITests: XCTestCase {
         for (text, fragment) in [
             (#"{"kv": "fp8"}"#, "kv: KV format must be one of f32, bf16, int8, got 'fp8'"),
             (#"{"kv": 8}"#, "'kv' must be a string"),
-            (#"{"weights": "int4"}"#, "weights: --weights expects auto, f32, bf16 or int8"),
+            (#"{"weights": "int4"}"#, "weights: --weights expects auto, f32, bf16, int8 or q4"),
         ] {
             try Data(text.utf8).write(to: policy)
             let bad = try CLI.run(["run", deep, "--tokens", "1", "--attention-policy", policy.path])
