@@ -36,11 +36,19 @@ static inline int largest_divisor_at_most(int64_t n, int64_t cap) {
     return 1;
 }
 
-/* S^T[kk][c*16..] for RK keys x CV vectors of query rows; with BIAS (a compile-time
- * constant) `bias` is added to every score after the dot product, not pre-filled: the
- * sum then carries the rounding of |q.k|, not of |q.k + b| (sigmoid's bias). */
-ATTUNE_INLINE void qk_wide_block(const float *k, int64_t ks, const float *qt, int rp, int dqk, float *st, vf bias,
-                                 const int RK, const int CV, const int BIAS) {
+/* Where a tile's K rows are: a range, row kk at k + kk * ks (the engine's tiles), or,
+ * with GATHER (a compile-time constant), a list of row pointers rows[kk] (kascade's
+ * selected keys, scattered and never copied). Either way a score is the same chain of
+ * FMAs along the head dim, so a gathered tile scores exactly like a range. */
+ATTUNE_INLINE const float *key_row(const float *k, int64_t ks, const float *const *rows, int kk, const int GATHER) {
+    return GATHER ? rows[kk] : k + kk * ks;
+}
+
+/* S^T[kk][c*16..] for RK keys (key_row) x CV vectors of query rows; with BIAS (a
+ * compile-time constant) `bias` is added to every score after the dot product, not
+ * pre-filled: the sum then carries the rounding of |q.k|, not of |q.k + b| (sigmoid's bias). */
+ATTUNE_INLINE void qk_wide_block(const float *k, int64_t ks, const float *const *rows, const float *qt, int rp, int dqk,
+                                 float *st, vf bias, const int RK, const int CV, const int BIAS, const int GATHER) {
     vf acc[6][4];
     for (int kk = 0; kk < RK; kk++)
         for (int c = 0; c < CV; c++) acc[kk][c] = vf_zero();
@@ -48,7 +56,7 @@ ATTUNE_INLINE void qk_wide_block(const float *k, int64_t ks, const float *qt, in
         vf q[4];
         for (int c = 0; c < CV; c++) q[c] = vf_load(qt + (int64_t)d * rp + c * VL);
         for (int kk = 0; kk < RK; kk++) {
-            vf kb = vf_set1(k[kk * ks + d]);
+            vf kb = vf_set1(key_row(k, ks, rows, kk, GATHER)[d]);
             for (int c = 0; c < CV; c++) acc[kk][c] = vf_fma(kb, q[c], acc[kk][c]);
         }
     }
@@ -56,24 +64,26 @@ ATTUNE_INLINE void qk_wide_block(const float *k, int64_t ks, const float *qt, in
         for (int c = 0; c < CV; c++) vf_store(st + (int64_t)kk * rp + c * VL, BIAS ? vf_add(acc[kk][c], bias) : acc[kk][c]);
 }
 
-#define QK_WIDE_CV(RK)                                                           \
-    switch (cv) {                                                                \
-    case 4: qk_wide_block(kp, ks, qt, rp, dqk, sp, bias, RK, 4, BIAS); break;    \
-    case 3: qk_wide_block(kp, ks, qt, rp, dqk, sp, bias, RK, 3, BIAS); break;    \
-    case 2: qk_wide_block(kp, ks, qt, rp, dqk, sp, bias, RK, 2, BIAS); break;    \
-    default: qk_wide_block(kp, ks, qt, rp, dqk, sp, bias, RK, 1, BIAS); break;   \
+#define QK_WIDE_CV(RK)                                                                         \
+    switch (cv) {                                                                              \
+    case 4: qk_wide_block(kp, ks, krows, qt, rp, dqk, sp, bias, RK, 4, BIAS, GATHER); break;  \
+    case 3: qk_wide_block(kp, ks, krows, qt, rp, dqk, sp, bias, RK, 3, BIAS, GATHER); break;  \
+    case 2: qk_wide_block(kp, ks, krows, qt, rp, dqk, sp, bias, RK, 2, BIAS, GATHER); break;  \
+    default: qk_wide_block(kp, ks, krows, qt, rp, dqk, sp, bias, RK, 1, BIAS, GATHER); break; \
     }
 
 /* S^T ([n][rp]) of a wide q tile (Q row-minor in qt_all, [dqk][rp]) against keys
- * [j0, j0 + n) at kbase (row stride ks), in blocks of 6 keys x 4 vectors of rows;
- * BIAS as in qk_wide_block. */
-ATTUNE_INLINE void qk_wide_tile(const float *qt_all, int rp, int dqk, const float *kbase, int64_t ks, int64_t j0,
-                                int n, float *st, vf bias, const int BIAS) {
+ * [j0, j0 + n) at kbase (row stride ks) or, with GATHER, the n rows at rows[0..n),
+ * in blocks of 6 keys x 4 vectors of rows; BIAS as in qk_wide_block. */
+ATTUNE_INLINE void qk_wide_tile_of(const float *qt_all, int rp, int dqk, const float *kbase, int64_t ks,
+                                   const float *const *rows, int64_t j0, int n, float *st, vf bias, const int BIAS,
+                                   const int GATHER) {
     for (int c0 = 0; c0 < rp / VL; c0 += 4) {
         int cv = rp / VL - c0 < 4 ? rp / VL - c0 : 4;
         const float *qt = qt_all + c0 * VL;
         for (int jj = 0; jj < n; jj += 6) {
-            const float *kp = kbase + (j0 + jj) * ks;
+            const float *kp = GATHER ? NULL : kbase + (j0 + jj) * ks;
+            const float *const *krows = GATHER ? rows + jj : NULL;
             float *sp = st + (int64_t)jj * rp + c0 * VL;
             switch (n - jj < 6 ? n - jj : 6) {
             case 6: QK_WIDE_CV(6) break;
@@ -87,14 +97,26 @@ ATTUNE_INLINE void qk_wide_tile(const float *qt_all, int rp, int dqk, const floa
     }
 }
 
+/* The engine's tiles: keys [j0, j0 + n) of K at kbase. */
+ATTUNE_INLINE void qk_wide_tile(const float *qt_all, int rp, int dqk, const float *kbase, int64_t ks, int64_t j0,
+                                int n, float *st, vf bias, const int BIAS) {
+    qk_wide_tile_of(qt_all, rp, dqk, kbase, ks, NULL, j0, n, st, bias, BIAS, 0);
+}
+
+/* A gathered tile: the n f32 key rows at rows[0..n), no bias. */
+ATTUNE_INLINE void qk_wide_gather(const float *qt_all, int rp, int dqk, const float *const *rows, int n, float *st) {
+    qk_wide_tile_of(qt_all, rp, dqk, NULL, 0, rows, 0, n, st, vf_zero(), 0, 1);
+}
+
 /* S^T for R rows x KK keys (R * KK == 16): dot products along the head dim,
  * all 16 folded at once by the transpose tree, returned key-major in one vector
  * (lane kk*R + r) for the caller to transform in registers (sigmoid) or store.
  * With pk != NULL the KK K rows at pk are prefetched along the way. K elements
  * are of format FMT (ks counts them), widened in registers; int8 gives
- * q . k_int, the caller applies the key's scale. */
-ATTUNE_INLINE vf qk_narrow_sum_fmt(const float *q, const void *k, int64_t ks, int dqk, const void *pk, const int R,
-                                   const int KK, const int FMT) {
+ * q . k_int, the caller applies the key's scale. With GATHER the keys are the f32
+ * rows at rows[0..KK) instead (key_row). */
+ATTUNE_INLINE vf qk_narrow_sum_fmt(const float *q, const void *k, int64_t ks, const float *const *rows, int dqk,
+                                  const void *pk, const int R, const int KK, const int FMT, const int GATHER) {
     vf acc[16];
     for (int i = 0; i < 16; i++) acc[i] = vf_zero();
     for (int d0 = 0; d0 < dqk; d0 += VL) {
@@ -102,7 +124,8 @@ ATTUNE_INLINE vf qk_narrow_sum_fmt(const float *q, const void *k, int64_t ks, in
             for (int kk = 0; kk < KK; kk++) prefetch_l2(kv_at(pk, kk * ks + d0, FMT));
         vmask m = vm_first(dqk - d0);
         vf kv[16];
-        for (int kk = 0; kk < KK; kk++) kv[kk] = kv_load_n(kv_at(k, kk * ks + d0, FMT), m, FMT);
+        for (int kk = 0; kk < KK; kk++)
+            kv[kk] = GATHER ? vf_load_n(rows[kk] + d0, m) : kv_load_n(kv_at(k, kk * ks + d0, FMT), m, FMT);
         for (int r = 0; r < R; r++) {
             vf qv = vf_load_n(q + (int64_t)r * dqk + d0, m);
             for (int kk = 0; kk < KK; kk++) acc[kk * R + r] = vf_fma(qv, kv[kk], acc[kk * R + r]);
@@ -111,10 +134,15 @@ ATTUNE_INLINE vf qk_narrow_sum_fmt(const float *q, const void *k, int64_t ks, in
     return vf_transpose_sum16(acc);
 }
 
+/* A gathered group: the KK f32 key rows at rows[0..KK). */
+ATTUNE_INLINE vf qk_narrow_gather(const float *q, const float *const *rows, int dqk, const int R, const int KK) {
+    return qk_narrow_sum_fmt(q, NULL, 0, rows, dqk, NULL, R, KK, KV_F32, 1);
+}
+
 /* The same, stored as st[kk*R + r]. */
 ATTUNE_INLINE void qk_narrow_block_fmt(const float *q, const void *k, int64_t ks, int dqk, float *st,
                                        const void *pk, const int R, const int KK, const int FMT) {
-    vf_store(st, qk_narrow_sum_fmt(q, k, ks, dqk, pk, R, KK, FMT));
+    vf_store(st, qk_narrow_sum_fmt(q, k, ks, NULL, dqk, pk, R, KK, FMT, 0));
 }
 
 /* One key for rows [0, rows): the tail of a tile (K of format FMT, as above). */
