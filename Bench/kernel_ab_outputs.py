@@ -154,12 +154,14 @@ def run_models(old, new, work):
         for tag, binary in (("old", old), ("new", new)):
             logits = os.path.join(work, f"logits-{tag}.npy")
             r = subprocess.run([binary, "run"] + args + ["--logits-out", logits], capture_output=True, text=True)
-            got[tag] = (open(logits, "rb").read(), r.stdout) if r.returncode == 0 else (None, "error: " + r.stderr)
+            # the generated tokens (the other lines are timings)
+            tokens = [line for line in r.stdout.splitlines() if line.startswith("generated")]
+            got[tag] = (open(logits, "rb").read(), tokens) if r.returncode == 0 else (None, "error: " + r.stderr)
         total += 1
         if got["old"] != got["new"]:
             differ += 1
             what = "logits" if got["old"][0] != got["new"][0] else "tokens/error"
-            print(f"DIFFER ({what}): run {name}\n  old: {got['old'][1][-300:]}\n  new: {got['new'][1][-300:]}")
+            print(f"DIFFER ({what}): run {name}\n  old: {got['old'][1]}\n  new: {got['new'][1]}")
     print(f"{total} model cases, {differ} differ (kascade in llama_deep)")
     return differ
 

@@ -397,6 +397,9 @@ static void choose(const plan *pl, scratch *sc, int64_t b, int64_t g, int64_t i0
         const int nk = (int)(tile_end - j0 < KB ? tile_end - j0 : KB);
         float *s = kept && j0 + nk <= history ? kept + j0 * rp : sc->s;
         score_range(pl, sc, &h, j0, nk, i0, n_rows, rows, rp, history, s);
+        /* The block across the history's end (history not a multiple of KB) went to sc->s:
+         * pass 2 reads its history keys from `kept`, so they go there too. */
+        if (kept && s == sc->s && j0 < history) memcpy(kept + j0 * rp, s, sizeof(float) * (size_t)((history - j0) * rp));
         for (int64_t c0 = 0; c0 < rp; c0 += VL) {
             vf mb = vf_set1(-INFINITY);
             for (int kk = 0; kk < nk; kk++) mb = vf_max(mb, vf_load(s + kk * rp + c0));
