@@ -15,8 +15,8 @@
  * writes O, LSE or a split partial), and with splits > 1 the variant merges
  * the partials of each base item. Threads take items from an atomic counter;
  * the split count depends on the problem only, so results do not depend on
- * the thread count. The engine's tiles are key ranges; its QK micro-kernels
- * (attention_tiles.h) also read a gathered list of key rows, which kascade
+ * the thread count. The engine's tiles are key ranges; its wide QK micro-kernel
+ * (attention_tiles.h) also reads a gathered list of key rows, which kascade
  * uses without the rest of the loop (Docs/ARCHITECTURE.md, "Not on the engine").
  *
  * How a variant is written (a C template, specialised at compile time; no
@@ -421,9 +421,9 @@ static void engine_scores_narrow(const plan *pl, const scratch *sc, const float 
         const int64_t ahead = j0 + jj + PREFETCH_KEYS_AHEAD;
         const float *pk = prefetch && ahead + KK <= kv_end ? kbase + ahead * ks : NULL;
         float *sp = sc->st + (int64_t)jj * R;
-        if (R == 1) vf_store(sp, variant_score_narrow(pl, qk_narrow_sum_fmt(q, kp, ks, NULL, dqk, pk, 1, 16, KV_F32, 0)));
-        else if (R == 2) vf_store(sp, variant_score_narrow(pl, qk_narrow_sum_fmt(q, kp, ks, NULL, dqk, pk, 2, 8, KV_F32, 0)));
-        else vf_store(sp, variant_score_narrow(pl, qk_narrow_sum_fmt(q, kp, ks, NULL, dqk, pk, 4, 4, KV_F32, 0)));
+        if (R == 1) vf_store(sp, variant_score_narrow(pl, qk_narrow_sum_fmt(q, kp, ks, dqk, pk, 1, 16, KV_F32)));
+        else if (R == 2) vf_store(sp, variant_score_narrow(pl, qk_narrow_sum_fmt(q, kp, ks, dqk, pk, 2, 8, KV_F32)));
+        else vf_store(sp, variant_score_narrow(pl, qk_narrow_sum_fmt(q, kp, ks, dqk, pk, 4, 4, KV_F32)));
     }
     if (jj == n) return;
     /* Tail: fewer than 16 / R keys, one vector with its padding. */

@@ -113,10 +113,9 @@ ATTUNE_INLINE void qk_wide_gather(const float *qt_all, int rp, int dqk, const fl
  * (lane kk*R + r) for the caller to transform in registers (sigmoid) or store.
  * With pk != NULL the KK K rows at pk are prefetched along the way. K elements
  * are of format FMT (ks counts them), widened in registers; int8 gives
- * q . k_int, the caller applies the key's scale. With GATHER the keys are the f32
- * rows at rows[0..KK) instead (key_row). */
-ATTUNE_INLINE vf qk_narrow_sum_fmt(const float *q, const void *k, int64_t ks, const float *const *rows, int dqk,
-                                  const void *pk, const int R, const int KK, const int FMT, const int GATHER) {
+ * q . k_int, the caller applies the key's scale. */
+ATTUNE_INLINE vf qk_narrow_sum_fmt(const float *q, const void *k, int64_t ks, int dqk, const void *pk, const int R,
+                                   const int KK, const int FMT) {
     vf acc[16];
     for (int i = 0; i < 16; i++) acc[i] = vf_zero();
     for (int d0 = 0; d0 < dqk; d0 += VL) {
@@ -124,8 +123,7 @@ ATTUNE_INLINE vf qk_narrow_sum_fmt(const float *q, const void *k, int64_t ks, co
             for (int kk = 0; kk < KK; kk++) prefetch_l2(kv_at(pk, kk * ks + d0, FMT));
         vmask m = vm_first(dqk - d0);
         vf kv[16];
-        for (int kk = 0; kk < KK; kk++)
-            kv[kk] = GATHER ? vf_load_n(rows[kk] + d0, m) : kv_load_n(kv_at(k, kk * ks + d0, FMT), m, FMT);
+        for (int kk = 0; kk < KK; kk++) kv[kk] = kv_load_n(kv_at(k, kk * ks + d0, FMT), m, FMT);
         for (int r = 0; r < R; r++) {
             vf qv = vf_load_n(q + (int64_t)r * dqk + d0, m);
             for (int kk = 0; kk < KK; kk++) acc[kk * R + r] = vf_fma(qv, kv[kk], acc[kk * R + r]);
@@ -134,15 +132,10 @@ ATTUNE_INLINE vf qk_narrow_sum_fmt(const float *q, const void *k, int64_t ks, co
     return vf_transpose_sum16(acc);
 }
 
-/* A gathered group: the KK f32 key rows at rows[0..KK). */
-ATTUNE_INLINE vf qk_narrow_gather(const float *q, const float *const *rows, int dqk, const int R, const int KK) {
-    return qk_narrow_sum_fmt(q, NULL, 0, rows, dqk, NULL, R, KK, KV_F32, 1);
-}
-
 /* The same, stored as st[kk*R + r]. */
 ATTUNE_INLINE void qk_narrow_block_fmt(const float *q, const void *k, int64_t ks, int dqk, float *st,
                                        const void *pk, const int R, const int KK, const int FMT) {
-    vf_store(st, qk_narrow_sum_fmt(q, k, ks, NULL, dqk, pk, R, KK, FMT, 0));
+    vf_store(st, qk_narrow_sum_fmt(q, k, ks, dqk, pk, R, KK, FMT));
 }
 
 /* One key for rows [0, rows): the tail of a tile (K of format FMT, as above). */

@@ -9,7 +9,7 @@
  *
  * Scores: Q is packed transposed, qt[d][r] = q * scale * log2 e, so one broadcast key
  * element times a vector of 16 rows accumulates 16 scores (base-2 units): flash's
- * prefill tiles, the same micro-kernels (attention_tiles.h) reading the gathered key
+ * prefill tiles, the same micro-kernel (attention_tiles.h) reading the gathered key
  * rows through a list of pointers. Keys go in blocks of 16 with an online
  * softmax per row; P.V adds p * v for keys with p != 0 only, so NaN/Inf in a masked
  * key's V never reaches a row.
@@ -177,33 +177,43 @@ static void pack_queries(const plan *pl, scratch *sc, int64_t b, int64_t g, int6
         }
 }
 
-/* s[kk][0..rp) = q . key kk, for `nk` <= KB key rows at keys[kk], by the shared tile
- * micro-kernels over gathered rows (attention_tiles.h): a narrow item's R rows x 16/R
- * keys per vector, dot products folded by the transpose tree so no lane computes a
- * padding row; a wide item's keys broadcast against vectors of 16 rows (6 keys x 4
- * vectors at a time, so each loaded vector of queries serves 6 keys). */
-static void score_keys(const plan *pl, const scratch *sc, const float *const *keys, int nk, int64_t rows, int64_t rp, float *s) {
-    const int dqk = (int)pl->p->qk_dim, R = narrow_rows(rows);
-    if (!R) {
-        qk_wide_gather(sc->qt, (int)rp, dqk, keys, nk, s);
-        return;
-    }
-    /* Groups of 16 / R keys; the last group's missing keys repeat its first key (their
-     * lanes are computed and dropped: every lane is its own dot product). */
+/* Narrow items (decode: a few rows): R rows x 16/R keys per vector, dot products along
+ * the head dim folded by the transpose tree, so no lane computes a padding row. kascade's
+ * own: over gathered rows the engine's narrow block (qk_narrow_sum_fmt), same bits, made
+ * the decode anchor, whose scores are all narrow, 1.16x slower (PERFORMANCE.md, "The
+ * attention engine"). */
+ATTUNE_INLINE void score_narrow(const float *const *keys, int nk, const float *qn, int64_t dqk, int64_t rp, float *s,
+                                const int R) {
     const int KK = 16 / R;
     for (int k0 = 0; k0 < nk; k0 += KK) {
+        vf acc[16];
+        for (int i = 0; i < 16; i++) acc[i] = vf_zero();
         const int nkk = nk - k0 < KK ? nk - k0 : KK;
-        const float *group[16];
-        for (int kk = 0; kk < KK; kk++) group[kk] = keys[k0 + (kk < nkk ? kk : 0)];
-        float lanes[16];
-        switch (R) {
-        case 1: vf_store(lanes, qk_narrow_gather(sc->qn, group, dqk, 1, 16)); break;
-        case 2: vf_store(lanes, qk_narrow_gather(sc->qn, group, dqk, 2, 8)); break;
-        case 4: vf_store(lanes, qk_narrow_gather(sc->qn, group, dqk, 4, 4)); break;
-        default: vf_store(lanes, qk_narrow_gather(sc->qn, group, dqk, 8, 2)); break;
+        for (int64_t d0 = 0; d0 < dqk; d0 += VL) {
+            const vmask m = vm_first((int)(dqk - d0));
+            for (int kk = 0; kk < nkk; kk++) {
+                const vf kv = vf_load_n(keys[k0 + kk] + d0, m);
+                for (int r = 0; r < R; r++) acc[kk * R + r] = vf_fma(vf_load_n(qn + r * dqk + d0, m), kv, acc[kk * R + r]);
+            }
         }
+        float lanes[16];
+        vf_store(lanes, vf_transpose_sum16(acc));
         for (int kk = 0; kk < nkk; kk++)
             for (int r = 0; r < R; r++) s[(k0 + kk) * rp + r] = lanes[kk * R + r];
+    }
+}
+
+/* s[kk][0..rp) = q . key kk, for `nk` <= KB key rows at keys[kk]. Wide items: the
+ * engine's wide micro-kernel over the gathered rows (attention_tiles.h; 6 keys x 4
+ * vectors of rows at a time, so each loaded vector of queries serves 6 keys). */
+static void score_keys(const plan *pl, const scratch *sc, const float *const *keys, int nk, int64_t rows, int64_t rp, float *s) {
+    const int64_t dqk = pl->p->qk_dim;
+    switch (narrow_rows(rows)) {
+    case 1: score_narrow(keys, nk, sc->qn, dqk, rp, s, 1); return;
+    case 2: score_narrow(keys, nk, sc->qn, dqk, rp, s, 2); return;
+    case 4: score_narrow(keys, nk, sc->qn, dqk, rp, s, 4); return;
+    case 8: score_narrow(keys, nk, sc->qn, dqk, rp, s, 8); return;
+    default: qk_wide_gather(sc->qt, (int)rp, (int)dqk, keys, nk, s); return;
     }
 }
 
