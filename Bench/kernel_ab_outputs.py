@@ -5,11 +5,16 @@ Runs `attune kernel run` with each binary on the same inputs and problems and
 compares the O and LSE files byte for byte, and the kernel's counters (the
 `stats:` line, without its timings). Usage:
 
-    Bench/kernel_ab_outputs.py OLD_ATTUNE NEW_ATTUNE [--kernels sparge,flash] [--masks] [--work DIR]
+    Bench/kernel_ab_outputs.py OLD_ATTUNE NEW_ATTUNE [--kernels sparge,flash] [--masks] [--models] [--work DIR]
 
 --masks runs document-id and block-bitmask masks (alone, under the causal mask,
 with a window, with the modifiers) instead of the plain cases, for the kernels that
 take them; the tile counts of the stats line are compared too.
+
+--models runs kascade inside compiled models instead (Tests/Fixtures/models/llama_deep):
+prefill logits and greedy decode tokens of `attune run` (anchor and reuse layers, f32
+and int8 KV caches, with and without a calibrated head map), and the calibration file
+itself; a binary compiles models from the kernel sources built into it.
 
 Inputs: uniform random (numpy, seeded; a few with NaN/Inf planted in K/V) and the
 structured ones of `attune kernel generate`. Exit status 1 when any case differs.
@@ -49,6 +54,14 @@ def cases(kernel):
     elif kernel == "sigmoid":
         params = [["bias=-4"], ["bias=-2", "kv_splits=3"], ["precision=bf16"]]
         mods = [[], ["--alibi"]]
+    elif kernel == "kascade":
+        # anchor (select, then attend) and reuse (role=1: the anchor's selection, then
+        # attend); odd and partial tiles; fraction=1 takes the exact path, and with
+        # fraction=0.6 or 1 decode-k1000 splits its selected keys (k_cap >= 512).
+        params = [[], ["role=1"], ["fraction=0.05", "min_k=16", "tile=16"],
+                  ["fraction=0.2", "min_k=8", "tile=7", "role=1"], ["fraction=1"],
+                  ["fraction=0.6", "min_k=16", "tile=64", "role=1"]]
+        mods = [[], ["--kv", "bf16"], ["--kv", "int8"]]
     else:
         params = [[], ["kv_splits=3"]]
     return masks, mods, params
@@ -103,14 +116,67 @@ def run(attune, dirn, kernel, flags, params, tag):
     return open(o, "rb").read(), open(lse, "rb").read(), stats
 
 
+def model_cases():
+    """kascade in compiled models: the `attune run` cases (name, arguments) and the
+    `attune calibrate --kascade` arguments."""
+    fixtures = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "Fixtures", "models")
+    model = os.path.join(fixtures, "llama_deep")
+    tokens = ",".join(str(3 + 7 * i % 50) for i in range(40))
+    attention = ["kascade:fraction=0.25,min_k=2,tile=4", "kascade:fraction=0.1,min_k=4,tile=16"]
+    runs = []
+    for a in attention:
+        for kv in ("f32", "int8"):
+            runs.append((f"{a} --kv {kv}", [model, "--tokens", tokens, "--max-new-tokens", "6", "--attention", a,
+                                            "--kv", kv]))
+    cal = [model, "--data", os.path.join(model, "calibration_tokens.npy"), "--kascade", "--anchors", "2",
+           "--param", "fraction=0.25", "--param", "min_k=2", "--param", "tile=4"]
+    return runs, cal
+
+
+def run_models(old, new, work):
+    runs, cal = model_cases()
+    os.makedirs(work, exist_ok=True)
+    total = differ = 0
+    files = {}
+    for tag, binary in (("old", old), ("new", new)):
+        out = os.path.join(work, f"calibration-{tag}.json")
+        r = subprocess.run([binary, "calibrate"] + cal + ["-o", out], capture_output=True, text=True)
+        files[tag] = open(out, "rb").read() if r.returncode == 0 else "error: " + r.stderr
+    total += 1
+    if files["old"] != files["new"]:
+        differ += 1
+        print("DIFFER: calibrate --kascade")
+    # the calibrated runs read the head maps of the old binary's file, so only the runs differ
+    calibrated = os.path.join(work, "calibration-old.json")
+    runs += [(name + " --calibration", args + ["--calibration", calibrated]) for name, args in runs]
+    for name, args in runs:
+        got = {}
+        for tag, binary in (("old", old), ("new", new)):
+            logits = os.path.join(work, f"logits-{tag}.npy")
+            r = subprocess.run([binary, "run"] + args + ["--logits-out", logits], capture_output=True, text=True)
+            # the generated tokens (the other lines are timings)
+            tokens = [line for line in r.stdout.splitlines() if line.startswith("generated")]
+            got[tag] = (open(logits, "rb").read(), tokens) if r.returncode == 0 else (None, "error: " + r.stderr)
+        total += 1
+        if got["old"] != got["new"]:
+            differ += 1
+            what = "logits" if got["old"][0] != got["new"][0] else "tokens/error"
+            print(f"DIFFER ({what}): run {name}\n  old: {got['old'][1]}\n  new: {got['new'][1]}")
+    print(f"{total} model cases, {differ} differ (kascade in llama_deep)")
+    return differ
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("old")
     ap.add_argument("new")
     ap.add_argument("--kernels", default="sparge")
     ap.add_argument("--masks", action="store_true", help="also document and block masks")
+    ap.add_argument("--models", action="store_true", help="kascade in compiled models instead of kernel runs")
     ap.add_argument("--work", default="/tmp/kernel_ab")
     a = ap.parse_args()
+    if a.models:
+        sys.exit(1 if run_models(a.old, a.new, os.path.join(a.work, "models")) else 0)
     total = differ = refused = 0
     for name, *dims in shapes():
         inputs = write_inputs(a.work, a.new, name, *dims)

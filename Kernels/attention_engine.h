@@ -15,7 +15,9 @@
  * writes O, LSE or a split partial), and with splits > 1 the variant merges
  * the partials of each base item. Threads take items from an atomic counter;
  * the split count depends on the problem only, so results do not depend on
- * the thread count.
+ * the thread count. The engine's tiles are key ranges; its wide QK micro-kernel
+ * (attention_tiles.h) also reads a gathered list of key rows, which kascade
+ * uses without the rest of the loop (Docs/ARCHITECTURE.md, "Not on the engine").
  *
  * How a variant is written (a C template, specialised at compile time; no
  * function pointers anywhere):

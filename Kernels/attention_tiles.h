@@ -36,11 +36,19 @@ static inline int largest_divisor_at_most(int64_t n, int64_t cap) {
     return 1;
 }
 
-/* S^T[kk][c*16..] for RK keys x CV vectors of query rows; with BIAS (a compile-time
- * constant) `bias` is added to every score after the dot product, not pre-filled: the
- * sum then carries the rounding of |q.k|, not of |q.k + b| (sigmoid's bias). */
-ATTUNE_INLINE void qk_wide_block(const float *k, int64_t ks, const float *qt, int rp, int dqk, float *st, vf bias,
-                                 const int RK, const int CV, const int BIAS) {
+/* Where a tile's K rows are: a range, row kk at k + kk * ks (the engine's tiles), or,
+ * with GATHER (a compile-time constant), a list of row pointers rows[kk] (kascade's
+ * selected keys, scattered and never copied). Either way a score is the same chain of
+ * FMAs along the head dim, so a gathered tile scores exactly like a range. */
+ATTUNE_INLINE const float *key_row(const float *k, int64_t ks, const float *const *rows, int kk, const int GATHER) {
+    return GATHER ? rows[kk] : k + kk * ks;
+}
+
+/* S^T[kk][c*16..] for RK keys (key_row) x CV vectors of query rows; with BIAS (a
+ * compile-time constant) `bias` is added to every score after the dot product, not
+ * pre-filled: the sum then carries the rounding of |q.k|, not of |q.k + b| (sigmoid's bias). */
+ATTUNE_INLINE void qk_wide_block(const float *k, int64_t ks, const float *const *rows, const float *qt, int rp, int dqk,
+                                 float *st, vf bias, const int RK, const int CV, const int BIAS, const int GATHER) {
     vf acc[6][4];
     for (int kk = 0; kk < RK; kk++)
         for (int c = 0; c < CV; c++) acc[kk][c] = vf_zero();
@@ -48,7 +56,7 @@ ATTUNE_INLINE void qk_wide_block(const float *k, int64_t ks, const float *qt, in
         vf q[4];
         for (int c = 0; c < CV; c++) q[c] = vf_load(qt + (int64_t)d * rp + c * VL);
         for (int kk = 0; kk < RK; kk++) {
-            vf kb = vf_set1(k[kk * ks + d]);
+            vf kb = vf_set1(key_row(k, ks, rows, kk, GATHER)[d]);
             for (int c = 0; c < CV; c++) acc[kk][c] = vf_fma(kb, q[c], acc[kk][c]);
         }
     }
@@ -56,24 +64,26 @@ ATTUNE_INLINE void qk_wide_block(const float *k, int64_t ks, const float *qt, in
         for (int c = 0; c < CV; c++) vf_store(st + (int64_t)kk * rp + c * VL, BIAS ? vf_add(acc[kk][c], bias) : acc[kk][c]);
 }
 
-#define QK_WIDE_CV(RK)                                                           \
-    switch (cv) {                                                                \
-    case 4: qk_wide_block(kp, ks, qt, rp, dqk, sp, bias, RK, 4, BIAS); break;    \
-    case 3: qk_wide_block(kp, ks, qt, rp, dqk, sp, bias, RK, 3, BIAS); break;    \
-    case 2: qk_wide_block(kp, ks, qt, rp, dqk, sp, bias, RK, 2, BIAS); break;    \
-    default: qk_wide_block(kp, ks, qt, rp, dqk, sp, bias, RK, 1, BIAS); break;   \
+#define QK_WIDE_CV(RK)                                                                         \
+    switch (cv) {                                                                              \
+    case 4: qk_wide_block(kp, ks, krows, qt, rp, dqk, sp, bias, RK, 4, BIAS, GATHER); break;  \
+    case 3: qk_wide_block(kp, ks, krows, qt, rp, dqk, sp, bias, RK, 3, BIAS, GATHER); break;  \
+    case 2: qk_wide_block(kp, ks, krows, qt, rp, dqk, sp, bias, RK, 2, BIAS, GATHER); break;  \
+    default: qk_wide_block(kp, ks, krows, qt, rp, dqk, sp, bias, RK, 1, BIAS, GATHER); break; \
     }
 
 /* S^T ([n][rp]) of a wide q tile (Q row-minor in qt_all, [dqk][rp]) against keys
- * [j0, j0 + n) at kbase (row stride ks), in blocks of 6 keys x 4 vectors of rows;
- * BIAS as in qk_wide_block. */
-ATTUNE_INLINE void qk_wide_tile(const float *qt_all, int rp, int dqk, const float *kbase, int64_t ks, int64_t j0,
-                                int n, float *st, vf bias, const int BIAS) {
+ * [j0, j0 + n) at kbase (row stride ks) or, with GATHER, the n rows at rows[0..n),
+ * in blocks of 6 keys x 4 vectors of rows; BIAS as in qk_wide_block. */
+ATTUNE_INLINE void qk_wide_tile_of(const float *qt_all, int rp, int dqk, const float *kbase, int64_t ks,
+                                   const float *const *rows, int64_t j0, int n, float *st, vf bias, const int BIAS,
+                                   const int GATHER) {
     for (int c0 = 0; c0 < rp / VL; c0 += 4) {
         int cv = rp / VL - c0 < 4 ? rp / VL - c0 : 4;
         const float *qt = qt_all + c0 * VL;
         for (int jj = 0; jj < n; jj += 6) {
-            const float *kp = kbase + (j0 + jj) * ks;
+            const float *kp = GATHER ? NULL : kbase + (j0 + jj) * ks;
+            const float *const *krows = GATHER ? rows + jj : NULL;
             float *sp = st + (int64_t)jj * rp + c0 * VL;
             switch (n - jj < 6 ? n - jj : 6) {
             case 6: QK_WIDE_CV(6) break;
@@ -85,6 +95,17 @@ ATTUNE_INLINE void qk_wide_tile(const float *qt_all, int rp, int dqk, const floa
             }
         }
     }
+}
+
+/* The engine's tiles: keys [j0, j0 + n) of K at kbase. */
+ATTUNE_INLINE void qk_wide_tile(const float *qt_all, int rp, int dqk, const float *kbase, int64_t ks, int64_t j0,
+                                int n, float *st, vf bias, const int BIAS) {
+    qk_wide_tile_of(qt_all, rp, dqk, kbase, ks, NULL, j0, n, st, bias, BIAS, 0);
+}
+
+/* A gathered tile: the n f32 key rows at rows[0..n), no bias. */
+ATTUNE_INLINE void qk_wide_gather(const float *qt_all, int rp, int dqk, const float *const *rows, int n, float *st) {
+    qk_wide_tile_of(qt_all, rp, dqk, NULL, 0, rows, 0, n, st, vf_zero(), 0, 1);
 }
 
 /* S^T for R rows x KK keys (R * KK == 16): dot products along the head dim,

@@ -8,9 +8,9 @@
  * gathered by index, never copied) followed by the tile's own keys, causal per row.
  *
  * Scores: Q is packed transposed, qt[d][r] = q * scale * log2 e, so one broadcast key
- * element times a vector of 16 rows accumulates 16 scores (base-2 units): the same
- * "wide" arrangement as flash's prefill tiles, which keeps every key's row in
- * registers once however many rows share it. Keys go in blocks of 16 with an online
+ * element times a vector of 16 rows accumulates 16 scores (base-2 units): flash's
+ * prefill tiles, the same micro-kernel (attention_tiles.h) reading the gathered key
+ * rows through a list of pointers. Keys go in blocks of 16 with an online
  * softmax per row; P.V adds p * v for keys with p != 0 only, so NaN/Inf in a masked
  * key's V never reaches a row.
  *
@@ -30,6 +30,7 @@
 #include "simd.h"
 #include "kv_format.h"
 #include "kv_tiles.h"
+#include "attention_tiles.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -176,34 +177,11 @@ static void pack_queries(const plan *pl, scratch *sc, int64_t b, int64_t g, int6
         }
 }
 
-/* RK keys x CV vectors of rows, accumulators in registers (RK, CV compile-time). */
-ATTUNE_INLINE void score_tile(const float *const *keys, const float *qt, int64_t rp, int64_t dqk, float *s,
-                              const int RK, const int CV) {
-    vf a[4][4];
-    for (int kk = 0; kk < RK; kk++)
-        for (int c = 0; c < CV; c++) a[kk][c] = vf_zero();
-    for (int64_t d = 0; d < dqk; d++) {
-        vf q[4];
-        for (int c = 0; c < CV; c++) q[c] = vf_load(qt + d * rp + c * VL);
-        for (int kk = 0; kk < RK; kk++) {
-            const vf kd = vf_set1(keys[kk][d]);
-            for (int c = 0; c < CV; c++) a[kk][c] = vf_fma(kd, q[c], a[kk][c]);
-        }
-    }
-    for (int kk = 0; kk < RK; kk++)
-        for (int c = 0; c < CV; c++) vf_store(s + kk * rp + c * VL, a[kk][c]);
-}
-
-#define SCORE_CV(RK)                                                     \
-    switch (cv) {                                                        \
-    case 4: score_tile(keys + kk, q, rp, dqk, out, RK, 4); break;        \
-    case 3: score_tile(keys + kk, q, rp, dqk, out, RK, 3); break;        \
-    case 2: score_tile(keys + kk, q, rp, dqk, out, RK, 2); break;        \
-    default: score_tile(keys + kk, q, rp, dqk, out, RK, 1); break;       \
-    }
-
 /* Narrow items (decode: a few rows): R rows x 16/R keys per vector, dot products along
- * the head dim folded by the transpose tree, so no lane computes a padding row. */
+ * the head dim folded by the transpose tree, so no lane computes a padding row. kascade's
+ * own: over gathered rows the engine's narrow block (qk_narrow_sum_fmt), same bits, made
+ * the decode anchor, whose scores are all narrow, 1.16x slower (PERFORMANCE.md, "The
+ * attention engine"). */
 ATTUNE_INLINE void score_narrow(const float *const *keys, int nk, const float *qn, int64_t dqk, int64_t rp, float *s,
                                 const int R) {
     const int KK = 16 / R;
@@ -225,8 +203,9 @@ ATTUNE_INLINE void score_narrow(const float *const *keys, int nk, const float *q
     }
 }
 
-/* s[kk][0..rp) = q . key kk, for `nk` key rows at keys[kk]. Wide: 4 keys x 4 row
- * vectors at a time, so each loaded vector of queries serves 4 keys. */
+/* s[kk][0..rp) = q . key kk, for `nk` <= KB key rows at keys[kk]. Wide items: the
+ * engine's wide micro-kernel over the gathered rows (attention_tiles.h; 6 keys x 4
+ * vectors of rows at a time, so each loaded vector of queries serves 6 keys). */
 static void score_keys(const plan *pl, const scratch *sc, const float *const *keys, int nk, int64_t rows, int64_t rp, float *s) {
     const int64_t dqk = pl->p->qk_dim;
     switch (narrow_rows(rows)) {
@@ -234,20 +213,7 @@ static void score_keys(const plan *pl, const scratch *sc, const float *const *ke
     case 2: score_narrow(keys, nk, sc->qn, dqk, rp, s, 2); return;
     case 4: score_narrow(keys, nk, sc->qn, dqk, rp, s, 4); return;
     case 8: score_narrow(keys, nk, sc->qn, dqk, rp, s, 8); return;
-    default: break;
-    }
-    for (int64_t c0 = 0; c0 < rp; c0 += 4 * VL) {
-        const int cv = (int)((rp - c0) / VL < 4 ? (rp - c0) / VL : 4);
-        const float *q = sc->qt + c0;
-        for (int kk = 0; kk < nk; kk += 4) {
-            float *out = s + kk * rp + c0;
-            switch (nk - kk < 4 ? nk - kk : 4) {
-            case 4: SCORE_CV(4); break;
-            case 3: SCORE_CV(3); break;
-            case 2: SCORE_CV(2); break;
-            default: SCORE_CV(1); break;
-            }
-        }
+    default: qk_wide_gather(sc->qt, (int)rp, (int)dqk, keys, nk, s); return;
     }
 }
 
@@ -441,6 +407,9 @@ static void choose(const plan *pl, scratch *sc, int64_t b, int64_t g, int64_t i0
         const int nk = (int)(tile_end - j0 < KB ? tile_end - j0 : KB);
         float *s = kept && j0 + nk <= history ? kept + j0 * rp : sc->s;
         score_range(pl, sc, &h, j0, nk, i0, n_rows, rows, rp, history, s);
+        /* The block across the history's end (history not a multiple of KB) went to sc->s:
+         * pass 2 reads its history keys from `kept`, so they go there too. */
+        if (kept && s == sc->s && j0 < history) memcpy(kept + j0 * rp, s, sizeof(float) * (size_t)((history - j0) * rp));
         for (int64_t c0 = 0; c0 < rp; c0 += VL) {
             vf mb = vf_set1(-INFINITY);
             for (int kk = 0; kk < nk; kk++) mb = vf_max(mb, vf_load(s + kk * rp + c0));

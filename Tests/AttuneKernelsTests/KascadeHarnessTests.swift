@@ -126,6 +126,24 @@ final class KascadeHarnessTests: XCTestCase {
         XCTAssertLessThanOrEqual(ErrorMetrics.compare(out.o.data, ref.o).relL1, 0.02)
     }
 
+    func testHistoryKeysInTheBlockAcrossTheTileEdgeCount() throws {
+        // tile 7, decode at position 999: tile 142, history [0, 994) with 994 = 62 * 16 + 2, so
+        // the anchor scores keys 992 and 993 in the block that also holds the own tile. They
+        // score 16 against about 0 for the other 992 history keys (all but 1e-4 of the mass):
+        // a budget of min_k = 16 must hold them, and the output is then nearly exact.
+        let p = AttentionProblem(qHeads: 2, kvHeads: 1, qLen: 1, kvLen: 1000, qkDim: 16, causal: true)
+        var x = AttentionInputs(p, seed: 9)
+        for h in 0..<2 { for d in 0..<16 { x.q.data[h * 16 + d] = d == 0 ? 8 : 0 } }
+        for j in 0..<1000 { x.k.data[j * 16] = (992..<994).contains(j) ? 8 : 0 }
+        let ref = try ReferenceBridge.softmax(p, x)
+        for role in [0.0, 1.0] {
+            let out = try KascadeKernel().run(p, q: x.q, k: x.k, v: x.v,
+                                              parameters: ["fraction": 0.001, "min_k": 16, "tile": 7, "role": role])
+            XCTAssertEqual(out.stats["attended_keys"], 16 + 6, "16 selected + the 6 keys of tile 142 (994..999)")
+            XCTAssertLessThanOrEqual(ErrorMetrics.compare(out.o.data, ref.o).relL1, 0.02, "role \(role)")
+        }
+    }
+
     func testBadParametersAndProblemsAreRefused() {
         let p = AttentionProblem(qHeads: 2, qLen: 1, kvLen: 10, qkDim: 16, causal: true)
         let x = AttentionInputs(p, seed: 1)
