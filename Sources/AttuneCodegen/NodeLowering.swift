@@ -145,12 +145,20 @@ struct NodeLowering {
     /// for how it is stored, as a C pointer to that format's elements.
     mutating func readWeight(_ v: Value, format wanted: WeightFormat? = nil) throws -> (pointer: String, format: WeightFormat) {
         guard ConstantFolder.isConstant(graph, v, memo: &constantMemo) else { throw fail("the matmul weight must be a constant") }
-        let format = try wanted ?? options.weights.format(stored: folder.storedDType(v))
+        let format = try wanted ?? weightPolicy(v).format(stored: folder.storedDType(v))
         if case .quantized(let layout) = format, let width = graph.type(of: v).shape.last?.fixedValue, let reason = layout.refusal(width: width) {
-            throw CodegenError("--weights \(options.weights.description): \(weightName(v)) has rows of \(width) weights: \(reason)")
+            throw CodegenError("--weights \(weightPolicy(v).description): \(weightName(v)) has rows of \(width) weights: \(reason)")
         }
         let slot = try folder.place(v, format: format)
         return ("(const \(format.cType) *)m->w[\(slot)]", format)
+    }
+
+    /// The `--weights` policy of a matmul weight: its `--weights-for` exception by checkpoint
+    /// name, else `--weights` (derived constants have no name: `--weights`).
+    func weightPolicy(_ v: Value) -> WeightPolicy {
+        var name: String?
+        if case .weight(let n) = graph.nodes[v.node].op { name = n }
+        return WeightOverride.policy(for: name, in: options.weightOverrides, fallback: options.weights)
     }
 
     /// The checkpoint name of a weight (or the node, for a derived constant), for messages.
@@ -210,7 +218,11 @@ struct NodeLowering {
             guard let n = graph.type(of: part).shape.first?.fixedValue else { throw fail("linear weight \(graph.type(of: part)) needs a fixed row count") }
             return n
         }
-        let formats = try Set(parts.map { try options.weights.format(stored: folder.storedDType($0)) })
+        let formats = try Set(parts.map { try weightPolicy($0).format(stored: folder.storedDType($0)) })
+        if formats.count > 1, Set(parts.map(weightPolicy)).count > 1 {
+            // A merged projection (q/k/v, gate/up) is one matmul: its blocks share one kernel.
+            throw fail("--weights-for gives the blocks of one merged matmul (\(parts.map(weightName).joined(separator: ", "))) different formats (\(formats.map(\.name).sorted().joined(separator: ", "))); give them one pattern")
+        }
         let format = formats.count == 1 ? formats.first! : .f32
         let blocks = try parts.map { try readWeight($0, format: format).pointer }
         switch format {

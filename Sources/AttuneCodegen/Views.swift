@@ -82,6 +82,8 @@ public struct CodegenOptions: Sendable, Equatable {
     public var kvFormat: KVFormat
     /// Format of the matmul weights (`--weights`).
     public var weights: WeightPolicy
+    /// Per-weight exceptions to `weights` (`--weights-for`), the first matching one wins.
+    public var weightOverrides: [WeightOverride] = []
 
     public init(maxChunk: Int = 512, maxContext: Int = 2048, kvFormat: KVFormat = .f32, weights: WeightPolicy = .auto) {
         self.maxChunk = maxChunk

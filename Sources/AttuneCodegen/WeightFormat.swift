@@ -175,3 +175,35 @@ extension Float {
         return UInt16(truncatingIfNeeded: (u &+ 0x7FFF &+ ((u >> 16) & 1)) >> 16)
     }
 }
+
+/// `--weights-for PATTERN=FORMAT`: the matmul weights whose checkpoint name contains
+/// `pattern` take `policy` instead of `--weights` (llama-quantize's per-tensor types:
+/// e.g. `--weights q4 --weights-for embed_tokens=int8` keeps the vocabulary table at 8 bits).
+public struct WeightOverride: Hashable, Sendable {
+    public var pattern: String
+    public var policy: WeightPolicy
+
+    public init(pattern: String, policy: WeightPolicy) {
+        self.pattern = pattern
+        self.policy = policy
+    }
+
+    /// Parses `PATTERN=FORMAT` (FORMAT as `--weights` takes it); throws a one-line reason.
+    public init(parsing text: String) throws {
+        let parts = text.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+        guard parts.count == 2, !parts[0].isEmpty else {
+            throw CodegenError("--weights-for expects PATTERN=FORMAT (e.g. lm_head=int8), got '\(text)'")
+        }
+        do { policy = try WeightPolicy(parsing: parts[1]) } catch let error as CodegenError {
+            throw CodegenError("--weights-for \(parts[0]): " + error.message)
+        }
+        pattern = parts[0]
+    }
+
+    /// The policy for the weight named `name`: the first override whose pattern it contains,
+    /// else `fallback`.
+    public static func policy(for name: String?, in overrides: [WeightOverride], fallback: WeightPolicy) -> WeightPolicy {
+        guard let name else { return fallback }
+        return overrides.first { name.contains($0.pattern) }?.policy ?? fallback
+    }
+}

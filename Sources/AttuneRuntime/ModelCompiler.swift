@@ -22,6 +22,8 @@ public struct CompileOptions: Sendable {
     public var kvFormat: KVFormat = .f32
     /// Format of the matmul weights (`--weights`): as stored by default.
     public var weights: WeightPolicy = .auto
+    /// Per-weight exceptions (`--weights-for PATTERN=FORMAT`), the first match wins.
+    public var weightOverrides: [WeightOverride] = []
     /// The caller will run packed documents (`attune run --document-lengths`): a model that
     /// cannot (`EmittedModule.packedRefusal`) is refused after code generation, before the build.
     public var packedDocuments = false
@@ -88,6 +90,19 @@ public enum ModelCompiler {
         try contextPlan(model, options).options
     }
 
+    /// The codegen options of a planned chunk and context; a `--weights-for` pattern that
+    /// names no weight of the model is a typo, refused before any work.
+    static func codegen(_ model: LoadedModel, _ options: CompileOptions, chunk: Int, context: Int) throws -> CodegenOptions {
+        let names = model.graph.weights.map(\.name)
+        for o in options.weightOverrides where !names.contains(where: { $0.contains(o.pattern) }) {
+            let example = names.first { $0.contains("proj") } ?? names.first ?? "none"
+            throw RuntimeError("--weights-for \(o.pattern)=\(o.policy.description): no weight of this model has '\(o.pattern)' in its name (names look like '\(example)')")
+        }
+        var codegen = CodegenOptions(maxChunk: chunk, maxContext: context, kvFormat: options.kvFormat, weights: options.weights)
+        codegen.weightOverrides = options.weightOverrides
+        return codegen
+    }
+
     /// The chunk and KV-cache capacity, and what the user should know about the capacity:
     /// by default the model's `max_position_embeddings`, capped so the KV cache (in the `--kv` format,
     /// allocated lazily: pages count only once written) plus the weights fit in the memory
@@ -106,7 +121,7 @@ public enum ModelCompiler {
             if let trained, asked > trained {
                 notes.append("--max-context \(asked) is beyond the model's max_position_embeddings \(trained): positions past it were not trained")
             }
-            return (CodegenOptions(maxChunk: chunk, maxContext: asked, kvFormat: options.kvFormat, weights: options.weights), notes)
+            return (try codegen(model, options, chunk: chunk, context: asked), notes)
         }
         var context = trained ?? 4096
         let perPosition = kvBytesPerPosition(model.graph, options.kvFormat)
@@ -125,7 +140,7 @@ public enum ModelCompiler {
                 context = capped
             }
         }
-        return (CodegenOptions(maxChunk: chunk, maxContext: context, kvFormat: options.kvFormat, weights: options.weights), notes)
+        return (try codegen(model, options, chunk: chunk, context: context), notes)
     }
 
     /// Bytes of K and V one position adds over all layers, stored as `format`: its elements,

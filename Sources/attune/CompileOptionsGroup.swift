@@ -30,6 +30,8 @@ struct CompileOptionsGroup: ParsableArguments {
     var kv: String?
     @Option(help: "Matmul weights: auto (as stored: bf16 stays bf16, f32 and f16 run in f32), f32, bf16 (f32/f16 rounded at compile), int8 or q4 (4-bit), each [:group=N,scale=f16|f32] (quantised at compile into the cache; group 32 by default); default auto, or the policy file's \"weights\".")
     var weights: String?
+    @Option(help: ArgumentHelp("Matmul weights whose checkpoint name contains PATTERN take FORMAT (any --weights value) instead of --weights; repeatable, the first match wins (e.g. --weights q4 --weights-for embed_tokens=int8).", valueName: "PATTERN=FORMAT"))
+    var weightsFor: [String] = []
 
     func options() throws -> CompileOptions {
         var overrides = KernelOverrides()
@@ -63,6 +65,7 @@ struct CompileOptionsGroup: ParsableArguments {
         if let weights {
             do { options.weights = try WeightPolicy(parsing: weights) } catch let error as CodegenError { throw CLIError(error.message) }
         }
+        do { options.weightOverrides = try weightsFor.map(WeightOverride.init(parsing:)) } catch let error as CodegenError { throw CLIError(error.message) }
         if !noTuning {
             let path = tuningDb ?? TuningDatabase.defaultPath
             if tuningDb != nil || FileManager.default.fileExists(atPath: path) {
