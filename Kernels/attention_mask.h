@@ -8,8 +8,9 @@
  *   rows   each row's visible keys [lo, hi) (causal, window) are narrowed to
  *          what the masks leave of them as one interval: with non-decreasing
  *          document ids (packed documents) the row's document, which is then
- *          exact; with a bitmask, from the first to the last set block of the
- *          row's q block. The engine's tile range and `full` tiles follow.
+ *          exact; with a bitmask, from the first set block of the row's q block
+ *          to the last one at or before the row's last key. The engine's tile
+ *          range and `full` tiles follow.
  *   tiles  per KV tile of a q tile, from the q tile's document range and q
  *          blocks against the tile's document range (per-granule min/max ids,
  *          computed once per call) and bits: invisible (skipped), partly
@@ -148,9 +149,14 @@ static inline void attention_mask_row(const attention_masks *m, int64_t pos, int
         *rqb = (int32_t)qb;
         if (m->bfirst[qb] < 0) {
             b = a;
-        } else {
+        } else if (b > a) {
             if (m->bfirst[qb] * m->B > a) a = m->bfirst[qb] * m->B;
-            if ((m->blast[qb] + 1) * m->B < b) b = (m->blast[qb] + 1) * m->B;
+            /* The interval ends with the last set block at or before its last key, so that
+               key is one the row sees (a sparse kernel keeps its block: no row is left
+               without keys); a cleared block of its own (a later one set) is cut off. */
+            int64_t kb = (b - 1) / m->B < m->blast[qb] ? (b - 1) / m->B : m->blast[qb];
+            while (kb >= m->bfirst[qb] && !attention_mask_bit(m, qb, kb)) kb--;
+            if ((kb + 1) * m->B < b) b = (kb + 1) * m->B;
         }
     }
     if (b <= a) a = b = *lo;
@@ -217,23 +223,6 @@ static inline int attention_mask_sees(const attention_masks *m, const int32_t *r
                                       int64_t j) {
     if (m->doc && m->doc[j] != rdoc[r]) return 0;
     return !m->bits || attention_mask_bit(m, rqb[r], j / m->B);
-}
-
-/* The last key of row r's interval [lo, hi) the masks let it see, or -1. A sparse kernel
- * keeps the block holding it, so pruning never leaves the row without a key: the interval's
- * last key itself is hidden when a bitmask clears the row's own block but keeps a later
- * one. Whole cleared k blocks are stepped over at once. */
-static inline int64_t attention_mask_last_seen(const attention_masks *m, const int32_t *rdoc, const int32_t *rqb, int r,
-                                               int64_t lo, int64_t hi) {
-    for (int64_t j = hi - 1; j >= lo;) {
-        if (m->bits && !attention_mask_bit(m, rqb[r], j / m->B)) {
-            j = j / m->B * m->B - 1;
-            continue;
-        }
-        if (!m->doc || m->doc[j] == rdoc[r]) return j;
-        j--;
-    }
-    return -1;
 }
 
 /* Wide layout (S^T, row stride rp): st[jj][r] = value where row r cannot see key j0 + jj

@@ -398,18 +398,17 @@ static void choose(const plan *pl, scratch *sc, int64_t b, int64_t g, int64_t i0
     const int64_t tile_end = history + pl->k.tile < p->kv_len ? history + pl->k.tile : p->kv_len;
     kv_head h;
     attune_kv_head(p, pl->t, b, g, &h);
-    float *kept = history * rp <= sc->kept_floats ? sc->kept : NULL;
+    /* `kept` holds whole KB-key blocks, so the block across the history's end (history not
+       a multiple of KB) is scored into it too and pass 2 finds all its history keys there. */
+    float *kept = round16(history) * rp <= sc->kept_floats ? sc->kept : NULL;
     pack_queries(pl, sc, b, g, i0, n_rows, rp);
 
     /* Pass 1: running max and sum per row (base 2), vectorised over rows. */
     for (int64_t r = 0; r < rp; r++) { sc->m[r] = -INFINITY; sc->l[r] = 0; }
     for (int64_t j0 = 0; j0 < tile_end; j0 += KB) {
         const int nk = (int)(tile_end - j0 < KB ? tile_end - j0 : KB);
-        float *s = kept && j0 + nk <= history ? kept + j0 * rp : sc->s;
+        float *s = kept && j0 < history ? kept + j0 * rp : sc->s;
         score_range(pl, sc, &h, j0, nk, i0, n_rows, rows, rp, history, s);
-        /* The block across the history's end (history not a multiple of KB) went to sc->s:
-         * pass 2 reads its history keys from `kept`, so they go there too. */
-        if (kept && s == sc->s && j0 < history) memcpy(kept + j0 * rp, s, sizeof(float) * (size_t)((history - j0) * rp));
         for (int64_t c0 = 0; c0 < rp; c0 += VL) {
             vf mb = vf_set1(-INFINITY);
             for (int kk = 0; kk < nk; kk++) mb = vf_max(mb, vf_load(s + kk * rp + c0));
@@ -479,7 +478,7 @@ static int scratch_init(scratch *sc, const plan *pl, int64_t history_max) {
     sc->order = attune_scratch_alloc(sizeof(int32_t) * (size_t)(history_max + 1));
     /* Keeping an anchor item's scores saves a second scoring pass; beyond 16 MiB per
      * thread (long prefill tiles), score twice instead. */
-    const int64_t want = history_max * rp;
+    const int64_t want = round16(history_max) * rp;
     if (history_max > 0 && want <= ((int64_t)1 << 22)) {
         sc->kept = attune_scratch_alloc(f * (size_t)want);
         sc->kept_floats = sc->kept ? want : 0;

@@ -251,7 +251,7 @@ void attune_model_reset(attune_model *m) {
     m->length = 0;
     m->doc_ids = m->doc_position = NULL;
     memset(m->counters, 0, sizeof(int64_t) * (size_t)g->n_counters);
-    memset(m->mask_tiles, 0, sizeof m->mask_tiles);
+    m->mask_tiles = (attune_mask_stats){0, 0, 0};
     if (g->reset_stores) g->reset_stores(m);
 }
 
@@ -270,9 +270,9 @@ int64_t attune_model_counter_count(void) { return g->n_counters; }
 const char *attune_model_counter_name(int64_t i) { return i >= 0 && i < g->n_counters ? g->counter_names[i] : NULL; }
 int64_t attune_model_counter_value(const attune_model *m, int64_t i) { return i >= 0 && i < g->n_counters ? m->counters[i] : 0; }
 void attune_model_mask_tiles(const attune_model *m, int64_t *computed, int64_t *skipped, int64_t *partial) {
-    if (computed) *computed = m->mask_tiles[0];
-    if (skipped) *skipped = m->mask_tiles[1];
-    if (partial) *partial = m->mask_tiles[2];
+    if (computed) *computed = m->mask_tiles.tiles;
+    if (skipped) *skipped = m->mask_tiles.skipped_tiles;
+    if (partial) *partial = m->mask_tiles.masked_tiles;
 }
 int64_t attune_model_length(const attune_model *m) { return m->length; }
 int64_t attune_model_vocab(void) { return g->vocab; }

@@ -80,7 +80,7 @@ struct attune_model {
     int64_t length;                       /* cached positions */
     int64_t logits_from;                  /* first row of this forward pass whose logits are used */
     int64_t *counters;                    /* kernel counters, summed since open or reset */
-    int64_t mask_tiles[3];                /* attune_model_mask_tiles: computed, skipped, partial */
+    attune_mask_stats mask_tiles;         /* the document masks' tiles, summed (attune_model_mask_tiles) */
     int32_t *positions;                   /* max_chunk: each row's position */
     /* Packed documents (attune_model_prefill_packed): the document of each cached
        position, which attention nodes pass to their kernel as p.doc_ids; NULL otherwise.
@@ -115,9 +115,9 @@ static inline int fail(attune_model *m, const char *fmt, ...) {
 
 /* Adds one attention call's document-mask tile counts (attune_mask_stats) to the model's. */
 static inline void attune_model_count_mask_tiles(attune_model *m, const attune_mask_stats *s) {
-    m->mask_tiles[0] += s->tiles;
-    m->mask_tiles[1] += s->skipped_tiles;
-    m->mask_tiles[2] += s->masked_tiles;
+    m->mask_tiles.tiles += s->tiles;
+    m->mask_tiles.skipped_tiles += s->skipped_tiles;
+    m->mask_tiles.masked_tiles += s->masked_tiles;
 }
 
 /* Every node function takes the same arguments; most use only some of them. */

@@ -31,9 +31,9 @@
  * to it: never ranked, kept or counted; a kept block they partly hide takes
  * the engine's element mask (-inf) before the softmax step. The statistics of
  * phase A are over the keys the causal/window mask leaves (the masks aside).
- * A row's forced block is its narrowed interval's last; when a bitmask hides
- * that key (it clears the row's own block but keeps a later one), the block of
- * the last key the row does see is kept too, so no row is left without a key. With
+ * A row's forced block is its narrowed interval's last, a key the row sees (the
+ * engine ends a row's interval at its last set block), so no row is left without
+ * a key. With
  * p->mask_stats sparge counts in its blocks: `tiles` the kept blocks,
  * `skipped_tiles` the blocks the causal/window mask gives that the masks hide,
  * `masked_tiles` the kept blocks they partly hide.
@@ -380,14 +380,6 @@ ATTUNE_INLINE int64_t variant_keys_first(const plan *pl, const scratch *sc, cons
     const int mask_diag = p->causal || p->window > 0;
     select_blocks(pl, sc, x->b * p->kv_heads + x->g, jb0, jb1, simq, mask_diag ? last0 / bk : 1,
                   mask_diag ? last1 / bk : 0, pl->mk.on);
-    /* A bitmask can hide a row's own block while keeping a later one (its interval still
-       ends at its own position): keep the block of the last key it does see instead. */
-    if (mask_diag && pl->mk.bits)
-        for (int r = 0; r < pl->rows; r++) {
-            if (!sc->valid[r] || sc->lo[r] >= sc->hi[r]) continue;
-            const int64_t last = attention_mask_last_seen(&pl->mk, sc->rdoc, sc->rqb, r, sc->lo[r], sc->hi[r]);
-            if (last >= 0) sc->keep[last / bk] = 1;
-        }
     if (pl->predict) sc->counts->predict_ms += attune_now_ms() - t0;
     if (pl->mk.on)
         for (int64_t j = jb0; j < jb1; j++) sc->counts->mask_partial += sc->keep[j] && sc->seen[j] == MASK_TILE_PARTIAL;

@@ -145,9 +145,10 @@ struct NodeLowering {
     /// for how it is stored, as a C pointer to that format's elements.
     mutating func readWeight(_ v: Value, format wanted: WeightFormat? = nil) throws -> (pointer: String, format: WeightFormat) {
         guard ConstantFolder.isConstant(graph, v, memo: &constantMemo) else { throw fail("the matmul weight must be a constant") }
-        let format = try wanted ?? weightPolicy(v).format(stored: folder.storedDType(v))
+        let policy = weightPolicy(v)
+        let format = try wanted ?? policy.format(stored: folder.storedDType(v))
         if case .quantized(let layout) = format, let width = graph.type(of: v).shape.last?.fixedValue, let reason = layout.refusal(width: width) {
-            throw CodegenError("--weights \(weightPolicy(v).description): \(weightName(v)) has rows of \(width) weights: \(reason)")
+            throw CodegenError("--weights \(policy.description): \(weightName(v)) has rows of \(width) weights: \(reason)")
         }
         let slot = try folder.place(v, format: format)
         return ("(const \(format.cType) *)m->w[\(slot)]", format)

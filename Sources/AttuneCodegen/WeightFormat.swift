@@ -183,11 +183,6 @@ public struct WeightOverride: Hashable, Sendable {
     public var pattern: String
     public var policy: WeightPolicy
 
-    public init(pattern: String, policy: WeightPolicy) {
-        self.pattern = pattern
-        self.policy = policy
-    }
-
     /// Parses `PATTERN=FORMAT` (FORMAT as `--weights` takes it); throws a one-line reason.
     public init(parsing text: String) throws {
         let parts = text.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
