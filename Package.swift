@@ -34,6 +34,11 @@ let kernelCFlags: [String] = ["-O3", "-march=native", "-ffp-contract=fast", "-fn
     + (openMP.map { ["-fopenmp", "-I\($0.include)"] } ?? [])
 let kernelLinkFlags: [String] = openMP.map { ["-L\($0.lib)", "-Xlinker", "-rpath", "-Xlinker", $0.lib, "-lomp"] } ?? []
 
+// The float64 references and the check's eager runs are loops over arrays: unoptimised
+// (debug) Swift runs them ~10× slower, which made `attune check` and its tests most of CI.
+// Only these modules are optimised in debug builds; the rest stays debuggable.
+let optimisedInDebug: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
+
 let package = Package(
     name: "Attune",
     platforms: [.macOS(.v13)],
@@ -73,12 +78,13 @@ let package = Package(
         .executableTarget(name: "EmbedKernels"),
         .plugin(name: "EmbedKernelsPlugin", capability: .buildTool(), dependencies: ["EmbedKernels"]),
         .target(name: "AttuneKernels", dependencies: ["CAttuneKernels", "AttuneTensor"]),
-        .target(name: "AttuneNumerics", dependencies: ["AttuneIR"]),
+        .target(name: "AttuneNumerics", dependencies: ["AttuneIR"], swiftSettings: optimisedInDebug),
         // Text: tokenizers (tokenizer.json), chat templates, sampling. The runtime never sees text.
         .target(name: "AttuneText", dependencies: ["AttuneModels", "AttuneTensor"]),
         .target(name: "AttuneTune", dependencies: ["AttuneCodegen", "AttuneKernels", "AttuneNumerics", "AttuneBench", "AttuneRuntime", "AttunePasses",
                                                   .product(name: "GRDB", package: "GRDB.swift")]),
-        .target(name: "AttuneCheck", dependencies: ["AttuneCodegen", "AttuneKernels", "AttuneNumerics", "AttuneBench", "AttuneRuntime", "AttunePasses", "AttuneTensor", "AttuneText", "CAttuneKernels"]),
+        .target(name: "AttuneCheck", dependencies: ["AttuneCodegen", "AttuneKernels", "AttuneNumerics", "AttuneBench", "AttuneRuntime", "AttunePasses", "AttuneTensor", "AttuneText", "CAttuneKernels"],
+                swiftSettings: optimisedInDebug),
         .target(name: "AttuneBench", dependencies: ["AttuneKernels", "AttuneTensor", "AttuneNumerics", "CAttuneKernels"]),
         .executableTarget(
             name: "attune",
