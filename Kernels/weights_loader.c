@@ -302,6 +302,20 @@ static void populate_parts(const attune_weights *w) {
 #endif
 }
 
+/* Drops the pages of every file whose parts were all copied into the materialised
+   region. The per-chunk drops above cover only whole pages inside a part; a file holding
+   only small tensors (a checkpoint whose matmul weights come quantised from the compile
+   cache keeps just norms and biases here) stays resident through the pages around them
+   that the faults brought in: 5.5 MiB of a Qwen2.5-0.5B checkpoint. The mapping stays
+   valid; nothing reads it again. */
+static void release_copied_files(const attune_weights *w) {
+    for (int64_t f = 0; f < w->n_files; f++) {
+        int in_place = 0;
+        for (int64_t p = 0; p < w->n_parts && !in_place; p++) in_place = w->parts[p].file == f && !w->parts[p].dst;
+        if (!in_place && w->files[f].size > 0) madvise((void *)w->files[f].map, w->files[f].size, MADV_DONTNEED);
+    }
+}
+
 /* One region for every materialised slot, mapped anonymously and asked to be backed by
  * transparent huge pages (this kernel's THP mode is "madvise"): decode streams every
  * weight once per token, and with 4 KiB pages the page walks of a 2 GB working set cost
@@ -527,6 +541,7 @@ attune_weights *attune_weights_open(const char *path, uint64_t graph_hash, int64
             q->name, v != v ? "NaN" : v > 0 ? "+Inf" : "-Inf", (long long)q->bad, (long long)q->count, dtype_name(q->dtype));
     }
 #undef BAD
+    if (ok) release_copied_files(w);
     free(slot_first);
     free(slot_parts);
     free(slot_format);

@@ -88,7 +88,7 @@ public final class CompiledModel {
             counterNames = (0..<counterCount).map { String(cString: counterName($0)!) }
             var message = [CChar](repeating: 0, count: 512)
             guard let m = open(manifest.path, &message, message.count) else {
-                throw RuntimeError(String(cString: message))
+                throw RuntimeError(String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
             }
             model = m
         } catch {
