@@ -16,7 +16,6 @@ struct Attune: ParsableCommand {
     /// Foundation's errors are reduced to their description (never a
     /// `NSCocoaErrorDomain` dump). --help and --version go to stdout with exit 0 as before.
     static func main() {
-        fixMallocMmapThreshold()
         do {
             var command = try parseAsRoot()
             try command.run()
@@ -30,22 +29,6 @@ struct Attune: ParsableCommand {
             FileHandle.standardError.write(Data(("error: " + errorLine(error, usage: usage) + "\n").utf8))
             Foundation.exit(usage ? ExitCode.validationFailure.rawValue : 1)
         }
-    }
-
-    /// Blocks of 128 KiB and more are mapped and unmapped on their own, always. glibc's
-    /// default raises that threshold to the size of each large block freed, after which
-    /// the compile's transient buffers come from the heap and stay resident once freed:
-    /// a Qwen2.5-0.5B int8 run (prefill 512, decode 128) peaked at 624 MiB with the
-    /// default and at 597 MiB with this (Docs/PERFORMANCE.md, "Peak memory").
-    static func fixMallocMmapThreshold() {
-        #if canImport(Glibc)
-        // mallopt is declared in <malloc.h>, which Swift's Glibc module does not import.
-        typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
-        let mmapThreshold: Int32 = -3  // M_MMAP_THRESHOLD
-        if let symbol = dlsym(nil, "mallopt") {
-            _ = unsafeBitCast(symbol, to: Mallopt.self)(mmapThreshold, 128 * 1024)
-        }
-        #endif
     }
 
     /// One line naming the problem.
