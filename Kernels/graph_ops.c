@@ -239,22 +239,28 @@ ATTUNE_INLINE vf vf_gelu(vf x) {
     return vf_mul(vf_mul(vf_set1(0.5f), x), vf_add(vf_set1(1.0f), vf_tanh(inner)));
 }
 
-/* out[r] = act(gate[r]) * up[r] over rows of [gate | up] (inter each); `gelu` is a
- * constant at both call sites, so each gets its own loop with no branch inside. */
+/* out = act(gate) * up over n elements; `gelu` is a constant in each loop's caller, so
+ * each activation gets its own loop with no branch inside. */
+ATTUNE_INLINE void gated(const float *g, const float *u, int64_t n, float *o, int gelu) {
+    int64_t i = 0;
+    for (; i + VL <= n; i += VL) {
+        vf gv = vf_load(g + i);
+        vf_store(o + i, vf_mul(gelu ? vf_gelu(gv) : vf_silu(gv), vf_load(u + i)));
+    }
+    for (; i < n; i++) o[i] = (gelu ? gelu1(g[i]) : silu1(g[i])) * u[i];
+}
+
+void attune_gated_product(const float *gate, const float *up, int64_t n, int32_t gelu, float *out) {
+    if (gelu) gated(gate, up, n, out, 1);
+    else gated(gate, up, n, out, 0);
+}
+
+/* out[r] = act(gate[r]) * up[r] over rows of [gate | up] (inter each). */
 ATTUNE_INLINE void gated_rows(const float *gu, int64_t rows, int64_t inter, float *out, int gelu) {
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) if (rows * inter >= PARALLEL_MIN_ELEMENTS)
 #endif
-    for (int64_t r = 0; r < rows; r++) {
-        const float *g = gu + r * 2 * inter, *u = g + inter;
-        float *o = out + r * inter;
-        int64_t i = 0;
-        for (; i + VL <= inter; i += VL) {
-            vf gv = vf_load(g + i);
-            vf_store(o + i, vf_mul(gelu ? vf_gelu(gv) : vf_silu(gv), vf_load(u + i)));
-        }
-        for (; i < inter; i++) o[i] = (gelu ? gelu1(g[i]) : silu1(g[i])) * u[i];
-    }
+    for (int64_t r = 0; r < rows; r++) gated(gu + r * 2 * inter, gu + r * 2 * inter + inter, inter, out + r * inter, gelu);
 }
 
 void attune_op_swiglu_epilogue(const float *gu, int64_t rows, int64_t inter, float *out) {

@@ -19,6 +19,7 @@
  * Without AVX-512 (BF16) the same math runs in plain loops: correct, slower.
  */
 #include "attune_linear_bf16.h"
+#include "attune_graph_ops.h"
 #include "attune_weights.h"
 #include "bf16_scalar.h"
 
@@ -326,9 +327,8 @@ static void linear_gemv(const float *x, int64_t rows, int64_t in, const uint16_t
     if (xs != stack) free(xs);
 }
 
-static void linear_gemm(const float *x, int64_t rows, int64_t in, const uint16_t *const *w, const int64_t *block_rows,
-                        int64_t blocks, int64_t out, const float *bias, float *y) {
-    const int64_t k2n = (in + 1) / 2;
+/* Activation rows as bf16 pairs (row r: k2n dwords), the GEMM's left operand. */
+static uint32_t *activation_pairs(const float *x, int64_t rows, int64_t in, int64_t k2n) {
     uint32_t *xb = malloc(sizeof(uint32_t) * (size_t)(rows * k2n));
     if (!xb) abort();
     for (int64_t r = 0; r < rows; r++) {
@@ -336,6 +336,13 @@ static void linear_gemm(const float *x, int64_t rows, int64_t in, const uint16_t
         attune_f32_to_bf16(x + r * in, in, row);
         if (in % 2) row[in] = 0;
     }
+    return xb;
+}
+
+static void linear_gemm(const float *x, int64_t rows, int64_t in, const uint16_t *const *w, const int64_t *block_rows,
+                        int64_t blocks, int64_t out, const float *bias, float *y) {
+    const int64_t k2n = (in + 1) / 2;
+    uint32_t *xb = activation_pairs(x, rows, in, k2n);
 #ifdef _OPENMP
 #pragma omp parallel if (rows * in * out >= PARALLEL_MIN_MACS)
 #endif
@@ -356,6 +363,36 @@ static void linear_gemm(const float *x, int64_t rows, int64_t in, const uint16_t
     free(xb);
 }
 
+/* y [rows, inter] = act(x gateᵀ) ⊙ x upᵀ, panel by panel: each gate panel and its up
+ * panel go to two thread-local tiles (what linear_gemm writes to y for them) whose
+ * product is written, so the [rows, 2 × inter] result never exists. */
+static void gated_gemm(const float *x, int64_t rows, int64_t in, const uint16_t *gate_w, const uint16_t *up_w, int64_t inter,
+                       int32_t gelu, float *y) {
+    const int64_t k2n = (in + 1) / 2;
+    uint32_t *xb = activation_pairs(x, rows, in, k2n);
+#ifdef _OPENMP
+#pragma omp parallel if (rows * in * 2 * inter >= PARALLEL_MIN_MACS)
+#endif
+    {
+        int64_t c0, c1;
+        thread_columns(inter, &c0, &c1);
+        uint32_t *panel = c0 < c1 ? malloc(sizeof(uint32_t) * (size_t)(k2n * PANEL)) : NULL;
+        float *gate = c0 < c1 ? malloc(sizeof(float) * (size_t)(2 * rows * PANEL)) : NULL, *up = gate + rows * PANEL;
+        if (c0 < c1 && (!panel || !gate)) abort();
+        for (int64_t c = c0; c < c1; c += PANEL) {
+            const int64_t n = c1 - c < PANEL ? c1 - c : PANEL;
+            pack_panel(gate_w + c * in, in, n, panel);
+            attune_bf16_gemm_panel(xb, rows, k2n, panel, NULL, n, gate, PANEL);
+            pack_panel(up_w + c * in, in, n, panel);
+            attune_bf16_gemm_panel(xb, rows, k2n, panel, NULL, n, up, PANEL);
+            for (int64_t r = 0; r < rows; r++) attune_gated_product(gate + r * PANEL, up + r * PANEL, n, gelu, y + r * inter + c);
+        }
+        free(panel);
+        free(gate);
+    }
+    free(xb);
+}
+
 void attune_op_linear_bf16_blocks(const float *x, int64_t rows, int64_t in, const uint16_t *const *w,
                                   const int64_t *block_rows, int64_t blocks, const float *bias, float *y) {
     if (rows <= 0) return;
@@ -363,6 +400,23 @@ void attune_op_linear_bf16_blocks(const float *x, int64_t rows, int64_t in, cons
     for (int64_t b = 0; b < blocks; b++) out += block_rows[b];
     if (rows < ATTUNE_BF16_GEMM_MIN_ROWS) linear_gemv(x, rows, in, w, block_rows, blocks, out, bias, y);
     else linear_gemm(x, rows, in, w, block_rows, blocks, out, bias, y);
+}
+
+void attune_op_linear_bf16_gated(const float *x, int64_t rows, int64_t in, const uint16_t *w_gate, const uint16_t *w_up,
+                                 int64_t inter, int32_t gelu, float *y) {
+    if (rows <= 0) return;
+    if (rows >= ATTUNE_BF16_GEMM_MIN_ROWS) {
+        gated_gemm(x, rows, in, w_gate, w_up, inter, gelu ? 1 : 0, y);
+        return;
+    }
+    /* Decode: [gate | up] for a few rows, then their product. */
+    const uint16_t *const w[2] = {w_gate, w_up};
+    const int64_t block_rows[2] = {inter, inter};
+    float *gu = malloc(sizeof(float) * (size_t)(rows * 2 * inter));
+    if (!gu) abort();   /* a few rows of the MLP's width; the model's arena is far larger */
+    linear_gemv(x, rows, in, w, block_rows, 2, 2 * inter, NULL, gu);
+    for (int64_t r = 0; r < rows; r++) attune_gated_product(gu + r * 2 * inter, gu + r * 2 * inter + inter, inter, gelu ? 1 : 0, y + r * inter);
+    free(gu);
 }
 
 void attune_linear_bf16_gemv(const float *x, int64_t rows, int64_t in, const uint16_t *w, int64_t out, float *y) {

@@ -78,6 +78,10 @@ void attune_op_gelu(const float *x, int64_t n, float *out);
 void attune_op_swiglu_epilogue(const float *gu, int64_t rows, int64_t inter, float *out);
 /* The same with gelu (tanh approximation) for silu: Gemma's GeGLU, out = gelu(g) * u. */
 void attune_op_geglu_epilogue(const float *gu, int64_t rows, int64_t inter, float *out);
+/* One row's product: out[i] = act(gate[i]) * up[i] for i < n, act = silu or (gelu ≠ 0)
+ * gelu, the same arithmetic as the two epilogues; for the gated matmuls (attune_linear_*
+ * _gated), which apply it panel by panel. */
+void attune_gated_product(const float *gate, const float *up, int64_t n, int32_t gelu, float *out);
 
 /* out[i] = cap * tanh(x[i] / cap), cap > 0 (Gemma 2's final logit soft-capping); in place allowed. */
 void attune_op_softcap(const float *x, int64_t n, float cap, float *out);

@@ -30,6 +30,14 @@ extern "C" {
 void attune_op_linear_bf16_blocks(const float *x, int64_t rows, int64_t in, const uint16_t *const *w,
                                   const int64_t *block_rows, int64_t blocks, const float *bias, float *y);
 
+/* A gated MLP's first matmul and its product in one call (SwiGLU, GeGLU):
+ * y [rows, inter] = act(x gateᵀ) ⊙ (x upᵀ), act = silu, or gelu's tanh form when gelu ≠ 0,
+ * gate and up bf16 [inter, in]. The same values as attune_op_linear_bf16_blocks over
+ * {w_gate, w_up} followed by attune_op_swiglu_epilogue / attune_op_geglu_epilogue, without
+ * the [rows, 2 × inter] intermediate in prefill. */
+void attune_op_linear_bf16_gated(const float *x, int64_t rows, int64_t in, const uint16_t *w_gate, const uint16_t *w_up,
+                                 int64_t inter, int32_t gelu, float *y);
+
 /* out[r] = table[ids[r]] widened to f32; returns -1, or the first r whose id is outside
  * [0, vocab) (nothing written then). */
 int64_t attune_op_embedding_bf16(const uint16_t *table, int64_t vocab, int64_t width,

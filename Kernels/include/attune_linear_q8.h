@@ -98,6 +98,14 @@ int32_t attune_q8_linear_blocks(const float *x, int64_t rows, int64_t in, const 
 int32_t attune_q8_linear(const float *x, int64_t rows, int64_t in, const void *w, int64_t out, int64_t group,
                          int32_t scale, const float *bias, float *y, int32_t threads);
 
+/* A gated MLP's first matmul and its product in one call (SwiGLU, GeGLU):
+ * y [rows, inter] = act(x · ĝᵀ) ⊙ (x · ûᵀ), act = silu, or gelu's tanh form when gelu ≠ 0,
+ * with gate and up [inter, in] stored as above. The same values as attune_q8_linear_blocks
+ * over {w_gate, w_up} followed by attune_op_swiglu_epilogue / attune_op_geglu_epilogue,
+ * without the [rows, 2 × inter] intermediate in prefill. Returns as attune_q8_linear_blocks. */
+int32_t attune_q8_linear_gated(const float *x, int64_t rows, int64_t in, const void *w_gate, const void *w_up,
+                               int64_t inter, int64_t group, int32_t scale, int32_t gelu, float *y, int32_t threads);
+
 #ifdef __cplusplus
 }
 #endif

@@ -208,7 +208,10 @@ struct NodeLowering {
     /// passed as its blocks, each its own slot, so the module reads the checkpoint's
     /// tensors where they lie instead of materialising the concatenation; blocks stored in
     /// different formats all run in f32.
-    mutating func linearCall(x: String, rows: String, in inWidth: Int, weight: Value, bias: String, y: String) throws -> String {
+    /// A matmul's weight as the kernels take it: its row blocks (a constant concat(axis 0)
+    /// of 2-D weights keeps its checkpoint tensors apart), their row counts and the one
+    /// format they share.
+    mutating func linearOperands(_ weight: Value) throws -> (blocks: [String], counts: [Int], format: WeightFormat) {
         let node = graph.nodes[weight.node]
         var parts = [weight]
         if case .concat(axis: 0) = node.op, node.inputs.count > 1,
@@ -225,7 +228,11 @@ struct NodeLowering {
             throw fail("--weights-for gives the blocks of one merged matmul (\(parts.map(weightName).joined(separator: ", "))) different formats (\(formats.map(\.name).sorted().joined(separator: ", "))); give them one pattern")
         }
         let format = formats.count == 1 ? formats.first! : .f32
-        let blocks = try parts.map { try readWeight($0, format: format).pointer }
+        return (try parts.map { try readWeight($0, format: format).pointer }, counts, format)
+    }
+
+    mutating func linearCall(x: String, rows: String, in inWidth: Int, weight: Value, bias: String, y: String) throws -> String {
+        let (blocks, counts, format) = try linearOperands(weight)
         switch format {
         case .f32 where blocks.count == 1:
             return "attune_op_linear(\(x), \(rows), \(inWidth), \(blocks[0]), \(counts[0]), \(bias), \(y));"
@@ -241,6 +248,27 @@ struct NodeLowering {
             return "if (\(layout.cPrefix)_linear_blocks(\(x), \(rows), \(inWidth), (const void *const[]){\(blocks.joined(separator: ", "))}, "
                 + "(const int64_t[]){\(counts.map(String.init).joined(separator: ", "))}, \(blocks.count), \(layout.group), \(layout.cScale), \(bias), \(y), 0)) "
                 + "return fail(m, \"node %%\(current) linear: out of memory for the \(layout.formatWord) kernel's scratch\");"
+        }
+    }
+
+    /// A gated MLP's first matmul with its product (`swiglu`, `geglu`): one call that never
+    /// writes the [rows, 2 × inter] gate/up result where the kernels have it (bf16 and
+    /// quantised weights: they pair gate and up panels); f32 weights go through OpenBLAS,
+    /// so they keep the two steps. Nil when the weight is not two gate/up blocks.
+    mutating func gatedLinearCall(_ op: Op, x: View, weight: Value, y: View) throws -> String? {
+        let (blocks, counts, format) = try linearOperands(weight)
+        guard blocks.count == 2, counts[0] == counts[1], counts[0] == y.width else { return nil }
+        let gelu = op == .geGLU ? 1 : 0
+        switch format {
+        case .f32:
+            return nil
+        case .bf16:
+            return "attune_op_linear_bf16_gated(\(x.pointer), \(x.rows.c), \(x.width), \(blocks[0]), \(blocks[1]), \(y.width), \(gelu), \(y.pointer));"
+        case .quantized(let layout):
+            kernelSources.insert("linear_bf16.c")
+            return "if (\(layout.cPrefix)_linear_gated(\(x.pointer), \(x.rows.c), \(x.width), \(blocks[0]), \(blocks[1]), \(y.width), "
+                + "\(layout.group), \(layout.cScale), \(gelu), \(y.pointer), 0)) "
+                + "return fail(m, \"node %%\(current) \(op.mnemonic): out of memory for the \(layout.formatWord) kernel's scratch\");"
         }
     }
 
@@ -421,6 +449,11 @@ struct NodeLowering {
         case .swiGLU, .geGLU:
             let x = try readContiguous(node.inputs[0], into: &code)
             let y = try result(type)
+            if let call = try gatedLinearCall(node.op, x: x, weight: node.inputs[1], y: y) {
+                code.append(call)
+                views[out] = y
+                break
+            }
             let gu = newBuffer(rows: x.rows, width: 2 * y.width)
             code.append(try linearCall(x: x.pointer, rows: x.rows.c, in: x.width, weight: node.inputs[1], bias: "NULL", y: gu.pointer))
             code.append("attune_op_\(node.op.mnemonic)_epilogue(\(gu.pointer), \(x.rows.c), \(y.width), \(y.pointer));")

@@ -97,6 +97,32 @@ final class LinearBF16Tests: XCTestCase {
         }
     }
 
+    /// The gated call (SwiGLU/GeGLU's first matmul with its product) gives, bit for bit,
+    /// the two-block matmul over [gate; up] followed by the model's epilogue, on the GEMV
+    /// (3 rows) and paired-panel GEMM (8, 17 rows) paths, with an intermediate width ending
+    /// in a partial panel (75 = 32 + 32 + 11).
+    func testGatedMatmulEqualsTheMatmulThenItsEpilogue() {
+        let inter = 75
+        for rows in [3, 8, 17] {
+            let c = Case(rows: rows, inWidth: 97, out: 2 * inter, seed: 11)
+            var both = [Float](repeating: .nan, count: rows * 2 * inter)
+            c.w.withUnsafeBufferPointer { w in
+                let blocks: [UnsafePointer<UInt16>?] = [w.baseAddress!, w.baseAddress! + inter * 97]
+                attune_op_linear_bf16_blocks(c.x, Int64(rows), 97, blocks, [Int64(inter), Int64(inter)], 2, nil, &both)
+            }
+            for gelu: Int32 in [0, 1] {
+                var epilogue = [Float](repeating: .nan, count: rows * inter), y = epilogue
+                if gelu == 1 { attune_op_geglu_epilogue(both, Int64(rows), Int64(inter), &epilogue) }
+                else { attune_op_swiglu_epilogue(both, Int64(rows), Int64(inter), &epilogue) }
+                c.w.withUnsafeBufferPointer { w in
+                    attune_op_linear_bf16_gated(c.x, Int64(rows), 97, w.baseAddress!, w.baseAddress! + inter * 97, Int64(inter), gelu, &y)
+                }
+                XCTAssertEqual(y.map(\.bitPattern), epilogue.map(\.bitPattern), "rows \(rows) gelu \(gelu)")
+                XCTAssertTrue(y.allSatisfy(\.isFinite) && y.contains { $0 != 0 }, "rows \(rows): a real product")
+            }
+        }
+    }
+
     func testEmbeddingWidensRowsExactlyAndRefusesOutOfRangeIds() {
         let table: [UInt16] = [0x3F80, 0xC000, 0x7F80, 0x0001, 0x4049, 0xBF00]   // 3 rows of 2
         var out = [Float](repeating: .nan, count: 4)

@@ -21,15 +21,17 @@ final class LinearQuantizedTests: XCTestCase {
                      UnsafeMutablePointer<Float>?, Int32) -> Int32
         var linearBlocks: (UnsafePointer<Float>?, Int64, Int64, UnsafePointer<UnsafeRawPointer?>?, UnsafePointer<Int64>?, Int64, Int64,
                            Int32, UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, Int32) -> Int32
+        var linearGated: (UnsafePointer<Float>?, Int64, Int64, UnsafeRawPointer?, UnsafeRawPointer?, Int64, Int64, Int32, Int32,
+                          UnsafeMutablePointer<Float>?, Int32) -> Int32
         /// Codes lie in [-qmax, qmax].
         var qmax: Int { bits == 4 ? 7 : 127 }
 
         static var int8: Width { Width(bits: 8, check: attune_q8_check, rowBytes: attune_q8_row_bytes, quantizeF32: attune_q8_quantize_f32,
                                 quantizeBF16: attune_q8_quantize_bf16, dequantize: attune_q8_dequantize, linear: attune_q8_linear,
-                                linearBlocks: attune_q8_linear_blocks) }
+                                linearBlocks: attune_q8_linear_blocks, linearGated: attune_q8_linear_gated) }
         static var q4: Width { Width(bits: 4, check: attune_q4_check, rowBytes: attune_q4_row_bytes, quantizeF32: attune_q4_quantize_f32,
                               quantizeBF16: attune_q4_quantize_bf16, dequantize: attune_q4_dequantize, linear: attune_q4_linear,
-                              linearBlocks: attune_q4_linear_blocks) }
+                              linearBlocks: attune_q4_linear_blocks, linearGated: attune_q4_linear_gated) }
     }
     static var widths: [Width] { [.int8, .q4] }
 
@@ -312,6 +314,43 @@ final class LinearQuantizedTests: XCTestCase {
                 } } }
                 XCTAssertEqual(rc, 0)
                 XCTAssertEqual(y.map(\.bitPattern), one.map(\.bitPattern), "\(k.bits) bits rows \(n): blocks")
+            }
+        }
+    }
+
+    /// The gated call (SwiGLU/GeGLU's first matmul with its product) gives, bit for bit,
+    /// the matmul over [gate; up] followed by the model's epilogue, on the GEMV (1, 5 rows)
+    /// and the paired-panel GEMM (9, 40 rows) paths, with an intermediate width that ends
+    /// in a partial panel (75 = 32 + 32 + 11), on one and two threads; and the product is
+    /// act(g)·u of the ungated values by a float64 evaluation.
+    func testGatedMatmulEqualsTheMatmulThenItsEpilogue() throws {
+        let (width, inter) = (96, 75)
+        let w = normals(2 * inter * width, seed: 41, scale: 0.2)
+        for k in Self.widths {
+            let qw = try Quantised(w, k, rows: 2 * inter, width: width, group: 32, scale: Self.f16)
+            let rowBytes = qw.bytes.count / (2 * inter)
+            let gate = Array(qw.bytes[0..<(inter * rowBytes)]), up = Array(qw.bytes[(inter * rowBytes)...])
+            for n in [1, 5, 9, 40] {
+                let x = normals(n * width, seed: 42 + UInt64(n))
+                let both = qw.linear(x, rows: n)
+                for gelu: Int32 in [0, 1] {
+                    var epilogue = [Float](repeating: .nan, count: n * inter)
+                    if gelu == 1 { attune_op_geglu_epilogue(both, Int64(n), Int64(inter), &epilogue) }
+                    else { attune_op_swiglu_epilogue(both, Int64(n), Int64(inter), &epilogue) }
+                    for threads: Int32 in [1, 2] {
+                        var y = [Float](repeating: .nan, count: n * inter)
+                        let rc = gate.withUnsafeBytes { g in up.withUnsafeBytes { u in
+                            k.linearGated(x, Int64(n), Int64(width), g.baseAddress, u.baseAddress, Int64(inter), 32, Self.f16, gelu, &y, threads)
+                        } }
+                        XCTAssertEqual(rc, 0)
+                        XCTAssertEqual(y.map(\.bitPattern), epilogue.map(\.bitPattern), "\(k.bits) bits rows \(n) gelu \(gelu) threads \(threads)")
+                    }
+                    for r in 0..<n { for j in 0..<inter {
+                        let g = Double(both[r * 2 * inter + j]), u = Double(both[r * 2 * inter + inter + j])
+                        let act = gelu == 1 ? 0.5 * g * (1 + tanh(0.7978845608028654 * (g + 0.044715 * g * g * g))) : g / (1 + exp(-g))
+                        XCTAssertEqual(Double(epilogue[r * inter + j]), act * u, accuracy: 1e-5 * max(1, abs(act * u)), "\(k.bits) bits [\(r), \(j)]")
+                    } }
+                }
             }
         }
     }
