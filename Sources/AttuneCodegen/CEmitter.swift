@@ -182,7 +182,9 @@ public enum CEmitter {
         var sources = Set(["attention_problem.c", "lse_merge.c", "graph_ops.c", "model_runtime.c", "weights_loader.c"]).union(lowering.kernelSources)
         if options.kvFormat != .f32 { sources.insert("kv_quant.c") }
         if lowering.folder.slots.contains(where: { $0.format == .bf16 }) { sources.insert("linear_bf16.c") }
-        if !quantizedHeaders.isEmpty { sources.insert("linear_q8.c") }
+        // The quantised kernels' prefill runs the bf16 GEMM's panel step and its rounding
+        // (`attune_f32_to_bf16`), an embedding lookup too (a quantised table alone links no linear).
+        if !quantizedHeaders.isEmpty { sources.formUnion(["linear_q8.c", "linear_bf16.c"]) }
         return EmittedModule(name: graph.name, source: source, header: header, constants: lowering.folder.slots, derived: lowering.folder.derived,
                              packedRefusal: lowering.packedRefusals.first, graphHash: hash, vocab: vocab, options: options, memoryPlan: plan,
                              kernelSources: sources.sorted())

@@ -236,7 +236,6 @@ struct NodeLowering {
             return "attune_op_linear_bf16_blocks(\(x), \(rows), \(inWidth), (const uint16_t *const[]){\(blocks.joined(separator: ", "))}, "
                 + "(const int64_t[]){\(counts.map(String.init).joined(separator: ", "))}, \(blocks.count), \(bias), \(y));"
         case .quantized(let layout):
-            kernelSources.insert("linear_bf16.c")   // its prefill runs the bf16 GEMM's panel step
             // Threads 0: the OpenMP default, as the other linear kernels use.
             return "if (\(layout.cPrefix)_linear_blocks(\(x), \(rows), \(inWidth), (const void *const[]){\(blocks.joined(separator: ", "))}, "
                 + "(const int64_t[]){\(counts.map(String.init).joined(separator: ", "))}, \(blocks.count), \(layout.group), \(layout.cScale), \(bias), \(y), 0)) "

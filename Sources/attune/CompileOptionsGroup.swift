@@ -30,7 +30,7 @@ struct CompileOptionsGroup: ParsableArguments {
     var kv: String?
     @Option(help: "Matmul weights: auto (as stored: bf16 stays bf16, f32 and f16 run in f32), f32, bf16 (f32/f16 rounded at compile), int8 or q4 (4-bit), each [:group=N,scale=f16|f32] (quantised at compile into the cache; group 32 by default); default auto, or the policy file's \"weights\".")
     var weights: String?
-    @Option(help: ArgumentHelp("Matmul weights whose checkpoint name contains PATTERN take FORMAT (any --weights value) instead of --weights; repeatable, the first match wins (e.g. --weights q4 --weights-for embed_tokens=int8).", valueName: "PATTERN=FORMAT"))
+    @Option(help: ArgumentHelp("Matmul weights whose checkpoint name contains PATTERN take FORMAT (any --weights value) instead of --weights; repeatable, the first match wins (e.g. --weights q4 --weights-for embed_tokens=int8); replaces the policy file's \"weights_for\" (as --weights does).", valueName: "PATTERN=FORMAT"))
     var weightsFor: [String] = []
 
     func options() throws -> CompileOptions {
@@ -59,13 +59,17 @@ struct CompileOptionsGroup: ParsableArguments {
         // A flag wins over the policy file's format.
         options.kvFormat = policy.kv ?? .f32
         options.weights = policy.weights ?? .auto
+        // The file's per-weight rules were chosen on top of its "weights": either flag replaces them.
+        if weights == nil && weightsFor.isEmpty { options.weightOverrides = policy.weightRules }
         if let kv {
             do { options.kvFormat = try KVFormat(parsing: kv) } catch let error as KernelError { throw CLIError("--kv: " + error.message) }
         }
         if let weights {
             do { options.weights = try WeightPolicy(parsing: weights) } catch let error as CodegenError { throw CLIError(error.message) }
         }
-        do { options.weightOverrides = try weightsFor.map(WeightOverride.init(parsing:)) } catch let error as CodegenError { throw CLIError(error.message) }
+        if !weightsFor.isEmpty {
+            do { options.weightOverrides = try weightsFor.map(WeightOverride.init(parsing:)) } catch let error as CodegenError { throw CLIError(error.message) }
+        }
         if !noTuning {
             let path = tuningDb ?? TuningDatabase.defaultPath
             if tuningDb != nil || FileManager.default.fileExists(atPath: path) {

@@ -42,6 +42,34 @@ final class PolicyFormatsCLITests: XCTestCase {
         }
     }
 
+    /// A policy's "weights_for" rules (what the tuner's group search writes) compile as the
+    /// same `--weights-for` flags do; `--weights` or `--weights-for` replaces them.
+    func testPolicyWeightRulesApplyUnlessWeightFlagsAreGiven() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let policy = dir.appendingPathComponent("policy.json")
+        try Data(#"{"default": "flash", "weights_for": ["model.layers.1.=int8", "lm_head.weight=q4"]}"#.utf8).write(to: policy)
+        let tokens = (1...24).map(String.init).joined(separator: ",")
+        let bench = ["bench", "model", deep, "--tokens", tokens, "--decode", "4", "--repeats", "1", "--json"]
+        let rules = try CLI.run(bench + ["--attention-policy", policy.path])
+        XCTAssertEqual(rules.status, 0, rules.stderr)
+        let diff = try XCTUnwrap(try lastJSON(rules)["max_abs_logit_diff"] as? Double)
+        XCTAssertGreaterThan(diff, 0, "the policy's int8 and q4 weights are used")
+        let flags = try CLI.run(bench + ["--weights-for", "model.layers.1.=int8", "--weights-for", "lm_head.weight=q4"])
+        XCTAssertEqual(try lastJSON(flags)["max_abs_logit_diff"] as? Double, diff, "the same compile as the flags")
+        let oneFlag = try CLI.run(bench + ["--attention-policy", policy.path, "--weights-for", "model.layers.1.=int8"])
+        let layerOnly = try XCTUnwrap(try lastJSON(oneFlag)["max_abs_logit_diff"] as? Double)
+        XCTAssertGreaterThan(layerOnly, 0)
+        XCTAssertNotEqual(layerOnly, diff, "--weights-for replaces the file's rules, lm_head stays f32")
+        let stored = try CLI.run(bench + ["--attention-policy", policy.path, "--weights", "auto"])
+        XCTAssertEqual(try lastJSON(stored)["max_abs_logit_diff"] as? Double, 0, "--weights replaces them: the dense compile")
+
+        try Data(#"{"weights_for": "lm_head=int8"}"#.utf8).write(to: policy)
+        let bad = try CLI.run(["run", deep, "--tokens", "1", "--attention-policy", policy.path])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("'weights_for' must be a list of \"PATTERN=FORMAT\" strings"), bad.stderr)
+    }
+
     /// Format candidates need an end-to-end budget, and bad ones are named before any work.
     func testTuneFormatCandidateRefusals() throws {
         let dir = try CLI.temporaryDirectory()
