@@ -99,51 +99,48 @@ extension ModelTuner {
         func holds(_ m: Measurement) -> Bool { modelBudgets.allSatisfy { $0.holds(m.quality) } }
         func share(_ m: Measurement) -> Double { modelBudgets.map { $0.share(of: m.quality) }.max() ?? 0 }
 
+        /// The model with `moved` groups in the format against the dense compile (quality
+        /// only: one run); nil when it does not compile, said in `label`'s step.
+        func measure(_ moved: [Int], _ label: String) throws -> Measurement? {
+            let o = try assignment(moving: moved)
+            let compiled: CompiledModel
+            do { compiled = try compile(o) } catch {
+                step("\(label): does not compile: \(error)")
+                return nil
+            }
+            return try Self.compare(dense: dense, tuned: compiled, sequences: sequences, runs: 1)
+        }
+
         // 1. Each group alone.
-        var alone: [Int: (share: Double, measurement: Measurement)] = [:]
+        var alone: [Int: Double] = [:]
         for g in candidates {
             let label = "\(format.description) alone on \(groups[g].label) (saves \(Self.kilobytes(saving[g])) a step)"
-            let m: Measurement
-            do { m = try Self.compare(dense: dense, tuned: try compile(try assignment(moving: [g])), sequences: sequences, runs: 1) } catch let error as TuneError {
-                throw error
-            } catch {
-                step("\(label): does not compile: \(error)")
-                continue
-            }
+            guard let m = try measure([g], label) else { continue }
             let s = share(m)
             step("\(label): \(Self.describe(m.quality)), \(String(format: "%.3g", 100 * s)) % of the budget" + (holds(m) ? "" : ", over"))
-            if holds(m) { alone[g] = (s, m) }
+            if holds(m) { alone[g] = s }
         }
         // 2. Cheapest per byte saved first; the longest prefix within every budget.
         let order = alone.keys.sorted { a, b in
-            let (x, y) = (alone[a]!.share / Double(saving[a]), alone[b]!.share / Double(saving[b]))
+            let (x, y) = (alone[a]! / Double(saving[a]), alone[b]! / Double(saving[b]))
             return x != y ? x < y : (saving[a] != saving[b] ? saving[a] > saving[b] : a < b)
         }
-        guard let first = order.first else {
+        guard !order.isEmpty else {
             step("no group keeps every budget in \(format.description) alone: weights stay as they are")
             return mix
         }
-        var measured: [Int: Measurement] = [1: alone[first]!.measurement]
-        var lo = 1, hi = order.count + 1
-        // Every group in the list is the whole-model trial, which broke a budget.
-        if movable == nil, order.count == candidates.count { hi = order.count }
         func prefix(_ k: Int) throws -> Bool {
-            let o = try assignment(moving: Array(order.prefix(k)))
-            let m: Measurement
-            do { m = try Self.compare(dense: dense, tuned: try compile(o), sequences: sequences, runs: 1) } catch let error as TuneError {
-                throw error
-            } catch {
-                step("\(format.description) on the \(k) cheapest groups (to \(groups[order[k - 1]].label)): does not compile: \(error)")
-                return false
-            }
-            let ok = holds(m)
-            step("\(format.description) on the \(k) cheapest groups (to \(groups[order[k - 1]].label)): \(Self.describe(m.quality)), "
-                 + (ok ? "within every budget" : "over \(modelBudgets.first { !$0.holds(m.quality) }!)"))
-            if ok { measured[k] = m }
-            return ok
+            let label = "\(format.description) on the \(k) cheapest groups (to \(groups[order[k - 1]].label))"
+            guard let m = try measure(Array(order.prefix(k)), label) else { return false }
+            let over = modelBudgets.first { !$0.holds(m.quality) }
+            step("\(label): \(Self.describe(m.quality)), " + (over.map { "over \($0)" } ?? "within every budget"))
+            return over == nil
         }
-        if hi == order.count + 1 {
-            if try prefix(order.count) { lo = order.count } else { hi = order.count }
+        // Prefix 1 was measured alone. The list of every group is the whole-model trial,
+        // which broke a budget or did not compile; a shorter list is measured first.
+        var lo = 1, hi = order.count
+        if movable != nil || order.count < candidates.count {
+            if try prefix(order.count) { lo = order.count }
         }
         while hi - lo > 1 {
             let mid = (lo + hi) / 2
