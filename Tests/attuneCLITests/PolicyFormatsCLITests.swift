@@ -1,3 +1,4 @@
+import AttuneTensor
 import Foundation
 import XCTest
 
@@ -70,6 +71,34 @@ final class PolicyFormatsCLITests: XCTestCase {
         XCTAssertTrue(bad.stderr.contains("'weights_for' must be a list of \"PATTERN=FORMAT\" strings"), bad.stderr)
     }
 
+    /// `attune tune` prints the group search step by step and writes its rules; the policy runs.
+    func testTunePrintsTheGroupSearchAndWritesItsRules() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let llama = CompilerCLITests.fixtures.appendingPathComponent("llama").path
+        let data = dir.appendingPathComponent("tokens.npy"), out = dir.appendingPathComponent("p.json")
+        try Npy.writeIntegers((0..<96).map { Int64($0 * 37 % 128) }, shape: [2, 48], to: data)
+        let tune = ["tune", llama, "--data", data.path, "-o", out.path, "--candidate", "flash", "--error-budget", "kl=0.001",
+                    "--weights-candidates", "int8", "--format-gain", "bytes"]
+        let r = try CLI.run(tune)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        XCTAssertTrue(lines.contains { $0.hasPrefix("format     weights=int8: over kl=0.001 (KL ") }, r.stdout)
+        XCTAssertEqual(lines.filter { $0.hasPrefix("weights    int8 alone on ") }.count, 10, r.stdout)
+        let chosen = try XCTUnwrap(lines.first { $0.hasPrefix("format     weights=int8 on ") }, r.stdout)
+        XCTAssertTrue(chosen.contains("of 10 groups: chosen: 377.1 kB → "), chosen)
+        let policy = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: out)) as? [String: Any])
+        let rules = try XCTUnwrap(policy["weights_for"] as? [String])
+        XCTAssertEqual(lines.first { $0.hasPrefix("weights_for ") }, "weights_for " + rules.joined(separator: " "))
+        let run = try CLI.run(["run", llama, "--tokens", "1,2,3", "--attention-policy", out.path])
+        XCTAssertEqual(run.status, 0, run.stderr)
+
+        let whole = try CLI.run(tune + ["--no-weight-groups"])
+        XCTAssertEqual(whole.status, 0, whole.stderr)
+        XCTAssertFalse(whole.stdout.contains("weights    "), whole.stdout)
+        XCTAssertNil((try JSONSerialization.jsonObject(with: Data(contentsOf: out)) as? [String: Any])?["weights_for"])
+    }
+
     /// Format candidates need an end-to-end budget, and bad ones are named before any work.
     func testTuneFormatCandidateRefusals() throws {
         let dir = try CLI.temporaryDirectory()
@@ -80,6 +109,7 @@ final class PolicyFormatsCLITests: XCTestCase {
             (["--kv-candidates", "int8"], "--kv-candidates / --weights-candidates need an end-to-end --error-budget (kl=, ppl= or top1=)"),
             (["--kv-candidates", "int8,fp8", "--error-budget", "kl=0.01"], "--kv-candidates: KV format must be one of f32, bf16, int8, got 'fp8'"),
             (["--weights-candidates", "int8:group=48", "--error-budget", "kl=0.01"], "--weights-candidates: --weights int8: group must be a positive multiple of 32, got '48'"),
+            (["--weights-candidates", "int8", "--error-budget", "kl=0.01", "--format-gain", "fast"], "--format-gain must be speed or bytes, got 'fast'"),
         ] {
             let r = try CLI.run(["tune", deep, "--data", data, "-o", out] + extra)
             XCTAssertNotEqual(r.status, 0, extra.joined(separator: " "))
