@@ -151,7 +151,7 @@ public enum ModelCompiler {
     /// Bytes of K and V one position adds over all layers, stored as `format` (`byLayer` for
     /// the layers it names): its elements,
     /// and for int8 one fp32 scale per kv head (the heads of the attention reading the cache).
-    static func kvBytesPerPosition(_ graph: Graph, _ format: KVFormat = .f32, byLayer: [Int: KVFormat] = [:]) -> Int {
+    public static func kvBytesPerPosition(_ graph: Graph, _ format: KVFormat = .f32, byLayer: [Int: KVFormat] = [:]) -> Int {
         graph.nodes.indices.reduce(0) { total, i in
             let node = graph.nodes[i]
             guard case .kvAppend(let layer, _) = node.op, let width = graph.type(of: node.inputs[0]).shape.last?.fixedValue else { return total }

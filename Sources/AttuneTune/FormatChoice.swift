@@ -14,16 +14,15 @@ public enum FormatGain: String, Sendable, CaseIterable {
 }
 
 /// The KV-cache and weight formats `attune tune MODEL` may choose (`--kv-candidates`,
-/// `--weights-candidates`). The KV format is whole-model (the generated runtime has one KV
-/// element type); a weight format is tried on the whole model, then group by group
-/// (WeightMix.swift).
+/// `--weights-candidates`), each tried on the whole model, then group by group
+/// (GroupSearch.swift: matmuls' weights, layers' KV caches).
 public struct FormatCandidates: Sendable {
     public var weights: [WeightPolicy] = []
     public var kv: [KVFormat] = []
     public var gain = FormatGain.speed
-    /// Try a weight format that breaks a budget on the whole model group by group
-    /// (WeightMix.swift: about one compile per group); false: whole-model formats only.
-    public var weightGroups = true
+    /// Try a format that breaks a budget on the whole model group by group (GroupSearch.swift:
+    /// about one compile per matmul or layer); false: whole-model formats only.
+    public var groups = true
 
     public init(weights: [WeightPolicy] = [], kv: [KVFormat] = [], gain: FormatGain = .speed) {
         self.weights = weights
@@ -53,8 +52,8 @@ public struct FormatTrial: Sendable {
 /// What the format search tried and what it printed along the way.
 struct FormatChoices {
     var trials: [FormatTrial] = []
-    /// The per-group weight search's steps, one line each (WeightMix.swift).
-    var weightSteps: [String] = []
+    /// The group searches' steps, one line each, after their axis (`weights`, `kv`).
+    var groupSteps: [String] = []
     /// Every trial and step as `attune tune` prints them, in the order they ran.
     var report: [String] = []
 }
@@ -65,8 +64,8 @@ extension ModelTuner {
     /// first that compiles with the chosen kernels, keeps every model budget against the
     /// dense compile (both phases' logits) and gains (`FormatGain`: decodes faster than the
     /// current choice by more than the noise, paired runs as kernels are chosen; or reads
-    /// fewer bytes a decode step) is kept. A weight format over a budget (or not compiling)
-    /// for the whole model is then tried group by group (`mixWeights`, WeightMix.swift).
+    /// fewer bytes a decode step) is kept. A format over a budget (or not compiling) for the
+    /// whole model is then tried group by group (GroupSearch.swift).
     func chooseFormats(_ model: LoadedModel, options: inout CompileOptions, tuned: inout CompiledModel, measurement: inout Measurement,
                        dense: CompiledModel, sequences: [[Int32]],
                        compile: (CompileOptions) throws -> CompiledModel) throws -> FormatChoices {
@@ -121,28 +120,37 @@ extension ModelTuner {
             }
             return failed
         }
+        /// The formats of one axis that failed on the whole model, group by group
+        /// (`GroupSearch`), from the widest to the narrowest: each moves only the groups the
+        /// wider one moved (a group that cannot take int8 will not take q4).
+        func groupByGroup(_ axis: String, _ failed: [String], _ search: (String, Set<Int>?) throws -> GroupMix) throws {
+            var movable: Set<Int>?
+            for text in failed.reversed() where formats.groups {
+                let mix = try search(text, movable)
+                choices.groupSteps += mix.steps.map { "\(axis) \($0)" }
+                choices.report += mix.steps.map { axis.padding(toLength: 11, withPad: " ", startingAt: 0) + $0 }
+                if let trial = mix.trial {
+                    choices.trials.append(trial)
+                    choices.report.append("format     \(trial.summary)")
+                }
+                guard !mix.moved.isEmpty else { break }
+                movable = mix.moved
+            }
+        }
         // Bytes of a large block of weights in each format (auto counted as f32: its widest case).
         let weightBytes = { (w: WeightPolicy) in w.format(stored: .f32).bytes(elements: 1 << 20) }
         let weights = formats.weights.sorted { weightBytes($0) < weightBytes($1) }
-        let failed = try axis("weights", weights.map { w in (w.description, { $0.weights = w }) }) { try Self.stepBytes(model, $0) }
-        // Group by group, from the widest format that failed to the narrowest: each moves
-        // only the groups the wider one moved (a group that cannot take int8 will not take q4).
-        var movable: Set<Int>?
-        for text in failed.reversed() where formats.weightGroups {
-            let format = weights.first { $0.description == text }!
-            let mix = try mixWeights(model, to: format, movable: movable, options: &options, tuned: &tuned, measurement: &measurement,
-                                     dense: dense, sequences: sequences, compile: compile)
-            choices.weightSteps += mix.steps
-            choices.report += mix.steps.map { "weights    \($0)" }
-            if let trial = mix.trial {
-                choices.trials.append(trial)
-                choices.report.append("format     \(trial.summary)")
-            }
-            guard !mix.moved.isEmpty else { break }
-            movable = mix.moved
+        let failedWeights = try axis("weights", weights.map { w in (w.description, { $0.weights = w }) }) { try Self.stepBytes(model, $0) }
+        try groupByGroup("weights", failedWeights) { text, movable in
+            try mixWeights(model, to: weights.first { $0.description == text }!, movable: movable, options: &options, tuned: &tuned,
+                           measurement: &measurement, dense: dense, sequences: sequences, compile: compile)
         }
         let kv = formats.kv.sorted { Self.kvBytesPerElement[$0]! < Self.kvBytesPerElement[$1]! }
-        _ = try axis("kv", kv.map { f in (f.rawValue, { $0.kvFormat = f }) }) { Self.kvBytesPerElement[$0.kvFormat]! }
+        let failedKV = try axis("kv", kv.map { f in (f.rawValue, { $0.kvFormat = f }) }) { Self.kvBytesPerElement[$0.kvFormat]! }
+        try groupByGroup("kv", failedKV) { text, movable in
+            try mixKV(model, to: try KVFormat(parsing: text), movable: movable, options: &options, tuned: &tuned,
+                      measurement: &measurement, dense: dense, sequences: sequences, compile: compile)
+        }
         return choices
     }
 

@@ -48,7 +48,7 @@ public enum ModelBudget: Equatable, Sendable, CustomStringConvertible {
     }
 
     /// How much of this budget `m` uses: 0 for no error, 1 at the limit, above 1 over it.
-    /// The per-group weight search orders groups by it (WeightMix.swift).
+    /// The per-group weight search orders groups by it (GroupSearch.swift).
     public func share(of m: ModelQuality) -> Double {
         func ratio(_ used: Double, _ limit: Double) -> Double { used <= 0 ? 0 : (limit > 0 ? used / limit : .infinity) }
         switch self {

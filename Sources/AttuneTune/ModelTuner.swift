@@ -31,8 +31,8 @@ import Foundation
 ///    the worst approximate layer goes back to flash.
 /// 6. Optionally (`formats`), weight and KV-cache formats: the smallest format that keeps
 ///    every model budget and gains (decodes faster beyond the noise, or reads fewer bytes)
-///    on the whole model (`FormatChoice.swift`); then, for a weight format that broke a
-///    budget, the groups of weights that can take it (`WeightMix.swift`).
+///    on the whole model (`FormatChoice.swift`); then, for a format that broke a budget, the
+///    groups of weights or layers' KV caches that can take it (`GroupSearch.swift`).
 ///
 /// `kascade` is not a per-layer candidate: its reuse layers depend on an anchor layer's
 /// selection, so it is chosen with `attune calibrate --kascade`, not layer by layer.
@@ -63,10 +63,12 @@ public struct ModelTuner {
         public var weights: WeightPolicy? = nil
         /// Per-weight formats the group search chose (`--weights-for` rules), on top of `weights`.
         public var weightRules: [WeightOverride] = []
+        /// Layers whose KV cache the group search put in another format than `kv` (`--layer-kv`).
+        public var kvByLayer: [Int: KVFormat] = [:]
         /// Every format tried, in order, with what decided it.
         public var formatTrials: [FormatTrial] = []
-        /// The group search's measurements, one line each, in order.
-        public var weightSteps: [String] = []
+        /// The group searches' measurements, one line each after their axis (`weights …`, `kv …`), in order.
+        public var groupSteps: [String] = []
         /// Format trials and group-search steps as printed (`format     …`, `weights    …`), in order.
         public var formatReport: [String] = []
         /// What the choice was measured to cost and gain, stored in the policy file.
@@ -76,10 +78,12 @@ public struct ModelTuner {
         public var quality: ModelQuality { measurement.quality }
 
         /// The choices as an attention policy file (`--attention-policy`), with the evidence.
-        public var policyJSON: Data { Self.policyJSON(layers, evidence: evidence, kv: kv, weights: weights, weightRules: weightRules) }
+        public var policyJSON: Data {
+            Self.policyJSON(layers, evidence: evidence, kv: kv, weights: weights, weightRules: weightRules, kvByLayer: kvByLayer)
+        }
 
         static func policyJSON(_ layers: [LayerChoice], evidence: [String: Any], kv: KVFormat? = nil, weights: WeightPolicy? = nil,
-                               weightRules: [WeightOverride] = []) -> Data {
+                               weightRules: [WeightOverride] = [], kvByLayer: [Int: KVFormat] = [:]) -> Data {
             let layersObject = Dictionary(uniqueKeysWithValues: layers.map { (String($0.layer), $0.choice.description) })
             var object: [String: Any] = ["default": KernelRegistry.exactDefault.name, "layers": layersObject, "evidence": evidence]
             let decode = layers.compactMap { c in c.decode.map { (String(c.layer), $0.description) } }
@@ -87,6 +91,7 @@ public struct ModelTuner {
             if let kv { object["kv"] = kv.rawValue }
             if let weights { object["weights"] = weights.description }
             if !weightRules.isEmpty { object["weights_for"] = weightRules.map(\.description) }
+            if !kvByLayer.isEmpty { object["kv_layers"] = Dictionary(uniqueKeysWithValues: kvByLayer.map { (String($0.key), $0.value.rawValue) }) }
             return (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])) ?? Data()
         }
     }
@@ -161,10 +166,11 @@ public struct ModelTuner {
         let formatChoices = try chooseFormats(model, options: &options, tuned: &tuned, measurement: &measurement, dense: dense,
                                               sequences: sequences, compile: compile)
         var result = Result(layers: layers, calibration: calibration, measurement: measurement, overrides: options.kernels, reverted: reverted)
-        (result.formatTrials, result.weightSteps, result.formatReport) = (formatChoices.trials, formatChoices.weightSteps, formatChoices.report)
+        (result.formatTrials, result.groupSteps, result.formatReport) = (formatChoices.trials, formatChoices.groupSteps, formatChoices.report)
         if options.kvFormat != .f32 { result.kv = options.kvFormat }
         if options.weights != .auto { result.weights = options.weights }
         result.weightRules = options.weightOverrides
+        result.kvByLayer = options.kvFormatByLayer
         let quality = measurement.quality
         result.evidence = [
             "budgets": ["rel_l1=\(budget)"] + modelBudgets.map(\.description),
@@ -176,7 +182,7 @@ public struct ModelTuner {
             "created": ISO8601DateFormatter().string(from: Date()),
         ]
         if !result.formatTrials.isEmpty { result.evidence["formats_tried"] = result.formatTrials.map(\.summary) }
-        if !result.weightSteps.isEmpty { result.evidence["weight_steps"] = result.weightSteps }
+        if !result.groupSteps.isEmpty { result.evidence["group_steps"] = result.groupSteps }
         return result
     }
 

@@ -3,36 +3,6 @@ import AttuneIR
 import AttuneRuntime
 import Foundation
 
-/// Weight formats group by group (`attune tune MODEL --weights-candidates …`), when a
-/// format breaks a model budget (or does not compile) on the whole model. A group is what
-/// one matmul reads (`MatmulWeightGroup`: a layer's merged q/k/v, its o, its merged
-/// gate/up, its down; the embedding table; the output projection), since `--weights-for`
-/// cannot split a merged matmul. As llama.cpp's quantisation mixes keep some tensors wider
-/// (its output table, `attn_v`, `ffn_down` of some layers) by rule, this measures which:
-///
-/// 1. Sensitivity: each group alone in the format, the rest as chosen so far; one compile
-///    and one run of the calibration data against the dense compile each. Its cost is the
-///    largest share of a budget it uses (`ModelBudget.share`); a group over a budget alone
-///    stays.
-/// 2. Groups sorted by cost per byte a decode step saves (an untied embedding table saves
-///    one row a step, so it comes last however cheap), and the longest prefix that keeps
-///    every budget found by bisection: ⌈log₂ n⌉ compiles at most, since the first group's
-///    prefix was measured in step 1 and the whole list is the whole-model trial.
-/// 3. The chosen prefix was measured end to end in step 2; it is run again as the other
-///    formats are (both phases, timed) and kept under the same rule (`FormatGain`).
-///
-/// So a model with n groups costs about n + log₂ n compiles per format: 34 groups and
-/// 40 compiles for an 8-layer model. Budget shares need not add up (errors of two groups
-/// can cancel or compound), which is why the prefix is measured, not predicted.
-struct WeightMix {
-    /// One line per measurement, as printed.
-    var steps: [String] = []
-    /// The mixed assignment, when one kept every budget.
-    var trial: FormatTrial?
-    /// The groups moved to the format and kept (empty: none).
-    var moved: Set<Int> = []
-}
-
 /// The matmul weights of one compile: their groups, what each weight is, and what a decode
 /// step reads of each group.
 struct WeightLayout {
@@ -68,117 +38,32 @@ extension ModelTuner {
         try WeightLayout(model, options).stepBytes
     }
 
-    static func kilobytes(_ bytes: Int) -> String { String(format: "%.1f kB", Double(bytes) / 1000) }
-
-    /// Moves as many groups as the budgets allow to `format` (`movable`: the groups a wider
-    /// format's search moved; nil: every group), updating the current choice when the
-    /// result gains (`WeightMix`).
+    /// Weights group by group (`GroupSearch`): a group is what one matmul reads
+    /// (`MatmulWeightGroup`: a layer's merged q/k/v, its o, its merged gate/up, its down; the
+    /// embedding table; the output projection), since `--weights-for` cannot split a merged
+    /// matmul; it saves what a decode step reads of it (an untied embedding table: one row).
+    /// llama.cpp's quantisation mixes keep some tensors wider by rule (the output table,
+    /// `attn_v`, some layers' `ffn_down`); this measures which.
     func mixWeights(_ model: LoadedModel, to format: WeightPolicy, movable: Set<Int>?, options: inout CompileOptions, tuned: inout CompiledModel,
                     measurement: inout Measurement, dense: CompiledModel, sequences: [[Int32]],
-                    compile: (CompileOptions) throws -> CompiledModel) throws -> WeightMix {
-        var mix = WeightMix()
-        func step(_ line: String) {
-            mix.steps.append(line)
-            reporter.note("weights \(line)")
-        }
+                    compile: (CompileOptions) throws -> CompiledModel) throws -> GroupMix {
         let layout = try WeightLayout(model, options)
         let groups = layout.groups
         var policies: [Int: WeightPolicy] = [:]
         for (g, group) in groups.enumerated() {
             policies[g] = WeightOverride.policy(for: group.names[0], in: options.weightOverrides, fallback: options.weights)
         }
-        func assignment(moving moved: [Int]) throws -> CompileOptions {
+        let base = options
+        let search = GroupSearch(option: "weights=\(format.description)", format: format.description, labels: groups.map(\.label),
+                                 saving: groups.indices.map { layout.stepBytes($0) - layout.stepBytes($0, in: format) },
+                                 unit: "a decode step", bytes: layout.stepBytes, movable: movable) { moved in
             var p = policies
             for g in moved { p[g] = format }
-            var o = options
-            o.weightOverrides = try Self.weightRules(groups, p, base: options.weights)
+            var o = base
+            o.weightOverrides = try Self.weightRules(groups, p, base: base.weights)
             return o
         }
-        let saving = groups.indices.map { layout.stepBytes($0) - layout.stepBytes($0, in: format) }
-        let candidates = groups.indices.filter { (movable?.contains($0) ?? true) && saving[$0] > 0 }
-        func holds(_ m: Measurement) -> Bool { modelBudgets.allSatisfy { $0.holds(m.quality) } }
-        func share(_ m: Measurement) -> Double { modelBudgets.map { $0.share(of: m.quality) }.max() ?? 0 }
-
-        /// The model with `moved` groups in the format against the dense compile (quality
-        /// only: one run); nil when it does not compile, said in `label`'s step.
-        func measure(_ moved: [Int], _ label: String) throws -> Measurement? {
-            let o = try assignment(moving: moved)
-            let compiled: CompiledModel
-            do { compiled = try compile(o) } catch {
-                step("\(label): does not compile: \(error)")
-                return nil
-            }
-            return try Self.compare(dense: dense, tuned: compiled, sequences: sequences, runs: 1)
-        }
-
-        // 1. Each group alone.
-        var alone: [Int: Double] = [:]
-        for g in candidates {
-            let label = "\(format.description) alone on \(groups[g].label) (saves \(Self.kilobytes(saving[g])) a step)"
-            guard let m = try measure([g], label) else { continue }
-            let s = share(m)
-            step("\(label): \(Self.describe(m.quality)), \(String(format: "%.3g", 100 * s)) % of the budget" + (holds(m) ? "" : ", over"))
-            if holds(m) { alone[g] = s }
-        }
-        // 2. Cheapest per byte saved first; the longest prefix within every budget.
-        let order = alone.keys.sorted { a, b in
-            let (x, y) = (alone[a]! / Double(saving[a]), alone[b]! / Double(saving[b]))
-            return x != y ? x < y : (saving[a] != saving[b] ? saving[a] > saving[b] : a < b)
-        }
-        guard !order.isEmpty else {
-            step("no group keeps every budget in \(format.description) alone: weights stay as they are")
-            return mix
-        }
-        func prefix(_ k: Int) throws -> Bool {
-            let label = "\(format.description) on the \(k) cheapest groups (to \(groups[order[k - 1]].label))"
-            guard let m = try measure(Array(order.prefix(k)), label) else { return false }
-            let over = modelBudgets.first { !$0.holds(m.quality) }
-            step("\(label): \(Self.describe(m.quality)), " + (over.map { "over \($0)" } ?? "within every budget"))
-            return over == nil
-        }
-        // Prefix 1 was measured alone. The list of every group is the whole-model trial,
-        // which broke a budget or did not compile; a shorter list is measured first.
-        var lo = 1, hi = order.count
-        if movable != nil || order.count < candidates.count {
-            if try prefix(order.count) { lo = order.count }
-        }
-        while hi - lo > 1 {
-            let mid = (lo + hi) / 2
-            if try prefix(mid) { lo = mid } else { hi = mid }
-        }
-
-        // 3. The prefix, timed as the other formats are, and kept if it gains.
-        let chosen = Array(order.prefix(lo))
-        let o = try assignment(moving: chosen)
-        let compiled = try compile(o)
-        let m = try Self.compare(dense: dense, tuned: compiled, sequences: sequences)
-        let before = layout.stepBytes, after = before - chosen.reduce(0) { $0 + saving[$1] }
-        var trial = FormatTrial(option: "weights=\(format.description) on \(lo) of \(groups.count) groups", accepted: false, quality: m.quality, outcome: "")
-        func finish() -> WeightMix {
-            mix.trial = trial
-            reporter.note("format \(trial.summary)")
-            return mix
-        }
-        let bytes = "\(Self.kilobytes(before)) → \(Self.kilobytes(after)) a decode step"
-        guard holds(m) else {
-            trial.outcome = "over \(modelBudgets.first { !$0.holds(m.quality) }!) when run again \(Self.describe(m.quality))"
-            return finish()
-        }
-        var figures = bytes
-        if formats.gain == .speed {
-            let (speedup, noise) = try decodeSpeedup(of: compiled, over: tuned, sequences: sequences)
-            (trial.decodeSpeedup, trial.noise) = (speedup, noise)
-            figures = "decode \(String(format: "%.2f", speedup))x (noise \(String(format: "%.1f", 100 * noise)) %), " + bytes
-            guard speedup - 1 > noise else {
-                trial.outcome = "within every budget but not faster: \(figures), KL \(String(format: "%.3e", m.quality.meanKL))"
-                return finish()
-            }
-        }
-        trial.accepted = true
-        trial.outcome = "chosen: \(figures), KL \(String(format: "%.3e", m.quality.meanKL))"
-        (options, tuned, measurement) = (o, compiled, m)
-        mix.moved = Set(chosen)
-        return finish()
+        return try mix(search, options: &options, tuned: &tuned, measurement: &measurement, dense: dense, sequences: sequences, compile: compile)
     }
 
     /// `--weights-for` rules giving each group its policy where it differs from `base`: one

@@ -33,10 +33,10 @@ struct TuneCommand: ParsableCommand {
         --weights-candidates and a kl=, ppl= or top1= budget it then tries those formats \
         (weights, then KV; fewest bytes first) and writes the first that keeps every budget \
         and gains (--format-gain: decodes faster beyond the noise, or reads fewer bytes a \
-        decode step) into the policy ("kv", "weights"); a weight format that breaks a budget \
-        on the whole model is then tried matmul by matmul (each group's cost alone, then the \
-        cheapest groups per byte saved, by bisection), and the groups that keep it go into \
-        the policy as "weights_for" rules.
+        decode step) into the policy ("kv", "weights"); a format that breaks a budget on the \
+        whole model is then tried matmul by matmul (weights) or layer by layer (KV): each \
+        group's cost alone, then the cheapest groups per byte saved, by bisection; the groups \
+        that keep it go into the policy as "weights_for" rules or "kv_layers".
         attune tune --export FILE.json / --import FILE.json share records between machines \
         (imports keep records of other machines and versions). `attune compile` reads the \
         database (--tuning-db, default the same file) and `inspect --kernels` names the \
@@ -57,8 +57,8 @@ struct TuneCommand: ParsableCommand {
     var weightsCandidates: String?
     @Option(help: "Model mode: what a format must gain to be kept: speed (decode steps faster than the current choice beyond the noise; default) or bytes (fewer bytes read per decode step; no timing).")
     var formatGain: String = "speed"
-    @Flag(help: "Model mode: try --weights-candidates on the whole model only, not group by group (the group search costs about one compile and calibration run per matmul).")
-    var noWeightGroups = false
+    @Flag(help: "Model mode: try format candidates on the whole model only, not group by group (the group search costs about one compile and calibration run per matmul or layer).")
+    var noFormatGroups = false
     @Option(help: "Model mode: also choose this many kascade anchor layers (and head maps) on the data, into --calibration-out.")
     var kascadeAnchors: Int?
     @Option(help: "Kernel to tune.") var kernel: String?
@@ -164,7 +164,7 @@ struct TuneCommand: ParsableCommand {
         }
         guard let gain = FormatGain(rawValue: formatGain) else { throw CLIError("--format-gain must be speed or bytes, got '\(formatGain)'") }
         f.gain = gain
-        f.weightGroups = !noWeightGroups
+        f.groups = !noFormatGroups
         return f
     }
 
@@ -206,6 +206,7 @@ struct TuneCommand: ParsableCommand {
         }
         for line in result.formatReport { print(line) }
         if !result.weightRules.isEmpty { print("weights_for \(result.weightRules.map(\.description).joined(separator: " "))") }
+        if !result.kvByLayer.isEmpty { print("kv_layers  \(result.kvByLayer.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.rawValue)" }.joined(separator: " "))") }
         let m = result.measurement, c = result.comparison
         print("model      prefill \(fmt(m.tunedMs, 3)) ms vs dense \(fmt(m.denseMs, 3)) ms (\(fmt(m.denseMs / m.tunedMs, 2))x), decode step \(fmt(m.tunedDecodeMs, 3)) ms vs \(fmt(m.denseDecodeMs, 3)) ms (\(fmt(m.denseDecodeMs / m.tunedDecodeMs, 2))x); \(c.positions) positions: max logit error \(String(format: "%.3e", c.maxAbs)), KL mean \(String(format: "%.3e", c.meanKL)), top-1 agreement \(fmt(100 * c.top1Agreement, 1)) %, perplexity ×\(fmt(result.quality.perplexityRatio, 5))")
         if !result.reverted.isEmpty {

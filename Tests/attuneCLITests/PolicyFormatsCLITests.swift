@@ -93,7 +93,7 @@ final class PolicyFormatsCLITests: XCTestCase {
         let run = try CLI.run(["run", llama, "--tokens", "1,2,3", "--attention-policy", out.path])
         XCTAssertEqual(run.status, 0, run.stderr)
 
-        let whole = try CLI.run(tune + ["--no-weight-groups"])
+        let whole = try CLI.run(tune + ["--no-format-groups"])
         XCTAssertEqual(whole.status, 0, whole.stderr)
         XCTAssertFalse(whole.stdout.contains("weights    "), whole.stdout)
         XCTAssertNil((try JSONSerialization.jsonObject(with: Data(contentsOf: out)) as? [String: Any])?["weights_for"])
