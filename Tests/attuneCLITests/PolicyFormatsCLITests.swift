@@ -71,6 +71,34 @@ final class PolicyFormatsCLITests: XCTestCase {
         XCTAssertTrue(bad.stderr.contains("'weights_for' must be a list of \"PATTERN=FORMAT\" strings"), bad.stderr)
     }
 
+    /// A policy's "kv_layers" compile as the same `--layer-kv` flags do; `--kv` replaces them.
+    func testPolicyKVLayersApplyUnlessKVFlagsAreGiven() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let policy = dir.appendingPathComponent("policy.json")
+        try Data(#"{"kv_layers": {"3": "int8", "5": "bf16"}}"#.utf8).write(to: policy)
+        let tokens = (1...24).map(String.init).joined(separator: ",")
+        let bench = ["bench", "model", deep, "--tokens", tokens, "--decode", "4", "--repeats", "1", "--json"]
+        let layers = try CLI.run(bench + ["--attention-policy", policy.path])
+        XCTAssertEqual(layers.status, 0, layers.stderr)
+        let diff = try XCTUnwrap(try lastJSON(layers)["max_abs_logit_diff"] as? Double)
+        XCTAssertGreaterThan(diff, 0, "layers 3 and 5 store their K/V narrower")
+        let flags = try CLI.run(bench + ["--layer-kv", "3=int8", "--layer-kv", "5=bf16"])
+        XCTAssertEqual(try lastJSON(flags)["max_abs_logit_diff"] as? Double, diff, "the same compile as the flags")
+        let f32 = try CLI.run(bench + ["--attention-policy", policy.path, "--kv", "f32"])
+        XCTAssertEqual(try lastJSON(f32)["max_abs_logit_diff"] as? Double, 0, "--kv replaces them")
+
+        for (text, fragment) in [(#"{"kv_layers": {"x": "int8"}}"#, "kv_layers: 'x' is not a layer number"),
+                                 (#"{"kv_layers": {"3": "fp8"}}"#, "kv_layers: layer 3: KV format must be one of f32, bf16, int8, got 'fp8'")] {
+            try Data(text.utf8).write(to: policy)
+            let bad = try CLI.run(["run", deep, "--tokens", "1", "--attention-policy", policy.path])
+            XCTAssertNotEqual(bad.status, 0)
+            XCTAssertTrue(bad.stderr.contains(fragment), "\(text): \(bad.stderr)")
+        }
+        let badFlag = try CLI.run(["run", deep, "--tokens", "1", "--layer-kv", "3:int8"])
+        XCTAssertTrue(badFlag.stderr.contains("--layer-kv expects LAYER=FORMAT, got '3:int8'"), badFlag.stderr)
+    }
+
     /// `attune tune` prints the group search step by step and writes its rules; the policy runs.
     func testTunePrintsTheGroupSearchAndWritesItsRules() throws {
         let dir = try CLI.temporaryDirectory()
