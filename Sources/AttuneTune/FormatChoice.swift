@@ -71,19 +71,20 @@ extension ModelTuner {
                        compile: (CompileOptions) throws -> CompiledModel) throws -> FormatChoices {
         var choices = FormatChoices()
         /// Whether `candidate` (within every budget) gains over the current choice, with the
-        /// figures that say so; `bytes` gives what a decode step reads on this axis.
-        func gains(_ candidate: CompiledModel, _ o: CompileOptions, bytes: (CompileOptions) throws -> Int) throws -> (Bool, String, Double?, Double?) {
+        /// figures that say so; `bytes` gives what a decode step reads on this axis, per `unit`.
+        func gains(_ candidate: CompiledModel, _ o: CompileOptions, bytes: (CompileOptions) throws -> Int, unit: String) throws -> (Bool, String, Double?, Double?) {
             switch formats.gain {
             case .speed:
                 let (speedup, noise) = try decodeSpeedup(of: candidate, over: tuned, sequences: sequences)
                 return (speedup - 1 > noise, "decode \(String(format: "%.2f", speedup))x (noise \(String(format: "%.1f", 100 * noise)) %)", speedup, noise)
             case .bytes:
                 let (now, then) = (try bytes(o), try bytes(options))
-                return (now < then, "\(Self.kilobytes(then)) → \(Self.kilobytes(now)) a decode step", nil, nil)
+                return (now < then, "\(Self.kilobytes(then)) → \(Self.kilobytes(now)) \(unit)", nil, nil)
             }
         }
         /// Tries `candidates` in order; returns those that broke a budget or did not compile.
-        func axis(_ name: String, _ candidates: [(text: String, apply: (inout CompileOptions) -> Void)], bytes: (CompileOptions) throws -> Int) throws -> [String] {
+        func axis(_ name: String, _ candidates: [(text: String, apply: (inout CompileOptions) -> Void)], unit: String,
+                  bytes: (CompileOptions) throws -> Int) throws -> [String] {
             var failed: [String] = []
             for c in candidates {
                 var o = options
@@ -107,7 +108,7 @@ extension ModelTuner {
                     failed.append(c.text)
                     continue
                 }
-                let (kept, figures, speedup, noise) = try gains(model, o, bytes: bytes)
+                let (kept, figures, speedup, noise) = try gains(model, o, bytes: bytes, unit: unit)
                 (trial.decodeSpeedup, trial.noise) = (speedup, noise)
                 guard kept else {
                     trial.outcome = "within every budget but not \(formats.gain == .speed ? "faster" : "smaller"): \(figures), KL \(String(format: "%.3e", m.quality.meanKL))"
@@ -140,21 +141,23 @@ extension ModelTuner {
         // Bytes of a large block of weights in each format (auto counted as f32: its widest case).
         let weightBytes = { (w: WeightPolicy) in w.format(stored: .f32).bytes(elements: 1 << 20) }
         let weights = formats.weights.sorted { weightBytes($0) < weightBytes($1) }
-        let failedWeights = try axis("weights", weights.map { w in (w.description, { $0.weights = w }) }) { try Self.stepBytes(model, $0) }
+        let failedWeights = try axis("weights", weights.map { w in (w.description, { $0.weights = w }) }, unit: "a decode step") {
+            try Self.stepBytes(model, $0)
+        }
         try groupByGroup("weights", failedWeights) { text, movable in
             try mixWeights(model, to: weights.first { $0.description == text }!, movable: movable, options: &options, tuned: &tuned,
                            measurement: &measurement, dense: dense, sequences: sequences, compile: compile)
         }
-        let kv = formats.kv.sorted { Self.kvBytesPerElement[$0]! < Self.kvBytesPerElement[$1]! }
-        let failedKV = try axis("kv", kv.map { f in (f.rawValue, { $0.kvFormat = f }) }) { Self.kvBytesPerElement[$0.kvFormat]! }
+        let kv = formats.kv.sorted { $0.elementBytes < $1.elementBytes }
+        let failedKV = try axis("kv", kv.map { f in (f.rawValue, { $0.kvFormat = f }) }, unit: "a cached position") {
+            ModelCompiler.kvBytesPerPosition(model.graph, $0.kvFormat, byLayer: $0.kvFormatByLayer)
+        }
         try groupByGroup("kv", failedKV) { text, movable in
             try mixKV(model, to: try KVFormat(parsing: text), movable: movable, options: &options, tuned: &tuned,
                       measurement: &measurement, dense: dense, sequences: sequences, compile: compile)
         }
         return choices
     }
-
-    static let kvBytesPerElement: [KVFormat: Int] = [.int8: 1, .bf16: 2, .f32: 4]
 
     /// `(KL …, perplexity ×…, top-1 …)`, as every format step prints a model measurement.
     static func describe(_ q: ModelQuality) -> String {
