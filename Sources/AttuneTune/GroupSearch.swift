@@ -7,8 +7,9 @@ import Foundation
 ///
 /// 1. Cost alone: each group alone in the format, the rest as chosen so far; one compile
 ///    and one run of the calibration data against the dense compile each. Its cost is the
-///    largest share of a budget it uses (`ModelBudget.share`); a group over a budget alone
-///    stays.
+///    largest share of a budget it adds to the current choice's (`ModelBudget.share`; the
+///    current choice may use some already: approximate kernels, a wider format); a group
+///    over a budget alone stays.
 /// 2. Groups sorted by cost per byte they save, and the longest prefix that keeps every
 ///    budget found by bisection: ⌈log₂ n⌉ compiles at most, since the first group's prefix
 ///    was measured in step 1 and the list of every group is the whole-model trial.
@@ -62,6 +63,9 @@ extension ModelTuner {
         let candidates = labels.indices.filter { (search.movable?.contains($0) ?? true) && saving[$0] > 0 }
         func holds(_ m: Measurement) -> Bool { modelBudgets.allSatisfy { $0.holds(m.quality) } }
         func share(_ m: Measurement) -> Double { modelBudgets.map { $0.share(of: m.quality) }.max() ?? 0 }
+        let current = measurement.quality
+        /// What `m` adds to the current choice's use of the budgets.
+        func cost(_ m: Measurement) -> Double { max(0, modelBudgets.map { $0.share(of: m.quality) - $0.share(of: current) }.max() ?? 0) }
         /// The model with `moved` groups in the format against the dense compile (quality
         /// only: one run); nil when it does not compile, said in `label`'s step.
         func measure(_ moved: [Int], _ label: String) throws -> Measurement? {
@@ -79,9 +83,10 @@ extension ModelTuner {
         for g in candidates {
             let label = "\(format) alone on \(labels[g]) (saves \(Self.kilobytes(saving[g])) \(search.unit))"
             guard let m = try measure([g], label) else { continue }
-            let s = share(m)
-            step("\(label): \(Self.describe(m.quality)), \(String(format: "%.3g", 100 * s)) % of the budget" + (holds(m) ? "" : ", over"))
-            if holds(m) { alone[g] = s }
+            let (s, c) = (share(m), cost(m))
+            step("\(label): \(Self.describe(m.quality)), \(String(format: "%.3g", 100 * s)) % of the budget"
+                 + (c < s ? " (+\(String(format: "%.3g", 100 * c)) %)" : "") + (holds(m) ? "" : ", over"))
+            if holds(m) { alone[g] = c }
         }
         // 2. Cheapest per byte saved first; the longest prefix within every budget.
         let order = alone.keys.sorted { a, b in
