@@ -43,21 +43,29 @@ final class PolicyFormatsCLITests: XCTestCase {
         }
     }
 
+    /// `bench model` with the policy `text` and with `flags` instead: the same compile, so the
+    /// same difference to the dense one (> 0). Returns the bench arguments, the policy file
+    /// and that difference.
+    func benchPolicyAsFlags(_ text: String, _ flags: [String], in dir: URL) throws -> (bench: [String], policy: URL, diff: Double) {
+        let policy = dir.appendingPathComponent("policy.json")
+        try Data(text.utf8).write(to: policy)
+        let tokens = (1...24).map(String.init).joined(separator: ",")
+        let bench = ["bench", "model", deep, "--tokens", tokens, "--decode", "4", "--repeats", "1", "--json"]
+        let fromFile = try CLI.run(bench + ["--attention-policy", policy.path])
+        XCTAssertEqual(fromFile.status, 0, fromFile.stderr)
+        let diff = try XCTUnwrap(try lastJSON(fromFile)["max_abs_logit_diff"] as? Double)
+        XCTAssertGreaterThan(diff, 0, "the policy's formats are used")
+        XCTAssertEqual(try lastJSON(try CLI.run(bench + flags))["max_abs_logit_diff"] as? Double, diff, "the same compile as \(flags)")
+        return (bench, policy, diff)
+    }
+
     /// A policy's "weights_for" rules (what the tuner's group search writes) compile as the
     /// same `--weights-for` flags do; `--weights` or `--weights-for` replaces them.
     func testPolicyWeightRulesApplyUnlessWeightFlagsAreGiven() throws {
         let dir = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let policy = dir.appendingPathComponent("policy.json")
-        try Data(#"{"default": "flash", "weights_for": ["model.layers.1.=int8", "lm_head.weight=q4"]}"#.utf8).write(to: policy)
-        let tokens = (1...24).map(String.init).joined(separator: ",")
-        let bench = ["bench", "model", deep, "--tokens", tokens, "--decode", "4", "--repeats", "1", "--json"]
-        let rules = try CLI.run(bench + ["--attention-policy", policy.path])
-        XCTAssertEqual(rules.status, 0, rules.stderr)
-        let diff = try XCTUnwrap(try lastJSON(rules)["max_abs_logit_diff"] as? Double)
-        XCTAssertGreaterThan(diff, 0, "the policy's int8 and q4 weights are used")
-        let flags = try CLI.run(bench + ["--weights-for", "model.layers.1.=int8", "--weights-for", "lm_head.weight=q4"])
-        XCTAssertEqual(try lastJSON(flags)["max_abs_logit_diff"] as? Double, diff, "the same compile as the flags")
+        let (bench, policy, diff) = try benchPolicyAsFlags(#"{"default": "flash", "weights_for": ["model.layers.1.=int8", "lm_head.weight=q4"]}"#,
+                                                           ["--weights-for", "model.layers.1.=int8", "--weights-for", "lm_head.weight=q4"], in: dir)
         let oneFlag = try CLI.run(bench + ["--attention-policy", policy.path, "--weights-for", "model.layers.1.=int8"])
         let layerOnly = try XCTUnwrap(try lastJSON(oneFlag)["max_abs_logit_diff"] as? Double)
         XCTAssertGreaterThan(layerOnly, 0)
@@ -75,16 +83,8 @@ final class PolicyFormatsCLITests: XCTestCase {
     func testPolicyKVLayersApplyUnlessKVFlagsAreGiven() throws {
         let dir = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let policy = dir.appendingPathComponent("policy.json")
-        try Data(#"{"kv_layers": {"3": "int8", "5": "bf16"}}"#.utf8).write(to: policy)
-        let tokens = (1...24).map(String.init).joined(separator: ",")
-        let bench = ["bench", "model", deep, "--tokens", tokens, "--decode", "4", "--repeats", "1", "--json"]
-        let layers = try CLI.run(bench + ["--attention-policy", policy.path])
-        XCTAssertEqual(layers.status, 0, layers.stderr)
-        let diff = try XCTUnwrap(try lastJSON(layers)["max_abs_logit_diff"] as? Double)
-        XCTAssertGreaterThan(diff, 0, "layers 3 and 5 store their K/V narrower")
-        let flags = try CLI.run(bench + ["--layer-kv", "3=int8", "--layer-kv", "5=bf16"])
-        XCTAssertEqual(try lastJSON(flags)["max_abs_logit_diff"] as? Double, diff, "the same compile as the flags")
+        let (bench, policy, _) = try benchPolicyAsFlags(#"{"kv_layers": {"3": "int8", "5": "bf16"}}"#,
+                                                        ["--layer-kv", "3=int8", "--layer-kv", "5=bf16"], in: dir)
         let f32 = try CLI.run(bench + ["--attention-policy", policy.path, "--kv", "f32"])
         XCTAssertEqual(try lastJSON(f32)["max_abs_logit_diff"] as? Double, 0, "--kv replaces them")
 
