@@ -7,9 +7,9 @@ import Foundation
 public enum FormatGain: String, Sendable, CaseIterable {
     /// Decode steps faster by more than the noise (paired runs): what a user waits for.
     case speed
-    /// Fewer bytes read per decode step (weights in their formats, an embedding table's
-    /// one row, the KV element size): what a memory-bound machine pays for, decided without
-    /// timing, so a busy machine's noise cannot decide it.
+    /// Fewer bytes read per decode step (weights in their formats, an untied embedding
+    /// table's one row; the KV cache's bytes per cached position): what a memory-bound
+    /// machine pays for, decided without timing, so a busy machine's noise cannot decide it.
     case bytes
 }
 
@@ -76,7 +76,7 @@ extension ModelTuner {
             switch formats.gain {
             case .speed:
                 let (speedup, noise) = try decodeSpeedup(of: candidate, over: tuned, sequences: sequences)
-                return (speedup - 1 > noise, "decode \(String(format: "%.2f", speedup))x (noise \(String(format: "%.1f", 100 * noise)) %)", speedup, noise)
+                return (speedup - 1 > noise, Self.decodeFigures(speedup, noise), speedup, noise)
             case .bytes:
                 let (now, then) = (try bytes(o), try bytes(options))
                 return (now < then, "\(Self.kilobytes(then)) → \(Self.kilobytes(now)) \(unit)", nil, nil)
@@ -157,6 +157,11 @@ extension ModelTuner {
                       measurement: &measurement, dense: dense, sequences: sequences, compile: compile)
         }
         return choices
+    }
+
+    /// `decode 1.32x (noise 2.3 %)`: a paired decode speed-up as format trials print it.
+    static func decodeFigures(_ speedup: Double, _ noise: Double) -> String {
+        "decode \(String(format: "%.2f", speedup))x (noise \(String(format: "%.1f", 100 * noise)) %)"
     }
 
     /// `(KL …, perplexity ×…, top-1 …)`, as every format step prints a model measurement.

@@ -136,7 +136,7 @@ extension ModelTuner {
         if formats.gain == .speed {
             let (speedup, noise) = try decodeSpeedup(of: compiled, over: tuned, sequences: sequences)
             (trial.decodeSpeedup, trial.noise) = (speedup, noise)
-            figures = "decode \(String(format: "%.2f", speedup))x (noise \(String(format: "%.1f", 100 * noise)) %), " + bytes
+            figures = Self.decodeFigures(speedup, noise) + ", " + bytes
             guard speedup - 1 > noise else {
                 trial.outcome = "within every budget but not faster: \(figures), KL \(String(format: "%.3e", m.quality.meanKL))"
                 return finish()

@@ -19,7 +19,7 @@ struct WeightLayout {
         }
     }
 
-    /// Bytes a decode step reads of group `g`, in `format` (nil: as compiled).
+    /// Bytes a decode step reads of group `g`, in `policy`'s format (nil: as compiled).
     func stepBytes(_ g: Int, in policy: WeightPolicy? = nil) -> Int {
         groups[g].names.reduce(0) { sum, name in
             guard let w = weights[name] else { return sum }
