@@ -120,6 +120,20 @@ final class PolicyFormatsCLITests: XCTestCase {
         XCTAssertEqual(lines.first { $0.hasPrefix("weights_for ") }, "weights_for " + rules.joined(separator: " "))
         let run = try CLI.run(["run", llama, "--tokens", "1,2,3", "--attention-policy", out.path])
         XCTAssertEqual(run.status, 0, run.stderr)
+        // Compiled from the policy, every matmul weight a rule names is int8 in the manifest, the others f32.
+        let compiled = dir.appendingPathComponent("compiled")
+        let compile = try CLI.run(["compile", llama, "-o", compiled.path, "--attention-policy", out.path, "--max-context", "64"])
+        XCTAssertEqual(compile.status, 0, compile.stderr)
+        let manifest = try String(contentsOf: compiled.appendingPathComponent("weights.manifest"), encoding: .utf8)
+        let patterns = rules.map { String($0.prefix { $0 != "=" }) }
+        var int8 = 0
+        for line in manifest.split(separator: "\n") where line.hasPrefix("part ") && !line.contains("norm") {
+            let fields = line.split(separator: " ").map(String.init)   // part FILE OFFSET FORMAT COUNT NAME
+            let named = patterns.contains { fields[5].contains($0) }
+            XCTAssertEqual(fields[3], named ? "int8_g32_f16" : "f32", String(line))
+            if named { int8 += 1 }
+        }
+        XCTAssertGreaterThan(int8, 0)
 
         let whole = try CLI.run(tune + ["--no-format-groups"])
         XCTAssertEqual(whole.status, 0, whole.stderr)
