@@ -342,8 +342,10 @@ attune_model *attune_model_open(const char *manifest_path, char *error, size_t e
     }
     m->arena = aligned_alloc(64, sizeof(float) * (size_t)g->arena_floats);
     int ok = m->arena != NULL;
-    for (int64_t c = 0; c < g->n_caches && ok; c++)
-        if (g->cache_width[c] > 0) ok = (m->kv[c] = calloc((size_t)g->max_context * (size_t)g->cache_width[c], g->kv_element_bytes)) != NULL;
+    for (int64_t c = 0; c < g->n_caches && ok; c++) {
+        size_t bytes = g->cache_element_bytes ? (size_t)g->cache_element_bytes[c] : g->kv_element_bytes;
+        if (g->cache_width[c] > 0) ok = (m->kv[c] = calloc((size_t)g->max_context * (size_t)g->cache_width[c], bytes)) != NULL;
+    }
     for (int64_t c = 0; c < g->n_caches && ok && g->cache_heads; c++)
         if (g->cache_heads[c] > 0) ok = (m->kv_scale[c] = calloc((size_t)g->max_context * (size_t)g->cache_heads[c], sizeof(float))) != NULL;
     if (!ok) {

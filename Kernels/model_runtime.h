@@ -39,12 +39,14 @@ typedef struct attune_model_graph {
     const int64_t *constant_elements;     /* elements of constant slot m->w[i] */
     const char *const *constant_formats;  /* its format: "f32", "bf16", "int8_g32_f16", ... */
     /* KV cache c holds layer c / 2's keys (c even) or values: cache_width[c] elements a
-       position, of kv_element_bytes each; width 0 for a layer whose kernel keeps its own
+       position, of kv_element_bytes each (cache_element_bytes[c] when layers store K/V in
+       different formats; else NULL); width 0 for a layer whose kernel keeps its own
        store. int8 caches also keep one f32 scale per (position, kv head): cache_heads[c]
-       (NULL for other formats). */
+       (0 for other caches; NULL when none is int8). */
     int64_t n_caches;
     const int64_t *cache_width;
     size_t kv_element_bytes;
+    const int64_t *cache_element_bytes;
     const int64_t *cache_heads;
     int64_t n_counters;
     const char *const *counter_names;     /* what each kernel counter counts */

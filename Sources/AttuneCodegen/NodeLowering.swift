@@ -23,7 +23,7 @@ struct NodeLowering {
     private(set) var buffers: [BufferLifetime] = []
     /// Row width of each KV cache, by cache index (layer * 2 + 0 for keys, 1 for values).
     private(set) var cacheWidths: [Int: Int] = [:]
-    /// KV heads of each cache a non-f32 `options.kvFormat` stores (int8 keeps one scale per
+    /// KV heads of each cache stored in a non-f32 format (int8 keeps one scale per
     /// position and head), by cache index.
     private(set) var cacheHeads: [Int: Int] = [:]
     /// C sources of the kernels attention nodes call.
@@ -111,7 +111,7 @@ struct NodeLowering {
             }
             guard storeLayers[layer] == nil else { throw fail("layer \(layer) has two attention nodes over its own K/V store") }
             let layout = KVStoreLayout(layer: layer, kvHeads: a.kvHeads, qkDim: a.headDim, vDim: a.vHeadDim, maxTokens: options.maxContext,
-                                       kvFormat: options.kvFormat)
+                                       kvFormat: options.kvFormat(layer: layer))
             let create: [String]
             do { create = try kernel.cStoreCreate(binding.parameters, layout) } catch let error as KernelError { throw fail(error.message) }
             let store = StoreLayer(index: stores.count, layer: layer, kernel: kernel.name, create: create,
@@ -243,7 +243,6 @@ struct NodeLowering {
             return "attune_op_linear_bf16_blocks(\(x), \(rows), \(inWidth), (const uint16_t *const[]){\(blocks.joined(separator: ", "))}, "
                 + "(const int64_t[]){\(counts.map(String.init).joined(separator: ", "))}, \(blocks.count), \(bias), \(y));"
         case .quantized(let layout):
-            kernelSources.insert("linear_bf16.c")   // its prefill runs the bf16 GEMM's panel step
             // Threads 0: the OpenMP default, as the other linear kernels use.
             return "if (\(layout.cPrefix)_linear_blocks(\(x), \(rows), \(inWidth), (const void *const[]){\(blocks.joined(separator: ", "))}, "
                 + "(const int64_t[]){\(counts.map(String.init).joined(separator: ", "))}, \(blocks.count), \(layout.group), \(layout.cScale), \(bias), \(y), 0)) "
@@ -464,7 +463,7 @@ struct NodeLowering {
             cacheWidths[layer * 2 + (kind == .key ? 0 : 1)] = 0
             storeAppends[out] = node.inputs[0]
 
-        case .kvAppend(let layer, let kind) where options.kvFormat != .f32:
+        case .kvAppend(let layer, let kind) where options.kvFormat(layer: layer) != .f32:
             let x = try read(node.inputs[0])
             let cache = layer * 2 + (kind == .key ? 0 : 1)
             cacheWidths[cache] = x.width
@@ -654,7 +653,9 @@ struct NodeLowering {
             parameters["bias"] = bias
         }
         let invocation = try invocation(kernel, parameters, decode, heads: a.heads)
-        if let refusal = kernel.kvFormatRefusal(options.kvFormat) { throw fail("decode " + refusal + "; choose another kernel or --kv f32") }
+        if let refusal = kernel.kvFormatRefusal(layer(of: node).map(options.kvFormat(layer:)) ?? options.kvFormat) {
+            throw fail("decode " + refusal + "; choose another kernel or --kv f32")
+        }
         kernelSources.formUnion(kernel.cSources)
         // The signature and the copies of p, t and status (6 lines) are shared; the rest is the prefill call.
         let head = Array(attend.prefix(6)), prefill = attend.dropFirst(6).dropLast()
@@ -674,7 +675,7 @@ struct NodeLowering {
     /// The K/V rows of a non-f32 KV cache, quantised as they are appended (`attune_kv_quantize`:
     /// int8 per position and kv head, so the heads come from the attention node reading the cache).
     private mutating func quantisedAppend(cache: Int, x: View, layer: Int, node: Int) throws -> [String] {
-        let format = options.kvFormat
+        let format = options.kvFormat(layer: layer)
         var heads = 1
         if let (h, dim) = headsOfCache(appendedBy: node) {
             guard h * dim == x.width else { throw fail("KV cache rows of \(x.width) values are not \(h) heads of \(dim)") }
@@ -702,13 +703,13 @@ struct NodeLowering {
 
     /// The problem's K/V format fields when this attention reads a non-f32 KV cache.
     private func kvFormatFields(_ a: AttentionAttrs, _ kernel: any AttentionKernel, k: View, v: View) throws -> [String] {
-        let format = options.kvFormat
         let kc: Int, vc: Int
         switch (k.base, v.base) {
         case (.cache(let x), .cache(let y)): (kc, vc) = (x, y)
-        case (.cache, _), (_, .cache): throw fail("--kv \(format.rawValue): K and V must both come from the KV cache")
+        case (.cache(let x), _), (_, .cache(let x)): throw fail("--kv \(options.kvFormat(layer: x / 2).rawValue): K and V must both come from the KV cache")
         default: return []
         }
+        let format = options.kvFormat(layer: kc / 2)
         if format == .f32 { return [] }
         if let refusal = kernel.kvFormatRefusal(format) { throw fail(refusal + "; choose another kernel or --kv f32") }
         guard k.column == 0, v.column == 0 else { throw fail("--kv \(format.rawValue) reads whole cache rows; this node reads a column slice") }
@@ -794,7 +795,7 @@ struct NodeLowering {
         }
         if a.window != nil { throw fail("kernel '\(kernel.name)' does not support a sliding window") }
         if a.softcap != nil { throw fail("kernel '\(kernel.name)' does not implement logit soft-capping; flash does") }
-        if let refusal = kernel.kvFormatRefusal(options.kvFormat) { throw fail(refusal + "; choose another kernel or --kv f32") }
+        if let refusal = kernel.kvFormatRefusal(options.kvFormat(layer: layer)) { throw fail(refusal + "; choose another kernel or --kv f32") }
         let q = try read(node.inputs[0]), k = try read(kRows), v = try read(vRows)
         let y = try result(node.types[0])
         batchRefusals.append("layer \(layer) keeps its K/V in a \(kernel.name) store")

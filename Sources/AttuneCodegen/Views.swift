@@ -80,6 +80,8 @@ public struct CodegenOptions: Sendable, Equatable {
     public var maxContext: Int
     /// How the KV cache stores K and V (`--kv`): appends quantise, attention kernels read it as stored.
     public var kvFormat: KVFormat
+    /// Layers storing K/V in another format than `kvFormat` (`--layer-kv`).
+    public var kvFormatByLayer: [Int: KVFormat] = [:]
     /// Format of the matmul weights (`--weights`).
     public var weights: WeightPolicy
     /// Per-weight exceptions to `weights` (`--weights-for`), the first matching one wins.
@@ -91,6 +93,9 @@ public struct CodegenOptions: Sendable, Equatable {
         self.kvFormat = kvFormat
         self.weights = weights
     }
+
+    /// The format layer `layer`'s KV cache stores.
+    public func kvFormat(layer: Int) -> KVFormat { kvFormatByLayer[layer] ?? kvFormat }
 }
 
 /// C literals that read back to exactly the same value.

@@ -179,9 +179,17 @@ extension Float {
 /// `--weights-for PATTERN=FORMAT`: the matmul weights whose checkpoint name contains
 /// `pattern` take `policy` instead of `--weights` (llama-quantize's per-tensor types:
 /// e.g. `--weights q4 --weights-for embed_tokens=int8` keeps the vocabulary table at 8 bits).
-public struct WeightOverride: Hashable, Sendable {
+public struct WeightOverride: Hashable, Sendable, CustomStringConvertible {
     public var pattern: String
     public var policy: WeightPolicy
+
+    public init(pattern: String, policy: WeightPolicy) {
+        self.pattern = pattern
+        self.policy = policy
+    }
+
+    /// `PATTERN=FORMAT`, which parses back to this rule.
+    public var description: String { "\(pattern)=\(policy.description)" }
 
     /// Parses `PATTERN=FORMAT` (FORMAT as `--weights` takes it); throws a one-line reason.
     public init(parsing text: String) throws {

@@ -68,8 +68,9 @@ public struct KernelOverrides: Sendable, Equatable {
     /// none: decode steps run the prefill kernel.
     public var decodeGlobal: KernelChoice?
     public var decodeByLayer: [Int: KernelChoice] = [:]
-    /// The KV-cache format (`--kv`): a decode kernel must read it.
+    /// The KV-cache format (`--kv`, and per layer `--layer-kv`): a decode kernel must read it.
     public var kvFormat: KVFormat = .f32
+    public var kvFormatByLayer: [Int: KVFormat] = [:]
 
     public init(global: KernelChoice? = nil, byLayer: [Int: KernelChoice] = [:], calibratedPhi: [Int: [Double]] = [:]) {
         self.global = global

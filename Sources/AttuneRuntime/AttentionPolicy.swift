@@ -11,7 +11,11 @@ import Foundation
 /// `"decode": {"default": ..., "layers": {...}}` (optional, same form) chooses the kernels
 /// decode steps run, as `--decode-attention` and `--layer-decode-attention` do.
 /// `"kv": "int8"` and `"weights": "int8"` (optional) choose the KV-cache and weight formats
-/// as `--kv` and `--weights` do; those flags, when given, win. `attune tune MODEL` writes
+/// as `--kv` and `--weights` do; those flags, when given, win. `"weights_for":
+/// ["model.layers.3.=int8", ...]` (optional) are per-weight rules as `--weights-for` takes
+/// them, applied unless `--weights` or `--weights-for` is given; `"kv_layers": {"3": "int8"}`
+/// (optional) the KV format of some layers, as `--layer-kv` takes it, applied unless `--kv` or
+/// `--layer-kv` is given. `attune tune MODEL` writes
 /// them when it chose a format (`--kv-candidates`, `--weights-candidates`), and adds
 /// `evidence`: the budgets it met and what it measured.
 public enum AttentionPolicy {
@@ -20,6 +24,8 @@ public enum AttentionPolicy {
         public var kernels = KernelOverrides()
         public var kv: KVFormat?
         public var weights: WeightPolicy?
+        public var weightRules: [WeightOverride] = []
+        public var kvByLayer: [Int: KVFormat] = [:]
 
         public init() {}
     }
@@ -47,16 +53,29 @@ public enum AttentionPolicy {
             throw RuntimeError("\(path): an attention policy is a JSON object {\"default\": ..., \"layers\": {...}}")
         }
         var contents = Contents()
-        for key in object.keys where !["default", "layers", "decode", "kv", "weights", "evidence"].contains(key) {
-            throw RuntimeError("\(path): unknown key '\(key)' (expected default, layers, decode, kv, weights, evidence)")
+        for key in object.keys where !["default", "layers", "decode", "kv", "kv_layers", "weights", "weights_for", "evidence"].contains(key) {
+            throw RuntimeError("\(path): unknown key '\(key)' (expected default, layers, decode, kv, kv_layers, weights, weights_for, evidence)")
         }
         if let kv = object["kv"] {
             guard let text = kv as? String else { throw RuntimeError("\(path): 'kv' must be a string: f32, bf16 or int8") }
             do { contents.kv = try KVFormat(parsing: text) } catch { throw RuntimeError("\(path): kv: \(error)") }
         }
+        if let layers = object["kv_layers"] {
+            guard let map = layers as? [String: String] else { throw RuntimeError("\(path): 'kv_layers' must map layer numbers to KV formats, like {\"3\": \"int8\"}") }
+            for (key, text) in map {
+                guard let layer = Int(key), layer >= 0 else { throw RuntimeError("\(path): kv_layers: '\(key)' is not a layer number") }
+                do { contents.kvByLayer[layer] = try KVFormat(parsing: text) } catch { throw RuntimeError("\(path): kv_layers: layer \(key): \(error)") }
+            }
+        }
         if let weights = object["weights"] {
             guard let text = weights as? String else { throw RuntimeError("\(path): 'weights' must be a string like \"int8\"") }
             do { contents.weights = try WeightPolicy(parsing: text) } catch { throw RuntimeError("\(path): weights: \(error)") }
+        }
+        if let rules = object["weights_for"] {
+            guard let texts = rules as? [String] else {
+                throw RuntimeError("\(path): 'weights_for' must be a list of \"PATTERN=FORMAT\" strings like \"model.layers.3.=int8\"")
+            }
+            do { contents.weightRules = try texts.map(WeightOverride.init(parsing:)) } catch { throw RuntimeError("\(path): weights_for: \(error)") }
         }
         if let evidence = object["evidence"], !(evidence is [String: Any]) {
             throw RuntimeError("\(path): 'evidence' must be an object (attune tune writes it)")

@@ -20,6 +20,8 @@ public struct CompileOptions: Sendable {
     public var allowNonfinite = false
     /// How the KV cache stores K and V (`--kv f32|bf16|int8`).
     public var kvFormat: KVFormat = .f32
+    /// Layers storing K and V in another format (`--layer-kv LAYER=FORMAT`).
+    public var kvFormatByLayer: [Int: KVFormat] = [:]
     /// Format of the matmul weights (`--weights`): as stored by default.
     public var weights: WeightPolicy = .auto
     /// Per-weight exceptions (`--weights-for PATTERN=FORMAT`), the first match wins.
@@ -66,13 +68,15 @@ public enum ModelCompiler {
             if case .kvAppend(let layer, _) = node.op { return layer }
             return nil
         })
-        for (choices, option) in [(kernels.byLayer, "--layer-attention"), (kernels.decodeByLayer, "--layer-decode-attention")] {
-            if let missing = choices.keys.sorted().first(where: { !layers.contains($0) }) {
+        for (chosen, option) in [(Array(kernels.byLayer.keys), "--layer-attention"), (Array(kernels.decodeByLayer.keys), "--layer-decode-attention"),
+                                 (Array(options.kvFormatByLayer.keys), "--layer-kv")] {
+            if let missing = chosen.sorted().first(where: { !layers.contains($0) }) {
                 let have = layers.isEmpty ? "no attention layers" : "layers \(layers.min()!)...\(layers.max()!)"
-                throw RuntimeError("a per-layer kernel choice (\(option) or a policy file) names layer \(missing), but the model has \(have)")
+                throw RuntimeError("a per-layer choice (\(option) or a policy file) names layer \(missing), but the model has \(have)")
             }
         }
         kernels.kvFormat = options.kvFormat
+        kernels.kvFormatByLayer = options.kvFormatByLayer
         if let (file, path) = options.calibration {
             try file.check(against: model, path: path)
             kernels.calibratedPhi = file.phiByLayer
@@ -100,6 +104,7 @@ public enum ModelCompiler {
         }
         var codegen = CodegenOptions(maxChunk: chunk, maxContext: context, kvFormat: options.kvFormat, weights: options.weights)
         codegen.weightOverrides = options.weightOverrides
+        codegen.kvFormatByLayer = options.kvFormatByLayer
         return codegen
     }
 
@@ -116,7 +121,7 @@ public enum ModelCompiler {
         var notes: [String] = []
         if let asked = options.maxContext {
             guard asked >= 1 else { throw RuntimeError("--max-context must be >= 1, got \(asked)") }
-            let (bytes, overflow) = kvBytesPerPosition(model.graph, options.kvFormat).multipliedReportingOverflow(by: asked)
+            let (bytes, overflow) = kvBytesPerPosition(model.graph, options.kvFormat, byLayer: options.kvFormatByLayer).multipliedReportingOverflow(by: asked)
             try SystemMemory.require(overflow ? nil : bytes, for: "--max-context \(asked) (the \(options.kvFormat.rawValue) KV cache)")
             if let trained, asked > trained {
                 notes.append("--max-context \(asked) is beyond the model's max_position_embeddings \(trained): positions past it were not trained")
@@ -124,7 +129,7 @@ public enum ModelCompiler {
             return (try codegen(model, options, chunk: chunk, context: asked), notes)
         }
         var context = trained ?? 4096
-        let perPosition = kvBytesPerPosition(model.graph, options.kvFormat)
+        let perPosition = kvBytesPerPosition(model.graph, options.kvFormat, byLayer: options.kvFormatByLayer)
         // Weights counted as f32 (the most a slot can take in memory): an upper bound.
         let weights = model.graph.weights.reduce(0) { $0 + 4 * $1.type.shape.reduce(1) { $0 * ($1.fixedValue ?? 1) } }
         if let available = availableBytes, weights > available {
@@ -143,12 +148,14 @@ public enum ModelCompiler {
         return (try codegen(model, options, chunk: chunk, context: context), notes)
     }
 
-    /// Bytes of K and V one position adds over all layers, stored as `format`: its elements,
+    /// Bytes of K and V one position adds over all layers, stored as `format` (`byLayer` for
+    /// the layers it names): its elements,
     /// and for int8 one fp32 scale per kv head (the heads of the attention reading the cache).
-    static func kvBytesPerPosition(_ graph: Graph, _ format: KVFormat = .f32) -> Int {
+    public static func kvBytesPerPosition(_ graph: Graph, _ format: KVFormat = .f32, byLayer: [Int: KVFormat] = [:]) -> Int {
         graph.nodes.indices.reduce(0) { total, i in
             let node = graph.nodes[i]
-            guard case .kvAppend = node.op, let width = graph.type(of: node.inputs[0]).shape.last?.fixedValue else { return total }
+            guard case .kvAppend(let layer, _) = node.op, let width = graph.type(of: node.inputs[0]).shape.last?.fixedValue else { return total }
+            let format = byLayer[layer] ?? format
             var scales = 0
             if format == .int8 {
                 let heads = graph.nodes.lazy.compactMap { n -> Int? in

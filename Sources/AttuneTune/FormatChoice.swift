@@ -3,16 +3,31 @@ import AttuneKernels
 import AttuneRuntime
 import Foundation
 
+/// What a format must gain over the current choice to be kept (`--format-gain`).
+public enum FormatGain: String, Sendable, CaseIterable {
+    /// Decode steps faster by more than the noise (paired runs): what a user waits for.
+    case speed
+    /// Fewer bytes read per decode step (weights in their formats, an untied embedding
+    /// table's one row; the KV cache's bytes per cached position): what a memory-bound
+    /// machine pays for, decided without timing, so a busy machine's noise cannot decide it.
+    case bytes
+}
+
 /// The KV-cache and weight formats `attune tune MODEL` may choose (`--kv-candidates`,
-/// `--weights-candidates`). Formats are whole-model: the generated runtime has one KV
-/// element type and one weight format (CEmitter), so the choice is not per layer.
+/// `--weights-candidates`), each tried on the whole model, then group by group
+/// (GroupSearch.swift: matmuls' weights, layers' KV caches).
 public struct FormatCandidates: Sendable {
     public var weights: [WeightPolicy] = []
     public var kv: [KVFormat] = []
+    public var gain = FormatGain.speed
+    /// Try a format that breaks a budget on the whole model group by group (GroupSearch.swift:
+    /// about one compile per matmul or layer); false: whole-model formats only.
+    public var groups = true
 
-    public init(weights: [WeightPolicy] = [], kv: [KVFormat] = []) {
+    public init(weights: [WeightPolicy] = [], kv: [KVFormat] = [], gain: FormatGain = .speed) {
         self.weights = weights
         self.kv = kv
+        self.gain = gain
     }
 
     public var isEmpty: Bool { weights.isEmpty && kv.isEmpty }
@@ -34,52 +49,124 @@ public struct FormatTrial: Sendable {
     public var summary: String { "\(option): \(outcome)" }
 }
 
+/// What the format search tried and what it printed along the way.
+struct FormatChoices {
+    var trials: [FormatTrial] = []
+    /// The group searches' steps, one line each, after their axis (`weights`, `kv`).
+    var groupSteps: [String] = []
+    /// Every trial and step as `attune tune` prints them, in the order they ran.
+    var report: [String] = []
+}
+
 extension ModelTuner {
     /// Weights first (they are most of a decode step's bytes), then the KV cache, each on
     /// top of what is chosen so far. Candidates are tried from the fewest bytes up; the
     /// first that compiles with the chosen kernels, keeps every model budget against the
-    /// dense compile (both phases' logits) and makes decode steps faster than the current
-    /// choice by more than the noise (paired runs, as kernels are chosen) is kept.
-    func chooseFormats(options: inout CompileOptions, tuned: inout CompiledModel, measurement: inout Measurement,
+    /// dense compile (both phases' logits) and gains (`FormatGain`: decodes faster than the
+    /// current choice by more than the noise, paired runs as kernels are chosen; or reads
+    /// fewer bytes a decode step) is kept. A format over a budget (or not compiling) for the
+    /// whole model is then tried group by group (GroupSearch.swift).
+    func chooseFormats(_ model: LoadedModel, options: inout CompileOptions, tuned: inout CompiledModel, measurement: inout Measurement,
                        dense: CompiledModel, sequences: [[Int32]],
-                       compile: (CompileOptions) throws -> CompiledModel) throws -> [FormatTrial] {
-        var trials: [FormatTrial] = []
-        func axis(_ name: String, _ candidates: [(text: String, apply: (inout CompileOptions) -> Void)]) throws {
+                       compile: (CompileOptions) throws -> CompiledModel) throws -> FormatChoices {
+        var choices = FormatChoices()
+        /// Whether `candidate` (within every budget) gains over the current choice, with the
+        /// figures that say so; `bytes` gives what a decode step reads on this axis, per `unit`.
+        func gains(_ candidate: CompiledModel, _ o: CompileOptions, bytes: (CompileOptions) throws -> Int, unit: String) throws -> (Bool, String, Double?, Double?) {
+            switch formats.gain {
+            case .speed:
+                let (speedup, noise) = try decodeSpeedup(of: candidate, over: tuned, sequences: sequences)
+                return (speedup - 1 > noise, Self.decodeFigures(speedup, noise), speedup, noise)
+            case .bytes:
+                let (now, then) = (try bytes(o), try bytes(options))
+                return (now < then, "\(Self.kilobytes(then)) → \(Self.kilobytes(now)) \(unit)", nil, nil)
+            }
+        }
+        /// Tries `candidates` in order; returns those that broke a budget or did not compile.
+        func axis(_ name: String, _ candidates: [(text: String, apply: (inout CompileOptions) -> Void)], unit: String,
+                  bytes: (CompileOptions) throws -> Int) throws -> [String] {
+            var failed: [String] = []
             for c in candidates {
                 var o = options
                 c.apply(&o)
                 var trial = FormatTrial(option: "\(name)=\(c.text)", accepted: false, outcome: "")
-                defer { trials.append(trial); reporter.note("format \(trial.summary)") }
+                defer {
+                    choices.trials.append(trial)
+                    choices.report.append("format     \(trial.summary)")
+                    reporter.note("format \(trial.summary)")
+                }
                 let model: CompiledModel
                 do { model = try compile(o) } catch {
                     trial.outcome = "does not compile with the chosen kernels: \(error)"
+                    failed.append(c.text)
                     continue
                 }
                 let m = try Self.compare(dense: dense, tuned: model, sequences: sequences)
                 trial.quality = m.quality
-                if let failed = modelBudgets.first(where: { !$0.holds(m.quality) }) {
-                    trial.outcome = "over \(failed) (KL \(String(format: "%.3e", m.quality.meanKL)), perplexity ×\(String(format: "%.5f", m.quality.perplexityRatio)), top-1 \(String(format: "%.4f", m.quality.top1Agreement)))"
+                if let over = modelBudgets.first(where: { !$0.holds(m.quality) }) {
+                    trial.outcome = "over \(over) \(Self.describe(m.quality))"
+                    failed.append(c.text)
                     continue
                 }
-                let (speedup, noise) = try decodeSpeedup(of: model, over: tuned, sequences: sequences)
+                let (kept, figures, speedup, noise) = try gains(model, o, bytes: bytes, unit: unit)
                 (trial.decodeSpeedup, trial.noise) = (speedup, noise)
-                let figures = "decode \(String(format: "%.2f", speedup))x (noise \(String(format: "%.1f", 100 * noise)) %), KL \(String(format: "%.3e", m.quality.meanKL))"
-                guard speedup - 1 > noise else {
-                    trial.outcome = "within every budget but not faster: \(figures)"
+                guard kept else {
+                    trial.outcome = "within every budget but not \(formats.gain == .speed ? "faster" : "smaller"): \(figures), KL \(String(format: "%.3e", m.quality.meanKL))"
                     continue
                 }
                 trial.accepted = true
-                trial.outcome = "chosen: \(figures)"
+                trial.outcome = "chosen: \(figures), KL \(String(format: "%.3e", m.quality.meanKL))"
                 (options, tuned, measurement) = (o, model, m)
-                return
+                break
+            }
+            return failed
+        }
+        /// The formats of one axis that failed on the whole model, group by group
+        /// (`GroupSearch`), from the widest to the narrowest: each moves only the groups the
+        /// wider one moved (a group that cannot take int8 will not take q4).
+        func groupByGroup(_ axis: String, _ failed: [String], _ search: (String, Set<Int>?) throws -> GroupMix) throws {
+            var movable: Set<Int>?
+            for text in failed.reversed() where formats.groups {
+                let mix = try search(text, movable)
+                choices.groupSteps += mix.steps.map { "\(axis) \($0)" }
+                choices.report += mix.steps.map { axis.padding(toLength: 11, withPad: " ", startingAt: 0) + $0 }
+                if let trial = mix.trial {
+                    choices.trials.append(trial)
+                    choices.report.append("format     \(trial.summary)")
+                }
+                guard !mix.moved.isEmpty else { break }
+                movable = mix.moved
             }
         }
         // Bytes of a large block of weights in each format (auto counted as f32: its widest case).
         let weightBytes = { (w: WeightPolicy) in w.format(stored: .f32).bytes(elements: 1 << 20) }
-        try axis("weights", formats.weights.sorted { weightBytes($0) < weightBytes($1) }.map { w in (w.description, { $0.weights = w }) })
-        let kvBytes: [KVFormat: Int] = [.int8: 1, .bf16: 2, .f32: 4]
-        try axis("kv", formats.kv.sorted { kvBytes[$0]! < kvBytes[$1]! }.map { f in (f.rawValue, { $0.kvFormat = f }) })
-        return trials
+        let weights = formats.weights.sorted { weightBytes($0) < weightBytes($1) }
+        let failedWeights = try axis("weights", weights.map { w in (w.description, { $0.weights = w }) }, unit: "a decode step") {
+            try Self.stepBytes(model, $0)
+        }
+        try groupByGroup("weights", failedWeights) { text, movable in
+            try mixWeights(model, to: weights.first { $0.description == text }!, movable: movable, options: &options, tuned: &tuned,
+                           measurement: &measurement, dense: dense, sequences: sequences, compile: compile)
+        }
+        let kv = formats.kv.sorted { $0.elementBytes < $1.elementBytes }
+        let failedKV = try axis("kv", kv.map { f in (f.rawValue, { $0.kvFormat = f }) }, unit: "a cached position") {
+            ModelCompiler.kvBytesPerPosition(model.graph, $0.kvFormat, byLayer: $0.kvFormatByLayer)
+        }
+        try groupByGroup("kv", failedKV) { text, movable in
+            try mixKV(model, to: try KVFormat(parsing: text), movable: movable, options: &options, tuned: &tuned,
+                      measurement: &measurement, dense: dense, sequences: sequences, compile: compile)
+        }
+        return choices
+    }
+
+    /// `decode 1.32x (noise 2.3 %)`: a paired decode speed-up as format trials print it.
+    static func decodeFigures(_ speedup: Double, _ noise: Double) -> String {
+        "decode \(String(format: "%.2f", speedup))x (noise \(String(format: "%.1f", 100 * noise)) %)"
+    }
+
+    /// `(KL …, perplexity ×…, top-1 …)`, as every format step prints a model measurement.
+    static func describe(_ q: ModelQuality) -> String {
+        "(KL \(String(format: "%.3e", q.meanKL)), perplexity ×\(String(format: "%.5f", q.perplexityRatio)), top-1 \(String(format: "%.4f", q.top1Agreement)))"
     }
 
     /// Median over `pairs` of (current's decode time / candidate's), runs alternating, on

@@ -47,6 +47,17 @@ public enum ModelBudget: Equatable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// How much of this budget `m` uses: 0 for no error, 1 at the limit, above 1 over it.
+    /// The per-group weight search orders groups by it (GroupSearch.swift).
+    public func share(of m: ModelQuality) -> Double {
+        func ratio(_ used: Double, _ limit: Double) -> Double { used <= 0 ? 0 : (limit > 0 ? used / limit : .infinity) }
+        switch self {
+        case .kl(let x): return ratio(m.meanKL, x)
+        case .perplexity(let x): return ratio(m.perplexityRatio - 1, x)
+        case .top1(let x): return ratio(1 - m.top1Agreement, 1 - x)
+        }
+    }
+
     /// Whether `m` is within this budget.
     public func holds(_ m: ModelQuality) -> Bool {
         switch self {

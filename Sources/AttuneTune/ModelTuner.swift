@@ -29,9 +29,10 @@ import Foundation
 ///    a prefill and then its last tokens as decode steps; max logit error, KL, top-1
 ///    agreement and perplexity over both phases' positions. While a model budget fails,
 ///    the worst approximate layer goes back to flash.
-/// 6. Optionally (`formats`), KV-cache and weight formats, whole-model: the smallest
-///    format that keeps every model budget and decodes faster beyond the noise
-///    (`FormatChoice.swift`).
+/// 6. Optionally (`formats`), weight and KV-cache formats: the smallest format that keeps
+///    every model budget and gains (decodes faster beyond the noise, or reads fewer bytes)
+///    on the whole model (`FormatChoice.swift`); then, for a format that broke a budget, the
+///    groups of weights or layers' KV caches that can take it (`GroupSearch.swift`).
 ///
 /// `kascade` is not a per-layer candidate: its reuse layers depend on an anchor layer's
 /// selection, so it is chosen with `attune calibrate --kascade`, not layer by layer.
@@ -60,8 +61,16 @@ public struct ModelTuner {
         /// The KV and weight formats chosen (`formats`); nil where the default stays.
         public var kv: KVFormat? = nil
         public var weights: WeightPolicy? = nil
+        /// Per-weight formats the group search chose (`--weights-for` rules), on top of `weights`.
+        public var weightRules: [WeightOverride] = []
+        /// Layers whose KV cache the group search put in another format than `kv` (`--layer-kv`).
+        public var kvByLayer: [Int: KVFormat] = [:]
         /// Every format tried, in order, with what decided it.
         public var formatTrials: [FormatTrial] = []
+        /// The group searches' measurements, one line each after their axis (`weights …`, `kv …`), in order.
+        public var groupSteps: [String] = []
+        /// Format trials and group-search steps as printed (`format     …`, `weights    …`), in order.
+        public var formatReport: [String] = []
         /// What the choice was measured to cost and gain, stored in the policy file.
         public var evidence: [String: Any] = [:]
 
@@ -69,15 +78,20 @@ public struct ModelTuner {
         public var quality: ModelQuality { measurement.quality }
 
         /// The choices as an attention policy file (`--attention-policy`), with the evidence.
-        public var policyJSON: Data { Self.policyJSON(layers, evidence: evidence, kv: kv, weights: weights) }
+        public var policyJSON: Data {
+            Self.policyJSON(layers, evidence: evidence, kv: kv, weights: weights, weightRules: weightRules, kvByLayer: kvByLayer)
+        }
 
-        static func policyJSON(_ layers: [LayerChoice], evidence: [String: Any], kv: KVFormat? = nil, weights: WeightPolicy? = nil) -> Data {
+        static func policyJSON(_ layers: [LayerChoice], evidence: [String: Any], kv: KVFormat? = nil, weights: WeightPolicy? = nil,
+                               weightRules: [WeightOverride] = [], kvByLayer: [Int: KVFormat] = [:]) -> Data {
             let layersObject = Dictionary(uniqueKeysWithValues: layers.map { (String($0.layer), $0.choice.description) })
             var object: [String: Any] = ["default": KernelRegistry.exactDefault.name, "layers": layersObject, "evidence": evidence]
             let decode = layers.compactMap { c in c.decode.map { (String(c.layer), $0.description) } }
             if !decode.isEmpty { object["decode"] = ["layers": Dictionary(uniqueKeysWithValues: decode)] }
             if let kv { object["kv"] = kv.rawValue }
             if let weights { object["weights"] = weights.description }
+            if !weightRules.isEmpty { object["weights_for"] = weightRules.map(\.description) }
+            if !kvByLayer.isEmpty { object["kv_layers"] = Dictionary(uniqueKeysWithValues: kvByLayer.map { (String($0.key), $0.value.rawValue) }) }
             return (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])) ?? Data()
         }
     }
@@ -149,12 +163,14 @@ public struct ModelTuner {
             measurement = try Self.compare(dense: dense, tuned: tuned, sequences: sequences)
             return measurement.quality
         }
-        let trials = try chooseFormats(options: &options, tuned: &tuned, measurement: &measurement, dense: dense,
-                                       sequences: sequences, compile: compile)
+        let formatChoices = try chooseFormats(model, options: &options, tuned: &tuned, measurement: &measurement, dense: dense,
+                                              sequences: sequences, compile: compile)
         var result = Result(layers: layers, calibration: calibration, measurement: measurement, overrides: options.kernels, reverted: reverted)
-        result.formatTrials = trials
+        (result.formatTrials, result.groupSteps, result.formatReport) = (formatChoices.trials, formatChoices.groupSteps, formatChoices.report)
         if options.kvFormat != .f32 { result.kv = options.kvFormat }
         if options.weights != .auto { result.weights = options.weights }
+        result.weightRules = options.weightOverrides
+        result.kvByLayer = options.kvFormatByLayer
         let quality = measurement.quality
         result.evidence = [
             "budgets": ["rel_l1=\(budget)"] + modelBudgets.map(\.description),
@@ -165,7 +181,8 @@ public struct ModelTuner {
             "data": Self.dataHash(sequences), "reverted_layers": reverted,
             "created": ISO8601DateFormatter().string(from: Date()),
         ]
-        if !trials.isEmpty { result.evidence["formats_tried"] = trials.map(\.summary) }
+        if !result.formatTrials.isEmpty { result.evidence["formats_tried"] = result.formatTrials.map(\.summary) }
+        if !result.groupSteps.isEmpty { result.evidence["group_steps"] = result.groupSteps }
         return result
     }
 
@@ -203,12 +220,12 @@ public struct ModelTuner {
     /// stable median, few enough that the prefill keeps most of the positions.
     static func decodeSteps(_ n: Int) -> Int { min(16, n / 4) }
 
-    /// Dense and tuned compiles run every sequence three times, alternating (the timings
-    /// share the machine's state): a prefill of all but the last `decodeSteps` tokens, then
-    /// those tokens one decode step each, so both phases' kernels and the KV cache as
-    /// stored are measured. Logits of the last run are compared, every position of both
-    /// phases.
-    static func compare(dense: CompiledModel, tuned: CompiledModel, sequences: [[Int32]]) throws -> Measurement {
+    /// Dense and tuned compiles run every sequence `runs` times, alternating (the timings
+    /// share the machine's state; 1 when only the quality is wanted): a prefill of all but
+    /// the last `decodeSteps` tokens, then those tokens one decode step each, so both phases'
+    /// kernels and the KV cache as stored are measured. Logits of the last run are
+    /// compared, every position of both phases.
+    static func compare(dense: CompiledModel, tuned: CompiledModel, sequences: [[Int32]], runs: Int = 3) throws -> Measurement {
         var parts: [LogitComparison] = []
         var denseMs: [Double] = [], tunedMs: [Double] = [], denseStep: [Double] = [], tunedStep: [Double] = []
         var nllDense = 0.0, nllTuned = 0.0, predictions = 0
@@ -227,7 +244,7 @@ public struct ModelTuner {
         }
         for tokens in sequences {
             var a: [Float] = [], b: [Float] = []
-            for _ in 0..<3 {
+            for _ in 0..<runs {
                 a = try run(dense, tokens, prefillMs: &denseMs, stepMs: &denseStep)
                 b = try run(tuned, tokens, prefillMs: &tunedMs, stepMs: &tunedStep)
             }

@@ -32,7 +32,11 @@ struct TuneCommand: ParsableCommand {
         last tokens of each sequence as decode steps). With --kv-candidates / \
         --weights-candidates and a kl=, ppl= or top1= budget it then tries those formats \
         (weights, then KV; fewest bytes first) and writes the first that keeps every budget \
-        and decodes faster beyond the noise into the policy ("kv", "weights").
+        and gains (--format-gain: decodes faster beyond the noise, or reads fewer bytes a \
+        decode step) into the policy ("kv", "weights"); a format that breaks a budget on the \
+        whole model is then tried matmul by matmul (weights) or layer by layer (KV): each \
+        group's cost alone, then the cheapest groups per byte saved, by bisection; the groups \
+        that keep it go into the policy as "weights_for" rules or "kv_layers".
         attune tune --export FILE.json / --import FILE.json share records between machines \
         (imports keep records of other machines and versions). `attune compile` reads the \
         database (--tuning-db, default the same file) and `inspect --kernels` names the \
@@ -51,6 +55,10 @@ struct TuneCommand: ParsableCommand {
     var kvCandidates: String?
     @Option(help: "Model mode: weight formats to try, e.g. q4,int8,bf16 (as --weights takes them; needs a kl=, ppl= or top1= budget).")
     var weightsCandidates: String?
+    @Option(help: "Model mode: what a format must gain to be kept: speed (decode steps faster than the current choice beyond the noise; default) or bytes (fewer bytes read per decode step; no timing).")
+    var formatGain: String = "speed"
+    @Flag(help: "Model mode: try format candidates on the whole model only, not group by group (the group search costs about one compile and calibration run per matmul or layer).")
+    var noFormatGroups = false
     @Option(help: "Model mode: also choose this many kascade anchor layers (and head maps) on the data, into --calibration-out.")
     var kascadeAnchors: Int?
     @Option(help: "Kernel to tune.") var kernel: String?
@@ -154,6 +162,9 @@ struct TuneCommand: ParsableCommand {
         for item in items {
             do { f.weights.append(try WeightPolicy(parsing: item)) } catch let error as CodegenError { throw CLIError("--weights-candidates: " + error.message) }
         }
+        guard let gain = FormatGain(rawValue: formatGain) else { throw CLIError("--format-gain must be speed or bytes, got '\(formatGain)'") }
+        f.gain = gain
+        f.groups = !noFormatGroups
         return f
     }
 
@@ -193,7 +204,9 @@ struct TuneCommand: ParsableCommand {
                   + fmt(c.cosine, 6).padding(toLength: 11, withPad: " ", startingAt: 0) + "\(c.rejected.count)")
             if let d = c.decode { print("       decode: \(d) (\(fmt(c.decodeSpeedup, 2))x flash at one query row)") }
         }
-        for t in result.formatTrials { print("format     \(t.summary)") }
+        for line in result.formatReport { print(line) }
+        if !result.weightRules.isEmpty { print("weights_for \(result.weightRules.map(\.description).joined(separator: " "))") }
+        if !result.kvByLayer.isEmpty { print("kv_layers  \(result.kvByLayer.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.rawValue)" }.joined(separator: " "))") }
         let m = result.measurement, c = result.comparison
         print("model      prefill \(fmt(m.tunedMs, 3)) ms vs dense \(fmt(m.denseMs, 3)) ms (\(fmt(m.denseMs / m.tunedMs, 2))x), decode step \(fmt(m.tunedDecodeMs, 3)) ms vs \(fmt(m.denseDecodeMs, 3)) ms (\(fmt(m.denseDecodeMs / m.tunedDecodeMs, 2))x); \(c.positions) positions: max logit error \(String(format: "%.3e", c.maxAbs)), KL mean \(String(format: "%.3e", c.meanKL)), top-1 agreement \(fmt(100 * c.top1Agreement, 1)) %, perplexity ×\(fmt(result.quality.perplexityRatio, 5))")
         if !result.reverted.isEmpty {

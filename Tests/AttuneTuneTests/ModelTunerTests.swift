@@ -141,6 +141,7 @@ final class ModelTunerTests: XCTestCase {
         strict.pairs = 3
         strict.modelBudgets = [.kl(1e-12)]
         strict.formats = FormatCandidates(weights: [.bf16, .quantized(QuantizedLayout(bits: 8))], kv: [.bf16, .int8])
+        strict.formats.groups = false   // WeightMixTests search groups
         let s = try strict.tune(model, sequences: sequences, toolchain: try Toolchain.detect())
         XCTAssertEqual(s.formatTrials.map(\.option), ["weights=int8", "weights=bf16", "kv=int8", "kv=bf16"], "fewest bytes first, weights before KV")
         for t in s.formatTrials {
