@@ -38,8 +38,9 @@ lock builds take shared) and its peak RSS is that child's ru_maxrss from wait4 (
 in a small wrapper process: see rss_wrapper). A
 phase during which other processes used noticeable CPU is reported as CONTENDED.
 llama-bench decodes its 128 tokens from an empty context, Attune and transformers
-after the 512-token prompt; at these sizes the KV cache read is < 1 % of the weight
-read per step, so the decode figures compare. Attune runs that fail or exceed
+after the 512-token prompt; --llama-depth 512 has llama-bench decode after 512 cached
+positions too (its -d), which matters for 4-bit weights: Qwen2.5-0.5B's f32 KV read
+after 512 positions is 5 % of its q4 weight read per step. Attune runs that fail or exceed
 --timeout are recorded in the table, not fatal.
 """
 import argparse, fcntl, json, os, shutil, signal, subprocess, sys, tempfile, threading, time
@@ -483,7 +484,8 @@ def write_gguf(folder, spec, path, gguf):
     w.close()
 
 
-def measure_llama_cpp(tools, folder, spec, name, work, threads, halves, reps, foreign, timeout, bench_f32=True, pure=False):
+def measure_llama_cpp(tools, folder, spec, name, work, threads, halves, reps, foreign, timeout, bench_f32=True, pure=False,
+                      depth=0):
     bench, quantize, gguf_py = tools
     gguf = import_gguf(gguf_py)
     f32 = work / f"{name}-f32.gguf"
@@ -505,25 +507,28 @@ def measure_llama_cpp(tools, folder, spec, name, work, threads, halves, reps, fo
             rows[q] = {"error": path}
             continue
         drop_page_cache([path])
-        log(f"[llama.cpp] {name} {q}: llama-bench -p {PREFILL} -n {DECODE} -t {threads} -r {reps}")
+        # With a depth, -d 0,DEPTH: prefill from an empty context, decode after DEPTH positions.
+        depths = ["-d", f"0,{depth}"] if depth else []
+        log(f"[llama.cpp] {name} {q}: llama-bench -p {PREFILL} -n {DECODE} -t {threads} -r {reps} {' '.join(depths)}")
         with Timed(foreign, f"llama.cpp {name} {q}"):
             c = run_child([bench, "-m", str(path), "-p", str(PREFILL), "-n", str(DECODE), "-t", str(threads),
-                           "-r", str(reps), "-o", "json"], timeout=timeout)
+                           "-r", str(reps), *depths, "-o", "json"], timeout=timeout)
         err = c.failure("llama-bench", timeout)
         if err:
             rows[q] = {"error": err}
             continue
         try:
             tests = json.loads(c.out)
-            pp = next(t for t in tests if t["n_prompt"] == PREFILL and t["n_gen"] == 0)
-            tg = next(t for t in tests if t["n_gen"] == DECODE and t["n_prompt"] == 0)
+            pp = next(t for t in tests if t["n_prompt"] == PREFILL and t["n_gen"] == 0 and t.get("n_depth", 0) == 0)
+            tg = next(t for t in tests if t["n_gen"] == DECODE and t["n_prompt"] == 0 and t.get("n_depth", 0) == depth)
+            tg0 = next(t for t in tests if t["n_gen"] == DECODE and t["n_prompt"] == 0 and t.get("n_depth", 0) == 0)
         except (ValueError, StopIteration, KeyError) as e:
             rows[q] = {"error": f"llama-bench output not understood ({e}): {c.out[-300:]}"}
             continue
         rows[q] = {"prefill_tok_s": pp["avg_ts"], "prefill_stddev": pp["stddev_ts"],
                    "decode_tok_s": tg["avg_ts"], "decode_stddev": tg["stddev_ts"],
                    "peak_rss_gib": c.maxrss_gib, "file_gib": path.stat().st_size / (1 << 30),
-                   "build_commit": pp.get("build_commit"), "cpu_info": pp.get("cpu_info")}
+                   "decode_depth": depth, "decode_tok_s_empty_context": tg0["avg_ts"], "build_commit": pp.get("build_commit"), "cpu_info": pp.get("cpu_info")}
     return rows
 
 
@@ -676,6 +681,9 @@ def main():
     ap.add_argument("--attune-weights", default="f32,bf16",
                     help="attune rows: comma-separated --weights values (f32, bf16, int8, q4, auto)")
     ap.add_argument("--llama-reps", type=int, default=3, help="llama-bench -r")
+    ap.add_argument("--llama-depth", type=int, default=0, metavar="N",
+                    help="llama-bench decodes after N cached positions (-d 0,N; the prefill stays at depth 0): "
+                         "512 matches Attune's decode after the 512-token prompt")
     ap.add_argument("--llama-skip-f32", action="store_true",
                     help="bench llama.cpp's 16-bit, q8_0 and q4_0 files only (the f32 GGUF is still written: they are quantised from it)")
     ap.add_argument("--llama-pure", action="store_true",
@@ -782,7 +790,7 @@ def main():
                 created += [work / f"{name}-{q}.gguf" for q in ("f32", *halves, *LLAMA_QUANTS)]
                 r["llama_cpp"] = measure_llama_cpp(llama_tools, folder, spec, name, work, args.threads,
                                                    halves, args.llama_reps, foreign, args.timeout,
-                                                   bench_f32=not args.llama_skip_f32, pure=args.llama_pure)
+                                                   bench_f32=not args.llama_skip_f32, pure=args.llama_pure, depth=args.llama_depth)
             results[name] = r
     finally:
         if not args.keep:

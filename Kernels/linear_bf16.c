@@ -22,6 +22,7 @@
 #include "attune_graph_ops.h"
 #include "attune_weights.h"
 #include "bf16_scalar.h"
+#include "gemv_split.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -175,8 +176,8 @@ INLINE void gemv_row(const float *xs, int64_t xstride, const uint16_t *w, int64_
     const int64_t full = in / 32, tail = in % 32;
     int64_t b = 0;
     for (; b + 2 <= full; b += 2) {
-        _mm_prefetch((const char *)(w + 32 * b) + GEMV_PREFETCH, _MM_HINT_T0);
-        _mm_prefetch((const char *)(w + 32 * b) + GEMV_PREFETCH + 64, _MM_HINT_T0);
+        _mm_prefetch((const char *)(w + 32 * b) + GEMV_PREFETCH, _MM_HINT_T1);
+        _mm_prefetch((const char *)(w + 32 * b) + GEMV_PREFETCH + 64, _MM_HINT_T1);
         gemv_block(xs, xstride, w, b, (__mmask32)0xffffffffu, acc, 0, NR);
         gemv_block(xs, xstride, w, b + 1, (__mmask32)0xffffffffu, acc, 1, NR);
     }
@@ -308,21 +309,33 @@ static void linear_gemv(const float *x, int64_t rows, int64_t in, const uint16_t
     float *xs = rows * stride <= 4096 ? stack : malloc(sizeof(float) * (size_t)(rows * stride));
     if (!xs) abort();   /* a few KiB per activation row; the model's arena is far larger */
     for (int64_t r = 0; r < rows; r++) split_row(x + r * in, in, xs + r * stride);
+    const int parallel = rows * in * out >= PARALLEL_MIN_MACS;
+    gemv_split split;
+    int nt = 1;
 #ifdef _OPENMP
-#pragma omp parallel if (rows * in * out >= PARALLEL_MIN_MACS)
+    nt = parallel ? omp_get_max_threads() : 1;
+#endif
+    gemv_split_init(&split, out, 2 * in, nt, 1);
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt) if (parallel)
 #endif
     {
+        int t = 0;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+#endif
         int64_t c0, c1;
-        thread_columns(out, &c0, &c1);
-        FOR_BLOCK_PARTS(c0, c1, {
-            for (int64_t r = 0; r < rows; r += GEMV_ROWS) {
-                const int nr = rows - r < GEMV_ROWS ? (int)(rows - r) : GEMV_ROWS;
-                gemv_rows(xs + r * stride, stride, nr, wp, in, hi - lo, y + r * out + lo, out);
-            }
-        });
-        if (bias && c0 < c1)
-            for (int64_t r = 0; r < rows; r++)
-                for (int64_t c = c0; c < c1; c++) y[r * out + c] += bias[c];
+        while (gemv_split_claim(&split, t, &c0, &c1)) {
+            FOR_BLOCK_PARTS(c0, c1, {
+                for (int64_t r = 0; r < rows; r += GEMV_ROWS) {
+                    const int nr = rows - r < GEMV_ROWS ? (int)(rows - r) : GEMV_ROWS;
+                    gemv_rows(xs + r * stride, stride, nr, wp, in, hi - lo, y + r * out + lo, out);
+                }
+            });
+            if (bias)
+                for (int64_t r = 0; r < rows; r++)
+                    for (int64_t c = c0; c < c1; c++) y[r * out + c] += bias[c];
+        }
     }
     if (xs != stack) free(xs);
 }

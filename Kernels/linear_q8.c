@@ -14,6 +14,7 @@
 #include "attention_internal.h"
 #include "attune_linear_bf16.h"
 #include "attune_graph_ops.h"
+#include "gemv_split.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -37,9 +38,12 @@ enum { RUN = 32, SB = 512, LANES = 16, VECS = RUN / 4 };
 #define PARALLEL_MIN_BYTES (1 << 16)
 #endif
 
-/* The decode GEMV prefetches rows this many bytes ahead of the ones it reads. */
+/* The decode GEMV prefetches rows this many bytes ahead of the ones it reads, into L2
+ * (prefetcht1): L1 prefetches (prefetcht0) measured 1.3-1.7x slower on every Qwen2.5-0.5B
+ * shape, as they evict lines before use; 8 KiB beat 4 KiB on gate/up and the vocabulary
+ * (Docs/PERFORMANCE.md, "Decode: where a token's time goes"). */
 #ifndef PREFETCH
-#define PREFETCH 4096
+#define PREFETCH 8192
 #endif
 
 /* Prefill dequantises this many bytes of f32 weight rows per tile (an L2-sized share). */
@@ -459,9 +463,11 @@ static inline __attribute__((always_inline)) void dot_row(const int R, const int
 
 /* dot_row for four consecutive rows of one block, none of them the block's last (R = 1,
  * decode): each row's arithmetic is dot_row's, so the bits do not depend on the grouping;
- * four independent chains keep more loads in flight, and the next rows are prefetched
- * PREFETCH bytes ahead. */
-static inline __attribute__((always_inline)) void dot_rows4(const int bits, const uint8_t *p, int64_t row_bytes,
+ * four independent chains keep more loads in flight. Short rows (four of them within
+ * PREFETCH bytes: 896 wide) prefetch the bytes PREFETCH past the group in one burst;
+ * long rows (`spread`: 4864 wide) prefetch, superblock by superblock, the same place of
+ * the next four rows, as a burst that far ahead would leave gaps (1.5x slower). */
+static inline __attribute__((always_inline)) void dot_rows4(const int bits, const int spread, const uint8_t *p, int64_t row_bytes,
                                                             const q8_act *a, int64_t in, const q8_scales *sc,
                                                             float *out) {
     const int64_t runs = in / RUN;
@@ -469,9 +475,14 @@ static inline __attribute__((always_inline)) void dot_rows4(const int bits, cons
     __m512 acc[4], current[4];
     int k[4] = {0, 0, 0, 0};
     for (int i = 0; i < 4; i++) acc[i] = current[i] = _mm512_setzero_ps();
-    for (int64_t o = 0; o < 4 * row_bytes; o += 64) _mm_prefetch((const char *)p + PREFETCH + o, _MM_HINT_T0);
+    if (!spread)
+        for (int64_t o = 0; o < 4 * row_bytes; o += 64) _mm_prefetch((const char *)p + PREFETCH + o, _MM_HINT_T1);
     for (int64_t s0 = 0; s0 < in; s0 += SB) {
         const int lanes = sb_lanes(in, s0);
+        if (spread)
+            for (int i = 0; i < 4; i++)
+                for (int64_t o = 0; o < code_bytes(lanes, bits) + 64; o += 64)
+                    _mm_prefetch((const char *)q[i] + 4 * row_bytes + o, _MM_HINT_T1);
         for (int i = 0; i < 4; i++) {
             __m512 ws = superblock_scales(&q[i], lanes, 0, sc, &k[i], &current[i]);
             if (lanes == LANES) superblock(1, LANES, 0, bits, q[i], a, in, runs, s0, ws, &acc[i]);
@@ -548,7 +559,8 @@ static inline __attribute__((always_inline)) void gemv_rows(const int bits, cons
         float v[ATTUNE_Q8_GEMV_MAX_ROWS];
 #ifdef Q8_VNNI
         if (R == 1 && r + 4 <= r1 && (start + wt->block_rows[b] - r - 4) * wt->row_bytes >= 64) {
-            dot_rows4(bits, p, wt->row_bytes, a, in, &sc, v);
+            if (4 * wt->row_bytes > PREFETCH) dot_rows4(bits, 1, p, wt->row_bytes, a, in, &sc, v);
+            else dot_rows4(bits, 0, p, wt->row_bytes, a, in, &sc, v);
             for (int i = 0; i < 4; i++) y[r + i] = v[i] + (bias ? bias[r + i] : 0.0f);
             p += 4 * wt->row_bytes;
             r += 3;
@@ -582,18 +594,22 @@ static int gemv(const float *x, int64_t rows, int64_t in, const q8_weight *wt, i
         return -1;
     }
     quantize_activations(x, rows, in, wt->bits == 4 ? 8 : 128, &a);
-    (void)nt;
+    const int parallel = nt > 1 && out * wt->row_bytes >= PARALLEL_MIN_BYTES;
+    gemv_split split;
+    gemv_split_init(&split, out, wt->row_bytes, parallel ? nt : 1, 4);
 #ifdef _OPENMP
-#pragma omp parallel num_threads(nt) if (nt > 1 && out * wt->row_bytes >= PARALLEL_MIN_BYTES)
+#pragma omp parallel num_threads(nt) if (parallel)
 #endif
     {
-        int64_t t = 0, n = 1;
+        int t = 0;
 #ifdef _OPENMP
         t = omp_get_thread_num();
-        n = omp_get_num_threads();
 #endif
-        if (wt->bits == 4) gemv_rows(4, wt, &a, (int)rows, in, out, group, scale, bias, y, out * t / n, out * (t + 1) / n);
-        else gemv_rows(8, wt, &a, (int)rows, in, out, group, scale, bias, y, out * t / n, out * (t + 1) / n);
+        int64_t r0, r1;
+        while (gemv_split_claim(&split, t, &r0, &r1)) {
+            if (wt->bits == 4) gemv_rows(4, wt, &a, (int)rows, in, out, group, scale, bias, y, r0, r1);
+            else gemv_rows(8, wt, &a, (int)rows, in, out, group, scale, bias, y, r0, r1);
+        }
     }
     attune_scratch_free(a.xq); attune_scratch_free(a.sx); attune_scratch_free(a.corr);
     return 0;
