@@ -196,9 +196,12 @@ struct TuneCommand: ParsableCommand {
         let result = try tuner.tune(try ModelSource.load(path), sequences: sequences, toolchain: try Toolchain.detect())
         try result.policyJSON.write(to: URL(fileURLWithPath: output), options: .atomic)
         if let calibrationOut { try result.calibration.encoded().write(to: URL(fileURLWithPath: calibrationOut), options: .atomic) }
-        print("layer  choice                                          vs flash   rel-L1     cosine     over budget")
+        // The choice column fits the longest choice (a tuned sparge spells out its parameters):
+        // padding(toLength:) would cut it and run it into the next column.
+        let choiceWidth = max(48, (result.layers.map { $0.choice.description.count }.max() ?? 0) + 2)
+        print("layer  " + "choice".padding(toLength: choiceWidth, withPad: " ", startingAt: 0) + "vs flash   rel-L1     cosine     over budget")
         for c in result.layers {
-            print(String(c.layer).padding(toLength: 7, withPad: " ", startingAt: 0) + c.choice.description.padding(toLength: 48, withPad: " ", startingAt: 0)
+            print(String(c.layer).padding(toLength: 7, withPad: " ", startingAt: 0) + c.choice.description.padding(toLength: choiceWidth, withPad: " ", startingAt: 0)
                   + (fmt(c.speedup, 2) + "x").padding(toLength: 11, withPad: " ", startingAt: 0)
                   + String(format: "%.2e", c.relL1).padding(toLength: 11, withPad: " ", startingAt: 0)
                   + fmt(c.cosine, 6).padding(toLength: 11, withPad: " ", startingAt: 0) + "\(c.rejected.count)")
