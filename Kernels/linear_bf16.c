@@ -428,7 +428,7 @@ void attune_op_linear_bf16_gated(const float *x, int64_t rows, int64_t in, const
     float *gu = malloc(sizeof(float) * (size_t)(rows * 2 * inter));
     if (!gu) abort();   /* a few rows of the MLP's width; the model's arena is far larger */
     linear_gemv(x, rows, in, w, block_rows, 2, 2 * inter, NULL, gu);
-    for (int64_t r = 0; r < rows; r++) attune_gated_product(gu + r * 2 * inter, gu + r * 2 * inter + inter, inter, gelu ? 1 : 0, y + r * inter);
+    (gelu ? attune_op_geglu_epilogue : attune_op_swiglu_epilogue)(gu, rows, inter, y);
     free(gu);
 }
 

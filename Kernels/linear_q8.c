@@ -844,8 +844,7 @@ static int32_t linear_blocks(const float *x, int64_t rows, int64_t in, const voi
     float *gu = attune_scratch_alloc(sizeof(float) * (size_t)(rows * out));
     int rc = !gu ? -1 : use_gemv ? gemv(x, rows, in, &wt, out, group, scale, bias, gu, nt)
                                  : gemm(x, rows, in, &wt, out, group, scale, bias, -1, gu, nt);
-    for (int64_t r = 0; rc == 0 && r < rows; r++)
-        attune_gated_product(gu + r * out, gu + r * out + out / 2, out / 2, gated, y + r * (out / 2));
+    if (rc == 0) (gated ? attune_op_geglu_epilogue : attune_op_swiglu_epilogue)(gu, rows, out / 2, y);
     attune_scratch_free(gu);
     return rc;
 }

@@ -220,7 +220,6 @@ public enum CEmitter {
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// The header comment's words on a non-f32 KV cache.
     /// What the header comment says of the caches' formats: nothing when all are f32.
     static func kvNote(_ options: CodegenOptions, layers: [Int]) -> String {
         let formats = Dictionary(grouping: Set(layers), by: options.kvFormat(layer:))

@@ -203,14 +203,11 @@ struct NodeLowering {
         if case .buffer(let b)? = views[v]?.base { buffers[b].lastNode = graph.nodes.count }
     }
 
-    /// `y = x wᵀ + bias` for a weight [out, in], with the kernel of the weight's format. A
-    /// weight the passes concatenated from constants along rows (merged QKV, gate/up) is
-    /// passed as its blocks, each its own slot, so the module reads the checkpoint's
-    /// tensors where they lie instead of materialising the concatenation; blocks stored in
-    /// different formats all run in f32.
-    /// A matmul's weight as the kernels take it: its row blocks (a constant concat(axis 0)
-    /// of 2-D weights keeps its checkpoint tensors apart), their row counts and the one
-    /// format they share.
+    /// A matmul's weight [out, in] as the kernels take it: its row blocks, their row counts
+    /// and the one format they share. A weight the passes concatenated from constants along
+    /// rows (merged QKV, gate/up) is passed as its blocks, each its own slot, so the module
+    /// reads the checkpoint's tensors where they lie instead of materialising the
+    /// concatenation; blocks stored in different formats all run in f32.
     mutating func linearOperands(_ weight: Value) throws -> (blocks: [String], counts: [Int], format: WeightFormat) {
         let node = graph.nodes[weight.node]
         var parts = [weight]
@@ -231,6 +228,7 @@ struct NodeLowering {
         return (try parts.map { try readWeight($0, format: format).pointer }, counts, format)
     }
 
+    /// `y = x wᵀ + bias` with the kernel of the weight's format.
     mutating func linearCall(x: String, rows: String, in inWidth: Int, weight: Value, bias: String, y: String) throws -> String {
         let (blocks, counts, format) = try linearOperands(weight)
         switch format {
@@ -264,7 +262,6 @@ struct NodeLowering {
         case .bf16:
             return "attune_op_linear_bf16_gated(\(x.pointer), \(x.rows.c), \(x.width), \(blocks[0]), \(blocks[1]), \(y.width), \(gelu), \(y.pointer));"
         case .quantized(let layout):
-            kernelSources.insert("linear_bf16.c")
             return "if (\(layout.cPrefix)_linear_gated(\(x.pointer), \(x.rows.c), \(x.width), \(blocks[0]), \(blocks[1]), \(y.width), "
                 + "\(layout.group), \(layout.cScale), \(gelu), \(y.pointer), 0)) "
                 + "return fail(m, \"node %%\(current) \(op.mnemonic): out of memory for the \(layout.formatWord) kernel's scratch\");"

@@ -72,6 +72,9 @@ public struct KernelOverrides: Sendable, Equatable {
     public var kvFormat: KVFormat = .f32
     public var kvFormatByLayer: [Int: KVFormat] = [:]
 
+    /// The format layer `layer`'s KV cache stores (`kvFormat` when no layer is known).
+    public func kvFormat(layer: Int?) -> KVFormat { layer.flatMap { kvFormatByLayer[$0] } ?? kvFormat }
+
     public init(global: KernelChoice? = nil, byLayer: [Int: KernelChoice] = [:], calibratedPhi: [Int: [Double]] = [:]) {
         self.global = global
         self.byLayer = byLayer

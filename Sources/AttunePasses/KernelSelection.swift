@@ -91,7 +91,7 @@ public enum KernelSelection {
                 return .failure(Unbound(reason: "prefill '\(prefill.kernel)' and decode '\(decode.kernel)' differ, but '\(name)' \(state), which the other phase would not see: give both phases the same kernel"))
             }
         }
-        if let k = try? KernelRegistry.kernel(named: decode.kernel), let refusal = k.kvFormatRefusal(layer.flatMap { overrides.kvFormatByLayer[$0] } ?? overrides.kvFormat) {
+        if let k = try? KernelRegistry.kernel(named: decode.kernel), let refusal = k.kvFormatRefusal(overrides.kvFormat(layer: layer)) {
             return .failure(Unbound(reason: "\(asked.1): \(refusal)"))
         }
         return .success(decode)

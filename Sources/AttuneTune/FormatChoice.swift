@@ -70,18 +70,6 @@ extension ModelTuner {
                        dense: CompiledModel, sequences: [[Int32]],
                        compile: (CompileOptions) throws -> CompiledModel) throws -> FormatChoices {
         var choices = FormatChoices()
-        /// Whether `candidate` (within every budget) gains over the current choice, with the
-        /// figures that say so; `bytes` gives what a decode step reads on this axis, per `unit`.
-        func gains(_ candidate: CompiledModel, _ o: CompileOptions, bytes: (CompileOptions) throws -> Int, unit: String) throws -> (Bool, String, Double?, Double?) {
-            switch formats.gain {
-            case .speed:
-                let (speedup, noise) = try decodeSpeedup(of: candidate, over: tuned, sequences: sequences)
-                return (speedup - 1 > noise, Self.decodeFigures(speedup, noise), speedup, noise)
-            case .bytes:
-                let (now, then) = (try bytes(o), try bytes(options))
-                return (now < then, "\(Self.kilobytes(then)) → \(Self.kilobytes(now)) \(unit)", nil, nil)
-            }
-        }
         /// Tries `candidates` in order; returns those that broke a budget or did not compile.
         func axis(_ name: String, _ candidates: [(text: String, apply: (inout CompileOptions) -> Void)], unit: String,
                   bytes: (CompileOptions) throws -> Int) throws -> [String] {
@@ -108,14 +96,13 @@ extension ModelTuner {
                     failed.append(c.text)
                     continue
                 }
-                let (kept, figures, speedup, noise) = try gains(model, o, bytes: bytes, unit: unit)
-                (trial.decodeSpeedup, trial.noise) = (speedup, noise)
-                guard kept else {
-                    trial.outcome = "within every budget but not \(formats.gain == .speed ? "faster" : "smaller"): \(figures), KL \(String(format: "%.3e", m.quality.meanKL))"
-                    continue
+                // Bytes decide only under `--format-gain bytes`; speed is timed without them.
+                var smaller = false, figures: String?
+                if formats.gain == .bytes {
+                    let (now, then) = (try bytes(o), try bytes(options))
+                    (smaller, figures) = (now < then, "\(Self.kilobytes(then)) → \(Self.kilobytes(now)) \(unit)")
                 }
-                trial.accepted = true
-                trial.outcome = "chosen: \(figures), KL \(String(format: "%.3e", m.quality.meanKL))"
+                guard try judgeGain(&trial, model, over: tuned, quality: m.quality, bytes: figures, smaller: smaller, sequences: sequences) else { continue }
                 (options, tuned, measurement) = (o, model, m)
                 break
             }
@@ -157,6 +144,24 @@ extension ModelTuner {
                       measurement: &measurement, dense: dense, sequences: sequences, compile: compile)
         }
         return choices
+    }
+
+    /// Decides a candidate that keeps every budget: kept when it gains over `current`
+    /// (`formats.gain`): decode steps faster beyond the noise, or `smaller` (fewer bytes a
+    /// step). Writes the trial's outcome with the figures (`bytes`, after the decode figures
+    /// when timed) and returns whether it was kept.
+    func judgeGain(_ trial: inout FormatTrial, _ candidate: CompiledModel, over current: CompiledModel, quality: ModelQuality,
+                   bytes: String?, smaller: Bool, sequences: [[Int32]]) throws -> Bool {
+        var (kept, figures) = (smaller, bytes ?? "")
+        if formats.gain == .speed {
+            let (speedup, noise) = try decodeSpeedup(of: candidate, over: current, sequences: sequences)
+            (trial.decodeSpeedup, trial.noise) = (speedup, noise)
+            (kept, figures) = (speedup - 1 > noise, Self.decodeFigures(speedup, noise) + (bytes.map { ", " + $0 } ?? ""))
+        }
+        let kl = "KL \(String(format: "%.3e", quality.meanKL))"
+        trial.accepted = kept
+        trial.outcome = kept ? "chosen: \(figures), \(kl)" : "within every budget but not \(formats.gain == .speed ? "faster" : "smaller"): \(figures), \(kl)"
+        return kept
     }
 
     /// `decode 1.32x (noise 2.3 %)`: a paired decode speed-up as format trials print it.

@@ -132,18 +132,8 @@ extension ModelTuner {
             trial.outcome = "over \(modelBudgets.first { !$0.holds(m.quality) }!) when run again \(Self.describe(m.quality))"
             return finish()
         }
-        var figures = bytes
-        if formats.gain == .speed {
-            let (speedup, noise) = try decodeSpeedup(of: compiled, over: tuned, sequences: sequences)
-            (trial.decodeSpeedup, trial.noise) = (speedup, noise)
-            figures = Self.decodeFigures(speedup, noise) + ", " + bytes
-            guard speedup - 1 > noise else {
-                trial.outcome = "within every budget but not faster: \(figures), KL \(String(format: "%.3e", m.quality.meanKL))"
-                return finish()
-            }
-        }
-        trial.accepted = true
-        trial.outcome = "chosen: \(figures), KL \(String(format: "%.3e", m.quality.meanKL))"
+        // The chosen groups each save bytes, so under `--format-gain bytes` it is smaller.
+        guard try judgeGain(&trial, compiled, over: tuned, quality: m.quality, bytes: bytes, smaller: true, sequences: sequences) else { return finish() }
         (options, tuned, measurement) = (o, compiled, m)
         mix.moved = Set(chosen)
         return finish()
