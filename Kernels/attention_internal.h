@@ -5,6 +5,7 @@
 #define ATTUNE_ATTENTION_INTERNAL_H
 
 #include "attune_attention.h"
+#include "attune_scratch.h" /* attune_scratch_alloc / _free for the kernels' temporaries */
 
 /* Records an error in `status` (may be NULL) and returns `code`. */
 int32_t attune_fail(attune_status *status, int32_t code, const char *fmt, ...)
@@ -28,8 +29,5 @@ int attune_mask_visible(const attune_attention_problem *p, int64_t pos, int64_t 
  * timings kernels report in their stats. */
 double attune_now_ms(void);
 
-/* 64-byte aligned scratch; NULL on failure. */
-void *attune_scratch_alloc(size_t bytes);
-void attune_scratch_free(void *ptr);
 
 #endif

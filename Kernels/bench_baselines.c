@@ -34,12 +34,12 @@ static double median(double *v, int n) {
 double attune_bench_sgemm_gflops(int32_t n, int32_t threads, int32_t repeats) {
     if (n <= 0 || repeats <= 0) return -1.0;
     size_t count = (size_t)n * (size_t)n;
-    float *a = attune_scratch_alloc(count * sizeof(float));
-    float *b = attune_scratch_alloc(count * sizeof(float));
-    float *c = attune_scratch_alloc(count * sizeof(float));
+    float *a = attune_aligned_alloc(count * sizeof(float));
+    float *b = attune_aligned_alloc(count * sizeof(float));
+    float *c = attune_aligned_alloc(count * sizeof(float));
     double *times = malloc(sizeof(double) * (size_t)repeats);
     if (!a || !b || !c || !times) {
-        attune_scratch_free(a); attune_scratch_free(b); attune_scratch_free(c); free(times);
+        free(a); free(b); free(c); free(times);
         return -1.0;
     }
     for (size_t i = 0; i < count; i++) {
@@ -56,17 +56,17 @@ double attune_bench_sgemm_gflops(int32_t n, int32_t threads, int32_t repeats) {
     }
     openblas_set_num_threads(saved);
     double gflops = 2.0 * (double)n * (double)n * (double)n / median(times, repeats) * 1e-9;
-    attune_scratch_free(a); attune_scratch_free(b); attune_scratch_free(c); free(times);
+    free(a); free(b); free(c); free(times);
     return gflops;
 }
 
 double attune_bench_read_gbps(size_t bytes, int32_t threads, int32_t repeats) {
     size_t n = bytes / sizeof(float) / (4 * VL) * (4 * VL);
     if (n == 0 || repeats <= 0) return -1.0;
-    float *buf = attune_scratch_alloc(n * sizeof(float));
+    float *buf = attune_aligned_alloc(n * sizeof(float));
     double *times = malloc(sizeof(double) * (size_t)repeats);
     if (!buf || !times) {
-        attune_scratch_free(buf); free(times);
+        free(buf); free(times);
         return -1.0;
     }
 #ifdef _OPENMP
@@ -106,7 +106,7 @@ double attune_bench_read_gbps(size_t bytes, int32_t threads, int32_t repeats) {
     }
     (void)sink;
     double gbps = (double)(n * sizeof(float)) / median(times, repeats) * 1e-9;
-    attune_scratch_free(buf);
+    free(buf);
     free(times);
     return gbps;
 }

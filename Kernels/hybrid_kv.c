@@ -276,17 +276,17 @@ int32_t attune_hybrid_kv_create(const attune_hybrid_kv_config *cfg, attune_hybri
     c->hot_format = cfg->hot_format;
     c->hot_elem = (size_t)attune_kv_element_bytes(c->hot_format);
     const size_t hot_rows = (size_t)(c->hot_cap * c->kv_heads);
-    c->hot_k = attune_scratch_alloc(c->hot_elem * hot_rows * (size_t)c->dk);
-    c->hot_v = attune_scratch_alloc(c->hot_elem * hot_rows * (size_t)c->dv);
+    c->hot_k = attune_aligned_alloc(c->hot_elem * hot_rows * (size_t)c->dk);
+    c->hot_v = attune_aligned_alloc(c->hot_elem * hot_rows * (size_t)c->dv);
     int hot_ok = c->hot_k && c->hot_v;
     if (c->hot_format == ATTUNE_KV_INT8) {
-        c->hot_ks = attune_scratch_alloc(sizeof(float) * hot_rows);
-        c->hot_vs = attune_scratch_alloc(sizeof(float) * hot_rows);
+        c->hot_ks = attune_aligned_alloc(sizeof(float) * hot_rows);
+        c->hot_vs = attune_aligned_alloc(sizeof(float) * hot_rows);
         hot_ok = hot_ok && c->hot_ks && c->hot_vs;
     }
     if (c->hot_format != ATTUNE_KV_F32) {
-        c->spill_k = attune_scratch_alloc(sizeof(float) * B * (size_t)c->dk);
-        c->spill_v = attune_scratch_alloc(sizeof(float) * B * (size_t)c->dv);
+        c->spill_k = attune_aligned_alloc(sizeof(float) * B * (size_t)c->dk);
+        c->spill_v = attune_aligned_alloc(sizeof(float) * B * (size_t)c->dv);
         hot_ok = hot_ok && c->spill_k && c->spill_v;
     }
     size_t max_blocks = (size_t)(c->max_tokens / c->block + 1);
@@ -317,12 +317,12 @@ void attune_hybrid_kv_destroy(attune_hybrid_kv *c) {
     if (!c) return;
     region_release(&c->cold);
     region_release(&c->summ);
-    attune_scratch_free(c->hot_k);
-    attune_scratch_free(c->hot_v);
-    attune_scratch_free(c->hot_ks);
-    attune_scratch_free(c->hot_vs);
-    attune_scratch_free(c->spill_k);
-    attune_scratch_free(c->spill_v);
+    free(c->hot_k);
+    free(c->hot_v);
+    free(c->hot_ks);
+    free(c->hot_vs);
+    free(c->spill_k);
+    free(c->spill_v);
     free(c);
 }
 

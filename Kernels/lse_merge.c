@@ -11,10 +11,8 @@
  * tiny in number and this keeps the merge exact to fp32 rounding.
  */
 #include "attune_attention.h"
-#include "attention_internal.h"
 
 #include <math.h>
-#include <stdlib.h>
 
 void attune_lse_merge_rows(int32_t n_parts, int64_t n_rows, int64_t dim,
                            const float *const *parts, const int64_t *part_row_stride,
@@ -56,10 +54,3 @@ void attune_lse_merge_rows(int32_t n_parts, int64_t n_rows, int64_t dim,
         if (out_lse) out_lse[r] = (float)lse;
     }
 }
-
-void *attune_scratch_alloc(size_t bytes) {
-    size_t rounded = (bytes + 63) / 64 * 64;
-    return aligned_alloc(64, rounded ? rounded : 64);
-}
-
-void attune_scratch_free(void *ptr) { free(ptr); }

@@ -11,10 +11,12 @@
  * document's keys) and RoPE each row's position within its document.
  */
 #include "model_runtime.h"
+#include "attune_scratch.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 static const attune_model_graph *const g = &attune_graph;
 
@@ -286,16 +288,52 @@ void attune_model_close(attune_model *m) {
     attune_weights_close(m->weights);
     unfork(m);
     free(m->arena);
-    if (m->kv)
-        for (int64_t c = 0; c < g->n_caches; c++) free(m->kv[c]);
-    if (m->kv_scale)
-        for (int64_t c = 0; c < g->n_caches; c++) free(m->kv_scale[c]);
+    if (m->kv_pages) munmap(m->kv_pages, m->kv_pages_bytes);
     if (m->store && g->close_stores) g->close_stores(m);
     if (m->group_rows) free(m->group_rows[0]);
     free(m->group_rows);
     free(m->w); free(m->kv); free(m->kv_scale); free(m->store); free(m->counters); free(m->positions); free(m->doc_table); free(m->suffix);
     free(m->group_first); free(m->group_count); free(m->group_seq); free(m->group_kv); free(m->row_slot);
     free(m);
+    attune_scratch_trim();
+}
+
+/* Bytes of cache c's K/V area (0: the layer's kernel keeps its own store) and of its
+ * int8 scales, each rounded up to 64 bytes. */
+static size_t cache_bytes(int64_t c) {
+    size_t bytes = g->cache_element_bytes ? (size_t)g->cache_element_bytes[c] : g->kv_element_bytes;
+    return ((size_t)g->max_context * (size_t)g->cache_width[c] * bytes + 63) / 64 * 64;
+}
+
+static size_t scale_bytes(int64_t c) {
+    return g->cache_heads && g->cache_heads[c] > 0 ? ((size_t)g->max_context * (size_t)g->cache_heads[c] * 4 + 63) / 64 * 64 : 0;
+}
+
+/* Every cache and scale area in one anonymous mapping: zero until written and resident
+ * only where written, so a cache sized for max_context costs the positions used. From
+ * malloc, calloc zeroed them page by page whenever it reused freed heap memory, and the
+ * peak RSS of one run moved with the heap's history (Docs/PERFORMANCE.md, "Peak memory
+ * of the quantised runs"). 0 on success. */
+static int map_caches(attune_model *m) {
+    size_t total = 0;
+    for (int64_t c = 0; c < g->n_caches; c++) total += (g->cache_width[c] > 0 ? cache_bytes(c) : 0) + scale_bytes(c);
+    if (total == 0) return 0;
+    void *base = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED) return 1;
+    m->kv_pages = base;
+    m->kv_pages_bytes = total;
+    char *at = base;
+    for (int64_t c = 0; c < g->n_caches; c++) {
+        if (g->cache_width[c] > 0) {
+            m->kv[c] = (float *)at;
+            at += cache_bytes(c);
+        }
+        if (scale_bytes(c)) {
+            m->kv_scale[c] = (float *)at;
+            at += scale_bytes(c);
+        }
+    }
+    return 0;
 }
 
 /* calloc of n elements of `size` bytes, at least one (graphs without counters or stores). */
@@ -341,14 +379,7 @@ attune_model *attune_model_open(const char *manifest_path, char *error, size_t e
         return NULL;
     }
     m->arena = aligned_alloc(64, sizeof(float) * (size_t)g->arena_floats);
-    int ok = m->arena != NULL;
-    for (int64_t c = 0; c < g->n_caches && ok; c++) {
-        size_t bytes = g->cache_element_bytes ? (size_t)g->cache_element_bytes[c] : g->kv_element_bytes;
-        if (g->cache_width[c] > 0) ok = (m->kv[c] = calloc((size_t)g->max_context * (size_t)g->cache_width[c], bytes)) != NULL;
-    }
-    for (int64_t c = 0; c < g->n_caches && ok && g->cache_heads; c++)
-        if (g->cache_heads[c] > 0) ok = (m->kv_scale[c] = calloc((size_t)g->max_context * (size_t)g->cache_heads[c], sizeof(float))) != NULL;
-    if (!ok) {
+    if (!m->arena || map_caches(m)) {
         snprintf(error, error_size, "out of memory allocating the arena and KV cache");
         attune_model_close(m);
         return NULL;

@@ -78,6 +78,8 @@ struct attune_model {
     float *arena;
     float **kv;                           /* per cache; NULL for layers whose kernel keeps its own store */
     float **kv_scale;                     /* int8 caches: one scale per (position, kv head); else NULL */
+    void *kv_pages;                       /* one anonymous mapping holding every kv and kv_scale area */
+    size_t kv_pages_bytes;
     void **store;                         /* the layers' own K/V stores */
     int64_t length;                       /* cached positions */
     int64_t logits_from;                  /* first row of this forward pass whose logits are used */

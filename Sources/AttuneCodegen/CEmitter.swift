@@ -186,7 +186,7 @@ public enum CEmitter {
         #endif
 
         """
-        var sources = Set(["attention_problem.c", "lse_merge.c", "graph_ops.c", "model_runtime.c", "weights_loader.c"]).union(lowering.kernelSources)
+        var sources = Set(["attention_problem.c", "lse_merge.c", "scratch.c", "graph_ops.c", "model_runtime.c", "weights_loader.c"]).union(lowering.kernelSources)
         if caches.contains(where: { options.kvFormat(layer: $0 / 2) != .f32 }) || options.kvFormat != .f32 { sources.insert("kv_quant.c") }
         if lowering.folder.slots.contains(where: { $0.format == .bf16 }) { sources.insert("linear_bf16.c") }
         // The quantised kernels' prefill runs the bf16 GEMM's panel step and its rounding

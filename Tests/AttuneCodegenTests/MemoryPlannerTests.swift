@@ -31,4 +31,19 @@ final class MemoryPlannerTests: XCTestCase {
         let buffers = (0..<50).map { BufferLifetime(floats: 64, firstNode: $0, lastNode: $0 + 1) }
         XCTAssertEqual(MemoryPlanner.plan(buffers).arenaFloats, 128)
     }
+
+    /// A decoder layer's pattern: a long-lived residual, a short value that dies before a
+    /// large one is born. Placed largest first, the arena is the peak of live bytes (the
+    /// large buffer plus the residual); in order of definition the large buffer would go
+    /// above both small ones (1920 floats).
+    func testALargeBufferDoesNotStackAboveDeadSmallOnes() {
+        let buffers = [
+            BufferLifetime(floats: 160, firstNode: 0, lastNode: 1),   // dies before the large one
+            BufferLifetime(floats: 160, firstNode: 0, lastNode: 5),   // residual stream
+            BufferLifetime(floats: 1600, firstNode: 2, lastNode: 3),  // MLP intermediate
+        ]
+        let plan = MemoryPlanner.plan(buffers)
+        XCTAssertEqual(plan.arenaFloats, 1760)
+        XCTAssertEqual(plan.offsets, [0, 1600, 0])
+    }
 }
