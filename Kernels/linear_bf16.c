@@ -20,6 +20,7 @@
  */
 #include "attune_linear_bf16.h"
 #include "attune_graph_ops.h"
+#include "attune_scratch.h"
 #include "attune_weights.h"
 #include "bf16_scalar.h"
 #include "gemv_split.h"
@@ -232,9 +233,9 @@ static void pack_panel(const uint16_t *w, int64_t in, int64_t n, uint32_t *panel
 }
 
 #if defined(__AVX512BF16__)
-/* MR rows of xb (bf16 pairs, K2 dwords per row) times a packed panel: y[r * ys + j] for
- * j < n (+ bias[j]). */
-INLINE void gemm_tile(const uint32_t *xb, int64_t k2n, const uint32_t *panel, const float *bias, int64_t n,
+/* MR rows of xb (bf16 pairs, k2n dwords per row, rows xs dwords apart) times a packed
+ * panel: y[r * ys + j] for j < n (+ bias[j]). */
+INLINE void gemm_tile(const uint32_t *xb, int64_t xs, int64_t k2n, const uint32_t *panel, const float *bias, int64_t n,
                       float *y, int64_t ys, const int MR) {
     __m512 acc[GEMM_MR][2];
     for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
@@ -242,7 +243,7 @@ INLINE void gemm_tile(const uint32_t *xb, int64_t k2n, const uint32_t *panel, co
         const __m512bh b0 = (__m512bh)_mm512_loadu_si512(panel + k * PANEL);
         const __m512bh b1 = (__m512bh)_mm512_loadu_si512(panel + k * PANEL + 16);
         for (int r = 0; r < MR; r++) {
-            const __m512bh a = (__m512bh)_mm512_set1_epi32((int)xb[r * k2n + k]);
+            const __m512bh a = (__m512bh)_mm512_set1_epi32((int)xb[r * xs + k]);
             acc[r][0] = _mm512_dpbf16_ps(acc[r][0], a, b0);
             acc[r][1] = _mm512_dpbf16_ps(acc[r][1], a, b1);
         }
@@ -257,13 +258,13 @@ INLINE void gemm_tile(const uint32_t *xb, int64_t k2n, const uint32_t *panel, co
     }
 }
 #else
-INLINE void gemm_tile(const uint32_t *xb, int64_t k2n, const uint32_t *panel, const float *bias, int64_t n,
+INLINE void gemm_tile(const uint32_t *xb, int64_t xs, int64_t k2n, const uint32_t *panel, const float *bias, int64_t n,
                       float *y, int64_t ys, const int MR) {
     for (int r = 0; r < MR; r++)
         for (int64_t j = 0; j < n; j++) {
             float s = 0.0f;
             for (int64_t k = 0; k < k2n; k++) {
-                const uint32_t a = xb[r * k2n + k], b = panel[k * PANEL + j];
+                const uint32_t a = xb[r * xs + k], b = panel[k * PANEL + j];
                 s += bf16_to_f32((uint16_t)a) * bf16_to_f32((uint16_t)b) + bf16_to_f32((uint16_t)(a >> 16)) * bf16_to_f32((uint16_t)(b >> 16));
             }
             y[r * ys + j] = s + (bias ? bias[j] : 0.0f);
@@ -271,18 +272,18 @@ INLINE void gemm_tile(const uint32_t *xb, int64_t k2n, const uint32_t *panel, co
 }
 #endif
 
-void attune_bf16_gemm_panel(const uint32_t *xb, int64_t rows, int64_t k2n, const uint32_t *panel, const float *bias,
-                            int64_t n, float *y, int64_t ys) {
+void attune_bf16_gemm_panel(const uint32_t *xb, int64_t xs, int64_t rows, int64_t k2n, const uint32_t *panel,
+                            const float *bias, int64_t n, float *y, int64_t ys) {
     int64_t r = 0;
-    for (; r + GEMM_MR <= rows; r += GEMM_MR) gemm_tile(xb + r * k2n, k2n, panel, bias, n, y + r * ys, ys, GEMM_MR);
+    for (; r + GEMM_MR <= rows; r += GEMM_MR) gemm_tile(xb + r * xs, xs, k2n, panel, bias, n, y + r * ys, ys, GEMM_MR);
     switch (rows - r) {
-    case 7: gemm_tile(xb + r * k2n, k2n, panel, bias, n, y + r * ys, ys, 7); break;
-    case 6: gemm_tile(xb + r * k2n, k2n, panel, bias, n, y + r * ys, ys, 6); break;
-    case 5: gemm_tile(xb + r * k2n, k2n, panel, bias, n, y + r * ys, ys, 5); break;
-    case 4: gemm_tile(xb + r * k2n, k2n, panel, bias, n, y + r * ys, ys, 4); break;
-    case 3: gemm_tile(xb + r * k2n, k2n, panel, bias, n, y + r * ys, ys, 3); break;
-    case 2: gemm_tile(xb + r * k2n, k2n, panel, bias, n, y + r * ys, ys, 2); break;
-    case 1: gemm_tile(xb + r * k2n, k2n, panel, bias, n, y + r * ys, ys, 1); break;
+    case 7: gemm_tile(xb + r * xs, xs, k2n, panel, bias, n, y + r * ys, ys, 7); break;
+    case 6: gemm_tile(xb + r * xs, xs, k2n, panel, bias, n, y + r * ys, ys, 6); break;
+    case 5: gemm_tile(xb + r * xs, xs, k2n, panel, bias, n, y + r * ys, ys, 5); break;
+    case 4: gemm_tile(xb + r * xs, xs, k2n, panel, bias, n, y + r * ys, ys, 4); break;
+    case 3: gemm_tile(xb + r * xs, xs, k2n, panel, bias, n, y + r * ys, ys, 3); break;
+    case 2: gemm_tile(xb + r * xs, xs, k2n, panel, bias, n, y + r * ys, ys, 2); break;
+    case 1: gemm_tile(xb + r * xs, xs, k2n, panel, bias, n, y + r * ys, ys, 1); break;
     default: break;
     }
 }
@@ -342,7 +343,7 @@ static void linear_gemv(const float *x, int64_t rows, int64_t in, const uint16_t
 
 /* Activation rows as bf16 pairs (row r: k2n dwords), the GEMM's left operand. */
 static uint32_t *activation_pairs(const float *x, int64_t rows, int64_t in, int64_t k2n) {
-    uint32_t *xb = malloc(sizeof(uint32_t) * (size_t)(rows * k2n));
+    uint32_t *xb = attune_scratch_alloc(sizeof(uint32_t) * (size_t)(rows * k2n));
     if (!xb) abort();
     for (int64_t r = 0; r < rows; r++) {
         uint16_t *row = (uint16_t *)(void *)(xb + r * k2n);
@@ -368,12 +369,12 @@ static void linear_gemm(const float *x, int64_t rows, int64_t in, const uint16_t
             for (int64_t c = lo; c < hi; c += PANEL) {
                 const int64_t n = hi - c < PANEL ? hi - c : PANEL;
                 pack_panel(wp + (c - lo) * in, in, n, panel);
-                attune_bf16_gemm_panel(xb, rows, k2n, panel, bias ? bias + c : NULL, n, y + c, out);
+                attune_bf16_gemm_panel(xb, k2n, rows, k2n, panel, bias ? bias + c : NULL, n, y + c, out);
             }
         });
         free(panel);
     }
-    free(xb);
+    attune_scratch_free(xb);
 }
 
 /* y [rows, inter] = act(x gateᵀ) ⊙ x upᵀ, panel by panel: each gate panel and its up
@@ -395,15 +396,15 @@ static void gated_gemm(const float *x, int64_t rows, int64_t in, const uint16_t 
         for (int64_t c = c0; c < c1; c += PANEL) {
             const int64_t n = c1 - c < PANEL ? c1 - c : PANEL;
             pack_panel(gate_w + c * in, in, n, panel);
-            attune_bf16_gemm_panel(xb, rows, k2n, panel, NULL, n, gate, PANEL);
+            attune_bf16_gemm_panel(xb, k2n, rows, k2n, panel, NULL, n, gate, PANEL);
             pack_panel(up_w + c * in, in, n, panel);
-            attune_bf16_gemm_panel(xb, rows, k2n, panel, NULL, n, up, PANEL);
+            attune_bf16_gemm_panel(xb, k2n, rows, k2n, panel, NULL, n, up, PANEL);
             for (int64_t r = 0; r < rows; r++) attune_gated_product(gate + r * PANEL, up + r * PANEL, n, gelu, y + r * inter + c);
         }
         free(panel);
         free(gate);
     }
-    free(xb);
+    attune_scratch_free(xb);
 }
 
 void attune_op_linear_bf16_blocks(const float *x, int64_t rows, int64_t in, const uint16_t *const *w,

@@ -714,16 +714,21 @@ static void pack_panel(const q8_weight *wt, int64_t in, const q8_scales *sc, int
  * y [rows, inter] = act(x gateᵀ) ⊙ x upᵀ (act = silu, or gelu when gated is 1): each
  * gate panel and its up panel go to two thread-local tiles whose product is written, so
  * the [rows, 2 × inter] result never exists (19 MiB at 512 rows of Qwen2.5-0.5B) and is
- * neither written nor read back. The tiles hold what the ungated call writes to y. */
+ * neither written nor read back. The tiles hold what the ungated call writes to y.
+ * consume: x itself, writable and dead after the call; row r's bf16 pairs then go over
+ * its first half (activation_pairs reads the row whole before writing), rows in dwords
+ * apart, instead of into rows × in/2 dwords of scratch. */
 static int gemm(const float *x, int64_t rows, int64_t in, const q8_weight *wt, int64_t out, int64_t group,
-                int32_t scale, const float *bias, int gated, float *y, int nt) {
+                int32_t scale, const float *bias, int gated, float *consume, float *y, int nt) {
     const int64_t kp = in / 2, tile = gated >= 0 ? rows * PANEL : 0;
     const int64_t per_thread = in + kp * (PANEL + TRANSPOSE) + 2 * tile;   /* tmp row, panel, rowbuf, gate/up tiles */
     const int64_t width = gated >= 0 ? out / 2 : out;                      /* y's columns */
-    uint32_t *xw = attune_scratch_alloc(sizeof(uint32_t) * (size_t)(rows * kp));
+    const int64_t xs = consume ? in : kp;                                  /* xw's row stride */
+    uint32_t *xw = consume ? (uint32_t *)(void *)consume : attune_scratch_alloc(sizeof(uint32_t) * (size_t)(rows * kp));
     uint32_t *work = attune_scratch_alloc(sizeof(uint32_t) * (size_t)(nt * per_thread));
     if (!xw || !work) {
-        attune_scratch_free(xw); attune_scratch_free(work);
+        if (!consume) attune_scratch_free(xw);
+        attune_scratch_free(work);
         return -1;
     }
     q8_scales sc = scales_of(group, scale);
@@ -738,7 +743,7 @@ static int gemm(const float *x, int64_t rows, int64_t in, const q8_weight *wt, i
 #endif
         uint32_t *mine = work + t * per_thread, *panel = mine + in, *rowbuf = panel + kp * PANEL;
         float *gate = (float *)(rowbuf + kp * TRANSPOSE), *up = gate + tile;
-        for (int64_t r = rows * t / n; r < rows * (t + 1) / n; r++) activation_pairs(x + r * in, in, (float *)mine, xw + r * kp);
+        for (int64_t r = rows * t / n; r < rows * (t + 1) / n; r++) activation_pairs(x + r * in, in, (float *)mine, xw + r * xs);
 #ifdef _OPENMP
 #pragma omp barrier
 #endif
@@ -748,16 +753,17 @@ static int gemm(const float *x, int64_t rows, int64_t in, const q8_weight *wt, i
             int cols = (int)(width - c0 < PANEL ? width - c0 : PANEL);
             pack_panel(wt, in, &sc, c0, cols, rowbuf, panel);
             if (gated < 0) {
-                attune_bf16_gemm_panel(xw, rows, kp, panel, bias ? bias + c0 : NULL, cols, y + c0, out);
+                attune_bf16_gemm_panel(xw, xs, rows, kp, panel, bias ? bias + c0 : NULL, cols, y + c0, out);
                 continue;
             }
-            attune_bf16_gemm_panel(xw, rows, kp, panel, NULL, cols, gate, PANEL);
+            attune_bf16_gemm_panel(xw, xs, rows, kp, panel, NULL, cols, gate, PANEL);
             pack_panel(wt, in, &sc, width + c0, cols, rowbuf, panel);
-            attune_bf16_gemm_panel(xw, rows, kp, panel, NULL, cols, up, PANEL);
+            attune_bf16_gemm_panel(xw, xs, rows, kp, panel, NULL, cols, up, PANEL);
             for (int64_t r = 0; r < rows; r++) attune_gated_product(gate + r * PANEL, up + r * PANEL, cols, gated, y + r * width + c0);
         }
     }
-    attune_scratch_free(xw); attune_scratch_free(work);
+    if (!consume) attune_scratch_free(xw);
+    attune_scratch_free(work);
     return 0;
 }
 #define GATED_GEMM 1
@@ -780,8 +786,9 @@ static void permute_columns(const float *x, int64_t rows, int64_t in, float *xp)
 /* y = x ŵᵀ with x's columns permuted into the weights' stored order, so each tile of
  * weight rows is dequantised straight (no transpose) and SGEMM sums in that order. */
 static int gemm(const float *x, int64_t rows, int64_t in, const q8_weight *wt, int64_t out, int64_t group,
-                int32_t scale, const float *bias, int gated, float *y, int nt) {
-    (void)gated;   /* GATED_GEMM 0: linear_blocks applies the product after the call */
+                int32_t scale, const float *bias, int gated, float *consume, float *y, int nt) {
+    (void)gated;     /* GATED_GEMM 0: linear_blocks applies the product after the call */
+    (void)consume;   /* the permuted copy reads columns of all rows at once: it keeps its scratch */
     int64_t tile = TILE_BYTES / (int64_t)sizeof(float) / in / TILE_ROW_ALIGN * TILE_ROW_ALIGN;
     if (tile < TILE_ROW_ALIGN) tile = TILE_ROW_ALIGN;
     float *xp = attune_scratch_alloc(sizeof(float) * (size_t)(rows * in));
@@ -823,10 +830,11 @@ static int gemm(const float *x, int64_t rows, int64_t in, const q8_weight *wt, i
 
 /* gated: -1, or the activation of a gated product (0 silu, 1 gelu; gemm's comment). The
  * GEMV path, and the GEMM without bf16 panels, compute [gate | up] into scratch first:
- * at decode that is a few rows. */
+ * at decode that is a few rows. consume: x, when the caller lets the GEMM overwrite it
+ * (gemm's comment), else NULL. */
 static int32_t linear_blocks(const float *x, int64_t rows, int64_t in, const void *const *w, const int64_t *block_rows,
                              int64_t blocks, int64_t group, int32_t scale, int bits, const float *bias, int gated,
-                             float *y, int32_t threads) {
+                             float *consume, float *y, int32_t threads) {
     int64_t out = 0;
     for (int64_t b = 0; b < blocks; b++) out += block_rows[b];
     if (rows <= 0 || out == 0) return 0;
@@ -840,10 +848,10 @@ static int32_t linear_blocks(const float *x, int64_t rows, int64_t in, const voi
     const int use_gemv = rows <= ATTUNE_Q8_GEMV_MAX_ROWS;
     if (gated < 0 || (!use_gemv && GATED_GEMM))
         return use_gemv ? gemv(x, rows, in, &wt, out, group, scale, bias, y, nt)
-                        : gemm(x, rows, in, &wt, out, group, scale, bias, gated, y, nt);
+                        : gemm(x, rows, in, &wt, out, group, scale, bias, gated, consume, y, nt);
     float *gu = attune_scratch_alloc(sizeof(float) * (size_t)(rows * out));
     int rc = !gu ? -1 : use_gemv ? gemv(x, rows, in, &wt, out, group, scale, bias, gu, nt)
-                                 : gemm(x, rows, in, &wt, out, group, scale, bias, -1, gu, nt);
+                                 : gemm(x, rows, in, &wt, out, group, scale, bias, -1, NULL, gu, nt);
     if (rc == 0) (gated ? attune_op_geglu_epilogue : attune_op_swiglu_epilogue)(gu, rows, out / 2, y);
     attune_scratch_free(gu);
     return rc;
@@ -878,18 +886,22 @@ static int32_t linear_blocks(const float *x, int64_t rows, int64_t in, const voi
     int32_t prefix##_linear_blocks(const float *x, int64_t rows, int64_t in, const void *const *w,                    \
                                    const int64_t *block_rows, int64_t blocks, int64_t group, int32_t scale,           \
                                    const float *bias, float *y, int32_t threads) {                                     \
-        return linear_blocks(x, rows, in, w, block_rows, blocks, group, scale, bits, bias, -1, y, threads);           \
+        return linear_blocks(x, rows, in, w, block_rows, blocks, group, scale, bits, bias, -1, NULL, y, threads);     \
     }                                                                                                                  \
     int32_t prefix##_linear(const float *x, int64_t rows, int64_t in, const void *w, int64_t out, int64_t group,      \
                             int32_t scale, const float *bias, float *y, int32_t threads) {                             \
-        return linear_blocks(x, rows, in, &w, &out, 1, group, scale, bits, bias, -1, y, threads);                      \
+        return linear_blocks(x, rows, in, &w, &out, 1, group, scale, bits, bias, -1, NULL, y, threads);                \
     }                                                                                                                  \
     int32_t prefix##_linear_gated(const float *x, int64_t rows, int64_t in, const void *w_gate, const void *w_up,      \
                                   int64_t inter, int64_t group, int32_t scale, int32_t gelu, float *y,                 \
                                   int32_t threads) {                                                                   \
         const void *w[2] = {w_gate, w_up};                                                                             \
         const int64_t block_rows[2] = {inter, inter};                                                                  \
-        return linear_blocks(x, rows, in, w, block_rows, 2, group, scale, bits, NULL, gelu ? 1 : 0, y, threads);       \
+        return linear_blocks(x, rows, in, w, block_rows, 2, group, scale, bits, NULL, gelu ? 1 : 0, NULL, y, threads); \
+    }                                                                                                                  \
+    int32_t prefix##_linear_consuming(float *x, int64_t rows, int64_t in, const void *w, int64_t out, int64_t group,   \
+                                      int32_t scale, const float *bias, float *y, int32_t threads) {                   \
+        return linear_blocks(x, rows, in, &w, &out, 1, group, scale, bits, bias, -1, x, y, threads);                   \
     }
 
 QUANTIZED_FORMAT(attune_q8, 8)

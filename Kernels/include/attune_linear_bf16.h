@@ -50,12 +50,13 @@ void attune_linear_bf16_gemm(const float *x, int64_t rows, int64_t in, const uin
 
 /* The GEMM path's step, for other weight formats that dequantise to bf16 (linear_q8.c):
  * y[r * ys + j] (+ bias[j]) for r < rows, j < n ≤ ATTUNE_BF16_PANEL, from activations
- * xb (bf16 pairs: row r is k2n dwords, dword k = elements 2k, 2k + 1) and a packed
- * panel (k2n rows of ATTUNE_BF16_PANEL dwords; dword j of row k = the pair 2k, 2k + 1
- * of weight row j, zeros for j ≥ n). Single-threaded; vdpbf16ps with f32 accumulation. */
+ * xb (bf16 pairs: row r is k2n dwords starting at dword r * xs, dword k = elements 2k,
+ * 2k + 1) and a packed panel (k2n rows of ATTUNE_BF16_PANEL dwords; dword j of row k =
+ * the pair 2k, 2k + 1 of weight row j, zeros for j ≥ n). Single-threaded; vdpbf16ps with
+ * f32 accumulation. */
 #define ATTUNE_BF16_PANEL 32
-void attune_bf16_gemm_panel(const uint32_t *xb, int64_t rows, int64_t k2n, const uint32_t *panel, const float *bias,
-                            int64_t n, float *y, int64_t ys);
+void attune_bf16_gemm_panel(const uint32_t *xb, int64_t xs, int64_t rows, int64_t k2n, const uint32_t *panel,
+                            const float *bias, int64_t n, float *y, int64_t ys);
 
 /* dst[i] = src[i] rounded to bf16, to nearest even (NaN stays NaN, quiet). */
 void attune_f32_to_bf16(const float *src, int64_t n, uint16_t *dst);

@@ -58,6 +58,8 @@ int32_t attune_q4_linear(const float *x, int64_t rows, int64_t in, const void *w
                          int32_t scale, const float *bias, float *y, int32_t threads);
 int32_t attune_q4_linear_gated(const float *x, int64_t rows, int64_t in, const void *w_gate, const void *w_up,
                                int64_t inter, int64_t group, int32_t scale, int32_t gelu, float *y, int32_t threads);
+int32_t attune_q4_linear_consuming(float *x, int64_t rows, int64_t in, const void *w, int64_t out, int64_t group,
+                                   int32_t scale, const float *bias, float *y, int32_t threads);
 
 #ifdef __cplusplus
 }

@@ -106,6 +106,14 @@ int32_t attune_q8_linear(const float *x, int64_t rows, int64_t in, const void *w
 int32_t attune_q8_linear_gated(const float *x, int64_t rows, int64_t in, const void *w_gate, const void *w_up,
                                int64_t inter, int64_t group, int32_t scale, int32_t gelu, float *y, int32_t threads);
 
+/* attune_q8_linear for an x that nothing reads afterwards (a gated MLP's product, the
+ * down projection's input): the same y, bit for bit, but a prefill call (more than
+ * ATTUNE_Q8_GEMV_MAX_ROWS rows) writes its bf16 copy of each row over the first half of
+ * that row of x instead of into scratch (4.75 MiB for 512 rows of a 4864-wide input),
+ * leaving x's values unspecified. */
+int32_t attune_q8_linear_consuming(float *x, int64_t rows, int64_t in, const void *w, int64_t out, int64_t group,
+                                   int32_t scale, const float *bias, float *y, int32_t threads);
+
 #ifdef __cplusplus
 }
 #endif

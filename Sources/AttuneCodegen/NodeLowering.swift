@@ -228,10 +228,16 @@ struct NodeLowering {
         return (try parts.map { try readWeight($0, format: format).pointer }, counts, format)
     }
 
-    /// `y = x wᵀ + bias` with the kernel of the weight's format.
-    mutating func linearCall(x: String, rows: String, in inWidth: Int, weight: Value, bias: String, y: String) throws -> String {
+    /// `y = x wᵀ + bias` with the kernel of the weight's format. `consumable`: x is an arena
+    /// buffer nothing reads after this call, which a quantised prefill may overwrite with its
+    /// bf16 copy of the rows instead of allocating one (`*_linear_consuming`).
+    mutating func linearCall(x: String, rows: String, in inWidth: Int, weight: Value, bias: String, y: String,
+                             consumable: Bool = false) throws -> String {
         let (blocks, counts, format) = try linearOperands(weight)
         switch format {
+        case .quantized(let layout) where consumable && blocks.count == 1:
+            return "if (\(layout.cPrefix)_linear_consuming(\(x), \(rows), \(inWidth), \(blocks[0]), \(counts[0]), \(layout.group), \(layout.cScale), \(bias), \(y), 0)) "
+                + "return fail(m, \"node %%\(current) linear: out of memory for the \(layout.formatWord) kernel's scratch\");"
         case .f32 where blocks.count == 1:
             return "attune_op_linear(\(x), \(rows), \(inWidth), \(blocks[0]), \(counts[0]), \(bias), \(y));"
         case .f32:
@@ -311,7 +317,15 @@ struct NodeLowering {
                 code.append(try linearCall(x: "\(x.pointer) + m->logits_from * \(x.width)", rows: "seq - m->logits_from", in: x.width,
                                            weight: node.inputs[1], bias: bias, y: "\(y.pointer) + m->logits_from * \(y.width)"))
             } else {
-                code.append(try linearCall(x: x.pointer, rows: x.rows.c, in: x.width, weight: node.inputs[1], bias: bias, y: y.pointer))
+                // A gated MLP's product feeds only its down projection: the largest matmul
+                // input of a layer (512 × 4864 floats in a Qwen2.5-0.5B prefill chunk).
+                let product: Bool
+                switch graph.nodes[node.inputs[0].node].op {
+                case .swiGLU, .geGLU: product = isOnlyUse(node.inputs[0])
+                default: product = false
+                }
+                code.append(try linearCall(x: x.pointer, rows: x.rows.c, in: x.width, weight: node.inputs[1], bias: bias, y: y.pointer,
+                                           consumable: product))
             }
             views[out] = y
 

@@ -25,6 +25,7 @@ final class WeightOverridesTests: XCTestCase {
         let model = try ModelSource.load(fixture.folder.path)
         let q4 = QuantizedLayout(bits: 4), int8 = QuantizedLayout(bits: 8)
         // The first matching rule wins: layer 1's attention is bf16, the rest of layer 1 int8.
+        // (Layer 1's int8 down projection reads a product nothing else reads: the consuming call.)
         let options = try Self.options(.quantized(q4), ["embed_tokens=int8", "layers.1.self_attn=bf16", "layers.1.=int8", "lm_head=f32"])
         let (_, module) = try ModelCompiler.emit(model, options)
         XCTAssertEqual(Self.format(of: "model.embed_tokens.weight", in: module), .quantized(int8))
@@ -33,7 +34,7 @@ final class WeightOverridesTests: XCTestCase {
         XCTAssertEqual(Self.format(of: "model.layers.1.self_attn.q_proj.weight", in: module), .bf16)
         XCTAssertEqual(Self.format(of: "model.layers.1.self_attn.o_proj.weight", in: module), .bf16)
         XCTAssertEqual(Self.format(of: "model.layers.1.mlp.gate_proj.weight", in: module), .quantized(int8))
-        for call in ["attune_q4_linear_blocks(", "attune_q8_linear_blocks(", "attune_op_linear_bf16_blocks(", "attune_q8_embedding("] {
+        for call in ["attune_q4_linear_blocks(", "attune_q8_linear_consuming(", "attune_op_linear_bf16_blocks(", "attune_q8_embedding("] {
             XCTAssertTrue(module.source.contains(call), call)
         }
         // The same compile without the exceptions differs only where they applied.

@@ -23,15 +23,19 @@ final class LinearQuantizedTests: XCTestCase {
                            Int32, UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, Int32) -> Int32
         var linearGated: (UnsafePointer<Float>?, Int64, Int64, UnsafeRawPointer?, UnsafeRawPointer?, Int64, Int64, Int32, Int32,
                           UnsafeMutablePointer<Float>?, Int32) -> Int32
+        var linearConsuming: (UnsafeMutablePointer<Float>?, Int64, Int64, UnsafeRawPointer?, Int64, Int64, Int32, UnsafePointer<Float>?,
+                              UnsafeMutablePointer<Float>?, Int32) -> Int32
         /// Codes lie in [-qmax, qmax].
         var qmax: Int { bits == 4 ? 7 : 127 }
 
         static var int8: Width { Width(bits: 8, check: attune_q8_check, rowBytes: attune_q8_row_bytes, quantizeF32: attune_q8_quantize_f32,
                                 quantizeBF16: attune_q8_quantize_bf16, dequantize: attune_q8_dequantize, linear: attune_q8_linear,
-                                linearBlocks: attune_q8_linear_blocks, linearGated: attune_q8_linear_gated) }
+                                linearBlocks: attune_q8_linear_blocks, linearGated: attune_q8_linear_gated,
+                                linearConsuming: attune_q8_linear_consuming) }
         static var q4: Width { Width(bits: 4, check: attune_q4_check, rowBytes: attune_q4_row_bytes, quantizeF32: attune_q4_quantize_f32,
                               quantizeBF16: attune_q4_quantize_bf16, dequantize: attune_q4_dequantize, linear: attune_q4_linear,
-                              linearBlocks: attune_q4_linear_blocks, linearGated: attune_q4_linear_gated) }
+                              linearBlocks: attune_q4_linear_blocks, linearGated: attune_q4_linear_gated,
+                              linearConsuming: attune_q4_linear_consuming) }
     }
     static var widths: [Width] { [.int8, .q4] }
 
@@ -350,6 +354,32 @@ final class LinearQuantizedTests: XCTestCase {
                         let act = gelu == 1 ? 0.5 * g * (1 + tanh(0.7978845608028654 * (g + 0.044715 * g * g * g))) : g / (1 + exp(-g))
                         XCTAssertEqual(Double(epilogue[r * inter + j]), act * u, accuracy: 1e-5 * max(1, abs(act * u)), "\(k.bits) bits [\(r), \(j)]")
                     } }
+                }
+            }
+        }
+    }
+
+    /// The consuming call (a down projection whose input is dead after it) gives the linear
+    /// call's bits, with a bias, on the GEMV (1, 8 rows: x left alone) and the GEMM (9, 40
+    /// rows: with AVX512-BF16, x's rows overwritten by their bf16 copies while the panels
+    /// read them) on one and two threads.
+    func testConsumingCallEqualsTheLinearCall() throws {
+        let (width, out) = (1088, 70)
+        let w = normals(out * width, seed: 51, scale: 0.1), bias = normals(out, seed: 52)
+        for k in Self.widths {
+            let qw = try Quantised(w, k, rows: out, width: width, group: 32, scale: Self.f16)
+            for n in [1, 8, 9, 40] {
+                let x = normals(n * width, seed: 53 + UInt64(n))
+                var want = [Float](repeating: .nan, count: n * out)
+                XCTAssertEqual(qw.bytes.withUnsafeBytes { k.linear(x, Int64(n), Int64(width), $0.baseAddress, Int64(out), 32, Self.f16, bias, &want, 2) }, 0)
+                for threads: Int32 in [1, 2] {
+                    var consumed = x, y = [Float](repeating: .nan, count: n * out)
+                    let rc = qw.bytes.withUnsafeBytes {
+                        k.linearConsuming(&consumed, Int64(n), Int64(width), $0.baseAddress, Int64(out), 32, Self.f16, bias, &y, threads)
+                    }
+                    XCTAssertEqual(rc, 0)
+                    XCTAssertEqual(y.map(\.bitPattern), want.map(\.bitPattern), "\(k.bits) bits rows \(n) threads \(threads)")
+                    if n <= Int(ATTUNE_Q8_GEMV_MAX_ROWS) { XCTAssertEqual(consumed, x, "\(k.bits) bits rows \(n): the GEMV keeps x") }
                 }
             }
         }

@@ -121,7 +121,7 @@ static int node_21(NODE_ARGS) {
 
 /* %23 = linear(%21, %22) {bias = false} : f32[seq, 64]  # model.layers.0.mlp */
 static int node_23(NODE_ARGS) {
-    if (attune_q8_linear_blocks((m->arena + 0), seq, 160, (const void *const[]){(const void *)m->w[9]}, (const int64_t[]){64}, 1, 32, 1, NULL, (m->arena + 8192), 0)) return fail(m, "node %%23 linear: out of memory for the int8 kernel's scratch");
+    if (attune_q8_linear_consuming((m->arena + 0), seq, 160, (const void *)m->w[9], 64, 32, 1, NULL, (m->arena + 8192), 0)) return fail(m, "node %%23 linear: out of memory for the int8 kernel's scratch");
     return 0;
 }
 
@@ -213,7 +213,7 @@ static int node_41(NODE_ARGS) {
 
 /* %43 = linear(%41, %42) {bias = false} : f32[seq, 64]  # model.layers.1.mlp */
 static int node_43(NODE_ARGS) {
-    if (attune_q8_linear_blocks((m->arena + 0), seq, 160, (const void *const[]){(const void *)m->w[18]}, (const int64_t[]){64}, 1, 32, 1, NULL, (m->arena + 8192), 0)) return fail(m, "node %%43 linear: out of memory for the int8 kernel's scratch");
+    if (attune_q8_linear_consuming((m->arena + 0), seq, 160, (const void *)m->w[18], 64, 32, 1, NULL, (m->arena + 8192), 0)) return fail(m, "node %%43 linear: out of memory for the int8 kernel's scratch");
     return 0;
 }
 
