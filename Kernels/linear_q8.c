@@ -46,6 +46,16 @@ enum { RUN = 32, SB = 512, LANES = 16, VECS = RUN / 4 };
 #define PREFETCH 8192
 #endif
 
+/* Four rows of up to this many bytes are prefetched in one burst (dot_rows4), longer ones
+ * superblock by superblock four rows ahead. A longer burst stalls the stream: four
+ * 2304-wide q4 rows are 81 prefetches in a row (5184 bytes), and Gemma-2-2B's q4 GEMVs ran
+ * 1.15-1.22x faster spread; four rows of more than 4 KiB also put the spread prefetch far
+ * enough ahead, while shorter ones (896 wide) measured slower spread (Docs/PERFORMANCE.md,
+ * "q4 decode on Gemma-2-2B's shapes"). */
+#ifndef BURST_MAX
+#define BURST_MAX 4096
+#endif
+
 /* Prefill dequantises this many bytes of f32 weight rows per tile (an L2-sized share). */
 enum { TILE_BYTES = 512 << 10, TILE_ROW_ALIGN = 16 };
 
@@ -464,9 +474,10 @@ static inline __attribute__((always_inline)) void dot_row(const int R, const int
 /* dot_row for four consecutive rows of one block, none of them the block's last (R = 1,
  * decode): each row's arithmetic is dot_row's, so the bits do not depend on the grouping;
  * four independent chains keep more loads in flight. Short rows (four of them within
- * PREFETCH bytes: 896 wide) prefetch the bytes PREFETCH past the group in one burst;
- * long rows (`spread`: 4864 wide) prefetch, superblock by superblock, the same place of
- * the next four rows, as a burst that far ahead would leave gaps (1.5x slower). */
+ * BURST_MAX bytes: 896 wide) prefetch the bytes PREFETCH past the group in one burst;
+ * long rows (`spread`: 2304 wide in q4, 4864 in int8) prefetch, superblock by superblock,
+ * the same place of the next four rows, as a burst that long stalls the loads behind it
+ * and one that far ahead would leave gaps (1.5x slower at 4864 wide). */
 static inline __attribute__((always_inline)) void dot_rows4(const int bits, const int spread, const uint8_t *p, int64_t row_bytes,
                                                             const q8_act *a, int64_t in, const q8_scales *sc,
                                                             float *out) {
@@ -559,7 +570,7 @@ static inline __attribute__((always_inline)) void gemv_rows(const int bits, cons
         float v[ATTUNE_Q8_GEMV_MAX_ROWS];
 #ifdef Q8_VNNI
         if (R == 1 && r + 4 <= r1 && (start + wt->block_rows[b] - r - 4) * wt->row_bytes >= 64) {
-            if (4 * wt->row_bytes > PREFETCH) dot_rows4(bits, 1, p, wt->row_bytes, a, in, &sc, v);
+            if (4 * wt->row_bytes > BURST_MAX) dot_rows4(bits, 1, p, wt->row_bytes, a, in, &sc, v);
             else dot_rows4(bits, 0, p, wt->row_bytes, a, in, &sc, v);
             for (int i = 0; i < 4; i++) y[r + i] = v[i] + (bias ? bias[r + i] : 0.0f);
             p += 4 * wt->row_bytes;
