@@ -6,8 +6,8 @@
  * and, for prefill, the bf16 GEMM's panel step (linear_bf16.c) over panels
  * dequantised to bf16 (dequantised f32 tiles + SGEMM without AVX512-BF16). Every
  * static function takes the code width `bits` (8 or 4); the two differ only where
- * codes are stored and read (put_code, code_at, unsigned_codes). Measurements behind
- * the choices: Docs/PERFORMANCE.md.
+ * codes are stored and read (put_code, code_at, unsigned_codes, superblock's loop over
+ * the code vectors). Measurements behind the choices: Docs/PERFORMANCE.md.
  */
 #include "attune_linear_q8.h"
 #include "attune_linear_q4.h"
