@@ -6,8 +6,8 @@
  * and, for prefill, the bf16 GEMM's panel step (linear_bf16.c) over panels
  * dequantised to bf16 (dequantised f32 tiles + SGEMM without AVX512-BF16). Every
  * static function takes the code width `bits` (8 or 4); the two differ only where
- * codes are stored and read (put_code, code_at, unsigned_codes). Measurements behind
- * the choices: Docs/PERFORMANCE.md.
+ * codes are stored and read (put_code, code_at, unsigned_codes, superblock's loop over
+ * the code vectors). Measurements behind the choices: Docs/PERFORMANCE.md.
  */
 #include "attune_linear_q8.h"
 #include "attune_linear_q4.h"
@@ -44,6 +44,16 @@ enum { RUN = 32, SB = 512, LANES = 16, VECS = RUN / 4 };
  * (Docs/PERFORMANCE.md, "Decode: where a token's time goes"). */
 #ifndef PREFETCH
 #define PREFETCH 8192
+#endif
+
+/* Four rows of up to this many bytes are prefetched in one burst (dot_rows4), longer ones
+ * superblock by superblock four rows ahead. A longer burst stalls the stream: four
+ * 2304-wide q4 rows are 81 prefetches in a row (5184 bytes), and Gemma-2-2B's q4 GEMVs ran
+ * 1.15-1.22x faster spread; four rows of more than 4 KiB also put the spread prefetch far
+ * enough ahead, while shorter ones (896 wide) measured slower spread (Docs/PERFORMANCE.md,
+ * "q4 decode on Gemma-2-2B's shapes"). */
+#ifndef BURST_MAX
+#define BURST_MAX 4096
 #endif
 
 /* Prefill dequantises this many bytes of f32 weight rows per tile (an L2-sized share). */
@@ -371,41 +381,71 @@ static inline __attribute__((always_inline)) __m512 load_scales(const uint8_t *p
     return scale == ATTUNE_Q8_SCALE_F16 ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)) : _mm512_maskz_loadu_ps(m, p);
 }
 
-/* One superblock of `lanes` runs for R activation rows: 8 × (one weight load, R
- * vpdpbusd) leave each run's exact integer dot product in its lane; one convert and
- * one FMA per row scale them. Weight loads are full 64-byte loads unless `exact`:
- * masked loads that miss the caches measured 2-3x slower here (AMD EPYC), so a
- * short last superblock reads past its end into the next row (lanes beyond `lanes`
- * are zeroed after the load), and only the last row of a block loads exactly. */
+/* The 64 bytes of stored vector u of a superblock's codes (int8: vector u; q4: the
+ * nibbles of vectors 2u and 2u+1): a full load unless `exact`, which reads only the
+ * row's own bytes. */
+static inline __attribute__((always_inline)) __m512i code_vector(const uint8_t *p, int u, int lanes, int exact) {
+    const __mmask64 bm = exact && lanes != LANES ? (1ULL << (4 * lanes)) - 1ULL : ~0ULL;
+    const uint8_t *at = p + u * 4 * lanes;
+    return exact ? _mm512_maskz_loadu_epi8(bm, at) : _mm512_loadu_si512(at);
+}
+
 /* The codes of int8 vector v (0..7) of a superblock as unsigned bytes: int8 codes
  * offset by 128 (one XOR), q4 codes (already q + 8) unpacked from the low or high
- * nibbles of vector v/2. A q4 vector thus feeds two vpdpbusd from one load. */
+ * nibbles of vector v/2 (what the prefill dequantiser reads). */
 static inline __attribute__((always_inline)) __m512i unsigned_codes(const uint8_t *p, int v, int lanes, int bits,
                                                                     int exact) {
-    const __mmask64 bm = exact && lanes != LANES ? (1ULL << (4 * lanes)) - 1ULL : ~0ULL;
-    const uint8_t *at = p + (bits == 8 ? v : v / 2) * 4 * lanes;
-    const __m512i w = exact ? _mm512_maskz_loadu_epi8(bm, at) : _mm512_loadu_si512(at);
+    const __m512i w = code_vector(p, bits == 8 ? v : v / 2, lanes, exact);
     if (bits == 8) return _mm512_xor_si512(w, _mm512_set1_epi8((char)0x80));
     return _mm512_and_si512(v & 1 ? _mm512_srli_epi16(w, 4) : w, _mm512_set1_epi8(0x0F));
 }
 
+/* One superblock of `lanes` runs for R activation rows: 8 × (one weight vector, R
+ * vpdpbusd) leave each run's exact integer dot product in its lane; one convert and
+ * one FMA per row scale them. Weight loads are full 64-byte loads unless `exact`:
+ * masked loads that miss the caches measured 2-3x slower here (AMD EPYC), so a
+ * short last superblock reads past its end into the next row (lanes beyond `lanes`
+ * are zeroed after the load), and only the last row of a block loads exactly.
+ *
+ * A q4 load holds two vectors. The low nibbles are masked out (one AND); the high ones
+ * are used in place as 16 × code (the load XOR its low nibbles: one op instead of a
+ * shift and an AND) in sums of their own, exact multiples of 16 that one arithmetic
+ * shift per superblock brings back (|16 × 15 × 127| × 16 products per lane is far inside
+ * int32). The run sums are the same integers, so the outputs are the same bits; the
+ * kernel's compute rate on rows held in L2 rose 1.05-1.08x (Docs/PERFORMANCE.md, "q4
+ * decode on Gemma-2-2B's shapes"). */
 static inline __attribute__((always_inline)) void superblock(const int R, const int lanes, const int exact,
                                                              const int bits, const uint8_t *p, const q8_act *a,
                                                              int64_t in, int64_t runs, int64_t s0, __m512 ws,
                                                              __m512 *acc) {
     const __mmask16 m = (__mmask16)(lanes == LANES ? 0xFFFF : (1u << lanes) - 1u);
     const int64_t g0 = s0 / RUN;
+    const int8_t *x = a->xq + s0;   /* int8 vector v of row r: x + r * in + v * 4 * lanes */
     __m512i isum[ATTUNE_Q8_GEMV_MAX_ROWS];
     /* Full superblocks use no masked instruction at all: on this CPU a masked op with a
      * memory operand misses the caches slowly even when its mask is all ones. */
     const int full = lanes == LANES;
     for (int r = 0; r < R; r++)
         isum[r] = full ? _mm512_loadu_si512(a->corr + r * runs + g0) : _mm512_maskz_loadu_epi32(m, a->corr + r * runs + g0);
-    for (int v = 0; v < VECS; v++) {
-        __m512i w = unsigned_codes(p, v, lanes, bits, exact);
-        if (!full) w = _mm512_maskz_mov_epi32(m, w); /* lanes past a short superblock: next row's bytes */
-        for (int r = 0; r < R; r++)
-            isum[r] = _mm512_dpbusd_epi32(isum[r], w, _mm512_loadu_si512(a->xq + r * in + s0 + v * 4 * lanes));
+    if (bits == 8)
+        for (int v = 0; v < VECS; v++) {
+            __m512i w = unsigned_codes(p, v, lanes, bits, exact);
+            if (!full) w = _mm512_maskz_mov_epi32(m, w); /* lanes past a short superblock: next row's bytes */
+            for (int r = 0; r < R; r++) isum[r] = _mm512_dpbusd_epi32(isum[r], w, _mm512_loadu_si512(x + r * in + v * 4 * lanes));
+        }
+    else {
+        __m512i high16[ATTUNE_Q8_GEMV_MAX_ROWS];
+        for (int r = 0; r < R; r++) high16[r] = _mm512_setzero_si512();
+        for (int u = 0; u < VECS / 2; u++) {
+            __m512i w = code_vector(p, u, lanes, exact);
+            if (!full) w = _mm512_maskz_mov_epi32(m, w);
+            const __m512i low = _mm512_and_si512(w, _mm512_set1_epi8(0x0F)), high = _mm512_xor_si512(w, low);
+            for (int r = 0; r < R; r++) {
+                isum[r] = _mm512_dpbusd_epi32(isum[r], low, _mm512_loadu_si512(x + r * in + 2 * u * 4 * lanes));
+                high16[r] = _mm512_dpbusd_epi32(high16[r], high, _mm512_loadu_si512(x + r * in + (2 * u + 1) * 4 * lanes));
+            }
+        }
+        for (int r = 0; r < R; r++) isum[r] = _mm512_add_epi32(isum[r], _mm512_srai_epi32(high16[r], 4));
     }
     for (int r = 0; r < R; r++) {
         /* maskz: lanes past a short superblock may hold a stray (even NaN) scale. */
@@ -464,9 +504,10 @@ static inline __attribute__((always_inline)) void dot_row(const int R, const int
 /* dot_row for four consecutive rows of one block, none of them the block's last (R = 1,
  * decode): each row's arithmetic is dot_row's, so the bits do not depend on the grouping;
  * four independent chains keep more loads in flight. Short rows (four of them within
- * PREFETCH bytes: 896 wide) prefetch the bytes PREFETCH past the group in one burst;
- * long rows (`spread`: 4864 wide) prefetch, superblock by superblock, the same place of
- * the next four rows, as a burst that far ahead would leave gaps (1.5x slower). */
+ * BURST_MAX bytes: 896 wide) prefetch the bytes PREFETCH past the group in one burst;
+ * long rows (`spread`: 2304 wide in q4, 4864 in int8) prefetch, superblock by superblock,
+ * the same place of the next four rows, as a burst that long stalls the loads behind it
+ * and one that far ahead would leave gaps (1.5x slower at 4864 wide). */
 static inline __attribute__((always_inline)) void dot_rows4(const int bits, const int spread, const uint8_t *p, int64_t row_bytes,
                                                             const q8_act *a, int64_t in, const q8_scales *sc,
                                                             float *out) {
@@ -559,7 +600,7 @@ static inline __attribute__((always_inline)) void gemv_rows(const int bits, cons
         float v[ATTUNE_Q8_GEMV_MAX_ROWS];
 #ifdef Q8_VNNI
         if (R == 1 && r + 4 <= r1 && (start + wt->block_rows[b] - r - 4) * wt->row_bytes >= 64) {
-            if (4 * wt->row_bytes > PREFETCH) dot_rows4(bits, 1, p, wt->row_bytes, a, in, &sc, v);
+            if (4 * wt->row_bytes > BURST_MAX) dot_rows4(bits, 1, p, wt->row_bytes, a, in, &sc, v);
             else dot_rows4(bits, 0, p, wt->row_bytes, a, in, &sc, v);
             for (int i = 0; i < 4; i++) y[r + i] = v[i] + (bias ? bias[r + i] : 0.0f);
             p += 4 * wt->row_bytes;

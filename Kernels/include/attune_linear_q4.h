@@ -26,11 +26,12 @@
  *
  * KERNELS. Decode (rows ≤ ATTUNE_Q8_GEMV_MAX_ROWS): activations quantised per run of
  * 32 exactly as for int8 (attune_q8_round_activations gives what the kernel
- * multiplies by); u8×s8 VNNI dot products of the codes q + 8 against them, the offset
- * cancelled exactly by starting each run's sum at −8·Σ of its activations; f32
- * accumulation of the scaled per-run sums. Prefill: int8's bf16 panel path, panels
- * of 32 rows unpacked to bf16 ŵ as they are used. Nothing is ever dequantised to a
- * full copy.
+ * multiplies by); u8×s8 VNNI dot products of the codes q + 8 against them (high
+ * nibbles unshifted, as 16·(q + 8), in sums of their own that are divided by 16 exactly
+ * once per superblock), the offset cancelled exactly by starting each run's sum at
+ * −8·Σ of its activations; f32 accumulation of the scaled per-run sums. Prefill:
+ * int8's bf16 panel path, panels of 32 rows unpacked to bf16 ŵ as they are used.
+ * Nothing is ever dequantised to a full copy.
  */
 #ifndef ATTUNE_LINEAR_Q4_H
 #define ATTUNE_LINEAR_Q4_H
