@@ -3,7 +3,7 @@
 
     python Bench/decode_alternated.py --llama-cpp-dir BUILD_DIR [--attune PATH]
         [--model qwen2.5-0.5b] [--attune-weights bf16] [--llama-types bf16,f16]
-        [--rounds 5] [--depth 512] [--threads 2] [--workdir DIR] [--keep]
+        [--llama-pure] [--rounds 5] [--depth 512] [--threads 2] [--workdir DIR] [--keep]
 
 Why a second script: `realistic_models.py` runs each engine once, minutes apart, and this
 machine's memory bandwidth switches between levels for minutes at a time, so two decode
@@ -55,6 +55,8 @@ def main():
     ap.add_argument("--model", default="qwen2.5-0.5b", choices=sorted(rm.MODELS))
     ap.add_argument("--attune-weights", default="bf16", help="comma-separated --weights values")
     ap.add_argument("--llama-types", default="bf16,f16", help="comma-separated llama-quantize types")
+    ap.add_argument("--llama-pure", action="store_true",
+                    help="quantise q8_0/q4_0 with --pure (every tensor in that type, as Attune's --weights int8/q4)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--depth", type=int, default=512, help="cached positions before the decoded tokens")
     ap.add_argument("--threads", type=int, default=2)
@@ -91,7 +93,8 @@ def main():
         files = {}
         for t in types:
             out = work / f"{args.model}-{t}.gguf"
-            c = rm.run_child([quantize, str(made[1]), str(out), t.upper(), str(args.threads)], timeout=args.timeout)
+            flags = ["--pure"] if args.llama_pure and t in rm.LLAMA_QUANTS else []
+            c = rm.run_child([quantize, *flags, str(made[1]), str(out), t.upper(), str(args.threads)], timeout=args.timeout)
             if c.failure("llama-quantize", args.timeout):
                 sys.exit(f"error: {c.failure('llama-quantize', args.timeout)}")
             files[t] = out
