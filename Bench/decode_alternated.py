@@ -32,7 +32,7 @@ DECODE = 128
 
 
 def attune_decode(exe, folder, ids, env, timeout, weights):
-    res, c = rm.attune_call(exe, folder, ids, DECODE, env, timeout, weights)
+    res, _ = rm.attune_call(exe, folder, ids, DECODE, env, timeout, weights)
     if "error" in res:
         raise SystemExit(f"error: {res['error']}")
     return 1e3 / res["decode_ms_per_token"]

@@ -1,8 +1,9 @@
 /*
  * gemv_ab.c — two builds of Kernels/linear_q8.c (old_ and new_ symbol prefixes, made by
  * Bench/gemv_ab.sh) on one model's decode GEMV shapes, q4 and int8, one activation row,
- * in one process: GB/s of weight bytes against a streaming read of 256 MiB (two threads)
- * measured in the same rounds, and whether old and new wrote the same bits. Used for
+ * in one process: GB/s of weight bytes against the CLI's streaming read
+ * (attune_bench_read_gbps: 256 MiB, two threads) measured in the same rounds, and whether
+ * old and new wrote the same bits. Used for
  * Docs/PERFORMANCE.md, "q4 decode on Gemma-2-2B's shapes".
  *
  *   gemv_ab ROUNDS gemma2-2b|qwen2.5-0.5b [hot]
@@ -13,7 +14,8 @@
  * on 256 rows (128 per gated half) on one thread: rows that stay in L2, so the figure is
  * the kernel's compute rate, not the memory's.
  */
-#include <immintrin.h>
+#include "attune_bench.h"
+
 #include <omp.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -75,25 +77,6 @@ static float uniform(void) { /* in [-1, 1) */
     return (float)((double)(rng >> 11) * 0x1p-53) * 2 - 1;
 }
 
-/* GB/s of one pass over b[0, n) (64-byte aligned) by two threads, 64-byte loads. */
-static double read_probe(const uint8_t *b, size_t n) {
-    const double t0 = omp_get_wtime();
-    long long sink = 0;
-#pragma omp parallel num_threads(2) reduction(^ : sink)
-    {
-        const size_t lo = n / 2 * (size_t)omp_get_thread_num(), hi = lo + n / 2;
-        __m512i x0 = _mm512_setzero_si512(), x1 = x0;
-        for (size_t o = lo; o < hi; o += 128) {
-            x0 = _mm512_xor_si512(x0, _mm512_load_si512(b + o));
-            x1 = _mm512_xor_si512(x1, _mm512_load_si512(b + o + 64));
-        }
-        sink = _mm512_reduce_add_epi64(_mm512_xor_si512(x0, x1));
-    }
-    volatile long long keep = sink;
-    (void)keep;
-    return (double)n / (omp_get_wtime() - t0) / 1e9;
-}
-
 static int by_value(const void *a, const void *b) {
     const double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
@@ -121,8 +104,6 @@ int main(int argc, char **argv) {
     }
     const int threads = hot ? 1 : 2;
     const size_t probe_bytes = 256u << 20;
-    uint8_t *probe = huge(probe_bytes);
-    for (size_t i = 0; i < probe_bytes; i++) probe[i] = (uint8_t)i;
     for (int si = 0; si < 5; si++) {
         shape s = shapes[si];
         if (hot) s.out = s.gated ? 128 : 256;
@@ -159,7 +140,7 @@ int main(int argc, char **argv) {
                 if (round >= 0) gbs[vi][round] = (double)bytes[v->q4] * calls / (omp_get_wtime() - t0) / 1e9;
             }
             if (round >= 0) {
-                probe_gbs[round] = read_probe(probe, probe_bytes);
+                probe_gbs[round] = attune_bench_read_gbps(probe_bytes, 2, 1);   /* the CLI's probe */
                 ratio[0][round] = gbs[1][round] / gbs[0][round];
                 ratio[1][round] = gbs[3][round] / gbs[2][round];
             }
@@ -179,6 +160,5 @@ int main(int argc, char **argv) {
         free(x);
         for (int v = 0; v < 4; v++) free(y[v]);
     }
-    free(probe);
     return 0;
 }

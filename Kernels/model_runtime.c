@@ -299,39 +299,34 @@ void attune_model_close(attune_model *m) {
 }
 
 /* Bytes of cache c's K/V area (0: the layer's kernel keeps its own store) and of its
- * int8 scales, each rounded up to 64 bytes. */
+ * int8 scales (0: none), each rounded up to 64 bytes. */
 static size_t cache_bytes(int64_t c) {
     size_t bytes = g->cache_element_bytes ? (size_t)g->cache_element_bytes[c] : g->kv_element_bytes;
     return ((size_t)g->max_context * (size_t)g->cache_width[c] * bytes + 63) / 64 * 64;
 }
 
 static size_t scale_bytes(int64_t c) {
-    return g->cache_heads && g->cache_heads[c] > 0 ? ((size_t)g->max_context * (size_t)g->cache_heads[c] * 4 + 63) / 64 * 64 : 0;
+    return g->cache_heads && g->cache_heads[c] > 0 ? ((size_t)g->max_context * (size_t)g->cache_heads[c] * sizeof(float) + 63) / 64 * 64 : 0;
 }
 
 /* Every cache and scale area in one anonymous mapping: zero until written and resident
  * only where written, so a cache sized for max_context costs the positions used. From
  * malloc, calloc zeroed them page by page whenever it reused freed heap memory, and the
- * peak RSS of one run moved with the heap's history (Docs/PERFORMANCE.md, "Peak memory
- * of the quantised runs"). 0 on success. */
+ * peak RSS of one run moved with the heap's history (Docs/PERFORMANCE.md, "Peak memory:
+ * a stable heap"). 0 on success. */
 static int map_caches(attune_model *m) {
     size_t total = 0;
-    for (int64_t c = 0; c < g->n_caches; c++) total += (g->cache_width[c] > 0 ? cache_bytes(c) : 0) + scale_bytes(c);
+    for (int64_t c = 0; c < g->n_caches; c++) total += cache_bytes(c) + scale_bytes(c);
     if (total == 0) return 0;
-    void *base = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (base == MAP_FAILED) return 1;
-    m->kv_pages = base;
+    char *at = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (at == MAP_FAILED) return 1;
+    m->kv_pages = at;
     m->kv_pages_bytes = total;
-    char *at = base;
     for (int64_t c = 0; c < g->n_caches; c++) {
-        if (g->cache_width[c] > 0) {
-            m->kv[c] = (float *)at;
-            at += cache_bytes(c);
-        }
-        if (scale_bytes(c)) {
-            m->kv_scale[c] = (float *)at;
-            at += scale_bytes(c);
-        }
+        if (cache_bytes(c)) m->kv[c] = (float *)at;
+        at += cache_bytes(c);
+        if (scale_bytes(c)) m->kv_scale[c] = (float *)at;
+        at += scale_bytes(c);
     }
     return 0;
 }

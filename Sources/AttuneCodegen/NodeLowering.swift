@@ -319,11 +319,8 @@ struct NodeLowering {
             } else {
                 // A gated MLP's product feeds only its down projection: the largest matmul
                 // input of a layer (512 × 4864 floats in a Qwen2.5-0.5B prefill chunk).
-                let product: Bool
-                switch graph.nodes[node.inputs[0].node].op {
-                case .swiGLU, .geGLU: product = isOnlyUse(node.inputs[0])
-                default: product = false
-                }
+                let producer = graph.nodes[node.inputs[0].node].op
+                let product = (producer == .swiGLU || producer == .geGLU) && isOnlyUse(node.inputs[0])
                 code.append(try linearCall(x: x.pointer, rows: x.rows.c, in: x.width, weight: node.inputs[1], bias: bias, y: y.pointer,
                                            consumable: product))
             }
