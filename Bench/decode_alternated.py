@@ -14,6 +14,9 @@ figures are per-round ratios and their median:
     (decode after DEPTH cached positions; cached build, the first call compiles);
   - llama.cpp: `llama-bench -m FILE -p 0 -n 128 -d DEPTH -r 1` on the GGUF of the same
     weights (written and quantised as realistic_models.py does).
+Ratios are printed for pairs at the same bytes per weight only (bf16 against bf16 and f16,
+int8 against q8_0, q4 against q4_0), so all formats can share one set of rounds:
+    --attune-weights bf16,int8,q4 --llama-types bf16,f16,q8_0,q4_0 --llama-pure
 Each timed child holds the exclusive lock (/tmp/attune-build.lock) as in realistic_models.py.
 """
 import argparse
@@ -34,7 +37,7 @@ DECODE = 128
 def attune_decode(exe, folder, ids, env, timeout, weights):
     res, _ = rm.attune_call(exe, folder, ids, DECODE, env, timeout, weights)
     if "error" in res:
-        raise SystemExit(f"error: {res['error']}")
+        raise RuntimeError(res["error"])
     return 1e3 / res["decode_ms_per_token"]
 
 
@@ -43,9 +46,43 @@ def llama_decode(bench, path, depth, threads, timeout):
                       "-r", "1", "-o", "json"], timeout=timeout)
     err = c.failure("llama-bench", timeout)
     if err:
-        raise SystemExit(f"error: {err}")
+        raise RuntimeError(err)
     tests = json.loads(c.out)
     return next(t["avg_ts"] for t in tests if t["n_gen"] == DECODE)
+
+
+def same_bytes(weights, llama_type):
+    """Whether a llama.cpp type is the counterpart of an Attune --weights value (the issue's
+    "at the same bytes per weight"): 16-bit against bf16/f16, int8 against q8_0, q4 against
+    q4_0, f32 against f32 (`auto` depends on the checkpoint: no pair). Only these pairs get a ratio."""
+    family = weights.split(":")[0]
+    return llama_type in {"bf16": ("bf16", "f16"), "int8": ("q8_0",),
+                          "q4": ("q4_0",), "f32": ("f32",)}.get(family, ())
+
+
+def alternate(engines, rounds, foreign):
+    """Runs every (name, run) of engines once per round, the order rotated by one each round,
+    each under the exclusive lock; returns one {name: tok/s} per round."""
+    out = []
+    for r in range(rounds):
+        order = engines[r % len(engines):] + engines[:r % len(engines)]
+        got = {}
+        for name, run in order:
+            with rm.Timed(foreign, name):
+                got[name] = run()
+        rm.log(f"[round {r + 1}] " + ", ".join(f"{k} {v:.2f}" for k, v in got.items()))
+        out.append(got)
+    return out
+
+
+def paired_ratios(weights, types, rounds):
+    """{"attune W / llama.cpp T": (median, per-round ratios)} for the same-bytes pairs."""
+    out = {}
+    for w in weights:
+        for t in [t for t in types if same_bytes(w, t)]:
+            per = [g[f"attune {w}"] / g[f"llama.cpp {t}"] for g in rounds]
+            out[f"attune {w} / llama.cpp {t}"] = (statistics.median(per), per)
+    return out
 
 
 def main():
@@ -108,15 +145,9 @@ def main():
         engines += [(f"llama.cpp {t}", lambda t=t: llama_decode(bench, files[t], args.depth, args.threads,
                                                                  args.timeout)) for t in types]
         foreign = rm.ForeignCPU()
-        rounds = []
-        for r in range(args.rounds):
-            order = engines[r % len(engines):] + engines[:r % len(engines)]
-            got = {}
-            for name, run in order:
-                with rm.Timed(foreign, name):
-                    got[name] = run()
-            rm.log(f"[round {r + 1}] " + ", ".join(f"{k} {v:.2f}" for k, v in got.items()))
-            rounds.append(got)
+        rounds = alternate(engines, args.rounds, foreign)
+    except RuntimeError as e:
+        sys.exit(f"error: {e}")
     finally:
         if not args.keep:
             for p in made:
@@ -133,11 +164,8 @@ def main():
         v = [g[name] for g in rounds]
         print(f"| {name} | {statistics.median(v):.2f} | {min(v):.2f} | {max(v):.2f} |")
     print()
-    for w in weights:
-        for t in types:
-            per = [g[f"attune {w}"] / g[f"llama.cpp {t}"] for g in rounds]
-            print(f"- attune {w} / llama.cpp {t}: median of per-round ratios {statistics.median(per):.2f}x "
-                  f"(rounds: {', '.join(f'{x:.2f}' for x in per)})")
+    for pair, (median, per) in paired_ratios(weights, types, rounds).items():
+        print(f"- {pair}: median of per-round ratios {median:.2f}x (rounds: {', '.join(f'{x:.2f}' for x in per)})")
     busy = {k: v for k, v in foreign.phases.items() if v > 0.1}
     if busy:
         print("note: CONTENDED: other processes kept " + ", ".join(f"{v:.2f} core(s) busy during {k}"

@@ -4,7 +4,8 @@
     python Bench/realistic_models.py [--attune PATH] [--llama-cpp-dir BUILD_DIR]
         [--models qwen2.5-0.5b,tinyllama-1.1b,gemma2-2b] [--tinyllama-dtype float32|bfloat16]
         [--attune-weights f32,bf16,int8,q4] [--llama-half bf16,f16] [--transformers-bf16]
-        [--threads 2] [--timeout 900] [--workdir DIR] [--keep] [--json FILE]
+        [--llama-depth N] [--decode-rounds N] [--threads 2] [--timeout 900] [--workdir DIR]
+        [--keep] [--json FILE]
 
 Run it with a python that has Bench/requirements.txt and `gguf` installed (e.g.
 Bench/.venv after `compare_decoder.py` created it, plus `pip install gguf`; the
@@ -31,7 +32,11 @@ For each model it
      tensor names and metadata as llama.cpp's converter writes them for the llama,
      qwen2 and gemma2 archs, with a placeholder SentencePiece vocab of the checkpoint's size),
      quantises it to each of --llama-half (bf16, f16), q8_0 and q4_0 with llama-quantize, and
-     runs `llama-bench -p 512 -n 128 -t THREADS -o json` on each.
+     runs `llama-bench -p 512 -n 128 -t THREADS -o json` on each;
+  5. with --decode-rounds N (and both engines): N rounds that decode once with every
+     Attune format and every llama.cpp file, in an order rotated each round, and the median
+     per-round ratio of each pair at the same bytes per weight (decode_alternated.py): the
+     one-run decode rows above sit minutes apart, and that is where they disagree.
 
 Every timed child runs alone under an exclusive flock on /tmp/attune-build.lock (the
 lock builds take shared) and its peak RSS is that child's ru_maxrss from wait4 (taken
@@ -43,7 +48,7 @@ positions too (its -d), which matters for 4-bit weights: Qwen2.5-0.5B's f32 KV r
 after 512 positions is 5 % of its q4 weight read per step. Attune runs that fail or exceed
 --timeout are recorded in the table, not fatal.
 """
-import argparse, fcntl, json, os, shutil, signal, subprocess, sys, tempfile, threading, time
+import argparse, fcntl, json, os, shutil, signal, statistics, subprocess, sys, tempfile, threading, time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -532,6 +537,28 @@ def measure_llama_cpp(tools, folder, spec, name, work, threads, halves, reps, fo
     return rows
 
 
+def measure_decode_alternated(exe, bench, r, folder, name, work, ids, threads, rounds, foreign, timeout):
+    """Decode after the prompt's len(ids) positions, every Attune format (its cached build) and
+    every llama.cpp file that benched, alternated round by round: one-run rows sit minutes
+    apart, and this machine's bandwidth level changes over minutes (decode_alternated.py)."""
+    import decode_alternated as da  # imports this module: loaded here, not at the top
+    weights = [w for w, a in r["attune"].items() if "decode_tok_s" in a]
+    types = [q for q, l in r["llama_cpp"].items() if "decode_tok_s" in l]
+    def attune(w):
+        env = dict(os.environ, ATTUNE_CACHE_DIR=str(work / f"{name}-attune-{w}-cache"), OMP_NUM_THREADS=str(threads))
+        return da.attune_decode(exe, folder, ids, env, timeout, w)
+    engines = [(f"attune {w}", lambda w=w: attune(w)) for w in weights]
+    engines += [(f"llama.cpp {q}", lambda q=q: da.llama_decode(bench, work / f"{name}-{q}.gguf", len(ids), threads, timeout))
+                for q in types]
+    log(f"[alternated] {name}: {rounds} rounds of {', '.join(n for n, _ in engines)}")
+    try:
+        per_round = da.alternate(engines, rounds, foreign)
+    except RuntimeError as e:
+        return {"error": str(e)}
+    return {"rounds": per_round, "depth": len(ids),
+            "ratios": {k: {"median": m, "rounds": per} for k, (m, per) in da.paired_ratios(weights, types, per_round).items()}}
+
+
 # --------------------------------------------------------------------------- comparison
 
 def compare(attune, torch_res):
@@ -684,6 +711,10 @@ def main():
     ap.add_argument("--llama-depth", type=int, default=0, metavar="N",
                     help="llama-bench decodes after N cached positions (-d 0,N; the prefill stays at depth 0): "
                          "512 matches Attune's decode after the 512-token prompt")
+    ap.add_argument("--decode-rounds", type=int, default=0, metavar="N",
+                    help="after the phases above, N rounds that each decode once with every Attune format and "
+                         "every llama.cpp file (rotated order, decode_alternated.py), after 512 positions; "
+                         "reports the median per-round ratio of each same-bytes pair")
     ap.add_argument("--llama-skip-f32", action="store_true",
                     help="bench llama.cpp's 16-bit, q8_0 and q4_0 files only (the f32 GGUF is still written: they are quantised from it)")
     ap.add_argument("--llama-pure", action="store_true",
@@ -714,6 +745,8 @@ def main():
     attune_weights = [w.strip() for w in args.attune_weights.split(",") if w.strip()]
     if not attune_weights or any(w not in ("f32", "bf16", "int8", "q4", "auto") for w in attune_weights):
         ap.error(f"--attune-weights takes f32, bf16, int8, q4 and/or auto, got '{args.attune_weights}'")
+    if args.decode_rounds < 0:
+        ap.error("--decode-rounds must be 0 or more")
     unknown = [m for m in names if m not in MODELS]
     if unknown or not names:
         ap.error(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}")
@@ -791,6 +824,10 @@ def main():
                 r["llama_cpp"] = measure_llama_cpp(llama_tools, folder, spec, name, work, args.threads,
                                                    halves, args.llama_reps, foreign, args.timeout,
                                                    bench_f32=not args.llama_skip_f32, pure=args.llama_pure, depth=args.llama_depth)
+                if args.decode_rounds and not attune_skip:
+                    r["decode_alternated"] = measure_decode_alternated(
+                        args.attune, llama_tools[0], r, folder, name, work, ids["prefill"], args.threads, args.decode_rounds,
+                        foreign, args.timeout)
             results[name] = r
     finally:
         if not args.keep:
@@ -812,6 +849,17 @@ def main():
     for k, v in rat.items():
         print(f"- {k}: prefill {v['prefill']:.2f}x, decode {v['decode']:.2f}x (tok/s ratio; > 1 = attune faster)")
     notes = []
+    for name, r in results.items():
+        alt = r.get("decode_alternated")
+        if alt and "error" in alt:
+            notes.append(f"{name}: alternated decode rounds failed: {alt['error']}")
+        elif alt:
+            n = len(alt["rounds"])
+            medians = ", ".join(f"{e} {statistics.median(g[e] for g in alt['rounds']):.2f}" for e in alt["rounds"][0])
+            print(f"- {name}: decode alternated, {n} rounds after {alt['depth']} positions, median tok/s: {medians}")
+            for pair, v in alt["ratios"].items():
+                print(f"- {name}: {pair} decode, alternated: median of per-round ratios {v['median']:.2f}x "
+                      f"(rounds: {', '.join(f'{x:.2f}' for x in v['rounds'])})")
     if llama_note:
         notes.append(f"llama.cpp skipped: {llama_note}")
     for name, r in results.items():

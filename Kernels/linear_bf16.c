@@ -38,13 +38,14 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
-/* Below this many multiply-adds a call runs on one thread: forking costs more. */
-/* The decode GEMV prefetches this many bytes ahead of the weights it reads: 2 KiB beat
- * 1 and 4 KiB and the hardware prefetcher alone on the Qwen2.5-0.5B shapes
- * (PERFORMANCE.md, "Decode GEMV: one weight row front to back"). */
+/* The decode GEMV prefetches this many bytes ahead of the weights it reads, into L2. On
+ * Qwen2.5-0.5B's decode token 8 KiB took 0.87x the time of 2 KiB (the distance chosen while
+ * these prefetches still went to L1); 4 KiB took 1.11x the time of 8, 12 and 16 KiB 1.02x
+ * and 0.98x (PERFORMANCE.md, "bf16 decode: the prefetch distance"). */
 #ifndef GEMV_PREFETCH
-#define GEMV_PREFETCH 2048
+#define GEMV_PREFETCH 8192
 #endif
+/* Below this many multiply-adds a call runs on one thread: forking costs more. */
 enum { PARALLEL_MIN_MACS = 1 << 20, PANEL = ATTUNE_BF16_PANEL, GEMM_MR = 8, GEMV_ROWS = 4 };
 
 void attune_f32_to_bf16(const float *src, int64_t n, uint16_t *dst) {
