@@ -12,9 +12,9 @@
  * builds' blocks are a second or two apart, and the figure is the median of per-round
  * ratios. The decoded tokens are a fixed sequence, not greedy ones, so both builds do the
  * same work whatever their logits. Two models in one process map the same weight pages and
- * share the memory system: a build that streams worse loses more here than alone (the
- * bf16 prefetch change on Qwen2.5-0.5B: 0.87x here, ~0.95x across processes), so confirm a gain across
- * processes before quoting it.
+ * share the memory system: a build that streams worse can lose more here than alone (the
+ * bf16 prefetch change on Qwen2.5-0.5B: 0.87x here, ~0.95x across processes), so confirm
+ * a gain across processes before quoting it.
  */
 #include <dlfcn.h>
 #include <errno.h>
