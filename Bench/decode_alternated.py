@@ -136,7 +136,7 @@ def main():
                 sys.exit(f"error: {c.failure('llama-quantize', args.timeout)}")
             files[t] = out
         made[1].unlink()
-        env = dict(os.environ, ATTUNE_CACHE_DIR=str(made[2]), OMP_NUM_THREADS=str(args.threads))
+        env = rm.attune_env(made[2], args.threads)
         for w in weights:  # compile once, outside the rounds
             attune_decode(args.attune, folder, ids[:8], env, args.timeout, w)
 

@@ -327,10 +327,19 @@ def attune_call(exe, folder, ids, new, env, timeout, weights, logits_out=None, r
     return {"error": err}, c
 
 
+def attune_cache(work, name, weights):
+    """The private ATTUNE_CACHE_DIR of one model and --weights value."""
+    return work / f"{name}-attune-{weights}-cache"
+
+
+def attune_env(cache, threads):
+    return dict(os.environ, ATTUNE_CACHE_DIR=str(cache), OMP_NUM_THREADS=str(threads))
+
+
 def measure_attune(exe, folder, ids, threads, foreign, name, work, timeout, weights):
-    cache = work / f"{name}-attune-{weights}-cache"
+    cache = attune_cache(work, name, weights)
     shutil.rmtree(cache, ignore_errors=True)  # the first call must be a cold compile
-    env = dict(os.environ, ATTUNE_CACHE_DIR=str(cache), OMP_NUM_THREADS=str(threads))
+    env = attune_env(cache, threads)
     res = {}
     drop_page_cache(sorted(Path(folder).glob("*.safetensors")))
     log(f"[attune] {name} --weights {weights}: cold compile + prefill {PREFILL} + decode {DECODE}")
@@ -544,10 +553,8 @@ def measure_decode_alternated(exe, bench, r, folder, name, work, ids, threads, r
     import decode_alternated as da  # imports this module: loaded here, not at the top
     weights = [w for w, a in r["attune"].items() if "decode_tok_s" in a]
     types = [q for q, l in r["llama_cpp"].items() if "decode_tok_s" in l]
-    def attune(w):
-        env = dict(os.environ, ATTUNE_CACHE_DIR=str(work / f"{name}-attune-{w}-cache"), OMP_NUM_THREADS=str(threads))
-        return da.attune_decode(exe, folder, ids, env, timeout, w)
-    engines = [(f"attune {w}", lambda w=w: attune(w)) for w in weights]
+    engines = [(f"attune {w}", lambda w=w: da.attune_decode(exe, folder, ids, attune_env(attune_cache(work, name, w), threads),
+                                                            timeout, w)) for w in weights]
     engines += [(f"llama.cpp {q}", lambda q=q: da.llama_decode(bench, work / f"{name}-{q}.gguf", len(ids), threads, timeout))
                 for q in types]
     log(f"[alternated] {name}: {rounds} rounds of {', '.join(n for n, _ in engines)}")
@@ -814,7 +821,7 @@ def main():
                 with Timed(foreign, "read probe"):
                     r["read_gbps"] = read_bandwidth_gbps(args.attune, args.threads, args.timeout)
                 for w in attune_weights:
-                    created.append(work / f"{name}-attune-{w}-cache")
+                    created.append(attune_cache(work, name, w))
                     r["attune"][w] = measure_attune(args.attune, folder, ids, args.threads, foreign, name, work,
                                                     args.timeout, w)
             r["check"] = {w: compare(a, r["transformers"]) for w, a in r["attune"].items() if w != "skipped"}
